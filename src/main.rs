@@ -1,1 +1,144 @@
-fn main() {}
+//! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nimbus_api::{Identity, Service};
+use nimbus_functions::{Engine, EngineConfig};
+use nimbus_lambda::Lambda;
+use nimbus_store::code::CodeStore;
+use nimbus_store::SqliteStore;
+
+#[derive(Parser)]
+#[command(name = "nimbus", version, about = "AWS's compute services for data work, on your machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run nimbus in the foreground until interrupted.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 4566)]
+    port: u16,
+    /// Where the database, code packages and environments' files live.
+    #[arg(long, default_value = "./.nimbus")]
+    data_dir: PathBuf,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[arg(long, default_value = "000000000000")]
+    account: String,
+    /// Seconds an idle execution environment is kept warm.
+    #[arg(long, default_value_t = 600)]
+    keep_alive: u64,
+    /// Invocations running at once across all functions (AWS's account concurrency).
+    #[arg(long, default_value_t = 1000)]
+    max_concurrency: usize,
+    /// Share of the host's memory that running environments' MemorySize may add up to.
+    #[arg(long, default_value_t = 0.5)]
+    memory_share: f64,
+    /// Seconds running invocations get to finish when nimbus stops.
+    #[arg(long, default_value_t = 10)]
+    grace: u64,
+    /// Do not echo functions' output on nimbus's stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Up(args) => runtime.block_on(up(args)),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let address: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let address = listener.local_addr()?;
+    let endpoint_url = format!("http://{address}");
+
+    let store = Arc::new(SqliteStore::open(&data_dir.join("nimbus.db"))?);
+    let code = Arc::new(CodeStore::open(&data_dir.join("code"))?);
+    // Environments' private directories from a previous run are garbage now.
+    let tmp_root = data_dir.join("tmp");
+    let _ = std::fs::remove_dir_all(&tmp_root);
+    let engine = Engine::new(EngineConfig {
+        runtime_dir: data_dir.join("runtime"),
+        tmp_root,
+        keep_alive: Duration::from_secs(args.keep_alive),
+        max_concurrency: args.max_concurrency,
+        memory_budget_mb: (host_memory_mb() as f64 * args.memory_share) as u64,
+        init_timeout: Duration::from_secs(10),
+        echo_output: !args.quiet,
+    })?;
+    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
+    let lambda = Lambda::start(store, code, engine.clone(), identity, endpoint_url.clone())?;
+    let services: Vec<Arc<dyn Service>> = vec![lambda];
+
+    let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
+    let health_engine = engine.clone();
+    let health = Arc::new(move || {
+        serde_json::json!({
+            "status": "ready",
+            "version": env!("CARGO_PKG_VERSION"),
+            "services": names,
+            "isolation": "process",
+            "environments": health_engine.stats(),
+        })
+    });
+    println!("nimbus listening on {endpoint_url} (data: {})", data_dir.display());
+
+    let grace = Duration::from_secs(args.grace);
+    nimbus_api::serve(listener, services, health, stop_signal(), grace).await;
+    let cut = engine.shutdown(Duration::from_millis(200)).await;
+    if cut > 0 {
+        eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
+    }
+    eprintln!("nimbus: stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("nimbus: stopping (no new invocations; running ones get the grace period)");
+}
+
+/// Total memory of the host in MB, from /proc/meminfo.
+fn host_memory_mb() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(4096, |kib| kib / 1024)
+}

@@ -1,1 +1,28 @@
+//! The AWS wire front: one HTTP port, requests routed to the service that claims them, errors in
+//! each protocol's exact shape, and `x-amzn-RequestId` on every response.
 
+mod error;
+mod request;
+mod server;
+
+pub use error::{AwsError, Protocol};
+pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
+pub use server::{json_response, serve, Health, Service, ServiceFuture};
+
+/// Region and account every ARN and identity is built from.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity { region: "us-east-1".into(), account: "000000000000".into() }
+    }
+}
+
+/// A request id in AWS's format (a random UUID).
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}

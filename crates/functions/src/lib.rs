@@ -1,1 +1,93 @@
+//! The functions engine: execution environments for function versions, the Lambda Runtime API
+//! they speak, warm reuse, concurrency and memory limits, timeouts and idle reaping.
 
+mod engine;
+pub mod env;
+mod environment;
+pub mod logs;
+mod output;
+mod runtime_api;
+pub mod runtimes;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use engine::{Engine, EngineConfig, EngineStats};
+pub use runtime_api::MAX_RESPONSE_BYTES;
+
+/// An immutable snapshot of what an environment runs. A new `revision` (any code or
+/// configuration change) retires the environments of the old one.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub version: String,
+    pub revision: String,
+    pub runtime: String,
+    pub handler: String,
+    pub code_dir: PathBuf,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub environment: Vec<(String, String)>,
+    pub log_group: String,
+    pub region: String,
+    /// nimbus's own API, for SDKs inside the function.
+    pub endpoint_url: String,
+}
+
+/// One request to run a function.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub invoked_arn: String,
+    pub client_context: Option<String>,
+    /// Capture the invocation's log lines (`LogType: Tail`).
+    pub tail_log: bool,
+}
+
+/// What the function answered.
+#[derive(Debug, Clone)]
+pub struct InvokeResult {
+    pub payload: Bytes,
+    /// `Unhandled` when the payload is an error document (`X-Amz-Function-Error`).
+    pub function_error: Option<&'static str>,
+    /// The invocation's log text when a tail was asked for.
+    pub log: Option<String>,
+}
+
+impl InvokeResult {
+    pub fn ok(payload: Bytes) -> InvokeResult {
+        InvokeResult { payload, function_error: None, log: None }
+    }
+
+    /// An error nimbus reports on the function's behalf (timeout, crash …).
+    pub fn unhandled(error_type: &str, message: &str) -> InvokeResult {
+        let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+        InvokeResult {
+            payload: Bytes::from(body.to_string()),
+            function_error: Some("Unhandled"),
+            log: None,
+        }
+    }
+
+    /// An error the runtime posted: its JSON document as is, or one built from the header.
+    pub fn from_runtime_error(error_type: &str, body: Bytes) -> InvokeResult {
+        if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) {
+            return InvokeResult { payload: body, function_error: Some("Unhandled"), log: None };
+        }
+        InvokeResult::unhandled(error_type, String::from_utf8_lossy(&body).trim())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Concurrency or memory exhausted; `reason` is AWS's `TooManyRequestsException` reason.
+    #[error("Rate Exceeded.")]
+    Throttled { reason: &'static str },
+    #[error("nimbus is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Internal(String),
+}

@@ -1,1 +1,177 @@
+//! The Lambda service (API version 2015-03-31): operations over the registry of functions, and
+//! invokes handed to the functions engine.
 
+mod functions;
+mod invoke;
+mod model;
+mod registry;
+mod validate;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::{json_response, percent_decode, ApiRequest, ApiResponse, AwsError, Body, Identity, Service, ServiceFuture};
+use nimbus_functions::Engine;
+use nimbus_store::code::CodeStore;
+use nimbus_store::{Store, StoreError};
+
+use crate::invoke::{EventSender, PROTOCOL};
+use crate::registry::{Entry, Registry, LATEST};
+
+const FUNCTIONS_PATH: &str = "/2015-03-31/functions";
+const CODE_PATH: &str = "/_nimbus/code/";
+
+pub struct Lambda {
+    registry: Registry,
+    engine: Engine,
+    identity: Identity,
+    endpoint_url: String,
+    events: EventSender,
+}
+
+impl Lambda {
+    /// Loads the stored functions and starts the background event workers.
+    pub fn start(
+        store: Arc<dyn Store>,
+        code: Arc<CodeStore>,
+        engine: Engine,
+        identity: Identity,
+        endpoint_url: String,
+    ) -> Result<Arc<Lambda>, StoreError> {
+        let registry = Registry::load(store, code, identity.region.clone(), endpoint_url.clone())?;
+        Ok(Arc::new_cyclic(|weak| Lambda {
+            registry,
+            engine,
+            identity,
+            endpoint_url,
+            events: invoke::start_event_workers(weak.clone()),
+        }))
+    }
+
+    fn function_arn(&self, name: &str) -> String {
+        format!("arn:aws:lambda:{}:{}:function:{name}", self.identity.region, self.identity.account)
+    }
+
+    /// The bare name from a name, a full ARN or a partial ARN (`123456789012:function:name`),
+    /// with any `:qualifier` suffix removed.
+    fn function_name_of(&self, reference: &str) -> Result<String, AwsError> {
+        let (name, _) = split_reference(reference);
+        validate::function_name(name)?;
+        Ok(name.to_owned())
+    }
+
+    /// The function version a request names; only `$LATEST` exists until versions arrive.
+    fn find(&self, reference: &str, qualifier: Option<&str>) -> Result<Arc<Entry>, AwsError> {
+        let (name, suffix) = split_reference(reference);
+        let qualifier = qualifier.or(suffix);
+        let not_found = || {
+            let arn = self.function_arn(name);
+            match qualifier {
+                Some(q) => AwsError::not_found(format!("Function not found: {arn}:{q}")),
+                None => AwsError::not_found(format!("Function not found: {arn}")),
+            }
+        };
+        if qualifier.is_some_and(|q| q != LATEST) {
+            return Err(not_found());
+        }
+        self.registry.get(name).ok_or_else(not_found)
+    }
+
+    async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
+        let path = request.uri.path().to_owned();
+        if let Some(file) = path.strip_prefix(CODE_PATH) {
+            return self.code_package(file).await;
+        }
+        let rest = path.strip_prefix(FUNCTIONS_PATH).unwrap_or_default().trim_start_matches('/');
+        let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+        let qualifier = request.query("Qualifier");
+        let qualifier = qualifier.as_deref();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let json = |value| Ok(json_response(value));
+        match (&request.method, segments.as_slice()) {
+            (&Method::POST, []) => {
+                let (status, value) = self.create_function(&request.body).await?;
+                let mut response = json_response(value);
+                *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+                Ok(response)
+            }
+            (&Method::GET, []) => {
+                let marker = request.query("Marker");
+                json(self.list_functions(marker.as_deref(), request.query("MaxItems").as_deref())?)
+            }
+            (&Method::GET, [name]) => json(self.get_function(name, qualifier)?),
+            (&Method::DELETE, [name]) => {
+                self.delete_function(name, qualifier).await?;
+                let mut response = ApiResponse::new(Body::new(Bytes::new()));
+                *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+                Ok(response)
+            }
+            (&Method::GET, [name, "configuration"]) => json(self.get_configuration(name, qualifier)?),
+            (&Method::PUT, [name, "configuration"]) => json(self.update_configuration(name, &request.body).await?),
+            (&Method::PUT, [name, "code"]) => json(self.update_code(name, &request.body).await?),
+            (&Method::POST, [name, "invocations"]) => self.invoke(&request, name).await,
+            _ => Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("nimbus does not implement {} {path} yet", request.method),
+            )),
+        }
+    }
+
+    /// The zip behind `GetFunction`'s `Code.Location`.
+    async fn code_package(&self, file: &str) -> Result<ApiResponse, AwsError> {
+        let hex = file.trim_end_matches(".zip");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AwsError::not_found("No such code package"));
+        }
+        let path = self.registry.code.zip_path(hex);
+        let bytes = tokio::fs::read(path).await.map_err(|_| AwsError::not_found("No such code package"))?;
+        Ok(ApiResponse::new(Body::new(Bytes::from(bytes))))
+    }
+}
+
+/// Splits `name`, `name:qualifier`, `arn:aws:lambda:region:account:function:name[:qualifier]`
+/// and `account:function:name[:qualifier]` into the name and the qualifier.
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    let parts: Vec<&str> = reference.split(':').collect();
+    let after_function = parts.iter().position(|p| *p == "function").map(|i| &parts[i + 1..]);
+    match after_function.unwrap_or(&parts[..]) {
+        [name] => (name, None),
+        [name, qualifier] => (name, Some(qualifier)),
+        _ => (reference, None),
+    }
+}
+
+impl Service for Lambda {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
+        let path = uri.path();
+        path.starts_with(FUNCTIONS_PATH) || path.starts_with(CODE_PATH)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(async move {
+            match self.route(request).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(PROTOCOL),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_name_functions_in_every_aws_form() {
+        assert_eq!(split_reference("fn"), ("fn", None));
+        assert_eq!(split_reference("fn:$LATEST"), ("fn", Some("$LATEST")));
+        assert_eq!(split_reference("arn:aws:lambda:us-east-1:000000000000:function:fn"), ("fn", None));
+        assert_eq!(split_reference("000000000000:function:fn:prod"), ("fn", Some("prod")));
+    }
+}

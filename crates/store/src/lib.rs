@@ -1,4 +1,41 @@
-//! Durable state: the metadata database (behind the [`Store`] trait) and the content-addressed
-//! code package store.
+//! Durable state: the metadata database behind the [`Store`] trait (SQLite embedded today,
+//! PostgreSQL later) and the content-addressed code package store ([`code::CodeStore`]).
 
 pub mod code;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// One version of one function as the service persists it. The configuration is the service's
+/// own JSON document, so the store needs no change when the service grows a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRow {
+    pub name: String,
+    pub version: String,
+    pub config: String,
+    pub code_sha256: String,
+}
+
+/// Durable metadata. Implementations must make a write durable before returning `Ok`.
+pub trait Store: Send + Sync + 'static {
+    /// Every stored function version, for the services' in-memory caches at startup.
+    fn load_functions(&self) -> Result<Vec<FunctionRow>, StoreError>;
+    /// Inserts a new row; `Conflict` when that name and version exist.
+    fn insert_function(&self, row: &FunctionRow) -> Result<(), StoreError>;
+    /// Replaces an existing row; `NotFound` when there is none.
+    fn update_function(&self, row: &FunctionRow) -> Result<(), StoreError>;
+    /// Deletes every version of a function; `NotFound` when there is none.
+    fn delete_function(&self, name: &str) -> Result<(), StoreError>;
+    /// Whether any stored version still uses a code package (before the package is removed).
+    fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError>;
+}

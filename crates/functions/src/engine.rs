@@ -1,0 +1,372 @@
+//! Routes invocations to warm environments, starts new ones within the concurrency and memory
+//! limits, retires stale ones and reaps idle ones. The warm path is an idle-stack pop and push:
+//! no disk, no database, no lock held across an await.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::environment::{Environment, StartContext, StartError};
+use crate::runtimes::Runtimes;
+use crate::{EngineError, FunctionSpec, Invocation, InvokeResult};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the embedded runtime clients are written.
+    pub runtime_dir: PathBuf,
+    /// Parent of each environment's private temporary directory.
+    pub tmp_root: PathBuf,
+    /// Idle environments are stopped after this long.
+    pub keep_alive: Duration,
+    /// Invocations running at once, across all functions (AWS's account concurrency).
+    pub max_concurrency: usize,
+    /// Sum of live environments' `MemorySize` allowed, in MB.
+    pub memory_budget_mb: u64,
+    pub init_timeout: Duration,
+    /// Echo functions' output on nimbus's stderr.
+    pub echo_output: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineStats {
+    pub environments: usize,
+    pub busy: usize,
+    pub memory_mb: u64,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    runtimes: Runtimes,
+    pools: RwLock<HashMap<(String, String), Arc<Pool>>>,
+    busy: AtomicUsize,
+    environments: AtomicUsize,
+    memory_mb: AtomicU64,
+    live_pids: Mutex<HashSet<u32>>,
+    draining: AtomicBool,
+    idle_changed: tokio::sync::Notify,
+    clock: Instant,
+}
+
+/// The environments of one function version at one revision.
+struct Pool {
+    spec: Arc<FunctionSpec>,
+    idle: Mutex<Vec<Live>>,
+    retired: AtomicBool,
+}
+
+/// A live environment and the share of the engine's budgets it holds until dropped.
+struct Live {
+    environment: Environment,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        inner.memory_mb.fetch_sub(u64::from(self.environment.spec.memory_mb), Ordering::AcqRel);
+        inner.environments.fetch_sub(1, Ordering::AcqRel);
+        lock(&inner.live_pids).remove(&self.environment.pid);
+        // Environment's own Drop kills the process group and removes its /tmp.
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Releases one unit of concurrency when an invocation ends, however it ends.
+struct BusyGuard<'a>(&'a Inner);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_changed.notify_waiters();
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
+        std::fs::create_dir_all(&config.tmp_root)?;
+        let runtimes = Runtimes::install(&config.runtime_dir)?;
+        let inner = Arc::new(Inner {
+            config,
+            runtimes,
+            pools: RwLock::new(HashMap::new()),
+            busy: AtomicUsize::new(0),
+            environments: AtomicUsize::new(0),
+            memory_mb: AtomicU64::new(0),
+            live_pids: Mutex::new(HashSet::new()),
+            draining: AtomicBool::new(false),
+            idle_changed: tokio::sync::Notify::new(),
+            clock: Instant::now(),
+        });
+        tokio::spawn(reap_idle(Arc::downgrade(&inner)));
+        Ok(Engine { inner })
+    }
+
+    /// Checks that the host can run `runtime`, resolving its interpreter once (blocking work
+    /// runs off the async workers). The error says why not.
+    pub async fn check_runtime(&self, runtime: &str) -> Result<(), String> {
+        let inner = self.inner.clone();
+        let runtime = runtime.to_owned();
+        tokio::task::spawn_blocking(move || inner.runtimes.interpreter(&runtime).map(|_| ()))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            environments: self.inner.environments.load(Ordering::Relaxed),
+            busy: self.inner.busy.load(Ordering::Relaxed),
+            memory_mb: self.inner.memory_mb.load(Ordering::Relaxed),
+        }
+    }
+
+    pub async fn invoke(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        invocation: &Invocation,
+    ) -> Result<InvokeResult, EngineError> {
+        let inner = &self.inner;
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        if inner.busy.fetch_add(1, Ordering::AcqRel) >= inner.config.max_concurrency {
+            inner.busy.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::Throttled { reason: "ConcurrentInvocationLimitExceeded" });
+        }
+        let _busy = BusyGuard(inner);
+        let pool = self.pool_for(spec);
+        let live = match pool.pop_idle() {
+            Some(live) => live,
+            None => match self.start(&pool, invocation).await? {
+                Ok(live) => live,
+                Err(failed) => return Ok(failed),
+            },
+        };
+        match live.environment.invoke(invocation).await {
+            Ok(result) => {
+                if pool.retired.load(Ordering::Acquire) || inner.draining.load(Ordering::Acquire) {
+                    drop(live);
+                } else {
+                    live.environment.last_used_ms.store(inner.now_ms(), Ordering::Relaxed);
+                    lock(&pool.idle).push(live);
+                }
+                Ok(result)
+            }
+            Err(result) => Ok(result), // the environment is dropped: killed and cleaned
+        }
+    }
+
+    /// Stops a function's environments: idle ones now, busy ones when their invocation ends.
+    pub fn retire(&self, function_name: &str) {
+        let retired: Vec<Arc<Pool>> = {
+            let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+            let keys: Vec<_> = pools.keys().filter(|(name, _)| name == function_name).cloned().collect();
+            keys.iter().filter_map(|key| pools.remove(key)).collect()
+        };
+        for pool in retired {
+            pool.retire();
+        }
+    }
+
+    /// Refuses new invocations, lets running ones finish within `grace`, then stops every
+    /// environment. Returns how many invocations were cut.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        let inner = &self.inner;
+        inner.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = inner.idle_changed.notified();
+            if inner.busy.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        let cut = inner.busy.load(Ordering::Acquire);
+        let pools: Vec<Arc<Pool>> = {
+            let mut pools = inner.pools.write().unwrap_or_else(|p| p.into_inner());
+            pools.drain().map(|(_, pool)| pool).collect()
+        };
+        for pool in pools {
+            pool.retire();
+        }
+        for pid in lock(&inner.live_pids).iter() {
+            nimbus_sandbox::kill_group(*pid);
+        }
+        cut
+    }
+
+    fn pool_for(&self, spec: &Arc<FunctionSpec>) -> Arc<Pool> {
+        let key = (spec.name.clone(), spec.version.clone());
+        {
+            let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(pool) = pools.get(&key) {
+                if pool.spec.revision == spec.revision {
+                    return pool.clone();
+                }
+            }
+        }
+        let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(&key) {
+            if pool.spec.revision == spec.revision {
+                return pool.clone();
+            }
+        }
+        let pool = Arc::new(Pool { spec: spec.clone(), idle: Mutex::new(Vec::new()), retired: AtomicBool::new(false) });
+        if let Some(stale) = pools.insert(key, pool.clone()) {
+            stale.retire();
+        }
+        pool
+    }
+
+    /// Starts an environment for `pool`. The inner `Err` is the invocation's failed result.
+    async fn start(&self, pool: &Pool, invocation: &Invocation) -> Result<Result<Live, InvokeResult>, EngineError> {
+        let inner = &self.inner;
+        let memory = u64::from(pool.spec.memory_mb);
+        self.reserve_memory(memory)?;
+        // From here the reservation belongs to `Live` (or is returned on failure below).
+        let release = |inner: &Inner| {
+            inner.memory_mb.fetch_sub(memory, Ordering::AcqRel);
+        };
+        let runtime = pool.spec.runtime.clone();
+        let code_dir = pool.spec.code_dir.clone();
+        let launch_inner = inner.clone();
+        let launch = tokio::task::spawn_blocking(move || launch_inner.runtimes.launch(&runtime, &code_dir)).await;
+        let launch = match launch {
+            Ok(Ok(launch)) => launch,
+            Ok(Err(why)) => {
+                release(inner);
+                let message = format!("RequestId: {} Error: {why}", invocation.request_id);
+                return Ok(Err(InvokeResult::unhandled("Runtime.InvalidEntrypoint", &message)));
+            }
+            Err(join) => {
+                release(inner);
+                return Err(EngineError::Internal(join.to_string()));
+            }
+        };
+        let cx = StartContext {
+            launch,
+            base_env: Vec::new(),
+            tmp_root: &inner.config.tmp_root,
+            init_timeout: inner.config.init_timeout,
+            echo_output: inner.config.echo_output,
+            request_id: &invocation.request_id,
+        };
+        match Environment::start(pool.spec.clone(), cx).await {
+            Ok(environment) => {
+                inner.environments.fetch_add(1, Ordering::AcqRel);
+                lock(&inner.live_pids).insert(environment.pid);
+                Ok(Ok(Live { environment, inner: inner.clone() }))
+            }
+            Err(StartError::Failed(result)) => {
+                release(inner);
+                Ok(Err(result))
+            }
+            Err(StartError::Internal(why)) => {
+                release(inner);
+                Err(EngineError::Internal(why))
+            }
+        }
+    }
+
+    /// Takes `memory` MB of the budget, stopping idle environments of any function to make room.
+    fn reserve_memory(&self, memory: u64) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        loop {
+            let before = inner.memory_mb.fetch_add(memory, Ordering::AcqRel);
+            if before + memory <= inner.config.memory_budget_mb {
+                return Ok(());
+            }
+            inner.memory_mb.fetch_sub(memory, Ordering::AcqRel);
+            if !self.evict_one_idle() {
+                return Err(EngineError::Throttled { reason: "ConcurrentInvocationLimitExceeded" });
+            }
+        }
+    }
+
+    /// Stops the least recently used idle environment; false when there is none.
+    fn evict_one_idle(&self) -> bool {
+        let pools: Vec<Arc<Pool>> =
+            self.inner.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let oldest = pools
+            .iter()
+            .filter_map(|pool| {
+                let idle = lock(&pool.idle);
+                idle.first().map(|live| (live.environment.last_used_ms.load(Ordering::Relaxed), pool))
+            })
+            .min_by_key(|(used, _)| *used);
+        match oldest {
+            Some((_, pool)) => {
+                let evicted = {
+                    let mut idle = lock(&pool.idle);
+                    (!idle.is_empty()).then(|| idle.remove(0))
+                };
+                evicted.is_some()
+            }
+            None => false,
+        }
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+}
+
+impl Pool {
+    /// The most recently used idle environment that is still alive.
+    fn pop_idle(&self) -> Option<Live> {
+        let mut idle = lock(&self.idle);
+        while let Some(live) = idle.pop() {
+            if !live.environment.has_exited() {
+                return Some(live);
+            }
+        }
+        None
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        drop(idle);
+    }
+}
+
+/// Stops environments idle for longer than the keep-alive.
+async fn reap_idle(inner: std::sync::Weak<Inner>) {
+    let period = match inner.upgrade() {
+        Some(inner) => (inner.config.keep_alive / 4).clamp(Duration::from_millis(100), Duration::from_secs(10)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let keep_alive = inner.config.keep_alive.as_millis() as u64;
+        let now = inner.now_ms();
+        let pools: Vec<Arc<Pool>> = inner.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for pool in pools {
+            let expired: Vec<Live> = {
+                let mut idle = lock(&pool.idle);
+                let (keep, expired) = std::mem::take(&mut *idle).into_iter().partition(|live: &Live| {
+                    now.saturating_sub(live.environment.last_used_ms.load(Ordering::Relaxed)) < keep_alive
+                        && !live.environment.has_exited()
+                });
+                *idle = keep;
+                expired
+            };
+            drop(expired);
+        }
+    }
+}

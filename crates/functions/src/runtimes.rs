@@ -1,0 +1,235 @@
+//! Runtime names (`python3.12`, `nodejs20.x`, `provided.al2023`) mapped onto what the host has:
+//! the real interpreter binary (never a version manager's shim, which costs ~100 ms a start) and
+//! the small runtime clients nimbus ships inside its binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const PYTHON_CLIENT: &str = include_str!("../runtimes/python/bootstrap.py");
+const NODE_CLIENT: &str = include_str!("../runtimes/node/bootstrap.js");
+
+/// Asks the interpreter for its real path, its version and (Python) its site directories.
+const PYTHON_PROBE: &str = "import sys,site,os;print(sys.executable);print('%d.%d'%sys.version_info[:2]);\
+print(os.pathsep.join(site.getsitepackages()+[site.getusersitepackages()]))";
+const NODE_PROBE: &str = "console.log(process.execPath);console.log(process.versions.node);console.log('')";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Python,
+    Node,
+    Provided,
+}
+
+impl Family {
+    pub fn of(runtime: &str) -> Option<Family> {
+        if runtime.starts_with("python3") {
+            Some(Family::Python)
+        } else if runtime.starts_with("nodejs") {
+            Some(Family::Node)
+        } else if runtime.starts_with("provided") {
+            Some(Family::Provided)
+        } else {
+            None
+        }
+    }
+}
+
+/// A host interpreter that serves a runtime name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    pub executable: PathBuf,
+    pub version: String,
+    /// Python's site-packages directories, joined with `:` (boto3 lives there, as on AWS).
+    pub site_dirs: String,
+}
+
+/// How to start one environment's runtime.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Resolves each runtime name once and remembers the answer.
+pub struct Runtimes {
+    client_dir: PathBuf,
+    resolved: Mutex<HashMap<String, Result<Interpreter, String>>>,
+}
+
+impl Runtimes {
+    /// Writes the embedded runtime clients under `client_dir` (nimbus's own runtime directory).
+    pub fn install(client_dir: &Path) -> std::io::Result<Runtimes> {
+        for (dir, file, text) in
+            [("python", "bootstrap.py", PYTHON_CLIENT), ("node", "bootstrap.js", NODE_CLIENT)]
+        {
+            let dir = client_dir.join(dir);
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(file);
+            // Rewrite only when changed, so a running environment never reads a half-written file.
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+                let temporary = dir.join(format!(".{file}.tmp"));
+                std::fs::write(&temporary, text)?;
+                std::fs::rename(&temporary, &path)?;
+            }
+        }
+        Ok(Runtimes { client_dir: client_dir.to_owned(), resolved: Mutex::new(HashMap::new()) })
+    }
+
+    /// The host interpreter for `runtime`, or why there is none. Blocking (runs the interpreter
+    /// once per runtime name); call it off the async workers.
+    pub fn interpreter(&self, runtime: &str) -> Result<Interpreter, String> {
+        if let Some(known) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(runtime) {
+            return known.clone();
+        }
+        let answer = resolve(runtime);
+        match &answer {
+            Ok(found) if !runtime_matches(runtime, &found.version) => eprintln!(
+                "nimbus: {runtime} is not installed; running it on {} {} ({})",
+                family_label(runtime),
+                found.version,
+                found.executable.display()
+            ),
+            Err(why) => eprintln!("nimbus: {runtime} is unavailable: {why}"),
+            Ok(_) => {}
+        }
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(runtime.to_owned(), answer.clone());
+        answer
+    }
+
+    /// The command that starts `runtime` for code in `code_dir`.
+    pub fn launch(&self, runtime: &str, code_dir: &Path) -> Result<Launch, String> {
+        match Family::of(runtime) {
+            Some(Family::Python) => {
+                let python = self.interpreter(runtime)?;
+                Ok(Launch {
+                    program: python.executable,
+                    // -S: skip `site` (~10 ms); the client adds the site directories itself.
+                    args: vec!["-S".into(), self.client_dir.join("python/bootstrap.py").into()],
+                    env: vec![("NIMBUS_PYTHON_SITE_DIRS".into(), python.site_dirs)],
+                })
+            }
+            Some(Family::Node) => {
+                let node = self.interpreter(runtime)?;
+                Ok(Launch {
+                    program: node.executable,
+                    args: vec![self.client_dir.join("node/bootstrap.js").into()],
+                    env: vec![],
+                })
+            }
+            Some(Family::Provided) => {
+                let bootstrap = code_dir.join("bootstrap");
+                if !bootstrap.is_file() {
+                    return Err(format!(
+                        "Couldn't find valid bootstrap(s): [{}]",
+                        bootstrap.display()
+                    ));
+                }
+                Ok(Launch { program: bootstrap, args: vec![], env: vec![] })
+            }
+            None => Err(format!("nimbus has no way to run {runtime} on this host")),
+        }
+    }
+}
+
+fn family_label(runtime: &str) -> &'static str {
+    match Family::of(runtime) {
+        Some(Family::Python) => "python",
+        Some(Family::Node) => "node",
+        _ => "",
+    }
+}
+
+/// `python3.12` matches 3.12; `nodejs20.x` matches 20.*.
+fn runtime_matches(runtime: &str, version: &str) -> bool {
+    match Family::of(runtime) {
+        Some(Family::Python) => runtime.strip_prefix("python") == Some(version),
+        Some(Family::Node) => {
+            let wanted = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
+            version.split('.').next() == Some(wanted)
+        }
+        _ => true,
+    }
+}
+
+fn resolve(runtime: &str) -> Result<Interpreter, String> {
+    let (candidates, probe): (Vec<String>, &str) = match Family::of(runtime) {
+        Some(Family::Python) => (vec![runtime.to_owned(), "python3".to_owned()], PYTHON_PROBE),
+        Some(Family::Node) => (vec!["node".to_owned(), "nodejs".to_owned()], NODE_PROBE),
+        Some(Family::Provided) => {
+            return Ok(Interpreter {
+                executable: PathBuf::new(),
+                version: String::new(),
+                site_dirs: String::new(),
+            })
+        }
+        None => {
+            return Err(format!(
+                "nimbus runs functions on the host's interpreters and has none for {runtime}"
+            ))
+        }
+    };
+    let mut fallback = None;
+    for candidate in candidates {
+        let Some(found) = probe_interpreter(&candidate, probe) else { continue };
+        if runtime_matches(runtime, &found.version) {
+            return Ok(found);
+        }
+        fallback.get_or_insert(found);
+    }
+    fallback.ok_or_else(|| format!("no {} interpreter found on PATH", family_label(runtime)))
+}
+
+fn probe_interpreter(command: &str, probe: &str) -> Option<Interpreter> {
+    let flag = if command.starts_with("python") { "-c" } else { "-e" };
+    let output = std::process::Command::new(command).args([flag, probe]).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(output.stdout).ok()?;
+    let mut lines = text.lines();
+    let executable = PathBuf::from(lines.next()?.trim());
+    let version = lines.next()?.trim().to_owned();
+    let site_dirs = lines.next().unwrap_or("").trim().to_owned();
+    executable.is_absolute().then_some(Interpreter { executable, version, site_dirs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_names_match_versions() {
+        assert!(runtime_matches("python3.11", "3.11"));
+        assert!(!runtime_matches("python3.14", "3.11"));
+        assert!(runtime_matches("nodejs20.x", "20.19.1"));
+        assert!(!runtime_matches("nodejs22.x", "20.19.1"));
+    }
+
+    #[test]
+    fn a_missing_python_version_falls_back_to_the_hosts_real_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtimes = Runtimes::install(dir.path()).unwrap();
+        let Ok(python) = runtimes.interpreter("python3.99") else {
+            eprintln!("skipped: no python3 on this host");
+            return;
+        };
+        assert!(python.executable.is_absolute());
+        // The real binary, not a shell-script shim.
+        let head = std::fs::read(&python.executable).unwrap();
+        assert_eq!(&head[..4], b"\x7fELF");
+    }
+
+    #[test]
+    fn unknown_families_are_refused_and_provided_needs_a_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtimes = Runtimes::install(dir.path()).unwrap();
+        assert!(runtimes.interpreter("ruby3.3").is_err());
+        let error = runtimes.launch("provided.al2023", dir.path()).unwrap_err();
+        assert!(error.contains("Couldn't find valid bootstrap"), "{error}");
+    }
+}

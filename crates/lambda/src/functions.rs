@@ -1,0 +1,315 @@
+//! CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
+//! UpdateFunctionConfiguration and DeleteFunction.
+
+
+use base64::Engine as _;
+use nimbus_api::AwsError;
+use nimbus_store::code::{CodeError, CodePackage};
+use serde_json::{json, Value};
+
+use crate::model::*;
+use crate::registry::{Entry, LATEST};
+use crate::{validate, Lambda};
+
+/// AWS's limit on a `CreateFunction` / `UpdateFunctionCode` request carrying a zip (50 MB of
+/// zip as base64).
+const MAX_CODE_REQUEST_BYTES: usize = 69_905_067;
+
+impl Lambda {
+    pub(crate) async fn create_function(&self, body: &[u8]) -> Result<(u16, Value), AwsError> {
+        if body.len() > MAX_CODE_REQUEST_BYTES {
+            return Err(code_request_too_large("CreateFunction"));
+        }
+        let input: CreateFunctionInput = parse(body)?;
+        let name = input.function_name.as_deref().ok_or_else(|| missing("FunctionName"))?;
+        let name = self.function_name_of(name)?;
+        if self.registry.get(&name).is_some() {
+            return Err(AwsError::conflict(format!("Function already exist: {name}")));
+        }
+        if input.package_type.as_deref().is_some_and(|t| t != "Zip") || input.code.image_uri.is_some() {
+            return Err(AwsError::invalid_parameter("nimbus runs Zip packages only; container images are not supported"));
+        }
+        let runtime = input.config.runtime.clone().ok_or_else(|| {
+            AwsError::invalid_parameter("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
+        })?;
+        let role = input.config.role.clone().ok_or_else(|| missing("Role"))?;
+        let architecture = validate::architectures(input.architectures.as_deref().unwrap_or(&["x86_64".to_string()]))?;
+        let mut config = FunctionConfiguration {
+            function_arn: self.function_arn(&name),
+            function_name: name,
+            runtime,
+            role,
+            handler: String::new(),
+            code_size: 0,
+            description: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            last_modified: String::new(),
+            code_sha256: String::new(),
+            version: LATEST.into(),
+            environment: None,
+            tracing_config: TracingConfig { mode: "PassThrough".into() },
+            revision_id: String::new(),
+            state: "Active".into(),
+            state_reason: None,
+            state_reason_code: None,
+            last_update_status: "Successful".into(),
+            last_update_status_reason: None,
+            last_update_status_reason_code: None,
+            package_type: "Zip".into(),
+            architectures: vec![architecture],
+            ephemeral_storage: EphemeralStorage { size: 512 },
+            snap_start: json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
+            logging_config: LoggingConfig { log_format: "Text".into(), log_group: String::new() },
+            dead_letter_config: None,
+            vpc_config: None,
+            kms_key_arn: None,
+        };
+        config.logging_config.log_group = format!("/aws/lambda/{}", config.function_name);
+        apply_config(&mut config, input.config)?;
+        self.check_host_runtime(&config.runtime).await?;
+        let package = self.store_code(&input.code).await?;
+        set_code(&mut config, &package);
+        touch(&mut config);
+        let stored = StoredFunction { configuration: config, tags: input.tags };
+        let entry = self.registry.insert(self.registry.entry(stored, package.sha256_hex)).await?;
+        // What AWS answers while it prepares the function; nimbus has already finished.
+        let mut shown = entry.stored.configuration.clone();
+        shown.state = "Pending".into();
+        shown.state_reason = Some("The function is being created.".into());
+        shown.state_reason_code = Some("Creating".into());
+        Ok((201, to_value(&shown)))
+    }
+
+    pub(crate) fn get_function(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {
+        let entry = self.find(name, qualifier)?;
+        let location = format!("{}/_nimbus/code/{}.zip", self.endpoint_url, entry.code_hex);
+        let mut out = json!({
+            "Configuration": to_value(&entry.stored.configuration),
+            "Code": { "RepositoryType": "S3", "Location": location },
+        });
+        if !entry.stored.tags.is_empty() {
+            out["Tags"] = json!(entry.stored.tags);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn get_configuration(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {
+        Ok(to_value(&self.find(name, qualifier)?.stored.configuration))
+    }
+
+    pub(crate) fn list_functions(&self, marker: Option<&str>, max_items: Option<&str>) -> Result<Value, AwsError> {
+        let limit = match max_items {
+            None => 50,
+            Some(text) => {
+                let value: i64 = text
+                    .parse()
+                    .map_err(|_| AwsError::invalid_parameter(format!("Invalid MaxItems: {text}")))?;
+                validate::range(value, "maxItems", 1, 10000)? as usize
+            }
+        };
+        let (page, more) = self.registry.page(marker, limit);
+        let functions: Vec<Value> = page.iter().map(|e| to_value(&e.stored.configuration)).collect();
+        let mut out = json!({ "Functions": functions });
+        if more {
+            if let Some(last) = page.last() {
+                out["NextMarker"] = json!(last.stored.configuration.function_name);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn update_code(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
+        if body.len() > MAX_CODE_REQUEST_BYTES {
+            return Err(code_request_too_large("UpdateFunctionCode"));
+        }
+        let entry = self.find(name, None)?;
+        let input: UpdateCodeInput = parse(body)?;
+        check_revision(&entry, input.revision_id.as_deref())?;
+        if input.code.zip_file.is_none() && input.code.s3_bucket.is_none() && input.code.image_uri.is_none() {
+            return Err(AwsError::invalid_parameter("Please provide a source for function code."));
+        }
+        let mut config = entry.stored.configuration.clone();
+        if let Some(architectures) = &input.architectures {
+            config.architectures = vec![validate::architectures(architectures)?];
+        }
+        let package = self.store_code(&input.code).await?;
+        set_code(&mut config, &package);
+        if input.dry_run {
+            return Ok(to_value(&config));
+        }
+        self.commit_update(&entry, config, package.sha256_hex).await
+    }
+
+    pub(crate) async fn update_configuration(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
+        let entry = self.find(name, None)?;
+        let input: ConfigInput = parse(body)?;
+        check_revision(&entry, input.revision_id.as_deref())?;
+        let mut config = entry.stored.configuration.clone();
+        let runtime_changed = input.runtime.as_ref().is_some_and(|r| *r != config.runtime);
+        apply_config(&mut config, input)?;
+        if runtime_changed {
+            self.check_host_runtime(&config.runtime).await?;
+        }
+        self.commit_update(&entry, config, entry.code_hex.clone()).await
+    }
+
+    async fn commit_update(&self, entry: &Entry, mut config: FunctionConfiguration, code_hex: String) -> Result<Value, AwsError> {
+        touch(&mut config);
+        let stored = StoredFunction { configuration: config, tags: entry.stored.tags.clone() };
+        let updated = self.registry.replace(self.registry.entry(stored, code_hex)).await?;
+        self.engine.retire(&updated.stored.configuration.function_name);
+        // AWS answers while the update is still being applied; nimbus has already applied it.
+        let mut shown = updated.stored.configuration.clone();
+        shown.last_update_status = "InProgress".into();
+        shown.last_update_status_reason = Some("The function is being created.".into());
+        shown.last_update_status_reason_code = Some("Creating".into());
+        Ok(to_value(&shown))
+    }
+
+    pub(crate) async fn delete_function(&self, name: &str, qualifier: Option<&str>) -> Result<(), AwsError> {
+        let entry = self.find(name, qualifier)?;
+        self.registry.remove(&entry).await?;
+        self.engine.retire(&entry.stored.configuration.function_name);
+        Ok(())
+    }
+
+    async fn check_host_runtime(&self, runtime: &str) -> Result<(), AwsError> {
+        self.engine.check_runtime(runtime).await.map_err(|why| {
+            AwsError::invalid_parameter(format!("The runtime {runtime} cannot run on this nimbus host: {why}"))
+        })
+    }
+
+    async fn store_code(&self, code: &CodeInput) -> Result<CodePackage, AwsError> {
+        if code.s3_bucket.is_some() || code.s3_key.is_some() {
+            return Err(AwsError::invalid_parameter(
+                "nimbus does not serve S3 yet: upload the package as ZipFile",
+            ));
+        }
+        if code.image_uri.is_some() {
+            return Err(AwsError::invalid_parameter("nimbus runs Zip packages only; container images are not supported"));
+        }
+        let encoded = code.zip_file.as_deref().ok_or_else(|| {
+            AwsError::invalid_parameter("Please provide a source for function code.")
+        })?;
+        let zip = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| AwsError::invalid_parameter("Could not unzip uploaded file. Please check your file, then try to upload again."))?;
+        let store = self.registry.code.clone();
+        match tokio::task::spawn_blocking(move || store.put_zip(&zip)).await {
+            Ok(Ok(package)) => Ok(package),
+            Ok(Err(CodeError::Io(error))) => Err(AwsError::service(error.to_string())),
+            Ok(Err(error)) => Err(AwsError::invalid_parameter(error.to_string())),
+            Err(join) => Err(AwsError::service(join.to_string())),
+        }
+    }
+}
+
+/// Applies the configuration members present in `input`, validating each as AWS does.
+fn apply_config(config: &mut FunctionConfiguration, input: ConfigInput) -> Result<(), AwsError> {
+    if let Some(runtime) = input.runtime {
+        validate::runtime(&runtime)?;
+        config.runtime = runtime;
+    }
+    if let Some(role) = input.role {
+        validate::role(&role)?;
+        config.role = role;
+    }
+    if let Some(handler) = input.handler {
+        if handler.len() > 128 || handler.chars().any(char::is_whitespace) {
+            return Err(validate::constraint(&handler, "handler", "Member must satisfy regular expression pattern: [^\\s]+"));
+        }
+        config.handler = handler;
+    }
+    if let Some(description) = input.description {
+        if description.chars().count() > 256 {
+            return Err(validate::constraint(&description, "description", "Member must have length less than or equal to 256"));
+        }
+        config.description = description;
+    }
+    if let Some(timeout) = input.timeout {
+        config.timeout = validate::range(timeout, "timeout", 1, 900)?;
+    }
+    if let Some(memory) = input.memory_size {
+        config.memory_size = validate::range(memory, "memorySize", 128, 10240)?;
+    }
+    if let Some(size) = input.ephemeral_storage.and_then(|e| e.size) {
+        config.ephemeral_storage.size = validate::range(size, "ephemeralStorage.size", 512, 10240)?;
+    }
+    if let Some(environment) = input.environment {
+        validate::environment(&environment.variables)?;
+        config.environment = (!environment.variables.is_empty()).then_some(environment);
+    }
+    if let Some(tracing) = input.tracing_config {
+        if tracing.mode != "Active" && tracing.mode != "PassThrough" {
+            return Err(validate::constraint(&tracing.mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]"));
+        }
+        config.tracing_config = tracing;
+    }
+    if let Some(logging) = input.logging_config {
+        if let Some(format) = logging.get("LogFormat").and_then(Value::as_str) {
+            config.logging_config.log_format = format.to_owned();
+        }
+        if let Some(group) = logging.get("LogGroup").and_then(Value::as_str) {
+            config.logging_config.log_group = group.to_owned();
+        }
+    }
+    if input.dead_letter_config.is_some() {
+        config.dead_letter_config = input.dead_letter_config;
+    }
+    if input.vpc_config.is_some() {
+        config.vpc_config = input.vpc_config;
+    }
+    if input.kms_key_arn.is_some() {
+        config.kms_key_arn = input.kms_key_arn;
+    }
+    Ok(())
+}
+
+fn set_code(config: &mut FunctionConfiguration, package: &CodePackage) {
+    config.code_sha256 = package.sha256_base64.clone();
+    config.code_size = package.size;
+}
+
+/// A new revision and modification time, as every successful change gets.
+fn touch(config: &mut FunctionConfiguration) {
+    config.revision_id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+    );
+    config.last_modified = time::OffsetDateTime::now_utc().format(&format).unwrap_or_default();
+}
+
+fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<(), AwsError> {
+    match revision {
+        Some(revision) if revision != entry.stored.configuration.revision_id => Err(AwsError::new(
+            412,
+            "PreconditionFailedException",
+            "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn code_request_too_large(operation: &str) -> AwsError {
+    AwsError::too_large(format!("Request must be smaller than {MAX_CODE_REQUEST_BYTES} bytes for the {operation} operation"))
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| AwsError::new(400, "InvalidRequestContentException", format!("Could not parse request body into json: {e}")))
+}
+
+fn missing(member: &str) -> AwsError {
+    AwsError::validation(format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(member)))
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+fn to_value(config: &FunctionConfiguration) -> Value {
+    serde_json::to_value(config).unwrap_or(Value::Null)
+}
+

@@ -1,0 +1,165 @@
+//! Invoke: `RequestResponse`, `Event` (queued, answered 202) and `DryRun` (204).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use nimbus_api::{ApiRequest, ApiResponse, AwsError, Body, Protocol};
+use nimbus_functions::{EngineError, Invocation, MAX_RESPONSE_BYTES};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::Lambda;
+
+const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
+/// AWS's `X-Amz-Log-Result` carries the last 4 KB of the invocation's log.
+const LOG_TAIL_BYTES: usize = 4096;
+/// Events waiting to run. When full, `Event` invokes are throttled rather than queued unbounded.
+pub const EVENT_QUEUE_CAPACITY: usize = 10_000;
+/// Events running at once; the rest wait their turn in the queue.
+const EVENT_WORKERS: usize = 64;
+/// An event that keeps being throttled is dropped after AWS's default maximum event age.
+const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 60 * 60);
+
+impl Lambda {
+    pub(crate) async fn invoke(&self, request: &ApiRequest, name: &str) -> Result<ApiResponse, AwsError> {
+        let qualifier = request.query("Qualifier");
+        let entry = self.find(name, qualifier.as_deref())?;
+        let kind = request.header("x-amz-invocation-type").unwrap_or("RequestResponse");
+        let limit = match kind {
+            "RequestResponse" | "DryRun" => MAX_SYNC_PAYLOAD,
+            "Event" => MAX_ASYNC_PAYLOAD,
+            other => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+                )))
+            }
+        };
+        if request.body.len() > limit {
+            return Err(AwsError::too_large(format!(
+                "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+            )));
+        }
+        let payload = if request.body.is_empty() { Bytes::from_static(b"{}") } else { request.body.clone() };
+        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+            return Err(AwsError::new(
+                400,
+                "InvalidRequestContentException",
+                format!("Could not parse request body into json: {error}"),
+            ));
+        }
+        let client_context = request.header("x-amz-client-context").map(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+                .unwrap_or_else(|_| encoded.to_owned())
+        });
+        let config = &entry.stored.configuration;
+        let invocation = Invocation {
+            request_id: request.request_id.clone(),
+            payload,
+            invoked_arn: match &qualifier {
+                Some(q) => format!("{}:{q}", config.function_arn),
+                None => config.function_arn.clone(),
+            },
+            client_context,
+            tail_log: request.header("x-amz-log-type") == Some("Tail"),
+        };
+        match kind {
+            "DryRun" => Ok(status_only(204)),
+            "Event" => {
+                self.events
+                    .try_send((config.function_name.clone(), invocation))
+                    .map_err(|_| AwsError::too_many_requests("ConcurrentInvocationLimitExceeded"))?;
+                Ok(status_only(202))
+            }
+            _ => {
+                let result = self.engine.invoke(&entry.spec, &invocation).await.map_err(engine_error)?;
+                let mut response = ApiResponse::new(Body::new(result.payload));
+                let headers = response.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert("x-amz-executed-version", header(&config.version));
+                if let Some(kind) = result.function_error {
+                    headers.insert("x-amz-function-error", HeaderValue::from_static(kind));
+                }
+                if let Some(log) = result.log {
+                    let tail = &log.as_bytes()[log.len().saturating_sub(LOG_TAIL_BYTES)..];
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+                    headers.insert("x-amz-log-result", header(&encoded));
+                }
+                Ok(response)
+            }
+        }
+    }
+}
+
+fn header(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn status_only(status: u16) -> ApiResponse {
+    let mut response = ApiResponse::new(Body::new(Bytes::new()));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+    response
+}
+
+pub(crate) fn engine_error(error: EngineError) -> AwsError {
+    match error {
+        EngineError::Throttled { reason } => AwsError::too_many_requests(reason),
+        EngineError::ShuttingDown => AwsError::new(503, "ServiceException", "nimbus is shutting down"),
+        EngineError::Internal(why) => AwsError::service(why),
+    }
+}
+
+pub(crate) type EventSender = mpsc::Sender<(String, Invocation)>;
+
+/// Runs queued `Event` invocations in the background, waiting out throttles. Function errors
+/// are reported on stderr; retries and destinations come with the durable event queue.
+pub(crate) fn start_event_workers(lambda: std::sync::Weak<Lambda>) -> EventSender {
+    let (sender, mut receiver) = mpsc::channel::<(String, Invocation)>(EVENT_QUEUE_CAPACITY);
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(EVENT_WORKERS));
+        while let Some((name, invocation)) = receiver.recv().await {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let lambda = lambda.clone();
+            tokio::spawn(async move {
+                run_event(lambda, &name, invocation).await;
+                drop(slot);
+            });
+        }
+    });
+    sender
+}
+
+async fn run_event(lambda: std::sync::Weak<Lambda>, name: &str, invocation: Invocation) {
+    let queued = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(lambda) = lambda.upgrade() else { return };
+        // The function as it is now: an update between queueing and running applies, as on AWS.
+        let Some(entry) = lambda.registry.get(name) else { return };
+        match lambda.engine.invoke(&entry.spec, &invocation).await {
+            Ok(result) => {
+                if result.function_error.is_some() {
+                    let text = String::from_utf8_lossy(&result.payload[..result.payload.len().min(MAX_RESPONSE_BYTES)]).into_owned();
+                    eprintln!("nimbus: async invoke {} of {name} failed: {text}", invocation.request_id);
+                }
+                return;
+            }
+            Err(EngineError::Throttled { .. }) if queued.elapsed() < MAX_EVENT_AGE => {
+                drop(lambda);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                eprintln!("nimbus: async invoke {} of {name} dropped: {error}", invocation.request_id);
+                return;
+            }
+        }
+    }
+}
+
+/// Protocol used by every Lambda error response.
+pub(crate) const PROTOCOL: Protocol = Protocol::RestJson;

@@ -1,0 +1,176 @@
+//! The embedded SQLite store: one file under the data directory, WAL journal, synchronous writes,
+//! schema migrations numbered by SQLite's `user_version`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, ErrorCode};
+
+use crate::{FunctionRow, Store, StoreError};
+
+/// Each entry moves the schema one version forward; never edit a released entry, append one.
+const MIGRATIONS: &[&str] = &["CREATE TABLE function_versions (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        config TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX function_versions_code ON function_versions (code_sha256);"];
+
+pub struct SqliteStore {
+    // One connection: writes are rare (control plane only) and SQLite serialises them anyway.
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut connection = Connection::open(path).map_err(db)?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(db)?;
+        migrate(&mut connection)?;
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&connection).map_err(db)
+    }
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(db)?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "database schema version {current} is newer than this nimbus understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let transaction = connection.transaction().map_err(db)?;
+        transaction.execute_batch(migration).map_err(db)?;
+        transaction.pragma_update(None, "user_version", index + 1).map_err(db)?;
+        transaction.commit().map_err(db)?;
+    }
+    Ok(())
+}
+
+fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+impl Store for SqliteStore {
+    fn load_functions(&self) -> Result<Vec<FunctionRow>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT name, version, config, code_sha256 FROM function_versions ORDER BY name, version",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(FunctionRow {
+                    name: row.get(0)?,
+                    version: row.get(1)?,
+                    config: row.get(2)?,
+                    code_sha256: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn insert_function(&self, row: &FunctionRow) -> Result<(), StoreError> {
+        let connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = connection.execute(
+            "INSERT INTO function_versions (name, version, config, code_sha256) VALUES (?1, ?2, ?3, ?4)",
+            params![row.name, row.version, row.config, row.code_sha256],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                Err(StoreError::Conflict)
+            }
+            Err(error) => Err(db(error)),
+        }
+    }
+
+    fn update_function(&self, row: &FunctionRow) -> Result<(), StoreError> {
+        let changed = self.with(|connection| {
+            connection.execute(
+                "UPDATE function_versions SET config = ?3, code_sha256 = ?4 WHERE name = ?1 AND version = ?2",
+                params![row.name, row.version, row.config, row.code_sha256],
+            )
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+        let changed = self.with(|connection| {
+            connection.execute("DELETE FROM function_versions WHERE name = ?1", params![name])
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError> {
+        self.with(|connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM function_versions WHERE code_sha256 = ?1)",
+                params![code_sha256],
+                |row| row.get(0),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, config: &str) -> FunctionRow {
+        FunctionRow {
+            name: name.into(),
+            version: "$LATEST".into(),
+            config: config.into(),
+            code_sha256: "abc".into(),
+        }
+    }
+
+    #[test]
+    fn rows_survive_reopening_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nimbus.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.insert_function(&row("a", "{}")).unwrap();
+            store.update_function(&row("a", "{\"x\":1}")).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.load_functions().unwrap(), vec![row("a", "{\"x\":1}")]);
+        assert!(store.code_in_use("abc").unwrap());
+    }
+
+    #[test]
+    fn duplicates_conflict_and_missing_rows_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("nimbus.db")).unwrap();
+        store.insert_function(&row("a", "{}")).unwrap();
+        assert!(matches!(store.insert_function(&row("a", "{}")), Err(StoreError::Conflict)));
+        assert!(matches!(store.update_function(&row("b", "{}")), Err(StoreError::NotFound)));
+        store.delete_function("a").unwrap();
+        assert!(matches!(store.delete_function("a"), Err(StoreError::NotFound)));
+        assert!(!store.code_in_use("abc").unwrap());
+    }
+
+    #[test]
+    fn migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nimbus.db");
+        SqliteStore::open(&path).unwrap();
+        SqliteStore::open(&path).unwrap();
+    }
+}

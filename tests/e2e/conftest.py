@@ -1,0 +1,351 @@
+"""End-to-end fixtures: build and start the real `nimbus` binary, drive it with boto3.
+
+Environment:
+  NIMBUS_BIN    use this binary instead of building target/release/nimbus
+  NIMBUS_E2E_KEEP_LOGS=1  keep server logs / data dirs (they live under pytest's tmp dirs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import psutil
+import pytest
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from support import (  # noqa: E402
+    PY_MULTI,
+    ROLE,
+    free_port,
+    make_zip,
+    unique_name,
+    zip_file_bytes,
+)
+
+REPO = HERE.parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+HEALTH_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0
+
+
+# ---------------------------------------------------------------------------
+# The binary
+# ---------------------------------------------------------------------------
+
+
+def _cargo(args: list[str], env: dict | None = None, what: str = "cargo build") -> None:
+    proc = subprocess.run(
+        ["cargo", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        pytest.fail(f"{what} failed (exit {proc.returncode}):\n{tail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def nimbus_bin() -> Path:
+    override = os.environ.get("NIMBUS_BIN")
+    if override:
+        path = Path(override).resolve()
+        if not path.exists():
+            pytest.fail(f"NIMBUS_BIN={override} does not exist", pytrace=False)
+        return path
+    _cargo(["build", "--release", "--bin", "nimbus"], what="cargo build --release --bin nimbus")
+    path = REPO / "target" / "release" / "nimbus"
+    assert path.exists(), path
+    return path
+
+
+# ---------------------------------------------------------------------------
+# A running server
+# ---------------------------------------------------------------------------
+
+
+def _processes_touching(path: str) -> list[psutil.Process]:
+    """Live processes whose cmdline, cwd or environment mention `path`."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        if proc.pid == me:
+            continue
+        try:
+            cmdline = " ".join(proc.info.get("cmdline") or [])
+            cwd = proc.info.get("cwd") or ""
+            hit = path in cmdline or cwd.startswith(path)
+            if not hit:
+                try:
+                    hit = any(path in v for v in proc.environ().values())
+                except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+                    pass
+            if hit and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+class NimbusServer:
+    """One `nimbus up` process with its own port and data directory."""
+
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, extra_args: list[str] | None = None):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.extra_args = list(extra_args or [])
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self._log = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, port: int | None = None) -> "NimbusServer":
+        assert self.proc is None, "already started"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self._log = open(self.log_path, "ab")
+        cmd = [
+            str(self.binary), "up",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--data-dir", str(self.data_dir),
+            *self.extra_args,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.setdefault("RUST_BACKTRACE", "1")
+        self._log.write(f"\n===== {' '.join(cmd)}\n".encode())
+        self._log.flush()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(self.data_dir.parent)
+        )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        last_err = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nimbus exited with {self.proc.returncode} before ready:\n{self.log_tail()}")
+            try:
+                self.health()
+                self.ready_after = time.monotonic() - self.started_at
+                return
+            except Exception as e:  # noqa: BLE001 - retry until ready
+                last_err = e
+                time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"nimbus not healthy after {HEALTH_TIMEOUT}s ({last_err}):\n{self.log_tail()}")
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(f"{self.endpoint}/_nimbus/health", timeout=2) as r:
+            body = json.loads(r.read())
+        if body.get("status") != "ready":
+            raise RuntimeError(f"not ready: {body}")
+        return body
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT, check_children: bool = True) -> int:
+        """Signal the server, wait for it; SIGKILL as a fallback. Returns its exit code.
+
+        With `check_children`, asserts that no execution environment outlives it.
+        """
+        if self.proc is None:
+            return 0
+        children = self.descendants()
+        killed = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                killed = True
+        code = self.proc.returncode
+        self.proc = None
+        self._log.close()
+        leftovers = []
+        if check_children:
+            # Give the kernel a moment to reap what the server killed on its way out.
+            gone, alive = psutil.wait_procs(children, timeout=2)
+            leftovers = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            leftovers += [p for p in _processes_touching(str(self.data_dir)) if p not in leftovers]
+        for p in leftovers:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        assert not killed, f"nimbus ignored signal {sig} for {timeout}s and was SIGKILLed:\n{self.log_tail()}"
+        if check_children:
+            described = []
+            for p in leftovers:
+                try:
+                    described.append(f"{p.pid} {' '.join(p.cmdline())}")
+                except psutil.Error:
+                    described.append(str(p.pid))
+            assert not leftovers, f"processes outlived nimbus: {described}"
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for p in self.descendants() if self.proc else []:
+            p.kill()
+        self.proc = None
+        if self._log:
+            self._log.close()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def client(self, **config):
+        return lambda_client(self.endpoint, **config)
+
+
+def lambda_client(endpoint: str, read_timeout: float = 60, max_pool_connections: int = 32):
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": 1},
+            read_timeout=read_timeout,
+            connect_timeout=5,
+            max_pool_connections=max_pool_connections,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def server_factory(nimbus_bin, tmp_path_factory):
+    """Start extra servers: `server_factory(extra_args=[...], data_dir=...)`. All stopped at the end."""
+    servers: list[NimbusServer] = []
+
+    def make(extra_args=None, data_dir: Path | None = None, start: bool = True) -> NimbusServer:
+        base = tmp_path_factory.mktemp("nimbus")
+        srv = NimbusServer(nimbus_bin, data_dir or base / "data", base / "nimbus.log", extra_args)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    errors = []
+    for srv in servers:
+        if srv.proc is not None:
+            try:
+                srv.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+    assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="session")
+def server(server_factory) -> NimbusServer:
+    """The shared server most tests use (tests use unique function names)."""
+    return server_factory(extra_args=["--max-concurrency", "100"])
+
+
+@pytest.fixture(scope="session")
+def endpoint(server) -> str:
+    return server.endpoint
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return server.client()
+
+
+# ---------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def create_fn(client):
+    """create_fn(name_prefix, files|zip, runtime=..., handler=..., **kwargs) -> name; waits until Active."""
+
+    def create(prefix: str, code, runtime: str = "python3.12", handler: str = "app.handler", cl=None,
+               executable=(), wait: bool = True, **kwargs) -> str:
+        cl = cl or client
+        name = unique_name(prefix)
+        zip_bytes = code if isinstance(code, bytes) else make_zip(code, executable=executable)
+        cl.create_function(
+            FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+            Code={"ZipFile": zip_bytes}, **kwargs,
+        )
+        if wait:
+            cl.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        return name
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def py_fn(create_fn) -> str:
+    """A shared python3.12 function built from support.PY_MULTI."""
+    return create_fn(
+        "py-multi", {"app.py": PY_MULTI}, MemorySize=256, Timeout=30,
+        Environment={"Variables": {"MY_VAR": "my-value", "OTHER": "x=y;z"}},
+    )
+
+
+@pytest.fixture(scope="session")
+def rust_echo_zip() -> bytes:
+    """Build tests/fixtures/rust-echo (lambda_runtime crate) once, cached in target/fixtures."""
+    manifest = FIXTURES / "rust-echo" / "Cargo.toml"
+    target_dir = REPO / "target" / "fixtures"
+    _cargo(
+        ["build", "--release", "--manifest-path", str(manifest)],
+        env={"CARGO_TARGET_DIR": str(target_dir)},
+        what="building tests/fixtures/rust-echo",
+    )
+    return zip_file_bytes(str(target_dir / "release" / "bootstrap"), "bootstrap", 0o755)
+
+
+def pytest_report_header(config):
+    return f"nimbus e2e: repo {REPO}, NIMBUS_BIN={os.environ.get('NIMBUS_BIN', '(cargo build)')}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of the shared server's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when in ("call", "setup"):
+        srv = getattr(item, "funcargs", {}).get("server")
+        if isinstance(srv, NimbusServer):
+            report.sections.append(("nimbus log (tail)", srv.log_tail(40)))
