@@ -87,10 +87,8 @@ impl AwsError {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(self.code));
-        headers.insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
+        headers
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
         response
     }
 }

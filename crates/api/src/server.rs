@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::{AwsError, ApiRequest, ApiResponse, Body, Protocol};
+use crate::{ApiRequest, ApiResponse, AwsError, Body, Protocol};
 
 /// Larger than any AWS request body we accept (a 50 MB zip is ~67 MB as base64 JSON); services
 /// apply their own, smaller, limits with their own error messages.
@@ -68,9 +68,8 @@ pub async fn serve(
             let router = router.clone();
             async move { Ok::<_, Infallible>(router.route(request).await) }
         });
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+        let connection =
+            http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
@@ -95,8 +94,7 @@ impl Router {
         if head.uri.path() == "/_nimbus/health" {
             return json_response((self.health)());
         }
-        let Some(service) =
-            self.services.iter().find(|s| s.claims(&head.method, &head.uri, &head.headers))
+        let Some(service) = self.services.iter().find(|s| s.claims(&head.method, &head.uri, &head.headers))
         else {
             let message = format!("No service answers {} {}", head.method, head.uri.path());
             return AwsError::new(404, "UnknownOperationException", message)

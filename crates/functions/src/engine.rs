@@ -223,7 +223,11 @@ impl Engine {
                 return pool.clone();
             }
         }
-        let pool = Arc::new(Pool { spec: spec.clone(), idle: Mutex::new(Vec::new()), retired: AtomicBool::new(false) });
+        let pool = Arc::new(Pool {
+            spec: spec.clone(),
+            idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+        });
         if let Some(stale) = pools.insert(key, pool.clone()) {
             stale.retire();
         }
@@ -231,7 +235,11 @@ impl Engine {
     }
 
     /// Starts an environment for `pool`. The inner `Err` is the invocation's failed result.
-    async fn start(&self, pool: &Pool, invocation: &Invocation) -> Result<Result<Live, InvokeResult>, EngineError> {
+    async fn start(
+        &self,
+        pool: &Pool,
+        invocation: &Invocation,
+    ) -> Result<Result<Live, InvokeResult>, EngineError> {
         let inner = &self.inner;
         let memory = u64::from(pool.spec.memory_mb);
         self.reserve_memory(memory)?;
@@ -242,7 +250,8 @@ impl Engine {
         let runtime = pool.spec.runtime.clone();
         let code_dir = pool.spec.code_dir.clone();
         let launch_inner = inner.clone();
-        let launch = tokio::task::spawn_blocking(move || launch_inner.runtimes.launch(&runtime, &code_dir)).await;
+        let launch =
+            tokio::task::spawn_blocking(move || launch_inner.runtimes.launch(&runtime, &code_dir)).await;
         let launch = match launch {
             Ok(Ok(launch)) => launch,
             Ok(Err(why)) => {
@@ -347,7 +356,9 @@ impl Pool {
 /// Stops environments idle for longer than the keep-alive.
 async fn reap_idle(inner: std::sync::Weak<Inner>) {
     let period = match inner.upgrade() {
-        Some(inner) => (inner.config.keep_alive / 4).clamp(Duration::from_millis(100), Duration::from_secs(10)),
+        Some(inner) => {
+            (inner.config.keep_alive / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
+        }
         None => return,
     };
     loop {
@@ -355,7 +366,8 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let keep_alive = inner.config.keep_alive.as_millis() as u64;
         let now = inner.now_ms();
-        let pools: Vec<Arc<Pool>> = inner.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let pools: Vec<Arc<Pool>> =
+            inner.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for pool in pools {
             let expired: Vec<Live> = {
                 let mut idle = lock(&pool.idle);

@@ -17,7 +17,6 @@ use crate::{logs, FunctionSpec, Invocation, InvokeResult};
 
 pub struct Environment {
     pub spec: Arc<FunctionSpec>,
-    pub stream_name: String,
     pub pid: u32,
     handle: Handle,
     output: Arc<Output>,
@@ -77,12 +76,12 @@ impl Environment {
             Err(error) => {
                 server.abort();
                 let _ = std::fs::remove_dir_all(&tmp_dir);
-                let message = format!(
-                    "RequestId: {} Error: fork/exec {}: {error}",
-                    cx.request_id,
-                    program.display()
-                );
-                return Err(StartError::Failed(InvokeResult::unhandled("Runtime.InvalidEntrypoint", &message)));
+                let message =
+                    format!("RequestId: {} Error: fork/exec {}: {error}", cx.request_id, program.display());
+                return Err(StartError::Failed(InvokeResult::unhandled(
+                    "Runtime.InvalidEntrypoint",
+                    &message,
+                )));
             }
         };
         let mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> = Vec::new();
@@ -111,7 +110,6 @@ impl Environment {
 
         let mut environment = Environment {
             spec,
-            stream_name,
             pid,
             handle,
             output,
@@ -149,10 +147,8 @@ impl Environment {
             }
             None => {
                 let status = environment.exit_description().await;
-                let message = format!(
-                    "RequestId: {} Error: Runtime exited with error: {status}",
-                    cx.request_id
-                );
+                let message =
+                    format!("RequestId: {} Error: Runtime exited with error: {status}", cx.request_id);
                 Err(StartError::Failed(InvokeResult::unhandled("Runtime.ExitError", &message)))
             }
         }
@@ -215,7 +211,8 @@ impl Environment {
             ),
             Outcome::TimedOut => {
                 let seconds = timeout.as_secs_f64();
-                let message = format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds");
+                let message =
+                    format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds");
                 (InvokeResult::unhandled("Sandbox.Timedout", &message), false)
             }
             Outcome::Exited => {

@@ -65,11 +65,7 @@ impl InvokeResult {
     /// An error nimbus reports on the function's behalf (timeout, crash …).
     pub fn unhandled(error_type: &str, message: &str) -> InvokeResult {
         let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
-        InvokeResult {
-            payload: Bytes::from(body.to_string()),
-            function_error: Some("Unhandled"),
-            log: None,
-        }
+        InvokeResult { payload: Bytes::from(body.to_string()), function_error: Some("Unhandled"), log: None }
     }
 
     /// An error the runtime posted: its JSON document as is, or one built from the header.

@@ -82,7 +82,7 @@ impl Output {
     /// Ends the capture once every byte the runtime wrote before now has been read, so that
     /// output flushed before the response is in the tail.
     pub async fn finish_capture(&self) -> String {
-        let unread: u64 = self.pipes.iter().map(|fd| unread_bytes(fd)).sum();
+        let unread: u64 = self.pipes.iter().map(unread_bytes).sum();
         let target = self.bytes_read.load(Ordering::Acquire) + unread;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
         while self.bytes_read.load(Ordering::Acquire) < target {

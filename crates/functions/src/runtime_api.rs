@@ -122,8 +122,7 @@ async fn route(channel: &Channel, request: Request<Incoming>) -> Response<Full<B
             accepted()
         }
         (&Method::POST, rest) => {
-            let Some((request_id, kind)) =
-                rest.strip_prefix("invocation/").and_then(|r| r.rsplit_once('/'))
+            let Some((request_id, kind)) = rest.strip_prefix("invocation/").and_then(|r| r.rsplit_once('/'))
             else {
                 return status(StatusCode::NOT_FOUND, "InvalidRequest", "unknown path");
             };

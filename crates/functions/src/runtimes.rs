@@ -94,10 +94,7 @@ impl Runtimes {
             Err(why) => eprintln!("nimbus: {runtime} is unavailable: {why}"),
             Ok(_) => {}
         }
-        self.resolved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(runtime.to_owned(), answer.clone());
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(runtime.to_owned(), answer.clone());
         answer
     }
 
@@ -124,10 +121,7 @@ impl Runtimes {
             Some(Family::Provided) => {
                 let bootstrap = code_dir.join("bootstrap");
                 if !bootstrap.is_file() {
-                    return Err(format!(
-                        "Couldn't find valid bootstrap(s): [{}]",
-                        bootstrap.display()
-                    ));
+                    return Err(format!("Couldn't find valid bootstrap(s): [{}]", bootstrap.display()));
                 }
                 Ok(Launch { program: bootstrap, args: vec![], env: vec![] })
             }

@@ -1,7 +1,6 @@
 //! CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
 //! UpdateFunctionConfiguration and DeleteFunction.
 
-
 use base64::Engine as _;
 use nimbus_api::AwsError;
 use nimbus_store::code::{CodeError, CodePackage};
@@ -27,13 +26,16 @@ impl Lambda {
             return Err(AwsError::conflict(format!("Function already exist: {name}")));
         }
         if input.package_type.as_deref().is_some_and(|t| t != "Zip") || input.code.image_uri.is_some() {
-            return Err(AwsError::invalid_parameter("nimbus runs Zip packages only; container images are not supported"));
+            return Err(AwsError::invalid_parameter(
+                "nimbus runs Zip packages only; container images are not supported",
+            ));
         }
         let runtime = input.config.runtime.clone().ok_or_else(|| {
             AwsError::invalid_parameter("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
         })?;
         let role = input.config.role.clone().ok_or_else(|| missing("Role"))?;
-        let architecture = validate::architectures(input.architectures.as_deref().unwrap_or(&["x86_64".to_string()]))?;
+        let architecture =
+            validate::architectures(input.architectures.as_deref().unwrap_or(&["x86_64".to_string()]))?;
         let mut config = FunctionConfiguration {
             function_arn: self.function_arn(&name),
             function_name: name,
@@ -98,7 +100,11 @@ impl Lambda {
         Ok(to_value(&self.find(name, qualifier)?.stored.configuration))
     }
 
-    pub(crate) fn list_functions(&self, marker: Option<&str>, max_items: Option<&str>) -> Result<Value, AwsError> {
+    pub(crate) fn list_functions(
+        &self,
+        marker: Option<&str>,
+        max_items: Option<&str>,
+    ) -> Result<Value, AwsError> {
         let limit = match max_items {
             None => 50,
             Some(text) => {
@@ -154,7 +160,12 @@ impl Lambda {
         self.commit_update(&entry, config, entry.code_hex.clone()).await
     }
 
-    async fn commit_update(&self, entry: &Entry, mut config: FunctionConfiguration, code_hex: String) -> Result<Value, AwsError> {
+    async fn commit_update(
+        &self,
+        entry: &Entry,
+        mut config: FunctionConfiguration,
+        code_hex: String,
+    ) -> Result<Value, AwsError> {
         touch(&mut config);
         let stored = StoredFunction { configuration: config, tags: entry.stored.tags.clone() };
         let updated = self.registry.replace(self.registry.entry(stored, code_hex)).await?;
@@ -176,7 +187,9 @@ impl Lambda {
 
     async fn check_host_runtime(&self, runtime: &str) -> Result<(), AwsError> {
         self.engine.check_runtime(runtime).await.map_err(|why| {
-            AwsError::invalid_parameter(format!("The runtime {runtime} cannot run on this nimbus host: {why}"))
+            AwsError::invalid_parameter(format!(
+                "The runtime {runtime} cannot run on this nimbus host: {why}"
+            ))
         })
     }
 
@@ -187,14 +200,19 @@ impl Lambda {
             ));
         }
         if code.image_uri.is_some() {
-            return Err(AwsError::invalid_parameter("nimbus runs Zip packages only; container images are not supported"));
+            return Err(AwsError::invalid_parameter(
+                "nimbus runs Zip packages only; container images are not supported",
+            ));
         }
-        let encoded = code.zip_file.as_deref().ok_or_else(|| {
-            AwsError::invalid_parameter("Please provide a source for function code.")
+        let encoded = code
+            .zip_file
+            .as_deref()
+            .ok_or_else(|| AwsError::invalid_parameter("Please provide a source for function code."))?;
+        let zip = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| {
+            AwsError::invalid_parameter(
+                "Could not unzip uploaded file. Please check your file, then try to upload again.",
+            )
         })?;
-        let zip = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| AwsError::invalid_parameter("Could not unzip uploaded file. Please check your file, then try to upload again."))?;
         let store = self.registry.code.clone();
         match tokio::task::spawn_blocking(move || store.put_zip(&zip)).await {
             Ok(Ok(package)) => Ok(package),
@@ -217,13 +235,21 @@ fn apply_config(config: &mut FunctionConfiguration, input: ConfigInput) -> Resul
     }
     if let Some(handler) = input.handler {
         if handler.len() > 128 || handler.chars().any(char::is_whitespace) {
-            return Err(validate::constraint(&handler, "handler", "Member must satisfy regular expression pattern: [^\\s]+"));
+            return Err(validate::constraint(
+                &handler,
+                "handler",
+                "Member must satisfy regular expression pattern: [^\\s]+",
+            ));
         }
         config.handler = handler;
     }
     if let Some(description) = input.description {
         if description.chars().count() > 256 {
-            return Err(validate::constraint(&description, "description", "Member must have length less than or equal to 256"));
+            return Err(validate::constraint(
+                &description,
+                "description",
+                "Member must have length less than or equal to 256",
+            ));
         }
         config.description = description;
     }
@@ -242,7 +268,11 @@ fn apply_config(config: &mut FunctionConfiguration, input: ConfigInput) -> Resul
     }
     if let Some(tracing) = input.tracing_config {
         if tracing.mode != "Active" && tracing.mode != "PassThrough" {
-            return Err(validate::constraint(&tracing.mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]"));
+            return Err(validate::constraint(
+                &tracing.mode,
+                "tracingConfig.mode",
+                "Member must satisfy enum value set: [Active, PassThrough]",
+            ));
         }
         config.tracing_config = tracing;
     }
@@ -292,12 +322,20 @@ fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<(), AwsError>
 }
 
 fn code_request_too_large(operation: &str) -> AwsError {
-    AwsError::too_large(format!("Request must be smaller than {MAX_CODE_REQUEST_BYTES} bytes for the {operation} operation"))
+    AwsError::too_large(format!(
+        "Request must be smaller than {MAX_CODE_REQUEST_BYTES} bytes for the {operation} operation"
+    ))
 }
 
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| AwsError::new(400, "InvalidRequestContentException", format!("Could not parse request body into json: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        AwsError::new(
+            400,
+            "InvalidRequestContentException",
+            format!("Could not parse request body into json: {e}"),
+        )
+    })
 }
 
 fn missing(member: &str) -> AwsError {
@@ -312,4 +350,3 @@ fn lower_first(text: &str) -> String {
 fn to_value(config: &FunctionConfiguration) -> Value {
     serde_json::to_value(config).unwrap_or(Value::Null)
 }
-

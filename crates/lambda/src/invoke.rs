@@ -143,7 +143,10 @@ async fn run_event(lambda: std::sync::Weak<Lambda>, name: &str, invocation: Invo
         match lambda.engine.invoke(&entry.spec, &invocation).await {
             Ok(result) => {
                 if result.function_error.is_some() {
-                    let text = String::from_utf8_lossy(&result.payload[..result.payload.len().min(MAX_RESPONSE_BYTES)]).into_owned();
+                    let text = String::from_utf8_lossy(
+                        &result.payload[..result.payload.len().min(MAX_RESPONSE_BYTES)],
+                    )
+                    .into_owned();
                     eprintln!("nimbus: async invoke {} of {name} failed: {text}", invocation.request_id);
                 }
                 return;

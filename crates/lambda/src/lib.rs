@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Uri};
-use nimbus_api::{json_response, percent_decode, ApiRequest, ApiResponse, AwsError, Body, Identity, Service, ServiceFuture};
+use nimbus_api::{
+    json_response, percent_decode, ApiRequest, ApiResponse, AwsError, Body, Identity, Service, ServiceFuture,
+};
 use nimbus_functions::Engine;
 use nimbus_store::code::CodeStore;
 use nimbus_store::{Store, StoreError};
@@ -108,7 +110,9 @@ impl Lambda {
                 Ok(response)
             }
             (&Method::GET, [name, "configuration"]) => json(self.get_configuration(name, qualifier)?),
-            (&Method::PUT, [name, "configuration"]) => json(self.update_configuration(name, &request.body).await?),
+            (&Method::PUT, [name, "configuration"]) => {
+                json(self.update_configuration(name, &request.body).await?)
+            }
             (&Method::PUT, [name, "code"]) => json(self.update_code(name, &request.body).await?),
             (&Method::POST, [name, "invocations"]) => self.invoke(&request, name).await,
             _ => Err(AwsError::new(

@@ -38,7 +38,8 @@ impl Registry {
         region: String,
         endpoint_url: String,
     ) -> Result<Registry, StoreError> {
-        let registry = Registry { store, code, functions: RwLock::new(BTreeMap::new()), region, endpoint_url };
+        let registry =
+            Registry { store, code, functions: RwLock::new(BTreeMap::new()), region, endpoint_url };
         let rows = registry.store.load_functions()?;
         let mut functions = BTreeMap::new();
         for row in rows.into_iter().filter(|row| row.version == LATEST) {

@@ -74,18 +74,12 @@ impl CodeStore {
         fs::create_dir_all(root.join("extracted"))?;
         for item in fs::read_dir(root)? {
             let item = item?;
-            if item
-                .file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-            {
+            if item.file_name().as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
                 // Best effort: a leftover we cannot delete only wastes space.
                 let _ = remove_any(&item.path());
             }
         }
-        Ok(CodeStore {
-            root: root.to_path_buf(),
-        })
+        Ok(CodeStore { root: root.to_path_buf() })
     }
 
     /// Validates and stores a zip with the standard 250 MB unzipped limit.
@@ -96,11 +90,7 @@ impl CodeStore {
     /// Validates and stores a zip: the zip durably under `zips/`, its contents under
     /// `extracted/`, each appearing atomically. Idempotent, and cheap when the package is
     /// already stored. On error nothing new is left on disk.
-    pub fn put_zip_with_limit(
-        &self,
-        zip: &[u8],
-        max_unzipped: u64,
-    ) -> Result<CodePackage, CodeError> {
+    pub fn put_zip_with_limit(&self, zip: &[u8], max_unzipped: u64) -> Result<CodePackage, CodeError> {
         let digest = Sha256::digest(zip);
         let sha256_hex = to_hex(&digest);
         let mut archive = ZipArchive::new(Cursor::new(zip)).map_err(invalid_zip)?;
@@ -153,9 +143,7 @@ impl CodeStore {
         }
         let zip = fs::read(&zip_path)?;
         if to_hex(&Sha256::digest(&zip)) != sha256_hex {
-            return Err(CodeError::InvalidZip(format!(
-                "{zip_path:?} does not match its digest"
-            )));
+            return Err(CodeError::InvalidZip(format!("{zip_path:?} does not match its digest")));
         }
         let mut archive = ZipArchive::new(Cursor::new(&zip[..])).map_err(invalid_zip)?;
         let entries = entry::plan(&mut archive)?;
@@ -170,10 +158,7 @@ impl CodeStore {
     /// decides when nothing references the package any more.
     pub fn remove(&self, sha256_hex: &str) -> io::Result<()> {
         if !is_digest_hex(sha256_hex) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a SHA-256 hex digest",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest"));
         }
         // Move the tree out of sight first so nobody sees a half-deleted package; if deleting
         // it fails midway, the next `open` sweeps the rest.
@@ -201,8 +186,7 @@ impl CodeStore {
     fn temp_path(&self, kind: &str) -> PathBuf {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join(format!("{TEMP_PREFIX}{}-{n}-{kind}", std::process::id()))
+        self.root.join(format!("{TEMP_PREFIX}{}-{n}-{kind}", std::process::id()))
     }
 
     fn extract_to_scratch(
@@ -222,10 +206,7 @@ impl CodeStore {
     /// absent or complete.
     fn write_durably(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
         let scratch = Scratch(Some(self.temp_path("zip")));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(scratch.path())?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(scratch.path())?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -283,12 +264,10 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 fn to_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            s.push_str(&format!("{b:02x}"));
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        s.push_str(&format!("{b:02x}"));
+        s
+    })
 }
 
 fn is_digest_hex(s: &str) -> bool {
@@ -319,8 +298,7 @@ mod tests {
         for item in items {
             match item {
                 Item::File(name, data, mode) => {
-                    zip.start_file(*name, options.unix_permissions(*mode))
-                        .unwrap();
+                    zip.start_file(*name, options.unix_permissions(*mode)).unwrap();
                     zip.write_all(data).unwrap();
                 }
                 Item::Dir(name) => zip.add_directory(*name, options).unwrap(),
@@ -333,9 +311,8 @@ mod tests {
     /// Rewrites each central directory header (signature PK\1\2; test data never contains it),
     /// passing its entry number.
     fn patch_central(zip: &mut [u8], mut patch: impl FnMut(usize, &mut [u8])) {
-        let starts: Vec<usize> = (0..zip.len().saturating_sub(46))
-            .filter(|&i| zip[i..].starts_with(b"PK\x01\x02"))
-            .collect();
+        let starts: Vec<usize> =
+            (0..zip.len().saturating_sub(46)).filter(|&i| zip[i..].starts_with(b"PK\x01\x02")).collect();
         for (n, start) in starts.into_iter().enumerate() {
             patch(n, &mut zip[start..start + 46]);
         }
@@ -348,18 +325,12 @@ mod tests {
     }
 
     fn listing(dir: &Path) -> BTreeSet<String> {
-        fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
     }
 
     /// The root holds only the empty `zips` and `extracted` directories.
     fn assert_pristine(root: &Path) {
-        assert_eq!(
-            listing(root),
-            BTreeSet::from(["extracted".to_string(), "zips".to_string()])
-        );
+        assert_eq!(listing(root), BTreeSet::from(["extracted".to_string(), "zips".to_string()]));
         assert!(listing(&root.join("zips")).is_empty());
         assert!(listing(&root.join("extracted")).is_empty());
     }
@@ -389,42 +360,27 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(package.sha256_hex, to_hex(&Sha256::digest(&zip)));
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&package.sha256_base64)
-            .unwrap();
+        let raw = base64::engine::general_purpose::STANDARD.decode(&package.sha256_base64).unwrap();
         assert_eq!(to_hex(&raw), package.sha256_hex);
         assert_eq!(fs::read(store.zip_path(&package.sha256_hex)).unwrap(), zip);
 
         let dir = store.extracted_dir(&package.sha256_hex).unwrap();
-        assert_eq!(
-            fs::read(dir.join("bootstrap")).unwrap(),
-            b"#!/bin/sh\necho hi\n"
-        );
+        assert_eq!(fs::read(dir.join("bootstrap")).unwrap(), b"#!/bin/sh\necho hi\n");
         assert_eq!(fs::read(dir.join("lib/data.txt")).unwrap(), b"hello");
         assert_eq!(mode(&dir.join("bootstrap")), 0o755);
         assert_eq!(mode(&dir.join("lib/data.txt")), 0o644);
         assert_eq!(mode(&dir.join("lib")), 0o755);
         assert_eq!(mode(&dir), 0o755);
-        assert_eq!(
-            listing(root.path()),
-            BTreeSet::from(["extracted".to_string(), "zips".to_string()])
-        );
+        assert_eq!(listing(root.path()), BTreeSet::from(["extracted".to_string(), "zips".to_string()]));
     }
 
     #[test]
     fn modes_are_masked_and_defaulted() {
         let (_root, store) = fresh_store();
-        let mut zip = build(&[
-            Item::File("suid", b"x", 0o755),
-            Item::File("plain", b"y", 0o600),
-        ]);
+        let mut zip = build(&[Item::File("suid", b"x", 0o755), Item::File("plain", b"y", 0o600)]);
         // External attributes (offset 38): setuid on the first entry, none at all on the second.
         patch_central(&mut zip, |n, header| {
-            let attrs: u32 = if n == 0 {
-                (0o100_000 | 0o4755) << 16
-            } else {
-                0
-            };
+            let attrs: u32 = if n == 0 { (0o100_000 | 0o4755) << 16 } else { 0 };
             header[38..42].copy_from_slice(&attrs.to_le_bytes());
         });
         let package = store.put_zip(&zip).unwrap();
@@ -441,27 +397,18 @@ mod tests {
         let dir = store.extracted_dir(&first.sha256_hex).unwrap();
         fs::write(dir.join("marker"), b"").unwrap();
         assert_eq!(store.put_zip(&zip).unwrap(), first);
-        assert!(
-            dir.join("marker").exists(),
-            "an existing package is not re-extracted"
-        );
+        assert!(dir.join("marker").exists(), "an existing package is not re-extracted");
         assert_eq!(listing(&root.path().join("zips")).len(), 1);
         assert_eq!(listing(&root.path().join("extracted")).len(), 1);
         // The limit still applies to a stored package.
-        assert!(matches!(
-            store.put_zip_with_limit(&zip, 10),
-            Err(CodeError::TooLarge)
-        ));
+        assert!(matches!(store.put_zip_with_limit(&zip, 10), Err(CodeError::TooLarge)));
     }
 
     #[test]
     fn traversal_refused() {
         for name in ["../evil", "a/../../evil", "/etc/evil", "..\\evil", "a\0b"] {
             let (root, store) = fresh_store();
-            let zip = build(&[
-                Item::File("ok", b"fine", 0o644),
-                Item::File(name, b"evil", 0o644),
-            ]);
+            let zip = build(&[Item::File("ok", b"fine", 0o644), Item::File(name, b"evil", 0o644)]);
             let err = store.put_zip(&zip).unwrap_err();
             assert!(matches!(err, CodeError::UnsafePath(_)), "{name:?}: {err:?}");
             assert_pristine(root.path());
@@ -475,11 +422,7 @@ mod tests {
             &[Item::Link("a/b/link", "../../../outside")],
             &[Item::Link("link", "/etc/passwd")],
             // Each link alone resolves inside lexically; together `m` reaches the parent.
-            &[
-                Item::Dir("x/"),
-                Item::Link("x/l", ".."),
-                Item::Link("m", "x/l/.."),
-            ],
+            &[Item::Dir("x/"), Item::Link("x/l", ".."), Item::Link("m", "x/l/..")],
         ];
         for items in cases {
             let (root, store) = fresh_store();
@@ -517,10 +460,7 @@ mod tests {
         let package = store.put_zip(&zip).unwrap();
         let dir = store.extracted_dir(&package.sha256_hex).unwrap();
         let link = dir.join("lib/current");
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("../data/file.txt"));
         assert_eq!(fs::read(&link).unwrap(), b"target");
         assert_eq!(fs::read(dir.join("here/data/file.txt")).unwrap(), b"target");
@@ -529,18 +469,12 @@ mod tests {
     #[test]
     fn zip_bomb_refused() {
         let zeros = vec![0u8; 4 << 20];
-        let zip = build(&[
-            Item::File("small", b"ok", 0o644),
-            Item::File("zeros", &zeros, 0o644),
-        ]);
+        let zip = build(&[Item::File("small", b"ok", 0o644), Item::File("zeros", &zeros, 0o644)]);
         assert!(zip.len() < 64 << 10, "zeros compress well");
 
         // Honest sizes: rejected up front.
         let (root, store) = fresh_store();
-        assert!(matches!(
-            store.put_zip_with_limit(&zip, 1 << 20),
-            Err(CodeError::TooLarge)
-        ));
+        assert!(matches!(store.put_zip_with_limit(&zip, 1 << 20), Err(CodeError::TooLarge)));
         assert_pristine(root.path());
 
         // A lying size (offset 24: "zeros" claims 1 byte): caught while streaming.
@@ -560,16 +494,10 @@ mod tests {
     fn corrupt_bytes_refused() {
         let (root, store) = fresh_store();
         for bytes in [&b"definitely not a zip"[..], &[]] {
-            assert!(matches!(
-                store.put_zip(bytes),
-                Err(CodeError::InvalidZip(_))
-            ));
+            assert!(matches!(store.put_zip(bytes), Err(CodeError::InvalidZip(_))));
         }
         let zip = bootstrap_zip();
-        assert!(matches!(
-            store.put_zip(&zip[..zip.len() / 2]),
-            Err(CodeError::InvalidZip(_))
-        ));
+        assert!(matches!(store.put_zip(&zip[..zip.len() / 2]), Err(CodeError::InvalidZip(_))));
         // Flip a byte of stored (uncompressed) data: the CRC check fails during extraction.
         let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
         let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
@@ -589,10 +517,7 @@ mod tests {
         let dir = store.extracted_dir(&package.sha256_hex).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(store.put_zip(&bootstrap_zip()).unwrap(), package);
-        assert!(
-            dir.join("bootstrap").is_file(),
-            "put_zip restores a missing directory"
-        );
+        assert!(dir.join("bootstrap").is_file(), "put_zip restores a missing directory");
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(store.extracted_dir(&package.sha256_hex).unwrap(), dir);
         assert_eq!(fs::read(dir.join("lib/data.txt")).unwrap(), b"hello");
@@ -601,14 +526,8 @@ mod tests {
         store.remove(&package.sha256_hex).unwrap();
         store.remove(&package.sha256_hex).unwrap();
         assert_pristine(root.path());
-        assert!(matches!(
-            store.extracted_dir(&package.sha256_hex),
-            Err(CodeError::NotFound(_))
-        ));
-        assert!(matches!(
-            store.extracted_dir("../../etc"),
-            Err(CodeError::NotFound(_))
-        ));
+        assert!(matches!(store.extracted_dir(&package.sha256_hex), Err(CodeError::NotFound(_))));
+        assert!(matches!(store.extracted_dir("../../etc"), Err(CodeError::NotFound(_))));
         assert!(store.remove("../zips").is_err());
     }
 
@@ -617,16 +536,11 @@ mod tests {
         let (root, store) = fresh_store();
         let zip = bootstrap_zip();
         let packages: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| store.put_zip(&zip).unwrap()))
-                .collect();
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| store.put_zip(&zip).unwrap())).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(packages.windows(2).all(|w| w[0] == w[1]));
-        assert_eq!(
-            listing(root.path()),
-            BTreeSet::from(["extracted".to_string(), "zips".to_string()])
-        );
+        assert_eq!(listing(root.path()), BTreeSet::from(["extracted".to_string(), "zips".to_string()]));
         let dir = store.extracted_dir(&packages[0].sha256_hex).unwrap();
         assert_eq!(fs::read(dir.join("lib/data.txt")).unwrap(), b"hello");
     }

@@ -49,31 +49,20 @@ pub(super) fn plan<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<En
         let unsafe_name = |why: &str| CodeError::UnsafePath(format!("entry {name:?} {why}"));
         // A NUL would truncate the name at the OS boundary, and a backslash is a separator to
         // Windows tools: both let a name mean something other than what we checked.
-        if [file.name_raw(), name.as_bytes()]
-            .iter()
-            .any(|n| n.contains(&0) || n.contains(&b'\\'))
-        {
+        if [file.name_raw(), name.as_bytes()].iter().any(|n| n.contains(&0) || n.contains(&b'\\')) {
             return Err(unsafe_name("contains a NUL byte or a backslash"));
         }
         // The zip crate's own check, then ours, which also yields the normalized path.
         if file.enclosed_name().is_none() {
             return Err(unsafe_name("is absolute or escapes the package"));
         }
-        let path =
-            normalize(name).ok_or_else(|| unsafe_name("is absolute or escapes the package"))?;
+        let path = normalize(name).ok_or_else(|| unsafe_name("is absolute or escapes the package"))?;
         if file.encrypted() {
-            return Err(CodeError::InvalidZip(format!(
-                "entry {name:?} is encrypted"
-            )));
+            return Err(CodeError::InvalidZip(format!("entry {name:?} is encrypted")));
         }
-        if !matches!(
-            file.compression(),
-            CompressionMethod::Stored | CompressionMethod::Deflated
-        ) {
+        if !matches!(file.compression(), CompressionMethod::Stored | CompressionMethod::Deflated) {
             let method = file.compression();
-            return Err(CodeError::InvalidZip(format!(
-                "entry {name:?} uses {method:?}"
-            )));
+            return Err(CodeError::InvalidZip(format!("entry {name:?} uses {method:?}")));
         }
 
         let unix_mode = file.unix_mode();
@@ -103,13 +92,7 @@ pub(super) fn plan<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<En
         if kind == Kind::Symlink && declared > MAX_LINK_TARGET {
             return Err(unsafe_name("is a symlink with an overlong target"));
         }
-        entries.push(Entry {
-            index,
-            path,
-            kind,
-            mode,
-            declared,
-        });
+        entries.push(Entry { index, path, kind, mode, declared });
     }
     Ok(entries)
 }
@@ -158,11 +141,7 @@ pub(super) fn check_link_target(link: &Path, target: &[u8]) -> Result<(), CodeEr
         match part {
             b"" | b"." => {}
             b".." if descended => return Err(refuse("climbs back out of a path it entered")),
-            b".." => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| refuse("escapes the package"))?
-            }
+            b".." => depth = depth.checked_sub(1).ok_or_else(|| refuse("escapes the package"))?,
             _ => descended = true,
         }
     }

@@ -27,13 +27,7 @@ pub(super) fn extract<R: Read + Seek>(
     dest: &Path,
     limit: u64,
 ) -> Result<(), CodeError> {
-    let mut out = Extractor {
-        dest,
-        dirs: BTreeMap::new(),
-        used: 0,
-        limit,
-        buf: vec![0; 64 * 1024],
-    };
+    let mut out = Extractor { dest, dirs: BTreeMap::new(), used: 0, limit, buf: vec![0; 64 * 1024] };
     for entry in entries {
         match entry.kind {
             Kind::Dir => {
@@ -97,11 +91,7 @@ impl Extractor<'_> {
     ) -> Result<(), CodeError> {
         self.ensure_parent(entry)?;
         // `create_new` never follows or replaces anything already at the path.
-        let file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.dest.join(&entry.path))
-        {
+        let file = match OpenOptions::new().write(true).create_new(true).open(self.dest.join(&entry.path)) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(duplicate(entry)),
             file => file?,
         };
@@ -142,12 +132,7 @@ impl Extractor<'_> {
     }
 
     /// Streams one entry into `out`, counting every decompressed byte against the limit.
-    fn copy(
-        &mut self,
-        reader: &mut impl Read,
-        out: &mut impl Write,
-        entry: &Entry,
-    ) -> Result<(), CodeError> {
+    fn copy(&mut self, reader: &mut impl Read, out: &mut impl Write, entry: &Entry) -> Result<(), CodeError> {
         let mut written = 0u64;
         loop {
             let n = match reader.read(&mut self.buf) {
