@@ -20,11 +20,7 @@ pub fn zip(files: &[(&str, u32, &[u8])]) -> Result<Vec<u8>> {
 }
 
 pub fn python_echo_zip() -> Result<Vec<u8>> {
-    zip(&[(
-        "lambda_function.py",
-        0o644,
-        b"def handler(e, c):\n    return e\n",
-    )])
+    zip(&[("lambda_function.py", 0o644, b"def handler(e, c):\n    return e\n")])
 }
 
 pub fn node_echo_zip() -> Result<Vec<u8>> {
@@ -32,20 +28,16 @@ pub fn node_echo_zip() -> Result<Vec<u8>> {
 }
 
 pub fn provided_echo_zip(bootstrap: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(bootstrap).with_context(|| format!("read {}", bootstrap.display()))?;
+    let bytes = std::fs::read(bootstrap).with_context(|| format!("read {}", bootstrap.display()))?;
     zip(&[("bootstrap", 0o755, &bytes)])
 }
 
 /// Where the Rust `lambda_runtime` echo fixture lives: the e2e tests' copy if present,
 /// else the bench's own.
 pub fn rust_echo_manifest(root: &Path) -> Option<PathBuf> {
-    [
-        root.join("tests/fixtures/rust-echo/Cargo.toml"),
-        root.join("bench/fixtures/rust-echo/Cargo.toml"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
+    [root.join("tests/fixtures/rust-echo/Cargo.toml"), root.join("bench/fixtures/rust-echo/Cargo.toml")]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// Builds the fixture (`CARGO_TARGET_DIR=target/fixtures`, release) and returns its binary.
@@ -56,11 +48,7 @@ pub fn build_rust_echo(root: &Path, manifest: &Path) -> Result<PathBuf> {
         manifest.strip_prefix(root).unwrap_or(manifest).display()
     );
     let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--release", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(manifest)
         .env("CARGO_TARGET_DIR", root.join("target/fixtures"))
@@ -100,10 +88,8 @@ pub fn real_python() -> Result<PathBuf> {
 }
 
 pub fn real_node() -> Result<PathBuf> {
-    let out = Command::new("node")
-        .args(["-e", "console.log(process.execPath)"])
-        .output()
-        .context("run node")?;
+    let out =
+        Command::new("node").args(["-e", "console.log(process.execPath)"]).output().context("run node")?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || p.is_empty() {
         bail!("node did not report process.execPath");

@@ -27,10 +27,7 @@ pub struct Head {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether a body follows the head (RFC 9112 §6.3, for responses to non-HEAD requests).
@@ -97,15 +94,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>> {
         close: version == "HTTP/1.0",
     };
     for line in lines {
-        let (k, v) = line
-            .split_once(':')
-            .with_context(|| format!("bad header line {line:?}"))?;
+        let (k, v) = line.split_once(':').with_context(|| format!("bad header line {line:?}"))?;
         let (k, v) = (k.trim(), v.trim());
         if k.eq_ignore_ascii_case("content-length") {
-            head.content_length = Some(
-                v.parse()
-                    .with_context(|| format!("bad Content-Length {v:?}"))?,
-            );
+            head.content_length = Some(v.parse().with_context(|| format!("bad Content-Length {v:?}"))?);
         } else if k.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = v.to_ascii_lowercase().contains("chunked");
         } else if k.eq_ignore_ascii_case("connection") {
@@ -132,8 +124,7 @@ pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
         };
         let line = std::str::from_utf8(&buf[pos..pos + eol]).context("chunk size not UTF-8")?;
         let size_hex = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .with_context(|| format!("bad chunk size {line:?}"))?;
+        let size = usize::from_str_radix(size_hex, 16).with_context(|| format!("bad chunk size {line:?}"))?;
         pos += eol + 2;
         if size == 0 {
             // Optional trailers, then an empty line.
@@ -159,13 +150,7 @@ pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
 }
 
 /// Builds the bytes of one request, with `Host` and (for a body) `Content-Length`.
-pub fn request_bytes(
-    method: &str,
-    path: &str,
-    host: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
+pub fn request_bytes(method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n").as_bytes());
     for (k, v) in headers {
@@ -231,11 +216,8 @@ impl Client {
 
     /// Convenience for control-plane calls.
     pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
-        let headers: &[(&str, &str)] = if body.is_empty() {
-            &[]
-        } else {
-            &[("Content-Type", "application/json")]
-        };
+        let headers: &[(&str, &str)] =
+            if body.is_empty() { &[] } else { &[("Content-Type", "application/json")] };
         let req = request_bytes(method, path, &self.host(), headers, body);
         self.send(&req).with_context(|| format!("{method} {path}"))
     }
@@ -272,13 +254,7 @@ impl Client {
             while self.fill(false)? > 0 {}
             let body = self.buf[hlen..].to_vec();
             self.buf.clear();
-            return Ok(Response {
-                head: Head {
-                    close: true,
-                    ..head
-                },
-                body,
-            });
+            return Ok(Response { head: Head { close: true, ..head }, body });
         };
         Ok(Response { head, body })
     }
@@ -325,11 +301,7 @@ impl EchoServer {
                 });
             }
         });
-        Ok(EchoServer {
-            addr,
-            stop,
-            accept: Some(accept),
-        })
+        Ok(EchoServer { addr, stop, accept: Some(accept) })
     }
 }
 
@@ -400,9 +372,7 @@ mod tests {
 
     #[test]
     fn incomplete_head_is_none() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le")
-            .unwrap()
-            .is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
         assert!(parse_head(b"").unwrap().is_none());
     }
 
@@ -416,20 +386,14 @@ mod tests {
 
     #[test]
     fn connection_semantics() {
-        let (h, _) = parse_head(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse_head(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap().unwrap();
         assert!(h.close);
         assert!(!h.has_body());
         let (h, _) = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert!(h.close);
-        let (h, _) = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap();
         assert!(!h.close);
-        let (h, _) = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap();
         assert!(h.chunked);
     }
 
@@ -459,10 +423,7 @@ mod tests {
     #[test]
     fn builds_requests() {
         let r = request_bytes("POST", "/x", "h:1", &[("A", "b")], b"{}");
-        assert_eq!(
-            r,
-            b"POST /x HTTP/1.1\r\nHost: h:1\r\nA: b\r\nContent-Length: 2\r\n\r\n{}"
-        );
+        assert_eq!(r, b"POST /x HTTP/1.1\r\nHost: h:1\r\nA: b\r\nContent-Length: 2\r\n\r\n{}");
         let r = request_bytes("GET", "/y", "h:1", &[], b"");
         assert_eq!(r, b"GET /y HTTP/1.1\r\nHost: h:1\r\n\r\n");
     }

@@ -129,6 +129,9 @@ struct Args {
     /// JSON instead of Markdown on stdout.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
 }
 
 const PAYLOAD: &[u8] = br#"{"bench":"nimbus","n":42,"ok":true}"#;
@@ -154,23 +157,24 @@ fn run(mut args: Args) -> Result<String> {
     args.sections.dedup();
     args.runtimes.sort();
     args.runtimes.dedup();
-    let bin = args
-        .nimbus
-        .clone()
-        .unwrap_or_else(|| args.root.join("target/release/nimbus"));
+    let bin = args.nimbus.clone().unwrap_or_else(|| args.root.join("target/release/nimbus"));
     if !bin.exists() {
         bail!(
             "{} not found: build it with `cargo build --release --bin nimbus` or pass --nimbus",
             bin.display()
         );
     }
-    let machine = report::Machine::detect(&args.root);
+    let mut machine = report::Machine::detect(&args.root);
+    // Run a private copy, so that a rebuild of target/release/nimbus during a run cannot mix
+    // two builds in one report.
+    let bin_dir = proc::TempDir::new("bin")?;
+    let bin_copy = bin_dir.0.join("nimbus");
+    std::fs::copy(&bin, &bin_copy).with_context(|| format!("copy {}", bin.display()))?;
+    let bin = bin_copy;
 
-    let needs_provided = (args.sections.contains(&Section::Warm)
-        || args.sections.contains(&Section::Cold))
+    let needs_provided = (args.sections.contains(&Section::Warm) || args.sections.contains(&Section::Cold))
         && args.runtimes.contains(&Rt::Provided)
-        || args.sections.contains(&Section::Throughput)
-            && args.throughput_runtimes.contains(&Rt::Provided);
+        || args.sections.contains(&Section::Throughput) && args.throughput_runtimes.contains(&Rt::Provided);
     let bootstrap = match (&args.bootstrap, needs_provided) {
         (Some(b), _) => Some(b.clone()),
         (None, true) => {
@@ -189,23 +193,46 @@ fn run(mut args: Args) -> Result<String> {
         passes.push(run_pass(&args, &bin, bootstrap.as_deref(), pass));
     }
     let figures = report::aggregate(passes);
-    let config = format!(
-        "{} ready starts, poll {} µs; {} warm-up + {} sequential invokes; throughput {} s per level \
-         (after {} s warm-up) at {:?} connections; {} cold invokes per runtime ({:?} mode); \
-         payload {} bytes; MemorySize {} MB",
-        args.ready_runs,
-        args.poll_us,
-        args.warmup,
-        args.invokes,
-        args.duration,
-        args.tput_warmup,
-        args.concurrency,
-        args.cold_runs,
-        args.cold_mode,
-        PAYLOAD.len(),
-        args.memory_size,
-    );
+    machine.loadavg_end = report::loadavg();
+    let has = |s: Section| args.sections.contains(&s);
+    let mut config = Vec::new();
+    if has(Section::Ready) {
+        config.push(format!(
+            "{} starts (after 1 untimed), health polled every {} µs",
+            args.ready_runs, args.poll_us
+        ));
+    }
+    if has(Section::Warm) {
+        config.push(format!("{} warm-up + {} sequential invokes per runtime", args.warmup, args.invokes));
+    }
+    if has(Section::Throughput) {
+        config.push(format!(
+            "throughput {} s per level (after {} s warm-up) at {:?} connections",
+            args.duration, args.tput_warmup, args.concurrency
+        ));
+    }
+    if has(Section::Cold) {
+        config.push(format!(
+            "{} cold invokes per runtime ({:?} mode), {} runs of each interpreter start",
+            args.cold_runs, args.cold_mode, args.interp_runs
+        ));
+    }
+    if has(Section::Warm) || has(Section::Throughput) || has(Section::Cold) {
+        config.push(format!(
+            "payload {} bytes, MemorySize {} MB, runtimes {}, {}, {}",
+            PAYLOAD.len(),
+            args.memory_size,
+            args.provided_runtime,
+            args.python_runtime,
+            args.node_runtime
+        ));
+    }
+    let config = config.join("; ");
     let passes = args.repeat.max(1);
+    if let Some(p) = &args.json_out {
+        std::fs::write(p, report::json(&machine, &figures, passes, &config))
+            .with_context(|| format!("write {}", p.display()))?;
+    }
     Ok(if args.json {
         report::json(&machine, &figures, passes, &config)
     } else {
@@ -216,7 +243,7 @@ fn run(mut args: Args) -> Result<String> {
 fn run_pass(args: &Args, bin: &Path, bootstrap: Option<&Path>, pass: usize) -> Figures {
     let mut f = Figures::default();
     if args.sections.contains(&Section::Ready) {
-        if let Err(e) = ready_section(args, bin, &mut f) {
+        if let Err(e) = ready_section(args, bin, pass, &mut f) {
             f.note(format!("ready section failed: {e:#}"));
         }
     }
@@ -232,7 +259,7 @@ fn run_pass(args: &Args, bin: &Path, bootstrap: Option<&Path>, pass: usize) -> F
 // ---------------------------------------------------------------------------------------------
 // Time to ready and idle memory
 
-fn ready_section(args: &Args, bin: &Path, f: &mut Figures) -> Result<()> {
+fn ready_section(args: &Args, bin: &Path, pass: usize, f: &mut Figures) -> Result<()> {
     const S: &str = "Start-up and memory";
     let poll = Duration::from_micros(args.poll_us);
     let mut health = Vec::new();
@@ -282,14 +309,7 @@ fn ready_section(args: &Args, bin: &Path, f: &mut Figures) -> Result<()> {
         h.p50,
         Target::le(20.0),
     );
-    f.add(
-        "ready.health_p90_ms",
-        S,
-        "`nimbus up` → first 200 from `/_nimbus/health`, p90",
-        "ms",
-        h.p90,
-        None,
-    );
+    f.add("ready.health_p90_ms", S, "`nimbus up` → first 200 from `/_nimbus/health`, p90", "ms", h.p90, None);
     if line.is_empty() {
         f.note("nimbus printed no stdout line while starting");
     } else {
@@ -302,28 +322,18 @@ fn ready_section(args: &Args, bin: &Path, f: &mut Figures) -> Result<()> {
             None,
         );
     }
-    if let Some(t) = first_line_text {
+    if let (Some(t), 0) = (first_line_text, pass) {
         f.note(format!("nimbus's first stdout line: `{t}`"));
     }
     f.add(
         "ready.idle_rss_mib",
         S,
-        format!(
-            "idle RSS ({} s after ready), median",
-            fmt_secs(args.idle_secs)
-        ),
+        format!("idle RSS ({} s after ready), median", fmt_secs(args.idle_secs)),
         "MiB",
         median(&rss),
         Target::le(12.0),
     );
-    f.add(
-        "ready.shutdown_p50_ms",
-        S,
-        "SIGTERM → exit (idle), median",
-        "ms",
-        median(&shutdown),
-        None,
-    );
+    f.add("ready.shutdown_p50_ms", S, "SIGTERM → exit (idle), median", "ms", median(&shutdown), None);
     if leaked > 0 || not_graceful > 0 {
         f.note(format!(
             "start-up runs: {not_graceful} nimbus did not exit within 5 s of SIGTERM, \
@@ -350,9 +360,7 @@ struct Api {
 
 impl Api {
     fn new(addr: SocketAddr) -> Result<Api> {
-        Ok(Api {
-            client: http::Client::connect(addr, IO_TIMEOUT)?,
-        })
+        Ok(Api { client: http::Client::connect(addr, IO_TIMEOUT)? })
     }
 
     fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
@@ -469,30 +477,30 @@ fn check_echo(r: &http::Response) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Invoke sections: one nimbus for warm, throughput and cold
 
-struct Fn_ {
+struct EchoFn {
     rt: Rt,
     runtime: String,
     handler: &'static str,
     zip: Vec<u8>,
 }
 
-fn function_specs(args: &Args, bootstrap: Option<&Path>, rts: &[Rt]) -> Result<Vec<Fn_>> {
+fn function_specs(args: &Args, bootstrap: Option<&Path>, rts: &[Rt]) -> Result<Vec<EchoFn>> {
     rts.iter()
         .map(|&rt| {
             Ok(match rt {
-                Rt::Python => Fn_ {
+                Rt::Python => EchoFn {
                     rt,
                     runtime: args.python_runtime.clone(),
                     handler: "lambda_function.handler",
                     zip: fixtures::python_echo_zip()?,
                 },
-                Rt::Node => Fn_ {
+                Rt::Node => EchoFn {
                     rt,
                     runtime: args.node_runtime.clone(),
                     handler: "index.handler",
                     zip: fixtures::node_echo_zip()?,
                 },
-                Rt::Provided => Fn_ {
+                Rt::Provided => EchoFn {
                     rt,
                     runtime: args.provided_runtime.clone(),
                     handler: "bootstrap",
@@ -534,20 +542,17 @@ fn invoke_sections_run(
     let mut ok_rts = Vec::new();
     for s in &specs {
         let name = warm_name(s.rt);
-        let res = api
-            .create_function(&name, &s.runtime, s.handler, &s.zip, args.memory_size)
-            .and_then(|()| {
+        let res =
+            api.create_function(&name, &s.runtime, s.handler, &s.zip, args.memory_size).and_then(|()| {
                 let mut c = http::Client::connect(addr, IO_TIMEOUT)?;
                 let r = invoke(&mut c, &invoke_request(addr, &name))?;
                 check_echo(&r)
             });
         match res {
             Ok(()) => ok_rts.push(s.rt),
-            Err(e) => f.note(format!(
-                "{} echo function unusable, skipped: {e:#}\n{}",
-                s.rt.name(),
-                n.log_tail()
-            )),
+            Err(e) => {
+                f.note(format!("{} echo function unusable, skipped: {e:#}\n{}", s.rt.name(), n.log_tail()))
+            }
         }
     }
 
@@ -557,24 +562,14 @@ fn invoke_sections_run(
         }
     }
     if args.sections.contains(&Section::Throughput) {
-        let rts: Vec<Rt> = args
-            .throughput_runtimes
-            .iter()
-            .copied()
-            .filter(|r| ok_rts.contains(r))
-            .collect();
+        let rts: Vec<Rt> = args.throughput_runtimes.iter().copied().filter(|r| ok_rts.contains(r)).collect();
         if let Err(e) = throughput_section(args, addr, &rts, f) {
             f.note(format!("throughput section failed: {e:#}"));
         }
     }
     if args.sections.contains(&Section::Cold) {
-        let rts: Vec<Rt> = args
-            .runtimes
-            .iter()
-            .copied()
-            .filter(|r| ok_rts.contains(r))
-            .collect();
-        let specs: Vec<&Fn_> = specs.iter().filter(|s| rts.contains(&s.rt)).collect();
+        let rts: Vec<Rt> = args.runtimes.iter().copied().filter(|r| ok_rts.contains(r)).collect();
+        let specs: Vec<&EchoFn> = specs.iter().filter(|s| rts.contains(&s.rt)).collect();
         if let Err(e) = cold_section(args, &mut api, addr, &specs, pass, f) {
             f.note(format!("cold section failed: {e:#}"));
         }
@@ -625,10 +620,7 @@ fn warm_section(args: &Args, addr: SocketAddr, rts: &[Rt], f: &mut Figures) -> R
         let mut c = http::Client::connect(server.addr, IO_TIMEOUT)?;
         let req = invoke_request(server.addr, "floor");
         sequential(&mut c, &req, args.warmup)?;
-        let ms: Vec<f64> = sequential(&mut c, &req, args.invokes)?
-            .into_iter()
-            .map(ns_to_ms)
-            .collect();
+        let ms: Vec<f64> = sequential(&mut c, &req, args.invokes)?.into_iter().map(ns_to_ms).collect();
         let s = Summary::of(&ms);
         f.add(
             "warm.floor.p50_ms",
@@ -651,16 +643,9 @@ fn warm_section(args: &Args, addr: SocketAddr, rts: &[Rt], f: &mut Figures) -> R
         let name = warm_name(rt);
         let req = invoke_request(addr, &name);
         let mut c = http::Client::connect(addr, IO_TIMEOUT)?;
-        eprintln!(
-            "nimbus-bench: warm {}: {} invokes …",
-            rt.name(),
-            args.invokes
-        );
+        eprintln!("nimbus-bench: warm {}: {} invokes …", rt.name(), args.invokes);
         sequential(&mut c, &req, args.warmup)?;
-        let ms: Vec<f64> = sequential(&mut c, &req, args.invokes)?
-            .into_iter()
-            .map(ns_to_ms)
-            .collect();
+        let ms: Vec<f64> = sequential(&mut c, &req, args.invokes)?.into_iter().map(ns_to_ms).collect();
         let s = Summary::of(&ms);
         let (t50, t99) = match rt {
             Rt::Provided => (Target::le(0.3), Target::le(1.0)),
@@ -668,38 +653,10 @@ fn warm_section(args: &Args, addr: SocketAddr, rts: &[Rt], f: &mut Figures) -> R
             Rt::Node => (None, None),
         };
         let r = rt.name();
-        f.add(
-            format!("warm.{r}.p50_ms"),
-            S,
-            format!("{r}: p50"),
-            "ms",
-            s.p50,
-            t50,
-        );
-        f.add(
-            format!("warm.{r}.p90_ms"),
-            S,
-            format!("{r}: p90"),
-            "ms",
-            s.p90,
-            None,
-        );
-        f.add(
-            format!("warm.{r}.p99_ms"),
-            S,
-            format!("{r}: p99"),
-            "ms",
-            s.p99,
-            t99,
-        );
-        f.add(
-            format!("warm.{r}.max_ms"),
-            S,
-            format!("{r}: max"),
-            "ms",
-            s.max,
-            None,
-        );
+        f.add(format!("warm.{r}.p50_ms"), S, format!("{r}: p50"), "ms", s.p50, t50);
+        f.add(format!("warm.{r}.p90_ms"), S, format!("{r}: p90"), "ms", s.p90, None);
+        f.add(format!("warm.{r}.p99_ms"), S, format!("{r}: p99"), "ms", s.p99, t99);
+        f.add(format!("warm.{r}.max_ms"), S, format!("{r}: max"), "ms", s.max, None);
     }
     Ok(())
 }
@@ -747,9 +704,7 @@ fn throughput(
                     let r = c.send(req);
                     let t1 = Instant::now();
                     let ok = match &r {
-                        Ok(r) => {
-                            r.status() == 200 && r.head.header("x-amz-function-error").is_none()
-                        }
+                        Ok(r) => r.status() == 200 && r.head.header("x-amz-function-error").is_none(),
                         Err(_) => false,
                     };
                     if t1 > w_end && t1 <= m_end {
@@ -777,18 +732,10 @@ fn throughput(
         barrier.wait();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
-            })
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?)
             .collect()
     })?;
-    let mut all = Level {
-        completed: 0,
-        errors: 0,
-        first_error: None,
-        latencies_ms: Vec::new(),
-    };
+    let mut all = Level { completed: 0, errors: 0, first_error: None, latencies_ms: Vec::new() };
     for lv in results {
         all.completed += lv.completed;
         all.errors += lv.errors;
@@ -839,22 +786,8 @@ fn throughput_section(args: &Args, addr: SocketAddr, rts: &[Rt], f: &mut Figures
                 rps,
                 target,
             );
-            f.add(
-                format!("tput.{r}.c{conc}.p50_ms"),
-                S,
-                format!("{r}, {conc} conn: p50"),
-                "ms",
-                s.p50,
-                None,
-            );
-            f.add(
-                format!("tput.{r}.c{conc}.p99_ms"),
-                S,
-                format!("{r}, {conc} conn: p99"),
-                "ms",
-                s.p99,
-                None,
-            );
+            f.add(format!("tput.{r}.c{conc}.p50_ms"), S, format!("{r}, {conc} conn: p50"), "ms", s.p50, None);
+            f.add(format!("tput.{r}.c{conc}.p99_ms"), S, format!("{r}, {conc} conn: p99"), "ms", s.p99, None);
             f.add(
                 format!("tput.{r}.c{conc}.client_cores"),
                 S,
@@ -883,58 +816,53 @@ fn cold_section(
     args: &Args,
     api: &mut Api,
     addr: SocketAddr,
-    specs: &[&Fn_],
+    specs: &[&EchoFn],
     pass: usize,
     f: &mut Figures,
 ) -> Result<()> {
     const S: &str = "Cold start (invoke that starts a new environment)";
     let runs = args.interp_runs;
-    // The runtimes' own start on this machine.
+    // The runtimes' own start on this machine: spawn → first output (the start proper) and
+    // spawn → exit (what `time python3 -S -c pass` shows), with a clean environment.
     let mut own: Vec<(Rt, f64)> = Vec::new();
-    let exec_ms = median(&proc::time_process(Path::new("/bin/true"), &[], 2, runs)?);
-    f.add(
-        "own.exec_ms",
-        S,
-        "fork+exec+wait of `/bin/true`, median",
-        "ms",
-        exec_ms,
-        None,
-    );
-    own.push((Rt::Provided, exec_ms));
+    let add_own = |f: &mut Figures, key: &str, label: String, t: &[proc::StartTiming]| {
+        let first = median(&t.iter().map(|t| t.first_output_ms).collect::<Vec<_>>());
+        let exit = median(&t.iter().map(|t| t.exit_ms).collect::<Vec<_>>());
+        f.add(
+            format!("own.{key}.first_output_ms"),
+            S,
+            format!("{label}: spawn → first output, median"),
+            "ms",
+            first,
+            None,
+        );
+        f.add(format!("own.{key}.exit_ms"), S, format!("{label}: spawn → exit, median"), "ms", exit, None);
+        first
+    };
+    let t = proc::time_start(Path::new("/bin/echo"), &["x"], 2, runs)?;
+    own.push((Rt::Provided, add_own(f, "exec", "`/bin/echo x` (fork+exec)".into(), &t)));
     if specs.iter().any(|s| s.rt == Rt::Python) {
         let py = fixtures::real_python()?;
-        let s_ms = median(&proc::time_process(&py, &["-S", "-c", "pass"], 2, runs)?);
-        let site_ms = median(&proc::time_process(&py, &["-c", "pass"], 2, runs)?);
+        let t = proc::time_start(&py, &["-S", "-c", "import os;os.write(1,b'x')"], 2, runs)?;
+        let label = format!("`{} -S -c …`", py.display());
+        own.push((Rt::Python, add_own(f, "python", label, &t)));
+        // For context: with `site` (and so the site-packages `.pth` files) as AWS runs it.
+        let t = proc::time_start(&py, &["-c", "import os;os.write(1,b'x')"], 2, runs)?;
+        let first = median(&t.iter().map(|t| t.first_output_ms).collect::<Vec<_>>());
         f.add(
-            "own.python_S_ms",
+            "own.python_site.first_output_ms",
             S,
-            format!("`{} -S -c pass`, median", py.display()),
+            "the same without `-S` (site, `.pth` files): spawn → first output, median",
             "ms",
-            s_ms,
+            first,
             None,
         );
-        f.add(
-            "own.python_ms",
-            S,
-            "the same without `-S` (site imports), median",
-            "ms",
-            site_ms,
-            None,
-        );
-        own.push((Rt::Python, s_ms));
     }
     if specs.iter().any(|s| s.rt == Rt::Node) {
         let node = fixtures::real_node()?;
-        let ms = median(&proc::time_process(&node, &["-e", "0"], 2, runs)?);
-        f.add(
-            "own.node_ms",
-            S,
-            format!("`{} -e 0`, median", node.display()),
-            "ms",
-            ms,
-            None,
-        );
-        own.push((Rt::Node, ms));
+        let t = proc::time_start(&node, &["-e", "process.stdout.write('x')"], 2, runs)?;
+        let label = format!("`{} -e …`", node.display());
+        own.push((Rt::Node, add_own(f, "node", label, &t)));
     }
 
     for spec in specs {
@@ -944,13 +872,7 @@ fn cold_section(
         let mut warm_after = Vec::new();
         let base = format!("bench-cold-{r}");
         if args.cold_mode == ColdMode::Update {
-            api.create_function(
-                &base,
-                &spec.runtime,
-                spec.handler,
-                &spec.zip,
-                args.memory_size,
-            )?;
+            api.create_function(&base, &spec.runtime, spec.handler, &spec.zip, args.memory_size)?;
         }
         for i in 0..args.cold_runs {
             let name = match args.cold_mode {
@@ -962,13 +884,7 @@ fn cold_section(
                 }
                 ColdMode::Create => {
                     let name = format!("{base}-{pass}-{i}");
-                    api.create_function(
-                        &name,
-                        &spec.runtime,
-                        spec.handler,
-                        &spec.zip,
-                        args.memory_size,
-                    )?;
+                    api.create_function(&name, &spec.runtime, spec.handler, &spec.zip, args.memory_size)?;
                     name
                 }
             };
@@ -992,27 +908,13 @@ fn cold_section(
         }
         let c = Summary::of(&cold);
         let warm = median(&warm_after);
-        f.add(
-            format!("cold.{r}.p50_ms"),
-            S,
-            format!("{r}: cold invoke, median"),
-            "ms",
-            c.p50,
-            None,
-        );
-        f.add(
-            format!("cold.{r}.p90_ms"),
-            S,
-            format!("{r}: cold invoke, p90"),
-            "ms",
-            c.p90,
-            None,
-        );
+        f.add(format!("cold.{r}.p50_ms"), S, format!("{r}: cold invoke, median"), "ms", c.p50, None);
+        f.add(format!("cold.{r}.p90_ms"), S, format!("{r}: cold invoke, p90"), "ms", c.p90, None);
         if let Some(&(_, own_ms)) = own.iter().find(|(rt, _)| *rt == spec.rt) {
             let (label, target) = match spec.rt {
-                Rt::Provided => ("over fork+exec", None),
-                Rt::Python => ("over `python3 -S` start", Target::le(10.0)),
-                Rt::Node => ("over `node -e 0` start", Target::le(10.0)),
+                Rt::Provided => ("over fork+exec to first output", None),
+                Rt::Python => ("over `python3 -S` to first output", Target::le(10.0)),
+                Rt::Node => ("over `node` to first output", Target::le(10.0)),
             };
             f.add(
                 format!("cold.{r}.over_own_ms"),

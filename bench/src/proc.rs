@@ -102,9 +102,9 @@ fn terminate(pid: i32, grace: Duration, mut reap: impl FnMut() -> bool) -> Shutd
     // Descendants that outlived nimbus (allowing a moment for ones already dying).
     let alive = |desc: &[(i32, u64)]| -> Vec<i32> {
         desc.iter()
-            .filter(|(c, start)| {
-                matches!(stat(*c), Some((_, st, s)) if s == *start && st != 'Z' && st != 'X')
-            })
+            .filter(
+                |(c, start)| matches!(stat(*c), Some((_, st, s)) if s == *start && st != 'Z' && st != 'X'),
+            )
             .map(|(c, _)| *c)
             .collect()
     };
@@ -120,45 +120,37 @@ fn terminate(pid: i32, grace: Duration, mut reap: impl FnMut() -> bool) -> Shutd
         send_signal(c, libc::SIGKILL);
     }
     let _ = reap();
-    Shutdown {
-        graceful,
-        elapsed,
-        leaked_children: leaked.len(),
-    }
+    Shutdown { graceful, elapsed, leaked_children: leaked.len() }
 }
 
 /// On SIGINT/SIGTERM/SIGHUP: stop every registered nimbus, remove temporary directories, exit 130.
 pub fn install_signal_handler() -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::hangup()),
-                ) else {
-                    eprintln!("nimbus-bench: could not install signal handlers");
-                    return;
-                };
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                    _ = hup.recv() => {}
-                }
-            });
-            eprintln!("\nnimbus-bench: interrupted, stopping nimbus …");
-            let live: Vec<(i32, PathBuf)> = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
-            for (pid, dir) in live {
-                terminate(pid, Duration::from_secs(3), || false);
-                let _ = fs::remove_dir_all(dir);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                eprintln!("nimbus-bench: could not install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
-            std::process::exit(130);
-        })?;
+        });
+        eprintln!("\nnimbus-bench: interrupted, stopping nimbus …");
+        let live: Vec<(i32, PathBuf)> = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+        for (pid, dir) in live {
+            terminate(pid, Duration::from_secs(3), || false);
+            let _ = fs::remove_dir_all(dir);
+        }
+        std::process::exit(130);
+    })?;
     Ok(())
 }
 
@@ -210,13 +202,7 @@ impl Nimbus {
         let mut stdout_log = File::create(dir.0.join("stdout.log"))?;
         let mut cmd = Command::new(bin);
         cmd.arg("up")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--data-dir",
-            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-dir"])
             .arg(&data)
             .args(extra_args)
             .stdin(Stdio::null())
@@ -236,9 +222,7 @@ impl Nimbus {
         // Hold the lock across spawn so a signal cannot slip between spawn and registration.
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         let spawned_at = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
+        let mut child = cmd.spawn().with_context(|| format!("spawn {}", bin.display()))?;
         let pid = child.id() as i32;
         live.push((pid, dir.0.clone()));
         drop(live);
@@ -282,11 +266,7 @@ impl Nimbus {
         let mut last_err = String::from("no answer");
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "nimbus exited with {status} before it was ready: {}\n{}",
-                    last_err,
-                    self.log_tail()
-                );
+                bail!("nimbus exited with {status} before it was ready: {}\n{}", last_err, self.log_tail());
             }
             if let Ok(s) = TcpStream::connect(self.addr) {
                 let _ = s.set_nodelay(true);
@@ -296,10 +276,7 @@ impl Nimbus {
                 }
             }
             if Instant::now() > deadline {
-                bail!(
-                    "nimbus not ready after {timeout:?}: {last_err}\n{}",
-                    self.log_tail()
-                );
+                bail!("nimbus not ready after {timeout:?}: {last_err}\n{}", self.log_tail());
             }
             std::thread::sleep(interval);
         }
@@ -307,9 +284,7 @@ impl Nimbus {
 
     /// Time from spawn to the first stdout line, if one has arrived.
     pub fn first_line_after_spawn(&self) -> Option<(Duration, String)> {
-        self.first_line
-            .get()
-            .map(|(t, l)| (t.saturating_duration_since(self.spawned_at), l.clone()))
+        self.first_line.get().map(|(t, l)| (t.saturating_duration_since(self.spawned_at), l.clone()))
     }
 
     /// Resident set size in KiB (`VmRSS` from `/proc/<pid>/status`).
@@ -335,9 +310,7 @@ impl Nimbus {
             return s;
         }
         let child = &mut self.child;
-        let s = terminate(self.pid, Duration::from_secs(5), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
+        let s = terminate(self.pid, Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_))));
         let _ = self.child.wait();
         if let Ok(mut live) = LIVE.lock() {
             live.retain(|(p, _)| *p != self.pid);
@@ -379,8 +352,7 @@ fn health_once(mut s: TcpStream, req: &[u8]) -> Result<()> {
         }
         buf.extend_from_slice(&scratch[..n]);
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&buf[hlen..]).context("health body is not JSON")?;
+    let v: serde_json::Value = serde_json::from_slice(&buf[hlen..]).context("health body is not JSON")?;
     match v.get("status").and_then(|s| s.as_str()) {
         Some("ready") => Ok(()),
         other => bail!("health status {other:?}"),
@@ -421,25 +393,45 @@ pub fn self_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) as f64 / hz
 }
 
-/// Times `program args…` from spawn to exit, `runs` times after `warmup` untimed runs.
-/// Returns milliseconds per run.
-pub fn time_process(program: &Path, args: &[&str], warmup: usize, runs: usize) -> Result<Vec<f64>> {
+/// Spawn → first byte on stdout, and spawn → exit, of one run, in ms.
+#[derive(Debug, Clone, Copy)]
+pub struct StartTiming {
+    pub first_output_ms: f64,
+    pub exit_ms: f64,
+}
+
+/// Times `program args…` `runs` times after `warmup` untimed runs. The environment is cleared
+/// (only `PATH` is kept) because nimbus starts function processes with a clean environment, and
+/// variables such as `NODE_EXTRA_CA_CERTS` change an interpreter's start by tens of ms.
+pub fn time_start(program: &Path, args: &[&str], warmup: usize, runs: usize) -> Result<Vec<StartTiming>> {
     let mut out = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
         let t0 = Instant::now();
-        let status = Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .with_context(|| format!("run {}", program.display()))?;
-        let dt = t0.elapsed();
-        if !status.success() {
-            bail!("{} {:?} exited with {status}", program.display(), args);
+        let mut stdout = child.stdout.take().context("no stdout pipe")?;
+        let mut byte = [0u8; 1];
+        let got = stdout.read(&mut byte)?;
+        let first = t0.elapsed();
+        let mut rest = Vec::new();
+        let _ = stdout.read_to_end(&mut rest);
+        let status = child.wait()?;
+        let exit = t0.elapsed();
+        if !status.success() || got == 0 {
+            bail!("{} {:?} exited with {status} (output: {got} bytes)", program.display(), args);
         }
         if i >= warmup {
-            out.push(dt.as_secs_f64() * 1e3);
+            out.push(StartTiming {
+                first_output_ms: first.as_secs_f64() * 1e3,
+                exit_ms: exit.as_secs_f64() * 1e3,
+            });
         }
     }
     Ok(out)
@@ -466,11 +458,8 @@ mod tests {
 
     #[test]
     fn finds_and_kills_descendants() {
-        let mut child = Command::new("sh")
-            .args(["-c", "sleep 30 & sleep 30 & wait"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut child =
+            Command::new("sh").args(["-c", "sleep 30 & sleep 30 & wait"]).process_group(0).spawn().unwrap();
         let pid = child.id() as i32;
         let t0 = Instant::now();
         while descendants(pid).len() < 2 && t0.elapsed() < Duration::from_secs(5) {
@@ -478,9 +467,7 @@ mod tests {
         }
         let desc = descendants(pid);
         assert_eq!(desc.len(), 2, "{desc:?}");
-        let s = terminate(pid, Duration::from_millis(500), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
+        let s = terminate(pid, Duration::from_millis(500), || matches!(child.try_wait(), Ok(Some(_))));
         let _ = child.wait();
         // sh dies on SIGTERM; its sleeps outlive it and get SIGKILL.
         assert!(s.graceful);
@@ -493,9 +480,13 @@ mod tests {
 
     #[test]
     fn times_a_process() {
-        let v = time_process(Path::new("/bin/true"), &[], 1, 3).unwrap();
+        let v = time_start(Path::new("/bin/echo"), &["x"], 1, 3).unwrap();
         assert_eq!(v.len(), 3);
-        assert!(v.iter().all(|&x| x > 0.0 && x < 1000.0));
-        assert!(time_process(Path::new("/bin/false"), &[], 0, 1).is_err());
+        assert!(v
+            .iter()
+            .all(|t| t.first_output_ms > 0.0 && t.first_output_ms <= t.exit_ms && t.exit_ms < 1000.0));
+        assert!(time_start(Path::new("/bin/false"), &[], 0, 1).is_err());
+        // No output is an error too: the first-output time would be meaningless.
+        assert!(time_start(Path::new("/bin/true"), &[], 0, 1).is_err());
     }
 }

@@ -16,16 +16,10 @@ pub struct Target {
 
 impl Target {
     pub fn le(value: f64) -> Option<Target> {
-        Some(Target {
-            at_most: true,
-            value,
-        })
+        Some(Target { at_most: true, value })
     }
     pub fn ge(value: f64) -> Option<Target> {
-        Some(Target {
-            at_most: false,
-            value,
-        })
+        Some(Target { at_most: false, value })
     }
     pub fn met(&self, v: f64) -> bool {
         if self.at_most {
@@ -133,6 +127,16 @@ pub struct Machine {
     pub nimbus_commit: String,
     pub python: String,
     pub node: String,
+    /// `/proc/loadavg` when the run started (1, 5, 15 minutes).
+    pub loadavg_start: String,
+    /// `/proc/loadavg` when the run ended (filled in by the caller).
+    pub loadavg_end: String,
+}
+
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn cmd_out(program: &str, args: &[&str]) -> String {
@@ -163,19 +167,14 @@ impl Machine {
             .unwrap_or(0);
         let root = root.to_string_lossy();
         let mut commit = cmd_out("git", &["-C", &root, "rev-parse", "--short", "HEAD"]);
-        if cmd_out(
-            "git",
-            &["-C", &root, "status", "--porcelain", "--untracked-files=no"],
-        )
-        .lines()
-        .any(|l| !l.trim().is_empty())
+        if cmd_out("git", &["-C", &root, "status", "--porcelain", "--untracked-files=no"])
+            .lines()
+            .any(|l| !l.trim().is_empty())
         {
             commit.push_str(" (with uncommitted changes)");
         }
         Machine {
-            nproc: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
+            nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             cpu_model,
             mem_total_mib,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -183,11 +182,10 @@ impl Machine {
                 .unwrap_or_else(|_| "unknown".into()),
             date_utc: cmd_out("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]),
             nimbus_commit: commit,
-            python: cmd_out(
-                "python3",
-                &["-c", "import sys;print(sys.version.split()[0])"],
-            ),
+            python: cmd_out("python3", &["-c", "import sys;print(sys.version.split()[0])"]),
             node: cmd_out("node", &["--version"]),
+            loadavg_start: loadavg(),
+            loadavg_end: String::new(),
         }
     }
 }
@@ -220,11 +218,7 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 fn fmt_target(t: &Target, unit: &str) -> String {
-    format!(
-        "{} {} {unit}",
-        if t.at_most { "≤" } else { "≥" },
-        fmt_num(t.value)
-    )
+    format!("{} {} {unit}", if t.at_most { "≤" } else { "≥" }, fmt_num(t.value))
 }
 
 /// The whole report as Markdown.
@@ -242,6 +236,10 @@ pub fn markdown(machine: &Machine, figures: &Figures, passes: usize, config: &st
         machine.python,
         machine.node
     ));
+    s.push_str(&format!(
+        "Load average (1/5/15 min) at start {}, at end {}.\n\n",
+        machine.loadavg_start, machine.loadavg_end
+    ));
     s.push_str(&format!("Settings: {config}.\n\n"));
     if passes > 1 {
         s.push_str(&format!(
@@ -254,17 +252,15 @@ pub fn markdown(machine: &Machine, figures: &Figures, passes: usize, config: &st
             section = m.section.clone();
             s.push_str(&format!("\n### {section}\n\n"));
             if passes > 1 {
-                s.push_str("| figure | measured | range over passes | target | |\n|---|---:|---:|---:|:-:|\n");
+                s.push_str(
+                    "| figure | measured | range over passes | target | |\n|---|---:|---:|---:|:-:|\n",
+                );
             } else {
                 s.push_str("| figure | measured | target | |\n|---|---:|---:|:-:|\n");
             }
         }
         let measured = format!("{} {}", fmt_num(m.value), m.unit);
-        let target = m
-            .target
-            .as_ref()
-            .map(|t| fmt_target(t, &m.unit))
-            .unwrap_or_default();
+        let target = m.target.as_ref().map(|t| fmt_target(t, &m.unit)).unwrap_or_default();
         let verdict = match m.met() {
             Some(true) => "✅",
             Some(false) => "❌",
@@ -280,10 +276,7 @@ pub fn markdown(machine: &Machine, figures: &Figures, passes: usize, config: &st
                 fmt_num(hi)
             ));
         } else {
-            s.push_str(&format!(
-                "| {} | {measured} | {target} | {verdict} |\n",
-                m.label
-            ));
+            s.push_str(&format!("| {} | {measured} | {target} | {verdict} |\n", m.label));
         }
     }
     if !figures.notes.is_empty() {

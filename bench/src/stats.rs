@@ -42,11 +42,7 @@ impl Summary {
         let mut v = values.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let mean = if n == 0 {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / n as f64
-        };
+        let mean = if n == 0 { f64::NAN } else { v.iter().sum::<f64>() / n as f64 };
         Summary {
             n,
             min: v.first().copied().unwrap_or(f64::NAN),

@@ -44,7 +44,7 @@ STOP_TIMEOUT = 15.0
 # ---------------------------------------------------------------------------
 
 
-def _cargo(args: list[str], env: dict | None = None, what: str = "cargo build") -> None:
+def _cargo(args: list[str], env: dict | None = None, what: str = "cargo build", fatal: bool = False) -> None:
     proc = subprocess.run(
         ["cargo", *args],
         cwd=REPO,
@@ -55,7 +55,10 @@ def _cargo(args: list[str], env: dict | None = None, what: str = "cargo build") 
     )
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-40:])
-        pytest.fail(f"{what} failed (exit {proc.returncode}):\n{tail}", pytrace=False)
+        message = f"{what} failed (exit {proc.returncode}):\n{tail}"
+        if fatal:  # nothing can run without the binary: stop the session with one clear message
+            pytest.exit(message, returncode=1)
+        pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +69,7 @@ def nimbus_bin() -> Path:
         if not path.exists():
             pytest.fail(f"NIMBUS_BIN={override} does not exist", pytrace=False)
         return path
-    _cargo(["build", "--release", "--bin", "nimbus"], what="cargo build --release --bin nimbus")
+    _cargo(["build", "--release", "--bin", "nimbus"], what="cargo build --release --bin nimbus", fatal=True)
     path = REPO / "target" / "release" / "nimbus"
     assert path.exists(), path
     return path
@@ -118,7 +121,8 @@ class NimbusServer:
 
     def start(self, port: int | None = None) -> "NimbusServer":
         assert self.proc is None, "already started"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data dir itself is left for nimbus to create, as on a fresh checkout.
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self._log = open(self.log_path, "ab")
         cmd = [
@@ -211,11 +215,15 @@ class NimbusServer:
         return code
 
     def kill(self) -> None:
+        children = self.descendants() if self.proc else []
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for p in self.descendants() if self.proc else []:
-            p.kill()
+        for p in children:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.proc = None
         if self._log:
             self._log.close()
@@ -275,8 +283,8 @@ def server_factory(nimbus_bin, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(server_factory) -> NimbusServer:
-    """The shared server most tests use (tests use unique function names)."""
-    return server_factory(extra_args=["--max-concurrency", "100"])
+    """The shared server most tests use (tests use unique function names); default settings."""
+    return server_factory()
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,33 @@ def request_id(resp) -> str:
     return resp["ResponseMetadata"]["HTTPHeaders"].get("x-amzn-requestid", "")
 
 
+class Watched:
+    """A process watched by pid, robust against pid reuse (psutil checks the start time)."""
+
+    def __init__(self, pid: int):
+        import psutil
+        self.pid = pid
+        try:
+            self.proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            self.proc = None
+
+    def alive(self) -> bool:
+        import psutil
+        if self.proc is None:
+            return False
+        try:
+            return self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def __repr__(self) -> str:
+        try:
+            return f"pid {self.pid}: {' '.join(self.proc.cmdline())}"
+        except Exception:  # noqa: BLE001
+            return f"pid {self.pid}"
+
+
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -164,6 +191,22 @@ def handler(event, context):
             "log_group_name": context.log_group_name,
             "log_stream_name": context.log_stream_name,
         }
+    if op == "tmp":
+        import tempfile
+        tmp = tempfile.gettempdir()
+        seen = sorted(os.listdir(tmp))
+        if event.get("write"):
+            with open(os.path.join(tmp, event["write"]), "w") as f:
+                f.write(TOKEN)
+        return {"tmp": tmp, "seen": seen, "token": TOKEN, "pid": os.getpid()}
+    if op == "unserializable":
+        return {"a set": {1, 2, 3}}
+    if op == "logging":
+        import logging
+        logging.getLogger().warning("warned via logging")
+        sys.stderr.write("written to stderr\n")
+        sys.stderr.flush()
+        return "logged"
     if op == "big":
         return "x" * event["n"]
     if op == "boto3":
@@ -256,7 +299,7 @@ def python_custom_runtime_bootstrap() -> str:
     and it posts an error to /error when the event asks for it.
     """
     return f'''#!{sys.executable}
-import json, os, sys, urllib.request
+import json, os, sys, urllib.error, urllib.request
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 base = "http://%s/2018-06-01/runtime" % api
 if os.environ.get("FAIL_INIT"):
@@ -270,6 +313,19 @@ while True:
         rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
         headers = {{k: v for k, v in r.headers.items()}}
         event = json.loads(r.read() or b"null")
+    if isinstance(event, dict) and event.get("probe"):
+        def post(url, data=b"{{}}"):
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, method="POST", data=data)) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        statuses = {{"bogus": post(base + "/invocation/not-a-request-id/response")}}
+        statuses["first"] = post(base + "/invocation/%s/response" % rid, json.dumps("probed").encode())
+        statuses["second"] = post(base + "/invocation/%s/response" % rid, b'"again"')
+        with open(event["probe"], "w") as f:
+            json.dump(statuses, f)
+        continue
     if isinstance(event, dict) and event.get("fail"):
         body = {{"errorMessage": "custom failure", "errorType": "Custom.Failure", "stackTrace": []}}
         req = urllib.request.Request(base + "/invocation/%s/error" % rid, method="POST",

@@ -15,6 +15,18 @@ from support import PY_MULTI, ROLE, make_zip, unique_name
 pytestmark = pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 
 
+def _raw_payload_args() -> list[str]:
+    """aws CLI v2 base64-decodes blob arguments unless told otherwise; v1 sends them raw."""
+    if shutil.which("aws") is None:
+        return []
+    version = subprocess.run(["aws", "--version"], capture_output=True, text=True)
+    text = version.stdout + version.stderr
+    return ["--cli-binary-format", "raw-in-base64-out"] if text.startswith("aws-cli/2") else []
+
+
+RAW = _raw_payload_args()
+
+
 @pytest.fixture
 def aws(endpoint, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -54,14 +66,14 @@ def test_cli_create_invoke_update_delete(aws, tmp_path):
     assert created["FunctionName"] == name
     aws("wait", "function-active-v2", "--function-name", name)
 
-    out = aws.json("invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
+    out = aws.json("invoke", "--function-name", name, *RAW,
                    "--payload", json.dumps({"op": "echo", "value": {"from": "cli"}}), "out.json")
     assert out["StatusCode"] == 200
     assert out["ExecutedVersion"] == "$LATEST"
     assert "FunctionError" not in out
     assert json.loads((tmp_path / "out.json").read_text()) == {"from": "cli"}
 
-    log = aws("invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
+    log = aws("invoke", "--function-name", name, *RAW,
               "--payload", json.dumps({"op": "print", "text": "cli log line"}), "--log-type", "Tail",
               "--query", "LogResult", "--output", "text", "log.json").stdout.strip()
     text = base64.b64decode(log).decode()
@@ -71,7 +83,7 @@ def test_cli_create_invoke_update_delete(aws, tmp_path):
                        "--environment", "Variables={CLI_VAR=cli-value}", "--timeout", "15")
     assert updated["Timeout"] == 15
     aws("wait", "function-updated-v2", "--function-name", name)
-    aws.json("invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
+    aws.json("invoke", "--function-name", name, *RAW,
              "--payload", '{"op": "env"}', "env.json")
     assert json.loads((tmp_path / "env.json").read_text())["env"]["CLI_VAR"] == "cli-value"
 
@@ -98,7 +110,7 @@ def test_cli_function_error(aws, tmp_path):
     aws.json("create-function", "--function-name", name, "--runtime", "python3.12", "--role", ROLE,
              "--handler", "app.handler", "--zip-file", "fileb://fn.zip")
     aws("wait", "function-active-v2", "--function-name", name)
-    out = aws.json("invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
+    out = aws.json("invoke", "--function-name", name, *RAW,
                    "--payload", '{"op": "raise", "message": "cli boom"}', "err.json")
     assert out["StatusCode"] == 200
     assert out["FunctionError"] == "Unhandled"

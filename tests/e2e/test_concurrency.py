@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from support import PY_SLEEPER, ROLE, make_zip, payload_json, request_id, unique_name, wait_until
+from support import PY_SLEEPER, ROLE, Watched, make_zip, payload_json, request_id, unique_name, wait_until
 
 
 def test_parallel_invokes_scale_out(client, create_fn):
@@ -37,13 +37,6 @@ def test_parallel_invokes_scale_out(client, create_fn):
     resp = payload_json(client.invoke(FunctionName=name, Payload=json.dumps({"i": 99})))
     assert resp["token"] in tokens
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +75,9 @@ def test_idle_environments_stop_after_keep_alive(limited_server):
                        Code={"ZipFile": make_zip({"app.py": PY_SLEEPER})})
     cl.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
     first = payload_json(cl.invoke(FunctionName=name, Payload=b"{}"))
-    assert _pid_alive(first["pid"])
+    env = Watched(first["pid"])
+    assert env.alive()
     # --keep-alive 1: the idle environment is stopped within a few seconds.
-    wait_until(lambda: not _pid_alive(first["pid"]), timeout=6, what="idle environment to stop")
+    wait_until(lambda: not env.alive(), timeout=6, what=f"idle environment to stop ({env})")
     second = payload_json(cl.invoke(FunctionName=name, Payload=b"{}"))
     assert second["token"] != first["token"]

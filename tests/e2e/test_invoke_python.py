@@ -13,6 +13,7 @@ from support import (
     PY_IMPORT_ERROR,
     PY_MULTI,
     PY_SYNTAX_ERROR,
+    Watched,
     function_arn,
     payload_json,
     request_id,
@@ -35,6 +36,12 @@ def test_request_response_returns_payload(client, py_fn):
     assert payload_json(resp) == event["value"]
 
 
+def test_empty_payload_is_empty_object(client, py_fn):
+    resp = client.invoke(FunctionName=py_fn)
+    assert "FunctionError" not in resp, payload_json(resp)
+    assert payload_json(resp) == {}
+
+
 def test_explicit_request_response_and_qualifier(client, py_fn):
     resp = invoke(client, py_fn, {"op": "echo", "value": 42}, InvocationType="RequestResponse", Qualifier="$LATEST")
     assert resp["StatusCode"] == 200
@@ -52,6 +59,11 @@ def test_event_invocation_runs_in_background(client, py_fn, tmp_path):
     assert resp["StatusCode"] == 202
     assert resp["Payload"].read() == b""
     wait_until(lambda: target.exists() and target.read_text() == "ran", timeout=10, what="event handler to write")
+
+
+def test_event_invocation_of_missing_function_is_not_found(client):
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="no-such-function-for-event", InvocationType="Event", Payload=b"{}")
 
 
 def test_dry_run_returns_204_without_running(client, py_fn, tmp_path):
@@ -84,6 +96,22 @@ def test_log_tail_is_at_most_4kb(client, py_fn):
     assert b"REPORT RequestId:" in log  # the tail keeps the end
 
 
+def test_logging_and_stderr_in_tail(client, py_fn):
+    resp = invoke(client, py_fn, {"op": "logging"}, LogType="Tail")
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "warned via logging" in log, log
+    assert "written to stderr" in log, log
+    line = next(line for line in log.splitlines() if "warned via logging" in line)
+    assert request_id(resp) in line and "WARNING" in line, line  # AWS's format: [WARNING] time id message
+
+
+def test_unserializable_result_is_marshal_error(client, py_fn):
+    resp = invoke(client, py_fn, {"op": "unserializable"})
+    assert resp["FunctionError"] == "Unhandled"
+    body = payload_json(resp)
+    assert body["errorType"] == "Runtime.MarshalError", body
+
+
 def test_raised_error_is_unhandled_function_error(client, py_fn):
     resp = invoke(client, py_fn, {"op": "raise", "message": "it broke"})
     assert resp["StatusCode"] == 200
@@ -101,6 +129,7 @@ def test_raised_error_is_unhandled_function_error(client, py_fn):
 def test_timeout_is_reported_and_environment_replaced(client, create_fn):
     name = create_fn("timeout", {"app.py": PY_MULTI}, Timeout=1)
     first = payload_json(invoke(client, name, {"op": "whoami"}))
+    first_env = Watched(first["pid"])
     started = time.monotonic()
     resp = invoke(client, name, {"op": "sleep", "seconds": 3})
     elapsed = time.monotonic() - started
@@ -114,19 +143,8 @@ def test_timeout_is_reported_and_environment_replaced(client, create_fn):
     assert "FunctionError" not in resp, payload_json(resp)
     after = payload_json(resp)
     assert after["token"] != first["token"], "the timed-out environment must be recycled"
-    assert wait_until(lambda: not _pid_alive(first["pid"]), timeout=5, what="timed-out environment to die")
+    wait_until(lambda: not first_env.alive(), timeout=5, what=f"timed-out environment to die ({first_env})")
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_import_error(client, create_fn):
@@ -139,6 +157,17 @@ def test_import_error(client, create_fn):
     assert "nimbus_module_that_does_not_exist" in body["errorMessage"], body
     # A second invoke fails the same way (no hang, no crash of nimbus).
     assert payload_json(invoke(client, name, {}))["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_import_error_log_tail(client, create_fn):
+    """As on AWS, an invoke that fails in init still returns its log (the init error, START..REPORT)."""
+    name = create_fn("import-err-log", {"app.py": PY_IMPORT_ERROR})
+    resp = invoke(client, name, {}, LogType="Tail")
+    assert resp["FunctionError"] == "Unhandled"
+    assert "LogResult" in resp, "LogType=Tail must return LogResult even when init fails"
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "Unable to import module 'app'" in log, log
+    assert f"REPORT RequestId: {request_id(resp)}" in log, log
 
 
 def test_syntax_error(client, create_fn):
@@ -201,13 +230,16 @@ def test_boto3_inside_function_talks_to_nimbus(client, py_fn):
     assert py_fn in payload_json(resp)["names"]
 
 
-def test_missing_exact_python_version_runs_on_host_python(client, create_fn):
-    name = create_fn("py314", {"app.py": PY_MULTI}, runtime="python3.14")
-    resp = invoke(client, name, {"op": "env"})
-    assert "FunctionError" not in resp, payload_json(resp)
-    out = payload_json(resp)
-    assert out["python"][0] == 3
-    assert out["env"]["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.14"
+def test_missing_exact_python_version_runs_on_host_python(client, create_fn, server):
+    for _ in range(2):
+        name = create_fn("py314", {"app.py": PY_MULTI}, runtime="python3.14")
+        resp = invoke(client, name, {"op": "env"})
+        assert "FunctionError" not in resp, payload_json(resp)
+        out = payload_json(resp)
+        assert out["python"][0] == 3
+        assert out["env"]["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.14"
+    notes = [line for line in server.log_text().splitlines() if "python3.14" in line]
+    assert len(notes) == 1, f"the fallback should be logged once: {notes}"
 
 
 def test_large_payloads_round_trip(client, py_fn):
@@ -238,8 +270,62 @@ def test_warm_reuse(client, create_fn):
     assert first["request_id"] != second["request_id"]
 
 
+def test_each_environment_gets_its_own_tmp(client, create_fn):
+    name = create_fn("tmpdir", {"app.py": PY_MULTI}, Timeout=1)
+    first = payload_json(invoke(client, name, {"op": "tmp", "write": "marker.txt"}))
+    assert "marker.txt" in payload_json(invoke(client, name, {"op": "tmp"}))["seen"], "warm env keeps its /tmp"
+    # A timeout recycles the environment; the next one starts with an empty /tmp of its own.
+    invoke(client, name, {"op": "sleep", "seconds": 3})
+    second = payload_json(invoke(client, name, {"op": "tmp"}))
+    assert second["token"] != first["token"]
+    assert second["tmp"] != first["tmp"]
+    assert "marker.txt" not in second["seen"]
+    assert not os.path.exists(first["tmp"]), "a stopped environment's /tmp should be removed"
+
+
 @pytest.mark.parametrize("runtime", ["python3.12", "python3.11", "python3.13"])
 def test_python_runtime_names(client, create_fn, runtime):
     name = create_fn("pyrt", {"app.py": PY_MULTI}, runtime=runtime)
     resp = invoke(client, name, {"op": "echo", "value": runtime})
     assert payload_json(resp) == runtime
+
+
+@pytest.mark.parametrize(
+    "files, handler",
+    [
+        ({"pkg/__init__.py": "", "pkg/mod.py": PY_MULTI}, "pkg.mod.handler"),
+        ({"src/app.py": PY_MULTI}, "src/app.handler"),
+        ({"app.py": "from helper import VALUE\n\ndef handler(e, c):\n    return VALUE\n",
+          "helper.py": "VALUE = {'op': 'echo', 'value': 'from helper'}\n"}, "app.handler"),
+    ],
+    ids=["dotted-package", "slash-path", "sibling-import"],
+)
+def test_python_handler_paths(client, create_fn, files, handler):
+    name = create_fn("pypath", files, handler=handler)
+    resp = invoke(client, name, {"op": "echo", "value": "ok"})
+    assert "FunctionError" not in resp, payload_json(resp)
+    assert payload_json(resp) in ("ok", {"op": "echo", "value": "from helper"})
+
+
+def test_many_event_invokes_all_run(client, py_fn, tmp_path):
+    for i in range(15):
+        resp = invoke(client, py_fn, {"op": "write", "path": str(tmp_path / f"ev-{i}"), "content": str(i)},
+                      InvocationType="Event")
+        assert resp["StatusCode"] == 202
+    wait_until(lambda: all((tmp_path / f"ev-{i}").exists() for i in range(15)), timeout=15,
+               what="all 15 event invokes to run")
+    assert [(tmp_path / f"ev-{i}").read_text() for i in range(15)] == [str(i) for i in range(15)]
+
+
+def test_unknown_qualifier_is_not_found(client, py_fn):
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName=py_fn, Qualifier="7", Payload=b"{}")
+
+
+def test_delete_stops_warm_environments(client, create_fn):
+    name = create_fn("del-warm", {"app.py": PY_MULTI})
+    pid = payload_json(invoke(client, name, {"op": "whoami"}))["pid"]
+    env = Watched(pid)
+    assert env.alive()
+    client.delete_function(FunctionName=name)
+    wait_until(lambda: not env.alive(), timeout=5, what=f"deleted function's environment to stop ({env})")

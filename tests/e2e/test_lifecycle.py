@@ -9,7 +9,17 @@ import time
 
 import pytest
 
-from support import NODE_CJS, PY_MULTI, ROLE, code_sha256, make_zip, payload_json, unique_name, wait_until
+from support import (
+    NODE_CJS,
+    PY_MULTI,
+    ROLE,
+    Watched,
+    code_sha256,
+    make_zip,
+    payload_json,
+    unique_name,
+    wait_until,
+)
 
 SLOW = r'''
 import os, time
@@ -36,6 +46,18 @@ def test_startup_line_names_address_and_data_dir(server):
         f"the line announcing the address should name the data dir {server.data_dir}: {lines}"
 
 
+def test_port_in_use_fails_clearly(server_factory):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        srv = server_factory(start=False)
+        with pytest.raises(AssertionError, match="exited with"):
+            srv.start(port=port)
+        assert str(port) in srv.log_text(), srv.log_text()
+
+
 def _create(cl, runtime, files, handler, **kwargs):
     name = unique_name("durable")
     zip_bytes = make_zip(files)
@@ -57,9 +79,14 @@ def test_restart_keeps_functions(server_factory):
     assert payload_json(cl.invoke(FunctionName=py, Payload=json.dumps({"op": "echo", "value": 1}))) == 1
 
     srv.stop()  # asserts that no environment outlives the server
-    old_endpoint = srv.endpoint
+    old_port = srv.port
+    srv.start(port=old_port)  # same data dir, same port, right away (the everyday restart)
+    cl = srv.client()
+    assert payload_json(cl.invoke(FunctionName=py, Payload=json.dumps({"op": "echo", "value": 2}))) == 2
+
+    srv.stop()
     srv.start()  # same data dir, new port
-    assert srv.endpoint != old_endpoint
+    assert srv.port != old_port
     cl = srv.client()
 
     names = [f["FunctionName"] for p in cl.get_paginator("list_functions").paginate() for f in p["Functions"]]
@@ -123,19 +150,12 @@ def test_stop_cuts_a_long_invoke_after_grace(server_factory, tmp_path):
     t = threading.Thread(target=call, daemon=True)
     t.start()
     wait_until(marker.exists, timeout=10, what="handler to start")
-    handler_pid = int(marker.read_text())
+    handler = Watched(int(marker.read_text()))
     started = time.monotonic()
     srv.stop()  # asserts nimbus exits (no SIGKILL needed) and no environment outlives it
     took = time.monotonic() - started
     assert took < 1 + 4, f"stop took {took:.1f}s with --grace 1"
-    assert not _pid_alive(handler_pid)
+    assert not handler.alive(), handler
     t.join(5)
     assert not t.is_alive(), "the client of a cut invoke must get an answer or a closed connection"
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False

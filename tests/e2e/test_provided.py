@@ -3,6 +3,7 @@ a function built with crates.io's `lambda_runtime`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -46,7 +47,6 @@ def test_runtime_api_headers(client, custom_fn):
 
 
 def test_runtime_api_client_context(client, custom_fn):
-    import base64
     ctx = {"custom": {"k": "v"}, "env": {}, "client": {}}
     resp = invoke(client, custom_fn, {}, ClientContext=base64.b64encode(json.dumps(ctx).encode()).decode())
     headers = {k.lower(): v for k, v in payload_json(resp)["headers"].items()}
@@ -83,6 +83,10 @@ def test_exiting_bootstrap_is_runtime_exit_error(client, create_fn):
     body = payload_json(resp)
     assert body["errorType"] == "Runtime.ExitError", body
     assert "exit status 3" in body["errorMessage"], body
+    assert "LogResult" in resp, "LogType=Tail must return LogResult even when the runtime exits"
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "bootstrap starting and giving up" in log, log
+    assert f"REPORT RequestId: {request_id(resp)}" in log, log
     # The same again: no stuck environment.
     assert payload_json(invoke(client, name, {}))["errorType"] == "Runtime.ExitError"
 
@@ -105,3 +109,19 @@ def test_lambda_runtime_crate_echo(client, create_fn, rust_echo_zip, runtime):
     # Warm path: many quick invokes in a row all echo.
     for i in range(20):
         assert payload_json(invoke(client, name, {"i": i})) == {"i": i}
+
+
+def test_runtime_api_status_codes(client, custom_fn, tmp_path):
+    """Runtime API: 202 for a response, 4xx for an unknown request id or a second response."""
+    probe = tmp_path / "statuses.json"
+    resp = invoke(client, custom_fn, {"probe": str(probe)})
+    assert "FunctionError" not in resp, payload_json(resp)
+    assert payload_json(resp) == "probed"
+    from support import wait_until
+    wait_until(probe.exists, timeout=5, what="bootstrap to report statuses")
+    statuses = json.loads(probe.read_text())
+    assert statuses["first"] == 202, statuses
+    assert 400 <= statuses["bogus"] < 500, statuses
+    assert 400 <= statuses["second"] < 500, statuses
+    # The environment is still usable.
+    assert payload_json(invoke(client, custom_fn, {"k": 1}))["event"] == {"k": 1}

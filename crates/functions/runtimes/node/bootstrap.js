@@ -135,6 +135,8 @@ const HandlerNotFound = runtimeError('HandlerNotFound');
 const MalformedHandlerName = runtimeError('MalformedHandlerName');
 const UserCodeSyntaxError = runtimeError('UserCodeSyntaxError');
 const NodeJsExit = runtimeError('NodeJsExit');
+const NODEJS_EXIT_MESSAGE =
+  'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a Promise that was never settled. For more information, see https://nodejs.org/docs/latest/api/process.html#exit-codes';
 class UnhandledPromiseRejection extends Error {
   constructor(reason, promise) {
     super(reason);
@@ -217,22 +219,42 @@ const apiPort = parseInt(apiAddress.slice(apiColon + 1), 10);
 // still fires for callback-style handlers that never call back).
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
+// Sockets that already have the catch-all error listener below.
+const guardedSockets = new WeakSet();
+const ignoreSocketError = () => {};
+
 function apiRequest(method, apiPath, body, headers, isRetry) {
   return new Promise((resolve, reject) => {
     const options = { hostname: apiHost, port: apiPort, method, path: API_PREFIX + apiPath, agent };
     if (body !== undefined) {
       options.headers = Object.assign({ 'Content-Length': Buffer.byteLength(body) }, headers);
     }
+    let responded = false;
     const req = http.request(options, (res) => {
+      responded = true;
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
+    req.on('socket', (socket) => {
+      // If the API answers early and drops the connection while the body is
+      // still being written (413 for an oversized response), the write error
+      // can surface on the socket after the request is done with it; without
+      // a listener it would be an uncaught exception and kill the runtime.
+      // Request-level failures still arrive through req's 'error' below.
+      if (!guardedSockets.has(socket)) {
+        guardedSockets.add(socket);
+        socket.on('error', ignoreSocketError);
+      }
+    });
     req.on('error', (err) => {
-      // A kept-alive socket the server already closed: reconnect once (node's
-      // documented pattern). Fresh connections are never retried.
-      if (!isRetry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+      // A kept-alive socket the server had already closed: retry a GET once on
+      // a fresh connection (node's documented pattern). POSTs are never
+      // re-sent: the API may have acted on them (e.g. answered 413 to an
+      // oversized response and dropped the connection mid-body).
+      if (responded) return;
+      if (!isRetry && method === 'GET' && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
         resolve(apiRequest(method, apiPath, body, headers, true));
       } else {
         reject(err);
@@ -243,7 +265,17 @@ function apiRequest(method, apiPath, body, headers, isRetry) {
 }
 
 async function post(apiPath, bodyString, headers) {
-  const res = await apiRequest('POST', apiPath, bodyString, headers);
+  let res;
+  try {
+    res = await apiRequest('POST', apiPath, bodyString, headers);
+  } catch (err) {
+    // E.g. a response over the 6 MB limit: the API answers 413 and drops the
+    // connection while we are still sending. The invocation is settled on the
+    // API's side either way; the next GET reconnects (and exits if the API is
+    // really gone).
+    writeAll(2, `nimbus runtime: POST ${apiPath} failed: ${err.message}\n`);
+    return;
+  }
   if (res.status >= 500) {
     // Container error per the spec: non-recoverable, exit promptly.
     writeAll(2, `nimbus runtime: POST ${apiPath} -> ${res.status}, exiting\n`);
@@ -391,7 +423,7 @@ function invoke(handler, isAsync, requestId, headers, body) {
       resolve(outcome);
     };
     const onBeforeExit = () => {
-      finish(isAsync ? { error: new NodeJsExit('Runtime exited without providing a reason') } : { result: null });
+      finish(isAsync ? { error: new NodeJsExit(NODEJS_EXIT_MESSAGE) } : { result: null });
     };
     active = { requestId, finish };
 
@@ -479,17 +511,24 @@ async function runLoop(handler) {
   }
 }
 
+let initDone = false;
+let dying = false;
+
 // An exception nobody catches: report it against the invocation in flight
 // (or as the init error) and exit, as AWS does (exit codes 129 / 128).
+// Between invocations there is nothing to report it against: just exit, and
+// nimbus sees the process die.
 function fatal(label, error, exitCode) {
   logError(label, error);
+  if (dying) return;
+  dying = true;
   const current = active;
   active = null;
-  let report;
+  let report = Promise.resolve();
   if (current) {
     current.finish({ fatal: true }); // the loop must not post a second time
     report = postInvocationError(current.requestId, error);
-  } else {
+  } else if (!initDone) {
     report = postInitError(error);
   }
   report.then(
@@ -515,6 +554,7 @@ async function main() {
     fatal('Uncaught Exception', err, 129);
     return;
   }
+  initDone = true;
   await runLoop(handler);
 }
 

@@ -57,10 +57,12 @@ class FakeRuntimeApi:
     """Serves queued events on GET /invocation/next (blocking when the queue is
     empty, like RAPID) and records every POST."""
 
-    def __init__(self, events=(), chunked=False, close_connections=False):
+    def __init__(self, events=(), chunked=False, close_connections=False, silent_close=False, max_body=None):
         self.events = list(events)
         self.chunked = chunked  # send event bodies with Transfer-Encoding: chunked
         self.close_connections = close_connections  # "Connection: close" on every response
+        self.silent_close = silent_close  # drop the connection after each POST without saying so
+        self.max_body = max_body  # like nimbus' 6 MB limit: 413 + drop the connection, body unread
         self.posted = []
         self.next_clients = []
         self.cond = threading.Condition()
@@ -107,7 +109,14 @@ class FakeRuntimeApi:
                 self._reply(200, body, headers)
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                if api.max_body is not None and length > api.max_body:
+                    self.rfile.read(api.max_body)
+                    request_id = self.path.split("/")[-2]
+                    api._record("too_large", request_id, self.headers, b"", self.client_address)
+                    self.close_connection = True
+                    return self._reply(413, b'{"errorType":"RequestEntityTooLarge"}')
+                body = self.rfile.read(length)
                 m = re.fullmatch(re.escape(PREFIX) + r"/invocation/([^/]+)/(response|error)", self.path)
                 if m:
                     kind, request_id = m.group(2), m.group(1)
@@ -117,6 +126,8 @@ class FakeRuntimeApi:
                     return self._reply(404, b'{"errorType":"NotFound"}')
                 api._record(kind, request_id, self.headers, body, self.client_address)
                 self._reply(202, b'{"status":"OK"}')
+                if api.silent_close:
+                    self.close_connection = True  # the client finds a dead keep-alive socket
 
             def _reply(self, status, body, headers=None):
                 self.send_response(status)
@@ -175,10 +186,11 @@ class FakeRuntimeApi:
             self.posted.append(Posted(kind, request_id, headers, body, client, stdout, stderr))
             self.cond.notify_all()
 
-    def wait_posted(self, count, proc, timeout=TIMEOUT):
+    def wait_posted(self, count, proc, timeout=TIMEOUT, until=None):
         deadline = time.monotonic() + timeout
+        done = until or (lambda posted: len(posted) >= count)
         with self.cond:
-            while len(self.posted) < count:
+            while not done(self.posted):
                 if proc.poll() is not None and proc.returncode is not None:
                     # give an in-flight POST a moment to land
                     self.cond.wait(0.2)
@@ -230,10 +242,11 @@ def write_files(root, files):
             f.write(textwrap.dedent(content).lstrip("\n"))
 
 
-def run(lang, tmp_path, files, handler, events=(), env=None, expect=None, server_opts=None):
+def run(lang, tmp_path, files, handler, events=(), env=None, expect=None, server_opts=None, kill=True, until=None):
     """Run one runtime process until it has posted `expect` results (default:
-    one per event, or a single init error when no events are given), then
-    stop it. Returns a Run with everything observed."""
+    one per event, or a single init error when no events are given) or
+    until(posted) is true, then stop it (kill=False: wait for it to exit by
+    itself). Returns a Run with everything observed."""
     code_dir = str(tmp_path / "code")
     os.makedirs(code_dir, exist_ok=True)
     write_files(code_dir, files)
@@ -267,8 +280,8 @@ def run(lang, tmp_path, files, handler, events=(), env=None, expect=None, server
     os.close(err_w)
     try:
         expected = expect if expect is not None else (len(events) or 1)
-        api.wait_posted(expected, proc)
-        if events:
+        api.wait_posted(expected, proc, until=until)
+        if events and kill:
             # all done: the runtime is now parked in GET /next; stop it
             proc.kill()
         try:
@@ -441,7 +454,7 @@ def test_python_context(tmp_path):
             event(
                 {},
                 "ctx-1",
-                deadline_ms=now + 5000,
+                deadline_ms=now + 60000,
                 arn="arn:aws:lambda:us-east-1:000000000000:function:fn:live",
                 client_context=json.dumps({"custom": {"a": 1}, "env": {"b": 2}, "client": {"installation_id": "i"}}),
                 cognito_identity=json.dumps({"cognitoIdentityId": "cid", "cognitoIdentityPoolId": "pool"}),
@@ -450,7 +463,7 @@ def test_python_context(tmp_path):
     )
     body = r.posted[0].json()
     remaining = body.pop("remaining")
-    assert 3000 < remaining <= 5000
+    assert 60000 - TIMEOUT * 1000 < remaining <= 60000  # counts down from the header
     assert body == {
         "function_name": "fn",
         "function_version": "$LATEST",
@@ -598,13 +611,16 @@ def test_python_no_site_import_when_no_site_dirs(tmp_path):
     app = """
     import sys
     def handler(event, context):
-        return ["site" in sys.modules, "logging" in sys.modules, "http.client" in sys.modules]
+        return [m for m in ("site", "logging", "http.client", "json", "re", "traceback") if m in sys.modules]
     """
-    r = run("python", tmp_path, {"app.py": app}, "app.handler", [event({})])
-    assert r.posted[0].json() == [False, False, False]
+    r = run("python", tmp_path, {"app.py": app}, "app.handler", [event({"x": [1, 2]})])
+    assert r.posted[0].json() == []  # the runtime itself stayed lean
 
 
-@pytest.mark.parametrize("opts", [{"chunked": True}, {"close_connections": True}])
+HTTP_VARIANTS = [{"chunked": True}, {"close_connections": True}, {"silent_close": True}]
+
+
+@pytest.mark.parametrize("opts", HTTP_VARIANTS)
 def test_python_http_chunked_and_connection_close(tmp_path, opts):
     r = run(
         "python",
@@ -615,6 +631,27 @@ def test_python_http_chunked_and_connection_close(tmp_path, opts):
         server_opts=opts,
     )
     assert [p.json()["event"]["n"] for p in r.posted] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("lang", ["python", pytest.param("node", marks=needs_node)])
+def test_oversized_response_does_not_kill_the_runtime(tmp_path, lang):
+    files = {
+        "app.py": "def handler(event, context):\n    return 'x' * event['size']\n",
+        "index.js": "exports.handler = async (event) => 'x'.repeat(event.size);\n",
+    }
+    handler = "app.handler" if lang == "python" else "index.handler"
+    r = run(
+        lang,
+        tmp_path,
+        files,
+        handler,
+        [event({"size": 4_000_000}, "big"), event({"size": 3}, "small")],
+        server_opts={"max_body": 1_000_000},
+        until=lambda posted: any(p.request_id == "small" for p in posted),
+    )
+    # the oversized body is sent once (never re-sent), then the runtime goes on
+    assert [(p.kind, p.request_id) for p in r.posted] == [("too_large", "big"), ("response", "small")]
+    assert r.posted[-1].json() == "xxx"
 
 
 def test_python_large_event(tmp_path):
@@ -693,7 +730,7 @@ def test_node_cjs_extension_and_nested_property(tmp_path):
 def test_node_callback_styles(tmp_path):
     app = """
     exports.cb = (event, context, callback) => {
-      setTimeout(() => {}, 3000);       // callbackWaitsForEmptyEventLoop treated as false
+      setTimeout(() => {}, 60000);      // callbackWaitsForEmptyEventLoop treated as false
       setImmediate(() => callback(null, { cb: event.n }));
     };
     exports.cbErr = (event, context, callback) => callback('plain string error');
@@ -715,10 +752,20 @@ def test_node_callback_styles(tmp_path):
         results[handler] = r.posted[0].json()
         assert r.posted[0].kind == "response"
         assert results[handler] == expected, (handler, r.stdout, r.stderr)
-        assert time.monotonic() - t0 < 2.5  # did not wait for the 3 s timer
+        assert time.monotonic() - t0 < TIMEOUT  # did not wait for the 60 s timer
     r = run("node", tmp_path / "cbErr", {"index.js": app}, "index.cbErr", [event({})])
     assert r.posted[0].kind == "error"
     assert r.posted[0].json() == {"errorType": "string", "errorMessage": "plain string error", "trace": []}
+
+
+@needs_node
+def test_node_async_handler_that_never_settles(tmp_path):
+    app = "exports.handler = async () => new Promise(() => {});\n"
+    r = run("node", tmp_path, {"index.js": app}, "index.handler", [event({}, "ns-1"), event({}, "ns-2")])
+    assert [p.kind for p in r.posted] == ["error", "error"]  # and the runtime carries on
+    body = r.posted[0].json()
+    assert body["errorType"] == "Runtime.NodeJsExit"
+    assert body["errorMessage"].startswith("The Lambda runtime client detected an unexpected Node.js exit code.")
 
 
 @needs_node
@@ -757,12 +804,20 @@ def test_node_unserializable_result(tmp_path):
 @needs_node
 def test_node_uncaught_exception_during_invoke(tmp_path):
     app = "exports.handler = () => { setTimeout(() => { throw new Error('late'); }, 1); };\n"
-    r = run("node", tmp_path, {"index.js": app}, "index.handler", [event({}, "u-1")])
+    r = run("node", tmp_path, {"index.js": app}, "index.handler", [event({}, "u-1")], kill=False)
     (p,) = r.posted
     assert p.kind == "error" and p.request_id == "u-1"
     assert p.json()["errorMessage"] == "late"
-    r_exit = r.returncode
-    assert r_exit in (129, -9), r_exit  # exits by itself (129), or was killed just after posting
+    assert r.returncode == 129
+
+
+@needs_node
+def test_node_uncaught_exception_between_invocations(tmp_path):
+    app = "exports.handler = async () => { setTimeout(() => { throw new Error('later'); }, 50); return 'done'; };\n"
+    r = run("node", tmp_path, {"index.js": app}, "index.handler", [event({}, "b-1")], kill=False)
+    assert [(p.kind, p.request_id) for p in r.posted] == [("response", "b-1")]  # nothing else posted
+    assert r.returncode == 129
+    assert re.search(LOG_LINE % ("b-1", "ERROR", r"Uncaught Exception \t\{.*later.*"), r.stdout, re.M), r.stdout
 
 
 @needs_node
@@ -792,7 +847,7 @@ def test_node_context(tmp_path):
             event(
                 {},
                 "c-1",
-                deadline_ms=now + 5000,
+                deadline_ms=now + 60000,
                 arn="arn:aws:lambda:us-east-1:000000000000:function:fn",
                 cognito_identity='{"cognitoIdentityId":"cid","cognitoIdentityPoolId":"pool"}',
                 client_context='{"custom":{"k":"v"}}',
@@ -801,7 +856,7 @@ def test_node_context(tmp_path):
     )
     body = r.posted[0].json()
     remaining = body.pop("remaining")
-    assert 3000 < remaining <= 5000
+    assert 60000 - TIMEOUT * 1000 < remaining <= 60000  # counts down from the header
     assert body == {
         "functionName": "fn",
         "functionVersion": "$LATEST",
@@ -857,7 +912,7 @@ def test_node_log_level_filter(tmp_path):
 
 
 @needs_node
-@pytest.mark.parametrize("opts", [{"chunked": True}, {"close_connections": True}])
+@pytest.mark.parametrize("opts", HTTP_VARIANTS)
 def test_node_http_chunked_and_connection_close(tmp_path, opts):
     app = "exports.handler = async (e) => e.n;\n"
     r = run("node", tmp_path, {"index.js": app}, "index.handler", [event({"n": i}) for i in range(3)], server_opts=opts)

@@ -1,0 +1,305 @@
+//! Resource limits through cgroups, v1 or v2 per controller: hosts mount either or both, and a
+//! controller is used from whichever hierarchy actually has it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Memory that buys one vCPU on AWS Lambda; CPU weight is proportional to memory.
+pub const MB_PER_VCPU: u64 = 1769;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Where one controller lives and the directory nimbus creates environment groups under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    pub version: Version,
+    pub base: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cgroups {
+    pub memory: Option<Controller>,
+    pub pids: Option<Controller>,
+    pub cpu: Option<Controller>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub pids: u64,
+}
+
+/// One environment's groups (one directory per distinct hierarchy).
+#[derive(Debug)]
+pub struct Group {
+    memory: Option<(Version, PathBuf)>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Cgroups {
+    /// Finds the controllers from `/proc/self/mountinfo` and `/proc/self/cgroup`, placing
+    /// nimbus's groups at `<our group>/<name>` in each hierarchy.
+    pub fn detect(name: &str) -> Cgroups {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let membership = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut cgroups = Cgroups::from_tables(&mountinfo, &membership, name, |path| {
+            fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default()
+        });
+        if let Err(error) = cgroups.prepare() {
+            eprintln!("nimbus: cgroups unavailable ({error}); running without resource limits");
+            cgroups = Cgroups::default();
+        }
+        cgroups
+    }
+
+    /// The detection logic over the text of mountinfo and /proc/self/cgroup.
+    pub fn from_tables(
+        mountinfo: &str,
+        membership: &str,
+        name: &str,
+        v2_controllers: impl Fn(&Path) -> String,
+    ) -> Cgroups {
+        let own_path = |wanted: Option<&str>| {
+            membership.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let matches = match wanted {
+                    Some(controller) => controllers.split(',').any(|c| c == controller),
+                    None => controllers.is_empty(),
+                };
+                matches.then(|| path.trim_start_matches('/').to_owned())
+            })
+        };
+        let mut v1 = Vec::new();
+        let mut v2 = None;
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mount_point = left.split(' ').nth(4).unwrap_or_default();
+            let mut right = right.split(' ');
+            let fstype = right.next().unwrap_or_default();
+            let options = right.nth(1).unwrap_or_default();
+            match fstype {
+                "cgroup" => v1.push((PathBuf::from(mount_point), options.to_owned())),
+                "cgroup2" => v2 = Some(PathBuf::from(mount_point)),
+                _ => {}
+            }
+        }
+        let find = |controller: &str| {
+            for (mount_point, options) in &v1 {
+                if options.split(',').any(|o| o == controller) {
+                    let own = own_path(Some(controller)).unwrap_or_default();
+                    return Some(Controller { version: Version::V1, base: mount_point.join(own).join(name) });
+                }
+            }
+            let mount_point = v2.as_ref()?;
+            let own = mount_point.join(own_path(None)?);
+            v2_controllers(&own)
+                .split_whitespace()
+                .any(|c| c == controller)
+                .then(|| Controller { version: Version::V2, base: own.join(name) })
+        };
+        Cgroups { memory: find("memory"), pids: find("pids"), cpu: find("cpu") }
+    }
+
+    fn controllers(&self) -> impl Iterator<Item = (&'static str, &Controller)> {
+        [("memory", &self.memory), ("pids", &self.pids), ("cpu", &self.cpu)]
+            .into_iter()
+            .filter_map(|(name, controller)| Some((name, controller.as_ref()?)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none() && self.pids.is_none()
+    }
+
+    /// Creates nimbus's own groups; under v2 the controllers are delegated down to them.
+    fn prepare(&self) -> io::Result<()> {
+        for (name, controller) in self.controllers() {
+            if controller.version == Version::V2 {
+                delegate_v2(controller, name)?;
+            } else {
+                fs::create_dir_all(&controller.base)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an environment's group with its limits.
+    pub fn create(&self, id: &str, limits: Limits) -> io::Result<Group> {
+        let mut group = Group { memory: None, dirs: Vec::new() };
+        for (name, controller) in self.controllers() {
+            let dir = controller.base.join(id);
+            if !group.dirs.contains(&dir) {
+                fs::create_dir(&dir).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })?;
+                group.dirs.push(dir.clone());
+            }
+            let bytes = limits.memory_mb << 20;
+            match (name, controller.version) {
+                ("memory", Version::V1) => {
+                    fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())?;
+                    // No swap beyond the limit, where the kernel accounts swap.
+                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                    group.memory = Some((Version::V1, dir));
+                }
+                ("memory", Version::V2) => {
+                    fs::write(dir.join("memory.max"), bytes.to_string())?;
+                    let _ = fs::write(dir.join("memory.swap.max"), "0");
+                    group.memory = Some((Version::V2, dir));
+                }
+                ("pids", _) => fs::write(dir.join("pids.max"), limits.pids.to_string())?,
+                ("cpu", Version::V1) => {
+                    let shares = (limits.memory_mb * 1024 / MB_PER_VCPU).max(2);
+                    fs::write(dir.join("cpu.shares"), shares.to_string())?;
+                }
+                ("cpu", Version::V2) => {
+                    let weight = (limits.memory_mb * 100 / MB_PER_VCPU).clamp(1, 10_000);
+                    fs::write(dir.join("cpu.weight"), weight.to_string())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(group)
+    }
+}
+
+impl Group {
+    /// The files a process writes `0` to in order to join this group.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
+    }
+
+    /// Peak memory of the group in MiB.
+    pub fn peak_memory_mib(&self) -> Option<u64> {
+        let (version, dir) = self.memory.as_ref()?;
+        let file = match version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        };
+        let bytes: u64 = fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()?;
+        Some(bytes.div_ceil(1 << 20))
+    }
+
+    /// Whether the kernel's OOM killer has killed a process of this group.
+    pub fn oom_killed(&self) -> bool {
+        let Some((version, dir)) = self.memory.as_ref() else { return false };
+        let file = match version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        text.lines().any(|line| {
+            let mut words = line.split_whitespace();
+            words.next() == Some("oom_kill") && words.next().is_some_and(|n| n != "0")
+        })
+    }
+
+    /// Removes the group's directories; they must hold no live process.
+    pub fn remove(&self) {
+        for dir in &self.dirs {
+            for _ in 0..20 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// v2 lets a group hand a controller to its children only while it holds no process itself, and
+/// nimbus's own group holds nimbus: nimbus moves into a leaf beside its environments' base first.
+fn delegate_v2(controller: &Controller, name: &str) -> io::Result<()> {
+    let enable = |dir: &Path| fs::write(dir.join("cgroup.subtree_control"), format!("+{name}"));
+    let own = controller.base.parent().ok_or_else(|| io::Error::other("cgroup base has no parent"))?;
+    if enable(own).is_err() {
+        let leaf = self_leaf(controller);
+        fs::create_dir_all(&leaf)?;
+        fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())?;
+        enable(own)?;
+    }
+    fs::create_dir_all(&controller.base)?;
+    enable(&controller.base)
+}
+
+/// The leaf nimbus moves itself into under v2 (see [`delegate_v2`]).
+fn self_leaf(controller: &Controller) -> PathBuf {
+    let mut name = controller.base.file_name().unwrap_or_default().to_owned();
+    name.push("-self");
+    controller.base.with_file_name(name)
+}
+
+/// Removes nimbus's base groups (at shutdown) and any environment groups left in them.
+pub fn remove_base(cgroups: &Cgroups) {
+    for (_, controller) in cgroups.controllers() {
+        if let Ok(entries) = fs::read_dir(&controller.base) {
+            for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+        let _ = fs::remove_dir(&controller.base);
+        if controller.version == Version::V2 {
+            // Back into our original group, so the leaf can go too.
+            if let Some(own) = controller.base.parent() {
+                let _ = fs::write(own.join("cgroup.subtree_control"), "-memory -pids -cpu");
+                let _ = fs::write(own.join("cgroup.procs"), std::process::id().to_string());
+            }
+            let _ = fs::remove_dir(self_leaf(controller));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO_V1: &str = "\
+35 25 0:30 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory
+36 25 0:31 / /sys/fs/cgroup/pids rw,relatime shared:15 - cgroup cgroup rw,pids
+37 25 0:32 / /sys/fs/cgroup/cpu rw,relatime shared:16 - cgroup cgroup rw,cpu
+38 25 0:33 / /sys/fs/cgroup/unified rw,relatime shared:17 - cgroup2 cgroup2 rw";
+    const MEMBERSHIP_V1: &str = "8:pids:/\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
+
+    #[test]
+    fn hybrid_hosts_use_v1_for_controllers_mounted_there() {
+        let cgroups = Cgroups::from_tables(MOUNTINFO_V1, MEMBERSHIP_V1, "nimbus-1", |_| "hugetlb".into());
+        let memory = cgroups.memory.unwrap();
+        assert_eq!(memory.version, Version::V1);
+        assert_eq!(memory.base, Path::new("/sys/fs/cgroup/memory/process_api/abc/nimbus-1"));
+        assert_eq!(cgroups.pids.unwrap().base, Path::new("/sys/fs/cgroup/pids/nimbus-1"));
+    }
+
+    #[test]
+    fn pure_v2_hosts_use_the_unified_tree_where_controllers_are_delegated() {
+        let mountinfo = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate";
+        let cgroups = Cgroups::from_tables(mountinfo, "0::/user.slice/x.scope\n", "nimbus-1", |path| {
+            assert_eq!(path, Path::new("/sys/fs/cgroup/user.slice/x.scope"));
+            "cpu memory pids".into()
+        });
+        let pids = cgroups.pids.unwrap();
+        assert_eq!(pids.version, Version::V2);
+        assert_eq!(pids.base, Path::new("/sys/fs/cgroup/user.slice/x.scope/nimbus-1"));
+        let none = Cgroups::from_tables(mountinfo, "0::/\n", "n", |_| String::new());
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn groups_get_limits_and_report_peak_and_oom_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = Controller { version: Version::V2, base: dir.path().to_owned() };
+        let cgroups = Cgroups { memory: Some(v2.clone()), pids: Some(v2.clone()), cpu: Some(v2) };
+        let group = cgroups.create("env1", Limits { memory_mb: 128, pids: 1024 }).unwrap();
+        let env = dir.path().join("env1");
+        assert_eq!(fs::read_to_string(env.join("memory.max")).unwrap(), "134217728");
+        assert_eq!(fs::read_to_string(env.join("pids.max")).unwrap(), "1024");
+        assert_eq!(fs::read_to_string(env.join("cpu.weight")).unwrap(), "7");
+        fs::write(env.join("memory.peak"), "50000000\n").unwrap();
+        assert_eq!(group.peak_memory_mib(), Some(48));
+        fs::write(env.join("memory.events"), "low 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert!(group.oom_killed());
+        assert_eq!(group.procs_files(), vec![env.join("cgroup.procs")]);
+    }
+}

@@ -1,0 +1,198 @@
+//! The cloned child: joins its cgroups, assembles its root, drops every privilege and execs.
+//! It runs in a copy of a multi-threaded process, so it only makes system calls on data prepared
+//! before the clone: no allocation, no locks.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+
+use crate::os::{self, PreparedOp, RealOs};
+
+/// Everything the child needs, built by the parent before cloning.
+pub struct Setup {
+    pub cgroup_procs: Vec<CString>,
+    pub netns: Option<RawFd>,
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// Written with `[step, errno]` if setup fails; closed by a successful exec.
+    pub error: RawFd,
+    /// `None` runs a plain process (no new root).
+    pub root: Option<Root>,
+    pub hostname: Option<CString>,
+    pub user: Option<(u32, u32)>,
+    pub cwd: CString,
+    pub program: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub open_files: u64,
+}
+
+pub struct Root {
+    pub dir: CString,
+    pub old: CString,
+    pub ops: Vec<PreparedOp>,
+}
+
+/// Setup steps, reported to the parent when one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    Cgroup = 1,
+    Network,
+    Stdio,
+    Session,
+    PrivateMounts,
+    RootTmpfs,
+    Mounts,
+    PivotRoot,
+    ReadOnlyRoot,
+    Hostname,
+    Limits,
+    Capabilities,
+    User,
+    NoNewPrivileges,
+    Chdir,
+    Exec,
+}
+
+impl Step {
+    pub fn from_u8(value: u8) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "unknown", "joining cgroups", "entering the network namespace", "redirecting stdio",
+            "creating a session", "making mounts private", "mounting the root tmpfs", "mounting",
+            "pivot_root", "making the root read-only", "setting the hostname", "setting rlimits",
+            "dropping capabilities", "switching user", "setting no_new_privs", "changing directory",
+            "exec",
+        ];
+        NAMES.get(usize::from(value)).copied().unwrap_or("unknown")
+    }
+}
+
+fn check(result: libc::c_long) -> Result<(), i32> {
+    if result < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(())
+    }
+}
+
+/// The child's entry point. Returns only on failure, after reporting it.
+pub fn run(setup: &Setup, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> isize {
+    let (step, errno) = match prepare(setup) {
+        Ok(()) => {
+            // SAFETY: program, argv and envp are NUL-terminated strings and NULL-terminated
+            // pointer arrays built by the parent and alive in this (copied) address space.
+            unsafe { libc::execve(setup.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            (Step::Exec, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        }
+        Err(failure) => failure,
+    };
+    let mut report = [0u8; 5];
+    report[0] = step as u8;
+    report[1..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: writes a local buffer to a descriptor the parent gave us, then exits without
+    // running any of the parent's atexit handlers.
+    unsafe {
+        libc::write(setup.error, report.as_ptr().cast(), report.len());
+        libc::_exit(127)
+    }
+}
+
+fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
+    let at = |step: Step| move |errno: i32| (step, errno);
+    for procs in &setup.cgroup_procs {
+        write_file(procs, b"0").map_err(at(Step::Cgroup))?;
+    }
+    if let Some(netns) = setup.netns {
+        // SAFETY: `netns` is an open namespace descriptor owned by the parent.
+        check(unsafe { libc::setns(netns, libc::CLONE_NEWNET) }.into()).map_err(at(Step::Network))?;
+    }
+    for (from, to) in [(setup.stdin, 0), (setup.stdout, 1), (setup.stderr, 2)] {
+        // SAFETY: dup2 on descriptors we own; the duplicates lose close-on-exec, as intended.
+        check(unsafe { libc::dup2(from, to) }.into()).map_err(at(Step::Stdio))?;
+    }
+    // SAFETY: plain system calls with no pointer arguments.
+    unsafe {
+        // Its own session: the whole tree can be signalled as a group in process mode.
+        check(libc::setsid().into()).map_err(at(Step::Session))?;
+        // Dies with nimbus even if nimbus is killed with SIGKILL.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    if let Some(root) = &setup.root {
+        build_root(root).map_err(|(step, errno)| (step, errno))?;
+    }
+    if let Some(hostname) = &setup.hostname {
+        // SAFETY: a valid string and its length.
+        check(unsafe { libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) }.into())
+            .map_err(at(Step::Hostname))?;
+    }
+    let files = libc::rlimit { rlim_cur: setup.open_files, rlim_max: setup.open_files };
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: pointers to live locals.
+    unsafe {
+        check(libc::setrlimit(libc::RLIMIT_NOFILE, &files).into()).map_err(at(Step::Limits))?;
+        check(libc::setrlimit(libc::RLIMIT_CORE, &no_core).into()).map_err(at(Step::Limits))?;
+    }
+    if let Some((uid, gid)) = setup.user {
+        // SAFETY: prctl and raw set*id system calls with integer arguments; setgroups with an
+        // empty list. Raw syscalls on purpose: glibc's wrappers would try to change the IDs of
+        // every thread of the parent it still believes exist here, and wait for them forever.
+        unsafe {
+            for capability in 0..64 {
+                // EINVAL past the last capability the kernel knows: nothing to drop there.
+                libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
+            }
+            check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())).map_err(at(Step::User))?;
+            check(libc::syscall(libc::SYS_setresgid, gid, gid, gid)).map_err(at(Step::User))?;
+            // Leaving uid 0 clears the permitted, effective and ambient capability sets.
+            check(libc::syscall(libc::SYS_setresuid, uid, uid, uid)).map_err(at(Step::User))?;
+        }
+        let _ = Step::Capabilities;
+    }
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())
+        .map_err(at(Step::NoNewPrivileges))?;
+    // SAFETY: a valid string.
+    check(unsafe { libc::chdir(setup.cwd.as_ptr()) }.into()).map_err(at(Step::Chdir))?;
+    Ok(())
+}
+
+fn build_root(root: &Root) -> Result<(), (Step, i32)> {
+    let at = |step: Step| move |errno: i32| (step, errno);
+    let mut real = RealOs;
+    use os::Os;
+    let private = (libc::MS_REC | libc::MS_PRIVATE) as u64;
+    real.mount(c"", c"/", c"", private, c"").map_err(errno).map_err(at(Step::PrivateMounts))?;
+    let nosuid = (libc::MS_NOSUID | libc::MS_NODEV) as u64;
+    real.mount(c"tmpfs", &root.dir, c"tmpfs", nosuid, c"size=4m,mode=755")
+        .map_err(errno)
+        .map_err(at(Step::RootTmpfs))?;
+    os::apply(&root.ops, &mut real).map_err(|(_, error)| (Step::Mounts, error.raw_os_error().unwrap_or(0)))?;
+    real.mkdir(&root.old, 0o700).map_err(errno).map_err(at(Step::PivotRoot))?;
+    // SAFETY: valid strings; pivot_root has no libc wrapper, hence the raw syscall.
+    unsafe {
+        check(libc::syscall(libc::SYS_pivot_root, root.dir.as_ptr(), root.old.as_ptr()))
+            .map_err(at(Step::PivotRoot))?;
+        check(libc::chdir(c"/".as_ptr()).into()).map_err(at(Step::PivotRoot))?;
+        check(libc::umount2(c"/.old".as_ptr(), libc::MNT_DETACH).into()).map_err(at(Step::PivotRoot))?;
+        libc::rmdir(c"/.old".as_ptr());
+    }
+    let read_only = (libc::MS_REMOUNT | libc::MS_RDONLY) as u64 | nosuid;
+    real.mount(c"", c"/", c"", read_only, c"").map_err(errno).map_err(at(Step::ReadOnlyRoot))?;
+    Ok(())
+}
+
+fn errno(error: std::io::Error) -> i32 {
+    error.raw_os_error().unwrap_or(0)
+}
+
+fn write_file(path: &CStr, content: &[u8]) -> Result<(), i32> {
+    // SAFETY: a valid path; the descriptor is closed before returning.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        check(fd.into())?;
+        let written = libc::write(fd, content.as_ptr().cast(), content.len());
+        libc::close(fd);
+        check(written as libc::c_long)
+    }
+}

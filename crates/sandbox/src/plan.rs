@@ -1,0 +1,210 @@
+//! The mount plan: from an isolation spec and what the host looks like, the exact list of
+//! filesystem operations that build an environment's root. Pure, so it is tested without root.
+
+use std::path::{Path, PathBuf};
+
+/// Files under /etc that never enter a sandbox: they are covered by an unreadable empty file.
+pub const SECRETS: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers"];
+
+/// Host directories that make up a sandbox's system: bound read-only, or recreated as the
+/// symlinks they are on a merged-/usr host.
+pub const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"];
+
+/// Device nodes bound from the host into the sandbox's own small /dev.
+pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Mkdir(PathBuf),
+    Tmpfs { target: PathBuf, size_bytes: u64, mode: u32 },
+    /// A bind mount; read-only ones are remounted read-only, all are nosuid and nodev.
+    Bind { source: PathBuf, target: PathBuf, writable: bool },
+    /// Creates an empty regular file (a bind target or a mask).
+    Touch { path: PathBuf, mode: u32 },
+    Symlink { path: PathBuf, points_to: PathBuf },
+    /// A read-only overlay of several directories; the first wins.
+    Overlay { lowers: Vec<PathBuf>, target: PathBuf },
+    Proc(PathBuf),
+    /// A device node bound from the host (a plain bind: `nodev` would make it useless).
+    Device { source: PathBuf, target: PathBuf },
+}
+
+/// What the plan needs to know about the host.
+pub trait HostView {
+    /// The target of `path` when it is a symlink.
+    fn symlink(&self, path: &Path) -> Option<PathBuf>;
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// A directory that appears inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: PathBuf,
+    pub writable: bool,
+}
+
+/// The filesystem an environment sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filesystem {
+    /// Extra read-only host trees visible at their own paths (an interpreter's installation).
+    pub host_paths: Vec<PathBuf>,
+    pub mounts: Vec<Mount>,
+    /// Directories merged read-only at `/opt`, the last one winning (Lambda layers).
+    pub opt_layers: Vec<PathBuf>,
+    pub tmp_size_mb: u64,
+}
+
+/// Builds the plan that assembles the sandbox's root under `root`.
+pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let inside = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut mkdir_all = |ops: &mut Vec<Op>, path: &Path| {
+        let mut partial = PathBuf::from("/");
+        for component in path.strip_prefix("/").unwrap_or(path).components() {
+            partial.push(component);
+            if !made.contains(&partial) {
+                made.push(partial.clone());
+                ops.push(Op::Mkdir(inside(&partial)));
+            }
+        }
+    };
+
+    for dir in SYSTEM_DIRS.iter().map(Path::new) {
+        if let Some(points_to) = host.symlink(dir) {
+            ops.push(Op::Symlink { path: inside(dir), points_to });
+        } else if host.exists(dir) {
+            mkdir_all(&mut ops, dir);
+            ops.push(Op::Bind { source: dir.into(), target: inside(dir), writable: false });
+        }
+    }
+    let mask = root.join(".masked");
+    ops.push(Op::Touch { path: mask.clone(), mode: 0o000 });
+    for secret in SECRETS.iter().map(Path::new).filter(|p| host.exists(p)) {
+        ops.push(Op::Bind { source: mask.clone(), target: inside(secret), writable: false });
+    }
+    for path in &fs.host_paths {
+        if SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir)) || !host.exists(path) {
+            continue; // already visible through a system directory
+        }
+        mkdir_all(&mut ops, path);
+        ops.push(Op::Bind { source: path.clone(), target: inside(path), writable: false });
+    }
+
+    mkdir_all(&mut ops, Path::new("/dev"));
+    ops.push(Op::Tmpfs { target: inside(Path::new("/dev")), size_bytes: 64 * 1024, mode: 0o755 });
+    for device in DEVICES.iter().map(Path::new) {
+        ops.push(Op::Touch { path: inside(device), mode: 0o666 });
+        ops.push(Op::Device { source: device.into(), target: inside(device) });
+    }
+    for (name, target) in
+        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+    {
+        ops.push(Op::Symlink { path: inside(&Path::new("/dev").join(name)), points_to: target.into() });
+    }
+    ops.push(Op::Mkdir(inside(Path::new("/dev/shm"))));
+    ops.push(Op::Tmpfs { target: inside(Path::new("/dev/shm")), size_bytes: 64 << 20, mode: 0o1777 });
+
+    mkdir_all(&mut ops, Path::new("/proc"));
+    ops.push(Op::Proc(inside(Path::new("/proc"))));
+    mkdir_all(&mut ops, Path::new("/tmp"));
+    ops.push(Op::Tmpfs { target: inside(Path::new("/tmp")), size_bytes: fs.tmp_size_mb << 20, mode: 0o1777 });
+
+    match fs.opt_layers.as_slice() {
+        [] => {}
+        [only] => {
+            mkdir_all(&mut ops, Path::new("/opt"));
+            ops.push(Op::Bind { source: only.clone(), target: inside(Path::new("/opt")), writable: false });
+        }
+        layers => {
+            mkdir_all(&mut ops, Path::new("/opt"));
+            // overlayfs lists the top layer first; Lambda's later layers win.
+            let lowers = layers.iter().rev().cloned().collect();
+            ops.push(Op::Overlay { lowers, target: inside(Path::new("/opt")) });
+        }
+    }
+    for mount in &fs.mounts {
+        mkdir_all(&mut ops, &mount.target);
+        ops.push(Op::Bind { source: mount.source.clone(), target: inside(&mount.target), writable: mount.writable });
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A merged-/usr host with a shadow file and a pyenv installation.
+    struct FakeHost {
+        links: HashMap<PathBuf, PathBuf>,
+        files: Vec<PathBuf>,
+    }
+
+    impl HostView for FakeHost {
+        fn symlink(&self, path: &Path) -> Option<PathBuf> {
+            self.links.get(path).cloned()
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.iter().any(|f| f == path) || self.links.contains_key(path)
+        }
+    }
+
+    fn host() -> FakeHost {
+        FakeHost {
+            links: [("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin")]
+                .into_iter()
+                .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
+                .collect(),
+            files: ["/usr", "/etc", "/etc/shadow", "/root/.pyenv/versions/3.11.7", "/data/code/abc"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
+
+    fn filesystem() -> Filesystem {
+        Filesystem {
+            host_paths: vec!["/root/.pyenv/versions/3.11.7".into(), "/usr/lib/python3".into()],
+            mounts: vec![Mount { source: "/data/code/abc".into(), target: "/var/task".into(), writable: false }],
+            opt_layers: vec!["/data/layers/1".into(), "/data/layers/2".into()],
+            tmp_size_mb: 512,
+        }
+    }
+
+    #[test]
+    fn system_dirs_are_read_only_binds_or_the_hosts_symlinks() {
+        let ops = plan(Path::new("/r"), &filesystem(), &host());
+        assert!(ops.contains(&Op::Bind { source: "/usr".into(), target: "/r/usr".into(), writable: false }));
+        assert!(ops.contains(&Op::Symlink { path: "/r/bin".into(), points_to: "usr/bin".into() }));
+        assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source == Path::new("/lib32"))));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_the_interpreter_prefix_is_bound_with_its_parents() {
+        let ops = plan(Path::new("/r"), &filesystem(), &host());
+        assert!(ops.contains(&Op::Bind { source: "/r/.masked".into(), target: "/r/etc/shadow".into(), writable: false }));
+        let mkdir_root = ops.iter().position(|op| *op == Op::Mkdir("/r/root".into())).unwrap();
+        let bind = ops
+            .iter()
+            .position(|op| matches!(op, Op::Bind { target, .. } if target == Path::new("/r/root/.pyenv/versions/3.11.7")))
+            .unwrap();
+        assert!(mkdir_root < bind);
+        // Paths under /usr are already visible: no second bind.
+        assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source == Path::new("/usr/lib/python3"))));
+    }
+
+    #[test]
+    fn tmp_is_sized_code_is_read_only_and_later_layers_win() {
+        let ops = plan(Path::new("/r"), &filesystem(), &host());
+        assert!(ops.contains(&Op::Tmpfs { target: "/r/tmp".into(), size_bytes: 512 << 20, mode: 0o1777 }));
+        assert!(ops.contains(&Op::Bind { source: "/data/code/abc".into(), target: "/r/var/task".into(), writable: false }));
+        assert!(ops.contains(&Op::Overlay {
+            lowers: vec!["/data/layers/2".into(), "/data/layers/1".into()],
+            target: "/r/opt".into()
+        }));
+        assert!(ops.contains(&Op::Proc("/r/proc".into())));
+    }
+}

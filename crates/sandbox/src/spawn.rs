@@ -1,0 +1,293 @@
+//! Starting sandboxed processes: the host's capabilities probed once, every clone made on one
+//! long-lived thread (a child's death signal is tied to the thread that created it), and the
+//! child's exit watched through a pidfd.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::mpsc;
+
+use nix::sched::CloneFlags;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+use crate::cgroup::{self, Cgroups, Group};
+use crate::child::{self, Root, Setup, Step};
+use crate::os::{cstring, prepare};
+use crate::plan::{self, HostView};
+use crate::{Isolation, Spec};
+
+/// AWS runs functions as `sbx_user1051`: uid 993, gid 990.
+const SANDBOX_USER: (u32, u32) = (993, 990);
+/// AWS's limit on open files per environment, and on processes and threads.
+const OPEN_FILES: u64 = 1024;
+pub const MAX_PIDS: u64 = 1024;
+const CHILD_STACK_BYTES: usize = 256 * 1024;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct Sandbox {
+    isolation: Isolation,
+    cgroups: Cgroups,
+    root_dir: PathBuf,
+    spawner: mpsc::Sender<Job>,
+}
+
+/// A sandboxed process.
+pub struct Child {
+    pub pid: u32,
+    pidfd: AsyncFd<OwnedFd>,
+    group: Option<Group>,
+    isolation: Isolation,
+}
+
+/// A started child and the read ends of its output.
+pub struct Started {
+    pub child: Child,
+    pub stdout: pipe::Receiver,
+    pub stderr: pipe::Receiver,
+}
+
+impl Sandbox {
+    /// Probes what this host allows, unless `forced`. `data_dir` holds the mount point that
+    /// every sandbox's private root is assembled on.
+    pub fn new(data_dir: &Path, forced: Option<Isolation>) -> io::Result<Sandbox> {
+        let root_dir = data_dir.join("sandbox-root");
+        std::fs::create_dir_all(&root_dir)?;
+        let (spawner, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new().name("nimbus-spawner".into()).spawn(move || {
+            for job in jobs {
+                job();
+            }
+        })?;
+        let mut sandbox = Sandbox { isolation: Isolation::Process, cgroups: Cgroups::default(), root_dir, spawner };
+        if forced == Some(Isolation::Process) {
+            return Ok(sandbox);
+        }
+        sandbox.isolation = Isolation::Namespaces;
+        match sandbox.probe() {
+            Ok(()) => {
+                sandbox.cgroups = Cgroups::detect(&format!("nimbus-{}", std::process::id()));
+                Ok(sandbox)
+            }
+            Err(error) if forced == Some(Isolation::Namespaces) => Err(error),
+            Err(error) => {
+                eprintln!("nimbus: namespaces unavailable ({error}); functions run as plain processes");
+                sandbox.isolation = Isolation::Process;
+                Ok(sandbox)
+            }
+        }
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// `namespaces+cgroups`, `namespaces` or `process`.
+    pub fn label(&self) -> &'static str {
+        self.isolation.label(!self.cgroups.is_empty())
+    }
+
+    /// Starts `/bin/true` fully isolated and waits for it.
+    fn probe(&self) -> io::Result<()> {
+        // SAFETY: geteuid cannot fail and has no arguments.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(io::Error::other("not running as root"));
+        }
+        let spec = Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
+        let started = self.start_blocking(&spec)?;
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(started.pid as i32), None)
+            .map_err(io::Error::from)?;
+        match status {
+            nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+            other => Err(io::Error::other(format!("probe ended with {other:?}"))),
+        }
+    }
+
+    /// Starts `spec`; resolves once the program has been exec'd (or setup failed).
+    pub async fn spawn(self: &std::sync::Arc<Self>, spec: Spec) -> io::Result<Started> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sandbox = self.clone();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(sandbox.start_blocking(&spec));
+        });
+        self.spawner.send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
+        let raw = answer.await.map_err(|_| io::Error::other("spawner thread is gone"))??;
+        // Registering with the reactor needs the runtime, which the spawner thread is not in.
+        // SAFETY: the pidfd is owned by the AsyncFd from here on and never replaced.
+        let pidfd = unsafe { AsyncFd::register(raw.pidfd) }.map_err(|e| e.into_parts().1)?;
+        Ok(Started {
+            child: Child { pid: raw.pid, pidfd, group: raw.group, isolation: self.isolation },
+            stdout: pipe::Receiver::from_owned_fd(raw.stdout)?,
+            stderr: pipe::Receiver::from_owned_fd(raw.stderr)?,
+        })
+    }
+
+    fn start_blocking(&self, spec: &Spec) -> io::Result<Raw> {
+        let isolated = self.isolation == Isolation::Namespaces;
+        let group = if isolated && !self.cgroups.is_empty() && spec.limits.memory_mb > 0 {
+            Some(self.cgroups.create(&spec.id, spec.limits)?)
+        } else {
+            None
+        };
+        match self.clone_child(spec, group.as_ref()) {
+            Ok((pid, pidfd, stdout, stderr)) => Ok(Raw { pid, pidfd, stdout, stderr, group }),
+            Err(error) => {
+                if let Some(group) = group {
+                    group.remove();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn clone_child(&self, spec: &Spec, group: Option<&Group>) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd)> {
+        let isolated = self.isolation == Isolation::Namespaces;
+        let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (error_r, error_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let stdin = std::fs::File::open("/dev/null")?;
+        let root = isolated.then(|| {
+            let ops = plan::plan(&self.root_dir, &spec.filesystem, &RealHost);
+            Root { dir: cstring(&self.root_dir), old: cstring(&self.root_dir.join(".old")), ops: prepare(&ops) }
+        });
+        let setup = Setup {
+            cgroup_procs: group.map(|g| g.procs_files().iter().map(|p| cstring(p)).collect()).unwrap_or_default(),
+            netns: spec.netns.as_ref().map(|fd| fd.as_raw_fd()),
+            stdin: stdin.as_raw_fd(),
+            stdout: stdout_w.as_raw_fd(),
+            stderr: stderr_w.as_raw_fd(),
+            error: error_w.as_raw_fd(),
+            root,
+            hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
+            user: isolated.then_some(SANDBOX_USER),
+            cwd: cstring(&spec.cwd),
+            program: cstring(&spec.program),
+            argv: std::iter::once(cstring(&spec.program))
+                .chain(spec.args.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()))
+                .collect(),
+            envp: spec
+                .env
+                .iter()
+                .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
+                .collect(),
+            open_files: OPEN_FILES,
+        };
+        let argv = pointers(&setup.argv);
+        let envp = pointers(&setup.envp);
+        let mut flags = CloneFlags::empty();
+        if isolated {
+            flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+        }
+        let mut stack = vec![0u8; CHILD_STACK_BYTES];
+        // SAFETY: without CLONE_VM the child runs on a copy of this address space; its callback
+        // only makes system calls on data prepared above (see child.rs) and never returns into
+        // the parent's frames: it execs or exits.
+        let pid = unsafe {
+            nix::sched::clone(Box::new(|| child::run(&setup, &argv, &envp)), &mut stack, flags, Some(libc::SIGCHLD))
+        }?;
+        drop((stdout_w, stderr_w, error_w, stdin));
+        let pid_u32 = pid.as_raw() as u32;
+        // SAFETY: pidfd_open returns a new descriptor we own, or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if pidfd < 0 {
+            let error = io::Error::last_os_error();
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(error);
+        }
+        // SAFETY: a fresh descriptor from pidfd_open, owned from here on.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+        // The child closes its copy of the error pipe by exec'ing; anything read is a failure.
+        let mut report = [0u8; 5];
+        let read = nix::unistd::read(error_r.as_raw_fd(), &mut report).unwrap_or(0);
+        if read > 0 {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
+            let cause = io::Error::from_raw_os_error(errno);
+            return Err(io::Error::new(cause.kind(), format!("sandbox setup failed while {}: {cause}", Step::from_u8(report[0]))));
+        }
+        Ok((pid_u32, pidfd, stdout_r, stderr_r))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        cgroup::remove_base(&self.cgroups);
+    }
+}
+
+/// A started child before its descriptors are registered with the runtime.
+struct Raw {
+    pid: u32,
+    pidfd: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    group: Option<Group>,
+}
+
+/// NULL-terminated pointer array over `strings` (which must outlive it).
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+struct RealHost;
+
+impl HostView for RealHost {
+    fn symlink(&self, path: &Path) -> Option<PathBuf> {
+        std::fs::read_link(path).ok()
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+impl Child {
+    /// Waits for the process to end and reaps it.
+    pub async fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            let mut ready = self.pidfd.readable().await?;
+            match nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            ) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(ExitStatus::from_raw(code << 8)),
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
+                    return Ok(ExitStatus::from_raw(signal as i32))
+                }
+                Ok(_) => ready.clear_ready(),
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Kills the process and everything it started: its PID namespace, or its process group.
+    pub fn kill(&self) {
+        // SAFETY: signals the process through our own pidfd, which cannot name a reused pid.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_fd().as_raw_fd(), libc::SIGKILL, 0, 0);
+        }
+        if self.isolation == Isolation::Process {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    pub fn peak_memory_mib(&self) -> Option<u64> {
+        self.group.as_ref().and_then(Group::peak_memory_mib).or_else(|| crate::peak_memory_mib(self.pid))
+    }
+
+    pub fn oom_killed(&self) -> bool {
+        self.group.as_ref().is_some_and(Group::oom_killed)
+    }
+
+    /// Removes the child's cgroup; call after [`Child::wait`] returned.
+    pub fn release(&self) {
+        if let Some(group) = &self.group {
+            group.remove();
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The sandbox for real: needs root (CI runs as root); elsewhere each test says why it skips.
+
+use std::sync::Arc;
+
+use nimbus_sandbox::{Filesystem, Isolation, Limits, Mount, Sandbox, Spec};
+use tokio::io::AsyncReadExt;
+
+fn sandbox(dir: &std::path::Path) -> Option<Arc<Sandbox>> {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the sandbox needs root for namespaces and cgroups");
+        return None;
+    }
+    Some(Arc::new(Sandbox::new(dir, Some(Isolation::Namespaces)).expect("namespaces on a root host")))
+}
+
+/// Runs a shell script in the sandbox; returns (exit code, stdout + stderr).
+async fn run(sandbox: &Arc<Sandbox>, script: &str, filesystem: Filesystem, limits: Limits) -> (i32, String) {
+    let spec = Spec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: "/".into(),
+        filesystem,
+        limits,
+        id: uuid_like(),
+        ..Spec::default()
+    };
+    let mut started = sandbox.spawn(spec).await.expect("spawn");
+    let mut out = String::new();
+    let mut err = String::new();
+    let (a, b, status) = tokio::join!(
+        started.stdout.read_to_string(&mut out),
+        started.stderr.read_to_string(&mut err),
+        started.child.wait()
+    );
+    a.unwrap();
+    b.unwrap();
+    started.child.release();
+    (status.unwrap().code().unwrap_or(-1), out + &err)
+}
+
+fn uuid_like() -> String {
+    format!("t{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+fn fs_with_task(task: &std::path::Path) -> Filesystem {
+    Filesystem {
+        mounts: vec![Mount { source: task.into(), target: "/var/task".into(), writable: false }],
+        tmp_size_mb: 1,
+        ..Filesystem::default()
+    }
+}
+
+#[tokio::test]
+async fn secrets_processes_and_code_are_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandbox) = sandbox(dir.path()) else { return };
+    assert_eq!(sandbox.label(), "namespaces+cgroups");
+    let task = dir.path().join("task");
+    std::fs::create_dir(&task).unwrap();
+    std::fs::write(task.join("app.py"), "x").unwrap();
+    let script = "cat /etc/shadow; echo shadow=$?; ls /proc | grep -c '^[0-9]'; id -u; \
+                  touch /var/task/new; echo task=$?; touch /usr/new; echo usr=$?; \
+                  echo hi > /tmp/ok && cat /tmp/ok; cat /var/task/app.py; echo; hostname";
+    let (code, out) = run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Permission denied") && out.contains("shadow=1"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // sh, ls, grep (and perhaps one more helper): only this environment's processes.
+    let visible: usize = lines.iter().find_map(|l| l.parse().ok()).unwrap();
+    assert!(visible <= 4, "{out}");
+    assert!(lines.contains(&"993"), "{out}");
+    assert!(out.contains("task=1") && out.contains("usr=1"), "{out}");
+    assert!(lines.contains(&"hi") && lines.contains(&"x") && lines.contains(&"nimbus"), "{out}");
+}
+
+#[tokio::test]
+async fn tmp_is_sized_and_fresh_and_pids_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandbox) = sandbox(dir.path()) else { return };
+    let task = dir.path().join("task");
+    std::fs::create_dir(&task).unwrap();
+    let fill = "ls /tmp | wc -l; dd if=/dev/zero of=/tmp/big bs=1M count=4 2>&1; echo dd=$?";
+    let (_, out) = run(&sandbox, fill, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    assert!(out.contains("No space left on device"), "{out}");
+    let (_, out) = run(&sandbox, "ls /tmp | wc -l", fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    assert_eq!(out.trim(), "0", "the next environment's /tmp is empty: {out}");
+    // The shell is PID 1 of its namespace: when it exits, the kernel kills the sleepers.
+    let fork = "for i in $(seq 1 100); do sleep 5 & done";
+    let (_, out) = run(&sandbox, fork, fs_with_task(&task), Limits { memory_mb: 128, pids: 16 }).await;
+    assert!(out.contains("fork") || out.contains("Resource temporarily unavailable"), "{out}");
+}
