@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nimbus_api::{Identity, Service};
-use nimbus_functions::{Engine, EngineConfig};
+use nimbus_api::{Api, Identity, Service};
+use nimbus_functions::{ApiAcceptor, Engine, EngineConfig};
 use nimbus_lambda::Lambda;
+use nimbus_sandbox::{Isolation, Sandbox};
 use nimbus_store::code::CodeStore;
 use nimbus_store::SqliteStore;
 
@@ -54,6 +55,17 @@ struct UpArgs {
     /// Do not echo functions' output on nimbus's stderr.
     #[arg(long)]
     quiet: bool,
+    /// How environments are isolated: `auto` uses namespaces and cgroups where the host allows
+    /// them and says so when it falls back to plain processes.
+    #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
+    isolation: IsolationArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IsolationArg {
+    Auto,
+    Namespaces,
+    Process,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,17 +94,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
-    let engine = Engine::new(EngineConfig {
-        runtime_dir: data_dir.join("runtime"),
-        tmp_root,
-        keep_alive: Duration::from_secs(args.keep_alive),
-        max_concurrency: args.max_concurrency,
-        memory_budget_mb: (host_memory_mb() as f64 * args.memory_share) as u64,
-        init_timeout: Duration::from_secs(10),
-        echo_output: !args.quiet,
-    })?;
+    let forced = match args.isolation {
+        IsolationArg::Auto => None,
+        IsolationArg::Namespaces => Some(Isolation::Namespaces),
+        IsolationArg::Process => Some(Isolation::Process),
+    };
+    let sandbox = Arc::new(Sandbox::new(&data_dir, forced).context("cannot set up the sandbox")?);
+    let api_acceptor: ApiAcceptor = Arc::default();
+    let engine = Engine::new(
+        EngineConfig {
+            runtime_dir: data_dir.join("runtime"),
+            tmp_root,
+            keep_alive: Duration::from_secs(args.keep_alive),
+            max_concurrency: args.max_concurrency,
+            memory_budget_mb: (host_memory_mb() as f64 * args.memory_share) as u64,
+            init_timeout: Duration::from_secs(10),
+            echo_output: !args.quiet,
+            api_acceptor: api_acceptor.clone(),
+        },
+        sandbox.clone(),
+    )?;
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
-    let lambda = Lambda::start(store, code, engine.clone(), identity, endpoint_url.clone())?;
+    let file_systems = data_dir.join("file-systems");
+    let lambda = Lambda::start(store, code, engine.clone(), identity, endpoint_url.clone(), file_systems)?;
     let services: Vec<Arc<dyn Service>> = vec![lambda];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
@@ -102,14 +126,21 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "status": "ready",
             "version": env!("CARGO_PKG_VERSION"),
             "services": names,
-            "isolation": "process",
+            "isolation": health_engine.stats().isolation,
             "environments": health_engine.stats(),
         })
     });
-    println!("nimbus listening on {endpoint_url} (data: {})", data_dir.display());
+    let api = Api::new(services, health);
+    let serving = api.clone();
+    let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
+    println!(
+        "nimbus listening on {endpoint_url} (data: {}, isolation: {})",
+        data_dir.display(),
+        sandbox.label()
+    );
 
     let grace = Duration::from_secs(args.grace);
-    nimbus_api::serve(listener, services, health, stop_signal(), grace).await;
+    api.serve(listener, stop_signal(), grace).await;
     let cut = engine.shutdown(Duration::from_millis(200)).await;
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");

@@ -24,7 +24,7 @@ from botocore.config import Config
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from support import (  # noqa: E402
+from support import (
     PY_MULTI,
     ROLE,
     free_port,
@@ -119,7 +119,7 @@ class NimbusServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, port: int | None = None) -> "NimbusServer":
+    def start(self, port: int | None = None) -> NimbusServer:
         assert self.proc is None, "already started"
         # The data dir itself is left for nimbus to create, as on a fresh checkout.
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ class NimbusServer:
                 self.health()
                 self.ready_after = time.monotonic() - self.started_at
                 return
-            except Exception as e:  # noqa: BLE001 - retry until ready
+            except Exception as e:
                 last_err = e
                 time.sleep(0.02)
         self.kill()

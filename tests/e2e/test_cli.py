@@ -9,7 +9,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from support import PY_MULTI, ROLE, make_zip, unique_name
 
 pytestmark = pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")

@@ -8,7 +8,6 @@ import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
-
 from support import (
     PY_MULTI,
     ROLE,

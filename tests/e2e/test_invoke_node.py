@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from support import (
     NODE_CALLBACK,
     NODE_CJS,

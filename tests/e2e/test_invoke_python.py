@@ -8,15 +8,16 @@ import os
 import time
 
 import pytest
-
 from support import (
     PY_IMPORT_ERROR,
     PY_MULTI,
     PY_SYNTAX_ERROR,
-    Watched,
+    all_gone,
+    environment_processes,
     function_arn,
     payload_json,
     request_id,
+    unique_name,
     wait_until,
 )
 
@@ -53,12 +54,20 @@ def test_invoke_by_arn(client, py_fn):
     assert payload_json(resp) == "by-arn"
 
 
-def test_event_invocation_runs_in_background(client, py_fn, tmp_path):
-    target = tmp_path / "event-output.txt"
-    resp = invoke(client, py_fn, {"op": "write", "path": str(target), "content": "ran"}, InvocationType="Event")
+def _mark(client, name):
+    """The description of the marker function a handler's "mark" op created, or None."""
+    try:
+        return client.get_function_configuration(FunctionName=name)["Description"]
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def test_event_invocation_runs_in_background(client, py_fn):
+    marker = unique_name("mark-event")
+    resp = invoke(client, py_fn, {"op": "mark", "name": marker, "content": "ran"}, InvocationType="Event")
     assert resp["StatusCode"] == 202
     assert resp["Payload"].read() == b""
-    wait_until(lambda: target.exists() and target.read_text() == "ran", timeout=10, what="event handler to write")
+    wait_until(lambda: _mark(client, marker) == "ran", timeout=15, what="the event invoke to run")
 
 
 def test_event_invocation_of_missing_function_is_not_found(client):
@@ -66,12 +75,12 @@ def test_event_invocation_of_missing_function_is_not_found(client):
         client.invoke(FunctionName="no-such-function-for-event", InvocationType="Event", Payload=b"{}")
 
 
-def test_dry_run_returns_204_without_running(client, py_fn, tmp_path):
-    target = tmp_path / "dry-run.txt"
-    resp = invoke(client, py_fn, {"op": "write", "path": str(target), "content": "ran"}, InvocationType="DryRun")
+def test_dry_run_returns_204_without_running(client, py_fn):
+    marker = unique_name("mark-dry")
+    resp = invoke(client, py_fn, {"op": "mark", "name": marker, "content": "ran"}, InvocationType="DryRun")
     assert resp["StatusCode"] == 204
-    time.sleep(0.3)
-    assert not target.exists(), "DryRun must not run the function"
+    time.sleep(1)
+    assert _mark(client, marker) is None, "DryRun must not run the function"
 
 
 def test_log_type_tail(client, py_fn):
@@ -126,10 +135,11 @@ def test_raised_error_is_unhandled_function_error(client, py_fn):
     assert payload_json(invoke(client, py_fn, {"op": "echo", "value": "still here"})) == "still here"
 
 
-def test_timeout_is_reported_and_environment_replaced(client, create_fn):
+def test_timeout_is_reported_and_environment_replaced(client, create_fn, server):
     name = create_fn("timeout", {"app.py": PY_MULTI}, Timeout=1)
     first = payload_json(invoke(client, name, {"op": "whoami"}))
-    first_env = Watched(first["pid"])
+    first_env = environment_processes(server.proc.pid, name)
+    assert first_env, "the environment should be a process under nimbus"
     started = time.monotonic()
     resp = invoke(client, name, {"op": "sleep", "seconds": 3})
     elapsed = time.monotonic() - started
@@ -143,7 +153,7 @@ def test_timeout_is_reported_and_environment_replaced(client, create_fn):
     assert "FunctionError" not in resp, payload_json(resp)
     after = payload_json(resp)
     assert after["token"] != first["token"], "the timed-out environment must be recycled"
-    wait_until(lambda: not first_env.alive(), timeout=5, what=f"timed-out environment to die ({first_env})")
+    wait_until(lambda: all_gone(first_env), timeout=5, what=f"timed-out environment to die ({first_env})")
 
 
 
@@ -272,15 +282,14 @@ def test_warm_reuse(client, create_fn):
 
 def test_each_environment_gets_its_own_tmp(client, create_fn):
     name = create_fn("tmpdir", {"app.py": PY_MULTI}, Timeout=1)
-    first = payload_json(invoke(client, name, {"op": "tmp", "write": "marker.txt"}))
-    assert "marker.txt" in payload_json(invoke(client, name, {"op": "tmp"}))["seen"], "warm env keeps its /tmp"
-    # A timeout recycles the environment; the next one starts with an empty /tmp of its own.
+    marker = unique_name("tmp-marker")
+    first = payload_json(invoke(client, name, {"op": "tmp", "write": marker}))
+    assert marker in payload_json(invoke(client, name, {"op": "tmp"}))["seen"], "a warm env keeps its /tmp"
+    # A timeout recycles the environment; the next one starts with a /tmp of its own.
     invoke(client, name, {"op": "sleep", "seconds": 3})
     second = payload_json(invoke(client, name, {"op": "tmp"}))
     assert second["token"] != first["token"]
-    assert second["tmp"] != first["tmp"]
-    assert "marker.txt" not in second["seen"]
-    assert not os.path.exists(first["tmp"]), "a stopped environment's /tmp should be removed"
+    assert marker not in second["seen"]
 
 
 @pytest.mark.parametrize("runtime", ["python3.12", "python3.11", "python3.13"])
@@ -307,14 +316,15 @@ def test_python_handler_paths(client, create_fn, files, handler):
     assert payload_json(resp) in ("ok", {"op": "echo", "value": "from helper"})
 
 
-def test_many_event_invokes_all_run(client, py_fn, tmp_path):
+def test_many_event_invokes_all_run(client, py_fn):
+    prefix = unique_name("mark-many")
     for i in range(15):
-        resp = invoke(client, py_fn, {"op": "write", "path": str(tmp_path / f"ev-{i}"), "content": str(i)},
+        resp = invoke(client, py_fn, {"op": "mark", "name": f"{prefix}-{i}", "content": str(i)},
                       InvocationType="Event")
         assert resp["StatusCode"] == 202
-    wait_until(lambda: all((tmp_path / f"ev-{i}").exists() for i in range(15)), timeout=15,
-               what="all 15 event invokes to run")
-    assert [(tmp_path / f"ev-{i}").read_text() for i in range(15)] == [str(i) for i in range(15)]
+    wait_until(lambda: all(_mark(client, f"{prefix}-{i}") is not None for i in range(15)), timeout=30,
+               interval=0.3, what="all 15 event invokes to run")
+    assert [_mark(client, f"{prefix}-{i}") for i in range(15)] == [str(i) for i in range(15)]
 
 
 def test_unknown_qualifier_is_not_found(client, py_fn):
@@ -322,10 +332,10 @@ def test_unknown_qualifier_is_not_found(client, py_fn):
         client.invoke(FunctionName=py_fn, Qualifier="7", Payload=b"{}")
 
 
-def test_delete_stops_warm_environments(client, create_fn):
+def test_delete_stops_warm_environments(client, create_fn, server):
     name = create_fn("del-warm", {"app.py": PY_MULTI})
-    pid = payload_json(invoke(client, name, {"op": "whoami"}))["pid"]
-    env = Watched(pid)
-    assert env.alive()
+    invoke(client, name, {"op": "whoami"})
+    envs = environment_processes(server.proc.pid, name)
+    assert envs, "the environment should be a process under nimbus"
     client.delete_function(FunctionName=name)
-    wait_until(lambda: not env.alive(), timeout=5, what=f"deleted function's environment to stop ({env})")
+    wait_until(lambda: all_gone(envs), timeout=5, what=f"deleted function's environment to stop ({envs})")

@@ -8,13 +8,13 @@ import threading
 import time
 
 import pytest
-
 from support import (
     NODE_CJS,
     PY_MULTI,
     ROLE,
-    Watched,
+    all_gone,
     code_sha256,
+    environment_processes,
     make_zip,
     payload_json,
     unique_name,
@@ -22,13 +22,18 @@ from support import (
 )
 
 SLOW = r'''
-import os, time
+import time
 def handler(event, context):
-    with open(event["marker"], "w") as f:
-        f.write(str(os.getpid()))
     time.sleep(event["sleep"])
     return {"slept": event["sleep"]}
 '''
+
+
+def _wait_running(srv, name):
+    """Wait until `name` has an environment process, then a little longer so the handler runs."""
+    envs = wait_until(lambda: environment_processes(srv.proc.pid, name), timeout=10, what="the handler to start")
+    time.sleep(0.5)
+    return envs
 
 
 def test_health(server):
@@ -108,54 +113,50 @@ def test_restart_keeps_functions(server_factory):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stop_lets_a_short_running_invoke_finish(server_factory, tmp_path, sig):
+def test_stop_lets_a_short_running_invoke_finish(server_factory, sig):
     srv = server_factory(extra_args=["--grace", "5"])
     cl = srv.client()
     name, _ = _create(cl, "python3.12", {"app.py": SLOW}, "app.handler", Timeout=30)
-    marker = tmp_path / "running"
     result = {}
 
     def call():
         try:
-            result["resp"] = payload_json(cl.invoke(FunctionName=name,
-                                                    Payload=json.dumps({"marker": str(marker), "sleep": 1.5})))
-        except Exception as e:  # noqa: BLE001
+            result["resp"] = payload_json(cl.invoke(FunctionName=name, Payload=json.dumps({"sleep": 2})))
+        except Exception as e:
             result["error"] = repr(e)
 
     t = threading.Thread(target=call)
     t.start()
-    wait_until(marker.exists, timeout=10, what="handler to start")
+    _wait_running(srv, name)
     started = time.monotonic()
     code = srv.stop(sig=sig)  # asserts no leftover children
     took = time.monotonic() - started
     t.join(10)
-    assert result.get("resp") == {"slept": 1.5}, f"the running invoke should finish within the grace period: {result}"
+    assert result.get("resp") == {"slept": 2}, f"the running invoke should finish within the grace period: {result}"
     assert took < 5 + 3, took
     assert code in (0, 128 + sig, -sig), code
 
 
-def test_stop_cuts_a_long_invoke_after_grace(server_factory, tmp_path):
+def test_stop_cuts_a_long_invoke_after_grace(server_factory):
     srv = server_factory(extra_args=["--grace", "1"])
     cl = srv.client()
     name, _ = _create(cl, "python3.12", {"app.py": SLOW}, "app.handler", Timeout=60)
-    marker = tmp_path / "running"
     result = {}
 
     def call():
         try:
-            result["resp"] = cl.invoke(FunctionName=name, Payload=json.dumps({"marker": str(marker), "sleep": 30}))
-        except Exception as e:  # noqa: BLE001
+            result["resp"] = cl.invoke(FunctionName=name, Payload=json.dumps({"sleep": 30}))
+        except Exception as e:
             result["error"] = repr(e)
 
     t = threading.Thread(target=call, daemon=True)
     t.start()
-    wait_until(marker.exists, timeout=10, what="handler to start")
-    handler = Watched(int(marker.read_text()))
+    envs = _wait_running(srv, name)
     started = time.monotonic()
     srv.stop()  # asserts nimbus exits (no SIGKILL needed) and no environment outlives it
     took = time.monotonic() - started
     assert took < 1 + 4, f"stop took {took:.1f}s with --grace 1"
-    assert not handler.alive(), handler
+    assert all_gone(envs), envs
     t.join(5)
     assert not t.is_alive(), "the client of a cut invoke must get an answer or a closed connection"
 

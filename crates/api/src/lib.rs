@@ -7,7 +7,7 @@ mod server;
 
 pub use error::{AwsError, Protocol};
 pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
-pub use server::{json_response, serve, Health, Service, ServiceFuture};
+pub use server::{json_response, Api, Health, Service, ServiceFuture};
 
 /// Region and account every ARN and identity is built from.
 #[derive(Debug, Clone)]

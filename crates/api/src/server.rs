@@ -42,41 +42,74 @@ struct Router {
     health: Health,
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and gives open connections `grace` to
-/// finish their requests.
-pub async fn serve(
-    listener: TcpListener,
-    services: Vec<Arc<dyn Service>>,
-    health: Health,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
-    let router = Arc::new(Router { services, health });
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => continue, // e.g. EMFILE: the next accept may succeed
-            },
-            _ = &mut shutdown => break,
-        };
+/// The AWS API: every service behind one router, served on any number of listeners.
+#[derive(Clone)]
+pub struct Api {
+    router: Arc<Router>,
+}
+
+impl Api {
+    pub fn new(services: Vec<Arc<dyn Service>>, health: Health) -> Api {
+        Api { router: Arc::new(Router { services, health }) }
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives open connections
+    /// `grace` to finish their requests.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>, grace: Duration) {
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(_) => continue, // e.g. EMFILE: the next accept may succeed
+                },
+                _ = &mut shutdown => break,
+            };
+            let connection = graceful.watch(self.connection(stream));
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    }
+
+    /// Serves a further listener (one inside a function's isolated network) until aborted.
+    pub fn serve_extra(&self, listener: std::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let api = self.clone();
+        tokio::spawn(async move {
+            let Ok(listener) = listener.set_nonblocking(true).and_then(|()| TcpListener::from_std(listener))
+            else {
+                return;
+            };
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.spawn(api.connection(stream));
+            }
+        })
+    }
+
+    fn connection(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> http1::Connection<
+        TokioIo<tokio::net::TcpStream>,
+        impl hyper::service::Service<
+                Request<Incoming>,
+                Response = ApiResponse,
+                Error = Infallible,
+                Future = impl Send,
+            > + use<>,
+    > {
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let router = self.router.clone();
         let service = service_fn(move |request| {
             let router = router.clone();
             async move { Ok::<_, Infallible>(router.route(request).await) }
         });
-        let connection =
-            http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service)
     }
-    drop(listener);
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
 }
 
 impl Router {

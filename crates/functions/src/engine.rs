@@ -8,11 +8,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::environment::{Environment, StartContext, StartError};
-use crate::runtimes::Runtimes;
+use nimbus_sandbox::{Isolation, Sandbox};
+
+use crate::environment::{Environment, StartContext, StartError, RUNTIME_ROOT, TASK_ROOT};
+use crate::runtimes::{Places, Runtimes};
 use crate::{EngineError, FunctionSpec, Invocation, InvokeResult};
 
-#[derive(Debug, Clone)]
+/// Serves nimbus's API on a listener (inside an isolated network); set once the API exists.
+pub type ApiAcceptor =
+    Arc<std::sync::OnceLock<Box<dyn Fn(std::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync>>>;
+
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Where the embedded runtime clients are written.
     pub runtime_dir: PathBuf,
@@ -27,6 +33,7 @@ pub struct EngineConfig {
     pub init_timeout: Duration,
     /// Echo functions' output on nimbus's stderr.
     pub echo_output: bool,
+    pub api_acceptor: ApiAcceptor,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,6 +41,7 @@ pub struct EngineStats {
     pub environments: usize,
     pub busy: usize,
     pub memory_mb: u64,
+    pub isolation: &'static str,
 }
 
 #[derive(Clone)]
@@ -43,6 +51,7 @@ pub struct Engine {
 
 struct Inner {
     config: EngineConfig,
+    sandbox: Arc<Sandbox>,
     runtimes: Runtimes,
     pools: RwLock<HashMap<(String, String), Arc<Pool>>>,
     busy: AtomicUsize,
@@ -93,11 +102,12 @@ impl Drop for BusyGuard<'_> {
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
+    pub fn new(config: EngineConfig, sandbox: Arc<Sandbox>) -> std::io::Result<Engine> {
         std::fs::create_dir_all(&config.tmp_root)?;
         let runtimes = Runtimes::install(&config.runtime_dir)?;
         let inner = Arc::new(Inner {
             config,
+            sandbox,
             runtimes,
             pools: RwLock::new(HashMap::new()),
             busy: AtomicUsize::new(0),
@@ -127,6 +137,7 @@ impl Engine {
             environments: self.inner.environments.load(Ordering::Relaxed),
             busy: self.inner.busy.load(Ordering::Relaxed),
             memory_mb: self.inner.memory_mb.load(Ordering::Relaxed),
+            isolation: self.inner.sandbox.label(),
         }
     }
 
@@ -201,9 +212,11 @@ impl Engine {
         for pool in pools {
             pool.retire();
         }
+        // Busy environments' invocations see their runtime die and report it.
         for pid in lock(&inner.live_pids).iter() {
-            nimbus_sandbox::kill_group(*pid);
+            let _ = nix_kill(*pid);
         }
+        inner.sandbox.close(Duration::from_secs(2)).await;
         cut
     }
 
@@ -250,8 +263,17 @@ impl Engine {
         let runtime = pool.spec.runtime.clone();
         let code_dir = pool.spec.code_dir.clone();
         let launch_inner = inner.clone();
-        let launch =
-            tokio::task::spawn_blocking(move || launch_inner.runtimes.launch(&runtime, &code_dir)).await;
+        let launch = tokio::task::spawn_blocking(move || {
+            let sandboxed = launch_inner.sandbox.isolation() == Isolation::Namespaces;
+            let runtime_dir = &launch_inner.config.runtime_dir;
+            let places = Places {
+                code_dir: &code_dir,
+                task_root: if sandboxed { std::path::Path::new(TASK_ROOT) } else { &code_dir },
+                runtime_root: if sandboxed { std::path::Path::new(RUNTIME_ROOT) } else { runtime_dir },
+            };
+            launch_inner.runtimes.launch(&runtime, &places)
+        })
+        .await;
         let launch = match launch {
             Ok(Ok(launch)) => launch,
             Ok(Err(why)) => {
@@ -266,11 +288,14 @@ impl Engine {
         };
         let cx = StartContext {
             launch,
-            base_env: Vec::new(),
+            sandbox: &inner.sandbox,
+            runtime_dir: &inner.config.runtime_dir,
+            api_acceptor: Some(&inner.config.api_acceptor),
             tmp_root: &inner.config.tmp_root,
             init_timeout: inner.config.init_timeout,
             echo_output: inner.config.echo_output,
             request_id: &invocation.request_id,
+            tail_log: invocation.tail_log,
         };
         match Environment::start(pool.spec.clone(), cx).await {
             Ok(environment) => {
@@ -326,6 +351,15 @@ impl Engine {
             None => false,
         }
     }
+}
+
+/// SIGKILL by pid, for environments still busy at shutdown.
+fn nix_kill(pid: u32) -> std::io::Result<()> {
+    // SAFETY: kill with an integer pid and signal; a stale pid at worst signals nothing.
+    if unsafe { libc::kill(pid as i32, libc::SIGKILL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Inner {

@@ -32,6 +32,8 @@ pub fn lambda_variables(
     spec: &FunctionSpec,
     runtime_api: &str,
     stream_name: &str,
+    task_root: &Path,
+    runtime_root: &Path,
     tmp_dir: &Path,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::with_capacity(32);
@@ -43,10 +45,9 @@ pub fn lambda_variables(
     for (key, value) in &spec.environment {
         set(key, value);
     }
-    let task_root = spec.code_dir.to_string_lossy();
     let tmp = tmp_dir.to_string_lossy();
-    set("LAMBDA_TASK_ROOT", &task_root);
-    set("LAMBDA_RUNTIME_DIR", &task_root);
+    set("LAMBDA_TASK_ROOT", &task_root.to_string_lossy());
+    set("LAMBDA_RUNTIME_DIR", &runtime_root.to_string_lossy());
     set("_HANDLER", &spec.handler);
     set("AWS_LAMBDA_RUNTIME_API", runtime_api);
     set("AWS_LAMBDA_FUNCTION_NAME", &spec.name);
@@ -62,8 +63,7 @@ pub fn lambda_variables(
     set("AWS_ACCESS_KEY_ID", "nimbus");
     set("AWS_SECRET_ACCESS_KEY", "nimbus");
     set("AWS_SESSION_TOKEN", "nimbus");
-    // The environment's own /tmp (a private directory until the sandbox mounts a real one).
+    // The environment's own /tmp: a sized tmpfs in a sandbox, a private directory otherwise.
     set("TMPDIR", &tmp);
-    set("HOME", &tmp);
     vars
 }

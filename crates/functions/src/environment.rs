@@ -1,7 +1,6 @@
 //! One execution environment: a runtime process for one function version, its Runtime API
 //! listener, its output, its private temporary directory, and the invoke protocol over them.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,19 +9,33 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
+use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Sandbox};
+
+use crate::engine::ApiAcceptor;
 use crate::output::Output;
 use crate::runtime_api::{self, Event, Handle, InitOutcome, Reply};
 use crate::runtimes::Launch;
 use crate::{logs, FunctionSpec, Invocation, InvokeResult};
 
+/// Where code and runtime clients appear inside a sandbox, as on AWS.
+pub const TASK_ROOT: &str = "/var/task";
+pub const RUNTIME_ROOT: &str = "/var/runtime";
+/// The Runtime API's address inside an isolated network: AWS's own.
+const RUNTIME_API_ADDRESS: &str = "127.0.0.1:9001";
+/// AWS's limit on processes and threads per environment.
+const MAX_PIDS: u64 = 1024;
+
 pub struct Environment {
     pub spec: Arc<FunctionSpec>,
     pub pid: u32,
+    child: Arc<Child>,
     handle: Handle,
     output: Arc<Output>,
-    exited: watch::Receiver<Option<String>>,
-    server: tokio::task::JoinHandle<()>,
-    tmp_dir: PathBuf,
+    exited: watch::Receiver<Option<Exit>>,
+    /// The Runtime API server, and nimbus's API inside an isolated network.
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    /// The private temporary directory of a plain-process environment.
+    tmp_dir: Option<PathBuf>,
     init_duration: Duration,
     /// AWS reports the init duration on the first invocation's REPORT line only.
     reported_init: AtomicBool,
@@ -30,15 +43,28 @@ pub struct Environment {
     pub last_used_ms: AtomicU64,
 }
 
+/// How the runtime process ended.
+#[derive(Debug, Clone)]
+struct Exit {
+    description: String,
+    out_of_memory: bool,
+}
+
 /// Everything an environment needs besides its function.
 pub struct StartContext<'a> {
     pub launch: Launch,
-    pub base_env: Vec<(String, String)>,
+    pub sandbox: &'a Arc<Sandbox>,
+    /// Host directory of the runtime clients, seen as `/var/runtime` in a sandbox.
+    pub runtime_dir: &'a Path,
     pub tmp_root: &'a Path,
     pub init_timeout: Duration,
     pub echo_output: bool,
+    /// Serves nimbus's API on a listener inside an isolated network.
+    pub api_acceptor: Option<&'a ApiAcceptor>,
     /// The invocation that asked for this environment, named in its error payloads.
     pub request_id: &'a str,
+    /// That invocation wants its log tail, which includes the initialisation's output.
+    pub tail_log: bool,
 }
 
 /// Why an environment did not become ready.
@@ -53,29 +79,75 @@ impl Environment {
     pub async fn start(spec: Arc<FunctionSpec>, cx: StartContext<'_>) -> Result<Environment, StartError> {
         let started = Instant::now();
         let internal = |e: std::io::Error| StartError::Internal(e.to_string());
-        let (address, handle, server) = runtime_api::start().await.map_err(internal)?;
+        let sandboxed = cx.sandbox.isolation() == Isolation::Namespaces;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut servers = Vec::new();
+        let mut netns = None;
+        let (address, handle) = if sandboxed && spec.isolated_network {
+            let api_port = spec.endpoint_url.rsplit(':').next().unwrap_or("4566").trim_end_matches('/');
+            let addresses = [RUNTIME_API_ADDRESS.to_owned(), format!("127.0.0.1:{api_port}")];
+            let (namespace, mut listeners) =
+                nimbus_sandbox::isolated_network(&addresses).map_err(internal)?;
+            netns = Some(Arc::new(namespace));
+            let api = listeners.pop().expect("two listeners");
+            let runtime = listeners.pop().expect("two listeners");
+            if let Some(acceptor) = cx.api_acceptor.and_then(|a| a.get()) {
+                servers.push(acceptor(api));
+            }
+            let (handle, server) = runtime_api::serve(runtime).map_err(internal)?;
+            servers.push(server);
+            (RUNTIME_API_ADDRESS.to_owned(), handle)
+        } else {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(internal)?;
+            let address = listener.local_addr().map_err(internal)?.to_string();
+            let (handle, server) = runtime_api::serve(listener).map_err(internal)?;
+            servers.push(server);
+            (address, handle)
+        };
         let stream_name = logs::stream_name(&spec.version);
-        let tmp_dir = cx.tmp_root.join(uuid::Uuid::new_v4().simple().to_string());
-        if let Err(error) = std::fs::create_dir_all(&tmp_dir) {
-            server.abort();
-            return Err(internal(error));
-        }
-
-        let mut env = cx.base_env;
-        env.extend(crate::env::lambda_variables(&spec, &address, &stream_name, &tmp_dir));
+        let (filesystem, cwd, tmp_dir, tmp_path) = if sandboxed {
+            let mut mounts = vec![
+                Mount { source: spec.code_dir.clone(), target: TASK_ROOT.into(), writable: false },
+                Mount { source: cx.runtime_dir.to_owned(), target: RUNTIME_ROOT.into(), writable: false },
+            ];
+            for (source, target) in &spec.shared_mounts {
+                mounts.push(Mount { source: source.clone(), target: target.clone(), writable: true });
+            }
+            let filesystem = Filesystem {
+                host_paths: cx.launch.host_paths.clone(),
+                mounts,
+                opt_layers: spec.layers.clone(),
+                tmp_size_mb: u64::from(spec.ephemeral_mb),
+            };
+            (filesystem, PathBuf::from(TASK_ROOT), None, PathBuf::from("/tmp"))
+        } else {
+            let tmp_dir = cx.tmp_root.join(&id);
+            std::fs::create_dir_all(&tmp_dir).map_err(internal)?;
+            (Filesystem::default(), spec.code_dir.clone(), Some(tmp_dir.clone()), tmp_dir)
+        };
+        let task_root = if sandboxed { Path::new(TASK_ROOT) } else { spec.code_dir.as_path() };
+        let runtime_root = if sandboxed { Path::new(RUNTIME_ROOT) } else { cx.runtime_dir };
+        let mut env =
+            crate::env::lambda_variables(&spec, &address, &stream_name, task_root, runtime_root, &tmp_path);
         env.extend(cx.launch.env);
         let program = cx.launch.program;
         let sandbox_spec = nimbus_sandbox::Spec {
             program: program.clone(),
             args: cx.launch.args,
             env,
-            cwd: spec.code_dir.clone(),
+            cwd,
+            filesystem,
+            limits: Limits { memory_mb: u64::from(spec.memory_mb), pids: MAX_PIDS },
+            netns,
+            id: id.clone(),
         };
-        let mut sandboxed = match nimbus_sandbox::spawn(&sandbox_spec) {
-            Ok(sandboxed) => sandboxed,
+        let started_child = match cx.sandbox.spawn(sandbox_spec).await {
+            Ok(started) => started,
             Err(error) => {
-                server.abort();
-                let _ = std::fs::remove_dir_all(&tmp_dir);
+                servers.iter().for_each(|s| s.abort());
+                if let Some(dir) = &tmp_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 let message =
                     format!("RequestId: {} Error: fork/exec {}: {error}", cx.request_id, program.display());
                 return Err(StartError::Failed(InvokeResult::unhandled(
@@ -84,37 +156,37 @@ impl Environment {
                 )));
             }
         };
-        let mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> = Vec::new();
-        if let Some(stdout) = sandboxed.child.stdout.take() {
-            let fd = stdout.as_fd().try_clone_to_owned().ok();
-            streams.push((Box::new(stdout), fd));
-        }
-        if let Some(stderr) = sandboxed.child.stderr.take() {
-            let fd = stderr.as_fd().try_clone_to_owned().ok();
-            streams.push((Box::new(stderr), fd));
-        }
+        let streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> =
+            vec![(Box::new(started_child.stdout), None), (Box::new(started_child.stderr), None)];
         let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, streams);
+        if cx.tail_log {
+            output.start_capture("");
+        }
 
+        let child = Arc::new(started_child.child);
+        let pid = child.pid;
         let (exit_tx, exited) = watch::channel(None);
-        let mut child = sandboxed.child;
-        let pid = sandboxed.pid;
+        let watched = child.clone();
         tokio::spawn(async move {
-            let description = match child.wait().await {
+            let description = match watched.wait().await {
                 Ok(status) => describe_exit(status),
                 Err(error) => error.to_string(),
             };
-            // The whole group goes with the runtime: nothing it started may linger.
-            nimbus_sandbox::kill_group(pid);
-            let _ = exit_tx.send(Some(description));
+            // Nothing the runtime started may linger; then its cgroup can go.
+            watched.kill();
+            let out_of_memory = watched.oom_killed();
+            watched.release();
+            let _ = exit_tx.send(Some(Exit { description, out_of_memory }));
         });
 
         let mut environment = Environment {
             spec,
             pid,
+            child,
             handle,
             output,
             exited,
-            server,
+            servers,
             tmp_dir,
             init_duration: Duration::ZERO,
             reported_init: AtomicBool::new(false),
@@ -136,31 +208,49 @@ impl Environment {
                 }
             }
         };
-        match outcome {
+        let mut failed = match outcome {
             Some(InitOutcome::Ready) => {
                 environment.init_duration = started.elapsed();
-                Ok(environment)
+                return Ok(environment);
             }
             Some(InitOutcome::Failed { error_type, body }) => {
                 let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
-                Err(StartError::Failed(InvokeResult::from_runtime_error(&error_type, body)))
+                InvokeResult::from_runtime_error(&error_type, body)
             }
-            None => {
-                let status = environment.exit_description().await;
-                let message =
-                    format!("RequestId: {} Error: Runtime exited with error: {status}", cx.request_id);
-                Err(StartError::Failed(InvokeResult::unhandled("Runtime.ExitError", &message)))
-            }
+            None => environment.exit_error(cx.request_id).await,
+        };
+        if cx.tail_log {
+            let mut text = environment.output.finish_capture().await;
+            text.push_str(&logs::end_line(cx.request_id));
+            let report = logs::Report {
+                request_id: cx.request_id,
+                duration: started.elapsed(),
+                memory_mb: environment.spec.memory_mb,
+                max_memory_mb: environment.child.peak_memory_mib().unwrap_or(0),
+                init: None,
+            };
+            text.push_str(&report.line());
+            failed.log = Some(text);
         }
+        Err(StartError::Failed(failed))
     }
 
-    async fn exit_description(&self) -> String {
+    /// The error an invocation gets when the runtime died under it.
+    async fn exit_error(&self, request_id: &str) -> InvokeResult {
+        let exit = self.exit().await;
+        let message =
+            format!("RequestId: {request_id} Error: Runtime exited with error: {}", exit.description);
+        let error_type = if exit.out_of_memory { "Runtime.OutOfMemory" } else { "Runtime.ExitError" };
+        InvokeResult::unhandled(error_type, &message)
+    }
+
+    async fn exit(&self) -> Exit {
         let mut exited = self.exited.clone();
-        let description = match exited.wait_for(Option::is_some).await {
-            Ok(description) => description.clone().unwrap_or_default(),
-            Err(_) => "unknown".into(),
+        let exit = match exited.wait_for(Option::is_some).await {
+            Ok(exit) => exit.clone(),
+            Err(_) => None,
         };
-        description
+        exit.unwrap_or(Exit { description: "unknown".into(), out_of_memory: false })
     }
 
     pub fn has_exited(&self) -> bool {
@@ -172,7 +262,7 @@ impl Environment {
         let started = Instant::now();
         let request_id = &invocation.request_id;
         if invocation.tail_log {
-            self.output.start_capture(logs::start_line(request_id, &self.spec.version));
+            self.output.start_capture(&logs::start_line(request_id, &self.spec.version));
         }
         let reply = self.handle.expect(request_id);
         let timeout = self.spec.timeout;
@@ -215,11 +305,7 @@ impl Environment {
                     format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds");
                 (InvokeResult::unhandled("Sandbox.Timedout", &message), false)
             }
-            Outcome::Exited => {
-                let status = self.exit_description().await;
-                let message = format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
-                (InvokeResult::unhandled("Runtime.ExitError", &message), false)
-            }
+            Outcome::Exited => (self.exit_error(request_id).await, false),
         };
         if invocation.tail_log {
             let mut text = self.output.finish_capture().await;
@@ -231,7 +317,7 @@ impl Environment {
                 request_id,
                 duration: started.elapsed(),
                 memory_mb: self.spec.memory_mb,
-                max_memory_mb: nimbus_sandbox::peak_memory_mib(self.pid).unwrap_or(0),
+                max_memory_mb: self.child.peak_memory_mib().unwrap_or(0),
                 init,
             };
             text.push_str(&logs::end_line(request_id));
@@ -256,9 +342,12 @@ enum Outcome {
 
 impl Drop for Environment {
     fn drop(&mut self) {
-        nimbus_sandbox::kill_group(self.pid);
-        self.server.abort();
-        let _ = std::fs::remove_dir_all(&self.tmp_dir);
+        // The exit watcher then reaps the process and removes its cgroup.
+        self.child.kill();
+        self.servers.iter().for_each(|server| server.abort());
+        if let Some(dir) = &self.tmp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

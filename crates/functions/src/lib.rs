@@ -1,6 +1,7 @@
 //! The functions engine: execution environments for function versions, the Lambda Runtime API
 //! they speak, warm reuse, concurrency and memory limits, timeouts and idle reaping.
 
+mod arch;
 mod engine;
 pub mod env;
 mod environment;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use engine::{Engine, EngineConfig, EngineStats};
+pub use engine::{ApiAcceptor, Engine, EngineConfig, EngineStats};
 pub use runtime_api::MAX_RESPONSE_BYTES;
 
 /// An immutable snapshot of what an environment runs. A new `revision` (any code or
@@ -28,12 +29,19 @@ pub struct FunctionSpec {
     pub handler: String,
     pub code_dir: PathBuf,
     pub memory_mb: u32,
+    pub ephemeral_mb: u32,
     pub timeout: Duration,
     pub environment: Vec<(String, String)>,
     pub log_group: String,
     pub region: String,
     /// nimbus's own API, for SDKs inside the function.
     pub endpoint_url: String,
+    /// Shared directories (the function's `FileSystemConfigs`): host directory, mount path.
+    pub shared_mounts: Vec<(PathBuf, PathBuf)>,
+    /// Layer contents merged at `/opt`, in the function's order (later ones win).
+    pub layers: Vec<PathBuf>,
+    /// No network but nimbus's API and the Runtime API (a function in a VPC without NAT).
+    pub isolated_network: bool,
 }
 
 /// One request to run a function.

@@ -74,9 +74,11 @@ impl Output {
         self.progress.notify_waiters();
     }
 
-    /// Begins capturing everything the runtime writes, for a `LogType: Tail` invocation.
-    pub fn start_capture(&self, first_line: String) {
-        *self.capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(first_line.into_bytes());
+    /// Begins capturing everything the runtime writes, for a `LogType: Tail` invocation;
+    /// continues a capture already running (the initialisation of a cold start).
+    pub fn start_capture(&self, first_line: &str) {
+        let mut capture = self.capture.lock().unwrap_or_else(|p| p.into_inner());
+        capture.get_or_insert_with(Vec::new).extend_from_slice(first_line.as_bytes());
     }
 
     /// Ends the capture once every byte the runtime wrote before now has been read, so that

@@ -73,10 +73,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Binds a listener and serves the Runtime API on it until the returned task is aborted.
-pub async fn start() -> std::io::Result<(String, Handle, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?.to_string();
+/// Serves the Runtime API on `listener` until the returned task is aborted.
+pub fn serve(listener: std::net::TcpListener) -> std::io::Result<(Handle, tokio::task::JoinHandle<()>)> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     let (events_tx, events_rx) = mpsc::channel(1);
     let (init_tx, init_rx) = oneshot::channel();
     let channel = Arc::new(Channel {
@@ -99,7 +99,7 @@ pub async fn start() -> std::io::Result<(String, Handle, tokio::task::JoinHandle
             });
         }
     });
-    Ok((address, handle, task))
+    Ok((handle, task))
 }
 
 async fn route(channel: &Channel, request: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -50,11 +50,21 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<std::ffi::OsString>,
     pub env: Vec<(String, String)>,
+    /// Host directories the program needs to see at their own paths (the interpreter's
+    /// installation and site directories).
+    pub host_paths: Vec<PathBuf>,
+}
+
+/// Where the code and the runtime clients appear to the started process: the host paths for a
+/// plain process, `/var/task` and `/var/runtime` in a sandbox.
+pub struct Places<'a> {
+    pub code_dir: &'a Path,
+    pub task_root: &'a Path,
+    pub runtime_root: &'a Path,
 }
 
 /// Resolves each runtime name once and remembers the answer.
 pub struct Runtimes {
-    client_dir: PathBuf,
     resolved: Mutex<HashMap<String, Result<Interpreter, String>>>,
 }
 
@@ -74,7 +84,7 @@ impl Runtimes {
                 std::fs::rename(&temporary, &path)?;
             }
         }
-        Ok(Runtimes { client_dir: client_dir.to_owned(), resolved: Mutex::new(HashMap::new()) })
+        Ok(Runtimes { resolved: Mutex::new(HashMap::new()) })
     }
 
     /// The host interpreter for `runtime`, or why there is none. Blocking (runs the interpreter
@@ -98,32 +108,48 @@ impl Runtimes {
         answer
     }
 
-    /// The command that starts `runtime` for code in `code_dir`.
-    pub fn launch(&self, runtime: &str, code_dir: &Path) -> Result<Launch, String> {
+    /// The command that starts `runtime` for the code at `places`.
+    pub fn launch(&self, runtime: &str, places: &Places) -> Result<Launch, String> {
         match Family::of(runtime) {
             Some(Family::Python) => {
                 let python = self.interpreter(runtime)?;
+                let mut host_paths: Vec<PathBuf> = python.site_dirs.split(':').map(PathBuf::from).collect();
+                host_paths.extend(nimbus_sandbox::install_prefix(&python.executable));
                 Ok(Launch {
                     program: python.executable,
                     // -S: skip `site` (~10 ms); the client adds the site directories itself.
-                    args: vec!["-S".into(), self.client_dir.join("python/bootstrap.py").into()],
+                    args: vec!["-S".into(), places.runtime_root.join("python/bootstrap.py").into()],
                     env: vec![("NIMBUS_PYTHON_SITE_DIRS".into(), python.site_dirs)],
+                    host_paths,
                 })
             }
             Some(Family::Node) => {
                 let node = self.interpreter(runtime)?;
                 Ok(Launch {
+                    host_paths: nimbus_sandbox::install_prefix(&node.executable).into_iter().collect(),
                     program: node.executable,
-                    args: vec![self.client_dir.join("node/bootstrap.js").into()],
+                    args: vec![places.runtime_root.join("node/bootstrap.js").into()],
                     env: vec![],
                 })
             }
             Some(Family::Provided) => {
-                let bootstrap = code_dir.join("bootstrap");
+                let bootstrap = places.code_dir.join("bootstrap");
                 if !bootstrap.is_file() {
-                    return Err(format!("Couldn't find valid bootstrap(s): [{}]", bootstrap.display()));
+                    return Err(format!(
+                        "Couldn't find valid bootstrap(s): [{}]",
+                        places.task_root.join("bootstrap").display()
+                    ));
                 }
-                Ok(Launch { program: bootstrap, args: vec![], env: vec![] })
+                let inside = places.task_root.join("bootstrap");
+                match crate::arch::emulator_for(&bootstrap)? {
+                    Some(emulator) => Ok(Launch {
+                        program: emulator,
+                        args: vec![inside.into()],
+                        env: vec![],
+                        host_paths: vec![],
+                    }),
+                    None => Ok(Launch { program: inside, args: vec![], env: vec![], host_paths: vec![] }),
+                }
             }
             None => Err(format!("nimbus has no way to run {runtime} on this host")),
         }
@@ -223,7 +249,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtimes = Runtimes::install(dir.path()).unwrap();
         assert!(runtimes.interpreter("ruby3.3").is_err());
-        let error = runtimes.launch("provided.al2023", dir.path()).unwrap_err();
-        assert!(error.contains("Couldn't find valid bootstrap"), "{error}");
+        let places =
+            Places { code_dir: dir.path(), task_root: Path::new("/var/task"), runtime_root: dir.path() };
+        let error = runtimes.launch("provided.al2023", &places).unwrap_err();
+        assert_eq!(error, "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
     }
 }

@@ -66,6 +66,7 @@ impl Lambda {
             dead_letter_config: None,
             vpc_config: None,
             kms_key_arn: None,
+            file_system_configs: Vec::new(),
         };
         config.logging_config.log_group = format!("/aws/lambda/{}", config.function_name);
         apply_config(&mut config, input.config)?;
@@ -289,6 +290,10 @@ fn apply_config(config: &mut FunctionConfiguration, input: ConfigInput) -> Resul
     }
     if input.vpc_config.is_some() {
         config.vpc_config = input.vpc_config;
+    }
+    if let Some(configs) = input.file_system_configs {
+        validate::file_systems(&configs)?;
+        config.file_system_configs = configs;
     }
     if input.kms_key_arn.is_some() {
         config.kms_key_arn = input.kms_key_arn;

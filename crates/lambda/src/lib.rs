@@ -40,8 +40,10 @@ impl Lambda {
         engine: Engine,
         identity: Identity,
         endpoint_url: String,
+        file_systems: std::path::PathBuf,
     ) -> Result<Arc<Lambda>, StoreError> {
-        let registry = Registry::load(store, code, identity.region.clone(), endpoint_url.clone())?;
+        let registry =
+            Registry::load(store, code, identity.region.clone(), endpoint_url.clone(), file_systems)?;
         Ok(Arc::new_cyclic(|weak| Lambda {
             registry,
             engine,

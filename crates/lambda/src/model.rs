@@ -55,6 +55,17 @@ pub struct FunctionConfiguration {
     pub vpc_config: Option<Value>,
     #[serde(rename = "KMSKeyArn", skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_system_configs: Vec<FileSystemConfig>,
+}
+
+/// A shared file system mounted into every environment (EFS on AWS; a durable directory of the
+/// data directory in nimbus, one per access point).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct FileSystemConfig {
+    pub arn: String,
+    pub local_mount_path: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,6 +122,7 @@ pub struct ConfigInput {
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: Option<String>,
     pub logging_config: Option<Value>,
+    pub file_system_configs: Option<Vec<FileSystemConfig>>,
     pub revision_id: Option<String>,
 }
 

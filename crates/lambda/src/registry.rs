@@ -2,6 +2,7 @@
 //! nothing from disk.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use nimbus_store::code::CodeStore;
 use nimbus_store::{FunctionRow, Store, StoreError};
 
 use crate::model::StoredFunction;
+use crate::validate;
 
 pub const LATEST: &str = "$LATEST";
 
@@ -27,6 +29,8 @@ pub struct Registry {
     functions: RwLock<BTreeMap<String, Arc<Entry>>>,
     region: String,
     endpoint_url: String,
+    /// Shared file systems' directories, one per access point.
+    file_systems: PathBuf,
 }
 
 impl Registry {
@@ -37,9 +41,10 @@ impl Registry {
         code: Arc<CodeStore>,
         region: String,
         endpoint_url: String,
+        file_systems: PathBuf,
     ) -> Result<Registry, StoreError> {
-        let registry =
-            Registry { store, code, functions: RwLock::new(BTreeMap::new()), region, endpoint_url };
+        let functions = RwLock::new(BTreeMap::new());
+        let registry = Registry { store, code, functions, region, endpoint_url, file_systems };
         let rows = registry.store.load_functions()?;
         let mut functions = BTreeMap::new();
         for row in rows.into_iter().filter(|row| row.version == LATEST) {
@@ -73,8 +78,34 @@ impl Registry {
             log_group: config.logging_config.log_group.clone(),
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            ephemeral_mb: config.ephemeral_storage.size,
+            shared_mounts: config
+                .file_system_configs
+                .iter()
+                .filter_map(|fs| {
+                    let dir = self.file_system_dir(validate::access_point_id(&fs.arn)?);
+                    Some((dir, PathBuf::from(&fs.local_mount_path)))
+                })
+                .collect(),
+            layers: Vec::new(),
+            isolated_network: config
+                .vpc_config
+                .as_ref()
+                .and_then(|vpc| vpc.get("SubnetIds")?.as_array().map(|ids| !ids.is_empty()))
+                .unwrap_or(false),
         };
         Entry { stored, code_hex, spec: Arc::new(spec) }
+    }
+
+    /// The durable directory behind an access point, created on first use and writable by the
+    /// sandbox's user.
+    fn file_system_dir(&self, access_point: &str) -> PathBuf {
+        let dir = self.file_systems.join(access_point);
+        if !dir.exists() && std::fs::create_dir_all(&dir).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+        }
+        dir
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Entry>> {

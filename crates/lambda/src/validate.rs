@@ -204,6 +204,48 @@ pub fn architectures(architectures: &[String]) -> Result<String, AwsError> {
     }
 }
 
+/// `arn:aws:elasticfilesystem:<region>:<account>:access-point/fsap-<17 hex>` → the access point id.
+pub fn access_point_id(arn: &str) -> Option<&str> {
+    let (prefix, id) = arn.split_once(":access-point/")?;
+    let valid = prefix.starts_with("arn:aws")
+        && prefix.contains(":elasticfilesystem:")
+        && id
+            .strip_prefix("fsap-")
+            .is_some_and(|hex| hex.len() == 17 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    valid.then_some(id)
+}
+
+pub fn file_systems(configs: &[crate::model::FileSystemConfig]) -> Result<(), AwsError> {
+    if configs.len() > 1 {
+        return Err(constraint(
+            configs.len(),
+            "fileSystemConfigs",
+            "Member must have length less than or equal to 1",
+        ));
+    }
+    for config in configs {
+        if access_point_id(&config.arn).is_none() {
+            return Err(constraint(
+                &config.arn,
+                "fileSystemConfigs.1.member.arn",
+                "Member must satisfy regular expression pattern: arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}",
+            ));
+        }
+        let name = config.local_mount_path.strip_prefix("/mnt/").unwrap_or_default();
+        let valid = !name.is_empty()
+            && config.local_mount_path.len() <= 160
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            return Err(constraint(
+                &config.local_mount_path,
+                "fileSystemConfigs.1.member.localMountPath",
+                "Member must satisfy regular expression pattern: ^/mnt/[a-zA-Z0-9-_.]+$",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +271,19 @@ mod tests {
         assert!(function_name("my-fn_1").is_ok());
         assert!(function_name("bad name").is_err());
         assert!(function_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn file_systems_need_an_access_point_and_a_mount_under_mnt() {
+        use crate::model::FileSystemConfig;
+        let arn = "arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-0123456789abcdef0";
+        assert_eq!(access_point_id(arn), Some("fsap-0123456789abcdef0"));
+        let good = FileSystemConfig { arn: arn.into(), local_mount_path: "/mnt/shared".into() };
+        assert!(file_systems(std::slice::from_ref(&good)).is_ok());
+        let outside = FileSystemConfig { local_mount_path: "/var/x".into(), ..good.clone() };
+        assert!(file_systems(&[outside]).is_err());
+        let bad_arn = FileSystemConfig { arn: "arn:aws:s3:::bucket".into(), ..good };
+        assert!(file_systems(&[bad_arn]).is_err());
     }
 
     #[test]

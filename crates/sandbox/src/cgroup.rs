@@ -134,7 +134,13 @@ impl Cgroups {
         for (name, controller) in self.controllers() {
             let dir = controller.base.join(id);
             if !group.dirs.contains(&dir) {
-                fs::create_dir(&dir).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })?;
+                fs::create_dir(&dir).or_else(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
                 group.dirs.push(dir.clone());
             }
             let bytes = limits.memory_mb << 20;

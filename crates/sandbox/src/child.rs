@@ -58,10 +58,22 @@ pub enum Step {
 impl Step {
     pub fn from_u8(value: u8) -> &'static str {
         const NAMES: [&str; 17] = [
-            "unknown", "joining cgroups", "entering the network namespace", "redirecting stdio",
-            "creating a session", "making mounts private", "mounting the root tmpfs", "mounting",
-            "pivot_root", "making the root read-only", "setting the hostname", "setting rlimits",
-            "dropping capabilities", "switching user", "setting no_new_privs", "changing directory",
+            "unknown",
+            "joining cgroups",
+            "entering the network namespace",
+            "redirecting stdio",
+            "creating a session",
+            "making mounts private",
+            "mounting the root tmpfs",
+            "mounting",
+            "pivot_root",
+            "making the root read-only",
+            "setting the hostname",
+            "setting rlimits",
+            "dropping capabilities",
+            "switching user",
+            "setting no_new_privs",
+            "changing directory",
             "exec",
         ];
         NAMES.get(usize::from(value)).copied().unwrap_or("unknown")
@@ -119,7 +131,7 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
     if let Some(root) = &setup.root {
-        build_root(root).map_err(|(step, errno)| (step, errno))?;
+        build_root(root)?;
     }
     if let Some(hostname) = &setup.hostname {
         // SAFETY: a valid string and its length.
@@ -142,7 +154,8 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
                 // EINVAL past the last capability the kernel knows: nothing to drop there.
                 libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
             }
-            check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())).map_err(at(Step::User))?;
+            check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()))
+                .map_err(at(Step::User))?;
             check(libc::syscall(libc::SYS_setresgid, gid, gid, gid)).map_err(at(Step::User))?;
             // Leaving uid 0 clears the permitted, effective and ambient capability sets.
             check(libc::syscall(libc::SYS_setresuid, uid, uid, uid)).map_err(at(Step::User))?;
@@ -161,13 +174,14 @@ fn build_root(root: &Root) -> Result<(), (Step, i32)> {
     let at = |step: Step| move |errno: i32| (step, errno);
     let mut real = RealOs;
     use os::Os;
-    let private = (libc::MS_REC | libc::MS_PRIVATE) as u64;
+    let private = libc::MS_REC | libc::MS_PRIVATE;
     real.mount(c"", c"/", c"", private, c"").map_err(errno).map_err(at(Step::PrivateMounts))?;
-    let nosuid = (libc::MS_NOSUID | libc::MS_NODEV) as u64;
+    let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
     real.mount(c"tmpfs", &root.dir, c"tmpfs", nosuid, c"size=4m,mode=755")
         .map_err(errno)
         .map_err(at(Step::RootTmpfs))?;
-    os::apply(&root.ops, &mut real).map_err(|(_, error)| (Step::Mounts, error.raw_os_error().unwrap_or(0)))?;
+    os::apply(&root.ops, &mut real)
+        .map_err(|(_, error)| (Step::Mounts, error.raw_os_error().unwrap_or(0)))?;
     real.mkdir(&root.old, 0o700).map_err(errno).map_err(at(Step::PivotRoot))?;
     // SAFETY: valid strings; pivot_root has no libc wrapper, hence the raw syscall.
     unsafe {
@@ -177,7 +191,7 @@ fn build_root(root: &Root) -> Result<(), (Step, i32)> {
         check(libc::umount2(c"/.old".as_ptr(), libc::MNT_DETACH).into()).map_err(at(Step::PivotRoot))?;
         libc::rmdir(c"/.old".as_ptr());
     }
-    let read_only = (libc::MS_REMOUNT | libc::MS_RDONLY) as u64 | nosuid;
+    let read_only = (libc::MS_REMOUNT | libc::MS_RDONLY) | nosuid;
     real.mount(c"", c"/", c"", read_only, c"").map_err(errno).map_err(at(Step::ReadOnlyRoot))?;
     Ok(())
 }

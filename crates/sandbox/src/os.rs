@@ -14,7 +14,14 @@ pub trait Os {
     fn mkdir(&mut self, path: &CStr, mode: u32) -> io::Result<()>;
     fn touch(&mut self, path: &CStr, mode: u32) -> io::Result<()>;
     fn symlink(&mut self, points_to: &CStr, path: &CStr) -> io::Result<()>;
-    fn mount(&mut self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: &CStr) -> io::Result<()>;
+    fn mount(
+        &mut self,
+        source: &CStr,
+        target: &CStr,
+        fstype: &CStr,
+        flags: libc::c_ulong,
+        data: &CStr,
+    ) -> io::Result<()>;
 }
 
 /// A plan op with its strings ready for the system calls.
@@ -51,7 +58,9 @@ pub fn prepare(ops: &[Op]) -> Vec<PreparedOp> {
         .map(|o| match o {
             Op::Mkdir(path) => op(Kind::Mkdir, cstring(path), text(""), text(""), 0o755),
             Op::Touch { path, mode } => op(Kind::Touch, cstring(path), text(""), text(""), *mode),
-            Op::Symlink { path, points_to } => op(Kind::Symlink, cstring(path), cstring(points_to), text(""), 0),
+            Op::Symlink { path, points_to } => {
+                op(Kind::Symlink, cstring(path), cstring(points_to), text(""), 0)
+            }
             Op::Tmpfs { target, size_bytes, mode } => {
                 let data = text(&format!("size={size_bytes},mode={mode:o}"));
                 op(Kind::Tmpfs, cstring(target), text("tmpfs"), data, 0)
@@ -74,7 +83,7 @@ const NONE: &CStr = c"";
 
 /// Applies the prepared plan; on failure returns the index of the failing op and its error.
 pub fn apply(ops: &[PreparedOp], os: &mut impl Os) -> Result<(), (usize, io::Error)> {
-    let nosuid = (libc::MS_NOSUID | libc::MS_NODEV) as u64;
+    let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
     for (index, op) in ops.iter().enumerate() {
         let result = match op.kind {
             Kind::Mkdir => match os.mkdir(&op.a, op.mode) {
@@ -84,16 +93,16 @@ pub fn apply(ops: &[PreparedOp], os: &mut impl Os) -> Result<(), (usize, io::Err
             Kind::Touch => os.touch(&op.a, op.mode),
             Kind::Symlink => os.symlink(&op.b, &op.a),
             Kind::Tmpfs => os.mount(&op.b, &op.a, &op.b, nosuid, &op.data),
-            Kind::Proc => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_NOEXEC as u64, NONE),
-            Kind::Overlay => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_RDONLY as u64, &op.data),
-            Kind::Device => os.mount(&op.a, &op.b, NONE, libc::MS_BIND as u64, NONE),
+            Kind::Proc => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_NOEXEC, NONE),
+            Kind::Overlay => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_RDONLY, &op.data),
+            Kind::Device => os.mount(&op.a, &op.b, NONE, libc::MS_BIND, NONE),
             Kind::Bind { writable } => {
-                let bind = (libc::MS_BIND | libc::MS_REC) as u64;
+                let bind = libc::MS_BIND | libc::MS_REC;
                 os.mount(&op.a, &op.b, NONE, bind, NONE).and_then(|()| {
                     // Bind mounts ignore flags on creation; a remount applies them.
-                    let mut flags = bind | libc::MS_REMOUNT as u64 | nosuid;
+                    let mut flags = bind | libc::MS_REMOUNT | nosuid;
                     if !writable {
-                        flags |= libc::MS_RDONLY as u64;
+                        flags |= libc::MS_RDONLY;
                     }
                     os.mount(NONE, &op.b, NONE, flags, NONE)
                 })
@@ -138,7 +147,14 @@ impl Os for RealOs {
         check(unsafe { libc::symlink(points_to.as_ptr(), path.as_ptr()) })
     }
 
-    fn mount(&mut self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: &CStr) -> io::Result<()> {
+    fn mount(
+        &mut self,
+        source: &CStr,
+        target: &CStr,
+        fstype: &CStr,
+        flags: libc::c_ulong,
+        data: &CStr,
+    ) -> io::Result<()> {
         let optional = |s: &CStr| if s.is_empty() { std::ptr::null() } else { s.as_ptr() };
         // SAFETY: every pointer is either null or a valid NUL-terminated string; `data` is a
         // string option list as every filesystem used here expects.
@@ -173,12 +189,19 @@ mod tests {
             self.calls.push(format!("symlink {} -> {}", path.to_string_lossy(), to.to_string_lossy()));
             Ok(())
         }
-        fn mount(&mut self, source: &CStr, target: &CStr, fstype: &CStr, flags: u64, data: &CStr) -> io::Result<()> {
+        fn mount(
+            &mut self,
+            source: &CStr,
+            target: &CStr,
+            fstype: &CStr,
+            flags: libc::c_ulong,
+            data: &CStr,
+        ) -> io::Result<()> {
             self.mounts += 1;
             if self.fail_at == Some(self.mounts) {
                 return Err(io::Error::from_raw_os_error(libc::EPERM));
             }
-            let ro = flags & libc::MS_RDONLY as u64 != 0;
+            let ro = flags & libc::MS_RDONLY != 0;
             self.calls.push(format!(
                 "mount {} {} {} ro={ro} {}",
                 source.to_string_lossy(),

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 /// Files under /etc that never enter a sandbox: they are covered by an unreadable empty file.
-pub const SECRETS: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers"];
+pub const SECRETS: &[&str] =
+    &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers"];
 
 /// Host directories that make up a sandbox's system: bound read-only, or recreated as the
 /// symlinks they are on a merged-/usr host.
@@ -16,17 +17,37 @@ pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/rand
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Mkdir(PathBuf),
-    Tmpfs { target: PathBuf, size_bytes: u64, mode: u32 },
+    Tmpfs {
+        target: PathBuf,
+        size_bytes: u64,
+        mode: u32,
+    },
     /// A bind mount; read-only ones are remounted read-only, all are nosuid and nodev.
-    Bind { source: PathBuf, target: PathBuf, writable: bool },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        writable: bool,
+    },
     /// Creates an empty regular file (a bind target or a mask).
-    Touch { path: PathBuf, mode: u32 },
-    Symlink { path: PathBuf, points_to: PathBuf },
+    Touch {
+        path: PathBuf,
+        mode: u32,
+    },
+    Symlink {
+        path: PathBuf,
+        points_to: PathBuf,
+    },
     /// A read-only overlay of several directories; the first wins.
-    Overlay { lowers: Vec<PathBuf>, target: PathBuf },
+    Overlay {
+        lowers: Vec<PathBuf>,
+        target: PathBuf,
+    },
     Proc(PathBuf),
     /// A device node bound from the host (a plain bind: `nodev` would make it useless).
-    Device { source: PathBuf, target: PathBuf },
+    Device {
+        source: PathBuf,
+        target: PathBuf,
+    },
 }
 
 /// What the plan needs to know about the host.
@@ -99,9 +120,12 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
         ops.push(Op::Touch { path: inside(device), mode: 0o666 });
         ops.push(Op::Device { source: device.into(), target: inside(device) });
     }
-    for (name, target) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-    {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         ops.push(Op::Symlink { path: inside(&Path::new("/dev").join(name)), points_to: target.into() });
     }
     ops.push(Op::Mkdir(inside(Path::new("/dev/shm"))));
@@ -127,7 +151,11 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
     }
     for mount in &fs.mounts {
         mkdir_all(&mut ops, &mount.target);
-        ops.push(Op::Bind { source: mount.source.clone(), target: inside(&mount.target), writable: mount.writable });
+        ops.push(Op::Bind {
+            source: mount.source.clone(),
+            target: inside(&mount.target),
+            writable: mount.writable,
+        });
     }
     ops
 }
@@ -168,7 +196,11 @@ mod tests {
     fn filesystem() -> Filesystem {
         Filesystem {
             host_paths: vec!["/root/.pyenv/versions/3.11.7".into(), "/usr/lib/python3".into()],
-            mounts: vec![Mount { source: "/data/code/abc".into(), target: "/var/task".into(), writable: false }],
+            mounts: vec![Mount {
+                source: "/data/code/abc".into(),
+                target: "/var/task".into(),
+                writable: false,
+            }],
             opt_layers: vec!["/data/layers/1".into(), "/data/layers/2".into()],
             tmp_size_mb: 512,
         }
@@ -185,7 +217,11 @@ mod tests {
     #[test]
     fn secrets_are_masked_and_the_interpreter_prefix_is_bound_with_its_parents() {
         let ops = plan(Path::new("/r"), &filesystem(), &host());
-        assert!(ops.contains(&Op::Bind { source: "/r/.masked".into(), target: "/r/etc/shadow".into(), writable: false }));
+        assert!(ops.contains(&Op::Bind {
+            source: "/r/.masked".into(),
+            target: "/r/etc/shadow".into(),
+            writable: false
+        }));
         let mkdir_root = ops.iter().position(|op| *op == Op::Mkdir("/r/root".into())).unwrap();
         let bind = ops
             .iter()
@@ -193,14 +229,20 @@ mod tests {
             .unwrap();
         assert!(mkdir_root < bind);
         // Paths under /usr are already visible: no second bind.
-        assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source == Path::new("/usr/lib/python3"))));
+        assert!(!ops
+            .iter()
+            .any(|op| matches!(op, Op::Bind { source, .. } if source == Path::new("/usr/lib/python3"))));
     }
 
     #[test]
     fn tmp_is_sized_code_is_read_only_and_later_layers_win() {
         let ops = plan(Path::new("/r"), &filesystem(), &host());
         assert!(ops.contains(&Op::Tmpfs { target: "/r/tmp".into(), size_bytes: 512 << 20, mode: 0o1777 }));
-        assert!(ops.contains(&Op::Bind { source: "/data/code/abc".into(), target: "/r/var/task".into(), writable: false }));
+        assert!(ops.contains(&Op::Bind {
+            source: "/data/code/abc".into(),
+            target: "/r/var/task".into(),
+            writable: false
+        }));
         assert!(ops.contains(&Op::Overlay {
             lowers: vec!["/data/layers/2".into(), "/data/layers/1".into()],
             target: "/r/opt".into()

@@ -9,7 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use nix::sched::CloneFlags;
 use tokio::io::unix::AsyncFd;
@@ -23,15 +24,16 @@ use crate::{Isolation, Spec};
 
 /// AWS runs functions as `sbx_user1051`: uid 993, gid 990.
 const SANDBOX_USER: (u32, u32) = (993, 990);
-/// AWS's limit on open files per environment, and on processes and threads.
+/// AWS's limit on open files per environment.
 const OPEN_FILES: u64 = 1024;
-pub const MAX_PIDS: u64 = 1024;
 const CHILD_STACK_BYTES: usize = 256 * 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Sandbox {
     isolation: Isolation,
+    /// Children not yet reaped and released.
+    live: Arc<AtomicUsize>,
     cgroups: Cgroups,
     root_dir: PathBuf,
     spawner: mpsc::Sender<Job>,
@@ -40,6 +42,8 @@ pub struct Sandbox {
 /// A sandboxed process.
 pub struct Child {
     pub pid: u32,
+    live: Arc<AtomicUsize>,
+    released: AtomicBool,
     pidfd: AsyncFd<OwnedFd>,
     group: Option<Group>,
     isolation: Isolation,
@@ -64,7 +68,13 @@ impl Sandbox {
                 job();
             }
         })?;
-        let mut sandbox = Sandbox { isolation: Isolation::Process, cgroups: Cgroups::default(), root_dir, spawner };
+        let mut sandbox = Sandbox {
+            isolation: Isolation::Process,
+            live: Arc::new(AtomicUsize::new(0)),
+            cgroups: Cgroups::default(),
+            root_dir,
+            spawner,
+        };
         if forced == Some(Isolation::Process) {
             return Ok(sandbox);
         }
@@ -98,7 +108,8 @@ impl Sandbox {
         if unsafe { libc::geteuid() } != 0 {
             return Err(io::Error::other("not running as root"));
         }
-        let spec = Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
+        let spec =
+            Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
         let started = self.start_blocking(&spec)?;
         let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(started.pid as i32), None)
             .map_err(io::Error::from)?;
@@ -109,7 +120,7 @@ impl Sandbox {
     }
 
     /// Starts `spec`; resolves once the program has been exec'd (or setup failed).
-    pub async fn spawn(self: &std::sync::Arc<Self>, spec: Spec) -> io::Result<Started> {
+    pub async fn spawn(self: &Arc<Self>, spec: Spec) -> io::Result<Started> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sandbox = self.clone();
         let job: Job = Box::new(move || {
@@ -117,11 +128,19 @@ impl Sandbox {
         });
         self.spawner.send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
         let raw = answer.await.map_err(|_| io::Error::other("spawner thread is gone"))??;
+        self.live.fetch_add(1, Ordering::AcqRel);
         // Registering with the reactor needs the runtime, which the spawner thread is not in.
         // SAFETY: the pidfd is owned by the AsyncFd from here on and never replaced.
         let pidfd = unsafe { AsyncFd::register(raw.pidfd) }.map_err(|e| e.into_parts().1)?;
         Ok(Started {
-            child: Child { pid: raw.pid, pidfd, group: raw.group, isolation: self.isolation },
+            child: Child {
+                pid: raw.pid,
+                live: self.live.clone(),
+                released: AtomicBool::new(false),
+                pidfd,
+                group: raw.group,
+                isolation: self.isolation,
+            },
             stdout: pipe::Receiver::from_owned_fd(raw.stdout)?,
             stderr: pipe::Receiver::from_owned_fd(raw.stderr)?,
         })
@@ -145,7 +164,11 @@ impl Sandbox {
         }
     }
 
-    fn clone_child(&self, spec: &Spec, group: Option<&Group>) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd)> {
+    fn clone_child(
+        &self,
+        spec: &Spec,
+        group: Option<&Group>,
+    ) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd)> {
         let isolated = self.isolation == Isolation::Namespaces;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -153,10 +176,16 @@ impl Sandbox {
         let stdin = std::fs::File::open("/dev/null")?;
         let root = isolated.then(|| {
             let ops = plan::plan(&self.root_dir, &spec.filesystem, &RealHost);
-            Root { dir: cstring(&self.root_dir), old: cstring(&self.root_dir.join(".old")), ops: prepare(&ops) }
+            Root {
+                dir: cstring(&self.root_dir),
+                old: cstring(&self.root_dir.join(".old")),
+                ops: prepare(&ops),
+            }
         });
         let setup = Setup {
-            cgroup_procs: group.map(|g| g.procs_files().iter().map(|p| cstring(p)).collect()).unwrap_or_default(),
+            cgroup_procs: group
+                .map(|g| g.procs_files().iter().map(|p| cstring(p)).collect())
+                .unwrap_or_default(),
             netns: spec.netns.as_ref().map(|fd| fd.as_raw_fd()),
             stdin: stdin.as_raw_fd(),
             stdout: stdout_w.as_raw_fd(),
@@ -181,14 +210,22 @@ impl Sandbox {
         let envp = pointers(&setup.envp);
         let mut flags = CloneFlags::empty();
         if isolated {
-            flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+            flags = CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWUTS;
         }
         let mut stack = vec![0u8; CHILD_STACK_BYTES];
         // SAFETY: without CLONE_VM the child runs on a copy of this address space; its callback
         // only makes system calls on data prepared above (see child.rs) and never returns into
         // the parent's frames: it execs or exits.
         let pid = unsafe {
-            nix::sched::clone(Box::new(|| child::run(&setup, &argv, &envp)), &mut stack, flags, Some(libc::SIGCHLD))
+            nix::sched::clone(
+                Box::new(|| child::run(&setup, &argv, &envp)),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
         }?;
         drop((stdout_w, stderr_w, error_w, stdin));
         let pid_u32 = pid.as_raw() as u32;
@@ -209,14 +246,22 @@ impl Sandbox {
             let _ = nix::sys::wait::waitpid(pid, None);
             let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
             let cause = io::Error::from_raw_os_error(errno);
-            return Err(io::Error::new(cause.kind(), format!("sandbox setup failed while {}: {cause}", Step::from_u8(report[0]))));
+            return Err(io::Error::new(
+                cause.kind(),
+                format!("sandbox setup failed while {}: {cause}", Step::from_u8(report[0])),
+            ));
         }
         Ok((pid_u32, pidfd, stdout_r, stderr_r))
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
+impl Sandbox {
+    /// Waits (up to `limit`) for every child to be reaped, then removes nimbus's cgroups.
+    pub async fn close(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         cgroup::remove_base(&self.cgroups);
     }
 }
@@ -255,7 +300,9 @@ impl Child {
                 nix::unistd::Pid::from_raw(self.pid as i32),
                 Some(nix::sys::wait::WaitPidFlag::WNOHANG),
             ) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(ExitStatus::from_raw(code << 8)),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+                    return Ok(ExitStatus::from_raw(code << 8))
+                }
                 Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
                     return Ok(ExitStatus::from_raw(signal as i32))
                 }
@@ -272,7 +319,10 @@ impl Child {
             libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_fd().as_raw_fd(), libc::SIGKILL, 0, 0);
         }
         if self.isolation == Isolation::Process {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 
@@ -286,8 +336,12 @@ impl Child {
 
     /// Removes the child's cgroup; call after [`Child::wait`] returned.
     pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Some(group) = &self.group {
             group.remove();
         }
+        self.live.fetch_sub(1, Ordering::AcqRel);
     }
 }

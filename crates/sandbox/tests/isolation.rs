@@ -84,7 +84,8 @@ async fn tmp_is_sized_and_fresh_and_pids_are_capped() {
     let fill = "ls /tmp | wc -l; dd if=/dev/zero of=/tmp/big bs=1M count=4 2>&1; echo dd=$?";
     let (_, out) = run(&sandbox, fill, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
     assert!(out.contains("No space left on device"), "{out}");
-    let (_, out) = run(&sandbox, "ls /tmp | wc -l", fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    let (_, out) =
+        run(&sandbox, "ls /tmp | wc -l", fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
     assert_eq!(out.trim(), "0", "the next environment's /tmp is empty: {out}");
     // The shell is PID 1 of its namespace: when it exits, the kernel kills the sleepers.
     let fork = "for i in $(seq 1 100); do sleep 5 & done";
