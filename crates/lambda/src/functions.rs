@@ -3,10 +3,11 @@
 
 use base64::Engine as _;
 use nimbus_api::AwsError;
-use nimbus_store::code::{CodeError, CodePackage};
+use nimbus_store::code::{CodeError, CodePackage, MAX_UNZIPPED_BYTES};
 use serde_json::{json, Value};
 
 use crate::model::*;
+use crate::layers::MAX_LAYERS_PER_FUNCTION;
 use crate::registry::{Entry, LATEST};
 use crate::{validate, Lambda};
 
@@ -67,14 +68,20 @@ impl Lambda {
             vpc_config: None,
             kms_key_arn: None,
             file_system_configs: Vec::new(),
+            layers: Vec::new(),
         };
         config.logging_config.log_group = format!("/aws/lambda/{}", config.function_name);
-        apply_config(&mut config, input.config)?;
+        let mut input_config = input.config;
+        let layers = input_config.layers.take();
+        apply_config(&mut config, input_config)?;
+        self.apply_layers(&mut config, layers)?;
         self.check_host_runtime(&config.runtime).await?;
         let package = self.store_code(&input.code).await?;
         set_code(&mut config, &package);
+        self.check_total_size(&config, package.unzipped_size)?;
         touch(&mut config);
-        let stored = StoredFunction { configuration: config, tags: input.tags };
+        let stored =
+            StoredFunction { configuration: config, tags: input.tags, code_unzipped_size: package.unzipped_size };
         let entry = self.registry.insert(self.registry.entry(stored, package.sha256_hex)).await?;
         // What AWS answers while it prepares the function; nimbus has already finished.
         let mut shown = entry.stored.configuration.clone();
@@ -142,23 +149,66 @@ impl Lambda {
         }
         let package = self.store_code(&input.code).await?;
         set_code(&mut config, &package);
+        self.check_total_size(&config, package.unzipped_size)?;
         if input.dry_run {
             return Ok(to_value(&config));
         }
-        self.commit_update(&entry, config, package.sha256_hex).await
+        self.commit_update(&entry, config, package.sha256_hex, package.unzipped_size).await
     }
 
     pub(crate) async fn update_configuration(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
         let entry = self.find(name, None)?;
-        let input: ConfigInput = parse(body)?;
+        let mut input: ConfigInput = parse(body)?;
         check_revision(&entry, input.revision_id.as_deref())?;
         let mut config = entry.stored.configuration.clone();
         let runtime_changed = input.runtime.as_ref().is_some_and(|r| *r != config.runtime);
+        let layers = input.layers.take();
         apply_config(&mut config, input)?;
+        self.apply_layers(&mut config, layers)?;
+        self.check_total_size(&config, entry.stored.code_unzipped_size)?;
         if runtime_changed {
             self.check_host_runtime(&config.runtime).await?;
         }
-        self.commit_update(&entry, config, entry.code_hex.clone()).await
+        self.commit_update(&entry, config, entry.code_hex.clone(), entry.stored.code_unzipped_size).await
+    }
+
+    /// Resolves `Layers` (up to five existing layer versions, in order).
+    fn apply_layers(&self, config: &mut FunctionConfiguration, arns: Option<Vec<String>>) -> Result<(), AwsError> {
+        let Some(arns) = arns else { return Ok(()) };
+        if arns.len() > MAX_LAYERS_PER_FUNCTION {
+            return Err(validate::constraint(
+                format!("[{}]", arns.join(", ")),
+                "layers",
+                "Member must have length less than or equal to 5",
+            ));
+        }
+        config.layers = arns
+            .iter()
+            .map(|arn| {
+                let layer = self.layers.by_arn(arn).ok_or_else(|| {
+                    AwsError::invalid_parameter(format!("Layer version {arn} does not exist."))
+                })?;
+                Ok(LayerReference { arn: arn.clone(), code_size: layer.version.code_size })
+            })
+            .collect::<Result<_, AwsError>>()?;
+        Ok(())
+    }
+
+    /// AWS's 250 MB limit applies to the function's code and all its layers unzipped together.
+    fn check_total_size(&self, config: &FunctionConfiguration, code_unzipped: u64) -> Result<(), AwsError> {
+        let layers: u64 = config
+            .layers
+            .iter()
+            .filter_map(|l| self.layers.by_arn(&l.arn))
+            .map(|layer| layer.version.unzipped_size)
+            .sum();
+        let total = code_unzipped + layers;
+        if total > MAX_UNZIPPED_BYTES {
+            return Err(AwsError::invalid_parameter(format!(
+                "Function code combined with layers exceeds the maximum allowed size of {MAX_UNZIPPED_BYTES} bytes. The actual size is {total} bytes."
+            )));
+        }
+        Ok(())
     }
 
     async fn commit_update(
@@ -166,9 +216,10 @@ impl Lambda {
         entry: &Entry,
         mut config: FunctionConfiguration,
         code_hex: String,
+        code_unzipped_size: u64,
     ) -> Result<Value, AwsError> {
         touch(&mut config);
-        let stored = StoredFunction { configuration: config, tags: entry.stored.tags.clone() };
+        let stored = StoredFunction { configuration: config, tags: entry.stored.tags.clone(), code_unzipped_size };
         let updated = self.registry.replace(self.registry.entry(stored, code_hex)).await?;
         self.engine.retire(&updated.stored.configuration.function_name);
         // AWS answers while the update is still being applied; nimbus has already applied it.
@@ -309,10 +360,15 @@ fn set_code(config: &mut FunctionConfiguration, package: &CodePackage) {
 /// A new revision and modification time, as every successful change gets.
 fn touch(config: &mut FunctionConfiguration) {
     config.revision_id = uuid::Uuid::new_v4().hyphenated().to_string();
+    config.last_modified = now();
+}
+
+/// Lambda's timestamp format: `2026-11-26T07:24:13.123+0000`.
+pub(crate) fn now() -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
     );
-    config.last_modified = time::OffsetDateTime::now_utc().format(&format).unwrap_or_default();
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
 
 fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<(), AwsError> {

@@ -39,7 +39,8 @@ impl Lambda {
         };
         if request.body.len() > limit {
             return Err(AwsError::too_large(format!(
-                "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+                "{} byte payload is too large for the {kind} invocation type (limit {limit} bytes)",
+                request.body.len()
             )));
         }
         let payload = if request.body.is_empty() { Bytes::from_static(b"{}") } else { request.body.clone() };

@@ -3,6 +3,7 @@
 
 mod functions;
 mod invoke;
+mod layers;
 mod model;
 mod registry;
 mod validate;
@@ -19,13 +20,16 @@ use nimbus_store::code::CodeStore;
 use nimbus_store::{Store, StoreError};
 
 use crate::invoke::{EventSender, PROTOCOL};
+use crate::layers::Layers;
 use crate::registry::{Entry, Registry, LATEST};
 
 const FUNCTIONS_PATH: &str = "/2015-03-31/functions";
+const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
 
 pub struct Lambda {
     registry: Registry,
+    layers: Arc<Layers>,
     engine: Engine,
     identity: Identity,
     endpoint_url: String,
@@ -42,10 +46,19 @@ impl Lambda {
         endpoint_url: String,
         file_systems: std::path::PathBuf,
     ) -> Result<Arc<Lambda>, StoreError> {
-        let registry =
-            Registry::load(store, code, identity.region.clone(), endpoint_url.clone(), file_systems)?;
+        let layer_prefix = format!("arn:aws:lambda:{}:{}:layer:", identity.region, identity.account);
+        let layers = Arc::new(Layers::load(store.clone(), code.clone(), layer_prefix)?);
+        let registry = Registry::load(
+            store,
+            code,
+            identity.region.clone(),
+            endpoint_url.clone(),
+            file_systems,
+            layers.clone(),
+        )?;
         Ok(Arc::new_cyclic(|weak| Lambda {
             registry,
+            layers,
             engine,
             identity,
             endpoint_url,
@@ -87,6 +100,9 @@ impl Lambda {
         if let Some(file) = path.strip_prefix(CODE_PATH) {
             return self.code_package(file).await;
         }
+        if let Some(rest) = path.strip_prefix(LAYERS_PATH) {
+            return self.route_layers(&request, rest).await;
+        }
         let rest = path.strip_prefix(FUNCTIONS_PATH).unwrap_or_default().trim_start_matches('/');
         let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
         let qualifier = request.query("Qualifier");
@@ -125,6 +141,41 @@ impl Lambda {
         }
     }
 
+    async fn route_layers(&self, request: &ApiRequest, rest: &str) -> Result<ApiResponse, AwsError> {
+        let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let runtime = request.query("CompatibleRuntime");
+        let architecture = request.query("CompatibleArchitecture");
+        let endpoint = &self.endpoint_url;
+        let layers = &self.layers;
+        match (&request.method, segments.as_slice()) {
+            (&Method::GET, []) if request.query("find").as_deref() == Some("LayerVersion") => {
+                Ok(json_response(layers.get_by_arn(request.query("Arn").as_deref(), endpoint)?))
+            }
+            (&Method::GET, []) => Ok(json_response(layers.list(runtime.as_deref(), architecture.as_deref()))),
+            (&Method::POST, [name, "versions"]) => {
+                let mut response = json_response(layers.publish(name, &request.body, endpoint).await?);
+                *response.status_mut() = hyper::StatusCode::CREATED;
+                Ok(response)
+            }
+            (&Method::GET, [name, "versions"]) => {
+                Ok(json_response(layers.list_versions(name, runtime.as_deref(), architecture.as_deref())))
+            }
+            (&Method::GET, [name, "versions", number]) => Ok(json_response(layers.get(name, number, endpoint)?)),
+            (&Method::DELETE, [name, "versions", number]) => {
+                layers.delete(name, number).await?;
+                let mut response = ApiResponse::new(Body::new(Bytes::new()));
+                *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+                Ok(response)
+            }
+            _ => Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("nimbus does not implement {} {LAYERS_PATH}{rest} yet", request.method),
+            )),
+        }
+    }
+
     /// The zip behind `GetFunction`'s `Code.Location`.
     async fn code_package(&self, file: &str) -> Result<ApiResponse, AwsError> {
         let hex = file.trim_end_matches(".zip");
@@ -156,7 +207,7 @@ impl Service for Lambda {
 
     fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
         let path = uri.path();
-        path.starts_with(FUNCTIONS_PATH) || path.starts_with(CODE_PATH)
+        path.starts_with(FUNCTIONS_PATH) || path.starts_with(LAYERS_PATH) || path.starts_with(CODE_PATH)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {

@@ -12,6 +12,9 @@ pub struct StoredFunction {
     pub configuration: FunctionConfiguration,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// For the 250 MB limit on code and layers together.
+    #[serde(default)]
+    pub code_unzipped_size: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +60,15 @@ pub struct FunctionConfiguration {
     pub kms_key_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_system_configs: Vec<FileSystemConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerReference>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerReference {
+    pub arn: String,
+    pub code_size: u64,
 }
 
 /// A shared file system mounted into every environment (EFS on AWS; a durable directory of the
@@ -123,6 +135,7 @@ pub struct ConfigInput {
     pub kms_key_arn: Option<String>,
     pub logging_config: Option<Value>,
     pub file_system_configs: Option<Vec<FileSystemConfig>>,
+    pub layers: Option<Vec<String>>,
     pub revision_id: Option<String>,
 }
 

@@ -11,6 +11,7 @@ use nimbus_functions::FunctionSpec;
 use nimbus_store::code::CodeStore;
 use nimbus_store::{FunctionRow, Store, StoreError};
 
+use crate::layers::Layers;
 use crate::model::StoredFunction;
 use crate::validate;
 
@@ -31,6 +32,7 @@ pub struct Registry {
     endpoint_url: String,
     /// Shared file systems' directories, one per access point.
     file_systems: PathBuf,
+    pub layers: Arc<Layers>,
 }
 
 impl Registry {
@@ -42,9 +44,10 @@ impl Registry {
         region: String,
         endpoint_url: String,
         file_systems: PathBuf,
+        layers: Arc<Layers>,
     ) -> Result<Registry, StoreError> {
         let functions = RwLock::new(BTreeMap::new());
-        let registry = Registry { store, code, functions, region, endpoint_url, file_systems };
+        let registry = Registry { store, code, functions, region, endpoint_url, file_systems, layers };
         let rows = registry.store.load_functions()?;
         let mut functions = BTreeMap::new();
         for row in rows.into_iter().filter(|row| row.version == LATEST) {
@@ -87,7 +90,11 @@ impl Registry {
                     Some((dir, PathBuf::from(&fs.local_mount_path)))
                 })
                 .collect(),
-            layers: Vec::new(),
+            layers: config
+                .layers
+                .iter()
+                .filter_map(|reference| self.layers.extracted_dir(&*self.layers.by_arn(&reference.arn)?))
+                .collect(),
             isolated_network: config
                 .vpc_config
                 .as_ref()

@@ -119,7 +119,8 @@ pub fn function_name(name: &str) -> Result<(), AwsError> {
     }
 }
 
-pub fn runtime(runtime: &str) -> Result<(), AwsError> {
+/// A runtime name AWS knows (layers may name retired ones).
+pub fn runtime_name(runtime: &str) -> Result<(), AwsError> {
     if !RUNTIMES.contains(&runtime) {
         return Err(constraint(
             runtime,
@@ -127,6 +128,12 @@ pub fn runtime(runtime: &str) -> Result<(), AwsError> {
             &format!("Member must satisfy enum value set: [{}]", RUNTIMES.join(", ")),
         ));
     }
+    Ok(())
+}
+
+/// A runtime functions may be created or updated with.
+pub fn runtime(runtime: &str) -> Result<(), AwsError> {
+    runtime_name(runtime)?;
     if BLOCKED_RUNTIMES.contains(&runtime) {
         return Err(AwsError::invalid_parameter(format!(
             "The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions."

@@ -26,6 +26,15 @@ pub struct FunctionRow {
     pub code_sha256: String,
 }
 
+/// One version of one Lambda layer; the version number is the store's to allocate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    pub name: String,
+    pub version: u64,
+    pub config: String,
+    pub code_sha256: String,
+}
+
 /// Durable metadata. Implementations must make a write durable before returning `Ok`.
 pub trait Store: Send + Sync + 'static {
     /// Every stored function version, for the services' in-memory caches at startup.
@@ -36,6 +45,18 @@ pub trait Store: Send + Sync + 'static {
     fn update_function(&self, row: &FunctionRow) -> Result<(), StoreError>;
     /// Deletes every version of a function; `NotFound` when there is none.
     fn delete_function(&self, name: &str) -> Result<(), StoreError>;
-    /// Whether any stored version still uses a code package (before the package is removed).
+    /// Whether any stored function version or layer version still uses a code package.
     fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError>;
+
+    fn load_layers(&self) -> Result<Vec<LayerRow>, StoreError>;
+    /// Stores a new layer version under the next number, never reusing a deleted one (as AWS),
+    /// and returns that number. `config` receives the number to embed it.
+    fn insert_layer(
+        &self,
+        name: &str,
+        code_sha256: &str,
+        config: &dyn Fn(u64) -> String,
+    ) -> Result<LayerRow, StoreError>;
+    /// `NotFound` when that version does not exist.
+    fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError>;
 }

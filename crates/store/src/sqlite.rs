@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, ErrorCode};
 
-use crate::{FunctionRow, Store, StoreError};
+use crate::{FunctionRow, LayerRow, Store, StoreError};
 
 /// Each entry moves the schema one version forward; never edit a released entry, append one.
 const MIGRATIONS: &[&str] = &["CREATE TABLE function_versions (
@@ -16,7 +16,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE function_versions (
         code_sha256 TEXT NOT NULL,
         PRIMARY KEY (name, version)
     );
-    CREATE INDEX function_versions_code ON function_versions (code_sha256);"];
+    CREATE INDEX function_versions_code ON function_versions (code_sha256);",
+    "CREATE TABLE layer_versions (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        config TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX layer_versions_code ON layer_versions (code_sha256);
+    CREATE TABLE layer_names (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);",
+];
 
 pub struct SqliteStore {
     // One connection: writes are rare (control plane only) and SQLite serialises them anyway.
@@ -117,11 +127,61 @@ impl Store for SqliteStore {
     fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError> {
         self.with(|connection| {
             connection.query_row(
-                "SELECT EXISTS (SELECT 1 FROM function_versions WHERE code_sha256 = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM function_versions WHERE code_sha256 = ?1)
+                     OR EXISTS (SELECT 1 FROM layer_versions WHERE code_sha256 = ?1)",
                 params![code_sha256],
                 |row| row.get(0),
             )
         })
+    }
+
+    fn load_layers(&self) -> Result<Vec<LayerRow>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare("SELECT name, version, config, code_sha256 FROM layer_versions ORDER BY name, version")?;
+            let rows = statement.query_map([], |row| {
+                Ok(LayerRow { name: row.get(0)?, version: row.get(1)?, config: row.get(2)?, code_sha256: row.get(3)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn insert_layer(
+        &self,
+        name: &str,
+        code_sha256: &str,
+        config: &dyn Fn(u64) -> String,
+    ) -> Result<LayerRow, StoreError> {
+        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let transaction = connection.transaction().map_err(db)?;
+        let version: u64 = transaction
+            .query_row(
+                "INSERT INTO layer_names (name, last_version) VALUES (?1, 1)
+                 ON CONFLICT (name) DO UPDATE SET last_version = last_version + 1
+                 RETURNING last_version",
+                params![name],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        let row = LayerRow { name: name.to_owned(), version, config: config(version), code_sha256: code_sha256.to_owned() };
+        transaction
+            .execute(
+                "INSERT INTO layer_versions (name, version, config, code_sha256) VALUES (?1, ?2, ?3, ?4)",
+                params![row.name, row.version, row.config, row.code_sha256],
+            )
+            .map_err(db)?;
+        transaction.commit().map_err(db)?;
+        Ok(row)
+    }
+
+    fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        let changed = self.with(|connection| {
+            connection.execute("DELETE FROM layer_versions WHERE name = ?1 AND version = ?2", params![name, version])
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }
 
@@ -162,6 +222,21 @@ mod tests {
         store.delete_function("a").unwrap();
         assert!(matches!(store.delete_function("a"), Err(StoreError::NotFound)));
         assert!(!store.code_in_use("abc").unwrap());
+    }
+
+    #[test]
+    fn layer_versions_count_up_and_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("nimbus.db")).unwrap();
+        let first = store.insert_layer("deps", "c1", &|v| format!("{{\"Version\":{v}}}")).unwrap();
+        let second = store.insert_layer("deps", "c2", &|v| format!("{{\"Version\":{v}}}")).unwrap();
+        assert_eq!((first.version, second.version), (1, 2));
+        assert_eq!(second.config, "{\"Version\":2}");
+        store.delete_layer("deps", 2).unwrap();
+        assert!(matches!(store.delete_layer("deps", 2), Err(StoreError::NotFound)));
+        assert_eq!(store.insert_layer("deps", "c3", &|_| "{}".into()).unwrap().version, 3);
+        assert!(store.code_in_use("c1").unwrap() && !store.code_in_use("c2").unwrap());
+        assert_eq!(store.load_layers().unwrap().len(), 2);
     }
 
     #[test]
