@@ -80,8 +80,10 @@ def nimbus_bin() -> Path:
 # ---------------------------------------------------------------------------
 
 
-def _processes_touching(path: str) -> list[psutil.Process]:
-    """Live processes whose cmdline, cwd or environment mention `path`."""
+def _processes_touching(path: str, endpoint: str | None = None) -> list[psutil.Process]:
+    """Live processes whose cmdline, cwd or environment mention `path`, or whose environment
+    points AWS_ENDPOINT_URL at `endpoint` (every execution environment of a server does, even
+    one inside its own mount namespace where cwd and paths mean nothing to us)."""
     found = []
     me = os.getpid()
     for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
@@ -93,7 +95,10 @@ def _processes_touching(path: str) -> list[psutil.Process]:
             hit = path in cmdline or cwd.startswith(path)
             if not hit:
                 try:
-                    hit = any(path in v for v in proc.environ().values())
+                    env = proc.environ()
+                    hit = any(path in v for v in env.values()) or (
+                        endpoint is not None and env.get("AWS_ENDPOINT_URL", "").rstrip("/") == endpoint
+                    )
                 except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
                     pass
             if hit and proc.status() != psutil.STATUS_ZOMBIE:
@@ -180,6 +185,7 @@ class NimbusServer:
         if self.proc is None:
             return 0
         children = self.descendants()
+        endpoint = self.endpoint
         killed = False
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -197,7 +203,7 @@ class NimbusServer:
             # Give the kernel a moment to reap what the server killed on its way out.
             gone, alive = psutil.wait_procs(children, timeout=2)
             leftovers = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-            leftovers += [p for p in _processes_touching(str(self.data_dir)) if p not in leftovers]
+            leftovers += [p for p in _processes_touching(str(self.data_dir), endpoint) if p not in leftovers]
         for p in leftovers:
             try:
                 p.kill()

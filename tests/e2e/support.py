@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import socket
-import sys
 import time
 import uuid
 import zipfile
@@ -311,26 +310,28 @@ def python_custom_runtime_bootstrap() -> str:
     """A `provided` bootstrap written in Python that speaks the Runtime API by hand.
 
     It reports the headers it received so that tests can check the Runtime API,
-    and it posts an error to /error when the event asks for it.
+    and it posts an error to /error when the event asks for it. Like any custom runtime it can
+    only use what the execution environment has: a python3 on the standard PATH (/usr/bin), not
+    the test's own interpreter (which may live under a home directory the sandbox hides).
     """
-    return f'''#!{sys.executable}
+    return '''#!/usr/bin/env python3
 import json, os, sys, urllib.error, urllib.request
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 base = "http://%s/2018-06-01/runtime" % api
 if os.environ.get("FAIL_INIT"):
     req = urllib.request.Request(base + "/init/error", method="POST",
-        data=json.dumps({{"errorMessage": "init went wrong", "errorType": "Custom.InitFailure"}}).encode(),
-        headers={{"Lambda-Runtime-Function-Error-Type": "Custom.InitFailure"}})
+        data=json.dumps({"errorMessage": "init went wrong", "errorType": "Custom.InitFailure"}).encode(),
+        headers={"Lambda-Runtime-Function-Error-Type": "Custom.InitFailure"})
     urllib.request.urlopen(req).read()
     sys.exit(1)
-STATUSES = {{}}
+STATUSES = {}
 while True:
     with urllib.request.urlopen(base + "/invocation/next") as r:
         rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
-        headers = {{k: v for k, v in r.headers.items()}}
+        headers = {k: v for k, v in r.headers.items()}
         event = json.loads(r.read() or b"null")
     if isinstance(event, dict) and event.get("probe"):
-        def post(url, data=b"{{}}"):
+        def post(url, data=b"{}"):
             try:
                 with urllib.request.urlopen(urllib.request.Request(url, method="POST", data=data)) as r:
                     return r.status
@@ -346,13 +347,13 @@ while True:
         urllib.request.urlopen(req).read()
         continue
     if isinstance(event, dict) and event.get("fail"):
-        body = {{"errorMessage": "custom failure", "errorType": "Custom.Failure", "stackTrace": []}}
+        body = {"errorMessage": "custom failure", "errorType": "Custom.Failure", "stackTrace": []}
         req = urllib.request.Request(base + "/invocation/%s/error" % rid, method="POST",
             data=json.dumps(body).encode(),
-            headers={{"Lambda-Runtime-Function-Error-Type": "Custom.Failure"}})
+            headers={"Lambda-Runtime-Function-Error-Type": "Custom.Failure"})
     else:
-        body = {{"event": event, "headers": headers, "handler": os.environ.get("_HANDLER"),
-                 "cwd": os.getcwd(), "task_root": os.environ.get("LAMBDA_TASK_ROOT")}}
+        body = {"event": event, "headers": headers, "handler": os.environ.get("_HANDLER"),
+                 "cwd": os.getcwd(), "task_root": os.environ.get("LAMBDA_TASK_ROOT")}
         req = urllib.request.Request(base + "/invocation/%s/response" % rid, method="POST",
             data=json.dumps(body).encode())
     urllib.request.urlopen(req).read()

@@ -118,6 +118,7 @@ impl Environment {
                 mounts,
                 opt_layers: spec.layers.clone(),
                 tmp_size_mb: u64::from(spec.ephemeral_mb),
+                tmp_volume: None,
             };
             (filesystem, PathBuf::from(TASK_ROOT), None, PathBuf::from("/tmp"))
         } else {

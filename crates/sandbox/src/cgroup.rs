@@ -50,6 +50,7 @@ impl Cgroups {
         let mut cgroups = Cgroups::from_tables(&mountinfo, &membership, name, |path| {
             fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default()
         });
+        cgroups.remove_stale();
         if let Err(error) = cgroups.prepare() {
             eprintln!("nimbus: cgroups unavailable ({error}); running without resource limits");
             cgroups = Cgroups::default();
@@ -114,6 +115,22 @@ impl Cgroups {
 
     pub fn is_empty(&self) -> bool {
         self.memory.is_none() && self.pids.is_none()
+    }
+
+    /// Removes the groups of nimbus processes that no longer run (a crash leaves them behind).
+    fn remove_stale(&self) {
+        for (_, controller) in self.controllers() {
+            let Some(parent) = controller.base.parent() else { continue };
+            let Ok(entries) = fs::read_dir(parent) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let pid = name.strip_prefix("nimbus-").and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
+                if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                    let stale = Controller { version: controller.version, base: entry.path() };
+                    remove_base(&Cgroups { memory: Some(stale), pids: None, cpu: None });
+                }
+            }
+        }
     }
 
     /// Creates nimbus's own groups; under v2 the controllers are delegated down to them.

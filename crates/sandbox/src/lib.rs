@@ -7,6 +7,7 @@ mod cgroup;
 mod child;
 mod os;
 pub mod plan;
+mod scratch;
 mod spawn;
 
 use std::ffi::OsString;

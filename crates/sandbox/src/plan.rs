@@ -75,6 +75,8 @@ pub struct Filesystem {
     /// Directories merged read-only at `/opt`, the last one winning (Lambda layers).
     pub opt_layers: Vec<PathBuf>,
     pub tmp_size_mb: u64,
+    /// A prepared scratch volume for `/tmp`; without one `/tmp` is a tmpfs of `tmp_size_mb`.
+    pub tmp_volume: Option<PathBuf>,
 }
 
 /// Builds the plan that assembles the sandbox's root under `root`.
@@ -134,7 +136,12 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
     mkdir_all(&mut ops, Path::new("/proc"));
     ops.push(Op::Proc(inside(Path::new("/proc"))));
     mkdir_all(&mut ops, Path::new("/tmp"));
-    ops.push(Op::Tmpfs { target: inside(Path::new("/tmp")), size_bytes: fs.tmp_size_mb << 20, mode: 0o1777 });
+    match &fs.tmp_volume {
+        Some(volume) => ops.push(Op::Bind { source: volume.clone(), target: inside(Path::new("/tmp")), writable: true }),
+        None => {
+            ops.push(Op::Tmpfs { target: inside(Path::new("/tmp")), size_bytes: fs.tmp_size_mb << 20, mode: 0o1777 })
+        }
+    }
 
     match fs.opt_layers.as_slice() {
         [] => {}
@@ -203,6 +210,7 @@ mod tests {
             }],
             opt_layers: vec!["/data/layers/1".into(), "/data/layers/2".into()],
             tmp_size_mb: 512,
+            tmp_volume: None,
         }
     }
 
@@ -248,5 +256,8 @@ mod tests {
             target: "/r/opt".into()
         }));
         assert!(ops.contains(&Op::Proc("/r/proc".into())));
+        let with_volume = Filesystem { tmp_volume: Some("/data/scratch/v1".into()), ..filesystem() };
+        let ops = plan(Path::new("/r"), &with_volume, &host());
+        assert!(ops.contains(&Op::Bind { source: "/data/scratch/v1".into(), target: "/r/tmp".into(), writable: true }));
     }
 }

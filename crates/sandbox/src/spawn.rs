@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 use nix::sched::CloneFlags;
 use tokio::io::unix::AsyncFd;
@@ -20,6 +20,7 @@ use crate::cgroup::{self, Cgroups, Group};
 use crate::child::{self, Root, Setup, Step};
 use crate::os::{cstring, prepare};
 use crate::plan::{self, HostView};
+use crate::scratch::{ScratchPool, Volume};
 use crate::{Isolation, Spec};
 
 /// AWS runs functions as `sbx_user1051`: uid 993, gid 990.
@@ -32,6 +33,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Sandbox {
     isolation: Isolation,
+    /// Disk-backed `/tmp` volumes, where the host can loop-mount them.
+    scratch: Option<Arc<ScratchPool>>,
     /// Children not yet reaped and released.
     live: Arc<AtomicUsize>,
     cgroups: Cgroups,
@@ -44,6 +47,10 @@ pub struct Child {
     pub pid: u32,
     live: Arc<AtomicUsize>,
     released: AtomicBool,
+    /// The group's peak memory, kept when the group is removed.
+    final_peak_mib: AtomicU64,
+    /// The `/tmp` volume, destroyed on release.
+    volume: Mutex<Option<Volume>>,
     pidfd: AsyncFd<OwnedFd>,
     group: Option<Group>,
     isolation: Isolation,
@@ -70,6 +77,7 @@ impl Sandbox {
         })?;
         let mut sandbox = Sandbox {
             isolation: Isolation::Process,
+            scratch: None,
             live: Arc::new(AtomicUsize::new(0)),
             cgroups: Cgroups::default(),
             root_dir,
@@ -81,7 +89,11 @@ impl Sandbox {
         sandbox.isolation = Isolation::Namespaces;
         match sandbox.probe() {
             Ok(()) => {
-                sandbox.cgroups = Cgroups::detect(&format!("nimbus-{}", std::process::id()));
+                // Unique per sandbox, and led by our pid so a later nimbus can tell it is stale.
+                static SANDBOXES: AtomicUsize = AtomicUsize::new(0);
+                let instance = SANDBOXES.fetch_add(1, Ordering::Relaxed);
+                sandbox.cgroups = Cgroups::detect(&format!("nimbus-{}-{instance}", std::process::id()));
+                sandbox.scratch = ScratchPool::new(data_dir.join("scratch"));
                 Ok(sandbox)
             }
             Err(error) if forced == Some(Isolation::Namespaces) => Err(error),
@@ -120,7 +132,31 @@ impl Sandbox {
     }
 
     /// Starts `spec`; resolves once the program has been exec'd (or setup failed).
-    pub async fn spawn(self: &Arc<Self>, spec: Spec) -> io::Result<Started> {
+    pub async fn spawn(self: &Arc<Self>, mut spec: Spec) -> io::Result<Started> {
+        let volume = match &self.scratch {
+            Some(pool) if self.isolation == Isolation::Namespaces && spec.filesystem.tmp_size_mb > 0 => {
+                let (pool, size) = (pool.clone(), spec.filesystem.tmp_size_mb);
+                let volume = tokio::task::spawn_blocking(move || pool.take(size)).await.map_err(io::Error::other)??;
+                spec.filesystem.tmp_volume = Some(volume.dir.clone());
+                Some(volume)
+            }
+            _ => None,
+        };
+        match self.spawn_with(spec).await {
+            Ok(mut started) => {
+                started.child.volume = Mutex::new(volume);
+                Ok(started)
+            }
+            Err(error) => {
+                if let Some(volume) = volume {
+                    tokio::task::spawn_blocking(move || volume.destroy());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn spawn_with(self: &Arc<Self>, spec: Spec) -> io::Result<Started> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sandbox = self.clone();
         let job: Job = Box::new(move || {
@@ -137,6 +173,8 @@ impl Sandbox {
                 pid: raw.pid,
                 live: self.live.clone(),
                 released: AtomicBool::new(false),
+                final_peak_mib: AtomicU64::new(0),
+                volume: Mutex::new(None),
                 pidfd,
                 group: raw.group,
                 isolation: self.isolation,
@@ -263,6 +301,10 @@ impl Sandbox {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         cgroup::remove_base(&self.cgroups);
+        if let Some(scratch) = &self.scratch {
+            let scratch = scratch.clone();
+            let _ = tokio::task::spawn_blocking(move || scratch.close()).await;
+        }
     }
 }
 
@@ -327,6 +369,9 @@ impl Child {
     }
 
     pub fn peak_memory_mib(&self) -> Option<u64> {
+        if self.released.load(Ordering::Acquire) {
+            return Some(self.final_peak_mib.load(Ordering::Acquire));
+        }
         self.group.as_ref().and_then(Group::peak_memory_mib).or_else(|| crate::peak_memory_mib(self.pid))
     }
 
@@ -340,7 +385,11 @@ impl Child {
             return;
         }
         if let Some(group) = &self.group {
+            self.final_peak_mib.store(group.peak_memory_mib().unwrap_or(0), Ordering::Release);
             group.remove();
+        }
+        if let Some(volume) = self.volume.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            tokio::task::spawn_blocking(move || volume.destroy());
         }
         self.live.fetch_sub(1, Ordering::AcqRel);
     }

@@ -73,6 +73,7 @@ async fn secrets_processes_and_code_are_out_of_reach() {
     assert!(lines.contains(&"993"), "{out}");
     assert!(out.contains("task=1") && out.contains("usr=1"), "{out}");
     assert!(lines.contains(&"hi") && lines.contains(&"x") && lines.contains(&"nimbus"), "{out}");
+    sandbox.close(std::time::Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -91,4 +92,6 @@ async fn tmp_is_sized_and_fresh_and_pids_are_capped() {
     let fork = "for i in $(seq 1 100); do sleep 5 & done";
     let (_, out) = run(&sandbox, fork, fs_with_task(&task), Limits { memory_mb: 128, pids: 16 }).await;
     assert!(out.contains("fork") || out.contains("Resource temporarily unavailable"), "{out}");
+    sandbox.close(std::time::Duration::from_secs(2)).await;
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(dir.path().to_str().unwrap()));
 }

@@ -1,0 +1,203 @@
+"""The sandbox, end to end: functions are isolated from the host, from each other and from more
+resources than they are configured with (issue: Sandbox). These need root (namespaces, cgroups);
+elsewhere nimbus runs plain processes and the tests skip, saying why."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+
+import pytest
+from support import make_zip, payload_json, unique_name
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root for namespaces and cgroups")
+
+PROBE = r'''
+import json, os, socket
+
+def handler(event, context):
+    op = event["op"]
+    if op == "shadow":
+        try:
+            open("/etc/shadow").read()
+            return "readable"
+        except OSError as e:
+            return type(e).__name__
+    if op == "proc":
+        return sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    if op == "write":
+        try:
+            with open(event["path"], "w") as f:
+                f.write(event.get("data", "x"))
+            return "written"
+        except OSError as e:
+            return type(e).__name__ + ":" + str(e.errno)
+    if op == "read":
+        try:
+            return open(event["path"]).read()
+        except OSError as e:
+            return type(e).__name__
+    if op == "fill_tmp":
+        before = os.listdir("/tmp")
+        written = 0
+        try:
+            with open("/tmp/fill", "wb") as f:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+                    written += 1
+        except OSError as e:
+            return {"before": before, "mb": written, "error": e.errno}
+    if op == "alloc":
+        hog = [bytearray(1 << 20) for _ in range(event["mb"])]
+        return len(hog)
+    if op == "forkbomb":
+        pids = 0
+        try:
+            while True:
+                if os.fork() == 0:
+                    import time; time.sleep(30); os._exit(0)
+                pids += 1
+        except OSError as e:
+            return {"forked": pids, "errno": e.errno}
+    if op == "import_layer":
+        import layered
+        return layered.VALUE
+    if op == "connect":
+        try:
+            socket.create_connection(("127.0.0.1", event["port"]), timeout=1).close()
+            return "connected"
+        except OSError as e:
+            return type(e).__name__
+    if op == "whoami":
+        return {"uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(), "tmp": os.environ.get("TMPDIR")}
+'''
+
+EFS_ARN = "arn:aws:elasticfilesystem:us-east-1:000000000000:access-point/fsap-0123456789abcdef0"
+
+
+def invoke(client, name, event, **kwargs):
+    import json
+    return client.invoke(FunctionName=name, Payload=json.dumps(event).encode(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def probe(create_fn):
+    return create_fn("sandbox-probe", {"app.py": PROBE}, MemorySize=128, Timeout=20,
+                     EphemeralStorage={"Size": 512})
+
+
+def test_health_reports_namespaces_and_cgroups(server):
+    assert server.health()["isolation"] == "namespaces+cgroups"
+
+
+def test_host_secrets_are_denied(client, probe):
+    assert payload_json(invoke(client, probe, {"op": "shadow"})) == "PermissionError"
+
+
+def test_proc_shows_only_the_environment(client, probe):
+    pids = payload_json(invoke(client, probe, {"op": "proc"}))
+    assert pids and max(pids) < 10, pids
+
+
+def test_runs_as_an_unprivileged_user_in_var_task(client, probe):
+    who = payload_json(invoke(client, probe, {"op": "whoami"}))
+    assert who == {"uid": 993, "gid": 990, "cwd": "/var/task", "tmp": "/tmp"}
+
+
+def test_code_and_system_are_read_only(client, probe):
+    assert payload_json(invoke(client, probe, {"op": "write", "path": "/var/task/x"})) == "OSError:30"
+    assert payload_json(invoke(client, probe, {"op": "write", "path": "/usr/x"})).startswith("OSError:")
+
+
+def test_tmp_is_sized_and_fresh_for_each_new_environment(client, create_fn):
+    name = create_fn("sandbox-tmp", {"app.py": PROBE}, Timeout=30, EphemeralStorage={"Size": 512})
+    filled = payload_json(invoke(client, name, {"op": "fill_tmp"}))
+    assert filled["error"] == 28, filled  # ENOSPC
+    assert 500 <= filled["mb"] <= 512, filled
+    # A configuration change retires the environment; the next one starts with an empty /tmp.
+    client.update_function_configuration(FunctionName=name, Description="new environment please")
+    client.get_waiter("function_updated_v2").wait(FunctionName=name)
+    again = payload_json(invoke(client, name, {"op": "fill_tmp"}))
+    assert again["before"] == [], again
+
+
+def test_memory_limit_kills_the_environment_with_aws_error(client, create_fn, server):
+    name = create_fn("sandbox-oom", {"app.py": PROBE}, MemorySize=128, Timeout=30)
+    resp = invoke(client, name, {"op": "alloc", "mb": 400}, LogType="Tail")
+    assert resp.get("FunctionError") == "Unhandled"
+    body = payload_json(resp)
+    assert body["errorType"] == "Runtime.OutOfMemory", body
+    assert "Runtime exited with error: signal: killed" in body["errorMessage"], body
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "Max Memory Used: 12" in log or "Max Memory Used: 128 MB" in log, log
+    # nimbus is fine and the function works again in a new environment.
+    assert payload_json(invoke(client, name, {"op": "alloc", "mb": 10})) == 10
+    assert server.health()["status"] == "ready"
+
+
+def test_fork_bomb_stops_at_the_pids_limit(client, create_fn, server):
+    name = create_fn("sandbox-fork", {"app.py": PROBE}, MemorySize=1024, Timeout=30)
+    result = payload_json(invoke(client, name, {"op": "forkbomb"}))
+    assert result["errno"] == 11, result  # EAGAIN from the pids controller
+    assert result["forked"] < 1024, result
+    assert server.health()["status"] == "ready"
+
+
+def test_shared_file_system_between_functions_and_across_restarts(server_factory):
+    srv = server_factory()
+    client = srv.client()
+    fs = [{"Arn": EFS_ARN, "LocalMountPath": "/mnt/shared"}]
+    names = []
+    for prefix in ("efs-writer", "efs-reader"):
+        name = unique_name(prefix)
+        client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+                               Handler="app.handler", Code={"ZipFile": make_zip({"app.py": PROBE})},
+                               FileSystemConfigs=fs)
+        names.append(name)
+    writer, reader = names
+    assert client.get_function_configuration(FunctionName=writer)["FileSystemConfigs"] == fs
+    assert payload_json(invoke(client, writer, {"op": "write", "path": "/mnt/shared/note", "data": "hello"})) == "written"
+    assert payload_json(invoke(client, reader, {"op": "read", "path": "/mnt/shared/note"})) == "hello"
+    srv.stop()
+    srv.start()
+    client = srv.client()
+    assert payload_json(invoke(client, reader, {"op": "read", "path": "/mnt/shared/note"})) == "hello"
+
+
+def test_layers_are_importable_from_opt(client, create_fn):
+    layer = client.publish_layer_version(
+        LayerName=unique_name("pylayer"),
+        Content={"ZipFile": make_zip({"python/layered.py": "VALUE = 'from the first layer'\n"})},
+        CompatibleRuntimes=["python3.12"])
+    later = client.publish_layer_version(
+        LayerName=unique_name("pylayer2"),
+        Content={"ZipFile": make_zip({"python/layered.py": "VALUE = 'later layers win'\n"})})
+    name = create_fn("sandbox-layer", {"app.py": PROBE}, Layers=[layer["LayerVersionArn"]])
+    assert payload_json(invoke(client, name, {"op": "import_layer"})) == "from the first layer"
+    both = create_fn("sandbox-layers", {"app.py": PROBE},
+                     Layers=[layer["LayerVersionArn"], later["LayerVersionArn"]])
+    assert payload_json(invoke(client, both, {"op": "import_layer"})) == "later layers win"
+    config = client.get_function_configuration(FunctionName=both)
+    assert [l["Arn"] for l in config["Layers"]] == [layer["LayerVersionArn"], later["LayerVersionArn"]]
+    assert payload_json(invoke(client, both, {"op": "write", "path": "/opt/python/x"})) == "OSError:30"
+
+
+def test_vpc_functions_reach_only_nimbus(client, create_fn):
+    outside = socket.socket()
+    outside.bind(("127.0.0.1", 0))
+    outside.listen()
+    port = outside.getsockname()[1]
+    threading.Thread(target=lambda: outside.accept(), daemon=True).start()
+    open_fn = create_fn("sandbox-net-open", {"app.py": PROBE})
+    assert payload_json(invoke(client, open_fn, {"op": "connect", "port": port})) == "connected"
+    vpc = {"SubnetIds": ["subnet-0123"], "SecurityGroupIds": ["sg-0123"]}
+    closed = create_fn("sandbox-net-vpc", {"app.py": PROBE}, VpcConfig=vpc)
+    assert payload_json(invoke(client, closed, {"op": "connect", "port": port})) == "ConnectionRefusedError"
+    # nimbus's own API stays reachable through AWS_ENDPOINT_URL.
+    code = PROBE + "\nimport boto3\ndef api(event, context):\n    return len(boto3.client('lambda').list_functions()['Functions']) > 0\n"
+    via_api = create_fn("sandbox-net-api", {"app.py": code}, handler="app.api", VpcConfig=vpc, Timeout=20)
+    assert payload_json(invoke(client, via_api, {})) is True
+    outside.close()
