@@ -121,6 +121,19 @@ def test_list_functions_paginates_with_max_items_and_marker(client, create_fn):
     assert sorted(n for n in paginated if n.startswith(prefix)) == names
 
 
+def test_list_functions_returns_at_most_50_per_page(client, create_fn):
+    """AWS: "ListFunctions returns a maximum of 50 items in each response, even if you set the
+    number higher" (and 50 is also the page size without MaxItems)."""
+    prefix = unique_name("many")
+    names = {create_fn(prefix, {"app.py": HELLO_V1}, wait=False) for _ in range(51)}
+    for kwargs in ({}, {"MaxItems": 100}):
+        page = client.list_functions(**kwargs)
+        assert len(page["Functions"]) <= 50, (kwargs, len(page["Functions"]))
+        assert page.get("NextMarker"), kwargs
+    listed = {f["FunctionName"] for p in client.get_paginator("list_functions").paginate() for f in p["Functions"]}
+    assert names <= listed
+
+
 def test_update_function_code(client, create_fn):
     name = create_fn("upd-code", {"app.py": HELLO_V1})
     before = client.get_function_configuration(FunctionName=name)

@@ -26,9 +26,9 @@ impl Output {
     pub fn watch(
         label: String,
         echo: bool,
-        streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, Option<OwnedFd>)>,
+        mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, Option<OwnedFd>)>,
     ) -> Arc<Output> {
-        let pipes = streams.iter().filter_map(|(_, fd)| fd.as_ref()?.try_clone().ok()).collect();
+        let pipes = streams.iter_mut().filter_map(|(_, fd)| fd.take()).collect();
         let output = Arc::new(Output {
             capture: Mutex::new(None),
             bytes_read: AtomicU64::new(0),
