@@ -159,10 +159,7 @@ impl Environment {
         };
         let streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> =
             vec![(Box::new(started_child.stdout), None), (Box::new(started_child.stderr), None)];
-        let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, streams);
-        if cx.tail_log {
-            output.start_capture("");
-        }
+        let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, cx.tail_log, streams);
 
         let child = Arc::new(started_child.child);
         let pid = child.pid;

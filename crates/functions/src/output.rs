@@ -23,14 +23,16 @@ pub struct Output {
 
 impl Output {
     /// Starts one reader task per stream.
+    /// `capture` starts capturing at once, before the first byte can be read.
     pub fn watch(
         label: String,
         echo: bool,
+        capture: bool,
         mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, Option<OwnedFd>)>,
     ) -> Arc<Output> {
         let pipes = streams.iter_mut().filter_map(|(_, fd)| fd.take()).collect();
         let output = Arc::new(Output {
-            capture: Mutex::new(None),
+            capture: Mutex::new(capture.then(Vec::new)),
             bytes_read: AtomicU64::new(0),
             progress: Notify::new(),
             pipes,

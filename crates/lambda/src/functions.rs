@@ -122,6 +122,8 @@ impl Lambda {
                 validate::range(value, "maxItems", 1, 10000)? as usize
             }
         };
+        // AWS returns at most 50 functions per response, whatever MaxItems says.
+        let limit = limit.min(50);
         let (page, more) = self.registry.page(marker, limit);
         let functions: Vec<Value> = page.iter().map(|e| to_value(&e.stored.configuration)).collect();
         let mut out = json!({ "Functions": functions });
