@@ -9,9 +9,11 @@ use std::sync::Mutex;
 const PYTHON_CLIENT: &str = include_str!("../runtimes/python/bootstrap.py");
 const NODE_CLIENT: &str = include_str!("../runtimes/node/bootstrap.js");
 
-/// Asks the interpreter for its real path, its version and (Python) its site directories.
-const PYTHON_PROBE: &str = "import sys,site,os;print(sys.executable);print('%d.%d'%sys.version_info[:2]);\
-print(os.pathsep.join(site.getsitepackages()+[site.getusersitepackages()]))";
+/// Asks the interpreter for its real path, its version and (Python) the directories its `site`
+/// adds to `sys.path` (site-packages and their .pth entries), which the client appends itself.
+const PYTHON_PROBE: &str = "import sys,sysconfig,os;print(sys.executable);print('%d.%d'%sys.version_info[:2]);\
+std={sysconfig.get_paths()[k] for k in ('stdlib','platstdlib')};\
+print(os.pathsep.join(p for p in sys.path if p and os.path.isdir(p) and p not in std and not p.endswith('lib-dynload')))";
 const NODE_PROBE: &str = "console.log(process.execPath);console.log(process.versions.node);console.log('')";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,9 +119,10 @@ impl Runtimes {
                 host_paths.extend(nimbus_sandbox::install_prefix(&python.executable));
                 Ok(Launch {
                     program: python.executable,
-                    // -S: skip `site` (~10 ms); the client adds the site directories itself.
+                    // -S: skip `site` and its .pth files (~20 ms); the client appends the
+                    // directories they would have added.
                     args: vec!["-S".into(), places.runtime_root.join("python/bootstrap.py").into()],
-                    env: vec![("NIMBUS_PYTHON_SITE_DIRS".into(), python.site_dirs)],
+                    env: vec![("NIMBUS_PYTHON_PATH".into(), python.site_dirs)],
                     host_paths,
                 })
             }

@@ -55,6 +55,13 @@ impl Cgroups {
             eprintln!("nimbus: cgroups unavailable ({error}); running without resource limits");
             cgroups = Cgroups::default();
         }
+        let expedited = fs::read_to_string("/sys/kernel/rcu_expedited").is_ok_and(|v| v.trim() == "1");
+        if cgroups.memory.as_ref().is_some_and(|m| m.version == Version::V1) && !expedited {
+            eprintln!(
+                "nimbus: cgroup v1 memory controller: each cold start waits ~7-15 ms for the kernel to move the \
+                 process into its cgroup; `echo 1 > /sys/kernel/rcu_expedited` (host-wide) removes the wait"
+            );
+        }
         cgroups
     }
 

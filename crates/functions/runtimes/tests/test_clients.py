@@ -602,9 +602,10 @@ def test_python_site_dirs_and_sys_path(tmp_path):
         {"app.py": app},
         "app.handler",
         [event({})],
-        env={"NIMBUS_PYTHON_SITE_DIRS": os.pathsep.join(["", str(site_dir), "/nonexistent"])},
+        env={"NIMBUS_PYTHON_PATH": os.pathsep.join(["", str(site_dir), str(site_dir / "extra_dir"), "/nonexistent"])},
     )
-    assert r.posted[0].json() == ["from site dir", "from pth", str(tmp_path / "code"), True, False]
+    # nimbus resolves .pth path entries itself; the client never imports `site`.
+    assert r.posted[0].json() == ["from site dir", "from pth", str(tmp_path / "code"), False, False]
 
 
 def test_python_no_site_import_when_no_site_dirs(tmp_path):
