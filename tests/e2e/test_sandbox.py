@@ -12,7 +12,7 @@ import threading
 import pytest
 from support import make_zip, payload_json, unique_name
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root for namespaces and cgroups")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root for namespaces and cgroups")
 
 PROBE = r'''
 import json, os, socket
@@ -89,29 +89,35 @@ def probe(create_fn):
                      EphemeralStorage={"Size": 512})
 
 
+@needs_root
 def test_health_reports_namespaces_and_cgroups(server):
     assert server.health()["isolation"] == "namespaces+cgroups"
 
 
+@needs_root
 def test_host_secrets_are_denied(client, probe):
     assert payload_json(invoke(client, probe, {"op": "shadow"})) == "PermissionError"
 
 
+@needs_root
 def test_proc_shows_only_the_environment(client, probe):
     pids = payload_json(invoke(client, probe, {"op": "proc"}))
     assert pids and max(pids) < 10, pids
 
 
+@needs_root
 def test_runs_as_an_unprivileged_user_in_var_task(client, probe):
     who = payload_json(invoke(client, probe, {"op": "whoami"}))
     assert who == {"uid": 993, "gid": 990, "cwd": "/var/task", "tmp": "/tmp"}
 
 
+@needs_root
 def test_code_and_system_are_read_only(client, probe):
     assert payload_json(invoke(client, probe, {"op": "write", "path": "/var/task/x"})) == "OSError:30"
     assert payload_json(invoke(client, probe, {"op": "write", "path": "/usr/x"})).startswith("OSError:")
 
 
+@needs_root
 def test_tmp_is_sized_and_fresh_for_each_new_environment(client, create_fn):
     name = create_fn("sandbox-tmp", {"app.py": PROBE}, Timeout=30, EphemeralStorage={"Size": 512})
     filled = payload_json(invoke(client, name, {"op": "fill_tmp"}))
@@ -124,6 +130,7 @@ def test_tmp_is_sized_and_fresh_for_each_new_environment(client, create_fn):
     assert again["before"] == [], again
 
 
+@needs_root
 def test_memory_limit_kills_the_environment_with_aws_error(client, create_fn, server):
     name = create_fn("sandbox-oom", {"app.py": PROBE}, MemorySize=128, Timeout=30)
     resp = invoke(client, name, {"op": "alloc", "mb": 400}, LogType="Tail")
@@ -138,6 +145,7 @@ def test_memory_limit_kills_the_environment_with_aws_error(client, create_fn, se
     assert server.health()["status"] == "ready"
 
 
+@needs_root
 def test_fork_bomb_stops_at_the_pids_limit(client, create_fn, server):
     name = create_fn("sandbox-fork", {"app.py": PROBE}, MemorySize=1024, Timeout=30)
     result = payload_json(invoke(client, name, {"op": "forkbomb"}))
@@ -146,6 +154,7 @@ def test_fork_bomb_stops_at_the_pids_limit(client, create_fn, server):
     assert server.health()["status"] == "ready"
 
 
+@needs_root
 def test_shared_file_system_between_functions_and_across_restarts(server_factory):
     srv = server_factory()
     client = srv.client()
@@ -167,6 +176,7 @@ def test_shared_file_system_between_functions_and_across_restarts(server_factory
     assert payload_json(invoke(client, reader, {"op": "read", "path": "/mnt/shared/note"})) == "hello"
 
 
+@needs_root
 def test_layers_are_importable_from_opt(client, create_fn):
     layer = client.publish_layer_version(
         LayerName=unique_name("pylayer"),
@@ -185,6 +195,7 @@ def test_layers_are_importable_from_opt(client, create_fn):
     assert payload_json(invoke(client, both, {"op": "write", "path": "/opt/python/x"})) == "OSError:30"
 
 
+@needs_root
 def test_vpc_functions_reach_only_nimbus(client, create_fn):
     outside = socket.socket()
     outside.bind(("127.0.0.1", 0))
@@ -201,3 +212,23 @@ def test_vpc_functions_reach_only_nimbus(client, create_fn):
     via_api = create_fn("sandbox-net-api", {"app.py": code}, handler="app.api", VpcConfig=vpc, Timeout=20)
     assert payload_json(invoke(client, via_api, {})) is True
     outside.close()
+
+
+def test_process_mode_says_so_and_still_runs_functions(server_factory):
+    srv = server_factory(extra_args=["--isolation", "process"])
+    assert srv.health()["isolation"] == "process"
+    assert "isolation: process" in srv.log_text()
+    client = srv.client()
+    name = unique_name("plain")
+    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+                           Handler="app.handler", Code={"ZipFile": make_zip({"app.py": PROBE})})
+    who = payload_json(invoke(client, name, {"op": "whoami"}))
+    # A plain process: nimbus's own user, the code where nimbus keeps it, a private TMPDIR.
+    assert who["uid"] == os.geteuid() and who["cwd"] != "/var/task", who
+    assert who["tmp"] and who["tmp"] != "/tmp", who
+    # Layers still import: without /opt, the runtime is pointed at them where they are.
+    layer = client.publish_layer_version(
+        LayerName=unique_name("plainlayer"),
+        Content={"ZipFile": make_zip({"python/layered.py": "VALUE = 'layer without /opt'\n"})})
+    client.update_function_configuration(FunctionName=name, Layers=[layer["LayerVersionArn"]])
+    assert payload_json(invoke(client, name, {"op": "import_layer"})) == "layer without /opt"

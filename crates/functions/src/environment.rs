@@ -131,6 +131,9 @@ impl Environment {
         let mut env =
             crate::env::lambda_variables(&spec, &address, &stream_name, task_root, runtime_root, &tmp_path);
         env.extend(cx.launch.env);
+        if !sandboxed {
+            layer_paths_for_plain_process(&spec.layers, &mut env);
+        }
         let program = cx.launch.program;
         let sandbox_spec = nimbus_sandbox::Spec {
             program: program.clone(),
@@ -347,6 +350,28 @@ impl Drop for Environment {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Without a private root there is no `/opt`: point the runtimes at the layers where they are,
+/// later layers first (they win, as at `/opt`).
+fn layer_paths_for_plain_process(layers: &[PathBuf], env: &mut Vec<(String, String)>) {
+    let prepend = |env: &mut Vec<(String, String)>, key: &str, dirs: Vec<PathBuf>| {
+        let dirs: Vec<String> =
+            dirs.iter().filter(|d| d.is_dir()).map(|d| d.to_string_lossy().into_owned()).collect();
+        if dirs.is_empty() {
+            return;
+        }
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some((_, value)) if !value.is_empty() => *value = format!("{}:{value}", dirs.join(":")),
+            Some((_, value)) => *value = dirs.join(":"),
+            None => env.push((key.to_owned(), dirs.join(":"))),
+        }
+    };
+    let newest_first: Vec<&PathBuf> = layers.iter().rev().collect();
+    let under = |sub: &str| newest_first.iter().map(|layer| layer.join(sub)).collect::<Vec<_>>();
+    prepend(env, "NIMBUS_PYTHON_PATH", under("python"));
+    prepend(env, "PATH", under("bin"));
+    prepend(env, "NODE_PATH", under("nodejs/node_modules"));
 }
 
 /// Go's wording, which is what AWS's Runtime.ExitError messages use.
