@@ -265,6 +265,8 @@ fn ready_section(args: &Args, bin: &Path, pass: usize, f: &mut Figures) -> Resul
     let mut health = Vec::new();
     let mut line = Vec::new();
     let mut rss = Vec::new();
+    let mut cpu = Vec::new();
+    let mut runq = Vec::new();
     let mut shutdown = Vec::new();
     let mut leaked = 0;
     let mut not_graceful = 0;
@@ -278,6 +280,10 @@ fn ready_section(args: &Args, bin: &Path, pass: usize, f: &mut Figures) -> Resul
             continue;
         }
         health.push(t.as_secs_f64() * 1e3);
+        if let Some((on_cpu, waiting)) = n.sched_ms() {
+            cpu.push(on_cpu);
+            runq.push(waiting);
+        }
         // The listening line may trail the first health answer by a hair; give it a moment.
         let t0 = Instant::now();
         while n.first_line.get().is_none() && t0.elapsed() < Duration::from_millis(200) {
@@ -310,6 +316,22 @@ fn ready_section(args: &Args, bin: &Path, pass: usize, f: &mut Figures) -> Resul
         Target::le(20.0),
     );
     f.add("ready.health_p90_ms", S, "`nimbus up` → first 200 from `/_nimbus/health`, p90", "ms", h.p90, None);
+    f.add(
+        "ready.cpu_p50_ms",
+        S,
+        "CPU time nimbus used until ready (all its threads), median",
+        "ms",
+        median(&cpu),
+        None,
+    );
+    f.add(
+        "ready.runq_p50_ms",
+        S,
+        "time nimbus's threads waited for a CPU until ready (machine contention), median",
+        "ms",
+        median(&runq),
+        None,
+    );
     if line.is_empty() {
         f.note("nimbus printed no stdout line while starting");
     } else {

@@ -292,6 +292,12 @@ impl Nimbus {
         read_status_kib(self.pid, "VmRSS:")
     }
 
+    /// Time nimbus's live threads have spent on a CPU and waiting for one (run-queue), in ms,
+    /// summed from `/proc/<pid>/task/*/schedstat`.
+    pub fn sched_ms(&self) -> Option<(f64, f64)> {
+        sched_ms(self.pid)
+    }
+
     /// The last lines of nimbus's stdout and stderr, for error messages.
     pub fn log_tail(&self) -> String {
         let mut out = String::new();
@@ -357,6 +363,20 @@ fn health_once(mut s: TcpStream, req: &[u8]) -> Result<()> {
         Some("ready") => Ok(()),
         other => bail!("health status {other:?}"),
     }
+}
+
+fn sched_ms(pid: i32) -> Option<(f64, f64)> {
+    let mut on_cpu = 0u64;
+    let mut waiting = 0u64;
+    for e in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(s) = fs::read_to_string(e.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+        on_cpu += f.next().unwrap_or(0);
+        waiting += f.next().unwrap_or(0);
+    }
+    Some((on_cpu as f64 / 1e6, waiting as f64 / 1e6))
 }
 
 fn read_status_kib(pid: i32, key: &str) -> Result<u64> {
@@ -454,6 +474,8 @@ mod tests {
         let c0 = self_cpu_secs();
         while t0.elapsed() < Duration::from_millis(50) {}
         assert!(self_cpu_secs() > c0);
+        let (cpu, wait) = sched_ms(me).unwrap();
+        assert!(cpu > 0.0 && wait >= 0.0);
     }
 
     #[test]

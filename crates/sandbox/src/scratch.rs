@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Prepared volumes kept ready per size.
@@ -20,38 +21,38 @@ pub struct Volume {
 pub struct ScratchPool {
     root: PathBuf,
     ready: Mutex<HashMap<u64, Vec<Volume>>>,
+    /// Cleared the first time a volume cannot be made (no loop devices, no mkfs.ext4).
+    usable: AtomicBool,
 }
 
 impl ScratchPool {
     /// Uses `root` (under the data directory), first clearing what a previous run left there.
-    /// `None` when the host cannot make loop-mounted filesystems.
     pub fn new(root: PathBuf) -> Option<Arc<ScratchPool>> {
         unmount_all_under(&root);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).ok()?;
-        let pool = Arc::new(ScratchPool { root, ready: Mutex::new(HashMap::new()) });
-        match pool.prepare(1) {
-            Ok(probe) => {
-                probe.destroy();
-                Some(pool)
-            }
-            Err(error) => {
-                eprintln!("nimbus: no loop-mounted scratch volumes ({error}); /tmp is a tmpfs counted as memory");
-                None
-            }
-        }
+        Some(Arc::new(ScratchPool { root, ready: Mutex::new(HashMap::new()), usable: AtomicBool::new(true) }))
     }
 
-    /// A fresh, empty volume of `size_mb`, from the pool when one is ready. Blocking.
-    pub fn take(self: &Arc<Self>, size_mb: u64) -> io::Result<Volume> {
+    /// A fresh, empty volume of `size_mb`, from the pool when one is ready; `None` when this
+    /// host cannot make them (said once). Blocking.
+    pub fn take(self: &Arc<Self>, size_mb: u64) -> Option<Volume> {
+        if !self.usable.load(Ordering::Acquire) {
+            return None;
+        }
         let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&size_mb).and_then(Vec::pop);
-        let volume = match ready {
-            Some(volume) => volume,
-            None => self.prepare(size_mb)?,
+        let volume = match ready.map_or_else(|| self.prepare(size_mb), Ok) {
+            Ok(volume) => volume,
+            Err(error) => {
+                if self.usable.swap(false, Ordering::AcqRel) {
+                    eprintln!("nimbus: no loop-mounted scratch volumes ({error}); /tmp is a tmpfs counted as memory");
+                }
+                return None;
+            }
         };
         let pool = self.clone();
         std::thread::spawn(move || pool.refill(size_mb));
-        Ok(volume)
+        Some(volume)
     }
 
     fn refill(&self, size_mb: u64) {
@@ -124,7 +125,7 @@ fn run(command: &mut Command) -> io::Result<()> {
 }
 
 fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("v{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
