@@ -9,6 +9,7 @@ pub mod logs;
 mod output;
 mod runtime_api;
 pub mod runtimes;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::time::Duration;
