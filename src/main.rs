@@ -111,6 +111,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(10),
             echo_output: !args.quiet,
             api_acceptor: api_acceptor.clone(),
+            log_sink: None,
+            metrics: None,
         },
         sandbox.clone(),
     )?;

@@ -12,6 +12,7 @@ use nimbus_sandbox::{Isolation, Sandbox};
 
 use crate::environment::{Environment, StartContext, StartError, RUNTIME_ROOT, TASK_ROOT};
 use crate::runtimes::{Places, Runtimes};
+use crate::telemetry::{InvocationRecord, LogSink, MetricsSink};
 use crate::{EngineError, FunctionSpec, Invocation, InvokeResult};
 
 /// Serves nimbus's API on a listener (inside an isolated network); set once the API exists.
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     /// Echo functions' output on nimbus's stderr.
     pub echo_output: bool,
     pub api_acceptor: ApiAcceptor,
+    pub log_sink: Option<Arc<dyn LogSink>>,
+    pub metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +45,13 @@ pub struct EngineStats {
     pub busy: usize,
     pub memory_mb: u64,
     pub isolation: &'static str,
+}
+
+/// One function's environments across its versions.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FunctionStats {
+    pub warm: usize,
+    pub busy: usize,
 }
 
 #[derive(Clone)]
@@ -55,6 +65,8 @@ struct Inner {
     runtimes: Runtimes,
     pools: RwLock<HashMap<(String, String), Arc<Pool>>>,
     busy: AtomicUsize,
+    /// Invocations running per function, for reserved concurrency and ConcurrentExecutions.
+    function_busy: RwLock<HashMap<String, Arc<AtomicUsize>>>,
     environments: AtomicUsize,
     memory_mb: AtomicU64,
     live_pids: Mutex<HashSet<u32>>,
@@ -68,6 +80,9 @@ struct Pool {
     spec: Arc<FunctionSpec>,
     idle: Mutex<Vec<Live>>,
     retired: AtomicBool,
+    busy: AtomicUsize,
+    /// Provisioned concurrency: idle environments the reaper leaves alone.
+    keep_warm: AtomicUsize,
 }
 
 /// A live environment and the share of the engine's budgets it holds until dropped.
@@ -101,6 +116,15 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
+/// Decrements a counter when dropped.
+struct CountGuard<'a>(&'a AtomicUsize);
+
+impl Drop for CountGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Engine {
     pub fn new(config: EngineConfig, sandbox: Arc<Sandbox>) -> std::io::Result<Engine> {
         std::fs::create_dir_all(&config.tmp_root)?;
@@ -111,6 +135,7 @@ impl Engine {
             runtimes,
             pools: RwLock::new(HashMap::new()),
             busy: AtomicUsize::new(0),
+            function_busy: RwLock::new(HashMap::new()),
             environments: AtomicUsize::new(0),
             memory_mb: AtomicU64::new(0),
             live_pids: Mutex::new(HashSet::new()),
@@ -150,20 +175,33 @@ impl Engine {
         if inner.draining.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
+        let function_busy = self.function_counter(&spec.name);
+        let concurrent = function_busy.fetch_add(1, Ordering::AcqRel) + 1;
+        let _function_busy = CountGuard(&function_busy);
+        if spec.reserved_concurrency.is_some_and(|reserved| concurrent > reserved as usize) {
+            return Err(self.throttled(spec, "ReservedFunctionConcurrentInvocationLimitExceeded"));
+        }
         if inner.busy.fetch_add(1, Ordering::AcqRel) >= inner.config.max_concurrency {
             inner.busy.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::Throttled { reason: "ConcurrentInvocationLimitExceeded" });
+            return Err(self.throttled(spec, "ConcurrentInvocationLimitExceeded"));
         }
         let _busy = BusyGuard(inner);
         let pool = self.pool_for(spec);
+        pool.busy.fetch_add(1, Ordering::AcqRel);
+        let _pool_busy = CountGuard(&pool.busy);
         let live = match pool.pop_idle() {
             Some(live) => live,
-            None => match self.start(&pool, invocation).await? {
-                Ok(live) => live,
-                Err(failed) => return Ok(failed),
+            None => match self.start(&pool, invocation).await {
+                Ok(Ok(live)) => live,
+                Ok(Err(failed)) => {
+                    self.record(spec, &failed, concurrent);
+                    return Ok(failed);
+                }
+                Err(EngineError::Throttled { reason }) => return Err(self.throttled(spec, reason)),
+                Err(error) => return Err(error),
             },
         };
-        match live.environment.invoke(invocation).await {
+        let result = match live.environment.invoke(invocation).await {
             Ok(result) => {
                 if pool.retired.load(Ordering::Acquire) || inner.draining.load(Ordering::Acquire) {
                     drop(live);
@@ -171,10 +209,90 @@ impl Engine {
                     live.environment.last_used_ms.store(inner.now_ms(), Ordering::Relaxed);
                     lock(&pool.idle).push(live);
                 }
-                Ok(result)
+                result
             }
-            Err(result) => Ok(result), // the environment is dropped: killed and cleaned
+            Err(result) => result, // the environment is dropped: killed and cleaned
+        };
+        self.record(spec, &result, concurrent);
+        Ok(result)
+    }
+
+    fn function_counter(&self, name: &str) -> Arc<AtomicUsize> {
+        if let Some(counter) = self.inner.function_busy.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return counter.clone();
         }
+        let mut counters = self.inner.function_busy.write().unwrap_or_else(|p| p.into_inner());
+        counters.entry(name.to_owned()).or_default().clone()
+    }
+
+    fn throttled(&self, spec: &FunctionSpec, reason: &'static str) -> EngineError {
+        if let Some(metrics) = &self.inner.config.metrics {
+            metrics.throttle(&spec.name, &spec.version);
+        }
+        EngineError::Throttled { reason }
+    }
+
+    fn record(&self, spec: &FunctionSpec, result: &InvokeResult, concurrent: usize) {
+        let Some(metrics) = &self.inner.config.metrics else { return };
+        metrics.invocation(&InvocationRecord {
+            function: &spec.name,
+            version: &spec.version,
+            duration: result.duration,
+            billed_ms: result.duration.as_nanos().div_ceil(1_000_000).max(1) as u64,
+            memory_mb: spec.memory_mb,
+            architecture: &spec.architecture,
+            error: result.function_error.is_some(),
+            concurrent,
+        });
+    }
+
+    /// Keeps `count` initialised environments of `spec` warm (provisioned concurrency): starts
+    /// the missing ones now; the reaper leaves that many idle ones alone.
+    pub async fn provision(&self, spec: &Arc<FunctionSpec>, count: usize) -> Result<(), EngineError> {
+        let pool = self.pool_for(spec);
+        pool.keep_warm.store(count, Ordering::Release);
+        let missing = count.saturating_sub(lock(&pool.idle).len() + pool.busy.load(Ordering::Acquire));
+        for _ in 0..missing {
+            let request_id = crate::new_request_id();
+            let invocation = Invocation {
+                request_id,
+                payload: Default::default(),
+                invoked_arn: String::new(),
+                client_context: None,
+                tail_log: false,
+            };
+            match self.start(&pool, &invocation).await? {
+                Ok(live) => {
+                    live.environment.mark_initialised();
+                    live.environment.last_used_ms.store(self.inner.now_ms(), Ordering::Relaxed);
+                    lock(&pool.idle).push(live);
+                }
+                Err(failed) => {
+                    let text = String::from_utf8_lossy(&failed.payload).into_owned();
+                    return Err(EngineError::Internal(text));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops keeping environments of a function version warm.
+    pub fn unprovision(&self, function_name: &str, version: &str) {
+        let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(&(function_name.to_owned(), version.to_owned())) {
+            pool.keep_warm.store(0, Ordering::Release);
+        }
+    }
+
+    /// Warm and busy environments of a function, across its versions.
+    pub fn function_stats(&self, function_name: &str) -> FunctionStats {
+        let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
+        pools.iter().filter(|((name, _), _)| name == function_name).fold(FunctionStats::default(), |acc, (_, pool)| {
+            FunctionStats {
+                warm: acc.warm + lock(&pool.idle).len(),
+                busy: acc.busy + pool.busy.load(Ordering::Relaxed),
+            }
+        })
     }
 
     /// Stops a function's environments: idle ones now, busy ones when their invocation ends.
@@ -240,6 +358,8 @@ impl Engine {
             spec: spec.clone(),
             idle: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
+            keep_warm: AtomicUsize::new(0),
         });
         if let Some(stale) = pools.insert(key, pool.clone()) {
             stale.retire();
@@ -296,6 +416,7 @@ impl Engine {
             echo_output: inner.config.echo_output,
             request_id: &invocation.request_id,
             tail_log: invocation.tail_log,
+            log_sink: inner.config.log_sink.as_ref(),
         };
         match Environment::start(pool.spec.clone(), cx).await {
             Ok(environment) => {
@@ -405,10 +526,22 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
         for pool in pools {
             let expired: Vec<Live> = {
                 let mut idle = lock(&pool.idle);
-                let (keep, expired) = std::mem::take(&mut *idle).into_iter().partition(|live: &Live| {
-                    now.saturating_sub(live.environment.last_used_ms.load(Ordering::Relaxed)) < keep_alive
-                        && !live.environment.has_exited()
-                });
+                // Provisioned environments stay however long they idle (the newest ones).
+                let mut protected = pool.keep_warm.load(Ordering::Acquire);
+                let mut keep = Vec::with_capacity(idle.len());
+                let mut expired = Vec::new();
+                for live in std::mem::take(&mut *idle).into_iter().rev() {
+                    let idle_ms = now.saturating_sub(live.environment.last_used_ms.load(Ordering::Relaxed));
+                    if live.environment.has_exited() {
+                        expired.push(live);
+                    } else if protected > 0 || idle_ms < keep_alive {
+                        protected = protected.saturating_sub(1);
+                        keep.push(live);
+                    } else {
+                        expired.push(live);
+                    }
+                }
+                keep.reverse();
                 *idle = keep;
                 expired
             };

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Sandbox};
 
 use crate::engine::ApiAcceptor;
-use crate::output::Output;
+use crate::output::{LogTarget, Output};
+use crate::telemetry::LogSink;
 use crate::runtime_api::{self, Event, Handle, InitOutcome, Reply};
 use crate::runtimes::Launch;
 use crate::{logs, FunctionSpec, Invocation, InvokeResult};
@@ -65,6 +66,7 @@ pub struct StartContext<'a> {
     pub request_id: &'a str,
     /// That invocation wants its log tail, which includes the initialisation's output.
     pub tail_log: bool,
+    pub log_sink: Option<&'a Arc<dyn LogSink>>,
 }
 
 /// Why an environment did not become ready.
@@ -162,7 +164,12 @@ impl Environment {
         };
         let streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> =
             vec![(Box::new(started_child.stdout), None), (Box::new(started_child.stderr), None)];
-        let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, cx.tail_log, streams);
+        let log = cx.log_sink.map(|sink| LogTarget {
+            sink: sink.clone(),
+            group: spec.log_group.clone(),
+            stream: stream_name.clone(),
+        });
+        let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, cx.tail_log, log, streams);
 
         let child = Arc::new(started_child.child);
         let pid = child.pid;
@@ -220,19 +227,16 @@ impl Environment {
             }
             None => environment.exit_error(cx.request_id).await,
         };
-        if cx.tail_log {
-            let mut text = environment.output.finish_capture().await;
-            text.push_str(&logs::end_line(cx.request_id));
-            let report = logs::Report {
-                request_id: cx.request_id,
-                duration: started.elapsed(),
-                memory_mb: environment.spec.memory_mb,
-                max_memory_mb: environment.child.peak_memory_mib().unwrap_or(0),
-                init: None,
-            };
-            text.push_str(&report.line());
-            failed.log = Some(text);
-        }
+        failed.duration = started.elapsed();
+        let invocation = Invocation {
+            request_id: cx.request_id.to_owned(),
+            payload: Default::default(),
+            invoked_arn: String::new(),
+            client_context: None,
+            tail_log: cx.tail_log,
+        };
+        environment.reported_init.store(true, Ordering::Relaxed);
+        environment.close_out(&invocation, &mut failed, false).await;
         Err(StartError::Failed(failed))
     }
 
@@ -262,8 +266,10 @@ impl Environment {
     pub async fn invoke(&self, invocation: &Invocation) -> Result<InvokeResult, InvokeResult> {
         let started = Instant::now();
         let request_id = &invocation.request_id;
+        let start_line = logs::start_line(request_id, &self.spec.version);
+        self.output.log_platform_line(&start_line);
         if invocation.tail_log {
-            self.output.start_capture(&logs::start_line(request_id, &self.spec.version));
+            self.output.start_capture(&start_line);
         }
         let reply = self.handle.expect(request_id);
         let timeout = self.spec.timeout;
@@ -308,30 +314,59 @@ impl Environment {
             }
             Outcome::Exited => (self.exit_error(request_id).await, false),
         };
-        if invocation.tail_log {
-            let mut text = self.output.finish_capture().await;
-            if !reusable && result.function_error.is_some() {
-                text.push_str(&logs::failure_line(request_id, &result));
-            }
-            let init = (!self.reported_init.swap(true, Ordering::Relaxed)).then_some(self.init_duration);
-            let report = logs::Report {
-                request_id,
-                duration: started.elapsed(),
-                memory_mb: self.spec.memory_mb,
-                max_memory_mb: self.child.peak_memory_mib().unwrap_or(0),
-                init,
-            };
-            text.push_str(&logs::end_line(request_id));
-            text.push_str(&report.line());
-            result.log = Some(text);
-        } else {
-            self.reported_init.store(true, Ordering::Relaxed);
-        }
+        result.duration = started.elapsed();
+        self.close_out(invocation, &mut result, reusable).await;
         if reusable {
             Ok(result)
         } else {
             Err(result)
         }
+    }
+}
+
+impl Environment {
+    /// Lambda's closing lines for an invocation (a failure line when the environment died, END,
+    /// REPORT), after the function's own output: into the log stream and the tail.
+    async fn close_out(&self, invocation: &Invocation, result: &mut InvokeResult, reusable: bool) {
+        let init = (!self.reported_init.swap(true, Ordering::Relaxed)).then_some(self.init_duration);
+        if !invocation.tail_log && !self.output.logs_enabled() {
+            return;
+        }
+        let request_id = &invocation.request_id;
+        let report = logs::Report {
+            request_id,
+            duration: result.duration,
+            memory_mb: self.spec.memory_mb,
+            max_memory_mb: self.child.peak_memory_mib().unwrap_or(0),
+            init,
+        };
+        let mut lines = Vec::with_capacity(3);
+        if !reusable && result.function_error.is_some() {
+            lines.push(logs::failure_line(request_id, result));
+        }
+        lines.push(logs::end_line(request_id));
+        lines.push(report.line());
+        let mut text = if invocation.tail_log {
+            self.output.finish_capture().await
+        } else {
+            self.output.settle().await;
+            String::new()
+        };
+        for line in &lines {
+            self.output.log_platform_line(line);
+            if invocation.tail_log {
+                text.push_str(line);
+            }
+        }
+        if invocation.tail_log {
+            result.log = Some(text);
+        }
+    }
+
+    /// Counts the initialisation as reported: a provisioned environment's first invocation is
+    /// warm, and its REPORT line has no Init Duration.
+    pub fn mark_initialised(&self) {
+        self.reported_init.store(true, Ordering::Relaxed);
     }
 }
 

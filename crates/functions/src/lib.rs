@@ -16,7 +16,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use engine::{ApiAcceptor, Engine, EngineConfig, EngineStats};
+pub use engine::{ApiAcceptor, Engine, EngineConfig, EngineStats, FunctionStats};
+
+/// A request id in AWS's format.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
 pub use runtime_api::MAX_RESPONSE_BYTES;
 
 /// An immutable snapshot of what an environment runs. A new `revision` (any code or
@@ -43,6 +48,11 @@ pub struct FunctionSpec {
     pub layers: Vec<PathBuf>,
     /// No network but nimbus's API and the Runtime API (a function in a VPC without NAT).
     pub isolated_network: bool,
+    /// `x86_64` or `arm64`, for billing.
+    pub architecture: String,
+    /// The function's reserved concurrency: at most this many of its invocations at once
+    /// (across versions); 0 throttles every invocation.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// One request to run a function.
@@ -64,23 +74,31 @@ pub struct InvokeResult {
     pub function_error: Option<&'static str>,
     /// The invocation's log text when a tail was asked for.
     pub log: Option<String>,
+    /// From the event handed over to the answer (the REPORT line's Duration).
+    pub duration: std::time::Duration,
 }
 
 impl InvokeResult {
     pub fn ok(payload: Bytes) -> InvokeResult {
-        InvokeResult { payload, function_error: None, log: None }
+        InvokeResult { payload, function_error: None, log: None, duration: Default::default() }
     }
 
     /// An error nimbus reports on the function's behalf (timeout, crash …).
     pub fn unhandled(error_type: &str, message: &str) -> InvokeResult {
         let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
-        InvokeResult { payload: Bytes::from(body.to_string()), function_error: Some("Unhandled"), log: None }
+        InvokeResult {
+            payload: Bytes::from(body.to_string()),
+            function_error: Some("Unhandled"),
+            log: None,
+            duration: Default::default(),
+        }
     }
 
     /// An error the runtime posted: its JSON document as is, or one built from the header.
     pub fn from_runtime_error(error_type: &str, body: Bytes) -> InvokeResult {
         if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) {
-            return InvokeResult { payload: body, function_error: Some("Unhandled"), log: None };
+            let duration = Default::default();
+            return InvokeResult { payload: body, function_error: Some("Unhandled"), log: None, duration };
         }
         InvokeResult::unhandled(error_type, String::from_utf8_lossy(&body).trim())
     }

@@ -1,6 +1,6 @@
 //! An environment's stdout and stderr: read continuously (a runtime must never block on a full
-//! pipe), captured per invocation when the caller asked for the log tail, otherwise echoed to
-//! nimbus's own stderr with the function's name.
+//! pipe), sent line by line to the function's log stream, captured per invocation when the caller
+//! asked for the log tail, and optionally echoed to nimbus's own stderr with the function's name.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -11,6 +11,15 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
+use crate::telemetry::{LogEvent, LogSink};
+
+/// Where an environment's lines go: its log group and stream.
+pub struct LogTarget {
+    pub sink: Arc<dyn LogSink>,
+    pub group: String,
+    pub stream: String,
+}
+
 pub struct Output {
     capture: Mutex<Option<Vec<u8>>>,
     bytes_read: AtomicU64,
@@ -19,15 +28,17 @@ pub struct Output {
     pipes: Vec<OwnedFd>,
     label: String,
     echo: bool,
+    log: Option<LogTarget>,
 }
 
 impl Output {
-    /// Starts one reader task per stream.
-    /// `capture` starts capturing at once, before the first byte can be read.
+    /// Starts one reader task per stream. `capture` starts capturing at once, before the first
+    /// byte can be read.
     pub fn watch(
         label: String,
         echo: bool,
         capture: bool,
+        log: Option<LogTarget>,
         mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, Option<OwnedFd>)>,
     ) -> Arc<Output> {
         let pipes = streams.iter_mut().filter_map(|(_, fd)| fd.take()).collect();
@@ -38,23 +49,29 @@ impl Output {
             pipes,
             label,
             echo,
+            log,
         });
         for (mut stream, _) in streams {
             let output = output.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 16 * 1024];
+                // A line split across reads waits here for its end.
+                let mut partial = Vec::new();
                 while let Ok(n) = stream.read(&mut buffer).await {
                     if n == 0 {
                         break;
                     }
-                    output.take_in(&buffer[..n]);
+                    output.take_in(&buffer[..n], &mut partial);
+                }
+                if !partial.is_empty() {
+                    output.log_lines(&[&partial]);
                 }
             });
         }
         output
     }
 
-    fn take_in(&self, chunk: &[u8]) {
+    fn take_in(&self, chunk: &[u8], partial: &mut Vec<u8>) {
         {
             let mut capture = self.capture.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(captured) = capture.as_mut() {
@@ -72,8 +89,35 @@ impl Output {
             }
             let _ = std::io::stderr().write_all(&text);
         }
+        if self.log.is_some() {
+            partial.extend_from_slice(chunk);
+            if let Some(end) = partial.iter().rposition(|b| *b == b'\n') {
+                let complete: Vec<u8> = partial.drain(..=end).collect();
+                let lines: Vec<&[u8]> = complete[..complete.len() - 1].split(|b| *b == b'\n').collect();
+                self.log_lines(&lines);
+            }
+        }
         self.bytes_read.fetch_add(chunk.len() as u64, Ordering::Release);
         self.progress.notify_waiters();
+    }
+
+    fn log_lines(&self, lines: &[&[u8]]) {
+        let Some(log) = &self.log else { return };
+        let timestamp_ms = now_ms();
+        let events = lines
+            .iter()
+            .map(|line| LogEvent { timestamp_ms, message: String::from_utf8_lossy(line).into_owned() })
+            .collect();
+        log.sink.append(&log.group, &log.stream, events);
+    }
+
+    /// Sends one of Lambda's own lines (START, END, REPORT …) to the log stream.
+    pub fn log_platform_line(&self, line: &str) {
+        self.log_lines(&[line.trim_end_matches('\n').as_bytes()]);
+    }
+
+    pub fn logs_enabled(&self) -> bool {
+        self.log.is_some()
     }
 
     /// Begins capturing everything the runtime writes, for a `LogType: Tail` invocation;
@@ -83,10 +127,13 @@ impl Output {
         capture.get_or_insert_with(Vec::new).extend_from_slice(first_line.as_bytes());
     }
 
-    /// Ends the capture once every byte the runtime wrote before now has been read, so that
-    /// output flushed before the response is in the tail.
-    pub async fn finish_capture(&self) -> String {
+    /// Waits until every byte the runtime wrote before now has been read, so that output
+    /// flushed before a response comes before the END line and lands in the tail.
+    pub async fn settle(&self) {
         let unread: u64 = self.pipes.iter().map(unread_bytes).sum();
+        if unread == 0 {
+            return;
+        }
         let target = self.bytes_read.load(Ordering::Acquire) + unread;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
         while self.bytes_read.load(Ordering::Acquire) < target {
@@ -98,9 +145,20 @@ impl Output {
                 break;
             }
         }
+    }
+
+    /// Ends the capture (after [`Output::settle`]) and returns it.
+    pub async fn finish_capture(&self) -> String {
+        self.settle().await;
         let captured = self.capture.lock().unwrap_or_else(|p| p.into_inner()).take();
         String::from_utf8_lossy(&captured.unwrap_or_default()).into_owned()
     }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Bytes waiting in a pipe (`FIONREAD`).

@@ -95,6 +95,8 @@ impl Registry {
                 .iter()
                 .filter_map(|reference| self.layers.extracted_dir(&*self.layers.by_arn(&reference.arn)?))
                 .collect(),
+            architecture: config.architectures.first().cloned().unwrap_or_else(|| "x86_64".into()),
+            reserved_concurrency: None,
             isolated_network: config
                 .vpc_config
                 .as_ref()
