@@ -38,6 +38,12 @@ impl AwsError {
         }
     }
 
+    /// The same error under another code (for errors AWS names per resource).
+    pub fn with_code(mut self, code: &'static str) -> AwsError {
+        self.code = code;
+        self
+    }
+
     pub fn with_field(mut self, name: &'static str, value: impl Into<String>) -> AwsError {
         self.fields.push((name, value.into()));
         self

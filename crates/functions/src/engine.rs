@@ -178,7 +178,8 @@ impl Engine {
         let function_busy = self.function_counter(&spec.name);
         let concurrent = function_busy.fetch_add(1, Ordering::AcqRel) + 1;
         let _function_busy = CountGuard(&function_busy);
-        if spec.reserved_concurrency.is_some_and(|reserved| concurrent > reserved as usize) {
+        let reserved = spec.reserved_concurrency.load(Ordering::Acquire);
+        if reserved >= 0 && concurrent as i64 > reserved {
             return Err(self.throttled(spec, "ReservedFunctionConcurrentInvocationLimitExceeded"));
         }
         if inner.busy.fetch_add(1, Ordering::AcqRel) >= inner.config.max_concurrency {
@@ -287,12 +288,13 @@ impl Engine {
     /// Warm and busy environments of a function, across its versions.
     pub fn function_stats(&self, function_name: &str) -> FunctionStats {
         let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
-        pools.iter().filter(|((name, _), _)| name == function_name).fold(FunctionStats::default(), |acc, (_, pool)| {
-            FunctionStats {
+        pools.iter().filter(|((name, _), _)| name == function_name).fold(
+            FunctionStats::default(),
+            |acc, (_, pool)| FunctionStats {
                 warm: acc.warm + lock(&pool.idle).len(),
                 busy: acc.busy + pool.busy.load(Ordering::Relaxed),
-            }
-        })
+            },
+        )
     }
 
     /// Stops a function's environments: idle ones now, busy ones when their invocation ends.
@@ -303,6 +305,22 @@ impl Engine {
             keys.iter().filter_map(|key| pools.remove(key)).collect()
         };
         for pool in retired {
+            pool.retire();
+        }
+    }
+
+    /// The account concurrency limit (`--max-concurrency`).
+    pub fn max_concurrency(&self) -> usize {
+        self.inner.config.max_concurrency
+    }
+
+    /// Stops one version's environments (the version was deleted).
+    pub fn retire_version(&self, function_name: &str, version: &str) {
+        let removed = {
+            let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
+            pools.remove(&(function_name.to_owned(), version.to_owned()))
+        };
+        if let Some(pool) = removed {
             pool.retire();
         }
     }

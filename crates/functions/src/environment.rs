@@ -13,9 +13,9 @@ use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Sandbox};
 
 use crate::engine::ApiAcceptor;
 use crate::output::{LogTarget, Output};
-use crate::telemetry::LogSink;
 use crate::runtime_api::{self, Event, Handle, InitOutcome, Reply};
 use crate::runtimes::Launch;
+use crate::telemetry::LogSink;
 use crate::{logs, FunctionSpec, Invocation, InvokeResult};
 
 /// Where code and runtime clients appear inside a sandbox, as on AWS.

@@ -50,9 +50,9 @@ pub struct FunctionSpec {
     pub isolated_network: bool,
     /// `x86_64` or `arm64`, for billing.
     pub architecture: String,
-    /// The function's reserved concurrency: at most this many of its invocations at once
-    /// (across versions); 0 throttles every invocation.
-    pub reserved_concurrency: Option<u32>,
+    /// The function's reserved concurrency, shared by all its specs: at most this many of its
+    /// invocations at once (across versions); 0 throttles every invocation; negative: none.
+    pub reserved_concurrency: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// One request to run a function.

@@ -6,8 +6,8 @@ use nimbus_api::AwsError;
 use nimbus_store::code::{CodeError, CodePackage, MAX_UNZIPPED_BYTES};
 use serde_json::{json, Value};
 
-use crate::model::*;
 use crate::layers::MAX_LAYERS_PER_FUNCTION;
+use crate::model::*;
 use crate::registry::{Entry, LATEST};
 use crate::{validate, Lambda};
 
@@ -80,8 +80,11 @@ impl Lambda {
         set_code(&mut config, &package);
         self.check_total_size(&config, package.unzipped_size)?;
         touch(&mut config);
-        let stored =
-            StoredFunction { configuration: config, tags: input.tags, code_unzipped_size: package.unzipped_size };
+        let stored = StoredFunction {
+            configuration: config,
+            tags: input.tags,
+            code_unzipped_size: package.unzipped_size,
+        };
         let entry = self.registry.insert(self.registry.entry(stored, package.sha256_hex)).await?;
         // What AWS answers while it prepares the function; nimbus has already finished.
         let mut shown = entry.stored.configuration.clone();
@@ -92,20 +95,24 @@ impl Lambda {
     }
 
     pub(crate) fn get_function(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {
-        let entry = self.find(name, qualifier)?;
-        let location = format!("{}/_nimbus/code/{}.zip", self.endpoint_url, entry.code_hex);
+        let target = self.find(name, qualifier)?;
+        let location = format!("{}/_nimbus/code/{}.zip", self.endpoint_url, target.entry.code_hex);
         let mut out = json!({
-            "Configuration": to_value(&entry.stored.configuration),
+            "Configuration": to_value(&target.entry.stored.configuration),
             "Code": { "RepositoryType": "S3", "Location": location },
         });
-        if !entry.stored.tags.is_empty() {
-            out["Tags"] = json!(entry.stored.tags);
+        let tags = &target.function.latest.stored.tags;
+        if !tags.is_empty() {
+            out["Tags"] = json!(tags);
+        }
+        if let Some(reserved) = target.function.resource("concurrency", "") {
+            out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
         }
         Ok(out)
     }
 
     pub(crate) fn get_configuration(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {
-        Ok(to_value(&self.find(name, qualifier)?.stored.configuration))
+        Ok(to_value(&self.find(name, qualifier)?.entry.stored.configuration))
     }
 
     pub(crate) fn list_functions(
@@ -125,11 +132,11 @@ impl Lambda {
         // AWS returns at most 50 functions per response, whatever MaxItems says.
         let limit = limit.min(50);
         let (page, more) = self.registry.page(marker, limit);
-        let functions: Vec<Value> = page.iter().map(|e| to_value(&e.stored.configuration)).collect();
+        let functions: Vec<Value> = page.iter().map(|f| to_value(&f.latest.stored.configuration)).collect();
         let mut out = json!({ "Functions": functions });
         if more {
             if let Some(last) = page.last() {
-                out["NextMarker"] = json!(last.stored.configuration.function_name);
+                out["NextMarker"] = json!(last.name());
             }
         }
         Ok(out)
@@ -139,7 +146,7 @@ impl Lambda {
         if body.len() > MAX_CODE_REQUEST_BYTES {
             return Err(code_request_too_large("UpdateFunctionCode"));
         }
-        let entry = self.find(name, None)?;
+        let entry = self.function(name)?.latest.clone();
         let input: UpdateCodeInput = parse(body)?;
         check_revision(&entry, input.revision_id.as_deref())?;
         if input.code.zip_file.is_none() && input.code.s3_bucket.is_none() && input.code.image_uri.is_none() {
@@ -159,7 +166,7 @@ impl Lambda {
     }
 
     pub(crate) async fn update_configuration(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
-        let entry = self.find(name, None)?;
+        let entry = self.function(name)?.latest.clone();
         let mut input: ConfigInput = parse(body)?;
         check_revision(&entry, input.revision_id.as_deref())?;
         let mut config = entry.stored.configuration.clone();
@@ -175,7 +182,11 @@ impl Lambda {
     }
 
     /// Resolves `Layers` (up to five existing layer versions, in order).
-    fn apply_layers(&self, config: &mut FunctionConfiguration, arns: Option<Vec<String>>) -> Result<(), AwsError> {
+    fn apply_layers(
+        &self,
+        config: &mut FunctionConfiguration,
+        arns: Option<Vec<String>>,
+    ) -> Result<(), AwsError> {
         let Some(arns) = arns else { return Ok(()) };
         if arns.len() > MAX_LAYERS_PER_FUNCTION {
             return Err(validate::constraint(
@@ -221,8 +232,9 @@ impl Lambda {
         code_unzipped_size: u64,
     ) -> Result<Value, AwsError> {
         touch(&mut config);
-        let stored = StoredFunction { configuration: config, tags: entry.stored.tags.clone(), code_unzipped_size };
-        let updated = self.registry.replace(self.registry.entry(stored, code_hex)).await?;
+        let stored =
+            StoredFunction { configuration: config, tags: entry.stored.tags.clone(), code_unzipped_size };
+        let updated = self.registry.save_version(self.registry.entry(stored, code_hex), false).await?;
         self.engine.retire(&updated.stored.configuration.function_name);
         // AWS answers while the update is still being applied; nimbus has already applied it.
         let mut shown = updated.stored.configuration.clone();
@@ -232,11 +244,21 @@ impl Lambda {
         Ok(to_value(&shown))
     }
 
+    /// Deletes the function, or with a version as qualifier that version only.
     pub(crate) async fn delete_function(&self, name: &str, qualifier: Option<&str>) -> Result<(), AwsError> {
-        let entry = self.find(name, qualifier)?;
-        self.registry.remove(&entry).await?;
-        self.engine.retire(&entry.stored.configuration.function_name);
-        Ok(())
+        let (_, suffix) = crate::split_reference(name);
+        let function = self.function(name)?;
+        match qualifier.or(suffix) {
+            None => {
+                self.registry.remove(&function).await?;
+                self.engine.retire(function.name());
+                Ok(())
+            }
+            Some(LATEST) => Err(AwsError::invalid_parameter(
+                "$LATEST version cannot be deleted without deleting the function.",
+            )),
+            Some(version) => self.delete_version(&function, version).await,
+        }
     }
 
     async fn check_host_runtime(&self, runtime: &str) -> Result<(), AwsError> {
@@ -373,7 +395,20 @@ pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
 }
 
-fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<(), AwsError> {
+/// `MaxItems` of Lambda's list operations: 1–10,000, yet never more than 50 per page (AWS).
+pub(crate) fn page_size(max_items: Option<&str>) -> Result<usize, AwsError> {
+    let limit = match max_items {
+        None => 50,
+        Some(text) => {
+            let value: i64 =
+                text.parse().map_err(|_| AwsError::invalid_parameter(format!("Invalid MaxItems: {text}")))?;
+            validate::range(value, "maxItems", 1, 10000)? as usize
+        }
+    };
+    Ok(limit.min(50))
+}
+
+pub(crate) fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<(), AwsError> {
     match revision {
         Some(revision) if revision != entry.stored.configuration.revision_id => Err(AwsError::new(
             412,

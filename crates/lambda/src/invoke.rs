@@ -26,7 +26,8 @@ const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 60 * 60);
 impl Lambda {
     pub(crate) async fn invoke(&self, request: &ApiRequest, name: &str) -> Result<ApiResponse, AwsError> {
         let qualifier = request.query("Qualifier");
-        let entry = self.find(name, qualifier.as_deref())?;
+        let target = self.route_invocation(name, qualifier.as_deref())?;
+        let entry = &target.entry;
         let kind = request.header("x-amz-invocation-type").unwrap_or("RequestResponse");
         let limit = match kind {
             "RequestResponse" | "DryRun" => MAX_SYNC_PAYLOAD,
@@ -61,9 +62,9 @@ impl Lambda {
         let invocation = Invocation {
             request_id: request.request_id.clone(),
             payload,
-            invoked_arn: match &qualifier {
-                Some(q) => format!("{}:{q}", config.function_arn),
-                None => config.function_arn.clone(),
+            invoked_arn: match &target.qualifier {
+                Some(q) => format!("{}:{q}", self.function_arn(target.function.name())),
+                None => self.function_arn(target.function.name()),
             },
             client_context,
             tail_log: request.header("x-amz-log-type") == Some("Tail"),
@@ -71,8 +72,12 @@ impl Lambda {
         match kind {
             "DryRun" => Ok(status_only(204)),
             "Event" => {
+                let reference = match &target.qualifier {
+                    Some(q) => format!("{}:{q}", config.function_name),
+                    None => config.function_name.clone(),
+                };
                 self.events
-                    .try_send((config.function_name.clone(), invocation))
+                    .try_send((reference, invocation))
                     .map_err(|_| AwsError::too_many_requests("ConcurrentInvocationLimitExceeded"))?;
                 Ok(status_only(202))
             }
@@ -140,8 +145,8 @@ async fn run_event(lambda: std::sync::Weak<Lambda>, name: &str, invocation: Invo
     loop {
         let Some(lambda) = lambda.upgrade() else { return };
         // The function as it is now: an update between queueing and running applies, as on AWS.
-        let Some(entry) = lambda.registry.get(name) else { return };
-        match lambda.engine.invoke(&entry.spec, &invocation).await {
+        let Ok(target) = lambda.route_invocation(name, None) else { return };
+        match lambda.engine.invoke(&target.entry.spec, &invocation).await {
             Ok(result) => {
                 if result.function_error.is_some() {
                     let text = String::from_utf8_lossy(

@@ -67,7 +67,11 @@ pub struct Layers {
 }
 
 impl Layers {
-    pub fn load(store: Arc<dyn Store>, code: Arc<CodeStore>, arn_prefix: String) -> Result<Layers, StoreError> {
+    pub fn load(
+        store: Arc<dyn Store>,
+        code: Arc<CodeStore>,
+        arn_prefix: String,
+    ) -> Result<Layers, StoreError> {
         let mut versions = BTreeMap::new();
         for row in store.load_layers()? {
             if let Ok(version) = serde_json::from_str::<LayerVersion>(&row.config) {
@@ -115,11 +119,9 @@ impl Layers {
                 "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
             ));
         }
-        let encoded = input
-            .content
-            .zip_file
-            .as_deref()
-            .ok_or_else(|| AwsError::invalid_parameter("Please provide a source for layer content (ZipFile)."))?;
+        let encoded = input.content.zip_file.as_deref().ok_or_else(|| {
+            AwsError::invalid_parameter("Please provide a source for layer content (ZipFile).")
+        })?;
         let zip = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|_| AwsError::invalid_parameter(CodeError::InvalidZip(String::new()).to_string()))?;
@@ -160,9 +162,13 @@ impl Layers {
         .map_err(|e| AwsError::service(e.to_string()))?
         .map_err(|e| AwsError::service(e.to_string()))?;
         let LayerRow { version: number, config, code_sha256, .. } = row;
-        let version: LayerVersion = serde_json::from_str(&config).map_err(|e| AwsError::service(e.to_string()))?;
+        let version: LayerVersion =
+            serde_json::from_str(&config).map_err(|e| AwsError::service(e.to_string()))?;
         let layer = Arc::new(Layer { version, code_hex: code_sha256 });
-        self.versions.write().unwrap_or_else(|p| p.into_inner()).insert((name.to_owned(), number), layer.clone());
+        self.versions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((name.to_owned(), number), layer.clone());
         Ok(shown(&layer, endpoint))
     }
 
@@ -220,7 +226,8 @@ impl Layers {
     /// it keep their copy: the content goes only when nothing references it.
     pub async fn delete(&self, name: &str, number: &str) -> Result<(), AwsError> {
         let Ok(number) = number.parse::<u64>() else { return Ok(()) };
-        let removed = self.versions.write().unwrap_or_else(|p| p.into_inner()).remove(&(name.to_owned(), number));
+        let removed =
+            self.versions.write().unwrap_or_else(|p| p.into_inner()).remove(&(name.to_owned(), number));
         let Some(layer) = removed else { return Ok(()) };
         let store = self.store.clone();
         let name = name.to_owned();
@@ -282,6 +289,10 @@ fn layer_name(name: &str) -> Result<(), AwsError> {
     if valid {
         Ok(())
     } else {
-        Err(validate::constraint(name, "layerName", "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"))
+        Err(validate::constraint(
+            name,
+            "layerName",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+",
+        ))
     }
 }

@@ -1,12 +1,20 @@
 //! The Lambda service (API version 2015-03-31): operations over the registry of functions, and
 //! invokes handed to the functions engine.
 
+mod aliases;
+mod concurrency;
 mod functions;
 mod invoke;
+mod invoke_config;
 mod layers;
 mod model;
+mod operations;
+mod permissions;
 mod registry;
+mod resolve;
+mod routes;
 mod validate;
+mod versions;
 
 use std::sync::Arc;
 
@@ -21,13 +29,14 @@ use nimbus_store::{Store, StoreError};
 
 use crate::invoke::{EventSender, PROTOCOL};
 use crate::layers::Layers;
-use crate::registry::{Entry, Registry, LATEST};
+use crate::registry::Registry;
 
-const FUNCTIONS_PATH: &str = "/2015-03-31/functions";
 const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
 
 pub struct Lambda {
+    /// Ourselves, for background work that outlives a request.
+    this: std::sync::Weak<Lambda>,
     registry: Registry,
     layers: Arc<Layers>,
     engine: Engine,
@@ -56,14 +65,17 @@ impl Lambda {
             file_systems,
             layers.clone(),
         )?;
-        Ok(Arc::new_cyclic(|weak| Lambda {
+        let lambda = Arc::new_cyclic(|weak| Lambda {
+            this: weak.clone(),
             registry,
             layers,
             engine,
             identity,
             endpoint_url,
             events: invoke::start_event_workers(weak.clone()),
-        }))
+        });
+        lambda.restore_provisioned();
+        Ok(lambda)
     }
 
     fn function_arn(&self, name: &str) -> String {
@@ -78,70 +90,11 @@ impl Lambda {
         Ok(name.to_owned())
     }
 
-    /// The function version a request names; only `$LATEST` exists until versions arrive.
-    fn find(&self, reference: &str, qualifier: Option<&str>) -> Result<Arc<Entry>, AwsError> {
-        let (name, suffix) = split_reference(reference);
-        let qualifier = qualifier.or(suffix);
-        let not_found = || {
-            let arn = self.function_arn(name);
-            match qualifier {
-                Some(q) => AwsError::not_found(format!("Function not found: {arn}:{q}")),
-                None => AwsError::not_found(format!("Function not found: {arn}")),
-            }
-        };
-        if qualifier.is_some_and(|q| q != LATEST) {
-            return Err(not_found());
-        }
-        self.registry.get(name).ok_or_else(not_found)
-    }
-
-    async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
-        let path = request.uri.path().to_owned();
-        if let Some(file) = path.strip_prefix(CODE_PATH) {
-            return self.code_package(file).await;
-        }
-        if let Some(rest) = path.strip_prefix(LAYERS_PATH) {
-            return self.route_layers(&request, rest).await;
-        }
-        let rest = path.strip_prefix(FUNCTIONS_PATH).unwrap_or_default().trim_start_matches('/');
-        let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
-        let qualifier = request.query("Qualifier");
-        let qualifier = qualifier.as_deref();
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let json = |value| Ok(json_response(value));
-        match (&request.method, segments.as_slice()) {
-            (&Method::POST, []) => {
-                let (status, value) = self.create_function(&request.body).await?;
-                let mut response = json_response(value);
-                *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-                Ok(response)
-            }
-            (&Method::GET, []) => {
-                let marker = request.query("Marker");
-                json(self.list_functions(marker.as_deref(), request.query("MaxItems").as_deref())?)
-            }
-            (&Method::GET, [name]) => json(self.get_function(name, qualifier)?),
-            (&Method::DELETE, [name]) => {
-                self.delete_function(name, qualifier).await?;
-                let mut response = ApiResponse::new(Body::new(Bytes::new()));
-                *response.status_mut() = hyper::StatusCode::NO_CONTENT;
-                Ok(response)
-            }
-            (&Method::GET, [name, "configuration"]) => json(self.get_configuration(name, qualifier)?),
-            (&Method::PUT, [name, "configuration"]) => {
-                json(self.update_configuration(name, &request.body).await?)
-            }
-            (&Method::PUT, [name, "code"]) => json(self.update_code(name, &request.body).await?),
-            (&Method::POST, [name, "invocations"]) => self.invoke(&request, name).await,
-            _ => Err(AwsError::new(
-                404,
-                "UnknownOperationException",
-                format!("nimbus does not implement {} {path} yet", request.method),
-            )),
-        }
-    }
-
-    async fn route_layers(&self, request: &ApiRequest, rest: &str) -> Result<ApiResponse, AwsError> {
+    pub(crate) async fn route_layers(
+        &self,
+        request: &ApiRequest,
+        rest: &str,
+    ) -> Result<ApiResponse, AwsError> {
         let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let runtime = request.query("CompatibleRuntime");
@@ -161,7 +114,9 @@ impl Lambda {
             (&Method::GET, [name, "versions"]) => {
                 Ok(json_response(layers.list_versions(name, runtime.as_deref(), architecture.as_deref())))
             }
-            (&Method::GET, [name, "versions", number]) => Ok(json_response(layers.get(name, number, endpoint)?)),
+            (&Method::GET, [name, "versions", number]) => {
+                Ok(json_response(layers.get(name, number, endpoint)?))
+            }
             (&Method::DELETE, [name, "versions", number]) => {
                 layers.delete(name, number).await?;
                 let mut response = ApiResponse::new(Body::new(Bytes::new()));
@@ -177,7 +132,7 @@ impl Lambda {
     }
 
     /// The zip behind `GetFunction`'s `Code.Location`.
-    async fn code_package(&self, file: &str) -> Result<ApiResponse, AwsError> {
+    pub(crate) async fn code_package(&self, file: &str) -> Result<ApiResponse, AwsError> {
         let hex = file.trim_end_matches(".zip");
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AwsError::not_found("No such code package"));
@@ -190,7 +145,7 @@ impl Lambda {
 
 /// Splits `name`, `name:qualifier`, `arn:aws:lambda:region:account:function:name[:qualifier]`
 /// and `account:function:name[:qualifier]` into the name and the qualifier.
-fn split_reference(reference: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_reference(reference: &str) -> (&str, Option<&str>) {
     let parts: Vec<&str> = reference.split(':').collect();
     let after_function = parts.iter().position(|p| *p == "function").map(|i| &parts[i + 1..]);
     match after_function.unwrap_or(&parts[..]) {
@@ -205,9 +160,9 @@ impl Service for Lambda {
         "lambda"
     }
 
-    fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
+    fn claims(&self, method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
         let path = uri.path();
-        path.starts_with(FUNCTIONS_PATH) || path.starts_with(LAYERS_PATH) || path.starts_with(CODE_PATH)
+        path.starts_with(CODE_PATH) || operations::operation_for(method.as_str(), path).is_some()
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {

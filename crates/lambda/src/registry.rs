@@ -1,15 +1,18 @@
-//! The functions nimbus knows: durable in the store, mirrored in memory so that invokes read
-//! nothing from disk.
+//! The functions nimbus knows — each with its `$LATEST`, published versions and attached
+//! resources (aliases, policy, concurrency …) — durable in the store and mirrored in memory, so
+//! that invokes read nothing from disk. Changes replace a function's snapshot (copy on write).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use nimbus_api::AwsError;
 use nimbus_functions::FunctionSpec;
 use nimbus_store::code::CodeStore;
-use nimbus_store::{FunctionRow, Store, StoreError};
+use nimbus_store::{FunctionRow, ResourceRow, Store, StoreError};
+use serde_json::Value;
 
 use crate::layers::Layers;
 use crate::model::StoredFunction;
@@ -24,15 +27,43 @@ pub struct Entry {
     pub spec: Arc<FunctionSpec>,
 }
 
+/// A function: `$LATEST`, its published versions and its resources, keyed (kind, name).
+#[derive(Clone)]
+pub struct Function {
+    pub latest: Arc<Entry>,
+    pub versions: BTreeMap<u64, Arc<Entry>>,
+    pub resources: BTreeMap<(String, String), Value>,
+}
+
+impl Function {
+    pub fn name(&self) -> &str {
+        &self.latest.stored.configuration.function_name
+    }
+
+    pub fn resource(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.resources.get(&(kind.to_owned(), name.to_owned()))
+    }
+
+    pub fn resources_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |((k, _), _)| k == kind)
+            .map(|((_, name), value)| (name.as_str(), value))
+    }
+}
+
 pub struct Registry {
     store: Arc<dyn Store>,
     pub code: Arc<CodeStore>,
-    functions: RwLock<BTreeMap<String, Arc<Entry>>>,
+    functions: RwLock<BTreeMap<String, Arc<Function>>>,
     region: String,
     endpoint_url: String,
     /// Shared file systems' directories, one per access point.
     file_systems: PathBuf,
     pub layers: Arc<Layers>,
+    /// Reserved concurrency per function, shared with every spec of the function so that a
+    /// change applies at once without retiring environments (negative: none).
+    reserved: Mutex<HashMap<String, Arc<AtomicI64>>>,
 }
 
 impl Registry {
@@ -46,20 +77,61 @@ impl Registry {
         file_systems: PathBuf,
         layers: Arc<Layers>,
     ) -> Result<Registry, StoreError> {
-        let functions = RwLock::new(BTreeMap::new());
-        let registry = Registry { store, code, functions, region, endpoint_url, file_systems, layers };
-        let rows = registry.store.load_functions()?;
-        let mut functions = BTreeMap::new();
-        for row in rows.into_iter().filter(|row| row.version == LATEST) {
-            match serde_json::from_str::<StoredFunction>(&row.config) {
-                Ok(stored) => {
-                    functions.insert(row.name.clone(), Arc::new(registry.entry(stored, row.code_sha256)));
+        let registry = Registry {
+            store,
+            code,
+            functions: RwLock::new(BTreeMap::new()),
+            region,
+            endpoint_url,
+            file_systems,
+            layers,
+            reserved: Mutex::new(HashMap::new()),
+        };
+        let mut latest = BTreeMap::new();
+        let mut versions: BTreeMap<String, BTreeMap<u64, Arc<Entry>>> = BTreeMap::new();
+        for row in registry.store.load_functions()? {
+            let stored = match serde_json::from_str::<StoredFunction>(&row.config) {
+                Ok(stored) => stored,
+                Err(error) => {
+                    eprintln!("nimbus: skipping unreadable stored function {}: {error}", row.name);
+                    continue;
                 }
-                Err(error) => eprintln!("nimbus: skipping unreadable stored function {}: {error}", row.name),
+            };
+            let entry = Arc::new(registry.entry(stored, row.code_sha256));
+            match row.version.parse::<u64>() {
+                Ok(number) => {
+                    versions.entry(row.name).or_default().insert(number, entry);
+                }
+                Err(_) => {
+                    latest.insert(row.name, entry);
+                }
             }
+        }
+        let mut resources: BTreeMap<String, BTreeMap<(String, String), Value>> = BTreeMap::new();
+        for row in registry.store.load_resources()? {
+            if let Ok(value) = serde_json::from_str(&row.config) {
+                resources.entry(row.function).or_default().insert((row.kind, row.name), value);
+            }
+        }
+        let mut functions = BTreeMap::new();
+        for (name, latest) in latest {
+            let function = Function {
+                latest,
+                versions: versions.remove(&name).unwrap_or_default(),
+                resources: resources.remove(&name).unwrap_or_default(),
+            };
+            if let Some(reserved) = function.resource("concurrency", "").and_then(Value::as_i64) {
+                registry.reserved_cell(&name).store(reserved, std::sync::atomic::Ordering::Release);
+            }
+            functions.insert(name, Arc::new(function));
         }
         *registry.functions.write().unwrap_or_else(|p| p.into_inner()) = functions;
         Ok(registry)
+    }
+
+    pub fn reserved_cell(&self, function: &str) -> Arc<AtomicI64> {
+        let mut cells = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        cells.entry(function.to_owned()).or_insert_with(|| Arc::new(AtomicI64::new(-1))).clone()
     }
 
     pub fn entry(&self, stored: StoredFunction, code_hex: String) -> Entry {
@@ -96,7 +168,7 @@ impl Registry {
                 .filter_map(|reference| self.layers.extracted_dir(&*self.layers.by_arn(&reference.arn)?))
                 .collect(),
             architecture: config.architectures.first().cloned().unwrap_or_else(|| "x86_64".into()),
-            reserved_concurrency: None,
+            reserved_concurrency: self.reserved_cell(&config.function_name),
             isolated_network: config
                 .vpc_config
                 .as_ref()
@@ -117,17 +189,21 @@ impl Registry {
         dir
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
+    pub fn get(&self, name: &str) -> Option<Arc<Function>> {
         self.functions.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
+    pub fn all(&self) -> Vec<Arc<Function>> {
+        self.functions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
     /// Up to `limit` functions named after `marker`, in name order, and whether more follow.
-    pub fn page(&self, marker: Option<&str>, limit: usize) -> (Vec<Arc<Entry>>, bool) {
+    pub fn page(&self, marker: Option<&str>, limit: usize) -> (Vec<Arc<Function>>, bool) {
         let functions = self.functions.read().unwrap_or_else(|p| p.into_inner());
         let mut after = functions
             .iter()
             .filter(|(name, _)| marker.is_none_or(|m| name.as_str() > m))
-            .map(|(_, entry)| entry.clone());
+            .map(|(_, function)| function.clone());
         let page: Vec<_> = after.by_ref().take(limit).collect();
         let more = after.next().is_some();
         (page, more)
@@ -136,48 +212,120 @@ impl Registry {
     /// Persists a new function, then makes it visible.
     pub async fn insert(&self, entry: Entry) -> Result<Arc<Entry>, AwsError> {
         let row = row_of(&entry)?;
+        let name = entry.stored.configuration.function_name.clone();
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.insert_function(&row)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(StoreError::Conflict)) => {
-                let name = &entry.stored.configuration.function_name;
+        match blocking(move || store.insert_function(&row)).await {
+            Err(StoreError::Conflict) => {
                 return Err(AwsError::conflict(format!("Function already exist: {name}")));
             }
-            Ok(Err(error)) => return Err(AwsError::service(error.to_string())),
-            Err(join) => return Err(AwsError::service(join.to_string())),
+            other => other.map_err(service)?,
         }
         let entry = Arc::new(entry);
-        let name = entry.stored.configuration.function_name.clone();
-        self.functions.write().unwrap_or_else(|p| p.into_inner()).insert(name, entry.clone());
+        let function =
+            Function { latest: entry.clone(), versions: BTreeMap::new(), resources: BTreeMap::new() };
+        self.functions.write().unwrap_or_else(|p| p.into_inner()).insert(name, Arc::new(function));
         Ok(entry)
     }
 
-    /// Persists a changed function, then makes the change visible.
-    pub async fn replace(&self, entry: Entry) -> Result<Arc<Entry>, AwsError> {
+    /// Persists a changed `$LATEST` or a new published version, then makes it visible.
+    pub async fn save_version(&self, entry: Entry, new: bool) -> Result<Arc<Entry>, AwsError> {
         let row = row_of(&entry)?;
         let store = self.store.clone();
-        blocking(move || store.update_function(&row)).await?;
+        blocking(move || if new { store.insert_function(&row) } else { store.update_function(&row) })
+            .await
+            .map_err(service)?;
         let entry = Arc::new(entry);
         let name = entry.stored.configuration.function_name.clone();
-        self.functions.write().unwrap_or_else(|p| p.into_inner()).insert(name, entry.clone());
+        let number = entry.stored.configuration.version.parse::<u64>().ok();
+        let saved = entry.clone();
+        self.change(&name, move |function| match number {
+            Some(number) => {
+                function.versions.insert(number, saved);
+            }
+            None => function.latest = saved,
+        });
         Ok(entry)
     }
 
-    /// Deletes a function durably, and its code package when nothing else uses it.
-    pub async fn remove(&self, entry: &Entry) -> Result<(), AwsError> {
-        let name = entry.stored.configuration.function_name.clone();
+    pub async fn remove_version(&self, name: &str, number: u64) -> Result<(), AwsError> {
+        let (store, owned) = (self.store.clone(), name.to_owned());
+        blocking(move || store.delete_function_version(&owned, &number.to_string()))
+            .await
+            .map_err(service)?;
+        self.change(name, |function| {
+            function.versions.remove(&number);
+        });
+        Ok(())
+    }
+
+    /// Stores a resource document of a function (replacing one of the same kind and name).
+    pub async fn put_resource(
+        &self,
+        function: &str,
+        kind: &str,
+        name: &str,
+        value: Value,
+    ) -> Result<(), AwsError> {
+        let row = ResourceRow {
+            function: function.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            config: value.to_string(),
+        };
+        let store = self.store.clone();
+        blocking(move || store.put_resource(&row)).await.map_err(service)?;
+        let key = (kind.to_owned(), name.to_owned());
+        self.change(function, move |f| {
+            f.resources.insert(key, value);
+        });
+        Ok(())
+    }
+
+    /// Deletes a resource document; false when there was none.
+    pub async fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<bool, AwsError> {
+        let (store, f, k, n) = (self.store.clone(), function.to_owned(), kind.to_owned(), name.to_owned());
+        match blocking(move || store.delete_resource(&f, &k, &n)).await {
+            Err(StoreError::NotFound) => return Ok(false),
+            other => other.map_err(service)?,
+        }
+        let key = (kind.to_owned(), name.to_owned());
+        self.change(function, move |f| {
+            f.resources.remove(&key);
+        });
+        Ok(true)
+    }
+
+    fn change(&self, name: &str, edit: impl FnOnce(&mut Function)) {
+        let mut functions = self.functions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = functions.get(name) {
+            let mut changed = Function::clone(current);
+            edit(&mut changed);
+            functions.insert(name.to_owned(), Arc::new(changed));
+        }
+    }
+
+    /// Deletes a function durably with its versions and resources, and the code packages
+    /// nothing else uses.
+    pub async fn remove(&self, function: &Function) -> Result<(), AwsError> {
+        let name = function.name().to_owned();
+        self.functions.write().unwrap_or_else(|p| p.into_inner()).remove(&name);
         let store = self.store.clone();
         let code = self.code.clone();
-        let code_hex = entry.code_hex.clone();
-        self.functions.write().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        let packages: Vec<String> = std::iter::once(&function.latest)
+            .chain(function.versions.values())
+            .map(|entry| entry.code_hex.clone())
+            .collect();
         blocking(move || {
             store.delete_function(&name)?;
-            if !store.code_in_use(&code_hex)? {
-                let _ = code.remove(&code_hex);
+            for package in packages {
+                if !store.code_in_use(&package)? {
+                    let _ = code.remove(&package);
+                }
             }
             Ok(())
         })
         .await
+        .map_err(service)
     }
 }
 
@@ -191,10 +339,12 @@ fn row_of(entry: &Entry) -> Result<FunctionRow, AwsError> {
     })
 }
 
-async fn blocking(work: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), AwsError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(AwsError::service(error.to_string())),
-        Err(join) => Err(AwsError::service(join.to_string())),
-    }
+fn service(error: StoreError) -> AwsError {
+    AwsError::service(error.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Database(e.to_string()))?
 }

@@ -35,6 +35,16 @@ pub struct LayerRow {
     pub code_sha256: String,
 }
 
+/// A small configuration document attached to a function: an alias, a policy statement, an
+/// event invoke config … (`kind` says which; `name` tells them apart within a kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRow {
+    pub function: String,
+    pub kind: String,
+    pub name: String,
+    pub config: String,
+}
+
 /// Durable metadata. Implementations must make a write durable before returning `Ok`.
 pub trait Store: Send + Sync + 'static {
     /// Every stored function version, for the services' in-memory caches at startup.
@@ -43,8 +53,16 @@ pub trait Store: Send + Sync + 'static {
     fn insert_function(&self, row: &FunctionRow) -> Result<(), StoreError>;
     /// Replaces an existing row; `NotFound` when there is none.
     fn update_function(&self, row: &FunctionRow) -> Result<(), StoreError>;
-    /// Deletes every version of a function; `NotFound` when there is none.
+    /// Deletes every version of a function and all its resources; `NotFound` when there is none.
     fn delete_function(&self, name: &str) -> Result<(), StoreError>;
+    /// Deletes one published version; `NotFound` when it does not exist.
+    fn delete_function_version(&self, name: &str, version: &str) -> Result<(), StoreError>;
+
+    fn load_resources(&self) -> Result<Vec<ResourceRow>, StoreError>;
+    /// Inserts or replaces.
+    fn put_resource(&self, row: &ResourceRow) -> Result<(), StoreError>;
+    /// `NotFound` when it does not exist.
+    fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<(), StoreError>;
     /// Whether any stored function version or layer version still uses a code package.
     fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError>;
 

@@ -6,10 +6,11 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, ErrorCode};
 
-use crate::{FunctionRow, LayerRow, Store, StoreError};
+use crate::{FunctionRow, LayerRow, ResourceRow, Store, StoreError};
 
 /// Each entry moves the schema one version forward; never edit a released entry, append one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE function_versions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE function_versions (
         name TEXT NOT NULL,
         version TEXT NOT NULL,
         config TEXT NOT NULL,
@@ -26,6 +27,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE function_versions (
     );
     CREATE INDEX layer_versions_code ON layer_versions (code_sha256);
     CREATE TABLE layer_names (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);",
+    "CREATE TABLE function_resources (
+        function TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        PRIMARY KEY (function, kind, name)
+    );",
 ];
 
 pub struct SqliteStore {
@@ -115,8 +123,67 @@ impl Store for SqliteStore {
     }
 
     fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let transaction = connection.transaction().map_err(db)?;
+        let changed = transaction
+            .execute("DELETE FROM function_versions WHERE name = ?1", params![name])
+            .map_err(db)?;
+        transaction
+            .execute("DELETE FROM function_resources WHERE function = ?1", params![name])
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        transaction.commit().map_err(db)
+    }
+
+    fn delete_function_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let changed = self.with(|connection| {
-            connection.execute("DELETE FROM function_versions WHERE name = ?1", params![name])
+            connection.execute(
+                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+            )
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn load_resources(&self) -> Result<Vec<ResourceRow>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT function, kind, name, config FROM function_resources ORDER BY function, kind, name",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(ResourceRow {
+                    function: row.get(0)?,
+                    kind: row.get(1)?,
+                    name: row.get(2)?,
+                    config: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn put_resource(&self, row: &ResourceRow) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO function_resources (function, kind, name, config) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (function, kind, name) DO UPDATE SET config = excluded.config",
+                params![row.function, row.kind, row.name, row.config],
+            )
+        })
+        .map(|_| ())
+    }
+
+    fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+        let changed = self.with(|connection| {
+            connection.execute(
+                "DELETE FROM function_resources WHERE function = ?1 AND kind = ?2 AND name = ?3",
+                params![function, kind, name],
+            )
         })?;
         if changed == 0 {
             return Err(StoreError::NotFound);
@@ -137,10 +204,16 @@ impl Store for SqliteStore {
 
     fn load_layers(&self) -> Result<Vec<LayerRow>, StoreError> {
         self.with(|connection| {
-            let mut statement = connection
-                .prepare("SELECT name, version, config, code_sha256 FROM layer_versions ORDER BY name, version")?;
+            let mut statement = connection.prepare(
+                "SELECT name, version, config, code_sha256 FROM layer_versions ORDER BY name, version",
+            )?;
             let rows = statement.query_map([], |row| {
-                Ok(LayerRow { name: row.get(0)?, version: row.get(1)?, config: row.get(2)?, code_sha256: row.get(3)? })
+                Ok(LayerRow {
+                    name: row.get(0)?,
+                    version: row.get(1)?,
+                    config: row.get(2)?,
+                    code_sha256: row.get(3)?,
+                })
             })?;
             rows.collect()
         })
@@ -163,7 +236,12 @@ impl Store for SqliteStore {
                 |row| row.get(0),
             )
             .map_err(db)?;
-        let row = LayerRow { name: name.to_owned(), version, config: config(version), code_sha256: code_sha256.to_owned() };
+        let row = LayerRow {
+            name: name.to_owned(),
+            version,
+            config: config(version),
+            code_sha256: code_sha256.to_owned(),
+        };
         transaction
             .execute(
                 "INSERT INTO layer_versions (name, version, config, code_sha256) VALUES (?1, ?2, ?3, ?4)",
@@ -176,7 +254,10 @@ impl Store for SqliteStore {
 
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError> {
         let changed = self.with(|connection| {
-            connection.execute("DELETE FROM layer_versions WHERE name = ?1 AND version = ?2", params![name, version])
+            connection.execute(
+                "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+            )
         })?;
         if changed == 0 {
             return Err(StoreError::NotFound);
@@ -237,6 +318,25 @@ mod tests {
         assert_eq!(store.insert_layer("deps", "c3", &|_| "{}".into()).unwrap().version, 3);
         assert!(store.code_in_use("c1").unwrap() && !store.code_in_use("c2").unwrap());
         assert_eq!(store.load_layers().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn resources_upsert_and_go_with_their_function() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("nimbus.db")).unwrap();
+        store.insert_function(&row("f", "{}")).unwrap();
+        let alias = |config: &str| ResourceRow {
+            function: "f".into(),
+            kind: "alias".into(),
+            name: "prod".into(),
+            config: config.into(),
+        };
+        store.put_resource(&alias("{\"v\":1}")).unwrap();
+        store.put_resource(&alias("{\"v\":2}")).unwrap();
+        assert_eq!(store.load_resources().unwrap(), vec![alias("{\"v\":2}")]);
+        store.delete_function("f").unwrap();
+        assert!(store.load_resources().unwrap().is_empty());
+        assert!(matches!(store.delete_resource("f", "alias", "prod"), Err(StoreError::NotFound)));
     }
 
     #[test]
