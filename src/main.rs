@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run nimbus in the foreground until interrupted.
     Up(UpArgs),
+    #[command(flatten)]
+    Client(nimbus_cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -68,11 +71,15 @@ enum IsolationArg {
     Process,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Up(args) => runtime.block_on(up(args)),
+fn main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Up(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(up(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        // The client commands are blocking and need no runtime.
+        Command::Client(command) => Ok(nimbus_cli::run(command)),
     }
 }
 

@@ -309,6 +309,11 @@ impl Engine {
         }
     }
 
+    /// Recent invocation figures of a function, where metrics are kept.
+    pub fn metrics_summary(&self, function_name: &str) -> Option<crate::telemetry::MetricsSummary> {
+        self.inner.config.metrics.as_ref()?.summary(function_name)
+    }
+
     /// The account concurrency limit (`--max-concurrency`).
     pub fn max_concurrency(&self) -> usize {
         self.inner.config.max_concurrency

@@ -39,4 +39,17 @@ pub trait MetricsSink: Send + Sync + 'static {
     fn invocation(&self, record: &InvocationRecord<'_>);
     /// An invocation refused with `TooManyRequestsException`.
     fn throttle(&self, function: &str, version: &str);
+    /// Recent figures of a function (all versions), for `nimbus functions`.
+    fn summary(&self, _function: &str) -> Option<MetricsSummary> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MetricsSummary {
+    pub invocations: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }

@@ -33,6 +33,8 @@ use crate::registry::Registry;
 
 const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
+/// nimbus's own inventory of functions with their environments and recent figures.
+const INVENTORY_PATH: &str = "/_nimbus/functions";
 
 pub struct Lambda {
     /// Ourselves, for background work that outlives a request.
@@ -131,6 +133,34 @@ impl Lambda {
         }
     }
 
+    /// `GET /_nimbus/functions`: every function with its environments and recent figures.
+    pub(crate) fn inventory(&self) -> serde_json::Value {
+        let functions: Vec<serde_json::Value> = self
+            .registry
+            .all()
+            .iter()
+            .map(|function| {
+                let config = &function.latest.stored.configuration;
+                let stats = self.engine.function_stats(function.name());
+                let figures = self.engine.metrics_summary(function.name());
+                serde_json::json!({
+                    "name": config.function_name,
+                    "runtime": config.runtime,
+                    "memory": config.memory_size,
+                    "state": config.state,
+                    "warm": stats.warm,
+                    "busy": stats.busy,
+                    "invocations": figures.as_ref().map(|f| f.invocations),
+                    "errors": figures.as_ref().map(|f| f.errors),
+                    "throttles": figures.as_ref().map(|f| f.throttles),
+                    "p50_ms": figures.as_ref().and_then(|f| f.p50_ms),
+                    "p99_ms": figures.as_ref().and_then(|f| f.p99_ms),
+                })
+            })
+            .collect();
+        serde_json::json!({ "functions": functions })
+    }
+
     /// The zip behind `GetFunction`'s `Code.Location`.
     pub(crate) async fn code_package(&self, file: &str) -> Result<ApiResponse, AwsError> {
         let hex = file.trim_end_matches(".zip");
@@ -162,7 +192,9 @@ impl Service for Lambda {
 
     fn claims(&self, method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
         let path = uri.path();
-        path.starts_with(CODE_PATH) || operations::operation_for(method.as_str(), path).is_some()
+        path.starts_with(CODE_PATH)
+            || path == INVENTORY_PATH
+            || operations::operation_for(method.as_str(), path).is_some()
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {

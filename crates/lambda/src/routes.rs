@@ -6,13 +6,16 @@ use hyper::{Method, StatusCode};
 use nimbus_api::{json_response, percent_decode, ApiRequest, ApiResponse, AwsError, Body};
 use serde_json::Value;
 
-use crate::{operations, Lambda, CODE_PATH, LAYERS_PATH};
+use crate::{operations, Lambda, CODE_PATH, INVENTORY_PATH, LAYERS_PATH};
 
 impl Lambda {
     pub(crate) async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
         let path = request.uri.path().to_owned();
         if let Some(file) = path.strip_prefix(CODE_PATH) {
             return self.code_package(file).await;
+        }
+        if path == INVENTORY_PATH {
+            return ok(self.inventory());
         }
         if let Some(rest) = path.strip_prefix(LAYERS_PATH) {
             return self.route_layers(&request, rest).await;

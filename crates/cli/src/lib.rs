@@ -1,0 +1,106 @@
+//! The `nimbus` binary's client commands: they talk to a running nimbus over its HTTP API.
+//!
+//! Each command has one file: its clap arguments, the request it makes, and pure `render`
+//! functions from the answer to text (snapshot-tested in `tests/render.rs`). [`run`] is the
+//! only place that decides colour, prints errors and picks the exit code.
+
+pub mod functions;
+pub mod http;
+pub mod invoke;
+pub mod json;
+pub mod logs;
+pub mod status;
+pub mod style;
+pub mod table;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+pub use http::{Client, Error};
+pub use style::{Console, Style};
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+/// Exit code when nimbus cannot be reached (1 is every other failure).
+pub const NOT_RUNNING_EXIT: u8 = 2;
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ClientCommand {
+    /// List functions: runtime, memory, state, warm/busy environments, invocations, p50.
+    Functions(functions::FunctionsArgs),
+    /// Invoke a function and print what it returned (its log tail goes to stderr).
+    Invoke(invoke::InvokeArgs),
+    /// Print a function's log events; --follow keeps printing new ones.
+    Logs(logs::LogsArgs),
+    /// Show the running nimbus: services, isolation, environments, memory in use.
+    Status(status::StatusArgs),
+}
+
+/// The options every client command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// The nimbus to talk to.
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClientCommand {
+    pub fn common(&self) -> &Common {
+        match self {
+            ClientCommand::Functions(args) => &args.common,
+            ClientCommand::Invoke(args) => &args.common,
+            ClientCommand::Logs(args) => &args.common,
+            ClientCommand::Status(args) => &args.common,
+        }
+    }
+}
+
+/// Runs one client command to completion, printing its output and any error.
+pub fn run(command: ClientCommand) -> ExitCode {
+    let console = Console::detect();
+    let client = Client::new(&command.common().endpoint);
+    let outcome = match &command {
+        ClientCommand::Functions(args) => functions::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Invoke(args) => invoke::run(args, &client, &console),
+        ClientCommand::Logs(args) => logs::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Status(args) => status::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
+        // Output piped into `head` and closed: nothing left to say.
+        Err(Error::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = write_stderr(&render_error(&error, &console.stderr));
+            exit_code(&error)
+        }
+    }
+}
+
+pub fn exit_code(error: &Error) -> ExitCode {
+    match error {
+        Error::NotRunning { .. } => ExitCode::from(NOT_RUNNING_EXIT),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `error: …` on one line, the prefix in red on a terminal.
+pub fn render_error(error: &Error, style: &Style) -> String {
+    format!("{} {error}\n", style.paint("error:", style::Paint::Red))
+}
+
+pub(crate) fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+pub(crate) fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    Ok(stdout.flush()?)
+}
+
+pub(crate) fn write_stderr(text: &str) -> Result<(), Error> {
+    Ok(std::io::stderr().lock().write_all(text.as_bytes())?)
+}
