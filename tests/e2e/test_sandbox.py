@@ -196,6 +196,34 @@ def test_layers_are_importable_from_opt(client, create_fn):
 
 
 @needs_root
+def test_node_functions_require_modules_from_layers(client, create_fn):
+    layer = client.publish_layer_version(
+        LayerName=unique_name("nodelayer"),
+        Content={"ZipFile": make_zip({"nodejs/node_modules/greeting/index.js": "module.exports = 'hi from /opt';\n"})},
+        CompatibleRuntimes=["nodejs20.x"], CompatibleArchitectures=["x86_64"])
+    code = "exports.handler = async () => require('greeting');\n"
+    name = create_fn("node-layer", {"index.js": code}, runtime="nodejs20.x", handler="index.handler",
+                     Layers=[layer["LayerVersionArn"]])
+    assert payload_json(invoke(client, name, {})) == "hi from /opt"
+
+
+def test_layer_permissions_are_stored_and_returned(client):
+    import json as _json
+    layer = client.publish_layer_version(LayerName=unique_name("shared"),
+                                         Content={"ZipFile": make_zip({"python/x.py": "X = 1\n"})})
+    name, version = layer["LayerArn"].rsplit(":", 1)[1], layer["Version"]
+    added = client.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="everyone",
+                                                Action="lambda:GetLayerVersion", Principal="*")
+    assert _json.loads(added["Statement"])["Principal"] == "*"
+    policy = _json.loads(client.get_layer_version_policy(LayerName=name, VersionNumber=version)["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["everyone"]
+    client.remove_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="everyone")
+    assert _json.loads(client.get_layer_version_policy(LayerName=name, VersionNumber=version)["Policy"])["Statement"] == []
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_layer_version_policy(LayerName=name, VersionNumber=99)
+
+
+@needs_root
 def test_vpc_functions_reach_only_nimbus(client, create_fn):
     outside = socket.socket()
     outside.bind(("127.0.0.1", 0))

@@ -59,6 +59,15 @@ pub fn lambda_variables(
     set("AWS_REGION", &spec.region);
     set("AWS_DEFAULT_REGION", &spec.region);
     set("AWS_EXECUTION_ENV", &format!("AWS_Lambda_{}", spec.runtime));
+    if let Some(major) = spec.runtime.strip_prefix("nodejs").map(|v| v.trim_end_matches(".x")) {
+        // Where AWS's Node.js runtimes look for modules: layers first, then the runtime and code.
+        let runtime = runtime_root.to_string_lossy();
+        let task = task_root.to_string_lossy();
+        let node_path = format!(
+            "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime}/node_modules:{runtime}:{task}"
+        );
+        set("NODE_PATH", &node_path);
+    }
     // Any credentials are accepted by nimbus; these make SDKs inside the function sign requests.
     set("AWS_ACCESS_KEY_ID", "nimbus");
     set("AWS_SECRET_ACCESS_KEY", "nimbus");

@@ -6,6 +6,7 @@ mod concurrency;
 mod functions;
 mod invoke;
 mod invoke_config;
+mod layer_policy;
 mod layers;
 mod model;
 mod operations;
@@ -39,6 +40,9 @@ const INVENTORY_PATH: &str = "/_nimbus/functions";
 pub struct Lambda {
     /// Ourselves, for background work that outlives a request.
     this: std::sync::Weak<Lambda>,
+    store: Arc<dyn Store>,
+    /// Layer version policies, keyed `layer:<name>:<version>`.
+    layer_policies: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
     registry: Registry,
     layers: Arc<Layers>,
     engine: Engine,
@@ -59,8 +63,14 @@ impl Lambda {
     ) -> Result<Arc<Lambda>, StoreError> {
         let layer_prefix = format!("arn:aws:lambda:{}:{}:layer:", identity.region, identity.account);
         let layers = Arc::new(Layers::load(store.clone(), code.clone(), layer_prefix)?);
+        let layer_policies = store
+            .load_resources()?
+            .into_iter()
+            .filter(|row| row.kind == "layer-policy")
+            .filter_map(|row| Some((row.function, serde_json::from_str(&row.config).ok()?)))
+            .collect();
         let registry = Registry::load(
-            store,
+            store.clone(),
             code,
             identity.region.clone(),
             endpoint_url.clone(),
@@ -69,6 +79,8 @@ impl Lambda {
         )?;
         let lambda = Arc::new_cyclic(|weak| Lambda {
             this: weak.clone(),
+            store,
+            layer_policies: std::sync::RwLock::new(layer_policies),
             registry,
             layers,
             engine,
@@ -118,6 +130,19 @@ impl Lambda {
             }
             (&Method::GET, [name, "versions", number]) => {
                 Ok(json_response(layers.get(name, number, endpoint)?))
+            }
+            (&Method::POST, [name, "versions", number, "policy"]) => {
+                let mut response =
+                    json_response(self.add_layer_permission(name, number, &request.body).await?);
+                *response.status_mut() = hyper::StatusCode::CREATED;
+                Ok(response)
+            }
+            (&Method::GET, [name, "versions", number, "policy"]) => {
+                Ok(json_response(self.get_layer_policy(name, number)?))
+            }
+            (&Method::DELETE, [name, "versions", number, "policy", sid]) => {
+                self.remove_layer_permission(name, number, sid).await?;
+                Ok(crate::routes::no_content())
             }
             (&Method::DELETE, [name, "versions", number]) => {
                 layers.delete(name, number).await?;
