@@ -31,6 +31,11 @@ pub trait Service: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this service answers the request (by path, `X-Amz-Target`, host …).
     fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool;
+    /// Asked only when no service claimed the request by its head: Query-protocol services
+    /// share `POST /` and tell their requests apart by the form body (`Action=…&Version=…`).
+    fn claims_body(&self, _method: &Method, _uri: &Uri, _headers: &HeaderMap, _body: &[u8]) -> bool {
+        false
+    }
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_>;
 }
 
@@ -127,18 +132,20 @@ impl Router {
         if head.uri.path() == "/_nimbus/health" {
             return json_response((self.health)());
         }
-        let Some(service) = self.services.iter().find(|s| s.claims(&head.method, &head.uri, &head.headers))
-        else {
-            let message = format!("No service answers {} {}", head.method, head.uri.path());
-            return AwsError::new(404, "UnknownOperationException", message)
-                .into_response(Protocol::RestJson);
-        };
+        let claimed = self.services.iter().find(|s| s.claims(&head.method, &head.uri, &head.headers));
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
                 let message = format!("Request must be smaller than {MAX_BODY_BYTES} bytes");
                 return AwsError::too_large(message).into_response(Protocol::RestJson);
             }
+        };
+        let claimed = claimed.or_else(|| {
+            self.services.iter().find(|s| s.claims_body(&head.method, &head.uri, &head.headers, &body))
+        });
+        let Some(service) = claimed else {
+            let message = format!("No service answers {} {}", head.method, head.uri.path());
+            return AwsError::new(404, "UnknownOperationException", message).into_response(Protocol::RestJson);
         };
         let request = ApiRequest {
             method: head.method,
