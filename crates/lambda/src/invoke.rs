@@ -1,14 +1,10 @@
 //! Invoke: `RequestResponse`, `Event` (queued, answered 202) and `DryRun` (204).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use base64::Engine as _;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use nimbus_api::{ApiRequest, ApiResponse, AwsError, Body, Protocol};
-use nimbus_functions::{EngineError, Invocation, MAX_RESPONSE_BYTES};
-use tokio::sync::{mpsc, Semaphore};
+use nimbus_functions::{EngineError, Invocation};
 
 use crate::Lambda;
 
@@ -16,12 +12,6 @@ const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// AWS's `X-Amz-Log-Result` carries the last 4 KB of the invocation's log.
 const LOG_TAIL_BYTES: usize = 4096;
-/// Events waiting to run. When full, `Event` invokes are throttled rather than queued unbounded.
-pub const EVENT_QUEUE_CAPACITY: usize = 10_000;
-/// Events running at once; the rest wait their turn in the queue.
-const EVENT_WORKERS: usize = 64;
-/// An event that keeps being throttled is dropped after AWS's default maximum event age.
-const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 60 * 60);
 
 impl Lambda {
     pub(crate) async fn invoke(&self, request: &ApiRequest, name: &str) -> Result<ApiResponse, AwsError> {
@@ -76,9 +66,7 @@ impl Lambda {
                     Some(q) => format!("{}:{q}", config.function_name),
                     None => config.function_name.clone(),
                 };
-                self.events
-                    .try_send((reference, invocation))
-                    .map_err(|_| AwsError::too_many_requests("ConcurrentInvocationLimitExceeded"))?;
+                self.events.enqueue(&reference, invocation.payload, &invocation.request_id).await?;
                 Ok(status_only(202))
             }
             _ => {
@@ -116,57 +104,6 @@ pub(crate) fn engine_error(error: EngineError) -> AwsError {
         EngineError::Throttled { reason } => AwsError::too_many_requests(reason),
         EngineError::ShuttingDown => AwsError::new(503, "ServiceException", "nimbus is shutting down"),
         EngineError::Internal(why) => AwsError::service(why),
-    }
-}
-
-pub(crate) type EventSender = mpsc::Sender<(String, Invocation)>;
-
-/// Runs queued `Event` invocations in the background, waiting out throttles. Function errors
-/// are reported on stderr; retries and destinations come with the durable event queue.
-pub(crate) fn start_event_workers(lambda: std::sync::Weak<Lambda>) -> EventSender {
-    let (sender, mut receiver) = mpsc::channel::<(String, Invocation)>(EVENT_QUEUE_CAPACITY);
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(EVENT_WORKERS));
-        while let Some((name, invocation)) = receiver.recv().await {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let lambda = lambda.clone();
-            tokio::spawn(async move {
-                run_event(lambda, &name, invocation).await;
-                drop(slot);
-            });
-        }
-    });
-    sender
-}
-
-async fn run_event(lambda: std::sync::Weak<Lambda>, name: &str, invocation: Invocation) {
-    let queued = tokio::time::Instant::now();
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let Some(lambda) = lambda.upgrade() else { return };
-        // The function as it is now: an update between queueing and running applies, as on AWS.
-        let Ok(target) = lambda.route_invocation(name, None) else { return };
-        match lambda.engine.invoke(&target.entry.spec, &invocation).await {
-            Ok(result) => {
-                if result.function_error.is_some() {
-                    let text = String::from_utf8_lossy(
-                        &result.payload[..result.payload.len().min(MAX_RESPONSE_BYTES)],
-                    )
-                    .into_owned();
-                    eprintln!("nimbus: async invoke {} of {name} failed: {text}", invocation.request_id);
-                }
-                return;
-            }
-            Err(EngineError::Throttled { .. }) if queued.elapsed() < MAX_EVENT_AGE => {
-                drop(lambda);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                eprintln!("nimbus: async invoke {} of {name} dropped: {error}", invocation.request_id);
-                return;
-            }
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod aliases;
 mod concurrency;
+mod events;
 mod functions;
 mod invoke;
 mod invoke_config;
@@ -28,7 +29,9 @@ use nimbus_functions::Engine;
 use nimbus_store::code::CodeStore;
 use nimbus_store::{Store, StoreError};
 
-use crate::invoke::{EventSender, PROTOCOL};
+use crate::events::EventQueue;
+pub use crate::events::Queues;
+use crate::invoke::PROTOCOL;
 use crate::layers::Layers;
 use crate::registry::Registry;
 
@@ -48,19 +51,36 @@ pub struct Lambda {
     engine: Engine,
     identity: Identity,
     endpoint_url: String,
-    events: EventSender,
+    events: EventQueue,
+    queues: Option<Arc<dyn Queues>>,
+    retry_delay_scale: f64,
+}
+
+/// How the Lambda service is set up.
+pub struct LambdaOptions {
+    pub identity: Identity,
+    /// nimbus's own API, for `AWS_ENDPOINT_URL` inside functions and code locations.
+    pub endpoint_url: String,
+    /// Where shared file systems (`FileSystemConfigs`) keep their files.
+    pub file_systems: std::path::PathBuf,
+    /// Multiplies AWS's retry delays for asynchronous invocations (1 = a minute, then two).
+    pub retry_delay_scale: f64,
+    /// SQS, for destinations and dead-letter queues.
+    pub queues: Option<Arc<dyn Queues>>,
 }
 
 impl Lambda {
-    /// Loads the stored functions and starts the background event workers.
+    /// Loads the stored functions, then starts the asynchronous invocations left unfinished.
     pub fn start(
         store: Arc<dyn Store>,
         code: Arc<CodeStore>,
         engine: Engine,
-        identity: Identity,
-        endpoint_url: String,
-        file_systems: std::path::PathBuf,
+        options: LambdaOptions,
     ) -> Result<Arc<Lambda>, StoreError> {
+        let LambdaOptions { identity, endpoint_url, file_systems, .. } = &options;
+        let (identity, endpoint_url, file_systems) =
+            (identity.clone(), endpoint_url.clone(), file_systems.clone());
+        let store_for_events = store.clone();
         let layer_prefix = format!("arn:aws:lambda:{}:{}:layer:", identity.region, identity.account);
         let layers = Arc::new(Layers::load(store.clone(), code.clone(), layer_prefix)?);
         let layer_policies = store
@@ -86,7 +106,9 @@ impl Lambda {
             engine,
             identity,
             endpoint_url,
-            events: invoke::start_event_workers(weak.clone()),
+            events: EventQueue::start(store_for_events, weak.clone()),
+            queues: options.queues,
+            retry_delay_scale: options.retry_delay_scale,
         });
         lambda.restore_provisioned();
         Ok(lambda)

@@ -45,6 +45,20 @@ pub struct ResourceRow {
     pub config: String,
 }
 
+/// An asynchronous invocation waiting to run (or to run again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: String,
+    /// The function reference as invoked (`name` or `name:qualifier`).
+    pub function: String,
+    pub payload: Vec<u8>,
+    /// Invocations made so far.
+    pub attempts: u32,
+    /// Milliseconds since the epoch: when it was accepted, and when it may run next.
+    pub enqueued_ms: i64,
+    pub next_attempt_ms: i64,
+}
+
 /// Durable metadata. Implementations must make a write durable before returning `Ok`.
 pub trait Store: Send + Sync + 'static {
     /// Every stored function version, for the services' in-memory caches at startup.
@@ -63,6 +77,14 @@ pub trait Store: Send + Sync + 'static {
     fn put_resource(&self, row: &ResourceRow) -> Result<(), StoreError>;
     /// `NotFound` when it does not exist.
     fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<(), StoreError>;
+
+    /// Accepts asynchronous invocations durably (all or none).
+    fn enqueue_events(&self, rows: &[EventRow]) -> Result<(), StoreError>;
+    fn load_events(&self) -> Result<Vec<EventRow>, StoreError>;
+    /// Records another attempt and when the next may start.
+    fn reschedule_event(&self, id: &str, attempts: u32, next_attempt_ms: i64) -> Result<(), StoreError>;
+    /// The event is done (succeeded, or handed to its failure destination).
+    fn delete_event(&self, id: &str) -> Result<(), StoreError>;
     /// Whether any stored function version or layer version still uses a code package.
     fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError>;
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, ErrorCode};
 
-use crate::{FunctionRow, LayerRow, ResourceRow, Store, StoreError};
+use crate::{EventRow, FunctionRow, LayerRow, ResourceRow, Store, StoreError};
 
 /// Each entry moves the schema one version forward; never edit a released entry, append one.
 const MIGRATIONS: &[&str] = &[
@@ -33,6 +33,14 @@ const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL,
         config TEXT NOT NULL,
         PRIMARY KEY (function, kind, name)
+    );",
+    "CREATE TABLE async_events (
+        id TEXT PRIMARY KEY,
+        function TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        attempts INTEGER NOT NULL,
+        enqueued_ms INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL
     );",
 ];
 
@@ -176,6 +184,66 @@ impl Store for SqliteStore {
             )
         })
         .map(|_| ())
+    }
+
+    fn enqueue_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let transaction = connection.transaction().map_err(db)?;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO async_events (id, function, payload, attempts, enqueued_ms, next_attempt_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db)?;
+            for row in rows {
+                insert
+                    .execute(params![
+                        row.id,
+                        row.function,
+                        row.payload,
+                        row.attempts,
+                        row.enqueued_ms,
+                        row.next_attempt_ms
+                    ])
+                    .map_err(db)?;
+            }
+        }
+        transaction.commit().map_err(db)
+    }
+
+    fn load_events(&self) -> Result<Vec<EventRow>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT id, function, payload, attempts, enqueued_ms, next_attempt_ms FROM async_events ORDER BY enqueued_ms",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(EventRow {
+                    id: row.get(0)?,
+                    function: row.get(1)?,
+                    payload: row.get(2)?,
+                    attempts: row.get(3)?,
+                    enqueued_ms: row.get(4)?,
+                    next_attempt_ms: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn reschedule_event(&self, id: &str, attempts: u32, next_attempt_ms: i64) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE async_events SET attempts = ?2, next_attempt_ms = ?3 WHERE id = ?1",
+                params![id, attempts, next_attempt_ms],
+            )
+        })
+        .map(|_| ())
+    }
+
+    fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|connection| connection.execute("DELETE FROM async_events WHERE id = ?1", params![id]))
+            .map(|_| ())
     }
 
     fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<(), StoreError> {
@@ -337,6 +405,31 @@ mod tests {
         store.delete_function("f").unwrap();
         assert!(store.load_resources().unwrap().is_empty());
         assert!(matches!(store.delete_resource("f", "alias", "prod"), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn events_are_durable_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nimbus.db");
+        let event = |id: &str| EventRow {
+            id: id.into(),
+            function: "f".into(),
+            payload: b"{}".to_vec(),
+            attempts: 0,
+            enqueued_ms: 1,
+            next_attempt_ms: 1,
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.enqueue_events(&[event("a"), event("b")]).unwrap();
+            store.reschedule_event("a", 1, 99).unwrap();
+            store.delete_event("b").unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.load_events().unwrap(),
+            vec![EventRow { attempts: 1, next_attempt_ms: 99, ..event("a") }]
+        );
     }
 
     #[test]
