@@ -1,5 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
+mod wiring;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +114,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let sandbox = Arc::new(Sandbox::new(&data_dir, forced).context("cannot set up the sandbox")?);
     let api_acceptor: ApiAcceptor = Arc::default();
+    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
+    let logs = nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())
+        .context("cannot open the log store")?;
+    let metrics = nimbus_metrics::Metrics::new(Some(&data_dir));
     let engine = Engine::new(
         EngineConfig {
             runtime_dir: data_dir.join("runtime"),
@@ -122,21 +128,30 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(10),
             echo_output: !args.quiet,
             api_acceptor: api_acceptor.clone(),
-            log_sink: None,
-            metrics: None,
+            log_sink: Some(logs.clone()),
+            metrics: Some(metrics.clone()),
         },
         sandbox.clone(),
     )?;
-    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
+    let sqs = nimbus_sqs::Sqs::open(&data_dir.join("sqs"), &identity.region, &identity.account)
+        .context("cannot open SQS")?;
     let options = LambdaOptions {
         identity,
         endpoint_url: endpoint_url.clone(),
         file_systems: data_dir.join("file-systems"),
         retry_delay_scale: args.retry_delay_scale,
-        queues: None,
+        queues: Some(Arc::new(wiring::SqsQueues(sqs.clone()))),
     };
+    let region = options.identity.region.clone();
+    let account = options.identity.account.clone();
     let lambda = Lambda::start(store, code, engine.clone(), options)?;
-    let services: Vec<Arc<dyn Service>> = vec![lambda];
+    let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
+    let s3 = nimbus_s3::S3::open(&data_dir.join("s3"), Some(notifications), &region, &account)
+        .context("cannot open S3")?;
+    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    // S3 claims every request that looks like a path: it goes last.
+    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs, logs.clone(), metrics.clone(), s3];
+    let maintenance = metrics.spawn_maintenance(Duration::from_secs(300));
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -163,6 +178,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let cut = engine.shutdown(Duration::from_millis(200)).await;
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
+    }
+    logs.close().await;
+    maintenance.abort();
+    if let Err(error) = metrics.save() {
+        eprintln!("nimbus: cannot save metrics: {error}");
     }
     eprintln!("nimbus: stopped");
     Ok(())

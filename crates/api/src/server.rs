@@ -145,7 +145,8 @@ impl Router {
         });
         let Some(service) = claimed else {
             let message = format!("No service answers {} {}", head.method, head.uri.path());
-            return AwsError::new(404, "UnknownOperationException", message).into_response(Protocol::RestJson);
+            return AwsError::new(404, "UnknownOperationException", message)
+                .into_response(Protocol::RestJson);
         };
         let request = ApiRequest {
             method: head.method,

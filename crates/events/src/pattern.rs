@@ -47,7 +47,9 @@ fn check_object(fields: &Map<String, Value>) -> Result<(), PatternError> {
             (_, Value::Object(nested)) => check_object(nested)?,
             (_, Value::Array(matchers)) => matchers.iter().try_for_each(check_matcher)?,
             (key, _) => {
-                return Err(PatternError::Invalid(format!("the value of {key} must be an array or an object")))
+                return Err(PatternError::Invalid(format!(
+                    "the value of {key} must be an array or an object"
+                )))
             }
         }
     }
@@ -123,9 +125,9 @@ fn value_matches(matcher: &Value, value: &Value) -> bool {
         },
         "suffix" => match (argument, text) {
             (Value::String(suffix), Some(text)) => text.ends_with(suffix.as_str()),
-            (Value::Object(o), Some(text)) => {
-                o["equals-ignore-case"].as_str().is_some_and(|s| text.to_lowercase().ends_with(&s.to_lowercase()))
-            }
+            (Value::Object(o), Some(text)) => o["equals-ignore-case"]
+                .as_str()
+                .is_some_and(|s| text.to_lowercase().ends_with(&s.to_lowercase())),
             _ => false,
         },
         "equals-ignore-case" => {
@@ -181,7 +183,10 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     if parts.len() == 1 {
         return pattern == text;
     }
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
 use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Sandbox};
@@ -162,8 +161,7 @@ impl Environment {
                 )));
             }
         };
-        let streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, _)> =
-            vec![(Box::new(started_child.stdout), None), (Box::new(started_child.stderr), None)];
+        let streams = vec![started_child.stdout, started_child.stderr];
         let log = cx.log_sink.map(|sink| LogTarget {
             sink: sink.clone(),
             group: spec.log_group.clone(),

@@ -3,12 +3,13 @@
 //! asked for the log tail, and optionally echoed to nimbus's own stderr with the function's name.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
 use crate::telemetry::{LogEvent, LogSink};
@@ -23,6 +24,8 @@ pub struct LogTarget {
 pub struct Output {
     capture: Mutex<Option<Vec<u8>>>,
     bytes_read: AtomicU64,
+    /// Readers between taking bytes out of a pipe and having handled them.
+    busy: AtomicUsize,
     progress: Notify,
     /// Duplicates of the pipes' read ends, only to ask the kernel how much is still unread.
     pipes: Vec<OwnedFd>,
@@ -39,29 +42,43 @@ impl Output {
         echo: bool,
         capture: bool,
         log: Option<LogTarget>,
-        mut streams: Vec<(Box<dyn AsyncRead + Send + Unpin>, Option<OwnedFd>)>,
+        streams: Vec<pipe::Receiver>,
     ) -> Arc<Output> {
-        let pipes = streams.iter_mut().filter_map(|(_, fd)| fd.take()).collect();
+        // Duplicates of the read ends tell how much output is still unread (see `settle`).
+        let pipes = streams.iter().filter_map(|s| s.as_fd().try_clone_to_owned().ok()).collect();
         let output = Arc::new(Output {
             capture: Mutex::new(capture.then(Vec::new)),
             bytes_read: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
             progress: Notify::new(),
             pipes,
             label,
             echo,
             log,
         });
-        for (mut stream, _) in streams {
+        for stream in streams {
             let output = output.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 16 * 1024];
                 // A line split across reads waits here for its end.
                 let mut partial = Vec::new();
-                while let Ok(n) = stream.read(&mut buffer).await {
-                    if n == 0 {
-                        break;
+                while stream.readable().await.is_ok() {
+                    // Marked busy before the bytes leave the pipe, until they are handled: an
+                    // empty pipe and no busy reader mean everything written is handled.
+                    output.busy.fetch_add(1, Ordering::SeqCst);
+                    let read = stream.try_read(&mut buffer);
+                    if let Ok(n) = read {
+                        if n > 0 {
+                            output.take_in(&buffer[..n], &mut partial);
+                        }
                     }
-                    output.take_in(&buffer[..n], &mut partial);
+                    output.busy.fetch_sub(1, Ordering::SeqCst);
+                    output.progress.notify_waiters();
+                    match read {
+                        Ok(0) => break,
+                        Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => break,
+                        _ => {}
+                    }
                 }
                 if !partial.is_empty() {
                     output.log_lines(&[&partial]);
@@ -127,22 +144,19 @@ impl Output {
         capture.get_or_insert_with(Vec::new).extend_from_slice(first_line.as_bytes());
     }
 
-    /// Waits until every byte the runtime wrote before now has been read, so that output
+    /// Waits until every byte the runtime wrote before now has been handled, so that output
     /// flushed before a response comes before the END line and lands in the tail.
     pub async fn settle(&self) {
-        let unread: u64 = self.pipes.iter().map(unread_bytes).sum();
-        if unread == 0 {
-            return;
-        }
-        let target = self.bytes_read.load(Ordering::Acquire) + unread;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-        while self.bytes_read.load(Ordering::Acquire) < target {
+        loop {
             let notified = self.progress.notified();
-            if self.bytes_read.load(Ordering::Acquire) >= target {
-                break;
+            // The pipes first, then the readers: bytes gone from a pipe belong to a busy reader.
+            let unread: u64 = self.pipes.iter().map(unread_bytes).sum();
+            if unread == 0 && self.busy.load(Ordering::SeqCst) == 0 {
+                return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break;
+                return;
             }
         }
     }

@@ -130,7 +130,7 @@ impl Lambda {
             }
             let _ = lambda.registry.put_resource(&function, "provisioned", &qualifier, done).await;
         });
-        Ok(self.get_provisioned(name, Some(&target.qualifier.unwrap_or_default()))?)
+        self.get_provisioned(name, Some(&target.qualifier.unwrap_or_default()))
     }
 
     pub(crate) fn get_provisioned(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {

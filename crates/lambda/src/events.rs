@@ -29,13 +29,14 @@ const DEFAULT_MAX_AGE_SECONDS: u64 = 21_600;
 /// AWS retries a failed event after about a minute, then after about two.
 const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(120)];
 
-/// Sends messages to SQS queues (destinations and dead-letter queues).
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// SQS as Lambda uses it: destinations and dead-letter queues send, event source mappings
+/// receive and delete. Records come in the shape of a Lambda SQS event record.
 pub trait Queues: Send + Sync + 'static {
-    fn send<'a>(
-        &'a self,
-        queue_arn: &'a str,
-        body: String,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    fn send<'a>(&'a self, queue_arn: &'a str, body: String) -> Pending<'a, ()>;
+    fn receive<'a>(&'a self, queue_arn: &'a str, max: usize, wait: Duration) -> Pending<'a, Vec<Value>>;
+    fn delete<'a>(&'a self, queue_arn: &'a str, receipt_handles: Vec<String>) -> Pending<'a, ()>;
 }
 
 pub(crate) struct EventQueue {
@@ -69,6 +70,35 @@ impl EventQueue {
             }
         });
         EventQueue { store, ready, pending }
+    }
+
+    /// Like [`EventQueue::enqueue`], for callers outside async code (S3 notifications): stores
+    /// the event before returning.
+    pub(crate) fn enqueue_blocking(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        request_id: &str,
+    ) -> Result<(), String> {
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_EVENTS {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err("too many pending events".into());
+        }
+        let now = now_ms();
+        let row = EventRow {
+            id: request_id.to_owned(),
+            function: function.to_owned(),
+            payload,
+            attempts: 0,
+            enqueued_ms: now,
+            next_attempt_ms: now,
+        };
+        if let Err(error) = self.store.enqueue_events(std::slice::from_ref(&row)) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(error.to_string());
+        }
+        let _ = self.ready.send(row);
+        Ok(())
     }
 
     /// Stores an event durably, then queues it. `function` is `name` or `name:qualifier`.

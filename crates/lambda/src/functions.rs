@@ -261,6 +261,33 @@ impl Lambda {
         }
     }
 
+    /// The zip of a `Code` / `Content` member: inline (`ZipFile`, base64) or an object in
+    /// nimbus's S3 (`S3Bucket`, `S3Key`, `S3ObjectVersion`).
+    pub(crate) async fn code_bytes(&self, code: &CodeInput) -> Result<Vec<u8>, AwsError> {
+        let invalid_zip = || {
+            AwsError::invalid_parameter(
+                "Could not unzip uploaded file. Please check your file, then try to upload again.",
+            )
+        };
+        if let Some(encoded) = code.zip_file.as_deref() {
+            return base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| invalid_zip());
+        }
+        let (Some(bucket), Some(key)) = (code.s3_bucket.clone(), code.s3_key.clone()) else {
+            return Err(AwsError::invalid_parameter("Please provide a source for function code."));
+        };
+        let objects =
+            self.objects.get().cloned().ok_or_else(|| AwsError::invalid_parameter("nimbus serves no S3"))?;
+        let version = code.s3_object_version.clone();
+        let read = tokio::task::spawn_blocking(move || objects.read(&bucket, &key, version.as_deref()))
+            .await
+            .map_err(|e| AwsError::service(e.to_string()))?;
+        read.map_err(|why| {
+            AwsError::invalid_parameter(format!(
+                "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: {why}"
+            ))
+        })
+    }
+
     async fn check_host_runtime(&self, runtime: &str) -> Result<(), AwsError> {
         self.engine.check_runtime(runtime).await.map_err(|why| {
             AwsError::invalid_parameter(format!(
@@ -270,25 +297,12 @@ impl Lambda {
     }
 
     async fn store_code(&self, code: &CodeInput) -> Result<CodePackage, AwsError> {
-        if code.s3_bucket.is_some() || code.s3_key.is_some() {
-            return Err(AwsError::invalid_parameter(
-                "nimbus does not serve S3 yet: upload the package as ZipFile",
-            ));
-        }
         if code.image_uri.is_some() {
             return Err(AwsError::invalid_parameter(
                 "nimbus runs Zip packages only; container images are not supported",
             ));
         }
-        let encoded = code
-            .zip_file
-            .as_deref()
-            .ok_or_else(|| AwsError::invalid_parameter("Please provide a source for function code."))?;
-        let zip = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| {
-            AwsError::invalid_parameter(
-                "Could not unzip uploaded file. Please check your file, then try to upload again.",
-            )
-        })?;
+        let zip = self.code_bytes(code).await?;
         let store = self.registry.code.clone();
         match tokio::task::spawn_blocking(move || store.put_zip(&zip)).await {
             Ok(Ok(package)) => Ok(package),

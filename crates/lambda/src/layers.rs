@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use base64::Engine as _;
 use nimbus_api::AwsError;
 use nimbus_store::code::{CodeError, CodeStore};
 use nimbus_store::{LayerRow, Store, StoreError};
@@ -51,8 +50,6 @@ pub struct Layer {
 struct PublishInput {
     description: Option<String>,
     #[serde(default)]
-    content: crate::model::CodeInput,
-    #[serde(default)]
     compatible_runtimes: Vec<String>,
     license_info: Option<String>,
     #[serde(default)]
@@ -97,7 +94,14 @@ impl Layers {
         self.code.extracted_dir(&layer.code_hex).ok()
     }
 
-    pub async fn publish(&self, name: &str, body: &[u8], endpoint: &str) -> Result<Value, AwsError> {
+    /// `zip` is the content already fetched (inline or from S3) by the service.
+    pub async fn publish(
+        &self,
+        name: &str,
+        body: &[u8],
+        zip: Vec<u8>,
+        endpoint: &str,
+    ) -> Result<Value, AwsError> {
         layer_name(name)?;
         let input: PublishInput = crate::functions::parse(body)?;
         for runtime in &input.compatible_runtimes {
@@ -119,12 +123,6 @@ impl Layers {
                 "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
             ));
         }
-        let encoded = input.content.zip_file.as_deref().ok_or_else(|| {
-            AwsError::invalid_parameter("Please provide a source for layer content (ZipFile).")
-        })?;
-        let zip = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| AwsError::invalid_parameter(CodeError::InvalidZip(String::new()).to_string()))?;
         let code = self.code.clone();
         let package = match tokio::task::spawn_blocking(move || code.put_zip(&zip)).await {
             Ok(Ok(package)) => package,

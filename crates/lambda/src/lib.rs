@@ -9,6 +9,7 @@ mod invoke;
 mod invoke_config;
 mod layer_policy;
 mod layers;
+mod mappings;
 mod model;
 mod operations;
 mod permissions;
@@ -54,6 +55,15 @@ pub struct Lambda {
     events: EventQueue,
     queues: Option<Arc<dyn Queues>>,
     retry_delay_scale: f64,
+    /// Event source mappings by UUID, and their pollers.
+    mappings: std::sync::RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
+    pollers: mappings::Pollers,
+    objects: std::sync::OnceLock<Arc<dyn Objects>>,
+}
+
+/// Reads objects from S3 (function code and layers given as `S3Bucket`/`S3Key`).
+pub trait Objects: Send + Sync + 'static {
+    fn read(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, String>;
 }
 
 /// How the Lambda service is set up.
@@ -81,6 +91,7 @@ impl Lambda {
         let (identity, endpoint_url, file_systems) =
             (identity.clone(), endpoint_url.clone(), file_systems.clone());
         let store_for_events = store.clone();
+        let store_for_mappings = store.clone();
         let layer_prefix = format!("arn:aws:lambda:{}:{}:layer:", identity.region, identity.account);
         let layers = Arc::new(Layers::load(store.clone(), code.clone(), layer_prefix)?);
         let layer_policies = store
@@ -109,9 +120,24 @@ impl Lambda {
             events: EventQueue::start(store_for_events, weak.clone()),
             queues: options.queues,
             retry_delay_scale: options.retry_delay_scale,
+            mappings: std::sync::RwLock::new(Lambda::load_mappings(&*store_for_mappings)),
+            pollers: mappings::Pollers::default(),
+            objects: std::sync::OnceLock::new(),
         });
         lambda.restore_provisioned();
+        lambda.start_all_pollers();
         Ok(lambda)
+    }
+
+    /// Queues an asynchronous invocation durably before returning (for S3 notifications and
+    /// other event sources). Blocking: call it off the async workers or in `block_in_place`.
+    pub fn enqueue_event_blocking(&self, function: &str, payload: Vec<u8>) -> Result<(), String> {
+        self.events.enqueue_blocking(function, payload, &nimbus_functions::new_request_id())
+    }
+
+    /// Lets `CreateFunction` and friends read `Code.S3Bucket`/`S3Key` from nimbus's S3.
+    pub fn set_objects(&self, objects: Arc<dyn Objects>) {
+        let _ = self.objects.set(objects);
     }
 
     fn function_arn(&self, name: &str) -> String {
@@ -143,7 +169,11 @@ impl Lambda {
             }
             (&Method::GET, []) => Ok(json_response(layers.list(runtime.as_deref(), architecture.as_deref()))),
             (&Method::POST, [name, "versions"]) => {
-                let mut response = json_response(layers.publish(name, &request.body, endpoint).await?);
+                let input: serde_json::Value = functions::parse(&request.body)?;
+                let content: model::CodeInput =
+                    serde_json::from_value(input["Content"].clone()).unwrap_or_default();
+                let zip = self.code_bytes(&content).await?;
+                let mut response = json_response(layers.publish(name, &request.body, zip, endpoint).await?);
                 *response.status_mut() = hyper::StatusCode::CREATED;
                 Ok(response)
             }

@@ -113,6 +113,7 @@ pub struct CodeInput {
     pub zip_file: Option<String>,
     pub s3_bucket: Option<String>,
     pub s3_key: Option<String>,
+    pub s3_object_version: Option<String>,
     pub image_uri: Option<String>,
 }
 

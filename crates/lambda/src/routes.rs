@@ -105,6 +105,19 @@ impl Lambda {
                 Ok(no_content())
             }
             (&M::GET, ["2016-08-19", "account-settings"]) => ok(self.account_settings()),
+            (&M::POST, ["2015-03-31", "event-source-mappings"]) => {
+                Ok(with_status(json_response(self.create_mapping(body).await?), 202))
+            }
+            (&M::GET, ["2015-03-31", "event-source-mappings"]) => {
+                ok(self.list_mappings(query("EventSourceArn").as_deref(), query("FunctionName").as_deref())?)
+            }
+            (&M::GET, ["2015-03-31", "event-source-mappings", uuid]) => ok(self.get_mapping(uuid)?),
+            (&M::PUT, ["2015-03-31", "event-source-mappings", uuid]) => {
+                Ok(with_status(json_response(self.update_mapping(uuid, body).await?), 202))
+            }
+            (&M::DELETE, ["2015-03-31", "event-source-mappings", uuid]) => {
+                Ok(with_status(json_response(self.delete_mapping(uuid).await?), 202))
+            }
             (&M::POST, ["2017-03-31", "tags", arn]) => {
                 self.tag_resource(arn, body).await?;
                 Ok(no_content())

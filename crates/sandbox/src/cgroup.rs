@@ -131,7 +131,8 @@ impl Cgroups {
             let Ok(entries) = fs::read_dir(parent) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("nimbus-").and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
+                let pid =
+                    name.strip_prefix("nimbus-").and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
                 if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
                     let stale = Controller { version: controller.version, base: entry.path() };
                     remove_base(&Cgroups { memory: Some(stale), pids: None, cpu: None });

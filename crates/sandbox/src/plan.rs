@@ -137,10 +137,14 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
     ops.push(Op::Proc(inside(Path::new("/proc"))));
     mkdir_all(&mut ops, Path::new("/tmp"));
     match &fs.tmp_volume {
-        Some(volume) => ops.push(Op::Bind { source: volume.clone(), target: inside(Path::new("/tmp")), writable: true }),
-        None => {
-            ops.push(Op::Tmpfs { target: inside(Path::new("/tmp")), size_bytes: fs.tmp_size_mb << 20, mode: 0o1777 })
+        Some(volume) => {
+            ops.push(Op::Bind { source: volume.clone(), target: inside(Path::new("/tmp")), writable: true })
         }
+        None => ops.push(Op::Tmpfs {
+            target: inside(Path::new("/tmp")),
+            size_bytes: fs.tmp_size_mb << 20,
+            mode: 0o1777,
+        }),
     }
 
     match fs.opt_layers.as_slice() {
@@ -258,6 +262,10 @@ mod tests {
         assert!(ops.contains(&Op::Proc("/r/proc".into())));
         let with_volume = Filesystem { tmp_volume: Some("/data/scratch/v1".into()), ..filesystem() };
         let ops = plan(Path::new("/r"), &with_volume, &host());
-        assert!(ops.contains(&Op::Bind { source: "/data/scratch/v1".into(), target: "/r/tmp".into(), writable: true }));
+        assert!(ops.contains(&Op::Bind {
+            source: "/data/scratch/v1".into(),
+            target: "/r/tmp".into(),
+            writable: true
+        }));
     }
 }

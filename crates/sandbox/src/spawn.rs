@@ -136,7 +136,8 @@ impl Sandbox {
         let volume = match &self.scratch {
             Some(pool) if self.isolation == Isolation::Namespaces && spec.filesystem.tmp_size_mb > 0 => {
                 let (pool, size) = (pool.clone(), spec.filesystem.tmp_size_mb);
-                let volume = tokio::task::spawn_blocking(move || pool.take(size)).await.map_err(io::Error::other)?;
+                let volume =
+                    tokio::task::spawn_blocking(move || pool.take(size)).await.map_err(io::Error::other)?;
                 spec.filesystem.tmp_volume = volume.as_ref().map(|v| v.dir.clone());
                 volume
             }

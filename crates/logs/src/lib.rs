@@ -1,0 +1,177 @@
+//! The CloudWatch Logs service (API `Logs_20140328`, JSON 1.1): log groups and streams, events
+//! stored durably on disk and bounded by retention, `GetLogEvents` / `FilterLogEvents` with AWS's
+//! tokens and filter patterns, and the sink the functions engine writes Lambda's logs into.
+//!
+//! ```ignore
+//! let logs = nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())?;
+//! // as a service: services.push(logs.clone()); as the engine's sink: Arc<dyn LogSink>
+//! logs.close().await; // on shutdown, after the engine stopped
+//! ```
+
+pub mod clock;
+mod errors;
+mod ops;
+pub mod pattern;
+mod store;
+mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::{ApiRequest, Identity, Protocol, Service, ServiceFuture};
+use nimbus_functions::telemetry::{LogEvent, LogSink};
+
+use crate::clock::{Clock, SystemClock};
+pub use crate::store::OpenError;
+use crate::store::Storage;
+
+const TARGET_PREFIX: &str = "Logs_20140328.";
+
+pub struct Logs {
+    storage: Storage,
+    identity: Identity,
+}
+
+/// Opens (or creates) the logs under `dir` with the default region and account, and starts the
+/// writer thread. The service's calls, `flush` and `close` run on tokio.
+pub fn open(dir: &Path) -> Result<Arc<Logs>, OpenError> {
+    open_with(dir, Identity::default())
+}
+
+/// As [`open`], with the region and account that ARNs name.
+pub fn open_with(dir: &Path, identity: Identity) -> Result<Arc<Logs>, OpenError> {
+    open_with_clock(dir, identity, Arc::new(SystemClock))
+}
+
+/// As [`open_with`], reading the time from `clock` (tests move it to expire events).
+pub fn open_with_clock(
+    dir: &Path,
+    identity: Identity,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Logs>, OpenError> {
+    Ok(Arc::new(Logs { storage: Storage::open(dir, clock)?, identity }))
+}
+
+impl Logs {
+    /// Writes out every queued event and stops the writer; appends after this are dropped.
+    pub async fn close(&self) {
+        self.storage.close().await;
+    }
+
+    /// Events from the sink dropped because the writer's queue was full (or after `close`).
+    pub fn dropped_events(&self) -> u64 {
+        self.storage.dropped()
+    }
+
+    /// Waits until everything queued so far is written and synced.
+    pub async fn flush(&self) {
+        let _ = self.storage.flush().await;
+    }
+
+    /// Deletes the events retention has expired now, rather than at the next periodic pass.
+    pub async fn expire_now(&self) {
+        let _ = self.storage.expire_now().await;
+    }
+
+    fn group_arn(&self, name: &str) -> String {
+        format!("arn:aws:logs:{}:{}:log-group:{name}", self.identity.region, self.identity.account)
+    }
+}
+
+impl Service for Logs {
+    fn name(&self) -> &'static str {
+        "logs"
+    }
+
+    fn claims(&self, _method: &Method, _uri: &Uri, headers: &HeaderMap) -> bool {
+        headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(async move {
+            let target = request.header("x-amz-target").unwrap_or_default();
+            let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_owned();
+            match self.dispatch(&operation, &request.body).await {
+                Ok(value) => {
+                    let mut response = nimbus_api::json_response(value);
+                    let json = HeaderValue::from_static("application/x-amz-json-1.1");
+                    response.headers_mut().insert(CONTENT_TYPE, json);
+                    response
+                }
+                Err(error) => error.into_response(Protocol::Json),
+            }
+        })
+    }
+}
+
+impl LogSink for Logs {
+    fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
+        self.storage.sink(group, stream, events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use hyper::HeaderMap;
+    use nimbus_api::{ApiRequest, Service};
+    use nimbus_functions::telemetry::{LogEvent, LogSink};
+
+    async fn call(logs: &super::Logs, operation: &str, body: &str) -> (u16, serde_json::Value) {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", format!("Logs_20140328.{operation}").parse().unwrap());
+        assert!(logs.claims(&hyper::Method::POST, &"/".parse().unwrap(), &headers));
+        let request = ApiRequest {
+            method: hyper::Method::POST,
+            uri: "/".parse().unwrap(),
+            headers,
+            body: body.to_owned().into(),
+            request_id: "r".into(),
+        };
+        let response = logs.call(request).await;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn serves_json_1_1_and_takes_lambda_lines_through_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = super::open(dir.path()).unwrap();
+        let mut other = HeaderMap::new();
+        other.insert("x-amz-target", "DynamoDB_20120810.ListTables".parse().unwrap());
+        assert!(!logs.claims(&hyper::Method::POST, &"/".parse().unwrap(), &other));
+
+        let (status, body) = call(&logs, "DeleteLogGroup", r#"{"logGroupName":"/none"}"#).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["__type"], "ResourceNotFoundException");
+        assert_eq!(body["message"], "The specified log group does not exist.");
+        let (_, body) = call(&logs, "StartLiveTail", "{}").await;
+        assert_eq!(body["__type"], "UnknownOperationException");
+        assert!(body["message"].as_str().unwrap().contains("StartLiveTail"));
+        let (_, body) = call(&logs, "CreateLogGroup", "not json").await;
+        assert_eq!(body["__type"], "SerializationException");
+
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let sink: &dyn LogSink = &*logs;
+        sink.append(
+            "/aws/lambda/fn",
+            "s",
+            vec![LogEvent { timestamp_ms: now, message: "START RequestId: 1\n".into() }],
+        );
+        logs.flush().await;
+        let (status, body) =
+            call(&logs, "FilterLogEvents", r#"{"logGroupName":"/aws/lambda/fn","filterPattern":"START"}"#)
+                .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["events"][0]["message"], "START RequestId: 1\n");
+        assert_eq!(body["events"][0]["logStreamName"], "s");
+        logs.close().await;
+        assert_eq!(logs.dropped_events(), 0);
+    }
+}

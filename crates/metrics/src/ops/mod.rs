@@ -1,0 +1,80 @@
+//! CloudWatch's operations over the store, one file each, reading their input from the JSON
+//! document every protocol decodes to (Query's values arrive as strings, hence the leniency).
+
+mod data;
+mod input;
+mod list;
+mod statistics;
+
+use crate::error::{CwError, ErrorKind};
+use crate::out::Out;
+use crate::store::Store;
+
+/// What an operation needs besides its input.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// CloudWatch operations nimbus knows of but does not serve.
+const UNSERVED: &[&str] = &[
+    "PutMetricData",
+    "PutMetricAlarm",
+    "DescribeAlarms",
+    "DescribeAlarmsForMetric",
+    "DeleteAlarms",
+    "GetMetricWidgetImage",
+    "PutDashboard",
+    "GetDashboard",
+    "ListDashboards",
+    "DeleteDashboards",
+    "PutCompositeAlarm",
+    "SetAlarmState",
+    "DescribeAlarmHistory",
+    "EnableAlarmActions",
+    "DisableAlarmActions",
+    "PutAnomalyDetector",
+    "DescribeAnomalyDetectors",
+    "DeleteAnomalyDetector",
+    "PutInsightRule",
+    "DescribeInsightRules",
+    "GetInsightRuleReport",
+    "PutMetricStream",
+    "ListMetricStreams",
+    "ListTagsForResource",
+    "TagResource",
+    "UntagResource",
+];
+
+pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -> Result<Out, CwError> {
+    match operation {
+        "GetMetricStatistics" => statistics::get_metric_statistics(context, input),
+        "GetMetricData" => data::get_metric_data(context, input),
+        "ListMetrics" => list::list_metrics(context, input),
+        _ if UNSERVED.contains(&operation) => Err(CwError::new(
+            ErrorKind::InvalidAction,
+            format!("nimbus serves GetMetricStatistics, GetMetricData and ListMetrics of CloudWatch, not {operation}."),
+        )),
+        _ => Err(CwError::new(
+            ErrorKind::InvalidAction,
+            format!("Could not find operation {operation} for version 2010-08-01."),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unserved_and_unknown_operations_say_so() {
+        let store = Store::default();
+        let context = Context { store: &store, now: 0 };
+        let error = call(&context, "PutMetricData", &serde_json::json!({})).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidAction);
+        assert!(error.message.contains("not PutMetricData"));
+        let error = call(&context, "Frobnicate", &serde_json::json!({})).unwrap_err();
+        assert!(error.message.contains("Could not find operation Frobnicate"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Amazon S3 on nimbus's shared port: buckets, objects, listings, multipart uploads, presigned
+//! URLs, `aws-chunked` uploads with checksums, and bucket notifications to Lambda and SQS.
+//!
+//! Why not the `s3s` crate: s3s is a complete hyper service of its own (routing, auth provider,
+//! error rendering, streaming bodies). nimbus's port hands every service a fully read
+//! `ApiRequest` and stamps the response itself, S3 must share `/` with the Query-protocol
+//! services, and accepting *any* credentials would mean disabling s3s's signature checks anyway.
+//! What is left of the wire protocol (path/virtual-host routing, a dozen XML shapes, aws-chunked
+//! decoding) is small, so it lives here over quick-xml, with nimbus's own durable storage.
+
+mod address;
+mod buckets;
+mod checksum;
+mod context;
+mod error;
+mod events;
+mod files;
+mod list;
+mod multipart;
+mod notifications;
+mod objects;
+mod payload;
+mod range;
+mod router;
+mod store;
+mod xml;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use nimbus_api::{ApiRequest, ApiResponse, Body, Service, ServiceFuture};
+
+pub use error::S3Error;
+pub use notifications::{NotificationSink, NotificationTarget};
+
+use context::{Ctx, Reply};
+
+/// The S3 service: metadata in `<dir>/s3.sqlite`, object bytes in `<dir>/objects/`.
+pub struct S3 {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub db: store::Db,
+    pub files: files::Files,
+    pub sink: Option<Arc<dyn NotificationSink>>,
+    pub region: String,
+    pub account: String,
+    pub sequencer: events::Sequencer,
+}
+
+impl S3 {
+    /// Opens (or creates) the S3 state under `dir`. Files left by a crash mid-upload are swept
+    /// in the background; they were never visible.
+    pub fn open(
+        dir: &Path,
+        sink: Option<Arc<dyn NotificationSink>>,
+        region: &str,
+        account: &str,
+    ) -> std::io::Result<Arc<S3>> {
+        std::fs::create_dir_all(dir)?;
+        let files = files::Files::open(dir)?;
+        let db = store::Db::open(&dir.join("s3.sqlite")).map_err(std::io::Error::other)?;
+        let inner = Arc::new(Inner {
+            db,
+            files,
+            sink,
+            region: region.to_owned(),
+            account: account.to_owned(),
+            sequencer: events::Sequencer::default(),
+        });
+        let sweeper = inner.clone();
+        std::thread::Builder::new().name("s3-sweep".into()).spawn(move || {
+            if let Ok(referenced) = sweeper.db.referenced_files() {
+                let _ = sweeper.files.sweep(&referenced);
+            }
+        })?;
+        Ok(Arc::new(S3 { inner }))
+    }
+
+    /// An object's bytes (Lambda's `Code.S3Bucket`/`S3Key`). Buckets are unversioned: only
+    /// `None` or `"null"` name a version.
+    pub fn read_object(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, S3Error> {
+        if version.is_some_and(|v| v != "null") {
+            let message = "The specified version does not exist.";
+            return Err(S3Error::new(404, "NoSuchVersion", message).with("Key", key));
+        }
+        self.inner.db.require_bucket(bucket)?;
+        let object = self.inner.db.object(bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
+        Ok(self.inner.files.read(&object.file, None)?)
+    }
+}
+
+impl Inner {
+    fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let host =
+            request.header("host").map(str::to_owned).or_else(|| request.uri.host().map(str::to_owned));
+        let at = address::locate(host.as_deref(), request.uri.path());
+        let is_head = request.method == Method::HEAD;
+        let mut ctx = Ctx::new(request, at.bucket, at.key);
+        let reply = router::route(self, &mut ctx).unwrap_or_else(|error| {
+            let body = if is_head { String::new() } else { error.body(&ctx.request_id, &ctx.host_id) };
+            Reply::empty(error.status).header("content-type", "application/xml").with_body(body)
+        });
+        let response = respond(reply, &ctx);
+        notifications::deliver_events(self, &ctx);
+        response
+    }
+}
+
+fn respond(reply: Reply, ctx: &Ctx) -> ApiResponse {
+    let mut response = ApiResponse::new(Body::new(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    let ids = [("x-amz-request-id", ctx.request_id.clone()), ("x-amz-id-2", ctx.host_id.clone())];
+    for (name, value) in reply.headers.into_iter().chain(ids.map(|(n, v)| (n.to_owned(), v))) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+        {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+impl Service for S3 {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        address::claims(method, uri, headers)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || inner.handle(request)).await {
+                Ok(response) => response,
+                Err(error) => {
+                    let body = S3Error::internal(error).body("", "");
+                    let mut response = ApiResponse::new(Body::new(Bytes::from(body)));
+                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    response
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

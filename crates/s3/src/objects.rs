@@ -1,0 +1,312 @@
+//! Objects: PutObject, GetObject / HeadObject (ranges, conditionals, `response-*` overrides),
+//! DeleteObject, DeleteObjects and CopyObject.
+
+use crate::checksum::{self, md5_hex};
+use crate::context::{self, Ctx, ObjectEvent, Reply};
+use crate::error::{S3Error, S3Result};
+use crate::store::{ObjectRow, Pairs};
+use crate::xml::{self, XmlWriter};
+use crate::{payload, range, Inner};
+
+/// Largest single PUT AWS accepts (5 GiB).
+pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// System headers stored with an object and returned by GET/HEAD.
+const STORED_HEADERS: [&str; 6] = [
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    check_size(ctx, MAX_PUT_BYTES)?;
+    s3.db.require_bucket(ctx.bucket())?;
+    if ctx.header("if-none-match") == Some("*") && s3.db.object(ctx.bucket(), ctx.key())?.is_some() {
+        return Err(precondition_failed("If-None-Match"));
+    }
+    let payload = payload::read(&ctx.request)?;
+    let explicit = payload.checksum.clone();
+    let checksum = payload.checksum.unwrap_or_else(|| checksum::default_checksum(&payload.data));
+    let row = ObjectRow {
+        bucket: ctx.bucket().to_owned(),
+        key: ctx.key().to_owned(),
+        size: payload.data.len() as u64,
+        etag: md5_hex(&payload.data),
+        modified_ms: context::now_ms(),
+        headers: request_headers(ctx),
+        metadata: request_metadata(ctx),
+        checksum: Some(checksum),
+        parts: 0,
+        file: s3.files.write(&payload.data)?,
+    };
+    commit(s3, &row)?;
+    ctx.events.push(created("ObjectCreated:Put", &row));
+    let mut reply = Reply::empty(200).header("etag", format!("\"{}\"", row.etag));
+    if let Some(checksum) = explicit.or(row.checksum) {
+        reply = reply
+            .header(&checksum.header_name(), checksum.value)
+            .header("x-amz-checksum-type", "FULL_OBJECT");
+    }
+    Ok(reply)
+}
+
+/// Commits a durable file's row; on failure the file is removed again.
+pub fn commit(s3: &Inner, row: &ObjectRow) -> S3Result<()> {
+    match s3.db.put_object(row) {
+        Ok(old) => {
+            if let Some(old) = old {
+                s3.files.remove(&old);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            s3.files.remove(&row.file);
+            Err(error)
+        }
+    }
+}
+
+pub fn created(name: &'static str, row: &ObjectRow) -> ObjectEvent {
+    ObjectEvent { name, key: row.key.clone(), size: Some(row.size), etag: Some(row.etag.clone()) }
+}
+
+pub fn check_size(ctx: &Ctx, limit: u64) -> S3Result<()> {
+    let declared = ctx.header("x-amz-decoded-content-length").or_else(|| ctx.header("content-length"));
+    if declared.and_then(|d| d.trim().parse::<u64>().ok()).is_some_and(|size| size > limit) {
+        let message = "Your proposed upload exceeds the maximum allowed size";
+        return Err(S3Error::new(400, "EntityTooLarge", message).with("MaxSizeAllowed", limit.to_string()));
+    }
+    Ok(())
+}
+
+pub fn request_headers(ctx: &Ctx) -> Pairs {
+    let mut headers = Pairs::new();
+    for name in STORED_HEADERS {
+        let Some(value) = ctx.header(name) else { continue };
+        let value = if name == "content-encoding" {
+            // aws-chunked is transport framing, not part of the object's encoding.
+            let kept: Vec<&str> = value.split(',').map(str::trim).filter(|e| *e != "aws-chunked").collect();
+            kept.join(",")
+        } else {
+            value.to_owned()
+        };
+        if !value.is_empty() {
+            headers.push((name.to_owned(), value));
+        }
+    }
+    if !headers.iter().any(|(n, _)| n == "content-type") {
+        headers.insert(0, ("content-type".into(), "binary/octet-stream".into()));
+    }
+    headers
+}
+
+pub fn request_metadata(ctx: &Ctx) -> Pairs {
+    let headers = ctx.request.headers.iter();
+    headers
+        .filter_map(|(name, value)| {
+            let suffix = name.as_str().strip_prefix("x-amz-meta-")?;
+            Some((suffix.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+pub fn get(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    s3.db.require_bucket(ctx.bucket())?;
+    let object = s3.db.object(ctx.bucket(), ctx.key())?.ok_or_else(|| S3Error::no_such_key(ctx.key()))?;
+    if let Some(reply) = check_conditions(ctx, &object)? {
+        return Ok(reply);
+    }
+    let range = range::parse(ctx.header("range"), object.size)?;
+    let mut reply = Reply::empty(if range.is_some() { 206 } else { 200 });
+    for (name, value) in &object.headers {
+        let override_param = format!("response-{name}");
+        reply = reply.header(name, ctx.param(&override_param).unwrap_or(value));
+    }
+    for (name, value) in &object.metadata {
+        reply = reply.header(&format!("x-amz-meta-{name}"), value.clone());
+    }
+    reply = reply
+        .header("etag", format!("\"{}\"", object.etag))
+        .header("last-modified", context::http_date(object.modified_ms))
+        .header("accept-ranges", "bytes");
+    let length = match range {
+        Some(range) => {
+            reply = reply.header("content-range", range.content_range(object.size));
+            range.len()
+        }
+        None => object.size,
+    };
+    let checksum_mode = ctx.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled"));
+    if let (true, None, Some(checksum)) = (checksum_mode, range, &object.checksum) {
+        reply = reply.header(&checksum.header_name(), checksum.value.clone());
+        let kind = if object.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" };
+        reply = reply.header("x-amz-checksum-type", kind);
+    }
+    reply = reply.header("content-length", length.to_string());
+    if ctx.request.method == hyper::Method::HEAD {
+        return Ok(reply);
+    }
+    let data = s3.files.read(&object.file, range).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => S3Error::no_such_key(ctx.key()),
+        _ => S3Error::internal(error),
+    })?;
+    Ok(reply.with_body(data))
+}
+
+/// `If-Match` / `If-None-Match` / `If-(Un)Modified-Since`: a 304 reply or a 412 error.
+fn check_conditions(ctx: &Ctx, object: &ObjectRow) -> S3Result<Option<Reply>> {
+    let matches = |header: &str| {
+        header.split(',').any(|t| t.trim() == "*" || t.trim().trim_matches('"') == object.etag)
+    };
+    let since = |header: &str| {
+        httpdate::parse_http_date(header)
+            .ok()
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    };
+    let modified_s = object.modified_ms / 1000;
+    if let Some(header) = ctx.header("if-match") {
+        if !matches(header) {
+            return Err(precondition_failed("If-Match"));
+        }
+    } else if let Some(at) = ctx.header("if-unmodified-since").and_then(since) {
+        if modified_s > at / 1000 {
+            return Err(precondition_failed("If-Unmodified-Since"));
+        }
+    }
+    let not_modified = || {
+        Reply::empty(304)
+            .header("etag", format!("\"{}\"", object.etag))
+            .header("last-modified", context::http_date(object.modified_ms))
+    };
+    if let Some(header) = ctx.header("if-none-match") {
+        if matches(header) {
+            return Ok(Some(not_modified()));
+        }
+    } else if let Some(at) = ctx.header("if-modified-since").and_then(since) {
+        if modified_s <= at / 1000 {
+            return Ok(Some(not_modified()));
+        }
+    }
+    Ok(None)
+}
+
+fn precondition_failed(condition: &str) -> S3Error {
+    S3Error::new(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+        .with("Condition", condition)
+}
+
+pub fn delete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    s3.db.require_bucket(ctx.bucket())?;
+    remove(s3, ctx, ctx.key().to_owned())?;
+    Ok(Reply::empty(204))
+}
+
+fn remove(s3: &Inner, ctx: &mut Ctx, key: String) -> S3Result<()> {
+    if let Some(object) = s3.db.delete_object(ctx.bucket(), &key)? {
+        s3.files.remove(&object.file);
+        ctx.events.push(ObjectEvent { name: "ObjectRemoved:Delete", key, size: None, etag: None });
+    }
+    Ok(())
+}
+
+pub fn delete_many(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    s3.db.require_bucket(ctx.bucket())?;
+    let body = payload::read(&ctx.request)?.data;
+    let root = xml::parse(&body)?;
+    if root.name != "Delete" {
+        return Err(S3Error::malformed_xml());
+    }
+    let quiet = root.child_text("Quiet").is_some_and(|q| q.eq_ignore_ascii_case("true"));
+    let keys: Vec<String> =
+        root.children("Object").filter_map(|o| o.child_text("Key")).map(str::to_owned).collect();
+    if keys.is_empty() || keys.len() > 1000 {
+        return Err(S3Error::malformed_xml());
+    }
+    let mut xml = XmlWriter::new();
+    xml.open("DeleteResult");
+    for key in keys {
+        match remove(s3, ctx, key.clone()) {
+            Ok(()) if quiet => {}
+            Ok(()) => {
+                xml.open("Deleted");
+                xml.elem("Key", &key);
+                xml.close("Deleted");
+            }
+            Err(error) => {
+                xml.open("Error");
+                xml.elem("Key", &key);
+                xml.elem("Code", error.code);
+                xml.elem("Message", &error.message);
+                xml.close("Error");
+            }
+        }
+    }
+    xml.close("DeleteResult");
+    Ok(Reply::xml(xml.finish()))
+}
+
+/// `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, optional `?versionId=`).
+pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
+    let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
+    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let version = context::parse_query(query).into_iter().find(|(n, _)| n == "versionId").map(|(_, v)| v);
+    let decoded = nimbus_api::percent_decode(path.trim_start_matches('/'));
+    let invalid = || {
+        S3Error::invalid_argument("Invalid copy source object key").with("ArgumentName", "x-amz-copy-source")
+    };
+    let (bucket, key) =
+        decoded.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(invalid)?;
+    if version.is_some_and(|v| v != "null") {
+        return Err(
+            S3Error::new(404, "NoSuchVersion", "The specified version does not exist.").with("Key", key)
+        );
+    }
+    Ok((bucket.to_owned(), key.to_owned()))
+}
+
+pub fn copy(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    let (source_bucket, source_key) = copy_source(ctx)?;
+    s3.db.require_bucket(ctx.bucket())?;
+    s3.db.require_bucket(&source_bucket)?;
+    let source =
+        s3.db.object(&source_bucket, &source_key)?.ok_or_else(|| S3Error::no_such_key(&source_key))?;
+    let replace = ctx.header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
+    if !replace && source_bucket == ctx.bucket() && source_key == ctx.key() {
+        return Err(S3Error::invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself without changing \
+             the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let (headers, metadata) = if replace {
+        (request_headers(ctx), request_metadata(ctx))
+    } else {
+        (source.headers, source.metadata)
+    };
+    let file = s3.files.duplicate(&source.file).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => S3Error::no_such_key(&source_key),
+        _ => S3Error::internal(error),
+    })?;
+    let row = ObjectRow {
+        bucket: ctx.bucket().to_owned(),
+        key: ctx.key().to_owned(),
+        size: source.size,
+        etag: source.etag,
+        modified_ms: context::now_ms(),
+        headers,
+        metadata,
+        checksum: source.checksum.filter(|_| source.parts == 0),
+        parts: source.parts,
+        file,
+    };
+    commit(s3, &row)?;
+    ctx.events.push(created("ObjectCreated:Copy", &row));
+    let mut xml = XmlWriter::new();
+    xml.open("CopyObjectResult");
+    xml.elem("LastModified", &context::iso8601(row.modified_ms));
+    xml.elem("ETag", &format!("\"{}\"", row.etag));
+    xml.close("CopyObjectResult");
+    Ok(Reply::xml(xml.finish()))
+}

@@ -1,0 +1,133 @@
+//! Request → operation: by method, by whether a bucket and key are addressed, and by the query's
+//! sub-resource (`?uploads`, `?notification`, `?delete` …), as in botocore's S3 model.
+
+use hyper::Method;
+
+use crate::context::{Ctx, Reply};
+use crate::error::{S3Error, S3Result};
+use crate::{buckets, list, multipart, notifications, objects, Inner};
+
+/// Bucket sub-resources nimbus keeps no configuration for: reading one answers AWS's "no such
+/// configuration" error, so clients that probe them (the aws CLI, Terraform) carry on.
+const ABSENT_CONFIGURATIONS: [(&str, &str, &str); 6] = [
+    ("policy", "NoSuchBucketPolicy", "The bucket policy does not exist"),
+    ("cors", "NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+    ("tagging", "NoSuchTagSet", "The TagSet does not exist"),
+    ("lifecycle", "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+    ("website", "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
+    (
+        "encryption",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "The server side encryption configuration was not found",
+    ),
+];
+
+const UNSUPPORTED: [&str; 14] = [
+    "acl",
+    "policy",
+    "cors",
+    "tagging",
+    "lifecycle",
+    "website",
+    "encryption",
+    "logging",
+    "replication",
+    "ownershipControls",
+    "publicAccessBlock",
+    "object-lock",
+    "retention",
+    "restore",
+];
+
+pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    check_presigned_expiry(ctx)?;
+    let method = ctx.request.method.clone();
+    if ctx.bucket.is_none() {
+        return match method {
+            Method::GET => buckets::list(s3, ctx),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    if ctx.key.is_none() {
+        return route_bucket(s3, ctx, &method);
+    }
+    let sub = |name: &str| ctx.has(name);
+    match method {
+        Method::PUT if sub("uploadId") => multipart::upload_part(s3, ctx),
+        Method::PUT if ctx.header("x-amz-copy-source").is_some() => objects::copy(s3, ctx),
+        Method::PUT if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
+        Method::PUT => objects::put(s3, ctx),
+        Method::GET if sub("uploadId") => multipart::list_parts(s3, ctx),
+        Method::GET if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
+        Method::GET | Method::HEAD => objects::get(s3, ctx),
+        Method::DELETE if sub("uploadId") => multipart::abort(s3, ctx),
+        Method::DELETE => objects::delete(s3, ctx),
+        Method::POST if sub("uploads") => multipart::create(s3, ctx),
+        Method::POST if sub("uploadId") => multipart::complete(s3, ctx),
+        _ => Err(not_implemented(ctx)),
+    }
+}
+
+fn route_bucket(s3: &Inner, ctx: &mut Ctx, method: &Method) -> S3Result<Reply> {
+    let sub = |name: &str| ctx.has(name);
+    match *method {
+        Method::PUT if sub("notification") => notifications::put(s3, ctx),
+        Method::PUT if ctx.query.is_empty() => buckets::create(s3, ctx),
+        Method::GET if sub("notification") => notifications::get(s3, ctx),
+        Method::GET if sub("location") => buckets::location(s3, ctx),
+        Method::GET if sub("versioning") => buckets::versioning(s3, ctx),
+        Method::GET if sub("uploads") => multipart::list_uploads(s3, ctx),
+        Method::GET if unsupported(ctx).is_some() => {
+            s3.db.require_bucket(ctx.bucket())?;
+            let name = unsupported(ctx).unwrap_or_default();
+            match ABSENT_CONFIGURATIONS.iter().find(|(n, _, _)| *n == name) {
+                Some((_, code, message)) => {
+                    Err(S3Error::new(404, code, *message).with("BucketName", ctx.bucket()))
+                }
+                None => Err(not_implemented(ctx)),
+            }
+        }
+        Method::GET if ctx.param("list-type") == Some("2") => list::list_v2(s3, ctx),
+        Method::GET => list::list_v1(s3, ctx),
+        Method::HEAD => buckets::head(s3, ctx),
+        Method::DELETE if ctx.query.is_empty() => buckets::delete(s3, ctx),
+        Method::POST if sub("delete") => objects::delete_many(s3, ctx),
+        _ => Err(not_implemented(ctx)),
+    }
+}
+
+fn unsupported(ctx: &Ctx) -> Option<&'static str> {
+    UNSUPPORTED.into_iter().find(|name| ctx.has(name))
+}
+
+fn not_implemented(ctx: &Ctx) -> S3Error {
+    let sub = ctx.query.first().map(|(n, _)| n.as_str()).unwrap_or("");
+    S3Error::not_implemented(&format!("{} ?{sub}", ctx.request.method))
+}
+
+fn method_not_allowed() -> S3Error {
+    S3Error::new(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+}
+
+/// Presigned URLs carry their own expiry; nimbus accepts any signature but honours it.
+fn check_presigned_expiry(ctx: &Ctx) -> S3Result<()> {
+    let (Some(date), Some(expires)) = (ctx.param("X-Amz-Date"), ctx.param("X-Amz-Expires")) else {
+        return Ok(());
+    };
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let (Ok(signed), Ok(expires)) = (time::PrimitiveDateTime::parse(date, &format), expires.parse::<i64>())
+    else {
+        return Err(S3Error::new(
+            400,
+            "AuthorizationQueryParametersError",
+            "Invalid X-Amz-Date or X-Amz-Expires",
+        ));
+    };
+    let deadline = signed.assume_utc() + time::Duration::seconds(expires);
+    if time::OffsetDateTime::now_utc() > deadline {
+        return Err(S3Error::new(403, "AccessDenied", "Request has expired")
+            .with("X-Amz-Expires", expires.to_string())
+            .with("Expires", crate::context::iso8601(deadline.unix_timestamp() * 1000)));
+    }
+    Ok(())
+}

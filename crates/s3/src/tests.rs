@@ -1,0 +1,191 @@
+//! The service driven in process, request by request, as the shared port would call it.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{HeaderMap, Method};
+use nimbus_api::{ApiRequest, Service};
+use serde_json::Value;
+
+use crate::{NotificationSink, NotificationTarget, S3};
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(NotificationTarget, Value)>>);
+
+impl NotificationSink for Recorder {
+    fn deliver(&self, target: &NotificationTarget, event: Value) {
+        self.0.lock().unwrap().push((target.clone(), event));
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn send(s3: &S3, method: Method, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut map = HeaderMap::new();
+    map.insert("host", "127.0.0.1:4566".parse().unwrap());
+    for (name, value) in headers {
+        map.insert(hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+    }
+    let request = ApiRequest {
+        method,
+        uri: uri.parse().unwrap(),
+        headers: map,
+        body: Bytes::copy_from_slice(body),
+        request_id: nimbus_api::new_request_id(),
+    };
+    let response = s3.call(request).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, headers, body }
+}
+
+fn open(dir: &std::path::Path, sink: Option<Arc<Recorder>>) -> Arc<S3> {
+    let sink = sink.map(|s| s as Arc<dyn NotificationSink>);
+    S3::open(dir, sink, "us-east-1", "000000000000").unwrap()
+}
+
+#[tokio::test]
+async fn objects_survive_a_restart_and_read_object_serves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = open(dir.path(), None);
+    assert_eq!(send(&s3, Method::PUT, "/code", &[], b"").await.status, 200);
+    let put = send(&s3, Method::PUT, "/code/fn.zip", &[("x-amz-meta-a", "1")], b"zip bytes").await;
+    assert_eq!(put.status, 200);
+    assert_eq!(put.headers["etag"], format!("\"{}\"", crate::checksum::md5_hex(b"zip bytes")).as_str());
+    assert!(put.headers.contains_key("x-amz-request-id") && put.headers.contains_key("x-amz-id-2"));
+    drop(s3);
+
+    let s3 = open(dir.path(), None);
+    let got = send(&s3, Method::GET, "/code/fn.zip", &[], b"").await;
+    assert_eq!((got.status, got.body.as_ref()), (200, &b"zip bytes"[..]));
+    assert_eq!(got.headers["x-amz-meta-a"], "1");
+    assert_eq!(s3.read_object("code", "fn.zip", None).unwrap(), b"zip bytes");
+    assert_eq!(s3.read_object("code", "nope", None).unwrap_err().code, "NoSuchKey");
+    assert_eq!(s3.read_object("nobucket", "fn.zip", None).unwrap_err().code, "NoSuchBucket");
+    assert_eq!(s3.read_object("code", "fn.zip", Some("v1")).unwrap_err().code, "NoSuchVersion");
+}
+
+#[tokio::test]
+async fn a_crash_before_the_commit_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = open(dir.path(), None);
+    send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    // A file that reached objects/ but whose row never committed, and a half-written temp file.
+    let orphan = s3.inner.files.write(b"never committed").unwrap();
+    std::fs::write(dir.path().join("tmp").join("partial"), b"half").unwrap();
+    drop(s3);
+
+    let s3 = open(dir.path(), None);
+    let listed = send(&s3, Method::GET, "/bkt?list-type=2", &[], b"").await;
+    assert!(listed.text().contains("<KeyCount>0</KeyCount>"), "{}", listed.text());
+    assert!(!dir.path().join("tmp").join("partial").exists());
+    for _ in 0..100 {
+        if !dir.path().join("objects").join(&orphan).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the orphan file was not swept");
+}
+
+#[tokio::test]
+async fn errors_use_the_s3_xml_shape_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = open(dir.path(), None);
+    let missing = send(&s3, Method::GET, "/nobucket/k", &[], b"").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("<Code>NoSuchBucket</Code>"), "{}", missing.text());
+    let bad = send(&s3, Method::PUT, "/Bad_Name", &[], b"").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("<Code>InvalidBucketName</Code>"));
+    send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    let again = send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    assert_eq!(again.status, 409);
+    assert!(again.text().contains("BucketAlreadyOwnedByYou"));
+    let head = send(&s3, Method::HEAD, "/bkt/missing", &[], b"").await;
+    assert_eq!((head.status, head.body.len()), (404, 0));
+    let too_large =
+        send(&s3, Method::PUT, "/bkt/k", &[("x-amz-decoded-content-length", "6000000000")], b"").await;
+    assert!(too_large.text().contains("EntityTooLarge"), "{}", too_large.text());
+}
+
+#[tokio::test]
+async fn notifications_go_to_matching_targets_after_the_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let s3 = open(dir.path(), Some(recorder.clone()));
+    send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    let config = br#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+        <QueueConfiguration><Id>q</Id><Queue>arn:aws:sqs:us-east-1:000000000000:q</Queue>
+          <Event>s3:ObjectCreated:Put</Event></QueueConfiguration>
+        <CloudFunctionConfiguration><Id>f</Id>
+          <CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>
+          <Event>s3:ObjectCreated:*</Event>
+          <Filter><S3Key><FilterRule><Name>suffix</Name><Value>.csv</Value></FilterRule></S3Key></Filter>
+        </CloudFunctionConfiguration></NotificationConfiguration>"#;
+    assert_eq!(send(&s3, Method::PUT, "/bkt?notification", &[], config).await.status, 200);
+    {
+        let delivered = recorder.0.lock().unwrap();
+        assert_eq!(delivered.len(), 1, "only the queue gets the test event");
+        assert_eq!(delivered[0].1["Event"], "s3:TestEvent");
+    }
+    recorder.0.lock().unwrap().clear();
+
+    let put = send(&s3, Method::PUT, "/bkt/in/a%20b.csv", &[], b"1,2").await;
+    send(&s3, Method::PUT, "/bkt/in/x.json", &[], b"{}").await;
+    let delivered = recorder.0.lock().unwrap().clone();
+    let targets: Vec<_> = delivered.iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(
+        targets,
+        vec![
+            NotificationTarget::Queue { queue_arn: "arn:aws:sqs:us-east-1:000000000000:q".into() },
+            NotificationTarget::Lambda {
+                function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into()
+            },
+            NotificationTarget::Queue { queue_arn: "arn:aws:sqs:us-east-1:000000000000:q".into() },
+        ]
+    );
+    let record = &delivered[0].1["Records"][0];
+    assert_eq!(record["s3"]["object"]["key"], "in/a+b.csv");
+    assert_eq!(record["s3"]["object"]["size"], 3);
+    assert_eq!(record["s3"]["configurationId"], "q");
+    assert_eq!(
+        record["responseElements"]["x-amz-request-id"],
+        put.headers["x-amz-request-id"].to_str().unwrap()
+    );
+    // The same object event carries the same sequencer to every target.
+    assert_eq!(
+        delivered[0].1["Records"][0]["s3"]["object"]["sequencer"],
+        delivered[1].1["Records"][0]["s3"]["object"]["sequencer"]
+    );
+
+    let got = send(&s3, Method::GET, "/bkt?notification", &[], b"").await;
+    assert!(got.text().contains("<Name>Suffix</Name><Value>.csv</Value>"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn failed_writes_deliver_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let s3 = open(dir.path(), Some(recorder.clone()));
+    send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    let config = br#"<NotificationConfiguration><CloudFunctionConfiguration>
+        <CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>
+        <Event>s3:ObjectCreated:*</Event></CloudFunctionConfiguration></NotificationConfiguration>"#;
+    send(&s3, Method::PUT, "/bkt?notification", &[], config).await;
+    let bad = send(&s3, Method::PUT, "/bkt/k", &[("x-amz-checksum-crc32", "AAAAAA==")], b"data").await;
+    assert!(bad.text().contains("BadDigest"));
+    assert!(recorder.0.lock().unwrap().is_empty());
+}

@@ -1,0 +1,153 @@
+//! Amazon SQS (API `2012-11-05`): standard and FIFO queues over the JSON protocol current SDKs
+//! speak (`X-Amz-Target: AmazonSQS.*`, query-compatible errors) and the Query protocol older
+//! clients speak (form-encoded `Action=…`, XML). Messages are durable before a send answers;
+//! receives, visibility changes and deletes are durable too (see `engine::store`).
+//!
+//! ```ignore
+//! let sqs = nimbus_sqs::Sqs::open(&data_dir.join("sqs"), "us-east-1", "000000000000")?; // in tokio
+//! services.push(sqs.clone()); // the AWS API; `sqs.send(...)` / `sqs.receive(...)` for engines
+//! ```
+
+mod api;
+pub mod clock;
+mod engine;
+mod error;
+mod md5;
+mod ops;
+mod protocol;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::{ApiRequest, Service, ServiceFuture};
+
+pub use crate::api::{QueueAttributes, ReceivedMessage, SendRequest};
+use crate::clock::{Clock, SystemClock};
+pub use crate::engine::message::AttributeValue;
+pub use crate::engine::queue::Redrive;
+use crate::engine::state::QueueState;
+pub use crate::engine::store::OpenError;
+use crate::engine::store::{Store, Write};
+pub use crate::error::SqsError;
+
+/// How often retention and deduplication windows are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Sqs {
+    me: Weak<Sqs>,
+    state: Mutex<State>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    region: String,
+    account: String,
+    moves: ops::moves::Tasks,
+}
+
+pub(crate) struct State {
+    queues: BTreeMap<String, QueueState>,
+    next_seq: u64,
+}
+
+impl Sqs {
+    /// Opens (or creates) the queues stored under `dir`. Call inside a tokio runtime: it starts
+    /// the retention sweeper.
+    pub fn open(dir: &Path, region: &str, account: &str) -> Result<Arc<Sqs>, OpenError> {
+        Sqs::open_with_clock(dir, region, account, Arc::new(SystemClock))
+    }
+
+    /// As [`Sqs::open`], reading the time from `clock` (tests move it to expire visibility).
+    pub fn open_with_clock(
+        dir: &Path,
+        region: &str,
+        account: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Sqs>, OpenError> {
+        let (store, loaded) = Store::open(dir)?;
+        let mut queues = BTreeMap::new();
+        for meta in loaded.queues {
+            let arn = format!("arn:aws:sqs:{region}:{account}:{}", meta.name);
+            queues.insert(meta.name.clone(), QueueState::new(meta, arn));
+        }
+        for (queue, message) in loaded.messages {
+            if let Some(state) = queues.get_mut(&queue) {
+                state.insert(message);
+            }
+        }
+        for dedup in loaded.dedup {
+            if let Some(state) = queues.get_mut(&dedup.queue) {
+                state.dedup.insert(dedup.key.clone(), dedup);
+            }
+        }
+        let sqs = Arc::new_cyclic(|me| Sqs {
+            me: me.clone(),
+            state: Mutex::new(State { queues, next_seq: loaded.next_seq }),
+            store,
+            clock,
+            region: region.to_owned(),
+            account: account.to_owned(),
+            moves: ops::moves::Tasks::default(),
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(sweeper(Arc::downgrade(&sqs)));
+        }
+        Ok(sqs)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account)
+    }
+
+    /// Deletes expired messages and deduplication entries now.
+    pub async fn sweep(&self) {
+        let now = self.now();
+        let mut writes = Vec::new();
+        for queue in self.lock().queues.values_mut() {
+            queue.expire(now, &mut writes);
+        }
+        writes.push(Write::ExpireDedup { before_ms: now });
+        let _ = self.store.write(writes).await;
+    }
+}
+
+async fn sweeper(sqs: Weak<Sqs>) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let Some(sqs) = sqs.upgrade() else { return };
+        sqs.sweep().await;
+    }
+}
+
+impl Service for Sqs {
+    fn name(&self) -> &'static str {
+        "sqs"
+    }
+
+    fn claims(&self, _method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+        match target {
+            Some(target) => target.starts_with(protocol::TARGET_PREFIX),
+            None => uri.query().is_some_and(|q| protocol::query::is_sqs_form(q.as_bytes())),
+        }
+    }
+
+    fn claims_body(&self, method: &Method, _uri: &Uri, _headers: &HeaderMap, body: &[u8]) -> bool {
+        method == Method::POST && protocol::query::is_sqs_form(body)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(protocol::handle(self, request))
+    }
+}
