@@ -102,21 +102,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let endpoint_url = format!("http://{address}");
 
-    let store = Arc::new(SqliteStore::open(&data_dir.join("nimbus.db"))?);
-    let code = Arc::new(CodeStore::open(&data_dir.join("code"))?);
+    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
+    let Opened { store, code, sandbox, logs, sqs } = open_state(&args, &identity)?;
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
-    let forced = match args.isolation {
-        IsolationArg::Auto => None,
-        IsolationArg::Namespaces => Some(Isolation::Namespaces),
-        IsolationArg::Process => Some(Isolation::Process),
-    };
-    let sandbox = Arc::new(Sandbox::new(&data_dir, forced).context("cannot set up the sandbox")?);
     let api_acceptor: ApiAcceptor = Arc::default();
-    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
-    let logs = nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())
-        .context("cannot open the log store")?;
     let metrics = nimbus_metrics::Metrics::new(Some(&data_dir));
     let engine = Engine::new(
         EngineConfig {
@@ -133,8 +124,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         sandbox.clone(),
     )?;
-    let sqs = nimbus_sqs::Sqs::open(&data_dir.join("sqs"), &identity.region, &identity.account)
-        .context("cannot open SQS")?;
     let options = LambdaOptions {
         identity,
         endpoint_url: endpoint_url.clone(),
@@ -186,6 +175,51 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("nimbus: stopped");
     Ok(())
+}
+
+/// The durable state and the sandbox, opened side by side: each waits mostly on its disk.
+struct Opened {
+    store: Arc<SqliteStore>,
+    code: Arc<CodeStore>,
+    sandbox: Arc<Sandbox>,
+    logs: Arc<nimbus_logs::Logs>,
+    sqs: Arc<nimbus_sqs::Sqs>,
+}
+
+fn open_state(args: &UpArgs, identity: &Identity) -> anyhow::Result<Opened> {
+    let data_dir = &args.data_dir;
+    let forced = match args.isolation {
+        IsolationArg::Auto => None,
+        IsolationArg::Namespaces => Some(Isolation::Namespaces),
+        IsolationArg::Process => Some(Isolation::Process),
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let runtime = &runtime;
+    std::thread::scope(|scope| {
+        let store = scope.spawn(|| SqliteStore::open(&data_dir.join("nimbus.db")));
+        let code = scope.spawn(|| CodeStore::open(&data_dir.join("code")));
+        let sandbox = scope.spawn(|| Sandbox::new(data_dir, forced));
+        // Both start background tasks, so they open inside the runtime.
+        let logs = scope.spawn(|| {
+            let _runtime = runtime.enter();
+            nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())
+        });
+        let sqs = scope.spawn(|| {
+            let _runtime = runtime.enter();
+            nimbus_sqs::Sqs::open(&data_dir.join("sqs"), &identity.region, &identity.account)
+        });
+        Ok(Opened {
+            store: Arc::new(joined(store)?.context("cannot open the database")?),
+            code: Arc::new(joined(code)?.context("cannot open the code store")?),
+            sandbox: Arc::new(joined(sandbox)?.context("cannot set up the sandbox")?),
+            logs: joined(logs)?.context("cannot open the log store")?,
+            sqs: joined(sqs)?.context("cannot open SQS")?,
+        })
+    })
+}
+
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
+    handle.join().map_err(|_| anyhow::anyhow!("a startup thread panicked"))
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -71,12 +71,13 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
-        let transaction = connection.transaction().map_err(db)?;
+    // All pending migrations in one transaction: one sync to disk, and all or nothing.
+    let transaction = connection.transaction().map_err(db)?;
+    for migration in &MIGRATIONS[current..] {
         transaction.execute_batch(migration).map_err(db)?;
-        transaction.pragma_update(None, "user_version", index + 1).map_err(db)?;
-        transaction.commit().map_err(db)?;
     }
+    transaction.pragma_update(None, "user_version", MIGRATIONS.len()).map_err(db)?;
+    transaction.commit().map_err(db)?;
     Ok(())
 }
 
