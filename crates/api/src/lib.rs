@@ -1,6 +1,7 @@
 //! The AWS wire front: one HTTP port, requests routed to the service that claims them, errors in
 //! each protocol's exact shape, and `x-amzn-RequestId` on every response.
 
+pub mod clock;
 mod error;
 mod request;
 mod server;
