@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nimbus_sandbox::{Isolation, Sandbox};
 
 use crate::environment::{Environment, StartContext, StartError, RUNTIME_ROOT, TASK_ROOT};
+use crate::pool::{reap_idle, Live, Pool};
 use crate::runtimes::{Places, Runtimes};
 use crate::telemetry::{InvocationRecord, LogSink, MetricsSink};
 use crate::{EngineError, FunctionSpec, Invocation, InvokeResult};
@@ -59,49 +60,23 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: EngineConfig,
-    sandbox: Arc<Sandbox>,
-    runtimes: Runtimes,
-    pools: RwLock<HashMap<(String, String), Arc<Pool>>>,
-    busy: AtomicUsize,
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) runtimes: Runtimes,
+    pub(crate) pools: RwLock<HashMap<(String, String), Arc<Pool>>>,
+    pub(crate) busy: AtomicUsize,
     /// Invocations running per function, for reserved concurrency and ConcurrentExecutions.
-    function_busy: RwLock<HashMap<String, Arc<AtomicUsize>>>,
-    environments: AtomicUsize,
-    memory_mb: AtomicU64,
-    live_pids: Mutex<HashSet<u32>>,
-    draining: AtomicBool,
-    idle_changed: tokio::sync::Notify,
-    clock: Instant,
+    pub(crate) function_busy: RwLock<HashMap<String, Arc<AtomicUsize>>>,
+    pub(crate) environments: AtomicUsize,
+    pub(crate) memory_mb: AtomicU64,
+    pub(crate) live_pids: Mutex<HashSet<u32>>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) idle_changed: tokio::sync::Notify,
+    pub(crate) clock: Instant,
 }
 
-/// The environments of one function version at one revision.
-struct Pool {
-    spec: Arc<FunctionSpec>,
-    idle: Mutex<Vec<Live>>,
-    retired: AtomicBool,
-    busy: AtomicUsize,
-    /// Provisioned concurrency: idle environments the reaper leaves alone.
-    keep_warm: AtomicUsize,
-}
-
-/// A live environment and the share of the engine's budgets it holds until dropped.
-struct Live {
-    environment: Environment,
-    inner: Arc<Inner>,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let inner = &self.inner;
-        inner.memory_mb.fetch_sub(u64::from(self.environment.spec.memory_mb), Ordering::AcqRel);
-        inner.environments.fetch_sub(1, Ordering::AcqRel);
-        lock(&inner.live_pids).remove(&self.environment.pid);
-        // Environment's own Drop kills the process group and removes its /tmp.
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -507,68 +482,7 @@ fn nix_kill(pid: u32) -> std::io::Result<()> {
 }
 
 impl Inner {
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
-    }
-}
-
-impl Pool {
-    /// The most recently used idle environment that is still alive.
-    fn pop_idle(&self) -> Option<Live> {
-        let mut idle = lock(&self.idle);
-        while let Some(live) = idle.pop() {
-            if !live.environment.has_exited() {
-                return Some(live);
-            }
-        }
-        None
-    }
-
-    fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-        let idle = std::mem::take(&mut *lock(&self.idle));
-        drop(idle);
-    }
-}
-
-/// Stops environments idle for longer than the keep-alive.
-async fn reap_idle(inner: std::sync::Weak<Inner>) {
-    let period = match inner.upgrade() {
-        Some(inner) => {
-            (inner.config.keep_alive / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
-        }
-        None => return,
-    };
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let keep_alive = inner.config.keep_alive.as_millis() as u64;
-        let now = inner.now_ms();
-        let pools: Vec<Arc<Pool>> =
-            inner.pools.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for pool in pools {
-            let expired: Vec<Live> = {
-                let mut idle = lock(&pool.idle);
-                // Provisioned environments stay however long they idle (the newest ones).
-                let mut protected = pool.keep_warm.load(Ordering::Acquire);
-                let mut keep = Vec::with_capacity(idle.len());
-                let mut expired = Vec::new();
-                for live in std::mem::take(&mut *idle).into_iter().rev() {
-                    let idle_ms = now.saturating_sub(live.environment.last_used_ms.load(Ordering::Relaxed));
-                    if live.environment.has_exited() {
-                        expired.push(live);
-                    } else if protected > 0 || idle_ms < keep_alive {
-                        protected = protected.saturating_sub(1);
-                        keep.push(live);
-                    } else {
-                        expired.push(live);
-                    }
-                }
-                keep.reverse();
-                *idle = keep;
-                expired
-            };
-            drop(expired);
-        }
     }
 }

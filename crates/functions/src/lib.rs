@@ -7,6 +7,7 @@ pub mod env;
 mod environment;
 pub mod logs;
 mod output;
+mod pool;
 mod runtime_api;
 pub mod runtimes;
 pub mod telemetry;
