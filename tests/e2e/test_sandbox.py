@@ -5,6 +5,7 @@ elsewhere nimbus runs plain processes and the tests skip, saying why."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import threading
@@ -260,3 +261,61 @@ def test_process_mode_says_so_and_still_runs_functions(server_factory):
         Content={"ZipFile": make_zip({"python/layered.py": "VALUE = 'layer without /opt'\n"})})
     client.update_function_configuration(FunctionName=name, Layers=[layer["LayerVersionArn"]])
     assert payload_json(invoke(client, name, {"op": "import_layer"})) == "layer without /opt"
+
+
+NODE_PROBE = """const fs = require("fs");
+exports.handler = async () => {
+  const out = {};
+  try { out.shadow = fs.readFileSync("/etc/shadow", "utf8").length; } catch (e) { out.shadow = e.code; }
+  out.procs = fs.readdirSync("/proc").filter((p) => /^\\d+$/.test(p)).length;
+  try { fs.writeFileSync("/var/task/x", "1"); out.task = "writable"; } catch (e) { out.task = e.code; }
+  return out;
+};
+"""
+
+
+@needs_root
+def test_without_root_a_user_namespace_still_isolates(nimbus_bin):
+    """nimbus started as an unprivileged user (nobody) runs functions in namespaces inside a user
+    namespace: no cgroups (health says "namespaces"), but a private root and PID namespace."""
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import boto3
+
+    from support import free_port
+
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to drop to an unprivileged user")
+    # Not under pytest's temporary directory: that one is private to root.
+    work = Path(tempfile.mkdtemp(prefix="nimbus-unprivileged-"))
+    work.chmod(0o777)
+    port = free_port()
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(nimbus_bin), "up",
+                             "--port", str(port), "--data-dir", str(work / "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        health = {}
+        for _ in range(200):
+            try:
+                health = json.loads(urllib.request.urlopen(endpoint + "/_nimbus/health", timeout=1).read())
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert health.get("isolation") == "namespaces", (health, proc.poll())
+        client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+        name = unique_name("unprivileged")
+        client.create_function(FunctionName=name, Runtime="nodejs20.x", Role="arn:aws:iam::000000000000:role/r",
+                               Handler="index.handler", Code={"ZipFile": make_zip({"index.js": NODE_PROBE})})
+        result = payload_json(client.invoke(FunctionName=name))
+        assert result == {"shadow": 0, "procs": 1, "task": "EROFS"}, result
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        shutil.rmtree(work, ignore_errors=True)

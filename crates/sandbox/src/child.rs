@@ -9,6 +9,8 @@ use crate::os::{self, PreparedOp, RealOs};
 
 /// Everything the child needs, built by the parent before cloning.
 pub struct Setup {
+    /// Read one byte from this before anything else (the user namespace's maps are written).
+    pub wait_for: Option<RawFd>,
     pub cgroup_procs: Vec<CString>,
     pub netns: Option<RawFd>,
     pub stdin: RawFd,
@@ -37,6 +39,7 @@ pub struct Root {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Step {
+    UserNamespace = 17,
     Cgroup = 1,
     Network,
     Stdio,
@@ -57,7 +60,7 @@ pub enum Step {
 
 impl Step {
     pub fn from_u8(value: u8) -> &'static str {
-        const NAMES: [&str; 17] = [
+        const NAMES: [&str; 18] = [
             "unknown",
             "joining cgroups",
             "entering the network namespace",
@@ -75,6 +78,7 @@ impl Step {
             "setting no_new_privs",
             "changing directory",
             "exec",
+            "waiting for the user namespace",
         ];
         NAMES.get(usize::from(value)).copied().unwrap_or("unknown")
     }
@@ -112,6 +116,14 @@ pub fn run(setup: &Setup, argv: &[*const libc::c_char], envp: &[*const libc::c_c
 
 fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
     let at = |step: Step| move |errno: i32| (step, errno);
+    if let Some(fd) = setup.wait_for {
+        let mut byte = [0u8; 1];
+        // SAFETY: reads one byte into a local buffer from a pipe the parent gave us.
+        let read = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+        if read != 1 {
+            return Err((Step::UserNamespace, libc::EPERM));
+        }
+    }
     for procs in &setup.cgroup_procs {
         write_file(procs, b"0").map_err(at(Step::Cgroup))?;
     }

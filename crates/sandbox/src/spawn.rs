@@ -33,6 +33,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Sandbox {
     isolation: Isolation,
+    /// Not root: namespaces inside a user namespace that maps nimbus's own user to root.
+    user_namespace: Option<(u32, u32)>,
     /// Disk-backed `/tmp` volumes, where the host can loop-mount them.
     scratch: Option<Arc<ScratchPool>>,
     /// Children not yet reaped and released.
@@ -77,6 +79,7 @@ impl Sandbox {
         })?;
         let mut sandbox = Sandbox {
             isolation: Isolation::Process,
+            user_namespace: None,
             scratch: None,
             live: Arc::new(AtomicUsize::new(0)),
             cgroups: Cgroups::default(),
@@ -87,7 +90,13 @@ impl Sandbox {
             return Ok(sandbox);
         }
         sandbox.isolation = Isolation::Namespaces;
+        // SAFETY: getuid/getgid/geteuid cannot fail and have no arguments.
+        let (root, uid, gid) = unsafe { (libc::geteuid() == 0, libc::getuid(), libc::getgid()) };
+        if !root {
+            sandbox.user_namespace = Some((uid, gid));
+        }
         match sandbox.probe() {
+            Ok(()) if !root => Ok(sandbox), // no cgroups or loop devices without root
             Ok(()) => {
                 // Unique per sandbox, and led by our pid so a later nimbus can tell it is stale.
                 static SANDBOXES: AtomicUsize = AtomicUsize::new(0);
@@ -116,10 +125,6 @@ impl Sandbox {
 
     /// Starts `/bin/true` fully isolated and waits for it.
     fn probe(&self) -> io::Result<()> {
-        // SAFETY: geteuid cannot fail and has no arguments.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(io::Error::other("not running as root"));
-        }
         let spec =
             Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
         let started = self.start_blocking(&spec)?;
@@ -213,6 +218,14 @@ impl Sandbox {
         let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (error_r, error_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let stdin = std::fs::File::open("/dev/null")?;
+        // In a user namespace the child waits until its uid and gid maps are written.
+        let (user_ready_r, user_ready_w) = match (isolated, self.user_namespace) {
+            (true, Some(_)) => {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                (Some(r), Some(w))
+            }
+            _ => (None, None),
+        };
         let root = isolated.then(|| {
             let ops = plan::plan(&self.root_dir, &spec.filesystem, &RealHost);
             Root {
@@ -232,7 +245,9 @@ impl Sandbox {
             error: error_w.as_raw_fd(),
             root,
             hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
-            user: isolated.then_some(SANDBOX_USER),
+            // In a user namespace only nimbus's own user exists: it is root in there.
+            user: (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
+            wait_for: user_ready_r.as_ref().map(|fd| fd.as_raw_fd()),
             cwd: cstring(&spec.cwd),
             program: cstring(&spec.program),
             argv: std::iter::once(cstring(&spec.program))
@@ -253,6 +268,9 @@ impl Sandbox {
                 | CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC
                 | CloneFlags::CLONE_NEWUTS;
+            if self.user_namespace.is_some() {
+                flags |= CloneFlags::CLONE_NEWUSER;
+            }
         }
         let mut stack = vec![0u8; CHILD_STACK_BYTES];
         // SAFETY: without CLONE_VM the child runs on a copy of this address space; its callback
@@ -266,8 +284,19 @@ impl Sandbox {
                 Some(libc::SIGCHLD),
             )
         }?;
-        drop((stdout_w, stderr_w, error_w, stdin));
+        drop((stdout_w, stderr_w, error_w, stdin, user_ready_r));
         let pid_u32 = pid.as_raw() as u32;
+        if let (Some((uid, gid)), Some(ready)) = (self.user_namespace, user_ready_w) {
+            let mapped = map_user(pid_u32, uid, gid);
+            if mapped.is_ok() {
+                let _ = nix::unistd::write(&ready, b"1");
+            }
+            drop(ready); // a child whose maps failed reads end-of-file and stops
+            if let Err(error) = mapped {
+                let _ = nix::sys::wait::waitpid(pid, None);
+                return Err(io::Error::new(error.kind(), format!("cannot map the user namespace: {error}")));
+            }
+        }
         // SAFETY: pidfd_open returns a new descriptor we own, or -1.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
         if pidfd < 0 {
@@ -394,4 +423,12 @@ impl Child {
         }
         self.live.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Maps nimbus's user and group to root inside the child's user namespace (the one mapping an
+/// unprivileged process may write).
+fn map_user(pid: u32, uid: u32, gid: u32) -> io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {uid} 1"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {gid} 1"))
 }
