@@ -38,6 +38,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Group {
     memory: Option<(Version, PathBuf)>,
+    /// The peak-usage file, opened once: every REPORT line reads it.
+    peak: Option<fs::File>,
     dirs: Vec<PathBuf>,
 }
 
@@ -155,7 +157,7 @@ impl Cgroups {
 
     /// Creates an environment's group with its limits.
     pub fn create(&self, id: &str, limits: Limits) -> io::Result<Group> {
-        let mut group = Group { memory: None, dirs: Vec::new() };
+        let mut group = Group { memory: None, peak: None, dirs: Vec::new() };
         for (name, controller) in self.controllers() {
             let dir = controller.base.join(id);
             if !group.dirs.contains(&dir) {
@@ -193,6 +195,13 @@ impl Cgroups {
                 _ => {}
             }
         }
+        if let Some((version, dir)) = &group.memory {
+            let file = match version {
+                Version::V1 => "memory.max_usage_in_bytes",
+                Version::V2 => "memory.peak",
+            };
+            group.peak = fs::File::open(dir.join(file)).ok();
+        }
         Ok(group)
     }
 }
@@ -205,12 +214,10 @@ impl Group {
 
     /// Peak memory of the group in MiB.
     pub fn peak_memory_mib(&self) -> Option<u64> {
-        let (version, dir) = self.memory.as_ref()?;
-        let file = match version {
-            Version::V1 => "memory.max_usage_in_bytes",
-            Version::V2 => "memory.peak",
-        };
-        let bytes: u64 = fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()?;
+        use std::os::unix::fs::FileExt;
+        let mut buffer = [0u8; 32];
+        let read = self.peak.as_ref()?.read_at(&mut buffer, 0).ok()?;
+        let bytes: u64 = std::str::from_utf8(&buffer[..read]).ok()?.trim().parse().ok()?;
         Some(bytes.div_ceil(1 << 20))
     }
 
@@ -322,8 +329,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v2 = Controller { version: Version::V2, base: dir.path().to_owned() };
         let cgroups = Cgroups { memory: Some(v2.clone()), pids: Some(v2.clone()), cpu: Some(v2) };
-        let group = cgroups.create("env1", Limits { memory_mb: 128, pids: 1024 }).unwrap();
+        // The kernel creates a group's files with the directory; the fake needs them made.
         let env = dir.path().join("env1");
+        fs::create_dir(&env).unwrap();
+        fs::write(env.join("memory.peak"), "0\n").unwrap();
+        let group = cgroups.create("env1", Limits { memory_mb: 128, pids: 1024 }).unwrap();
         assert_eq!(fs::read_to_string(env.join("memory.max")).unwrap(), "134217728");
         assert_eq!(fs::read_to_string(env.join("pids.max")).unwrap(), "1024");
         assert_eq!(fs::read_to_string(env.join("cpu.weight")).unwrap(), "7");
