@@ -57,6 +57,23 @@ impl SqliteStore {
         Ok(SqliteStore { connection: Mutex::new(connection) })
     }
 
+    /// Every row a query returns, each mapped by `row`.
+    fn query_all<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with(|connection| connection.prepare(sql)?.query_map([], row)?.collect())
+    }
+
+    /// Runs a change that must touch a row; `NotFound` when it touched none.
+    fn change_one(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        match self.with(|connection| connection.execute(sql, params))? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&connection).map_err(db)
@@ -87,20 +104,17 @@ fn db(error: rusqlite::Error) -> StoreError {
 
 impl Store for SqliteStore {
     fn load_functions(&self) -> Result<Vec<FunctionRow>, StoreError> {
-        self.with(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT name, version, config, code_sha256 FROM function_versions ORDER BY name, version",
-            )?;
-            let rows = statement.query_map([], |row| {
+        self.query_all(
+            "SELECT name, version, config, code_sha256 FROM function_versions ORDER BY name, version",
+            |row| {
                 Ok(FunctionRow {
                     name: row.get(0)?,
                     version: row.get(1)?,
                     config: row.get(2)?,
                     code_sha256: row.get(3)?,
                 })
-            })?;
-            rows.collect()
-        })
+            },
+        )
     }
 
     fn insert_function(&self, row: &FunctionRow) -> Result<(), StoreError> {
@@ -119,16 +133,10 @@ impl Store for SqliteStore {
     }
 
     fn update_function(&self, row: &FunctionRow) -> Result<(), StoreError> {
-        let changed = self.with(|connection| {
-            connection.execute(
-                "UPDATE function_versions SET config = ?3, code_sha256 = ?4 WHERE name = ?1 AND version = ?2",
-                params![row.name, row.version, row.config, row.code_sha256],
-            )
-        })?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.change_one(
+            "UPDATE function_versions SET config = ?3, code_sha256 = ?4 WHERE name = ?1 AND version = ?2",
+            params![row.name, row.version, row.config, row.code_sha256],
+        )
     }
 
     fn delete_function(&self, name: &str) -> Result<(), StoreError> {
@@ -147,33 +155,24 @@ impl Store for SqliteStore {
     }
 
     fn delete_function_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
-        let changed = self.with(|connection| {
-            connection.execute(
-                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
-                params![name, version],
-            )
-        })?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.change_one(
+            "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+            params![name, version],
+        )
     }
 
     fn load_resources(&self) -> Result<Vec<ResourceRow>, StoreError> {
-        self.with(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT function, kind, name, config FROM function_resources ORDER BY function, kind, name",
-            )?;
-            let rows = statement.query_map([], |row| {
+        self.query_all(
+            "SELECT function, kind, name, config FROM function_resources ORDER BY function, kind, name",
+            |row| {
                 Ok(ResourceRow {
                     function: row.get(0)?,
                     kind: row.get(1)?,
                     name: row.get(2)?,
                     config: row.get(3)?,
                 })
-            })?;
-            rows.collect()
-        })
+            },
+        )
     }
 
     fn put_resource(&self, row: &ResourceRow) -> Result<(), StoreError> {
@@ -214,11 +213,9 @@ impl Store for SqliteStore {
     }
 
     fn load_events(&self) -> Result<Vec<EventRow>, StoreError> {
-        self.with(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT id, function, payload, attempts, enqueued_ms, next_attempt_ms FROM async_events ORDER BY enqueued_ms",
-            )?;
-            let rows = statement.query_map([], |row| {
+        self.query_all(
+            "SELECT id, function, payload, attempts, enqueued_ms, next_attempt_ms FROM async_events ORDER BY enqueued_ms",
+            |row| {
                 Ok(EventRow {
                     id: row.get(0)?,
                     function: row.get(1)?,
@@ -227,9 +224,8 @@ impl Store for SqliteStore {
                     enqueued_ms: row.get(4)?,
                     next_attempt_ms: row.get(5)?,
                 })
-            })?;
-            rows.collect()
-        })
+            },
+        )
     }
 
     fn reschedule_event(&self, id: &str, attempts: u32, next_attempt_ms: i64) -> Result<(), StoreError> {
@@ -248,16 +244,10 @@ impl Store for SqliteStore {
     }
 
     fn delete_resource(&self, function: &str, kind: &str, name: &str) -> Result<(), StoreError> {
-        let changed = self.with(|connection| {
-            connection.execute(
-                "DELETE FROM function_resources WHERE function = ?1 AND kind = ?2 AND name = ?3",
-                params![function, kind, name],
-            )
-        })?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.change_one(
+            "DELETE FROM function_resources WHERE function = ?1 AND kind = ?2 AND name = ?3",
+            params![function, kind, name],
+        )
     }
 
     fn code_in_use(&self, code_sha256: &str) -> Result<bool, StoreError> {
@@ -272,20 +262,17 @@ impl Store for SqliteStore {
     }
 
     fn load_layers(&self) -> Result<Vec<LayerRow>, StoreError> {
-        self.with(|connection| {
-            let mut statement = connection.prepare(
-                "SELECT name, version, config, code_sha256 FROM layer_versions ORDER BY name, version",
-            )?;
-            let rows = statement.query_map([], |row| {
+        self.query_all(
+            "SELECT name, version, config, code_sha256 FROM layer_versions ORDER BY name, version",
+            |row| {
                 Ok(LayerRow {
                     name: row.get(0)?,
                     version: row.get(1)?,
                     config: row.get(2)?,
                     code_sha256: row.get(3)?,
                 })
-            })?;
-            rows.collect()
-        })
+            },
+        )
     }
 
     fn insert_layer(
@@ -322,16 +309,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError> {
-        let changed = self.with(|connection| {
-            connection.execute(
-                "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
-                params![name, version],
-            )
-        })?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.change_one("DELETE FROM layer_versions WHERE name = ?1 AND version = ?2", params![name, version])
     }
 }
 
