@@ -118,6 +118,7 @@ impl Engine {
             idle_changed: tokio::sync::Notify::new(),
             clock: Instant::now(),
         });
+        inner.sandbox.prepare_ahead();
         tokio::spawn(reap_idle(Arc::downgrade(&inner)));
         Ok(Engine { inner })
     }

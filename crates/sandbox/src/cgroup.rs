@@ -60,8 +60,9 @@ impl Cgroups {
         let expedited = fs::read_to_string("/sys/kernel/rcu_expedited").is_ok_and(|v| v.trim() == "1");
         if cgroups.memory.as_ref().is_some_and(|m| m.version == Version::V1) && !expedited {
             eprintln!(
-                "nimbus: cgroup v1 memory controller: each cold start waits ~7-15 ms for the kernel to move the \
-                 process into its cgroup; `echo 1 > /sys/kernel/rcu_expedited` (host-wide) removes the wait"
+                "nimbus: cgroup v1 memory controller: moving a task into a group waits ~7-15 ms, paid ahead of \
+                 each cold start (a burst of cold starts may wait); `echo 1 > /sys/kernel/rcu_expedited` \
+                 (host-wide) removes the wait"
             );
         }
         cgroups
@@ -158,7 +159,7 @@ impl Cgroups {
     /// Creates an environment's group with its limits.
     pub fn create(&self, id: &str, limits: Limits) -> io::Result<Group> {
         let mut group = Group { memory: None, peak: None, dirs: Vec::new() };
-        for (name, controller) in self.controllers() {
+        for (_, controller) in self.controllers() {
             let dir = controller.base.join(id);
             if !group.dirs.contains(&dir) {
                 fs::create_dir(&dir).or_else(|e| {
@@ -170,12 +171,48 @@ impl Cgroups {
                 })?;
                 group.dirs.push(dir.clone());
             }
+        }
+        self.set_limits(&mut group, limits)?;
+        if let Some((version, dir)) = &group.memory {
+            let file = match version {
+                Version::V1 => "memory.max_usage_in_bytes",
+                Version::V2 => "memory.peak",
+            };
+            group.peak = fs::File::open(dir.join(file)).ok();
+        }
+        Ok(group)
+    }
+
+    /// Whether every controller is a v1 one: only v1 lets one thread sit in a group apart from
+    /// its process (see [`Group::enter_with_this_thread`]).
+    pub fn all_v1(&self) -> bool {
+        !self.is_empty() && self.controllers().all(|(_, c)| c.version == Version::V1)
+    }
+
+    /// Moves the calling thread back into nimbus's own groups.
+    pub fn leave_with_this_thread(&self) -> io::Result<()> {
+        for (_, controller) in self.controllers() {
+            if let Some(own) = controller.base.parent() {
+                fs::write(own.join("tasks"), gettid().to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets (or changes) a group's limits.
+    pub fn set_limits(&self, group: &mut Group, limits: Limits) -> io::Result<()> {
+        for (name, controller) in self.controllers() {
+            let dir = controller.base.join(group.name());
             let bytes = limits.memory_mb << 20;
             match (name, controller.version) {
                 ("memory", Version::V1) => {
+                    // No swap beyond the limit, where the kernel accounts swap. The memory+swap
+                    // limit may never be below the memory limit: around the memory limit it is
+                    // written before (raising) and after (lowering); one of the two succeeds.
+                    let swap = dir.join("memory.memsw.limit_in_bytes");
+                    let _ = fs::write(&swap, bytes.to_string());
                     fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string())?;
-                    // No swap beyond the limit, where the kernel accounts swap.
-                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                    let _ = fs::write(&swap, bytes.to_string());
                     group.memory = Some((Version::V1, dir));
                 }
                 ("memory", Version::V2) => {
@@ -195,18 +232,31 @@ impl Cgroups {
                 _ => {}
             }
         }
-        if let Some((version, dir)) = &group.memory {
-            let file = match version {
-                Version::V1 => "memory.max_usage_in_bytes",
-                Version::V2 => "memory.peak",
-            };
-            group.peak = fs::File::open(dir.join(file)).ok();
-        }
-        Ok(group)
+        Ok(())
     }
 }
 
+/// The calling thread's id.
+fn gettid() -> i64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
 impl Group {
+    /// The group's directory name (the same under every controller).
+    fn name(&self) -> std::ffi::OsString {
+        self.dirs.first().and_then(|d| d.file_name()).map(|n| n.to_owned()).unwrap_or_default()
+    }
+
+    /// Moves the calling thread (only it) into this group under v1: a process it then clones is
+    /// born inside the group, so no move of the new process has to wait for the kernel.
+    pub fn enter_with_this_thread(&self) -> io::Result<()> {
+        for dir in &self.dirs {
+            fs::write(dir.join("tasks"), gettid().to_string())?;
+        }
+        Ok(())
+    }
+
     /// The files a process writes `0` to in order to join this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()

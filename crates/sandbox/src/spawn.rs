@@ -33,6 +33,10 @@ type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Sandbox {
     isolation: Isolation,
+    /// On cgroup v1: the next environment's group, with the spawner thread already inside it.
+    /// Moving a task into a v1 memory group waits ~7-15 ms for an RCU grace period; the spawner
+    /// pays that between spawns, and each child is born in its group instead.
+    slot: Mutex<Option<Group>>,
     /// Not root: namespaces inside a user namespace that maps nimbus's own user to root.
     user_namespace: Option<(u32, u32)>,
     /// Disk-backed `/tmp` volumes, where the host can loop-mount them.
@@ -79,6 +83,7 @@ impl Sandbox {
         })?;
         let mut sandbox = Sandbox {
             isolation: Isolation::Process,
+            slot: Mutex::new(None),
             user_namespace: None,
             scratch: None,
             live: Arc::new(AtomicUsize::new(0)),
@@ -167,6 +172,8 @@ impl Sandbox {
         let sandbox = self.clone();
         let job: Job = Box::new(move || {
             let _ = reply.send(sandbox.start_blocking(&spec));
+            // After answering: the next environment's group is prepared while this one starts.
+            sandbox.refill_slot();
         });
         self.spawner.send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
         let raw = answer.await.map_err(|_| io::Error::other("spawner thread is gone"))??;
@@ -192,12 +199,20 @@ impl Sandbox {
 
     fn start_blocking(&self, spec: &Spec) -> io::Result<Raw> {
         let isolated = self.isolation == Isolation::Namespaces;
-        let group = if isolated && !self.cgroups.is_empty() && spec.limits.memory_mb > 0 {
-            Some(self.cgroups.create(&spec.id, spec.limits)?)
-        } else {
-            None
+        let wants_group = isolated && !self.cgroups.is_empty() && spec.limits.memory_mb > 0;
+        let slot =
+            if wants_group { self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() } else { None };
+        // A slot's child is born in the group (this thread is in it); otherwise it joins itself.
+        let (group, joins) = match slot {
+            Some(mut slot) => {
+                self.cgroups.set_limits(&mut slot, spec.limits)?;
+                (Some(slot), false)
+            }
+            None if wants_group => (Some(self.cgroups.create(&spec.id, spec.limits)?), true),
+            None => (None, false),
         };
-        match self.clone_child(spec, group.as_ref()) {
+        let joining = if joins { group.as_ref() } else { None };
+        match self.clone_child(spec, joining) {
             Ok((pid, pidfd, stdout, stderr)) => Ok(Raw { pid, pidfd, stdout, stderr, group }),
             Err(error) => {
                 if let Some(group) = group {
@@ -324,11 +339,57 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// Prepares the first environment's cgroup in the background (see [`Sandbox::refill_slot`]).
+    pub fn prepare_ahead(self: &Arc<Self>) {
+        let sandbox = self.clone();
+        let _ = self.spawner.send(Box::new(move || sandbox.refill_slot()));
+    }
+
+    /// On the spawner thread: moves it into a fresh group for the next environment (v1 only).
+    fn refill_slot(&self) {
+        if self.isolation != Isolation::Namespaces || !self.cgroups.all_v1() {
+            return;
+        }
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        static SLOTS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("slot-{}", SLOTS.fetch_add(1, Ordering::Relaxed));
+        let prepared = self
+            .cgroups
+            .create(&name, crate::Limits { memory_mb: 128, pids: 1024 })
+            .and_then(|group| group.enter_with_this_thread().map(|()| group));
+        match prepared {
+            Ok(group) => *slot = Some(group),
+            Err(error) => {
+                eprintln!("nimbus: cannot prepare a cgroup ahead ({error}); environments join theirs")
+            }
+        }
+    }
+
+    /// On the spawner thread: back to nimbus's own groups, and the unused slot removed.
+    fn drop_slot(&self) {
+        if let Some(group) = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = self.cgroups.leave_with_this_thread();
+            group.remove();
+        }
+    }
+
     /// Waits (up to `limit`) for every child to be reaped, then removes nimbus's cgroups.
-    pub async fn close(&self, limit: std::time::Duration) {
+    pub async fn close(self: &Arc<Self>, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let sandbox = self.clone();
+        let job: Job = Box::new(move || {
+            sandbox.drop_slot();
+            let _ = done.send(());
+        });
+        if self.spawner.send(job).is_ok() {
+            let _ = finished.await;
         }
         cgroup::remove_base(&self.cgroups);
         if let Some(scratch) = &self.scratch {
