@@ -23,6 +23,10 @@ pub struct ScratchPool {
     ready: Mutex<HashMap<u64, Vec<Volume>>>,
     /// Cleared the first time a volume cannot be made (no loop devices, no mkfs.ext4).
     usable: AtomicBool,
+    /// Set by `close`: no new volumes; `refilling` counts the background refills still running
+    /// (their mkfs and mount must not outlive nimbus, nor mount after the clean-up).
+    closing: AtomicBool,
+    refilling: std::sync::atomic::AtomicUsize,
 }
 
 impl ScratchPool {
@@ -31,7 +35,13 @@ impl ScratchPool {
         unmount_all_under(&root);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).ok()?;
-        Some(Arc::new(ScratchPool { root, ready: Mutex::new(HashMap::new()), usable: AtomicBool::new(true) }))
+        Some(Arc::new(ScratchPool {
+            root,
+            ready: Mutex::new(HashMap::new()),
+            usable: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
+            refilling: std::sync::atomic::AtomicUsize::new(0),
+        }))
     }
 
     /// A fresh, empty volume of `size_mb`, from the pool when one is ready; `None` when this
@@ -51,12 +61,16 @@ impl ScratchPool {
             }
         };
         let pool = self.clone();
-        std::thread::spawn(move || pool.refill(size_mb));
+        pool.refilling.fetch_add(1, Ordering::AcqRel);
+        std::thread::spawn(move || {
+            pool.refill(size_mb);
+            pool.refilling.fetch_sub(1, Ordering::AcqRel);
+        });
         Some(volume)
     }
 
     fn refill(&self, size_mb: u64) {
-        loop {
+        while !self.closing.load(Ordering::Acquire) {
             let missing = {
                 let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
                 ready.get(&size_mb).map_or(READY_PER_SIZE, |v| READY_PER_SIZE.saturating_sub(v.len()))
@@ -65,6 +79,10 @@ impl ScratchPool {
                 return;
             }
             let Ok(volume) = self.prepare(size_mb) else { return };
+            if self.closing.load(Ordering::Acquire) {
+                volume.destroy();
+                return;
+            }
             self.ready.lock().unwrap_or_else(|p| p.into_inner()).entry(size_mb).or_default().push(volume);
         }
     }
@@ -99,6 +117,11 @@ impl ScratchPool {
 
     /// Unmounts and deletes every volume (at shutdown).
     pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.refilling.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(|p| p.into_inner()));
         ready.into_values().flatten().for_each(Volume::destroy);
         unmount_all_under(&self.root);
