@@ -319,3 +319,31 @@ def test_without_root_a_user_namespace_still_isolates(nimbus_bin):
         proc.terminate()
         proc.wait(timeout=15)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def aarch64_exit(code: int) -> bytes:
+    """A minimal static aarch64 Linux program that exits with `code` (mov x0; mov x8, #93; svc)."""
+    import struct
+
+    text = struct.pack("<III", 0xD2800000 | (code << 5), 0xD2800BA8, 0xD4000001)
+    base, ehdr_size, phdr_size = 0x400000, 64, 56
+    entry = base + ehdr_size + phdr_size
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 183, 1, entry, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 0, 0, 0)
+    total = ehdr_size + phdr_size + len(text)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, total, total, 0x1000)
+    return ehdr + phdr + text
+
+
+def test_arm64_bootstraps_run_through_qemu_or_fail_clearly(client, create_fn):
+    name = create_fn("graviton", {"bootstrap": aarch64_exit(3)}, runtime="provided.al2023", handler="x",
+                     executable=("bootstrap",), Architectures=["arm64"])
+    assert client.get_function_configuration(FunctionName=name)["Architectures"] == ["arm64"]
+    result = payload_json(client.invoke(FunctionName=name))
+    if os.path.exists("/usr/bin/qemu-aarch64-static") or os.path.exists("/usr/bin/qemu-aarch64"):
+        # It really ran (under qemu-user): the program's own exit status comes back.
+        assert result["errorType"] == "Runtime.ExitError", result
+        assert "exit status 3" in result["errorMessage"], result
+    else:
+        assert result["errorType"] == "Runtime.InvalidEntrypoint", result
+        assert "qemu-aarch64" in result["errorMessage"], result
