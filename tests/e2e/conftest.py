@@ -16,16 +16,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import boto3
 import psutil
 import pytest
-from botocore.config import Config
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from support import (
     PY_MULTI,
+    aws_client,
     ROLE,
     free_port,
     make_zip,
@@ -248,18 +247,8 @@ class NimbusServer:
 
 
 def lambda_client(endpoint: str, read_timeout: float = 60, max_pool_connections: int = 32):
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            read_timeout=read_timeout,
-            connect_timeout=5,
-            max_pool_connections=max_pool_connections,
-        ),
+    return aws_client(
+        "lambda", endpoint, read_timeout=read_timeout, connect_timeout=5, max_pool_connections=max_pool_connections
     )
 
 

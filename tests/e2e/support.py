@@ -20,6 +20,22 @@ REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/lambda-role"
 
 
+
+def aws_client(service: str, endpoint: str, **config):
+    """A boto3 client for nimbus at `endpoint`: any credentials, no retries (a test must see the
+    first answer), `config` passed on to botocore's Config."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, **config),
+    )
+
 def unique_name(prefix: str) -> str:
     """A function name no other test (or earlier run on a reused server) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

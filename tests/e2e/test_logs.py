@@ -21,10 +21,8 @@ import time
 import uuid
 from collections import defaultdict
 
-import boto3
 import pytest
-from botocore.config import Config
-from support import PY_MULTI, wait_until
+from support import PY_MULTI, aws_client, wait_until
 
 AWS_V2 = "/usr/bin/aws"
 HOUR_MS = 3_600_000
@@ -32,14 +30,7 @@ DAY_MS = 24 * HOUR_MS
 
 
 def logs_client(endpoint: str):
-    return boto3.client(
-        "logs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=30),
-    )
+    return aws_client("logs", endpoint, read_timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -22,19 +22,13 @@ import base64
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from support import aws_client
 
 
 def s3_client(endpoint: str, style: str = "path", **config):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(s3={"addressing_style": style}, retries={"mode": "standard", "total_max_attempts": 1}, **config),
-    )
+    return aws_client("s3", endpoint, s3={"addressing_style": style}, **config)
 
 
 @pytest.fixture(scope="module")

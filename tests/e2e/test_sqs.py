@@ -18,21 +18,15 @@ import uuid
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from support import aws_client
 
 ACCOUNT = "000000000000"
 
 
 def sqs_client(endpoint: str):
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=60),
-    )
+    return aws_client("sqs", endpoint, read_timeout=60)
 
 
 @pytest.fixture(scope="module")
