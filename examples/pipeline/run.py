@@ -33,17 +33,25 @@ def package() -> bytes:
     return buffer.getvalue()
 
 
+# Safe to run again: what exists already is reused (the function gets the current code).
 for bucket in (raw, curated):
-    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
 queue_url = sqs.create_queue(QueueName=f"summaries{SUFFIX}")["QueueUrl"]
-arn = lam.create_function(
-    FunctionName=function, Runtime="python3.12", Handler="transform.handler", Timeout=30,
-    Role="arn:aws:iam::000000000000:role/pipeline", Code={"ZipFile": package()},
-    Environment={"Variables": {"OUTPUT_BUCKET": curated, "QUEUE_URL": queue_url}},
-)["FunctionArn"]
+try:
+    arn = lam.create_function(
+        FunctionName=function, Runtime="python3.12", Handler="transform.handler", Timeout=30,
+        Role="arn:aws:iam::000000000000:role/pipeline", Code={"ZipFile": package()},
+        Environment={"Variables": {"OUTPUT_BUCKET": curated, "QUEUE_URL": queue_url}},
+    )["FunctionArn"]
+    lam.add_permission(FunctionName=function, StatementId="s3-raw", Action="lambda:InvokeFunction",
+                       Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{raw}")
+except lam.exceptions.ResourceConflictException:
+    arn = lam.update_function_code(FunctionName=function, ZipFile=package())["FunctionArn"]
+    lam.get_waiter("function_updated_v2").wait(FunctionName=function)
 lam.get_waiter("function_active_v2").wait(FunctionName=function)
-lam.add_permission(FunctionName=function, StatementId="s3-raw", Action="lambda:InvokeFunction",
-                   Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{raw}")
 s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration={
     "LambdaFunctionConfigurations": [{
         "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"],
@@ -68,3 +76,4 @@ messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=20).get("Mess
 if not messages:
     sys.exit("no summary message arrived")
 print("queue message:", json.loads(messages[0]["Body"]))
+sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
