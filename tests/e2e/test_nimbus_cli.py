@@ -182,3 +182,11 @@ def test_logs_follow_shows_new_invocations_once(nimbus_bin, nimbus, endpoint, cl
     for marker in markers:
         assert sum(marker in line for line in lines) == 1, lines
     assert all(TIME_LINE.match(line) for line in lines), lines
+
+
+def test_logs_of_a_missing_group_name_it(nimbus):
+    proc = nimbus("logs", "never-ran")
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr == (
+        "error: log group /aws/lambda/never-ran does not exist (a function's group appears when it first runs)\n"
+    )

@@ -17,6 +17,9 @@ pub enum Error {
     /// An AWS-shaped error answer (`x-amzn-ErrorType` / `__type`, and `message`).
     #[error("{error_type}: {message}")]
     Aws { error_type: String, message: String },
+    /// CloudWatch Logs' ResourceNotFoundException for a group, whose message does not name it.
+    #[error("log group {group} does not exist (a function's group appears when it first runs)")]
+    NoLogGroup { group: String },
     #[error("{url} answered HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
     Status { url: String, status: u16, body: String },
     #[error("cannot talk to nimbus at {endpoint}: {reason}")]

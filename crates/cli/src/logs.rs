@@ -123,13 +123,9 @@ pub fn run(args: &LogsArgs, client: &Client, console: &Console) -> Result<(), Er
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut tail = Tail::new(&args.name, now_ms - args.since.as_millis() as i64, args.filter.clone());
     loop {
-        let page = match fetch_page(client, &tail.request()) {
+        let page = match fetch_page(client, &tail.request()).map_err(|e| name_missing_group(e, &tail.group)) {
             // A function that has not run yet has no log group: a follower waits for it.
-            Err(Error::Aws { error_type, .. })
-                if args.follow && error_type == "ResourceNotFoundException" =>
-            {
-                Page::default()
-            }
+            Err(Error::NoLogGroup { .. }) if args.follow => Page::default(),
             other => other?,
         };
         let (events, more) = tail.absorb(page);
@@ -159,6 +155,16 @@ pub fn fetch_page(client: &Client, request: &Value) -> Result<Page, Error> {
         url: format!("{}/ (FilterLogEvents)", client.endpoint()),
         reason: error.to_string(),
     })
+}
+
+/// AWS says only "The specified log group does not exist."; the user needs to know which.
+fn name_missing_group(error: Error, group: &str) -> Error {
+    match error {
+        Error::Aws { error_type, .. } if error_type == "ResourceNotFoundException" => {
+            Error::NoLogGroup { group: group.to_owned() }
+        }
+        other => other,
+    }
 }
 
 /// `HH:MM:SS message`, the time in UTC and green on a terminal, one newline at the end.
@@ -237,6 +243,21 @@ mod tests {
         };
         let (events, _) = tail.absorb(page);
         assert_eq!(ids(&events), vec!["late", "c"]);
+    }
+
+    #[test]
+    fn a_missing_group_is_named() {
+        let aws = |error_type: &str| Error::Aws {
+            error_type: error_type.into(),
+            message: "The specified log group does not exist.".into(),
+        };
+        let named = name_missing_group(aws("ResourceNotFoundException"), "/aws/lambda/nope");
+        assert_eq!(
+            named.to_string(),
+            "log group /aws/lambda/nope does not exist (a function's group appears when it first runs)"
+        );
+        let other = name_missing_group(aws("ThrottlingException"), "/aws/lambda/nope");
+        assert!(matches!(other, Error::Aws { .. }));
     }
 
     #[test]

@@ -143,6 +143,8 @@ fn errors() {
         message: "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope".into(),
     };
     insta::assert_snapshot!("error_aws", render_error(&aws, &Style::PLAIN));
+    let no_group = Error::NoLogGroup { group: "/aws/lambda/nope".into() };
+    insta::assert_snapshot!("error_no_log_group", render_error(&no_group, &Style::PLAIN));
 }
 
 #[test]
