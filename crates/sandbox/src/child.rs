@@ -1,4 +1,5 @@
-//! The cloned child: joins its cgroups, assembles its root, drops every privilege and execs.
+//! The cloned child: joins its cgroups, assembles its root, drops every privilege, installs the
+//! seccomp filter and execs.
 //! It runs in a copy of a multi-threaded process, so it only makes system calls on data prepared
 //! before the clone: no allocation, no locks.
 
@@ -6,6 +7,7 @@ use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use crate::os::{self, PreparedOp, RealOs};
+use crate::seccomp;
 
 /// Everything the child needs, built by the parent before cloning.
 pub struct Setup {
@@ -27,6 +29,8 @@ pub struct Setup {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub open_files: u64,
+    /// Compiled once per nimbus (see seccomp.rs); installed last, just before `execve`.
+    pub seccomp: &'static [seccompiler::BpfProgram],
 }
 
 pub struct Root {
@@ -56,11 +60,12 @@ pub enum Step {
     NoNewPrivileges,
     Chdir,
     Exec,
+    Seccomp = 18,
 }
 
 impl Step {
     pub fn from_u8(value: u8) -> &'static str {
-        const NAMES: [&str; 18] = [
+        const NAMES: [&str; 19] = [
             "unknown",
             "joining cgroups",
             "entering the network namespace",
@@ -79,6 +84,7 @@ impl Step {
             "changing directory",
             "exec",
             "waiting for the user namespace",
+            "installing the seccomp filter",
         ];
         NAMES.get(usize::from(value)).copied().unwrap_or("unknown")
     }
@@ -179,6 +185,8 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
         .map_err(at(Step::NoNewPrivileges))?;
     // SAFETY: a valid string.
     check(unsafe { libc::chdir(setup.cwd.as_ptr()) }.into()).map_err(at(Step::Chdir))?;
+    // Last: the setup above needs calls the filter denies (mount, pivot_root, setns, sethostname).
+    seccomp::install(setup.seccomp).map_err(at(Step::Seccomp))?;
     Ok(())
 }
 

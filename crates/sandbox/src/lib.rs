@@ -8,6 +8,7 @@ mod child;
 mod os;
 pub mod plan;
 mod scratch;
+mod seccomp;
 mod spawn;
 
 use std::ffi::OsString;

@@ -55,6 +55,8 @@ pub trait HostView {
     /// The target of `path` when it is a symlink.
     fn symlink(&self, path: &Path) -> Option<PathBuf>;
     fn exists(&self, path: &Path) -> bool;
+    /// `path` with every symlink resolved, when it exists.
+    fn canonical(&self, path: &Path) -> Option<PathBuf>;
 }
 
 /// A directory that appears inside the sandbox.
@@ -102,6 +104,9 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
             mkdir_all(&mut ops, dir);
             ops.push(Op::Bind { source: dir.into(), target: inside(dir), writable: false });
         }
+    }
+    if let Some((bash, sh)) = bash_as_sh(host) {
+        ops.push(Op::Bind { source: bash, target: inside(&sh), writable: false });
     }
     let mask = root.join(".masked");
     ops.push(Op::Touch { path: mask.clone(), mode: 0o000 });
@@ -171,6 +176,18 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
     ops
 }
 
+/// On Amazon Linux `/bin/sh` is bash, and custom runtimes written as shell scripts rely on its
+/// bashisms; Debian's is dash. When the host has bash, it is bound over the file `/bin/sh`
+/// resolves to (mounting follows symlinks, so `/usr/bin/sh` and that shell's own name, `dash`,
+/// run bash too). Returns (bash, the file to cover), both inside the bound system directories.
+fn bash_as_sh(host: &dyn HostView) -> Option<(PathBuf, PathBuf)> {
+    let bash = host.canonical(Path::new("/bin/bash"))?;
+    let sh = host.canonical(Path::new("/bin/sh"))?;
+    // Canonical paths under a system directory: that directory is bound at its own path.
+    let visible = |path: &Path| SYSTEM_DIRS.iter().any(|dir| path.starts_with(dir));
+    (sh != bash && visible(&bash) && visible(&sh)).then_some((bash, sh))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +197,8 @@ mod tests {
     struct FakeHost {
         links: HashMap<PathBuf, PathBuf>,
         files: Vec<PathBuf>,
+        /// Paths whose symlinks resolve elsewhere (the rest are their own canonical path).
+        resolved: HashMap<PathBuf, PathBuf>,
     }
 
     impl HostView for FakeHost {
@@ -189,6 +208,10 @@ mod tests {
         fn exists(&self, path: &Path) -> bool {
             self.files.iter().any(|f| f == path) || self.links.contains_key(path)
         }
+        fn canonical(&self, path: &Path) -> Option<PathBuf> {
+            let resolved = self.resolved.get(path).cloned().unwrap_or_else(|| path.into());
+            self.exists(&resolved).then_some(resolved)
+        }
     }
 
     fn host() -> FakeHost {
@@ -197,9 +220,22 @@ mod tests {
                 .into_iter()
                 .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
                 .collect(),
-            files: ["/usr", "/etc", "/etc/shadow", "/root/.pyenv/versions/3.11.7", "/data/code/abc"]
+            files: [
+                "/usr",
+                "/etc",
+                "/etc/shadow",
+                "/root/.pyenv/versions/3.11.7",
+                "/data/code/abc",
+                "/usr/bin/bash",
+                "/usr/bin/dash",
+            ]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+            // Debian: /bin/sh -> dash, through the merged-/usr symlink.
+            resolved: [("/bin/sh", "/usr/bin/dash"), ("/bin/bash", "/usr/bin/bash")]
                 .into_iter()
-                .map(PathBuf::from)
+                .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
                 .collect(),
         }
     }
@@ -267,5 +303,25 @@ mod tests {
             target: "/r/tmp".into(),
             writable: true
         }));
+    }
+
+    #[test]
+    fn sh_is_the_hosts_bash_when_it_has_one() {
+        let bind =
+            Op::Bind { source: "/usr/bin/bash".into(), target: "/r/usr/bin/dash".into(), writable: false };
+        let ops = plan(Path::new("/r"), &filesystem(), &host());
+        let usr =
+            ops.iter().position(|op| matches!(op, Op::Bind { target, .. } if target == Path::new("/r/usr")));
+        assert!(usr < ops.iter().position(|op| *op == bind), "bash is bound after /usr");
+
+        // Already bash (Amazon Linux), or no bash at all: nothing to do.
+        let mut amazon = host();
+        amazon.resolved.insert("/bin/sh".into(), "/usr/bin/bash".into());
+        let mut no_bash = host();
+        no_bash.files.retain(|f| f != Path::new("/usr/bin/bash"));
+        for other in [amazon, no_bash] {
+            let ops = plan(Path::new("/r"), &filesystem(), &other);
+            assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source.ends_with("bash"))));
+        }
     }
 }

@@ -274,6 +274,7 @@ impl Sandbox {
                 .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
                 .collect(),
             open_files: OPEN_FILES,
+            seccomp: crate::seccomp::programs()?,
         };
         let argv = pointers(&setup.argv);
         let envp = pointers(&setup.envp);
@@ -421,6 +422,9 @@ impl HostView for RealHost {
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+    fn canonical(&self, path: &Path) -> Option<PathBuf> {
+        std::fs::canonicalize(path).ok()
     }
 }
 

@@ -95,3 +95,21 @@ async fn tmp_is_sized_and_fresh_and_pids_are_capped() {
     sandbox.close(std::time::Duration::from_secs(2)).await;
     assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(dir.path().to_str().unwrap()));
 }
+
+#[tokio::test]
+async fn sh_is_bash_and_seccomp_denies_new_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandbox) = sandbox(dir.path()) else { return };
+    let task = dir.path().join("task");
+    std::fs::create_dir(&task).unwrap();
+    let script = "echo bash=${BASH_VERSION:-none}; grep '^Seccomp' /proc/self/status; \
+                  unshare -U true; echo unshare=$?; sh -c 'echo forked=ok'";
+    let (code, out) = run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    assert_eq!(code, 0, "{out}");
+    let bash = std::path::Path::new("/bin/bash").exists();
+    assert_eq!(!out.contains("bash=none"), bash, "{out}");
+    assert!(out.contains("Seccomp:\t2") && out.contains("Seccomp_filters:\t2"), "{out}");
+    assert!(out.contains("Operation not permitted") && out.contains("unshare=1"), "{out}");
+    assert!(out.contains("forked=ok"), "{out}");
+    sandbox.close(std::time::Duration::from_secs(2)).await;
+}
