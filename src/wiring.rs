@@ -63,6 +63,17 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
         }
     }
+
+    fn exists(&self, target: &nimbus_s3::NotificationTarget) -> bool {
+        match target {
+            nimbus_s3::NotificationTarget::Lambda { function_arn } => {
+                self.lambda.function_exists(function_arn)
+            }
+            nimbus_s3::NotificationTarget::Queue { queue_arn } => {
+                self.sqs.queue_attributes(queue_arn).is_ok()
+            }
+        }
+    }
 }
 
 /// Function code and layers from nimbus's S3 (`S3Bucket`/`S3Key`).

@@ -11,15 +11,9 @@ use crate::model::*;
 use crate::registry::{Entry, LATEST};
 use crate::{validate, Lambda};
 
-/// AWS's limit on a `CreateFunction` / `UpdateFunctionCode` request carrying a zip (50 MB of
-/// zip as base64).
-const MAX_CODE_REQUEST_BYTES: usize = 69_905_067;
-
 impl Lambda {
     pub(crate) async fn create_function(&self, body: &[u8]) -> Result<(u16, Value), AwsError> {
-        if body.len() > MAX_CODE_REQUEST_BYTES {
-            return Err(code_request_too_large("CreateFunction"));
-        }
+        validate::code_request_size(body, "CreateFunction")?;
         let input: CreateFunctionInput = parse(body)?;
         let name = input.function_name.as_deref().ok_or_else(|| missing("FunctionName"))?;
         let name = self.function_name_of(name)?;
@@ -143,9 +137,7 @@ impl Lambda {
     }
 
     pub(crate) async fn update_code(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
-        if body.len() > MAX_CODE_REQUEST_BYTES {
-            return Err(code_request_too_large("UpdateFunctionCode"));
-        }
+        validate::code_request_size(body, "UpdateFunctionCode")?;
         let entry = self.function(name)?.latest.clone();
         let input: UpdateCodeInput = parse(body)?;
         check_revision(&entry, input.revision_id.as_deref())?;
@@ -431,12 +423,6 @@ pub(crate) fn check_revision(entry: &Entry, revision: Option<&str>) -> Result<()
         )),
         _ => Ok(()),
     }
-}
-
-fn code_request_too_large(operation: &str) -> AwsError {
-    AwsError::too_large(format!(
-        "Request must be smaller than {MAX_CODE_REQUEST_BYTES} bytes for the {operation} operation"
-    ))
 }
 
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {

@@ -102,6 +102,7 @@ impl Layers {
         zip: Vec<u8>,
         endpoint: &str,
     ) -> Result<Value, AwsError> {
+        validate::code_request_size(body, "PublishLayerVersion")?;
         layer_name(name)?;
         let input: PublishInput = crate::functions::parse(body)?;
         for runtime in &input.compatible_runtimes {

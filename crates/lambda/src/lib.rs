@@ -135,6 +135,12 @@ impl Lambda {
         self.events.enqueue_blocking(function, payload, &nimbus_functions::new_request_id())
     }
 
+    /// Whether `arn` names a function of this region and account (and its version or alias,
+    /// when qualified): S3 checks its notification destinations with it.
+    pub fn function_exists(&self, arn: &str) -> bool {
+        arn.starts_with(&self.function_arn("")) && self.find(arn, None).is_ok()
+    }
+
     /// Lets `CreateFunction` and friends read `Code.S3Bucket`/`S3Key` from nimbus's S3.
     pub fn set_objects(&self, objects: Arc<dyn Objects>) {
         let _ = self.objects.set(objects);

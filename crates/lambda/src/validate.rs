@@ -79,6 +79,20 @@ const BLOCKED_RUNTIMES: &[&str] = &[
 /// AWS's limit on the environment variables of a function, measured over their JSON.
 const MAX_ENVIRONMENT_BYTES: usize = 4096;
 
+/// AWS's limit on a request carrying a zip directly (`CreateFunction`, `UpdateFunctionCode`,
+/// `PublishLayerVersion`): 50 MB of zip as base64.
+pub const MAX_CODE_REQUEST_BYTES: usize = 69_905_067;
+
+/// Refuses a direct-upload request over [`MAX_CODE_REQUEST_BYTES`], in AWS's words.
+pub fn code_request_size(body: &[u8], operation: &str) -> Result<(), AwsError> {
+    if body.len() > MAX_CODE_REQUEST_BYTES {
+        return Err(AwsError::too_large(format!(
+            "Request must be smaller than {MAX_CODE_REQUEST_BYTES} bytes for the {operation} operation"
+        )));
+    }
+    Ok(())
+}
+
 /// AWS's wording for a constraint violation caught by its request validation.
 pub fn constraint(value: impl std::fmt::Display, member: &str, constraint: &str) -> AwsError {
     AwsError::validation(format!(
@@ -266,6 +280,14 @@ mod tests {
             "1 validation error detected: Value '20000' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 10240"
         );
         assert_eq!(range(128, "memorySize", 128, 10240).unwrap(), 128);
+        assert!(code_request_size(&vec![b' '; MAX_CODE_REQUEST_BYTES], "PublishLayerVersion").is_ok());
+        let error =
+            code_request_size(&vec![b' '; MAX_CODE_REQUEST_BYTES + 1], "PublishLayerVersion").unwrap_err();
+        assert_eq!((error.status.as_u16(), error.code), (413, "RequestEntityTooLargeException"));
+        assert_eq!(
+            error.message,
+            "Request must be smaller than 69905067 bytes for the PublishLayerVersion operation"
+        );
     }
 
     #[test]

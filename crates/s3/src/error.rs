@@ -1,6 +1,8 @@
 //! S3's one error shape: `<Error><Code>…</Code><Message>…</Message>…<RequestId>…</Error>` with the
 //! HTTP status botocore maps to the modelled exception (`NoSuchKey`, `NoSuchBucket` …).
 
+use std::borrow::Cow;
+
 use crate::xml::XmlWriter;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,8 +10,9 @@ pub struct S3Error {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
-    /// Extra members AWS adds per code (`Key`, `BucketName`, `UploadId`, `ActualObjectSize` …).
-    pub fields: Vec<(&'static str, String)>,
+    /// Extra members AWS adds per code (`Key`, `BucketName`, `UploadId`, `ActualObjectSize` …,
+    /// and numbered ones such as `ArgumentName1`).
+    pub fields: Vec<(Cow<'static, str>, String)>,
 }
 
 pub type S3Result<T> = Result<T, S3Error>;
@@ -19,8 +22,8 @@ impl S3Error {
         S3Error { status, code, message: message.into(), fields: Vec::new() }
     }
 
-    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
-        self.fields.push((name, value.into()));
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> S3Error {
+        self.fields.push((name.into(), value.into()));
         self
     }
 

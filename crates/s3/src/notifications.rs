@@ -24,6 +24,10 @@ pub enum NotificationTarget {
 /// is durable and the reply is decided; must return quickly (queue, don't invoke).
 pub trait NotificationSink: Send + Sync + 'static {
     fn deliver(&self, target: &NotificationTarget, event: Value);
+
+    /// Whether the queue or function exists. A configuration naming one that does not is
+    /// refused, as on AWS, unless the request asks to skip destination validation.
+    fn exists(&self, target: &NotificationTarget) -> bool;
 }
 
 /// The three destination kinds of a configuration: (XML element, ARN element).
@@ -221,10 +225,45 @@ fn from_json(text: &str) -> Config {
     Config { rules: rules.collect(), event_bridge: value["eventBridge"].as_bool().unwrap_or(false) }
 }
 
+/// AWS checks every destination of a configuration and refuses the whole configuration,
+/// naming each one it could not validate in numbered `ArgumentName`/`ArgumentValue` pairs.
+/// Topics are not checked: nimbus does not serve SNS, so it keeps them without delivering.
+fn check_destinations(sink: &dyn NotificationSink, config: &Config) -> S3Result<()> {
+    let mut error = S3Error::invalid_argument("Unable to validate the following destination configurations");
+    let mut failed = 0;
+    for target in config.rules.iter().filter_map(Rule::target) {
+        if sink.exists(&target) {
+            continue;
+        }
+        let (name, value) = match &target {
+            NotificationTarget::Queue { queue_arn } => {
+                (queue_arn.clone(), "The destination queue does not exist".to_owned())
+            }
+            // AWS's wording: it tries the function's resource policy and reports that.
+            NotificationTarget::Lambda { function_arn } => (
+                format!("{function_arn}, null"),
+                format!("Not authorized to invoke function [{function_arn}]"),
+            ),
+        };
+        failed += 1;
+        error =
+            error.with(format!("ArgumentName{failed}"), name).with(format!("ArgumentValue{failed}"), value);
+    }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
 pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     s3.db.require_bucket(ctx.bucket())?;
     let body = crate::payload::read(&ctx.request)?.data;
     let config = parse(&body)?;
+    let skip_validation = ctx.header("x-amz-skip-destination-validation").is_some_and(|v| v == "true");
+    if let Some(sink) = s3.sink.as_deref().filter(|_| !skip_validation) {
+        check_destinations(sink, &config)?;
+    }
     s3.db.set_notification(ctx.bucket(), &to_json(&config))?;
     if let Some(sink) = &s3.sink {
         let test = events::test_event(ctx.bucket(), &ctx.request_id, &ctx.host_id, context::now_ms());

@@ -17,6 +17,13 @@ impl NotificationSink for Recorder {
     fn deliver(&self, target: &NotificationTarget, event: Value) {
         self.0.lock().unwrap().push((target.clone(), event));
     }
+
+    /// Every queue and function exists, except those whose name says "missing".
+    fn exists(&self, target: &NotificationTarget) -> bool {
+        let (NotificationTarget::Queue { queue_arn: arn } | NotificationTarget::Lambda { function_arn: arn }) =
+            target;
+        !arn.contains("missing")
+    }
 }
 
 struct Reply {
@@ -188,4 +195,40 @@ async fn failed_writes_deliver_nothing() {
     let bad = send(&s3, Method::PUT, "/bkt/k", &[("x-amz-checksum-crc32", "AAAAAA==")], b"data").await;
     assert!(bad.text().contains("BadDigest"));
     assert!(recorder.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn configurations_naming_missing_destinations_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let s3 = open(dir.path(), Some(recorder.clone()));
+    send(&s3, Method::PUT, "/bkt", &[], b"").await;
+    let config = br#"<NotificationConfiguration>
+        <QueueConfiguration><Queue>arn:aws:sqs:us-east-1:000000000000:here</Queue>
+          <Event>s3:ObjectCreated:*</Event></QueueConfiguration>
+        <QueueConfiguration><Queue>arn:aws:sqs:us-east-1:000000000000:missing</Queue>
+          <Event>s3:ObjectCreated:*</Event></QueueConfiguration>
+        <CloudFunctionConfiguration><CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:missing</CloudFunction>
+          <Event>s3:ObjectCreated:*</Event></CloudFunctionConfiguration></NotificationConfiguration>"#;
+    let refused = send(&s3, Method::PUT, "/bkt?notification", &[], config).await;
+    assert_eq!(refused.status, 400);
+    let text = refused.text();
+    for expected in [
+        "<Code>InvalidArgument</Code>",
+        "<Message>Unable to validate the following destination configurations</Message>",
+        "<ArgumentName1>arn:aws:sqs:us-east-1:000000000000:missing</ArgumentName1>",
+        "<ArgumentValue1>The destination queue does not exist</ArgumentValue1>",
+        "<ArgumentName2>arn:aws:lambda:us-east-1:000000000000:function:missing, null</ArgumentName2>",
+        "<ArgumentValue2>Not authorized to invoke function [arn:aws:lambda:us-east-1:000000000000:function:missing]</ArgumentValue2>",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(recorder.0.lock().unwrap().is_empty(), "no test event for a refused configuration");
+    let got = send(&s3, Method::GET, "/bkt?notification", &[], b"").await;
+    assert!(!got.text().contains("QueueConfiguration"), "nothing stored: {}", got.text());
+
+    let skip = [("x-amz-skip-destination-validation", "true")];
+    assert_eq!(send(&s3, Method::PUT, "/bkt?notification", &skip, config).await.status, 200);
+    let got = send(&s3, Method::GET, "/bkt?notification", &[], b"").await;
+    assert!(got.text().contains("function:missing"), "{}", got.text());
 }

@@ -67,6 +67,12 @@ impl Node {
     }
 }
 
+/// How deeply elements may nest. S3's request documents are at most seven levels deep
+/// (`LifecycleConfiguration/Rule/Filter/And/Tag/Key`); without a bound, a well-formed document
+/// nested tens of thousands deep builds a tree whose (recursive) drop overflows the stack and
+/// aborts the process. Deeper documents cannot match S3's schema, so they are `MalformedXML`.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses a whole document into its root element; anything malformed is `MalformedXML`.
 pub fn parse(body: &[u8]) -> S3Result<Node> {
     let mut reader = Reader::from_reader(body);
@@ -75,6 +81,9 @@ pub fn parse(body: &[u8]) -> S3Result<Node> {
         let event = reader.read_event().map_err(|_| S3Error::malformed_xml())?;
         match event {
             Event::Start(start) => {
+                if stack.len() == MAX_DEPTH {
+                    return Err(S3Error::malformed_xml());
+                }
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
                 stack.push(Node { name, ..Node::default() });
             }
@@ -146,6 +155,18 @@ mod tests {
         assert_eq!(parse(b"<Delete><Object>").unwrap_err().code, "MalformedXML");
         assert_eq!(parse(b"").unwrap_err().code, "MalformedXML");
         assert_eq!(parse(b"<a></b>").unwrap_err().code, "MalformedXML");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert!(parse(nested(MAX_DEPTH).as_bytes()).is_ok());
+        assert_eq!(parse(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err().code, "MalformedXML");
+        // Deep enough to overflow the stack if the tree were built (or dropped) before refusing.
+        let hostile = format!("<Delete>{}", "<Object>".repeat(200_000));
+        assert_eq!(parse(hostile.as_bytes()).unwrap_err().code, "MalformedXML");
+        let closed = nested(200_000);
+        assert_eq!(parse(closed.as_bytes()).unwrap_err().code, "MalformedXML");
     }
 
     #[test]

@@ -23,12 +23,18 @@ enum Test {
     Is(bool),
 }
 
+/// `a || b || c` is one `Or` of three, not a chain: the tree is only as deep as the
+/// parentheses, which [`MAX_NESTING`] bounds, so evaluating and dropping it cannot overflow the
+/// stack whatever the caller lets through.
 #[derive(Debug, Clone)]
 enum Node {
-    Or(Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
+    Or(Vec<Node>),
+    And(Vec<Node>),
     Test(Vec<Step>, Test),
 }
+
+/// How deeply parentheses may nest. Real patterns use a few levels.
+const MAX_NESTING: usize = 32;
 
 /// A parsed JSON pattern.
 #[derive(Debug, Clone)]
@@ -37,7 +43,7 @@ pub struct Expr(Node);
 impl Expr {
     /// Parses the text between the braces.
     pub fn parse(text: &str) -> Result<Expr, PatternError> {
-        let mut parser = Parser { text, at: 0 };
+        let mut parser = Parser { text, at: 0, depth: 0 };
         let node = parser.or()?;
         parser.skip_space();
         if parser.at < text.len() {
@@ -54,8 +60,8 @@ impl Expr {
 impl Node {
     fn eval(&self, json: &Json) -> bool {
         match self {
-            Node::Or(a, b) => a.eval(json) || b.eval(json),
-            Node::And(a, b) => a.eval(json) && b.eval(json),
+            Node::Or(alternatives) => alternatives.iter().any(|n| n.eval(json)),
+            Node::And(conditions) => conditions.iter().all(|n| n.eval(json)),
             Node::Test(path, test) => {
                 let field = lookup(json, path);
                 match test {
@@ -94,6 +100,8 @@ fn lookup<'a>(json: &'a Json, path: &[Step]) -> Option<&'a Json> {
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    /// Parentheses open at this point.
+    depth: usize,
 }
 
 const STOP: &[char] = &['.', '[', ']', '=', '!', '<', '>', '(', ')', '&', '|', '"'];
@@ -122,24 +130,29 @@ impl<'a> Parser<'a> {
     }
 
     fn or(&mut self) -> Result<Node, PatternError> {
-        let mut left = self.and()?;
+        let mut alternatives = vec![self.and()?];
         while self.eat("||") {
-            left = Node::Or(Box::new(left), Box::new(self.and()?));
+            alternatives.push(self.and()?);
         }
-        Ok(left)
+        Ok(if alternatives.len() == 1 { alternatives.remove(0) } else { Node::Or(alternatives) })
     }
 
     fn and(&mut self) -> Result<Node, PatternError> {
-        let mut left = self.unary()?;
+        let mut conditions = vec![self.unary()?];
         while self.eat("&&") {
-            left = Node::And(Box::new(left), Box::new(self.unary()?));
+            conditions.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if conditions.len() == 1 { conditions.remove(0) } else { Node::And(conditions) })
     }
 
     fn unary(&mut self) -> Result<Node, PatternError> {
         if self.eat("(") {
+            if self.depth == MAX_NESTING {
+                return Err(self.error("Too many nested parentheses"));
+            }
+            self.depth += 1;
             let inner = self.or()?;
+            self.depth -= 1;
             if !self.eat(")") {
                 return Err(self.error("Missing ')'"));
             }
@@ -285,6 +298,20 @@ mod tests {
     fn only_json_events_match_and_prefixes_are_skipped() {
         assert!(!matches("$.a = 1", "a = 1"));
         assert!(matches("$.level = ERROR", "2024-01-01T00:00:00.000Z\tabc\tINFO\t{\"level\":\"ERROR\"}\n"));
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_long_chains_stay_flat() {
+        let nested = |depth: usize| format!("{}$.a = 1{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(matches(&nested(MAX_NESTING), r#"{"a":1}"#));
+        let deep = Expr::parse(&nested(MAX_NESTING + 1)).unwrap_err();
+        assert!(deep.0.starts_with("Too many nested parentheses"), "{deep:?}");
+        assert!(Expr::parse(&nested(100_000)).is_err());
+        // Far longer than any request may carry, on a worker thread's stack (tokio's default).
+        let chain = format!("{} || $.a = 1", vec!["$.a = 2 && $.b = 3"; 50_000].join(" || "));
+        let worker = std::thread::Builder::new().stack_size(2 << 20);
+        let matched = worker.spawn(move || matches(&chain, r#"{"a":1}"#)).unwrap().join().unwrap();
+        assert!(matched);
     }
 
     #[test]

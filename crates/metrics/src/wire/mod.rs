@@ -78,7 +78,7 @@ pub fn decode(request: &ApiRequest) -> Result<Call, (Wire, CwError)> {
             (operation, json::decode(&request.body).map_err(fail)?)
         }
         Wire::Query => {
-            let form = query::decode(request.uri.query(), &request.body);
+            let form = query::decode(request.uri.query(), &request.body).map_err(fail)?;
             let action = form.action.ok_or_else(|| {
                 fail(CwError::new(ErrorKind::InvalidAction, "The request must contain the parameter Action."))
             })?;

@@ -15,6 +15,7 @@ pub const VERSION: &str = "2010-08-01";
 const XMLNS: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
 /// A decoded request: `Action`, `Version` and the other parameters as a document.
+#[derive(Debug)]
 pub struct Form {
     pub action: Option<String>,
     pub version: Option<String>,
@@ -27,18 +28,31 @@ enum Node {
     List(BTreeMap<u32, Node>),
 }
 
+/// How many `.`-separated parts a parameter name may have. CloudWatch's deepest names have
+/// nine (`MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Name`); the
+/// document is built, converted and dropped recursively, so a name with tens of thousands of
+/// parts would overflow the stack and abort the process.
+pub const MAX_NAME_PARTS: usize = 64;
+
 /// Parameters from the URI's query and the form body alike.
-pub fn decode(query: Option<&str>, body: &[u8]) -> Form {
+pub fn decode(query: Option<&str>, body: &[u8]) -> Result<Form, CwError> {
     let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes()).chain(form_urlencoded::parse(body));
     let (mut action, mut version, mut root) = (None, None, BTreeMap::new());
     for (key, value) in pairs {
         match &*key {
             "Action" => action = Some(value.into_owned()),
             "Version" => version = Some(value.into_owned()),
-            _ => insert(&mut root, &key.split('.').collect::<Vec<_>>(), value.into_owned()),
+            _ => {
+                let path: Vec<&str> = key.splitn(MAX_NAME_PARTS + 1, '.').collect();
+                if path.len() > MAX_NAME_PARTS {
+                    let message = format!("A parameter name has more than {MAX_NAME_PARTS} parts.");
+                    return Err(CwError::invalid(message));
+                }
+                insert(&mut root, &path, value.into_owned())
+            }
         }
     }
-    Form { action, version, document: to_json(Node::Tree(root)) }
+    Ok(Form { action, version, document: to_json(Node::Tree(root)) })
 }
 
 fn insert(tree: &mut BTreeMap<String, Node>, path: &[&str], value: String) {
@@ -176,7 +190,7 @@ mod tests {
             &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Name=FunctionName\
             &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Value=my%20fn\
             &MetricDataQueries.member.1.MetricStat.Period=60&Statistics.member.1=Sum&Statistics.member.2=Maximum";
-        let form = decode(None, body.as_bytes());
+        let form = decode(None, body.as_bytes()).unwrap();
         assert_eq!(form.action.as_deref(), Some("GetMetricData"));
         assert_eq!(form.version.as_deref(), Some("2010-08-01"));
         assert_eq!(
@@ -193,8 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn parameter_names_nest_a_bounded_depth() {
+        let name = |parts: usize| vec!["A"; parts].join(".");
+        assert!(decode(None, format!("{}=x", name(MAX_NAME_PARTS)).as_bytes()).is_ok());
+        let error = decode(None, format!("{}=x", name(MAX_NAME_PARTS + 1)).as_bytes()).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidParameterValue);
+        // Deep enough to overflow the stack if the document were built.
+        assert!(decode(None, format!("{}=x", name(200_000)).as_bytes()).is_err());
+    }
+
+    #[test]
     fn uri_query_parameters_count_too() {
-        let form = decode(Some("Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FLambda"), b"");
+        let form = decode(Some("Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FLambda"), b"").unwrap();
         assert_eq!(form.action.as_deref(), Some("ListMetrics"));
         assert_eq!(form.document, json!({"Namespace": "AWS/Lambda"}));
     }
