@@ -68,6 +68,11 @@ struct UpArgs {
     /// them and says so when it falls back to plain processes.
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     isolation: IsolationArg,
+    /// Let functions reach services listening on the host's loopback (a local database, say)
+    /// at 10.0.2.2; by default each environment's network reaches only the outside world and
+    /// nimbus's API.
+    #[arg(long)]
+    host_loopback: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -80,6 +85,12 @@ enum IsolationArg {
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Up(args) => {
+            // SAFETY: geteuid has no arguments and cannot fail.
+            if unsafe { libc::geteuid() } == 0 && !matches!(args.isolation, IsolationArg::Process) {
+                if let Err(error) = nimbus_sandbox::own_mount_namespace() {
+                    eprintln!("nimbus: no mount namespace of its own ({error}); leftovers are cleared at the next start");
+                }
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(up(args))?;
             Ok(ExitCode::SUCCESS)
@@ -144,12 +155,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
+    let network = sandbox.network_label();
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
             "version": env!("CARGO_PKG_VERSION"),
             "services": names,
             "isolation": health_engine.stats().isolation,
+            "network": network,
             "environments": health_engine.stats(),
         })
     });
@@ -157,7 +170,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let serving = api.clone();
     let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
     println!(
-        "nimbus listening on {endpoint_url} (data: {}, isolation: {})",
+        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {network})",
         data_dir.display(),
         sandbox.label()
     );
@@ -198,7 +211,8 @@ fn open_state(args: &UpArgs, identity: &Identity) -> anyhow::Result<Opened> {
     std::thread::scope(|scope| {
         let store = scope.spawn(|| SqliteStore::open(&data_dir.join("nimbus.db")));
         let code = scope.spawn(|| CodeStore::open(&data_dir.join("code")));
-        let sandbox = scope.spawn(|| Sandbox::new(data_dir, forced));
+        let sandbox =
+            scope.spawn(|| Sandbox::new(data_dir, forced).map(|s| s.with_host_loopback(args.host_loopback)));
         // Both start background tasks, so they open inside the runtime.
         let logs = scope.spawn(|| {
             let _runtime = runtime.enter();

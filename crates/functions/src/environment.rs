@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Sandbox};
+use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Network, NetworkKey, Reach, Sandbox};
 
 use crate::engine::ApiAcceptor;
 use crate::output::{LogTarget, Output};
@@ -36,6 +36,8 @@ pub struct Environment {
     servers: Vec<tokio::task::JoinHandle<()>>,
     /// The private temporary directory of a plain-process environment.
     tmp_dir: Option<PathBuf>,
+    /// The environment's own network (its route outside ends when this is dropped).
+    _network: Option<Network>,
     init_duration: Duration,
     /// AWS reports the init duration on the first invocation's REPORT line only.
     reported_init: AtomicBool,
@@ -83,27 +85,31 @@ impl Environment {
         let sandboxed = cx.sandbox.isolation() == Isolation::Namespaces;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut servers = Vec::new();
-        let mut netns = None;
-        let (address, handle) = if sandboxed && spec.isolated_network {
-            let api_port = spec.endpoint_url.rsplit(':').next().unwrap_or("4566").trim_end_matches('/');
-            let addresses = [RUNTIME_API_ADDRESS.to_owned(), format!("127.0.0.1:{api_port}")];
-            let (namespace, mut listeners) =
-                nimbus_sandbox::isolated_network(&addresses).map_err(internal)?;
-            netns = Some(Arc::new(namespace));
-            let api = listeners.pop().expect("two listeners");
-            let runtime = listeners.pop().expect("two listeners");
-            if let Some(acceptor) = cx.api_acceptor.and_then(|a| a.get()) {
-                servers.push(acceptor(api));
+        let (mut netns, mut own) = (None, None);
+        let network = if sandboxed { own_network(&spec, cx.sandbox).await } else { None };
+        let (address, handle) = match network.transpose().map_err(internal)? {
+            Some(mut network) => {
+                netns = Some(network.namespace.clone());
+                let mut listeners = network.take_listeners().into_iter();
+                let (runtime, api) = (listeners.next(), listeners.next());
+                let (Some(runtime), Some(api)) = (runtime, api) else {
+                    return Err(StartError::Internal("network without its two listeners".into()));
+                };
+                if let Some(acceptor) = cx.api_acceptor.and_then(|a| a.get()) {
+                    servers.push(acceptor(api));
+                }
+                let (handle, server) = runtime_api::serve(runtime).map_err(internal)?;
+                servers.push(server);
+                own = Some(network);
+                (RUNTIME_API_ADDRESS.to_owned(), handle)
             }
-            let (handle, server) = runtime_api::serve(runtime).map_err(internal)?;
-            servers.push(server);
-            (RUNTIME_API_ADDRESS.to_owned(), handle)
-        } else {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(internal)?;
-            let address = listener.local_addr().map_err(internal)?.to_string();
-            let (handle, server) = runtime_api::serve(listener).map_err(internal)?;
-            servers.push(server);
-            (address, handle)
+            None => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(internal)?;
+                let address = listener.local_addr().map_err(internal)?.to_string();
+                let (handle, server) = runtime_api::serve(listener).map_err(internal)?;
+                servers.push(server);
+                (address, handle)
+            }
         };
         let stream_name = logs::stream_name(&spec.version);
         let (filesystem, cwd, tmp_dir, tmp_path) = if sandboxed {
@@ -194,6 +200,7 @@ impl Environment {
             exited,
             servers,
             tmp_dir,
+            _network: own,
             init_duration: Duration::ZERO,
             reported_init: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(0),
@@ -383,6 +390,21 @@ impl Drop for Environment {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The environment's own network namespace (its Runtime API and nimbus's API bound inside), or
+/// `None` where environments share the host's network.
+async fn own_network(spec: &FunctionSpec, sandbox: &Arc<Sandbox>) -> Option<std::io::Result<Network>> {
+    let api_port = spec.endpoint_url.rsplit(':').next().unwrap_or("4566").trim_end_matches('/');
+    let key = NetworkKey {
+        addresses: vec![RUNTIME_API_ADDRESS.to_owned(), format!("127.0.0.1:{api_port}")],
+        // A function in a VPC has no NAT gateway: nothing outside answers, as on AWS.
+        reach: if spec.isolated_network { Reach::Nothing } else { Reach::Outside },
+    };
+    let sandbox = sandbox.clone();
+    tokio::task::spawn_blocking(move || sandbox.network(&key))
+        .await
+        .unwrap_or_else(|e| Some(Err(std::io::Error::other(e))))
 }
 
 /// Without a private root there is no `/opt`: point the runtimes at the layers where they are,

@@ -5,8 +5,10 @@
 
 mod cgroup;
 mod child;
+mod network;
 mod os;
 pub mod plan;
+mod pool;
 mod scratch;
 mod seccomp;
 mod spawn;
@@ -15,6 +17,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub use cgroup::{Cgroups, Limits};
+pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
 pub use spawn::{Child, Sandbox};
 
@@ -37,16 +40,6 @@ impl Isolation {
     }
 }
 
-/// Network a sandbox sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Network {
-    /// The host's network, like a Lambda function outside a VPC.
-    #[default]
-    Host,
-    /// A network namespace open for nothing but the listeners bound inside it.
-    Isolated,
-}
-
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
@@ -58,7 +51,7 @@ pub struct Spec {
     pub cwd: PathBuf,
     pub filesystem: Filesystem,
     pub limits: Limits,
-    /// A network namespace to join (see [`isolated_network`]).
+    /// A network namespace to join (see [`Sandbox::network`]).
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Unique name, used for the cgroup.
     pub id: String,
@@ -79,5 +72,14 @@ pub fn install_prefix(executable: &Path) -> Option<PathBuf> {
     (bin.file_name()? == "bin").then(|| bin.parent().map(Path::to_path_buf)).flatten()
 }
 
-mod network;
-pub use network::isolated_network;
+
+/// Moves nimbus (as root) into a mount namespace of its own that receives the host's mounts but
+/// sends none back, so the scratch volumes and sandbox roots it mounts vanish with it — even
+/// after kill -9 — instead of lingering on the host. Call before any thread is started:
+/// `unshare(CLONE_NEWNS)` refuses a process whose threads share its file-system context.
+pub fn own_mount_namespace() -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
+    Ok(())
+}

@@ -3,12 +3,13 @@
 //! never counts against the function's memory (tmpfs pages would be charged to its memory
 //! cgroup). Formatting and mounting take ~40 ms, so volumes are prepared ahead in a pool.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::pool::{Maker, Pool};
 
 /// Prepared volumes kept ready per size.
 const READY_PER_SIZE: usize = 2;
@@ -19,14 +20,14 @@ pub struct Volume {
 }
 
 pub struct ScratchPool {
-    root: PathBuf,
-    ready: Mutex<HashMap<u64, Vec<Volume>>>,
+    volumes: Arc<Pool<Volumes>>,
     /// Cleared the first time a volume cannot be made (no loop devices, no mkfs.ext4).
     usable: AtomicBool,
-    /// Set by `close`: no new volumes; `refilling` counts the background refills still running
-    /// (their mkfs and mount must not outlive nimbus, nor mount after the clean-up).
-    closing: AtomicBool,
-    refilling: std::sync::atomic::AtomicUsize,
+}
+
+/// Makes volumes (keyed by size in MB) under `root`.
+struct Volumes {
+    root: PathBuf,
 }
 
 impl ScratchPool {
@@ -35,59 +36,41 @@ impl ScratchPool {
         unmount_all_under(&root);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).ok()?;
-        Some(Arc::new(ScratchPool {
-            root,
-            ready: Mutex::new(HashMap::new()),
-            usable: AtomicBool::new(true),
-            closing: AtomicBool::new(false),
-            refilling: std::sync::atomic::AtomicUsize::new(0),
-        }))
+        let volumes = Arc::new(Pool::new(Volumes { root }, READY_PER_SIZE));
+        Some(Arc::new(ScratchPool { volumes, usable: AtomicBool::new(true) }))
     }
 
     /// A fresh, empty volume of `size_mb`, from the pool when one is ready; `None` when this
     /// host cannot make them (said once). Blocking.
-    pub fn take(self: &Arc<Self>, size_mb: u64) -> Option<Volume> {
+    pub fn take(&self, size_mb: u64) -> Option<Volume> {
         if !self.usable.load(Ordering::Acquire) {
             return None;
         }
-        let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&size_mb).and_then(Vec::pop);
-        let volume = match ready.map_or_else(|| self.prepare(size_mb), Ok) {
-            Ok(volume) => volume,
+        match self.volumes.take(&size_mb) {
+            Ok(volume) => Some(volume),
             Err(error) => {
                 if self.usable.swap(false, Ordering::AcqRel) {
                     eprintln!("nimbus: no loop-mounted scratch volumes ({error}); /tmp is a tmpfs counted as memory");
                 }
-                return None;
+                None
             }
-        };
-        let pool = self.clone();
-        pool.refilling.fetch_add(1, Ordering::AcqRel);
-        std::thread::spawn(move || {
-            pool.refill(size_mb);
-            pool.refilling.fetch_sub(1, Ordering::AcqRel);
-        });
-        Some(volume)
-    }
-
-    fn refill(&self, size_mb: u64) {
-        while !self.closing.load(Ordering::Acquire) {
-            let missing = {
-                let ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-                ready.get(&size_mb).map_or(READY_PER_SIZE, |v| READY_PER_SIZE.saturating_sub(v.len()))
-            };
-            if missing == 0 {
-                return;
-            }
-            let Ok(volume) = self.prepare(size_mb) else { return };
-            if self.closing.load(Ordering::Acquire) {
-                volume.destroy();
-                return;
-            }
-            self.ready.lock().unwrap_or_else(|p| p.into_inner()).entry(size_mb).or_default().push(volume);
         }
     }
 
-    fn prepare(&self, size_mb: u64) -> io::Result<Volume> {
+    /// Unmounts and deletes every volume (at shutdown).
+    pub fn close(&self) {
+        self.volumes.close();
+        let root = &self.volumes.maker.root;
+        unmount_all_under(root);
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
+impl Maker for Volumes {
+    type Key = u64;
+    type Item = Volume;
+
+    fn make(&self, &size_mb: &u64) -> io::Result<Volume> {
         let id = uuid_like();
         let image = self.root.join(format!("{id}.img"));
         let dir = self.root.join(&id);
@@ -115,17 +98,8 @@ impl ScratchPool {
         }
     }
 
-    /// Unmounts and deletes every volume (at shutdown).
-    pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while self.refilling.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(|p| p.into_inner()));
-        ready.into_values().flatten().for_each(Volume::destroy);
-        unmount_all_under(&self.root);
-        let _ = std::fs::remove_dir_all(&self.root);
+    fn unmake(&self, volume: Volume) {
+        volume.destroy();
     }
 }
 

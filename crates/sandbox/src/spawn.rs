@@ -20,6 +20,7 @@ use crate::cgroup::{self, Cgroups, Group};
 use crate::child::{self, Root, Setup, Step};
 use crate::os::{cstring, prepare};
 use crate::plan::{self, HostView};
+use crate::network::{Network, NetworkKey, Networks};
 use crate::scratch::{ScratchPool, Volume};
 use crate::{Isolation, Spec};
 
@@ -41,6 +42,8 @@ pub struct Sandbox {
     user_namespace: Option<(u32, u32)>,
     /// Disk-backed `/tmp` volumes, where the host can loop-mount them.
     scratch: Option<Arc<ScratchPool>>,
+    /// Each environment's own network namespace, where the host allows making them.
+    networks: Option<Networks>,
     /// Children not yet reaped and released.
     live: Arc<AtomicUsize>,
     cgroups: Cgroups,
@@ -86,6 +89,7 @@ impl Sandbox {
             slot: Mutex::new(None),
             user_namespace: None,
             scratch: None,
+            networks: None,
             live: Arc::new(AtomicUsize::new(0)),
             cgroups: Cgroups::default(),
             root_dir,
@@ -108,6 +112,7 @@ impl Sandbox {
                 let instance = SANDBOXES.fetch_add(1, Ordering::Relaxed);
                 sandbox.cgroups = Cgroups::detect(&format!("nimbus-{}-{instance}", std::process::id()));
                 sandbox.scratch = ScratchPool::new(data_dir.join("scratch"));
+                sandbox.networks = Some(Networks::new(false));
                 Ok(sandbox)
             }
             Err(error) if forced == Some(Isolation::Namespaces) => Err(error),
@@ -121,6 +126,32 @@ impl Sandbox {
 
     pub fn isolation(&self) -> Isolation {
         self.isolation
+    }
+
+    /// Lets environments reach the host's loopback services at
+    /// [`crate::HOST_ADDRESS_INSIDE`] (a database on the developer's machine, say).
+    pub fn with_host_loopback(mut self, allow: bool) -> Sandbox {
+        if self.networks.is_some() {
+            self.networks = Some(Networks::new(allow));
+        }
+        self
+    }
+
+    /// What environments' networks are, for health and the startup line: `own` (each its own
+    /// namespace, the outside reached through slirp4netns), `own, no outside` (slirp4netns is
+    /// not installed), or `host` (shared with the host and with each other).
+    pub fn network_label(&self) -> &'static str {
+        match &self.networks {
+            Some(networks) if networks.reaches_outside() => "own",
+            Some(_) => "own, no outside (install slirp4netns)",
+            None => "host",
+        }
+    }
+
+    /// A fresh network of `key`'s kind for one environment, or `None` where environments share
+    /// the host's network. Blocking (usually a ready one is taken).
+    pub fn network(&self, key: &NetworkKey) -> Option<io::Result<Network>> {
+        self.networks.as_ref().map(|networks| networks.take(key))
     }
 
     /// `namespaces+cgroups`, `namespaces` or `process`.
@@ -396,6 +427,9 @@ impl Sandbox {
         if let Some(scratch) = &self.scratch {
             let scratch = scratch.clone();
             let _ = tokio::task::spawn_blocking(move || scratch.close()).await;
+        }
+        if let Some(networks) = self.networks.clone() {
+            let _ = tokio::task::spawn_blocking(move || networks.close()).await;
         }
     }
 }
