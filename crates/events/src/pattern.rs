@@ -251,6 +251,18 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded_by_the_json_parser() {
+        // Checking and matching recurse once per level of the pattern; serde_json refuses
+        // documents nested deeper than 128, which bounds that (its `unbounded_depth` feature
+        // must stay off).
+        let nested = |depth: usize| format!("{}[1]{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let pattern = Pattern::parse(&nested(100)).unwrap();
+        let event: Value = serde_json::from_str(&nested(100).replace("[1]", "1")).unwrap();
+        assert!(pattern.matches(&event));
+        assert!(Pattern::parse(&nested(50_000)).unwrap_err().to_string().contains("recursion limit"));
+    }
+
+    #[test]
     fn malformed_patterns_are_refused() {
         assert!(Pattern::parse("[1]").is_err());
         assert!(Pattern::parse(r#"{"a": 1}"#).is_err());
