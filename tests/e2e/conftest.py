@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,6 @@ from support import (
     PY_MULTI,
     aws_client,
     ROLE,
-    free_port,
     make_zip,
     unique_name,
     zip_file_bytes,
@@ -36,6 +36,8 @@ REPO = HERE.parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 HEALTH_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
+# What `nimbus up` prints once it listens; with `--port 0` it is how we learn the port.
+LISTENING = re.compile(rb"nimbus listening on http://127\.0\.0\.1:(\d+)")
 
 
 # ---------------------------------------------------------------------------
@@ -124,15 +126,18 @@ class NimbusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, port: int | None = None) -> NimbusServer:
+        """Start on `port`, or without one on `--port 0`: nimbus picks a free port and says which
+        (no window in which another test, or another pytest-xdist worker, can take it)."""
         assert self.proc is None, "already started"
         # The data dir itself is left for nimbus to create, as on a fresh checkout.
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        self.port = port
         self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()
         cmd = [
             str(self.binary), "up",
             "--host", "127.0.0.1",
-            "--port", str(self.port),
+            "--port", str(port or 0),
             "--data-dir", str(self.data_dir),
             *self.extra_args,
         ]
@@ -154,6 +159,10 @@ class NimbusServer:
             if self.proc.poll() is not None:
                 raise AssertionError(f"nimbus exited with {self.proc.returncode} before ready:\n{self.log_tail()}")
             try:
+                if self.port is None:
+                    self.port = self._announced_port()
+                    if self.port is None:
+                        raise RuntimeError("no `nimbus listening on` line yet")
                 self.health()
                 self.ready_after = time.monotonic() - self.started_at
                 return
@@ -162,6 +171,12 @@ class NimbusServer:
                 time.sleep(0.02)
         self.kill()
         raise AssertionError(f"nimbus not healthy after {HEALTH_TIMEOUT}s ({last_err}):\n{self.log_tail()}")
+
+    def _announced_port(self) -> int | None:
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            found = LISTENING.search(log.read())
+        return int(found.group(1)) if found else None
 
     def health(self) -> dict:
         with urllib.request.urlopen(f"{self.endpoint}/_nimbus/health", timeout=2) as r:

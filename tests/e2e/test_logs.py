@@ -466,7 +466,7 @@ def test_sam_logs_tail_polling(logs, group):
     assert got == ["first", "second"]
 
 
-@pytest.mark.skipif(not os.path.exists(AWS_V2), reason="aws CLI v2 not at /usr/bin/aws")
+@pytest.mark.skipif(not os.path.exists(AWS_V2), reason="aws CLI v2 not at /usr/bin/aws: apt-get install awscli")
 def test_aws_cli_v2_tail_and_follow(logs, group, tmp_path):
     put(logs, group, "s", ["tail line one", "tail line two"])
     endpoint = logs.meta.endpoint_url
@@ -555,7 +555,7 @@ def test_lambda_filter_patterns_on_function_output(client, logs, create_fn):
     assert len(logs.filter_log_events(logGroupName=group, filterPattern='"Billed Duration"')["events"]) == 1
 
 
-@pytest.mark.skipif(not os.path.exists(AWS_V2), reason="aws CLI v2 not at /usr/bin/aws")
+@pytest.mark.skipif(not os.path.exists(AWS_V2), reason="aws CLI v2 not at /usr/bin/aws: apt-get install awscli")
 def test_lambda_aws_logs_tail_follow_shows_a_new_invocation(client, logs, create_fn, tmp_path):
     """LAMBDA-DEPENDENT: `aws logs tail /aws/lambda/fn --follow --format short` prints a new
     invocation's lines."""

@@ -416,7 +416,7 @@ def test_virtual_host_addressing(server, s3, bucket):
     try:
         virtual.put_object(Bucket=bucket, Key="from-virtual", Body=b"v2")
     except Exception as e:  # no *.localhost resolution on this host
-        pytest.skip(f"*.localhost does not resolve here: {e}")
+        pytest.skip(f"*.localhost does not resolve here (apt-get install libnss-myhostname): {e}")
     assert s3.get_object(Bucket=bucket, Key="from-virtual")["Body"].read() == b"v2"
 
 

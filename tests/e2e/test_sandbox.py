@@ -290,7 +290,7 @@ def test_without_root_a_user_namespace_still_isolates(nimbus_bin):
     from support import free_port
 
     if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is needed to drop to an unprivileged user")
+        pytest.skip("setpriv is needed to drop to an unprivileged user: apt-get install util-linux")
     # Not under pytest's temporary directory: that one is private to root.
     work = Path(tempfile.mkdtemp(prefix="nimbus-unprivileged-"))
     work.chmod(0o777)

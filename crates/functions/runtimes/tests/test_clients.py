@@ -29,7 +29,7 @@ RUNTIMES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY_BOOTSTRAP = os.path.join(RUNTIMES, "python", "bootstrap.py")
 NODE_BOOTSTRAP = os.path.join(RUNTIMES, "node", "bootstrap.js")
 NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(NODE is None, reason="node not installed")
+needs_node = pytest.mark.skipif(NODE is None, reason="node not installed: apt-get install nodejs")
 
 PREFIX = "/2018-06-01/runtime"
 TIMEOUT = 10.0  # per runtime run; normal runs take well under a second
