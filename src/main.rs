@@ -1,5 +1,6 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
+mod lock;
 mod wiring;
 
 use std::net::SocketAddr;
@@ -92,7 +93,10 @@ fn main() -> anyhow::Result<ExitCode> {
                 }
             }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(up(args))?;
+            if let Err(error) = runtime.block_on(up(args)) {
+                eprintln!("nimbus: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         // The client commands are blocking and need no runtime.
@@ -111,6 +115,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let address = listener.local_addr()?;
+    let _lock = lock::DataDirLock::acquire(&data_dir, address)?;
     let endpoint_url = format!("http://{address}");
 
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
@@ -166,7 +171,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "environments": health_engine.stats(),
         })
     });
-    let api = Api::new(services, health);
+    let open_files = nimbus_api::raise_open_files_limit();
+    let api = Api::new(services, health).with_limits(nimbus_api::Limits::default().fit_open_files(open_files));
     let serving = api.clone();
     let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
     println!(

@@ -2,6 +2,7 @@
 //! the same exception class AWS would.
 
 use bytes::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::StatusCode;
 
 use crate::request::{ApiResponse, Body};
@@ -13,6 +14,12 @@ pub enum Protocol {
     RestJson,
     /// `X-Amz-Target` services (JSON 1.0/1.1): `{"__type","message"}` body.
     Json,
+    /// Form-encoded `Action=…` services (SNS, STS, CloudFormation …): `<ErrorResponse>` XML.
+    Query,
+    /// EC2's own Query dialect: `<Response><Errors><Error>` XML.
+    Ec2,
+    /// S3: `<Error>` XML.
+    RestXml,
 }
 
 #[derive(Debug, Clone)]
@@ -73,30 +80,65 @@ impl AwsError {
 
     /// Renders the error; `request_id` is set by the server on every response.
     pub fn into_response(self, protocol: Protocol) -> ApiResponse {
+        let (status, code) = (self.status, self.code);
+        let (body, content_type) = match protocol {
+            Protocol::RestJson | Protocol::Json => (self.json_body(protocol), "application/json"),
+            Protocol::Query | Protocol::Ec2 | Protocol::RestXml => (self.xml_body(protocol), "text/xml"),
+        };
+        let mut response = ApiResponse::new(Body::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    fn json_body(self, protocol: Protocol) -> String {
         let mut body = serde_json::Map::new();
-        match protocol {
-            Protocol::RestJson => {
-                let kind = if self.sender_fault { "User" } else { "Service" };
-                body.insert("Type".into(), kind.into());
-                body.insert("message".into(), self.message.into());
-            }
-            Protocol::Json => {
-                body.insert("__type".into(), self.code.into());
-                body.insert("message".into(), self.message.into());
-            }
+        if protocol == Protocol::RestJson {
+            let kind = if self.sender_fault { "User" } else { "Service" };
+            body.insert("Type".into(), kind.into());
+        } else {
+            body.insert("__type".into(), self.code.into());
         }
+        body.insert("message".into(), self.message.into());
         for (name, value) in self.fields {
             body.insert(name.into(), value.into());
         }
-        let bytes = Bytes::from(serde_json::Value::Object(body).to_string());
-        let mut response = ApiResponse::new(Body::new(bytes));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(self.code));
-        headers
-            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-        response
+        serde_json::Value::Object(body).to_string()
     }
+
+    /// The XML error documents botocore's query, ec2 and rest-xml parsers read; the request id
+    /// travels in the `x-amzn-RequestId` header.
+    fn xml_body(self, protocol: Protocol) -> String {
+        let (code, message) = (self.code, xml_escape(&self.message));
+        let fields: String = self
+            .fields
+            .iter()
+            .map(|(name, value)| format!("<{name}>{}</{name}>", xml_escape(value)))
+            .collect();
+        match protocol {
+            Protocol::Ec2 => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+                 <Message>{message}</Message>{fields}</Error></Errors></Response>"
+            ),
+            Protocol::RestXml => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+                 <Message>{message}</Message>{fields}</Error>"
+            ),
+            _ => {
+                let kind = if self.sender_fault { "Sender" } else { "Receiver" };
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Type>{kind}</Type>\
+                     <Code>{code}</Code><Message>{message}</Message>{fields}</Error></ErrorResponse>"
+                )
+            }
+        }
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 impl std::fmt::Display for AwsError {
@@ -134,5 +176,26 @@ mod tests {
         assert_eq!(body["Reason"], "ConcurrentInvocationLimitExceeded");
         let body = body_json(AwsError::service("boom").into_response(Protocol::Json)).await;
         assert_eq!(body["__type"], "ServiceException");
+    }
+
+    async fn body_text(response: ApiResponse) -> String {
+        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn xml_protocols_get_their_own_documents() {
+        let error = AwsError::new(400, "UnknownServiceException", "no <such> API");
+        let query = error.clone().into_response(Protocol::Query);
+        assert_eq!(query.status(), 400);
+        assert_eq!(query.headers()["content-type"], "text/xml");
+        let query = body_text(query).await;
+        assert!(
+            query.contains("<ErrorResponse><Error><Type>Sender</Type><Code>UnknownServiceException</Code>")
+        );
+        assert!(query.contains("<Message>no &lt;such&gt; API</Message>"), "{query}");
+        let ec2 = body_text(error.clone().into_response(Protocol::Ec2)).await;
+        assert!(ec2.contains("<Response><Errors><Error><Code>UnknownServiceException</Code>"), "{ec2}");
+        let s3 = body_text(AwsError::new(500, "InternalError", "x").into_response(Protocol::RestXml)).await;
+        assert!(s3.contains("\n<Error><Code>InternalError</Code><Message>x</Message></Error>"), "{s3}");
     }
 }

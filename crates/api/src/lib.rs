@@ -1,11 +1,15 @@
-//! The AWS wire front: one HTTP port, requests routed to the service that claims them, errors in
+//! The AWS wire front: one HTTP port, requests routed to the service they name, errors in
 //! each protocol's exact shape, and `x-amzn-RequestId` on every response.
 
 pub mod clock;
+mod door;
 mod error;
 mod request;
+mod router;
 mod server;
+mod target;
 
+pub use door::{raise_open_files_limit, Limits};
 pub use error::{AwsError, Protocol};
 pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
 pub use server::{json_response, Api, Health, Service, ServiceFuture};

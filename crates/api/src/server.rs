@@ -1,5 +1,5 @@
-//! The HTTP server: accepts connections, reads each request whole, hands it to the service that
-//! claims it, and stamps every response with its request id.
+//! The HTTP server: accepts connections within the front door's limits, reads each request whole
+//! and hands it to the router, which stamps every response with its request id.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,31 +8,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::{ApiRequest, ApiResponse, AwsError, Body, Protocol};
-
-/// Larger than any AWS request body we accept (a 50 MB zip is ~67 MB as base64 JSON); services
-/// apply their own, smaller, limits with their own error messages.
-const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+use crate::door::{Gate, Limits, Ticket};
+use crate::router::Router;
+use crate::{ApiRequest, ApiResponse, Body};
 
 pub type ServiceFuture<'a> = Pin<Box<dyn Future<Output = ApiResponse> + Send + 'a>>;
 
-/// One AWS service on the shared port.
+/// One AWS service on the shared port, routed to by its [`name`](Service::name): botocore's client
+/// name (`lambda`, `sqs`, `cloudwatch` …), which requests name by credential scope, target or path.
 pub trait Service: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    /// Whether this service answers the request (by path, `X-Amz-Target`, host …).
+    /// Asked only about requests that name no AWS service (unsigned, no `X-Amz-Target`, no Query
+    /// `Version`): whether this service answers them anyway (nimbus's own paths, anonymous S3).
     fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool;
-    /// Asked only when no service claimed the request by its head: Query-protocol services
-    /// share `POST /` and tell their requests apart by the form body (`Action=…&Version=…`).
+    /// The same question with the body at hand.
     fn claims_body(&self, _method: &Method, _uri: &Uri, _headers: &HeaderMap, _body: &[u8]) -> bool {
         false
     }
@@ -42,20 +40,23 @@ pub trait Service: Send + Sync + 'static {
 /// Builds the `/_nimbus/health` document on demand.
 pub type Health = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
-struct Router {
-    services: Vec<Arc<dyn Service>>,
-    health: Health,
-}
-
-/// The AWS API: every service behind one router, served on any number of listeners.
+/// The AWS API: every service behind one router, served on any number of listeners that share
+/// one cap on open connections.
 #[derive(Clone)]
 pub struct Api {
     router: Arc<Router>,
+    limits: Limits,
+    gate: Arc<Gate>,
 }
 
 impl Api {
     pub fn new(services: Vec<Arc<dyn Service>>, health: Health) -> Api {
-        Api { router: Arc::new(Router { services, health }) }
+        let limits = Limits::default();
+        Api { router: Arc::new(Router { services, health }), limits, gate: Gate::new(limits.max_connections) }
+    }
+
+    pub fn with_limits(self, limits: Limits) -> Api {
+        Api { limits, gate: Gate::new(limits.max_connections), ..self }
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and gives open connections
@@ -64,16 +65,18 @@ impl Api {
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(_) => continue, // e.g. EMFILE: the next accept may succeed
-                },
+            let stream = tokio::select! {
+                accepted = accept(&listener) => accepted,
                 _ = &mut shutdown => break,
             };
-            let connection = graceful.watch(self.connection(stream));
+            let Some(ticket) = self.gate.admit() else { continue };
+            let evicted = ticket.slot.clone();
+            let connection = graceful.watch(self.connection(stream, ticket));
             tokio::spawn(async move {
-                let _ = connection.await;
+                tokio::select! {
+                    _ = connection => {}
+                    _ = evicted.evicted.notified() => {}
+                }
             });
         }
         drop(listener);
@@ -89,17 +92,30 @@ impl Api {
                 return;
             };
             let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                connections.spawn(api.connection(stream));
+            loop {
+                let stream = accept(&listener).await;
+                let Some(ticket) = api.gate.admit() else { continue };
+                let evicted = ticket.slot.clone();
+                let connection = api.connection(stream, ticket);
+                connections.spawn(async move {
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = evicted.evicted.notified() => {}
+                    }
+                });
+                while connections.try_join_next().is_some() {}
             }
         })
     }
 
+    /// One connection; `ticket` holds its place under the cap for as long as it is open. The
+    /// header-read timeout covers heads only: a request being handled has no time limit here.
     fn connection(
         &self,
-        stream: tokio::net::TcpStream,
+        stream: TcpStream,
+        ticket: Ticket,
     ) -> http1::Connection<
-        TokioIo<tokio::net::TcpStream>,
+        TokioIo<TcpStream>,
         impl hyper::service::Service<
                 Request<Incoming>,
                 Response = ApiResponse,
@@ -110,52 +126,30 @@ impl Api {
         let _ = stream.set_nodelay(true);
         let router = self.router.clone();
         let service = service_fn(move |request| {
+            let busy = ticket.busy();
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.route(request).await) }
+            async move {
+                let response = router.route(request).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
         });
-        http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service)
+        http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
     }
 }
 
-impl Router {
-    async fn route(&self, request: Request<Incoming>) -> ApiResponse {
-        let request_id = crate::new_request_id();
-        let mut response = self.dispatch(request, &request_id).await;
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(HeaderName::from_static("x-amzn-requestid"), value);
+/// The next connection; accept errors (e.g. EMFILE while every descriptor is taken) are waited
+/// out briefly instead of retried in a busy loop.
+async fn accept(listener: &TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-        response
-    }
-
-    async fn dispatch(&self, request: Request<Incoming>, request_id: &str) -> ApiResponse {
-        let (head, body) = request.into_parts();
-        if head.uri.path() == "/_nimbus/health" {
-            return json_response((self.health)());
-        }
-        let claimed = self.services.iter().find(|s| s.claims(&head.method, &head.uri, &head.headers));
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                let message = format!("Request must be smaller than {MAX_BODY_BYTES} bytes");
-                return AwsError::too_large(message).into_response(Protocol::RestJson);
-            }
-        };
-        let claimed = claimed.or_else(|| {
-            self.services.iter().find(|s| s.claims_body(&head.method, &head.uri, &head.headers, &body))
-        });
-        let Some(service) = claimed else {
-            let message = format!("No service answers {} {}", head.method, head.uri.path());
-            return AwsError::new(404, "UnknownOperationException", message)
-                .into_response(Protocol::RestJson);
-        };
-        let request = ApiRequest {
-            method: head.method,
-            uri: head.uri,
-            headers: head.headers,
-            body,
-            request_id: request_id.to_owned(),
-        };
-        service.call(request).await
     }
 }
 
@@ -165,3 +159,7 @@ pub fn json_response(value: serde_json::Value) -> ApiResponse {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

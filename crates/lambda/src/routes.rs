@@ -148,13 +148,13 @@ impl Lambda {
             }
             (&M::GET, ["2024-08-31", "functions", name, "recursion-config"]) => ok(self.get_recursion(name)?),
             _ => {
-                let operation =
-                    operations::operation_for(request.method.as_str(), &path).unwrap_or("this operation");
-                Err(AwsError::new(
-                    400,
-                    "UnknownOperationException",
-                    format!("nimbus does not implement {operation} yet ({} {path})", request.method),
-                ))
+                let message = match operations::operation_for(request.method.as_str(), &path) {
+                    Some(operation) => {
+                        format!("nimbus does not implement {operation} yet ({} {path})", request.method)
+                    }
+                    None => format!("Unknown operation {} {path}", request.method),
+                };
+                Err(AwsError::new(400, "UnknownOperationException", message))
             }
         }
     }

@@ -1,0 +1,72 @@
+//! One nimbus per data directory: `nimbus up` holds an exclusive `flock` on `<data dir>/lock`,
+//! which records its pid and address. The kernel drops the lock with the process, so a nimbus
+//! killed with SIGKILL leaves nothing stale behind.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Held for as long as nimbus runs.
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock and records this process in it, or says who holds it.
+    pub fn acquire(data_dir: &Path, address: SocketAddr) -> anyhow::Result<DataDirLock> {
+        let path = data_dir.join("lock");
+        let open = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+        let mut file = open.map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                anyhow::bail!(
+                    "data directory {} is in use by another nimbus ({})",
+                    data_dir.display(),
+                    describe(&holder)
+                );
+            }
+            Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+        let record = format!("pid={}\nport={}\naddress={address}\n", std::process::id(), address.port());
+        let written =
+            file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(record.as_bytes()));
+        written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+/// `pid 123, port 4566` from the holder's record (which may be empty for an instant while the
+/// holder writes it).
+fn describe(record: &str) -> String {
+    let field = |name: &str| {
+        record.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).unwrap_or("unknown")
+    };
+    format!("pid {}, port {}", field("pid"), field("port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_told_who_has_the_directory() {
+        let dir = std::env::temp_dir().join(format!("nimbus-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = DataDirLock::acquire(&dir, "127.0.0.1:4571".parse().unwrap()).unwrap();
+        let error = DataDirLock::acquire(&dir, "127.0.0.1:4572".parse().unwrap()).err().unwrap();
+        let expected = format!("in use by another nimbus (pid {}, port 4571)", std::process::id());
+        assert!(error.to_string().contains(&expected), "{error}");
+        drop(first);
+        DataDirLock::acquire(&dir, "127.0.0.1:4572".parse().unwrap()).expect("released with its holder");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_record_still_reads() {
+        assert_eq!(describe(""), "pid unknown, port unknown");
+    }
+}
