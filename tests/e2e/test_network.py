@@ -198,3 +198,30 @@ def test_networks_end_with_nimbus(server_factory, create_fn):
         time.sleep(0.05)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in relays)
     srv.kill()
+
+
+@needs_root
+def test_a_loopback_resolver_is_replaced_by_the_relays(server_factory, tmp_path):
+    """On hosts whose resolver is on loopback (systemd-resolved's 127.0.0.53), an environment's
+    own network could not reach it: the sandbox shows slirp's DNS relay instead."""
+    fake = tmp_path / "resolv.conf"
+    fake.write_text("nameserver 127.0.0.53\noptions edns0\n")
+    # nimbus in a mount namespace of the test's own, where the host's resolver is on loopback.
+    wrapper = tmp_path / "nimbus-with-stub-resolver"
+    srv = server_factory(start=False)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec unshare -m --propagation private sh -c 'mount --bind {fake} /etc/resolv.conf && "
+        f"exec {srv.binary} \"$@\"' sh \"$@\"\n")
+    wrapper.chmod(0o755)
+    srv.binary = wrapper
+    srv.start()
+    client = srv.client()
+    name = unique_name("net-dns")
+    code = "def handler(event, context):\n    return open('/etc/resolv.conf').read()\n"
+    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+                           Handler="app.handler", Timeout=20, Code={"ZipFile": make_zip({"app.py": code})})
+    shown = invoke(client, name, {})
+    assert "nameserver 10.0.2.3" in shown and "127.0.0.53" not in shown, shown
+    assert "options edns0" in shown
+    srv.stop()

@@ -72,7 +72,6 @@ pub fn install_prefix(executable: &Path) -> Option<PathBuf> {
     (bin.file_name()? == "bin").then(|| bin.parent().map(Path::to_path_buf)).flatten()
 }
 
-
 /// Moves nimbus (as root) into a mount namespace of its own that receives the host's mounts but
 /// sends none back, so the scratch volumes and sandbox roots it mounts vanish with it — even
 /// after kill -9 — instead of lingering on the host. Call before any thread is started:

@@ -18,8 +18,10 @@ use crate::pool::{Maker, Pool};
 
 /// Networks kept ready per kind.
 const READY_PER_KIND: usize = 2;
-/// The outside world as slirp4netns presents it: the host is `10.0.2.2`, DNS `10.0.2.3`.
+/// The outside world as slirp4netns presents it: the host is `10.0.2.2`, and `10.0.2.3` relays
+/// DNS to the host's own resolver.
 pub const HOST_ADDRESS_INSIDE: &str = "10.0.2.2";
+const DNS_INSIDE: &str = "10.0.2.3";
 
 /// What an environment's network reaches besides its own listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +47,9 @@ pub struct Network {
     pub namespace: Arc<OwnedFd>,
     /// One listener per [`NetworkKey::addresses`], in that order, until taken.
     listeners: Vec<TcpListener>,
+    /// The resolver configuration to show as `/etc/resolv.conf`, when the host's names a
+    /// loopback resolver (systemd-resolved's 127.0.0.53, dnsmasq …) that is out of reach here.
+    pub resolv_conf: Option<PathBuf>,
     _relay: Option<Relay>,
 }
 
@@ -84,12 +89,21 @@ struct NetworkMaker {
     /// Where slirp4netns is installed, if it is.
     slirp: Option<PathBuf>,
     host_loopback: bool,
+    /// See [`Network::resolv_conf`]; written once, at start.
+    resolv_conf: Option<PathBuf>,
 }
 
 impl Networks {
-    pub fn new(host_loopback: bool) -> Networks {
+    /// `dir` (under the data directory) holds the rewritten resolver configuration, if needed.
+    pub fn new(host_loopback: bool, dir: &std::path::Path) -> Networks {
         let slirp = find_program("slirp4netns");
-        Networks { pool: Arc::new(Pool::new(NetworkMaker { slirp, host_loopback }, READY_PER_KIND)) }
+        let host_resolv = std::fs::read_to_string(crate::plan::RESOLV_CONF).unwrap_or_default();
+        let resolv_conf = resolver_through_relay(&host_resolv).and_then(|text| {
+            let path = dir.join("resolv.conf");
+            std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)).ok().map(|()| path)
+        });
+        let maker = NetworkMaker { slirp, host_loopback, resolv_conf };
+        Networks { pool: Arc::new(Pool::new(maker, READY_PER_KIND)) }
     }
 
     /// Whether environments that should reach the outside world can (slirp4netns is installed).
@@ -118,7 +132,8 @@ impl Maker for NetworkMaker {
             (Reach::Outside, Some(slirp)) => Some(self.start_relay(slirp, &namespace)?),
             _ => None,
         };
-        Ok(Network { namespace: Arc::new(namespace), listeners, _relay: relay })
+        let resolv_conf = relay.as_ref().and(self.resolv_conf.clone());
+        Ok(Network { namespace: Arc::new(namespace), listeners, resolv_conf, _relay: relay })
     }
 
     fn unmake(&self, network: Network) {
@@ -134,9 +149,11 @@ impl NetworkMaker {
         let mut command = Command::new(slirp);
         // slirp opens the namespace by path; nimbus's own descriptor is one it may open.
         let path = format!("/proc/{}/fd/{}", std::process::id(), namespace.as_raw_fd());
-        command
-            .args(["--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp"])
-            .args(["--netns-type=path", "--ready-fd=3", "--exit-fd=4"]);
+        command.args(["--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp"]).args([
+            "--netns-type=path",
+            "--ready-fd=3",
+            "--exit-fd=4",
+        ]);
         if !self.host_loopback {
             command.arg("--disable-host-loopback");
         }
@@ -169,6 +186,26 @@ impl NetworkMaker {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The host's resolver configuration with loopback name servers (unreachable from an
+/// environment's own network) replaced by slirp's DNS relay; `None` when none is loopback.
+fn resolver_through_relay(host: &str) -> Option<String> {
+    let loopback = |line: &str| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("nameserver")
+            && words.next().and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback())
+    };
+    if !host.lines().any(loopback) {
+        return None;
+    }
+    let mut text: String = host
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("nameserver"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&format!("nameserver {DNS_INSIDE}\n"));
+    Some(text)
 }
 
 /// Creates a network namespace with loopback up and binds `addresses` inside it.
@@ -227,4 +264,22 @@ fn loopback_up() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_replaced_by_the_relay() {
+        let stub = "# systemd\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
+        assert_eq!(
+            resolver_through_relay(stub).unwrap(),
+            "# systemd\noptions edns0 trust-ad\nsearch lan\nnameserver 10.0.2.3\n"
+        );
+        assert_eq!(resolver_through_relay("nameserver ::1\n").unwrap(), "nameserver 10.0.2.3\n");
+        // A resolver elsewhere is reached through the relay as it is.
+        assert_eq!(resolver_through_relay("nameserver 10.255.255.53\nsearch x\n"), None);
+        assert_eq!(resolver_through_relay(""), None);
+    }
 }

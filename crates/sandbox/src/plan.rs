@@ -11,6 +11,9 @@ pub const SECRETS: &[&str] =
 /// symlinks they are on a merged-/usr host.
 pub const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"];
 
+/// The resolver configuration, which an environment's own network may need to replace.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// Device nodes bound from the host into the sandbox's own small /dev.
 pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 
@@ -79,6 +82,8 @@ pub struct Filesystem {
     pub tmp_size_mb: u64,
     /// A prepared scratch volume for `/tmp`; without one `/tmp` is a tmpfs of `tmp_size_mb`.
     pub tmp_volume: Option<PathBuf>,
+    /// A host file shown as `/etc/resolv.conf` (see [`crate::Network::resolv_conf`]).
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// Builds the plan that assembles the sandbox's root under `root`.
@@ -163,6 +168,18 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
             // overlayfs lists the top layer first; Lambda's later layers win.
             let lowers = layers.iter().rev().cloned().collect();
             ops.push(Op::Overlay { lowers, target: inside(Path::new("/opt")) });
+        }
+    }
+    if let Some(source) = &fs.resolv_conf {
+        // Cover the file resolv.conf resolves to: on systemd hosts a link into /run, which the
+        // sandbox does not otherwise show.
+        let target = host.canonical(Path::new(RESOLV_CONF)).unwrap_or_else(|| RESOLV_CONF.into());
+        if !SYSTEM_DIRS.iter().any(|dir| target.starts_with(dir)) {
+            mkdir_all(&mut ops, target.parent().unwrap_or(Path::new("/")));
+            ops.push(Op::Touch { path: inside(&target), mode: 0o644 });
+            ops.push(Op::Bind { source: source.clone(), target: inside(&target), writable: false });
+        } else if host.exists(&target) {
+            ops.push(Op::Bind { source: source.clone(), target: inside(&target), writable: false });
         }
     }
     for mount in &fs.mounts {
@@ -251,7 +268,34 @@ mod tests {
             opt_layers: vec!["/data/layers/1".into(), "/data/layers/2".into()],
             tmp_size_mb: 512,
             tmp_volume: None,
+            resolv_conf: None,
         }
+    }
+
+    #[test]
+    fn resolv_conf_covers_the_file_it_links_to() {
+        let fs = Filesystem { resolv_conf: Some("/data/network/resolv.conf".into()), ..filesystem() };
+        let bind = |target: &str| Op::Bind {
+            source: "/data/network/resolv.conf".into(),
+            target: target.into(),
+            writable: false,
+        };
+        let mut plain = host();
+        plain.files.push("/etc/resolv.conf".into());
+        assert!(plan(Path::new("/r"), &fs, &plain).contains(&bind("/r/etc/resolv.conf")));
+        // systemd-resolved: a link into /run, which only this file of is shown.
+        let mut systemd = host();
+        systemd.links.insert("/etc/resolv.conf".into(), "../run/systemd/resolve/stub-resolv.conf".into());
+        systemd.resolved.insert("/etc/resolv.conf".into(), "/run/systemd/resolve/stub-resolv.conf".into());
+        systemd.files.push("/run/systemd/resolve/stub-resolv.conf".into());
+        let ops = plan(Path::new("/r"), &fs, &systemd);
+        let touch = Op::Touch { path: "/r/run/systemd/resolve/stub-resolv.conf".into(), mode: 0o644 };
+        let (touched, bound) = (
+            ops.iter().position(|op| *op == touch),
+            ops.iter().position(|op| *op == bind("/r/run/systemd/resolve/stub-resolv.conf")),
+        );
+        assert!(ops.contains(&Op::Mkdir("/r/run/systemd/resolve".into())));
+        assert!(touched.is_some() && bound > touched, "{ops:?}");
     }
 
     #[test]

@@ -18,9 +18,9 @@ use tokio::net::unix::pipe;
 
 use crate::cgroup::{self, Cgroups, Group};
 use crate::child::{self, Root, Setup, Step};
+use crate::network::{Network, NetworkKey, Networks};
 use crate::os::{cstring, prepare};
 use crate::plan::{self, HostView};
-use crate::network::{Network, NetworkKey, Networks};
 use crate::scratch::{ScratchPool, Volume};
 use crate::{Isolation, Spec};
 
@@ -112,7 +112,7 @@ impl Sandbox {
                 let instance = SANDBOXES.fetch_add(1, Ordering::Relaxed);
                 sandbox.cgroups = Cgroups::detect(&format!("nimbus-{}-{instance}", std::process::id()));
                 sandbox.scratch = ScratchPool::new(data_dir.join("scratch"));
-                sandbox.networks = Some(Networks::new(false));
+                sandbox.networks = Some(Networks::new(false, &data_dir.join("network")));
                 Ok(sandbox)
             }
             Err(error) if forced == Some(Isolation::Namespaces) => Err(error),
@@ -132,7 +132,7 @@ impl Sandbox {
     /// [`crate::HOST_ADDRESS_INSIDE`] (a database on the developer's machine, say).
     pub fn with_host_loopback(mut self, allow: bool) -> Sandbox {
         if self.networks.is_some() {
-            self.networks = Some(Networks::new(allow));
+            self.networks = Some(Networks::new(allow, &self.root_dir.with_file_name("network")));
         }
         self
     }

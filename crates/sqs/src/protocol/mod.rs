@@ -64,7 +64,10 @@ pub async fn handle(sqs: &Sqs, request: ApiRequest) -> ApiResponse {
             Err(error) => error.to_json_response(),
         };
     }
-    let (operation, input) = query::parse(&request);
+    let (operation, input) = match query::parse(&request) {
+        Ok(parsed) => parsed,
+        Err(error) => return error.to_xml_response(&request.request_id),
+    };
     match dispatch(sqs, &operation, input, &ctx).await {
         Ok(output) => query::render(&operation, &output, &request.request_id),
         Err(error) => error.to_xml_response(&request.request_id),

@@ -10,6 +10,7 @@ use nimbus_api::{ApiRequest, ApiResponse, Body};
 use serde_json::{Map, Value};
 
 use super::{xml_escape, XML_NAMESPACE};
+use crate::error::SqsError;
 
 const OPERATIONS: &[&str] = &[
     "AddPermission",
@@ -148,8 +149,12 @@ fn convert(key: &str, node: &Node, operation: &str) -> (String, Value) {
     (key.to_owned(), to_value(node, operation))
 }
 
+/// Parameter names have a few dot-separated parts (`Attribute.1.Name`); the tree built from
+/// them is walked recursively, so a name of thousands of parts is refused rather than parsed.
+pub const MAX_NAME_PARTS: usize = 16;
+
 /// The operation and its JSON-shaped input.
-pub fn parse(request: &ApiRequest) -> (String, Value) {
+pub fn parse(request: &ApiRequest) -> Result<(String, Value), SqsError> {
     let mut pairs = request.uri.query().map(|q| form_pairs(q.as_bytes())).unwrap_or_default();
     pairs.extend(form_pairs(&request.body));
     let mut root = BTreeMap::new();
@@ -158,7 +163,15 @@ pub fn parse(request: &ApiRequest) -> (String, Value) {
         match key.as_str() {
             "Action" => operation = value,
             "Version" => {}
-            _ => insert(&mut root, &key.split('.').collect::<Vec<_>>(), value),
+            _ => {
+                let path: Vec<&str> = key.splitn(MAX_NAME_PARTS + 1, '.').collect();
+                if path.len() > MAX_NAME_PARTS {
+                    let message =
+                        format!("Parameter name {:.64}… has more than {MAX_NAME_PARTS} parts.", key);
+                    return Err(SqsError::invalid(message));
+                }
+                insert(&mut root, &path, value)
+            }
         }
     }
     let mut input = to_value(&Node::Branch(root), &operation);
@@ -166,7 +179,7 @@ pub fn parse(request: &ApiRequest) -> (String, Value) {
     if input.get("QueueUrl").is_none() && path.split('/').count() == 2 {
         input["QueueUrl"] = Value::String(format!("http://{}/{path}", request.header("host").unwrap_or("")));
     }
-    (operation, input)
+    Ok((operation, input))
 }
 
 /// Entry element names of the batch results, per operation.
@@ -303,7 +316,7 @@ mod tests {
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Name=color\
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType=String\
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue=red";
-        let (operation, input) = parse(&request("/", body));
+        let (operation, input) = parse(&request("/", body)).unwrap();
         assert_eq!(operation, "SendMessageBatch");
         assert_eq!(input["QueueUrl"], "http://h/0/q");
         assert_eq!(input["Entries"][0]["Id"], "a");
@@ -315,7 +328,7 @@ mod tests {
     #[test]
     fn queue_url_from_path_and_lists() {
         let body = "Action=ReceiveMessage&Version=2012-11-05&AttributeName.1=All&MessageAttributeName.1=x";
-        let (_, input) = parse(&request("/000000000000/jobs", body));
+        let (_, input) = parse(&request("/000000000000/jobs", body)).unwrap();
         assert_eq!(input["QueueUrl"], "http://localhost:4566/000000000000/jobs");
         assert_eq!(input["AttributeNames"], serde_json::json!(["All"]));
         assert_eq!(input["MessageAttributeNames"], serde_json::json!(["x"]));
@@ -333,5 +346,15 @@ mod tests {
             "<Message><Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute><Body>a&lt;b</Body></Message>"
         ));
         assert!(text.contains("<RequestId>rid</RequestId>"));
+    }
+
+    #[test]
+    fn names_of_too_many_parts_are_refused_not_recursed_into() {
+        let name = |parts: usize| vec!["Attribute"; parts - 1].join(".") + ".Name";
+        let ok = format!("Action=CreateQueue&QueueName=q&{}=x", name(MAX_NAME_PARTS));
+        assert!(parse(&request("/", &ok)).is_ok());
+        let deep = format!("Action=CreateQueue&QueueName=q&{}=x", name(50_000));
+        let error = parse(&request("/", &deep)).unwrap_err();
+        assert_eq!(error.code, "InvalidParameterValue");
     }
 }
