@@ -172,7 +172,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         })
     });
     let open_files = nimbus_api::raise_open_files_limit();
-    let api = Api::new(services, health).with_limits(nimbus_api::Limits::default().fit_open_files(open_files));
+    let api =
+        Api::new(services, health).with_limits(nimbus_api::Limits::default().fit_open_files(open_files));
     let serving = api.clone();
     let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
     println!(
