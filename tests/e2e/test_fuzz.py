@@ -236,7 +236,7 @@ def judge(state: Fuzz, wire: Wire, answer) -> None:
         # S3's answer for what it does not implement; requests that name no service go to S3.
         s3 = wire.protocol == "rest-xml" or not wire.strict
         if not (status == 501 and s3 and code == "NotImplemented"):
-            state.record(("5xx", wire.label, status, code), wire, summary)
+            state.record(("5xx", service if wire.strict else "-", status, code), wire, summary)
             return
     if wire.expect_status and status != wire.expect_status:
         state.record(("status", wire.label.split(" ")[0], wire.expect_status, status), wire, summary)
