@@ -181,7 +181,14 @@ impl NetworkMaker {
         let mut byte = [0u8; 1];
         let mut ready = std::fs::File::from(ready_read);
         match io::Read::read(&mut ready, &mut byte) {
-            Ok(1) => Ok(relay),
+            Ok(1) => {
+                // Started at the pool's idle priority; it carries the environment's traffic at
+                // the ordinary one.
+                let pid = relay.child.as_ref().map_or(0, std::process::Child::id);
+                // SAFETY: setpriority on our own child's pid; failure leaves it niced.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, 0) };
+                Ok(relay)
+            }
             Ok(_) => Err(io::Error::other("slirp4netns exited before the network was up")),
             Err(error) => Err(error),
         }

@@ -56,6 +56,10 @@ impl<M: Maker> Pool<M> {
         let pool = self.clone();
         pool.refilling.fetch_add(1, Ordering::AcqRel);
         std::thread::spawn(move || {
+            // Made ahead in idle time: the refill (and the mkfs or slirp it starts, which inherit
+            // it) must not take CPU from the cold start that took the last ready item.
+            // SAFETY: setpriority on this thread's own id; failure leaves the priority as it was.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
             pool.refill(&key);
             pool.refilling.fetch_sub(1, Ordering::AcqRel);
         });
