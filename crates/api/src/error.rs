@@ -111,11 +111,11 @@ impl AwsError {
     /// The XML error documents botocore's query, ec2 and rest-xml parsers read; the request id
     /// travels in the `x-amzn-RequestId` header.
     fn xml_body(self, protocol: Protocol) -> String {
-        let (code, message) = (self.code, xml_escape(&self.message));
+        let (code, message) = (self.code, crate::xml::escape(&self.message));
         let fields: String = self
             .fields
             .iter()
-            .map(|(name, value)| format!("<{name}>{}</{name}>", xml_escape(value)))
+            .map(|(name, value)| format!("<{name}>{}</{name}>", crate::xml::escape(value)))
             .collect();
         match protocol {
             Protocol::Ec2 => format!(
@@ -135,10 +135,6 @@ impl AwsError {
             }
         }
     }
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 impl std::fmt::Display for AwsError {

@@ -8,6 +8,7 @@ mod request;
 mod router;
 mod server;
 mod target;
+pub mod xml;
 
 pub use door::{raise_open_files_limit, Limits};
 pub use error::{AwsError, Protocol};

@@ -96,7 +96,7 @@ pub fn location(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
         xml::NAMESPACE,
-        quick_xml::escape::escape(&region)
+        nimbus_api::xml::escape(&region)
     );
     Ok(Reply::xml(body))
 }

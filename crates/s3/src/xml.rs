@@ -33,7 +33,7 @@ impl XmlWriter {
 
     pub fn elem(&mut self, name: &str, value: &str) {
         self.first = false;
-        self.out.push_str(&format!("<{name}>{}</{name}>", quick_xml::escape::escape(value)));
+        self.out.push_str(&format!("<{name}>{}</{name}>", nimbus_api::xml::escape(value)));
     }
 
     pub fn finish(self) -> String {

@@ -140,7 +140,8 @@ impl Xml {
 
     fn text(&mut self, name: &str, text: &str) {
         self.open(name, None);
-        let _ = self.0.write_event(Event::Text(BytesText::new(text)));
+        // Escaped here (not by quick-xml) so forbidden characters become U+FFFD.
+        let _ = self.0.write_event(Event::Text(BytesText::from_escaped(nimbus_api::xml::escape(text))));
         self.close(name);
     }
 

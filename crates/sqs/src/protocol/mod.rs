@@ -101,21 +101,7 @@ async fn dispatch(sqs: &Sqs, operation: &str, input: Value, ctx: &Ctx) -> Result
     }
 }
 
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use nimbus_api::xml::escape as xml_escape;
 
 /// Decodes a form component: `+` is a space, then `%XX` escapes.
 pub fn percent_decode_plus(input: &str) -> String {
