@@ -19,6 +19,10 @@ pub trait Maker: Send + Sync + 'static {
 pub struct Pool<M: Maker> {
     pub maker: M,
     per_key: usize,
+    /// How long a refill waits while the reserve still holds an item: long enough for the
+    /// environment that took one to start without competing for the CPU. An empty reserve (a
+    /// burst) is refilled at once.
+    delay: Duration,
     ready: Mutex<HashMap<M::Key, Vec<M::Item>>>,
     /// Set by `close`: nothing new is made; `refilling` counts the refills still running, whose
     /// work must not outlive nimbus nor land after the clean-up.
@@ -27,10 +31,11 @@ pub struct Pool<M: Maker> {
 }
 
 impl<M: Maker> Pool<M> {
-    pub fn new(maker: M, per_key: usize) -> Pool<M> {
+    pub fn new(maker: M, per_key: usize, delay: Duration) -> Pool<M> {
         Pool {
             maker,
             per_key,
+            delay,
             ready: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             refilling: AtomicUsize::new(0),
@@ -39,17 +44,21 @@ impl<M: Maker> Pool<M> {
 
     /// A ready item of `key`, or one made now; either way the pool refills behind it.
     pub fn take(self: &Arc<Self>, key: &M::Key) -> io::Result<M::Item> {
-        let ready = self.lock().get_mut(key).and_then(Vec::pop);
+        let (ready, left) = {
+            let mut ready = self.lock();
+            let reserve = ready.get_mut(key);
+            let item = reserve.and_then(Vec::pop);
+            (item, ready.get(key).map_or(0, Vec::len))
+        };
         let item = match ready {
             Some(item) => item,
             None => self.maker.make(key)?,
         };
-        self.refill_behind(key.clone());
+        self.refill_behind(key.clone(), if left > 0 { self.delay } else { Duration::ZERO });
         Ok(item)
     }
 
-    /// Starts filling `key`'s reserve without taking anything (e.g. at first use).
-    pub fn refill_behind(self: &Arc<Self>, key: M::Key) {
+    fn refill_behind(self: &Arc<Self>, key: M::Key, delay: Duration) {
         if self.closing.load(Ordering::Acquire) {
             return;
         }
@@ -60,6 +69,7 @@ impl<M: Maker> Pool<M> {
             // it) must not take CPU from the cold start that took the last ready item.
             // SAFETY: setpriority on this thread's own id; failure leaves the priority as it was.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+            std::thread::sleep(delay);
             pool.refill(&key);
             pool.refilling.fetch_sub(1, Ordering::AcqRel);
         });
@@ -115,7 +125,7 @@ mod tests {
 
     #[test]
     fn takes_refill_and_close_unmakes_the_reserve() {
-        let pool = Arc::new(Pool::new(Counter(AtomicUsize::new(0), AtomicUsize::new(0)), 2));
+        let pool = Arc::new(Pool::new(Counter(AtomicUsize::new(0), AtomicUsize::new(0)), 2, Duration::ZERO));
         assert_eq!(pool.take(&1).unwrap(), 0);
         let deadline = Instant::now() + Duration::from_secs(5);
         while pool.lock().get(&1).map_or(0, Vec::len) < 2 && Instant::now() < deadline {

@@ -36,7 +36,7 @@ impl ScratchPool {
         unmount_all_under(&root);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).ok()?;
-        let volumes = Arc::new(Pool::new(Volumes { root }, READY_PER_SIZE));
+        let volumes = Arc::new(Pool::new(Volumes { root }, READY_PER_SIZE, std::time::Duration::ZERO));
         Some(Arc::new(ScratchPool { volumes, usable: AtomicBool::new(true) }))
     }
 
