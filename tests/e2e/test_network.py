@@ -225,3 +225,24 @@ def test_a_loopback_resolver_is_replaced_by_the_relays(server_factory, tmp_path)
     assert "nameserver 10.0.2.3" in shown and "127.0.0.53" not in shown, shown
     assert "options edns0" in shown
     srv.stop()
+
+
+@needs_root
+def test_no_mount_outlives_a_killed_nimbus(server_factory):
+    """nimbus keeps its mounts (scratch volumes for /tmp, sandbox roots) in a mount namespace of
+    its own: after kill -9 none is left on the host, not even until the next start."""
+    srv = server_factory()
+    client = srv.client()
+    name = unique_name("net-mounts")
+    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+                           Handler="app.connect", Timeout=20, Code={"ZipFile": make_zip({"app.py": ATTACKER})})
+    invoke(client, name, {"host": "127.0.0.1", "port": 1})
+    # The environment's /tmp is a loop-mounted volume under the data directory (in nimbus's view).
+    pid = srv.proc.pid
+    theirs = open(f"/proc/{pid}/mountinfo").read()
+    assert str(srv.data_dir) in theirs, "the environment's scratch volume is mounted for nimbus"
+    os.kill(pid, 9)
+    srv.proc.wait()
+    ours = open("/proc/self/mountinfo").read()
+    assert str(srv.data_dir) not in ours
+    srv.kill()

@@ -246,6 +246,8 @@ def test_vpc_functions_reach_only_nimbus(client, create_fn):
 def test_process_mode_says_so_and_still_runs_functions(server_factory):
     srv = server_factory(extra_args=["--isolation", "process"])
     assert srv.health()["isolation"] == "process"
+    # Plainly: environments share one network, so they are not isolated from each other.
+    assert "not isolated" in srv.health()["network"]
     assert "isolation: process" in srv.log_text()
     client = srv.client()
     name = unique_name("plain")

@@ -139,12 +139,12 @@ impl Sandbox {
 
     /// What environments' networks are, for health and the startup line: `own` (each its own
     /// namespace, the outside reached through slirp4netns), `own, no outside` (slirp4netns is
-    /// not installed), or `host` (shared with the host and with each other).
+    /// not installed), or `shared` (with the host and with each other: said plainly).
     pub fn network_label(&self) -> &'static str {
         match &self.networks {
             Some(networks) if networks.reaches_outside() => "own",
             Some(_) => "own, no outside (install slirp4netns)",
-            None => "host",
+            None => "shared with the host and other environments (not isolated)",
         }
     }
 
