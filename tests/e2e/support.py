@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import socket
 import time
 import uuid
@@ -35,6 +36,24 @@ def aws_client(service: str, endpoint: str, **config):
         aws_secret_access_key="test",
         config=Config(retries={"mode": "standard", "total_max_attempts": 1}, **config),
     )
+
+def aws_cli_env(endpoint: str | None, tmp_path) -> dict:
+    """The environment for an `aws` CLI subprocess: test credentials, no user config, no retries,
+    no pager, and `AWS_ENDPOINT_URL` when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+        AWS_MAX_ATTEMPTS="1",
+        AWS_PAGER="",
+    )
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return env
+
 
 def unique_name(prefix: str) -> str:
     """A function name no other test (or earlier run on a reused server) uses."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 
 import pytest
-from support import PY_MULTI, ROLE, make_zip, unique_name
+from support import PY_MULTI, ROLE, aws_cli_env, make_zip, unique_name
 
 pytestmark = pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 
@@ -28,17 +27,7 @@ RAW = _raw_payload_args()
 
 @pytest.fixture
 def aws(endpoint, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
-        AWS_MAX_ATTEMPTS="1",
-        AWS_PAGER="",
-    )
+    env = aws_cli_env(endpoint, tmp_path)
 
     def run(*args, check=True):
         proc = subprocess.run(["aws", "lambda", *args], env=env, cwd=tmp_path, capture_output=True, text=True,

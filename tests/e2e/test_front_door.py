@@ -4,7 +4,6 @@ clients cannot lock anyone out, and one data directory serves one nimbus."""
 from __future__ import annotations
 
 import http.client
-import os
 import resource
 import shutil
 import socket
@@ -15,7 +14,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 from conftest import NimbusServer
-from support import aws_client
+from support import aws_cli_env, aws_client
 
 # (client, call, kwargs, the service's full name as botocore's model has it)
 UNSERVED = [
@@ -43,20 +42,6 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
-def _aws_env(endpoint, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
-        AWS_MAX_ATTEMPTS="1",
-        AWS_PAGER="",
-    )
-    return env
-
-
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 @pytest.mark.parametrize("command,operation,full_name", [
     (["kinesis", "list-streams"], "ListStreams", "Amazon Kinesis"),
@@ -65,7 +50,7 @@ def _aws_env(endpoint, tmp_path):
     (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),
 ])
 def test_aws_cli_prints_a_clean_error(endpoint, tmp_path, command, operation, full_name):
-    proc = subprocess.run(["aws", "--endpoint-url", endpoint, *command], env=_aws_env(endpoint, tmp_path),
+    proc = subprocess.run(["aws", "--endpoint-url", endpoint, *command], env=aws_cli_env(endpoint, tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     expected = (f"An error occurred (UnknownServiceException) when calling the {operation} operation: "

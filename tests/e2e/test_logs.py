@@ -22,7 +22,7 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from support import PY_MULTI, aws_client, wait_until
+from support import PY_MULTI, aws_cli_env, aws_client, wait_until
 
 AWS_V2 = "/usr/bin/aws"
 HOUR_MS = 3_600_000
@@ -77,22 +77,6 @@ def error_of(call, *args, **kwargs):
     with pytest.raises(Exception) as info:
         call(*args, **kwargs)
     return info.value.response["Error"]
-
-
-def aws_env(endpoint: str | None, tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
-        AWS_MAX_ATTEMPTS="1",
-        AWS_PAGER="",
-    )
-    if endpoint:
-        env["AWS_ENDPOINT_URL"] = endpoint
-    return env
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +361,7 @@ def test_unknown_operation_names_itself(server):
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 def test_aws_cli_reads_and_writes_logs(server, tmp_path):
-    env = aws_env(server.endpoint, tmp_path)
+    env = aws_cli_env(server.endpoint, tmp_path)
 
     def aws(*args):
         proc = subprocess.run(["aws", "logs", *args, "--output", "json"], env=env, capture_output=True, text=True,
@@ -470,7 +454,7 @@ def test_sam_logs_tail_polling(logs, group):
 def test_aws_cli_v2_tail_and_follow(logs, group, tmp_path):
     put(logs, group, "s", ["tail line one", "tail line two"])
     endpoint = logs.meta.endpoint_url
-    env = aws_env(None, tmp_path)
+    env = aws_cli_env(None, tmp_path)
     done = subprocess.run([AWS_V2, "logs", "tail", group, "--since", "5m", "--format", "short",
                            "--endpoint-url", endpoint], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -564,7 +548,7 @@ def test_lambda_aws_logs_tail_follow_shows_a_new_invocation(client, logs, create
     wait_until(lambda: logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"],
                timeout=10, what="the function's log group")
     follow = subprocess.Popen([AWS_V2, "logs", "tail", f"/aws/lambda/{name}", "--follow", "--format", "short",
-                               "--endpoint-url", logs.meta.endpoint_url], env=aws_env(None, tmp_path),
+                               "--endpoint-url", logs.meta.endpoint_url], env=aws_cli_env(None, tmp_path),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.loaders import Loader
-from support import ROLE, make_zip, unique_name
+from support import ROLE, aws_cli_env, make_zip, unique_name
 
 HANDLER = """
 def handler(event, context):
@@ -355,16 +354,7 @@ def test_nimbus_functions_inventory_shows_the_same_figures(server, activity):
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 def test_aws_cli_get_metric_statistics(server, activity, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
-        AWS_MAX_ATTEMPTS="1",
-        AWS_PAGER="",
-    )
+    env = aws_cli_env(None, tmp_path)
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     w = window(activity)
     proc = subprocess.run(

@@ -95,6 +95,14 @@ def listen(host: str) -> socket.socket:
     return server
 
 
+def create_probe(client, prefix: str, handler: str = "app.connect", code: str = ATTACKER) -> str:
+    """A function on a server of the test's own (the shared `create_fn` serves the shared one)."""
+    name = unique_name(prefix)
+    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
+                           Handler=handler, Timeout=20, Code={"ZipFile": make_zip({"app.py": code})})
+    return name
+
+
 def primary_address() -> str | None:
     """The host's address on its default route: the stand-in for "the outside world"."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -171,9 +179,7 @@ def test_host_loopback_is_reachable_when_asked_for(server_factory, create_fn):
     try:
         client = srv.client()
         host_service = listen("127.0.0.1")
-        name = unique_name("net-hostlo")
-        client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
-                               Handler="app.connect", Timeout=20, Code={"ZipFile": make_zip({"app.py": ATTACKER})})
+        name = create_probe(client, "net-hostlo")
         assert invoke(client, name, {"host": "10.0.2.2", "port": host_service.getsockname()[1]}) == "connected"
         host_service.close()
     finally:
@@ -185,9 +191,7 @@ def test_networks_end_with_nimbus(server_factory, create_fn):
     """slirp4netns relays stop with their environments and with nimbus, even after kill -9."""
     srv = server_factory()
     client = srv.client()
-    name = unique_name("net-relay")
-    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
-                           Handler="app.connect", Timeout=20, Code={"ZipFile": make_zip({"app.py": ATTACKER})})
+    name = create_probe(client, "net-relay")
     invoke(client, name, {"host": "127.0.0.1", "port": 1})
     relays = [p for p in psutil.Process(srv.proc.pid).children(recursive=True) if p.name() == "slirp4netns"]
     assert relays, "each environment's network has a relay"
@@ -217,10 +221,8 @@ def test_a_loopback_resolver_is_replaced_by_the_relays(server_factory, tmp_path)
     srv.binary = wrapper
     srv.start()
     client = srv.client()
-    name = unique_name("net-dns")
     code = "def handler(event, context):\n    return open('/etc/resolv.conf').read()\n"
-    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
-                           Handler="app.handler", Timeout=20, Code={"ZipFile": make_zip({"app.py": code})})
+    name = create_probe(client, "net-dns", handler="app.handler", code=code)
     shown = invoke(client, name, {})
     assert "nameserver 10.0.2.3" in shown and "127.0.0.53" not in shown, shown
     assert "options edns0" in shown
@@ -233,9 +235,7 @@ def test_no_mount_outlives_a_killed_nimbus(server_factory):
     its own: after kill -9 none is left on the host, not even until the next start."""
     srv = server_factory()
     client = srv.client()
-    name = unique_name("net-mounts")
-    client.create_function(FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
-                           Handler="app.connect", Timeout=20, Code={"ZipFile": make_zip({"app.py": ATTACKER})})
+    name = create_probe(client, "net-mounts")
     invoke(client, name, {"host": "127.0.0.1", "port": 1})
     # The environment's /tmp is a loop-mounted volume under the data directory (in nimbus's view).
     pid = srv.proc.pid
