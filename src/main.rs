@@ -160,14 +160,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
-    let network = sandbox.network_label();
+    let health_sandbox = sandbox.clone();
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
             "version": env!("CARGO_PKG_VERSION"),
             "services": names,
             "isolation": health_engine.stats().isolation,
-            "network": network,
+            // Live: a relay that fails later turns this to "own, no outside".
+            "network": health_sandbox.network_label(),
             "environments": health_engine.stats(),
         })
     });
@@ -177,9 +178,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let serving = api.clone();
     let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
     println!(
-        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {network})",
+        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {})",
         data_dir.display(),
-        sandbox.label()
+        sandbox.label(),
+        sandbox.network_label()
     );
 
     let grace = Duration::from_secs(args.grace);

@@ -246,3 +246,21 @@ def test_no_mount_outlives_a_killed_nimbus(server_factory):
     ours = open("/proc/self/mountinfo").read()
     assert str(srv.data_dir) not in ours
     srv.kill()
+
+
+@needs_root
+def test_a_failing_relay_leaves_functions_running_cut_off(server_factory, tmp_path, monkeypatch):
+    """Where slirp4netns cannot start (no /dev/net/tun, say), functions still run in their own
+    network, without a route outside, and nimbus says so once and in health."""
+    fake = tmp_path / "bin" / "slirp4netns"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'cannot open /dev/net/tun' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    srv = server_factory()
+    client = srv.client()
+    name = create_probe(client, "net-norelay")
+    assert invoke(client, name, {"host": "127.0.0.1", "port": 1}) == "ConnectionRefusedError"
+    assert "no outside" in srv.health()["network"]
+    assert srv.log_text().count("slirp4netns failed") == 1
+    srv.stop()

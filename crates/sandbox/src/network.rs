@@ -95,6 +95,8 @@ struct NetworkMaker {
     host_loopback: bool,
     /// See [`Network::resolv_conf`]; written once, at start.
     resolv_conf: Option<PathBuf>,
+    /// Set when slirp4netns would not start: said once, and in health.
+    relay_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Networks {
@@ -106,13 +108,14 @@ impl Networks {
             let path = dir.join("resolv.conf");
             std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)).ok().map(|()| path)
         });
-        let maker = NetworkMaker { slirp, host_loopback, resolv_conf };
+        let maker = NetworkMaker { slirp, host_loopback, resolv_conf, relay_failed: Default::default() };
         Networks { pool: Arc::new(Pool::new(maker, READY_PER_KIND, REFILL_DELAY)) }
     }
 
     /// Whether environments that should reach the outside world can (slirp4netns is installed).
     pub fn reaches_outside(&self) -> bool {
-        self.pool.maker.slirp.is_some()
+        let maker = &self.pool.maker;
+        maker.slirp.is_some() && !maker.relay_failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A fresh network of `key`'s kind, made ahead when one is ready. Blocking.
@@ -133,7 +136,16 @@ impl Maker for NetworkMaker {
     fn make(&self, key: &NetworkKey) -> io::Result<Network> {
         let (namespace, listeners) = namespace_with_listeners(&key.addresses)?;
         let relay = match (key.reach, &self.slirp) {
-            (Reach::Outside, Some(slirp)) => Some(self.start_relay(slirp, &namespace)?),
+            (Reach::Outside, Some(slirp)) => match self.start_relay(slirp, &namespace) {
+                Ok(relay) => Some(relay),
+                // E.g. no /dev/net/tun: the environment still runs, cut off, and nimbus says so.
+                Err(error) => {
+                    if !self.relay_failed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        eprintln!("nimbus: slirp4netns failed ({error}); environments have no route outside");
+                    }
+                    None
+                }
+            },
             _ => None,
         };
         let resolv_conf = relay.as_ref().and(self.resolv_conf.clone());

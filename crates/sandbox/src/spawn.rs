@@ -143,7 +143,7 @@ impl Sandbox {
     pub fn network_label(&self) -> &'static str {
         match &self.networks {
             Some(networks) if networks.reaches_outside() => "own",
-            Some(_) => "own, no outside (install slirp4netns)",
+            Some(_) => "own, no outside (slirp4netns missing or failing: see the log)",
             None => "shared with the host and other environments (not isolated)",
         }
     }
