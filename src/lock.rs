@@ -9,12 +9,14 @@ use std::path::Path;
 
 /// Held for as long as nimbus runs.
 pub struct DataDirLock {
-    _file: File,
+    file: File,
+    path: std::path::PathBuf,
 }
 
 impl DataDirLock {
-    /// Takes the lock and records this process in it, or says who holds it.
-    pub fn acquire(data_dir: &Path, address: SocketAddr) -> anyhow::Result<DataDirLock> {
+    /// Takes the lock (before binding the port, so a second nimbus on the same directory hears
+    /// about the directory, whatever its port), or says who holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<DataDirLock> {
         let path = data_dir.join("lock");
         let open = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
         let mut file = open.map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
@@ -31,11 +33,21 @@ impl DataDirLock {
             }
             Err(TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
         }
-        let record = format!("pid={}\nport={}\naddress={address}\n", std::process::id(), address.port());
+        let mut lock = DataDirLock { file, path };
+        lock.write(&format!("pid={}\n", std::process::id()))?;
+        Ok(lock)
+    }
+
+    /// Records where this nimbus listens, once it has bound its port.
+    pub fn record(&mut self, address: SocketAddr) -> anyhow::Result<()> {
+        self.write(&format!("pid={}\nport={}\naddress={address}\n", std::process::id(), address.port()))
+    }
+
+    fn write(&mut self, record: &str) -> anyhow::Result<()> {
+        let file = &mut self.file;
         let written =
             file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(record.as_bytes()));
-        written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        Ok(DataDirLock { _file: file })
+        written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))
     }
 }
 
@@ -56,12 +68,13 @@ mod tests {
     fn a_second_holder_is_told_who_has_the_directory() {
         let dir = std::env::temp_dir().join(format!("nimbus-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let first = DataDirLock::acquire(&dir, "127.0.0.1:4571".parse().unwrap()).unwrap();
-        let error = DataDirLock::acquire(&dir, "127.0.0.1:4572".parse().unwrap()).err().unwrap();
+        let mut first = DataDirLock::acquire(&dir).unwrap();
+        first.record("127.0.0.1:4571".parse().unwrap()).unwrap();
+        let error = DataDirLock::acquire(&dir).err().unwrap();
         let expected = format!("in use by another nimbus (pid {}, port 4571)", std::process::id());
         assert!(error.to_string().contains(&expected), "{error}");
         drop(first);
-        DataDirLock::acquire(&dir, "127.0.0.1:4572".parse().unwrap()).expect("released with its holder");
+        DataDirLock::acquire(&dir).expect("released with its holder");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -111,11 +111,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let address: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
+    let mut lock = lock::DataDirLock::acquire(&data_dir)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let address = listener.local_addr()?;
-    let _lock = lock::DataDirLock::acquire(&data_dir, address)?;
+    lock.record(address)?;
     let endpoint_url = format!("http://{address}");
 
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };

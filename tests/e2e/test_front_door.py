@@ -177,6 +177,15 @@ def test_one_nimbus_per_data_directory(server_factory):
                 f"(pid {first.proc.pid}, port {first.port})")
     assert expected in second.log_text(), second.log_text()
     second.stop(check_children=False)  # already exited; the others share its data directory
+    # The same port too (the same command typed twice): the directory is named, not the port.
+    twice = server_factory(data_dir=first.data_dir, start=False)
+    try:
+        twice.start(port=first.port)  # its health probe reaches the first nimbus on that port
+    except AssertionError:
+        pass
+    assert twice.proc.wait(timeout=10) != 0
+    assert expected in twice.log_text(), twice.log_text()
+    twice.stop(check_children=False)
     assert first.health()["status"] == "ready"
     # The lock dies with its holder: no stale lock after kill -9.
     first.kill()

@@ -21,6 +21,8 @@ pub struct Health {
     #[serde(default)]
     pub services: Vec<String>,
     pub isolation: Option<String>,
+    /// Whether each environment has a network of its own (`own`) or shares one.
+    pub network: Option<String>,
     pub environments: Option<Environments>,
 }
 
@@ -69,6 +71,7 @@ pub fn render(health: &Health, endpoint: &str, style: &Style) -> String {
     let rows = [
         ("services", services),
         ("isolation", health.isolation.clone().unwrap_or_else(|| "-".into())),
+        ("network", health.network.clone().unwrap_or_else(|| "-".into())),
         ("environments", environments),
         ("memory", memory),
     ];

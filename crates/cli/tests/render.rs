@@ -125,6 +125,7 @@ fn status_report() {
         version: Some("0.1.0".into()),
         services: vec!["lambda".into(), "logs".into()],
         isolation: Some("namespaces+cgroups".into()),
+        network: Some("own".into()),
         environments: Some(Environments { environments: Some(3), busy: Some(1), memory_mb: Some(384) }),
     };
     insta::assert_snapshot!("status_report", status::render(&health, "http://127.0.0.1:4566", &Style::PLAIN));
