@@ -131,7 +131,8 @@ impl Sandbox {
     /// Lets environments reach the host's loopback services at
     /// [`crate::HOST_ADDRESS_INSIDE`] (a database on the developer's machine, say).
     pub fn with_host_loopback(mut self, allow: bool) -> Sandbox {
-        if self.networks.is_some() {
+        // Made once at start; remade only when the default (no host loopback) changes.
+        if allow && self.networks.is_some() {
             self.networks = Some(Networks::new(allow, &self.root_dir.with_file_name("network")));
         }
         self
