@@ -1,8 +1,15 @@
 //! Durable state: the metadata database behind the [`Store`] trait (SQLite embedded today,
 //! PostgreSQL later) and the content-addressed code package store ([`code::CodeStore`]).
 
+pub mod blobs;
+pub mod cluster;
 pub mod code;
+pub mod db;
 mod sqlite;
+
+pub use blobs::{BlobArea, Blobs};
+pub use cluster::Cluster;
+pub use db::{Database, DbError, Migration, Row, Schema, ServiceDb, Tx, Value};
 
 pub use sqlite::SqliteStore;
 
