@@ -3,7 +3,7 @@
 //! tokens and filter patterns, and the sink the functions engine writes Lambda's logs into.
 //!
 //! ```ignore
-//! let logs = nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())?;
+//! let logs = nimbus_logs::open(&database, &blobs, identity.clone())?;
 //! // as a service: services.push(logs.clone()); as the engine's sink: Arc<dyn LogSink>
 //! logs.close().await; // on shutdown, after the engine stopped
 //! ```
@@ -22,6 +22,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::{ApiRequest, Identity, Protocol, Service, ServiceFuture};
 use nimbus_functions::telemetry::{LogEvent, LogSink};
+use nimbus_store::{Blobs, Database};
 
 use crate::clock::{Clock, SystemClock};
 pub use crate::store::OpenError;
@@ -34,24 +35,33 @@ pub struct Logs {
     identity: Identity,
 }
 
-/// Opens (or creates) the logs under `dir` with the default region and account, and starts the
-/// writer thread. The service's calls, `flush` and `close` run on tokio.
-pub fn open(dir: &Path) -> Result<Arc<Logs>, OpenError> {
-    open_with(dir, Identity::default())
+/// Opens (or creates) the logs: the catalog of groups and streams in `database` (schema `logs`;
+/// on SQLite `<data dir>/logs/logs.db`), the events in the blob area `logs`. Starts the writer
+/// thread; the service's calls, `flush` and `close` run on tokio. Must be called inside a
+/// multi-threaded runtime when `database` is PostgreSQL.
+///
+/// Everything is held in memory from here on: one process may serve a database's logs at a
+/// time, and another that opens them after this one closed (or died) finds them all.
+pub fn open(database: &Database, blobs: &Blobs, identity: Identity) -> Result<Arc<Logs>, OpenError> {
+    open_with_clock(database, blobs, identity, Arc::new(SystemClock))
 }
 
-/// As [`open`], with the region and account that ARNs name.
+/// As [`open`], for the logs directory `dir` = `<data dir>/logs` of a single node on SQLite.
+// Until src/main.rs opens the storage layer itself.
 pub fn open_with(dir: &Path, identity: Identity) -> Result<Arc<Logs>, OpenError> {
-    open_with_clock(dir, identity, Arc::new(SystemClock))
+    let data_dir = dir.parent().unwrap_or(dir);
+    open(&Database::sqlite(data_dir), &Blobs::new(data_dir, "local", false), identity)
 }
 
-/// As [`open_with`], reading the time from `clock` (tests move it to expire events).
+/// As [`open`], reading the time from `clock` (tests move it to expire events).
 pub fn open_with_clock(
-    dir: &Path,
+    database: &Database,
+    blobs: &Blobs,
     identity: Identity,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Logs>, OpenError> {
-    Ok(Arc::new(Logs { storage: Storage::open(dir, clock)?, identity }))
+    let area = blobs.area("logs").map_err(OpenError::Area)?;
+    Ok(Arc::new(Logs { storage: Storage::open(database, &area, clock)?, identity }))
 }
 
 impl Logs {
@@ -142,7 +152,7 @@ mod tests {
     #[tokio::test]
     async fn serves_json_1_1_and_takes_lambda_lines_through_the_sink() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = super::open(dir.path()).unwrap();
+        let logs = super::open_with(&dir.path().join("logs"), Default::default()).unwrap();
         let mut other = HeaderMap::new();
         other.insert("x-amz-target", "DynamoDB_20120810.ListTables".parse().unwrap());
         assert!(!logs.claims(&hyper::Method::POST, &"/".parse().unwrap(), &other));

@@ -26,7 +26,7 @@ fn record(metrics: &Metrics, function: &str, i: u32) {
 
 /// Nanoseconds per call as a thread sees it, and wall time per call over all threads.
 fn run(threads: usize, shared_function: bool) -> (f64, f64) {
-    let metrics = Metrics::new(None);
+    let metrics = Metrics::in_memory();
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {

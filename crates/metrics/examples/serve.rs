@@ -15,7 +15,7 @@ use nimbus_metrics::Metrics;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(4599);
-    let metrics = Metrics::new(None);
+    let metrics = Metrics::in_memory();
     for i in 0..40u64 {
         let (version, architecture) = if i < 30 { ("$LATEST", "x86_64") } else { ("1", "arm64") };
         metrics.invocation(&InvocationRecord {

@@ -20,12 +20,13 @@ mod summary;
 mod wire;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nimbus_functions::telemetry::{InvocationRecord, MetricsSink, MetricsSummary};
+use nimbus_store::{BlobArea, Blobs};
 
 pub use bucket::Architecture;
 pub use catalog::{LAMBDA_NAMESPACE, NIMBUS_NAMESPACE};
@@ -43,40 +44,77 @@ pub const BILLED_GB_SECONDS: &str = "BilledGBSeconds";
 /// Recorded metrics, the CloudWatch service over them, and their snapshot file.
 pub struct Metrics {
     store: Store,
-    snapshot: Option<PathBuf>,
+    snapshot: Option<SnapshotFile>,
     /// Reads the snapshot in the background, so that a long history does not delay startup.
     restoring: Mutex<Option<JoinHandle<Option<String>>>>,
     restore_error: Mutex<Option<String>>,
 }
 
+/// The snapshot: `<node>.cbor` in the blob area `metrics`.
+struct SnapshotFile {
+    area: BlobArea,
+    name: String,
+}
+
 impl Metrics {
-    /// Metrics kept in memory and, with `dir`, snapshotted to `dir/metrics.cbor` by [`save`]
-    /// and restored from it here, in the background: the previous run's data points appear
-    /// within milliseconds (a fraction of a second for weeks of busy functions). An unreadable
-    /// snapshot is reported on stderr and set aside as `metrics.cbor.unreadable`.
+    /// Metrics kept in memory only.
+    pub fn in_memory() -> Arc<Metrics> {
+        Metrics::with_snapshot(None)
+    }
+
+    /// Metrics kept in memory and snapshotted by [`save`] to `<node>.cbor` in the blob area
+    /// `metrics`: each node records the invocations it runs, so each keeps a snapshot of its
+    /// own. The snapshot is restored here, in the background: the previous run's data points
+    /// appear within milliseconds (a fraction of a second for weeks of busy functions). An
+    /// unreadable snapshot is reported on stderr and set aside as `<node>.cbor.unreadable`.
+    ///
+    /// The memory is authoritative between saves: a process that opens the same area under the
+    /// same node name after this one saved (or died) restores what was last saved.
     ///
     /// [`save`]: Metrics::save
+    pub fn open(blobs: &Blobs, node: &str) -> io::Result<Arc<Metrics>> {
+        let area = blobs.area("metrics")?;
+        let name = format!("{node}.cbor");
+        adopt_legacy(&area, &name)?;
+        Ok(Metrics::with_snapshot(Some(SnapshotFile { area, name })))
+    }
+
+    /// As [`open`] for a single node on `dir`, the data directory; in memory only without it.
+    ///
+    /// [`open`]: Metrics::open
+    // Until src/main.rs opens the storage layer itself.
     pub fn new(dir: Option<&Path>) -> Arc<Metrics> {
-        let snapshot = dir.map(|dir| dir.join(snapshot::FILE_NAME));
+        let Some(dir) = dir else { return Metrics::in_memory() };
+        Metrics::open(&Blobs::new(dir, "local", false), "local").unwrap_or_else(|error| {
+            eprintln!("nimbus: metrics will not outlive this run: {error}");
+            Metrics::in_memory()
+        })
+    }
+
+    fn with_snapshot(snapshot: Option<SnapshotFile>) -> Arc<Metrics> {
+        let exists = snapshot.as_ref().is_some_and(|file| file.area.path(&file.name).exists());
         let metrics = Arc::new(Metrics {
             store: Store::default(),
-            snapshot: snapshot.clone(),
+            snapshot,
             restoring: Mutex::new(None),
             restore_error: Mutex::new(None),
         });
-        if let Some(path) = snapshot.filter(|path| path.exists()) {
+        if exists {
             let restoring = metrics.clone();
-            let loader = std::thread::spawn(move || restoring.restore(&path));
+            let loader = std::thread::spawn(move || restoring.restore());
             *lock(&metrics.restoring) = Some(loader);
         }
         metrics
     }
 
-    fn restore(&self, path: &Path) -> Option<String> {
-        let result = snapshot::load(&self.store, path);
+    fn restore(&self) -> Option<String> {
+        let file = self.snapshot.as_ref()?;
+        let path = file.area.path(&file.name);
+        let result = snapshot::load(&self.store, &path);
         self.store.sweep(minute_of(SystemTime::now()));
         let error = result.err()?;
-        let _ = std::fs::rename(path, path.with_extension("cbor.unreadable"));
+        // Kept for a look, out of the way of the next save.
+        let _ = std::fs::rename(&path, file.area.path(&format!("{}.unreadable", file.name)));
         eprintln!("nimbus: metrics of the previous run not restored: {error}");
         Some(error.to_string())
     }
@@ -89,12 +127,12 @@ impl Metrics {
         lock(&self.restore_error).clone()
     }
 
-    /// Writes the snapshot now (call it at shutdown); does nothing without a directory.
+    /// Writes the snapshot now (call it at shutdown); does nothing in memory only.
     /// Blocking: a few milliseconds per busy function-day of history.
     pub fn save(&self) -> io::Result<()> {
         self.restore_error(); // never overwrite a snapshot still being read
         match &self.snapshot {
-            Some(path) => snapshot::save(&self.store, path),
+            Some(file) => snapshot::save(&self.store, &file.area, &file.name),
             None => Ok(()),
         }
     }
@@ -155,6 +193,20 @@ impl MetricsSink for Metrics {
     }
 }
 
+/// Moves a snapshot from where it lived before the blob area (`<data dir>/metrics.cbor`, the
+/// area's parent) into the area, unless the area has one already.
+fn adopt_legacy(area: &BlobArea, name: &str) -> io::Result<()> {
+    let target = area.path(name);
+    let Some(legacy) = area.dir().parent().map(|root| root.join(snapshot::LEGACY_FILE_NAME)) else {
+        return Ok(());
+    };
+    if target.exists() || !legacy.exists() {
+        return Ok(());
+    }
+    std::fs::rename(&legacy, &target)?;
+    nimbus_store::blobs::sync_dir(area.dir())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -187,24 +239,46 @@ mod tests {
     #[test]
     fn snapshot_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new(Some(dir.path()));
+        let blobs = Blobs::new(dir.path(), "a", true);
+        let metrics = Metrics::open(&blobs, "a").unwrap();
         record(&metrics, "f", 10, false, "x86_64");
         metrics.save().unwrap();
-        let again = Metrics::new(Some(dir.path()));
+        assert!(dir.path().join("metrics/a.cbor").exists());
+        // Another node keeps its own.
+        let b = Metrics::open(&Blobs::new(dir.path(), "b", true), "b").unwrap();
+        assert_eq!(b.summary("f").invocations, 0);
+        let again = Metrics::open(&blobs, "a").unwrap();
         record(&again, "f", 10, false, "x86_64");
         assert_eq!(again.restore_error(), None);
         assert_eq!(again.summary("f").invocations, 2);
     }
 
     #[test]
+    fn a_snapshot_from_before_the_blob_area_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Metrics::in_memory();
+        record(&old, "f", 10, false, "x86_64");
+        let area = Blobs::new(dir.path(), "local", false).area("metrics").unwrap();
+        snapshot::save(&old.store, &area, "x").unwrap();
+        std::fs::rename(area.path("x"), dir.path().join("metrics.cbor")).unwrap();
+        let metrics = Metrics::new(Some(dir.path()));
+        assert_eq!(metrics.restore_error(), None);
+        assert_eq!(metrics.summary("f").invocations, 1);
+        assert!(!dir.path().join("metrics.cbor").exists());
+        assert!(dir.path().join("metrics/local.cbor").exists());
+    }
+
+    #[test]
     fn an_unreadable_snapshot_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(snapshot::FILE_NAME), b"junk").unwrap();
-        let metrics = Metrics::new(Some(dir.path()));
+        let blobs = Blobs::new(dir.path(), "n", false);
+        std::fs::create_dir_all(dir.path().join("metrics")).unwrap();
+        std::fs::write(dir.path().join("metrics/n.cbor"), b"junk").unwrap();
+        let metrics = Metrics::open(&blobs, "n").unwrap();
         assert!(metrics.restore_error().is_some());
-        assert!(dir.path().join("metrics.cbor.unreadable").exists());
+        assert!(dir.path().join("metrics/n.cbor.unreadable").exists());
         metrics.save().unwrap();
-        assert_eq!(Metrics::new(Some(dir.path())).restore_error(), None);
+        assert_eq!(Metrics::open(&blobs, "n").unwrap().restore_error(), None);
     }
 
     #[test]

@@ -69,7 +69,7 @@ mod tests {
     }
 
     fn metrics() -> std::sync::Arc<Metrics> {
-        let metrics = Metrics::new(None);
+        let metrics = Metrics::in_memory();
         for error in [false, true, false] {
             metrics.invocation(&InvocationRecord {
                 function: "fn",

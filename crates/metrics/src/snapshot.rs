@@ -1,17 +1,19 @@
-//! Metrics across restarts: every minute of every series written to one CBOR file, replaced
-//! atomically (write, fsync, rename). A minute is a few dozen bytes: counters as integers and
-//! the packed histogram as a byte string.
+//! Metrics across restarts: every minute of every series written to one CBOR file in the blob
+//! area `metrics`, replaced atomically by the area (staged, fsynced, renamed). A minute is a few
+//! dozen bytes: counters as integers and the packed histogram as a byte string.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
 
+use nimbus_store::BlobArea;
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::{Billed, Bucket, Stats};
 use crate::store::Store;
 
-pub const FILE_NAME: &str = "metrics.cbor";
+/// Where snapshots lived before the blob area: `<data dir>/metrics.cbor`.
+pub const LEGACY_FILE_NAME: &str = "metrics.cbor";
 const FORMAT: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -58,7 +60,7 @@ impl<'de> Deserialize<'de> for ByteString {
     }
 }
 
-pub fn save(store: &Store, path: &Path) -> io::Result<()> {
+pub fn save(store: &Store, area: &BlobArea, name: &str) -> io::Result<()> {
     let series = store.export().into_iter().map(|(function, version, buckets)| SeriesRecord {
         function: function.to_string(),
         version: version.to_string(),
@@ -68,12 +70,11 @@ pub fn save(store: &Store, path: &Path) -> io::Result<()> {
             .collect(),
     });
     let snapshot = Snapshot { format: FORMAT, series: series.collect() };
-    let partial = path.with_extension("cbor.partial");
-    let mut writer = BufWriter::new(File::create(&partial)?);
-    ciborium::into_writer(&snapshot, &mut writer).map_err(io::Error::other)?;
-    writer.flush()?;
-    writer.get_ref().sync_all()?;
-    std::fs::rename(&partial, path)
+    area.write_with(name, |file| {
+        let mut writer = BufWriter::new(file);
+        ciborium::into_writer(&snapshot, &mut writer).map_err(io::Error::other)?;
+        writer.flush()
+    })
 }
 
 /// Loads a snapshot into `store`; a missing file is an empty one.
@@ -141,15 +142,20 @@ mod tests {
     use crate::bucket::tests::invocation;
     use crate::bucket::Sample;
 
+    fn area(dir: &tempfile::TempDir) -> BlobArea {
+        nimbus_store::Blobs::new(dir.path(), "n", false).area("metrics").unwrap()
+    }
+
     #[test]
     fn a_saved_store_loads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let area = area(&dir);
+        let path = area.path("n.cbor");
         let store = Store::default();
         store.record("f", "1", 10, &invocation(12, true, 2));
         store.record("f", "1", 11, &invocation(7, false, 1));
         store.record("g", "$LATEST", 70, &Sample::Throttle);
-        save(&store, &path).unwrap();
+        save(&store, &area, "n.cbor").unwrap();
         let loaded = Store::default();
         load(&loaded, &path).unwrap();
         let dump = |s: &Store| {
@@ -166,13 +172,13 @@ mod tests {
             all
         };
         assert_eq!(dump(&loaded), dump(&store));
-        assert!(!path.with_extension("cbor.partial").exists());
+        assert_eq!(std::fs::read_dir(area.staging()).unwrap().count(), 0, "nothing left staged");
     }
 
     #[test]
     fn missing_is_empty_and_garbage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join("n.cbor");
         load(&Store::default(), &path).unwrap();
         std::fs::write(&path, b"not cbor").unwrap();
         assert_eq!(load(&Store::default(), &path).unwrap_err().kind(), io::ErrorKind::InvalidData);

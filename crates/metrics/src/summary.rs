@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn summary_of_the_last_hour() {
-        let metrics = Metrics::new(None);
+        let metrics = Metrics::in_memory();
         for ms in [10, 20, 30, 40] {
             record(&metrics, "f", ms, ms == 40, "x86_64");
         }
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn usage_by_function_and_architecture() {
-        let metrics = Metrics::new(None);
+        let metrics = Metrics::in_memory();
         record(&metrics, "a", 1000, false, "arm64");
         record(&metrics, "a", 1000, false, "x86_64");
         record(&metrics, "b", 500, false, "arm64");

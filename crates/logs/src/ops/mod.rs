@@ -87,6 +87,7 @@ pub(crate) mod testing {
 
     use std::sync::Arc;
 
+    use nimbus_store::{Blobs, Database};
     use serde_json::Value;
 
     use crate::clock::ManualClock;
@@ -96,7 +97,8 @@ pub(crate) mod testing {
 
     pub fn logs(dir: &std::path::Path) -> (Arc<Logs>, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(NOW));
-        let logs = crate::open_with_clock(dir, Default::default(), clock.clone()).unwrap();
+        let (database, blobs) = (Database::sqlite(dir), Blobs::new(dir, "test", false));
+        let logs = crate::open_with_clock(&database, &blobs, Default::default(), clock.clone()).unwrap();
         (logs, clock)
     }
 

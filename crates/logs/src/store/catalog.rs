@@ -1,14 +1,15 @@
 //! Log groups and their streams. All of it lives in memory, where every read is served from,
-//! and is written through to `logs.db`, a SQLite file of our own in the logs directory (WAL,
-//! `synchronous = NORMAL`: a power cut may lose the last moment of stream statistics, never a
-//! group or stream). Streams get numeric ids that are never reused; their events live in
-//! segment files under `streams/<id>/` (see `segments`).
+//! and is written through to the storage layer's `logs` schema (see `schema`). Streams get
+//! numeric ids that are never reused; their events live in segment files under
+//! `streams/<id>/` (see `segments`).
+//!
+//! The memory is authoritative: one process serves the logs of a database at a time. Another
+//! that opens the same database later (after this one closed or died) loads everything back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection};
+use nimbus_store::{params, Database, DbError, ServiceDb};
 
 use super::schema;
 
@@ -65,9 +66,17 @@ pub enum CatalogError {
     Database(String),
 }
 
-impl From<rusqlite::Error> for CatalogError {
-    fn from(error: rusqlite::Error) -> Self {
+impl From<DbError> for CatalogError {
+    fn from(error: DbError) -> Self {
         CatalogError::Database(error.to_string())
+    }
+}
+
+/// A conflict on insert means another process made the same name meanwhile.
+fn exists(error: DbError, taken: CatalogError) -> CatalogError {
+    match error {
+        DbError::Conflict(_) => taken,
+        other => other.into(),
     }
 }
 
@@ -80,24 +89,22 @@ pub struct NewGroup<'a> {
 }
 
 struct Inner {
-    db: Connection,
     groups: BTreeMap<String, Group>,
     /// Stream id → its group's and its own name.
     owners: HashMap<i64, (String, String)>,
 }
 
+/// Writes go to the database under the lock, so that memory and tables change in one order.
 pub struct Catalog {
+    db: ServiceDb,
     inner: Mutex<Inner>,
 }
 
 impl Catalog {
-    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
-        let db = Connection::open(path)?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )?;
+    pub fn open(database: &Database) -> Result<Catalog, CatalogError> {
+        let db = database.open(&schema::SCHEMA)?;
         let (groups, owners) = schema::load(&db)?;
-        Ok(Catalog { inner: Mutex::new(Inner { db, groups, owners }) })
+        Ok(Catalog { db, inner: Mutex::new(Inner { groups, owners }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -123,12 +130,19 @@ impl Catalog {
             return Err(CatalogError::GroupExists);
         }
         let tags = serde_json::to_string(&new.tags).unwrap_or_else(|_| "{}".into());
-        inner.db.execute(
-            "INSERT INTO log_groups (name, created_ms, class, kms_key_id, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.name, new.created, new.class, new.kms_key_id, tags],
-        )?;
+        let id = self
+            .db
+            .write(|tx| {
+                tx.query_value(
+                    "INSERT INTO log_groups (name, created_ms, class, kms_key_id, tags)
+                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    &params![new.name, new.created, new.class, new.kms_key_id, tags],
+                )
+            })
+            .map_err(|e| exists(e, CatalogError::GroupExists))?
+            .ok_or_else(|| CatalogError::Database("no id for the new log group".into()))?;
         let group = Group {
-            id: inner.db.last_insert_rowid(),
+            id,
             name: new.name.to_owned(),
             created: new.created,
             retention_days: None,
@@ -145,7 +159,7 @@ impl Catalog {
     pub fn delete_group(&self, name: &str) -> Result<Vec<i64>, CatalogError> {
         let mut inner = self.lock();
         let id = inner.groups.get(name).ok_or(CatalogError::GroupNotFound)?.id;
-        inner.db.execute("DELETE FROM log_groups WHERE id = ?1", [id])?;
+        self.db.execute("DELETE FROM log_groups WHERE id = ?1", &params![id])?;
         let group = inner.groups.remove(name).ok_or(CatalogError::GroupNotFound)?;
         let ids: Vec<i64> = group.streams.values().map(|s| s.id).collect();
         for id in &ids {
@@ -157,7 +171,7 @@ impl Catalog {
     pub fn set_retention(&self, name: &str, days: Option<i64>) -> Result<(), CatalogError> {
         let mut inner = self.lock();
         let id = inner.groups.get(name).ok_or(CatalogError::GroupNotFound)?.id;
-        inner.db.execute("UPDATE log_groups SET retention_days = ?1 WHERE id = ?2", params![days, id])?;
+        self.db.execute("UPDATE log_groups SET retention_days = ?1 WHERE id = ?2", &params![days, id])?;
         if let Some(group) = inner.groups.get_mut(name) {
             group.retention_days = days;
         }
@@ -168,7 +182,7 @@ impl Catalog {
         let mut inner = self.lock();
         let id = inner.groups.get(name).ok_or(CatalogError::GroupNotFound)?.id;
         let text = serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into());
-        inner.db.execute("UPDATE log_groups SET tags = ?1 WHERE id = ?2", params![text, id])?;
+        self.db.execute("UPDATE log_groups SET tags = ?1 WHERE id = ?2", &params![text, id])?;
         if let Some(group) = inner.groups.get_mut(name) {
             group.tags = tags;
         }
@@ -181,14 +195,14 @@ impl Catalog {
         if existing.streams.contains_key(name) {
             return Err(CatalogError::StreamExists);
         }
-        inner.insert_stream(group, name, now)
+        inner.insert_stream(&self.db, group, name, now)
     }
 
     pub fn delete_stream(&self, group: &str, name: &str) -> Result<i64, CatalogError> {
         let mut inner = self.lock();
         let found = inner.groups.get(group).ok_or(CatalogError::GroupNotFound)?;
         let id = found.streams.get(name).ok_or(CatalogError::StreamNotFound)?.id;
-        inner.db.execute("DELETE FROM log_streams WHERE id = ?1", [id])?;
+        self.db.execute("DELETE FROM log_streams WHERE id = ?1", &params![id])?;
         inner.owners.remove(&id);
         if let Some(found) = inner.groups.get_mut(group) {
             found.streams.remove(name);
@@ -224,7 +238,7 @@ impl Catalog {
     pub fn record(&self, updates: &[StreamUpdate]) -> Result<(), CatalogError> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let transaction = inner.db.transaction()?;
+        let mut changed = Vec::with_capacity(updates.len());
         for update in updates {
             let Some(stream) = inner
                 .owners
@@ -237,20 +251,27 @@ impl Catalog {
             stream.last_event = stream.last_event.max(update.last_event);
             stream.last_ingestion = stream.last_ingestion.max(update.last_ingestion);
             stream.stored_bytes = stream.stored_bytes.saturating_add_signed(update.bytes_delta);
-            transaction.execute(
-                "UPDATE log_streams SET first_event_ms = ?1, last_event_ms = ?2, last_ingestion_ms = ?3,
-                 stored_bytes = ?4 WHERE id = ?5",
-                params![
-                    stream.first_event,
-                    stream.last_event,
-                    stream.last_ingestion,
-                    stream.stored_bytes as i64,
-                    stream.id
-                ],
-            )?;
+            changed.push(params![
+                stream.first_event,
+                stream.last_event,
+                stream.last_ingestion,
+                stream.stored_bytes as i64,
+                stream.id
+            ]);
         }
-        transaction.commit()?;
-        Ok(())
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.db.write(|tx| {
+            for values in &changed {
+                tx.execute(
+                    "UPDATE log_streams SET first_event_ms = ?1, last_event_ms = ?2, last_ingestion_ms = ?3,
+                     stored_bytes = ?4 WHERE id = ?5",
+                    values,
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Every stream whose group has a retention policy, with that policy in days.
@@ -270,13 +291,23 @@ impl Catalog {
 }
 
 impl Inner {
-    fn insert_stream(&mut self, group: &str, name: &str, now: i64) -> Result<i64, CatalogError> {
+    fn insert_stream(
+        &mut self,
+        db: &ServiceDb,
+        group: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<i64, CatalogError> {
         let group_id = self.groups.get(group).ok_or(CatalogError::GroupNotFound)?.id;
-        self.db.execute(
-            "INSERT INTO log_streams (group_id, name, created_ms) VALUES (?1, ?2, ?3)",
-            params![group_id, name, now],
-        )?;
-        let id = self.db.last_insert_rowid();
+        let id = db
+            .write(|tx| {
+                tx.query_value(
+                    "INSERT INTO log_streams (group_id, name, created_ms) VALUES (?1, ?2, ?3) RETURNING id",
+                    &params![group_id, name, now],
+                )
+            })
+            .map_err(|e| exists(e, CatalogError::StreamExists))?
+            .ok_or_else(|| CatalogError::Database("no id for the new log stream".into()))?;
         let stream = Stream {
             id,
             name: name.to_owned(),
@@ -304,49 +335,79 @@ fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::databases;
 
     fn group(name: &str) -> NewGroup<'_> {
         NewGroup { name, created: 1, class: "STANDARD", kms_key_id: None, tags: BTreeMap::new() }
     }
 
     #[test]
-    fn groups_and_streams_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs.db");
-        let id;
-        {
-            let catalog = Catalog::open(&path).unwrap();
-            catalog.create_group(group("/app")).unwrap();
-            assert_eq!(catalog.create_group(group("/app")), Err(CatalogError::GroupExists));
-            id = catalog.create_stream("/app", "s1", 5).unwrap();
-            assert_eq!(catalog.create_stream("/app", "s1", 5), Err(CatalogError::StreamExists));
-            assert_eq!(catalog.create_stream("/nope", "s1", 5), Err(CatalogError::GroupNotFound));
-            catalog.set_retention("/app", Some(7)).unwrap();
-            let update = StreamUpdate {
-                id,
-                first_event: Some(10),
-                last_event: Some(20),
-                last_ingestion: Some(30),
-                bytes_delta: 100,
-            };
-            catalog.record(&[update]).unwrap();
-            assert_eq!(catalog.ensure_stream("/aws/lambda/f", "x", 9).unwrap(), id + 1);
+    fn groups_and_streams_survive_a_reopen_on_every_backend() {
+        for (database, _dir) in databases("logs_catalog") {
+            let id;
+            {
+                let catalog = Catalog::open(&database).unwrap();
+                catalog.create_group(group("/app")).unwrap();
+                assert_eq!(catalog.create_group(group("/app")), Err(CatalogError::GroupExists));
+                id = catalog.create_stream("/app", "s1", 5).unwrap();
+                assert_eq!(catalog.create_stream("/app", "s1", 5), Err(CatalogError::StreamExists));
+                assert_eq!(catalog.create_stream("/nope", "s1", 5), Err(CatalogError::GroupNotFound));
+                catalog.set_retention("/app", Some(7)).unwrap();
+                catalog.set_tags("/app", BTreeMap::from([("team".into(), "a".into())])).unwrap();
+                let update = StreamUpdate {
+                    id,
+                    first_event: Some(10),
+                    last_event: Some(20),
+                    last_ingestion: Some(30),
+                    bytes_delta: 100,
+                };
+                catalog.record(&[update]).unwrap();
+                assert_eq!(catalog.ensure_stream("/aws/lambda/f", "x", 9).unwrap(), id + 1);
+            }
+            let catalog = Catalog::open(&database).unwrap();
+            let app = catalog.group("/app").unwrap();
+            assert_eq!(app.retention_days, Some(7));
+            assert_eq!(app.tags["team"], "a");
+            let stream = &app.streams["s1"];
+            assert_eq!(
+                (stream.first_event, stream.last_event, stream.last_ingestion),
+                (Some(10), Some(20), Some(30))
+            );
+            assert_eq!(app.stored_bytes(), 100);
+            assert!(catalog.group("/aws/lambda/f").unwrap().streams.contains_key("x"));
+            assert_eq!(catalog.retained_streams(), vec![(stream.id, 7)]);
+            assert_eq!(catalog.delete_group("/app").unwrap(), vec![stream.id]);
+            assert!(!catalog.stream_exists(stream.id));
+            // The group's streams went with it (ON DELETE CASCADE).
+            let left: Option<i64> =
+                catalog.db.read(|tx| tx.query_value("SELECT COUNT(*) FROM log_streams", &[])).unwrap();
+            assert_eq!(left, Some(1));
+            // Ids are never reused, so files of a deleted stream cannot resurface in a new one.
+            assert_eq!(catalog.ensure_stream("/app2", "y", 9).unwrap(), id + 2);
+            assert_eq!(catalog.delete_stream("/app2", "y").unwrap(), id + 2);
+            assert_eq!(catalog.ensure_stream("/app2", "y", 9).unwrap(), id + 3);
         }
-        let catalog = Catalog::open(&path).unwrap();
-        let app = catalog.group("/app").unwrap();
-        assert_eq!(app.retention_days, Some(7));
-        let stream = &app.streams["s1"];
-        assert_eq!(
-            (stream.first_event, stream.last_event, stream.last_ingestion),
-            (Some(10), Some(20), Some(30))
-        );
-        assert_eq!(app.stored_bytes(), 100);
-        assert!(catalog.group("/aws/lambda/f").unwrap().streams.contains_key("x"));
-        assert_eq!(catalog.retained_streams(), vec![(stream.id, 7)]);
-        assert_eq!(catalog.delete_group("/app").unwrap(), vec![stream.id]);
-        assert!(!catalog.stream_exists(stream.id));
-        assert_eq!(super::schema::stored_stream_count(&path), 1);
-        // Ids are never reused, so files of a deleted stream cannot resurface in a new one.
-        assert_eq!(catalog.ensure_stream("/app2", "y", 9).unwrap(), id + 2);
+    }
+
+    #[test]
+    fn a_catalog_from_before_the_storage_layer_is_found_and_kept() {
+        // As nimbus left it: its tables in logs/logs.db, no schema version (user_version 0).
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::sqlite(dir.path());
+        let unversioned = nimbus_store::Schema { migrations: &[], ..schema::SCHEMA };
+        let old = database.open(&unversioned).unwrap();
+        old.write(|tx| {
+            for table in schema::SCHEMA.migrations[0].sqlite.split(';').filter(|s| !s.trim().is_empty()) {
+                tx.execute(table, &[])?;
+            }
+            tx.execute("INSERT INTO log_groups (name, created_ms, class) VALUES ('/old', 1, 'STANDARD')", &[])
+        })
+        .unwrap();
+        drop(old);
+        assert!(dir.path().join("logs/logs.db").exists());
+        let catalog = Catalog::open(&database).unwrap();
+        assert_eq!(catalog.group("/old").unwrap().id, 1);
+        catalog.create_group(group("/new")).unwrap();
+        assert_eq!(catalog.group("/new").unwrap().id, 2);
     }
 }

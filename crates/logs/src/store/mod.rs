@@ -2,19 +2,28 @@
 //! files (`segments`), one writer thread fed by a bounded queue (`writer`) and the reads
 //! (`read`). Appends never wait for the disk: they are queued, and the writer picks them up at
 //! once, so a read a moment later sees them.
+//!
+//! Segment files live in the blob area `logs` (`<data dir>/logs/streams/<id>/`, where they always
+//! were). They are appended to, so they are not written with the area's `write` (which stages a
+//! whole file and renames it into place): the writer appends under `area.dir()` itself and
+//! syncs every second and on close, as before the storage layer. Only one process writes an
+//! area's segments at a time (see `writer`).
 
 pub mod catalog;
 pub mod read;
 mod schema;
 pub mod segments;
+#[cfg(test)]
+pub mod testing;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nimbus_functions::telemetry::LogEvent;
+use nimbus_store::{BlobArea, Database};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +42,8 @@ const QUEUE_WAIT: Duration = Duration::from_secs(2);
 pub enum OpenError {
     #[error("cannot create the logs directory {path}: {source}")]
     Directory { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the logs' blob area: {0}")]
+    Area(std::io::Error),
     #[error("cannot open the log catalog: {0}")]
     Catalog(#[from] CatalogError),
     #[error("cannot start the log writer: {0}")]
@@ -44,6 +55,7 @@ pub enum OpenError {
 pub struct Busy;
 
 pub struct Storage {
+    /// The blob area's directory, which segment reads open files under.
     pub root: PathBuf,
     pub catalog: Arc<Catalog>,
     pub clock: Arc<dyn Clock>,
@@ -53,10 +65,11 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn open(root: &Path, clock: Arc<dyn Clock>) -> Result<Storage, OpenError> {
+    pub fn open(database: &Database, area: &BlobArea, clock: Arc<dyn Clock>) -> Result<Storage, OpenError> {
+        let root = area.dir();
         std::fs::create_dir_all(root.join("streams"))
             .map_err(|source| OpenError::Directory { path: root.to_owned(), source })?;
-        let catalog = Arc::new(Catalog::open(&root.join("logs.db"))?);
+        let catalog = Arc::new(Catalog::open(database)?);
         let (queue, commands) = mpsc::channel(QUEUE);
         let writer = Writer::new(root.to_owned(), catalog.clone(), clock.clone());
         std::thread::Builder::new()
@@ -157,6 +170,7 @@ mod tests {
 
     use super::read::{self, Range};
     use super::segments;
+    use super::testing::{blobs, databases};
     use super::Storage;
     use crate::clock::{ManualClock, DAY_MS, HOUR_MS};
 
@@ -172,49 +186,68 @@ mod tests {
         events.into_iter().map(|e| e.message).collect()
     }
 
-    #[tokio::test]
-    async fn sink_events_create_their_stream_are_readable_at_once_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(NOW));
-        let storage = Storage::open(dir.path(), clock.clone()).unwrap();
-        storage.sink(
-            "/aws/lambda/f",
-            "2024/01/01/[$LATEST]abc",
-            vec![event(NOW, "START\n"), event(NOW + 1, "hi\n")],
-        );
-        // No flush: the writer picks events up as they arrive.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        let id = loop {
-            let found =
-                storage.catalog.group("/aws/lambda/f").ok().and_then(|g| g.streams.values().next().cloned());
-            if let Some(stream) = found.filter(|s| s.last_event.is_some()) {
-                break stream.id;
-            }
-            assert!(std::time::Instant::now() < deadline, "sink events never arrived");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert_eq!(messages(&storage, id), ["START\n", "hi\n"]);
-        storage.close().await;
-        storage.sink("/aws/lambda/f", "late", vec![event(NOW, "dropped")]);
-        assert_eq!(storage.dropped(), 1);
+    fn open(dir: &tempfile::TempDir, clock: Arc<ManualClock>) -> Storage {
+        let database = nimbus_store::Database::sqlite(dir.path());
+        Storage::open(&database, &blobs(dir).area("logs").unwrap(), clock).unwrap()
+    }
 
-        let reopened = Storage::open(dir.path(), clock).unwrap();
-        let group = reopened.catalog.group("/aws/lambda/f").unwrap();
-        let stream = group.streams.values().next().unwrap();
-        assert_eq!(
-            (stream.first_event, stream.last_event, stream.last_ingestion),
-            (Some(NOW), Some(NOW + 1), Some(NOW))
-        );
-        assert!(group.stored_bytes() > 0);
-        assert_eq!(messages(&reopened, id), ["START\n", "hi\n"]);
-        assert!(!group.streams.contains_key("late"));
+    /// Open and drop outside the runtime: PostgreSQL's client may not be made or dropped on its
+    /// workers (it blocks on a runtime of its own).
+    #[test]
+    fn sink_events_create_their_stream_are_readable_at_once_and_survive_a_restart() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        for (database, dir) in databases("logs_storage") {
+            let clock = Arc::new(ManualClock::new(NOW));
+            let area = blobs(&dir).area("logs").unwrap();
+            let storage = Storage::open(&database, &area, clock.clone()).unwrap();
+            assert_eq!(storage.root, dir.path().join("logs"), "segments stay where they always were");
+            storage.sink(
+                "/aws/lambda/f",
+                "2024/01/01/[$LATEST]abc",
+                vec![event(NOW, "START\n"), event(NOW + 1, "hi\n")],
+            );
+            // No flush: the writer picks events up as they arrive.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let id = loop {
+                let found = storage
+                    .catalog
+                    .group("/aws/lambda/f")
+                    .ok()
+                    .and_then(|g| g.streams.values().next().cloned());
+                if let Some(stream) = found.filter(|s| s.last_event.is_some()) {
+                    break stream.id;
+                }
+                assert!(std::time::Instant::now() < deadline, "sink events never arrived");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
+            assert_eq!(messages(&storage, id), ["START\n", "hi\n"]);
+            runtime.block_on(storage.close());
+            storage.sink("/aws/lambda/f", "late", vec![event(NOW, "dropped")]);
+            assert_eq!(storage.dropped(), 1);
+            drop(storage);
+
+            // Another process, as it were: everything comes back from the database and the area.
+            let area = blobs(&dir).area("logs").unwrap();
+            let reopened = Storage::open(&database, &area, clock).unwrap();
+            let group = reopened.catalog.group("/aws/lambda/f").unwrap();
+            let stream = group.streams.values().next().unwrap();
+            assert_eq!(
+                (stream.first_event, stream.last_event, stream.last_ingestion),
+                (Some(NOW), Some(NOW + 1), Some(NOW))
+            );
+            assert!(group.stored_bytes() > 0);
+            assert_eq!(messages(&reopened, id), ["START\n", "hi\n"]);
+            assert!(!group.streams.contains_key("late"));
+            runtime.block_on(reopened.close());
+        }
     }
 
     #[tokio::test]
     async fn retention_deletes_expired_hours_with_an_injected_clock() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
-        let storage = Storage::open(dir.path(), clock.clone()).unwrap();
+        let storage = open(&dir, clock.clone());
         let id = storage.catalog.ensure_stream("/g", "s", NOW).unwrap();
         storage.put(id, vec![(NOW - 3 * HOUR_MS, "old".into()), (NOW, "new".into())], NOW).await.unwrap();
         let before = storage.catalog.group("/g").unwrap().stored_bytes();
@@ -238,7 +271,7 @@ mod tests {
     #[tokio::test]
     async fn removed_streams_lose_their_files_and_late_puts_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), Arc::new(ManualClock::new(NOW))).unwrap();
+        let storage = open(&dir, Arc::new(ManualClock::new(NOW)));
         let id = storage.catalog.ensure_stream("/g", "s", NOW).unwrap();
         storage.put(id, vec![(NOW, "x".into())], NOW).await.unwrap();
         assert!(segments::stream_dir(&storage.root, id).exists());

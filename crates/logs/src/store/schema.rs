@@ -1,14 +1,22 @@
-//! The catalog's tables in `logs.db`, and loading them into memory at startup.
+//! The catalog's tables (the `logs` schema of the storage layer; on SQLite the file
+//! `logs/logs.db`, where it always was), and loading them into memory at startup.
 
 use std::collections::{BTreeMap, HashMap};
-#[cfg(test)]
-use std::path::Path;
 
-use rusqlite::Connection;
+use nimbus_store::{Migration, Schema, ServiceDb};
 
 use super::catalog::{CatalogError, Group, Stream};
 
-const SCHEMA: &str = "
+/// Stream ids are never reused (AUTOINCREMENT, a PostgreSQL sequence): the files of a deleted
+/// stream must not resurface in a new one. Statistics are relaxed (`synchronous = NORMAL`): a
+/// power cut may lose the last moment of them, never a group or stream.
+pub const SCHEMA: Schema = Schema {
+    service: "logs",
+    sqlite_file: "logs/logs.db",
+    relaxed: true,
+    migrations: &[Migration {
+        // As before the storage layer (IF NOT EXISTS): files of that time migrate as they are.
+        sqlite: "
 CREATE TABLE IF NOT EXISTS log_groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -28,20 +36,50 @@ CREATE TABLE IF NOT EXISTS log_streams (
     last_ingestion_ms INTEGER,
     stored_bytes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (group_id, name)
-);";
+);",
+        postgres: "
+CREATE TABLE log_groups (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL,
+    retention_days BIGINT,
+    class TEXT NOT NULL,
+    kms_key_id TEXT,
+    tags TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE log_streams (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    group_id BIGINT NOT NULL REFERENCES log_groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    first_event_ms BIGINT,
+    last_event_ms BIGINT,
+    last_ingestion_ms BIGINT,
+    stored_bytes BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (group_id, name)
+);",
+    }],
+};
 
 type Loaded = (BTreeMap<String, Group>, HashMap<i64, (String, String)>);
 
-/// Creates the tables if needed and reads every group and stream.
-pub fn load(db: &Connection) -> Result<Loaded, CatalogError> {
-    db.execute_batch(SCHEMA)?;
+/// Reads every group and stream.
+pub fn load(db: &ServiceDb) -> Result<Loaded, CatalogError> {
+    let (group_rows, stream_rows) = db.read(|tx| {
+        let groups =
+            tx.query("SELECT id, name, created_ms, retention_days, class, kms_key_id, tags FROM log_groups", &[])?;
+        let streams = tx.query(
+            "SELECT id, group_id, name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms, stored_bytes
+             FROM log_streams",
+            &[],
+        )?;
+        Ok::<_, CatalogError>((groups, streams))
+    })?;
     let mut groups = BTreeMap::new();
     let mut names = HashMap::new();
-    let mut statement =
-        db.prepare("SELECT id, name, created_ms, retention_days, class, kms_key_id, tags FROM log_groups")?;
-    let rows = statement.query_map([], |row| {
+    for row in group_rows {
         let tags: String = row.get(6)?;
-        Ok(Group {
+        let group = Group {
             id: row.get(0)?,
             name: row.get(1)?,
             created: row.get(2)?,
@@ -50,19 +88,13 @@ pub fn load(db: &Connection) -> Result<Loaded, CatalogError> {
             kms_key_id: row.get(5)?,
             tags: serde_json::from_str(&tags).unwrap_or_default(),
             streams: BTreeMap::new(),
-        })
-    })?;
-    for group in rows {
-        let group = group?;
+        };
         names.insert(group.id, group.name.clone());
         groups.insert(group.name.clone(), group);
     }
     let mut owners = HashMap::new();
-    let mut statement = db.prepare(
-        "SELECT id, group_id, name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms, stored_bytes
-         FROM log_streams",
-    )?;
-    let rows = statement.query_map([], |row| {
+    for row in stream_rows {
+        let group_id: i64 = row.get(1)?;
         let stream = Stream {
             id: row.get(0)?,
             name: row.get(2)?,
@@ -70,12 +102,8 @@ pub fn load(db: &Connection) -> Result<Loaded, CatalogError> {
             first_event: row.get(4)?,
             last_event: row.get(5)?,
             last_ingestion: row.get(6)?,
-            stored_bytes: row.get::<_, i64>(7)?.max(0) as u64,
+            stored_bytes: row.get::<i64>(7)?.max(0) as u64,
         };
-        Ok((row.get::<_, i64>(1)?, stream))
-    })?;
-    for row in rows {
-        let (group_id, stream) = row?;
         let Some(group) = names.get(&group_id).and_then(|name| groups.get_mut(name)) else {
             continue;
         };
@@ -83,11 +111,4 @@ pub fn load(db: &Connection) -> Result<Loaded, CatalogError> {
         group.streams.insert(stream.name.clone(), stream);
     }
     Ok((groups, owners))
-}
-
-/// How many streams the file holds (tests check durability with it).
-#[cfg(test)]
-pub fn stored_stream_count(path: &Path) -> i64 {
-    let db = Connection::open(path).unwrap();
-    db.query_row("SELECT count(*) FROM log_streams", [], |row| row.get(0)).unwrap()
 }

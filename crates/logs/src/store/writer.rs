@@ -2,6 +2,10 @@
 //! files in batches (whatever queued up while it was busy, so it writes as soon as events arrive
 //! and batches grow only under load), updates stream statistics, deletes the files of removed
 //! streams and of expired hours, and syncs written files to disk every second and on close.
+//!
+//! It owns the segment files it appends to (open handles, torn tails truncated on first open):
+//! one writer per logs area at a time. A writer that died mid-append leaves at most a torn
+//! record, which the next one truncates; events it had queued but not written are lost.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -84,47 +88,49 @@ impl Writer {
     }
 
     /// Serves commands until closed (or until every sender is gone). Runs on its own thread, so
-    /// the disk work below blocks nobody; a small runtime of its own provides the timers.
+    /// the disk work below blocks nobody. A small runtime of its own provides the timed wait for
+    /// the next command, and only that: the catalog's database calls run outside any runtime
+    /// (PostgreSQL's client blocks on a runtime of its own, which it may not do inside another).
     pub fn run(mut self, mut commands: Receiver<Command>) {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
             Ok(runtime) => runtime,
             Err(error) => return eprintln!("nimbus logs: cannot start the writer: {error}"),
         };
-        runtime.block_on(async move {
-            self.collect_garbage();
-            self.expire();
-            let mut next_sync = Instant::now() + SYNC_INTERVAL;
-            let mut next_expiry = Instant::now() + EXPIRY_INTERVAL;
-            loop {
-                let wait = next_sync.min(next_expiry).saturating_duration_since(Instant::now());
-                match tokio::time::timeout(wait, commands.recv()).await {
-                    Ok(Some(first)) => {
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            match commands.try_recv() {
-                                Ok(command) => batch.push(command),
-                                Err(_) => break,
-                            }
-                        }
-                        if !self.apply(batch) {
-                            return;
+        self.collect_garbage();
+        self.expire();
+        let mut next_sync = Instant::now() + SYNC_INTERVAL;
+        let mut next_expiry = Instant::now() + EXPIRY_INTERVAL;
+        loop {
+            let wait = next_sync.min(next_expiry).saturating_duration_since(Instant::now());
+            // In an async block: the timer must be made inside the runtime.
+            let next = runtime.block_on(async { tokio::time::timeout(wait, commands.recv()).await });
+            match next {
+                Ok(Some(first)) => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match commands.try_recv() {
+                            Ok(command) => batch.push(command),
+                            Err(_) => break,
                         }
                     }
-                    Ok(None) => return self.sync(),
-                    Err(_) => {}
+                    if !self.apply(batch) {
+                        return;
+                    }
                 }
-                let now = Instant::now();
-                if now >= next_sync {
-                    self.sync();
-                    next_sync = now + SYNC_INTERVAL;
-                }
-                if now >= next_expiry {
-                    self.expire();
-                    self.collect_garbage();
-                    next_expiry = now + EXPIRY_INTERVAL;
-                }
+                Ok(None) => return self.sync(),
+                Err(_) => {}
             }
-        });
+            let now = Instant::now();
+            if now >= next_sync {
+                self.sync();
+                next_sync = now + SYNC_INTERVAL;
+            }
+            if now >= next_expiry {
+                self.expire();
+                self.collect_garbage();
+                next_expiry = now + EXPIRY_INTERVAL;
+            }
+        }
     }
 
     /// Carries out a batch in order; `false` once closed.
