@@ -3,17 +3,24 @@
 Environment:
   NIMBUS_BIN    use this binary instead of building target/release/nimbus
   NIMBUS_E2E_KEEP_LOGS=1  keep server logs / data dirs (they live under pytest's tmp dirs)
+  NIMBUS_TEST_DATABASE  postgres://user@host:port/db of a PostgreSQL server where `user` may create
+                databases: every server keeps its state there, in a database of its own per data
+                directory (`nimbus up --database`). scripts/test sets it for its PostgreSQL pass.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +81,74 @@ def nimbus_bin() -> Path:
     path = REPO / "target" / "release" / "nimbus"
     assert path.exists(), path
     return path
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL (NIMBUS_TEST_DATABASE)
+# ---------------------------------------------------------------------------
+
+TEST_DATABASE = os.environ.get("NIMBUS_TEST_DATABASE") or None
+# Databases this process made, dropped when its session ends.
+_made: set[str] = set()
+
+
+def _psql() -> str:
+    """The newest psql of Debian's PostgreSQL installation, else whichever is on PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"),
+                   key=lambda p: [int(n) for n in re.findall(r"\d+", p.split("/")[4])])
+    return found[-1] if found else "psql"
+
+
+def _sql(*statements: str) -> subprocess.CompletedProcess:
+    """Each statement on its own (CREATE and DROP DATABASE cannot run in a transaction)."""
+    commands = [arg for statement in statements for arg in ("-c", statement)]
+    return subprocess.run([_psql(), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", TEST_DATABASE, *commands],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _database_url(name: str) -> str:
+    return urllib.parse.urlsplit(TEST_DATABASE)._replace(path="/" + name).geturl()
+
+
+def _make_database(name: str, fresh: bool) -> str:
+    """Create `name` (emptied first when `fresh`) on the test server; its URL."""
+    if fresh:
+        dropped = _sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if dropped.returncode != 0:
+            pytest.fail(f"cannot drop database {name} on {TEST_DATABASE}:\n{dropped.stderr}", pytrace=False)
+    created = _sql(f'CREATE DATABASE "{name}"')
+    # Two creates at once: the loser fails, and the database is there all the same.
+    if created.returncode != 0 and _sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").stdout.strip() != "1":
+        pytest.fail(f"cannot create database {name} on {TEST_DATABASE}:\n{created.stderr}", pytrace=False)
+    _made.add(name)
+    return _database_url(name)
+
+
+def fresh_database_url(name: str) -> str | None:
+    """A new, empty database on the test server (several nodes sharing one database, say), its name
+    made from `name`; None when NIMBUS_TEST_DATABASE is unset (the servers keep SQLite)."""
+    if not TEST_DATABASE:
+        return None
+    readable = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:30]
+    return _make_database(f"nimbus_e2e_{readable}_{secrets.token_hex(4)}", fresh=False)
+
+
+def _database_args(data_dir: Path, extra_args: list[str]) -> list[str]:
+    """`--database URL` for a server on `data_dir`, unless it was given one: a database per data
+    directory, so a restart on the same directory finds the same state. The first start in this
+    session empties it (pytest reuses its temporary paths once old runs are cleaned up)."""
+    if not TEST_DATABASE or any(a == "--database" or a.startswith("--database=") for a in extra_args):
+        return []
+    name = "nimbus_e2e_" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    if name in _made:
+        return ["--database", _database_url(name)]
+    return ["--database", _make_database(name, fresh=True)]
+
+
+@pytest.hookimpl(trylast=True)  # after the servers are stopped
+def pytest_sessionfinish(session):
+    if TEST_DATABASE and _made and not os.environ.get("NIMBUS_E2E_KEEP_LOGS"):
+        _sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in sorted(_made)))
 
 
 # ---------------------------------------------------------------------------
@@ -140,6 +215,7 @@ class NimbusServer:
             "--port", str(port or 0),
             "--data-dir", str(self.data_dir),
             *self.extra_args,
+            *_database_args(self.data_dir, self.extra_args),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.setdefault("RUST_BACKTRACE", "1")
@@ -355,7 +431,8 @@ def rust_echo_zip() -> bytes:
 
 
 def pytest_report_header(config):
-    return f"nimbus e2e: repo {REPO}, NIMBUS_BIN={os.environ.get('NIMBUS_BIN', '(cargo build)')}"
+    return (f"nimbus e2e: repo {REPO}, NIMBUS_BIN={os.environ.get('NIMBUS_BIN', '(cargo build)')}, "
+            f"NIMBUS_TEST_DATABASE={TEST_DATABASE or '(unset: SQLite)'}")
 
 
 @pytest.hookimpl(hookwrapper=True)
