@@ -184,4 +184,40 @@ mod tests {
         logs.close().await;
         assert_eq!(logs.dropped_events(), 0);
     }
+
+    /// The API's calls from the runtime's workers, as nimbus serves them, on every backend; and
+    /// a reopening finds what they made. Opened and dropped outside the runtime: PostgreSQL's
+    /// client may not be made or dropped on its workers.
+    #[test]
+    fn calls_on_the_runtime_reach_every_backend_and_survive_a_reopen() {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        for (database, dir) in crate::store::testing::databases("logs_service") {
+            let blobs = crate::store::testing::blobs(&dir);
+            let logs = super::open(&database, &blobs, Default::default()).unwrap();
+            let served = logs.clone();
+            runtime
+                .block_on(runtime.spawn(async move {
+                    call(&served, "CreateLogGroup", r#"{"logGroupName":"/g"}"#).await;
+                    call(&served, "CreateLogStream", r#"{"logGroupName":"/g","logStreamName":"s"}"#).await;
+                    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+                    let put = format!(
+                        r#"{{"logGroupName":"/g","logStreamName":"s","logEvents":[{{"timestamp":{now},"message":"m"}}]}}"#
+                    );
+                    assert_eq!(call(&served, "PutLogEvents", &put).await.0, 200);
+                    served.close().await;
+                }))
+                .unwrap();
+            drop(logs);
+            let logs = super::open(&database, &blobs, Default::default()).unwrap();
+            let (status, body) = runtime.block_on(call(
+                &logs,
+                "GetLogEvents",
+                r#"{"logGroupName":"/g","logStreamName":"s","startFromHead":true}"#,
+            ));
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["events"][0]["message"], "m");
+            runtime.block_on(logs.close());
+        }
+    }
 }
