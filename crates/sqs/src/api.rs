@@ -73,6 +73,7 @@ pub struct QueueAttributes {
 
 impl Sqs {
     fn name_of(&self, queue_arn: &str) -> Result<String> {
+        self.check_open()?;
         let state = self.lock();
         state.by_arn(queue_arn).map(|q| q.meta.name.clone()).ok_or_else(SqsError::queue_missing)
     }

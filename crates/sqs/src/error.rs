@@ -110,6 +110,10 @@ impl SqsError {
         let message = format!("The action {operation} is not valid for this endpoint.");
         SqsError::new(400, "InvalidAction", "InvalidAction", message)
     }
+    /// This node no longer serves SQS (it closed, handing over to another); SDKs retry a 503.
+    pub fn unavailable() -> SqsError {
+        SqsError::new(503, "ServiceUnavailable", "ServiceUnavailable", "SQS is not served here right now.")
+    }
     pub fn internal(message: impl Into<String>) -> SqsError {
         SqsError::new(500, "InternalError", "InternalError", message)
     }

@@ -4,14 +4,21 @@
 //! receives, visibility changes and deletes are durable too (see `engine::store`).
 //!
 //! ```ignore
-//! let sqs = nimbus_sqs::Sqs::open(&data_dir.join("sqs"), "us-east-1", "000000000000")?; // in tokio
+//! let sqs = nimbus_sqs::Sqs::open(&database, "us-east-1", "000000000000")?; // in tokio
 //! services.push(sqs.clone()); // the AWS API; `sqs.send(...)` / `sqs.receive(...)` for engines
+//! sqs.close().await; // hands over: pending writes committed, background tasks stopped
 //! ```
+//!
+//! The engine lives in one process: with several nodes, one of them serves SQS at a time and
+//! the next one opens it from the database when that one closes or dies (receipt handles name
+//! a message and a stored token, nothing of the process, so they stay valid).
 
 mod api;
 pub mod clock;
 mod engine;
 mod error;
+#[cfg(test)]
+mod handover_tests;
 mod md5;
 mod ops;
 mod protocol;
@@ -19,12 +26,15 @@ mod protocol;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::{ApiRequest, Service, ServiceFuture};
+use nimbus_store::Database;
+use tokio::sync::watch;
 
 pub use crate::api::{QueueAttributes, ReceivedMessage, SendRequest};
 use crate::clock::{Clock, SystemClock};
@@ -32,7 +42,7 @@ pub use crate::engine::message::AttributeValue;
 pub use crate::engine::queue::Redrive;
 use crate::engine::state::QueueState;
 pub use crate::engine::store::OpenError;
-use crate::engine::store::{Store, Write};
+use crate::engine::store::{Store, Write, SCHEMA, SCHEMA_IN_DIR};
 pub use crate::error::SqsError;
 
 /// How often retention and deduplication windows are swept.
@@ -46,6 +56,8 @@ pub struct Sqs {
     region: String,
     account: String,
     moves: ops::moves::Tasks,
+    /// True once [`Sqs::close`] began: calls are refused and background tasks end.
+    closed: watch::Sender<bool>,
 }
 
 pub(crate) struct State {
@@ -54,20 +66,24 @@ pub(crate) struct State {
 }
 
 impl Sqs {
-    /// Opens (or creates) the queues stored under `dir`. Call inside a tokio runtime: it starts
-    /// the retention sweeper.
-    pub fn open(dir: &Path, region: &str, account: &str) -> Result<Arc<Sqs>, OpenError> {
-        Sqs::open_with_clock(dir, region, account, Arc::new(SystemClock))
+    /// Opens (or creates) the queues stored in `at`: the storage layer (`&Database`), or — the
+    /// old entry point, kept until the wiring moves — the SQS directory holding `sqs.db`. Call
+    /// inside a tokio runtime: it starts the retention sweeper.
+    pub fn open<'a>(at: impl Into<Location<'a>>, region: &str, account: &str) -> Result<Arc<Sqs>, OpenError> {
+        Sqs::open_with_clock(at, region, account, Arc::new(SystemClock))
     }
 
     /// As [`Sqs::open`], reading the time from `clock` (tests move it to expire visibility).
-    pub fn open_with_clock(
-        dir: &Path,
+    pub fn open_with_clock<'a>(
+        at: impl Into<Location<'a>>,
         region: &str,
         account: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Sqs>, OpenError> {
-        let (store, loaded) = Store::open(dir)?;
+        let (store, loaded) = match at.into() {
+            Location::Database(database) => Store::open(database, &SCHEMA)?,
+            Location::Dir(dir) => Store::open(&Database::sqlite(dir), &SCHEMA_IN_DIR)?,
+        };
         let mut queues = BTreeMap::new();
         for meta in loaded.queues {
             let arn = format!("arn:aws:sqs:{region}:{account}:{}", meta.name);
@@ -91,11 +107,48 @@ impl Sqs {
             region: region.to_owned(),
             account: account.to_owned(),
             moves: ops::moves::Tasks::default(),
+            closed: watch::Sender::new(false),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(sweeper(Arc::downgrade(&sqs)));
+            sqs.spawn(sweeper(Arc::downgrade(&sqs)));
         }
         Ok(sqs)
+    }
+
+    /// Stops serving: calls are refused from now on (503, which SDKs retry), long polls return
+    /// empty, the sweeper and message move tasks end, and the writes already accepted are
+    /// committed before this returns; the writer thread then ends and releases the database.
+    /// What was acknowledged is in the database for the next [`Sqs::open`], here or on another
+    /// node. Calling it again returns at once.
+    pub async fn close(&self) {
+        self.closed.send_replace(true);
+        for queue in self.lock().queues.values() {
+            queue.notify.notify_waiters();
+        }
+        self.store.close().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Refuses calls once closed.
+    fn check_open(&self) -> Result<(), SqsError> {
+        if self.is_closed() {
+            return Err(SqsError::unavailable());
+        }
+        Ok(())
+    }
+
+    /// Runs a background task until it ends or SQS closes.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut closed = self.closed.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = closed.wait_for(|closed| *closed) => {}
+            }
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -119,6 +172,31 @@ impl Sqs {
         }
         writes.push(Write::ExpireDedup { before_ms: now });
         let _ = self.store.write(writes).await;
+    }
+}
+
+/// Where SQS keeps its state (see [`Sqs::open`]).
+pub enum Location<'a> {
+    Database(&'a Database),
+    /// The SQS directory (`<data>/sqs`) holding `sqs.db`: the entry point before the storage layer.
+    Dir(&'a Path),
+}
+
+impl<'a> From<&'a Database> for Location<'a> {
+    fn from(database: &'a Database) -> Location<'a> {
+        Location::Database(database)
+    }
+}
+
+impl<'a> From<&'a Path> for Location<'a> {
+    fn from(dir: &'a Path) -> Location<'a> {
+        Location::Dir(dir)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for Location<'a> {
+    fn from(dir: &'a PathBuf) -> Location<'a> {
+        Location::Dir(dir)
     }
 }
 

@@ -12,14 +12,14 @@ use serde_json::{json, Value};
 use crate::clock::ManualClock;
 use crate::Sqs;
 
-const T0: i64 = 1_700_000_000_000;
+pub(crate) const T0: i64 = 1_700_000_000_000;
 
 fn open(dir: &std::path::Path) -> (Arc<Sqs>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(T0));
     (Sqs::open_with_clock(dir, "us-east-1", "000000000000", clock.clone()).unwrap(), clock)
 }
 
-async fn call(sqs: &Sqs, operation: &str, input: Value) -> (u16, Value, HeaderMap) {
+pub(crate) async fn call(sqs: &Sqs, operation: &str, input: Value) -> (u16, Value, HeaderMap) {
     let mut headers = HeaderMap::new();
     headers.insert("x-amz-target", format!("AmazonSQS.{operation}").parse().unwrap());
     headers.insert("host", "localhost:4566".parse().unwrap());
@@ -34,18 +34,18 @@ async fn call(sqs: &Sqs, operation: &str, input: Value) -> (u16, Value, HeaderMa
     (status, serde_json::from_slice(&bytes).unwrap(), headers)
 }
 
-async fn ok(sqs: &Sqs, operation: &str, input: Value) -> Value {
+pub(crate) async fn ok(sqs: &Sqs, operation: &str, input: Value) -> Value {
     let (status, body, _) = call(sqs, operation, input).await;
     assert_eq!(status, 200, "{operation}: {body}");
     body
 }
 
-async fn create(sqs: &Sqs, name: &str, attributes: Value) -> String {
+pub(crate) async fn create(sqs: &Sqs, name: &str, attributes: Value) -> String {
     let body = ok(sqs, "CreateQueue", json!({"QueueName": name, "Attributes": attributes})).await;
     body["QueueUrl"].as_str().unwrap().to_owned()
 }
 
-async fn receive(sqs: &Sqs, url: &str, max: u32) -> Vec<Value> {
+pub(crate) async fn receive(sqs: &Sqs, url: &str, max: u32) -> Vec<Value> {
     let input = json!({"QueueUrl": url, "MaxNumberOfMessages": max, "MessageSystemAttributeNames": ["All"]});
     let body = ok(sqs, "ReceiveMessage", input).await;
     body["Messages"].as_array().cloned().unwrap_or_default()

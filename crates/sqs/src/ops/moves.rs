@@ -1,7 +1,7 @@
 //! StartMessageMoveTask, ListMessageMoveTasks, CancelMessageMoveTask: redrive from a
 //! dead-letter queue back to the queues its messages came from (or to a chosen destination).
-//! Tasks live in memory: a restart forgets finished tasks and stops running ones (the messages
-//! not yet moved stay, durably, in the dead-letter queue).
+//! Tasks live in memory: a restart, a close or a takeover by another node forgets finished tasks
+//! and stops running ones (the messages not yet moved stay, durably, in the dead-letter queue).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,8 +88,8 @@ pub fn start(sqs: &Sqs, input: &Value) -> Result<Value> {
         status: Mutex::new("RUNNING"),
     });
     sqs.moves.0.lock().unwrap_or_else(|p| p.into_inner()).push(task.clone());
-    if let Some(sqs) = sqs.me.upgrade() {
-        tokio::spawn(async move { run(&sqs, &task).await });
+    if let Some(me) = sqs.me.upgrade() {
+        sqs.spawn(async move { run(&me, &task).await });
     }
     Ok(json!({ "TaskHandle": handle }))
 }

@@ -28,6 +28,10 @@ impl Sqs {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Closed (handing over): an empty answer, and the caller's next poll goes elsewhere.
+            if self.is_closed() {
+                return Ok(Vec::new());
+            }
             let now = self.now();
             let mut writes = Vec::new();
             let (delivered, next_visible) = {

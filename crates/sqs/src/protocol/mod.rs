@@ -75,6 +75,7 @@ pub async fn handle(sqs: &Sqs, request: ApiRequest) -> ApiResponse {
 }
 
 async fn dispatch(sqs: &Sqs, operation: &str, input: Value, ctx: &Ctx) -> Result<Value> {
+    sqs.check_open()?;
     let input = if input.is_null() { Value::Object(Default::default()) } else { input };
     match operation {
         "CreateQueue" => ops::queues::create(sqs, &input, ctx).await,
