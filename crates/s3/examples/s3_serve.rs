@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nimbus_api::{Api, Service};
 use nimbus_s3::{NotificationSink, NotificationTarget, S3};
+use nimbus_store::{Blobs, Database};
 
 struct FileSink(Mutex<std::fs::File>);
 
@@ -40,7 +41,8 @@ async fn main() -> std::io::Result<()> {
     let log =
         std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("notifications.jsonl"))?;
     let sink: Arc<dyn NotificationSink> = Arc::new(FileSink(Mutex::new(log)));
-    let s3: Arc<dyn Service> = S3::open(&data_dir.join("s3"), Some(sink), "us-east-1", "000000000000")?;
+    let (database, blobs) = (Database::sqlite(&data_dir), Blobs::new(&data_dir, "local", false));
+    let s3: Arc<dyn Service> = S3::open_on(&database, &blobs, Some(sink), "us-east-1", "000000000000")?;
     let api = Api::new(vec![s3], Arc::new(|| serde_json::json!({ "status": "ready" })));
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -89,8 +89,8 @@ impl std::fmt::Display for S3Error {
 
 impl std::error::Error for S3Error {}
 
-impl From<rusqlite::Error> for S3Error {
-    fn from(error: rusqlite::Error) -> S3Error {
+impl From<nimbus_store::DbError> for S3Error {
+    fn from(error: nimbus_store::DbError) -> S3Error {
         S3Error::internal(error)
     }
 }

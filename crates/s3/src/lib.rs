@@ -32,13 +32,16 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use nimbus_api::{ApiRequest, ApiResponse, Body, Service, ServiceFuture};
+use nimbus_store::{Blobs, Database};
 
 pub use error::S3Error;
 pub use notifications::{NotificationSink, NotificationTarget};
 
 use context::{Ctx, Reply};
 
-/// The S3 service: metadata in `<dir>/s3.sqlite`, object bytes in `<dir>/objects/`.
+/// The S3 service: metadata in the database (`s3/s3.sqlite` under the data directory, or schema
+/// `s3` on PostgreSQL), object bytes in blob area `s3` (`objects/`). Nothing is kept in memory
+/// between requests, so nodes sharing the database and the blob root serve the same buckets.
 pub struct S3 {
     inner: Arc<Inner>,
 }
@@ -53,17 +56,26 @@ pub(crate) struct Inner {
 }
 
 impl S3 {
-    /// Opens (or creates) the S3 state under `dir`. Files left by a crash mid-upload are swept
-    /// in the background; they were never visible.
-    pub fn open(
-        dir: &Path,
+    /// Opens (or creates) S3's state on the storage layer. Files left by a crash mid-upload are
+    /// swept in the background; they were never visible.
+    pub fn open_on(
+        database: &Database,
+        blobs: &Blobs,
         sink: Option<Arc<dyn NotificationSink>>,
         region: &str,
         account: &str,
     ) -> std::io::Result<Arc<S3>> {
-        std::fs::create_dir_all(dir)?;
-        let files = files::Files::open(dir)?;
-        let db = store::Db::open(&dir.join("s3.sqlite")).map_err(std::io::Error::other)?;
+        let db = store::Db::open(database).map_err(std::io::Error::other)?;
+        S3::start(db, files::Files::open(blobs)?, sink, region, account)
+    }
+
+    fn start(
+        db: store::Db,
+        files: files::Files,
+        sink: Option<Arc<dyn NotificationSink>>,
+        region: &str,
+        account: &str,
+    ) -> std::io::Result<Arc<S3>> {
         let inner = Arc::new(Inner {
             db,
             files,
@@ -79,6 +91,22 @@ impl S3 {
             }
         })?;
         Ok(Arc::new(S3 { inner }))
+    }
+
+    /// The entry point before the storage layer, kept until `nimbus` opens every service with
+    /// [`S3::open_on`]: `dir` is `<data dir>/s3`, on SQLite, alone.
+    pub fn open(
+        dir: &Path,
+        sink: Option<Arc<dyn NotificationSink>>,
+        region: &str,
+        account: &str,
+    ) -> std::io::Result<Arc<S3>> {
+        let data_dir = match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) if name == "s3" => parent,
+            _ => return Err(std::io::Error::other(format!("{} is not <data dir>/s3", dir.display()))),
+        };
+        let blobs = Blobs::new(data_dir, "local", false);
+        S3::open_on(&Database::sqlite(data_dir), &blobs, sink, region, account)
     }
 
     /// An object's bytes (Lambda's `Code.S3Bucket`/`S3Key`). Buckets are unversioned: only

@@ -8,6 +8,8 @@ use hyper::{HeaderMap, Method};
 use nimbus_api::{ApiRequest, Service};
 use serde_json::Value;
 
+use nimbus_store::{Blobs, Database};
+
 use crate::{NotificationSink, NotificationTarget, S3};
 
 #[derive(Default)]
@@ -58,15 +60,19 @@ async fn send(s3: &S3, method: Method, uri: &str, headers: &[(&str, &str)], body
     Reply { status, headers, body }
 }
 
+/// S3 alone on SQLite, `dir` its data directory.
 fn open(dir: &std::path::Path, sink: Option<Arc<Recorder>>) -> Arc<S3> {
     let sink = sink.map(|s| s as Arc<dyn NotificationSink>);
-    S3::open(dir, sink, "us-east-1", "000000000000").unwrap()
+    let blobs = Blobs::new(dir, "local", false);
+    S3::open_on(&Database::sqlite(dir), &blobs, sink, "us-east-1", "000000000000").unwrap()
 }
 
 #[tokio::test]
 async fn objects_survive_a_restart_and_read_object_serves_them() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = open(dir.path(), None);
+    // Written through the entry point of before the storage layer, read back through the new
+    // one: the same files (`s3/s3.sqlite`, `s3/objects/`).
+    let s3 = S3::open(&dir.path().join("s3"), None, "us-east-1", "000000000000").unwrap();
     assert_eq!(send(&s3, Method::PUT, "/code", &[], b"").await.status, 200);
     let put = send(&s3, Method::PUT, "/code/fn.zip", &[("x-amz-meta-a", "1")], b"zip bytes").await;
     assert_eq!(put.status, 200);
@@ -84,6 +90,35 @@ async fn objects_survive_a_restart_and_read_object_serves_them() {
     assert_eq!(s3.read_object("code", "fn.zip", Some("v1")).unwrap_err().code, "NoSuchVersion");
 }
 
+/// A data directory S3 wrote before the storage layer: its own tables in `s3/s3.sqlite` at
+/// `user_version` 0, bytes in `s3/objects/`. It opens in place, objects and all.
+#[tokio::test]
+async fn a_data_directory_of_before_the_storage_layer_opens_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    // No migrations: the file is left at user_version 0, as S3 of then left it.
+    let then = nimbus_store::Schema { migrations: &[], ..crate::store::SCHEMA };
+    let old = Database::sqlite(dir.path()).open(&then).unwrap();
+    let tables = crate::store::SCHEMA.migrations[0].sqlite.split(';').filter(|s| !s.trim().is_empty());
+    for statement in tables.map(|s| s.replace("IF NOT EXISTS ", "")) {
+        old.execute(&statement, &[]).unwrap();
+    }
+    old.execute("INSERT INTO buckets (name, created_ms, region) VALUES ('old', 1, 'us-east-1')", &[])
+        .unwrap();
+    old.execute(
+        "INSERT INTO objects VALUES ('old', 'k', 5, '5d41402abc4b2a76b9719d911017c592', 2, '[]', '[]', NULL, 0, 'f1')",
+        &[],
+    )
+    .unwrap();
+    drop(old);
+    std::fs::create_dir_all(dir.path().join("s3").join("objects")).unwrap();
+    std::fs::write(dir.path().join("s3").join("objects").join("f1"), b"hello").unwrap();
+
+    let s3 = open(dir.path(), None);
+    let got = send(&s3, Method::GET, "/old/k", &[], b"").await;
+    assert_eq!((got.status, got.body.as_ref()), (200, &b"hello"[..]));
+    assert_eq!(send(&s3, Method::PUT, "/old/k2", &[], b"new").await.status, 200);
+}
+
 #[tokio::test]
 async fn a_crash_before_the_commit_leaves_nothing_visible() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,15 +126,16 @@ async fn a_crash_before_the_commit_leaves_nothing_visible() {
     send(&s3, Method::PUT, "/bkt", &[], b"").await;
     // A file that reached objects/ but whose row never committed, and a half-written temp file.
     let orphan = s3.inner.files.write(b"never committed").unwrap();
-    std::fs::write(dir.path().join("tmp").join("partial"), b"half").unwrap();
+    let staging = dir.path().join("s3").join(".staging").join("local");
+    std::fs::write(staging.join("partial"), b"half").unwrap();
     drop(s3);
 
     let s3 = open(dir.path(), None);
     let listed = send(&s3, Method::GET, "/bkt?list-type=2", &[], b"").await;
     assert!(listed.text().contains("<KeyCount>0</KeyCount>"), "{}", listed.text());
-    assert!(!dir.path().join("tmp").join("partial").exists());
+    assert!(!staging.join("partial").exists());
     for _ in 0..100 {
-        if !dir.path().join("objects").join(&orphan).exists() {
+        if !dir.path().join("s3").join("objects").join(&orphan).exists() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -231,4 +267,38 @@ async fn configurations_naming_missing_destinations_are_refused_whole() {
     assert_eq!(send(&s3, Method::PUT, "/bkt?notification", &skip, config).await.status, 200);
     let got = send(&s3, Method::GET, "/bkt?notification", &[], b"").await;
     assert!(got.text().contains("function:missing"), "{}", got.text());
+}
+
+/// Two nodes on one PostgreSQL database and one shared blob root: whatever one writes, the
+/// other serves at once (nothing is cached). Runs when `NIMBUS_TEST_DATABASE` names a server.
+/// Connections are made and dropped outside the runtime: the `postgres` client blocks on a
+/// runtime of its own when it connects and closes, which tokio refuses on a runtime thread.
+#[test]
+fn any_node_serves_any_bucket() {
+    for (database, schema, _dir) in crate::store::tests::databases("s3_test_nodes") {
+        if !database.is_shared() {
+            continue;
+        }
+        let shared = tempfile::tempdir().unwrap();
+        let node = |name: &str| {
+            let db = crate::store::Db::open_schema(&database, &schema).unwrap();
+            let files = crate::files::Files::open(&Blobs::new(shared.path(), name, true)).unwrap();
+            S3::start(db, files, None, "us-east-1", "000000000000").unwrap()
+        };
+        let (a, b) = (node("a"), node("b"));
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            assert_eq!(send(&a, Method::PUT, "/bkt", &[], b"").await.status, 200);
+            assert_eq!(send(&b, Method::PUT, "/bkt", &[], b"").await.status, 409);
+            assert_eq!(send(&a, Method::PUT, "/bkt/k", &[], b"from a").await.status, 200);
+            let got = send(&b, Method::GET, "/bkt/k", &[], b"").await;
+            assert_eq!((got.status, got.body.as_ref()), (200, &b"from a"[..]));
+            assert_eq!(send(&b, Method::PUT, "/bkt/k", &[], b"from b").await.status, 200);
+            assert_eq!(send(&a, Method::GET, "/bkt/k", &[], b"").await.body.as_ref(), b"from b");
+            assert_eq!(send(&b, Method::DELETE, "/bkt/k", &[], b"").await.status, 204);
+            assert_eq!(send(&a, Method::GET, "/bkt/k", &[], b"").await.status, 404);
+            assert_eq!(send(&a, Method::DELETE, "/bkt", &[], b"").await.status, 204);
+            assert_eq!(send(&b, Method::GET, "/bkt?list-type=2", &[], b"").await.status, 404);
+        });
+    }
 }
