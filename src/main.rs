@@ -16,7 +16,7 @@ use nimbus_functions::{ApiAcceptor, Engine, EngineConfig};
 use nimbus_lambda::{Lambda, LambdaOptions};
 use nimbus_sandbox::{Isolation, Sandbox};
 use nimbus_store::code::CodeStore;
-use nimbus_store::SqliteStore;
+use nimbus_store::{Blobs, Cluster, Database, LambdaStore};
 
 #[derive(Parser)]
 #[command(name = "nimbus", version, about = "AWS's compute services for data work, on your machine")]
@@ -42,6 +42,23 @@ struct UpArgs {
     /// Where the database, code packages and environments' files live.
     #[arg(long, default_value = "./.nimbus")]
     data_dir: PathBuf,
+    /// Keep every service's state in this PostgreSQL database
+    /// (`postgres://user:password@host:port/db`) instead of SQLite files in the data directory:
+    /// several nimbus nodes on one database serve the same functions, buckets and events.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// With several nodes: a directory every node mounts (NFS, say) for code packages, object
+    /// bytes and log segments. Without it they stay in the data directory.
+    #[arg(long, value_name = "DIR")]
+    shared_dir: Option<PathBuf>,
+    /// This node's name among several; default `<host name>-<port>` on PostgreSQL, `local` on
+    /// SQLite.
+    #[arg(long)]
+    node: Option<String>,
+    /// Seconds without a heartbeat after which a node counts as gone and others take over its
+    /// unfinished asynchronous invocations.
+    #[arg(long, default_value_t = 10)]
+    node_expiry: u64,
     #[arg(long, default_value = "us-east-1")]
     region: String,
     #[arg(long, default_value = "000000000000")]
@@ -119,13 +136,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lock.record(address)?;
     let endpoint_url = format!("http://{address}");
 
+    let database = match &args.database {
+        None => Database::sqlite(&data_dir),
+        Some(url) => Database::postgres(url).context("cannot open the database")?,
+    };
+    let node = args.node.clone().unwrap_or_else(|| match &database {
+        Database::Sqlite { .. } => "local".to_owned(),
+        Database::Postgres(_) => format!("{}-{}", host_name(), address.port()),
+    });
+    let expiry = Duration::from_secs(args.node_expiry.max(1));
+    let cluster =
+        Cluster::join(&database, &node, &endpoint_url, expiry).context("cannot join the cluster")?;
+    let blobs = match &args.shared_dir {
+        Some(dir) => Blobs::new(dir, &node, true),
+        None => Blobs::new(&data_dir, &node, false),
+    };
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
-    let Opened { store, code, sandbox, logs, sqs } = open_state(&args, &identity)?;
+    let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
+    let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
     let api_acceptor: ApiAcceptor = Arc::default();
-    let metrics = nimbus_metrics::Metrics::new(Some(&data_dir));
+    let metrics = nimbus_metrics::Metrics::open(&blobs, &node).context("cannot open metrics")?;
     let engine = Engine::new(
         EngineConfig {
             runtime_dir: data_dir.join("runtime"),
@@ -150,18 +183,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let region = options.identity.region.clone();
     let account = options.identity.account.clone();
-    let lambda = Lambda::start(store, code, engine.clone(), options)?;
+    let announcer = cluster.clone();
+    store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
+    let lambda = Lambda::start(store.clone(), code, engine.clone(), options)?;
     let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
-    let s3 = nimbus_s3::S3::open(&data_dir.join("s3"), Some(notifications), &region, &account)
+    let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
+    let cluster_work = wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone());
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs, logs.clone(), metrics.clone(), s3];
+    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
     let maintenance = metrics.spawn_maintenance(Duration::from_secs(300));
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
     let health_sandbox = sandbox.clone();
+    let (health_database, health_node) = (database.label(), node.clone());
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
@@ -171,6 +208,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             // Live: a relay that fails later turns this to "own, no outside".
             "network": health_sandbox.network_label(),
             "environments": health_engine.stats(),
+            "database": health_database,
+            "node": health_node,
         })
     });
     let open_files = nimbus_api::raise_open_files_limit();
@@ -178,8 +217,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Api::new(services, health).with_limits(nimbus_api::Limits::default().fit_open_files(open_files));
     let serving = api.clone();
     let _ = api_acceptor.set(Box::new(move |listener| serving.serve_extra(listener)));
+    let on_database = match &database {
+        Database::Sqlite { .. } => String::new(),
+        Database::Postgres(_) => format!(", database: {}, node: {node}", database.label()),
+    };
     println!(
-        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {})",
+        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {}{on_database})",
         data_dir.display(),
         sandbox.label(),
         sandbox.network_label()
@@ -192,7 +235,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
     }
     logs.close().await;
+    sqs.close().await;
+    cluster_work.abort();
     maintenance.abort();
+    tokio::task::block_in_place(|| cluster.leave());
     if let Err(error) = metrics.save() {
         eprintln!("nimbus: cannot save metrics: {error}");
     }
@@ -200,16 +246,26 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every service opens its state from.
+struct State<'a> {
+    args: &'a UpArgs,
+    database: &'a Database,
+    blobs: &'a Blobs,
+    node: &'a str,
+    identity: &'a Identity,
+}
+
 /// The durable state and the sandbox, opened side by side: each waits mostly on its disk.
 struct Opened {
-    store: Arc<SqliteStore>,
+    store: Arc<LambdaStore>,
     code: Arc<CodeStore>,
     sandbox: Arc<Sandbox>,
     logs: Arc<nimbus_logs::Logs>,
     sqs: Arc<nimbus_sqs::Sqs>,
 }
 
-fn open_state(args: &UpArgs, identity: &Identity) -> anyhow::Result<Opened> {
+fn open_state(state: &State<'_>) -> anyhow::Result<Opened> {
+    let State { args, database, blobs, node, identity } = state;
     let data_dir = &args.data_dir;
     let forced = match args.isolation {
         IsolationArg::Auto => None,
@@ -219,18 +275,18 @@ fn open_state(args: &UpArgs, identity: &Identity) -> anyhow::Result<Opened> {
     let runtime = tokio::runtime::Handle::current();
     let runtime = &runtime;
     std::thread::scope(|scope| {
-        let store = scope.spawn(|| SqliteStore::open(&data_dir.join("nimbus.db")));
-        let code = scope.spawn(|| CodeStore::open(&data_dir.join("code")));
+        let store = scope.spawn(|| LambdaStore::open(database, node));
+        let code = scope.spawn(|| CodeStore::in_area(&blobs.area("code")?));
         let sandbox =
             scope.spawn(|| Sandbox::new(data_dir, forced).map(|s| s.with_host_loopback(args.host_loopback)));
         // Both start background tasks, so they open inside the runtime.
         let logs = scope.spawn(|| {
             let _runtime = runtime.enter();
-            nimbus_logs::open_with(&data_dir.join("logs"), identity.clone())
+            nimbus_logs::open(database, blobs, (*identity).clone())
         });
         let sqs = scope.spawn(|| {
             let _runtime = runtime.enter();
-            nimbus_sqs::Sqs::open(&data_dir.join("sqs"), &identity.region, &identity.account)
+            nimbus_sqs::Sqs::open(*database, &identity.region, &identity.account)
         });
         Ok(Opened {
             store: Arc::new(joined(store)?.context("cannot open the database")?),
@@ -259,6 +315,15 @@ async fn stop_signal() {
         _ = terminate.recv() => {}
     }
     eprintln!("nimbus: stopping (no new invocations; running ones get the grace period)");
+}
+
+/// The host's name, for default node names.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "nimbus".to_owned())
 }
 
 /// Total memory of the host in MB, from /proc/meminfo.

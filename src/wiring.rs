@@ -84,3 +84,78 @@ impl nimbus_lambda::Objects for S3Objects {
         self.0.read_object(bucket, key, version).map_err(|e| e.message)
     }
 }
+
+/// Life among several nodes on one database: heartbeats (with what this node holds, for
+/// `nimbus status`), taking over the asynchronous invocations of nodes that stopped, and
+/// refreshing Lambda's functions when another node changed them. Nothing to do on SQLite,
+/// where this node is alone.
+pub fn run_cluster(
+    cluster: Arc<nimbus_store::Cluster>,
+    lambda: Arc<nimbus_lambda::Lambda>,
+    store: Arc<nimbus_store::LambdaStore>,
+) -> tokio::task::JoinHandle<()> {
+    use nimbus_store::Store;
+    if !cluster.is_shared() {
+        return tokio::spawn(async {});
+    }
+    cluster.report(
+        "lambda",
+        move || serde_json::json!({ "async_events": store.count_events().unwrap_or_default() }),
+    );
+    let mut changes = cluster.subscribe();
+    let own_topic = format!("lambda:{}", cluster.node());
+    let reloading = lambda.clone();
+    let reloads = tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(topic) if topic.starts_with("lambda:") && topic != own_topic => {}
+                // Missed some: reload to be sure.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            let lambda = reloading.clone();
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || lambda.reload()).await {
+                eprintln!("nimbus: cannot refresh functions changed by another node: {error}");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _reloads = AbortOnDrop(reloads);
+        let mut beat = tokio::time::interval(cluster.expiry() / 4);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            beat.tick().await;
+            let (cluster, lambda) = (cluster.clone(), lambda.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(error) = cluster.heartbeat() {
+                    eprintln!("nimbus: heartbeat failed: {error}");
+                    return;
+                }
+                let gone: Vec<String> = match cluster.dead_nodes() {
+                    Ok(nodes) => nodes.into_iter().filter(|node| node != cluster.node()).collect(),
+                    Err(_) => return,
+                };
+                if !gone.is_empty() && cluster.healthy() {
+                    let adopted = lambda.adopt_events(&gone);
+                    if adopted > 0 {
+                        eprintln!(
+                            "nimbus: took over {adopted} asynchronous invocation(s) of {}",
+                            gone.join(", ")
+                        );
+                    }
+                }
+            })
+            .await;
+        }
+    })
+}
+
+/// Aborts a background task when its owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

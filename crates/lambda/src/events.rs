@@ -50,11 +50,6 @@ impl EventQueue {
     pub(crate) fn start(store: Arc<dyn Store>, lambda: Weak<Lambda>) -> EventQueue {
         let (ready, mut incoming) = mpsc::unbounded_channel::<EventRow>();
         let pending = Arc::new(AtomicUsize::new(0));
-        let left_over = store.load_events().unwrap_or_default();
-        pending.fetch_add(left_over.len(), Ordering::AcqRel);
-        for row in left_over {
-            let _ = ready.send(row);
-        }
         let counter = pending.clone();
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(EVENT_WORKERS));
@@ -69,7 +64,28 @@ impl EventQueue {
                 });
             }
         });
-        EventQueue { store, ready, pending }
+        let queue = EventQueue { store, ready, pending };
+        let own = queue.store.node().to_owned();
+        queue.adopt(&[own]);
+        queue
+    }
+
+    /// Takes over the unfinished events of the given nodes (this node's own from a previous run,
+    /// or a node that stopped heartbeating) and runs them here. Returns how many were adopted.
+    pub(crate) fn adopt(&self, nodes: &[String]) -> usize {
+        let rows = match self.store.claim_events(nodes) {
+            Ok(rows) => rows,
+            Err(error) => {
+                eprintln!("nimbus: could not claim unfinished events: {error}");
+                return 0;
+            }
+        };
+        self.pending.fetch_add(rows.len(), Ordering::AcqRel);
+        let count = rows.len();
+        for row in rows {
+            let _ = self.ready.send(row);
+        }
+        count
     }
 
     /// Like [`EventQueue::enqueue`], for callers outside async code (S3 notifications): stores

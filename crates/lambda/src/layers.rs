@@ -69,14 +69,22 @@ impl Layers {
         code: Arc<CodeStore>,
         arn_prefix: String,
     ) -> Result<Layers, StoreError> {
+        let layers = Layers { store, code, versions: RwLock::default(), arn_prefix };
+        layers.reload()?;
+        Ok(layers)
+    }
+
+    /// Reads every layer version again (at start, and when another node changed some).
+    pub fn reload(&self) -> Result<(), StoreError> {
         let mut versions = BTreeMap::new();
-        for row in store.load_layers()? {
+        for row in self.store.load_layers()? {
             if let Ok(version) = serde_json::from_str::<LayerVersion>(&row.config) {
                 let layer = Layer { version, code_hex: row.code_sha256 };
                 versions.insert((row.name, row.version), Arc::new(layer));
             }
         }
-        Ok(Layers { store, code, versions: RwLock::new(versions), arn_prefix })
+        *self.versions.write().unwrap_or_else(|p| p.into_inner()) = versions;
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, u64), Arc<Layer>>> {

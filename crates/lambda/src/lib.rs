@@ -94,12 +94,7 @@ impl Lambda {
         let store_for_mappings = store.clone();
         let layer_prefix = format!("arn:aws:lambda:{}:{}:layer:", identity.region, identity.account);
         let layers = Arc::new(Layers::load(store.clone(), code.clone(), layer_prefix)?);
-        let layer_policies = store
-            .load_resources()?
-            .into_iter()
-            .filter(|row| row.kind == "layer-policy")
-            .filter_map(|row| Some((row.function, serde_json::from_str(&row.config).ok()?)))
-            .collect();
+        let layer_policies = Lambda::load_layer_policies(&*store)?;
         let registry = Registry::load(
             store.clone(),
             code,
@@ -127,6 +122,35 @@ impl Lambda {
         lambda.restore_provisioned();
         lambda.start_all_pollers();
         Ok(lambda)
+    }
+
+    fn load_layer_policies(
+        store: &dyn Store,
+    ) -> Result<std::collections::HashMap<String, serde_json::Value>, StoreError> {
+        Ok(store
+            .load_resources()?
+            .into_iter()
+            .filter(|row| row.kind == "layer-policy")
+            .filter_map(|row| Some((row.function, serde_json::from_str(&row.config).ok()?)))
+            .collect())
+    }
+
+    /// Reads functions, layers and event source mappings again: another node sharing the
+    /// database changed some. Unchanged versions keep their warm environments; pollers follow
+    /// the mappings as they now are.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        self.layers.reload()?;
+        let policies = Lambda::load_layer_policies(&*self.store)?;
+        *self.layer_policies.write().unwrap_or_else(|p| p.into_inner()) = policies;
+        self.registry.reload()?;
+        self.reload_mappings();
+        Ok(())
+    }
+
+    /// Runs here the unfinished asynchronous invocations of `nodes` (nodes that stopped);
+    /// returns how many were taken over.
+    pub fn adopt_events(&self, nodes: &[String]) -> usize {
+        self.events.adopt(nodes)
     }
 
     /// Queues an asynchronous invocation durably before returning (for S3 notifications and

@@ -163,6 +163,24 @@ impl Lambda {
             .collect()
     }
 
+    /// Takes the stored mappings as they now are (another node changed some): pollers of
+    /// mappings that changed or went away stop, those of enabled ones (re)start.
+    pub(crate) fn reload_mappings(&self) {
+        let fresh = Lambda::load_mappings(&*self.store);
+        let old =
+            std::mem::replace(&mut *self.mappings.write().unwrap_or_else(|p| p.into_inner()), fresh.clone());
+        for (uuid, mapping) in &old {
+            if fresh.get(uuid) != Some(mapping) {
+                self.stop_pollers(uuid);
+            }
+        }
+        for (uuid, mapping) in &fresh {
+            if old.get(uuid) != Some(mapping) && mapping["State"] == "Enabled" {
+                self.start_pollers(mapping);
+            }
+        }
+    }
+
     pub(crate) fn start_all_pollers(&self) {
         let mappings: Vec<Value> =
             self.mappings.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();

@@ -87,9 +87,34 @@ impl Registry {
             layers,
             reserved: Mutex::new(HashMap::new()),
         };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    /// Reads every function again (another node changed some). Versions whose stored row is
+    /// unchanged keep their entry, so their warm environments stay.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let known = self.functions.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let unchanged = |name: &str, version: &str, row: &FunctionRow| -> Option<Arc<Entry>> {
+            let function = known.get(name)?;
+            let entry = match version.parse::<u64>() {
+                Ok(number) => function.versions.get(&number)?,
+                Err(_) => &function.latest,
+            };
+            let same = entry.code_hex == row.code_sha256
+                && serde_json::to_string(&entry.stored).is_ok_and(|config| config == row.config);
+            same.then(|| entry.clone())
+        };
         let mut latest = BTreeMap::new();
         let mut versions: BTreeMap<String, BTreeMap<u64, Arc<Entry>>> = BTreeMap::new();
-        for row in registry.store.load_functions()? {
+        for row in self.store.load_functions()? {
+            if let Some(entry) = unchanged(&row.name, &row.version, &row) {
+                match row.version.parse::<u64>() {
+                    Ok(number) => versions.entry(row.name).or_default().insert(number, entry),
+                    Err(_) => latest.insert(row.name, entry),
+                };
+                continue;
+            }
             let stored = match serde_json::from_str::<StoredFunction>(&row.config) {
                 Ok(stored) => stored,
                 Err(error) => {
@@ -97,7 +122,7 @@ impl Registry {
                     continue;
                 }
             };
-            let entry = Arc::new(registry.entry(stored, row.code_sha256));
+            let entry = Arc::new(self.entry(stored, row.code_sha256));
             match row.version.parse::<u64>() {
                 Ok(number) => {
                     versions.entry(row.name).or_default().insert(number, entry);
@@ -108,7 +133,7 @@ impl Registry {
             }
         }
         let mut resources: BTreeMap<String, BTreeMap<(String, String), Value>> = BTreeMap::new();
-        for row in registry.store.load_resources()? {
+        for row in self.store.load_resources()? {
             if let Ok(value) = serde_json::from_str(&row.config) {
                 resources.entry(row.function).or_default().insert((row.kind, row.name), value);
             }
@@ -120,13 +145,12 @@ impl Registry {
                 versions: versions.remove(&name).unwrap_or_default(),
                 resources: resources.remove(&name).unwrap_or_default(),
             };
-            if let Some(reserved) = function.resource("concurrency", "").and_then(Value::as_i64) {
-                registry.reserved_cell(&name).store(reserved, std::sync::atomic::Ordering::Release);
-            }
+            let reserved = function.resource("concurrency", "").and_then(Value::as_i64).unwrap_or(-1);
+            self.reserved_cell(&name).store(reserved, std::sync::atomic::Ordering::Release);
             functions.insert(name, Arc::new(function));
         }
-        *registry.functions.write().unwrap_or_else(|p| p.into_inner()) = functions;
-        Ok(registry)
+        *self.functions.write().unwrap_or_else(|p| p.into_inner()) = functions;
+        Ok(())
     }
 
     pub fn reserved_cell(&self, function: &str) -> Arc<AtomicI64> {

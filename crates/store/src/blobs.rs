@@ -50,6 +50,11 @@ impl BlobArea {
         &self.dir
     }
 
+    /// This node's staging directory (same file system as the area, so renames are atomic).
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
     /// Where `name` (a relative path such as `objects/ab12`) lives.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)

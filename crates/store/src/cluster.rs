@@ -200,10 +200,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Leaves the cluster on a clean stop: leases released, the node row gone.
+    /// Leaves the cluster on a clean stop: leases released, and the node marked gone at once
+    /// (its row stays, heartbeat 0), so that others take over what it leaves unfinished
+    /// without waiting out the expiry.
     pub fn leave(&self) {
         let _ = self.db.execute("DELETE FROM leases WHERE holder = ?1", &params![self.node]);
-        let _ = self.db.execute("DELETE FROM nodes WHERE name = ?1", &params![self.node]);
+        let _ = self.db.execute("UPDATE nodes SET heartbeat_ms = 0 WHERE name = ?1", &params![self.node]);
     }
 
     /// Wakes every node's subscribers of `topic` (this node's included).

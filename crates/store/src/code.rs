@@ -64,6 +64,9 @@ fn invalid_zip(e: zip::result::ZipError) -> CodeError {
 /// threads at once, including for the same package.
 pub struct CodeStore {
     root: PathBuf,
+    /// Where packages are staged before their rename: this node's own staging directory in a
+    /// blob area (other nodes sharing the directory keep theirs), or the root itself.
+    scratch: PathBuf,
 }
 
 impl CodeStore {
@@ -79,7 +82,16 @@ impl CodeStore {
                 let _ = remove_any(&item.path());
             }
         }
-        Ok(CodeStore { root: root.to_path_buf() })
+        Ok(CodeStore { root: root.to_path_buf(), scratch: root.to_path_buf() })
+    }
+
+    /// The store in a blob area (`code`), which may be shared by several nodes: scratch goes to
+    /// the area's per-node staging directory, which the area cleared when it opened.
+    pub fn in_area(area: &crate::BlobArea) -> io::Result<CodeStore> {
+        let root = area.dir();
+        fs::create_dir_all(root.join("zips"))?;
+        fs::create_dir_all(root.join("extracted"))?;
+        Ok(CodeStore { root: root.to_path_buf(), scratch: area.staging().to_path_buf() })
     }
 
     /// Validates and stores a zip with the standard 250 MB unzipped limit.
@@ -186,7 +198,7 @@ impl CodeStore {
     fn temp_path(&self, kind: &str) -> PathBuf {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        self.root.join(format!("{TEMP_PREFIX}{}-{n}-{kind}", std::process::id()))
+        self.scratch.join(format!("{TEMP_PREFIX}{}-{n}-{kind}", std::process::id()))
     }
 
     fn extract_to_scratch(

@@ -5,13 +5,13 @@ pub mod blobs;
 pub mod cluster;
 pub mod code;
 pub mod db;
-mod sqlite;
+mod lambda;
 
 pub use blobs::{BlobArea, Blobs};
 pub use cluster::Cluster;
 pub use db::{Database, DbError, Migration, Row, Schema, ServiceDb, Tx, Value};
 
-pub use sqlite::SqliteStore;
+pub use lambda::LambdaStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +68,8 @@ pub struct EventRow {
 
 /// Durable metadata. Implementations must make a write durable before returning `Ok`.
 pub trait Store: Send + Sync + 'static {
+    /// The node this store accepts events for.
+    fn node(&self) -> &str;
     /// Every stored function version, for the services' in-memory caches at startup.
     fn load_functions(&self) -> Result<Vec<FunctionRow>, StoreError>;
     /// Inserts a new row; `Conflict` when that name and version exist.
@@ -87,7 +89,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Accepts asynchronous invocations durably (all or none).
     fn enqueue_events(&self, rows: &[EventRow]) -> Result<(), StoreError>;
-    fn load_events(&self) -> Result<Vec<EventRow>, StoreError>;
+    /// Takes the events nobody runs (accepted before nodes had names) and those of the nodes in
+    /// `from` (this node's own after a restart, dead nodes' later), makes them this node's, and
+    /// returns them oldest first. Each event goes to exactly one claimant.
+    fn claim_events(&self, from: &[String]) -> Result<Vec<EventRow>, StoreError>;
+    /// Events this node holds, for status.
+    fn count_events(&self) -> Result<u64, StoreError>;
     /// Records another attempt and when the next may start.
     fn reschedule_event(&self, id: &str, attempts: u32, next_attempt_ms: i64) -> Result<(), StoreError>;
     /// The event is done (succeeded, or handed to its failure destination).

@@ -36,9 +36,13 @@ impl Server {
             url.parse().map_err(|e| DbError::other(format!("not a PostgreSQL URL ({url}): {e}")))?;
         let label = label(&config);
         // One connection now, so that a wrong URL fails at start with the server's own words.
-        let mut client = blocking(|| config.connect(NoTls))
-            .map_err(|e| DbError::other(format!("cannot connect to PostgreSQL at {label}: {e}")))?;
-        blocking(|| client.simple_query("SELECT 1")).map_err(error)?;
+        // The client is dropped inside `blocking` too: it owns a runtime of its own.
+        blocking(|| {
+            let mut client = config
+                .connect(NoTls)
+                .map_err(|e| DbError::other(format!("cannot connect to PostgreSQL at {label}: {e}")))?;
+            client.simple_query("SELECT 1").map_err(error).map(drop)
+        })?;
         Ok(Server { config, label })
     }
 
@@ -52,8 +56,7 @@ impl Server {
     }
 
     pub fn open(&self, schema: &Schema) -> Result<PostgresDb, DbError> {
-        let mut client = self.connection()?;
-        blocking(|| migrate(&mut client, schema))?;
+        blocking(|| migrate(&mut self.config.connect(NoTls).map_err(error)?, schema))?;
         let manager = PostgresConnectionManager::new(self.config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -63,7 +66,7 @@ impl Server {
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SearchPath(schema.service)))
             .build_unchecked(manager);
-        Ok(PostgresDb { pool })
+        Ok(PostgresDb { pool: Some(pool) })
     }
 }
 
@@ -146,7 +149,16 @@ impl r2d2::CustomizeConnection<::postgres::Client, ::postgres::Error> for Search
 }
 
 pub struct PostgresDb {
-    pool: Pool,
+    /// Taken on drop: pooled clients own runtimes, which must not be dropped on a runtime's
+    /// worker.
+    pool: Option<Pool>,
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let pool = self.pool.take();
+        blocking(|| drop(pool));
+    }
 }
 
 impl PostgresDb {
@@ -155,7 +167,8 @@ impl PostgresDb {
         work: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         blocking(|| {
-            let mut client = self.pool.get().map_err(|e| DbError::other(format!("PostgreSQL: {e}")))?;
+            let pool = self.pool.as_ref().expect("the pool lives until drop");
+            let mut client = pool.get().map_err(|e| DbError::other(format!("PostgreSQL: {e}")))?;
             let transaction = client.transaction().map_err(error)?;
             let mut tx = Tx { inner: TxInner::Postgres(transaction) };
             let value = work(&mut tx)?;
@@ -205,10 +218,12 @@ fn row(row: &::postgres::Row) -> Result<Row, DbError> {
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
                 row.try_get::<_, Option<String>>(index).map(|v| v.map(Value::Text))
             }
-            _ => return Err(DbError::other(format!(
+            _ => {
+                return Err(DbError::other(format!(
                 "column {} has type {ty}, which the storage layer does not read (cast it to BIGINT or TEXT)",
                 column.name()
-            ))),
+            )))
+            }
         };
         values.push(value.map_err(error)?.unwrap_or(Value::Null));
     }
