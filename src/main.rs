@@ -140,13 +140,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => Database::sqlite(&data_dir),
         Some(url) => Database::postgres(url).context("cannot open the database")?,
     };
+    let instance = data_dir_instance(&data_dir)?;
     let node = args.node.clone().unwrap_or_else(|| match &database {
         Database::Sqlite { .. } => "local".to_owned(),
-        Database::Postgres(_) => format!("{}-{}", host_name(), address.port()),
+        // Stable across restarts on any port: its events and metrics are found again.
+        Database::Postgres(_) => format!("{}-{}", host_name(), &instance[..8]),
     });
     let expiry = Duration::from_secs(args.node_expiry.max(1));
-    let cluster =
-        Cluster::join(&database, &node, &endpoint_url, expiry).context("cannot join the cluster")?;
+    let cluster = Cluster::join(&database, &node, &instance, &endpoint_url, expiry)
+        .context("cannot join the cluster")?;
     let blobs = match &args.shared_dir {
         Some(dir) => Blobs::new(dir, &node, true),
         None => Blobs::new(&data_dir, &node, false),
@@ -189,7 +191,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
-    let cluster_work = wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone());
+    let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cluster_work =
+        wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone(), seen_nodes.clone());
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
@@ -210,6 +214,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "environments": health_engine.stats(),
             "database": health_database,
             "node": health_node,
+            "nodes": nodes_now(&seen_nodes.lock().unwrap_or_else(|p| p.into_inner())),
         })
     });
     let open_files = nimbus_api::raise_open_files_limit();
@@ -315,6 +320,39 @@ async fn stop_signal() {
         _ = terminate.recv() => {}
     }
     eprintln!("nimbus: stopping (no new invocations; running ones get the grace period)");
+}
+
+/// The nodes as the last heartbeat saw them, each with the age of its heartbeat now.
+fn nodes_now(nodes: &[nimbus_store::cluster::NodeInfo]) -> serde_json::Value {
+    let now = nimbus_store::cluster::now_ms();
+    let nodes = nodes.iter().map(|node| {
+        serde_json::json!({
+            "name": node.name,
+            "address": node.address,
+            "alive": node.alive,
+            "heartbeat_age_ms": now - node.heartbeat_ms,
+            "work": node.work,
+        })
+    });
+    serde_json::Value::Array(nodes.collect())
+}
+
+/// The data directory's identity, made at its first start: a node restarting on the same
+/// directory is the same node (the directory's lock proves the previous process gone).
+fn data_dir_instance(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("instance");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if id.trim().len() >= 8 {
+            return Ok(id.trim().to_owned());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let staged = data_dir.join("instance.new");
+    std::fs::write(&staged, &id)
+        .and_then(|()| std::fs::File::open(&staged)?.sync_all())
+        .and_then(|()| std::fs::rename(&staged, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
 }
 
 /// The host's name, for default node names.

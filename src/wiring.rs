@@ -89,10 +89,12 @@ impl nimbus_lambda::Objects for S3Objects {
 /// `nimbus status`), taking over the asynchronous invocations of nodes that stopped, and
 /// refreshing Lambda's functions when another node changed them. Nothing to do on SQLite,
 /// where this node is alone.
+/// `seen` receives every node as the last heartbeat found them, for the health document.
 pub fn run_cluster(
     cluster: Arc<nimbus_store::Cluster>,
     lambda: Arc<nimbus_lambda::Lambda>,
     store: Arc<nimbus_store::LambdaStore>,
+    seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
 ) -> tokio::task::JoinHandle<()> {
     use nimbus_store::Store;
     if !cluster.is_shared() {
@@ -126,11 +128,14 @@ pub fn run_cluster(
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
-            let (cluster, lambda) = (cluster.clone(), lambda.clone());
+            let (cluster, lambda, seen) = (cluster.clone(), lambda.clone(), seen.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {
                     eprintln!("nimbus: heartbeat failed: {error}");
                     return;
+                }
+                if let Ok(nodes) = cluster.nodes() {
+                    *seen.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
                 }
                 let gone: Vec<String> = match cluster.dead_nodes() {
                     Ok(nodes) => nodes.into_iter().filter(|node| node != cluster.node()).collect(),

@@ -76,6 +76,22 @@ def test_a_function_made_on_one_node_runs_on_every_node_and_follows_updates(node
 
 
 @needs_database
+def test_nimbus_status_lists_every_node_with_its_heartbeat(nodes, nimbus_bin):
+    a = nodes[0]
+    deadline = time.monotonic() + 10
+    while [(n["name"], n["alive"]) for n in a.health()["nodes"]] != [("a", True), ("b", True), ("c", True)]:
+        assert time.monotonic() < deadline, a.health()
+        time.sleep(0.1)
+    text = subprocess.run([str(nimbus_bin), "status", "--endpoint", a.endpoint],
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "database      postgres://" in text, text
+    lines = [line.split() for line in text.splitlines() if line.strip().startswith("node ")]
+    assert [line[1] for line in lines] == ["a", "b", "c"], text
+    assert lines[0][2:4] == ["(this", "one)"] and "(this" not in lines[1] + lines[2], text
+    assert all("alive" in line for line in lines), text
+
+
+@needs_database
 def test_objects_written_through_one_node_are_read_through_another(nodes):
     a, _, c = nodes
     bucket = unique_name("shared")

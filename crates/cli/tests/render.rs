@@ -127,6 +127,7 @@ fn status_report() {
         isolation: Some("namespaces+cgroups".into()),
         network: Some("own".into()),
         environments: Some(Environments { environments: Some(3), busy: Some(1), memory_mb: Some(384) }),
+        ..Health::default()
     };
     insta::assert_snapshot!("status_report", status::render(&health, "http://127.0.0.1:4566", &Style::PLAIN));
     insta::assert_snapshot!(

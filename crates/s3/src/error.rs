@@ -91,7 +91,11 @@ impl std::error::Error for S3Error {}
 
 impl From<nimbus_store::DbError> for S3Error {
     fn from(error: nimbus_store::DbError) -> S3Error {
-        S3Error::internal(error)
+        match error {
+            // A key, prefix or marker with U+0000 on PostgreSQL.
+            nimbus_store::DbError::Unstorable(why) => S3Error::new(400, "InvalidArgument", why),
+            error => S3Error::internal(error),
+        }
     }
 }
 

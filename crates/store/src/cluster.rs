@@ -22,11 +22,16 @@ const SCHEMA: Schema = Schema {
     service: "cluster",
     sqlite_file: "cluster.db",
     relaxed: true,
-    migrations: &[Migration::both(
-        "CREATE TABLE nodes (name TEXT PRIMARY KEY, address TEXT NOT NULL, started_ms BIGINT NOT NULL,
-            heartbeat_ms BIGINT NOT NULL, work TEXT NOT NULL);
-         CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms BIGINT NOT NULL);",
-    )],
+    migrations: &[
+        Migration::both(
+            "CREATE TABLE nodes (name TEXT PRIMARY KEY, address TEXT NOT NULL, started_ms BIGINT NOT NULL,
+                heartbeat_ms BIGINT NOT NULL, work TEXT NOT NULL);
+             CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms BIGINT NOT NULL);",
+        ),
+        // Which data directory a node runs on: the same name restarting on the same directory
+        // (whose lock proves the old process gone) is the same node back from a crash.
+        Migration::both("ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"),
+    ],
 };
 
 /// The one PostgreSQL channel nodes wake each other on; payloads are `topic` or `topic:detail`.
@@ -48,6 +53,7 @@ pub struct Cluster {
     db: ServiceDb,
     database: Database,
     node: String,
+    instance: String,
     address: String,
     expiry: Duration,
     started_ms: i64,
@@ -58,10 +64,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Registers this node. Refuses a name another live node uses.
+    /// Registers this node. Refuses a name another live node uses; `instance` names the data
+    /// directory, so that the same node restarting after a crash is not taken for another.
     pub fn join(
         database: &Database,
         node: &str,
+        instance: &str,
         address: &str,
         expiry: Duration,
     ) -> Result<Arc<Cluster>, DbError> {
@@ -69,12 +77,11 @@ impl Cluster {
         let now = now_ms();
         let expiry_ms = expiry.as_millis() as i64;
         db.write(|tx| {
-            let beat: Option<i64> =
-                tx.query_value("SELECT heartbeat_ms FROM nodes WHERE name = ?1", &params![node])?;
-            if let Some(beat) = beat {
-                // Our own row from before a crash is older than the expiry; anything newer is
-                // another process with the same name.
-                if now - beat < expiry_ms && database.is_shared() {
+            let row = tx.query_opt("SELECT heartbeat_ms, instance FROM nodes WHERE name = ?1", &params![node])?;
+            if let Some(row) = row {
+                let (beat, owner): (i64, String) = (row.get(0)?, row.get(1)?);
+                // A fresh heartbeat from another data directory is another process using the name.
+                if now - beat < expiry_ms && owner != instance && database.is_shared() {
                     return Err(DbError::Conflict(format!(
                         "node {node} is already running (heartbeat {} ms ago); give each node its own --node",
                         now - beat
@@ -82,10 +89,11 @@ impl Cluster {
                 }
             }
             tx.execute(
-                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms, work) VALUES (?1, ?2, ?3, ?3, '{}')
+                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms, work, instance)
+                 VALUES (?1, ?2, ?3, ?3, '{}', ?4)
                  ON CONFLICT (name) DO UPDATE SET address = excluded.address, started_ms = excluded.started_ms,
-                 heartbeat_ms = excluded.heartbeat_ms, work = '{}'",
-                &params![node, address, now],
+                 heartbeat_ms = excluded.heartbeat_ms, work = '{}', instance = excluded.instance",
+                &params![node, address, now, instance],
             )?;
             Ok(())
         })?;
@@ -94,6 +102,7 @@ impl Cluster {
             db,
             database: database.clone(),
             node: node.to_owned(),
+            instance: instance.to_owned(),
             address: address.to_owned(),
             expiry,
             started_ms: now,
@@ -138,8 +147,9 @@ impl Cluster {
         if changed == 0 {
             // Removed by someone who thought us dead: come back.
             self.db.execute(
-                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms, work) VALUES (?1, ?2, ?3, ?4, '{}')",
-                &params![self.node, self.address, self.started_ms, now],
+                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms, work, instance)
+                 VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
+                &params![self.node, self.address, self.started_ms, now, self.instance],
             )?;
         }
         self.last_beat_ms.store(now, Ordering::Relaxed);
@@ -228,4 +238,59 @@ impl Cluster {
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::tests::databases;
+
+    fn name(prefix: &str) -> String {
+        format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    #[test]
+    fn a_live_name_is_refused_to_another_data_directory_but_not_to_its_own() {
+        for (database, _dir) in databases() {
+            let node = name("n");
+            let first =
+                Cluster::join(&database, &node, "dir-1", "http://a", Duration::from_secs(30)).unwrap();
+            // Back from a crash on the same data directory: welcome at once.
+            Cluster::join(&database, &node, "dir-1", "http://a", Duration::from_secs(30)).unwrap();
+            let other = Cluster::join(&database, &node, "dir-2", "http://b", Duration::from_secs(30));
+            match database.is_shared() {
+                true => assert!(matches!(other, Err(DbError::Conflict(_))), "{:?}", other.err()),
+                // SQLite: one node; the data directory's lock is the guard.
+                false => assert!(other.is_ok()),
+            }
+            first.leave();
+        }
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_gone_at_once_and_leases_have_one_holder() {
+        for (database, _dir) in databases() {
+            let (a, b) = (name("a"), name("b"));
+            let expiry = Duration::from_secs(30);
+            let node_a = Cluster::join(&database, &a, "dir-a", "http://a", expiry).unwrap();
+            let node_b = Cluster::join(&database, &b, "dir-b", "http://b", expiry).unwrap();
+            let lease = name("lease");
+            assert!(node_a.try_lease(&lease, Duration::from_secs(30)).unwrap());
+            assert!(!node_b.try_lease(&lease, Duration::from_secs(30)).unwrap(), "held by a");
+            assert!(node_a.try_lease(&lease, Duration::from_secs(30)).unwrap(), "renewed by its holder");
+            assert!(!node_b.dead_nodes().unwrap().contains(&a));
+            node_a.leave();
+            assert!(node_b.dead_nodes().unwrap().contains(&a), "left: others take its work now");
+            assert!(node_b.try_lease(&lease, Duration::from_secs(30)).unwrap(), "released on leave");
+            let seen = node_b.nodes().unwrap();
+            assert!(
+                seen.iter().any(|n| n.name == a && !n.alive) && seen.iter().any(|n| n.name == b && n.alive)
+            );
+            // Its heartbeat brings it back.
+            node_a.heartbeat().unwrap();
+            assert!(!node_b.dead_nodes().unwrap().contains(&a));
+            node_a.leave();
+            node_b.leave();
+        }
+    }
 }

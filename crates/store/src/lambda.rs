@@ -112,7 +112,7 @@ impl From<DbError> for StoreError {
     fn from(error: DbError) -> Self {
         match error {
             DbError::Conflict(_) => StoreError::Conflict,
-            DbError::Other(message) => StoreError::Database(message),
+            DbError::Other(message) | DbError::Unstorable(message) => StoreError::Database(message),
         }
     }
 }

@@ -34,6 +34,10 @@ pub enum DbError {
     /// A unique or primary key constraint refused the write.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// A value the backend cannot hold (text with U+0000 on PostgreSQL): the caller's input,
+    /// refused before it reached the database.
+    #[error("{0}")]
+    Unstorable(String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -197,4 +201,4 @@ impl Tx<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

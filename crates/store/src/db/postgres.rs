@@ -190,13 +190,24 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// PostgreSQL's text cannot hold U+0000 (SQLite's can): refused as the caller's input, the same
+/// way for every statement, rather than failing inside the database.
+fn storable(params: &[Value]) -> Result<(), DbError> {
+    match params.iter().any(|value| matches!(value, Value::Text(text) if text.contains('\0'))) {
+        true => Err(DbError::Unstorable("text containing the character U+0000 cannot be stored".into())),
+        false => Ok(()),
+    }
+}
+
 pub fn execute(tx: &mut ::postgres::Transaction<'_>, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+    storable(params)?;
     let binds: Vec<Bind<'_>> = params.iter().map(Bind).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
     tx.execute(dollar_parameters(sql).as_str(), &refs).map_err(error)
 }
 
 pub fn query(tx: &mut ::postgres::Transaction<'_>, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+    storable(params)?;
     let binds: Vec<Bind<'_>> = params.iter().map(Bind).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
     let rows = tx.query(dollar_parameters(sql).as_str(), &refs).map_err(error)?;

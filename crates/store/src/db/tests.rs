@@ -8,25 +8,29 @@ const ITEMS: Schema = Schema {
     sqlite_file: "layer_test.db",
     relaxed: false,
     migrations: &[
-        Migration::both("CREATE TABLE items (name TEXT PRIMARY KEY, n BIGINT NOT NULL, data BLOB)"),
         Migration {
-            sqlite: "ALTER TABLE items ADD COLUMN note TEXT",
-            postgres: "ALTER TABLE items ADD COLUMN note TEXT; ALTER TABLE items ALTER COLUMN data TYPE BYTEA USING data::bytea",
+            sqlite: "CREATE TABLE items (name TEXT PRIMARY KEY, n BIGINT NOT NULL, data BLOB)",
+            postgres: "CREATE TABLE items (name TEXT PRIMARY KEY, n BIGINT NOT NULL, data BYTEA)",
         },
+        Migration::both("ALTER TABLE items ADD COLUMN note TEXT"),
     ],
 };
 
-fn databases() -> Vec<(Database, Option<tempfile::TempDir>)> {
+pub(crate) fn databases() -> Vec<(Database, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec![(Database::sqlite(dir.path()), Some(dir))];
     if let Ok(url) = std::env::var("NIMBUS_TEST_DATABASE") {
         let db = Database::postgres(&url).expect("NIMBUS_TEST_DATABASE is reachable");
-        // A fresh schema per run: drop what an earlier run left.
+        // A fresh schema per run: drop what an earlier run left (once: the tests run at once,
+        // on rows of their own).
+        static FRESH: std::sync::Once = std::sync::Once::new();
         if let Database::Postgres(server) = &db {
-            let mut client = server.connection().unwrap();
-            client
-                .batch_execute("DROP SCHEMA IF EXISTS layer_test CASCADE; DELETE FROM public.nimbus_schema WHERE service = 'layer_test'")
-                .ok();
+            FRESH.call_once(|| {
+                let mut client = server.connection().unwrap();
+                client
+                    .batch_execute("DROP SCHEMA IF EXISTS layer_test CASCADE; DELETE FROM public.nimbus_schema WHERE service = 'layer_test'")
+                    .ok();
+            });
         }
         all.push((db, None));
     }
