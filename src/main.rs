@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod lock;
+mod sqs_home;
 mod wiring;
 
 use std::net::SocketAddr;
@@ -156,6 +157,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
+    let sqs = match sqs {
+        Some(sqs) => sqs_home::SqsHome::alone(sqs),
+        None => {
+            let home = sqs_home::SqsHome::shared(cluster.clone(), database.clone(), identity.clone());
+            // Serve SQS here from the start when no other node does.
+            home.balance().await;
+            home
+        }
+    };
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
@@ -181,7 +191,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         endpoint_url: endpoint_url.clone(),
         file_systems: data_dir.join("file-systems"),
         retry_delay_scale: args.retry_delay_scale,
-        queues: Some(Arc::new(wiring::SqsQueues(sqs.clone()))),
+        queues: Some(sqs.clone()),
     };
     let region = options.identity.region.clone();
     let account = options.identity.account.clone();
@@ -193,7 +203,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .context("cannot open S3")?;
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let cluster_work =
-        wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone(), seen_nodes.clone());
+        wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone(), sqs.clone(), seen_nodes.clone());
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
@@ -266,7 +276,8 @@ struct Opened {
     code: Arc<CodeStore>,
     sandbox: Arc<Sandbox>,
     logs: Arc<nimbus_logs::Logs>,
-    sqs: Arc<nimbus_sqs::Sqs>,
+    /// None with several nodes: SQS opens where its lease is held (see `sqs_home`).
+    sqs: Option<Arc<nimbus_sqs::Sqs>>,
 }
 
 fn open_state(state: &State<'_>) -> anyhow::Result<Opened> {
@@ -291,7 +302,9 @@ fn open_state(state: &State<'_>) -> anyhow::Result<Opened> {
         });
         let sqs = scope.spawn(|| {
             let _runtime = runtime.enter();
-            nimbus_sqs::Sqs::open(*database, &identity.region, &identity.account)
+            (!database.is_shared())
+                .then(|| nimbus_sqs::Sqs::open(*database, &identity.region, &identity.account))
+                .transpose()
         });
         Ok(Opened {
             store: Arc::new(joined(store)?.context("cannot open the database")?),

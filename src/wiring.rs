@@ -1,48 +1,18 @@
 //! Adapters that let one service use another through the narrow traits the services define,
 //! so that no service crate depends on another.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use nimbus_lambda::Queues;
 use serde_json::Value;
 
-type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
-
-/// Lambda's destinations, dead-letter queues and event source mappings, on nimbus's SQS.
-pub struct SqsQueues(pub Arc<nimbus_sqs::Sqs>);
-
-impl Queues for SqsQueues {
-    fn send<'a>(&'a self, queue_arn: &'a str, body: String) -> Pending<'a, ()> {
-        Box::pin(async move {
-            self.0.send(queue_arn, body, BTreeMap::new()).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-    }
-
-    fn receive<'a>(&'a self, queue_arn: &'a str, max: usize, wait: Duration) -> Pending<'a, Vec<Value>> {
-        Box::pin(async move {
-            let messages = self.0.receive(queue_arn, max, wait, None).await.map_err(|e| e.to_string())?;
-            Ok(messages.iter().map(nimbus_sqs::ReceivedMessage::to_lambda_record).collect())
-        })
-    }
-
-    fn delete<'a>(&'a self, queue_arn: &'a str, receipt_handles: Vec<String>) -> Pending<'a, ()> {
-        Box::pin(async move {
-            for handle in receipt_handles {
-                self.0.delete(queue_arn, &handle).await.map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        })
-    }
-}
+use crate::sqs_home::SqsHome;
 
 /// S3 bucket notifications: a function target becomes a durable asynchronous invocation, a
 /// queue target an SQS message — both stored before `deliver` returns, so an acknowledged
 /// object never loses its event.
 pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
-    pub sqs: Arc<nimbus_sqs::Sqs>,
+    pub sqs: Arc<SqsHome>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -54,10 +24,9 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Lambda { function_arn } => {
                 self.lambda.enqueue_event_blocking(function_arn, body.into_bytes())
             }
-            nimbus_s3::NotificationTarget::Queue { queue_arn } => tokio::runtime::Handle::current()
-                .block_on(self.sqs.send(queue_arn, body, BTreeMap::new()))
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            nimbus_s3::NotificationTarget::Queue { queue_arn } => {
+                tokio::runtime::Handle::current().block_on(self.sqs.send(queue_arn, body))
+            }
         });
         if let Err(why) = outcome {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
@@ -69,9 +38,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Lambda { function_arn } => {
                 self.lambda.function_exists(function_arn)
             }
-            nimbus_s3::NotificationTarget::Queue { queue_arn } => {
-                self.sqs.queue_attributes(queue_arn).is_ok()
-            }
+            nimbus_s3::NotificationTarget::Queue { queue_arn } => self.sqs.exists(queue_arn),
         }
     }
 }
@@ -86,14 +53,15 @@ impl nimbus_lambda::Objects for S3Objects {
 }
 
 /// Life among several nodes on one database: heartbeats (with what this node holds, for
-/// `nimbus status`), taking over the asynchronous invocations of nodes that stopped, and
-/// refreshing Lambda's functions when another node changed them. Nothing to do on SQLite,
-/// where this node is alone.
+/// `nimbus status`), taking over the asynchronous invocations of nodes that stopped, the SQS
+/// lease, and refreshing Lambda's functions when another node changed them. Nothing to do on
+/// SQLite, where this node is alone.
 /// `seen` receives every node as the last heartbeat found them, for the health document.
 pub fn run_cluster(
     cluster: Arc<nimbus_store::Cluster>,
     lambda: Arc<nimbus_lambda::Lambda>,
     store: Arc<nimbus_store::LambdaStore>,
+    sqs: Arc<SqsHome>,
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
 ) -> tokio::task::JoinHandle<()> {
     use nimbus_store::Store;
@@ -104,6 +72,8 @@ pub fn run_cluster(
         "lambda",
         move || serde_json::json!({ "async_events": store.count_events().unwrap_or_default() }),
     );
+    let serving = sqs.clone();
+    cluster.report("sqs", move || serde_json::json!({ "serves": serving.serves() }));
     let mut changes = cluster.subscribe();
     let own_topic = format!("lambda:{}", cluster.node());
     let reloading = lambda.clone();
@@ -128,6 +98,7 @@ pub fn run_cluster(
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
+            sqs.balance().await;
             let (cluster, lambda, seen) = (cluster.clone(), lambda.clone(), seen.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {

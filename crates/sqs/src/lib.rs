@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use hyper::{HeaderMap, Method, Uri};
-use nimbus_api::{ApiRequest, Service, ServiceFuture};
+use nimbus_api::{ApiRequest, ApiResponse, Service, ServiceFuture};
 use nimbus_store::Database;
 use tokio::sync::watch;
 
@@ -208,21 +208,42 @@ async fn sweeper(sqs: Weak<Sqs>) {
     }
 }
 
+/// Whether an unsigned request is SQS's ([`Service::claims`]), for fronts that serve SQS
+/// without holding an [`Sqs`] (a node forwarding to the one that serves it).
+pub fn claims(_method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    match target {
+        Some(target) => target.starts_with(protocol::TARGET_PREFIX),
+        None => uri.query().is_some_and(|q| protocol::query::is_sqs_form(q.as_bytes())),
+    }
+}
+
+/// As [`claims`], with the body ([`Service::claims_body`]).
+pub fn claims_body(method: &Method, _uri: &Uri, _headers: &HeaderMap, body: &[u8]) -> bool {
+    method == Method::POST && protocol::query::is_sqs_form(body)
+}
+
+/// SQS's 503 `ServiceUnavailable` (which SDKs retry) in the request's protocol: for a front
+/// that knows no node serving SQS right now.
+pub fn unavailable(request: &ApiRequest) -> ApiResponse {
+    let error = SqsError::unavailable();
+    match request.header("x-amz-target") {
+        Some(_) => error.to_json_response(),
+        None => error.to_xml_response(&request.request_id),
+    }
+}
+
 impl Service for Sqs {
     fn name(&self) -> &'static str {
         "sqs"
     }
 
-    fn claims(&self, _method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
-        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-        match target {
-            Some(target) => target.starts_with(protocol::TARGET_PREFIX),
-            None => uri.query().is_some_and(|q| protocol::query::is_sqs_form(q.as_bytes())),
-        }
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        claims(method, uri, headers)
     }
 
-    fn claims_body(&self, method: &Method, _uri: &Uri, _headers: &HeaderMap, body: &[u8]) -> bool {
-        method == Method::POST && protocol::query::is_sqs_form(body)
+    fn claims_body(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> bool {
+        claims_body(method, uri, headers, body)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {

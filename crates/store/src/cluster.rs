@@ -204,6 +204,16 @@ impl Cluster {
         Ok(changed == 1)
     }
 
+    /// Who holds the lease `name` now (unexpired), and where that node listens.
+    pub fn lease_holder(&self, name: &str) -> Result<Option<(String, String)>, DbError> {
+        let row = self.db.query_opt(
+            "SELECT leases.holder, nodes.address FROM leases JOIN nodes ON nodes.name = leases.holder
+             WHERE leases.name = ?1 AND leases.expires_ms > ?2",
+            &params![name, now_ms()],
+        )?;
+        row.map(|row| Ok((row.get(0)?, row.get(1)?))).transpose()
+    }
+
     /// Gives a lease up at once (a clean stop), so that another node need not wait it out.
     pub fn release(&self, name: &str) -> Result<(), DbError> {
         self.db.execute("DELETE FROM leases WHERE name = ?1 AND holder = ?2", &params![name, self.node])?;
@@ -278,10 +288,12 @@ mod tests {
             assert!(node_a.try_lease(&lease, Duration::from_secs(30)).unwrap());
             assert!(!node_b.try_lease(&lease, Duration::from_secs(30)).unwrap(), "held by a");
             assert!(node_a.try_lease(&lease, Duration::from_secs(30)).unwrap(), "renewed by its holder");
+            assert_eq!(node_b.lease_holder(&lease).unwrap(), Some((a.clone(), "http://a".to_owned())));
             assert!(!node_b.dead_nodes().unwrap().contains(&a));
             node_a.leave();
             assert!(node_b.dead_nodes().unwrap().contains(&a), "left: others take its work now");
-            assert!(node_b.try_lease(&lease, Duration::from_secs(30)).unwrap(), "released on leave");
+            assert_eq!(node_b.lease_holder(&lease).unwrap(), None, "released on leave");
+            assert!(node_b.try_lease(&lease, Duration::from_secs(30)).unwrap());
             let seen = node_b.nodes().unwrap();
             assert!(
                 seen.iter().any(|n| n.name == a && !n.alive) && seen.iter().any(|n| n.name == b && n.alive)
