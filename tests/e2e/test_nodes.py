@@ -3,6 +3,7 @@ every node serves; what a node that dies leaves unfinished, another finishes."""
 
 import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -29,6 +30,20 @@ def handler(event, context):
     time.sleep(event.get("sleep", 0))
     boto3.client("s3").put_object(Bucket=event["bucket"], Key=f"done/{event['n']}", Body=b"x")
     return "ok"
+"""
+
+# One object per run: an Event invoke leaves event/<n>/<request id>, an SQS record sqs/<n>/<id>.
+MARK_EACH = """
+import json, os, boto3
+s3 = boto3.client("s3")
+def handler(event, context):
+    bucket = os.environ["BUCKET"]
+    if "Records" in event:
+        for record in event["Records"]:
+            n = json.loads(record["body"])["n"]
+            s3.put_object(Bucket=bucket, Key=f"sqs/{n}/{record['messageId']}", Body=b"x")
+        return
+    s3.put_object(Bucket=bucket, Key=f"event/{event['n']}/{context.aws_request_id}", Body=b"x")
 """
 
 
@@ -150,3 +165,123 @@ def test_a_database_that_cannot_be_reached_stops_the_start_with_its_reason(nimbu
         capture_output=True, text=True, timeout=60,
     )
     assert not_a_url.returncode != 0 and "not a PostgreSQL URL" in not_a_url.stderr
+
+
+def retried(call, *args, **kwargs):
+    """A call that a 503 (SQS moving to another node) may refuse for a moment, as SDKs retry it."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # botocore's ClientError or a refused connection
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            if code not in ("ServiceUnavailable", None) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@needs_database
+def test_sqs_is_one_queue_whichever_node_is_asked(nodes):
+    a, b, c = nodes
+    url = aws_client("sqs", a.endpoint).create_queue(QueueName=unique_name("across"),
+                                                     Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    aws_client("sqs", b.endpoint).send_message(QueueUrl=url, MessageBody="from b")
+    received = aws_client("sqs", c.endpoint).receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+    assert [m["Body"] for m in received] == ["from b"]
+    # In flight: no node hands it out again within its visibility timeout.
+    for node in (a, b, c):
+        assert "Messages" not in aws_client("sqs", node.endpoint).receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    # A receipt handle from c deletes it through a.
+    aws_client("sqs", a.endpoint).delete_message(QueueUrl=url, ReceiptHandle=received[0]["ReceiptHandle"])
+    attributes = aws_client("sqs", b.endpoint).get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+
+
+@needs_database
+def test_a_thousand_messages_received_on_three_nodes_each_arrive_once(nodes):
+    url = aws_client("sqs", nodes[0].endpoint).create_queue(
+        QueueName=unique_name("spread"), Attributes={"VisibilityTimeout": "120"})["QueueUrl"]
+    sender = aws_client("sqs", nodes[1].endpoint)
+    bodies = [str(n) for n in range(1000)]
+    for batch in range(0, len(bodies), 10):
+        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[batch:batch + 10])]
+        assert "Failed" not in sender.send_message_batch(QueueUrl=url, Entries=entries)
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def consume(node):
+        sqs = aws_client("sqs", node.endpoint)
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            if not messages:
+                return
+            with lock:
+                seen.extend(m["Body"] for m in messages)
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+
+    threads = [threading.Thread(target=consume, args=(node,)) for node in nodes for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(seen) == 1000 and sorted(seen, key=int) == bodies, f"{len(seen)} received, {len(set(seen))} distinct"
+
+
+@needs_database
+def test_a_thousand_events_and_an_sqs_mapping_survive_the_kill_of_a_node(server_factory, tmp_path_factory):
+    """Three nodes; 1,000 Event invokes spread over them while the first (which also serves SQS)
+    is killed -9 halfway: every acknowledged event runs at least once (duplicates are counted and
+    reported), and the event source mapping keeps consuming the queue on the node SQS moves to."""
+    url = conftest.fresh_database_url("killed-halfway")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name, "--node-expiry", "2",
+                         "--quiet"]
+    trio = [server_factory(extra_args=args(name)) for name in ("first", "second", "third")]
+    first, second, third = trio
+    bucket = unique_name("marks")
+    aws_client("s3", second.endpoint).create_bucket(Bucket=bucket)
+    name = unique_name("mark")
+    lambda_client(second.endpoint).create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Timeout=30,
+        Environment={"Variables": {"BUCKET": bucket}}, Code={"ZipFile": make_zip({"app.py": MARK_EACH})},
+    )
+    queue_url = aws_client("sqs", second.endpoint).create_queue(QueueName=unique_name("feed"))["QueueUrl"]
+    queue_arn = aws_client("sqs", second.endpoint).get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lambda_client(second.endpoint).create_event_source_mapping(
+        EventSourceArn=queue_arn, FunctionName=name, BatchSize=10)
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+
+    def invoke_through(node, numbers):
+        client = lambda_client(node.endpoint)
+        for n in numbers:
+            try:
+                client.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"n": n}))
+            except Exception:
+                continue  # the killed node: not acknowledged, nothing promised
+            with lock:
+                acknowledged.append(n)
+
+    threads = [threading.Thread(target=invoke_through, args=(node, range(i, 1000, 3))) for i, node in enumerate(trio)]
+    [t.start() for t in threads]
+    while len(acknowledged) < 500:
+        time.sleep(0.01)
+    first.kill()
+    [t.join() for t in threads]
+    for n in range(50):
+        retried(aws_client("sqs", third.endpoint).send_message, QueueUrl=queue_url, MessageBody=json.dumps({"n": n}))
+    s3 = aws_client("s3", third.endpoint)
+    deadline = time.monotonic() + 240
+    while True:
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for o in page.get("Contents", [])]
+        events = {int(k.split("/")[1]) for k in keys if k.startswith("event/")}
+        messages = {int(k.split("/")[1]) for k in keys if k.startswith("sqs/")}
+        if events >= set(acknowledged) and messages == set(range(50)):
+            break
+        assert time.monotonic() < deadline, (
+            f"{len(set(acknowledged) - events)} acknowledged events and {50 - len(messages)} messages never ran")
+        time.sleep(0.5)
+    twice = sum(1 for k in keys if k.startswith("event/")) - len(events)
+    print(f"{len(acknowledged)} events acknowledged, all ran; {twice} ran twice")
+    assert len(acknowledged) >= 500

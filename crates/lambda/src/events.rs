@@ -46,28 +46,29 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
-    /// Starts the workers and hands them the events a previous run left unfinished.
+    /// Starts the workers; [`EventQueue::adopt`] then hands them the events a previous run left
+    /// unfinished (once `lambda` can be upgraded: a worker that finds it gone drops the event).
     pub(crate) fn start(store: Arc<dyn Store>, lambda: Weak<Lambda>) -> EventQueue {
         let (ready, mut incoming) = mpsc::unbounded_channel::<EventRow>();
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = pending.clone();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cold_starts = Arc::new(Semaphore::new(cores));
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(EVENT_WORKERS));
             while let Some(row) = incoming.recv().await {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let lambda = lambda.clone();
                 let counter = counter.clone();
+                let cold_starts = cold_starts.clone();
                 tokio::spawn(async move {
-                    run(lambda, row).await;
+                    run(lambda, row, &cold_starts).await;
                     counter.fetch_sub(1, Ordering::AcqRel);
                     drop(slot);
                 });
             }
         });
-        let queue = EventQueue { store, ready, pending };
-        let own = queue.store.node().to_owned();
-        queue.adopt(&[own]);
-        queue
+        EventQueue { store, ready, pending }
     }
 
     /// Takes over the unfinished events of the given nodes (this node's own from a previous run,
@@ -149,8 +150,11 @@ impl EventQueue {
     }
 }
 
-/// Runs one event to its end: success, or retries exhausted, or too old.
-async fn run(lambda: Weak<Lambda>, mut row: EventRow) {
+/// Runs one event to its end: success, or retries exhausted, or too old. `cold_starts` bounds
+/// the environments events start at once (one per core): a backlog (after a restart, say) would
+/// otherwise start dozens together, each so slow on a few cores that it overran its init timeout
+/// and waited out a retry delay; this way the first few start, and the rest reuse them.
+async fn run(lambda: Weak<Lambda>, mut row: EventRow, cold_starts: &Semaphore) {
     let mut throttle_backoff = Duration::from_millis(50);
     loop {
         let wait = row.next_attempt_ms - now_ms();
@@ -186,7 +190,11 @@ async fn run(lambda: Weak<Lambda>, mut row: EventRow) {
             client_context: None,
             tail_log: false,
         };
-        match lambda.engine.invoke(&target.entry.spec, &invocation).await {
+        let warm = lambda.engine.function_stats(target.function.name()).warm > 0;
+        let starting = if warm { None } else { cold_starts.acquire().await.ok() };
+        let outcome = lambda.engine.invoke(&target.entry.spec, &invocation).await;
+        drop(starting);
+        match outcome {
             Err(EngineError::Throttled { .. }) => {
                 // Throttled events wait and retry without spending an attempt.
                 drop(lambda);

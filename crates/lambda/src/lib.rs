@@ -121,6 +121,9 @@ impl Lambda {
         });
         lambda.restore_provisioned();
         lambda.start_all_pollers();
+        // Only now: the workers run events through `lambda`, which exists from here on.
+        let own = lambda.store.node().to_owned();
+        lambda.events.adopt(&[own]);
         Ok(lambda)
     }
 
