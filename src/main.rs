@@ -1,6 +1,8 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
+mod home;
 mod lock;
+mod logs_home;
 mod sqs_home;
 mod wiring;
 
@@ -157,15 +159,30 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
-    let sqs = match sqs {
-        Some(sqs) => sqs_home::SqsHome::alone(sqs),
+    // With several nodes SQS and Logs are served by one node each (see `home`).
+    let sqs = Arc::new(match sqs {
+        Some(sqs) => home::Home::alone(sqs_home::shape(), sqs),
         None => {
-            let home = sqs_home::SqsHome::shared(cluster.clone(), database.clone(), identity.clone());
-            // Serve SQS here from the start when no other node does.
-            home.balance().await;
-            home
+            let (database, identity) = (database.clone(), identity.clone());
+            home::Home::shared(sqs_home::shape(), cluster.clone(), move || {
+                nimbus_sqs::Sqs::open(&database, &identity.region, &identity.account)
+                    .map_err(|e| e.to_string())
+            })
         }
-    };
+    });
+    let logs = Arc::new(match logs {
+        Some(logs) => home::Home::alone(logs_home::shape(), logs),
+        None => {
+            let (database, blobs, identity) = (database.clone(), blobs.clone(), identity.clone());
+            home::Home::shared(logs_home::shape(), cluster.clone(), move || {
+                nimbus_logs::open(&database, &blobs, identity.clone()).map_err(|e| e.to_string())
+            })
+        }
+    });
+    // Serve them here from the start when no other node does.
+    sqs.balance().await;
+    logs.balance().await;
+    let log_sink = logs_home::LogsSink::new(logs.clone());
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
@@ -181,7 +198,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(10),
             echo_output: !args.quiet,
             api_acceptor: api_acceptor.clone(),
-            log_sink: Some(logs.clone()),
+            log_sink: Some(log_sink),
             metrics: Some(metrics.clone()),
         },
         sandbox.clone(),
@@ -202,8 +219,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let cluster_work =
-        wiring::run_cluster(cluster.clone(), lambda.clone(), store.clone(), sqs.clone(), seen_nodes.clone());
+    let cluster_work = wiring::run_cluster(
+        cluster.clone(),
+        lambda.clone(),
+        store.clone(),
+        [sqs.clone(), logs.clone()],
+        seen_nodes.clone(),
+    );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
@@ -275,7 +297,8 @@ struct Opened {
     store: Arc<LambdaStore>,
     code: Arc<CodeStore>,
     sandbox: Arc<Sandbox>,
-    logs: Arc<nimbus_logs::Logs>,
+    /// None with several nodes, as `sqs`.
+    logs: Option<Arc<nimbus_logs::Logs>>,
     /// None with several nodes: SQS opens where its lease is held (see `sqs_home`).
     sqs: Option<Arc<nimbus_sqs::Sqs>>,
 }
@@ -298,7 +321,9 @@ fn open_state(state: &State<'_>) -> anyhow::Result<Opened> {
         // Both start background tasks, so they open inside the runtime.
         let logs = scope.spawn(|| {
             let _runtime = runtime.enter();
-            nimbus_logs::open(database, blobs, (*identity).clone())
+            (!database.is_shared())
+                .then(|| nimbus_logs::open(database, blobs, (*identity).clone()))
+                .transpose()
         });
         let sqs = scope.spawn(|| {
             let _runtime = runtime.enter();

@@ -61,7 +61,7 @@ pub fn run_cluster(
     cluster: Arc<nimbus_store::Cluster>,
     lambda: Arc<nimbus_lambda::Lambda>,
     store: Arc<nimbus_store::LambdaStore>,
-    sqs: Arc<SqsHome>,
+    held: [Arc<dyn Balanced>; 2],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
 ) -> tokio::task::JoinHandle<()> {
     use nimbus_store::Store;
@@ -72,8 +72,10 @@ pub fn run_cluster(
         "lambda",
         move || serde_json::json!({ "async_events": store.count_events().unwrap_or_default() }),
     );
-    let serving = sqs.clone();
-    cluster.report("sqs", move || serde_json::json!({ "serves": serving.serves() }));
+    for service in &held {
+        let serving = service.clone();
+        cluster.report(service.lease(), move || serde_json::json!({ "serves": serving.serves() }));
+    }
     let mut changes = cluster.subscribe();
     let own_topic = format!("lambda:{}", cluster.node());
     let reloading = lambda.clone();
@@ -98,7 +100,9 @@ pub fn run_cluster(
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
-            sqs.balance().await;
+            for service in &held {
+                service.balance().await;
+            }
             let (cluster, lambda, seen) = (cluster.clone(), lambda.clone(), seen.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {
@@ -125,6 +129,25 @@ pub fn run_cluster(
             .await;
         }
     })
+}
+
+/// A service held by one node of several (see `home`), as the heartbeat loop drives it.
+pub trait Balanced: Send + Sync {
+    fn lease(&self) -> &'static str;
+    fn serves(&self) -> bool;
+    fn balance(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
+    fn lease(&self) -> &'static str {
+        nimbus_api::Service::name(self)
+    }
+    fn serves(&self) -> bool {
+        crate::home::Home::serves(self)
+    }
+    fn balance(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(crate::home::Home::balance(self))
+    }
 }
 
 /// Aborts a background task when its owner ends.

@@ -285,3 +285,25 @@ def test_a_thousand_events_and_an_sqs_mapping_survive_the_kill_of_a_node(server_
     twice = sum(1 for k in keys if k.startswith("event/")) - len(events)
     print(f"{len(acknowledged)} events acknowledged, all ran; {twice} ran twice")
     assert len(acknowledged) >= 500
+
+
+@needs_database
+def test_a_functions_logs_are_read_through_any_node(nodes):
+    a, _, c = nodes
+    name = unique_name("logged")
+    lambda_client(a.endpoint).create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    print('hello from', event['node'])\n"})},
+    )
+    assert "FunctionError" not in lambda_client(c.endpoint).invoke(FunctionName=name, Payload=b'{"node": "c"}')
+    logs = aws_client("logs", a.endpoint)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", filterPattern='"hello from"')["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        if [e["message"].strip() for e in events] == ["hello from c"]:
+            break
+        assert time.monotonic() < deadline, f"node a shows {events}"
+        time.sleep(0.2)

@@ -90,16 +90,28 @@ impl Logs {
     }
 }
 
+/// Whether a request is CloudWatch Logs' ([`Service::claims`]), for fronts that serve Logs
+/// without holding a [`Logs`] (a node forwarding to the one that serves it).
+pub fn claims(_method: &Method, _uri: &Uri, headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+}
+
+/// Logs' 503 `ServiceUnavailableException` (which SDKs retry), for a front that knows no node
+/// serving Logs right now.
+pub fn unavailable(_request: &ApiRequest) -> nimbus_api::ApiResponse {
+    errors::busy().into_response(nimbus_api::Protocol::Json)
+}
+
 impl Service for Logs {
     fn name(&self) -> &'static str {
         "logs"
     }
 
-    fn claims(&self, _method: &Method, _uri: &Uri, headers: &HeaderMap) -> bool {
-        headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        claims(method, uri, headers)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
