@@ -95,8 +95,12 @@ impl<S: Held> Home<S> {
         let Some(shared) = &self.shared else { return };
         let _one_at_a_time = shared.balancing.lock().await;
         let (cluster, lease) = (shared.cluster.clone(), self.shape.lease);
-        let held = tokio::task::spawn_blocking(move || cluster.try_lease(lease, cluster.expiry())).await;
-        if matches!(held, Ok(Ok(true))) {
+        // Renewed every quarter of the expiry, the lease has three quarters left: a database
+        // that does not answer within half counts as lost, before another node could take it.
+        let patience = shared.cluster.expiry() / 2;
+        let renewing = tokio::task::spawn_blocking(move || cluster.try_lease(lease, cluster.expiry()));
+        let held = tokio::time::timeout(patience, renewing).await;
+        if matches!(held, Ok(Ok(Ok(true)))) {
             if self.local().is_none() {
                 match tokio::task::block_in_place(|| (shared.open)()) {
                     Ok(service) => *self.local.write().unwrap_or_else(|p| p.into_inner()) = Some(service),

@@ -234,7 +234,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
     let health_sandbox = sandbox.clone();
-    let (health_database, health_node) = (database.label(), node.clone());
+    let (health_database, health_node, health_cluster) = (database.label(), node.clone(), cluster.clone());
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
@@ -246,6 +246,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "environments": health_engine.stats(),
             "database": health_database,
             "node": health_node,
+            // False when this node's heartbeat has not reached the database within the expiry:
+            // it claims no work then (others may be taking over its own).
+            "database_reachable": !health_cluster.is_shared() || health_cluster.healthy(),
             "nodes": nodes_now(&seen_nodes.lock().unwrap_or_else(|p| p.into_inner())),
         })
     });

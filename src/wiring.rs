@@ -96,6 +96,7 @@ pub fn run_cluster(
     });
     tokio::spawn(async move {
         let _reloads = AbortOnDrop(reloads);
+        let cut_off = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut beat = tokio::time::interval(cluster.expiry() / 4);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -103,11 +104,18 @@ pub fn run_cluster(
             for service in &held {
                 service.balance().await;
             }
-            let (cluster, lambda, seen) = (cluster.clone(), lambda.clone(), seen.clone());
+            let (cluster, lambda, seen, cut_off) =
+                (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {
-                    eprintln!("nimbus: heartbeat failed: {error}");
+                    // Said once per outage; health shows it meanwhile.
+                    if !cut_off.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!("nimbus: cannot reach the database ({error}); this node claims no work until it can");
+                    }
                     return;
+                }
+                if cut_off.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("nimbus: the database is reachable again");
                 }
                 if let Ok(nodes) = cluster.nodes() {
                     *seen.lock().unwrap_or_else(|p| p.into_inner()) = nodes;

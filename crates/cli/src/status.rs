@@ -27,6 +27,8 @@ pub struct Health {
     /// `sqlite`, or the PostgreSQL URL (without password) several nodes share.
     pub database: Option<String>,
     pub node: Option<String>,
+    /// False when this node cannot reach the database (it claims no work then).
+    pub database_reachable: Option<bool>,
     /// Every node on the database, as of the last heartbeat (PostgreSQL only).
     #[serde(default)]
     pub nodes: Vec<Node>,
@@ -86,7 +88,10 @@ pub fn render(health: &Health, endpoint: &str, style: &Style) -> String {
         _ => "-".to_string(),
     };
     let memory = stats.memory_mb.map_or_else(|| "-".to_string(), |mb| format!("{mb} MB in use"));
-    let database = health.database.clone().map(|database| ("database", database));
+    let database = health.database.clone().map(|database| match health.database_reachable {
+        Some(false) => ("database", format!("{database} — unreachable: this node claims no work")),
+        _ => ("database", database),
+    });
     let rows = [
         ("services", services),
         ("isolation", health.isolation.clone().unwrap_or_else(|| "-".into())),
