@@ -35,6 +35,7 @@ import boto3
 from botocore.config import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NIMBUS = os.path.join(REPO, "target/release/nimbus")
 MARK = """
 import boto3
 s3 = boto3.client("s3")
@@ -66,10 +67,12 @@ def zipped(source):
 
 
 class Node:
-    def __init__(self, name, work, database, shared):
-        self.name, self.port = name, free_port()
+    def __init__(self, name, work, database, shared, binary):
+        self.name, self.port, self.binary = name, free_port(), binary
         self.data = os.path.join(work, name)
-        self.args = ["--data-dir", self.data, "--port", str(self.port), *([] if os.environ.get("KEEP") else ["--quiet"]), "--node", name, "--node-expiry", "2"]
+        self.args = ["--data-dir", self.data, "--port", str(self.port), *([] if os.environ.get("KEEP") else ["--quiet"])]
+        if database:  # the binary before the storage layer knows none of these
+            self.args += ["--node", name, "--node-expiry", "2"]
         if database:
             self.args += ["--database", database, "--shared-dir", shared]
         self.log = open(os.path.join(work, f"{name}.log"), "ab")
@@ -80,7 +83,7 @@ class Node:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        self.proc = subprocess.Popen([os.path.join(REPO, "target/release/nimbus"), "up", *self.args],
+        self.proc = subprocess.Popen([self.binary, "up", *self.args],
                                      stdout=self.log, stderr=self.log, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -169,18 +172,22 @@ def main():
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--database")
     parser.add_argument("--rate-invokes", type=int, default=2000)
+    parser.add_argument("--nimbus", default=NIMBUS, help="the binary (compare two builds)")
+    parser.add_argument("--skip-drain", action="store_true", help="only the rate")
     args = parser.parse_args()
     if args.nodes > 1 and not args.database:
         parser.error("several nodes need --database")
     work = tempfile.mkdtemp(prefix="nimbus-drain-")
     database, made = fresh_database(args.database) if args.database else (None, None)
-    nodes = [Node(f"n{i}", work, database, os.path.join(work, "shared")) for i in range(args.nodes)]
+    nodes = [Node(f"n{i}", work, database, os.path.join(work, "shared"), args.nimbus) for i in range(args.nodes)]
     try:
         for node in nodes:
             node.start()
         backend = "PostgreSQL" if database else "SQLite"
         invokes = rate(nodes, args.rate_invokes)
         print(f"| async invokes acknowledged per second, {args.nodes} node(s), {backend} | {invokes:.0f}/s |")
+        if args.skip_drain:
+            return
         seconds, twice = drain(nodes, args.events)
         print(f"| {args.events} queued events after kill -9, {args.nodes} node(s), {backend}: kill → last delivery "
               f"| {seconds:.1f} s ({twice} ran twice) |")

@@ -143,15 +143,19 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => Database::sqlite(&data_dir),
         Some(url) => Database::postgres(url).context("cannot open the database")?,
     };
-    let instance = data_dir_instance(&data_dir)?;
-    let node = args.node.clone().unwrap_or_else(|| match &database {
-        Database::Sqlite { .. } => "local".to_owned(),
-        // Stable across restarts on any port: its events and metrics are found again.
-        Database::Postgres(_) => format!("{}-{}", host_name(), &instance[..8]),
-    });
-    let expiry = Duration::from_secs(args.node_expiry.max(1));
-    let cluster = Cluster::join(&database, &node, &instance, &endpoint_url, expiry)
-        .context("cannot join the cluster")?;
+    // Several nodes only on PostgreSQL; on SQLite this node is alone and pays nothing for them.
+    let (node, cluster) = match &database {
+        Database::Sqlite { .. } => (args.node.clone().unwrap_or_else(|| "local".to_owned()), None),
+        Database::Postgres(_) => {
+            let instance = data_dir_instance(&data_dir)?;
+            // Stable across restarts on any port: its events and metrics are found again.
+            let node = args.node.clone().unwrap_or_else(|| format!("{}-{}", host_name(), &instance[..8]));
+            let expiry = Duration::from_secs(args.node_expiry.max(1));
+            let cluster = Cluster::join(&database, &node, &instance, &endpoint_url, expiry)
+                .context("cannot join the cluster")?;
+            (node, Some(cluster))
+        }
+    };
     let blobs = match &args.shared_dir {
         Some(dir) => Blobs::new(dir, &node, true),
         None => Blobs::new(&data_dir, &node, false),
@@ -160,21 +164,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
     // With several nodes SQS and Logs are served by one node each (see `home`).
-    let sqs = Arc::new(match sqs {
-        Some(sqs) => home::Home::alone(sqs_home::shape(), sqs),
-        None => {
+    let sqs = Arc::new(match (&cluster, sqs) {
+        (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), sqs),
+        (cluster, _) => {
+            let cluster = cluster.clone().context("SQS is opened where it is held")?;
             let (database, identity) = (database.clone(), identity.clone());
-            home::Home::shared(sqs_home::shape(), cluster.clone(), move || {
+            home::Home::shared(sqs_home::shape(), cluster, move || {
                 nimbus_sqs::Sqs::open(&database, &identity.region, &identity.account)
                     .map_err(|e| e.to_string())
             })
         }
     });
-    let logs = Arc::new(match logs {
-        Some(logs) => home::Home::alone(logs_home::shape(), logs),
-        None => {
+    let logs = Arc::new(match (&cluster, logs) {
+        (None, Some(logs)) => home::Home::alone(logs_home::shape(), logs),
+        (cluster, _) => {
+            let cluster = cluster.clone().context("Logs is opened where it is held")?;
             let (database, blobs, identity) = (database.clone(), blobs.clone(), identity.clone());
-            home::Home::shared(logs_home::shape(), cluster.clone(), move || {
+            home::Home::shared(logs_home::shape(), cluster, move || {
                 nimbus_logs::open(&database, &blobs, identity.clone()).map_err(|e| e.to_string())
             })
         }
@@ -212,8 +218,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let region = options.identity.region.clone();
     let account = options.identity.account.clone();
-    let announcer = cluster.clone();
-    store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
+    if let Some(announcer) = cluster.clone() {
+        store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
+    }
     let lambda = Lambda::start(store.clone(), code, engine.clone(), options)?;
     let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
@@ -248,7 +255,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "node": health_node,
             // False when this node's heartbeat has not reached the database within the expiry:
             // it claims no work then (others may be taking over its own).
-            "database_reachable": !health_cluster.is_shared() || health_cluster.healthy(),
+            "database_reachable": health_cluster.as_ref().is_none_or(|cluster| cluster.healthy()),
             "nodes": nodes_now(&seen_nodes.lock().unwrap_or_else(|p| p.into_inner())),
         })
     });
@@ -278,7 +285,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     sqs.close().await;
     cluster_work.abort();
     maintenance.abort();
-    tokio::task::block_in_place(|| cluster.leave());
+    if let Some(cluster) = &cluster {
+        tokio::task::block_in_place(|| cluster.leave());
+    }
     if let Err(error) = metrics.save() {
         eprintln!("nimbus: cannot save metrics: {error}");
     }

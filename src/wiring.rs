@@ -58,16 +58,16 @@ impl nimbus_lambda::Objects for S3Objects {
 /// SQLite, where this node is alone.
 /// `seen` receives every node as the last heartbeat found them, for the health document.
 pub fn run_cluster(
-    cluster: Arc<nimbus_store::Cluster>,
+    cluster: Option<Arc<nimbus_store::Cluster>>,
     lambda: Arc<nimbus_lambda::Lambda>,
     store: Arc<nimbus_store::LambdaStore>,
     held: [Arc<dyn Balanced>; 2],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
 ) -> tokio::task::JoinHandle<()> {
     use nimbus_store::Store;
-    if !cluster.is_shared() {
+    let Some(cluster) = cluster else {
         return tokio::spawn(async {});
-    }
+    };
     cluster.report(
         "lambda",
         move || serde_json::json!({ "async_events": store.count_events().unwrap_or_default() }),
