@@ -62,10 +62,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--nimbus", default=os.path.join(REPO, "target/release/nimbus"))
+    parser.add_argument("--database", help="postgres://… for nimbus's state (default: SQLite)")
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="nimbus-bench-")
     port = free_port()
-    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet"],
+    database = ["--database", args.database] if args.database else []
+    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet", *database],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
