@@ -68,6 +68,7 @@ pub fn run_cluster(
     let Some(cluster) = cluster else {
         return tokio::spawn(async {});
     };
+    lambda.share_store();
     cluster.report(
         "lambda",
         move || serde_json::json!({ "async_events": store.count_events().unwrap_or_default() }),

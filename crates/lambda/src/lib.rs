@@ -150,6 +150,12 @@ impl Lambda {
         Ok(())
     }
 
+    /// Several nodes share the store: functions not known here are looked up in it before they
+    /// are called missing (created on another node a moment ago).
+    pub fn share_store(&self) {
+        self.registry.set_shared();
+    }
+
     /// Runs here the unfinished asynchronous invocations of `nodes` (nodes that stopped);
     /// returns how many were taken over.
     pub fn adopt_events(&self, nodes: &[String]) -> usize {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ use crate::model::StoredFunction;
 use crate::validate;
 
 pub const LATEST: &str = "$LATEST";
+/// Milliseconds between two re-reads of the store for names not known here.
+const MISS_REFRESH_MS: i64 = 100;
 
 /// One function version, ready to invoke.
 pub struct Entry {
@@ -61,6 +63,9 @@ pub struct Registry {
     /// Shared file systems' directories, one per access point.
     file_systems: PathBuf,
     pub layers: Arc<Layers>,
+    /// Set when several nodes share the store (see `get`), and when a miss last re-read it.
+    shared: AtomicBool,
+    refreshed_ms: AtomicI64,
     /// Reserved concurrency per function, shared with every spec of the function so that a
     /// change applies at once without retiring environments (negative: none).
     reserved: Mutex<HashMap<String, Arc<AtomicI64>>>,
@@ -86,6 +91,8 @@ impl Registry {
             file_systems,
             layers,
             reserved: Mutex::new(HashMap::new()),
+            shared: AtomicBool::new(false),
+            refreshed_ms: AtomicI64::new(0),
         };
         registry.reload()?;
         Ok(registry)
@@ -214,7 +221,29 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Function>> {
+        let found = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        if found.is_some() || !self.shared.load(Ordering::Relaxed) {
+            return found;
+        }
+        // Another node may have created it a moment ago, before its announcement arrived: read
+        // the store again, at most every MISS_REFRESH so that unknown names cannot flood it.
+        let now = crate::events::now_ms();
+        let last = self.refreshed_ms.load(Ordering::Relaxed);
+        if now - last < MISS_REFRESH_MS
+            || self.refreshed_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        {
+            return None;
+        }
+        if let Err(error) = self.reload() {
+            eprintln!("nimbus: cannot read functions from the database: {error}");
+        }
         self.functions.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Several nodes share the store: a name not known here is looked up there before it is
+    /// called missing.
+    pub fn set_shared(&self) {
+        self.shared.store(true, Ordering::Relaxed);
     }
 
     pub fn all(&self) -> Vec<Arc<Function>> {
