@@ -128,6 +128,25 @@ impl<S: Held> Home<S> {
         }
     }
 
+    /// A POST of `body` to `path` on the node serving the service (nimbus's own calls between
+    /// nodes); fails unless it answers 2xx.
+    pub async fn post_holder(&self, path: &'static str, body: Bytes) -> Result<(), String> {
+        let address =
+            self.holder().ok_or_else(|| format!("no node serves {} right now", self.shape.lease))?;
+        let request = ApiRequest {
+            method: Method::POST,
+            uri: Uri::from_static(path),
+            headers: HeaderMap::new(),
+            body,
+            request_id: String::new(),
+        };
+        let response = forward(&address, request).await?;
+        match response.status().is_success() {
+            true => Ok(()),
+            false => Err(format!("{address}{path} answered {}", response.status())),
+        }
+    }
+
     /// A JSON-protocol call (`target` = `X-Amz-Target`) to the node serving the service, for
     /// this node's own needs; the error is the service's `__type` and message.
     pub async fn call_holder(

@@ -3,6 +3,7 @@
 mod home;
 mod lock;
 mod logs_home;
+mod metrics_home;
 mod sqs_home;
 mod wiring;
 
@@ -193,7 +194,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
     let api_acceptor: ApiAcceptor = Arc::default();
-    let metrics = nimbus_metrics::Metrics::open(&blobs, &node).context("cannot open metrics")?;
+    // With several nodes one node keeps the figures (one snapshot); the others send it theirs.
+    let metrics = Arc::new(match &cluster {
+        None => {
+            let figures = nimbus_metrics::Metrics::open(&blobs, &node).context("cannot open metrics")?;
+            home::Home::alone(metrics_home::shape(), metrics_home::Served::new(figures))
+        }
+        Some(cluster) => {
+            let blobs = blobs.clone();
+            home::Home::shared(metrics_home::shape(), cluster.clone(), move || {
+                let figures = nimbus_metrics::Metrics::open(&blobs, "shared").map_err(|e| e.to_string())?;
+                Ok(metrics_home::Served::new(figures))
+            })
+        }
+    });
+    metrics.balance().await;
+    let metrics_sink = metrics_home::MetricsSinkHome::new(metrics.clone());
     let engine = Engine::new(
         EngineConfig {
             runtime_dir: data_dir.join("runtime"),
@@ -205,7 +221,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             echo_output: !args.quiet,
             api_acceptor: api_acceptor.clone(),
             log_sink: Some(log_sink),
-            metrics: Some(metrics.clone()),
+            metrics: Some(metrics_sink),
         },
         sandbox.clone(),
     )?;
@@ -230,13 +246,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         cluster.clone(),
         lambda.clone(),
         store.clone(),
-        [sqs.clone(), logs.clone()],
+        [sqs.clone(), logs.clone(), metrics.clone()],
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
-    let maintenance = metrics.spawn_maintenance(Duration::from_secs(300));
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -283,13 +298,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     logs.close().await;
     sqs.close().await;
+    metrics.close().await; // saves the figures
     cluster_work.abort();
-    maintenance.abort();
     if let Some(cluster) = &cluster {
         tokio::task::block_in_place(|| cluster.leave());
-    }
-    if let Err(error) = metrics.save() {
-        eprintln!("nimbus: cannot save metrics: {error}");
     }
     eprintln!("nimbus: stopped");
     Ok(())

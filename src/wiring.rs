@@ -61,7 +61,7 @@ pub fn run_cluster(
     cluster: Option<Arc<nimbus_store::Cluster>>,
     lambda: Arc<nimbus_lambda::Lambda>,
     store: Arc<nimbus_store::LambdaStore>,
-    held: [Arc<dyn Balanced>; 2],
+    held: [Arc<dyn Balanced>; 3],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
 ) -> tokio::task::JoinHandle<()> {
     use nimbus_store::Store;

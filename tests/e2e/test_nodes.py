@@ -307,3 +307,27 @@ def test_a_functions_logs_are_read_through_any_node(nodes):
             break
         assert time.monotonic() < deadline, f"node a shows {events}"
         time.sleep(0.2)
+
+
+@needs_database
+def test_invocations_on_any_node_count_in_the_metrics_every_node_answers(nodes):
+    a, b, c = nodes
+    name = unique_name("counted")
+    lambda_client(a.endpoint).create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": ECHO.replace("VERSION", "m")})},
+    )
+    for node in (b, c, c):
+        invoke(node.endpoint, name, {})
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    deadline = time.monotonic() + 20
+    while True:
+        points = aws_client("cloudwatch", a.endpoint).get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="Invocations", Dimensions=[{"Name": "FunctionName", "Value": name}],
+            StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=5),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        if sum(p["Sum"] for p in points) == 3:
+            break
+        assert time.monotonic() < deadline, f"node a counts {points}"
+        time.sleep(0.3)

@@ -193,6 +193,33 @@ impl MetricsSink for Metrics {
     }
 }
 
+/// Whether a request is CloudWatch's ([`Service::claims`]), for fronts that serve CloudWatch
+/// without holding a [`Metrics`] (a node forwarding to the one that serves it).
+pub fn claims(method: &hyper::Method, uri: &hyper::Uri, headers: &hyper::HeaderMap) -> bool {
+    wire::detect(method, uri, headers).is_some()
+}
+
+/// As [`claims`], with the body.
+pub fn claims_body(
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    _headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> bool {
+    wire::claims_body(method, uri, body)
+}
+
+/// A fault in the request's protocol (SDKs retry it), for a front that knows no node serving
+/// CloudWatch right now.
+pub fn unavailable(request: &nimbus_api::ApiRequest) -> nimbus_api::ApiResponse {
+    let wire = wire::detect(&request.method, &request.uri, &request.headers).unwrap_or(wire::Wire::Query);
+    let error = error::CwError::new(
+        error::ErrorKind::InternalServiceError,
+        "CloudWatch is not served here right now.",
+    );
+    wire::error(wire, &error, &request.request_id)
+}
+
 /// Moves a snapshot from where it lived before the blob area (`<data dir>/metrics.cbor`, the
 /// area's parent) into the area, unless the area has one already.
 fn adopt_legacy(area: &BlobArea, name: &str) -> io::Result<()> {

@@ -1,0 +1,201 @@
+//! CloudWatch metrics among several nodes (see `home`): one node keeps the figures; the others
+//! send it each invocation they run (and each throttle), so every node answers `GetMetricData`
+//! with every node's invocations. The figures survive in one snapshot (`metrics/shared.cbor`),
+//! saved by whichever node serves them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::{ApiRequest, ApiResponse, Service, ServiceFuture};
+use nimbus_functions::telemetry::{InvocationRecord, MetricsSink, MetricsSummary};
+use nimbus_metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::home::{Closing, Held, Home, Shape};
+
+/// Where other nodes post what their functions did (nimbus's own path, JSON records).
+const INTAKE: &str = "/_nimbus/metrics/records";
+/// Records waiting to be sent; beyond this they are dropped, as figures, not data.
+const WAITING: usize = 65_536;
+/// How often the figures are swept of old data and saved.
+const MAINTENANCE: Duration = Duration::from_secs(300);
+
+/// The metrics this node serves, with their maintenance (stopped when they move away).
+pub struct Served {
+    metrics: Arc<Metrics>,
+    maintenance: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Call inside the runtime: starts the maintenance.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Served> {
+        Arc::new(Served { maintenance: metrics.spawn_maintenance(MAINTENANCE), metrics })
+    }
+}
+
+pub type MetricsHome = Home<Served>;
+
+pub fn shape() -> Shape {
+    Shape {
+        lease: "cloudwatch",
+        claims: |method, uri, headers| {
+            (method == Method::POST && uri.path() == INTAKE) || nimbus_metrics::claims(method, uri, headers)
+        },
+        claims_body: nimbus_metrics::claims_body,
+        unavailable: nimbus_metrics::unavailable,
+    }
+}
+
+impl Service for Served {
+    fn name(&self) -> &'static str {
+        "cloudwatch"
+    }
+
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        (shape().claims)(method, uri, headers)
+    }
+
+    fn claims_body(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> bool {
+        nimbus_metrics::claims_body(method, uri, headers, body)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        if request.method == Method::POST && request.uri.path() == INTAKE {
+            return Box::pin(async move { self.intake(&request.body) });
+        }
+        self.metrics.call(request)
+    }
+}
+
+impl Served {
+    fn intake(&self, body: &[u8]) -> ApiResponse {
+        let Ok(records) = serde_json::from_slice::<Vec<Remote>>(body) else {
+            let mut refused = ApiResponse::new(nimbus_api::Body::new(Bytes::from_static(b"not records")));
+            *refused.status_mut() = hyper::StatusCode::BAD_REQUEST;
+            return refused;
+        };
+        for record in &records {
+            record.apply(&*self.metrics);
+        }
+        ApiResponse::new(nimbus_api::Body::new(Bytes::new()))
+    }
+}
+
+impl Held for Served {
+    fn close(&self) -> Closing<'_> {
+        self.maintenance.abort();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.save()).await {
+                eprintln!("nimbus: cannot save metrics: {error}");
+            }
+        })
+    }
+}
+
+/// One invocation or throttle, as another node sends it.
+#[derive(Serialize, Deserialize)]
+struct Remote {
+    function: String,
+    version: String,
+    /// None: a throttle.
+    invocation: Option<RemoteInvocation>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RemoteInvocation {
+    duration_us: u64,
+    billed_ms: u64,
+    memory_mb: u32,
+    architecture: String,
+    error: bool,
+    concurrent: usize,
+}
+
+impl Remote {
+    fn apply(&self, metrics: &dyn MetricsSink) {
+        let Some(run) = &self.invocation else {
+            return metrics.throttle(&self.function, &self.version);
+        };
+        metrics.invocation(&InvocationRecord {
+            function: &self.function,
+            version: &self.version,
+            duration: Duration::from_micros(run.duration_us),
+            billed_ms: run.billed_ms,
+            memory_mb: run.memory_mb,
+            architecture: &run.architecture,
+            error: run.error,
+            concurrent: run.concurrent,
+        });
+    }
+}
+
+/// Where the engine records invocations on this node: the figures here when this node serves
+/// them, otherwise the serving node.
+pub struct MetricsSinkHome {
+    home: Arc<MetricsHome>,
+    outgoing: mpsc::Sender<Remote>,
+}
+
+impl MetricsSinkHome {
+    /// Starts the sender to the serving node (call inside the runtime).
+    pub fn new(home: Arc<MetricsHome>) -> Arc<MetricsSinkHome> {
+        let (outgoing, mut waiting) = mpsc::channel::<Remote>(WAITING);
+        let sender = home.clone();
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = waiting.try_recv() {
+                    batch.push(more);
+                    if batch.len() == 1000 {
+                        break;
+                    }
+                }
+                let Ok(body) = serde_json::to_vec(&batch) else { continue };
+                if let Err(error) = sender.post_holder(INTAKE, Bytes::from(body)).await {
+                    eprintln!("nimbus: {} invocation figures lost: {error}", batch.len());
+                }
+            }
+        });
+        Arc::new(MetricsSinkHome { home, outgoing })
+    }
+
+    fn send(&self, remote: Remote) {
+        // Full: figures are dropped rather than slowing invocations down.
+        let _ = self.outgoing.try_send(remote);
+    }
+}
+
+impl MetricsSink for MetricsSinkHome {
+    fn invocation(&self, record: &InvocationRecord<'_>) {
+        if let Some(served) = self.home.local() {
+            return served.metrics.invocation(record);
+        }
+        self.send(Remote {
+            function: record.function.to_owned(),
+            version: record.version.to_owned(),
+            invocation: Some(RemoteInvocation {
+                duration_us: u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
+                billed_ms: record.billed_ms,
+                memory_mb: record.memory_mb,
+                architecture: record.architecture.to_owned(),
+                error: record.error,
+                concurrent: record.concurrent,
+            }),
+        });
+    }
+
+    fn throttle(&self, function: &str, version: &str) {
+        if let Some(served) = self.home.local() {
+            return served.metrics.throttle(function, version);
+        }
+        self.send(Remote { function: function.to_owned(), version: version.to_owned(), invocation: None });
+    }
+
+    fn summary(&self, function: &str) -> Option<MetricsSummary> {
+        MetricsSink::summary(&*self.home.local()?.metrics, function)
+    }
+}
