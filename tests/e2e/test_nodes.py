@@ -55,6 +55,16 @@ def nodes(server_factory, tmp_path_factory):
     return [server_factory(extra_args=args(name)) for name in ("a", "b", "c")]
 
 
+def make_function(endpoint: str, prefix: str, source: str, **extra) -> str:
+    """A python function made through the node at `endpoint`; its name."""
+    name = unique_name(prefix)
+    lambda_client(endpoint).create_function(
+        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": source})}, **extra,
+    )
+    return name
+
+
 def invoke(endpoint: str, name: str, payload: dict) -> dict:
     response = lambda_client(endpoint).invoke(FunctionName=name, Payload=json.dumps(payload))
     assert "FunctionError" not in response, response["Payload"].read()
@@ -65,11 +75,7 @@ def invoke(endpoint: str, name: str, payload: dict) -> dict:
 def test_a_function_made_on_one_node_runs_on_every_node_and_follows_updates(nodes):
     a, b, c = nodes
     assert [n.health()["node"] for n in nodes] == ["a", "b", "c"]
-    name = unique_name("everywhere")
-    lambda_client(a.endpoint).create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": ECHO.replace("VERSION", "one")})},
-    )
+    name = make_function(a.endpoint, "everywhere", ECHO.replace("VERSION", "one"))
     for node in (b, c):
         assert invoke(node.endpoint, name, {"from": node.port}) == {"version": "one", "event": {"from": node.port}}
     # Warm on c, then changed on b: c runs the new code (it was told), not its warm environment.
@@ -129,11 +135,7 @@ def test_events_a_killed_node_accepted_are_run_by_the_others(server_factory, tmp
     doomed = server_factory(extra_args=args("doomed"))
     bucket = unique_name("marks")
     aws_client("s3", survivor.endpoint).create_bucket(Bucket=bucket)
-    name = unique_name("mark")
-    lambda_client(doomed.endpoint).create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Timeout=30,
-        Code={"ZipFile": make_zip({"app.py": MARK})},
-    )
+    name = make_function(doomed.endpoint, "mark", MARK, Timeout=30)
     client = lambda_client(doomed.endpoint)
     count = 12
     for n in range(count):
@@ -239,11 +241,7 @@ def test_a_thousand_events_and_an_sqs_mapping_survive_the_kill_of_a_node(server_
     first, second, third = trio
     bucket = unique_name("marks")
     aws_client("s3", second.endpoint).create_bucket(Bucket=bucket)
-    name = unique_name("mark")
-    lambda_client(second.endpoint).create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler", Timeout=30,
-        Environment={"Variables": {"BUCKET": bucket}}, Code={"ZipFile": make_zip({"app.py": MARK_EACH})},
-    )
+    name = make_function(second.endpoint, "mark", MARK_EACH, Timeout=30, Environment={"Variables": {"BUCKET": bucket}})
     queue_url = aws_client("sqs", second.endpoint).create_queue(QueueName=unique_name("feed"))["QueueUrl"]
     queue_arn = aws_client("sqs", second.endpoint).get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -290,11 +288,7 @@ def test_a_thousand_events_and_an_sqs_mapping_survive_the_kill_of_a_node(server_
 @needs_database
 def test_a_functions_logs_are_read_through_any_node(nodes):
     a, _, c = nodes
-    name = unique_name("logged")
-    lambda_client(a.endpoint).create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    print('hello from', event['node'])\n"})},
-    )
+    name = make_function(a.endpoint, "logged", "def handler(event, context):\n    print('hello from', event['node'])\n")
     assert "FunctionError" not in lambda_client(c.endpoint).invoke(FunctionName=name, Payload=b'{"node": "c"}')
     logs = aws_client("logs", a.endpoint)
     deadline = time.monotonic() + 15
@@ -312,11 +306,7 @@ def test_a_functions_logs_are_read_through_any_node(nodes):
 @needs_database
 def test_invocations_on_any_node_count_in_the_metrics_every_node_answers(nodes):
     a, b, c = nodes
-    name = unique_name("counted")
-    lambda_client(a.endpoint).create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": ECHO.replace("VERSION", "m")})},
-    )
+    name = make_function(a.endpoint, "counted", ECHO.replace("VERSION", "m"))
     for node in (b, c, c):
         invoke(node.endpoint, name, {})
     import datetime
