@@ -104,7 +104,12 @@ impl<S: Held> Home<S> {
             if self.local().is_none() {
                 match tokio::task::block_in_place(|| (shared.open)()) {
                     Ok(service) => *self.local.write().unwrap_or_else(|p| p.into_inner()) = Some(service),
-                    Err(error) => eprintln!("nimbus: cannot serve {} here: {error}", self.shape.lease),
+                    Err(error) => {
+                        // Give the lease up, so that a node that can serve it takes it.
+                        eprintln!("nimbus: cannot serve {} here: {error}", self.shape.lease);
+                        let cluster = shared.cluster.clone();
+                        let _ = tokio::task::spawn_blocking(move || cluster.release(lease)).await;
+                    }
                 }
             }
             *self.holder.write().unwrap_or_else(|p| p.into_inner()) = None;

@@ -296,10 +296,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
     }
+    // The lease steps first, so that none opens a service again after it is closed here.
+    cluster_work.stop().await;
     logs.close().await;
     sqs.close().await;
     metrics.close().await; // saves the figures
-    cluster_work.abort();
     if let Some(cluster) = &cluster {
         tokio::task::block_in_place(|| cluster.leave());
     }

@@ -63,10 +63,10 @@ pub fn run_cluster(
     store: Arc<nimbus_store::LambdaStore>,
     held: [Arc<dyn Balanced>; 3],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
-) -> tokio::task::JoinHandle<()> {
+) -> ClusterWork {
     use nimbus_store::Store;
     let Some(cluster) = cluster else {
-        return tokio::spawn(async {});
+        return ClusterWork(Vec::new());
     };
     lambda.share_store();
     cluster.report(
@@ -83,7 +83,8 @@ pub fn run_cluster(
     let reloads = tokio::spawn(async move {
         loop {
             match changes.recv().await {
-                Ok(topic) if topic.starts_with("lambda:") && topic != own_topic => {}
+                // "*": notifications were lost for a while (the database was out of reach).
+                Ok(topic) if topic == "*" || (topic.starts_with("lambda:") && topic != own_topic) => {}
                 // Missed some: reload to be sure.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Ok(_) => continue,
@@ -95,16 +96,29 @@ pub fn run_cluster(
             }
         }
     });
-    tokio::spawn(async move {
-        let _reloads = AbortOnDrop(reloads);
+    // Each held service takes its lease steps on its own: closing one while the database is gone
+    // may wait on its writes, which must hold up neither the heartbeat nor the others.
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = held
+        .into_iter()
+        .map(|service| {
+            let every = cluster.expiry() / 4;
+            tokio::spawn(async move {
+                let mut step = tokio::time::interval(every);
+                step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    step.tick().await;
+                    service.balance().await;
+                }
+            })
+        })
+        .collect();
+    tasks.push(reloads);
+    tasks.push(tokio::spawn(async move {
         let cut_off = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut beat = tokio::time::interval(cluster.expiry() / 4);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
-            for service in &held {
-                service.balance().await;
-            }
             let (cluster, lambda, seen, cut_off) =
                 (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone());
             let _ = tokio::task::spawn_blocking(move || {
@@ -137,7 +151,24 @@ pub fn run_cluster(
             })
             .await;
         }
-    })
+    }));
+    ClusterWork(tasks)
+}
+
+/// The background tasks of [`run_cluster`].
+pub struct ClusterWork(Vec<tokio::task::JoinHandle<()>>);
+
+impl ClusterWork {
+    /// Stops them and waits until they are gone: a task still ticking while the runtime shuts
+    /// down would find its timer gone.
+    pub async fn stop(self) {
+        for task in &self.0 {
+            task.abort();
+        }
+        for task in self.0 {
+            let _ = task.await;
+        }
+    }
 }
 
 /// A service held by one node of several (see `home`), as the heartbeat loop drives it.
@@ -156,14 +187,5 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
     }
     fn balance(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(crate::home::Home::balance(self))
-    }
-}
-
-/// Aborts a background task when its owner ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -34,7 +34,8 @@ const SCHEMA: Schema = Schema {
     ],
 };
 
-/// The one PostgreSQL channel nodes wake each other on; payloads are `topic` or `topic:detail`.
+/// The one PostgreSQL channel nodes wake each other on; payloads are `topic` or `topic:detail`,
+/// and `*` (from this node, after its connection was lost: anything may have changed).
 const CHANNEL: &str = "nimbus";
 
 #[derive(Debug, Clone, serde::Serialize)]

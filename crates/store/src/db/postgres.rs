@@ -118,21 +118,31 @@ fn migrate(client: &mut ::postgres::Client, schema: &Schema) -> Result<(), DbErr
 /// Forwards every notification on `channel` to `wake`, from a thread of its own holding one
 /// connection; reconnects (after a second) whenever the connection drops.
 pub fn listen(server: Arc<Server>, channel: &'static str, wake: tokio::sync::broadcast::Sender<String>) {
-    let spawned = std::thread::Builder::new().name("db-listen".into()).spawn(move || loop {
-        let listening = (|| -> Result<(), ::postgres::Error> {
-            let mut client = server.config.connect(NoTls)?;
-            client.batch_execute(&format!("LISTEN {channel}"))?;
-            let mut notifications = client.notifications();
-            let mut arriving = notifications.blocking_iter();
-            while let Some(notification) = fallible_iterator::FallibleIterator::next(&mut arriving)? {
-                let _ = wake.send(notification.payload().to_owned());
+    let spawned = std::thread::Builder::new().name("db-listen".into()).spawn(move || {
+        // Said once per outage, not at every reconnection attempt.
+        let mut lost = false;
+        loop {
+            let listening = (|| -> Result<(), ::postgres::Error> {
+                let mut client = server.config.connect(NoTls)?;
+                client.batch_execute(&format!("LISTEN {channel}"))?;
+                if std::mem::replace(&mut lost, false) {
+                    // What was announced meanwhile was missed: "*" says anything may have changed.
+                    let _ = wake.send("*".to_owned());
+                }
+                let mut notifications = client.notifications();
+                let mut arriving = notifications.blocking_iter();
+                while let Some(notification) = fallible_iterator::FallibleIterator::next(&mut arriving)? {
+                    let _ = wake.send(notification.payload().to_owned());
+                }
+                Ok(())
+            })();
+            if let Err(error) = listening {
+                if !std::mem::replace(&mut lost, true) {
+                    eprintln!("nimbus: lost the database's notifications ({error}); reconnecting");
+                }
             }
-            Ok(())
-        })();
-        if let Err(error) = listening {
-            eprintln!("nimbus: lost the database's notifications ({error}); reconnecting");
+            std::thread::sleep(Duration::from_secs(1));
         }
-        std::thread::sleep(Duration::from_secs(1));
     });
     if let Err(error) = spawned {
         eprintln!("nimbus: cannot listen for the database's notifications: {error}");
