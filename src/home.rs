@@ -135,13 +135,18 @@ impl<S: Held> Home<S> {
 
     /// A POST of `body` to `path` on the node serving the service (nimbus's own calls between
     /// nodes); fails unless it answers 2xx.
-    pub async fn post_holder(&self, path: &'static str, body: Bytes) -> Result<(), String> {
+    pub async fn post_holder(
+        &self,
+        path: &'static str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(), String> {
         let address =
             self.holder().ok_or_else(|| format!("no node serves {} right now", self.shape.lease))?;
         let request = ApiRequest {
             method: Method::POST,
             uri: Uri::from_static(path),
-            headers: HeaderMap::new(),
+            headers,
             body,
             request_id: String::new(),
         };

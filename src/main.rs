@@ -198,18 +198,19 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(match &cluster {
         None => {
             let figures = nimbus_metrics::Metrics::open(&blobs, &node).context("cannot open metrics")?;
-            home::Home::alone(metrics_home::shape(), metrics_home::Served::new(figures))
+            home::Home::alone(metrics_home::shape(), metrics_home::Served::new(figures, None))
         }
         Some(cluster) => {
-            let blobs = blobs.clone();
+            let (blobs, secret) = (blobs.clone(), cluster.secret().to_owned());
             home::Home::shared(metrics_home::shape(), cluster.clone(), move || {
                 let figures = nimbus_metrics::Metrics::open(&blobs, "shared").map_err(|e| e.to_string())?;
-                Ok(metrics_home::Served::new(figures))
+                Ok(metrics_home::Served::new(figures, Some(secret.clone())))
             })
         }
     });
     metrics.balance().await;
-    let metrics_sink = metrics_home::MetricsSinkHome::new(metrics.clone());
+    let secret = cluster.as_ref().map(|cluster| cluster.secret().to_owned());
+    let metrics_sink = metrics_home::MetricsSinkHome::new(metrics.clone(), secret);
     let engine = Engine::new(
         EngineConfig {
             runtime_dir: data_dir.join("runtime"),

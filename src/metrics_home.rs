@@ -16,8 +16,10 @@ use tokio::sync::mpsc;
 
 use crate::home::{Closing, Held, Home, Shape};
 
-/// Where other nodes post what their functions did (nimbus's own path, JSON records).
+/// Where other nodes post what their functions did (nimbus's own path, JSON records), with the
+/// nodes' secret: the port is public, and functions reach it too.
 const INTAKE: &str = "/_nimbus/metrics/records";
+const SECRET: &str = "x-nimbus-node-secret";
 /// Records waiting to be sent; beyond this they are dropped, as figures, not data.
 const WAITING: usize = 65_536;
 /// How often the figures are swept of old data and saved.
@@ -26,13 +28,15 @@ const MAINTENANCE: Duration = Duration::from_secs(300);
 /// The metrics this node serves, with their maintenance (stopped when they move away).
 pub struct Served {
     metrics: Arc<Metrics>,
+    /// The nodes' secret; None on a node alone, which takes no records from anyone.
+    secret: Option<String>,
     maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
     /// Call inside the runtime: starts the maintenance.
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Served> {
-        Arc::new(Served { maintenance: metrics.spawn_maintenance(MAINTENANCE), metrics })
+    pub fn new(metrics: Arc<Metrics>, secret: Option<String>) -> Arc<Served> {
+        Arc::new(Served { maintenance: metrics.spawn_maintenance(MAINTENANCE), metrics, secret })
     }
 }
 
@@ -64,7 +68,13 @@ impl Service for Served {
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
         if request.method == Method::POST && request.uri.path() == INTAKE {
-            return Box::pin(async move { self.intake(&request.body) });
+            let known = self.secret.as_deref().is_some_and(|secret| request.header(SECRET) == Some(secret));
+            return Box::pin(async move {
+                match known {
+                    true => self.intake(&request.body),
+                    false => refusal(hyper::StatusCode::FORBIDDEN, "only nimbus nodes post here"),
+                }
+            });
         }
         self.metrics.call(request)
     }
@@ -73,15 +83,19 @@ impl Service for Served {
 impl Served {
     fn intake(&self, body: &[u8]) -> ApiResponse {
         let Ok(records) = serde_json::from_slice::<Vec<Remote>>(body) else {
-            let mut refused = ApiResponse::new(nimbus_api::Body::new(Bytes::from_static(b"not records")));
-            *refused.status_mut() = hyper::StatusCode::BAD_REQUEST;
-            return refused;
+            return refusal(hyper::StatusCode::BAD_REQUEST, "not records");
         };
         for record in &records {
             record.apply(&*self.metrics);
         }
         ApiResponse::new(nimbus_api::Body::new(Bytes::new()))
     }
+}
+
+fn refusal(status: hyper::StatusCode, why: &'static str) -> ApiResponse {
+    let mut refused = ApiResponse::new(nimbus_api::Body::new(Bytes::from_static(why.as_bytes())));
+    *refused.status_mut() = status;
+    refused
 }
 
 impl Held for Served {
@@ -142,7 +156,8 @@ pub struct MetricsSinkHome {
 
 impl MetricsSinkHome {
     /// Starts the sender to the serving node (call inside the runtime).
-    pub fn new(home: Arc<MetricsHome>) -> Arc<MetricsSinkHome> {
+    /// `secret`: the nodes' (see `Served`); None on a node alone, which sends nothing.
+    pub fn new(home: Arc<MetricsHome>, secret: Option<String>) -> Arc<MetricsSinkHome> {
         let (outgoing, mut waiting) = mpsc::channel::<Remote>(WAITING);
         let sender = home.clone();
         tokio::spawn(async move {
@@ -155,7 +170,11 @@ impl MetricsSinkHome {
                     }
                 }
                 let Ok(body) = serde_json::to_vec(&batch) else { continue };
-                if let Err(error) = sender.post_holder(INTAKE, Bytes::from(body)).await {
+                let mut headers = HeaderMap::new();
+                if let Some(value) = secret.as_deref().and_then(|s| s.parse().ok()) {
+                    headers.insert(SECRET, value);
+                }
+                if let Err(error) = sender.post_holder(INTAKE, headers, Bytes::from(body)).await {
                     eprintln!("nimbus: {} invocation figures lost: {error}", batch.len());
                 }
             }

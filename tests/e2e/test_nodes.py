@@ -5,6 +5,8 @@ import json
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -321,3 +323,25 @@ def test_invocations_on_any_node_count_in_the_metrics_every_node_answers(nodes):
             break
         assert time.monotonic() < deadline, f"node a counts {points}"
         time.sleep(0.3)
+
+
+def forge_figures(endpoint: str, function: str) -> int:
+    """What a function (or anyone on the port) gets for posting invocation figures as a node would."""
+    record = [{"function": function, "version": "$LATEST", "invocation": None}]
+    request = urllib.request.Request(f"{endpoint}/_nimbus/metrics/records", data=json.dumps(record).encode(),
+                                     headers={"x-nimbus-node-secret": "guessed"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_figures_are_taken_only_from_nodes(server):
+    assert forge_figures(server.endpoint, "anyone") == 403
+
+
+@needs_database
+def test_figures_from_outside_the_nodes_are_refused_where_figures_are_kept(nodes):
+    # Whichever node keeps the figures refuses, and the others forward it there.
+    assert {forge_figures(node.endpoint, "anyone") for node in nodes} == {403}

@@ -31,6 +31,9 @@ const SCHEMA: Schema = Schema {
         // Which data directory a node runs on: the same name restarting on the same directory
         // (whose lock proves the old process gone) is the same node back from a crash.
         Migration::both("ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"),
+        // A secret only the nodes know (they read it from the database), for their calls to
+        // each other on the public port.
+        Migration::both("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);"),
     ],
 };
 
@@ -54,6 +57,8 @@ pub struct Cluster {
     db: ServiceDb,
     database: Database,
     node: String,
+    /// Shared by every node of this database; proves a call on the public port came from one.
+    secret: String,
     instance: String,
     address: String,
     expiry: Duration,
@@ -98,11 +103,21 @@ impl Cluster {
             )?;
             Ok(())
         })?;
+        let secret = db.write(|tx| {
+            let fresh = uuid::Uuid::new_v4().simple().to_string();
+            tx.execute(
+                "INSERT INTO secrets (name, value) VALUES ('nodes', ?1) ON CONFLICT (name) DO NOTHING",
+                &params![fresh],
+            )?;
+            tx.query_value::<String>("SELECT value FROM secrets WHERE name = 'nodes'", &[])?
+                .ok_or_else(|| DbError::other("the nodes' secret is missing"))
+        })?;
         let (wake, _) = broadcast::channel(256);
         let cluster = Arc::new(Cluster {
             db,
             database: database.clone(),
             node: node.to_owned(),
+            secret,
             instance: instance.to_owned(),
             address: address.to_owned(),
             expiry,
@@ -115,6 +130,11 @@ impl Cluster {
             crate::db::listen(server.clone(), CHANNEL, cluster.wake.clone());
         }
         Ok(cluster)
+    }
+
+    /// The nodes' shared secret (see `secrets`).
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     pub fn node(&self) -> &str {
@@ -264,10 +284,19 @@ mod tests {
     fn a_live_name_is_refused_to_another_data_directory_but_not_to_its_own() {
         for (database, _dir) in databases() {
             let node = name("n");
+            let secret =
+                Cluster::join(&database, &name("s"), "dir-0", "http://s", Duration::from_secs(30)).unwrap();
             let first =
                 Cluster::join(&database, &node, "dir-1", "http://a", Duration::from_secs(30)).unwrap();
             // Back from a crash on the same data directory: welcome at once.
-            Cluster::join(&database, &node, "dir-1", "http://a", Duration::from_secs(30)).unwrap();
+            let again =
+                Cluster::join(&database, &node, "dir-1", "http://a", Duration::from_secs(30)).unwrap();
+            assert_eq!(
+                (first.secret(), again.secret()),
+                (secret.secret(), secret.secret()),
+                "one secret per database"
+            );
+            assert_eq!(first.secret().len(), 32);
             let other = Cluster::join(&database, &node, "dir-2", "http://b", Duration::from_secs(30));
             match database.is_shared() {
                 true => assert!(matches!(other, Err(DbError::Conflict(_))), "{:?}", other.err()),
