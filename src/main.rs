@@ -1,6 +1,8 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod home;
+#[allow(dead_code)] // the services wired next use it
+mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;

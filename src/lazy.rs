@@ -1,0 +1,67 @@
+//! Services that cost nothing until first used: the port knows their name from the start, their
+//! state (database files, background tasks) is opened by the first request that reaches them —
+//! or at start when they already hold state that must work without a request (schedules that
+//! fire, streams being polled). Start-up time and idle memory stay flat however many services
+//! nimbus serves.
+
+use std::sync::Arc;
+
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::{ApiRequest, AwsError, Protocol, Service, ServiceFuture};
+use tokio::sync::OnceCell;
+
+type Opener<S> = Box<dyn Fn() -> Result<Arc<S>, String> + Send + Sync>;
+
+pub struct Lazy<S> {
+    name: &'static str,
+    protocol: Protocol,
+    open: Opener<S>,
+    opened: OnceCell<Arc<S>>,
+}
+
+impl<S: Service> Lazy<S> {
+    /// `open` runs once it succeeds; a failure answers that request with
+    /// `InternalFailure` naming the cause and the next request tries again.
+    pub fn new(
+        name: &'static str,
+        protocol: Protocol,
+        open: impl Fn() -> Result<Arc<S>, String> + Send + Sync + 'static,
+    ) -> Arc<Lazy<S>> {
+        Arc::new(Lazy { name, protocol, open: Box::new(open), opened: OnceCell::new() })
+    }
+
+    /// The service, opened now if it was not yet (on this worker thread, which hands its other
+    /// tasks to the runtime meanwhile).
+    pub async fn get(&self) -> Result<Arc<S>, String> {
+        let open = || async { tokio::task::block_in_place(|| (self.open)()) };
+        self.opened.get_or_try_init(open).await.cloned()
+    }
+
+    /// The service if something opened it already.
+    pub fn opened(&self) -> Option<&Arc<S>> {
+        self.opened.get()
+    }
+}
+
+impl<S: Service> Service for Lazy<S> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.opened.get().is_some_and(|service| service.claims(method, uri, headers))
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(async move {
+            let opened = self.get().await;
+            match opened {
+                Ok(service) => service.call(request).await,
+                Err(why) => {
+                    let message = format!("nimbus could not open {}: {why}", self.name);
+                    AwsError::new(500, "InternalFailure", message).into_response(self.protocol)
+                }
+            }
+        })
+    }
+}
