@@ -1,7 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
+mod admin;
 mod home;
-#[allow(dead_code)] // the services wired next use it
 mod lazy;
 mod lock;
 mod logs_home;
@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nimbus_api::{Api, Identity, Service};
+use nimbus_api::clock::{Clock, SystemClock, VirtualClock};
+use nimbus_api::{Api, Identity, Protocol, Service};
+use nimbus_eventbridge::EventBridge;
 use nimbus_functions::{ApiAcceptor, Engine, EngineConfig};
 use nimbus_lambda::{Lambda, LambdaOptions};
 use nimbus_sandbox::{Isolation, Sandbox};
@@ -97,6 +99,17 @@ struct UpArgs {
     /// nimbus's API.
     #[arg(long)]
     host_loopback: bool,
+    /// `virtual`: schedules, retries and windows follow a clock that `POST
+    /// /_nimbus/clock/advance?seconds=N` (or `nimbus clock advance`) moves forward, for tests
+    /// that jump an hour without waiting one. Real time still passes between jumps.
+    #[arg(long, value_enum, default_value_t = ClockArg::Real)]
+    clock: ClockArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClockArg {
+    Real,
+    Virtual,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -163,7 +176,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(dir) => Blobs::new(dir, &node, true),
         None => Blobs::new(&data_dir, &node, false),
     };
-    let identity = Identity { region: args.region.clone(), account: args.account.clone() };
+    let identity = identity_of(&args);
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
     // With several nodes SQS and Logs are served by one node each (see `home`).
@@ -253,8 +266,38 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
+    let clock: Arc<dyn Clock> = match &virtual_clock {
+        Some(clock) => clock.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let events = {
+        let (database, identity, clock, node) =
+            (database.clone(), identity_of(&args), clock.clone(), node.clone());
+        let targets = Arc::new(wiring::EventTargets { lambda: lambda.clone(), sqs: sqs.clone() });
+        lazy::Lazy::new("events", Protocol::Json, move || {
+            let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
+            EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let scheduler = {
+        let events = events.clone();
+        lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
+            let opened = tokio::runtime::Handle::current().block_on(events.get())?;
+            Ok(opened.scheduler())
+        })
+    };
+    // Rules and schedules stored earlier fire without waiting for a request.
+    if nimbus_eventbridge::has_state(&database) {
+        if let Err(why) = events.get().await {
+            eprintln!("nimbus: cannot open EventBridge: {why}");
+        }
+    }
+    let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
+    let services: Vec<Arc<dyn Service>> =
+        vec![admin, lambda, sqs.clone(), logs.clone(), metrics.clone(), events, scheduler, s3];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -318,6 +361,10 @@ struct State<'a> {
     blobs: &'a Blobs,
     node: &'a str,
     identity: &'a Identity,
+}
+
+fn identity_of(args: &UpArgs) -> Identity {
+    Identity { region: args.region.clone(), account: args.account.clone() }
 }
 
 /// The durable state and the sandbox, opened side by side: each waits mostly on its disk.

@@ -50,6 +50,46 @@ impl Home<Sqs> {
         self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
     }
 
+    /// A message with a FIFO group (and a fresh deduplication id) and string attributes, as
+    /// EventBridge targets and dead-letter queues send them.
+    pub async fn send_message(
+        &self,
+        queue_arn: &str,
+        body: String,
+        group_id: Option<String>,
+        attributes: &[(String, String)],
+    ) -> Result<(), String> {
+        let deduplication_id = group_id.as_ref().map(|_| uuid::Uuid::new_v4().simple().to_string());
+        if let Some(sqs) = self.local() {
+            let attributes = attributes
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        nimbus_sqs::AttributeValue {
+                            data_type: "String".into(),
+                            string: Some(v.clone()),
+                            binary: None,
+                        },
+                    )
+                })
+                .collect();
+            let request =
+                nimbus_sqs::SendRequest { body, attributes, group_id, deduplication_id, delay: None };
+            return sqs.send_with(queue_arn, request).await.map(drop).map_err(|e| e.to_string());
+        }
+        let attributes: serde_json::Map<String, Value> = attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({ "DataType": "String", "StringValue": v })))
+            .collect();
+        let mut input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": body, "MessageAttributes": attributes });
+        if let Some(group) = group_id {
+            input["MessageGroupId"] = json!(group);
+            input["MessageDeduplicationId"] = json!(deduplication_id);
+        }
+        self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
+    }
+
     /// Whether the queue exists (S3 checks its notification targets). Blocking.
     pub fn exists(&self, queue_arn: &str) -> bool {
         if let Some(sqs) = self.local() {

@@ -189,3 +189,35 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
         Box::pin(crate::home::Home::balance(self))
     }
 }
+
+/// EventBridge rules' and schedules' targets: a function becomes a durable asynchronous
+/// invocation, a queue an SQS message (with its FIFO group and attributes) — both stored before
+/// `deliver` returns, which is when the outbox lets the delivery go.
+pub struct EventTargets {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub sqs: Arc<SqsHome>,
+}
+
+impl nimbus_eventbridge::Targets for EventTargets {
+    fn deliver(
+        &self,
+        arn: &str,
+        payload: &str,
+        options: &nimbus_eventbridge::DeliveryOptions,
+    ) -> Result<(), String> {
+        let service = arn.split(':').nth(2).unwrap_or_default();
+        match service {
+            "lambda" => self.lambda.enqueue_event_blocking(arn, payload.as_bytes().to_vec()),
+            "sqs" => {
+                let send = self.sqs.send_message(
+                    arn,
+                    payload.to_owned(),
+                    options.message_group_id.clone(),
+                    &options.attributes,
+                );
+                tokio::runtime::Handle::current().block_on(send)
+            }
+            _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
+        }
+    }
+}

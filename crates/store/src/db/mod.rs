@@ -103,6 +103,15 @@ impl Database {
         Ok(ServiceDb { backend })
     }
 
+    /// Whether a service's tables were ever made here, asked without opening them (services
+    /// that cost nothing until used open at start only when they hold state).
+    pub fn has_schema(&self, schema: &Schema) -> bool {
+        match self {
+            Database::Sqlite { data_dir } => data_dir.join(schema.sqlite_file).exists(),
+            Database::Postgres(server) => server.has_schema(schema.service),
+        }
+    }
+
     pub fn is_shared(&self) -> bool {
         matches!(self, Database::Postgres(_))
     }

@@ -50,6 +50,17 @@ impl Server {
         self.label.clone()
     }
 
+    /// Whether the schema exists; an unreachable server counts as yes (the service then opens
+    /// and says why it cannot).
+    pub fn has_schema(&self, service: &str) -> bool {
+        blocking(|| {
+            let mut client = self.config.connect(NoTls).map_err(error)?;
+            let sql = "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1";
+            client.query_opt(sql, &[&service]).map_err(error).map(|row| row.is_some())
+        })
+        .unwrap_or(true)
+    }
+
     /// A plain connection of its own (for LISTEN, which holds a connection).
     pub fn connection(&self) -> Result<::postgres::Client, DbError> {
         blocking(|| self.config.connect(NoTls)).map_err(error)

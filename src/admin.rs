@@ -1,0 +1,89 @@
+//! nimbus's own paths that belong to no one service: the clock (`GET /_nimbus/clock`,
+//! `POST /_nimbus/clock/advance?seconds=N` under `--clock virtual`) and the next firings of rules
+//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints).
+
+use std::sync::Arc;
+
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::clock::{Clock, VirtualClock};
+use nimbus_api::{json_response, ApiRequest, AwsError, Protocol, Service, ServiceFuture};
+use nimbus_eventbridge::EventBridge;
+use serde_json::json;
+
+use crate::lazy::Lazy;
+
+const CLOCK: &str = "/_nimbus/clock";
+const ADVANCE: &str = "/_nimbus/clock/advance";
+const SCHEDULES: &str = "/_nimbus/schedules";
+
+pub struct Admin {
+    pub clock: Arc<dyn Clock>,
+    /// Set when nimbus runs with `--clock virtual`.
+    pub virtual_clock: Option<Arc<VirtualClock>>,
+    pub events: Arc<Lazy<EventBridge>>,
+}
+
+impl Service for Admin {
+    fn name(&self) -> &'static str {
+        "nimbus"
+    }
+
+    fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
+        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(async move {
+            let answer = match (request.method.as_str(), request.uri.path()) {
+                ("GET", CLOCK) => Ok(self.clock_document()),
+                ("POST", ADVANCE) => self.advance(&request),
+                ("GET", SCHEDULES) => match self.events.opened() {
+                    None => Ok(json!({ "schedules": [] })),
+                    Some(events) => tokio::task::block_in_place(|| events.upcoming())
+                        .map(|list| json!({ "schedules": list })),
+                },
+                (method, path) => {
+                    Err(AwsError::new(405, "MethodNotAllowed", format!("{method} {path} is not served")))
+                }
+            };
+            match answer {
+                Ok(value) => json_response(value),
+                Err(error) => error.into_response(Protocol::RestJson),
+            }
+        })
+    }
+}
+
+impl Admin {
+    fn clock_document(&self) -> serde_json::Value {
+        let offset = self.virtual_clock.as_ref().map_or(0, |clock| clock.offset_ms());
+        json!({
+            "now_ms": self.clock.now_ms(),
+            "virtual": self.virtual_clock.is_some(),
+            "offset_ms": offset,
+        })
+    }
+
+    fn advance(&self, request: &ApiRequest) -> Result<serde_json::Value, AwsError> {
+        let Some(clock) = &self.virtual_clock else {
+            return Err(AwsError::new(
+                400,
+                "ClockNotVirtual",
+                "the clock is real time: start nimbus with --clock virtual to move it",
+            ));
+        };
+        let seconds = request
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("seconds="))
+            .and_then(|value| value.parse::<f64>().ok())
+            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+            .ok_or_else(|| {
+                AwsError::new(400, "InvalidParameter", "give ?seconds=N, a number of seconds ≥ 0")
+            })?;
+        clock.advance_ms((seconds * 1000.0) as i64);
+        Ok(self.clock_document())
+    }
+}
