@@ -207,6 +207,9 @@ impl nimbus_eventbridge::Targets for EventTargets {
     ) -> Result<(), String> {
         let service = arn.split(':').nth(2).unwrap_or_default();
         match service {
+            "lambda" if !self.lambda.function_exists(arn) => {
+                Err(format!("ResourceNotFoundException: Function not found: {arn}"))
+            }
             "lambda" => self.lambda.enqueue_event_blocking(arn, payload.as_bytes().to_vec()),
             "sqs" => {
                 let send = self.sqs.send_message(

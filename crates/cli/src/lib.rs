@@ -9,6 +9,7 @@ pub mod http;
 pub mod invoke;
 pub mod json;
 pub mod logs;
+pub mod schedules;
 pub mod status;
 pub mod style;
 pub mod table;
@@ -34,6 +35,10 @@ pub enum ClientCommand {
     Logs(logs::LogsArgs),
     /// Show the running nimbus: services, isolation, environments, memory in use.
     Status(status::StatusArgs),
+    /// EventBridge scheduled rules and Scheduler schedules with their next fire times.
+    Schedules(schedules::SchedulesArgs),
+    /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
+    Clock(schedules::ClockArgs),
 }
 
 /// The options every client command takes.
@@ -54,6 +59,8 @@ impl ClientCommand {
             ClientCommand::Invoke(args) => &args.common,
             ClientCommand::Logs(args) => &args.common,
             ClientCommand::Status(args) => &args.common,
+            ClientCommand::Schedules(args) => &args.common,
+            ClientCommand::Clock(args) => &args.common,
         }
     }
 }
@@ -67,6 +74,10 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Invoke(args) => invoke::run(args, &client, &console),
         ClientCommand::Logs(args) => logs::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Status(args) => status::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Schedules(args) => schedules::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Clock(args) => {
+            schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
+        }
     };
     match outcome {
         Ok(code) => code,

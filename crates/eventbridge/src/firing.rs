@@ -235,13 +235,22 @@ fn dead_letter(events: &EventBridge, delivery: &Delivery, why: &str, attempts: i
         vec![
             ("RULE_ARN".to_owned(), delivery.source_arn.clone()),
             ("TARGET_ARN".to_owned(), delivery.arn.clone()),
-            ("ERROR_CODE".to_owned(), "TARGET_DELIVERY_FAILED".to_owned()),
+            ("ERROR_CODE".to_owned(), error_code(why).to_owned()),
             ("ERROR_MESSAGE".to_owned(), why.to_owned()),
         ]
     };
     let options = DeliveryOptions { attributes, ..DeliveryOptions::default() };
     if let Err(error) = events.targets.deliver(queue, &delivery.payload, &options) {
         eprintln!("nimbus: EventBridge could not reach the dead-letter queue {queue} either: {error}");
+    }
+}
+
+/// AWS's dead-letter `ERROR_CODE` for why a delivery failed.
+fn error_code(why: &str) -> &'static str {
+    if why.starts_with("ResourceNotFoundException") || why.contains("does not exist") {
+        "RESOURCE_NOT_FOUND"
+    } else {
+        "SDK_CLIENT_ERROR"
     }
 }
 
