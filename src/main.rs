@@ -294,6 +294,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EventBridge: {why}");
         }
     }
+    lambda.set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone() }));
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> =

@@ -224,3 +224,24 @@ impl nimbus_eventbridge::Targets for EventTargets {
         }
     }
 }
+
+/// Lambda's destinations beyond functions and queues: an EventBridge event bus receives the
+/// invocation record as the detail of a "Lambda Function Invocation Result" event, as AWS sends it.
+pub struct LambdaDestinations {
+    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+}
+
+impl nimbus_lambda::Destinations for LambdaDestinations {
+    fn deliver(&self, arn: &str, body: &str) -> Result<(), String> {
+        if arn.contains(":event-bus/") {
+            let events = tokio::runtime::Handle::current().block_on(self.events.get())?;
+            let record: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let outcome =
+                if record["requestContext"]["condition"] == "Success" { "Success" } else { "Failure" };
+            let function = record["requestContext"]["functionArn"].as_str().unwrap_or_default().to_owned();
+            let detail_type = format!("Lambda Function Invocation Result - {outcome}");
+            return events.put_event(arn, "lambda", &detail_type, record, vec![function, arn.to_owned()]);
+        }
+        Err(format!("nimbus does not deliver Lambda destinations to {arn} yet"))
+    }
+}

@@ -335,3 +335,21 @@ def test_nimbus_cli_shows_schedules_and_moves_the_clock(virtual, nimbus_bin):
     assert json.loads(out)["now_ms"] / 1000 - before >= 3600
     assert row["next_fire_ms"] / 1000 - before <= 7200 + 1
     events.delete_rule(Name=rule)
+
+
+def test_lambda_destination_on_an_event_bus(server, create_fn):
+    events, sqs = clients(server.endpoint)
+    url, arn = queue(sqs)
+    lam = aws_client("lambda", server.endpoint)
+    name = create_fn("eb-dest", {"app.py": "def handler(event, context):\n    return {'seen': event['n']}\n"})
+    rule = unique_name("results")
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["lambda"], "detail-type": [{"prefix": "Lambda Function Invocation Result"}]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    bus = "arn:aws:events:us-east-1:000000000000:event-bus/default"
+    lam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": bus}})
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 7}')
+    [message] = receive(sqs, url, 1, wait=30)
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "Lambda Function Invocation Result - Success"
+    assert event["detail"]["responsePayload"] == {"seen": 7}
+    assert event["detail"]["requestContext"]["condition"] == "Success"

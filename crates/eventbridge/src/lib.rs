@@ -121,6 +121,31 @@ impl EventBridge {
         Arc::new(Scheduler(self.clone()))
     }
 
+    /// An event from another AWS service (a Lambda destination, S3) put on `bus` (a name or an
+    /// ARN) and matched against its rules; durable when this returns.
+    pub fn put_event(
+        &self,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: Value,
+        resources: Vec<String>,
+    ) -> Result<(), String> {
+        let bus = rules::local_bus(self, bus).unwrap_or_else(|| bus.to_owned());
+        let event = serde_json::json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": detail_type,
+            "source": source,
+            "account": self.identity.account,
+            "time": expression::iso_seconds(self.now()),
+            "region": self.identity.region,
+            "resources": resources,
+            "detail": detail,
+        });
+        rules::put_event_json(self, &bus, &event.to_string())
+    }
+
     /// Next firings, soonest first, for `nimbus schedules`.
     pub fn upcoming(&self) -> Result<Vec<Value>, AwsError> {
         firing::upcoming(self)

@@ -315,8 +315,9 @@ impl Lambda {
         record.to_string()
     }
 
-    /// A destination: a function (invoked asynchronously) or an SQS queue.
-    async fn send_to(&self, destination: &str, body: String) {
+    /// A destination: a function (invoked asynchronously), an SQS queue, or what the binary
+    /// wired as [`crate::Destinations`] (SNS topics, event buses).
+    pub(crate) async fn send_to(&self, destination: &str, body: String) {
         let outcome = if destination.contains(":lambda:") {
             let request_id = nimbus_functions::new_request_id();
             self.events.enqueue(destination, Bytes::from(body), &request_id).await.map_err(|e| e.to_string())
@@ -325,6 +326,8 @@ impl Lambda {
                 Some(queues) => queues.send(destination, body).await,
                 None => Err("nimbus serves no SQS".into()),
             }
+        } else if let Some(destinations) = self.destinations.get() {
+            tokio::task::block_in_place(|| destinations.deliver(destination, &body))
         } else {
             Err("unsupported destination type".into())
         };

@@ -16,6 +16,7 @@ mod permissions;
 mod registry;
 mod resolve;
 mod routes;
+mod streams;
 mod validate;
 mod versions;
 
@@ -35,6 +36,7 @@ pub use crate::events::Queues;
 use crate::invoke::PROTOCOL;
 use crate::layers::Layers;
 use crate::registry::Registry;
+pub use crate::streams::{Shard, StreamRecord, Streams};
 
 const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
@@ -59,6 +61,16 @@ pub struct Lambda {
     mappings: std::sync::RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
     pollers: mappings::Pollers,
     objects: std::sync::OnceLock<Arc<dyn Objects>>,
+    destinations: std::sync::OnceLock<Arc<dyn Destinations>>,
+    /// Kinesis and DynamoDB Streams, for stream event source mappings.
+    streams: std::sync::OnceLock<Arc<dyn Streams>>,
+    stream_progress: streams::Progress,
+}
+
+/// Destinations Lambda cannot reach itself: SNS topics and EventBridge event buses (for
+/// asynchronous invocation records and stream mappings' `OnFailure`). Blocking.
+pub trait Destinations: Send + Sync + 'static {
+    fn deliver(&self, arn: &str, body: &str) -> Result<(), String>;
 }
 
 /// Reads objects from S3 (function code and layers given as `S3Bucket`/`S3Key`).
@@ -118,6 +130,9 @@ impl Lambda {
             mappings: std::sync::RwLock::new(Lambda::load_mappings(&*store_for_mappings)),
             pollers: mappings::Pollers::default(),
             objects: std::sync::OnceLock::new(),
+            destinations: std::sync::OnceLock::new(),
+            streams: std::sync::OnceLock::new(),
+            stream_progress: streams::Progress::default(),
         });
         lambda.restore_provisioned();
         lambda.start_all_pollers();
@@ -172,6 +187,18 @@ impl Lambda {
     /// when qualified): S3 checks its notification destinations with it.
     pub fn function_exists(&self, arn: &str) -> bool {
         arn.starts_with(&self.function_arn("")) && self.find(arn, None).is_ok()
+    }
+
+    /// SNS topics and event buses as destinations.
+    pub fn set_destinations(&self, destinations: Arc<dyn Destinations>) {
+        let _ = self.destinations.set(destinations);
+    }
+
+    /// Kinesis and DynamoDB Streams as event sources: their mappings start polling now.
+    pub fn set_streams(&self, streams: Arc<dyn Streams>) {
+        if self.streams.set(streams).is_ok() {
+            self.start_stream_pollers();
+        }
     }
 
     /// Lets `CreateFunction` and friends read `Code.S3Bucket`/`S3Key` from nimbus's S3.

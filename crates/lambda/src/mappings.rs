@@ -42,9 +42,10 @@ impl Lambda {
     pub(crate) async fn create_mapping(&self, body: &[u8]) -> Result<Value, AwsError> {
         let input: Value = crate::functions::parse(body)?;
         let source = input["EventSourceArn"].as_str().unwrap_or_default().to_owned();
-        if !source.starts_with("arn:aws:sqs:") {
+        let stream = crate::streams::is_stream(&source);
+        if !source.starts_with("arn:aws:sqs:") && !stream {
             return Err(AwsError::invalid_parameter(
-                "nimbus supports SQS event sources (arn:aws:sqs:…); other sources are not available yet",
+                "nimbus supports SQS, Kinesis and DynamoDB Streams event sources; this source is not available yet",
             ));
         }
         let function = self.find(input["FunctionName"].as_str().unwrap_or_default(), None)?;
@@ -65,6 +66,9 @@ impl Lambda {
             "FunctionResponseTypes": [],
             "EventSourceMappingArn": format!("arn:aws:lambda:{}:{}:event-source-mapping:{uuid}", self.identity.region, self.identity.account),
         });
+        if stream {
+            stream_defaults(&mut mapping, &input)?;
+        }
         apply(&mut mapping, &input)?;
         self.save_mapping(mapping.clone()).await?;
         let mut shown = mapping;
@@ -75,12 +79,15 @@ impl Lambda {
     }
 
     pub(crate) fn get_mapping(&self, uuid: &str) -> Result<Value, AwsError> {
-        self.mappings
+        let mut mapping = self
+            .mappings
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(uuid)
             .cloned()
-            .ok_or_else(|| mapping_not_found(uuid))
+            .ok_or_else(|| mapping_not_found(uuid))?;
+        self.stream_progress.show(&mut mapping);
+        Ok(mapping)
     }
 
     pub(crate) fn list_mappings(
@@ -101,6 +108,10 @@ impl Lambda {
                 })
             })
             .cloned()
+            .map(|mut mapping| {
+                self.stream_progress.show(&mut mapping);
+                mapping
+            })
             .collect();
         Ok(json!({ "EventSourceMappings": mappings }))
     }
@@ -126,6 +137,11 @@ impl Lambda {
             .map_err(|e| AwsError::service(e.to_string()))?;
         self.mappings.write().unwrap_or_else(|p| p.into_inner()).remove(uuid);
         self.stop_pollers(uuid);
+        let lambda = self.this.upgrade();
+        let id = uuid.to_owned();
+        tokio::task::spawn_blocking(move || {
+            lambda.iter().for_each(|lambda| crate::streams::forget(lambda, &id))
+        });
         mapping["State"] = json!("Deleting");
         Ok(mapping)
     }
@@ -189,7 +205,25 @@ impl Lambda {
         }
     }
 
+    pub(crate) fn start_stream_pollers(&self) {
+        let mappings: Vec<Value> =
+            self.mappings.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for mapping in mappings.iter().filter(|m| m["State"] == "Enabled") {
+            if crate::streams::is_stream(m_source(mapping)) {
+                self.start_pollers(mapping);
+            }
+        }
+    }
+
     fn start_pollers(&self, mapping: &Value) {
+        let uuid = mapping["UUID"].as_str().unwrap_or_default().to_owned();
+        if crate::streams::is_stream(m_source(mapping)) {
+            let Some(streams) = self.streams.get().cloned() else { return };
+            let poller =
+                tokio::spawn(crate::streams::poll_mapping(self.this.clone(), streams, mapping.clone()));
+            self.pollers.running.lock().unwrap_or_else(|p| p.into_inner()).insert(uuid, vec![poller]);
+            return;
+        }
         let Some(queues) = self.queues.clone() else { return };
         let count =
             mapping["ScalingConfig"]["MaximumConcurrency"].as_u64().unwrap_or(DEFAULT_POLLERS).clamp(1, 16);
@@ -207,8 +241,105 @@ impl Lambda {
     }
 }
 
+fn m_source(mapping: &Value) -> &str {
+    mapping["EventSourceArn"].as_str().unwrap_or_default()
+}
+
+/// A stream mapping's members as AWS answers them before any are set, and its starting
+/// position (given once, at creation).
+fn stream_defaults(mapping: &mut Value, input: &Value) -> Result<(), AwsError> {
+    let position = input["StartingPosition"].as_str().ok_or_else(|| {
+        AwsError::invalid_parameter(
+            "StartingPosition is required for Kinesis and DynamoDB Streams event sources.",
+        )
+    })?;
+    let kinesis = m_source(mapping).starts_with("arn:aws:kinesis:");
+    match position {
+        "TRIM_HORIZON" | "LATEST" => {}
+        "AT_TIMESTAMP" if kinesis => {
+            let at = input["StartingPositionTimestamp"].as_f64().ok_or_else(|| {
+                AwsError::invalid_parameter(
+                    "StartingPositionTimestamp is required with StartingPosition AT_TIMESTAMP.",
+                )
+            })?;
+            mapping["StartingPositionTimestamp"] = json!(at);
+        }
+        other => {
+            return Err(AwsError::invalid_parameter(format!(
+                "StartingPosition {other} is not valid for this source."
+            )))
+        }
+    }
+    mapping["StartingPosition"] = json!(position);
+    mapping["BatchSize"] = json!(100);
+    mapping["ParallelizationFactor"] = json!(1);
+    mapping["BisectBatchOnFunctionError"] = json!(false);
+    mapping["MaximumRetryAttempts"] = json!(-1);
+    mapping["MaximumRecordAgeInSeconds"] = json!(-1);
+    mapping["TumblingWindowInSeconds"] = json!(0);
+    mapping["DestinationConfig"] = json!({ "OnFailure": {} });
+    mapping["LastProcessingResult"] = json!("No records processed");
+    Ok(())
+}
+
+/// A number member within AWS's range, or an error naming it.
+fn bounded(
+    input: &Value,
+    member: &str,
+    allowed: impl Fn(i64) -> bool,
+    range: &str,
+) -> Result<Option<i64>, AwsError> {
+    match input.get(member).filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(value) => match value.as_i64() {
+            Some(n) if allowed(n) => Ok(Some(n)),
+            _ => Err(AwsError::invalid_parameter(format!("{member} must be {range}."))),
+        },
+    }
+}
+
+/// The stream-only knobs of Create/UpdateEventSourceMapping.
+fn apply_stream(mapping: &mut Value, input: &Value) -> Result<(), AwsError> {
+    if let Some(n) = bounded(input, "ParallelizationFactor", |n| (1..=10).contains(&n), "between 1 and 10")? {
+        mapping["ParallelizationFactor"] = json!(n);
+    }
+    if let Some(n) =
+        bounded(input, "MaximumRetryAttempts", |n| (-1..=10_000).contains(&n), "between -1 and 10000")?
+    {
+        mapping["MaximumRetryAttempts"] = json!(n);
+    }
+    let age = |n: i64| n == -1 || (60..=604_800).contains(&n);
+    if let Some(n) = bounded(input, "MaximumRecordAgeInSeconds", age, "-1 or between 60 and 604800")? {
+        mapping["MaximumRecordAgeInSeconds"] = json!(n);
+    }
+    if let Some(n) =
+        bounded(input, "TumblingWindowInSeconds", |n| (0..=900).contains(&n), "between 0 and 900")?
+    {
+        mapping["TumblingWindowInSeconds"] = json!(n);
+    }
+    if let Some(bisect) = input["BisectBatchOnFunctionError"].as_bool() {
+        mapping["BisectBatchOnFunctionError"] = json!(bisect);
+    }
+    if let Some(config) = input.get("DestinationConfig").filter(|v| v.is_object()) {
+        if let Some(destination) = config["OnFailure"]["Destination"].as_str() {
+            if !destination.starts_with("arn:aws:sqs:") && !destination.starts_with("arn:aws:sns:") {
+                return Err(AwsError::invalid_parameter(
+                    "The OnFailure destination of a stream event source must be an SQS queue or an SNS topic.",
+                ));
+            }
+        }
+        mapping["DestinationConfig"] =
+            json!({ "OnFailure": config.get("OnFailure").cloned().unwrap_or(json!({})) });
+    }
+    Ok(())
+}
+
 /// Applies the members of Create/UpdateEventSourceMapping, with AWS's rules.
 fn apply(mapping: &mut Value, input: &Value) -> Result<(), AwsError> {
+    let stream = crate::streams::is_stream(m_source(mapping));
+    if stream {
+        apply_stream(mapping, input)?;
+    }
     if let Some(size) = input["BatchSize"].as_i64() {
         mapping["BatchSize"] = json!(validate::range(size, "batchSize", 1, 10_000)?);
     }
@@ -221,7 +352,7 @@ fn apply(mapping: &mut Value, input: &Value) -> Result<(), AwsError> {
     if fifo && size > 10 {
         return Err(AwsError::invalid_parameter("Batch size must be between 1 and 10 for FIFO queues"));
     }
-    if size > 10 && mapping["MaximumBatchingWindowInSeconds"].as_u64().unwrap_or(0) == 0 {
+    if !stream && size > 10 && mapping["MaximumBatchingWindowInSeconds"].as_u64().unwrap_or(0) == 0 {
         return Err(AwsError::invalid_parameter(
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10",
         ));
