@@ -1,7 +1,6 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod home;
-#[allow(dead_code)] // the services wired next use it
 mod lazy;
 mod lock;
 mod logs_home;
@@ -241,7 +240,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
     }
     let lambda = Lambda::start(store.clone(), code, engine.clone(), options)?;
-    let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
+    // SNS opens on its first request, or now when HTTP/S deliveries wait in its outbox.
+    let sns = {
+        let deliveries: Arc<dyn nimbus_sns::Deliver> =
+            Arc::new(wiring::SnsDeliveries { lambda: lambda.clone(), sqs: sqs.clone() });
+        let (database, endpoint_url) = (database.clone(), endpoint_url.clone());
+        let (region, account) = (region.clone(), account.clone());
+        lazy::Lazy::new("sns", nimbus_api::Protocol::Query, move || {
+            nimbus_sns::Sns::open(&database, &region, &account, &endpoint_url, deliveries.clone())
+        })
+    };
+    {
+        let (sns, database) = (sns.clone(), database.clone());
+        tokio::spawn(async move {
+            let pending = tokio::task::spawn_blocking(move || nimbus_sns::Sns::has_pending(&database)).await;
+            if matches!(pending, Ok(true)) {
+                if let Err(error) = sns.get().await {
+                    eprintln!("nimbus: cannot open SNS to make its pending deliveries: {error}");
+                }
+            }
+        });
+    }
+    let notifications =
+        Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -254,7 +275,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
+    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), sns, s3];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();

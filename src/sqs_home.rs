@@ -50,6 +50,30 @@ impl Home<Sqs> {
         self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
     }
 
+    /// Sends one message with attributes and FIFO ids (SNS deliveries).
+    pub async fn send_request(
+        &self,
+        queue_arn: &str,
+        request: nimbus_sqs::SendRequest,
+    ) -> Result<(), String> {
+        if let Some(sqs) = self.local() {
+            return sqs.send_with(queue_arn, request).await.map(drop).map_err(|e| e.to_string());
+        }
+        let attributes: serde_json::Map<String, Value> =
+            request.attributes.iter().map(|(name, value)| (name.clone(), value.to_wire())).collect();
+        let mut input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": request.body });
+        if !attributes.is_empty() {
+            input["MessageAttributes"] = Value::Object(attributes);
+        }
+        if let Some(group) = request.group_id {
+            input["MessageGroupId"] = group.into();
+        }
+        if let Some(dedup) = request.deduplication_id {
+            input["MessageDeduplicationId"] = dedup.into();
+        }
+        self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
+    }
+
     /// Whether the queue exists (S3 checks its notification targets). Blocking.
     pub fn exists(&self, queue_arn: &str) -> bool {
         if let Some(sqs) = self.local() {

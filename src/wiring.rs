@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::lazy::Lazy;
 use crate::sqs_home::SqsHome;
 
 /// S3 bucket notifications: a function target becomes a durable asynchronous invocation, a
@@ -13,6 +14,7 @@ use crate::sqs_home::SqsHome;
 pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -27,6 +29,14 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Queue { queue_arn } => {
                 tokio::runtime::Handle::current().block_on(self.sqs.send(queue_arn, body))
             }
+            nimbus_s3::NotificationTarget::Topic { topic_arn } => {
+                let sns = self.sns.get_blocking()?;
+                let no_attributes = std::collections::BTreeMap::new();
+                let subject = Some("Amazon S3 Notification");
+                sns.publish(topic_arn, &body, subject, &no_attributes, None, None)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
         });
         if let Err(why) = outcome {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
@@ -39,7 +49,51 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                 self.lambda.function_exists(function_arn)
             }
             nimbus_s3::NotificationTarget::Queue { queue_arn } => self.sqs.exists(queue_arn),
+            nimbus_s3::NotificationTarget::Topic { topic_arn } => tokio::task::block_in_place(|| {
+                self.sns.get_blocking().is_ok_and(|sns| sns.topic_exists(topic_arn))
+            }),
         }
+    }
+}
+
+/// SNS deliveries: to SQS queues (stored before `to_queue` returns) and Lambda functions
+/// (durable asynchronous invocations), as S3's notifications are made.
+pub struct SnsDeliveries {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub sqs: Arc<SqsHome>,
+}
+
+impl nimbus_sns::Deliver for SnsDeliveries {
+    fn to_queue(&self, queue_arn: &str, message: nimbus_sns::QueueMessage) -> Result<(), String> {
+        let attributes = message
+            .attributes
+            .into_iter()
+            .map(|(name, a)| {
+                (
+                    name,
+                    nimbus_sqs::AttributeValue { data_type: a.data_type, string: a.string, binary: a.binary },
+                )
+            })
+            .collect();
+        let request = nimbus_sqs::SendRequest {
+            body: message.body,
+            attributes,
+            delay: None,
+            group_id: message.group_id,
+            deduplication_id: message.dedup_id,
+        };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(self.sqs.send_request(queue_arn, request))
+        })
+    }
+
+    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), String> {
+        tokio::task::block_in_place(|| {
+            if !self.lambda.function_exists(function_arn) {
+                return Err(format!("Function not found: {function_arn}"));
+            }
+            self.lambda.enqueue_event_blocking(function_arn, event)
+        })
     }
 }
 
