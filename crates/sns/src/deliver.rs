@@ -16,11 +16,8 @@ use crate::{filter, iso8601, now_ms, QueueMessage, Sns};
 
 /// `{"k":v,…}` with the keys in the order given (AWS's order).
 pub fn ordered(fields: &[(&str, Value)]) -> String {
-    let inner: Vec<String> = fields
-        .iter()
-        .filter(|(_, value)| !value.is_null() || false)
-        .map(|(key, value)| format!("{}:{}", Value::from(*key), value))
-        .collect();
+    let inner: Vec<String> =
+        fields.iter().map(|(key, value)| format!("{}:{}", Value::from(*key), value)).collect();
     format!("{{{}}}", inner.join(","))
 }
 
@@ -168,7 +165,7 @@ pub fn fan_out(sns: &Sns, topic: &Topic, accepted: &Accepted) -> Result<()> {
                         .or_else(|| fifo.then(|| accepted.message_id.clone())),
                 };
                 if let Err(why) = sns.deliver.to_queue(&subscription.endpoint, message.clone()) {
-                    redrive(sns, subscription, message, &why, accepted);
+                    redrive(sns, subscription, message, &why, &accepted.request_id);
                 }
             }
             "lambda" => {
@@ -176,7 +173,7 @@ pub fn fan_out(sns: &Sns, topic: &Topic, accepted: &Accepted) -> Result<()> {
                 if let Err(why) = sns.deliver.to_function(&subscription.endpoint, event.into_bytes()) {
                     let body = envelope(sns, topic, subscription, accepted);
                     let message = QueueMessage { body, ..QueueMessage::default() };
-                    redrive(sns, subscription, message, &why, accepted);
+                    redrive(sns, subscription, message, &why, &accepted.request_id);
                 }
             }
             _ => {
@@ -204,21 +201,13 @@ pub fn fan_out(sns: &Sns, topic: &Topic, accepted: &Accepted) -> Result<()> {
     Ok(())
 }
 
-/// Sends what could not be delivered to the subscription's dead-letter queue, if it has one.
+/// Sends what could not be delivered to the subscription's dead-letter queue, if it has one,
+/// with AWS's `ErrorCode`, `ErrorMessage`, `RequestID` and `TopicArn` attributes (room
+/// permitting: a queue message carries ten).
 pub fn redrive(
     sns: &Sns,
     subscription: &Subscription,
     mut message: QueueMessage,
-    why: &str,
-    accepted: &Accepted,
-) {
-    redrive_body(sns, subscription, &mut message, why, &accepted.request_id);
-}
-
-pub fn redrive_body(
-    sns: &Sns,
-    subscription: &Subscription,
-    message: &mut QueueMessage,
     why: &str,
     request_id: &str,
 ) {
@@ -253,7 +242,7 @@ pub fn redrive_body(
         message.group_id = Some("sns-dead-letter".into());
         message.dedup_id = Some(uuid::Uuid::new_v4().simple().to_string());
     }
-    if let Err(error) = sns.deliver.to_queue(&dlq, message.clone()) {
+    if let Err(error) = sns.deliver.to_queue(&dlq, message) {
         eprintln!(
             "nimbus: SNS could not deliver to {} ({why}) nor to its dead-letter queue {dlq} ({error})",
             subscription.endpoint

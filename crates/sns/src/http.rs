@@ -91,9 +91,9 @@ async fn attempt(sns: &Arc<Sns>, row: Outgoing) {
         if attempts > policy.num_retries {
             if row.kind == "Notification" {
                 let payload = body["Payload"].as_str().unwrap_or_default().to_owned();
-                let mut message = QueueMessage { body: payload, ..QueueMessage::default() };
-                let request_id = body["RequestId"].as_str().unwrap_or_default().to_owned();
-                deliver::redrive_body(&sns, &subscription, &mut message, &why, &request_id);
+                let message = QueueMessage { body: payload, ..QueueMessage::default() };
+                let request_id = body["RequestId"].as_str().unwrap_or_default();
+                deliver::redrive(&sns, &subscription, message, &why, request_id);
             } else {
                 eprintln!(
                     "nimbus: SNS could not send the subscription confirmation to {} ({why})",
