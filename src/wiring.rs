@@ -64,7 +64,11 @@ pub struct SnsDeliveries {
 }
 
 impl nimbus_sns::Deliver for SnsDeliveries {
-    fn to_queue(&self, queue_arn: &str, message: nimbus_sns::QueueMessage) -> Result<(), String> {
+    fn to_queue(
+        &self,
+        queue_arn: &str,
+        message: nimbus_sns::QueueMessage,
+    ) -> Result<(), nimbus_sns::Failure> {
         let attributes = message
             .attributes
             .into_iter()
@@ -82,17 +86,26 @@ impl nimbus_sns::Deliver for SnsDeliveries {
             group_id: message.group_id,
             deduplication_id: message.dedup_id,
         };
-        tokio::task::block_in_place(|| {
+        let sent = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(self.sqs.send_request(queue_arn, request))
+        });
+        sent.map_err(|why| {
+            // SQS between nodes, or failing for the moment: worth retrying. Anything else (a
+            // deleted queue, a refused message) is the subscriber's to fix.
+            let transient = ["ServiceUnavailable", "InternalError", "no node serves", "http://"]
+                .iter()
+                .any(|sign| why.contains(sign));
+            nimbus_sns::Failure { message: why, transient }
         })
     }
 
-    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), String> {
+    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), nimbus_sns::Failure> {
         tokio::task::block_in_place(|| {
             if !self.lambda.function_exists(function_arn) {
-                return Err(format!("Function not found: {function_arn}"));
+                return Err(nimbus_sns::Failure::permanent(format!("Function not found: {function_arn}")));
             }
-            self.lambda.enqueue_event_blocking(function_arn, event)
+            // Full queue or database trouble: retried.
+            self.lambda.enqueue_event_blocking(function_arn, event).map_err(nimbus_sns::Failure::transient)
         })
     }
 }

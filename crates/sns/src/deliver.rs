@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{self, Result};
 use crate::publish::{Accepted, MessageAttribute};
 use crate::store::{Outgoing, Subscription, Topic};
-use crate::{filter, iso8601, now_ms, QueueMessage, Sns};
+use crate::{filter, iso8601, now_ms, Failure, QueueMessage, Sns};
 
 /// `{"k":v,…}` with the keys in the order given (AWS's order).
 pub fn ordered(fields: &[(&str, Value)]) -> String {
@@ -164,16 +164,32 @@ pub fn fan_out(sns: &Sns, topic: &Topic, accepted: &Accepted) -> Result<()> {
                         .filter(|_| fifo)
                         .or_else(|| fifo.then(|| accepted.message_id.clone())),
                 };
-                if let Err(why) = sns.deliver.to_queue(&subscription.endpoint, message.clone()) {
-                    redrive(sns, subscription, message, &why, &accepted.request_id);
+                match sns.deliver.to_queue(&subscription.endpoint, message.clone()) {
+                    Ok(()) => {}
+                    Err(failure) if failure.transient => {
+                        let body = json!({"Message": queue_message_json(&message), "RequestId": accepted.request_id});
+                        outgoing.push(retry(subscription, "Queue", body));
+                    }
+                    Err(failure) => {
+                        redrive(sns, subscription, message, &failure.message, &accepted.request_id)
+                    }
                 }
             }
             "lambda" => {
                 let event = lambda_event(sns, topic, subscription, accepted);
-                if let Err(why) = sns.deliver.to_function(&subscription.endpoint, event.into_bytes()) {
-                    let body = envelope(sns, topic, subscription, accepted);
-                    let message = QueueMessage { body, ..QueueMessage::default() };
-                    redrive(sns, subscription, message, &why, &accepted.request_id);
+                match sns.deliver.to_function(&subscription.endpoint, event.clone().into_bytes()) {
+                    Ok(()) => {}
+                    Err(failure) if failure.transient => {
+                        let envelope = envelope(sns, topic, subscription, accepted);
+                        let body =
+                            json!({"Event": event, "Envelope": envelope, "RequestId": accepted.request_id});
+                        outgoing.push(retry(subscription, "Function", body));
+                    }
+                    Err(failure) => {
+                        let body = envelope(sns, topic, subscription, accepted);
+                        let message = QueueMessage { body, ..QueueMessage::default() };
+                        redrive(sns, subscription, message, &failure.message, &accepted.request_id);
+                    }
                 }
             }
             _ => {
@@ -242,10 +258,56 @@ pub fn redrive(
         message.group_id = Some("sns-dead-letter".into());
         message.dedup_id = Some(uuid::Uuid::new_v4().simple().to_string());
     }
-    if let Err(error) = sns.deliver.to_queue(&dlq, message) {
+    if let Err(Failure { message: error, .. }) = sns.deliver.to_queue(&dlq, message) {
         eprintln!(
             "nimbus: SNS could not deliver to {} ({why}) nor to its dead-letter queue {dlq} ({error})",
             subscription.endpoint
         );
+    }
+}
+
+/// An outbox row that retries a queue or function delivery that failed for the moment.
+fn retry(subscription: &Subscription, kind: &str, body: Value) -> Outgoing {
+    Outgoing {
+        id: uuid::Uuid::new_v4().to_string(),
+        subscription_arn: subscription.arn.clone(),
+        kind: kind.into(),
+        body: body.to_string(),
+        attempts: 0,
+    }
+}
+
+pub fn queue_message_json(message: &QueueMessage) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes
+        .iter()
+        .map(|(name, a)| {
+            let binary = a.binary.as_ref().map(|b| B64.encode(b));
+            (name.clone(), json!({"DataType": a.data_type, "StringValue": a.string, "BinaryValue": binary}))
+        })
+        .collect();
+    json!({"Body": message.body, "Attributes": attributes, "GroupId": message.group_id, "DedupId": message.dedup_id})
+}
+
+pub fn queue_message_of(value: &Value) -> QueueMessage {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let attributes = value["Attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, a)| {
+            let attribute = MessageAttribute {
+                data_type: text(&a["DataType"]).unwrap_or_default(),
+                string: text(&a["StringValue"]),
+                binary: a["BinaryValue"].as_str().and_then(|b| B64.decode(b).ok()),
+            };
+            (name.clone(), attribute)
+        })
+        .collect();
+    QueueMessage {
+        body: text(&value["Body"]).unwrap_or_default(),
+        attributes,
+        group_id: text(&value["GroupId"]),
+        dedup_id: text(&value["DedupId"]),
     }
 }

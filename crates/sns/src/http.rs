@@ -1,7 +1,7 @@
 //! Deliveries to HTTP/S endpoints: rows of the outbox (notifications and subscription
 //! confirmations) POSTed in the background with SNS's headers, retried per the delivery policy
 //! (`healthyRetryPolicy`), and sent to the dead-letter queue once the retries are spent. A row
-//! is claimed for a minute before it is tried, so that several nodes never make the same
+//! is claimed for 30 seconds before it is tried, so that several nodes never make the same
 //! delivery at once; a row whose node died is tried again when its claim runs out.
 
 use std::sync::{Arc, Weak};
@@ -12,9 +12,10 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
 use crate::store::{Outgoing, Subscription};
-use crate::{deliver, now_ms, QueueMessage, Sns};
+use crate::{deliver, now_ms, Failure, QueueMessage, Sns};
 
-const CLAIM_MS: i64 = 60_000;
+/// Longer than one attempt takes (an HTTP POST waits 15 s at most).
+const CLAIM_MS: i64 = 30_000;
 const BATCH: usize = 32;
 /// AWS gives an endpoint 15 seconds to answer.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -79,32 +80,57 @@ async fn attempt(sns: &Arc<Sns>, row: Outgoing) {
         _ => return,
     };
     let body: Value = serde_json::from_str(&row.body).unwrap_or_default();
-    let outcome = post(&subscription, &row.kind, &body).await;
-    if outcome.is_ok() {
+    let managed = matches!(row.kind.as_str(), "Queue" | "Function");
+    let outcome = match managed {
+        true => {
+            let (sns, kind, endpoint, body) =
+                (sns.clone(), row.kind.clone(), subscription.endpoint.clone(), body.clone());
+            let retried = tokio::task::spawn_blocking(move || match kind.as_str() {
+                "Queue" => sns.deliver.to_queue(&endpoint, deliver::queue_message_of(&body["Message"])),
+                _ => sns
+                    .deliver
+                    .to_function(&endpoint, body["Event"].as_str().unwrap_or_default().as_bytes().to_vec()),
+            });
+            retried.await.unwrap_or_else(|e| Err(Failure::transient(e.to_string())))
+        }
+        false => post(&subscription, &row.kind, &body).await.map_err(Failure::transient),
+    };
+    let Err(failure) = outcome else {
         return finish(sns, row.id.clone()).await;
-    }
-    let why = outcome.err().unwrap_or_default();
+    };
     let attempts = row.attempts + 1;
-    let policy = retry_policy(sns, &subscription).await;
+    let policy = match managed {
+        true => RetryPolicy::managed(),
+        false => retry_policy(sns, &subscription).await,
+    };
     let sns = sns.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        if attempts > policy.num_retries {
-            if row.kind == "Notification" {
-                let payload = body["Payload"].as_str().unwrap_or_default().to_owned();
-                let message = QueueMessage { body: payload, ..QueueMessage::default() };
-                let request_id = body["RequestId"].as_str().unwrap_or_default();
-                deliver::redrive(&sns, &subscription, message, &why, request_id);
-            } else {
-                eprintln!(
-                    "nimbus: SNS could not send the subscription confirmation to {} ({why})",
-                    subscription.endpoint
-                );
-            }
-            let _ = sns.store.delivered(&row.id);
-        } else {
+        if failure.transient && attempts <= policy.num_retries {
             let delay = policy.delay_s(attempts);
             let _ = sns.store.retry_at(&row.id, attempts, now_ms() + (delay * 1000.0) as i64);
+            return;
         }
+        let request_id = body["RequestId"].as_str().unwrap_or_default();
+        let dead = match row.kind.as_str() {
+            "Notification" => Some(QueueMessage {
+                body: body["Payload"].as_str().unwrap_or_default().to_owned(),
+                ..QueueMessage::default()
+            }),
+            "Queue" => Some(deliver::queue_message_of(&body["Message"])),
+            "Function" => Some(QueueMessage {
+                body: body["Envelope"].as_str().unwrap_or_default().to_owned(),
+                ..QueueMessage::default()
+            }),
+            _ => None,
+        };
+        match dead {
+            Some(message) => deliver::redrive(&sns, &subscription, message, &failure.message, request_id),
+            None => eprintln!(
+                "nimbus: SNS could not send the subscription confirmation to {} ({})",
+                subscription.endpoint, failure.message
+            ),
+        }
+        let _ = sns.store.delivered(&row.id);
     })
     .await;
 }
@@ -186,6 +212,20 @@ impl RetryPolicy {
             min_delay_retries: int("numMinDelayRetries", 0).max(0),
             max_delay_retries: int("numMaxDelayRetries", 0).max(0),
             backoff: value["backoffFunction"].as_str().unwrap_or("linear").to_owned(),
+        }
+    }
+
+    /// AWS's policy for its own endpoints (SQS, Lambda): three immediate retries, two after a
+    /// second, ten backing off to 20 seconds, then every 20 seconds — 100,015 in all (23 days).
+    pub fn managed() -> RetryPolicy {
+        RetryPolicy {
+            min_delay: 1.0,
+            max_delay: 20.0,
+            num_retries: 100_015,
+            no_delay: 3,
+            min_delay_retries: 2,
+            max_delay_retries: 100_000,
+            backoff: "exponential".into(),
         }
     }
 

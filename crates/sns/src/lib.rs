@@ -38,9 +38,28 @@ use crate::store::{Store, SCHEMA};
 /// message is durable at the target (an SQS message stored, an asynchronous invocation queued).
 pub trait Deliver: Send + Sync + 'static {
     /// Sends `body` to the queue; `group_id`/`dedup_id` for FIFO queues.
-    fn to_queue(&self, queue_arn: &str, message: QueueMessage) -> Result<(), String>;
+    fn to_queue(&self, queue_arn: &str, message: QueueMessage) -> Result<(), Failure>;
     /// Queues an asynchronous invocation of the function with `event`.
-    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), String>;
+    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), Failure>;
+}
+
+/// Why a delivery failed. Transient failures (the target's service unavailable for a moment)
+/// are retried from the outbox; the others (a deleted queue or function) go to the dead-letter
+/// queue at once, as on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl Failure {
+    pub fn permanent(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), transient: false }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), transient: true }
+    }
 }
 
 /// A message for an SQS queue.
@@ -76,8 +95,12 @@ impl Sns {
         deliver: Arc<dyn Deliver>,
     ) -> Result<Arc<Sns>, String> {
         let db = database.open(&SCHEMA).map_err(|e| e.to_string())?;
+        let store = Store { db };
+        if !database.is_shared() {
+            store.release_claims().map_err(|e| e.to_string())?;
+        }
         let sns = Arc::new(Sns {
-            store: Store { db },
+            store,
             region: region.to_owned(),
             account: account.to_owned(),
             endpoint_url: endpoint_url.trim_end_matches('/').to_owned(),

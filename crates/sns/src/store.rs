@@ -334,6 +334,12 @@ impl Store {
             .map(drop)
     }
 
+    /// Forgets every claim: for a node alone (SQLite), whose claims from before a restart are
+    /// its own and stale.
+    pub fn release_claims(&self) -> Result<(), DbError> {
+        self.db.execute("UPDATE outbox SET claimed_until = 0 WHERE claimed_until > 0", &[]).map(drop)
+    }
+
     pub fn pending(&self) -> Result<i64, DbError> {
         Ok(self.db.query_opt("SELECT COUNT(*) FROM outbox", &[])?.map(|r| r.get(0)).transpose()?.unwrap_or(0))
     }

@@ -11,24 +11,29 @@ use nimbus_store::Database;
 use serde_json::Value;
 
 use crate::http::RetryPolicy;
-use crate::{Deliver, MessageAttribute, QueueMessage, Sns};
+use crate::{Deliver, Failure, MessageAttribute, QueueMessage, Sns};
 
 #[derive(Default)]
 struct Recorder {
     queues: Mutex<Vec<(String, QueueMessage)>>,
     functions: Mutex<Vec<(String, Value)>>,
+    /// Failures (transient) left for queues named "flaky".
+    flaky: std::sync::atomic::AtomicI64,
 }
 
 impl Deliver for Recorder {
-    fn to_queue(&self, queue_arn: &str, message: QueueMessage) -> Result<(), String> {
+    fn to_queue(&self, queue_arn: &str, message: QueueMessage) -> Result<(), Failure> {
         if queue_arn.contains("missing") {
-            return Err("The specified queue does not exist.".into());
+            return Err(Failure::permanent("The specified queue does not exist."));
+        }
+        if queue_arn.contains("flaky") && self.flaky.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(Failure::transient("ServiceUnavailable"));
         }
         self.queues.lock().unwrap().push((queue_arn.to_owned(), message));
         Ok(())
     }
 
-    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), String> {
+    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), Failure> {
         self.functions
             .lock()
             .unwrap()
@@ -195,4 +200,27 @@ fn retry_policy_phases() {
     assert_eq!(delays, vec![0.0, 1.0, 1.0 + 8.0 / 3.0, 1.0 + 16.0 / 3.0, 9.0, 9.0]);
     let default = RetryPolicy::of(&Value::Null);
     assert_eq!((default.num_retries, default.delay_s(1)), (3, 20.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_queue_failures_are_retried_from_the_outbox() {
+    let f = fixture();
+    f.recorder.flaky.store(2, std::sync::atomic::Ordering::SeqCst);
+    call(&f.sns, "Action=CreateTopic&Name=t").await;
+    call(&f.sns, &format!("Action=Subscribe&TopicArn={TOPIC}&Protocol=sqs&Endpoint=arn%3Aaws%3Asqs%3Aus-east-1%3A000000000000%3Aflaky")).await;
+    let attributes = BTreeMap::from([(
+        "b".to_owned(),
+        MessageAttribute { data_type: "Binary".into(), string: None, binary: Some(vec![0, 1]) },
+    )]);
+    f.sns.publish("arn:aws:sns:us-east-1:000000000000:t", "m", None, &attributes, None, None).unwrap();
+    assert!(f.recorder.queues.lock().unwrap().is_empty());
+    assert_eq!(f.sns.store.pending().unwrap(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.recorder.queues.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not retried");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let queues = f.recorder.queues.lock().unwrap().clone();
+    assert!(queues[0].1.body.contains("\"Message\":\"m\""));
+    assert_eq!(f.sns.store.pending().unwrap(), 0);
 }
