@@ -105,6 +105,8 @@ def test_topics_crud_tags_and_errors(sns):
     assert caught.value.response["Error"]["Message"] == "Topic does not exist"
     with pytest.raises(sns.exceptions.NotFoundException):
         sns.publish(TopicArn=arn, Message="x")
+    code, message = error_of(lambda: sns.publish(TopicArn="not-an-arn", Message="x"))
+    assert (code, message) == ("InvalidParameter", "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 1")
     with pytest.raises(sns.exceptions.ResourceNotFoundException):
         sns.list_tags_for_resource(ResourceArn=arn)
     code, message = error_of(lambda: sns.list_platform_applications())
@@ -190,6 +192,7 @@ def test_fan_out_to_two_queues_envelope_and_raw(sns, sqs):
     assert raw["MessageAttributes"]["blob"] == {"BinaryValue": b"\x00\x01", "DataType": "Binary"}
 
     sns.unsubscribe(SubscriptionArn=raw_sub)
+    sns.unsubscribe(SubscriptionArn=raw_sub)  # gone already: no error, as on AWS
     sns.publish(TopicArn=arn, Message="after")
     assert json.loads(receive(sqs, enveloped_url, 1)[0])["Message"] == "after"
     assert receive(sqs, raw_url, 1, timeout=1.5) == []

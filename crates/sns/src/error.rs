@@ -47,3 +47,9 @@ pub fn db(error: nimbus_store::DbError) -> AwsError {
 pub fn tag_limit() -> AwsError {
     AwsError::new(400, "TagLimitExceeded", "Could not complete request: tag quota of per resource exceeded")
 }
+
+/// An ARN parameter that is not one, as AWS words it.
+pub fn arn_parts(field: &str, arn: &str) -> AwsError {
+    let parts = arn.split(':').count();
+    invalid(format!("Invalid parameter: {field} Reason: An ARN must have at least 6 elements, not {parts}"))
+}

@@ -294,8 +294,11 @@ pub fn publish(sns: &Sns, input: &Value, request_id: &str) -> Result<String> {
             "Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter",
         ));
     }
+    let which = if input["TopicArn"].is_string() { "TopicArn" } else { "TargetArn" };
+    if arn.split(':').count() < 6 {
+        return Err(error::arn_parts(which, arn));
+    }
     if !arn.starts_with("arn:aws:sns:") || arn.split(':').count() != 6 {
-        let which = if input["TopicArn"].is_string() { "TopicArn" } else { "TargetArn" };
         return Err(invalid_parameter(which));
     }
     let request = request_of(input)?;

@@ -187,15 +187,23 @@ fn required(sns: &Sns, input: &Value) -> Result<Subscription> {
     if arn.is_empty() {
         return Err(invalid_parameter("SubscriptionArn"));
     }
+    if arn.split(':').count() < 6 {
+        return Err(error::arn_parts("SubscriptionArn", arn));
+    }
     if !arn.starts_with("arn:aws:sns:") || arn.split(':').count() != 7 {
         return Err(invalid_parameter("SubscriptionArn"));
     }
     sns.store.subscription(arn).map_err(error::db)?.ok_or_else(error::subscription_missing)
 }
 
+/// Unsubscribing from a subscription that is gone succeeds, as on AWS (whose documentation
+/// lists `NotFound` but which does not answer it).
 pub fn unsubscribe(sns: &Sns, input: &Value) -> Result<()> {
-    let subscription = required(sns, input)?;
-    sns.store.delete_subscription(&subscription.arn).map_err(error::db)
+    match required(sns, input) {
+        Ok(subscription) => sns.store.delete_subscription(&subscription.arn).map_err(error::db),
+        Err(error) if error.code == "NotFound" => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 pub fn list(sns: &Sns, input: &Value, topic: Option<&str>) -> Result<String> {

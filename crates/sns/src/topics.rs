@@ -67,8 +67,11 @@ pub fn required_topic(sns: &Sns, input: &Value, field: &str) -> Result<Topic> {
     if arn.is_empty() {
         return Err(invalid_parameter(field));
     }
+    if arn.split(':').count() < 6 {
+        return Err(error::arn_parts(field, arn));
+    }
     if !arn.starts_with("arn:aws:sns:") || arn.split(':').count() != 6 {
-        return Err(invalid(format!("Invalid parameter: {field}")));
+        return Err(invalid_parameter(field));
     }
     sns.store.topic(arn).map_err(error::db)?.ok_or_else(error::topic_missing)
 }
