@@ -424,6 +424,10 @@ def test_http_subscription_confirmation_and_delivery(sns):
         notification = json.loads(body)
         assert (notification["Message"], notification["Subject"]) == ("over http", "Hi")
         assert len(endpoint.requests) == 2
+        sns.unsubscribe(SubscriptionArn=sub)
+        headers, body = endpoint.wait(3)[2]
+        assert headers["x-amz-sns-message-type"] == "UnsubscribeConfirmation"
+        assert json.loads(body)["Type"] == "UnsubscribeConfirmation" and sub in json.loads(body)["Message"]
     finally:
         endpoint.close()
 

@@ -107,28 +107,48 @@ pub fn lambda_event(sns: &Sns, topic: &Topic, subscription: &Subscription, accep
 
 /// The `SubscriptionConfirmation` POSTed to an HTTP/S endpoint.
 pub fn confirmation(sns: &Sns, topic_arn: &str, token: &str, now: i64) -> String {
+    let message = format!(
+        "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
+    );
+    confirmation_body(sns, "SubscriptionConfirmation", topic_arn, token, &message, now).to_string()
+}
+
+/// The `UnsubscribeConfirmation` POSTed to an HTTP/S endpoint whose subscription was deleted;
+/// it names the endpoint, for the subscription is gone when it is sent.
+pub fn unsubscribe_confirmation(sns: &Sns, subscription: &Subscription, now: i64) -> String {
+    let message = format!(
+        "You have chosen to deactivate subscription {}.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.",
+        subscription.arn
+    );
+    let token = subscription.token.as_deref().unwrap_or_default();
+    let mut body =
+        confirmation_body(sns, "UnsubscribeConfirmation", &subscription.topic_arn, token, &message, now);
+    body["Endpoint"] = subscription.endpoint.clone().into();
+    body["Protocol"] = subscription.protocol.clone().into();
+    body["TopicArn"] = subscription.topic_arn.clone().into();
+    body.to_string()
+}
+
+fn confirmation_body(sns: &Sns, kind: &str, topic_arn: &str, token: &str, message: &str, now: i64) -> Value {
     let message_id = uuid::Uuid::new_v4().hyphenated().to_string();
     let subscribe_url = format!(
         "{}/?Action=ConfirmSubscription&Version=2010-03-31&TopicArn={topic_arn}&Token={token}",
         sns.endpoint_url
     );
-    let message = format!(
-        "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
-    );
     let timestamp = iso8601(now);
-    let body = ordered(&[
-        ("Type", "SubscriptionConfirmation".into()),
+    let payload = ordered(&[
+        ("Type", kind.into()),
         ("MessageId", message_id.clone().into()),
         ("Token", token.into()),
         ("TopicArn", topic_arn.into()),
-        ("Message", message.clone().into()),
+        ("Message", message.into()),
         ("SubscribeURL", subscribe_url.into()),
         ("Timestamp", timestamp.clone().into()),
         ("SignatureVersion", "1".into()),
         ("Signature", signature(&format!("{message_id}{message}{timestamp}")).into()),
         ("SigningCertURL", sns.signing_cert_url().into()),
     ]);
-    json!({"MessageId": message_id, "Raw": false, "Payload": body}).to_string()
+    json!({"MessageId": message_id, "Raw": false, "Payload": payload})
 }
 
 fn passes(subscription: &Subscription, accepted: &Accepted) -> bool {

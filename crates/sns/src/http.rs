@@ -74,12 +74,22 @@ async fn attempt(sns: &Arc<Sns>, row: Outgoing) {
         let arn = row.subscription_arn.clone();
         tokio::task::spawn_blocking(move || sns.store.subscription(&arn)).await
     };
+    let body: Value = serde_json::from_str(&row.body).unwrap_or_default();
     let subscription = match looked_up {
         Ok(Ok(Some(subscription))) => subscription,
+        // Sent after the subscription is gone, to the endpoint it had.
+        Ok(Ok(None)) if row.kind == "UnsubscribeConfirmation" => Subscription {
+            arn: row.subscription_arn.clone(),
+            topic_arn: body["TopicArn"].as_str().unwrap_or_default().to_owned(),
+            protocol: body["Protocol"].as_str().unwrap_or_default().to_owned(),
+            endpoint: body["Endpoint"].as_str().unwrap_or_default().to_owned(),
+            attributes: Default::default(),
+            confirmed: false,
+            token: None,
+        },
         Ok(Ok(None)) => return finish(sns, row.id.clone()).await,
         _ => return,
     };
-    let body: Value = serde_json::from_str(&row.body).unwrap_or_default();
     let managed = matches!(row.kind.as_str(), "Queue" | "Function");
     let outcome = match managed {
         true => {
@@ -126,8 +136,8 @@ async fn attempt(sns: &Arc<Sns>, row: Outgoing) {
         match dead {
             Some(message) => deliver::redrive(&sns, &subscription, message, &failure.message, request_id),
             None => eprintln!(
-                "nimbus: SNS could not send the subscription confirmation to {} ({})",
-                subscription.endpoint, failure.message
+                "nimbus: SNS could not send the {} to {} ({})",
+                row.kind, subscription.endpoint, failure.message
             ),
         }
         let _ = sns.store.delivered(&row.id);

@@ -240,10 +240,20 @@ impl Store {
         Ok(changed > 0)
     }
 
-    pub fn delete_subscription(&self, arn: &str) -> Result<(), DbError> {
+    /// Deletes a subscription and its pending deliveries; `farewell` (an HTTP endpoint's
+    /// `UnsubscribeConfirmation`) is stored in their place.
+    pub fn delete_subscription(
+        &self,
+        arn: &str,
+        farewell: Option<&Outgoing>,
+        now: i64,
+    ) -> Result<(), DbError> {
         self.db.write(|tx| {
             tx.execute("DELETE FROM outbox WHERE subscription_arn = ?1", &params![arn])?;
             tx.execute("DELETE FROM subscriptions WHERE arn = ?1", &params![arn])?;
+            if let Some(outgoing) = farewell {
+                insert_outgoing(tx, outgoing, now)?;
+            }
             Ok(())
         })
     }

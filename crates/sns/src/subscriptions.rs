@@ -200,7 +200,23 @@ fn required(sns: &Sns, input: &Value) -> Result<Subscription> {
 /// lists `NotFound` but which does not answer it).
 pub fn unsubscribe(sns: &Sns, input: &Value) -> Result<()> {
     match required(sns, input) {
-        Ok(subscription) => sns.store.delete_subscription(&subscription.arn).map_err(error::db),
+        Ok(subscription) => {
+            let web = matches!(subscription.protocol.as_str(), "http" | "https");
+            let farewell = (web && subscription.confirmed).then(|| Outgoing {
+                id: uuid::Uuid::new_v4().to_string(),
+                subscription_arn: subscription.arn.clone(),
+                kind: "UnsubscribeConfirmation".into(),
+                body: crate::deliver::unsubscribe_confirmation(sns, &subscription, now_ms()),
+                attempts: 0,
+            });
+            sns.store
+                .delete_subscription(&subscription.arn, farewell.as_ref(), now_ms())
+                .map_err(error::db)?;
+            if farewell.is_some() {
+                sns.outbox.wake();
+            }
+            Ok(())
+        }
         Err(error) if error.code == "NotFound" => Ok(()),
         Err(error) => Err(error),
     }
