@@ -401,6 +401,10 @@ def test_http_subscription_confirmation_and_delivery(sns):
         assert headers["x-amz-sns-topic-arn"] == arn
         assert confirmation["Type"] == "SubscriptionConfirmation" and confirmation["TopicArn"] == arn
         assert confirmation["Token"] and "SubscribeURL" in confirmation
+        # Subscribing again while pending asks the endpoint again.
+        assert sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=endpoint.url)["SubscriptionArn"] == "pending confirmation"
+        assert json.loads(endpoint.wait(2)[1][1])["Token"] == confirmation["Token"]
+        endpoint.requests.pop()
         [pending] = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
         assert pending["SubscriptionArn"] == "PendingConfirmation"
         assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["SubscriptionsPending"] == "1"

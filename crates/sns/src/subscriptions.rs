@@ -133,6 +133,18 @@ pub fn subscribe(sns: &Sns, input: &Value) -> Result<String> {
                 "Invalid parameter: Attributes Reason: Subscription already exists with different attributes",
             ));
         }
+        // Still pending: the endpoint is asked again, as AWS does.
+        if let (false, Some(token)) = (same.confirmed, &same.token) {
+            let again = Outgoing {
+                id: uuid::Uuid::new_v4().to_string(),
+                subscription_arn: same.arn.clone(),
+                kind: "SubscriptionConfirmation".into(),
+                body: crate::deliver::confirmation(sns, &topic.arn, token, now_ms()),
+                attempts: 0,
+            };
+            sns.store.enqueue(&[again], now_ms()).map_err(error::db)?;
+            sns.outbox.wake();
+        }
         return Ok(answer(same));
     }
     let web = matches!(protocol.as_str(), "http" | "https");
