@@ -19,6 +19,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+import conftest
 from support import ROLE, aws_client, make_zip, unique_name
 
 ACCOUNT = "000000000000"
@@ -553,3 +554,21 @@ def test_topics_subscriptions_and_pending_http_deliveries_survive_kill(server_fa
     assert sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["Endpoint"] == queue
     sns.publish(TopicArn=arn, Message="after restart")
     assert json.loads(receive(sqs, url, 1)[0])["Message"] == "after restart"
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_two_nodes_answer_from_one_database(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("sns_nodes")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name, "--node-expiry", "2"]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    sns_a, sns_b = aws_client("sns", a.endpoint), aws_client("sns", b.endpoint)
+    sqs = aws_client("sqs", b.endpoint, read_timeout=30)
+    arn = sns_a.create_topic(Name="shared")["TopicArn"]
+    assert arn in [t["TopicArn"] for t in sns_b.list_topics()["Topics"]]
+    queue_url, queue = make_queue(sqs, "shared")
+    sns_b.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue, Attributes={"RawMessageDelivery": "true"})
+    assert sns_a.get_topic_attributes(TopicArn=arn)["Attributes"]["SubscriptionsConfirmed"] == "1"
+    sns_a.publish(TopicArn=arn, Message="from a")
+    sns_b.publish(TopicArn=arn, Message="from b")
+    assert sorted(receive(sqs, queue_url, 2)) == ["from a", "from b"]
