@@ -214,6 +214,9 @@ def test_message_structure_and_attribute_validation(sns, sqs):
     assert (code, message) == ("ParameterValueInvalid", "Could not cast message attribute 'n' value to number.")
     with pytest.raises(sns.exceptions.InvalidParameterValueException):
         sns.publish(TopicArn=arn, Message="x", MessageAttributes={"t": {"DataType": "Decimal", "StringValue": "1"}})
+    code, message = error_of(lambda: sns.publish(TopicArn=arn, Message="x", MessageAttributes={
+        "s": {"DataType": "String", "BinaryValue": b"1"}}))
+    assert (code, message) == ("ParameterValueInvalid", "The message attribute 's' with type 'String' must use field 'String'.")
     code, message = error_of(lambda: sns.publish(TopicArn=arn, Message=""))
     assert (code, message) == ("InvalidParameter", "Invalid parameter: Empty message")
     code, _ = error_of(lambda: sns.publish(TopicArn=arn, Message="x" * (256 * 1024 + 1)))

@@ -134,6 +134,11 @@ fn check_attribute(
     };
     match base {
         "String" | "Number" => {
+            if string.is_none() && binary.is_some() {
+                return Err(value_invalid(format!(
+                    "The message attribute '{name}' with type '{data_type}' must use field 'String'."
+                )));
+            }
             let text = string.filter(|s| !s.is_empty()).ok_or_else(|| empty(base))?;
             if base == "Number" && text.trim().parse::<f64>().map_or(true, |n| !n.is_finite()) {
                 return Err(value_invalid(format!("Could not cast message attribute '{name}' value to number.")));
@@ -146,6 +151,11 @@ fn check_attribute(
             Ok(MessageAttribute { data_type: data_type.to_owned(), string: Some(text), binary: None })
         }
         "Binary" => {
+            if binary.is_none() && string.is_some() {
+                return Err(value_invalid(format!(
+                    "The message attribute '{name}' with type '{data_type}' must use field 'Binary'."
+                )));
+            }
             let encoded = binary.filter(|b| !b.is_empty()).ok_or_else(|| empty("Binary"))?;
             let bytes = B64.decode(encoded).map_err(|_| invalid_parameter("MessageAttributes"))?;
             Ok(MessageAttribute { data_type: data_type.to_owned(), string: None, binary: Some(bytes) })
