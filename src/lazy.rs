@@ -37,6 +37,19 @@ impl<S: Service> Lazy<S> {
         self.opened.get_or_try_init(open).await.cloned()
     }
 
+    /// As [`Lazy::get`], for blocking callers (not on a runtime worker outside `block_in_place`).
+    pub fn get_blocking(&self) -> Result<Arc<S>, String> {
+        if let Some(service) = self.opened() {
+            return Ok(service.clone());
+        }
+        let service = (self.open)()?;
+        // Opened meanwhile by a request: use that one, so that there is one instance.
+        match self.opened.set(service.clone()) {
+            Ok(()) => Ok(service),
+            Err(_) => Ok(self.opened.get().cloned().unwrap_or(service)),
+        }
+    }
+
     /// The service if something opened it already.
     pub fn opened(&self) -> Option<&Arc<S>> {
         self.opened.get()

@@ -254,7 +254,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
     }
     let lambda = Lambda::start(store.clone(), code, engine.clone(), options)?;
-    let notifications = Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone() });
+    // SNS opens on its first request, or now when HTTP/S deliveries wait in its outbox.
+    let sns = {
+        let deliveries: Arc<dyn nimbus_sns::Deliver> =
+            Arc::new(wiring::SnsDeliveries { lambda: lambda.clone(), sqs: sqs.clone() });
+        let (database, endpoint_url) = (database.clone(), endpoint_url.clone());
+        let (region, account) = (region.clone(), account.clone());
+        lazy::Lazy::new("sns", nimbus_api::Protocol::Query, move || {
+            nimbus_sns::Sns::open(&database, &region, &account, &endpoint_url, deliveries.clone())
+        })
+    };
+    {
+        let (sns, database) = (sns.clone(), database.clone());
+        tokio::spawn(async move {
+            let pending = tokio::task::spawn_blocking(move || nimbus_sns::Sns::has_pending(&database)).await;
+            if matches!(pending, Ok(true)) {
+                if let Err(error) = sns.get().await {
+                    eprintln!("nimbus: cannot open SNS to make its pending deliveries: {error}");
+                }
+            }
+        });
+    }
+    let notifications =
+        Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -274,7 +296,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
-        let targets = Arc::new(wiring::EventTargets { lambda: lambda.clone(), sqs: sqs.clone() });
+        let targets = Arc::new(wiring::EventTargets { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
         lazy::Lazy::new("events", Protocol::Json, move || {
             let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
             EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
@@ -294,11 +316,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EventBridge: {why}");
         }
     }
-    lambda.set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone() }));
+    lambda.set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> =
-        vec![admin, lambda, sqs.clone(), logs.clone(), metrics.clone(), events, scheduler, s3];
+        vec![admin, lambda, sqs.clone(), logs.clone(), metrics.clone(), sns.clone(), events, scheduler, s3];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();

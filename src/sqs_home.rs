@@ -60,32 +60,38 @@ impl Home<Sqs> {
         attributes: &[(String, String)],
     ) -> Result<(), String> {
         let deduplication_id = group_id.as_ref().map(|_| uuid::Uuid::new_v4().simple().to_string());
+        let attributes = attributes
+            .iter()
+            .map(|(k, v)| {
+                let value =
+                    nimbus_sqs::AttributeValue { data_type: "String".into(), string: Some(v.clone()), binary: None };
+                (k.clone(), value)
+            })
+            .collect();
+        let request = nimbus_sqs::SendRequest { body, attributes, group_id, deduplication_id, delay: None };
+        self.send_request(queue_arn, request).await
+    }
+
+    /// Sends one message with attributes and FIFO ids (SNS deliveries).
+    pub async fn send_request(
+        &self,
+        queue_arn: &str,
+        request: nimbus_sqs::SendRequest,
+    ) -> Result<(), String> {
         if let Some(sqs) = self.local() {
-            let attributes = attributes
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        nimbus_sqs::AttributeValue {
-                            data_type: "String".into(),
-                            string: Some(v.clone()),
-                            binary: None,
-                        },
-                    )
-                })
-                .collect();
-            let request =
-                nimbus_sqs::SendRequest { body, attributes, group_id, deduplication_id, delay: None };
             return sqs.send_with(queue_arn, request).await.map(drop).map_err(|e| e.to_string());
         }
-        let attributes: serde_json::Map<String, Value> = attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({ "DataType": "String", "StringValue": v })))
-            .collect();
-        let mut input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": body, "MessageAttributes": attributes });
-        if let Some(group) = group_id {
-            input["MessageGroupId"] = json!(group);
-            input["MessageDeduplicationId"] = json!(deduplication_id);
+        let attributes: serde_json::Map<String, Value> =
+            request.attributes.iter().map(|(name, value)| (name.clone(), value.to_wire())).collect();
+        let mut input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": request.body });
+        if !attributes.is_empty() {
+            input["MessageAttributes"] = Value::Object(attributes);
+        }
+        if let Some(group) = request.group_id {
+            input["MessageGroupId"] = group.into();
+        }
+        if let Some(dedup) = request.deduplication_id {
+            input["MessageDeduplicationId"] = dedup.into();
         }
         self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
     }

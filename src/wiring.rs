@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::lazy::Lazy;
 use crate::sqs_home::SqsHome;
 
 /// S3 bucket notifications: a function target becomes a durable asynchronous invocation, a
@@ -13,6 +14,7 @@ use crate::sqs_home::SqsHome;
 pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -27,6 +29,14 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Queue { queue_arn } => {
                 tokio::runtime::Handle::current().block_on(self.sqs.send(queue_arn, body))
             }
+            nimbus_s3::NotificationTarget::Topic { topic_arn } => {
+                let sns = self.sns.get_blocking()?;
+                let no_attributes = std::collections::BTreeMap::new();
+                let subject = Some("Amazon S3 Notification");
+                sns.publish(topic_arn, &body, subject, &no_attributes, None, None)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
         });
         if let Err(why) = outcome {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
@@ -39,7 +49,64 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                 self.lambda.function_exists(function_arn)
             }
             nimbus_s3::NotificationTarget::Queue { queue_arn } => self.sqs.exists(queue_arn),
+            nimbus_s3::NotificationTarget::Topic { topic_arn } => tokio::task::block_in_place(|| {
+                self.sns.get_blocking().is_ok_and(|sns| sns.topic_exists(topic_arn))
+            }),
         }
+    }
+}
+
+/// SNS deliveries: to SQS queues (stored before `to_queue` returns) and Lambda functions
+/// (durable asynchronous invocations), as S3's notifications are made.
+pub struct SnsDeliveries {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub sqs: Arc<SqsHome>,
+}
+
+impl nimbus_sns::Deliver for SnsDeliveries {
+    fn to_queue(
+        &self,
+        queue_arn: &str,
+        message: nimbus_sns::QueueMessage,
+    ) -> Result<(), nimbus_sns::Failure> {
+        let attributes = message
+            .attributes
+            .into_iter()
+            .map(|(name, a)| {
+                (
+                    name,
+                    nimbus_sqs::AttributeValue { data_type: a.data_type, string: a.string, binary: a.binary },
+                )
+            })
+            .collect();
+        let request = nimbus_sqs::SendRequest {
+            body: message.body,
+            attributes,
+            delay: None,
+            group_id: message.group_id,
+            deduplication_id: message.dedup_id,
+        };
+        let sent = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(self.sqs.send_request(queue_arn, request))
+        });
+        sent.map_err(|why| {
+            // SQS between nodes, or failing for the moment: worth retrying. Anything else (a
+            // deleted queue, a refused message) is the subscriber's to fix.
+            let transient = ["ServiceUnavailable", "InternalError", "no node serves", "http://"]
+                .iter()
+                .any(|sign| why.contains(sign));
+            nimbus_sns::Failure { message: why, transient }
+        })
+    }
+
+    fn to_function(&self, function_arn: &str, event: Vec<u8>) -> Result<(), nimbus_sns::Failure> {
+        tokio::task::block_in_place(|| {
+            if !self.lambda.function_exists(function_arn) {
+                return Err(nimbus_sns::Failure::permanent(format!("Function not found: {function_arn}")));
+            }
+            // Full queue or database trouble: retried.
+            self.lambda.enqueue_event_blocking(function_arn, event).map_err(nimbus_sns::Failure::transient)
+        })
     }
 }
 
@@ -196,6 +263,7 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
 pub struct EventTargets {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
+    pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -220,6 +288,7 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 );
                 tokio::runtime::Handle::current().block_on(send)
             }
+            "sns" => publish(&self.sns, arn, payload, options.message_group_id.as_deref()),
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }
@@ -229,6 +298,17 @@ impl nimbus_eventbridge::Targets for EventTargets {
 /// invocation record as the detail of a "Lambda Function Invocation Result" event, as AWS sends it.
 pub struct LambdaDestinations {
     pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+    pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
+}
+
+/// Publishes to an SNS topic for another service (EventBridge targets, Lambda destinations); a
+/// FIFO topic gets a group and a fresh deduplication id.
+fn publish(sns: &crate::lazy::Lazy<nimbus_sns::Sns>, topic: &str, message: &str, group: Option<&str>) -> Result<(), String> {
+    let sns = sns.get_blocking()?;
+    let fifo = topic.ends_with(".fifo");
+    let group = group.or(fifo.then_some("default"));
+    let dedup = fifo.then(|| uuid::Uuid::new_v4().simple().to_string());
+    sns.publish(topic, message, None, &Default::default(), group, dedup.as_deref()).map(drop).map_err(|e| e.message)
 }
 
 impl nimbus_lambda::Destinations for LambdaDestinations {
@@ -241,6 +321,9 @@ impl nimbus_lambda::Destinations for LambdaDestinations {
             let function = record["requestContext"]["functionArn"].as_str().unwrap_or_default().to_owned();
             let detail_type = format!("Lambda Function Invocation Result - {outcome}");
             return events.put_event(arn, "lambda", &detail_type, record, vec![function, arn.to_owned()]);
+        }
+        if arn.starts_with("arn:aws:sns:") {
+            return publish(&self.sns, arn, body, None);
         }
         Err(format!("nimbus does not deliver Lambda destinations to {arn} yet"))
     }

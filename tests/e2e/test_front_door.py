@@ -24,7 +24,7 @@ UNSERVED = [
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ec2", "describe_instances", {}, "Amazon Elastic Compute Cloud"),
-    ("sns", "list_topics", {}, "Amazon Simple Notification Service"),
+    ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("iam", "list_users", {}, "AWS Identity and Access Management"),
     ("sts", "get_caller_identity", {}, "AWS Security Token Service"),
     ("batch", "describe_job_queues", {}, "AWS Batch"),

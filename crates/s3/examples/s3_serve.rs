@@ -19,6 +19,7 @@ impl NotificationSink for FileSink {
         let target = match target {
             NotificationTarget::Lambda { function_arn } => function_arn,
             NotificationTarget::Queue { queue_arn } => queue_arn,
+            NotificationTarget::Topic { topic_arn } => topic_arn,
         };
         let line = serde_json::json!({ "target": target, "event": event });
         let _ = writeln!(self.0.lock().unwrap(), "{line}");

@@ -1,5 +1,5 @@
 //! Bucket notifications: Put/GetBucketNotificationConfiguration (Lambda, SQS and SNS targets,
-//! event types, prefix/suffix filters), the `s3:TestEvent` sent to queues on configuration, and
+//! event types, prefix/suffix filters), the `s3:TestEvent` sent to queues and topics on configuration, and
 //! delivery of object events through the integrator's [`NotificationSink`].
 
 use std::sync::Arc;
@@ -12,12 +12,14 @@ use crate::events::{self, RecordContext};
 use crate::xml::{self, Node, XmlWriter};
 use crate::Inner;
 
-/// Where an event goes. The integrator turns a Lambda target into a durable async invoke and a
-/// queue target into an SQS message.
+/// Where an event goes. The integrator turns a Lambda target into a durable async invoke, a
+/// queue target into an SQS message and a topic target into an SNS message (subject "Amazon S3
+/// Notification", the event document as its message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotificationTarget {
     Lambda { function_arn: String },
     Queue { queue_arn: String },
+    Topic { topic_arn: String },
 }
 
 /// Delivery of event documents (`{"Records":[…]}` or the test event). Called after the object
@@ -95,9 +97,10 @@ impl Rule {
 
     pub fn target(&self) -> Option<NotificationTarget> {
         match self.kind {
+            0 => Some(NotificationTarget::Topic { topic_arn: self.arn.clone() }),
             1 => Some(NotificationTarget::Queue { queue_arn: self.arn.clone() }),
             2 => Some(NotificationTarget::Lambda { function_arn: self.arn.clone() }),
-            _ => None, // SNS is not served by nimbus: kept and returned, never delivered
+            _ => None,
         }
     }
 }
@@ -227,7 +230,6 @@ fn from_json(text: &str) -> Config {
 
 /// AWS checks every destination of a configuration and refuses the whole configuration,
 /// naming each one it could not validate in numbered `ArgumentName`/`ArgumentValue` pairs.
-/// Topics are not checked: nimbus does not serve SNS, so it keeps them without delivering.
 fn check_destinations(sink: &dyn NotificationSink, config: &Config) -> S3Result<()> {
     let mut error = S3Error::invalid_argument("Unable to validate the following destination configurations");
     let mut failed = 0;
@@ -239,6 +241,12 @@ fn check_destinations(sink: &dyn NotificationSink, config: &Config) -> S3Result<
             NotificationTarget::Queue { queue_arn } => {
                 (queue_arn.clone(), "The destination queue does not exist".to_owned())
             }
+            // AWS's wording: it cannot tell a missing topic from one whose policy refuses S3.
+            NotificationTarget::Topic { topic_arn } => (
+                topic_arn.clone(),
+                "Permissions on the destination topic do not allow S3 to publish notifications from this bucket"
+                    .to_owned(),
+            ),
             // AWS's wording: it tries the function's resource policy and reports that.
             NotificationTarget::Lambda { function_arn } => (
                 format!("{function_arn}, null"),
@@ -267,11 +275,15 @@ pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     s3.db.set_notification(ctx.bucket(), &to_json(&config))?;
     if let Some(sink) = &s3.sink {
         let test = events::test_event(ctx.bucket(), &ctx.request_id, &ctx.host_id, context::now_ms());
-        let mut queues: Vec<&str> =
-            config.rules.iter().filter(|r| r.kind == 1).map(|r| r.arn.as_str()).collect();
-        queues.dedup();
-        for queue in queues {
-            sink.deliver(&NotificationTarget::Queue { queue_arn: queue.to_owned() }, test.clone());
+        // Queues and topics get the test event once each; functions none.
+        let mut targets: Vec<NotificationTarget> = Vec::new();
+        for target in config.rules.iter().filter(|r| r.kind != 2).filter_map(Rule::target) {
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+        for target in targets {
+            sink.deliver(&target, test.clone());
         }
     }
     Ok(Reply::empty(200))
