@@ -1,7 +1,6 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod home;
-#[allow(dead_code)] // the services wired next use it
 mod lazy;
 mod lock;
 mod logs_home;
@@ -97,6 +96,10 @@ struct UpArgs {
     /// nimbus's API.
     #[arg(long)]
     host_loopback: bool,
+    /// Answer Kinesis puts past a shard's write limits (1 MiB/s, 1,000 records/s) with
+    /// `ProvisionedThroughputExceededException`, as AWS does; off, nothing is throttled.
+    #[arg(long)]
+    kinesis_limits: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -166,6 +169,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
+    let kinesis = kinesis_service(&state);
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
         (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), sqs),
@@ -253,8 +257,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    // Streams already on disk: their retention sweep runs from the start.
+    if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
+        if let Err(error) = kinesis.get().await {
+            eprintln!("nimbus: cannot open Kinesis: {error}");
+        }
+    }
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
+    let services: Vec<Arc<dyn Service>> =
+        vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), kinesis, s3];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -309,6 +320,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("nimbus: stopped");
     Ok(())
+}
+
+/// Kinesis, opened by its first request (or at start when it holds streams).
+fn kinesis_service(state: &State<'_>) -> Arc<lazy::Lazy<nimbus_kinesis::Kinesis>> {
+    let (database, identity) = (state.database.clone(), state.identity.clone());
+    let options = nimbus_kinesis::Options { write_limits: state.args.kinesis_limits, ..Default::default() };
+    lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || {
+        nimbus_kinesis::Kinesis::open(&database, identity.clone(), options.clone())
+    })
 }
 
 /// What every service opens its state from.

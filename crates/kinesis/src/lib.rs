@@ -40,6 +40,8 @@ use crate::store::Stream;
 use crate::wire::Format;
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+/// Where Kinesis's SQLite file lives in the data directory.
+pub const SQLITE_FILE: &str = "kinesis/kinesis.db";
 
 /// Milliseconds since the epoch; tests move it.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;

@@ -73,7 +73,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 pub const SCHEMA: Schema =
-    Schema { service: "kinesis", sqlite_file: "kinesis/kinesis.db", relaxed: false, migrations: MIGRATIONS };
+    Schema { service: "kinesis", sqlite_file: crate::SQLITE_FILE, relaxed: false, migrations: MIGRATIONS };
 
 pub fn open(database: &Database) -> std::result::Result<ServiceDb, DbError> {
     database.open(&SCHEMA)

@@ -28,7 +28,7 @@ impl Kinesis {
         let mode =
             input.pointer("/StreamModeDetails/StreamMode").and_then(Value::as_str).unwrap_or("PROVISIONED");
         let count = match mode {
-            "PROVISIONED" => match opt_int(input, "ShardCount", 1, 100_000)? {
+            "PROVISIONED" => match opt_int(input, "ShardCount", 1, i64::MAX)? {
                 Some(count) => count,
                 None => return Err(error::invalid("ShardCount is required for provisioned streams.")),
             },
@@ -198,7 +198,7 @@ impl Kinesis {
     }
 
     pub(crate) fn change_retention(&self, input: &Value, increase: bool) -> Result<Value> {
-        let hours = opt_int(input, "RetentionPeriodHours", 1, 8760)?
+        let hours = opt_int(input, "RetentionPeriodHours", i64::MIN, i64::MAX)?
             .ok_or_else(|| error::missing("retentionPeriodHours"))?;
         self.tx_write(|tx| {
             let stream = self.stream(tx, input)?;
