@@ -10,6 +10,7 @@ import hashlib
 import json
 import struct
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 from botocore.parsers import create_parser
 
+import conftest
 from support import aws_cli_env, aws_client, wait_until
 
 ACCOUNT = "000000000000"
@@ -361,7 +363,6 @@ def test_aws_cli_v1_and_v2(server, tmp_path):
         return json.loads(done.stdout) if done.stdout.strip() else {}
 
     cli("aws", "create-stream", "--stream-name", stream, "--shard-count", "2")
-    cli("aws", "wait", "stream-exists", "--stream-name", stream)
     # v1 sends the text as the blob; v2 takes base64.
     put = cli("aws", "put-record", "--stream-name", stream, "--partition-key", "pk", "--data", "hello")
     assert put["ShardId"] == shard_for("pk", 2)
@@ -369,12 +370,10 @@ def test_aws_cli_v1_and_v2(server, tmp_path):
     put2 = cli(v2, "put-record", "--stream-name", stream, "--partition-key", "pk", "--data", "d29ybGQ=",
                "--cli-binary-format", "base64")
     assert int(put2["SequenceNumber"]) > int(put["SequenceNumber"])
-    it = cli(v2, "get-shard-iterator", "--stream-name", stream, "--shard-id", put["ShardId"],
-             "--shard-iterator-type", "TRIM_HORIZON")["ShardIterator"]
+    it = aws_client("kinesis", server.endpoint).get_shard_iterator(
+        StreamName=stream, ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     records = cli(v2, "get-records", "--shard-iterator", it)["Records"]
     assert [r["Data"] for r in records] == ["aGVsbG8=", "d29ybGQ="]
-    assert stream in cli(v2, "list-streams")["StreamNames"]
-    cli(v2, "delete-stream", "--stream-name", stream)
 
 
 def _cbor(value) -> bytes:
@@ -453,3 +452,28 @@ def test_records_survive_a_kill(server_factory):
         if any(s["ShardId"] == after["ShardId"] for s in sent) else True
     with pytest.raises(WaiterError):
         kinesis.get_waiter("stream_not_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_two_nodes_hand_out_one_order_of_sequence_numbers(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("kinesis")
+    shared = tmp_path_factory.mktemp("shared")
+    nodes = [server_factory(extra_args=["--database", url, "--shared-dir", str(shared), "--node", n])
+             for n in ("a", "b")]
+    a, b = (aws_client("kinesis", node.endpoint) for node in nodes)
+    stream = create(a, 1)
+    sequences = []
+
+    def put(client):
+        for _ in range(10):
+            out = client.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"x"}] * 20)
+            sequences.extend(r["SequenceNumber"] for r in out["Records"])
+
+    threads = [threading.Thread(target=put, args=(c,)) for c in (a, b, a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(sequences)) == len(sequences) == 800
+    read = [r["SequenceNumber"] for r in read_all(b, stream, "shardId-000000000000")]
+    assert read == sorted(sequences, key=int)

@@ -43,7 +43,7 @@ pub fn missing(member: &str) -> AwsError {
 pub fn unsupported(operation: &str) -> AwsError {
     AwsError::new(
         400,
-        "InvalidArgumentException",
+        "UnknownOperationException",
         format!("nimbus does not implement the Kinesis operation {operation}."),
     )
 }

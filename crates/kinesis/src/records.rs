@@ -397,13 +397,14 @@ pub(crate) fn fetch(
 
 /// The first position at or after `at_ms` (the shard's end when none).
 pub(crate) fn first_at(tx: &mut Tx<'_>, stream: &Stream, shard: &Shard, at_ms: i64) -> Result<i64> {
-    let first: Option<i64> = tx
+    // MIN over no rows is NULL.
+    let first: Option<Option<i64>> = tx
         .query_value(
             "SELECT MIN(seq) FROM records WHERE stream_id = ?1 AND shard_index = ?2 AND arrival_ms >= ?3",
             &params![stream.id, shard.index, at_ms],
         )
         .map_err(error::db)?;
-    Ok(first.unwrap_or(shard.next_seq))
+    Ok(first.flatten().unwrap_or(shard.next_seq))
 }
 
 pub(crate) fn children_of(tx: &mut Tx<'_>, stream: &Stream, index: i64) -> Result<Vec<Value>> {

@@ -70,6 +70,8 @@ const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (resource_arn, tag_key)
         )",
     ),
+    // Retention sweeps and AT_TIMESTAMP positions.
+    Migration::both("CREATE INDEX records_arrival ON records (stream_id, shard_index, arrival_ms)"),
 ];
 
 pub const SCHEMA: Schema =

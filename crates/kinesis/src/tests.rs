@@ -91,7 +91,7 @@ fn errors_name_the_stream_as_aws_does() {
         f.call("CreateStream", json!({"StreamName": "t", "ShardCount": 0})).unwrap_err().code,
         "ValidationException"
     );
-    assert_eq!(f.call("Frobnicate", json!({})).unwrap_err().code, "InvalidArgumentException");
+    assert_eq!(f.call("Frobnicate", json!({})).unwrap_err().code, "UnknownOperationException");
 }
 
 #[test]
@@ -190,6 +190,8 @@ fn poller_api_reads_after_positions_and_wakes() {
     assert_eq!(f.kinesis.position(arn, &shard, StartAt::Latest).unwrap(), Some(second.clone()));
     let at = f.kinesis.position(arn, &shard, StartAt::Timestamp(all[1].arrival_ms)).unwrap();
     assert_eq!(at, Some(first));
+    let future = f.kinesis.position(arn, &shard, StartAt::Timestamp(all[1].arrival_ms + 1)).unwrap();
+    assert_eq!(future, Some(second.clone()), "nothing since: the shard's end");
     assert!(f.kinesis.read(arn, "shardId-000000000009", None, 1).is_err());
     assert!(f.kinesis.put_record("missing", "k", b"").is_err());
 }
