@@ -327,6 +327,19 @@ def test_enhanced_fan_out_subscribe_to_shard(kinesis):
                                                          "SequenceNumber": sent[2]["SequenceNumber"]})
     assert [r["Data"] for e in after["EventStream"] for r in e["SubscribeToShardEvent"]["Records"]] == [b"e3", b"e4"]
 
+    # A subscription at the tip waits for the next record and delivers it as soon as it is put.
+    received = []
+    subscriber = threading.Thread(target=lambda: received.extend(
+        r["Data"] for e in kinesis.subscribe_to_shard(
+            ConsumerARN=consumer["ConsumerARN"], ShardId=shard,
+            StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sent[-1]["SequenceNumber"]},
+        )["EventStream"] for r in e["SubscribeToShardEvent"]["Records"]))
+    started = time.monotonic()
+    subscriber.start()
+    kinesis.put_record(StreamName=stream, PartitionKey=key, Data=b"live")
+    subscriber.join(10)
+    assert received == [b"live"] and time.monotonic() - started < 4
+
     message = expect_error("ResourceInUseException", kinesis.delete_stream, StreamName=stream)
     assert "consumers" in message
     kinesis.deregister_stream_consumer(ConsumerARN=consumer["ConsumerARN"])

@@ -21,6 +21,8 @@ const SUBSCRIPTION_WAIT: Duration = Duration::from_secs(5);
 /// Records per event, and events per subscription.
 const EVENT_RECORDS: i64 = 10_000;
 const MAX_EVENTS: usize = 10;
+/// A subscription's answer stops growing past this.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 struct Consumer {
     stream_id: String,
@@ -259,7 +261,8 @@ impl Kinesis {
             body.extend(eventstream::event("SubscribeToShardEvent", event.to_string().as_bytes()));
             events += 1;
             from = next;
-            if rows.is_empty() || drained || next >= shard.next_seq || events >= MAX_EVENTS {
+            let full = events >= MAX_EVENTS || body.len() > MAX_BODY_BYTES;
+            if rows.is_empty() || drained || next >= shard.next_seq || full {
                 break;
             }
         }

@@ -361,7 +361,7 @@ impl From<nimbus_store::DbError> for Retry {
 }
 
 /// Records of shard `index` from position `from`, within retention, at most `limit` of them
-/// and about 10 MiB.
+/// and about 10 MiB (sizes are read first, so memory stays bounded whatever `limit` is).
 pub(crate) fn fetch(
     tx: &mut Tx<'_>,
     stream: &Stream,
@@ -370,29 +370,41 @@ pub(crate) fn fetch(
     limit: i64,
     now: i64,
 ) -> Result<Vec<Row>> {
+    let horizon = stream.horizon_ms(now);
+    let sizes = tx
+        .query(
+            "SELECT seq, LENGTH(data) FROM records
+             WHERE stream_id = ?1 AND shard_index = ?2 AND seq >= ?3 AND arrival_ms >= ?4 ORDER BY seq LIMIT ?5",
+            &params![stream.id, index, from, horizon, limit],
+        )
+        .map_err(error::db)?;
+    let (mut last, mut bytes) = (None, 0);
+    for row in &sizes {
+        let size: i64 = row.get(1).map_err(error::db)?;
+        bytes += size as usize;
+        if bytes > MAX_GET_BYTES && last.is_some() {
+            break;
+        }
+        last = Some(row.get::<i64>(0).map_err(error::db)?);
+    }
+    let Some(last) = last else { return Ok(Vec::new()) };
     let rows = tx
         .query(
             "SELECT seq, partition_key, data, arrival_ms FROM records
-             WHERE stream_id = ?1 AND shard_index = ?2 AND seq >= ?3 AND arrival_ms >= ?4 ORDER BY seq LIMIT ?5",
-            &params![stream.id, index, from, stream.horizon_ms(now), limit],
+             WHERE stream_id = ?1 AND shard_index = ?2 AND seq >= ?3 AND seq <= ?4 AND arrival_ms >= ?5 ORDER BY seq",
+            &params![stream.id, index, from, last, horizon],
         )
         .map_err(error::db)?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut bytes = 0;
-    for row in rows {
-        let record = Row {
-            position: row.get(0).map_err(error::db)?,
-            partition_key: row.get(1).map_err(error::db)?,
-            data: row.get(2).map_err(error::db)?,
-            arrival_ms: row.get(3).map_err(error::db)?,
-        };
-        bytes += record.data.len();
-        if bytes > MAX_GET_BYTES && !out.is_empty() {
-            break;
-        }
-        out.push(record);
-    }
-    Ok(out)
+    rows.iter()
+        .map(|row| {
+            Ok(Row {
+                position: row.get(0).map_err(error::db)?,
+                partition_key: row.get(1).map_err(error::db)?,
+                data: row.get(2).map_err(error::db)?,
+                arrival_ms: row.get(3).map_err(error::db)?,
+            })
+        })
+        .collect()
 }
 
 /// The first position at or after `at_ms` (the shard's end when none).

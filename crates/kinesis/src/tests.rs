@@ -241,3 +241,25 @@ fn update_shard_count_scales_uniformly() {
     );
     assert_eq!(too_far.unwrap_err().code, "InvalidArgumentException");
 }
+
+#[test]
+fn get_records_stops_near_ten_mebibytes() {
+    use base64::Engine as _;
+    let f = fixture(false);
+    f.ok("CreateStream", json!({"StreamName": "s", "ShardCount": 1}));
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1024 * 1024 - 1]);
+    for _ in 0..12 {
+        f.ok("PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": big}));
+    }
+    let it = f.ok(
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+    );
+    f.advance(2000);
+    let got = f.ok("GetRecords", json!({"ShardIterator": it["ShardIterator"]}));
+    assert_eq!(got["Records"].as_array().unwrap().len(), 10);
+    assert_eq!(got["MillisBehindLatest"], 2000);
+    let rest = f.ok("GetRecords", json!({"ShardIterator": got["NextShardIterator"]}));
+    assert_eq!(rest["Records"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["MillisBehindLatest"], 0);
+}
