@@ -38,7 +38,6 @@ impl<S: Service> Lazy<S> {
     }
 
     /// The service if something opened it already.
-    #[allow(dead_code)] // for adapters that must not open a service (pollers of streams)
     pub fn opened(&self) -> Option<&Arc<S>> {
         self.opened.get()
     }

@@ -169,7 +169,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = Identity { region: args.region.clone(), account: args.account.clone() };
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
-    let kinesis = kinesis_service(&state);
+    let kinesis = kinesis_service(&state, cluster.as_ref());
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
         (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), sqs),
@@ -322,13 +322,25 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Kinesis, opened by its first request (or at start when it holds streams).
-fn kinesis_service(state: &State<'_>) -> Arc<lazy::Lazy<nimbus_kinesis::Kinesis>> {
+/// Kinesis, opened by its first request (or at start when it holds streams). With several nodes
+/// each tells the others when it commits records, so that their readers wake at once.
+fn kinesis_service(
+    state: &State<'_>,
+    cluster: Option<&Arc<Cluster>>,
+) -> Arc<lazy::Lazy<nimbus_kinesis::Kinesis>> {
     let (database, identity) = (state.database.clone(), state.identity.clone());
-    let options = nimbus_kinesis::Options { write_limits: state.args.kinesis_limits, ..Default::default() };
-    lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || {
+    let announce = cluster.cloned().map(|cluster| {
+        Arc::new(move || cluster.notify(wiring::KINESIS_TOPIC)) as Arc<dyn Fn() + Send + Sync>
+    });
+    let options =
+        nimbus_kinesis::Options { write_limits: state.args.kinesis_limits, announce, ..Default::default() };
+    let kinesis = lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || {
         nimbus_kinesis::Kinesis::open(&database, identity.clone(), options.clone())
-    })
+    });
+    if let Some(cluster) = cluster {
+        wiring::wake_kinesis_readers(cluster, kinesis.clone());
+    }
+    kinesis
 }
 
 /// What every service opens its state from.

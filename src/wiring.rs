@@ -189,3 +189,29 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
         Box::pin(crate::home::Home::balance(self))
     }
 }
+
+/// The cluster topic a node announces its Kinesis writes on.
+pub const KINESIS_TOPIC: &str = "kinesis";
+
+/// Wakes this node's Kinesis readers (pollers, subscriptions) when another node commits
+/// records; nothing to wake while Kinesis is not open here.
+pub fn wake_kinesis_readers(
+    cluster: &Arc<nimbus_store::Cluster>,
+    kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+) {
+    let mut changes = cluster.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                // "*": notifications were lost for a while; Lagged: some were missed.
+                Ok(topic) if topic == KINESIS_TOPIC || topic == "*" => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if let Some(kinesis) = kinesis.opened() {
+                kinesis.records_written_elsewhere();
+            }
+        }
+    });
+}

@@ -490,3 +490,17 @@ def test_two_nodes_hand_out_one_order_of_sequence_numbers(server_factory, tmp_pa
     assert len(set(sequences)) == len(sequences) == 800
     read = [r["SequenceNumber"] for r in read_all(b, stream, "shardId-000000000000")]
     assert read == sorted(sequences, key=int)
+
+    # A subscription waiting on node b wakes when node a commits a record.
+    consumer = b.register_stream_consumer(StreamARN=stream_arn(stream), ConsumerName="c")["Consumer"]
+    received = []
+    subscriber = threading.Thread(target=lambda: received.extend(
+        r["Data"] for e in b.subscribe_to_shard(
+            ConsumerARN=consumer["ConsumerARN"], ShardId="shardId-000000000000",
+            StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": read[-1]},
+        )["EventStream"] for r in e["SubscribeToShardEvent"]["Records"]))
+    started = time.monotonic()
+    subscriber.start()
+    a.put_record(StreamName=stream, PartitionKey="k", Data=b"from a")
+    subscriber.join(10)
+    assert received == [b"from a"] and time.monotonic() - started < 4

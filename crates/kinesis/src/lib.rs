@@ -55,6 +55,9 @@ pub struct Options {
     pub sweep_every: Option<Duration>,
     /// Replaces the system clock (tests).
     pub clock: Option<Clock>,
+    /// Called after every commit of records, to tell other nodes (which call
+    /// [`Kinesis::records_written_elsewhere`]); none on a node alone.
+    pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 pub struct Kinesis {
@@ -63,6 +66,7 @@ pub struct Kinesis {
     clock: Clock,
     limits: Option<limits::Limits>,
     written: watch::Sender<u64>,
+    announce: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Kinesis {
@@ -77,7 +81,8 @@ impl Kinesis {
         let clock = options.clock.unwrap_or_else(|| Arc::new(system_now_ms));
         let (written, _) = watch::channel(0);
         let limits = options.write_limits.then(limits::Limits::default);
-        let kinesis = Arc::new(Kinesis { db, identity, clock, limits, written });
+        let announce = options.announce;
+        let kinesis = Arc::new(Kinesis { db, identity, clock, limits, written, announce });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let every = options.sweep_every.unwrap_or(Duration::from_secs(60));
             runtime.spawn(sweep(Arc::downgrade(&kinesis), every));
@@ -143,13 +148,22 @@ impl Kinesis {
         }
     }
 
-    /// A receiver whose value changes every time records are committed on this node.
+    /// A receiver whose value changes every time records are committed on this node (and,
+    /// with several nodes, when another node says it committed some).
     pub fn written(&self) -> watch::Receiver<u64> {
         self.written.subscribe()
     }
 
+    /// Another node committed records: wakes this node's readers.
+    pub fn records_written_elsewhere(&self) {
+        self.written.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn wake(&self) {
         self.written.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(announce) = &self.announce {
+            announce();
+        }
     }
 
     /// Deletes records past their stream's retention and closed shards with none left.

@@ -19,6 +19,7 @@ fn fixture(write_limits: bool) -> Fixture {
         write_limits,
         sweep_every: None,
         clock: Some(Arc::new(move || now.load(Ordering::SeqCst))),
+        announce: None,
     };
     let kinesis = Kinesis::open(&Database::sqlite(dir.path()), Identity::default(), options).unwrap();
     Fixture { kinesis, clock, _dir: dir }
