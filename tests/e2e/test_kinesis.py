@@ -297,6 +297,23 @@ def test_retention_period(kinesis):
     assert "Minimum allowed retention period is 24 hours" in message
 
 
+def test_monitoring_encryption_and_mode_settings(kinesis):
+    stream = create(kinesis, 1)
+    out = kinesis.enable_enhanced_monitoring(StreamName=stream, ShardLevelMetrics=["IncomingBytes"])
+    assert out["CurrentShardLevelMetrics"] == [] and out["DesiredShardLevelMetrics"] == ["IncomingBytes"]
+    out = kinesis.disable_enhanced_monitoring(StreamARN=stream_arn(stream), ShardLevelMetrics=["ALL"])
+    assert out["DesiredShardLevelMetrics"] == []
+    kinesis.start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    assert (summary["EncryptionType"], summary["KeyId"]) == ("KMS", "alias/aws/kinesis")
+    assert kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x")["EncryptionType"] == "KMS"
+    kinesis.stop_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    kinesis.update_stream_mode(StreamARN=stream_arn(stream), StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    assert summary["EncryptionType"] == "NONE" and summary["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    expect_error("UnknownOperationException", kinesis.get_resource_policy, ResourceARN=stream_arn(stream))
+
+
 def test_enhanced_fan_out_subscribe_to_shard(kinesis):
     stream = create(kinesis, 2)
     arn = stream_arn(stream)
@@ -399,6 +416,8 @@ def _cbor(value) -> bytes:
                 return bytes([major << 5 | info]) + struct.pack(fmt, n)
         raise OverflowError(n)
 
+    if isinstance(value, dt.datetime):  # the SDK for Java's timestamps: tag 1, epoch milliseconds
+        return b"\xc1" + _cbor(int(value.timestamp() * 1000))
     if isinstance(value, bytes):
         return head(2, len(value)) + value
     if isinstance(value, str):
@@ -434,7 +453,8 @@ def test_cbor_as_the_java_sdk_speaks_it(kinesis, server):
                                 {"StreamName": stream, "PartitionKey": "k", "Data": b"\x00\xffbinary"})
     assert status == 200 and put["ShardId"] == "shardId-000000000000"
     status, it, _ = _cbor_call(server.endpoint, "GetShardIterator", {
-        "StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"})
+        "StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP",
+        "Timestamp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)})
     status, got, raw = _cbor_call(server.endpoint, "GetRecords", {"ShardIterator": it["ShardIterator"]})
     assert status == 200
     assert got["Records"][0]["Data"] == b"\x00\xffbinary"

@@ -248,7 +248,7 @@ impl Kinesis {
                 Some(last) if next < shard.next_seq => (now - last.arrival_ms).max(0),
                 _ => 0,
             };
-            let records: Vec<Value> = rows.iter().map(|row| record_json(shard.index, row)).collect();
+            let records: Vec<Value> = rows.iter().map(|row| record_json(&stream, shard.index, row)).collect();
             let mut event = json!({
                 "Records": records,
                 "ContinuationSequenceNumber": seq::format(shard.index, next - 1),

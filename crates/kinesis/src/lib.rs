@@ -19,6 +19,7 @@ mod limits;
 mod poller;
 mod records;
 mod seq;
+mod settings;
 mod shards;
 mod store;
 mod streams;
@@ -208,6 +209,11 @@ impl Kinesis {
             "IncreaseStreamRetentionPeriod" => self.change_retention(input, true)?,
             "DecreaseStreamRetentionPeriod" => self.change_retention(input, false)?,
             "DescribeLimits" => self.describe_limits()?,
+            "EnableEnhancedMonitoring" => self.enhanced_monitoring(input, true)?,
+            "DisableEnhancedMonitoring" => self.enhanced_monitoring(input, false)?,
+            "StartStreamEncryption" => self.stream_encryption(input, true)?,
+            "StopStreamEncryption" => self.stream_encryption(input, false)?,
+            "UpdateStreamMode" => self.update_stream_mode(input)?,
             "ListShards" => self.list_shards(input)?,
             "SplitShard" => self.split_shard(input)?,
             "MergeShards" => self.merge_shards(input)?,

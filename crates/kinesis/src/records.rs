@@ -102,7 +102,7 @@ impl Kinesis {
             Outcome::Stored { shard, position } => Ok(json!({
                 "ShardId": seq::shard_id(shard),
                 "SequenceNumber": seq::format(shard, position),
-                "EncryptionType": "NONE",
+                "EncryptionType": stream.encryption_type(),
             })),
             Outcome::Throttled { shard } => Err(error::throughput(self.throttled_message(&stream, shard))),
         }
@@ -154,7 +154,9 @@ impl Kinesis {
                 }
             })
             .collect();
-        Ok(json!({"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"}))
+        Ok(
+            json!({"FailedRecordCount": failed, "Records": results, "EncryptionType": stream.encryption_type()}),
+        )
     }
 
     /// Stores `entries` in one transaction, each on the open shard its hash key falls in, and
@@ -330,7 +332,7 @@ impl Kinesis {
             Some(last) if next_from < shard.next_seq => (now - last.arrival_ms).max(0),
             _ => 0,
         };
-        let records: Vec<Value> = rows.iter().map(|row| record_json(shard.index, row)).collect();
+        let records: Vec<Value> = rows.iter().map(|row| record_json(&stream, shard.index, row)).collect();
         let mut output = json!({"Records": records, "MillisBehindLatest": behind});
         if drained {
             output["ChildShards"] = Value::Array(children);
@@ -435,12 +437,12 @@ pub(crate) fn children_of(tx: &mut Tx<'_>, stream: &Stream, index: i64) -> Resul
         .collect())
 }
 
-pub(crate) fn record_json(index: i64, row: &Row) -> Value {
+pub(crate) fn record_json(stream: &Stream, index: i64, row: &Row) -> Value {
     json!({
         "SequenceNumber": seq::format(index, row.position),
         "ApproximateArrivalTimestamp": seconds(row.arrival_ms),
         "Data": base64::engine::general_purpose::STANDARD.encode(&row.data),
         "PartitionKey": row.partition_key,
-        "EncryptionType": "NONE",
+        "EncryptionType": stream.encryption_type(),
     })
 }

@@ -16,7 +16,9 @@ const MIGRATIONS: &[Migration] = &[
             mode TEXT NOT NULL,
             retention_hours BIGINT NOT NULL,
             created_ms BIGINT NOT NULL,
-            next_shard BIGINT NOT NULL
+            next_shard BIGINT NOT NULL,
+            shard_metrics TEXT NOT NULL DEFAULT '',
+            encryption_key TEXT
         )",
     ),
     Migration::both(
@@ -89,10 +91,15 @@ pub struct Stream {
     pub mode: String,
     pub retention_hours: i64,
     pub created_ms: i64,
+    /// Enhanced monitoring's shard-level metrics, comma-separated.
+    pub shard_metrics: String,
+    /// The KMS key records are encrypted with (`StartStreamEncryption`); none: not encrypted.
+    pub encryption_key: Option<String>,
 }
 
 impl Stream {
-    pub const COLUMNS: &'static str = "id, name, arn, mode, retention_hours, created_ms";
+    pub const COLUMNS: &'static str =
+        "id, name, arn, mode, retention_hours, created_ms, shard_metrics, encryption_key";
 
     pub fn from_row(row: &Row) -> std::result::Result<Stream, DbError> {
         Ok(Stream {
@@ -102,7 +109,17 @@ impl Stream {
             mode: row.get(3)?,
             retention_hours: row.get(4)?,
             created_ms: row.get(5)?,
+            shard_metrics: row.get(6)?,
+            encryption_key: row.get(7)?,
         })
+    }
+
+    pub fn encryption_type(&self) -> &'static str {
+        if self.encryption_key.is_some() {
+            "KMS"
+        } else {
+            "NONE"
+        }
     }
 
     /// Records that arrived before this are gone.

@@ -121,17 +121,22 @@ impl Kinesis {
     }
 
     fn summary_json(&self, stream: &Stream, shards: &[store::Shard]) -> Value {
-        json!({
+        let metrics: Vec<&str> = stream.shard_metrics.split(',').filter(|m| !m.is_empty()).collect();
+        let mut summary = json!({
             "StreamName": stream.name,
             "StreamARN": stream.arn,
             "StreamStatus": "ACTIVE",
             "StreamModeDetails": {"StreamMode": stream.mode},
             "RetentionPeriodHours": stream.retention_hours,
             "StreamCreationTimestamp": seconds(stream.created_ms),
-            "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
-            "EncryptionType": "NONE",
+            "EnhancedMonitoring": [{"ShardLevelMetrics": metrics}],
+            "EncryptionType": stream.encryption_type(),
             "OpenShardCount": shards.iter().filter(|shard| shard.is_open()).count(),
-        })
+        });
+        if let Some(key) = &stream.encryption_key {
+            summary["KeyId"] = json!(key);
+        }
+        summary
     }
 
     pub(crate) fn list_streams(&self, input: &Value) -> Result<Value> {
