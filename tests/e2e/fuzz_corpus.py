@@ -297,6 +297,10 @@ KINESIS = [
                                 "ConsumerName": "fuzz"}),
     ("AddTagsToStream", {"StreamName": KINESIS_STREAM, "Tags": {"a": "b"}}),
     ("ListTagsForStream", {"StreamName": KINESIS_STREAM, "ExclusiveStartTagKey": "a", "Limit": 1}),
+    ("EnableEnhancedMonitoring", {"StreamName": KINESIS_STREAM, "ShardLevelMetrics": ["IncomingBytes", "ALL"]}),
+    ("StartStreamEncryption", {"StreamName": KINESIS_STREAM, "EncryptionType": "KMS", "KeyId": "alias/k"}),
+    ("UpdateStreamMode", {"StreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{KINESIS_STREAM}",
+                          "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
 ]
 
 # Services nimbus does not serve: each must still get an error its own client can read.
