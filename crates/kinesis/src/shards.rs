@@ -126,8 +126,8 @@ impl Kinesis {
         })
     }
 
-    /// `UNIFORM_SCALING`: the open shards are closed and `TargetShardCount` even shards open;
-    /// each new shard's parents are the (at most two first) old shards its range overlaps.
+    /// `UNIFORM_SCALING` to `TargetShardCount` even shards, by splits then merges as AWS does
+    /// it (see [`reshard_uniformly`]).
     pub(crate) fn update_shard_count(&self, input: &Value) -> Result<Value> {
         let target = opt_int(input, "TargetShardCount", 1, 100_000)?
             .ok_or_else(|| error::missing("targetShardCount"))?;
@@ -153,15 +153,9 @@ impl Kinesis {
                 )));
             }
             if target != current {
-                for shard in &open {
-                    store::close_shard(tx, &stream.id, shard.index, now)?;
-                }
-                let first = store::take_shard_indexes(tx, &stream.id, target)?;
-                for (offset, range) in hash::even_ranges(target as u32).into_iter().enumerate() {
-                    let mut parents = open.iter().filter(|s| s.start_hash <= range.1 && s.end_hash >= range.0).map(|s| s.index);
-                    let child = NewShard { index: first + offset as i64, parent: parents.next(), adjacent_parent: parents.next(), range };
-                    store::insert_shard(tx, &stream.id, &child, now)?;
-                }
+                let mut open = open;
+                open.sort_by_key(|s| s.start_hash);
+                reshard_uniformly(tx, &stream.id, &open, target as u32, now)?;
             }
             Ok(json!({
                 "StreamName": stream.name,
@@ -196,6 +190,58 @@ impl Kinesis {
         }
         Ok(shard)
     }
+}
+
+/// Reaches `target` even shards from `open` (sorted by hash range) by splits and merges, so that
+/// every shard has at most two parents and readers that finish parents before children keep
+/// each key's order. First each old shard is split at every new boundary inside it (a chain of
+/// splits: the right half of one split is split again); then the pieces inside each new range
+/// are merged pairwise from the left. Intermediate shards are closed at once, holding no
+/// records; an old shard that is already a new range stays open.
+fn reshard_uniformly(
+    tx: &mut nimbus_store::Tx<'_>,
+    stream_id: &str,
+    open: &[Shard],
+    target: u32,
+    now: i64,
+) -> Result<()> {
+    let ranges = hash::even_ranges(target);
+    let add = |tx: &mut nimbus_store::Tx<'_>,
+               parent: i64,
+               adjacent: Option<i64>,
+               range: (u128, u128)|
+     -> Result<i64> {
+        let index = store::take_shard_indexes(tx, stream_id, 1)?;
+        let shard = NewShard { index, parent: Some(parent), adjacent_parent: adjacent, range };
+        store::insert_shard(tx, stream_id, &shard, now)?;
+        Ok(index)
+    };
+    // (index, start, end) of the open pieces after the splits.
+    let mut pieces: Vec<(i64, u128, u128)> = Vec::new();
+    for shard in open {
+        let cuts: Vec<u128> =
+            ranges.iter().map(|r| r.0).filter(|b| *b > shard.start_hash && *b <= shard.end_hash).collect();
+        let (mut current, mut low) = (shard.index, shard.start_hash);
+        for cut in cuts {
+            store::close_shard(tx, stream_id, current, now)?;
+            let left = add(tx, current, None, (low, cut - 1))?;
+            pieces.push((left, low, cut - 1));
+            current = add(tx, current, None, (cut, shard.end_hash))?;
+            low = cut;
+        }
+        pieces.push((current, low, shard.end_hash));
+    }
+    for (start, end) in ranges {
+        let inside: Vec<(i64, u128, u128)> =
+            pieces.iter().copied().filter(|(_, lo, hi)| *lo >= start && *hi <= end).collect();
+        let Some(&(mut merged, lo, _)) = inside.first() else { continue };
+        for &(next, _, hi) in &inside[1..] {
+            store::close_shard(tx, stream_id, merged, now)?;
+            store::close_shard(tx, stream_id, next, now)?;
+            merged = add(tx, merged, Some(next), (lo, hi))?;
+        }
+    }
+    Ok(())
 }
 
 /// `ShardFilter`: which shards a caller starting at a position needs.

@@ -264,3 +264,57 @@ fn get_records_stops_near_ten_mebibytes() {
     assert_eq!(rest["Records"].as_array().unwrap().len(), 2);
     assert_eq!(rest["MillisBehindLatest"], 0);
 }
+
+#[test]
+fn uniform_scaling_goes_through_splits_and_merges_with_two_parents_at_most() {
+    let f = fixture(false);
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+    f.ok("CreateStream", json!({"StreamName": "s", "ShardCount": 5}));
+    for (from, to) in [(5, 3), (3, 6), (6, 4), (4, 7)] {
+        let out = f.ok(
+            "UpdateShardCount",
+            json!({"StreamName": "s", "TargetShardCount": to, "ScalingType": "UNIFORM_SCALING"}),
+        );
+        assert_eq!(out["CurrentShardCount"], from);
+        let listed = f.ok("ListShards", json!({"StreamName": "s", "ShardFilter": {"Type": "AT_LATEST"}}));
+        let ranges: Vec<(u128, u128)> = listed["Shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let key = |k: &str| s["HashKeyRange"][k].as_str().unwrap().parse::<u128>().unwrap();
+                (key("StartingHashKey"), key("EndingHashKey"))
+            })
+            .collect();
+        let mut sorted = ranges.clone();
+        sorted.sort();
+        assert_eq!(sorted, hash::even_ranges(to), "{from} -> {to}");
+    }
+    // Every shard's range is covered by its parents', and every closed shard has children.
+    let shards = f.kinesis.shards(arn).unwrap();
+    let description = f.ok("DescribeStream", json!({"StreamName": "s", "Limit": 10000}));
+    let range = |id: &str| {
+        let shard = description["StreamDescription"]["Shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["ShardId"] == id)
+            .unwrap();
+        let key = |k: &str| shard["HashKeyRange"][k].as_str().unwrap().parse::<u128>().unwrap();
+        (key("StartingHashKey"), key("EndingHashKey"))
+    };
+    for shard in &shards {
+        if let Some(parent) = &shard.parent_shard_id {
+            let (lo, hi) = range(&shard.shard_id);
+            let mut cover = vec![range(parent)];
+            cover.extend(shard.adjacent_parent_shard_id.as_deref().map(range));
+            let (clo, chi) =
+                (cover.iter().map(|c| c.0).min().unwrap(), cover.iter().map(|c| c.1).max().unwrap());
+            assert!(clo <= lo && hi <= chi, "{} within its parents", shard.shard_id);
+        }
+        if shard.closed {
+            assert!(shards.iter().any(|c| c.parent_shard_id.as_ref() == Some(&shard.shard_id)
+                || c.adjacent_parent_shard_id.as_ref() == Some(&shard.shard_id)));
+        }
+    }
+}
