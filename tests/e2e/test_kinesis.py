@@ -204,20 +204,18 @@ def test_partial_failures_past_a_shards_write_limit(server_factory):
     srv = server_factory(extra_args=["--kinesis-limits"])
     kinesis = aws_client("kinesis", srv.endpoint)
     stream = create(kinesis, 2)
-    hot, cold = "hot", next(k for k in (f"c{i}" for i in range(100)) if shard_for(k, 2) != shard_for("hot", 2))
-    # 1,000 records/s per shard: a second of room at most for the hot key's shard.
-    results = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        batch = [{"PartitionKey": hot, "Data": b"h"}] * 450 + [{"PartitionKey": cold, "Data": b"c"}] * 2
-        out = kinesis.put_records(StreamName=stream, Records=batch)
-        results.append(out)
-        if out["FailedRecordCount"]:
-            break
+    hot = "hot"
+    cold = next(k for k in (f"c{i}" for i in range(100)) if shard_for(k, 2) != shard_for(hot, 2))
+    # 1 MiB/s per shard: 450 records of 2,500 bytes to one shard in one call pass it part way
+    # (every record of a call counts in the same second).
+    batch = [{"PartitionKey": hot, "Data": b"h" * 2500}] * 450 + [{"PartitionKey": cold, "Data": b"c"}] * 2
+    results = [kinesis.put_records(StreamName=stream, Records=batch)]
     out = results[-1]
-    assert 0 < out["FailedRecordCount"] <= 450
+    admitted = (1024 * 1024) // (2500 + len(hot))
+    assert out["FailedRecordCount"] == 450 - admitted
     failed = [r for r in out["Records"] if "ErrorCode" in r]
     assert failed[0]["ErrorCode"] == "ProvisionedThroughputExceededException"
+    assert out["Records"].index(failed[0]) == admitted, "records are admitted in order"
     assert failed[0]["ErrorMessage"] == (
         f"Rate exceeded for shard {shard_for(hot, 2)} in stream {stream} under account {ACCOUNT}.")
     assert all("SequenceNumber" in r for r in out["Records"][-2:]), "the cold shard's records went in"
