@@ -16,9 +16,7 @@ const MIGRATIONS: &[Migration] = &[
             mode TEXT NOT NULL,
             retention_hours BIGINT NOT NULL,
             created_ms BIGINT NOT NULL,
-            next_shard BIGINT NOT NULL,
-            shard_metrics TEXT NOT NULL DEFAULT '',
-            encryption_key TEXT
+            next_shard BIGINT NOT NULL
         )",
     ),
     Migration::both(
@@ -74,6 +72,8 @@ const MIGRATIONS: &[Migration] = &[
     ),
     // Retention sweeps and AT_TIMESTAMP positions.
     Migration::both("CREATE INDEX records_arrival ON records (stream_id, shard_index, arrival_ms)"),
+    Migration::both("ALTER TABLE streams ADD COLUMN shard_metrics TEXT NOT NULL DEFAULT ''"),
+    Migration::both("ALTER TABLE streams ADD COLUMN encryption_key TEXT"),
 ];
 
 pub const SCHEMA: Schema =

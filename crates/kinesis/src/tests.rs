@@ -318,3 +318,44 @@ fn uniform_scaling_goes_through_splits_and_merges_with_two_parents_at_most() {
         }
     }
 }
+
+/// Two nodes on one database (SQLite always; PostgreSQL when `NIMBUS_TEST_DATABASE` names one)
+/// putting to one shard at once: every sequence number handed out once, and read in their order.
+#[test]
+fn two_nodes_never_repeat_or_reorder_a_shards_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut databases = vec![Database::sqlite(dir.path())];
+    if let Ok(url) = std::env::var("NIMBUS_TEST_DATABASE") {
+        databases.push(Database::postgres(&url).expect("NIMBUS_TEST_DATABASE is reachable"));
+    }
+    for database in databases {
+        let nodes: Vec<Arc<Kinesis>> = (0..2)
+            .map(|_| Kinesis::open(&database, Identity::default(), Options::default()).unwrap())
+            .collect();
+        let name = format!("s-{}", uuid::Uuid::new_v4().simple());
+        // Outside any runtime: the PostgreSQL client blocks on one of its own.
+        nodes[0].create_stream(&json!({"StreamName": name, "ShardCount": 1})).unwrap();
+        let sequences: Vec<String> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (node, name) = (nodes[i % 2].clone(), name.clone());
+                    scope.spawn(move || {
+                        (0..50).map(|_| node.put_record(&name, "k", b"x").unwrap().1).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        let mut unique = sequences.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 200);
+        let read: Vec<String> = nodes[1]
+            .read(&name, "shardId-000000000000", None, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sequence)
+            .collect();
+        assert_eq!(read, unique);
+    }
+}
