@@ -25,6 +25,10 @@ pub fn expired_iterator(message: impl Into<String>) -> AwsError {
     AwsError::new(400, "ExpiredIteratorException", message)
 }
 
+pub fn expired_token(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "ExpiredNextTokenException", message)
+}
+
 pub fn throughput(message: impl Into<String>) -> AwsError {
     AwsError::new(400, "ProvisionedThroughputExceededException", message)
 }

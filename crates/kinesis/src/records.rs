@@ -307,6 +307,15 @@ impl Kinesis {
         let iterator = Iterator::decode(token)
             .ok_or_else(|| error::invalid(format!("Invalid ShardIterator: {token}")))?;
         let now = self.now();
+        if let Some(limits) = &self.limits {
+            if !limits.admit_read(&iterator.stream_id, iterator.index, now) {
+                return Err(error::throughput(format!(
+                    "Rate exceeded for Shard - {} under account {}: at most 5 GetRecords calls a second.",
+                    seq::shard_id(iterator.index),
+                    self.identity.account
+                )));
+            }
+        }
         if now - iterator.created_ms > ITERATOR_TTL_MS {
             return Err(error::expired_iterator(format!(
                 "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_TTL_MS} milliseconds.",

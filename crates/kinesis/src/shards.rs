@@ -11,6 +11,9 @@ use crate::store::{self, NewShard, Shard};
 use crate::streams::shard_json;
 use crate::{hash, seq, Kinesis};
 
+/// How long a `ListShards` token may be used.
+const TOKEN_TTL_MS: i64 = 300_000;
+
 /// Pagination tokens: opaque to callers, `<operation>|<position>` inside.
 pub(crate) fn encode_token(position: &str, operation: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{operation}|{position}"))
@@ -34,7 +37,17 @@ impl Kinesis {
                     return Err(error::invalid("NextToken and StreamName cannot be provided together."));
                 }
                 let position = decode_token(token, "ListShards")?;
-                let (name, index) = position.rsplit_once('|').unwrap_or((&position, "-1"));
+                let mut parts = position.split('|');
+                let (name, index, made) = (parts.next(), parts.next(), parts.next());
+                let made = made.and_then(|ms| ms.parse::<i64>().ok());
+                let (Some(name), Some(index), Some(made)) = (name, index, made) else {
+                    return Err(error::invalid(format!("Invalid NextToken: {token}")));
+                };
+                if self.now() - made > TOKEN_TTL_MS {
+                    return Err(error::expired_token(format!(
+                        "The NextToken {token} has expired: pagination tokens are valid for 300 seconds."
+                    )));
+                }
                 (json!({"StreamName": name}), index.parse::<i64>().ok())
             }
             None => {
@@ -61,7 +74,8 @@ impl Kinesis {
         let mut output = json!({ "Shards": page });
         if listed.len() > max {
             let last = listed[max - 1].index;
-            output["NextToken"] = json!(encode_token(&format!("{}|{last}", stream.name), "ListShards"));
+            let position = format!("{}|{last}|{}", stream.name, self.now());
+            output["NextToken"] = json!(encode_token(&position, "ListShards"));
         }
         Ok(output)
     }

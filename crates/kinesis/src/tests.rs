@@ -236,6 +236,9 @@ fn update_shard_count_scales_uniformly() {
     let page = f.ok("ListShards", json!({"StreamName": "s", "MaxResults": 5}));
     let rest = f.ok("ListShards", json!({"NextToken": page["NextToken"]}));
     assert_eq!(page["Shards"].as_array().unwrap().len() + rest["Shards"].as_array().unwrap().len(), 12);
+    f.advance(300_001);
+    let expired = f.call("ListShards", json!({"NextToken": page["NextToken"]})).unwrap_err();
+    assert_eq!(expired.code, "ExpiredNextTokenException");
     let too_far = f.call(
         "UpdateShardCount",
         json!({"StreamName": "s", "TargetShardCount": 17, "ScalingType": "UNIFORM_SCALING"}),
