@@ -99,6 +99,10 @@ struct UpArgs {
     /// nimbus's API.
     #[arg(long)]
     host_loopback: bool,
+    /// Answer Kinesis puts past a shard's write limits (1 MiB/s, 1,000 records/s) with
+    /// `ProvisionedThroughputExceededException`, as AWS does; off, nothing is throttled.
+    #[arg(long)]
+    kinesis_limits: bool,
     /// `virtual`: schedules, retries and windows follow a clock that `POST
     /// /_nimbus/clock/advance?seconds=N` (or `nimbus clock advance`) moves forward, for tests
     /// that jump an hour without waiting one. Real time still passes between jumps.
@@ -179,6 +183,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = identity_of(&args);
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
+    let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
+    let clock: Arc<dyn Clock> = match &virtual_clock {
+        Some(clock) => clock.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
         (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), sqs),
@@ -288,15 +298,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
-    let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
-    let clock: Arc<dyn Clock> = match &virtual_clock {
-        Some(clock) => clock.clone(),
-        None => Arc::new(SystemClock),
-    };
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
-        let targets = Arc::new(wiring::EventTargets { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
+        let targets = Arc::new(wiring::EventTargets {
+            lambda: lambda.clone(),
+            sqs: sqs.clone(),
+            sns: sns.clone(),
+            kinesis: kinesis.clone(),
+        });
         lazy::Lazy::new("events", Protocol::Json, move || {
             let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
             EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
@@ -316,11 +326,36 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EventBridge: {why}");
         }
     }
-    lambda.set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
+    lambda
+        .set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
+    lambda.set_streams(Arc::new(wiring::LambdaStreams {
+        kinesis: kinesis.clone(),
+        sqs: sqs.clone(),
+        clock: clock.clone(),
+        identity: identity_of(&args),
+        woken: tokio::sync::watch::Sender::new(0),
+        forwarding: std::sync::OnceLock::new(),
+    }));
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
+    // Streams already on disk: their retention sweep runs from the start.
+    if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
+        if let Err(error) = kinesis.get().await {
+            eprintln!("nimbus: cannot open Kinesis: {error}");
+        }
+    }
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> =
-        vec![admin, lambda, sqs.clone(), logs.clone(), metrics.clone(), sns.clone(), events, scheduler, s3];
+    let services: Vec<Arc<dyn Service>> = vec![
+        admin,
+        lambda,
+        sqs.clone(),
+        logs.clone(),
+        metrics.clone(),
+        sns.clone(),
+        kinesis,
+        events,
+        scheduler,
+        s3,
+    ];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -375,6 +410,33 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("nimbus: stopped");
     Ok(())
+}
+
+/// Kinesis, opened by its first request (or at start when it holds streams). With several nodes
+/// each tells the others when it commits records, so that their readers wake at once.
+fn kinesis_service(
+    state: &State<'_>,
+    cluster: Option<&Arc<Cluster>>,
+    clock: Arc<dyn Clock>,
+) -> Arc<lazy::Lazy<nimbus_kinesis::Kinesis>> {
+    let (database, identity) = (state.database.clone(), state.identity.clone());
+    let announce = cluster.cloned().map(|cluster| {
+        Arc::new(move || cluster.notify(wiring::KINESIS_TOPIC)) as Arc<dyn Fn() + Send + Sync>
+    });
+    let now: nimbus_kinesis::Clock = Arc::new(move || clock.now_ms());
+    let options = nimbus_kinesis::Options {
+        write_limits: state.args.kinesis_limits,
+        announce,
+        clock: Some(now),
+        ..Default::default()
+    };
+    let kinesis = lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || {
+        nimbus_kinesis::Kinesis::open(&database, identity.clone(), options.clone())
+    });
+    if let Some(cluster) = cluster {
+        wiring::wake_kinesis_readers(cluster, kinesis.clone());
+    }
+    kinesis
 }
 
 /// What every service opens its state from.

@@ -63,8 +63,11 @@ impl Home<Sqs> {
         let attributes = attributes
             .iter()
             .map(|(k, v)| {
-                let value =
-                    nimbus_sqs::AttributeValue { data_type: "String".into(), string: Some(v.clone()), binary: None };
+                let value = nimbus_sqs::AttributeValue {
+                    data_type: "String".into(),
+                    string: Some(v.clone()),
+                    binary: None,
+                };
                 (k.clone(), value)
             })
             .collect();

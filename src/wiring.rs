@@ -264,6 +264,7 @@ pub struct EventTargets {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
+    pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -289,6 +290,11 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 tokio::runtime::Handle::current().block_on(send)
             }
             "sns" => publish(&self.sns, arn, payload, options.message_group_id.as_deref()),
+            "kinesis" => {
+                let kinesis = self.kinesis.get_blocking()?;
+                let key = options.partition_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                kinesis.put_record(arn, &key, payload.as_bytes()).map(drop).map_err(|e| e.message)
+            }
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }
@@ -303,12 +309,19 @@ pub struct LambdaDestinations {
 
 /// Publishes to an SNS topic for another service (EventBridge targets, Lambda destinations); a
 /// FIFO topic gets a group and a fresh deduplication id.
-fn publish(sns: &crate::lazy::Lazy<nimbus_sns::Sns>, topic: &str, message: &str, group: Option<&str>) -> Result<(), String> {
+fn publish(
+    sns: &crate::lazy::Lazy<nimbus_sns::Sns>,
+    topic: &str,
+    message: &str,
+    group: Option<&str>,
+) -> Result<(), String> {
     let sns = sns.get_blocking()?;
     let fifo = topic.ends_with(".fifo");
     let group = group.or(fifo.then_some("default"));
     let dedup = fifo.then(|| uuid::Uuid::new_v4().simple().to_string());
-    sns.publish(topic, message, None, &Default::default(), group, dedup.as_deref()).map(drop).map_err(|e| e.message)
+    sns.publish(topic, message, None, &Default::default(), group, dedup.as_deref())
+        .map(drop)
+        .map_err(|e| e.message)
 }
 
 impl nimbus_lambda::Destinations for LambdaDestinations {
@@ -326,5 +339,148 @@ impl nimbus_lambda::Destinations for LambdaDestinations {
             return publish(&self.sns, arn, body, None);
         }
         Err(format!("nimbus does not deliver Lambda destinations to {arn} yet"))
+    }
+}
+
+/// The cluster topic a node announces its Kinesis writes on.
+pub const KINESIS_TOPIC: &str = "kinesis";
+
+/// Wakes this node's Kinesis readers (pollers, subscriptions) when another node commits
+/// records; nothing to wake while Kinesis is not open here.
+pub fn wake_kinesis_readers(
+    cluster: &Arc<nimbus_store::Cluster>,
+    kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+) {
+    let mut changes = cluster.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                // "*": notifications were lost for a while; Lagged: some were missed.
+                Ok(topic) if topic == KINESIS_TOPIC || topic == "*" => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if let Some(kinesis) = kinesis.opened() {
+                kinesis.records_written_elsewhere();
+            }
+        }
+    });
+}
+
+/// Kinesis (and, once wired, DynamoDB Streams) as Lambda's stream event sources: shards,
+/// records shaped as Lambda's Kinesis event record, and one wake-up for both.
+pub struct LambdaStreams {
+    pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    pub sqs: Arc<SqsHome>,
+    pub clock: Arc<dyn nimbus_api::clock::Clock>,
+    pub identity: nimbus_api::Identity,
+    /// Bumped whenever a source says records were written.
+    pub woken: tokio::sync::watch::Sender<u64>,
+    pub forwarding: std::sync::OnceLock<()>,
+}
+
+impl LambdaStreams {
+    fn kinesis(&self) -> Result<Arc<nimbus_kinesis::Kinesis>, String> {
+        let kinesis = tokio::task::block_in_place(|| self.kinesis.get_blocking())?;
+        // The first time: the stream's own wake-ups feed the pollers' one.
+        self.forwarding.get_or_init(|| {
+            let (mut written, woken) = (kinesis.written(), self.woken.clone());
+            tokio::spawn(async move {
+                while written.changed().await.is_ok() {
+                    woken.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            });
+        });
+        Ok(kinesis)
+    }
+
+    /// Lambda's Kinesis event record, and what filters see (the data decoded as JSON).
+    fn kinesis_record(
+        &self,
+        source: &str,
+        shard: &str,
+        record: nimbus_kinesis::StreamRecord,
+    ) -> nimbus_lambda::StreamRecord {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD.encode(&record.data);
+        let kinesis = serde_json::json!({
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": record.partition_key,
+            "sequenceNumber": record.sequence,
+            "data": data,
+            "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
+        });
+        let mut filter_view = kinesis.clone();
+        filter_view["data"] = serde_json::from_slice(&record.data)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&record.data).into_owned()));
+        let event = serde_json::json!({
+            "kinesis": kinesis,
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("{shard}:{}", record.sequence),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": format!("arn:aws:iam::{}:role/lambda", self.identity.account),
+            "awsRegion": self.identity.region,
+            "eventSourceARN": source,
+        });
+        nimbus_lambda::StreamRecord {
+            sequence: record.sequence,
+            arrival_ms: record.arrival_ms,
+            partition_key: record.partition_key,
+            record: event,
+            filter_view,
+        }
+    }
+}
+
+impl nimbus_lambda::Streams for LambdaStreams {
+    fn shards(&self, source_arn: &str) -> Result<Vec<nimbus_lambda::Shard>, String> {
+        let shards = self.kinesis()?.shards(source_arn)?;
+        Ok(shards
+            .into_iter()
+            .map(|s| nimbus_lambda::Shard {
+                id: s.shard_id,
+                parents: s.parent_shard_id.into_iter().chain(s.adjacent_parent_shard_id).collect(),
+                closed: s.closed,
+            })
+            .collect())
+    }
+
+    fn read(
+        &self,
+        source_arn: &str,
+        shard_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<nimbus_lambda::StreamRecord>, String> {
+        let records = self.kinesis()?.read(source_arn, shard_id, after, limit)?;
+        Ok(records.into_iter().map(|r| self.kinesis_record(source_arn, shard_id, r)).collect())
+    }
+
+    fn position(
+        &self,
+        source_arn: &str,
+        shard_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<Option<String>, String> {
+        let at = match at_ms {
+            None => nimbus_kinesis::StartAt::Latest,
+            Some(ms) => nimbus_kinesis::StartAt::Timestamp(ms),
+        };
+        self.kinesis()?.position(source_arn, shard_id, at)
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        let _ = self.kinesis();
+        self.woken.subscribe()
+    }
+
+    fn polls_here(&self) -> bool {
+        self.sqs.serves()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 }

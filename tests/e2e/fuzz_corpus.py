@@ -276,9 +276,36 @@ CLOUDWATCH = [
     ("DeleteAlarms", {"AlarmNames": ["fuzz-other"]}),
 ]
 
+KINESIS_STREAM = "fuzz-stream"
+KINESIS = [
+    ("CreateStream", {"StreamName": "fuzz-other", "ShardCount": 2, "Tags": {"k": "v"}}),
+    ("PutRecord", {"StreamName": KINESIS_STREAM, "Data": b"x", "PartitionKey": "p", "ExplicitHashKey": "7"}),
+    ("PutRecords", {"StreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{KINESIS_STREAM}",
+                    "Records": [{"Data": b"a", "PartitionKey": "p"}, {"Data": b"b", "PartitionKey": "q"}]}),
+    ("GetShardIterator", {"StreamName": KINESIS_STREAM, "ShardId": "shardId-000000000000",
+                          "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": WHEN}),
+    ("GetRecords", {"ShardIterator": "ZnV6ei4wLjEuMA==", "Limit": 10}),
+    ("DescribeStream", {"StreamName": KINESIS_STREAM, "Limit": 1, "ExclusiveStartShardId": "shardId-000000000000"}),
+    ("ListShards", {"StreamName": KINESIS_STREAM, "ShardFilter": {"Type": "AT_TIMESTAMP", "Timestamp": WHEN}}),
+    ("ListStreams", {"Limit": 1, "ExclusiveStartStreamName": "a"}),
+    ("SplitShard", {"StreamName": KINESIS_STREAM, "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "99"}),
+    ("MergeShards", {"StreamName": KINESIS_STREAM, "ShardToMerge": "shardId-000000000000",
+                     "AdjacentShardToMerge": "shardId-000000000001"}),
+    ("UpdateShardCount", {"StreamName": KINESIS_STREAM, "TargetShardCount": 3, "ScalingType": "UNIFORM_SCALING"}),
+    ("IncreaseStreamRetentionPeriod", {"StreamName": KINESIS_STREAM, "RetentionPeriodHours": 48}),
+    ("RegisterStreamConsumer", {"StreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{KINESIS_STREAM}",
+                                "ConsumerName": "fuzz"}),
+    ("AddTagsToStream", {"StreamName": KINESIS_STREAM, "Tags": {"a": "b"}}),
+    ("ListTagsForStream", {"StreamName": KINESIS_STREAM, "ExclusiveStartTagKey": "a", "Limit": 1}),
+    ("EnableEnhancedMonitoring", {"StreamName": KINESIS_STREAM, "ShardLevelMetrics": ["IncomingBytes", "ALL"]}),
+    ("StartStreamEncryption", {"StreamName": KINESIS_STREAM, "EncryptionType": "KMS", "KeyId": "alias/k"}),
+    ("UpdateStreamMode", {"StreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{KINESIS_STREAM}",
+                          "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+]
+
 # Services nimbus does not serve: each must still get an error its own client can read.
 UNSERVED = [
-    ("kinesis", "PutRecord", {"StreamName": "s", "Data": b"x", "PartitionKey": "p"}),
+    ("firehose", "PutRecord", {"DeliveryStreamName": "s", "Record": {"Data": b"x"}}),
     ("dynamodb", "GetItem", {"TableName": "t", "Key": {"id": {"S": "1"}}}),
     ("dynamodbstreams", "ListStreams", {}),
     ("events", "PutEvents", {"Entries": [{"Source": "fuzz", "DetailType": "d", "Detail": "{}"}]}),
@@ -310,6 +337,7 @@ def build_seeds() -> dict[str, list[Seed]]:
         "logs": [serialize("logs", op, p) for op, p in LOGS],
         "cloudwatch": [serialize("cloudwatch", op, p, proto) for proto in ("smithy-rpc-v2-cbor", "json", "query")
                        for op, p in CLOUDWATCH],
+        "kinesis": [serialize("kinesis", op, p) for op, p in KINESIS],
         "unserved": [serialize(service, op, p) for service, op, p in UNSERVED],
     }
 

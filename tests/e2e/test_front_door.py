@@ -18,7 +18,7 @@ from support import aws_cli_env, aws_client
 
 # (client, call, kwargs, the service's full name as botocore's model has it)
 UNSERVED = [
-    ("kinesis", "list_streams", {}, "Amazon Kinesis"),
+    ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
     ("dynamodb", "list_tables", {}, "Amazon DynamoDB"),
     ("events", "list_rules", {}, "Amazon EventBridge"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
@@ -44,7 +44,7 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 @pytest.mark.parametrize("command,operation,full_name", [
-    (["kinesis", "list-streams"], "ListStreams", "Amazon Kinesis"),
+    (["firehose", "list-delivery-streams"], "ListDeliveryStreams", "Amazon Kinesis Firehose"),
     (["sts", "get-caller-identity"], "GetCallerIdentity", "AWS Security Token Service"),
     (["ec2", "describe-instances"], "DescribeInstances", "Amazon Elastic Compute Cloud"),
     (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),

@@ -150,17 +150,20 @@ def test_bisect_isolates_the_poison_record(server, create_fn):
 def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(virtual, create_fn):
     rig = Rig(virtual.endpoint, create_fn, shards=2)
     rig.put("poison", hash_key=LOW)
-    rig.put("after-poison", hash_key=LOW)
     rig.put("other-shard", hash_key=HIGH)
     rig.map(BatchSize=10, MaximumRetryAttempts=-1, MaximumRecordAgeInSeconds=60,
             DestinationConfig={"OnFailure": {"Destination": rig.failures_arn}})
     first = rig.batches(until=lambda got: "other-shard" in processed(got))
     assert processed(first) == ["other-shard"]
-    # Shard 0 is stuck behind the poison record: nothing after it runs.
+    # Half a minute later a record arrives behind the poison one: shard 0 is stuck, it waits.
+    advance(virtual.endpoint, 30)
+    rig.put("after-poison", hash_key=LOW)
     assert processed(rig.batches(wait=2)) == []
-    advance(virtual.endpoint, 61)
+    # The poison record ages out (the other is 31 s old): it goes to OnFailure, the shard moves on.
+    advance(virtual.endpoint, 31)
     [failure] = rig.batches(rig.failures, until=lambda got: len(got) >= 1)
     assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert failure["KinesisBatchInfo"]["batchSize"] == 1
     after = rig.batches(until=lambda got: "after-poison" in processed(got))
     assert processed(after) == ["after-poison"]
 
@@ -228,14 +231,14 @@ def test_filters_match_the_decoded_data(server, create_fn):
     assert [json.loads(d)["n"] for d in processed(batches)] == [2]
 
 
-def test_validation_of_stream_knobs(server):
+def test_validation_of_stream_knobs(server, py_fn):
     lam = aws_client("lambda", server.endpoint)
     arn = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/whatever"
     for knobs in [{}, {"StartingPosition": "TRIM_HORIZON", "ParallelizationFactor": 11},
                   {"StartingPosition": "TRIM_HORIZON", "MaximumRecordAgeInSeconds": 30},
                   {"StartingPosition": "TRIM_HORIZON", "TumblingWindowInSeconds": 901}]:
         with pytest.raises(lam.exceptions.InvalidParameterValueException):
-            lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="nope", **knobs)
+            lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=py_fn, **knobs)
 
 
 def test_kill_9_mid_stream_loses_nothing(server_factory, create_fn):
