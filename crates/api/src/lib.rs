@@ -14,6 +14,7 @@ pub use door::{raise_open_files_limit, Limits};
 pub use error::{AwsError, Protocol};
 pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
 pub use server::{json_response, Api, Health, Service, ServiceFuture};
+pub use target::FrontDoor;
 
 /// Region and account every ARN and identity is built from.
 #[derive(Debug, Clone)]

@@ -51,6 +51,7 @@ const KNOWN: &[Known] = &[
     known("stepfunctions", "states", "AWSStepFunctions", "", "AWS Step Functions"),
     known("sns", "sns", "", "2010-03-31", "Amazon Simple Notification Service"),
     known("apigateway", "apigateway", "", "", "Amazon API Gateway"),
+    known("apigatewayv2", "apigateway", "", "", "AmazonApiGatewayV2"),
     known("cloudformation", "cloudformation", "", "2010-05-15", "AWS CloudFormation"),
     known("ec2", "ec2", "", "2016-11-15", "Amazon Elastic Compute Cloud"),
     known("autoscaling", "autoscaling", "", "2011-01-01", "Auto Scaling"),
@@ -140,6 +141,12 @@ impl Target {
     /// Told by the request head alone; `None` for requests that name no service (unsigned S3,
     /// nimbus's own paths) and for unsigned Query forms, whose `Version` is in the body.
     pub fn of_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Target> {
+        // Calls to APIs and function URLs name no service (or sign as `execute-api`/`lambda`):
+        // API Gateway's data plane serves them.
+        if FrontDoor::of(uri, headers).is_some() {
+            return by(|k| k.name == "apigateway")
+                .map(|service| Target { service, protocol: Protocol::RestJson });
+        }
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let json_target = header("x-amz-target").map(|t| t.split_once('.').map_or(t, |(prefix, _)| prefix));
         let scope = header(AUTHORIZATION.as_str())
@@ -158,6 +165,13 @@ impl Target {
                 query_param(uri, "Version").filter(|_| query_param(uri, "Action").is_some()).map(by_version)
             })
             .or_else(|| by_path(method, uri.path()))?;
+        // HTTP APIs (`apigatewayv2`) sign as `apigateway` too; their paths open with `/v2/`.
+        let service = match service {
+            Named::Known(known) if known.name == "apigateway" && uri.path().starts_with("/v2/") => {
+                by(|k| k.name == "apigatewayv2").unwrap_or(service)
+            }
+            other => other,
+        };
         Some(Target::new(service, uri, headers))
     }
 
@@ -186,6 +200,46 @@ impl Target {
             _ => Protocol::RestJson,
         };
         Target { service, protocol }
+    }
+}
+
+/// A call to an API Gateway API or a Lambda function URL on nimbus's port: by host
+/// (`{id}.execute-api.…`, `{id}.lambda-url.…`) or by path (`/_aws/execute-api/{id}/…`,
+/// `/_aws/lambda-url/{id}/…`), with the path that follows the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrontDoor {
+    Api { id: String, path: String, domain: String },
+    Url { id: String, path: String, domain: String },
+}
+
+impl FrontDoor {
+    pub fn of(uri: &Uri, headers: &HeaderMap) -> Option<FrontDoor> {
+        let path = uri.path();
+        if let Some(rest) = path.strip_prefix("/_aws/execute-api/") {
+            let (id, path) =
+                rest.split_once('/').map_or((rest, "/".to_owned()), |(id, p)| (id, format!("/{p}")));
+            let domain = format!("{id}.execute-api.localhost");
+            return (!id.is_empty()).then(|| FrontDoor::Api { id: id.to_owned(), path, domain });
+        }
+        if let Some(rest) = path.strip_prefix("/_aws/lambda-url/") {
+            let (id, path) =
+                rest.split_once('/').map_or((rest, "/".to_owned()), |(id, p)| (id, format!("/{p}")));
+            let domain = format!("{id}.lambda-url.localhost");
+            return (!id.is_empty()).then(|| FrontDoor::Url { id: id.to_owned(), path, domain });
+        }
+        let host = headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok()).or_else(|| uri.host())?;
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
+        let (id, rest) = host.split_once('.')?;
+        let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        let (path, domain) = (path.to_owned(), host.to_owned());
+        match rest.split('.').next() {
+            Some("execute-api") if valid => Some(FrontDoor::Api { id: id.to_owned(), path, domain }),
+            Some("lambda-url") if valid => Some(FrontDoor::Url { id: id.to_owned(), path, domain }),
+            _ => None,
+        }
     }
 }
 
@@ -325,6 +379,38 @@ mod tests {
     fn presigned_urls_carry_their_scope() {
         let uri = "/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=test%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=x";
         assert_eq!(name(head(Method::GET, uri, &[])), Some(("s3".into(), Protocol::RestXml)));
+    }
+
+    #[test]
+    fn api_gateway_v2_paths_and_front_doors() {
+        let v1 = head(Method::POST, "/restapis", &[("authorization", &signed("apigateway"))]);
+        assert_eq!(name(v1), Some(("apigateway".into(), Protocol::RestJson)));
+        let v2 = head(Method::POST, "/v2/apis", &[("authorization", &signed("apigateway"))]);
+        assert_eq!(name(v2), Some(("apigatewayv2".into(), Protocol::RestJson)));
+        // Calls to APIs go to API Gateway whatever they carry, even a Lambda signature.
+        let host = head(Method::GET, "/prod/x", &[("host", "abc123.execute-api.localhost:4566")]);
+        assert_eq!(name(host).unwrap().0, "apigateway");
+        let url = head(
+            Method::POST,
+            "/2015-03-31/x",
+            &[("host", "u1.lambda-url.us-east-1.localhost"), ("authorization", &signed("lambda"))],
+        );
+        assert_eq!(name(url).unwrap().0, "apigateway");
+        let uri: Uri = "/_aws/execute-api/abc/prod/a/b?x=1".parse().unwrap();
+        let door = FrontDoor::of(&uri, &HeaderMap::new()).unwrap();
+        assert_eq!(
+            door,
+            FrontDoor::Api {
+                id: "abc".into(),
+                path: "/prod/a/b".into(),
+                domain: "abc.execute-api.localhost".into()
+            }
+        );
+        let uri: Uri = "/_aws/lambda-url/u1".parse().unwrap();
+        assert!(
+            matches!(FrontDoor::of(&uri, &HeaderMap::new()), Some(FrontDoor::Url { path, .. }) if path == "/")
+        );
+        assert_eq!(head(Method::GET, "/bucket/key", &[("host", "bucket.s3.localhost")]), None);
     }
 
     #[test]
