@@ -336,6 +336,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
     }));
+    // API Gateway opens on its first call (its front door is told by host or path, so it needs
+    // no open service to claim requests), or now when it holds APIs: their first request then
+    // pays no opening.
+    let apigateway = {
+        let (database, identity) = (database.clone(), identity_of(&args));
+        let functions: Arc<dyn nimbus_apigateway::Functions> =
+            Arc::new(wiring::GatewayFunctions(lambda.clone()));
+        lazy::Lazy::new("apigateway", Protocol::RestJson, move || {
+            nimbus_apigateway::ApiGateway::open(&database, identity.clone(), functions.clone())
+        })
+    };
+    if nimbus_apigateway::has_state(&database) {
+        if let Err(why) = apigateway.get().await {
+            eprintln!("nimbus: cannot open API Gateway: {why}");
+        }
+    }
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // Streams already on disk: their retention sweep runs from the start.
     if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
@@ -354,6 +370,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         kinesis,
         events,
         scheduler,
+        apigateway.clone(),
+        Arc::new(wiring::GatewayV2(apigateway)),
         s3,
     ];
 

@@ -484,3 +484,50 @@ impl nimbus_lambda::Streams for LambdaStreams {
         self.clock.now_ms()
     }
 }
+
+/// API Gateway's and function URLs' front door invokes functions synchronously through Lambda.
+pub struct GatewayFunctions(pub Arc<nimbus_lambda::Lambda>);
+
+impl nimbus_apigateway::Functions for GatewayFunctions {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: bytes::Bytes,
+        request_id: &'a str,
+    ) -> nimbus_apigateway::InvokeFuture<'a> {
+        Box::pin(async move {
+            match self.0.invoke_sync(function, payload, request_id).await {
+                Ok((payload, function_error)) => Ok(nimbus_apigateway::Invoked { payload, function_error }),
+                Err(nimbus_lambda::SyncFailure::Throttled) => Err(nimbus_apigateway::InvokeError::Throttled),
+                Err(nimbus_lambda::SyncFailure::Failed(why)) => {
+                    Err(nimbus_apigateway::InvokeError::Failed(why))
+                }
+            }
+        })
+    }
+
+    fn url(&self, url_id: &str) -> Option<nimbus_apigateway::FunctionUrl> {
+        self.0.function_url(url_id).map(|target| nimbus_apigateway::FunctionUrl {
+            function: target.function,
+            auth_type: target.auth_type,
+            cors: target.cors,
+        })
+    }
+}
+
+/// HTTP APIs (`apigatewayv2`) are served by the API Gateway service: one state, one cache.
+pub struct GatewayV2(pub Arc<Lazy<nimbus_apigateway::ApiGateway>>);
+
+impl nimbus_api::Service for GatewayV2 {
+    fn name(&self) -> &'static str {
+        "apigatewayv2"
+    }
+
+    fn claims(&self, _method: &hyper::Method, _uri: &hyper::Uri, _headers: &hyper::HeaderMap) -> bool {
+        false
+    }
+
+    fn call(&self, request: nimbus_api::ApiRequest) -> nimbus_api::ServiceFuture<'_> {
+        self.0.call(request)
+    }
+}

@@ -61,7 +61,7 @@ impl ApiGateway {
                 with_status(self.import_rest_api(body)?, 201)
             }
             (&M::POST, ["restapis"]) => with_status(self.create_rest_api(&parse_body(body)?)?, 201),
-            (&M::GET, ["restapis"]) => ok(json!({ "items": self.docs.list("", "restapi") })),
+            (&M::GET, ["restapis"]) => ok(json!({ "item": self.docs.list("", "restapi") })),
             (&M::GET, ["restapis", api]) => ok(self.rest_api(api)?),
             (&M::PUT, ["restapis", api]) => {
                 let mode = request.query("mode").unwrap_or_else(|| "merge".into());
@@ -83,7 +83,7 @@ impl ApiGateway {
             }
             (&M::GET, ["restapis", api, "resources"]) => {
                 self.rest_api(api)?;
-                ok(json!({ "items": self.docs.list(api, "resource") }))
+                ok(json!({ "item": self.docs.list(api, "resource") }))
             }
             (&M::GET, ["restapis", api, "resources", id]) => ok(self.resource(api, id)?),
             (&M::POST, ["restapis", api, "resources", parent]) => {
@@ -169,7 +169,7 @@ impl ApiGateway {
                 self.rest_api(api)?;
                 let items: Vec<Value> =
                     self.docs.list(api, "deployment").into_iter().map(deployment_view).collect();
-                ok(json!({ "items": items }))
+                ok(json!({ "item": items }))
             }
             (&M::GET, ["restapis", api, "deployments", id]) => match self.docs.get(api, "deployment", id) {
                 Some(deployment) => ok(deployment_view(deployment)),
@@ -227,7 +227,7 @@ impl ApiGateway {
             }
             (&M::GET, ["restapis", api, "authorizers"]) => {
                 self.rest_api(api)?;
-                ok(json!({ "items": self.docs.list(api, "authorizer") }))
+                ok(json!({ "item": self.docs.list(api, "authorizer") }))
             }
             (&M::GET, ["restapis", api, "authorizers", id]) => ok(self.authorizer(api, id)?),
             (&M::PATCH, ["restapis", api, "authorizers", id]) => {

@@ -22,7 +22,7 @@ impl ApiGateway {
                 let values = include("includeValues");
                 let items: Vec<Value> =
                     self.docs.list("", "apikey").into_iter().map(|k| key_view(k, values)).collect();
-                ok(json!({ "items": items }))
+                ok(json!({ "item": items }))
             }
             (&M::GET, ["apikeys", id]) => ok(key_view(self.api_key(id)?, include("includeValue"))),
             (&M::PATCH, ["apikeys", id]) => {
@@ -50,7 +50,7 @@ impl ApiGateway {
                         self.docs.get(p["id"].as_str().unwrap_or_default(), "usageplankey", k).is_some()
                     })
                 });
-                ok(json!({ "items": plans.collect::<Vec<_>>() }))
+                ok(json!({ "item": plans.collect::<Vec<_>>() }))
             }
             (&M::GET, ["usageplans", id]) => ok(self.usage_plan(id)?),
             (&M::PATCH, ["usageplans", id]) => {
@@ -110,7 +110,7 @@ impl ApiGateway {
             }
             (&M::GET, ["usageplans", plan, "keys"]) => {
                 self.usage_plan(plan)?;
-                ok(json!({ "items": self.docs.list(plan, "usageplankey") }))
+                ok(json!({ "item": self.docs.list(plan, "usageplankey") }))
             }
             (&M::GET, ["usageplans", plan, "keys", key]) => {
                 self.usage_plan(plan)?;

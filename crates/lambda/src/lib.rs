@@ -17,6 +17,7 @@ mod registry;
 mod resolve;
 mod routes;
 mod streams;
+mod urls;
 mod validate;
 mod versions;
 
@@ -37,6 +38,7 @@ use crate::invoke::PROTOCOL;
 use crate::layers::Layers;
 use crate::registry::Registry;
 pub use crate::streams::{Shard, StreamRecord, Streams};
+pub use crate::urls::{SyncFailure, UrlTarget};
 
 const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";

@@ -147,6 +147,18 @@ impl Lambda {
                 ok(self.put_recursion(name, body).await?)
             }
             (&M::GET, ["2024-08-31", "functions", name, "recursion-config"]) => ok(self.get_recursion(name)?),
+            (&M::POST, ["2021-10-31", "functions", name, "url"]) => {
+                Ok(with_status(json_response(self.create_url(name, qualifier, body).await?), 201))
+            }
+            (&M::GET, ["2021-10-31", "functions", name, "url"]) => ok(self.get_url(name, qualifier)?),
+            (&M::PUT, ["2021-10-31", "functions", name, "url"]) => {
+                ok(self.update_url(name, qualifier, body).await?)
+            }
+            (&M::DELETE, ["2021-10-31", "functions", name, "url"]) => {
+                self.delete_url(name, qualifier).await?;
+                Ok(no_content())
+            }
+            (&M::GET, ["2021-10-31", "functions", name, "urls"]) => ok(self.list_urls(name)?),
             _ => {
                 let message = match operations::operation_for(request.method.as_str(), &path) {
                     Some(operation) => {
