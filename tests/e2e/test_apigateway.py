@@ -25,6 +25,8 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///ywAAAAAAQABAAACAUwAOw==")
 HANDLERS = r'''
 import base64, json
 
+CALLS = {"n": 0}
+
 def echo(event, context):
     return {"statusCode": 200, "headers": {"content-type": "application/json", "x-echo": "1"},
             "multiValueHeaders": {"x-multi": ["a", "b"]}, "body": json.dumps(event)}
@@ -49,8 +51,9 @@ def token(event, context):
     token = event.get("authorizationToken")
     if token == "reject":
         raise Exception("Unauthorized")
-    effect = "Allow" if token == "allow" else "Deny"
-    return {"principalId": "user-" + str(token), "context": {"tier": "gold", "calls": 1},
+    effect = "Allow" if token.startswith("allow") else "Deny"
+    CALLS["n"] += 1
+    return {"principalId": "user-" + str(token), "context": {"tier": "gold", "calls": CALLS["n"]},
             "policyDocument": {"Version": "2012-10-17", "Statement": [
                 {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}]}}
 
@@ -233,6 +236,12 @@ def test_rest_token_authorizer_allows_denies_and_passes_context(server, rest_api
     assert status == 200, body
     authorizer = json.loads(body)["requestContext"]["authorizer"]
     assert authorizer["principalId"] == "user-allow" and authorizer["tier"] == "gold"
+    # The answer is cached for the TTL by token: the authorizer is not asked again...
+    status, _, body = call(server, path, headers={"Authorization": "allow"})
+    assert status == 200 and json.loads(body)["requestContext"]["authorizer"]["calls"] == authorizer["calls"]
+    # ...but it is for another token.
+    status, _, body = call(server, path, headers={"Authorization": "allow-2"})
+    assert status == 200 and json.loads(body)["requestContext"]["authorizer"]["principalId"] == "user-allow-2"
     status, _, body = call(server, path, headers={"Authorization": "deny"})
     assert status == 403
     assert json.loads(body) == {"Message": "User is not authorized to access this resource with an explicit deny"}

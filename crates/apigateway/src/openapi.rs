@@ -152,7 +152,7 @@ impl ApiGateway {
         }
         let paths = spec["paths"].as_object().cloned().unwrap_or_default();
         for (path, item) in &paths {
-            let resource_index = ensure_resource(api, &mut resources, path, &mut changes);
+            let resource_index = ensure_resource(&mut resources, path);
             let resource = &mut resources[resource_index];
             for (key, operation) in item.as_object().into_iter().flatten() {
                 if !METHODS.contains(&key.as_str()) {
@@ -418,8 +418,7 @@ impl ApiGateway {
 }
 
 /// The index of the resource at `path` in `resources`, created (with its parents) if missing.
-fn ensure_resource(api: &str, resources: &mut Vec<Value>, path: &str, changes: &mut Vec<Change>) -> usize {
-    let _ = (api, &changes);
+fn ensure_resource(resources: &mut Vec<Value>, path: &str) -> usize {
     let mut current = resources.iter().position(|r| r["path"] == "/").unwrap_or(0);
     let mut so_far = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {

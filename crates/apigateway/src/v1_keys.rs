@@ -92,9 +92,8 @@ impl ApiGateway {
                 self.usage_plan(plan)?;
                 let input = parse_body(body)?;
                 let key_id = input["keyId"].as_str().unwrap_or_default();
-                let key = self
-                    .api_key(key_id)
-                    .map_err(|_| bad_request(format!("Invalid API Key identifier specified")))?;
+                let key =
+                    self.api_key(key_id).map_err(|_| bad_request("Invalid API Key identifier specified"))?;
                 if self.docs.get(plan, "usageplankey", key_id).is_some() {
                     return Err(conflict(format!("Usage Plan {plan} cannot be added because API Key {key_id} cannot reference multiple Usage Plans with the same API Stage")));
                 }
@@ -168,7 +167,7 @@ impl ApiGateway {
             let api = stage["apiId"].as_str().unwrap_or_default();
             let name = stage["stage"].as_str().unwrap_or_default();
             if self.docs.get(api, "stage", name).is_none() {
-                return Err(bad_request(format!("Invalid stage identifier specified")));
+                return Err(bad_request("Invalid stage identifier specified"));
             }
         }
         let id = new_id(6);
@@ -179,9 +178,7 @@ impl ApiGateway {
     }
 
     fn usage_plan(&self, id: &str) -> Result<Value, AwsError> {
-        self.docs
-            .get("", "usageplan", id)
-            .ok_or_else(|| not_found(format!("Invalid Usage Plan ID specified")))
+        self.docs.get("", "usageplan", id).ok_or_else(|| not_found("Invalid Usage Plan ID specified"))
     }
 
     /// Whether `value` is an enabled API key in a usage plan of `api`'s stage `stage`

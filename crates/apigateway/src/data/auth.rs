@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine as _;
-use nimbus_api::ApiResponse;
 use serde_json::{json, Value};
 
 use super::event::{v2_event, Incoming};
-use super::function_of;
 use super::reply::{capital_message, message};
 use super::routes::{Compiled, HttpMatch, RestMatch};
+use super::{function_of, Refusal};
 use crate::ApiGateway;
 
 /// Cached authorizer answers: (authorizer, identity) → (expiry ms, answer). Bounded.
@@ -40,8 +39,8 @@ impl ResultCache {
     }
 }
 
-fn unauthorized() -> ApiResponse {
-    message(401, "Unauthorized")
+fn unauthorized() -> Refusal {
+    Box::new(message(401, "Unauthorized"))
 }
 
 /// Values of a REST identity source (`method.request.header.X, method.request.querystring.y,
@@ -59,10 +58,8 @@ fn rest_identity(source: &str, incoming: &Incoming<'_>, variables: &Value) -> Op
                 query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
             } else if let Some(name) = part.strip_prefix("stageVariables.") {
                 variables[name].as_str().map(str::to_owned)
-            } else if let Some(name) = part.strip_prefix("context.") {
-                Some(name.to_owned())
             } else {
-                None
+                part.strip_prefix("context.").map(str::to_owned)
             }
         })
         .collect()
@@ -124,7 +121,7 @@ fn as_list(value: &Value) -> Vec<&str> {
 }
 
 /// Evaluates an authorizer's policy document for `arn`: an explicit deny wins, then an allow.
-fn evaluate(policy: &Value, arn: &str) -> Result<(), ApiResponse> {
+fn evaluate(policy: &Value, arn: &str) -> Result<(), Refusal> {
     let statements = match &policy["Statement"] {
         Value::Array(list) => list.clone(),
         single @ Value::Object(_) => vec![single.clone()],
@@ -136,15 +133,13 @@ fn evaluate(policy: &Value, arn: &str) -> Result<(), ApiResponse> {
         action && as_list(&s["Resource"]).iter().any(|r| glob(r, arn))
     };
     if statements.iter().any(|s| s["Effect"] == "Deny" && applies(s)) {
-        return Err(capital_message(
-            403,
-            "User is not authorized to access this resource with an explicit deny",
-        ));
+        let denied = "User is not authorized to access this resource with an explicit deny";
+        return Err(Box::new(capital_message(403, denied)));
     }
     if statements.iter().any(|s| s["Effect"] == "Allow" && applies(s)) {
         return Ok(());
     }
-    Err(capital_message(403, "User is not authorized to access this resource"))
+    Err(Box::new(capital_message(403, "User is not authorized to access this resource")))
 }
 
 impl ApiGateway {
@@ -166,9 +161,9 @@ impl ApiGateway {
         variables: &Value,
         event: &Value,
         request_id: &str,
-    ) -> Result<Value, ApiResponse> {
+    ) -> Result<Value, Refusal> {
         let Some(function) = function_of(uri, variables) else {
-            return Err(message(500, "Internal server error"));
+            return Err(Box::new(message(500, "Internal server error")));
         };
         let payload = bytes::Bytes::from(event.to_string());
         match self.functions.invoke(&function, payload, request_id).await {
@@ -194,11 +189,11 @@ impl ApiGateway {
         matched: &RestMatch<'_>,
         event: &Value,
         authorizer: Option<Value>,
-    ) -> Result<Value, ApiResponse> {
+    ) -> Result<Value, Refusal> {
         let Some(authorizer) = authorizer else { return Err(authorizer_failed()) };
         let kind = authorizer["type"].as_str().unwrap_or("TOKEN");
         if kind == "COGNITO_USER_POOLS" {
-            return Err(message(500, "nimbus does not evaluate COGNITO_USER_POOLS authorizers"));
+            return Err(Box::new(message(500, "nimbus does not evaluate COGNITO_USER_POOLS authorizers")));
         }
         let source = authorizer["identitySource"].as_str().unwrap_or_default();
         let identity = rest_identity(source, incoming, &stage.variables).ok_or_else(unauthorized)?;
@@ -250,7 +245,7 @@ impl ApiGateway {
         incoming: &Incoming<'_>,
         matched: &HttpMatch<'_>,
         authorizer: &Value,
-    ) -> Result<Value, ApiResponse> {
+    ) -> Result<Value, Refusal> {
         let sources = &authorizer["identitySource"];
         if authorizer["authorizerType"] == "JWT" {
             let sources =
@@ -268,7 +263,7 @@ impl ApiGateway {
                 .unwrap_or(Value::Null);
             let required = as_list(&matched.route["authorizationScopes"]);
             if !required.is_empty() && !required.iter().any(|r| as_list(&scopes).contains(r)) {
-                return Err(message(403, "Forbidden"));
+                return Err(Box::new(message(403, "Forbidden")));
             }
             let claims: serde_json::Map<String, Value> = claims
                 .as_object()
@@ -330,10 +325,10 @@ impl ApiGateway {
         };
         if simple {
             if answer["isAuthorized"] != true {
-                return Err(message(403, "Forbidden"));
+                return Err(Box::new(message(403, "Forbidden")));
             }
         } else if evaluate(&answer["policyDocument"], &arn).is_err() {
-            return Err(message(403, "Forbidden"));
+            return Err(Box::new(message(403, "Forbidden")));
         }
         let mut lambda = answer["context"].as_object().cloned().unwrap_or_default();
         if let Some(principal) = answer.get("principalId") {
@@ -343,19 +338,11 @@ impl ApiGateway {
     }
 }
 
-fn authorizer_failed() -> ApiResponse {
-    ApiResponseExt::null_message(500)
-}
-
-struct ApiResponseExt;
-
-impl ApiResponseExt {
-    /// AWS answers an authorizer that failed with `500 {"message": null}`.
-    fn null_message(status: u16) -> ApiResponse {
-        let mut response = message(status, "");
-        *response.body_mut() = nimbus_api::Body::new(bytes::Bytes::from_static(b"{\"message\":null}"));
-        response
-    }
+/// AWS answers an authorizer that failed with `500 {"message": null}`.
+fn authorizer_failed() -> Refusal {
+    let mut response = message(500, "");
+    *response.body_mut() = nimbus_api::Body::new(bytes::Bytes::from_static(b"{\"message\":null}"));
+    Box::new(response)
 }
 
 /// Decodes a JWT and checks its issuer, audience (`aud` or `client_id`), expiry and not-before

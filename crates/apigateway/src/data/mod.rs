@@ -22,6 +22,9 @@ use event::Incoming;
 use reply::{message, Payload};
 use routes::{Compiled, Flavor};
 
+/// A gateway answer that ends a request early (a refusal, a failed integration).
+pub(crate) type Refusal = Box<ApiResponse>;
+
 /// Whether a request is for an API or a function URL.
 pub fn is_data_plane(_method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     FrontDoor::of(uri, headers).is_some()
@@ -81,10 +84,14 @@ impl ApiGateway {
     }
 
     async fn serve_api(&self, api: &str, path: &str, domain: &str, request: ApiRequest) -> ApiResponse {
-        let v2 = self.docs.get("", "httpapi", api).is_some();
         let Some((stage, rest)) = self.compiled(api, path) else {
-            return if v2 { message(404, "Not Found") } else { message(403, "Missing Authentication Token") };
+            return if self.docs.get("", "httpapi", api).is_some() {
+                message(404, "Not Found")
+            } else {
+                message(403, "Missing Authentication Token")
+            };
         };
+        let v2 = matches!(stage.flavor, Flavor::Http(_));
         let incoming = Incoming::new(&request, rest, domain, api, &stage.stage);
         if let Some(preflight) = reply::preflight(stage.cors.as_ref(), &request, false) {
             return preflight;
@@ -121,7 +128,7 @@ impl ApiGateway {
                 method["authorizerId"].as_str().and_then(|id| self.docs.get(&stage.api, "authorizer", id));
             match self.authorize_rest(stage, incoming, &matched, &event, authorizer).await {
                 Ok(context) => event["requestContext"]["authorizer"] = context,
-                Err(denied) => return denied,
+                Err(denied) => return *denied,
             }
         }
         let integration = &method["methodIntegration"];
@@ -131,9 +138,9 @@ impl ApiGateway {
                 let Some(function) = function_of(integration["uri"].as_str(), &stage.variables) else {
                     return message(500, "Internal server error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id).await {
+                match self.call_function(&function, &event, timeout, &incoming.request_id, false).await {
                     Ok(payload) => reply::proxy_v1(payload),
-                    Err(response) => response,
+                    Err(response) => *response,
                 }
             }
             Some("MOCK") => reply::mock(integration),
@@ -161,7 +168,7 @@ impl ApiGateway {
         if let Some(authorizer) = matched.authorizer {
             match self.authorize_http(stage, incoming, &matched, authorizer).await {
                 Ok(context) => event["requestContext"]["authorizer"] = context,
-                Err(denied) => return denied,
+                Err(denied) => return *denied,
             }
         }
         match integration["integrationType"].as_str() {
@@ -171,10 +178,10 @@ impl ApiGateway {
                 else {
                     return message(500, "Internal Server Error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id).await {
+                match self.call_function(&function, &event, timeout, &incoming.request_id, true).await {
                     Ok(payload) if version == "1.0" => reply::proxy_v1(payload),
                     Ok(payload) => reply::proxy_v2(payload),
-                    Err(response) => response,
+                    Err(response) => *response,
                 }
             }
             Some(other) => message(
@@ -199,23 +206,25 @@ impl ApiGateway {
         }
         let incoming = Incoming::new(&request, path.to_owned(), domain, id, "$default");
         let event = event::url_event(&incoming, &self.identity.account, url.auth_type == "AWS_IAM");
-        let mut response = match self.call_function(&url.function, &event, 900_000, &request.request_id).await
-        {
-            Ok(payload) => reply::proxy_v2(payload),
-            Err(response) => response,
-        };
+        let mut response =
+            match self.call_function(&url.function, &event, 900_000, &request.request_id, true).await {
+                Ok(payload) => reply::proxy_v2(payload),
+                Err(response) => *response,
+            };
         reply::add_cors(url.cors.as_ref(), &request, &mut response, true);
         response
     }
 
-    /// Invokes `function` with `event`; an error answer is the response AWS gives.
+    /// Invokes `function` with `event` within the integration timeout; an error answer is the
+    /// response AWS gives.
     pub(crate) async fn call_function(
         &self,
         function: &str,
         event: &Value,
         timeout_ms: u64,
         request_id: &str,
-    ) -> Result<Payload, ApiResponse> {
+        http_api: bool,
+    ) -> Result<Payload, Refusal> {
         let payload = bytes::Bytes::from(event.to_string());
         let invoked = tokio::time::timeout(
             Duration::from_millis(timeout_ms),
@@ -223,13 +232,15 @@ impl ApiGateway {
         )
         .await;
         match invoked {
-            Err(_) => Err(message(504, "Endpoint request timed out")),
-            Ok(Err(InvokeError::Throttled)) => Err(message(429, "Too Many Requests")),
+            // REST APIs answer 504 after the integration timeout, HTTP APIs 503.
+            Err(_) if http_api => Err(Box::new(message(503, "Service Unavailable"))),
+            Err(_) => Err(Box::new(message(504, "Endpoint request timed out"))),
+            Ok(Err(InvokeError::Throttled)) => Err(Box::new(message(429, "Too Many Requests"))),
             Ok(Err(InvokeError::Failed(why))) => {
                 eprintln!("nimbus: API Gateway could not invoke {function}: {why}");
-                Err(message(502, "Internal server error"))
+                Err(Box::new(message(502, "Internal server error")))
             }
-            Ok(Ok(invoked)) if invoked.function_error => Err(message(502, "Internal server error")),
+            Ok(Ok(invoked)) if invoked.function_error => Err(Box::new(message(502, "Internal server error"))),
             Ok(Ok(invoked)) => Ok(Payload(invoked.payload)),
         }
     }

@@ -14,6 +14,9 @@ enum Segment {
     Greedy(String),
 }
 
+/// Path parameters in order: (name, decoded value).
+pub type Params = Vec<(String, String)>;
+
 pub struct Pattern {
     template: String,
     segments: Vec<Segment>,
@@ -35,7 +38,7 @@ impl Pattern {
 
     /// The path parameters when `path` matches, with the rank of the match (lower is more
     /// specific).
-    fn matches(&self, path: &[&str]) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+    fn matches(&self, path: &[&str]) -> Option<(Vec<u8>, Params)> {
         let mut rank = Vec::new();
         let mut params = Vec::new();
         for (index, segment) in self.segments.iter().enumerate() {
