@@ -12,10 +12,13 @@ import http.client
 import json
 import shutil
 import subprocess
+import time
 import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
+
+import conftest
 
 from support import ROLE, aws_client, make_zip, unique_name
 
@@ -436,3 +439,50 @@ def test_aws_cli(server, tmp_path):
     assert json.loads(http.stdout)["ProtocolType"] == "HTTP"
     missing = run("apigateway", "get-rest-api", "--rest-api-id", "nosuchapi9")
     assert missing.returncode != 0 and "NotFoundException" in missing.stderr
+
+
+def mock_api(apigw, body: str) -> str:
+    """A REST API whose GET /m answers `body` from a MOCK integration, deployed to `s`."""
+    api = apigw.create_rest_api(name=unique_name("mock"))
+    resource = apigw.create_resource(restApiId=api["id"], parentId=api["rootResourceId"], pathPart="m")["id"]
+    apigw.put_method(restApiId=api["id"], resourceId=resource, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=api["id"], resourceId=resource, httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.put_integration_response(restApiId=api["id"], resourceId=resource, httpMethod="GET", statusCode="200",
+                                   responseTemplates={"application/json": body})
+    apigw.create_deployment(restApiId=api["id"], stageName="s")
+    return api["id"]
+
+
+def test_apis_survive_kill(server_factory):
+    srv = server_factory()
+    api = mock_api(aws_client("apigateway", srv.endpoint), '{"kept": 1}')
+    srv.kill()
+    srv.start()
+    # No control-plane call first: the front door serves the stored API straight away.
+    status, _, body = call(srv, "/s/m", host=f"{api}.execute-api.localhost")
+    assert (status, json.loads(body)) == (200, {"kept": 1})
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_two_nodes_serve_one_api(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("apigw_nodes")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    apigw_a = aws_client("apigateway", a.endpoint)
+    api = mock_api(apigw_a, '{"v": 1}')
+    status, _, body = call(b, f"/_aws/execute-api/{api}/s/m")
+    assert (status, json.loads(body)) == (200, {"v": 1})
+    # A change on one node reaches the other's compiled routes within a second or so.
+    resource = [r for r in apigw_a.get_resources(restApiId=api)["items"] if r["path"] == "/m"][0]["id"]
+    apigw_a.put_integration_response(restApiId=api, resourceId=resource, httpMethod="GET", statusCode="200",
+                                     responseTemplates={"application/json": '{"v": 2}'})
+    apigw_a.create_deployment(restApiId=api, stageName="s")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if json.loads(call(b, f"/_aws/execute-api/{api}/s/m")[2]) == {"v": 2}:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("node b kept serving the old deployment")
