@@ -234,10 +234,10 @@ def test_tags_permissions_invoke_config_and_recursion(client, create_fn):
 def test_unknown_operations_say_which(client, create_fn):
     name = create_fn("unknown-op", {"app.py": SLEEPER})
     with pytest.raises(ClientError) as raised:
-        client.list_function_url_configs(FunctionName=name)
+        client.get_function_code_signing_config(FunctionName=name)
     error = raised.value.response["Error"]
     assert error["Code"] == "UnknownOperationException"
-    assert "ListFunctionUrlConfigs" in error["Message"]
+    assert "GetFunctionCodeSigningConfig" in error["Message"]
 
 
 def test_versions_and_aliases_survive_a_restart(server_factory):
