@@ -486,3 +486,91 @@ def test_two_nodes_serve_one_api(server_factory, tmp_path_factory):
         time.sleep(0.1)
     else:
         pytest.fail("node b kept serving the old deployment")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Issuer:
+    """An OpenID issuer on a local port: an RSA key made by the openssl CLI, its JWKS served at
+    `/.well-known/openid-configuration` → `jwks_uri`, and RS256 tokens signed with it."""
+
+    def __init__(self, tmp_path):
+        import http.server
+        import threading
+
+        self.key = tmp_path / "key.pem"
+        subprocess.run(["openssl", "genrsa", "-out", str(self.key), "2048"], check=True, capture_output=True)
+        modulus = subprocess.run(["openssl", "rsa", "-in", str(self.key), "-noout", "-modulus"], check=True,
+                                 capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+        jwks = {"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+                          "n": b64url(bytes.fromhex(modulus)), "e": b64url((65537).to_bytes(3, "big"))}]}
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                documents = {"/.well-known/openid-configuration": {"issuer": issuer.url,
+                                                                   "jwks_uri": issuer.url + "/keys"},
+                             "/keys": jwks}
+                document = documents.get(self.path)
+                self.send_response(200 if document else 404)
+                self.end_headers()
+                self.wfile.write(json.dumps(document).encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, claims: dict, kid: str = "k1") -> str:
+        message = f"{b64url(json.dumps({'alg': 'RS256', 'typ': 'JWT', 'kid': kid}).encode())}." \
+                  f"{b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=message.encode(),
+                                   check=True, capture_output=True).stdout
+        return f"{message}.{b64url(signature)}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl CLI to make keys")
+def test_http_api_jwt_authorizer_checks_signature_and_claims(server, apigw2, functions, tmp_path):
+    issuer = Issuer(tmp_path)
+    try:
+        api = apigw2.create_api(Name=unique_name("jwt"), ProtocolType="HTTP")
+        api_id = api["ApiId"]
+        integration = apigw2.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY",
+                                                IntegrationUri=functions["cookies"],
+                                                PayloadFormatVersion="2.0")["IntegrationId"]
+        authorizer = apigw2.create_authorizer(ApiId=api_id, Name="jwt", AuthorizerType="JWT",
+                                              IdentitySource=["$request.header.Authorization"],
+                                              JwtConfiguration={"Issuer": issuer.url, "Audience": ["app"]})
+        apigw2.create_route(ApiId=api_id, RouteKey="GET /me", Target=f"integrations/{integration}",
+                            AuthorizationType="JWT", AuthorizerId=authorizer["AuthorizerId"])
+        apigw2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+        path = f"/_aws/execute-api/{api_id}/me"
+        now = int(time.time())
+        good = {"iss": issuer.url, "aud": "app", "sub": "alice", "exp": now + 600, "scope": "read write"}
+
+        status, _, body = call(server, path, headers={"Authorization": f"Bearer {issuer.token(good)}"})
+        assert status == 201, body
+        jwt = json.loads(body)["requestContext"]["authorizer"]["jwt"]
+        assert jwt["claims"]["sub"] == "alice" and jwt["scopes"] == ["read", "write"]
+
+        refused = [
+            None,
+            issuer.token({**good, "exp": now - 10}),
+            issuer.token({**good, "aud": "other"}),
+            issuer.token({**good, "iss": "http://elsewhere"}),
+            issuer.token(good, kid="unknown"),
+            issuer.token(good)[:-8] + "AAAAAAAA",  # a signature that does not match
+        ]
+        for token in refused:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            status, _, body = call(server, path, headers=headers)
+            assert (status, json.loads(body)) == (401, {"message": "Unauthorized"}), token
+    finally:
+        issuer.close()

@@ -257,6 +257,10 @@ impl ApiGateway {
                 .unwrap_or_default();
             let claims = check_jwt(&token, &authorizer["jwtConfiguration"], crate::store::now_ms() / 1000)
                 .map_err(|_| unauthorized())?;
+            let issuer = authorizer["jwtConfiguration"]["issuer"].as_str().unwrap_or_default();
+            if self.front.jwks.check(issuer, &token).await == super::jwks::Signature::Invalid {
+                return Err(unauthorized());
+            }
             let scopes = claims["scope"]
                 .as_str()
                 .map(|s| json!(s.split(' ').collect::<Vec<_>>()))

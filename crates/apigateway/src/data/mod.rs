@@ -4,6 +4,7 @@
 
 mod auth;
 mod event;
+mod jwks;
 mod reply;
 mod routes;
 
@@ -35,6 +36,7 @@ pub fn is_data_plane(_method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
 pub struct Cache {
     stages: RwLock<HashMap<(String, String), Arc<Compiled>>>,
     pub(crate) authorized: auth::ResultCache,
+    pub(crate) jwks: jwks::Jwks,
 }
 
 impl ApiGateway {
