@@ -206,6 +206,15 @@ def test_rest_missing_routes_mock_and_bad_responses(server, rest_api):
         assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
 
 
+def test_stage_naming_a_missing_function_answers_500(server, apigw, rest_api):
+    deployment = apigw.get_stage(restApiId=rest_api, stageName="prod")["deploymentId"]
+    apigw.create_stage(restApiId=rest_api, stageName="ghost", deploymentId=deployment, variables={"fn": "no-such-fn"})
+    status, _, body = call(server, f"/_aws/execute-api/{rest_api}/ghost/x")
+    assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
+    status, _, body = call(server, f"/_aws/lambda-url/{'0' * 32}/")
+    assert (status, json.loads(body)) == (403, {"Message": "Forbidden"})
+
+
 def test_rest_binary_body_round_trips(server, rest_api):
     status, headers, body = call(server, f"/_aws/execute-api/{rest_api}/prod/gif", "POST", GIF,
                                  {"Content-Type": "image/gif"})

@@ -21,10 +21,18 @@ pub struct Incoming<'a> {
     pub stage: String,
     pub request_id: String,
     pub time_ms: i64,
+    pub account: String,
 }
 
 impl<'a> Incoming<'a> {
-    pub fn new(request: &'a ApiRequest, path: String, domain: &str, api: &str, stage: &str) -> Incoming<'a> {
+    pub fn new(
+        request: &'a ApiRequest,
+        path: String,
+        domain: &str,
+        api: &str,
+        stage: &str,
+        account: &str,
+    ) -> Incoming<'a> {
         let full_path = if stage == "$default" {
             path.clone()
         } else {
@@ -41,6 +49,7 @@ impl<'a> Incoming<'a> {
             stage: stage.to_owned(),
             request_id: request.request_id.clone(),
             time_ms: crate::store::now_ms(),
+            account: account.to_owned(),
         }
     }
 
@@ -194,7 +203,7 @@ fn v1_context(
         "extendedRequestId": incoming.request_id,
         "requestTime": incoming.time(),
         "path": incoming.full_path,
-        "accountId": "000000000000",
+        "accountId": incoming.account,
         "protocol": "HTTP/1.1",
         "stage": incoming.stage,
         "domainPrefix": incoming.api,
@@ -286,7 +295,7 @@ pub fn v2_event(
         "rawQueryString": incoming.raw_query(),
         "headers": headers,
         "requestContext": {
-            "accountId": "000000000000",
+            "accountId": incoming.account,
             "apiId": incoming.api,
             "domainName": incoming.domain,
             "domainPrefix": incoming.api,

@@ -26,6 +26,14 @@ use routes::{Compiled, Flavor};
 /// A gateway answer that ends a request early (a refusal, a failed integration).
 pub(crate) type Refusal = Box<ApiResponse>;
 
+/// Which front door a request came through: their failures are worded apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Door {
+    Rest,
+    Http,
+    Url,
+}
+
 /// Whether a request is for an API or a function URL.
 pub fn is_data_plane(_method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     FrontDoor::of(uri, headers).is_some()
@@ -94,7 +102,7 @@ impl ApiGateway {
             };
         };
         let v2 = matches!(stage.flavor, Flavor::Http(_));
-        let incoming = Incoming::new(&request, rest, domain, api, &stage.stage);
+        let incoming = Incoming::new(&request, rest, domain, api, &stage.stage, &self.identity.account);
         if let Some(preflight) = reply::preflight(stage.cors.as_ref(), &request, false) {
             return preflight;
         }
@@ -140,7 +148,7 @@ impl ApiGateway {
                 let Some(function) = function_of(integration["uri"].as_str(), &stage.variables) else {
                     return message(500, "Internal server error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id, false).await {
+                match self.call_function(&function, &event, timeout, &incoming.request_id, Door::Rest).await {
                     Ok(payload) => reply::proxy_v1(payload),
                     Err(response) => *response,
                 }
@@ -180,7 +188,7 @@ impl ApiGateway {
                 else {
                     return message(500, "Internal Server Error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id, true).await {
+                match self.call_function(&function, &event, timeout, &incoming.request_id, Door::Http).await {
                     Ok(payload) if version == "1.0" => reply::proxy_v1(payload),
                     Ok(payload) => reply::proxy_v2(payload),
                     Err(response) => *response,
@@ -196,7 +204,7 @@ impl ApiGateway {
 
     async fn serve_url(&self, id: &str, path: &str, domain: &str, request: ApiRequest) -> ApiResponse {
         let Some(url) = self.functions.url(id) else {
-            return message(403, "Forbidden");
+            return reply::capital_message(403, "Forbidden");
         };
         if let Some(preflight) = reply::preflight(url.cors.as_ref(), &request, true) {
             return preflight;
@@ -206,10 +214,11 @@ impl ApiGateway {
         {
             return reply::capital_message(403, "Forbidden");
         }
-        let incoming = Incoming::new(&request, path.to_owned(), domain, id, "$default");
+        let incoming =
+            Incoming::new(&request, path.to_owned(), domain, id, "$default", &self.identity.account);
         let event = event::url_event(&incoming, &self.identity.account, url.auth_type == "AWS_IAM");
         let mut response =
-            match self.call_function(&url.function, &event, 900_000, &request.request_id, true).await {
+            match self.call_function(&url.function, &event, 900_000, &request.request_id, Door::Url).await {
                 Ok(payload) => reply::proxy_v2(payload),
                 Err(response) => *response,
             };
@@ -225,7 +234,7 @@ impl ApiGateway {
         event: &Value,
         timeout_ms: u64,
         request_id: &str,
-        http_api: bool,
+        door: Door,
     ) -> Result<Payload, Refusal> {
         let payload = bytes::Bytes::from(event.to_string());
         let invoked = tokio::time::timeout(
@@ -235,12 +244,17 @@ impl ApiGateway {
         .await;
         match invoked {
             // REST APIs answer 504 after the integration timeout, HTTP APIs 503.
-            Err(_) if http_api => Err(Box::new(message(503, "Service Unavailable"))),
-            Err(_) => Err(Box::new(message(504, "Endpoint request timed out"))),
-            Ok(Err(InvokeError::Throttled)) => Err(Box::new(message(429, "Too Many Requests"))),
-            Ok(Err(InvokeError::Failed(why))) => {
-                eprintln!("nimbus: API Gateway could not invoke {function}: {why}");
-                Err(Box::new(message(502, "Internal server error")))
+            Err(_) if door == Door::Rest => Err(Box::new(message(504, "Endpoint request timed out"))),
+            Err(_) => Err(Box::new(message(503, "Service Unavailable"))),
+            Ok(Err(InvokeError::Throttled)) if door == Door::Url => {
+                Err(Box::new(message(429, "Too Many Requests")))
+            }
+            // Lambda refused the invocation (no such function, throttled): API Gateway answers 500.
+            Ok(Err(why)) => {
+                if let InvokeError::Failed(why) = why {
+                    eprintln!("nimbus: API Gateway could not invoke {function}: {why}");
+                }
+                Err(Box::new(message(500, "Internal server error")))
             }
             Ok(Ok(invoked)) if invoked.function_error => Err(Box::new(message(502, "Internal server error"))),
             Ok(Ok(invoked)) => Ok(Payload(invoked.payload)),
