@@ -1,6 +1,7 @@
 //! nimbus's own paths that belong to no one service: the clock (`GET /_nimbus/clock`,
 //! `POST /_nimbus/clock/advance?seconds=N` under `--clock virtual`) and the next firings of rules
-//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints).
+//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints), and every API
+//! stage and function URL with its local URL (`GET /_nimbus/apis`, what `nimbus apis` prints).
 
 use std::sync::Arc;
 
@@ -15,12 +16,17 @@ use crate::lazy::Lazy;
 const CLOCK: &str = "/_nimbus/clock";
 const ADVANCE: &str = "/_nimbus/clock/advance";
 const SCHEDULES: &str = "/_nimbus/schedules";
+const APIS: &str = "/_nimbus/apis";
 
 pub struct Admin {
     pub clock: Arc<dyn Clock>,
     /// Set when nimbus runs with `--clock virtual`.
     pub virtual_clock: Option<Arc<VirtualClock>>,
     pub events: Arc<Lazy<EventBridge>>,
+    pub apigateway: Arc<Lazy<nimbus_apigateway::ApiGateway>>,
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    /// nimbus's port, for the local URLs of APIs.
+    pub port: u16,
 }
 
 impl Service for Admin {
@@ -29,7 +35,7 @@ impl Service for Admin {
     }
 
     fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
-        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES)
+        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES | APIS)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
@@ -42,6 +48,7 @@ impl Service for Admin {
                     Some(events) => tokio::task::block_in_place(|| events.upcoming())
                         .map(|list| json!({ "schedules": list })),
                 },
+                ("GET", APIS) => Ok(self.apis()),
                 (method, path) => {
                     Err(AwsError::new(405, "MethodNotAllowed", format!("{method} {path} is not served")))
                 }
@@ -55,6 +62,18 @@ impl Service for Admin {
 }
 
 impl Admin {
+    /// APIs (opened at start when they exist, so an unopened API Gateway has none) and URLs.
+    fn apis(&self) -> serde_json::Value {
+        let mut rows =
+            self.apigateway.opened().map(|gateway| gateway.inventory(self.port)).unwrap_or_default();
+        for (function, url) in self.lambda.function_urls() {
+            rows.push(
+                json!({ "kind": "function URL", "name": function, "id": null, "stage": null, "url": url }),
+            );
+        }
+        json!({ "apis": rows })
+    }
+
     fn clock_document(&self) -> serde_json::Value {
         let offset = self.virtual_clock.as_ref().map_or(0, |clock| clock.offset_ms());
         json!({

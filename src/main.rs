@@ -352,7 +352,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open API Gateway: {why}");
         }
     }
-    let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
+    let admin = Arc::new(admin::Admin {
+        clock,
+        virtual_clock,
+        events: events.clone(),
+        apigateway: apigateway.clone(),
+        lambda: lambda.clone(),
+        port: address.port(),
+    });
     // Streams already on disk: their retention sweep runs from the start.
     if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
         if let Err(error) = kinesis.get().await {

@@ -170,6 +170,10 @@ def test_rest_api_control_plane_shapes_and_errors(apigw, rest_api):
     with pytest.raises(ClientError) as error:
         apigw.create_stage(restApiId=rest_api, stageName="x", deploymentId="nope")
     assert error.value.response["Error"]["Code"] == "BadRequestException"
+    with pytest.raises(ClientError) as error:
+        apigw.get_request_validators(restApiId=rest_api)
+    assert error.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "GetRequestValidators" in error.value.response["Error"]["Message"]
 
 
 def test_rest_proxy_event_host_and_path_forms(server, rest_api):
@@ -308,8 +312,17 @@ def test_openapi_import_and_export(server, apigw, functions):
     assert status == 403
 
 
-def test_http_api_quick_create_payload_2(server, apigw2, functions):
-    api = apigw2.create_api(Name=unique_name("quick"), ProtocolType="HTTP", Target=functions["echo"])
+def test_http_api_quick_create_payload_2(server, apigw2, functions, nimbus_bin):
+    name = unique_name("quick")
+    api = apigw2.create_api(Name=name, ProtocolType="HTTP", Target=functions["echo"])
+    # `nimbus apis` shows the stage with a URL that reaches it.
+    listed = subprocess.run([str(nimbus_bin), "apis", "--json", "--endpoint", server.endpoint], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    [row] = [r for r in json.loads(listed.stdout)["apis"] if r["name"] == name]
+    port = urllib.parse.urlparse(server.endpoint).port
+    assert (row["kind"], row["stage"]) == ("HTTP API", "$default")
+    assert row["url"] == f"http://{api['ApiId']}.execute-api.localhost:{port}/"
     assert [s["StageName"] for s in apigw2.get_stages(ApiId=api["ApiId"])["Items"]] == ["$default"]
     status, headers, body = call(server, "/some/path?a=1&a=2&b=x", "PUT", b"hi",
                                  {"Cookie": "c1=v1; c2=v2", "Content-Type": "text/plain"},
@@ -400,12 +413,15 @@ def test_http_api_import_and_errors(server, apigw2, functions):
     assert error.value.response["Error"]["Code"] == "BadRequestException"
 
 
-def test_function_urls(server, functions):
+def test_function_urls(server, functions, nimbus_bin):
     client = aws_client("lambda", server.endpoint)
     name = functions["echo"].split(":")[-1]
     created = client.create_function_url_config(FunctionName=name, AuthType="NONE",
                                                 Cors={"AllowOrigins": ["*"], "AllowMethods": ["*"]})
     url = created["FunctionUrl"]
+    listed = subprocess.run([str(nimbus_bin), "apis", "--endpoint", server.endpoint], capture_output=True,
+                            text=True, timeout=60)
+    assert any(line.startswith("function URL") and name in line and url in line for line in listed.stdout.splitlines())
     assert url.startswith("http://") and ".lambda-url.us-east-1.localhost:" in url
     assert client.get_function_url_config(FunctionName=name)["AuthType"] == "NONE"
     with pytest.raises(ClientError) as error:

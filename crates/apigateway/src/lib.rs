@@ -12,6 +12,7 @@
 
 mod data;
 mod openapi;
+mod operations;
 mod patch;
 mod store;
 mod v1;
@@ -90,6 +91,30 @@ impl ApiGateway {
         Ok(Arc::new(ApiGateway { docs, identity, functions, front: data::Cache::default() }))
     }
 
+    /// Every deployed stage of every API with its local URL on `port` (what `nimbus apis`
+    /// prints): REST stages as `…/{stage}/`, HTTP API `$default` stages without a segment.
+    pub fn inventory(&self, port: u16) -> Vec<Value> {
+        self.docs.refresh();
+        let mut rows = Vec::new();
+        for (kind, label, id_field) in [("restapi", "REST API", "id"), ("httpapi", "HTTP API", "apiId")] {
+            for api in self.docs.list("", kind) {
+                let id = api[id_field].as_str().unwrap_or_default();
+                for stage in self.docs.list(id, "stage") {
+                    let name = stage["stageName"].as_str().unwrap_or_default();
+                    let path = if name == "$default" { String::new() } else { format!("{name}/") };
+                    rows.push(serde_json::json!({
+                        "kind": label,
+                        "name": api["name"],
+                        "id": id,
+                        "stage": name,
+                        "url": format!("http://{id}.execute-api.localhost:{port}/{path}"),
+                    }));
+                }
+            }
+        }
+        rows
+    }
+
     async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
         self.docs.refresh();
         let path = request.uri.path().to_owned();
@@ -163,12 +188,13 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, AwsError> {
     }
 }
 
+/// A request nimbus does not serve: the operation named when botocore's model knows it.
 pub(crate) fn unknown(method: &Method, path: &str) -> AwsError {
-    AwsError::new(
-        404,
-        "NotFoundException",
-        format!("nimbus does not implement {method} {path} of API Gateway"),
-    )
+    let message = match operations::operation_for(method.as_str(), path) {
+        Some(operation) => format!("nimbus does not implement {operation} yet ({method} {path})"),
+        None => format!("Unknown operation {method} {path}"),
+    };
+    AwsError::new(400, "UnknownOperationException", message)
 }
 
 /// The segments of a path, percent-decoded.

@@ -4,6 +4,7 @@
 //! functions from the answer to text (snapshot-tested in `tests/render.rs`). [`run`] is the
 //! only place that decides colour, prints errors and picks the exit code.
 
+pub mod apis;
 pub mod functions;
 pub mod http;
 pub mod invoke;
@@ -39,6 +40,8 @@ pub enum ClientCommand {
     Schedules(schedules::SchedulesArgs),
     /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
     Clock(schedules::ClockArgs),
+    /// API Gateway stages and Lambda function URLs with their local URLs.
+    Apis(apis::ApisArgs),
 }
 
 /// The options every client command takes.
@@ -61,6 +64,7 @@ impl ClientCommand {
             ClientCommand::Status(args) => &args.common,
             ClientCommand::Schedules(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
+            ClientCommand::Apis(args) => &args.common,
         }
     }
 }
@@ -78,6 +82,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Clock(args) => {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
+        ClientCommand::Apis(args) => apis::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

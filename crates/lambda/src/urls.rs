@@ -105,6 +105,22 @@ impl Lambda {
         })
     }
 
+    /// Every function URL: (function or `function:alias`, URL).
+    pub fn function_urls(&self) -> Vec<(String, String)> {
+        let mut urls = Vec::new();
+        for function in self.registry.all() {
+            for (key, config) in function.resources_of("url") {
+                let name = if key.is_empty() {
+                    function.name().to_owned()
+                } else {
+                    format!("{}:{key}", function.name())
+                };
+                urls.push((name, config["FunctionUrl"].as_str().unwrap_or_default().to_owned()));
+            }
+        }
+        urls
+    }
+
     /// A synchronous invocation for API Gateway and function URLs: the payload, and whether it
     /// is an error document.
     pub async fn invoke_sync(
