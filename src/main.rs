@@ -246,7 +246,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(10),
             echo_output: !args.quiet,
             api_acceptor: api_acceptor.clone(),
-            log_sink: Some(log_sink),
+            log_sink: Some(log_sink.clone()),
             metrics: Some(metrics_sink),
         },
         sandbox.clone(),
@@ -343,8 +343,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let (database, identity) = (database.clone(), identity_of(&args));
         let functions: Arc<dyn nimbus_apigateway::Functions> =
             Arc::new(wiring::GatewayFunctions(lambda.clone()));
+        let access_logs: Arc<dyn nimbus_apigateway::AccessLogs> =
+            Arc::new(wiring::GatewayLogs(log_sink.clone()));
         lazy::Lazy::new("apigateway", Protocol::RestJson, move || {
-            nimbus_apigateway::ApiGateway::open(&database, identity.clone(), functions.clone())
+            let gateway =
+                nimbus_apigateway::ApiGateway::open(&database, identity.clone(), functions.clone())?;
+            gateway.set_access_logs(access_logs.clone());
+            Ok(gateway)
         })
     };
     if nimbus_apigateway::has_state(&database) {

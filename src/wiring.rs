@@ -515,6 +515,16 @@ impl nimbus_apigateway::Functions for GatewayFunctions {
     }
 }
 
+/// API Gateway stages' access logs go to CloudWatch Logs like functions' output.
+pub struct GatewayLogs(pub Arc<crate::logs_home::LogsSink>);
+
+impl nimbus_apigateway::AccessLogs for GatewayLogs {
+    fn write(&self, group: &str, stream: &str, timestamp_ms: i64, line: String) {
+        use nimbus_functions::telemetry::{LogEvent, LogSink};
+        self.0.append(group, stream, vec![LogEvent { timestamp_ms, message: line }]);
+    }
+}
+
 /// HTTP APIs (`apigatewayv2`) are served by the API Gateway service: one state, one cache.
 pub struct GatewayV2(pub Arc<Lazy<nimbus_apigateway::ApiGateway>>);
 

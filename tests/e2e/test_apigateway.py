@@ -599,3 +599,31 @@ def test_http_api_jwt_authorizer_checks_signature_and_claims(server, apigw2, fun
             assert (status, json.loads(body)) == (401, {"message": "Unauthorized"}), token
     finally:
         issuer.close()
+
+
+def test_access_logs_reach_cloudwatch_logs(server, apigw, apigw2, functions):
+    logs = aws_client("logs", server.endpoint)
+    group = unique_name("/apigw/access")
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{group}"
+    http = apigw2.create_api(Name=unique_name("logged"), ProtocolType="HTTP", Target=functions["plain"])["ApiId"]
+    apigw2.update_stage(ApiId=http, StageName="$default", AccessLogSettings={
+        "DestinationArn": arn, "Format": '{"id":"$context.requestId","route":"$context.routeKey","status":$context.status}'})
+    rest = mock_api(apigw, '{"ok": true}')
+    apigw.update_stage(restApiId=rest, stageName="s", patchOperations=[
+        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": arn},
+        {"op": "replace", "path": "/accessLogSettings/format", "value": "$context.httpMethod $context.resourcePath $context.status"}])
+    status, headers, _ = call(server, f"/_aws/execute-api/{http}/hello")
+    assert status == 200
+    request_id = headers["apigw-requestid"]
+    assert call(server, f"/_aws/execute-api/{rest}/s/m")[0] == 200
+    deadline, lines = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        try:
+            lines = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+        except ClientError:
+            lines = []
+        if len(lines) >= 2:
+            break
+        time.sleep(0.1)
+    assert json.dumps({"id": request_id, "route": "$default", "status": 200}, separators=(",", ":")) in lines
+    assert "GET /m 200" in lines

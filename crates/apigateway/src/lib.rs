@@ -31,7 +31,7 @@ use nimbus_api::{
 use nimbus_store::Database;
 use serde_json::Value;
 
-pub use data::{is_data_plane, Front};
+pub use data::{is_data_plane, AccessLogs, Front};
 pub use store::SCHEMA;
 
 const PROTOCOL: Protocol = Protocol::RestJson;
@@ -74,6 +74,7 @@ pub struct ApiGateway {
     identity: Identity,
     functions: Arc<dyn Functions>,
     front: data::Cache,
+    access_logs: std::sync::OnceLock<Arc<dyn AccessLogs>>,
 }
 
 /// Whether API Gateway ever stored anything (to open it at start).
@@ -88,7 +89,13 @@ impl ApiGateway {
         functions: Arc<dyn Functions>,
     ) -> Result<Arc<ApiGateway>, String> {
         let docs = store::Docs::open(database).map_err(|e| e.to_string())?;
-        Ok(Arc::new(ApiGateway { docs, identity, functions, front: data::Cache::default() }))
+        let access_logs = std::sync::OnceLock::new();
+        Ok(Arc::new(ApiGateway { docs, identity, functions, front: data::Cache::default(), access_logs }))
+    }
+
+    /// Where stages' access logs go (CloudWatch Logs).
+    pub fn set_access_logs(&self, logs: Arc<dyn AccessLogs>) {
+        let _ = self.access_logs.set(logs);
     }
 
     /// Every deployed stage of every API with its local URL on `port` (what `nimbus apis`

@@ -8,7 +8,7 @@ use nimbus_functions::{EngineError, Invocation};
 
 use crate::Lambda;
 
-const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// AWS's `X-Amz-Log-Result` carries the last 4 KB of the invocation's log.
 const LOG_TAIL_BYTES: usize = 4096;

@@ -129,6 +129,13 @@ impl Lambda {
         payload: Bytes,
         request_id: &str,
     ) -> Result<(Bytes, bool), SyncFailure> {
+        if payload.len() > crate::invoke::MAX_SYNC_PAYLOAD {
+            return Err(SyncFailure::Failed(format!(
+                "{} byte payload is too large for the RequestResponse invocation type (limit {} bytes)",
+                payload.len(),
+                crate::invoke::MAX_SYNC_PAYLOAD
+            )));
+        }
         let target = self.route_invocation(reference, None).map_err(|e| SyncFailure::Failed(e.message))?;
         let invocation = Invocation {
             request_id: request_id.to_owned(),

@@ -57,7 +57,7 @@ impl<'a> Incoming<'a> {
         self.request.header(name)
     }
 
-    fn source_ip(&self) -> String {
+    pub fn source_ip(&self) -> String {
         let forwarded = self.header("x-forwarded-for").and_then(|f| f.split(',').next()).map(str::trim);
         forwarded.filter(|f| !f.is_empty()).unwrap_or("127.0.0.1").to_owned()
     }
@@ -113,7 +113,7 @@ impl<'a> Incoming<'a> {
         self.header("content-type").unwrap_or_default()
     }
 
-    fn time(&self) -> String {
+    pub fn time(&self) -> String {
         let format = time::macros::format_description!(
             "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
         );

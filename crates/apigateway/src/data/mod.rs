@@ -2,6 +2,7 @@
 //! memory (compiled per stage, rebuilt when the store changes), turned into the Lambda proxy
 //! event, and the function's answer mapped back as AWS maps it.
 
+mod access;
 mod auth;
 mod event;
 mod jwks;
@@ -16,6 +17,7 @@ use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::{ApiRequest, ApiResponse, FrontDoor};
 use serde_json::Value;
 
+pub use access::AccessLogs;
 pub use nimbus_api::FrontDoor as Front;
 
 use crate::{ApiGateway, InvokeError};
@@ -25,6 +27,16 @@ use routes::{Compiled, Flavor};
 
 /// A gateway answer that ends a request early (a refusal, a failed integration).
 pub(crate) type Refusal = Box<ApiResponse>;
+
+/// API Gateway's payload quota (REST and HTTP APIs alike); function URLs stop at Lambda's 6 MB.
+const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
+
+/// What a request's access log line needs from the route that served it.
+#[derive(Default)]
+struct Trace {
+    route: String,
+    integration_ms: Option<u64>,
+}
 
 /// Which front door a request came through: their failures are worded apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +61,9 @@ pub struct Cache {
 
 impl ApiGateway {
     pub(crate) async fn serve(&self, front: FrontDoor, request: ApiRequest) -> ApiResponse {
+        if request.body.len() > MAX_PAYLOAD {
+            return message(413, "Request Entity Too Large");
+        }
         match front {
             FrontDoor::Url { id, path, domain } => self.serve_url(&id, &path, &domain, request).await,
             FrontDoor::Api { id, path, domain } => self.serve_api(&id, &path, &domain, request).await,
@@ -106,9 +121,11 @@ impl ApiGateway {
         if let Some(preflight) = reply::preflight(stage.cors.as_ref(), &request, false) {
             return preflight;
         }
+        let started = std::time::Instant::now();
+        let mut trace = Trace::default();
         let mut response = match &stage.flavor {
-            Flavor::Rest(_) => self.serve_rest(&stage, &incoming).await,
-            Flavor::Http(_) => self.serve_http(&stage, &incoming).await,
+            Flavor::Rest(_) => self.serve_rest(&stage, &incoming, &mut trace).await,
+            Flavor::Http(_) => self.serve_http(&stage, &incoming, &mut trace).await,
         };
         reply::add_cors(stage.cors.as_ref(), &request, &mut response, false);
         if v2 {
@@ -116,14 +133,26 @@ impl ApiGateway {
                 response.headers_mut().insert("apigw-requestid", value);
             }
         }
+        if let (Some((group, format)), Some(sink)) = (&stage.access_log, self.access_logs.get()) {
+            let outcome = access::Outcome {
+                status: response.status().as_u16(),
+                length: hyper::body::Body::size_hint(response.body()).exact().unwrap_or(0) as usize,
+                route: &trace.route,
+                integration_ms: trace.integration_ms,
+                total_ms: started.elapsed().as_millis() as u64,
+            };
+            let line = access::render(format, &incoming, &outcome);
+            sink.write(group, &format!("{}_{}", stage.api, stage.stage), incoming.time_ms, line);
+        }
         response
     }
 
-    async fn serve_rest(&self, stage: &Compiled, incoming: &Incoming<'_>) -> ApiResponse {
+    async fn serve_rest(&self, stage: &Compiled, incoming: &Incoming<'_>, trace: &mut Trace) -> ApiResponse {
         let Some(matched) = stage.match_rest(&incoming.method, &incoming.path) else {
             return message(403, "Missing Authentication Token");
         };
         let method = matched.method;
+        trace.route = matched.template.to_owned();
         let mut identity_key = None;
         if method["apiKeyRequired"] == true {
             let key = incoming.header("x-api-key").unwrap_or_default();
@@ -148,7 +177,11 @@ impl ApiGateway {
                 let Some(function) = function_of(integration["uri"].as_str(), &stage.variables) else {
                     return message(500, "Internal server error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id, Door::Rest).await {
+                let called = std::time::Instant::now();
+                let answer =
+                    self.call_function(&function, &event, timeout, &incoming.request_id, Door::Rest).await;
+                trace.integration_ms = Some(called.elapsed().as_millis() as u64);
+                match answer {
                     Ok(payload) => reply::proxy_v1(payload),
                     Err(response) => *response,
                 }
@@ -162,10 +195,11 @@ impl ApiGateway {
         }
     }
 
-    async fn serve_http(&self, stage: &Compiled, incoming: &Incoming<'_>) -> ApiResponse {
+    async fn serve_http(&self, stage: &Compiled, incoming: &Incoming<'_>, trace: &mut Trace) -> ApiResponse {
         let Some(matched) = stage.match_http(&incoming.method, &incoming.path) else {
             return message(404, "Not Found");
         };
+        trace.route = matched.route_key.to_owned();
         let Some(integration) = matched.integration else {
             return message(404, "Not Found");
         };
@@ -188,7 +222,11 @@ impl ApiGateway {
                 else {
                     return message(500, "Internal Server Error");
                 };
-                match self.call_function(&function, &event, timeout, &incoming.request_id, Door::Http).await {
+                let called = std::time::Instant::now();
+                let answer =
+                    self.call_function(&function, &event, timeout, &incoming.request_id, Door::Http).await;
+                trace.integration_ms = Some(called.elapsed().as_millis() as u64);
+                match answer {
                     Ok(payload) if version == "1.0" => reply::proxy_v1(payload),
                     Ok(payload) => reply::proxy_v2(payload),
                     Err(response) => *response,

@@ -86,6 +86,8 @@ pub struct Compiled {
     pub variables: Value,
     pub binary_media_types: Vec<String>,
     pub cors: Option<Value>,
+    /// The access log's group and line format.
+    pub access_log: Option<(String, String)>,
     pub flavor: Flavor,
 }
 
@@ -121,6 +123,7 @@ pub fn compile(docs: &Docs, api: &str, stage: &str, epoch: u64) -> Option<Compil
             variables: stage_doc.get("variables").cloned().unwrap_or(json!({})),
             binary_media_types: strings(types),
             cors: None,
+            access_log: super::access::group_of(&stage_doc["accessLogSettings"]),
             flavor: Flavor::Rest(routes),
         });
     }
@@ -147,6 +150,7 @@ pub fn compile(docs: &Docs, api: &str, stage: &str, epoch: u64) -> Option<Compil
         variables: stage_doc.get("stageVariables").cloned().unwrap_or(json!({})),
         binary_media_types: Vec::new(),
         cors: http_api.get("corsConfiguration").filter(|c| c.is_object()).cloned(),
+        access_log: super::access::group_of(&stage_doc["accessLogSettings"]),
         flavor: Flavor::Http(Http { routes, default, integrations, authorizers }),
     })
 }
