@@ -17,6 +17,7 @@ mod patch;
 mod store;
 mod v1;
 mod v1_keys;
+mod v1_stages;
 mod v2;
 
 use std::future::Future;
