@@ -110,7 +110,7 @@ impl ApiGateway {
             }
             (&M::PUT, ["restapis", api, "resources", id, "methods", method, "integration"]) => {
                 let input = parse_body(body)?;
-                let integration = self.edit_method(api, id, method, |m| put_integration(m, &input))?;
+                let integration = self.edit_method(api, id, method, |m| put_integration(m, id, &input))?;
                 with_status(integration, 201)
             }
             (&M::GET, ["restapis", api, "resources", id, "methods", method, "integration"]) => {
@@ -370,7 +370,7 @@ impl ApiGateway {
     }
 }
 
-fn put_integration(method: &mut Value, input: &Value) -> Result<Value, AwsError> {
+fn put_integration(method: &mut Value, resource: &str, input: &Value) -> Result<Value, AwsError> {
     let kind = input["type"].as_str().unwrap_or_default();
     if !["HTTP", "AWS", "MOCK", "HTTP_PROXY", "AWS_PROXY"].contains(&kind) {
         return Err(bad_request(
@@ -387,7 +387,7 @@ fn put_integration(method: &mut Value, input: &Value) -> Result<Value, AwsError>
         "type": kind,
         "passthroughBehavior": "WHEN_NO_MATCH",
         "timeoutInMillis": 29000,
-        "cacheNamespace": method.get("resourceId").cloned().unwrap_or(json!("")),
+        "cacheNamespace": resource,
         "cacheKeyParameters": [],
     });
     copy_fields(&mut doc, input, INTEGRATION_FIELDS);
