@@ -117,3 +117,70 @@ async fn http_api_quick_create_routes_default_stage() {
     assert_eq!(event["queryStringParameters"]["a"], "1,2");
     assert_eq!(event["requestContext"]["stage"], "$default");
 }
+
+const SWAGGER: &str = r#"
+swagger: "2.0"
+info: {title: sam-api}
+securityDefinitions:
+  api_key: {type: apiKey, name: x-api-key, in: header}
+  tok:
+    type: apiKey
+    name: Authorization
+    in: header
+    x-amazon-apigateway-authtype: custom
+    x-amazon-apigateway-authorizer:
+      type: token
+      authorizerUri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:auth/invocations
+      authorizerResultTtlInSeconds: 60
+paths:
+  /orders/{id}:
+    get:
+      security: [{api_key: []}, {tok: []}]
+      responses: {"200": {description: ok}}
+      x-amazon-apigateway-integration:
+        type: aws_proxy
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:orders/invocations
+  /:
+    x-amazon-apigateway-any-method:
+      x-amazon-apigateway-integration: {type: mock, requestTemplates: {application/json: '{"statusCode": 200}'}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_import_brings_methods_keys_and_authorizers() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path());
+    let request = ApiRequest {
+        method: Method::POST,
+        uri: "/restapis?mode=import".parse().unwrap(),
+        headers: hyper::HeaderMap::new(),
+        body: Bytes::from_static(SWAGGER.as_bytes()),
+        request_id: "r".into(),
+    };
+    let response = gw.call(request).await;
+    assert_eq!(response.status(), 201);
+    use http_body_util::BodyExt;
+    let api: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(api["name"], "sam-api");
+    let id = api["id"].as_str().unwrap();
+    let (_, resources) =
+        call(&gw, Method::GET, &format!("/restapis/{id}/resources"), Value::Null, None).await;
+    let items = resources["item"].as_array().unwrap();
+    let orders = items.iter().find(|r| r["path"] == "/orders/{id}").unwrap();
+    let get = &orders["resourceMethods"]["GET"];
+    assert_eq!(get["apiKeyRequired"], true);
+    assert_eq!(get["authorizationType"], "CUSTOM");
+    assert_eq!(get["methodIntegration"]["type"], "AWS_PROXY");
+    assert!(items.iter().any(|r| r["path"] == "/orders"), "parents are made too");
+    let root = items.iter().find(|r| r["path"] == "/").unwrap();
+    assert_eq!(root["resourceMethods"]["ANY"]["methodIntegration"]["type"], "MOCK");
+    let (_, authorizers) =
+        call(&gw, Method::GET, &format!("/restapis/{id}/authorizers"), Value::Null, None).await;
+    let authorizer = &authorizers["item"][0];
+    assert_eq!(
+        (authorizer["type"].as_str(), authorizer["identitySource"].as_str()),
+        (Some("TOKEN"), Some("method.request.header.Authorization"))
+    );
+    assert_eq!(get["authorizerId"], authorizer["id"]);
+}
