@@ -51,7 +51,7 @@ def crash(event, context):
     raise ValueError("boom")
 
 def token(event, context):
-    token = event.get("authorizationToken")
+    token = event.get("authorizationToken") or (event.get("queryStringParameters") or {}).get("who")
     if token == "reject":
         raise Exception("Unauthorized")
     effect = "Allow" if token.startswith("allow") else "Deny"
@@ -146,6 +146,12 @@ def rest_api(apigw, functions):
     apigw.put_integration_response(restApiId=api_id, resourceId=mock, httpMethod="GET", statusCode="200",
                                    responseTemplates={"application/json": '{"mocked": true}'},
                                    responseParameters={"method.response.header.x-mock": "'yes'"})
+    request_authorizer = apigw.create_authorizer(restApiId=api_id, name="req", type="REQUEST",
+                                                 authorizerUri=lambda_uri(functions["token"]),
+                                                 identitySource="method.request.querystring.who",
+                                                 authorizerResultTtlInSeconds=0)["id"]
+    proxy_method(apigw, api_id, resource(root, "req"), lambda_uri(functions["echo"]), method="GET",
+                 authorizationType="CUSTOM", authorizerId=request_authorizer)
     proxy_method(apigw, api_id, resource(root, "broken"), lambda_uri(functions["broken"]), method="GET")
     proxy_method(apigw, api_id, resource(root, "crash"), lambda_uri(functions["crash"]), method="GET")
     apigw.create_deployment(restApiId=api_id, stageName="prod", variables={"fn": echo_name})
@@ -264,6 +270,15 @@ def test_rest_token_authorizer_allows_denies_and_passes_context(server, rest_api
     status, _, body = call(server, path, headers={"Authorization": "reject"})
     assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
 
+    # A REQUEST authorizer sees the whole request (here the query string).
+    path = f"/_aws/execute-api/{rest_api}/prod/req"
+    status, _, _ = call(server, path)
+    assert status == 401
+    status, _, body = call(server, f"{path}?who=allow-q")
+    assert status == 200 and json.loads(body)["requestContext"]["authorizer"]["principalId"] == "user-allow-q"
+    status, _, _ = call(server, f"{path}?who=nobody")
+    assert status == 403
+
 
 def test_stage_variables_follow_update_stage(server, apigw, rest_api, functions):
     plain = functions["plain"].split(":")[-1]
@@ -348,7 +363,7 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
     integration = lambda name, version="2.0": apigw2.create_integration(
         ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=functions[name],
         PayloadFormatVersion=version)["IntegrationId"]
-    plain, cookies, v1 = integration("plain"), integration("cookies"), integration("echo", "1.0")
+    plain, cookies, v1, gif = integration("plain"), integration("cookies"), integration("echo", "1.0"), integration("gif")
     authorizer = apigw2.create_authorizer(ApiId=api_id, Name="simple", AuthorizerType="REQUEST",
                                           AuthorizerUri=lambda_uri(functions["simple"]),
                                           AuthorizerPayloadFormatVersion="2.0", EnableSimpleResponses=True,
@@ -356,6 +371,7 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
     apigw2.create_route(ApiId=api_id, RouteKey="GET /plain/{name}", Target=f"integrations/{plain}")
     apigw2.create_route(ApiId=api_id, RouteKey="ANY /cookies/{proxy+}", Target=f"integrations/{cookies}")
     apigw2.create_route(ApiId=api_id, RouteKey="GET /v1", Target=f"integrations/{v1}")
+    apigw2.create_route(ApiId=api_id, RouteKey="POST /gif", Target=f"integrations/{gif}")
     apigw2.create_route(ApiId=api_id, RouteKey="GET /guarded", Target=f"integrations/{cookies}",
                         AuthorizationType="CUSTOM", AuthorizerId=authorizer)
     apigw2.create_stage(ApiId=api_id, StageName="live", AutoDeploy=True, StageVariables={"color": "blue"})
@@ -379,6 +395,10 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
 
     status, _, body = call(server, f"{base}/nothing/here")
     assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+
+    # Bodies that are not text travel as base64 both ways and come back byte for byte.
+    status, headers, body = call(server, f"{base}/gif", "POST", GIF, {"Content-Type": "image/gif"})
+    assert (status, headers["content-type"], body) == (200, "image/gif", GIF)
 
     status, _, body = call(server, f"{base}/guarded")
     assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
