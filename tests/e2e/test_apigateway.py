@@ -60,6 +60,11 @@ def token(event, context):
             "policyDocument": {"Version": "2012-10-17", "Statement": [
                 {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}]}}
 
+def slow(event, context):
+    import time
+    time.sleep(2)
+    return {"statusCode": 200, "body": "late"}
+
 def simple(event, context):
     return {"isAuthorized": event["headers"].get("x-pass") == "yes", "context": {"who": "tester"}}
 '''
@@ -96,7 +101,7 @@ def functions(server):
     client = aws_client("lambda", server.endpoint, read_timeout=60)
     code = make_zip({"app.py": HANDLERS})
     arns = {}
-    for handler in ("echo", "gif", "plain", "cookies", "broken", "crash", "token", "simple"):
+    for handler in ("echo", "gif", "plain", "cookies", "broken", "crash", "token", "simple", "slow"):
         name = unique_name(f"apigw-{handler}")
         arns[handler] = client.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE,
                                                Handler=f"app.{handler}", Code={"ZipFile": code})["FunctionArn"]
@@ -413,6 +418,18 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
     assert status == 204
     assert headers["access-control-allow-origin"] == "https://app.example"
     assert headers["access-control-allow-methods"] == "GET,POST" and headers["access-control-max-age"] == "60"
+
+
+def test_http_api_integration_timeout_answers_503(server, apigw2, functions):
+    api = apigw2.create_api(Name=unique_name("slow"), ProtocolType="HTTP")["ApiId"]
+    integration = apigw2.create_integration(ApiId=api, IntegrationType="AWS_PROXY", IntegrationUri=functions["slow"],
+                                            PayloadFormatVersion="2.0", TimeoutInMillis=200)["IntegrationId"]
+    apigw2.create_route(ApiId=api, RouteKey="$default", Target=f"integrations/{integration}")
+    apigw2.create_stage(ApiId=api, StageName="$default", AutoDeploy=True)
+    started = time.monotonic()
+    status, _, body = call(server, f"/_aws/execute-api/{api}/x")
+    assert (status, json.loads(body)) == (503, {"message": "Service Unavailable"})
+    assert time.monotonic() - started < 1.5
 
 
 def test_http_api_import_and_errors(server, apigw2, functions):
