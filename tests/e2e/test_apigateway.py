@@ -442,6 +442,8 @@ def test_http_api_import_and_errors(server, apigw2, functions):
     apigw2.create_stage(ApiId=api["ApiId"], StageName="$default", AutoDeploy=True)
     status, _, body = call(server, f"/_aws/execute-api/{api['ApiId']}/hi")
     assert status == 200 and json.loads(body)["hello"] == "/hi"
+    exported = json.loads(apigw2.export_api(ApiId=api["ApiId"], Specification="OAS30", OutputType="JSON")["body"].read())
+    assert exported["paths"]["/hi"]["get"]["x-amazon-apigateway-integration"]["uri"] == functions["plain"]
     with pytest.raises(ClientError) as error:
         apigw2.get_api(ApiId="nosuchapi2")
     assert error.value.response["Error"]["Code"] == "NotFoundException"
