@@ -285,19 +285,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let notifications =
-        Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
-    let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
-        .context("cannot open S3")?;
-    let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let cluster_work = wiring::run_cluster(
-        cluster.clone(),
-        lambda.clone(),
-        store.clone(),
-        [sqs.clone(), logs.clone(), metrics.clone()],
-        seen_nodes.clone(),
-    );
-    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
@@ -313,6 +300,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .map_err(|e| e.to_string())
         })
     };
+    let notifications = Arc::new(wiring::S3Notifications {
+        lambda: lambda.clone(),
+        sqs: sqs.clone(),
+        sns: sns.clone(),
+        events: events.clone(),
+    });
+    let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
+        .context("cannot open S3")?;
+    let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cluster_work = wiring::run_cluster(
+        cluster.clone(),
+        lambda.clone(),
+        store.clone(),
+        [sqs.clone(), logs.clone(), metrics.clone()],
+        seen_nodes.clone(),
+    );
+    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     let scheduler = {
         let events = events.clone();
         lazy::Lazy::new("scheduler", Protocol::RestJson, move || {

@@ -15,6 +15,7 @@ pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -37,6 +38,13 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
+            nimbus_s3::NotificationTarget::EventBridge => {
+                let events = self.events.get_blocking()?;
+                let detail_type = event["detail-type"].as_str().unwrap_or_default();
+                let bucket = event["detail"]["bucket"]["name"].as_str().unwrap_or_default();
+                let resources = vec![format!("arn:aws:s3:::{bucket}")];
+                events.put_event("default", "aws.s3", detail_type, event["detail"].clone(), resources)
+            }
         });
         if let Err(why) = outcome {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
@@ -52,6 +60,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Topic { topic_arn } => tokio::task::block_in_place(|| {
                 self.sns.get_blocking().is_ok_and(|sns| sns.topic_exists(topic_arn))
             }),
+            nimbus_s3::NotificationTarget::EventBridge => true,
         }
     }
 }
