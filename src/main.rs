@@ -1,7 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
+mod dynamodb_open;
 mod home;
-#[allow(dead_code)] // the services wired next use it
 mod lazy;
 mod lock;
 mod logs_home;
@@ -40,7 +40,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct UpArgs {
+pub(crate) struct UpArgs {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     #[arg(long, default_value_t = 4566)]
@@ -92,6 +92,10 @@ struct UpArgs {
     /// them and says so when it falls back to plain processes.
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     isolation: IsolationArg,
+    /// Seconds between DynamoDB's TTL sweeps (AWS deletes expired items within days; tests want
+    /// seconds).
+    #[arg(long, default_value_t = 30, hide = true)]
+    dynamodb_ttl_sweep_seconds: u64,
     /// Let functions reach services listening on the host's loopback (a local database, say)
     /// at 10.0.2.2; by default each environment's network reaches only the outside world and
     /// nimbus's API.
@@ -253,8 +257,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, &region, &account, &args);
+    dynamodb_open::resume_background(&database, dynamodb.clone());
     // S3 claims every request that looks like a path: it goes last.
-    let services: Vec<Arc<dyn Service>> = vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), s3];
+    let services: Vec<Arc<dyn Service>> =
+        vec![lambda, sqs.clone(), logs.clone(), metrics.clone(), dynamodb.clone(), dynamodb_streams, s3];
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -304,6 +311,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     logs.close().await;
     sqs.close().await;
     metrics.close().await; // saves the figures
+    if let Some(dynamodb) = dynamodb.opened() {
+        dynamodb.close();
+    }
     if let Some(cluster) = &cluster {
         tokio::task::block_in_place(|| cluster.leave());
     }

@@ -205,7 +205,8 @@ pub fn write_item(
         "dynamodb": body,
     });
     if actor == Actor::Ttl {
-        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        // As GetRecords shows it; Lambda's event spells the members in lower camel case.
+        record["userIdentity"] = json!({"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"});
     }
     tx.execute(
         "INSERT INTO ddb_stream_records (arn, seq, created_ms, record) VALUES (?1, ?2, ?3, ?4)",

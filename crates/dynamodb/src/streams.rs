@@ -148,6 +148,10 @@ impl DynamoDb {
             .into_iter()
             .map(|(seq, created_ms, mut record)| {
                 record["eventSourceARN"] = json!(stream_arn);
+                if let Some(identity) = record.get("userIdentity").cloned() {
+                    record["userIdentity"] =
+                        json!({"type": identity["Type"], "principalId": identity["PrincipalId"]});
+                }
                 StreamRecordOut { sequence: sequence_text(seq), arrival_ms: created_ms, record }
             })
             .collect())

@@ -2,7 +2,7 @@
 //! tags, and the account-level answers (limits, endpoints, backups).
 
 use nimbus_store::params;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::{constraint, in_use, invalid, not_found, table_not_found, validation, DdbError, Result};
 use crate::input::{table_name, Input};
@@ -304,9 +304,9 @@ impl DynamoDb {
         let table = self.db.write(|tx| {
             let table = load_table(tx, &name)?.ok_or_else(|| table_not_found(&name))?;
             if table.deletion_protection {
-                return Err(validation(format!(
-                    "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
-                )));
+                return Err(validation(
+                    "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+                ));
             }
             tx.execute("DELETE FROM ddb_tables WHERE name = ?1", &params![name])?;
             tx.execute("DELETE FROM ddb_items WHERE tid = ?1", &params![table.id])?;
@@ -568,6 +568,3 @@ pub fn describe_limits() -> Value {
 pub fn describe_endpoints(region: &str) -> Value {
     json!({"Endpoints": [{"Address": format!("dynamodb.{region}.amazonaws.com"), "CachePeriodInMinutes": 1440}]})
 }
-
-#[allow(dead_code)]
-fn unused(_: Map<String, Value>) {}
