@@ -86,7 +86,7 @@ pub fn lock_item(tx: &mut Tx<'_>, table: &Table, key: &RowKey) -> Result<()> {
         hasher.update(&key.sk);
         let digest = hasher.finalize();
         let lock = i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]));
-        tx.query("SELECT pg_advisory_xact_lock(?1)", &params![lock])?;
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", &params![lock])?;
     }
     Ok(())
 }
