@@ -488,3 +488,62 @@ def test_aws_cli(server, tmp_path):
     got = aws("get-item", "--table-name", table, "--key", json.dumps({"id": {"S": "1"}}))
     assert got["Item"]["n"] == {"N": "42"}
     assert aws("scan", "--table-name", table)["Count"] == 1
+
+
+def test_conditional_writes_racing_from_8_threads_one_wins(server):
+    import threading
+
+    table = make_table(ddb_client(server.endpoint), "race", range_key=None)
+    clients = [ddb_client(server.endpoint) for _ in range(8)]
+    barrier = threading.Barrier(8)
+    outcomes = [None] * 8
+
+    def claim(i):
+        barrier.wait()
+        try:
+            clients[i].put_item(TableName=table, Item={"pk": {"S": "lock"}, "owner": {"N": str(i)}},
+                                ConditionExpression="attribute_not_exists(pk)")
+            outcomes[i] = "won"
+        except clients[i].exceptions.ConditionalCheckFailedException:
+            outcomes[i] = "lost"
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1 and outcomes.count("lost") == 7
+    owner = clients[0].get_item(TableName=table, Key={"pk": {"S": "lock"}})["Item"]["owner"]["N"]
+    assert outcomes[int(owner)] == "won"
+    # Counters incremented from 8 threads lose no increment.
+    def bump(i):
+        for _ in range(10):
+            clients[i].update_item(TableName=table, Key={"pk": {"S": "counter"}}, UpdateExpression="ADD n :one",
+                                   ExpressionAttributeValues={":one": {"N": "1"}})
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert clients[0].get_item(TableName=table, Key={"pk": {"S": "counter"}})["Item"]["n"] == {"N": "80"}
+
+
+def test_legacy_parameters(ddb):
+    table = make_table(ddb, "legacy", range_key=("sk", "N"))
+    ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}, "v": {"S": "x"}},
+                 Expected={"pk": {"Exists": False}})
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}}, Expected={"pk": {"Exists": False}})
+    ddb.update_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"N": "1"}},
+                    AttributeUpdates={"n": {"Action": "ADD", "Value": {"N": "5"}}, "v": {"Action": "DELETE"}},
+                    Expected={"v": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "2"}, "n": {"N": "1"}})
+    got = ddb.query(TableName=table, KeyConditions={
+        "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]},
+        "sk": {"ComparisonOperator": "GE", "AttributeValueList": [{"N": "1"}]}},
+        QueryFilter={"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "2"}]}})
+    assert got["Items"] == [{"pk": {"S": "a"}, "sk": {"N": "1"}, "n": {"N": "5"}}]
+    scanned = ddb.scan(TableName=table, ScanFilter={"n": {"ComparisonOperator": "BETWEEN",
+                                                          "AttributeValueList": [{"N": "0"}, {"N": "1"}]}})
+    assert [i["sk"]["N"] for i in scanned["Items"]] == ["2"]

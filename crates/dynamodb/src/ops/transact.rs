@@ -109,9 +109,7 @@ impl DynamoDb {
                 )?;
             }
             let mut seen = HashSet::new();
-            let mut staged = Vec::new();
-            let mut reasons = Vec::new();
-            let mut failed = false;
+            let mut targets = Vec::new();
             for p in &planned {
                 let table = table_for_items(tx, &p.table)?;
                 let key = match &p.op {
@@ -121,7 +119,19 @@ impl DynamoDb {
                 if !seen.insert((table.id.clone(), key.clone())) {
                     return Err(validation("Transaction request cannot include multiple operations on one item"));
                 }
-                lock_item(tx, &table, &key)?;
+                targets.push((table, key));
+            }
+            // Items locked in one order whatever the request's, so that transactions never
+            // wait on each other in a cycle.
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            order.sort_by(|a, b| (&targets[*a].0.id, &targets[*a].1).cmp(&(&targets[*b].0.id, &targets[*b].1)));
+            for i in order {
+                lock_item(tx, &targets[i].0, &targets[i].1)?;
+            }
+            let mut staged = Vec::new();
+            let mut reasons = Vec::new();
+            let mut failed = false;
+            for (p, (table, key)) in planned.iter().zip(targets) {
                 let old = read_item(tx, &table, &key)?;
                 let empty = Item::new();
                 let passed = p.cond.as_ref().is_none_or(|c| eval(c, old.as_ref().unwrap_or(&empty)));
