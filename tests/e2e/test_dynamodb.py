@@ -547,3 +547,32 @@ def test_legacy_parameters(ddb):
     scanned = ddb.scan(TableName=table, ScanFilter={"n": {"ComparisonOperator": "BETWEEN",
                                                           "AttributeValueList": [{"N": "0"}, {"N": "1"}]}})
     assert [i["sk"]["N"] for i in scanned["Items"]] == ["2"]
+
+
+def test_partiql_statements(ddb):
+    table = make_table(ddb, "pql", range_key=("sk", "N"))
+    ddb.execute_statement(Statement=f"INSERT INTO \"{table}\" VALUE {{'pk': 'a', 'sk': 1, 'tags': <<'x', 'y'>>, 'n': 10}}")
+    ddb.execute_statement(Statement=f"INSERT INTO \"{table}\" VALUE {{'pk': ?, 'sk': ?, 'n': ?}}",
+                          Parameters=[{"S": "a"}, {"N": "2"}, {"N": "20"}])
+    with pytest.raises(ddb.exceptions.DuplicateItemException):
+        ddb.execute_statement(Statement=f"INSERT INTO \"{table}\" VALUE {{'pk': 'a', 'sk': 1}}")
+    got = ddb.execute_statement(Statement=f"SELECT sk, n FROM \"{table}\" WHERE pk = 'a' AND n >= 10")["Items"]
+    assert got == [{"sk": {"N": "1"}, "n": {"N": "10"}}, {"sk": {"N": "2"}, "n": {"N": "20"}}]
+    ddb.execute_statement(Statement=f"UPDATE \"{table}\" SET n = n + 5 REMOVE tags WHERE pk = 'a' AND sk = 1")
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.execute_statement(Statement=f"UPDATE \"{table}\" SET n = 0 WHERE pk = 'a' AND sk = 1 AND n = 99")
+    item = ddb.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"N": "1"}})["Item"]
+    assert item == {"pk": {"S": "a"}, "sk": {"N": "1"}, "n": {"N": "15"}}
+    page = ddb.execute_statement(Statement=f"SELECT * FROM \"{table}\"", Limit=1)
+    assert len(page["Items"]) == 1 and "NextToken" in page
+    rest = ddb.execute_statement(Statement=f"SELECT * FROM \"{table}\"", NextToken=page["NextToken"])
+    assert len(rest["Items"]) == 1
+    ddb.execute_statement(Statement=f"DELETE FROM \"{table}\" WHERE pk = 'a' AND sk = 2")
+    batch = ddb.batch_execute_statement(Statements=[
+        {"Statement": f"SELECT * FROM \"{table}\" WHERE pk = 'a' AND sk = 1"},
+        {"Statement": f"UPDATE \"{table}\" SET n = 1 WHERE pk = 'a' AND sk = 7 AND n = 3"},
+    ])["Responses"]
+    assert batch[0]["Item"]["n"] == {"N": "15"} and batch[1]["Error"]["Code"] == "ConditionalCheckFailed"
+    with pytest.raises(ClientError) as excinfo:
+        ddb.execute_statement(Statement=f"DELETE FROM \"{table}\" WHERE n = 1")
+    assert error_of(excinfo) == ("ValidationException", "Where clause does not contain a mandatory equality on all key attributes")

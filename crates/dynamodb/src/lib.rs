@@ -13,6 +13,7 @@ mod expr;
 mod input;
 mod number;
 mod ops;
+mod partiql;
 mod store;
 mod streams;
 mod table;
@@ -135,6 +136,8 @@ impl DynamoDb {
             "BatchWriteItem" => self.batch_write_item(&input),
             "TransactWriteItems" => self.transact_write_items(&input),
             "TransactGetItems" => self.transact_get_items(&input),
+            "ExecuteStatement" => self.execute_statement(&input),
+            "BatchExecuteStatement" => self.batch_execute_statement(&input),
             _ => Err(DdbError::new(
                 400,
                 "UnknownOperationException",

@@ -1,9 +1,9 @@
 //! The operations, one file per kind: tables, items, reads (Query/Scan), batches, transactions.
 
 mod batch;
-mod items;
+pub mod items;
 pub mod legacy;
-mod reads;
+pub mod reads;
 pub mod tables;
 mod transact;
 

@@ -249,14 +249,14 @@ fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: 
         .collect()
 }
 
-struct Request {
-    table_name: String,
-    index_name: Option<String>,
-    filter: Option<Cond>,
-    projection: Option<Vec<Path>>,
-    count_only: bool,
-    limit: Option<usize>,
-    start: Option<Item>,
+pub(crate) struct Request {
+    pub table_name: String,
+    pub index_name: Option<String>,
+    pub filter: Option<Cond>,
+    pub projection: Option<Vec<Path>>,
+    pub count_only: bool,
+    pub limit: Option<usize>,
+    pub start: Option<Item>,
 }
 
 fn common(input: &Input, ctx: &mut Ctx, legacy_filter: &str) -> Result<Request> {
@@ -404,6 +404,22 @@ impl DynamoDb {
             let plan =
                 Plan { table: &table, index, pk: Some(pk), range: range_cond, forward, start, segment: None };
             self.read_pages(input, &request, tx, &table, plan)
+        })
+    }
+
+    /// A read for PartiQL's SELECT: a query of one partition when `pk` is given, else a scan;
+    /// `request.filter` holds the whole WHERE clause.
+    pub(crate) fn select(&self, request: &Request, pk: Option<&Av>) -> Result<Value> {
+        let input = Input(Default::default());
+        self.db.read(|tx| {
+            let table = table_for_items(tx, &request.table_name)?;
+            let index = index_of(&table, request, &input)?;
+            let hash = index.map_or(&table.hash, |i| &i.hash);
+            let pk = pk.filter(|v| v.type_name() == hash.kind).map(Av::key_bytes);
+            let by_pk = pk.is_some();
+            let start = request.start.as_ref().map(|s| start_cursor(&table, index, s, by_pk)).transpose()?;
+            let plan = Plan { table: &table, index, pk, range: None, forward: true, start, segment: None };
+            self.read_pages(&input, request, tx, &table, plan)
         })
     }
 
