@@ -455,20 +455,47 @@ def test_ttl_sweep_deletes_expired_items_with_a_service_stream_record(server_fac
     srv.stop()
 
 
-def test_writes_survive_kill_9(server_factory):
+def test_acknowledged_writes_survive_kill_9_mid_burst(server_factory):
+    import threading
+
     srv = server_factory()
     ddb = ddb_client(srv.endpoint)
     table = make_table(ddb, "durable", range_key=("sk", "N"), stream="NEW_IMAGE")
-    for i in range(40):
-        ddb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"N": str(i)}, "v": {"S": f"v{i}"}})
-    srv.kill()
+    acknowledged: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def writer(w: int):
+        client = ddb_client(srv.endpoint)
+        i = 0
+        while not stop.is_set():
+            try:
+                client.put_item(TableName=table, Item={"pk": {"S": f"w{w}"}, "sk": {"N": str(i)}, "v": {"S": "x" * 50}})
+            except Exception:
+                return  # the server is gone: this write was never acknowledged
+            acknowledged.append((f"w{w}", i))
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(acknowledged) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.kill()  # kill -9 while the writers are still writing
+    stop.set()
+    for t in threads:
+        t.join()
     srv.start(port=srv.port)
     ddb = ddb_client(srv.endpoint)
-    items = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}})["Items"]
-    assert [int(i["sk"]["N"]) for i in items] == list(range(40))
+    stored = set()
+    for w in range(4):
+        for page in ddb.get_paginator("query").paginate(TableName=table, KeyConditionExpression="pk = :p",
+                                                         ExpressionAttributeValues={":p": {"S": f"w{w}"}}):
+            stored |= {(i["pk"]["S"], int(i["sk"]["N"])) for i in page["Items"]}
+    assert set(acknowledged) <= stored
     streams = aws_client("dynamodbstreams", srv.endpoint)
-    got, _ = records(streams, ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"])
-    assert len(got) == 40
+    shard_records, _ = records(streams, ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+    assert len(shard_records) == len(stored)  # each stored write has its stream record, none more
     srv.stop()
 
 
