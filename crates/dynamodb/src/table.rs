@@ -78,7 +78,10 @@ impl Table {
         for attr in self.key_attrs() {
             match item.get(&attr.name) {
                 None => return Err(invalid(format!("Missing the key {} in the item", attr.name))),
-                Some(value) => check_key_value(attr, value, None)?,
+                Some(value) => {
+                    check_key_value(attr, value, None)?;
+                    check_key_size(value, self.range.as_ref() == Some(attr))?;
+                }
             }
         }
         for index in &self.indexes {
@@ -102,6 +105,7 @@ impl Table {
                 return Err(key_mismatch());
             }
             check_key_value(attr, value, None)?;
+            check_key_size(value, self.range.as_ref() == Some(attr))?;
         }
         Ok(self.row_key(key))
     }
@@ -246,8 +250,16 @@ fn check_key_value(attr: &KeyAttr, value: &Av, index: Option<&str>) -> Result<()
             )),
         });
     }
-    if value.size() > 2048 {
+    Ok(())
+}
+
+/// AWS's limits on key sizes: 2048 bytes for a partition key, 1024 for a sort key.
+fn check_key_size(value: &Av, range: bool) -> Result<()> {
+    if !range && value.size() > 2048 {
         return Err(invalid("Size of hashkey has exceeded the maximum size limit of2048 bytes"));
+    }
+    if range && value.size() > 1024 {
+        return Err(invalid("Aggregated size of all range keys has exceeded the size limit of 1024 bytes"));
     }
     Ok(())
 }

@@ -76,6 +76,12 @@ impl Ctx {
             }
         }
         let mut values = HashMap::new();
+        if matches!(body.get("ExpressionAttributeValues"), Some(Value::Object(map)) if map.is_empty()) {
+            return Err(validation("ExpressionAttributeValues must not be empty"));
+        }
+        if matches!(body.get("ExpressionAttributeNames"), Some(Value::Object(map)) if map.is_empty()) {
+            return Err(validation("ExpressionAttributeNames must not be empty"));
+        }
         if let Some(Value::Object(map)) = body.get("ExpressionAttributeValues") {
             for (k, v) in map {
                 let parsed = Av::parse(v).map_err(|e| {
