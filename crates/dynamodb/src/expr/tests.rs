@@ -4,7 +4,13 @@ use super::*;
 use crate::value::parse_item;
 
 fn ctx(names: serde_json::Value, values: serde_json::Value) -> Ctx {
-    let body = json!({"ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ConditionExpression": "x"});
+    let mut body = json!({"ConditionExpression": "x"});
+    if names.as_object().is_some_and(|m| !m.is_empty()) {
+        body["ExpressionAttributeNames"] = names;
+    }
+    if values.as_object().is_some_and(|m| !m.is_empty()) {
+        body["ExpressionAttributeValues"] = values;
+    }
     Ctx::from_request(body.as_object().unwrap()).unwrap()
 }
 
