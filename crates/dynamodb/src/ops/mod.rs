@@ -4,6 +4,7 @@ mod batch;
 pub mod items;
 pub mod legacy;
 pub mod reads;
+pub mod settings;
 pub mod tables;
 mod transact;
 

@@ -1,6 +1,7 @@
 //! `ExecuteStatement` and `BatchExecuteStatement`: PartiQL statements on one table each, run
 //! through the same storage, conditions and updates as the item operations.
 
+mod lex;
 mod parse;
 
 use base64::Engine;
