@@ -600,6 +600,19 @@ def test_partiql_statements(ddb):
         {"Statement": f"UPDATE \"{table}\" SET n = 1 WHERE pk = 'a' AND sk = 7 AND n = 3"},
     ])["Responses"]
     assert batch[0]["Item"]["n"] == {"N": "15"} and batch[1]["Error"]["Code"] == "ConditionalCheckFailed"
+    with pytest.raises(ddb.exceptions.TransactionCanceledException) as excinfo:
+        ddb.execute_transaction(TransactStatements=[
+            {"Statement": f"INSERT INTO \"{table}\" VALUE {{'pk': 'b', 'sk': 1}}"},
+            {"Statement": f"UPDATE \"{table}\" SET n = 1 WHERE pk = 'a' AND sk = 1 AND n = 3"},
+        ])
+    assert [r["Code"] for r in excinfo.value.response["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+    ddb.execute_transaction(TransactStatements=[
+        {"Statement": f"INSERT INTO \"{table}\" VALUE {{'pk': 'b', 'sk': 1}}"},
+        {"Statement": f"UPDATE \"{table}\" SET n = 1 WHERE pk = 'a' AND sk = 1 AND n = 15"},
+    ])
+    read = ddb.execute_transaction(TransactStatements=[
+        {"Statement": f"SELECT n FROM \"{table}\" WHERE pk = ? AND sk = ?", "Parameters": [{"S": "a"}, {"N": "1"}]}])
+    assert read["Responses"] == [{"Item": {"n": {"N": "1"}}}]
     with pytest.raises(ClientError) as excinfo:
         ddb.execute_statement(Statement=f"DELETE FROM \"{table}\" WHERE n = 1")
     assert error_of(excinfo) == ("ValidationException", "Where clause does not contain a mandatory equality on all key attributes")

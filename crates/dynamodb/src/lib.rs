@@ -138,6 +138,7 @@ impl DynamoDb {
             "TransactGetItems" => self.transact_get_items(&input),
             "ExecuteStatement" => self.execute_statement(&input),
             "BatchExecuteStatement" => self.batch_execute_statement(&input),
+            "ExecuteTransaction" => self.execute_transaction(&input),
             _ => Err(DdbError::new(
                 400,
                 "UnknownOperationException",
