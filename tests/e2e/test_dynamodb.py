@@ -616,3 +616,17 @@ def test_partiql_statements(ddb):
     with pytest.raises(ClientError) as excinfo:
         ddb.execute_statement(Statement=f"DELETE FROM \"{table}\" WHERE n = 1")
     assert error_of(excinfo) == ("ValidationException", "Where clause does not contain a mandatory equality on all key attributes")
+
+
+def test_pages_stop_at_one_megabyte(ddb):
+    table = make_table(ddb, "mb", range_key=("sk", "N"))
+    for i in range(4):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"N": str(i)}, "blob": {"S": "x" * 390_000}})
+    first = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
+                      ProjectionExpression="sk")
+    assert [i["sk"]["N"] for i in first["Items"]] == ["0", "1", "2", "3"][: len(first["Items"])]
+    assert len(first["Items"]) == 4 or first["LastEvaluatedKey"]["sk"] == {"N": str(len(first["Items"]) - 1)}
+    assert len(first["Items"]) < 4  # 1.56 MB of items do not fit one page
+    rest = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
+                     ProjectionExpression="sk", ExclusiveStartKey=first["LastEvaluatedKey"])
+    assert [i["sk"]["N"] for i in first["Items"] + rest["Items"]] == ["0", "1", "2", "3"]

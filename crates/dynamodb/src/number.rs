@@ -100,12 +100,12 @@ impl Num {
         self.digits.len()
     }
 
-    /// The value as an integer, when it is one that fits (TTL timestamps).
+    /// The value rounded towards zero, when that fits (TTL timestamps: epoch seconds).
     pub fn as_i64(&self) -> Option<i64> {
-        if self.is_zero() {
+        if self.is_zero() || self.exp <= 0 {
             return Some(0);
         }
-        if self.exp < self.digits.len() as i32 || self.exp > 18 {
+        if self.exp > 18 {
             return None;
         }
         let mut n: i64 = 0;
@@ -231,6 +231,8 @@ mod tests {
         assert!(Num::parse("1e200").is_err());
         assert!(Num::parse("123456789012345678901234567890123456789").is_err());
         assert_eq!(n("1700000000").as_i64(), Some(1_700_000_000));
+        assert_eq!(n("1700000000.75").as_i64(), Some(1_700_000_000));
+        assert_eq!(n("-12.5").as_i64(), Some(-12));
     }
 
     #[test]

@@ -125,8 +125,8 @@ impl DynamoDb {
             // wait on each other in a cycle.
             let mut order: Vec<usize> = (0..targets.len()).collect();
             order.sort_by(|a, b| (&targets[*a].0.id, &targets[*a].1).cmp(&(&targets[*b].0.id, &targets[*b].1)));
-            for i in order {
-                lock_item(tx, &targets[i].0, &targets[i].1)?;
+            for i in &order {
+                lock_item(tx, &targets[*i].0, &targets[*i].1)?;
             }
             let mut staged = Vec::new();
             let mut reasons = Vec::new();
@@ -157,7 +157,9 @@ impl DynamoDb {
                 .with("CancellationReasons", Value::Array(reasons)));
             }
             let mut streamed = false;
-            for (p, (table, key, old)) in planned.iter().zip(&staged) {
+            // Written in the same order, for the same reason (a stream's sequence is a row lock).
+            for i in order {
+                let (p, (table, key, old)) = (&planned[i], &staged[i]);
                 let new = match &p.op {
                     Op::Check => continue,
                     Op::Put(item) => Some(item.clone()),
