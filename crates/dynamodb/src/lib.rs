@@ -124,6 +124,7 @@ impl DynamoDb {
             "UntagResource" => self.untag_resource(&input),
             "ListTagsOfResource" => self.list_tags_of_resource(&input),
             "DescribeContinuousBackups" => self.describe_continuous_backups(&input),
+            "UpdateContinuousBackups" => self.update_continuous_backups(&input),
             "DescribeLimits" => Ok(ops::settings::describe_limits()),
             "DescribeEndpoints" => Ok(ops::settings::describe_endpoints(&self.identity.region)),
             "PutItem" => self.put_item(&input),

@@ -55,6 +55,9 @@ pub struct Table {
     pub tags: Vec<(String, String)>,
     pub deletion_protection: bool,
     pub table_class: String,
+    /// Point-in-time recovery as `UpdateContinuousBackups` set it (recorded, not acted on).
+    #[serde(default)]
+    pub point_in_time_recovery: bool,
 }
 
 /// An item's primary key as stored: the hash key's bytes and the range key's (empty without).

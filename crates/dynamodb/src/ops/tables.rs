@@ -241,6 +241,7 @@ impl DynamoDb {
             ttl_attribute: None,
             tags: tags(input.get("Tags"))?,
             deletion_protection: input.bool("DeletionProtectionEnabled")?.unwrap_or(false),
+            point_in_time_recovery: false,
             table_class: input
                 .choice("TableClass", &["STANDARD", "STANDARD_INFREQUENT_ACCESS"])?
                 .unwrap_or("STANDARD")
