@@ -380,6 +380,7 @@ def test_streams_record_every_change(ddb, server):
     arn = described["LatestStreamArn"]
     assert arn.startswith(described["TableArn"] + "/stream/") and described["LatestStreamLabel"] in arn
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "v": {"N": "1.0"}})  # no change: no record
     ddb.update_item(TableName=table, Key={"pk": {"S": "a"}}, UpdateExpression="SET v = :two",
                     ExpressionAttributeValues={":two": {"N": "2"}})
     ddb.delete_item(TableName=table, Key={"pk": {"S": "a"}})

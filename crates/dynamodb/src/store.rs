@@ -118,6 +118,12 @@ pub fn write_item(
     actor: Actor,
     region: &str,
 ) -> Result<bool> {
+    // A write that changes nothing writes nothing, and (as on AWS) no stream record.
+    if let (Some(old), Some(new)) = (old, new) {
+        if crate::expr::same_item(old, new) {
+            return Ok(false);
+        }
+    }
     match new {
         Some(item) => {
             let text = item_json(item).to_string();

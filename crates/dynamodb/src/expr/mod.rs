@@ -220,6 +220,11 @@ fn insert_nested(slot: &mut Av, rest: &[Elem], value: Av) {
 #[cfg(test)]
 mod tests;
 
+/// Whether two items hold the same attributes and values (sets in any order).
+pub fn same_item(a: &crate::value::Item, b: &crate::value::Item) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| eval::equal(v, w)))
+}
+
 /// Every document path a condition reads.
 pub fn paths_of(cond: &Cond, out: &mut Vec<Path>) {
     let operand = |op: &Operand, out: &mut Vec<Path>| match op {
