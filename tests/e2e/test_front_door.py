@@ -19,7 +19,6 @@ from support import aws_cli_env, aws_client
 # (client, call, kwargs, the service's full name as botocore's model has it)
 UNSERVED = [
     ("kinesis", "list_streams", {}, "Amazon Kinesis"),
-    ("dynamodb", "list_tables", {}, "Amazon DynamoDB"),
     ("events", "list_rules", {}, "Amazon EventBridge"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
