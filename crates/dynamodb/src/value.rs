@@ -46,6 +46,14 @@ impl Av {
     }
 
     pub fn parse(value: &Value) -> Result<Av> {
+        Av::parse_at(value, 0)
+    }
+
+    /// AWS allows documents 32 levels deep.
+    fn parse_at(value: &Value, depth: usize) -> Result<Av> {
+        if depth > 32 {
+            return Err(validation("Nesting Levels have exceeded supported limits"));
+        }
         let Value::Object(map) = value else {
             return Err(serialization_type());
         };
@@ -67,8 +75,12 @@ impl Av {
             ("NULL", Value::Bool(false)) => {
                 return Err(invalid("Null attribute value types must have the value of true"))
             }
-            ("M", Value::Object(m)) => Av::M(parse_map(m)?),
-            ("L", Value::Array(l)) => Av::L(l.iter().map(Av::parse).collect::<Result<_>>()?),
+            ("M", Value::Object(m)) => Av::M(
+                m.iter().map(|(k, v)| Ok((k.clone(), Av::parse_at(v, depth + 1)?))).collect::<Result<_>>()?,
+            ),
+            ("L", Value::Array(l)) => {
+                Av::L(l.iter().map(|v| Av::parse_at(v, depth + 1)).collect::<Result<_>>()?)
+            }
             ("SS", Value::Array(l)) => {
                 let items: Vec<String> = l
                     .iter()

@@ -14,7 +14,12 @@ pub struct Parser<'c> {
     text: String,
     toks: Vec<Tok>,
     pos: usize,
+    /// Nesting so far (parentheses, NOT, functions): bounded, so no input can exhaust the stack.
+    pub depth: usize,
 }
+
+const MAX_EXPRESSION_BYTES: usize = 4096;
+const MAX_DEPTH: usize = 64;
 
 fn reserved(word: &str) -> bool {
     static WORDS: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
@@ -30,7 +35,29 @@ impl<'c> Parser<'c> {
         if text.trim().is_empty() {
             return Err(validation(format!("Invalid {kind}: The expression can not be empty;")));
         }
-        Ok(Parser { toks: lex(kind, text)?, ctx, kind: kind.to_owned(), text: text.to_owned(), pos: 0 })
+        if text.len() > MAX_EXPRESSION_BYTES {
+            return Err(validation(format!(
+                "Invalid {kind}: Expression size has exceeded the maximum allowed size; size: {}",
+                text.len()
+            )));
+        }
+        Ok(Parser {
+            toks: lex(kind, text)?,
+            ctx,
+            kind: kind.to_owned(),
+            text: text.to_owned(),
+            pos: 0,
+            depth: 0,
+        })
+    }
+
+    /// Enters one level of nesting.
+    pub fn deeper(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.invalid("The expression has redundant parentheses or is nested too deeply;"));
+        }
+        Ok(())
     }
 
     pub fn peek(&self) -> &Tok {
@@ -128,15 +155,20 @@ impl<'c> Parser<'c> {
     fn not(&mut self) -> Result<Cond> {
         if self.peek().is_word("NOT") {
             self.next();
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         self.primary()
     }
 
     fn primary(&mut self) -> Result<Cond> {
         if self.eat("(") {
+            self.deeper()?;
             let cond = self.or()?;
             self.expect(")")?;
+            self.depth -= 1;
             return Ok(cond);
         }
         if let (Tok::Word(word), Tok::Sym("(")) = (self.peek().clone(), self.peek_at(1).clone()) {

@@ -88,3 +88,17 @@ fn updates_apply_in_aws_order() {
     let e = c.update("SET a = :one, a.b = :one").unwrap_err();
     assert!(e.message.contains("Two document paths overlap"), "{}", e.message);
 }
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let mut c = ctx(json!({}), json!({":v": {"S": "x"}}));
+    let deep = format!("{}a = :v{}", "(".repeat(2000), ")".repeat(2000));
+    assert!(c.condition("ConditionExpression", &deep).is_err());
+    let nots = format!("{}a = :v", "NOT ".repeat(1000));
+    assert!(c.condition("ConditionExpression", &nots).is_err());
+    let long = format!("a = :v{}", " AND a = :v".repeat(500));
+    let e = c.condition("ConditionExpression", &long).unwrap_err();
+    assert!(e.message.contains("Expression size has exceeded the maximum allowed size"), "{}", e.message);
+    let fine = format!("{}a = :v{}", "(".repeat(10), ")".repeat(10));
+    assert!(c.condition("ConditionExpression", &fine).is_ok());
+}

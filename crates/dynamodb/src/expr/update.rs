@@ -151,6 +151,7 @@ fn uop(p: &mut Parser<'_>) -> Result<UOp> {
         Tok::Word(w) if p.peek_at(1) == &Tok::Sym("(") => {
             p.next();
             p.next();
+            p.deeper()?;
             let op = match w.as_str() {
                 "if_not_exists" => {
                     let path = p.path()?;
@@ -165,6 +166,7 @@ fn uop(p: &mut Parser<'_>) -> Result<UOp> {
                 other => return Err(p.invalid(format!("Invalid function name; function: {other}"))),
             };
             p.expect(")")?;
+            p.depth -= 1;
             Ok(op)
         }
         _ => Ok(UOp::Path(p.path()?)),

@@ -22,11 +22,21 @@ pub struct Parser<'p> {
     pos: usize,
     params: &'p [Av],
     next_param: usize,
+    /// Nesting so far: bounded, so no statement can exhaust the stack.
+    depth: usize,
 }
+
+const MAX_STATEMENT_BYTES: usize = 8192;
+const MAX_DEPTH: usize = 64;
 
 impl<'p> Parser<'p> {
     pub fn parse(text: &str, params: &'p [Av]) -> Result<Statement> {
-        let mut p = Parser { toks: lex(text)?, pos: 0, params, next_param: 0 };
+        if text.len() > MAX_STATEMENT_BYTES {
+            return Err(validation(
+                "1 validation error detected: Value at 'statement' failed to satisfy constraint: Member must have length less than or equal to 8192",
+            ));
+        }
+        let mut p = Parser { toks: lex(text)?, pos: 0, params, next_param: 0, depth: 0 };
         let statement = p.statement()?;
         p.eat_sym(";");
         if p.peek() != &Tok::Eof {
@@ -183,6 +193,13 @@ impl<'p> Parser<'p> {
     }
 
     fn uop(&mut self) -> Result<UOp> {
+        self.deeper()?;
+        let op = self.uop_inner();
+        self.depth -= 1;
+        op
+    }
+
+    fn uop_inner(&mut self) -> Result<UOp> {
         if self.is_word("list_append") {
             self.pos += 1;
             self.sym("(")?;
@@ -217,7 +234,22 @@ impl<'p> Parser<'p> {
         }
     }
 
+    fn deeper(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(validation("Statement wasn't well formed, can't be processed: nested too deeply"));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Cond> {
+        self.deeper()?;
+        let cond = self.or_inner();
+        self.depth -= 1;
+        cond
+    }
+
+    fn or_inner(&mut self) -> Result<Cond> {
         let mut left = self.and()?;
         while self.is_word("OR") {
             self.pos += 1;
@@ -238,7 +270,10 @@ impl<'p> Parser<'p> {
     fn not(&mut self) -> Result<Cond> {
         if self.is_word("NOT") {
             self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not();
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner?)));
         }
         if self.eat_sym("(") {
             let cond = self.or()?;
@@ -328,6 +363,13 @@ impl<'p> Parser<'p> {
     }
 
     fn literal(&mut self) -> Result<Av> {
+        self.deeper()?;
+        let value = self.literal_inner();
+        self.depth -= 1;
+        value
+    }
+
+    fn literal_inner(&mut self) -> Result<Av> {
         Ok(match self.next() {
             Tok::Str(s) => Av::S(s),
             Tok::Num(n) => Av::N(Num::parse(&n)?),
@@ -399,5 +441,26 @@ impl<'p> Parser<'p> {
                 return Err(self.error());
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Parser, Statement};
+
+    #[test]
+    fn parses_statements_and_refuses_deep_nesting() {
+        let statement =
+            Parser::parse("SELECT a, b.c FROM \"t\" WHERE pk = 'x' AND n BETWEEN 1 AND 5", &[]).unwrap();
+        assert!(
+            matches!(statement, Statement::Select { projection: Some(ref p), filter: Some(_), .. } if p.len() == 2)
+        );
+        let insert = Parser::parse("INSERT INTO t VALUE {'pk': 'a', 'l': [1, {'m': <<'x'>>}]}", &[]).unwrap();
+        assert!(matches!(insert, Statement::Insert { ref item, .. } if item.len() == 2));
+        let deep = format!("SELECT * FROM t WHERE {}pk = 'a'{}", "(".repeat(3000), ")".repeat(3000));
+        assert!(Parser::parse(&deep, &[]).is_err());
+        let deep = format!("INSERT INTO t VALUE {}", "[".repeat(3000));
+        assert!(Parser::parse(&deep, &[]).is_err());
+        assert!(Parser::parse("SELECT * FROM t WHERE pk = ?", &[]).is_err());
     }
 }
