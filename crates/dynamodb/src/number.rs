@@ -65,7 +65,7 @@ impl Num {
         if digits.is_empty() {
             return Ok(Num::zero());
         }
-        let exp = int.len() as i64 - lead as i64 + exponent;
+        let exp = (int.len() as i64 - lead as i64).saturating_add(exponent);
         Num::checked(negative, digits, exp)
     }
 
@@ -229,6 +229,9 @@ mod tests {
         assert_eq!(n("-0").to_string(), "0");
         assert!(Num::parse("abc").is_err());
         assert!(Num::parse("1e200").is_err());
+        assert!(Num::parse("1e9223372036854775807").is_err());
+        assert!(Num::parse("1e-9223372036854775808").is_err());
+        assert!(Num::parse("1e").is_err() && Num::parse(".").is_err() && Num::parse("--1").is_err());
         assert!(Num::parse("123456789012345678901234567890123456789").is_err());
         assert_eq!(n("1700000000").as_i64(), Some(1_700_000_000));
         assert_eq!(n("1700000000.75").as_i64(), Some(1_700_000_000));
