@@ -10,14 +10,11 @@ mod transact;
 
 use nimbus_store::Tx;
 
-use crate::error::{table_not_found, Result};
+use crate::error::Result;
 use crate::store::load_table;
 use crate::table::Table;
 
 /// The table `name`, or AWS's ResourceNotFoundException for item operations.
 pub fn table_for_items(tx: &mut Tx<'_>, name: &str) -> Result<Table> {
-    load_table(tx, name)?.ok_or_else(|| {
-        let _ = table_not_found;
-        crate::error::not_found()
-    })
+    load_table(tx, name)?.ok_or_else(crate::error::not_found)
 }
