@@ -14,6 +14,7 @@ import pytest
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+import conftest
 from support import aws_cli_env, aws_client
 
 
@@ -634,3 +635,53 @@ def test_pages_stop_at_one_megabyte(ddb):
     rest = ddb.query(TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
                      ProjectionExpression="sk", ExclusiveStartKey=first["LastEvaluatedKey"])
     assert [i["sk"]["N"] for i in first["Items"] + rest["Items"]] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL (NIMBUS_TEST_DATABASE)")
+def test_two_nodes_serve_one_dynamodb(server_factory, tmp_path_factory):
+    import threading
+
+    url = conftest.fresh_database_url("ddbnodes")
+    shared = tmp_path_factory.mktemp("ddb-shared")
+    nodes = [server_factory(extra_args=["--database", url, "--shared-dir", str(shared), "--node", name,
+                                        "--dynamodb-ttl-sweep-seconds", "1"]) for name in ("a", "b")]
+    a, b = (ddb_client(n.endpoint) for n in nodes)
+    table = make_table(a, "nodes", range_key=None, stream="NEW_AND_OLD_IMAGES")
+    b.put_item(TableName=table, Item={"pk": {"S": "from-b"}})
+    assert a.get_item(TableName=table, Key={"pk": {"S": "from-b"}})["Item"] == {"pk": {"S": "from-b"}}
+    # Conditional writes racing through both nodes: exactly one wins.
+    clients = [ddb_client(nodes[i % 2].endpoint) for i in range(8)]
+    barrier = threading.Barrier(8)
+    won = []
+
+    def claim(i):
+        barrier.wait()
+        try:
+            clients[i].put_item(TableName=table, Item={"pk": {"S": "lock"}, "owner": {"N": str(i)}},
+                                ConditionExpression="attribute_not_exists(pk)")
+            won.append(i)
+        except clients[i].exceptions.ConditionalCheckFailedException:
+            pass
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    # Both nodes sweep TTL; an expired item is deleted, and streamed, once.
+    a.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    b.put_item(TableName=table, Item={"pk": {"S": "expired"}, "exp": {"N": str(int(time.time()) - 5)}})
+    deadline = time.monotonic() + 15
+    while "Item" in a.get_item(TableName=table, Key={"pk": {"S": "expired"}}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # another sweep on each node: nothing more may be streamed
+    streams = aws_client("dynamodbstreams", nodes[1].endpoint)
+    got, _ = records(streams, a.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+    removes = [r for r in got if r["eventName"] == "REMOVE"]
+    assert [r["dynamodb"]["Keys"] for r in removes] == [{"pk": {"S": "expired"}}]
+    assert [r["eventName"] for r in got].count("INSERT") == 3
+    sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in got]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+    for node in nodes:
+        node.stop()
