@@ -29,7 +29,7 @@ fn too_precise() -> DdbError {
 
 impl Num {
     pub fn parse(text: &str) -> Result<Num, DdbError> {
-        let bad = || validation(format!("The parameter cannot be converted to a numeric value: {text}"));
+        let bad = || validation("A value provided cannot be converted into a number");
         let trimmed = text.trim();
         let (negative, rest) = match trimmed.as_bytes().first() {
             Some(b'-') => (true, &trimmed[1..]),

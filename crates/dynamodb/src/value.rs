@@ -105,6 +105,7 @@ impl Av {
                 no_duplicates(&items, "binary", |b| B64.encode(b))?;
                 Av::Bs(items)
             }
+            ("S" | "N" | "B", other) => return Err(not_a_string(other)),
             ("S" | "N" | "B" | "BOOL" | "NULL" | "M" | "L" | "SS" | "NS" | "BS", _) => {
                 return Err(serialization_type())
             }
@@ -156,6 +157,18 @@ impl Av {
 
 fn num_size(n: &Num) -> usize {
     n.significant_digits().div_ceil(2) + 1
+}
+
+/// What AWS's parser says of a JSON value where a string belongs.
+fn not_a_string(value: &Value) -> DdbError {
+    match value {
+        Value::Number(_) => serialization("NUMBER_VALUE cannot be converted to String".to_owned()),
+        Value::Bool(true) => serialization("TRUE_VALUE cannot be converted to String".to_owned()),
+        Value::Bool(false) => serialization("FALSE_VALUE cannot be converted to String".to_owned()),
+        Value::Object(_) => serialization("Start of structure or map found where not expected.".to_owned()),
+        Value::Array(_) => serialization("Start of list found where not expected".to_owned()),
+        _ => serialization_type(),
+    }
 }
 
 fn serialization_type() -> DdbError {
