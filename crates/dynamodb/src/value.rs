@@ -106,9 +106,7 @@ impl Av {
                 Av::Bs(items)
             }
             ("S" | "N" | "B", other) => return Err(not_a_string(other)),
-            ("S" | "N" | "B" | "BOOL" | "NULL" | "M" | "L" | "SS" | "NS" | "BS", _) => {
-                return Err(serialization_type())
-            }
+            ("BOOL" | "NULL" | "M" | "L" | "SS" | "NS" | "BS", _) => return Err(serialization_type()),
             (other, _) => return Err(serialization(format!("Unknown AttributeValue type: {other}"))),
         })
     }
