@@ -12,16 +12,14 @@ use nimbus_store::Database;
 
 use crate::lazy::Lazy;
 
+/// The two services; `ttl_sweep` is the time between TTL sweeps.
 pub fn services(
     database: &Database,
-    region: &str,
-    account: &str,
-    args: &crate::UpArgs,
+    identity: Identity,
+    ttl_sweep: Duration,
 ) -> (Arc<Lazy<DynamoDb>>, Arc<Lazy<StreamsService>>) {
     let database = database.clone();
-    let identity = Identity { region: region.to_owned(), account: account.to_owned() };
-    let options =
-        nimbus_dynamodb::Options { ttl_sweep: Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1)) };
+    let options = nimbus_dynamodb::Options { ttl_sweep };
     let opened: Arc<Mutex<Option<Arc<DynamoDb>>>> = Arc::default();
     let open = move || -> Result<Arc<DynamoDb>, String> {
         let mut slot = opened.lock().unwrap_or_else(|p| p.into_inner());

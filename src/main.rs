@@ -40,7 +40,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-pub(crate) struct UpArgs {
+struct UpArgs {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     #[arg(long, default_value_t = 4566)]
@@ -257,7 +257,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
-    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, &region, &account, &args);
+    let ttl_sweep = Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1));
+    let identity = Identity { region: region.clone(), account: account.clone() };
+    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, identity, ttl_sweep);
     dynamodb_open::resume_background(&database, dynamodb.clone());
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> =
