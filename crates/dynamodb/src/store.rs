@@ -45,6 +45,11 @@ pub const SCHEMA: Schema = Schema {
              CREATE TABLE ddb_tokens (token TEXT PRIMARY KEY, digest TEXT NOT NULL,
                  response TEXT NOT NULL, created_ms BIGINT NOT NULL);",
         ),
+        // Scans in hash-segment order: a parallel scan's segment is a range.
+        Migration::both(
+            "CREATE INDEX ddb_items_segments ON ddb_items (tid, seg, pk, sk);
+             CREATE INDEX ddb_index_items_segments ON ddb_index_items (tid, idx, seg, pk, sk, tpk, tsk);",
+        ),
     ],
 };
 

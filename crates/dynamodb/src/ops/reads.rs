@@ -29,8 +29,8 @@ struct Plan<'t> {
     pk: Option<Vec<u8>>,
     range: Option<Range>,
     forward: bool,
-    /// The row key to start after: (sk) for table queries, (pk, sk[, tpk, tsk]) otherwise.
-    start: Option<Vec<Vec<u8>>>,
+    /// The row to start after: (sk[, tpk, tsk]) for queries, (seg, pk, sk[, tpk, tsk]) for scans.
+    start: Option<Vec<Sql>>,
     segment: Option<(i64, i64)>,
 }
 
@@ -161,22 +161,24 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
 struct Row {
     item: Item,
     size: usize,
-    cursor: Vec<Vec<u8>>,
+    cursor: Vec<Sql>,
 }
 
-fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: usize) -> Result<Vec<Row>> {
+/// Scans run in hash-segment order (as AWS's run in hash order), so a segment of a parallel
+/// scan is a range of the `(tid, seg, pk, sk)` index.
+fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Sql>>, limit: usize) -> Result<Vec<Row>> {
     let mut sql;
     let mut args: Vec<Sql> = vec![Sql::Text(plan.table.id.clone())];
     let (sk_col, cursor_cols): (&str, Vec<&str>);
     match plan.index {
         None => {
-            sql = String::from("SELECT i.item, i.size, i.pk, i.sk FROM ddb_items i WHERE i.tid = ?1");
+            sql = String::from("SELECT i.item, i.size, i.seg, i.pk, i.sk FROM ddb_items i WHERE i.tid = ?1");
             sk_col = "i.sk";
-            cursor_cols = if plan.pk.is_some() { vec!["i.sk"] } else { vec!["i.pk", "i.sk"] };
+            cursor_cols = if plan.pk.is_some() { vec!["i.sk"] } else { vec!["i.seg", "i.pk", "i.sk"] };
         }
         Some(index) => {
             sql = String::from(
-                "SELECT i.item, i.size, x.pk, x.sk, x.tpk, x.tsk FROM ddb_index_items x JOIN ddb_items i
+                "SELECT i.item, i.size, x.seg, x.pk, x.sk, x.tpk, x.tsk FROM ddb_index_items x JOIN ddb_items i
                  ON i.tid = x.tid AND i.pk = x.tpk AND i.sk = x.tsk WHERE x.tid = ?1 AND x.idx = ?2",
             );
             args.push(Sql::Text(index.name.clone()));
@@ -184,7 +186,7 @@ fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: 
             cursor_cols = if plan.pk.is_some() {
                 vec!["x.sk", "x.tpk", "x.tsk"]
             } else {
-                vec!["x.pk", "x.sk", "x.tpk", "x.tsk"]
+                vec!["x.seg", "x.pk", "x.sk", "x.tpk", "x.tsk"]
             };
         }
     }
@@ -221,7 +223,11 @@ fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: 
         None => {}
     }
     if let Some((low, high)) = plan.segment {
-        push(&mut sql, &format!(" AND {prefix}.seg >= $"), Sql::Int(low));
+        // After a cursor (which lies in the segment) the cursor is the seek; both would make
+        // SQLite seek to the segment's start and skip every page read before.
+        if after.is_none() {
+            push(&mut sql, &format!(" AND {prefix}.seg >= $"), Sql::Int(low));
+        }
         push(&mut sql, &format!(" AND {prefix}.seg < $"), Sql::Int(high));
     }
     let dir = if plan.forward { "ASC" } else { "DESC" };
@@ -229,7 +235,7 @@ fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: 
         let cmp = if plan.forward { ">" } else { "<" };
         let mut holes = Vec::new();
         for value in after {
-            args.push(Sql::Blob(value.clone()));
+            args.push(value.clone());
             holes.push(format!("?{}", args.len()));
         }
         sql.push_str(&format!(" AND ({}) {cmp} ({})", cursor_cols.join(", "), holes.join(", ")));
@@ -241,9 +247,8 @@ fn fetch(tx: &mut Tx<'_>, plan: &Plan<'_>, after: Option<&Vec<Vec<u8>>>, limit: 
         .map(|row| {
             let item = stored_item(&row.get::<String>(0)?);
             let size = row.get::<i64>(1)? as usize;
-            let keys: Vec<Vec<u8>> =
-                (2..row.0.len()).map(|i| row.get::<Vec<u8>>(i)).collect::<Result<_, _>>()?;
-            let cursor = if plan.pk.is_some() { keys[1..].to_vec() } else { keys };
+            // seg, pk, sk[, tpk, tsk]: a query's cursor starts after its fixed partition key.
+            let cursor = if plan.pk.is_some() { row.0[4..].to_vec() } else { row.0[2..].to_vec() };
             Ok(Row { item, size, cursor })
         })
         .collect()
@@ -295,15 +300,20 @@ fn bad_start() -> DdbError {
 }
 
 /// The cursor an ExclusiveStartKey names.
-fn start_cursor(table: &Table, index: Option<&Index>, start: &Item, by_pk: bool) -> Result<Vec<Vec<u8>>> {
+fn start_cursor(table: &Table, index: Option<&Index>, start: &Item, by_pk: bool) -> Result<Vec<Sql>> {
     let table_key = table.key_of(&table.key_item(start)).map_err(|_| bad_start())?;
+    let scan_prefix = |pk: &[u8]| vec![Sql::Int(crate::store::segment_of(pk)), Sql::Blob(pk.to_vec())];
     Ok(match index {
-        None if by_pk => vec![table_key.sk],
-        None => vec![table_key.pk, table_key.sk],
+        None if by_pk => vec![Sql::Blob(table_key.sk)],
+        None => {
+            let mut out = scan_prefix(&table_key.pk);
+            out.push(Sql::Blob(table_key.sk));
+            out
+        }
         Some(index) => {
             let key = table.index_key(index, start).ok_or_else(bad_start)?;
-            let mut out = if by_pk { vec![key.sk] } else { vec![key.pk, key.sk] };
-            out.extend([table_key.pk, table_key.sk]);
+            let mut out = if by_pk { Vec::new() } else { scan_prefix(&key.pk) };
+            out.extend([Sql::Blob(key.sk), Sql::Blob(table_key.pk), Sql::Blob(table_key.sk)]);
             out
         }
     })
