@@ -88,7 +88,7 @@ pub fn parse_update(ctx: &mut Ctx, text: &str) -> Result<Update> {
                     };
                     if !fits {
                         return Err(p.invalid(format!(
-                            "Incorrect operand type for operator or function; operator: {kind}, operand type: {}",
+                            "Incorrect operand type for operator or function; operator: {kind}, operand type: {}, typeSet: ALLOWED_FOR_{kind}_OPERAND",
                             type_word(&value)
                         )));
                     }
