@@ -308,6 +308,9 @@ def test_global_and_local_secondary_indexes(ddb):
     assert [i["sk"]["S"] for i in lsi["Items"]] == ["run5", "run4"] and lsi["Items"][0]["extra"] == {"S": "e"}
     assert ddb.scan(TableName=table, IndexName="byStatus")["Count"] == 5
     with pytest.raises(ClientError) as excinfo:
+        ddb.scan(TableName=table, IndexName="byStatus", Select="ALL_ATTRIBUTES")
+    assert "Select type ALL_ATTRIBUTES is not supported for global secondary index byStatus" in error_of(excinfo)[1]
+    with pytest.raises(ClientError) as excinfo:
         ddb.query(TableName=table, IndexName="nope", KeyConditionExpression="pk = :p",
                   ExpressionAttributeValues={":p": {"S": "job"}})
     assert error_of(excinfo) == ("ValidationException", "The table does not have the specified index: nope")

@@ -260,6 +260,8 @@ pub(crate) struct Request {
     pub filter: Option<Cond>,
     pub projection: Option<Vec<Path>>,
     pub count_only: bool,
+    /// `Select: ALL_ATTRIBUTES` on a local index whose projection is narrower: the table's items.
+    pub all_attributes: bool,
     pub limit: Option<usize>,
     pub start: Option<Item>,
 }
@@ -290,6 +292,7 @@ fn common(input: &Input, ctx: &mut Ctx, legacy_filter: &str) -> Result<Request> 
         filter,
         projection,
         count_only: select == Some("COUNT"),
+        all_attributes: select == Some("ALL_ATTRIBUTES"),
         limit,
         start,
     })
@@ -354,8 +357,8 @@ impl DynamoDb {
                 bytes += row.size;
                 cursor = Some(row.cursor);
                 let visible = match index {
-                    Some(index) => table.project_for(index, &row.item),
-                    None => row.item.clone(),
+                    Some(index) if !request.all_attributes => table.project_for(index, &row.item),
+                    _ => row.item.clone(),
                 };
                 if request.filter.as_ref().is_none_or(|f| eval(f, &visible)) {
                     items.push(visible);
@@ -470,6 +473,11 @@ fn index_of<'t>(table: &'t Table, request: &Request, input: &Input) -> Result<Op
         .ok_or_else(|| validation(format!("The table does not have the specified index: {name}")))?;
     if index.global && input.bool("ConsistentRead")? == Some(true) {
         return Err(validation("Consistent reads are not supported on global secondary indexes"));
+    }
+    if index.global && request.all_attributes && index.projection != "ALL" {
+        return Err(validation(format!(
+            "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {name} because its projection type is not ALL"
+        )));
     }
     Ok(Some(index))
 }

@@ -219,6 +219,7 @@ impl DynamoDb {
                     filter,
                     projection,
                     count_only: false,
+                    all_attributes: false,
                     limit,
                     start,
                 };
