@@ -7,6 +7,20 @@
 //! let dynamodb = nimbus_dynamodb::DynamoDb::open(&database, identity, options)?;
 //! services.push(dynamodb.clone()); services.push(Arc::new(dynamodb.streams_service()));
 //! ```
+//!
+//! Event source mappings read streams through plain calls (blocking, like every storage call:
+//! on a runtime worker PostgreSQL steps out with `block_in_place`):
+//!
+//! ```ignore
+//! let mut changes = dynamodb.stream_changes();          // ticks when this node writes records
+//! for shard in dynamodb.stream_shards(&arn)? {          // one shard per stream here
+//!     let from = dynamodb.stream_latest(&arn, &shard.shard_id)?;   // LATEST: read after this
+//!     let batch = dynamodb.stream_read(&arn, &shard.shard_id, from.as_deref(), 100)?;
+//!     // batch[i].record is Lambda's record (eventSourceARN included); batch[i].sequence is a
+//!     // 21-digit zero-padded decimal: string order is numeric order.
+//! }
+//! changes.changed().await;
+//! ```
 
 mod error;
 mod expr;
