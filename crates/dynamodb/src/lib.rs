@@ -65,6 +65,8 @@ pub struct DynamoDb {
     identity: Identity,
     /// Bumped after every commit that wrote stream records on this node.
     stream_tick: tokio::sync::watch::Sender<u64>,
+    /// Told after this node commits stream records (to tell other nodes, say).
+    stream_announcer: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -75,7 +77,13 @@ impl DynamoDb {
     pub fn open(database: &Database, identity: Identity, options: Options) -> Result<Arc<DynamoDb>, DbError> {
         let db = database.open(&store::SCHEMA)?;
         let (stream_tick, _) = tokio::sync::watch::channel(0);
-        let dynamodb = Arc::new(DynamoDb { db, identity, stream_tick, sweeper: Default::default() });
+        let dynamodb = Arc::new(DynamoDb {
+            db,
+            identity,
+            stream_tick,
+            stream_announcer: Default::default(),
+            sweeper: Default::default(),
+        });
         if tokio::runtime::Handle::try_current().is_ok() {
             let handle = ttl::start(Arc::downgrade(&dynamodb), options.ttl_sweep);
             *dynamodb.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
@@ -112,8 +120,22 @@ impl DynamoDb {
         self.stream_tick.subscribe()
     }
 
+    /// `announce` runs after every commit of stream records on this node (once set, for good):
+    /// with several nodes, wiring can pass the news on so that pollers elsewhere wake too.
+    pub fn set_stream_announcer(&self, announce: impl Fn() + Send + Sync + 'static) {
+        let _ = self.stream_announcer.set(Box::new(announce));
+    }
+
+    /// Another node wrote stream records: wakes this node's `stream_changes` watchers.
+    pub fn streams_changed_elsewhere(&self) {
+        self.stream_tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn streams_written(&self) {
         self.stream_tick.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(announce) = self.stream_announcer.get() {
+            announce();
+        }
     }
 
     pub(crate) fn region(&self) -> &str {
