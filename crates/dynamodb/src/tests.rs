@@ -26,6 +26,8 @@ fn items_queries_and_streams_round_trip() {
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     })).unwrap();
+    let mut changes = d.stream_changes();
+    assert!(!changes.has_changed().unwrap());
     for n in [10, -2, 3, 100] {
         call(
             &d,
