@@ -36,6 +36,8 @@ fn items_queries_and_streams_round_trip() {
         )
         .unwrap();
     }
+    assert!(changes.has_changed().unwrap(), "stream writes tick the watch");
+    changes.borrow_and_update();
     let page = call(
         &d,
         "Query",
