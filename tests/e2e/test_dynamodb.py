@@ -231,6 +231,11 @@ def test_update_expressions(ddb):
         ddb.update_item(TableName=table, Key={"pk": {"S": "nobody"}}, UpdateExpression="SET a = :v",
                         ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues={":v": {"N": "1"}})
     assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "nobody"}})
+    # Removing from an absent item creates nothing; an empty update creates the item, as on AWS.
+    ddb.update_item(TableName=table, Key={"pk": {"S": "ghost"}}, UpdateExpression="REMOVE a")
+    assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "ghost"}})
+    ddb.update_item(TableName=table, Key={"pk": {"S": "bare"}})
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "bare"}})["Item"] == {"pk": {"S": "bare"}}
 
 
 def test_resource_layer_query_scan_and_pagination(server):

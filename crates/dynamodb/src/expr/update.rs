@@ -37,6 +37,13 @@ pub struct Update {
 }
 
 impl Update {
+    /// Only removals (`REMOVE`, `DELETE`): on AWS such an update of an absent item creates
+    /// nothing (an empty update, though, creates the item).
+    pub fn only_removes(&self) -> bool {
+        !self.actions.is_empty()
+            && self.actions.iter().all(|a| matches!(a, Action::Remove(_) | Action::Delete(..)))
+    }
+
     /// The paths the update writes (for key checks).
     pub fn targets(&self) -> impl Iterator<Item = &Path> {
         self.actions.iter().map(|a| match a {

@@ -206,6 +206,9 @@ impl DynamoDb {
             let new = apply_update(old.as_ref().unwrap_or(&key), &update)?;
             check_size(&new)?;
             table.item_key(&new)?;
+            if old.is_none() && update.only_removes() {
+                return Ok((old, new, false));
+            }
             let streamed = write_item(tx, &table, &row_key, old.as_ref(), Some(&new), Actor::User, &region)?;
             Ok::<_, DdbError>((old, new, streamed))
         })?;

@@ -165,6 +165,7 @@ impl DynamoDb {
                     Op::Put(item) => Some(item.clone()),
                     Op::Delete if old.is_none() => continue,
                     Op::Delete => None,
+                    Op::Update(update) if old.is_none() && update.only_removes() => continue,
                     Op::Update(update) => {
                         check_update_keys(table, update)?;
                         let new = apply_update(old.as_ref().unwrap_or(&p.key), update)?;
