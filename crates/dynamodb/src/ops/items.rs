@@ -207,10 +207,10 @@ impl DynamoDb {
             check_size(&new)?;
             table.item_key(&new)?;
             if old.is_none() && update.only_removes() {
-                return Ok((old, new, false));
+                return Ok((old, None, false));
             }
             let streamed = write_item(tx, &table, &row_key, old.as_ref(), Some(&new), Actor::User, &region)?;
-            Ok::<_, DdbError>((old, new, streamed))
+            Ok::<_, DdbError>((old, Some(new), streamed))
         })?;
         if streamed {
             self.streams_written();
@@ -218,9 +218,9 @@ impl DynamoDb {
         let paths = updated_paths(&update);
         let attributes = match options.return_values.as_str() {
             "ALL_OLD" => old.clone(),
-            "ALL_NEW" => Some(new),
+            "ALL_NEW" => new,
             "UPDATED_OLD" => old.as_ref().map(|old| project(old, &paths)).filter(|i| !i.is_empty()),
-            "UPDATED_NEW" => Some(project(&new, &paths)).filter(|i| !i.is_empty()),
+            "UPDATED_NEW" => new.map(|new| project(&new, &paths)).filter(|i| !i.is_empty()),
             _ => None,
         };
         let mut out = json!({});
