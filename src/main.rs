@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod dynamodb_open;
 mod home;
 mod lazy;
 mod lock;
@@ -94,6 +95,10 @@ struct UpArgs {
     /// them and says so when it falls back to plain processes.
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     isolation: IsolationArg,
+    /// Seconds between DynamoDB's TTL sweeps (AWS deletes expired items within days; tests want
+    /// seconds).
+    #[arg(long, default_value_t = 30, hide = true)]
+    dynamodb_ttl_sweep_seconds: u64,
     /// Let functions reach services listening on the host's loopback (a local database, say)
     /// at 10.0.2.2; by default each environment's network reaches only the outside world and
     /// nimbus's API.
@@ -332,13 +337,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     lambda
         .set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
+    let ttl_sweep = Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1));
+    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, identity_of(&args), ttl_sweep);
+    dynamodb_open::resume_background(&database, dynamodb.clone());
     lambda.set_streams(Arc::new(wiring::LambdaStreams {
         kinesis: kinesis.clone(),
+        dynamodb: dynamodb.clone(),
         sqs: sqs.clone(),
         clock: clock.clone(),
         identity: identity_of(&args),
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
+        forwarding_dynamodb: std::sync::OnceLock::new(),
     }));
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // Streams already on disk: their retention sweep runs from the start.
@@ -356,6 +366,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         metrics.clone(),
         sns.clone(),
         kinesis,
+        dynamodb.clone(),
+        dynamodb_streams,
         events,
         scheduler,
         s3,
@@ -409,6 +421,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     logs.close().await;
     sqs.close().await;
     metrics.close().await; // saves the figures
+    if let Some(dynamodb) = dynamodb.opened() {
+        dynamodb.close();
+    }
     if let Some(cluster) = &cluster {
         tokio::task::block_in_place(|| cluster.leave());
     }

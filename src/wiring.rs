@@ -381,27 +381,41 @@ pub fn wake_kinesis_readers(
 /// records shaped as Lambda's Kinesis event record, and one wake-up for both.
 pub struct LambdaStreams {
     pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    pub dynamodb: Arc<crate::lazy::Lazy<nimbus_dynamodb::DynamoDb>>,
     pub sqs: Arc<SqsHome>,
     pub clock: Arc<dyn nimbus_api::clock::Clock>,
     pub identity: nimbus_api::Identity,
     /// Bumped whenever a source says records were written.
     pub woken: tokio::sync::watch::Sender<u64>,
     pub forwarding: std::sync::OnceLock<()>,
+    pub forwarding_dynamodb: std::sync::OnceLock<()>,
+}
+
+/// Passes a source's own wake-ups on to the pollers' one.
+fn forward(mut written: tokio::sync::watch::Receiver<u64>, woken: tokio::sync::watch::Sender<u64>) {
+    tokio::spawn(async move {
+        while written.changed().await.is_ok() {
+            woken.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+}
+
+fn is_dynamodb(source_arn: &str) -> bool {
+    source_arn.starts_with("arn:aws:dynamodb:")
 }
 
 impl LambdaStreams {
     fn kinesis(&self) -> Result<Arc<nimbus_kinesis::Kinesis>, String> {
         let kinesis = tokio::task::block_in_place(|| self.kinesis.get_blocking())?;
         // The first time: the stream's own wake-ups feed the pollers' one.
-        self.forwarding.get_or_init(|| {
-            let (mut written, woken) = (kinesis.written(), self.woken.clone());
-            tokio::spawn(async move {
-                while written.changed().await.is_ok() {
-                    woken.send_modify(|n| *n = n.wrapping_add(1));
-                }
-            });
-        });
+        self.forwarding.get_or_init(|| forward(kinesis.written(), self.woken.clone()));
         Ok(kinesis)
+    }
+
+    fn dynamodb(&self) -> Result<Arc<nimbus_dynamodb::DynamoDb>, String> {
+        let dynamodb = tokio::task::block_in_place(|| self.dynamodb.get_blocking())?;
+        self.forwarding_dynamodb.get_or_init(|| forward(dynamodb.stream_changes(), self.woken.clone()));
+        Ok(dynamodb)
     }
 
     /// Lambda's Kinesis event record, and what filters see (the data decoded as JSON).
@@ -445,6 +459,15 @@ impl LambdaStreams {
 
 impl nimbus_lambda::Streams for LambdaStreams {
     fn shards(&self, source_arn: &str) -> Result<Vec<nimbus_lambda::Shard>, String> {
+        if is_dynamodb(source_arn) {
+            let shards = self.dynamodb()?.stream_shards(source_arn)?;
+            let shards = shards.into_iter().map(|s| nimbus_lambda::Shard {
+                id: s.shard_id,
+                parents: s.parent_shard_id.into_iter().collect(),
+                closed: s.closed,
+            });
+            return Ok(shards.collect());
+        }
         let shards = self.kinesis()?.shards(source_arn)?;
         Ok(shards
             .into_iter()
@@ -463,6 +486,20 @@ impl nimbus_lambda::Streams for LambdaStreams {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<nimbus_lambda::StreamRecord>, String> {
+        if is_dynamodb(source_arn) {
+            let records = self.dynamodb()?.stream_read(source_arn, shard_id, after, limit)?;
+            return Ok(records
+                .into_iter()
+                .map(|r| nimbus_lambda::StreamRecord {
+                    // Items in order per key: the item's keys make the partition key.
+                    partition_key: r.record["dynamodb"]["Keys"].to_string(),
+                    filter_view: r.record.clone(),
+                    sequence: r.sequence,
+                    arrival_ms: r.arrival_ms,
+                    record: r.record,
+                })
+                .collect());
+        }
         let records = self.kinesis()?.read(source_arn, shard_id, after, limit)?;
         Ok(records.into_iter().map(|r| self.kinesis_record(source_arn, shard_id, r)).collect())
     }
@@ -480,8 +517,9 @@ impl nimbus_lambda::Streams for LambdaStreams {
         self.kinesis()?.position(source_arn, shard_id, at)
     }
 
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        let _ = self.kinesis();
+    fn changes(&self, source_arn: &str) -> tokio::sync::watch::Receiver<u64> {
+        // The source's own wake-ups are passed on (once per source), opening it if need be.
+        let _ = if is_dynamodb(source_arn) { self.dynamodb().map(drop) } else { self.kinesis().map(drop) };
         self.woken.subscribe()
     }
 

@@ -62,8 +62,9 @@ pub trait Streams: Send + Sync + 'static {
         shard_id: &str,
         at_ms: Option<i64>,
     ) -> Result<Option<String>, String>;
-    /// Changes whenever records are added on this node, so pollers wake at once.
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Changes whenever records are added to the source on this node (or another one that
+    /// says so), so pollers wake at once.
+    fn changes(&self, source_arn: &str) -> tokio::sync::watch::Receiver<u64>;
     /// Whether this node polls (with several nodes one does; alone, always).
     fn polls_here(&self) -> bool;
     /// nimbus's clock (virtual under `--clock virtual`): record ages and windows follow it.
@@ -169,7 +170,7 @@ pub(crate) async fn poll_mapping(lambda: Weak<Lambda>, streams: Arc<dyn Streams>
     let settings = Arc::new(Settings::of(&mapping));
     let drained = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = ShardTasks(BTreeMap::new());
-    let mut changes = streams.changes();
+    let mut changes = streams.changes(&settings.source);
     loop {
         if streams.polls_here() {
             let listed = tokio::task::block_in_place(|| streams.shards(&settings.source));
@@ -232,7 +233,7 @@ impl ShardPoller {
                 checkpoint
             }
         };
-        let mut changes = self.streams.changes();
+        let mut changes = self.streams.changes(&self.settings.source);
         loop {
             if checkpoint.done {
                 self.drained.lock().unwrap_or_else(|p| p.into_inner()).insert(self.shard.clone());
