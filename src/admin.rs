@@ -1,6 +1,7 @@
 //! nimbus's own paths that belong to no one service: the clock (`GET /_nimbus/clock`,
 //! `POST /_nimbus/clock/advance?seconds=N` under `--clock virtual`) and the next firings of rules
-//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints).
+//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints), and stream mappings'
+//! shards with their iterator ages (`GET /_nimbus/streams`, `nimbus streams`).
 
 use std::sync::Arc;
 
@@ -15,12 +16,14 @@ use crate::lazy::Lazy;
 const CLOCK: &str = "/_nimbus/clock";
 const ADVANCE: &str = "/_nimbus/clock/advance";
 const SCHEDULES: &str = "/_nimbus/schedules";
+const STREAMS: &str = "/_nimbus/streams";
 
 pub struct Admin {
     pub clock: Arc<dyn Clock>,
     /// Set when nimbus runs with `--clock virtual`.
     pub virtual_clock: Option<Arc<VirtualClock>>,
     pub events: Arc<Lazy<EventBridge>>,
+    pub lambda: Arc<nimbus_lambda::Lambda>,
 }
 
 impl Service for Admin {
@@ -29,7 +32,7 @@ impl Service for Admin {
     }
 
     fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
-        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES)
+        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES | STREAMS)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
@@ -42,6 +45,10 @@ impl Service for Admin {
                     Some(events) => tokio::task::block_in_place(|| events.upcoming())
                         .map(|list| json!({ "schedules": list })),
                 },
+                ("GET", STREAMS) => {
+                    let mappings = tokio::task::block_in_place(|| self.lambda.stream_report());
+                    Ok(json!({ "mappings": mappings }))
+                }
                 (method, path) => {
                     Err(AwsError::new(405, "MethodNotAllowed", format!("{method} {path} is not served")))
                 }

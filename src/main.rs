@@ -350,7 +350,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         forwarding: std::sync::OnceLock::new(),
         forwarding_dynamodb: std::sync::OnceLock::new(),
     }));
-    let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
+    let admin =
+        Arc::new(admin::Admin { clock, virtual_clock, events: events.clone(), lambda: lambda.clone() });
     // Streams already on disk: their retention sweep runs from the start.
     if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
         if let Err(error) = kinesis.get().await {

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -147,7 +149,7 @@ def test_bisect_isolates_the_poison_record(server, create_fn):
     assert got["BisectBatchOnFunctionError"] is True and got["MaximumRetryAttempts"] == 1
 
 
-def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(virtual, create_fn):
+def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(virtual, create_fn, nimbus_bin):
     rig = Rig(virtual.endpoint, create_fn, shards=2)
     rig.put("poison", hash_key=LOW)
     rig.put("other-shard", hash_key=HIGH)
@@ -159,6 +161,14 @@ def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(vir
     advance(virtual.endpoint, 30)
     rig.put("after-poison", hash_key=LOW)
     assert processed(rig.batches(wait=2)) == []
+    # `nimbus streams` shows the stuck shard 30 s behind and the other one caught up.
+    env = {**os.environ, "AWS_ENDPOINT_URL": virtual.endpoint}
+    shown = json.loads(subprocess.run([str(nimbus_bin), "streams", "--json"], env=env, capture_output=True,
+                                      text=True, check=True).stdout)
+    [mapping] = [m for m in shown["mappings"] if m["source"] == rig.arn]
+    ages = sorted(shard["iterator_age_ms"] for shard in mapping["shards"])
+    assert ages[0] == 0 and ages[1] >= 30_000
+    assert mapping["last_result"].startswith("PROBLEM")
     # The poison record ages out (the other is 31 s old): it goes to OnFailure, the shard moves on.
     advance(virtual.endpoint, 31)
     [failure] = rig.batches(rig.failures, until=lambda got: len(got) >= 1)
