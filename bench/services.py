@@ -128,6 +128,20 @@ def main():
         rate = count / (time.perf_counter() - start)
         rows.append(("SQS messages/s (batches of 10, one client, sent and consumed)", None, rate))
 
+        # DynamoDB: GetItem and PutItem over the same client's floor (DescribeLimits answers
+        # from memory), the budget's "over the boto3 floor".
+        ddb = boto3.client("dynamodb", **settings)
+        ddb.create_table(TableName="bench", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        item = {"id": {"S": "k"}, "n": {"N": "1"}, "payload": {"S": "x" * 200}}
+        floor = p(timed(lambda: ddb.describe_limits(), args.rounds), 0.5)
+        put = p(timed(lambda: ddb.put_item(TableName="bench", Item=item), args.rounds), 0.5)
+        get = p(timed(lambda: ddb.get_item(TableName="bench", Key={"id": {"S": "k"}}), args.rounds), 0.5)
+        rows.append(("DynamoDB client floor: DescribeLimits p50", floor, None))
+        rows.append(("DynamoDB PutItem p50 over the floor (budget ≤ 0.5 ms)", put - floor, None))
+        rows.append(("DynamoDB GetItem p50 over the floor (budget ≤ 0.5 ms)", get - floor, None))
+
         # S3 put → handler running: the handler reports its start time through a queue.
         reports = sqs.create_queue(QueueName="reports")["QueueUrl"]
         buffer = io.BytesIO()
