@@ -320,6 +320,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         store.clone(),
         [sqs.clone(), logs.clone(), metrics.clone()],
         seen_nodes.clone(),
+        events.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     let scheduler = {

@@ -139,6 +139,7 @@ pub fn run_cluster(
     store: Arc<nimbus_store::LambdaStore>,
     held: [Arc<dyn Balanced>; 3],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
+    events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
 ) -> ClusterWork {
     use nimbus_store::Store;
     let Some(cluster) = cluster else {
@@ -195,8 +196,8 @@ pub fn run_cluster(
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
-            let (cluster, lambda, seen, cut_off) =
-                (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone());
+            let (cluster, lambda, seen, cut_off, events) =
+                (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone(), events.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {
                     // Said once per outage; health shows it meanwhile.
@@ -222,6 +223,13 @@ pub fn run_cluster(
                             "nimbus: took over {adopted} asynchronous invocation(s) of {}",
                             gone.join(", ")
                         );
+                    }
+                    // EventBridge deliveries the gone nodes had accepted and not yet handed over.
+                    if let Some(events) = events.opened() {
+                        let adopted = events.adopt(&gone);
+                        if adopted > 0 {
+                            eprintln!("nimbus: took over {adopted} EventBridge deliveries of {}", gone.join(", "));
+                        }
                     }
                 }
             })
