@@ -58,25 +58,40 @@ def timed(fn, rounds):
     return samples
 
 
+def start_nimbus(binary, extra_args):
+    """A nimbus on a free port with a temporary data directory: (process, endpoint, data dir)."""
+    data = tempfile.mkdtemp(prefix="nimbus-bench-")
+    port = free_port()
+    server = subprocess.Popen([binary, "up", "--port", str(port), "--data-dir", data, "--quiet", *extra_args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(500):
+        try:
+            urllib.request.urlopen(endpoint + "/_nimbus/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.01)
+    return server, endpoint, data
+
+
+def stop_nimbus(server, data):
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(data, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--nimbus", default=os.path.join(REPO, "target/release/nimbus"))
     parser.add_argument("--database", help="postgres://… for nimbus's state (default: SQLite)")
     args = parser.parse_args()
-    data = tempfile.mkdtemp(prefix="nimbus-bench-")
-    port = free_port()
     database = ["--database", args.database] if args.database else []
-    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet", *database],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint, data = start_nimbus(args.nimbus, database)
     try:
-        for _ in range(500):
-            try:
-                urllib.request.urlopen(endpoint + "/_nimbus/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.01)
         settings = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
                         aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}))
         s3, sqs, lam = (boto3.client(n, **settings) for n in ("s3", "sqs", "lambda"))
@@ -113,6 +128,20 @@ def main():
         rate = count / (time.perf_counter() - start)
         rows.append(("SQS messages/s (batches of 10, one client, sent and consumed)", None, rate))
 
+        # DynamoDB: GetItem and PutItem over the same client's floor (DescribeLimits answers
+        # from memory), the budget's "over the boto3 floor".
+        ddb = boto3.client("dynamodb", **settings)
+        ddb.create_table(TableName="bench", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        item = {"id": {"S": "k"}, "n": {"N": "1"}, "payload": {"S": "x" * 200}}
+        floor = p(timed(lambda: ddb.describe_limits(), args.rounds), 0.5)
+        put = p(timed(lambda: ddb.put_item(TableName="bench", Item=item), args.rounds), 0.5)
+        get = p(timed(lambda: ddb.get_item(TableName="bench", Key={"id": {"S": "k"}}), args.rounds), 0.5)
+        rows.append(("DynamoDB client floor: DescribeLimits p50", floor, None))
+        rows.append(("DynamoDB PutItem p50 over the floor (budget ≤ 0.5 ms)", put - floor, None))
+        rows.append(("DynamoDB GetItem p50 over the floor (budget ≤ 0.5 ms)", get - floor, None))
+
         # S3 put → handler running: the handler reports its start time through a queue.
         reports = sqs.create_queue(QueueName="reports")["QueueUrl"]
         buffer = io.BytesIO()
@@ -141,12 +170,7 @@ def main():
         for label, ms, rate in rows:
             print(f"| {label} | {'' if ms is None else f'{ms:.2f}'} | {'' if rate is None else f'{rate:,.0f}'} |")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data, ignore_errors=True)
+        stop_nimbus(server, data)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //! nimbus's own paths that belong to no one service: the clock (`GET /_nimbus/clock`,
 //! `POST /_nimbus/clock/advance?seconds=N` under `--clock virtual`) and the next firings of rules
-//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints), and every API
+//! and schedules (`GET /_nimbus/schedules`, what `nimbus schedules` prints), stream mappings'
+//! shards with their iterator ages (`GET /_nimbus/streams`, `nimbus streams`), and every API
 //! stage and function URL with its local URL (`GET /_nimbus/apis`, what `nimbus apis` prints).
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::lazy::Lazy;
 const CLOCK: &str = "/_nimbus/clock";
 const ADVANCE: &str = "/_nimbus/clock/advance";
 const SCHEDULES: &str = "/_nimbus/schedules";
+const STREAMS: &str = "/_nimbus/streams";
 const APIS: &str = "/_nimbus/apis";
 
 pub struct Admin {
@@ -23,8 +25,8 @@ pub struct Admin {
     /// Set when nimbus runs with `--clock virtual`.
     pub virtual_clock: Option<Arc<VirtualClock>>,
     pub events: Arc<Lazy<EventBridge>>,
-    pub apigateway: Arc<Lazy<nimbus_apigateway::ApiGateway>>,
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub apigateway: Arc<Lazy<nimbus_apigateway::ApiGateway>>,
     /// nimbus's port, for the local URLs of APIs.
     pub port: u16,
 }
@@ -35,7 +37,7 @@ impl Service for Admin {
     }
 
     fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
-        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES | APIS)
+        matches!(uri.path(), CLOCK | ADVANCE | SCHEDULES | STREAMS | APIS)
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
@@ -48,6 +50,10 @@ impl Service for Admin {
                     Some(events) => tokio::task::block_in_place(|| events.upcoming())
                         .map(|list| json!({ "schedules": list })),
                 },
+                ("GET", STREAMS) => {
+                    let mappings = tokio::task::block_in_place(|| self.lambda.stream_report());
+                    Ok(json!({ "mappings": mappings }))
+                }
                 ("GET", APIS) => Ok(self.apis()),
                 (method, path) => {
                     Err(AwsError::new(405, "MethodNotAllowed", format!("{method} {path} is not served")))

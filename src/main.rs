@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod dynamodb_open;
 mod home;
 mod lazy;
 mod lock;
@@ -94,6 +95,10 @@ struct UpArgs {
     /// them and says so when it falls back to plain processes.
     #[arg(long, value_enum, default_value_t = IsolationArg::Auto)]
     isolation: IsolationArg,
+    /// Seconds between DynamoDB's TTL sweeps (AWS deletes expired items within days; tests want
+    /// seconds).
+    #[arg(long, default_value_t = 30, hide = true)]
+    dynamodb_ttl_sweep_seconds: u64,
     /// Let functions reach services listening on the host's loopback (a local database, say)
     /// at 10.0.2.2; by default each environment's network reaches only the outside world and
     /// nimbus's API.
@@ -285,19 +290,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let notifications =
-        Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
-    let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
-        .context("cannot open S3")?;
-    let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let cluster_work = wiring::run_cluster(
-        cluster.clone(),
-        lambda.clone(),
-        store.clone(),
-        [sqs.clone(), logs.clone(), metrics.clone()],
-        seen_nodes.clone(),
-    );
-    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
@@ -313,6 +305,24 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .map_err(|e| e.to_string())
         })
     };
+    let notifications = Arc::new(wiring::S3Notifications {
+        lambda: lambda.clone(),
+        sqs: sqs.clone(),
+        sns: sns.clone(),
+        events: events.clone(),
+    });
+    let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
+        .context("cannot open S3")?;
+    let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cluster_work = wiring::run_cluster(
+        cluster.clone(),
+        lambda.clone(),
+        store.clone(),
+        [sqs.clone(), logs.clone(), metrics.clone()],
+        seen_nodes.clone(),
+        events.clone(),
+    );
+    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     let scheduler = {
         let events = events.clone();
         lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
@@ -328,13 +338,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     lambda
         .set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
+    let ttl_sweep = Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1));
+    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, identity_of(&args), ttl_sweep);
+    dynamodb_open::resume_background(&database, dynamodb.clone());
     lambda.set_streams(Arc::new(wiring::LambdaStreams {
         kinesis: kinesis.clone(),
+        dynamodb: dynamodb.clone(),
         sqs: sqs.clone(),
         clock: clock.clone(),
         identity: identity_of(&args),
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
+        forwarding_dynamodb: std::sync::OnceLock::new(),
     }));
     // API Gateway opens on its first call (its front door is told by host or path, so it needs
     // no open service to claim requests), or now when it holds APIs: their first request then
@@ -380,6 +395,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         metrics.clone(),
         sns.clone(),
         kinesis,
+        dynamodb.clone(),
+        dynamodb_streams,
         events,
         scheduler,
         apigateway.clone(),
@@ -435,6 +452,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     logs.close().await;
     sqs.close().await;
     metrics.close().await; // saves the figures
+    if let Some(dynamodb) = dynamodb.opened() {
+        dynamodb.close();
+    }
     if let Some(cluster) = &cluster {
         tokio::task::block_in_place(|| cluster.leave());
     }

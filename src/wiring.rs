@@ -15,6 +15,7 @@ pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -37,6 +38,13 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
+            nimbus_s3::NotificationTarget::EventBridge => {
+                let events = self.events.get_blocking()?;
+                let detail_type = event["detail-type"].as_str().unwrap_or_default();
+                let bucket = event["detail"]["bucket"]["name"].as_str().unwrap_or_default();
+                let resources = vec![format!("arn:aws:s3:::{bucket}")];
+                events.put_event("default", "aws.s3", detail_type, event["detail"].clone(), resources)
+            }
         });
         if let Err(why) = outcome {
             eprintln!("nimbus: an S3 notification could not be delivered: {why}");
@@ -52,6 +60,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             nimbus_s3::NotificationTarget::Topic { topic_arn } => tokio::task::block_in_place(|| {
                 self.sns.get_blocking().is_ok_and(|sns| sns.topic_exists(topic_arn))
             }),
+            nimbus_s3::NotificationTarget::EventBridge => true,
         }
     }
 }
@@ -130,6 +139,7 @@ pub fn run_cluster(
     store: Arc<nimbus_store::LambdaStore>,
     held: [Arc<dyn Balanced>; 3],
     seen: Arc<std::sync::Mutex<Vec<nimbus_store::cluster::NodeInfo>>>,
+    events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
 ) -> ClusterWork {
     use nimbus_store::Store;
     let Some(cluster) = cluster else {
@@ -186,8 +196,8 @@ pub fn run_cluster(
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             beat.tick().await;
-            let (cluster, lambda, seen, cut_off) =
-                (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone());
+            let (cluster, lambda, seen, cut_off, events) =
+                (cluster.clone(), lambda.clone(), seen.clone(), cut_off.clone(), events.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(error) = cluster.heartbeat() {
                     // Said once per outage; health shows it meanwhile.
@@ -213,6 +223,13 @@ pub fn run_cluster(
                             "nimbus: took over {adopted} asynchronous invocation(s) of {}",
                             gone.join(", ")
                         );
+                    }
+                    // EventBridge deliveries the gone nodes had accepted and not yet handed over.
+                    if let Some(events) = events.opened() {
+                        let adopted = events.adopt(&gone);
+                        if adopted > 0 {
+                            eprintln!("nimbus: took over {adopted} EventBridge deliveries of {}", gone.join(", "));
+                        }
                     }
                 }
             })
@@ -372,27 +389,41 @@ pub fn wake_kinesis_readers(
 /// records shaped as Lambda's Kinesis event record, and one wake-up for both.
 pub struct LambdaStreams {
     pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    pub dynamodb: Arc<crate::lazy::Lazy<nimbus_dynamodb::DynamoDb>>,
     pub sqs: Arc<SqsHome>,
     pub clock: Arc<dyn nimbus_api::clock::Clock>,
     pub identity: nimbus_api::Identity,
     /// Bumped whenever a source says records were written.
     pub woken: tokio::sync::watch::Sender<u64>,
     pub forwarding: std::sync::OnceLock<()>,
+    pub forwarding_dynamodb: std::sync::OnceLock<()>,
+}
+
+/// Passes a source's own wake-ups on to the pollers' one.
+fn forward(mut written: tokio::sync::watch::Receiver<u64>, woken: tokio::sync::watch::Sender<u64>) {
+    tokio::spawn(async move {
+        while written.changed().await.is_ok() {
+            woken.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+}
+
+fn is_dynamodb(source_arn: &str) -> bool {
+    source_arn.starts_with("arn:aws:dynamodb:")
 }
 
 impl LambdaStreams {
     fn kinesis(&self) -> Result<Arc<nimbus_kinesis::Kinesis>, String> {
         let kinesis = tokio::task::block_in_place(|| self.kinesis.get_blocking())?;
         // The first time: the stream's own wake-ups feed the pollers' one.
-        self.forwarding.get_or_init(|| {
-            let (mut written, woken) = (kinesis.written(), self.woken.clone());
-            tokio::spawn(async move {
-                while written.changed().await.is_ok() {
-                    woken.send_modify(|n| *n = n.wrapping_add(1));
-                }
-            });
-        });
+        self.forwarding.get_or_init(|| forward(kinesis.written(), self.woken.clone()));
         Ok(kinesis)
+    }
+
+    fn dynamodb(&self) -> Result<Arc<nimbus_dynamodb::DynamoDb>, String> {
+        let dynamodb = tokio::task::block_in_place(|| self.dynamodb.get_blocking())?;
+        self.forwarding_dynamodb.get_or_init(|| forward(dynamodb.stream_changes(), self.woken.clone()));
+        Ok(dynamodb)
     }
 
     /// Lambda's Kinesis event record, and what filters see (the data decoded as JSON).
@@ -436,6 +467,15 @@ impl LambdaStreams {
 
 impl nimbus_lambda::Streams for LambdaStreams {
     fn shards(&self, source_arn: &str) -> Result<Vec<nimbus_lambda::Shard>, String> {
+        if is_dynamodb(source_arn) {
+            let shards = self.dynamodb()?.stream_shards(source_arn)?;
+            let shards = shards.into_iter().map(|s| nimbus_lambda::Shard {
+                id: s.shard_id,
+                parents: s.parent_shard_id.into_iter().collect(),
+                closed: s.closed,
+            });
+            return Ok(shards.collect());
+        }
         let shards = self.kinesis()?.shards(source_arn)?;
         Ok(shards
             .into_iter()
@@ -454,6 +494,20 @@ impl nimbus_lambda::Streams for LambdaStreams {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<nimbus_lambda::StreamRecord>, String> {
+        if is_dynamodb(source_arn) {
+            let records = self.dynamodb()?.stream_read(source_arn, shard_id, after, limit)?;
+            return Ok(records
+                .into_iter()
+                .map(|r| nimbus_lambda::StreamRecord {
+                    // Items in order per key: the item's keys make the partition key.
+                    partition_key: r.record["dynamodb"]["Keys"].to_string(),
+                    filter_view: r.record.clone(),
+                    sequence: r.sequence,
+                    arrival_ms: r.arrival_ms,
+                    record: r.record,
+                })
+                .collect());
+        }
         let records = self.kinesis()?.read(source_arn, shard_id, after, limit)?;
         Ok(records.into_iter().map(|r| self.kinesis_record(source_arn, shard_id, r)).collect())
     }
@@ -471,8 +525,9 @@ impl nimbus_lambda::Streams for LambdaStreams {
         self.kinesis()?.position(source_arn, shard_id, at)
     }
 
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        let _ = self.kinesis();
+    fn changes(&self, source_arn: &str) -> tokio::sync::watch::Receiver<u64> {
+        // The source's own wake-ups are passed on (once per source), opening it if need be.
+        let _ = if is_dynamodb(source_arn) { self.dynamodb().map(drop) } else { self.kinesis().map(drop) };
         self.woken.subscribe()
     }
 

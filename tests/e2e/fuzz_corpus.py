@@ -303,21 +303,62 @@ KINESIS = [
                           "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
 ]
 
+TABLE = "fuzz-table"
+KEY = {"pk": {"S": "a"}, "sk": {"N": "1"}}
+DYNAMODB = [
+    ("PutItem", {"TableName": TABLE, "Item": {**KEY, "n": {"N": "1.5"}, "l": {"L": [{"S": "x"}, {"M": {"b": {"B": b"\x00"}}}]},
+                                              "ss": {"SS": ["a", "b"]}},
+                 "ConditionExpression": "attribute_not_exists(pk) OR (#n BETWEEN :lo AND :hi AND size(l) > :one)",
+                 "ExpressionAttributeNames": {"#n": "n"},
+                 "ExpressionAttributeValues": {":lo": {"N": "0"}, ":hi": {"N": "9"}, ":one": {"N": "1"}},
+                 "ReturnValues": "ALL_OLD"}),
+    ("GetItem", {"TableName": TABLE, "Key": KEY, "ProjectionExpression": "l[1].b, ss", "ConsistentRead": True}),
+    ("UpdateItem", {"TableName": TABLE, "Key": KEY,
+                    "UpdateExpression": "SET n = if_not_exists(n, :one) + :one, l = list_append(l, :l) REMOVE l[0] ADD c :one DELETE ss :s",
+                    "ConditionExpression": "contains(ss, :a) AND begins_with(pk, :a) AND attribute_type(n, :t)",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":l": {"L": [{"NULL": True}]}, ":s": {"SS": ["b"]},
+                                                  ":a": {"S": "a"}, ":t": {"S": "N"}},
+                    "ReturnValues": "UPDATED_NEW"}),
+    ("Query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p AND sk >= :s",
+               "FilterExpression": "n IN (:a, :b) OR NOT attribute_exists(c)",
+               "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"N": "0"}, ":a": {"N": "1"}, ":b": {"N": "2"}},
+               "Limit": 5, "ScanIndexForward": False, "ExclusiveStartKey": KEY}),
+    ("Scan", {"TableName": TABLE, "Segment": 0, "TotalSegments": 2, "Select": "COUNT"}),
+    ("BatchWriteItem", {"RequestItems": {TABLE: [{"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"N": "2"}}}},
+                                                 {"DeleteRequest": {"Key": {"pk": {"S": "c"}, "sk": {"N": "3"}}}}]}}),
+    ("BatchGetItem", {"RequestItems": {TABLE: {"Keys": [KEY, {"pk": {"S": "b"}, "sk": {"N": "2"}}]}}}),
+    ("TransactWriteItems", {"TransactItems": [
+        {"ConditionCheck": {"TableName": TABLE, "Key": KEY, "ConditionExpression": "attribute_exists(pk)"}},
+        {"Update": {"TableName": TABLE, "Key": {"pk": {"S": "b"}, "sk": {"N": "2"}}, "UpdateExpression": "SET v = :v",
+                    "ExpressionAttributeValues": {":v": {"BOOL": True}}}}], "ClientRequestToken": "fuzz"}),
+    ("ExecuteStatement", {"Statement": f"SELECT * FROM \"{TABLE}\" WHERE pk = ? AND n > 1", "Parameters": [{"S": "a"}]}),
+    ("DescribeTable", {"TableName": TABLE}),
+    ("UpdateTimeToLive", {"TableName": TABLE, "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "exp"}}),
+    ("CreateTable", {"TableName": "fuzz-other", "BillingMode": "PAY_PER_REQUEST",
+                     "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "B"}],
+                     "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+                     "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}}),
+    ("ListTables", {"Limit": 2}),
+]
+DYNAMODB_STREAMS = [
+    ("ListStreams", {"TableName": TABLE}),
+    ("DescribeStream", {"StreamArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}/stream/2024-01-01T00:00:00.000"}),
+    ("GetRecords", {"ShardIterator": "x|eA", "Limit": 10}),
+]
+
 # Services nimbus does not serve: each must still get an error its own client can read.
 UNSERVED = [
     ("firehose", "PutRecord", {"DeliveryStreamName": "s", "Record": {"Data": b"x"}}),
-    ("dynamodb", "GetItem", {"TableName": "t", "Key": {"id": {"S": "1"}}}),
-    ("dynamodbstreams", "ListStreams", {}),
-    ("events", "PutEvents", {"Entries": [{"Source": "fuzz", "DetailType": "d", "Detail": "{}"}]}),
+    ("glue", "GetDatabases", {}),
     ("stepfunctions", "ListStateMachines", {}),
-    ("sns", "Publish", {"TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:t", "Message": "m"}),
+    ("ses", "ListIdentities", {}),
     ("sts", "GetCallerIdentity", {}),
     ("cloudformation", "DescribeStacks", {"StackName": "s"}),
     ("ec2", "DescribeInstances", {"InstanceIds": ["i-0123456789abcdef0"]}),
     ("iam", "ListRoles", {}),
     ("batch", "DescribeJobQueues", {}),
-    ("scheduler", "ListSchedules", {}),
-    ("apigateway", "GetRestApis", {}),
+    ("athena", "ListWorkGroups", {}),
+    ("rds", "DescribeDBInstances", {}),
     ("ecr", "DescribeRepositories", {}),
     ("secretsmanager", "GetSecretValue", {"SecretId": "s"}),
     ("ssm", "GetParameter", {"Name": "p"}),
@@ -338,6 +379,8 @@ def build_seeds() -> dict[str, list[Seed]]:
         "cloudwatch": [serialize("cloudwatch", op, p, proto) for proto in ("smithy-rpc-v2-cbor", "json", "query")
                        for op, p in CLOUDWATCH],
         "kinesis": [serialize("kinesis", op, p) for op, p in KINESIS],
+        "dynamodb": [serialize("dynamodb", op, p) for op, p in DYNAMODB]
+        + [serialize("dynamodbstreams", op, p) for op, p in DYNAMODB_STREAMS],
         "unserved": [serialize(service, op, p) for service, op, p in UNSERVED],
     }
 

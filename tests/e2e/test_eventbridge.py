@@ -353,3 +353,26 @@ def test_lambda_destination_on_an_event_bus(server, create_fn):
     assert event["detail-type"] == "Lambda Function Invocation Result - Success"
     assert event["detail"]["responsePayload"] == {"seen": 7}
     assert event["detail"]["requestContext"]["condition"] == "Success"
+
+
+def test_s3_sends_object_events_to_eventbridge(server):
+    events, sqs = clients(server.endpoint)
+    s3 = aws_client("s3", server.endpoint)
+    url, arn = queue(sqs)
+    bucket = unique_name("ebs3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket=bucket)
+    rule = unique_name("s3")
+    events.put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]},
+                                                                           "object": {"key": [{"prefix": "in/"}]}}}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    s3.put_object(Bucket=bucket, Key="in/a.csv", Body=b"abc")
+    s3.put_object(Bucket=bucket, Key="out/b.csv", Body=b"abc")
+    [message] = receive(sqs, url, 1)
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "Object Created" and event["resources"] == [f"arn:aws:s3:::{bucket}"]
+    assert event["detail"]["object"]["key"] == "in/a.csv" and event["detail"]["object"]["size"] == 3
+    assert event["detail"]["reason"] == "PutObject"
+    assert receive(sqs, url, 1, wait=1.5) == []

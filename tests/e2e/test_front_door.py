@@ -19,8 +19,7 @@ from support import aws_cli_env, aws_client
 # (client, call, kwargs, the service's full name as botocore's model has it)
 UNSERVED = [
     ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
-    ("dynamodb", "list_tables", {}, "Amazon DynamoDB"),
-    ("events", "list_rules", {}, "Amazon EventBridge"),
+    ("glue", "get_databases", {}, "AWS Glue"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ec2", "describe_instances", {}, "Amazon Elastic Compute Cloud"),

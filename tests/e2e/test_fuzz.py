@@ -42,7 +42,7 @@ EXAMPLES = int(os.environ.get("NIMBUS_FUZZ_EXAMPLES", "1000"))
 SEED = os.environ.get("NIMBUS_FUZZ_SEED")
 HEALTH_EVERY = 25
 MODELS = botocore.session.get_session()
-FAMILIES = ["lambda", "s3", "sqs", "logs", "cloudwatch", "kinesis", "unserved"]
+FAMILIES = ["lambda", "s3", "sqs", "logs", "cloudwatch", "kinesis", "dynamodb", "unserved"]
 PROTOCOLS = ["rest-xml", "json", "rest-json", "query", "ec2", "smithy-rpc-v2-cbor"]
 
 
@@ -89,6 +89,12 @@ class Fuzz:
             lambda: logs.create_log_group(logGroupName=corpus.GROUP),
             lambda: logs.create_log_stream(logGroupName=corpus.GROUP, logStreamName=corpus.STREAM),
             lambda: aws_client("kinesis", endpoint).create_stream(StreamName=corpus.KINESIS_STREAM, ShardCount=2),
+            lambda: aws_client("dynamodb", endpoint).create_table(
+                TableName=corpus.TABLE, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "N"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}),
         ):
             with contextlib.suppress(ClientError):
                 make()

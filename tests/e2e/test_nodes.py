@@ -345,3 +345,28 @@ def test_figures_are_taken_only_from_nodes(server):
 def test_figures_from_outside_the_nodes_are_refused_where_figures_are_kept(nodes):
     # Whichever node keeps the figures refuses, and the others forward it there.
     assert {forge_figures(node.endpoint, "anyone") for node in nodes} == {403}
+
+
+@needs_database
+def test_a_schedule_fires_once_whichever_nodes_run(nodes):
+    import datetime
+
+    a, b, c = nodes
+    sqs = aws_client("sqs", a.endpoint, read_timeout=30)
+    url = sqs.create_queue(QueueName=unique_name("fired"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # Every node has EventBridge open (each was asked something), so each could fire it.
+    for node in nodes:
+        aws_client("events", node.endpoint).list_rules()
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)
+    aws_client("scheduler", b.endpoint).create_schedule(
+        Name=unique_name("once"), ScheduleExpression=f"at({at:%Y-%m-%dT%H:%M:%S})",
+        FlexibleTimeWindow={"Mode": "OFF"}, Target={"Arn": arn, "RoleArn": ROLE, "Input": '{"fired": 1}'})
+    got = []
+    # Until well after it was due: a second firing would have arrived by then.
+    end = time.monotonic() + max(0.0, at.timestamp() - time.time()) + 4
+    while time.monotonic() < end:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            got.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert got == ['{"fired": 1}']

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -147,7 +149,7 @@ def test_bisect_isolates_the_poison_record(server, create_fn):
     assert got["BisectBatchOnFunctionError"] is True and got["MaximumRetryAttempts"] == 1
 
 
-def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(virtual, create_fn):
+def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(virtual, create_fn, nimbus_bin):
     rig = Rig(virtual.endpoint, create_fn, shards=2)
     rig.put("poison", hash_key=LOW)
     rig.put("other-shard", hash_key=HIGH)
@@ -159,6 +161,14 @@ def test_a_failing_shard_stalls_until_its_record_ages_out_while_others_go_on(vir
     advance(virtual.endpoint, 30)
     rig.put("after-poison", hash_key=LOW)
     assert processed(rig.batches(wait=2)) == []
+    # `nimbus streams` shows the stuck shard 30 s behind and the other one caught up.
+    env = {**os.environ, "AWS_ENDPOINT_URL": virtual.endpoint}
+    shown = json.loads(subprocess.run([str(nimbus_bin), "streams", "--json"], env=env, capture_output=True,
+                                      text=True, check=True).stdout)
+    [mapping] = [m for m in shown["mappings"] if m["source"] == rig.arn]
+    ages = sorted(shard["iterator_age_ms"] for shard in mapping["shards"])
+    assert ages[0] == 0 and ages[1] >= 30_000
+    assert mapping["last_result"].startswith("PROBLEM")
     # The poison record ages out (the other is 31 s old): it goes to OnFailure, the shard moves on.
     advance(virtual.endpoint, 31)
     [failure] = rig.batches(rig.failures, until=lambda got: len(got) >= 1)
@@ -255,3 +265,46 @@ def test_kill_9_mid_stream_loses_nothing(server_factory, create_fn):
     late = rig.batches(until=lambda got: set(processed(early) + processed(got)) >= {f"n{i}" for i in range(80)},
                        wait=40)
     assert set(processed(early) + processed(late)) == {f"n{i}" for i in range(80)}
+
+
+DDB_RECORDER = r'''
+import json, os, boto3
+sqs = boto3.client("sqs")
+
+def handler(event, context):
+    for record in event["Records"]:
+        body = {"name": record["eventName"], "keys": record["dynamodb"]["Keys"],
+                "new": record["dynamodb"].get("NewImage"), "source": record["eventSource"]}
+        sqs.send_message(QueueUrl=os.environ["OUT"], MessageBody=json.dumps(body), MessageGroupId="g")
+'''
+
+
+def test_dynamodb_stream_invokes_the_function_in_order(server, create_fn):
+    ddb = aws_client("dynamodb", server.endpoint)
+    sqs = aws_client("sqs", server.endpoint, read_timeout=30)
+    lam = aws_client("lambda", server.endpoint)
+    table = unique_name("tbl")
+    stream_arn = ddb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    out = sqs.create_queue(QueueName=unique_name("ddb") + ".fifo",
+                           Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    name = create_fn("ddb-rec", {"app.py": DDB_RECORDER}, Timeout=30, Environment={"Variables": {"OUT": out}})
+    mapping = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=name,
+                                              StartingPosition="TRIM_HORIZON", BatchSize=10)
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    ddb.put_item(TableName=table, Item={"id": {"S": "a"}, "n": {"N": "1"}})
+    ddb.update_item(TableName=table, Key={"id": {"S": "a"}}, UpdateExpression="SET n = :two",
+                    ExpressionAttributeValues={":two": {"N": "2"}})
+    ddb.delete_item(TableName=table, Key={"id": {"S": "a"}})
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < 3 and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=out, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            got.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=out, ReceiptHandle=message["ReceiptHandle"])
+    assert [g["name"] for g in got] == ["INSERT", "MODIFY", "REMOVE"]
+    assert got[1]["new"] == {"id": {"S": "a"}, "n": {"N": "2"}} and got[0]["source"] == "aws:dynamodb"

@@ -12,6 +12,7 @@ pub mod json;
 pub mod logs;
 pub mod schedules;
 pub mod status;
+pub mod streams;
 pub mod style;
 pub mod table;
 
@@ -36,6 +37,8 @@ pub enum ClientCommand {
     Logs(logs::LogsArgs),
     /// Show the running nimbus: services, isolation, environments, memory in use.
     Status(status::StatusArgs),
+    /// Kinesis and DynamoDB Streams event source mappings: shards and iterator ages.
+    Streams(streams::StreamsArgs),
     /// EventBridge scheduled rules and Scheduler schedules with their next fire times.
     Schedules(schedules::SchedulesArgs),
     /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
@@ -63,6 +66,7 @@ impl ClientCommand {
             ClientCommand::Logs(args) => &args.common,
             ClientCommand::Status(args) => &args.common,
             ClientCommand::Schedules(args) => &args.common,
+            ClientCommand::Streams(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
             ClientCommand::Apis(args) => &args.common,
         }
@@ -78,6 +82,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Invoke(args) => invoke::run(args, &client, &console),
         ClientCommand::Logs(args) => logs::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Status(args) => status::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Streams(args) => streams::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Schedules(args) => schedules::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Clock(args) => {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)

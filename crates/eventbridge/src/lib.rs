@@ -146,6 +146,23 @@ impl EventBridge {
         rules::put_event_json(self, &bus, &event.to_string())
     }
 
+    /// Takes over the undelivered outbox rows of nodes that are gone (several nodes on one
+    /// database); returns how many.
+    pub fn adopt(&self, nodes: &[String]) -> usize {
+        let mut adopted = 0;
+        for node in nodes {
+            let moved = self.db.execute(
+                "UPDATE outbox SET node = ?1 WHERE node = ?2",
+                &nimbus_store::params![self.node.as_str(), node.as_str()],
+            );
+            adopted += moved.unwrap_or(0) as usize;
+        }
+        if adopted > 0 {
+            self.wake.notify_one();
+        }
+        adopted
+    }
+
     /// Next firings, soonest first, for `nimbus schedules`.
     pub fn upcoming(&self) -> Result<Vec<Value>, AwsError> {
         firing::upcoming(self)

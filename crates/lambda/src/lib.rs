@@ -203,6 +203,11 @@ impl Lambda {
         }
     }
 
+    /// Stream mappings with their shards' checkpoints and iterator ages (blocking).
+    pub fn stream_report(&self) -> Vec<serde_json::Value> {
+        streams::report(self)
+    }
+
     /// Lets `CreateFunction` and friends read `Code.S3Bucket`/`S3Key` from nimbus's S3.
     pub fn set_objects(&self, objects: Arc<dyn Objects>) {
         let _ = self.objects.set(objects);

@@ -62,8 +62,9 @@ pub trait Streams: Send + Sync + 'static {
         shard_id: &str,
         at_ms: Option<i64>,
     ) -> Result<Option<String>, String>;
-    /// Changes whenever records are added on this node, so pollers wake at once.
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Changes whenever records are added to the source on this node (or another one that
+    /// says so), so pollers wake at once.
+    fn changes(&self, source_arn: &str) -> tokio::sync::watch::Receiver<u64>;
     /// Whether this node polls (with several nodes one does; alone, always).
     fn polls_here(&self) -> bool;
     /// nimbus's clock (virtual under `--clock virtual`): record ages and windows follow it.
@@ -169,7 +170,7 @@ pub(crate) async fn poll_mapping(lambda: Weak<Lambda>, streams: Arc<dyn Streams>
     let settings = Arc::new(Settings::of(&mapping));
     let drained = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = ShardTasks(BTreeMap::new());
-    let mut changes = streams.changes();
+    let mut changes = streams.changes(&settings.source);
     loop {
         if streams.polls_here() {
             let listed = tokio::task::block_in_place(|| streams.shards(&settings.source));
@@ -232,7 +233,7 @@ impl ShardPoller {
                 checkpoint
             }
         };
-        let mut changes = self.streams.changes();
+        let mut changes = self.streams.changes(&self.settings.source);
         loop {
             if checkpoint.done {
                 self.drained.lock().unwrap_or_else(|p| p.into_inner()).insert(self.shard.clone());
@@ -585,4 +586,59 @@ fn iso(ms: i64) -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
     at.format(&format).unwrap_or_default()
+}
+
+/// Every stream mapping with its shards: where each stands (its checkpoint) and how far behind
+/// the newest record it is (`iterator_age_ms`, as AWS's `IteratorAge` metric), for
+/// `nimbus streams`.
+pub(crate) fn report(lambda: &Lambda) -> Vec<Value> {
+    let Some(streams) = lambda.streams.get() else { return Vec::new() };
+    let mappings: Vec<Value> =
+        lambda.mappings.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+    let checkpoints: BTreeMap<String, Value> = lambda
+        .store
+        .load_resources()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.function == CHECKPOINTS)
+        .filter_map(|row| Some((row.name, serde_json::from_str(&row.config).ok()?)))
+        .collect();
+    let now = streams.now_ms();
+    let mut out = Vec::new();
+    for mut mapping in
+        mappings.into_iter().filter(|m| is_stream(m["EventSourceArn"].as_str().unwrap_or_default()))
+    {
+        lambda.stream_progress.show(&mut mapping);
+        let (uuid, source) = (
+            mapping["UUID"].as_str().unwrap_or_default(),
+            mapping["EventSourceArn"].as_str().unwrap_or_default(),
+        );
+        let shards = streams.shards(source).unwrap_or_default();
+        let shards: Vec<Value> = shards
+            .iter()
+            .map(|shard| {
+                let checkpoint =
+                    checkpoints.get(&format!("{uuid}/{}", shard.id)).cloned().unwrap_or(Value::Null);
+                let after = checkpoint["after"].as_str();
+                let next = streams.read(source, &shard.id, after, 1).ok().and_then(|r| r.into_iter().next());
+                json!({
+                    "shard": shard.id,
+                    "closed": shard.closed,
+                    "done": checkpoint["done"].as_bool().unwrap_or(false),
+                    "checkpoint": after,
+                    "iterator_age_ms": next.map_or(0, |record| (now - record.arrival_ms).max(0)),
+                })
+            })
+            .collect();
+        out.push(json!({
+            "uuid": uuid,
+            "source": source,
+            "function": mapping["FunctionArn"],
+            "state": mapping["State"],
+            "last_result": mapping["LastProcessingResult"],
+            "batch_size": mapping["BatchSize"],
+            "shards": shards,
+        }));
+    }
+    out
 }

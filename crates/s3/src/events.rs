@@ -58,6 +58,46 @@ pub struct RecordContext<'a> {
 }
 
 /// The full `{"Records":[record]}` document for one object event.
+/// The detail of EventBridge's S3 events, with the detail type first: ("Object Created",
+/// detail) — as S3 sends them to the default bus when `EventBridgeConfiguration` is on.
+pub fn event_bridge_detail(
+    bucket: &str,
+    event: &ObjectEvent,
+    sequencer: &str,
+    request_id: &str,
+    account: &str,
+    source_ip: &str,
+) -> Value {
+    let created = event.name.starts_with("ObjectCreated");
+    let mut object = json!({ "key": event.key, "sequencer": sequencer });
+    if let Some(size) = event.size {
+        object["size"] = json!(size);
+    }
+    if let Some(etag) = &event.etag {
+        object["etag"] = json!(etag);
+    }
+    let reason = match event.name {
+        "ObjectCreated:Put" => "PutObject",
+        "ObjectCreated:Copy" => "CopyObject",
+        "ObjectCreated:CompleteMultipartUpload" => "CompleteMultipartUpload",
+        "ObjectCreated:Post" => "PostObject",
+        _ => "DeleteObject",
+    };
+    let mut detail = json!({
+        "version": "0",
+        "bucket": { "name": bucket },
+        "object": object,
+        "request-id": request_id,
+        "requester": account,
+        "source-ip-address": source_ip,
+        "reason": reason,
+    });
+    if !created {
+        detail["deletion-type"] = json!("Permanently Deleted");
+    }
+    json!({ "detail-type": if created { "Object Created" } else { "Object Deleted" }, "detail": detail })
+}
+
 pub fn document(ctx: &RecordContext<'_>, event: &ObjectEvent) -> Value {
     let mut object = json!({ "key": encode_key(&event.key), "sequencer": ctx.sequencer });
     if let Some(size) = event.size {

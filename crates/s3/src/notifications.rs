@@ -17,9 +17,18 @@ use crate::Inner;
 /// Notification", the event document as its message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotificationTarget {
-    Lambda { function_arn: String },
-    Queue { queue_arn: String },
-    Topic { topic_arn: String },
+    Lambda {
+        function_arn: String,
+    },
+    Queue {
+        queue_arn: String,
+    },
+    Topic {
+        topic_arn: String,
+    },
+    /// The account's default event bus (`EventBridgeConfiguration`); the event is EventBridge's
+    /// "Object Created"/"Object Deleted" event, not a `Records` document.
+    EventBridge,
 }
 
 /// Delivery of event documents (`{"Records":[…]}` or the test event). Called after the object
@@ -252,6 +261,7 @@ fn check_destinations(sink: &dyn NotificationSink, config: &Config) -> S3Result<
                 format!("{function_arn}, null"),
                 format!("Not authorized to invoke function [{function_arn}]"),
             ),
+            NotificationTarget::EventBridge => continue,
         };
         failed += 1;
         error =
@@ -316,6 +326,17 @@ fn deliver(s3: &Inner, sink: &Arc<dyn NotificationSink>, ctx: &Ctx, config: &Con
         .to_owned();
     for event in &ctx.events {
         let sequencer = s3.sequencer.next();
+        if config.event_bridge {
+            let detail = events::event_bridge_detail(
+                ctx.bucket(),
+                event,
+                &sequencer,
+                &ctx.request_id,
+                &s3.account,
+                &source_ip,
+            );
+            sink.deliver(&NotificationTarget::EventBridge, detail);
+        }
         for rule in config.rules.iter().filter(|r| r.matches(event)) {
             let Some(target) = rule.target() else { continue };
             let record = RecordContext {

@@ -22,10 +22,12 @@ impl NotificationSink for Recorder {
 
     /// Every queue and function exists, except those whose name says "missing".
     fn exists(&self, target: &NotificationTarget) -> bool {
-        let (NotificationTarget::Queue { queue_arn: arn }
-        | NotificationTarget::Lambda { function_arn: arn }
-        | NotificationTarget::Topic { topic_arn: arn }) = target;
-        !arn.contains("missing")
+        match target {
+            NotificationTarget::Queue { queue_arn: arn }
+            | NotificationTarget::Lambda { function_arn: arn }
+            | NotificationTarget::Topic { topic_arn: arn } => !arn.contains("missing"),
+            NotificationTarget::EventBridge => true,
+        }
     }
 }
 
