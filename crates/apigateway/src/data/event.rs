@@ -125,7 +125,7 @@ impl<'a> Incoming<'a> {
 }
 
 /// Whether `content_type` is one of the binary media types (`image/*`, `*/*` wildcards).
-fn is_binary_type(content_type: &str, types: &[String]) -> bool {
+pub(crate) fn is_binary_type(content_type: &str, types: &[String]) -> bool {
     let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     !content_type.is_empty()
         && types.iter().any(|t| {

@@ -128,10 +128,14 @@ impl ApiGateway {
             Flavor::Http(_) => self.serve_http(&stage, &incoming, &mut trace).await,
         };
         reply::add_cors(stage.cors.as_ref(), &request, &mut response, false);
-        if v2 {
-            if let Ok(value) = hyper::header::HeaderValue::from_str(&request.request_id) {
-                response.headers_mut().insert("apigw-requestid", value);
-            }
+        // HTTP APIs name the request `apigw-requestid`, REST APIs `x-amz-apigw-id`.
+        let (name, id) = if v2 {
+            ("apigw-requestid", &request.request_id[..])
+        } else {
+            ("x-amz-apigw-id", request.request_id.get(..18).unwrap_or(&request.request_id))
+        };
+        if let Ok(value) = hyper::header::HeaderValue::from_str(id) {
+            response.headers_mut().insert(name, value);
         }
         if let (Some((group, format)), Some(sink)) = (&stage.access_log, self.access_logs.get()) {
             let outcome = access::Outcome {
@@ -182,7 +186,13 @@ impl ApiGateway {
                     self.call_function(&function, &event, timeout, &incoming.request_id, Door::Rest).await;
                 trace.integration_ms = Some(called.elapsed().as_millis() as u64);
                 match answer {
-                    Ok(payload) => reply::proxy_v1(payload),
+                    Ok(payload) => {
+                        let accept = incoming.header("accept");
+                        reply::proxy_v1(
+                            payload,
+                            Some(reply::Binary { types: &stage.binary_media_types, accept }),
+                        )
+                    }
                     Err(response) => *response,
                 }
             }
@@ -227,7 +237,7 @@ impl ApiGateway {
                     self.call_function(&function, &event, timeout, &incoming.request_id, Door::Http).await;
                 trace.integration_ms = Some(called.elapsed().as_millis() as u64);
                 match answer {
-                    Ok(payload) if version == "1.0" => reply::proxy_v1(payload),
+                    Ok(payload) if version == "1.0" => reply::proxy_v1(payload, None),
                     Ok(payload) => reply::proxy_v2(payload),
                     Err(response) => *response,
                 }

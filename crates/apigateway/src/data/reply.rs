@@ -8,6 +8,8 @@ use hyper::StatusCode;
 use nimbus_api::{ApiRequest, ApiResponse, Body};
 use serde_json::{json, Value};
 
+use super::event::is_binary_type;
+
 /// A function's response payload.
 pub struct Payload(pub Bytes);
 
@@ -52,8 +54,10 @@ fn status_of(value: &Value) -> Option<u16> {
     u16::try_from(status).ok().filter(|s| (100..600).contains(s))
 }
 
-fn body_of(document: &Value) -> Option<Bytes> {
-    let encoded = document["isBase64Encoded"] == true;
+/// The body a proxy response carries; base64 is decoded when `decode` (a REST API converts it
+/// only for its binary media types).
+fn body_of(document: &Value, decode: bool) -> Option<Bytes> {
+    let encoded = document["isBase64Encoded"] == true && decode;
     match &document["body"] {
         Value::Null => Some(Bytes::new()),
         Value::String(text) if encoded => {
@@ -78,9 +82,29 @@ fn set(response: &mut ApiResponse, name: &str, value: &str) -> Option<()> {
     Some(())
 }
 
+/// A REST API's binary media types and the request's first `Accept` type: a base64 body is
+/// turned back into bytes only when one of them (or the response's `Content-Type`) matches.
+pub struct Binary<'a> {
+    pub types: &'a [String],
+    pub accept: Option<&'a str>,
+}
+
+impl Binary<'_> {
+    fn decodes(&self, document: &Value) -> bool {
+        let accept = self.accept.and_then(|a| a.split(',').next()).map(str::trim).unwrap_or_default();
+        let headers = document["headers"].as_object();
+        let content_type = headers
+            .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        is_binary_type(accept, self.types) || is_binary_type(content_type, self.types)
+    }
+}
+
 /// Payload 1.0: `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`; anything
-/// else is a malformed proxy response (502).
-pub fn proxy_v1(payload: Payload) -> ApiResponse {
+/// else is a malformed proxy response (502). `binary` is `None` for HTTP APIs, which always
+/// decode base64 bodies.
+pub fn proxy_v1(payload: Payload, binary: Option<Binary<'_>>) -> ApiResponse {
     let Ok(document) = serde_json::from_slice::<Value>(&payload.0) else { return internal() };
     if !document.is_object() {
         return internal();
@@ -92,7 +116,8 @@ pub fn proxy_v1(payload: Payload) -> ApiResponse {
             None => return internal(),
         },
     };
-    let Some(body) = body_of(&document) else { return internal() };
+    let decode = binary.is_none_or(|b| b.decodes(&document));
+    let Some(body) = body_of(&document, decode) else { return internal() };
     let mut out = response(status, body, "application/json");
     let mut typed = false;
     for (name, value) in document["headers"].as_object().into_iter().flatten() {
@@ -127,7 +152,7 @@ pub fn proxy_v2(payload: Payload) -> ApiResponse {
         return response(200, payload.0, "application/json");
     }
     let Some(status) = status_of(&document["statusCode"]) else { return internal() };
-    let Some(body) = body_of(&document) else { return internal() };
+    let Some(body) = body_of(&document, true) else { return internal() };
     let mut out = response(status, body, "application/json");
     for (name, value) in document["headers"].as_object().into_iter().flatten() {
         let Some(text) = header_text(value) else { return internal() };
@@ -266,12 +291,22 @@ mod tests {
     fn v2_infers_plain_json_and_rejects_malformed_v1() {
         let (status, text) = body(proxy_v2(Payload(Bytes::from_static(b"{\"hello\":1}"))));
         assert_eq!((status, text.as_str()), (200, "{\"hello\":1}"));
-        let (status, text) = body(proxy_v1(Payload(Bytes::from_static(b"{\"statusCode\":201,\"body\":5}"))));
+        let (status, text) =
+            body(proxy_v1(Payload(Bytes::from_static(b"{\"statusCode\":201,\"body\":5}")), None));
         assert_eq!((status, text.as_str()), (502, "{\"message\":\"Internal server error\"}"));
         let structured = proxy_v2(Payload(Bytes::from_static(
             b"{\"statusCode\":302,\"headers\":{\"location\":\"/x\"},\"cookies\":[\"a=1\",\"b=2\"]}",
         )));
         assert_eq!(structured.headers().get_all("set-cookie").iter().count(), 2);
+        // A REST API turns base64 back into bytes only for its binary media types.
+        let encoded = b"{\"statusCode\":200,\"headers\":{\"content-type\":\"application/x-thing\"},\"isBase64Encoded\":true,\"body\":\"aGk=\"}";
+        let types = vec!["image/*".to_owned()];
+        let kept =
+            proxy_v1(Payload(Bytes::from_static(encoded)), Some(Binary { types: &types, accept: None }));
+        assert_eq!(body(kept).1, "aGk=");
+        let accept = Some("image/png, */*");
+        let decoded = proxy_v1(Payload(Bytes::from_static(encoded)), Some(Binary { types: &types, accept }));
+        assert_eq!(body(decoded).1, "hi");
         assert_eq!(structured.status(), 302);
     }
 }
