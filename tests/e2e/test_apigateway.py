@@ -377,6 +377,7 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
     apigw2.create_route(ApiId=api_id, RouteKey="ANY /cookies/{proxy+}", Target=f"integrations/{cookies}")
     apigw2.create_route(ApiId=api_id, RouteKey="GET /v1", Target=f"integrations/{v1}")
     apigw2.create_route(ApiId=api_id, RouteKey="POST /gif", Target=f"integrations/{gif}")
+    apigw2.create_route(ApiId=api_id, RouteKey="GET /iam", Target=f"integrations/{cookies}", AuthorizationType="AWS_IAM")
     apigw2.create_route(ApiId=api_id, RouteKey="GET /guarded", Target=f"integrations/{cookies}",
                         AuthorizationType="CUSTOM", AuthorizerId=authorizer)
     apigw2.create_stage(ApiId=api_id, StageName="live", AutoDeploy=True, StageVariables={"color": "blue"})
@@ -404,6 +405,11 @@ def test_http_api_routes_params_simple_responses_cookies_and_cors(server, apigw2
     # Bodies that are not text travel as base64 both ways and come back byte for byte.
     status, headers, body = call(server, f"{base}/gif", "POST", GIF, {"Content-Type": "image/gif"})
     assert (status, headers["content-type"], body) == (200, "image/gif", GIF)
+
+    status, _, body = call(server, f"{base}/iam")
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    signature = "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=0"
+    assert call(server, f"{base}/iam", headers={"Authorization": signature})[0] == 201
 
     status, _, body = call(server, f"{base}/guarded")
     assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})

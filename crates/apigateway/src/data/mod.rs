@@ -165,6 +165,10 @@ impl ApiGateway {
                 None => return message(403, "Forbidden"),
             }
         }
+        // IAM authorization: a SigV4-signed request is required (its signature is not checked).
+        if method["authorizationType"] == "AWS_IAM" && !signed(incoming) {
+            return message(403, "Missing Authentication Token");
+        }
         let mut event = event::rest_event(incoming, stage, &matched, identity_key.as_ref());
         if method["authorizationType"] == "CUSTOM" {
             let authorizer =
@@ -213,6 +217,9 @@ impl ApiGateway {
         let Some(integration) = matched.integration else {
             return message(404, "Not Found");
         };
+        if matched.route["authorizationType"] == "AWS_IAM" && !signed(incoming) {
+            return message(403, "Forbidden");
+        }
         let version = integration["payloadFormatVersion"].as_str().unwrap_or("2.0");
         let mut event = if version == "1.0" {
             event::http_v1_event(incoming, stage, &matched)
@@ -308,6 +315,11 @@ impl ApiGateway {
             Ok(Ok(invoked)) => Ok(Payload(invoked.payload)),
         }
     }
+}
+
+/// Whether a request carries a SigV4 `Authorization` header.
+fn signed(incoming: &Incoming<'_>) -> bool {
+    incoming.header("authorization").is_some_and(|a| a.starts_with("AWS4-"))
 }
 
 /// The function an integration URI names — `arn:aws:apigateway:{region}:lambda:path/2015-03-31/
