@@ -76,6 +76,7 @@ pub struct ApiGateway {
     functions: Arc<dyn Functions>,
     front: data::Cache,
     access_logs: std::sync::OnceLock<Arc<dyn AccessLogs>>,
+    edits: std::sync::Mutex<()>,
 }
 
 /// Whether API Gateway ever stored anything (to open it at start).
@@ -91,7 +92,15 @@ impl ApiGateway {
     ) -> Result<Arc<ApiGateway>, String> {
         let docs = store::Docs::open(database).map_err(|e| e.to_string())?;
         let access_logs = std::sync::OnceLock::new();
-        Ok(Arc::new(ApiGateway { docs, identity, functions, front: data::Cache::default(), access_logs }))
+        let edits = std::sync::Mutex::new(());
+        Ok(Arc::new(ApiGateway {
+            docs,
+            identity,
+            functions,
+            front: data::Cache::default(),
+            access_logs,
+            edits,
+        }))
     }
 
     /// Where stages' access logs go (CloudWatch Logs).
@@ -125,6 +134,12 @@ impl ApiGateway {
 
     async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
         self.docs.refresh();
+        // Changes read a document, edit it and write it back: one at a time on this node, so
+        // that two calls editing one resource's methods do not lose either (reads go on).
+        let _editing = match request.method {
+            Method::GET | Method::HEAD => None,
+            _ => Some(self.edits.lock().unwrap_or_else(|p| p.into_inner())),
+        };
         let path = request.uri.path().to_owned();
         if path.starts_with("/v2/") {
             return self.route_v2(&request, &path);
