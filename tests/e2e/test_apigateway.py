@@ -181,6 +181,20 @@ def test_rest_api_control_plane_shapes_and_errors(apigw, rest_api):
     with pytest.raises(ClientError) as error:
         apigw.create_stage(restApiId=rest_api, stageName="x", deploymentId="nope")
     assert error.value.response["Error"]["Code"] == "BadRequestException"
+    tmp = apigw.create_resource(restApiId=rest_api, parentId=root, pathPart="tmp")["id"]
+    apigw.put_method(restApiId=rest_api, resourceId=tmp, httpMethod="GET", authorizationType="NONE")
+    apigw.put_integration(restApiId=rest_api, resourceId=tmp, httpMethod="GET", type="MOCK")
+    updated = apigw.update_method(restApiId=rest_api, resourceId=tmp, httpMethod="GET",
+                                  patchOperations=[{"op": "replace", "path": "/apiKeyRequired", "value": "true"}])
+    assert updated["apiKeyRequired"] is True
+    apigw.update_integration(restApiId=rest_api, resourceId=tmp, httpMethod="GET",
+                             patchOperations=[{"op": "replace", "path": "/timeoutInMillis", "value": "5000"}])
+    assert apigw.get_integration(restApiId=rest_api, resourceId=tmp, httpMethod="GET")["timeoutInMillis"] == 5000
+    apigw.delete_integration(restApiId=rest_api, resourceId=tmp, httpMethod="GET")
+    with pytest.raises(ClientError) as error:
+        apigw.get_integration(restApiId=rest_api, resourceId=tmp, httpMethod="GET")
+    assert error.value.response["Error"]["Code"] == "NotFoundException"
+    apigw.delete_resource(restApiId=rest_api, resourceId=tmp)
     with pytest.raises(ClientError) as error:
         apigw.get_request_validators(restApiId=rest_api)
     assert error.value.response["Error"]["Code"] == "UnknownOperationException"

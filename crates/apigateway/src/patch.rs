@@ -45,13 +45,16 @@ pub fn apply(doc: &mut Value, body: &Value) -> Result<(), AwsError> {
                 }
             }
             "add" | "replace" => {
+                // Values travel as strings: keep a boolean or number member one.
+                let current = target.get(last);
                 let value = match value {
-                    Value::String(s) if s == "true" || s == "false" => {
-                        if target.get(last).is_some_and(Value::is_boolean) {
-                            json!(s == "true")
-                        } else {
-                            Value::String(s)
-                        }
+                    Value::String(s)
+                        if current.is_some_and(Value::is_boolean) && (s == "true" || s == "false") =>
+                    {
+                        json!(s == "true")
+                    }
+                    Value::String(s) if current.is_some_and(Value::is_number) => {
+                        s.parse::<i64>().map(|n| json!(n)).unwrap_or(Value::String(s))
                     }
                     other => other,
                 };
@@ -61,4 +64,27 @@ pub fn apply(doc: &mut Value, body: &Value) -> Result<(), AwsError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patches_keep_types_and_edit_lists_and_maps() {
+        let mut doc = json!({ "timeoutInMillis": 29000, "enabled": false, "binaryMediaTypes": ["a/b"] });
+        let body = json!({ "patchOperations": [
+            { "op": "replace", "path": "/timeoutInMillis", "value": "5000" },
+            { "op": "replace", "path": "/enabled", "value": "true" },
+            { "op": "add", "path": "/binaryMediaTypes/image~1gif" },
+            { "op": "remove", "path": "/binaryMediaTypes/a~1b" },
+            { "op": "replace", "path": "/variables/fn", "value": "echo" },
+        ] });
+        apply(&mut doc, &body).unwrap();
+        assert_eq!(
+            doc,
+            json!({ "timeoutInMillis": 5000, "enabled": true, "binaryMediaTypes": ["image/gif"], "variables": { "fn": "echo" } })
+        );
+        assert!(apply(&mut doc, &json!({ "patchOperations": [{ "op": "move", "path": "/x" }] })).is_err());
+    }
 }

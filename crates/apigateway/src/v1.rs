@@ -108,6 +108,48 @@ impl ApiGateway {
                 self.save_resource(api, resource)?;
                 empty(204)
             }
+            (&M::PATCH, ["restapis", api, "resources", id, "methods", method]) => {
+                let input = parse_body(body)?;
+                ok(self.edit_method(api, id, method, |m| {
+                    patch::apply(m, &input)?;
+                    Ok(m.clone())
+                })?)
+            }
+            (&M::PATCH, ["restapis", api, "resources", id, "methods", method, "integration"]) => {
+                let input = parse_body(body)?;
+                ok(self.edit_method(api, id, method, |m| {
+                    let integration = m.get_mut("methodIntegration").filter(|i| i.is_object());
+                    let integration =
+                        integration.ok_or_else(|| not_found("Invalid Integration identifier specified"))?;
+                    patch::apply(integration, &input)?;
+                    Ok(integration.clone())
+                })?)
+            }
+            (&M::DELETE, ["restapis", api, "resources", id, "methods", method, "integration"]) => {
+                self.edit_method(api, id, method, |m| {
+                    let removed = m.as_object_mut().and_then(|o| o.remove("methodIntegration"));
+                    removed.ok_or_else(|| not_found("Invalid Integration identifier specified"))
+                })?;
+                empty(204)
+            }
+            (&M::DELETE, ["restapis", api, "resources", id, "methods", method, "responses", code]) => {
+                self.edit_method(api, id, method, |m| {
+                    let removed = m["methodResponses"].as_object_mut().and_then(|o| o.remove(*code));
+                    removed.ok_or_else(|| not_found("Invalid Response status code specified"))
+                })?;
+                empty(204)
+            }
+            (
+                &M::DELETE,
+                ["restapis", api, "resources", id, "methods", method, "integration", "responses", code],
+            ) => {
+                self.edit_method(api, id, method, |m| {
+                    let responses = m["methodIntegration"]["integrationResponses"].as_object_mut();
+                    let removed = responses.and_then(|o| o.remove(*code));
+                    removed.ok_or_else(|| not_found("Invalid Response status code specified"))
+                })?;
+                empty(204)
+            }
             (&M::PUT, ["restapis", api, "resources", id, "methods", method, "integration"]) => {
                 let input = parse_body(body)?;
                 let integration = self.edit_method(api, id, method, |m| put_integration(m, id, &input))?;
