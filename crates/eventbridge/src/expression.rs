@@ -5,9 +5,30 @@
 //! (UTC for rules, `ScheduleExpressionTimezone` for Scheduler), daylight saving included.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+
+/// A time zone: UTC, or an IANA zone read from the host's tz database
+/// (`/usr/share/zoneinfo`, Debian's `tzdata`) when a schedule names one — nothing is embedded in
+/// the binary (a compiled-in database costs a megabyte of relocated memory at every start).
+#[derive(Debug, Clone)]
+pub enum Tz {
+    Utc,
+    Named(tzfile::ArcTz),
+}
+
+impl Tz {
+    pub const UTC: Tz = Tz::Utc;
+}
+
+impl std::fmt::Display for Tz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tz::Utc => f.write_str("UTC"),
+            Tz::Named(_) => f.write_str("the time zone"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Expression {
@@ -48,35 +69,40 @@ impl Expression {
                 Some(anchor_ms + periods.max(1) * every_ms)
             }
             Expression::At { at_ms } => (*at_ms > after_ms).then_some(*at_ms),
-            Expression::Cron { cron, zone, last_weekday } => {
-                let mut after = zone.timestamp_millis_opt(after_ms).single()?;
-                loop {
-                    let next = cron.find_next_occurrence(&after, false).ok()?;
-                    let day = next.date_naive();
-                    let wanted = last_weekday_of(day.year(), day.month());
-                    if !last_weekday || day == wanted {
-                        return Some(next.timestamp_millis());
-                    }
-                    // Skip to the month's last weekday, or the next month's.
-                    let target = if day < wanted {
-                        wanted
-                    } else {
-                        let (year, month) = if day.month() == 12 {
-                            (day.year() + 1, 1)
-                        } else {
-                            (day.year(), day.month() + 1)
-                        };
-                        last_weekday_of(year, month)
-                    };
-                    let midnight = zone.from_local_datetime(&target.and_hms_opt(0, 0, 0)?).earliest()?;
-                    after = midnight - chrono::Duration::milliseconds(1);
-                }
+            Expression::Cron { cron, zone: Tz::Utc, last_weekday } => {
+                next_cron(cron, &Utc, after_ms, *last_weekday)
+            }
+            Expression::Cron { cron, zone: Tz::Named(zone), last_weekday } => {
+                next_cron(cron, zone, after_ms, *last_weekday)
             }
         }
     }
 
     pub fn is_one_time(&self) -> bool {
         matches!(self, Expression::At { .. })
+    }
+}
+
+/// The next occurrence of `cron` in `zone` after `after_ms` (with `LW` applied).
+fn next_cron<Z: TimeZone>(cron: &Cron, zone: &Z, after_ms: i64, last_weekday: bool) -> Option<i64> {
+    let mut after = zone.timestamp_millis_opt(after_ms).single()?;
+    loop {
+        let next = cron.find_next_occurrence(&after, false).ok()?;
+        let day = next.date_naive();
+        let wanted = last_weekday_of(day.year(), day.month());
+        if !last_weekday || day == wanted {
+            return Some(next.timestamp_millis());
+        }
+        // Skip to the month's last weekday, or the next month's.
+        let target = if day < wanted {
+            wanted
+        } else {
+            let (year, month) =
+                if day.month() == 12 { (day.year() + 1, 1) } else { (day.year(), day.month() + 1) };
+            last_weekday_of(year, month)
+        };
+        let midnight = zone.from_local_datetime(&target.and_hms_opt(0, 0, 0)?).earliest()?;
+        after = midnight - chrono::Duration::milliseconds(1);
     }
 }
 
@@ -130,15 +156,23 @@ fn parse_cron(inner: &str, zone: Tz) -> Result<Expression, String> {
 fn parse_at(inner: &str, zone: Tz) -> Result<Expression, String> {
     let naive = NaiveDateTime::parse_from_str(inner.trim(), "%Y-%m-%dT%H:%M:%S")
         .map_err(|_| format!("{inner} is not yyyy-mm-ddThh:mm:ss"))?;
-    // A local time skipped by daylight saving runs at the first instant after the gap.
+    let at_ms = match &zone {
+        Tz::Utc => local_instant(&Utc, naive),
+        Tz::Named(zone) => local_instant(zone, naive),
+    }
+    .ok_or_else(|| format!("{inner} does not exist in {zone}"))?;
+    Ok(Expression::At { at_ms })
+}
+
+/// The instant a local time names; one the clocks skip (daylight saving) runs right after the gap.
+fn local_instant<Z: TimeZone>(zone: &Z, naive: NaiveDateTime) -> Option<i64> {
     let at = match zone.from_local_datetime(&naive) {
         chrono::LocalResult::Single(at) | chrono::LocalResult::Ambiguous(at, _) => at,
-        chrono::LocalResult::None => zone
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-            .ok_or_else(|| format!("{inner} does not exist in {zone}"))?,
+        chrono::LocalResult::None => {
+            zone.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest()?
+        }
     };
-    Ok(Expression::At { at_ms: at.timestamp_millis() })
+    Some(at.timestamp_millis())
 }
 
 /// The last Monday-to-Friday day of a month.
@@ -152,12 +186,25 @@ fn last_weekday_of(year: i32, month: u32) -> NaiveDate {
     day
 }
 
-/// An IANA time zone name as Scheduler takes it (`UTC` when none is given).
+/// An IANA time zone name as Scheduler takes it (`UTC` when none is given), read from the host's
+/// tz database.
 pub fn zone(name: Option<&str>) -> Result<Tz, String> {
-    match name {
-        None | Some("") => Ok(Tz::UTC),
-        Some(name) => name.parse().map_err(|_| format!("{name} is not a time zone")),
+    let name = match name {
+        None | Some("") | Some("UTC") | Some("Etc/UTC") => return Ok(Tz::UTC),
+        Some(name) => name,
+    };
+    // A name, not a path: letters, digits, `_+-` and `/` between parts.
+    let plain = name.split('/').all(|part| {
+        !part.is_empty()
+            && part != ".."
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    });
+    if !plain {
+        return Err(format!("{name} is not a time zone"));
     }
+    tzfile::ArcTz::named(name)
+        .map(Tz::Named)
+        .map_err(|_| format!("{name} is not a time zone (none such in /usr/share/zoneinfo)"))
 }
 
 /// `2026-12-06T10:00:00Z`, as EventBridge events carry times.
@@ -236,7 +283,7 @@ mod tests {
     #[test]
     fn time_zones_and_daylight_saving() {
         let zone = zone(Some("America/New_York")).unwrap();
-        let cron = Expression::parse("cron(0 9 * * ? *)", zone, false).unwrap();
+        let cron = Expression::parse("cron(0 9 * * ? *)", zone.clone(), false).unwrap();
         // 9:00 in New York is 14:00 UTC in winter and 13:00 UTC in summer.
         assert_eq!(
             iso_seconds(cron.next_after(ms("2026-12-06T00:00:00Z"), 0).unwrap()),

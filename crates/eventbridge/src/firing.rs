@@ -89,7 +89,7 @@ fn fire_rules(events: &EventBridge, now: i64) -> Result<(), DbError> {
             (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
         let rule: Value = serde_json::from_str(&doc).unwrap_or_default();
         let expression = rule["ScheduleExpression"].as_str().unwrap_or_default();
-        let next = Expression::parse(expression, chrono_tz::Tz::UTC, false)
+        let next = Expression::parse(expression, crate::expression::Tz::UTC, false)
             .ok()
             .and_then(|e| e.next_after(now.max(due_ms), rule["CreatedMs"].as_i64().unwrap_or(due_ms)));
         let rule_arn = crate::rules::rule_arn(events, &bus, &name);

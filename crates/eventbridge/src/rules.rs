@@ -183,7 +183,7 @@ fn next_fire(rule: &Value, now: i64) -> Option<i64> {
         return None;
     }
     let expression =
-        Expression::parse(rule["ScheduleExpression"].as_str()?, chrono_tz::Tz::UTC, false).ok()?;
+        Expression::parse(rule["ScheduleExpression"].as_str()?, crate::expression::Tz::UTC, false).ok()?;
     expression.next_after(now, rule["CreatedMs"].as_i64().unwrap_or(now))
 }
 
@@ -209,7 +209,7 @@ fn put_rule(events: &EventBridge, input: &Input<'_>) -> Result<Value, AwsError> 
         if bus != "default" {
             return Err(validation("ScheduleExpression is supported only on the default event bus."));
         }
-        Expression::parse(schedule, chrono_tz::Tz::UTC, false)
+        Expression::parse(schedule, crate::expression::Tz::UTC, false)
             .map_err(|_| validation("Parameter ScheduleExpression is not valid."))?;
     }
     let state = input.str("State")?.unwrap_or("ENABLED");
