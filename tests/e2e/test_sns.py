@@ -545,7 +545,7 @@ def test_topics_subscriptions_and_pending_http_deliveries_survive_kill(server_fa
     try:
         srv.start()
         # No SNS call yet: SNS opens at start because deliveries wait, and makes them.
-        [(headers, body)] = endpoint.wait(1, timeout=15)
+        [(headers, body)] = endpoint.wait(1, timeout=60)
         assert headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
         assert json.loads(body)["TopicArn"] == arn
     finally:

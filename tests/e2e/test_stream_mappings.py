@@ -183,7 +183,8 @@ def test_parallelization_keeps_each_key_in_order(server, create_fn):
     entries = [{"Data": f"{key}:{n}".encode(), "PartitionKey": key} for n in range(12) for key in "abcdefgh"]
     rig.kinesis.put_records(StreamName=rig.stream, Records=entries)
     rig.map(BatchSize=3, ParallelizationFactor=5)
-    batches = rig.batches(until=lambda got: len(processed(got)) >= len(entries), wait=40)
+    # Five environments start at once (each imports boto3): give a loaded machine time.
+    batches = rig.batches(until=lambda got: len(processed(got)) >= len(entries), wait=120)
     per_key: dict[str, list[int]] = {}
     for batch in batches:
         for data in batch["data"]:
