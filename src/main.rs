@@ -108,6 +108,14 @@ struct UpArgs {
     /// that jump an hour without waiting one. Real time still passes between jumps.
     #[arg(long, value_enum, default_value_t = ClockArg::Real)]
     clock: ClockArg,
+    /// What this host lends to EC2 instances: `vcpus=N,memory=GiB` (default: the host's CPUs
+    /// and memory). Launches past it fail with `InsufficientInstanceCapacity`.
+    #[arg(long, value_name = "vcpus=N,memory=GiB")]
+    capacity: Option<String>,
+    /// Seconds between a spot interruption notice and the interruption (AWS: 120); the wait
+    /// follows nimbus's clock, so `--clock virtual` can skip it.
+    #[arg(long, default_value_t = 120)]
+    spot_notice_seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -336,6 +344,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
     }));
+    let (ec2, autoscaling) = ec2_services(&args, &database, &endpoint_url, clock.clone(), sandbox.clone(), &api_acceptor, &events)?;
+    // Instances that were running when nimbus stopped are settled (and replaced) from the start.
+    if nimbus_ec2::Ec2::has_instances(&database) {
+        if let Err(error) = ec2.get().await {
+            eprintln!("nimbus: cannot open EC2: {error}");
+        }
+    }
     let admin = Arc::new(admin::Admin { clock, virtual_clock, events: events.clone() });
     // Streams already on disk: their retention sweep runs from the start.
     if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
@@ -354,6 +369,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         kinesis,
         events,
         scheduler,
+        ec2.clone(),
+        autoscaling,
         s3,
     ];
 
@@ -400,6 +417,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
     }
+    if let Some(ec2) = ec2.opened() {
+        ec2.shutdown().await;
+    }
     // The lease steps first, so that none opens a service again after it is closed here.
     cluster_work.stop().await;
     logs.close().await;
@@ -437,6 +457,57 @@ fn kinesis_service(
         wiring::wake_kinesis_readers(cluster, kinesis.clone());
     }
     kinesis
+}
+
+type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);
+
+/// EC2 and Auto Scaling, opened by their first request (or at start when instances were running).
+fn ec2_services(
+    args: &UpArgs,
+    database: &Database,
+    endpoint_url: &str,
+    clock: Arc<dyn Clock>,
+    sandbox: Arc<Sandbox>,
+    acceptor: &ApiAcceptor,
+    events: &Arc<lazy::Lazy<EventBridge>>,
+) -> anyhow::Result<Ec2Services> {
+    let (vcpus, memory_mib) = capacity_of(args.capacity.as_deref())?;
+    let config = nimbus_ec2::Config {
+        vcpus,
+        memory_mib,
+        spot_notice_seconds: args.spot_notice_seconds,
+        endpoint_url: endpoint_url.to_owned(),
+        data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("ec2"),
+    };
+    let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
+    let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });
+    let ec2 = lazy::Lazy::new("ec2", Protocol::Ec2, move || {
+        let (sandbox, clock, acceptor, sink) = (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
+        nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)
+    });
+    let over = ec2.clone();
+    let autoscaling = lazy::Lazy::new("autoscaling", Protocol::Query, move || {
+        Ok(Arc::new(nimbus_ec2::AutoScaling(over.get_blocking()?)))
+    });
+    Ok((ec2, autoscaling))
+}
+
+/// `--capacity vcpus=N,memory=GiB`, each part defaulting to the host's own.
+fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64)> {
+    let host_vcpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let (mut vcpus, mut memory_mib) = (host_vcpus, host_memory_mb());
+    for part in arg.unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = part.split_once('=').context("--capacity takes vcpus=N,memory=GiB")?;
+        match key.trim() {
+            "vcpus" => vcpus = value.trim().parse().context("--capacity vcpus must be a whole number")?,
+            "memory" => {
+                let gib: f64 = value.trim().trim_end_matches("GiB").parse().context("--capacity memory is in GiB")?;
+                memory_mib = (gib * 1024.0) as u64;
+            }
+            other => anyhow::bail!("--capacity knows vcpus and memory, not {other}"),
+        }
+    }
+    Ok((vcpus, memory_mib))
 }
 
 /// What every service opens its state from.

@@ -484,3 +484,18 @@ impl nimbus_lambda::Streams for LambdaStreams {
         self.clock.now_ms()
     }
 }
+
+/// EC2's events (spot interruption warnings, state changes) on the default event bus, as AWS
+/// sends them (source `aws.ec2`).
+pub struct Ec2Events {
+    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+}
+
+impl nimbus_ec2::Ec2Events for Ec2Events {
+    fn put(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let put = self.events.get_blocking().and_then(|events| events.put_event("default", source, detail_type, detail, resources));
+        if let Err(error) = put {
+            eprintln!("nimbus: ec2: event {detail_type} not delivered to EventBridge: {error}");
+        }
+    }
+}
