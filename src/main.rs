@@ -344,7 +344,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
     }));
-    let (ec2, autoscaling) = ec2_services(&args, &database, &endpoint_url, clock.clone(), sandbox.clone(), &api_acceptor, &events)?;
+    let (ec2, autoscaling) = ec2_services(
+        &args,
+        &database,
+        &endpoint_url,
+        clock.clone(),
+        sandbox.clone(),
+        &api_acceptor,
+        &events,
+    )?;
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
         if let Err(error) = ec2.get().await {
@@ -482,7 +490,8 @@ fn ec2_services(
     let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
     let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });
     let ec2 = lazy::Lazy::new("ec2", Protocol::Ec2, move || {
-        let (sandbox, clock, acceptor, sink) = (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
+        let (sandbox, clock, acceptor, sink) =
+            (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
         nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)
     });
     let over = ec2.clone();
@@ -501,7 +510,8 @@ fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64)> {
         match key.trim() {
             "vcpus" => vcpus = value.trim().parse().context("--capacity vcpus must be a whole number")?,
             "memory" => {
-                let gib: f64 = value.trim().trim_end_matches("GiB").parse().context("--capacity memory is in GiB")?;
+                let gib: f64 =
+                    value.trim().trim_end_matches("GiB").parse().context("--capacity memory is in GiB")?;
                 memory_mib = (gib * 1024.0) as u64;
             }
             other => anyhow::bail!("--capacity knows vcpus and memory, not {other}"),

@@ -493,7 +493,10 @@ pub struct Ec2Events {
 
 impl nimbus_ec2::Ec2Events for Ec2Events {
     fn put(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) {
-        let put = self.events.get_blocking().and_then(|events| events.put_event("default", source, detail_type, detail, resources));
+        let put = self
+            .events
+            .get_blocking()
+            .and_then(|events| events.put_event("default", source, detail_type, detail, resources));
         if let Err(error) = put {
             eprintln!("nimbus: ec2: event {detail_type} not delivered to EventBridge: {error}");
         }

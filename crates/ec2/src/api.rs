@@ -13,8 +13,8 @@ use crate::catalog::Catalog;
 use crate::catalog_ops as cat;
 use crate::instances::Launch;
 use crate::model::{Instance, State};
-use crate::runner::{Exec, Process};
 use crate::query::Input;
+use crate::runner::{Exec, Process};
 use crate::{query, xml, Ec2};
 
 pub const ADMIN_PREFIX: &str = "/_nimbus/ec2/";
@@ -45,7 +45,11 @@ fn unsupported(action: &str) -> AwsError {
 impl Ec2 {
     fn dispatch(&self, action: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
         if input.bool("DryRun") == Some(true) {
-            return Err(AwsError::new(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
+            return Err(AwsError::new(
+                412,
+                "DryRunOperation",
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
         }
         match action {
             "DescribeInstanceTypes" => cat::describe_instance_types(input),
@@ -98,7 +102,8 @@ impl Ec2 {
         let path = request.uri.path().strip_prefix(ADMIN_PREFIX).unwrap_or_default();
         if let Some(rest) = path.strip_prefix("imds/") {
             let (id, rest) = rest.split_once('/').unwrap_or((rest, ""));
-            let answer = self.imds(id, request.method.as_str(), rest, |name| request.header(name).map(str::to_owned));
+            let answer =
+                self.imds(id, request.method.as_str(), rest, |name| request.header(name).map(str::to_owned));
             let mut response = ApiResponse::new(Body::new(Bytes::from(answer.body)));
             *response.status_mut() = answer.status;
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -118,7 +123,9 @@ impl Ec2 {
                 Ok(json!({ "events": recent.iter().cloned().collect::<Vec<_>>() }))
             }
             ("GET", "instances") => self.instances_summary(),
-            (method, path) => Err(AwsError::new(404, "NotFound", format!("{method} {ADMIN_PREFIX}{path} is not served"))),
+            (method, path) => {
+                Err(AwsError::new(404, "NotFound", format!("{method} {ADMIN_PREFIX}{path} is not served")))
+            }
         };
         match result {
             Ok(value) => json_response(value),
@@ -150,7 +157,9 @@ impl Ec2 {
                 })
             })
             .collect();
-        Ok(json!({ "instances": list, "capacity": { "vcpus": self.config.vcpus, "memory_mib": self.config.memory_mib } }))
+        Ok(
+            json!({ "instances": list, "capacity": { "vcpus": self.config.vcpus, "memory_mib": self.config.memory_mib } }),
+        )
     }
 }
 
@@ -211,15 +220,23 @@ pub enum Lifecycle {
     Pending,
     Running,
     /// The two-minute notice: the instance will be `action`ed (terminate, stop) at `at_ms`.
-    Interrupting { action: String, at_ms: i64 },
+    Interrupting {
+        action: String,
+        at_ms: i64,
+    },
     /// Stopping, stopped, shutting down or terminated, with the state reason code.
-    Ended { state: State, reason: String },
+    Ended {
+        state: State,
+        reason: String,
+    },
 }
 
 impl Lifecycle {
     pub fn of(instance: &Instance) -> Lifecycle {
         match (instance.state, &instance.interruption) {
-            (State::Running, Some(i)) => Lifecycle::Interrupting { action: i.action.clone(), at_ms: i.time_ms },
+            (State::Running, Some(i)) => {
+                Lifecycle::Interrupting { action: i.action.clone(), at_ms: i.time_ms }
+            }
             (State::Running, None) => Lifecycle::Running,
             (State::Pending, _) => Lifecycle::Pending,
             (state, _) => Lifecycle::Ended {
@@ -242,15 +259,24 @@ impl Ec2 {
             None => Catalog::get()
                 .types
                 .iter()
-                .filter(|t| t.arch() == arch && t.vcpus >= capacity.vcpus && t.memory_mib >= capacity.memory_mib)
+                .filter(|t| {
+                    t.arch() == arch && t.vcpus >= capacity.vcpus && t.memory_mib >= capacity.memory_mib
+                })
                 .filter(|t| t.price.is_some() && !t.bare_metal && (!capacity.spot || t.spot_supported()))
                 .min_by(|a, b| a.price.partial_cmp(&b.price).unwrap_or(std::cmp::Ordering::Equal))
-                .ok_or_else(|| query::invalid(format!("No {arch} instance type has {} vCPUs and {} MiB", capacity.vcpus, capacity.memory_mib)))?,
+                .ok_or_else(|| {
+                    query::invalid(format!(
+                        "No {arch} instance type has {} vCPUs and {} MiB",
+                        capacity.vcpus, capacity.memory_mib
+                    ))
+                })?,
         };
         let image = crate::catalog::IMAGES.iter().find(|i| i.arch == kind.arch()).map_or("", |i| i.id);
-        let mut input = json!({ "MinCount": "1", "MaxCount": "1", "InstanceType": kind.name, "ImageId": image });
+        let mut input =
+            json!({ "MinCount": "1", "MaxCount": "1", "InstanceType": kind.name, "ImageId": image });
         if let Some(data) = &capacity.user_data {
-            input["UserData"] = json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data));
+            input["UserData"] =
+                json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data));
         }
         if capacity.spot {
             input["InstanceMarketOptions"] = json!({ "MarketType": "spot" });

@@ -132,7 +132,11 @@ pub const REGIONS: &[(&str, &str)] = &[
 /// Three zones per region: `(name, id)`, e.g. `("us-east-1a", "use1-az1")`.
 pub fn zones(region: &str) -> Vec<(String, String)> {
     let prefix = REGIONS.iter().find(|(name, _)| *name == region).map_or("use1", |(_, p)| p);
-    ["a", "b", "c"].iter().enumerate().map(|(i, l)| (format!("{region}{l}"), format!("{prefix}-az{}", i + 1))).collect()
+    ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("{region}{l}"), format!("{prefix}-az{}", i + 1)))
+        .collect()
 }
 
 /// An image nimbus serves: the host's own root file system, read-only.

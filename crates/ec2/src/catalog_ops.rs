@@ -111,7 +111,9 @@ pub fn describe_instance_type_offerings(region: &str, input: &Value) -> Result<V
                 _ => false,
             });
             if ok {
-                offerings.push(json!({ "instanceType": t.name, "locationType": location_type, "location": location }));
+                offerings.push(
+                    json!({ "instanceType": t.name, "locationType": location_type, "location": location }),
+                );
             }
         }
     }
@@ -124,7 +126,11 @@ pub fn describe_regions(input: &Value) -> Result<Value, AwsError> {
     let filters = filters(input);
     for name in &names {
         if !REGIONS.iter().any(|(r, _)| r == name) {
-            return Err(AwsError::new(400, "InvalidParameterValue", format!("Invalid region names: [{name}]")));
+            return Err(AwsError::new(
+                400,
+                "InvalidParameterValue",
+                format!("Invalid region names: [{name}]"),
+            ));
         }
     }
     let regions: Vec<Value> = REGIONS
@@ -183,7 +189,11 @@ pub fn describe_images(input: &Value) -> Result<Value, AwsError> {
     let filters = filters(input);
     for id in &ids {
         if crate::catalog::image(id).is_none() {
-            return Err(AwsError::new(400, "InvalidAMIID.NotFound", format!("The image id '[{id}]' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidAMIID.NotFound",
+                format!("The image id '[{id}]' does not exist"),
+            ));
         }
     }
     let set: Vec<Value> = IMAGES

@@ -25,7 +25,10 @@ pub struct Answer {
 }
 
 fn answer(status: u16, body: impl Into<String>) -> Answer {
-    Answer { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body: body.into() }
+    Answer {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body: body.into(),
+    }
 }
 
 fn real_now() -> i64 {
@@ -36,7 +39,13 @@ const NOT_FOUND: &str = "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<html>
 
 impl Ec2 {
     /// A request for `rest` (after `/_nimbus/ec2/imds/<id>/`) from instance `id`.
-    pub(crate) fn imds(&self, id: &str, method: &str, rest: &str, header: impl Fn(&str) -> Option<String>) -> Answer {
+    pub(crate) fn imds(
+        &self,
+        id: &str,
+        method: &str,
+        rest: &str,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Answer {
         let Ok(Some(instance)) = self.instance(id) else { return answer(404, NOT_FOUND) };
         if matches!(instance.state, State::Terminated | State::Stopped) {
             return answer(404, NOT_FOUND);
@@ -49,7 +58,8 @@ impl Ec2 {
             if header("x-forwarded-for").is_some() {
                 return answer(403, "");
             }
-            let ttl = header("x-aws-ec2-metadata-token-ttl-seconds").and_then(|v| v.trim().parse::<i64>().ok());
+            let ttl =
+                header("x-aws-ec2-metadata-token-ttl-seconds").and_then(|v| v.trim().parse::<i64>().ok());
             let Some(ttl) = ttl.filter(|t| (1..=21600).contains(t)) else { return answer(400, "") };
             let token = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes());
             let mut tokens = self.tokens.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,5 +171,12 @@ impl Ec2 {
 
 fn mac(id: &str) -> String {
     let h = crate::catalog::hash(&[id]);
-    format!("0e:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (h >> 32) as u8, (h >> 24) as u8, (h >> 16) as u8, (h >> 8) as u8, h as u8)
+    format!(
+        "0e:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        (h >> 32) as u8,
+        (h >> 24) as u8,
+        (h >> 16) as u8,
+        (h >> 8) as u8,
+        h as u8
+    )
 }

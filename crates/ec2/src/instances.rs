@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::{self, Catalog};
 use crate::lifecycle::{reason, USER_SHUTDOWN};
-use crate::model::{new_id, tags_xml, Instance, State};
+use crate::model::{new_id, Instance, State};
 use crate::query::{any_matches, filters, invalid, missing, page, tags_for, Input};
 use crate::Ec2;
 
@@ -74,7 +74,13 @@ impl Ec2 {
 
     /// How many instances of `kind` fit in what the host lends, up to `wanted`; the error AWS
     /// gives when fewer than `at_least` do.
-    fn fit(&self, kind: &catalog::InstanceType, zone: &str, wanted: u32, at_least: u32) -> Result<u32, AwsError> {
+    fn fit(
+        &self,
+        kind: &catalog::InstanceType,
+        zone: &str,
+        wanted: u32,
+        at_least: u32,
+    ) -> Result<u32, AwsError> {
         let (vcpus, memory) = self.capacity_in_use()?;
         let free_vcpus = self.config.vcpus.saturating_sub(vcpus);
         let free_memory = self.config.memory_mib.saturating_sub(memory);
@@ -135,14 +141,18 @@ impl Ec2 {
         }
         let shutdown_behavior = input.str("InstanceInitiatedShutdownBehavior").unwrap_or("stop").to_owned();
         if !matches!(shutdown_behavior.as_str(), "stop" | "terminate") {
-            return Err(invalid(format!("Invalid value '{shutdown_behavior}' for InstanceInitiatedShutdownBehavior.")));
+            return Err(invalid(format!(
+                "Invalid value '{shutdown_behavior}' for InstanceInitiatedShutdownBehavior."
+            )));
         }
         let placement = self.placement(region, &input)?;
         let market = input.get("InstanceMarketOptions");
         let spot = market.and_then(|m| m.str("MarketType")) == Some("spot");
         let spot_options = market.and_then(|m| m.get("SpotOptions"));
-        let interruption_behavior =
-            spot_options.and_then(|o| o.str("InstanceInterruptionBehavior")).unwrap_or("terminate").to_owned();
+        let interruption_behavior = spot_options
+            .and_then(|o| o.str("InstanceInterruptionBehavior"))
+            .unwrap_or("terminate")
+            .to_owned();
         let spot_type = spot_options.and_then(|o| o.str("SpotInstanceType")).unwrap_or("one-time").to_owned();
         if spot {
             self.check_spot(kind, &placement.zone, spot_options, &spot_type, &interruption_behavior)?;
@@ -154,7 +164,11 @@ impl Ec2 {
         let key_name = input.str("KeyName").map(str::to_owned);
         if let Some(key) = &key_name {
             if !self.key_exists(region, key)? {
-                return Err(AwsError::new(400, "InvalidKeyPair.NotFound", format!("The key pair '{key}' does not exist")));
+                return Err(AwsError::new(
+                    400,
+                    "InvalidKeyPair.NotFound",
+                    format!("The key pair '{key}' does not exist"),
+                ));
             }
         }
         let client_token = input.str("ClientToken").map(str::to_owned);
@@ -227,7 +241,9 @@ impl Ec2 {
     pub(crate) fn reservation_xml(&self, reservation_id: &str, instances: &[Instance]) -> Value {
         let groups: Vec<Value> = instances
             .first()
-            .map(|i| i.security_groups.iter().map(|(id, name)| json!({"groupId": id, "groupName": name})).collect())
+            .map(|i| {
+                i.security_groups.iter().map(|(id, name)| json!({"groupId": id, "groupName": name})).collect()
+            })
             .unwrap_or_default();
         json!({
             "reservationId": reservation_id,
@@ -245,17 +261,24 @@ impl Ec2 {
             self.store
                 .all::<Instance>("instance", Some(region))?
                 .into_iter()
-                .filter(|i| i.state != State::Terminated || i.ended_ms.is_none_or(|t| now - t < TERMINATED_VISIBLE_MS))
+                .filter(|i| {
+                    i.state != State::Terminated || i.ended_ms.is_none_or(|t| now - t < TERMINATED_VISIBLE_MS)
+                })
                 .collect()
         } else {
             self.named_instances(region, &ids)?
         };
         for (name, _) in &filters {
             if !known_filter(name) {
-                return Err(AwsError::new(400, "InvalidParameterValue", format!("The filter '{name}' is invalid")));
+                return Err(AwsError::new(
+                    400,
+                    "InvalidParameterValue",
+                    format!("The filter '{name}' is invalid"),
+                ));
             }
         }
-        let matching: Vec<Instance> = instances.into_iter().filter(|i| filters.iter().all(|(n, v)| matches(i, n, v))).collect();
+        let matching: Vec<Instance> =
+            instances.into_iter().filter(|i| filters.iter().all(|(n, v)| matches(i, n, v))).collect();
         let (page, next) = if input.str("MaxResults").is_some() || input.str("NextToken").is_some() {
             page(input, matching, 5, 1000)?
         } else {
@@ -263,9 +286,13 @@ impl Ec2 {
         };
         let mut reservations: BTreeMap<(i64, String), Vec<Instance>> = BTreeMap::new();
         for instance in page {
-            reservations.entry((instance.launch_ms, instance.reservation_id.clone())).or_default().push(instance);
+            reservations
+                .entry((instance.launch_ms, instance.reservation_id.clone()))
+                .or_default()
+                .push(instance);
         }
-        let set: Vec<Value> = reservations.iter().map(|((_, id), list)| self.reservation_xml(id, list)).collect();
+        let set: Vec<Value> =
+            reservations.iter().map(|((_, id), list)| self.reservation_xml(id, list)).collect();
         Ok(json!({ "reservationSet": set, "nextToken": next }))
     }
 
@@ -287,16 +314,19 @@ impl Ec2 {
                 return Err(AwsError::new(
                     400,
                     "IncorrectInstanceState",
-                    format!("This instance '{}' is not in a state from which it can be stopped.", instance.id),
+                    format!(
+                        "This instance '{}' is not in a state from which it can be stopped.",
+                        instance.id
+                    ),
                 ));
             }
         }
         let mut changes = Vec::new();
         for instance in instances {
             let current = match instance.state {
-                State::Pending | State::Running => {
-                    self.start_end(&instance.id, State::Stopped, USER_SHUTDOWN, false)?.map_or(instance.state, |i| i.state)
-                }
+                State::Pending | State::Running => self
+                    .start_end(&instance.id, State::Stopped, USER_SHUTDOWN, false)?
+                    .map_or(instance.state, |i| i.state),
                 other => other,
             };
             changes.push(change(&instance.id, instance.state, current));
@@ -322,7 +352,9 @@ impl Ec2 {
                 changes.push(change(&instance.id, instance.state, instance.state));
                 continue;
             }
-            let kind = catalog.instance_type(&instance.instance_type).ok_or_else(|| invalid("unknown instance type"))?;
+            let kind = catalog
+                .instance_type(&instance.instance_type)
+                .ok_or_else(|| invalid("unknown instance type"))?;
             let _launching = self.launching.lock().unwrap_or_else(|p| p.into_inner());
             self.fit(kind, &instance.zone, 1, 1)?;
             self.update(&instance.id, |i| {
@@ -374,8 +406,11 @@ impl Ec2 {
     pub(crate) fn describe_instance_status(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
         let ids = input.strings("InstanceId");
         let all = input.bool("IncludeAllInstances").unwrap_or(false);
-        let instances =
-            if ids.is_empty() { self.store.all::<Instance>("instance", Some(region))? } else { self.named_instances(region, &ids)? };
+        let instances = if ids.is_empty() {
+            self.store.all::<Instance>("instance", Some(region))?
+        } else {
+            self.named_instances(region, &ids)?
+        };
         let filters = filters(input);
         let statuses: Vec<Value> = instances
             .into_iter()
@@ -420,7 +455,9 @@ impl Ec2 {
         let value_of = |name: &str| input.get(name).and_then(|v| v.str("Value")).map(str::to_owned);
         let attribute = input.str("Attribute");
         let value = input.str("Value").map(str::to_owned);
-        let pick = |name: &str, attr: &str| value_of(name).or_else(|| (attribute == Some(attr)).then(|| value.clone()).flatten());
+        let pick = |name: &str, attr: &str| {
+            value_of(name).or_else(|| (attribute == Some(attr)).then(|| value.clone()).flatten())
+        };
         if let Some(new_type) = pick("InstanceType", "instanceType") {
             let kind = Catalog::get()
                 .instance_type(&new_type)
@@ -432,7 +469,7 @@ impl Ec2 {
                     format!("The instance '{id}' is not in the 'stopped' state."),
                 ));
             }
-            if !kind.architectures.iter().any(|a| *a == instance.arch) {
+            if !kind.architectures.contains(&instance.arch) {
                 return Err(invalid(format!(
                     "The instance type '{new_type}' does not support the architecture of the instance's image ('{}').",
                     instance.arch
@@ -443,13 +480,20 @@ impl Ec2 {
         }
         if let Some(data) = pick("UserData", "userData") {
             if instance.state != State::Stopped {
-                return Err(AwsError::new(400, "IncorrectInstanceState", format!("The instance '{id}' is not in the 'stopped' state.")));
+                return Err(AwsError::new(
+                    400,
+                    "IncorrectInstanceState",
+                    format!("The instance '{id}' is not in the 'stopped' state."),
+                ));
             }
             self.update(&id, |i| i.user_data = Some(data))?;
         }
-        if let Some(behavior) = pick("InstanceInitiatedShutdownBehavior", "instanceInitiatedShutdownBehavior") {
+        if let Some(behavior) = pick("InstanceInitiatedShutdownBehavior", "instanceInitiatedShutdownBehavior")
+        {
             if !matches!(behavior.as_str(), "stop" | "terminate") {
-                return Err(invalid(format!("Invalid value '{behavior}' for InstanceInitiatedShutdownBehavior.")));
+                return Err(invalid(format!(
+                    "Invalid value '{behavior}' for InstanceInitiatedShutdownBehavior."
+                )));
             }
             self.update(&id, |i| i.shutdown_behavior = behavior)?;
         }
@@ -564,8 +608,4 @@ fn matches(i: &Instance, name: &str, values: &[String]) -> bool {
             None => false,
         },
     }
-}
-
-pub fn instance_tags_xml(instance: &Instance) -> Vec<Value> {
-    tags_xml(&instance.tags)
 }

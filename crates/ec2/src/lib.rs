@@ -11,6 +11,7 @@
 //! interrupted or ends) and [`Ec2::terminate`].
 
 mod api;
+mod asg;
 mod autoscaling;
 mod catalog;
 mod catalog_ops;
@@ -86,6 +87,8 @@ pub struct Ec2 {
     docs: Mutex<()>,
     /// Launches are checked against the capacity one at a time.
     launching: Mutex<()>,
+    /// Auto Scaling groups are brought to their desired capacity one at a time.
+    scaling: Mutex<()>,
     /// The last events sent, for `GET /_nimbus/ec2/events`.
     recent: Mutex<VecDeque<Value>>,
     watchers: Mutex<HashMap<String, watch::Sender<Lifecycle>>>,
@@ -106,8 +109,12 @@ impl Ec2 {
         events: Arc<dyn Ec2Events>,
     ) -> Result<Arc<Ec2>, String> {
         let db = database.open(&SCHEMA).map_err(|e| e.to_string())?;
-        let runner =
-            Arc::new(runner::Runner::new(sandbox, config.data_dir.clone(), config.endpoint_url.clone(), acceptor));
+        let runner = Arc::new(runner::Runner::new(
+            sandbox,
+            config.data_dir.clone(),
+            config.endpoint_url.clone(),
+            acceptor,
+        ));
         let ec2 = Arc::new_cyclic(|me| Ec2 {
             store: Store { db },
             identity,
@@ -117,12 +124,16 @@ impl Ec2 {
             events,
             docs: Mutex::new(()),
             launching: Mutex::new(()),
+            scaling: Mutex::new(()),
             recent: Mutex::new(VecDeque::new()),
             watchers: Mutex::new(HashMap::new()),
             tokens: imds::Tokens::default(),
             me: me.clone(),
         });
         ec2.recover().map_err(|e| e.message)?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            ec2.reconcile_all().map_err(|e| e.message)?;
+        }
         Ok(ec2)
     }
 
@@ -163,7 +174,12 @@ impl Ec2 {
         let events = self.events.clone();
         let detail_type = detail_type.to_owned();
         // Off this thread: EventBridge's put is blocking and may open its store.
-        std::thread::spawn(move || events.put("aws.ec2", &detail_type, resources, detail));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(runtime.spawn_blocking(move || events.put("aws.ec2", &detail_type, resources, detail)))
+            }
+            Err(_) => events.put("aws.ec2", &detail_type, resources, detail),
+        }
     }
 
     /// Stops every instance's processes (nimbus is stopping); their state is settled at the next
@@ -177,26 +193,28 @@ fn internal(error: impl std::fmt::Display) -> AwsError {
     AwsError::new(500, "InternalError", format!("nimbus: {error}"))
 }
 
-
 /// `2024-05-01T12:00:00.000Z`.
 pub(crate) fn iso8601(ms: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     at.format(&format).unwrap_or_default()
 }
 
 /// `2024-05-01T12:00:00Z` (IMDS and events).
 pub(crate) fn iso_seconds(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     at.format(&format).unwrap_or_default()
 }
 
 /// `2024-05-01 12:00:00 GMT` (StateTransitionReason).
 pub(crate) fn gmt(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] GMT");
     at.format(&format).unwrap_or_default()
 }

@@ -18,7 +18,8 @@ use crate::model::{Instance, State};
 use crate::store::Segment;
 use crate::{runner, Ec2};
 
-pub const USER_SHUTDOWN: (&str, &str) = ("Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown");
+pub const USER_SHUTDOWN: (&str, &str) =
+    ("Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown");
 pub const INSTANCE_SHUTDOWN: (&str, &str) =
     ("Client.InstanceInitiatedShutdown", "Client.InstanceInitiatedShutdown: Instance initiated shutdown");
 pub const SPOT_TERMINATION: (&str, &str) =
@@ -37,12 +38,16 @@ pub fn reason(pair: (&str, &str)) -> Option<(String, String)> {
 
 impl Ec2 {
     pub(crate) fn instance(&self, id: &str) -> Result<Option<Instance>, AwsError> {
-        Ok(self.store.get::<Instance>("instance", id)?)
+        self.store.get::<Instance>("instance", id)
     }
 
     /// Changes a stored instance under the document lock; None when it does not exist. Watchers
     /// hear of state changes.
-    pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Instance)) -> Result<Option<Instance>, AwsError> {
+    pub(crate) fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Instance),
+    ) -> Result<Option<Instance>, AwsError> {
         let _held = self.docs.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut instance) = self.instance(id)? else { return Ok(None) };
         let before = (instance.state, instance.interruption.clone());
@@ -82,10 +87,11 @@ impl Ec2 {
             return;
         }
         let memory_mib = Catalog::get().instance_type(&instance.instance_type).map_or(512, |t| t.memory_mib);
-        let user_data = instance
-            .user_data
-            .as_deref()
-            .map(|data| base64::engine::general_purpose::STANDARD.decode(data.trim()).unwrap_or_else(|_| data.as_bytes().to_vec()));
+        let user_data = instance.user_data.as_deref().map(|data| {
+            base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .unwrap_or_else(|_| data.as_bytes().to_vec())
+        });
         let boot = runner::Boot {
             instance_id: id.clone(),
             instance_type: instance.instance_type.clone(),
@@ -139,7 +145,10 @@ impl Ec2 {
         let kind = Catalog::get().instance_type(&instance.instance_type);
         let on_demand = kind.and_then(|k| k.price).unwrap_or(0.0);
         let (billing, rate) = if instance.is_spot() {
-            ("spot".to_owned(), kind.and_then(|k| crate::catalog::spot_price(k, &instance.zone, now)).unwrap_or(0.0))
+            (
+                "spot".to_owned(),
+                kind.and_then(|k| crate::catalog::spot_price(k, &instance.zone, now)).unwrap_or(0.0),
+            )
         } else {
             match self.covering_reservation(instance, now)? {
                 Some((id, rate)) => (format!("reserved:{id}"), rate),
@@ -157,12 +166,18 @@ impl Ec2 {
             end_ms: None,
             interrupted: false,
         };
-        Ok(self.store.open_segment(&instance.region, &segment)?)
+        self.store.open_segment(&instance.region, &segment)
     }
 
     /// Moves the instance to `stopping`/`shutting-down` now and to `target` once its processes are
     /// gone (in the background).
-    pub(crate) fn start_end(&self, id: &str, target: State, why: (&str, &str), interrupted: bool) -> Result<Option<Instance>, AwsError> {
+    pub(crate) fn start_end(
+        &self,
+        id: &str,
+        target: State,
+        why: (&str, &str),
+        interrupted: bool,
+    ) -> Result<Option<Instance>, AwsError> {
         let now = self.now();
         let (code, message) = (why.0.to_owned(), why.1.to_owned());
         let updated = self.update(id, |i| {
@@ -215,7 +230,11 @@ impl Ec2 {
             return;
         }
         eprintln!("nimbus: ec2: {id} ended on its own ({why})");
-        let target = if instance.shutdown_behavior == "terminate" || instance.is_spot() { State::Terminated } else { State::Stopped };
+        let target = if instance.shutdown_behavior == "terminate" || instance.is_spot() {
+            State::Terminated
+        } else {
+            State::Stopped
+        };
         let _ = self.start_end(id, target, INSTANCE_SHUTDOWN, false);
     }
 

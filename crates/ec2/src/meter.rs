@@ -50,13 +50,15 @@ impl Ec2 {
         let mut lines: BTreeMap<(String, String, String, String), Line> = BTreeMap::new();
         let catalog = Catalog::get();
         for segment in &segments {
-            let Segment { instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted, .. } = segment;
+            let Segment { instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted, .. } =
+                segment;
             let end = end_ms.unwrap_or(now).min(now);
             let start = (*start_ms).max(since);
             let seconds = ((end - start).max(0)) as f64 / 1000.0;
             let whole = ((end - start_ms).max(0)) as f64 / 1000.0;
             // The minimum applies once, to the stretch that began inside the window.
-            let billed = if *start_ms >= since && end_ms.is_some() { seconds.max(MINIMUM_SECONDS) } else { seconds };
+            let billed =
+                if *start_ms >= since && end_ms.is_some() { seconds.max(MINIMUM_SECONDS) } else { seconds };
             let market = billing.split(':').next().unwrap_or(billing).to_owned();
             let free = market == "spot" && *interrupted && whole < 3600.0;
             let usd = if free { 0.0 } else { billed / 3600.0 * rate };

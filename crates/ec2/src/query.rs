@@ -90,7 +90,6 @@ pub trait Input {
     /// A list of strings (`InstanceId.1`, `InstanceId.2` …); a single value counts as one.
     fn strings(&self, name: &str) -> Vec<String>;
     fn int(&self, name: &str) -> Result<Option<i64>, AwsError>;
-    fn float(&self, name: &str) -> Result<Option<f64>, AwsError>;
     fn bool(&self, name: &str) -> Option<bool>;
     fn list(&self, name: &str) -> Vec<&Value>;
 }
@@ -115,22 +114,11 @@ impl Input for Value {
     fn int(&self, name: &str) -> Result<Option<i64>, AwsError> {
         match self.str(name) {
             None => Ok(None),
-            Some(text) => text.trim().parse().map(Some).map_err(|_| {
-                invalid(format!("Invalid value '{text}' for {name}: it must be an integer"))
-            }),
-        }
-    }
-
-    fn float(&self, name: &str) -> Result<Option<f64>, AwsError> {
-        match self.str(name) {
-            None => Ok(None),
             Some(text) => text
                 .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
+                .parse()
                 .map(Some)
-                .ok_or_else(|| invalid(format!("Invalid value '{text}' for {name}: it must be a number"))),
+                .map_err(|_| invalid(format!("Invalid value '{text}' for {name}: it must be an integer"))),
         }
     }
 
@@ -189,14 +177,19 @@ pub fn any_matches(patterns: &[String], values: &[String]) -> bool {
 
 /// A page of `items` from `NextToken` (an offset), `MaxResults` within `min..=max` (default
 /// `max`): the page and the next token.
-pub fn page<T>(input: &Value, items: Vec<T>, min: i64, max: i64) -> Result<(Vec<T>, Option<String>), AwsError> {
+pub fn page<T>(
+    input: &Value,
+    items: Vec<T>,
+    min: i64,
+    max: i64,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
     let size = match input.int("MaxResults")? {
         None => max,
         Some(n) if (min..=max).contains(&n) => n,
         Some(n) => {
             return Err(invalid(format!(
-                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
-            )))
+            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
+        )))
         }
     } as usize;
     let start = match input.str("NextToken") {
@@ -224,7 +217,10 @@ mod tests {
         let (action, input) = parse(None, body.as_bytes()).unwrap();
         assert_eq!(action, "RunInstances");
         assert_eq!(input.strings("InstanceId"), ["a", "b"]);
-        assert_eq!(filters(&input), [("instance-type".to_owned(), vec!["t3.*".to_owned(), "m5.large".to_owned()])]);
+        assert_eq!(
+            filters(&input),
+            [("instance-type".to_owned(), vec!["t3.*".to_owned(), "m5.large".to_owned()])]
+        );
         assert_eq!(tags_for(&input, "instance"), [("Name".to_owned(), "web 1".to_owned())]);
         assert_eq!(input["Tags"][0]["Key"], "k");
     }

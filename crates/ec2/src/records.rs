@@ -13,7 +13,7 @@ use crate::query::{any_matches, filters, invalid, tags_for, Input};
 use crate::Ec2;
 
 fn stable_id(prefix: &str, parts: &[&str]) -> String {
-    format!("{prefix}-{:017x}", hash(parts) & 0x0fff_ffff_ffff_ffff_f)
+    format!("{prefix}-{:017x}", hash(parts))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,15 +81,31 @@ pub struct Placement {
 impl Placement {
     /// A free-looking address in the subnet (recorded, not configured inside the sandbox).
     pub fn private_ip(&self) -> String {
-        let base: Vec<u32> = self.cidr.split('/').next().unwrap_or("172.31.0.0").split('.').filter_map(|p| p.parse().ok()).collect();
-        let (a, b, c) = (base.first().copied().unwrap_or(172), base.get(1).copied().unwrap_or(31), base.get(2).copied().unwrap_or(0));
+        let base: Vec<u32> = self
+            .cidr
+            .split('/')
+            .next()
+            .unwrap_or("172.31.0.0")
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let (a, b, c) = (
+            base.first().copied().unwrap_or(172),
+            base.get(1).copied().unwrap_or(31),
+            base.get(2).copied().unwrap_or(0),
+        );
         let host = 4 + (uuid::Uuid::new_v4().as_u128() % 4000) as u32;
         format!("{a}.{b}.{}.{}", c + host / 256, host % 256)
     }
 }
 
 pub fn default_vpc(region: &str) -> Vpc {
-    Vpc { id: stable_id("vpc", &[region, "default-vpc"]), cidr: "172.31.0.0/16".into(), default: true, tags: Vec::new() }
+    Vpc {
+        id: stable_id("vpc", &[region, "default-vpc"]),
+        cidr: "172.31.0.0/16".into(),
+        default: true,
+        tags: Vec::new(),
+    }
 }
 
 pub fn default_subnets(region: &str) -> Vec<Subnet> {
@@ -133,7 +149,8 @@ impl Ec2 {
     }
 
     fn groups(&self, region: &str) -> Result<Vec<SecurityGroup>, AwsError> {
-        let mut all: Vec<SecurityGroup> = self.vpcs(region)?.iter().map(|v| default_group(region, &v.id)).collect();
+        let mut all: Vec<SecurityGroup> =
+            self.vpcs(region)?.iter().map(|v| default_group(region, &v.id)).collect();
         all.extend(self.store.all::<SecurityGroup>("security-group", Some(region))?);
         Ok(all)
     }
@@ -151,9 +168,11 @@ impl Ec2 {
                 AwsError::new(400, "InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist"))
             })?,
             None => match zone {
-                Some(zone) => subnets.iter().find(|s| s.default && s.zone == zone).cloned().ok_or_else(|| {
-                    invalid(format!("Invalid availability zone: [{zone}]"))
-                })?,
+                Some(zone) => subnets
+                    .iter()
+                    .find(|s| s.default && s.zone == zone)
+                    .cloned()
+                    .ok_or_else(|| invalid(format!("Invalid availability zone: [{zone}]")))?,
                 None => subnets[0].clone(),
             },
         };
@@ -161,14 +180,23 @@ impl Ec2 {
         let mut groups = Vec::new();
         for id in input.strings("SecurityGroupId") {
             let group = all_groups.iter().find(|g| g.id == id).ok_or_else(|| {
-                AwsError::new(400, "InvalidGroup.NotFound", format!("The security group '{id}' does not exist"))
+                AwsError::new(
+                    400,
+                    "InvalidGroup.NotFound",
+                    format!("The security group '{id}' does not exist"),
+                )
             })?;
             groups.push((group.id.clone(), group.name.clone()));
         }
         for name in input.strings("SecurityGroup") {
-            let group = all_groups.iter().find(|g| g.name == name && g.vpc_id == subnet.vpc_id).ok_or_else(|| {
-                AwsError::new(400, "InvalidGroup.NotFound", format!("The security group '{name}' does not exist in VPC '{}'", subnet.vpc_id))
-            })?;
+            let group =
+                all_groups.iter().find(|g| g.name == name && g.vpc_id == subnet.vpc_id).ok_or_else(|| {
+                    AwsError::new(
+                        400,
+                        "InvalidGroup.NotFound",
+                        format!("The security group '{name}' does not exist in VPC '{}'", subnet.vpc_id),
+                    )
+                })?;
             groups.push((group.id.clone(), group.name.clone()));
         }
         if groups.is_empty() {
@@ -210,7 +238,11 @@ impl Ec2 {
             })
             .collect();
         if let Some(id) = ids.iter().find(|id| !vpcs.iter().any(|v| v["vpcId"] == id.as_str())) {
-            return Err(AwsError::new(400, "InvalidVpcID.NotFound", format!("The vpc ID '{id}' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidVpcID.NotFound",
+                format!("The vpc ID '{id}' does not exist"),
+            ));
         }
         Ok(json!({ "vpcSet": vpcs }))
     }
@@ -242,7 +274,11 @@ impl Ec2 {
             })
             .collect();
         if let Some(id) = ids.iter().find(|id| !subnets.iter().any(|s| s["subnetId"] == id.as_str())) {
-            return Err(AwsError::new(400, "InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidSubnetID.NotFound",
+                format!("The subnet ID '{id}' does not exist"),
+            ));
         }
         Ok(json!({ "subnetSet": subnets }))
     }
@@ -252,7 +288,11 @@ impl Ec2 {
         let description = input.required("GroupDescription")?.to_owned();
         let vpc_id = input.str("VpcId").map_or_else(|| default_vpc(region).id, str::to_owned);
         if !self.vpcs(region)?.iter().any(|v| v.id == vpc_id) {
-            return Err(AwsError::new(400, "InvalidVpcID.NotFound", format!("The vpc ID '{vpc_id}' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidVpcID.NotFound",
+                format!("The vpc ID '{vpc_id}' does not exist"),
+            ));
         }
         if self.groups(region)?.iter().any(|g| g.name == name && g.vpc_id == vpc_id) {
             return Err(AwsError::new(
@@ -261,10 +301,18 @@ impl Ec2 {
                 format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
             ));
         }
-        let group = SecurityGroup { id: new_id("sg"), name, description, vpc_id, tags: tags_for(input, "security-group") };
+        let group = SecurityGroup {
+            id: new_id("sg"),
+            name,
+            description,
+            vpc_id,
+            tags: tags_for(input, "security-group"),
+        };
         self.store.put("security-group", &group.id, region, &group, self.now())?;
         let arn = format!("arn:aws:ec2:{region}:{}:security-group/{}", self.identity.account, group.id);
-        Ok(json!({ "return": true, "groupId": group.id, "securityGroupArn": arn, "tagSet": tags_xml(&group.tags) }))
+        Ok(
+            json!({ "return": true, "groupId": group.id, "securityGroupArn": arn, "tagSet": tags_xml(&group.tags) }),
+        )
     }
 
     pub(crate) fn describe_security_groups(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
@@ -287,7 +335,11 @@ impl Ec2 {
             .collect();
         for id in &ids {
             if !groups.iter().any(|g| &g.id == id) {
-                return Err(AwsError::new(400, "InvalidGroup.NotFound", format!("The security group '{id}' does not exist")));
+                return Err(AwsError::new(
+                    400,
+                    "InvalidGroup.NotFound",
+                    format!("The security group '{id}' does not exist"),
+                ));
             }
         }
         let all_egress = json!([{ "ipProtocol": "-1", "ipRanges": [{"cidrIp": "0.0.0.0/0"}], "groups": [], "ipv6Ranges": [], "prefixListIds": [] }]);
@@ -310,30 +362,52 @@ impl Ec2 {
         let group = match (input.str("GroupId"), input.str("GroupName")) {
             (Some(id), _) => groups.into_iter().find(|g| g.id == id),
             (None, Some(name)) => groups.into_iter().find(|g| g.name == name),
-            (None, None) => return Err(invalid("The request must contain the parameter GroupName or GroupId")),
+            (None, None) => {
+                return Err(invalid("The request must contain the parameter GroupName or GroupId"))
+            }
         };
         let Some(group) = group else {
             let named = input.str("GroupId").or(input.str("GroupName")).unwrap_or_default();
             if named == "default" || self.groups(region)?.iter().any(|g| g.id == named) {
-                return Err(AwsError::new(400, "CannotDelete", "the specified group: \"default\" name: \"default\" cannot be deleted by a user"));
+                return Err(AwsError::new(
+                    400,
+                    "CannotDelete",
+                    "the specified group: \"default\" name: \"default\" cannot be deleted by a user",
+                ));
             }
-            return Err(AwsError::new(400, "InvalidGroup.NotFound", format!("The security group '{named}' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidGroup.NotFound",
+                format!("The security group '{named}' does not exist"),
+            ));
         };
         self.store.delete("security-group", &group.id)?;
         Ok(json!({ "return": true, "groupId": group.id }))
     }
 
-    pub(crate) fn create_key_pair(&self, region: &str, input: &Value, imported: bool) -> Result<Value, AwsError> {
+    pub(crate) fn create_key_pair(
+        &self,
+        region: &str,
+        input: &Value,
+        imported: bool,
+    ) -> Result<Value, AwsError> {
         let name = input.required("KeyName")?.to_owned();
         if self.key_exists(region, &name)? {
-            return Err(AwsError::new(400, "InvalidKeyPair.Duplicate", format!("The keypair already exists")));
+            return Err(AwsError::new(
+                400,
+                "InvalidKeyPair.Duplicate",
+                format!("The keypair already exists"),
+            ));
         }
         let key_type = input.str("KeyType").unwrap_or("rsa").to_owned();
         let material = if imported {
             input.required("PublicKeyMaterial")?.to_owned()
         } else {
             // Not a usable key: nothing in nimbus logs in over SSH.
-            let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, uuid::Uuid::new_v4().as_bytes());
+            let body = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                uuid::Uuid::new_v4().as_bytes(),
+            );
             format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----")
         };
         let digest = sha2::Sha256::digest(material.as_bytes());
@@ -364,7 +438,11 @@ impl Ec2 {
             .filter(|k| ids.is_empty() || ids.contains(&k.id))
             .collect();
         if let Some(name) = names.iter().find(|n| !keys.iter().any(|k| &k.name == *n)) {
-            return Err(AwsError::new(400, "InvalidKeyPair.NotFound", format!("The key pair '{name}' does not exist")));
+            return Err(AwsError::new(
+                400,
+                "InvalidKeyPair.NotFound",
+                format!("The key pair '{name}' does not exist"),
+            ));
         }
         let set: Vec<Value> = keys
             .iter()
@@ -390,7 +468,10 @@ impl Ec2 {
 
     pub(crate) fn create_launch_template(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
         let name = input.required("LaunchTemplateName")?.to_owned();
-        let data = input.get("LaunchTemplateData").cloned().ok_or_else(|| crate::query::missing("LaunchTemplateData"))?;
+        let data = input
+            .get("LaunchTemplateData")
+            .cloned()
+            .ok_or_else(|| crate::query::missing("LaunchTemplateData"))?;
         if self.store.all::<LaunchTemplate>("launch-template", Some(region))?.iter().any(|t| t.name == name) {
             return Err(AwsError::new(
                 400,
@@ -398,18 +479,29 @@ impl Ec2 {
                 format!("Launch template name already in use."),
             ));
         }
-        let template = LaunchTemplate { id: new_id("lt"), name, created_ms: self.now(), default_version: 1, versions: vec![data] };
+        let template = LaunchTemplate {
+            id: new_id("lt"),
+            name,
+            created_ms: self.now(),
+            default_version: 1,
+            versions: vec![data],
+        };
         self.store.put("launch-template", &template.id, region, &template, template.created_ms)?;
         Ok(json!({ "launchTemplate": self.template_xml(&template) }))
     }
 
-    pub(crate) fn create_launch_template_version(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
+    pub(crate) fn create_launch_template_version(
+        &self,
+        region: &str,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
         let mut template = self.template(region, input)?;
         let mut data = match input.str("SourceVersion") {
             Some(v) => self.template_version(&template, Some(v))?.clone(),
             None => json!({}),
         };
-        if let (Value::Object(base), Some(Value::Object(new))) = (&mut data, input.get("LaunchTemplateData")) {
+        if let (Value::Object(base), Some(Value::Object(new))) = (&mut data, input.get("LaunchTemplateData"))
+        {
             for (k, v) in new {
                 base.insert(k.clone(), v.clone());
             }
@@ -475,11 +567,17 @@ impl Ec2 {
         })
     }
 
-    fn template_version<'t>(&self, template: &'t LaunchTemplate, version: Option<&str>) -> Result<&'t Value, AwsError> {
+    fn template_version<'t>(
+        &self,
+        template: &'t LaunchTemplate,
+        version: Option<&str>,
+    ) -> Result<&'t Value, AwsError> {
         let number = match version {
             None | Some("$Default") => template.default_version as usize,
             Some("$Latest") => template.versions.len(),
-            Some(v) => v.parse::<usize>().map_err(|_| invalid(format!("Invalid launch template version: {v}")))?,
+            Some(v) => {
+                v.parse::<usize>().map_err(|_| invalid(format!("Invalid launch template version: {v}")))?
+            }
         };
         template.versions.get(number.wrapping_sub(1)).ok_or_else(|| {
             AwsError::new(

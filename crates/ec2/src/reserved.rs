@@ -131,7 +131,8 @@ impl Ec2 {
         let ids = input.strings("ReservedInstancesOfferingId");
         let class = input.str("OfferingClass");
         let payment = input.str("OfferingType");
-        let (min, max) = (input.int("MinDuration")?.unwrap_or(0), input.int("MaxDuration")?.unwrap_or(i64::MAX));
+        let (min, max) =
+            (input.int("MinDuration")?.unwrap_or(0), input.int("MaxDuration")?.unwrap_or(i64::MAX));
         let products = input.str("ProductDescription");
         let filters = filters(input);
         let mut offerings = Vec::new();
@@ -165,9 +166,16 @@ impl Ec2 {
         if count < 1 {
             return Err(invalid(format!("Invalid value '{count}' for InstanceCount.")));
         }
-        let offering = Catalog::get().types.iter().flat_map(Offering::all_for).find(|o| o.id == id).ok_or_else(|| {
-            AwsError::new(400, "InvalidReservedInstancesOfferingId", format!("The Reserved Instances offering '{id}' does not exist."))
-        })?;
+        let offering =
+            Catalog::get().types.iter().flat_map(Offering::all_for).find(|o| o.id == id).ok_or_else(
+                || {
+                    AwsError::new(
+                        400,
+                        "InvalidReservedInstancesOfferingId",
+                        format!("The Reserved Instances offering '{id}' does not exist."),
+                    )
+                },
+            )?;
         let now = self.now();
         let reservation = Reservation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -217,7 +225,11 @@ impl Ec2 {
 
     /// A reservation with room for `instance` now (its family, normalised units not yet used by
     /// running instances it covers): its id and the instance's rate under it.
-    pub(crate) fn covering_reservation(&self, instance: &Instance, now: i64) -> Result<Option<(String, f64)>, AwsError> {
+    pub(crate) fn covering_reservation(
+        &self,
+        instance: &Instance,
+        now: i64,
+    ) -> Result<Option<(String, f64)>, AwsError> {
         let catalog = Catalog::get();
         let Some(kind) = catalog.instance_type(&instance.instance_type) else { return Ok(None) };
         let reservations: Vec<Reservation> = self
@@ -225,15 +237,24 @@ impl Ec2 {
             .all::<Reservation>("reservation", Some(&instance.region))?
             .into_iter()
             .filter(|r| r.state(now) == "active")
-            .filter(|r| catalog.instance_type(&r.offering.instance_type).is_some_and(|t| t.family() == kind.family()))
+            .filter(|r| {
+                catalog.instance_type(&r.offering.instance_type).is_some_and(|t| t.family() == kind.family())
+            })
             .collect();
         if reservations.is_empty() {
             return Ok(None);
         }
-        let open: Vec<_> = self.store.segments(now, Some(&instance.region))?.into_iter().filter(|s| s.end_ms.is_none()).collect();
+        let open: Vec<_> = self
+            .store
+            .segments(now, Some(&instance.region))?
+            .into_iter()
+            .filter(|s| s.end_ms.is_none())
+            .collect();
         let needed = normalization_factor(kind.size());
         for reservation in reservations {
-            let Some(reserved_kind) = catalog.instance_type(&reservation.offering.instance_type) else { continue };
+            let Some(reserved_kind) = catalog.instance_type(&reservation.offering.instance_type) else {
+                continue;
+            };
             let unit = normalization_factor(reserved_kind.size());
             let total = unit * f64::from(reservation.count);
             let used: f64 = open

@@ -100,10 +100,6 @@ impl Runner {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
     }
 
-    pub fn live_count(&self) -> usize {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
     /// The environment of every process in an instance.
     fn environment(&self, boot: &Boot, api: &str) -> Vec<(String, String)> {
         let imds = format!("{api}/_nimbus/ec2/imds/{}", boot.instance_id);
@@ -144,7 +140,8 @@ impl Runner {
             let inside = inside.to_string_lossy().into_owned();
             if data.starts_with(b"\x7fELF") {
                 // A binary for the instance's architecture; through qemu-user when foreign.
-                let emulator = nimbus_functions::arch::emulator_for(&user_data).map_err(std::io::Error::other)?;
+                let emulator =
+                    nimbus_functions::arch::emulator_for(&user_data).map_err(std::io::Error::other)?;
                 program_line = match emulator {
                     Some(qemu) => format!("{} {inside}", qemu.display()),
                     None => inside,
@@ -156,23 +153,33 @@ impl Runner {
         let script = if program_line.is_empty() {
             "exec sleep infinity".to_owned()
         } else {
-            format!("{program_line}; exec sleep infinity")
+            format!("{program_line}; echo \"nimbus: user data exited with status $?\"; exec sleep infinity")
         };
-        let api_port = self.endpoint_url.rsplit(':').next().unwrap_or("4566").trim_end_matches('/').to_owned();
+        let api_port =
+            self.endpoint_url.rsplit(':').next().unwrap_or("4566").trim_end_matches('/').to_owned();
         let mut servers = Vec::new();
         let mut network = if sandboxed {
             let key = NetworkKey { addresses: vec![format!("127.0.0.1:{api_port}")], reach: Reach::Outside };
             let sandbox = self.sandbox.clone();
-            tokio::task::spawn_blocking(move || sandbox.network(&key)).await.map_err(std::io::Error::other)?.transpose()?
+            tokio::task::spawn_blocking(move || sandbox.network(&key))
+                .await
+                .map_err(std::io::Error::other)?
+                .transpose()?
         } else {
             None
         };
         if let Some(network) = &mut network {
-            if let (Some(listener), Some(acceptor)) = (network.take_listeners().into_iter().next(), self.acceptor.get()) {
+            if let (Some(listener), Some(acceptor)) =
+                (network.take_listeners().into_iter().next(), self.acceptor.get())
+            {
                 servers.push(acceptor(listener));
             }
         }
-        let api = if network.is_some() { format!("http://127.0.0.1:{api_port}") } else { self.endpoint_url.clone() };
+        let api = if network.is_some() {
+            format!("http://127.0.0.1:{api_port}")
+        } else {
+            self.endpoint_url.clone()
+        };
         let env = self.environment(&boot, &api);
         let netns = network.as_ref().map(|n| n.namespace.clone());
         let filesystem = if sandboxed {
@@ -195,7 +202,8 @@ impl Runner {
             netns: netns.clone(),
             id: format!("ec2-{}-{}", boot.instance_id, uuid::Uuid::new_v4().simple()),
         };
-        let started = self.sandbox.spawn(spec).await.inspect_err(|_| servers.iter().for_each(|s| s.abort()))?;
+        let started =
+            self.sandbox.spawn(spec).await.inspect_err(|_| servers.iter().for_each(|s| s.abort()))?;
         let console = self.console_path(&boot.instance_id);
         for stream in [started.stdout, started.stderr] {
             tokio::spawn(copy_to_console(stream, console.clone()));
@@ -272,7 +280,10 @@ impl Runner {
             args: args.into_iter().map(Into::into).collect(),
             env,
             cwd: "/".into(),
-            filesystem: Filesystem { tmp_size_mb: if sandboxed { TMP_MB } else { 0 }, ..Filesystem::default() },
+            filesystem: Filesystem {
+                tmp_size_mb: if sandboxed { TMP_MB } else { 0 },
+                ..Filesystem::default()
+            },
             limits: Limits { memory_mb: live.memory_mib, pids: MAX_PIDS },
             netns: live.netns.clone(),
             id: format!("ec2-{id}-exec-{}", uuid::Uuid::new_v4().simple()),

@@ -47,7 +47,9 @@ fn status_message(code: &str) -> &'static str {
         }
         "canceled-before-fulfillment" => "Request was canceled by the user.",
         "capacity-not-available" => "There is no capacity available that matches your request.",
-        "price-too-low" => "Your Spot request price is lower than the minimum required Spot request fulfillment price.",
+        "price-too-low" => {
+            "Your Spot request price is lower than the minimum required Spot request fulfillment price."
+        }
         _ => "",
     }
 }
@@ -92,7 +94,10 @@ impl Ec2 {
             return Err(AwsError::new(
                 400,
                 "Unsupported",
-                format!("The requested configuration is currently not supported: {} is not offered as Spot.", kind.name),
+                format!(
+                    "The requested configuration is currently not supported: {} is not offered as Spot.",
+                    kind.name
+                ),
             ));
         }
         if !matches!(spot_type, "one-time" | "persistent") {
@@ -110,7 +115,8 @@ impl Ec2 {
         }
         let price = catalog::spot_price(kind, zone, self.now()).unwrap_or(0.0);
         if let Some(max) = options.and_then(|o| o.str("MaxPrice")) {
-            let max_value: f64 = max.parse().map_err(|_| invalid(format!("Invalid value '{max}' for MaxPrice.")))?;
+            let max_value: f64 =
+                max.parse().map_err(|_| invalid(format!("Invalid value '{max}' for MaxPrice.")))?;
             if max_value < price {
                 return Err(AwsError::new(
                     400,
@@ -133,7 +139,8 @@ impl Ec2 {
         input: &Value,
     ) -> Result<(), AwsError> {
         let now = self.now();
-        let on_demand = Catalog::get().instance_type(&instance.instance_type).and_then(|k| k.price).unwrap_or(0.0);
+        let on_demand =
+            Catalog::get().instance_type(&instance.instance_type).and_then(|k| k.price).unwrap_or(0.0);
         let mut request = SpotRequest {
             id: request_id.to_owned(),
             region: instance.region.clone(),
@@ -143,7 +150,9 @@ impl Ec2 {
             status_message: String::new(),
             status_ms: now,
             kind: spot_type.to_owned(),
-            max_price: options.and_then(|o| o.str("MaxPrice")).map_or_else(|| format!("{on_demand:.6}"), str::to_owned),
+            max_price: options
+                .and_then(|o| o.str("MaxPrice"))
+                .map_or_else(|| format!("{on_demand:.6}"), str::to_owned),
             instance_type: instance.instance_type.clone(),
             image_id: instance.image_id.clone(),
             zone: Some(instance.zone.clone()),
@@ -157,7 +166,10 @@ impl Ec2 {
     }
 
     pub(crate) fn spot_request_type(&self, instance: &Instance) -> String {
-        let request = instance.spot_request_id.as_deref().and_then(|id| self.store.get::<SpotRequest>("spot-request", id).ok().flatten());
+        let request = instance
+            .spot_request_id
+            .as_deref()
+            .and_then(|id| self.store.get::<SpotRequest>("spot-request", id).ok().flatten());
         request.map_or_else(|| "one-time".to_owned(), |r| r.kind)
     }
 
@@ -169,7 +181,10 @@ impl Ec2 {
         if request.state != "cancelled" {
             request.state = "closed".into();
         }
-        request.set_status(if interrupted { "instance-terminated-no-capacity" } else { "instance-terminated-by-user" }, now);
+        request.set_status(
+            if interrupted { "instance-terminated-no-capacity" } else { "instance-terminated-by-user" },
+            now,
+        );
         let _ = self.store.put("spot-request", id, &request.region, &request, request.created_ms);
     }
 
@@ -207,7 +222,11 @@ impl Ec2 {
                 // Not fulfilled: the request stays open with AWS's status, as on AWS.
                 Err(error) if matches!(error.code, "InsufficientInstanceCapacity" | "SpotMaxPriceTooLow") => {
                     let now = self.now();
-                    let status = if error.code == "SpotMaxPriceTooLow" { "price-too-low" } else { "capacity-not-available" };
+                    let status = if error.code == "SpotMaxPriceTooLow" {
+                        "price-too-low"
+                    } else {
+                        "capacity-not-available"
+                    };
                     let mut request = SpotRequest {
                         id: new_id("sir"),
                         region: region.to_owned(),
@@ -221,7 +240,10 @@ impl Ec2 {
                         instance_type: spec.str("InstanceType").unwrap_or("m1.small").to_owned(),
                         image_id: spec.str("ImageId").unwrap_or("").to_owned(),
                         zone: None,
-                        interruption_behavior: input.str("InstanceInterruptionBehavior").unwrap_or("terminate").to_owned(),
+                        interruption_behavior: input
+                            .str("InstanceInterruptionBehavior")
+                            .unwrap_or("terminate")
+                            .to_owned(),
                         created_ms: now,
                         tags: tags_for(input, "spot-instances-request"),
                     };
@@ -235,7 +257,11 @@ impl Ec2 {
         Ok(json!({ "spotInstanceRequestSet": requests }))
     }
 
-    pub(crate) fn describe_spot_instance_requests(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
+    pub(crate) fn describe_spot_instance_requests(
+        &self,
+        region: &str,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
         let ids = input.strings("SpotInstanceRequestId");
         let filters = filters(input);
         let all = self.store.all::<SpotRequest>("spot-request", Some(region))?;
@@ -259,7 +285,9 @@ impl Ec2 {
                     "spot-instance-request-id" => any_matches(v, std::slice::from_ref(&r.id)),
                     "type" => any_matches(v, std::slice::from_ref(&r.kind)),
                     "launch.instance-type" => any_matches(v, std::slice::from_ref(&r.instance_type)),
-                    _ => n.strip_prefix("tag:").is_none_or(|key| r.tags.iter().any(|(k, val)| k == key && any_matches(v, std::slice::from_ref(val)))),
+                    _ => n.strip_prefix("tag:").is_none_or(|key| {
+                        r.tags.iter().any(|(k, val)| k == key && any_matches(v, std::slice::from_ref(val)))
+                    }),
                 })
             })
             .map(SpotRequest::xml)
@@ -268,7 +296,11 @@ impl Ec2 {
         Ok(json!({ "spotInstanceRequestSet": page, "nextToken": next }))
     }
 
-    pub(crate) fn cancel_spot_instance_requests(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
+    pub(crate) fn cancel_spot_instance_requests(
+        &self,
+        region: &str,
+        input: &Value,
+    ) -> Result<Value, AwsError> {
         let ids = input.strings("SpotInstanceRequestId");
         let mut set = Vec::new();
         let now = self.now();
@@ -285,7 +317,11 @@ impl Ec2 {
             };
             // Canceling a request does not terminate the instance it launched.
             if matches!(request.state.as_str(), "open" | "active") {
-                let code = if request.state == "active" { "request-canceled-and-instance-running" } else { "canceled-before-fulfillment" };
+                let code = if request.state == "active" {
+                    "request-canceled-and-instance-running"
+                } else {
+                    "canceled-before-fulfillment"
+                };
                 request.state = "cancelled".into();
                 request.set_status(code, now);
                 self.store.put("spot-request", id, region, &request, request.created_ms)?;
@@ -311,7 +347,7 @@ impl Ec2 {
         }
         let products = input.strings("ProductDescription");
         if !products.is_empty() && !products.iter().any(|p| p.starts_with("Linux/UNIX")) {
-            return Ok(json!({ "spotPriceHistory": [], "nextToken": "" }));
+            return Ok(json!({ "spotPriceHistorySet": [], "nextToken": "" }));
         }
         let zone_filter = input.str("AvailabilityZone");
         let filters = filters(input);
@@ -323,7 +359,11 @@ impl Ec2 {
         let mut rows = Vec::new();
         for period in (first..=last).rev() {
             let at = period * SPOT_PERIOD_MS;
-            for kind in catalog.types.iter().filter(|t| t.spot_supported() && (names.is_empty() || names.contains(&t.name))) {
+            for kind in catalog
+                .types
+                .iter()
+                .filter(|t| t.spot_supported() && (names.is_empty() || names.contains(&t.name)))
+            {
                 for (zone, zone_id) in &zones {
                     let Some(price) = catalog::spot_price(kind, zone, at) else { continue };
                     let price = format!("{price:.6}");
@@ -344,7 +384,7 @@ impl Ec2 {
             }
         }
         let (page, next) = page(input, rows, 5, 1000)?;
-        Ok(json!({ "spotPriceHistory": page, "nextToken": next.unwrap_or_default() }))
+        Ok(json!({ "spotPriceHistorySet": page, "nextToken": next.unwrap_or_default() }))
     }
 
     /// Interrupts a running spot instance: the notice now (instance metadata, the "EC2 Spot
@@ -353,7 +393,11 @@ impl Ec2 {
     pub fn interrupt(&self, id: &str) -> Result<Value, AwsError> {
         let instance = self.instance(id)?.ok_or_else(|| crate::instances::not_found(&[id.to_owned()]))?;
         if !instance.is_spot() {
-            return Err(AwsError::new(400, "UnsupportedOperation", format!("The instance '{id}' is not a Spot Instance.")));
+            return Err(AwsError::new(
+                400,
+                "UnsupportedOperation",
+                format!("The instance '{id}' is not a Spot Instance."),
+            ));
         }
         if instance.state != State::Running {
             return Err(AwsError::new(
@@ -363,7 +407,9 @@ impl Ec2 {
             ));
         }
         if let Some(pending) = &instance.interruption {
-            return Ok(json!({ "instance-id": id, "instance-action": pending.action, "time": crate::iso_seconds(pending.time_ms) }));
+            return Ok(
+                json!({ "instance-id": id, "instance-action": pending.action, "time": crate::iso_seconds(pending.time_ms) }),
+            );
         }
         let now = self.now();
         let action = instance.interruption_behavior.clone();
@@ -372,11 +418,18 @@ impl Ec2 {
         self.update(id, |i| i.interruption = Some(interruption))?;
         if let Some(request_id) = &instance.spot_request_id {
             if let Some(mut request) = self.store.get::<SpotRequest>("spot-request", request_id)? {
-                request.set_status(if action == "terminate" { "marked-for-termination" } else { "marked-for-stop" }, now);
+                request.set_status(
+                    if action == "terminate" { "marked-for-termination" } else { "marked-for-stop" },
+                    now,
+                );
                 self.store.put("spot-request", request_id, &request.region, &request, request.created_ms)?;
             }
         }
-        self.emit("EC2 Instance Rebalance Recommendation", vec![instance.arn()], json!({ "instance-id": id }));
+        self.emit(
+            "EC2 Instance Rebalance Recommendation",
+            vec![instance.arn()],
+            json!({ "instance-id": id }),
+        );
         self.emit(
             "EC2 Spot Instance Interruption Warning",
             vec![instance.arn()],
@@ -391,7 +444,11 @@ impl Ec2 {
             if now.state != State::Running || now.interruption.is_none() {
                 return;
             }
-            let (target, why) = if action == "terminate" { (State::Terminated, SPOT_TERMINATION) } else { (State::Stopped, SPOT_SHUTDOWN) };
+            let (target, why) = if action == "terminate" {
+                (State::Terminated, SPOT_TERMINATION)
+            } else {
+                (State::Stopped, SPOT_SHUTDOWN)
+            };
             if let Err(error) = ec2.start_end(&id, target, why, true) {
                 eprintln!("nimbus: ec2: interrupting {id}: {}", error.message);
             }

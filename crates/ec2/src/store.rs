@@ -63,36 +63,47 @@ fn db(error: DbError) -> AwsError {
 
 impl Store {
     pub fn get<T: DeserializeOwned>(&self, kind: &str, id: &str) -> Result<Option<T>, AwsError> {
-        let row = self.db.query_opt("SELECT body FROM docs WHERE kind = ?1 AND id = ?2", &params![kind, id]).map_err(db)?;
+        let row = self
+            .db
+            .query_opt("SELECT body FROM docs WHERE kind = ?1 AND id = ?2", &params![kind, id])
+            .map_err(db)?;
         row.as_ref().map(parse).transpose().map_err(db)
     }
 
     /// Every document of `kind` in `region` (all regions when None), oldest first.
     pub fn all<T: DeserializeOwned>(&self, kind: &str, region: Option<&str>) -> Result<Vec<T>, AwsError> {
-        let rows = self.db.query(
-            "SELECT body FROM docs WHERE kind = ?1 AND (?2 = '' OR region = ?2) ORDER BY created, id",
-            &params![kind, region.unwrap_or("")],
-        ).map_err(db)?;
+        let rows = self
+            .db
+            .query(
+                "SELECT body FROM docs WHERE kind = ?1 AND (?2 = '' OR region = ?2) ORDER BY created, id",
+                &params![kind, region.unwrap_or("")],
+            )
+            .map_err(db)?;
         rows.iter().map(parse).collect::<Result<_, _>>().map_err(db)
     }
 
-    pub fn put<T: Serialize>(&self, kind: &str, id: &str, region: &str, doc: &T, now: i64) -> Result<(), AwsError> {
+    pub fn put<T: Serialize>(
+        &self,
+        kind: &str,
+        id: &str,
+        region: &str,
+        doc: &T,
+        now: i64,
+    ) -> Result<(), AwsError> {
         let body = text(doc).map_err(db)?;
-        self.db.execute(
-            "INSERT INTO docs (kind, id, region, body, created) VALUES (?1, ?2, ?3, ?4, ?5) \
+        self.db
+            .execute(
+                "INSERT INTO docs (kind, id, region, body, created) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-            &params![kind, id, region, body, now],
-        ).map_err(db)?;
+                &params![kind, id, region, body, now],
+            )
+            .map_err(db)?;
         Ok(())
     }
 
     pub fn delete(&self, kind: &str, id: &str) -> Result<bool, AwsError> {
-        Ok(self.db.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", &params![kind, id]).map_err(db)? > 0)
-    }
-
-    pub fn count(&self, kind: &str) -> Result<i64, AwsError> {
-        let row = self.db.query_opt("SELECT COUNT(*) FROM docs WHERE kind = ?1", &params![kind]).map_err(db)?;
-        row.map_or(Ok(0), |row| row.get(0)).map_err(db)
+        Ok(self.db.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", &params![kind, id]).map_err(db)?
+            > 0)
     }
 
     /// Instances whose processes were running (or about to), without parsing every document.
@@ -131,10 +142,12 @@ impl Store {
 
     /// Closes the instance's open segment (it left `running`).
     pub fn close_segment(&self, instance_id: &str, end_ms: i64, interrupted: bool) -> Result<(), AwsError> {
-        self.db.execute(
-            "UPDATE usage SET end_ms = ?2, interrupted = ?3 WHERE instance_id = ?1 AND end_ms IS NULL",
-            &params![instance_id, end_ms, i64::from(interrupted)],
-        ).map_err(db)?;
+        self.db
+            .execute(
+                "UPDATE usage SET end_ms = ?2, interrupted = ?3 WHERE instance_id = ?1 AND end_ms IS NULL",
+                &params![instance_id, end_ms, i64::from(interrupted)],
+            )
+            .map_err(db)?;
         Ok(())
     }
 
