@@ -396,7 +396,7 @@ impl Ec2 {
             return Err(AwsError::new(
                 400,
                 "InvalidKeyPair.Duplicate",
-                format!("The keypair already exists"),
+                format!("The keypair '{name}' already exists."),
             ));
         }
         let key_type = input.str("KeyType").unwrap_or("rsa").to_owned();
@@ -476,7 +476,7 @@ impl Ec2 {
             return Err(AwsError::new(
                 400,
                 "InvalidLaunchTemplateName.AlreadyExistsException",
-                format!("Launch template name already in use."),
+                "Launch template name already in use.",
             ));
         }
         let template = LaunchTemplate {
