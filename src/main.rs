@@ -344,15 +344,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: std::sync::OnceLock::new(),
     }));
-    let (ec2, autoscaling) = ec2_services(
-        &args,
-        &database,
-        &endpoint_url,
-        clock.clone(),
-        sandbox.clone(),
-        &api_acceptor,
-        &events,
-    )?;
+    let (ec2, autoscaling) = ec2_services(Ec2Wiring {
+        args: &args,
+        database: &database,
+        node: &node,
+        endpoint_url: &endpoint_url,
+        clock: clock.clone(),
+        sandbox: sandbox.clone(),
+        acceptor: &api_acceptor,
+        events: &events,
+    })?;
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
         if let Err(error) = ec2.get().await {
@@ -470,15 +471,20 @@ fn kinesis_service(
 type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);
 
 /// EC2 and Auto Scaling, opened by their first request (or at start when instances were running).
-fn ec2_services(
-    args: &UpArgs,
-    database: &Database,
-    endpoint_url: &str,
+/// What EC2 is opened with.
+struct Ec2Wiring<'a> {
+    args: &'a UpArgs,
+    database: &'a Database,
+    node: &'a str,
+    endpoint_url: &'a str,
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
-    acceptor: &ApiAcceptor,
-    events: &Arc<lazy::Lazy<EventBridge>>,
-) -> anyhow::Result<Ec2Services> {
+    acceptor: &'a ApiAcceptor,
+    events: &'a Arc<lazy::Lazy<EventBridge>>,
+}
+
+fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
+    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events } = wiring;
     let (vcpus, memory_mib) = capacity_of(args.capacity.as_deref())?;
     let config = nimbus_ec2::Config {
         vcpus,
@@ -486,6 +492,7 @@ fn ec2_services(
         spot_notice_seconds: args.spot_notice_seconds,
         endpoint_url: endpoint_url.to_owned(),
         data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("ec2"),
+        node: node.to_owned(),
     };
     let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
     let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });

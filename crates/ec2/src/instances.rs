@@ -224,6 +224,7 @@ impl Ec2 {
                 metadata_tags,
                 boots: 0,
                 ended_ms: None,
+                node: self.config.node.clone(),
             };
             self.store.put("instance", &id, region, &instance, now)?;
             if let Some(request_id) = &spot_request_id {

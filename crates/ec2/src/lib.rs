@@ -74,6 +74,8 @@ pub struct Config {
     pub endpoint_url: String,
     /// EC2's own files (user data, console logs) live under here.
     pub data_dir: PathBuf,
+    /// This node's name: an instance's processes live on the node that booted it.
+    pub node: String,
 }
 
 pub struct Ec2 {

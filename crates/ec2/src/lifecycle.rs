@@ -86,6 +86,9 @@ impl Ec2 {
         if instance.state != State::Pending {
             return;
         }
+        if instance.node != self.config.node {
+            let _ = self.update(&id, |i| i.node = self.config.node.clone());
+        }
         let memory_mib = Catalog::get().instance_type(&instance.instance_type).map_or(512, |t| t.memory_mib);
         let user_data = instance.user_data.as_deref().map(|data| {
             base64::engine::general_purpose::STANDARD
@@ -242,7 +245,8 @@ impl Ec2 {
     pub(crate) fn recover(&self) -> Result<(), AwsError> {
         let now = self.now();
         for instance in self.store.all::<Instance>("instance", None)? {
-            if !instance.state.holds_capacity() {
+            // Another node's instances are that node's to recover.
+            if !instance.state.holds_capacity() || instance.node != self.config.node {
                 continue;
             }
             let target = if instance.is_spot() && instance.interruption_behavior == "terminate" {

@@ -98,6 +98,9 @@ pub struct Instance {
     /// When it last stopped or terminated.
     #[serde(default)]
     pub ended_ms: Option<i64>,
+    /// The node whose sandbox runs its processes.
+    #[serde(default)]
+    pub node: String,
 }
 
 impl Instance {

@@ -41,6 +41,7 @@ impl Fixture {
             spot_notice_seconds: 120,
             endpoint_url: "http://127.0.0.1:4566".into(),
             data_dir: dir.path().join("ec2"),
+            node: "local".into(),
         };
         Fixture {
             database: Database::sqlite(dir.path()),
