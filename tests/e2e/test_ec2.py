@@ -396,3 +396,27 @@ def test_an_auto_scaling_group_keeps_its_desired_capacity_through_an_interruptio
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
     until("the last member terminated", lambda: state(ec2, remaining) == "terminated")
     assert autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"] == []
+
+
+def test_an_instance_is_held_to_its_vcpus_and_memory(ec2):
+    marker = f"burn-{uuid.uuid4().hex}"
+    user_data = (
+        "#!/bin/sh\n"
+        "head -c 1500M /dev/zero | tail > /dev/null || echo hog ended $?\n"
+        f"sh -c 'while :; do :; done' {marker} &\n"
+        f"sh -c 'while :; do :; done' {marker} &\n"
+    )
+    iid = run(ec2, user_data, instance_type="t2.micro")  # 1 vCPU, 1 GiB
+    # The memory hog is killed at the type's memory, the instance itself lives on.
+    assert until("the hog's end", lambda: "hog ended 137" in console(ec2, iid), timeout=30)
+    assert state(ec2, iid) == "running"
+    burners = until("the burners", lambda: len(marker_processes(marker)) == 2 and marker_processes(marker))
+    before = sum(p.cpu_times().user + p.cpu_times().system for p in burners)
+    started = time.time()
+    time.sleep(2)
+    used = sum(p.cpu_times().user + p.cpu_times().system for p in burners) - before
+    # Two busy loops in one vCPU: together at most about one CPU's time.
+    assert used / (time.time() - started) < 1.25, used
+    ec2.terminate_instances(InstanceIds=[iid])
+    until("terminated", lambda: state(ec2, iid) == "terminated")
+    assert not marker_processes(marker)

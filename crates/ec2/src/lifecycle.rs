@@ -89,7 +89,8 @@ impl Ec2 {
         if instance.node != self.config.node {
             let _ = self.update(&id, |i| i.node = self.config.node.clone());
         }
-        let memory_mib = Catalog::get().instance_type(&instance.instance_type).map_or(512, |t| t.memory_mib);
+        let kind = Catalog::get().instance_type(&instance.instance_type);
+        let (memory_mib, vcpus) = kind.map_or((512, 1), |t| (t.memory_mib, t.vcpus));
         let user_data = instance.user_data.as_deref().map(|data| {
             base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
@@ -100,6 +101,7 @@ impl Ec2 {
             instance_type: instance.instance_type.clone(),
             arch: instance.arch.clone(),
             memory_mib,
+            vcpus,
             region: instance.region.clone(),
             user_data,
         };

@@ -33,6 +33,7 @@ pub struct Boot {
     pub instance_type: String,
     pub arch: String,
     pub memory_mib: u64,
+    pub vcpus: u32,
     pub region: String,
     /// Decoded user data, if any.
     pub user_data: Option<Vec<u8>>,
@@ -56,6 +57,7 @@ pub struct Process {
 struct Live {
     child: Arc<Child>,
     memory_mib: u64,
+    cpu_millis: u64,
     netns: Option<Arc<std::os::fd::OwnedFd>>,
     base_env: Vec<(String, String)>,
     /// Processes started later with [`Runner::exec`]: killed with the instance.
@@ -198,7 +200,11 @@ impl Runner {
             env: env.clone(),
             cwd: "/".into(),
             filesystem,
-            limits: Limits { memory_mb: boot.memory_mib, pids: MAX_PIDS },
+            limits: Limits {
+                memory_mb: boot.memory_mib,
+                pids: MAX_PIDS,
+                cpu_millis: u64::from(boot.vcpus) * 1000,
+            },
             netns: netns.clone(),
             id: format!("ec2-{}-{}", boot.instance_id, uuid::Uuid::new_v4().simple()),
         };
@@ -214,6 +220,7 @@ impl Runner {
         let live = Arc::new(Live {
             child: child.clone(),
             memory_mib: boot.memory_mib,
+            cpu_millis: u64::from(boot.vcpus) * 1000,
             netns,
             base_env: env,
             extra: Mutex::new(Vec::new()),
@@ -284,7 +291,7 @@ impl Runner {
                 tmp_size_mb: if sandboxed { TMP_MB } else { 0 },
                 ..Filesystem::default()
             },
-            limits: Limits { memory_mb: live.memory_mib, pids: MAX_PIDS },
+            limits: Limits { memory_mb: live.memory_mib, pids: MAX_PIDS, cpu_millis: live.cpu_millis },
             netns: live.netns.clone(),
             id: format!("ec2-{id}-exec-{}", uuid::Uuid::new_v4().simple()),
         };
