@@ -116,6 +116,11 @@ struct UpArgs {
     /// follows nimbus's clock, so `--clock virtual` can skip it.
     #[arg(long, default_value_t = 120)]
     spot_notice_seconds: u64,
+    /// Chance per hour (0-1) that a running spot instance is interrupted, checked every minute
+    /// of nimbus's clock; 0 (default): only `POST /_nimbus/ec2/interrupt` and the spot price
+    /// passing an instance's max price interrupt.
+    #[arg(long, default_value_t = 0.0)]
+    spot_interruption_rate: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -490,6 +495,7 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
         vcpus,
         memory_mib,
         spot_notice_seconds: args.spot_notice_seconds,
+        spot_interruption_rate: args.spot_interruption_rate,
         endpoint_url: endpoint_url.to_owned(),
         data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("ec2"),
         node: node.to_owned(),

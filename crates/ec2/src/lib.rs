@@ -24,7 +24,7 @@ mod query;
 mod records;
 mod reserved;
 mod runner;
-mod spot;
+pub(crate) mod spot;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -70,6 +70,9 @@ pub struct Config {
     pub memory_mib: u64,
     /// Seconds between a spot interruption notice and the interruption (AWS: 120).
     pub spot_notice_seconds: u64,
+    /// Chance per hour that a running spot instance is interrupted (0: only on demand, or when
+    /// the spot price passes the instance's max price).
+    pub spot_interruption_rate: f64,
     /// Where nimbus is reached (`http://host:port`).
     pub endpoint_url: String,
     /// EC2's own files (user data, console logs) live under here.
@@ -135,6 +138,7 @@ impl Ec2 {
         ec2.recover().map_err(|e| e.message)?;
         if tokio::runtime::Handle::try_current().is_ok() {
             ec2.reconcile_all().map_err(|e| e.message)?;
+            tokio::spawn(spot::market(Arc::downgrade(&ec2)));
         }
         Ok(ec2)
     }

@@ -209,17 +209,19 @@ impl Ec2 {
         if let Err(error) = self.store.close_segment(id, now, interrupted) {
             eprintln!("nimbus: ec2 meter: {error}");
         }
+        let mut cause = None;
         let updated = self.update(id, |i| {
             if matches!(i.state, State::Stopping | State::ShuttingDown) {
                 i.state = target;
                 i.ended_ms = Some(now);
-                i.interruption = None;
+                cause = i.interruption.take().map(|i| i.cause);
             }
         });
         if let Ok(Some(instance)) = updated {
             self.state_event(&instance);
             if target == State::Terminated {
-                self.spot_instance_ended(&instance, interrupted);
+                let cause = cause.map(|c| if c.is_empty() { "capacity".to_owned() } else { c });
+                self.spot_instance_ended(&instance, cause.as_deref().filter(|_| interrupted));
             }
             if let Some(asg) = instance.tags.iter().find(|(k, _)| k == "aws:autoscaling:groupName") {
                 self.asg_member_ended(&asg.1);
@@ -265,7 +267,7 @@ impl Ec2 {
             })?;
             self.store.close_segment(&instance.id, now, false)?;
             if let (Some(instance), State::Terminated) = (ended, target) {
-                self.spot_instance_ended(&instance, false);
+                self.spot_instance_ended(&instance, None);
             }
         }
         Ok(())

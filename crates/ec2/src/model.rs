@@ -56,6 +56,9 @@ pub struct Interruption {
     /// When the action happens (ms since the epoch on nimbus's clock).
     pub time_ms: i64,
     pub noticed_ms: i64,
+    /// `capacity` (forced, or the interruption rate) or `price` (above the max price).
+    #[serde(default)]
+    pub cause: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

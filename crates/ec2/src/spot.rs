@@ -174,17 +174,19 @@ impl Ec2 {
     }
 
     /// A spot instance ended: its one-time request closes.
-    pub(crate) fn spot_instance_ended(&self, instance: &Instance, interrupted: bool) {
+    pub(crate) fn spot_instance_ended(&self, instance: &Instance, interrupted: Option<&str>) {
         let Some(id) = &instance.spot_request_id else { return };
         let Ok(Some(mut request)) = self.store.get::<SpotRequest>("spot-request", id) else { return };
         let now = self.now();
         if request.state != "cancelled" {
             request.state = "closed".into();
         }
-        request.set_status(
-            if interrupted { "instance-terminated-no-capacity" } else { "instance-terminated-by-user" },
-            now,
-        );
+        let code = match interrupted {
+            Some("price") => "instance-terminated-by-price",
+            Some(_) => "instance-terminated-no-capacity",
+            None => "instance-terminated-by-user",
+        };
+        request.set_status(code, now);
         let _ = self.store.put("spot-request", id, &request.region, &request, request.created_ms);
     }
 
@@ -391,6 +393,10 @@ impl Ec2 {
     /// Instance Interruption Warning" event), the action `spot_notice_seconds` later on nimbus's
     /// clock. AWS FIS's `aws:ec2:send-spot-instance-interruptions`, for tests.
     pub fn interrupt(&self, id: &str) -> Result<Value, AwsError> {
+        self.interrupt_for(id, "capacity")
+    }
+
+    fn interrupt_for(&self, id: &str, cause: &str) -> Result<Value, AwsError> {
         let instance = self.instance(id)?.ok_or_else(|| crate::instances::not_found(&[id.to_owned()]))?;
         if !instance.is_spot() {
             return Err(AwsError::new(
@@ -414,7 +420,8 @@ impl Ec2 {
         let now = self.now();
         let action = instance.interruption_behavior.clone();
         let time_ms = now + self.config.spot_notice_seconds as i64 * 1000;
-        let interruption = Interruption { action: action.clone(), time_ms, noticed_ms: now };
+        let interruption =
+            Interruption { action: action.clone(), time_ms, noticed_ms: now, cause: cause.to_owned() };
         self.update(id, |i| i.interruption = Some(interruption))?;
         if let Some(request_id) = &instance.spot_request_id {
             if let Some(mut request) = self.store.get::<SpotRequest>("spot-request", request_id)? {
@@ -454,5 +461,59 @@ impl Ec2 {
             }
         });
         Ok(answer)
+    }
+}
+
+/// The spot market's minute: running spot instances of this node whose max price the current
+/// price passed are interrupted, and each other one with the chance `--spot-interruption-rate`
+/// gives it per hour (evaluated once a minute of nimbus's clock).
+pub(crate) async fn market(ec2: std::sync::Weak<Ec2>) {
+    loop {
+        let (clock, wake) = {
+            let Some(ec2) = ec2.upgrade() else { return };
+            let now = ec2.now();
+            (ec2.clock.clone(), now - now.rem_euclid(60_000) + 60_000)
+        };
+        nimbus_api::clock::sleep_until(clock.as_ref(), wake).await;
+        let Some(ec2) = ec2.upgrade() else { return };
+        let ec2_ = ec2.clone();
+        let _ = tokio::task::spawn_blocking(move || ec2_.market_minute()).await;
+    }
+}
+
+impl Ec2 {
+    pub(crate) fn market_minute(&self) {
+        let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
+        let now = self.now();
+        let rate = self.config.spot_interruption_rate.clamp(0.0, 1.0);
+        let per_minute = 1.0 - (1.0 - rate).powf(1.0 / 60.0);
+        for instance in instances {
+            if !instance.is_spot() || instance.state != State::Running || instance.interruption.is_some() {
+                continue;
+            }
+            if instance.node != self.config.node {
+                continue;
+            }
+            let max = instance
+                .spot_request_id
+                .as_deref()
+                .and_then(|id| self.store.get::<SpotRequest>("spot-request", id).ok().flatten())
+                .and_then(|r| r.max_price.parse::<f64>().ok());
+            let price = Catalog::get()
+                .instance_type(&instance.instance_type)
+                .and_then(|k| catalog::spot_price(k, &instance.zone, now));
+            let cause = if matches!((max, price), (Some(max), Some(price)) if price > max) {
+                "price"
+            } else if per_minute > 0.0
+                && (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1e6 < per_minute
+            {
+                "capacity"
+            } else {
+                continue;
+            };
+            if let Err(error) = self.interrupt_for(&instance.id, cause) {
+                eprintln!("nimbus: ec2: spot market: {}", error.message);
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nimbus_api::clock::VirtualClock;
+use nimbus_api::clock::{Clock, VirtualClock};
 use nimbus_api::Identity;
 use nimbus_sandbox::{Isolation, Sandbox};
 use nimbus_store::Database;
@@ -39,6 +39,7 @@ impl Fixture {
             vcpus,
             memory_mib: 16 * 1024,
             spot_notice_seconds: 120,
+            spot_interruption_rate: 0.0,
             endpoint_url: "http://127.0.0.1:4566".into(),
             data_dir: dir.path().join("ec2"),
             node: "local".into(),
@@ -197,4 +198,48 @@ async fn instances_running_at_a_restart_come_back_stopped() {
     assert_eq!(instance.state, State::Stopped);
     assert_eq!(instance.state_reason.unwrap().0, "Server.InternalError");
     assert!(!Ec2::has_instances(&fixture.database));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spot_market_interrupts_above_the_max_price_and_at_its_rate() {
+    let fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    let kind = crate::Catalog::get().instance_type("c5.large").unwrap();
+    let now = fixture.clock.now_ms();
+    let price = crate::catalog::spot_price(kind, "us-east-1a", now).unwrap();
+    let options = json!({ "MarketType": "spot", "SpotOptions": { "MaxPrice": format!("{price:.6}") } });
+    let launched =
+        run(&ec2, json!({ "InstanceType": "c5.large", "InstanceMarketOptions": options })).unwrap();
+    until_state(&ec2, &launched.id, State::Running).await;
+    ec2.market_minute();
+    assert!(
+        ec2.instance(&launched.id).unwrap().unwrap().interruption.is_none(),
+        "the price is not above the max"
+    );
+    let period = crate::catalog::SPOT_PERIOD_MS;
+    let higher = (1..200)
+        .map(|n| now - now.rem_euclid(period) + n * period)
+        .find(|at| crate::catalog::spot_price(kind, "us-east-1a", *at).unwrap() > price)
+        .expect("the price rises within 200 periods");
+    fixture.clock.advance_ms(higher - now);
+    ec2.market_minute();
+    let interruption =
+        ec2.instance(&launched.id).unwrap().unwrap().interruption.expect("interrupted by price");
+    assert_eq!(interruption.cause, "price");
+    fixture.clock.advance_ms(121_000);
+    until_state(&ec2, &launched.id, State::Terminated).await;
+    let request: crate::spot::SpotRequest =
+        ec2.store.get("spot-request", launched.spot_request_id.as_deref().unwrap()).unwrap().unwrap();
+    assert_eq!(request.status_code, "instance-terminated-by-price");
+
+    let mut fixture = Fixture::new(8);
+    fixture.config.spot_interruption_rate = 1.0;
+    let ec2 = fixture.open();
+    let launched =
+        run(&ec2, json!({ "InstanceType": "t3.nano", "InstanceMarketOptions": { "MarketType": "spot" } }))
+            .unwrap();
+    until_state(&ec2, &launched.id, State::Running).await;
+    ec2.market_minute();
+    assert_eq!(ec2.instance(&launched.id).unwrap().unwrap().interruption.unwrap().cause, "capacity");
+    ec2.shutdown().await;
 }
