@@ -324,6 +324,23 @@ def test_reservations_and_the_meter(ec2, ec2_server):
     assert "karpenter" in meter["source"]
 
 
+def test_the_nimbus_cli_lists_instances_prices_them_and_interrupts_spot(ec2, ec2_server, nimbus_bin):
+    def nimbus(*args):
+        done = subprocess.run([str(nimbus_bin), *args, "--endpoint", ec2_server.endpoint], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    iid = run(ec2, instance_type="t3.nano", InstanceMarketOptions={"MarketType": "spot"})
+    until("running", lambda: state(ec2, iid) == "running")
+    listed = {i["instance_id"]: i for i in json.loads(nimbus("instances", "--json"))["instances"]}
+    assert listed[iid]["market"] == "spot" and 0 < listed[iid]["usd_per_hour"] < 0.0052
+    assert iid in nimbus("instances")
+    assert f"{iid}: terminate at " in nimbus("spot", "interrupt", iid)
+    until("terminated", lambda: state(ec2, iid) == "terminated", timeout=NOTICE_SECONDS + 15)
+    cost = nimbus("cost", "--since", "1h")
+    assert "t3.nano" in cost and "spot" in cost and "total " in cost
+
+
 def test_instances_running_when_nimbus_stops_come_back_stopped(server_factory):
     srv = server_factory(extra_args=["--capacity", "vcpus=8,memory=8"])
     ec2 = aws_client("ec2", srv.endpoint)

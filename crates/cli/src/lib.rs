@@ -4,6 +4,7 @@
 //! functions from the answer to text (snapshot-tested in `tests/render.rs`). [`run`] is the
 //! only place that decides colour, prints errors and picks the exit code.
 
+pub mod capacity;
 pub mod functions;
 pub mod http;
 pub mod invoke;
@@ -39,6 +40,12 @@ pub enum ClientCommand {
     Schedules(schedules::SchedulesArgs),
     /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
     Clock(schedules::ClockArgs),
+    /// EC2 instances: id, type, market, state, zone, vCPUs, memory, price per hour.
+    Instances(capacity::InstancesArgs),
+    /// What the instance time so far would cost on AWS, and on the other purchase options.
+    Cost(capacity::CostArgs),
+    /// `nimbus spot interrupt i-…`: a spot interruption with its two-minute notice.
+    Spot(capacity::SpotArgs),
 }
 
 /// The options every client command takes.
@@ -61,6 +68,9 @@ impl ClientCommand {
             ClientCommand::Status(args) => &args.common,
             ClientCommand::Schedules(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
+            ClientCommand::Instances(args) => &args.common,
+            ClientCommand::Cost(args) => &args.common,
+            ClientCommand::Spot(args) => &args.common,
         }
     }
 }
@@ -78,6 +88,11 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Clock(args) => {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
+        ClientCommand::Instances(args) => {
+            capacity::run_instances(args, &client, &console).map(|()| ExitCode::SUCCESS)
+        }
+        ClientCommand::Cost(args) => capacity::run_cost(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Spot(args) => capacity::run_spot(args, &client, &console).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
