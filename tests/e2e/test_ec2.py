@@ -124,6 +124,9 @@ def test_catalog_answers_as_ec2(ec2, ec2_server, tmp_path):
     history = ec2.describe_spot_price_history(InstanceTypes=["c5.large"], AvailabilityZone="us-east-1a")["SpotPriceHistory"]
     assert history and all(0 < float(h["SpotPrice"]) < 0.085 for h in history)
     assert all(len(h["SpotPrice"].split(".")[1]) == 6 and h["ProductDescription"] == "Linux/UNIX" for h in history)
+    started = time.time()
+    everything = ec2.describe_spot_price_history(StartTime="2000-01-01T00:00:00Z", MaxResults=50)
+    assert len(everything["SpotPriceHistory"]) == 50 and everything["NextToken"] and time.time() - started < 5
 
     cli = subprocess.run(["aws", "ec2", "describe-instance-types", "--instance-types", "t4g.nano", "--output", "json"],
                          env=aws_cli_env(ec2_server.endpoint, tmp_path), capture_output=True, text=True, timeout=60)
@@ -437,3 +440,31 @@ def test_an_instance_is_held_to_its_vcpus_and_memory(ec2):
     ec2.terminate_instances(InstanceIds=[iid])
     until("terminated", lambda: state(ec2, iid) == "terminated")
     assert not marker_processes(marker)
+
+
+def test_capacity_rebalancing_replaces_a_spot_member_at_its_notice(ec2, ec2_server):
+    autoscaling = aws_client("autoscaling", ec2_server.endpoint)
+    name = f"rebalance-{uuid.uuid4().hex[:8]}"
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": ARM_AMI, "InstanceType": "t4g.nano"})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name, MinSize=1, MaxSize=1, CapacityRebalance=True, AvailabilityZones=["us-east-1a"],
+        MixedInstancesPolicy={
+            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateName": name}},
+            "InstancesDistribution": {"OnDemandBaseCapacity": 0, "OnDemandPercentageAboveBaseCapacity": 0}})
+
+    def in_service():
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        return [i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"]
+
+    old = until("a member", lambda: (ids := in_service()) and state(ec2, ids[0]) == "running" and ids[0])
+    assert instance(ec2, old)["InstanceLifecycle"] == "spot"
+    admin(ec2_server.endpoint, f"/_nimbus/ec2/interrupt?instance={old}", method="POST")
+    until("the old one terminated", lambda: state(ec2, old) == "terminated", timeout=NOTICE_SECONDS + 15)
+    new = until("the replacement", lambda: [i for i in in_service() if i != old])
+    sent = [(e["source"], e["detail-type"], e["detail"]) for e in admin(ec2_server.endpoint, "/_nimbus/ec2/events")["events"]]
+    launched = sent.index(("aws.autoscaling", "EC2 Instance Launch Successful",
+                           next(d for s, t, d in sent if t == "EC2 Instance Launch Successful" and d["EC2InstanceId"] == new[0])))
+    ended = sent.index(("aws.ec2", "EC2 Instance State-change Notification", {"instance-id": old, "state": "terminated"}))
+    assert launched < ended, "the replacement starts at the notice, before the interrupted member ends"
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    until("the replacement terminated", lambda: state(ec2, new[0]) == "terminated")

@@ -93,6 +93,12 @@ pub fn healthy(instance: &Instance) -> bool {
     matches!(instance.state, State::Pending | State::Running)
 }
 
+/// Counts toward the group's capacity: healthy, and — with capacity rebalancing — not under an
+/// interruption notice (its replacement starts at the notice).
+fn counts(group: &Group, instance: &Instance) -> bool {
+    healthy(instance) && !(group.capacity_rebalance && instance.interruption.is_some())
+}
+
 fn at(ms: i64) -> String {
     crate::iso_seconds(ms)
 }
@@ -111,6 +117,7 @@ impl Ec2 {
     pub(crate) fn reconcile(&self, name: &str, cause: Option<String>) -> Result<(), AwsError> {
         let _held = self.scaling.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut group) = self.group(name)? else { return Ok(()) };
+        let first_before = group.activities.first().map(|a| a.id.clone());
         let all = self.store.all::<Instance>("instance", Some(&group.region))?;
         let now = self.now();
         let opening = cause.map(|c| format!("At {} {c}  ", at(now))).unwrap_or_default();
@@ -134,7 +141,7 @@ impl Ec2 {
                 });
             }
         }
-        let live: Vec<&Instance> = group.members(&all).into_iter().filter(|i| healthy(i)).collect();
+        let live: Vec<&Instance> = group.members(&all).into_iter().filter(|i| counts(&group, i)).collect();
         let count = live.len() as u32;
         if count < group.desired {
             let replacing = opening.is_empty();
@@ -204,7 +211,41 @@ impl Ec2 {
                 });
             }
         }
-        self.save_group(&group)
+        let fresh: Vec<Activity> =
+            group.activities.iter().take_while(|a| Some(&a.id) != first_before.as_ref()).cloned().collect();
+        self.save_group(&group)?;
+        self.announce(&group, &fresh);
+        Ok(())
+    }
+
+    /// `aws.autoscaling` events for the activities of one pass (newest last).
+    fn announce(&self, group: &Group, fresh: &[Activity]) {
+        for activity in fresh.iter().rev() {
+            let launching = activity.description.starts_with("Launching");
+            let detail_type = match (launching, activity.status.as_str()) {
+                (true, "Successful") => "EC2 Instance Launch Successful",
+                (true, _) => "EC2 Instance Launch Unsuccessful",
+                (false, "Failed") => "EC2 Instance Terminate Unsuccessful",
+                (false, _) => "EC2 Instance Terminate Successful",
+            };
+            let instance =
+                activity.description.rsplit(": ").next().filter(|id| id.starts_with("i-")).unwrap_or("");
+            let mut resources = vec![group.arn.clone()];
+            if !instance.is_empty() {
+                resources.push(format!(
+                    "arn:aws:ec2:{}:{}:instance/{instance}",
+                    group.region, self.identity.account
+                ));
+            }
+            let detail = json!({
+                "StatusCode": activity.status, "AutoScalingGroupName": group.name, "ActivityId": activity.id,
+                "Details": { "Availability Zone": activity.zone, "Subnet ID": activity.subnet },
+                "RequestId": activity.id, "StatusMessage": activity.message.clone().unwrap_or_default(),
+                "EndTime": crate::iso8601(activity.end_ms), "EC2InstanceId": instance,
+                "StartTime": crate::iso8601(activity.start_ms), "Cause": activity.cause, "Description": activity.description,
+            });
+            self.emit_from("aws.autoscaling", detail_type, resources, detail);
+        }
     }
 
     /// On-demand for the `n`th unit when the base or the on-demand share above it is not met

@@ -11,7 +11,7 @@
 //! interrupted or ends) and [`Ec2::terminate`].
 
 mod api;
-mod asg;
+pub(crate) mod asg;
 mod autoscaling;
 mod catalog;
 mod catalog_ops;
@@ -160,11 +160,15 @@ impl Ec2 {
         self.clock.now_ms()
     }
 
-    /// Sends an event (and keeps it for `GET /_nimbus/ec2/events`).
+    /// Sends an `aws.ec2` event (and keeps it for `GET /_nimbus/ec2/events`).
     fn emit(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
+        self.emit_from("aws.ec2", detail_type, resources, detail);
+    }
+
+    fn emit_from(&self, source: &'static str, detail_type: &str, resources: Vec<String>, detail: Value) {
         let event = serde_json::json!({
             "detail-type": detail_type,
-            "source": "aws.ec2",
+            "source": source,
             "time": iso_seconds(self.now()),
             "region": self.identity.region,
             "resources": resources,
@@ -182,9 +186,9 @@ impl Ec2 {
         // Off this thread: EventBridge's put is blocking and may open its store.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                drop(runtime.spawn_blocking(move || events.put("aws.ec2", &detail_type, resources, detail)))
+                drop(runtime.spawn_blocking(move || events.put(source, &detail_type, resources, detail)))
             }
-            Err(_) => events.put("aws.ec2", &detail_type, resources, detail),
+            Err(_) => events.put(source, &detail_type, resources, detail),
         }
     }
 

@@ -175,6 +175,38 @@ pub fn any_matches(patterns: &[String], values: &[String]) -> bool {
     patterns.iter().any(|p| values.iter().any(|v| wildcard(p, v)))
 }
 
+/// A page of a lazily made sequence (one that may be far longer than anyone reads): only the
+/// items up to the end of the page are made.
+pub fn page_iter<T>(
+    input: &Value,
+    items: impl Iterator<Item = T>,
+    min: i64,
+    max: i64,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let (size, start) = page_bounds(input, min, max)?;
+    let mut items = items.skip(start);
+    let page: Vec<T> = items.by_ref().take(size).collect();
+    let next = items.next().is_some().then(|| (start + size).to_string());
+    Ok((page, next))
+}
+
+fn page_bounds(input: &Value, min: i64, max: i64) -> Result<(usize, usize), AwsError> {
+    let size = match input.int("MaxResults")? {
+        None => max,
+        Some(n) if (min..=max).contains(&n) => n,
+        Some(n) => return Err(invalid(format!(
+            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
+        ))),
+    } as usize;
+    let start = match input.str("NextToken") {
+        None | Some("") => 0,
+        Some(token) => token.parse::<usize>().map_err(|_| {
+            AwsError::new(400, "InvalidNextToken", format!("The token '{token}' is invalid."))
+        })?,
+    };
+    Ok((size, start))
+}
+
 /// A page of `items` from `NextToken` (an offset), `MaxResults` within `min..=max` (default
 /// `max`): the page and the next token.
 pub fn page<T>(
@@ -183,25 +215,7 @@ pub fn page<T>(
     min: i64,
     max: i64,
 ) -> Result<(Vec<T>, Option<String>), AwsError> {
-    let size = match input.int("MaxResults")? {
-        None => max,
-        Some(n) if (min..=max).contains(&n) => n,
-        Some(n) => {
-            return Err(invalid(format!(
-            "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
-        )))
-        }
-    } as usize;
-    let start = match input.str("NextToken") {
-        None | Some("") => 0,
-        Some(token) => token.parse::<usize>().map_err(|_| {
-            AwsError::new(400, "InvalidNextToken", format!("The token '{token}' is invalid."))
-        })?,
-    };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
-    let next = (start + size < total).then(|| (start + size).to_string());
-    Ok((page, next))
+    page_iter(input, items.into_iter(), min, max)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::{hash, normalization_factor, round6, Catalog, InstanceType};
 use crate::model::Instance;
-use crate::query::{any_matches, filters, invalid, page, Input};
+use crate::query::{any_matches, filters, invalid, page_iter, Input};
 use crate::Ec2;
 
 const YEAR: i64 = 31_536_000;
@@ -135,28 +135,27 @@ impl Ec2 {
             (input.int("MinDuration")?.unwrap_or(0), input.int("MaxDuration")?.unwrap_or(i64::MAX));
         let products = input.str("ProductDescription");
         let filters = filters(input);
-        let mut offerings = Vec::new();
-        if products.is_none_or(|p| p.starts_with("Linux/UNIX")) {
-            for kind in catalog.types.iter().filter(|t| type_name.is_none_or(|n| n == t.name)) {
-                for offering in Offering::all_for(kind) {
-                    let ok = (ids.is_empty() || ids.contains(&offering.id))
-                        && class.is_none_or(|c| c == offering.class)
-                        && payment.is_none_or(|p| p == offering.payment)
-                        && (min..=max).contains(&offering.duration)
-                        && filters.iter().all(|(n, v)| match n.as_str() {
-                            "instance-type" => any_matches(v, std::slice::from_ref(&offering.instance_type)),
-                            "duration" => any_matches(v, &[offering.duration.to_string()]),
-                            "scope" => any_matches(v, &["Region".to_owned()]),
-                            "product-description" => any_matches(v, &["Linux/UNIX".to_owned()]),
-                            _ => true,
-                        });
-                    if ok {
-                        offerings.push(offering.xml());
-                    }
-                }
-            }
-        }
-        let (page, next) = page(input, offerings, 5, 100)?;
+        let linux = products.is_none_or(|p| p.starts_with("Linux/UNIX"));
+        let offerings = catalog
+            .types
+            .iter()
+            .filter(|t| linux && type_name.is_none_or(|n| n == t.name))
+            .flat_map(Offering::all_for)
+            .filter(|offering| {
+                (ids.is_empty() || ids.contains(&offering.id))
+                    && class.is_none_or(|c| c == offering.class)
+                    && payment.is_none_or(|p| p == offering.payment)
+                    && (min..=max).contains(&offering.duration)
+                    && filters.iter().all(|(n, v)| match n.as_str() {
+                        "instance-type" => any_matches(v, std::slice::from_ref(&offering.instance_type)),
+                        "duration" => any_matches(v, &[offering.duration.to_string()]),
+                        "scope" => any_matches(v, &["Region".to_owned()]),
+                        "product-description" => any_matches(v, &["Linux/UNIX".to_owned()]),
+                        _ => true,
+                    })
+            })
+            .map(|offering| offering.xml());
+        let (page, next) = page_iter(input, offerings, 5, 100)?;
         Ok(json!({ "reservedInstancesOfferingsSet": page, "nextToken": next }))
     }
 

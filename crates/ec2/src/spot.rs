@@ -10,8 +10,11 @@ use crate::catalog::{self, Catalog, InstanceType, SPOT_PERIOD_MS};
 use crate::instances::Launch;
 use crate::lifecycle::{SPOT_SHUTDOWN, SPOT_TERMINATION};
 use crate::model::{new_id, tags_xml, Instance, Interruption, State};
-use crate::query::{any_matches, filters, invalid, page, tags_for, Input};
+use crate::query::{any_matches, filters, invalid, page, page_iter, tags_for, Input};
 use crate::Ec2;
+
+/// How far back DescribeSpotPriceHistory goes (AWS: 90 days).
+const HISTORY_MS: i64 = 90 * 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpotRequest {
@@ -356,19 +359,19 @@ impl Ec2 {
         let zones: Vec<(String, String)> =
             catalog::zones(region).into_iter().filter(|(z, _)| zone_filter.is_none_or(|f| f == z)).collect();
         // Each period's price is in force from its start; the one in force at `start` counts too.
-        let first = start.div_euclid(SPOT_PERIOD_MS);
+        let first = start.max(end - HISTORY_MS).div_euclid(SPOT_PERIOD_MS);
         let last = end.div_euclid(SPOT_PERIOD_MS);
-        let mut rows = Vec::new();
-        for period in (first..=last).rev() {
+        let kinds: Vec<&InstanceType> = catalog
+            .types
+            .iter()
+            .filter(|t| t.spot_supported() && (names.is_empty() || names.contains(&t.name)))
+            .collect();
+        let rows = (first..=last).rev().flat_map(|period| {
             let at = period * SPOT_PERIOD_MS;
-            for kind in catalog
-                .types
-                .iter()
-                .filter(|t| t.spot_supported() && (names.is_empty() || names.contains(&t.name)))
-            {
-                for (zone, zone_id) in &zones {
-                    let Some(price) = catalog::spot_price(kind, zone, at) else { continue };
-                    let price = format!("{price:.6}");
+            let (kinds, zones, filters) = (&kinds, &zones, &filters);
+            kinds.iter().flat_map(move |kind| {
+                zones.iter().filter_map(move |(zone, zone_id)| {
+                    let price = format!("{:.6}", catalog::spot_price(kind, zone, at)?);
                     let ok = filters.iter().all(|(n, v)| match n.as_str() {
                         "instance-type" => any_matches(v, std::slice::from_ref(&kind.name)),
                         "availability-zone" => any_matches(v, std::slice::from_ref(zone)),
@@ -376,16 +379,16 @@ impl Ec2 {
                         "spot-price" => any_matches(v, std::slice::from_ref(&price)),
                         _ => true,
                     });
-                    if ok {
-                        rows.push(json!({
+                    ok.then(|| {
+                        json!({
                             "availabilityZone": zone, "availabilityZoneId": zone_id, "instanceType": kind.name,
                             "productDescription": "Linux/UNIX", "spotPrice": price, "timestamp": crate::iso8601(at),
-                        }));
-                    }
-                }
-            }
-        }
-        let (page, next) = page(input, rows, 5, 1000)?;
+                        })
+                    })
+                })
+            })
+        });
+        let (page, next) = page_iter(input, rows, 5, 1000)?;
         Ok(json!({ "spotPriceHistorySet": page, "nextToken": next.unwrap_or_default() }))
     }
 
@@ -442,6 +445,10 @@ impl Ec2 {
             vec![instance.arn()],
             json!({ "instance-id": id, "instance-action": action }),
         );
+        if let Some((_, group)) = instance.tags.iter().find(|(k, _)| k == crate::asg::GROUP_TAG) {
+            // A group that rebalances capacity launches the replacement at the notice.
+            self.asg_member_ended(group);
+        }
         let ec2 = self.arc();
         let id = id.to_owned();
         let answer = json!({ "instance-id": instance.id, "instance-action": action, "time": crate::iso_seconds(time_ms) });
