@@ -13,6 +13,8 @@ use crate::model::{new_id, Instance, State};
 use crate::query::{any_matches, filters, invalid, missing, page, tags_for, Input};
 use crate::Ec2;
 
+/// Set (internally) when a persistent spot request launches its next instance.
+pub const RELAUNCH_OF: &str = "nimbus:SpotInstanceRequestId";
 /// AWS's limit on user data: 16 KiB before base64.
 const MAX_USER_DATA: usize = 16 * 1024;
 /// Terminated instances stay visible this long, as on AWS (about an hour).
@@ -191,7 +193,9 @@ impl Ec2 {
         let mut launched = Vec::new();
         for index in 0..count {
             let id = new_id("i");
-            let spot_request_id = spot.then(|| new_id("sir"));
+            // A persistent request relaunching keeps its id.
+            let spot_request_id =
+                spot.then(|| input.str(RELAUNCH_OF).map_or_else(|| new_id("sir"), str::to_owned));
             let instance = Instance {
                 id: id.clone(),
                 region: region.to_owned(),

@@ -222,6 +222,8 @@ impl Ec2 {
             if target == State::Terminated {
                 let cause = cause.map(|c| if c.is_empty() { "capacity".to_owned() } else { c });
                 self.spot_instance_ended(&instance, cause.as_deref().filter(|_| interrupted));
+            } else if interrupted {
+                self.spot_instance_stopped(&instance);
             }
             if let Some(asg) = instance.tags.iter().find(|(k, _)| k == "aws:autoscaling:groupName") {
                 self.asg_member_ended(&asg.1);

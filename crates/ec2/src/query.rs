@@ -194,9 +194,11 @@ fn page_bounds(input: &Value, min: i64, max: i64) -> Result<(usize, usize), AwsE
     let size = match input.int("MaxResults")? {
         None => max,
         Some(n) if (min..=max).contains(&n) => n,
-        Some(n) => return Err(invalid(format!(
+        Some(n) => {
+            return Err(invalid(format!(
             "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {min} and {max}."
-        ))),
+        )))
+        }
     } as usize;
     let start = match input.str("NextToken") {
         None | Some("") => 0,

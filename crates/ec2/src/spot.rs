@@ -35,6 +35,9 @@ pub struct SpotRequest {
     pub interruption_behavior: String,
     pub created_ms: i64,
     pub tags: Vec<(String, String)>,
+    /// What a persistent request launches again after an interruption (RunInstances' input).
+    #[serde(default)]
+    pub launch: Value,
 }
 
 fn status_message(code: &str) -> &'static str {
@@ -144,6 +147,14 @@ impl Ec2 {
         let now = self.now();
         let on_demand =
             Catalog::get().instance_type(&instance.instance_type).and_then(|k| k.price).unwrap_or(0.0);
+        let earlier = self.store.get::<SpotRequest>("spot-request", request_id)?;
+        let mut launch = input.clone();
+        if let Value::Object(fields) = &mut launch {
+            fields.remove("ClientToken");
+            fields.remove(crate::instances::RELAUNCH_OF);
+            fields.insert("MinCount".into(), json!("1"));
+            fields.insert("MaxCount".into(), json!("1"));
+        }
         let mut request = SpotRequest {
             id: request_id.to_owned(),
             region: instance.region.clone(),
@@ -160,12 +171,29 @@ impl Ec2 {
             image_id: instance.image_id.clone(),
             zone: Some(instance.zone.clone()),
             interruption_behavior: instance.interruption_behavior.clone(),
-            created_ms: now,
-            tags: tags_for(input, "spot-instances-request"),
+            created_ms: earlier.as_ref().map_or(now, |r| r.created_ms),
+            tags: earlier.map_or_else(|| tags_for(input, "spot-instances-request"), |r| r.tags),
+            launch,
         };
         request.set_status("fulfilled", now);
         self.store.put("spot-request", request_id, &instance.region, &request, now)?;
         Ok(())
+    }
+
+    /// Sets a request's state and status code.
+    fn set_request(&self, id: &str, state: &str, code: &str) {
+        let Ok(Some(mut request)) = self.store.get::<SpotRequest>("spot-request", id) else { return };
+        request.state = state.to_owned();
+        request.set_status(code, self.now());
+        let _ = self.store.put("spot-request", id, &request.region, &request, request.created_ms);
+    }
+
+    /// A persistent request's instance was stopped by an interruption: the request waits
+    /// (`disabled`) until EC2 starts the instance again.
+    pub(crate) fn spot_instance_stopped(&self, instance: &Instance) {
+        if let Some(id) = &instance.spot_request_id {
+            self.set_request(id, "disabled", "instance-stopped-no-capacity");
+        }
     }
 
     pub(crate) fn spot_request_type(&self, instance: &Instance) -> String {
@@ -181,14 +209,16 @@ impl Ec2 {
         let Some(id) = &instance.spot_request_id else { return };
         let Ok(Some(mut request)) = self.store.get::<SpotRequest>("spot-request", id) else { return };
         let now = self.now();
-        if request.state != "cancelled" {
-            request.state = "closed".into();
-        }
         let code = match interrupted {
             Some("price") => "instance-terminated-by-price",
             Some(_) => "instance-terminated-no-capacity",
             None => "instance-terminated-by-user",
         };
+        if request.state != "cancelled" {
+            // A persistent request opens again after an interruption and launches anew.
+            let reopens = request.kind == "persistent" && interrupted.is_some();
+            request.state = if reopens { "open" } else { "closed" }.into();
+        }
         request.set_status(code, now);
         let _ = self.store.put("spot-request", id, &request.region, &request, request.created_ms);
     }
@@ -251,6 +281,7 @@ impl Ec2 {
                             .to_owned(),
                         created_ms: now,
                         tags: tags_for(input, "spot-instances-request"),
+                        launch: launch.clone(),
                     };
                     request.set_status(status, now);
                     self.store.put("spot-request", &request.id, region, &request, now)?;
@@ -490,6 +521,7 @@ pub(crate) async fn market(ec2: std::sync::Weak<Ec2>) {
 
 impl Ec2 {
     pub(crate) fn market_minute(&self) {
+        self.fulfil_persistent();
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
         let now = self.now();
         let rate = self.config.spot_interruption_rate.clamp(0.0, 1.0);
@@ -520,6 +552,58 @@ impl Ec2 {
             };
             if let Err(error) = self.interrupt_for(&instance.id, cause) {
                 eprintln!("nimbus: ec2: spot market: {}", error.message);
+            }
+        }
+    }
+}
+
+impl Ec2 {
+    /// Persistent requests whose instance was interrupted: an open one launches a new instance,
+    /// one whose instance was stopped starts it again, when the price is within the max price
+    /// and the capacity allows (as EC2 does "when capacity becomes available").
+    fn fulfil_persistent(&self) {
+        let Ok(requests) = self.store.all::<SpotRequest>("spot-request", None) else { return };
+        let now = self.now();
+        for request in requests.into_iter().filter(|r| r.kind == "persistent") {
+            let stopped = request
+                .instance_id
+                .as_deref()
+                .and_then(|id| self.instance(id).ok().flatten())
+                .filter(|i| i.state == State::Stopped && request.state == "disabled");
+            let price = Catalog::get().instance_type(&request.instance_type).and_then(|k| {
+                catalog::spot_price(
+                    k,
+                    request.zone.as_deref().unwrap_or(&format!("{}a", request.region)),
+                    now,
+                )
+            });
+            let within = match (request.max_price.parse::<f64>(), price) {
+                (Ok(max), Some(price)) => price <= max,
+                _ => true,
+            };
+            if !within {
+                continue;
+            }
+            if let Some(instance) = stopped {
+                if instance.state_reason.as_ref().is_some_and(|r| r.0 == "Server.SpotInstanceShutdown") {
+                    let input = json!({ "InstanceId": [instance.id] });
+                    match self.start_instances(&instance.region, &input) {
+                        Ok(_) => self.set_request(&request.id, "active", "fulfilled"),
+                        Err(error) if error.code == "InsufficientInstanceCapacity" => {}
+                        Err(error) => eprintln!("nimbus: ec2: restarting {}: {}", instance.id, error.message),
+                    }
+                }
+                continue;
+            }
+            if request.state != "open" || request.launch.is_null() {
+                continue;
+            }
+            let mut input = request.launch.clone();
+            input[crate::instances::RELAUNCH_OF] = json!(request.id);
+            if let Err(error) = self.run_instances(Launch { region: &request.region, input }) {
+                if error.code != "InsufficientInstanceCapacity" {
+                    eprintln!("nimbus: ec2: persistent spot request {}: {}", request.id, error.message);
+                }
             }
         }
     }

@@ -243,3 +243,46 @@ async fn the_spot_market_interrupts_above_the_max_price_and_at_its_rate() {
     assert_eq!(ec2.instance(&launched.id).unwrap().unwrap().interruption.unwrap().cause, "capacity");
     ec2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_spot_requests_come_back_after_an_interruption() {
+    let fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    let persistent = |behavior: &str| {
+        json!({ "InstanceType": "t3.nano", "InstanceMarketOptions": { "MarketType": "spot", "SpotOptions": {
+            "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": behavior } } })
+    };
+    let request_of = |ec2: &Ec2, id: &str| -> crate::spot::SpotRequest {
+        ec2.store.get("spot-request", id).unwrap().unwrap()
+    };
+
+    let first = run(&ec2, persistent("terminate")).unwrap();
+    let stopping = run(&ec2, persistent("stop")).unwrap();
+    until_state(&ec2, &first.id, State::Running).await;
+    until_state(&ec2, &stopping.id, State::Running).await;
+    ec2.interrupt(&first.id).unwrap();
+    ec2.interrupt(&stopping.id).unwrap();
+    fixture.clock.advance_ms(121_000);
+    until_state(&ec2, &first.id, State::Terminated).await;
+    let stopped = until_state(&ec2, &stopping.id, State::Stopped).await;
+    assert_eq!(stopped.state_reason.unwrap().0, "Server.SpotInstanceShutdown");
+    let request_id = first.spot_request_id.clone().unwrap();
+    assert_eq!(request_of(&ec2, &request_id).state, "open");
+    assert_eq!(
+        request_of(&ec2, stopping.spot_request_id.as_deref().unwrap()).status_code,
+        "instance-stopped-no-capacity"
+    );
+
+    ec2.market_minute();
+    let relaunched = request_of(&ec2, &request_id);
+    assert_eq!((relaunched.state.as_str(), relaunched.status_code.as_str()), ("active", "fulfilled"));
+    let next = relaunched.instance_id.unwrap();
+    assert_ne!(next, first.id);
+    assert_eq!(
+        until_state(&ec2, &next, State::Running).await.spot_request_id.as_deref(),
+        Some(request_id.as_str())
+    );
+    until_state(&ec2, &stopping.id, State::Running).await;
+    assert_eq!(request_of(&ec2, stopping.spot_request_id.as_deref().unwrap()).state, "active");
+    ec2.shutdown().await;
+}
