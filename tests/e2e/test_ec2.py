@@ -468,3 +468,35 @@ def test_capacity_rebalancing_replaces_a_spot_member_at_its_notice(ec2, ec2_serv
     assert launched < ended, "the replacement starts at the notice, before the interrupted member ends"
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
     until("the replacement terminated", lambda: state(ec2, new[0]) == "terminated")
+
+
+def test_scheduled_actions_follow_the_virtual_clock(server_factory):
+    srv = server_factory(extra_args=["--clock", "virtual", "--capacity", "vcpus=16,memory=16"])
+    ec2 = aws_client("ec2", srv.endpoint)
+    autoscaling = aws_client("autoscaling", srv.endpoint)
+    name = f"sched-{uuid.uuid4().hex[:8]}"
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": X86_AMI, "InstanceType": "t3.nano"})
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name},
+                                          MinSize=0, MaxSize=4, DesiredCapacity=1, AvailabilityZones=["us-east-1b"])
+    now = admin(srv.endpoint, "/_nimbus/clock")["now_ms"] / 1000
+    autoscaling.put_scheduled_update_group_action(AutoScalingGroupName=name, ScheduledActionName="morning",
+                                                  StartTime=now + 3600, DesiredCapacity=3)
+    later = time.gmtime(now + 3 * 3600)  # a daily recurrence due in 2-3 hours, not in the first hour
+    autoscaling.put_scheduled_update_group_action(AutoScalingGroupName=name, ScheduledActionName="nightly",
+                                                  Recurrence=f"0 {later.tm_hour} * * *", DesiredCapacity=0)
+    listed = autoscaling.describe_scheduled_actions(AutoScalingGroupName=name)["ScheduledUpdateGroupActions"]
+    assert sorted(a["ScheduledActionName"] for a in listed) == ["morning", "nightly"]
+
+    def desired():
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        return group["DesiredCapacity"], len([i for i in group["Instances"] if i["LifecycleState"] in ("Pending", "InService")])
+
+    assert desired() == (1, 1)
+    admin(srv.endpoint, "/_nimbus/clock/advance?seconds=3660", method="POST")
+    until("the morning action", lambda: desired() == (3, 3))
+    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName=name)["Activities"]
+    assert any("a scheduled action update of AutoScalingGroup constraints to min: 0, max: 4, desired: 3 changing the desired capacity from 1 to 3." in a["Cause"] for a in activities)
+    assert [a["ScheduledActionName"] for a in autoscaling.describe_scheduled_actions(AutoScalingGroupName=name)["ScheduledUpdateGroupActions"]] == ["nightly"]
+    admin(srv.endpoint, "/_nimbus/clock/advance?seconds=7200", method="POST")
+    until("the nightly action", lambda: desired() == (0, 0))
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)

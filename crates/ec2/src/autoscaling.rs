@@ -55,6 +55,9 @@ impl AutoScaling {
             "DescribeAutoScalingInstances" => self.instances(region, input).map(Some),
             "DescribeScalingActivities" => self.activities(input).map(Some),
             "TerminateInstanceInAutoScalingGroup" => self.terminate(region, input).map(Some),
+            "PutScheduledUpdateGroupAction" => ec2.put_scheduled(region, input).map(|()| None),
+            "DescribeScheduledActions" => ec2.describe_scheduled(region, input).map(Some),
+            "DeleteScheduledAction" => ec2.delete_scheduled(input).map(|()| None),
             "" => Err(AwsError::new(400, "MissingAction", "The request must contain the parameter Action")),
             other => {
                 let _ = ec2;
@@ -290,6 +293,13 @@ impl AutoScaling {
             ));
         }
         self.0.store.delete("asg", &group.name)?;
+        for action in
+            self.0.store.all::<crate::schedule::Scheduled>("scheduled-action", Some(&group.region))?
+        {
+            if action.group == group.name {
+                self.0.store.delete("scheduled-action", &format!("{}/{}", action.group, action.name))?;
+            }
+        }
         for id in members {
             self.0.start_end(&id, State::Terminated, USER_SHUTDOWN, false)?;
         }

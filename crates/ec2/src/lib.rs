@@ -24,6 +24,7 @@ mod query;
 mod records;
 mod reserved;
 mod runner;
+pub(crate) mod schedule;
 pub(crate) mod spot;
 mod store;
 #[cfg(test)]

@@ -522,6 +522,7 @@ pub(crate) async fn market(ec2: std::sync::Weak<Ec2>) {
 impl Ec2 {
     pub(crate) fn market_minute(&self) {
         self.fulfil_persistent();
+        self.run_schedules();
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
         let now = self.now();
         let rate = self.config.spot_interruption_rate.clamp(0.0, 1.0);
