@@ -422,11 +422,11 @@ def test_an_instance_is_held_to_its_vcpus_and_memory(ec2):
     marker = f"burn-{uuid.uuid4().hex}"
     user_data = (
         "#!/bin/sh\n"
-        "head -c 1500M /dev/zero | tail > /dev/null || echo hog ended $?\n"
+        "head -c 800M /dev/zero | tail > /dev/null || echo hog ended $?\n"
         f"sh -c 'while :; do :; done' {marker} &\n"
         f"sh -c 'while :; do :; done' {marker} &\n"
     )
-    iid = run(ec2, user_data, instance_type="t2.micro")  # 1 vCPU, 1 GiB
+    iid = run(ec2, user_data, instance_type="t2.nano")  # 1 vCPU, 512 MiB
     # The memory hog is killed at the type's memory, the instance itself lives on.
     assert until("the hog's end", lambda: "hog ended 137" in console(ec2, iid), timeout=30)
     assert state(ec2, iid) == "running"
