@@ -12,12 +12,14 @@
 
 mod api;
 pub(crate) mod asg;
+mod attributes;
 mod autoscaling;
 mod catalog;
 mod catalog_ops;
 mod imds;
 mod instances;
 mod lifecycle;
+mod market;
 mod meter;
 mod model;
 mod query;
@@ -27,6 +29,7 @@ mod runner;
 pub(crate) mod schedule;
 pub(crate) mod spot;
 mod store;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod xml;
@@ -139,7 +142,7 @@ impl Ec2 {
         ec2.recover().map_err(|e| e.message)?;
         if tokio::runtime::Handle::try_current().is_ok() {
             ec2.reconcile_all().map_err(|e| e.message)?;
-            tokio::spawn(spot::market(Arc::downgrade(&ec2)));
+            tokio::spawn(market::market(Arc::downgrade(&ec2)));
         }
         Ok(ec2)
     }
