@@ -108,9 +108,11 @@ struct UpArgs {
     /// that jump an hour without waiting one. Real time still passes between jumps.
     #[arg(long, value_enum, default_value_t = ClockArg::Real)]
     clock: ClockArg,
-    /// What this host lends to EC2 instances: `vcpus=N,memory=GiB` (default: the host's CPUs
-    /// and memory). Launches past it fail with `InsufficientInstanceCapacity`.
-    #[arg(long, value_name = "vcpus=N,memory=GiB")]
+    /// What this host lends to EC2 instances: `vcpus=N,memory=GiB[,scale=F]` (default: the
+    /// host's CPUs and memory). Launches past it fail with `InsufficientInstanceCapacity`. With
+    /// `scale=8` an instance holds (and is limited to) an eighth of its type's vCPUs and memory,
+    /// so a 96-vCPU type fits a laptop.
+    #[arg(long, value_name = "vcpus=N,memory=GiB[,scale=F]")]
     capacity: Option<String>,
     /// Seconds between a spot interruption notice and the interruption (AWS: 120); the wait
     /// follows nimbus's clock, so `--clock virtual` can skip it.
@@ -490,10 +492,11 @@ struct Ec2Wiring<'a> {
 
 fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
     let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events } = wiring;
-    let (vcpus, memory_mib) = capacity_of(args.capacity.as_deref())?;
+    let (vcpus, memory_mib, scale) = capacity_of(args.capacity.as_deref())?;
     let config = nimbus_ec2::Config {
         vcpus,
         memory_mib,
+        scale,
         spot_notice_seconds: args.spot_notice_seconds,
         spot_interruption_rate: args.spot_interruption_rate,
         endpoint_url: endpoint_url.to_owned(),
@@ -515,9 +518,9 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
 }
 
 /// `--capacity vcpus=N,memory=GiB`, each part defaulting to the host's own.
-fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64)> {
+fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64, f64)> {
     let host_vcpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    let (mut vcpus, mut memory_mib) = (host_vcpus, host_memory_mb());
+    let (mut vcpus, mut memory_mib, mut scale) = (host_vcpus, host_memory_mb(), 1.0);
     for part in arg.unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
         let (key, value) = part.split_once('=').context("--capacity takes vcpus=N,memory=GiB")?;
         match key.trim() {
@@ -527,10 +530,14 @@ fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64)> {
                     value.trim().trim_end_matches("GiB").parse().context("--capacity memory is in GiB")?;
                 memory_mib = (gib * 1024.0) as u64;
             }
-            other => anyhow::bail!("--capacity knows vcpus and memory, not {other}"),
+            "scale" => {
+                scale = value.trim().parse().context("--capacity scale is a number ≥ 1")?;
+                anyhow::ensure!(scale >= 1.0 && f64::is_finite(scale), "--capacity scale is a number ≥ 1");
+            }
+            other => anyhow::bail!("--capacity knows vcpus, memory and scale, not {other}"),
         }
     }
-    Ok((vcpus, memory_mib))
+    Ok((vcpus, memory_mib, scale))
 }
 
 /// What every service opens its state from.

@@ -60,6 +60,7 @@ pub fn render_instances(listing: &Value, style: &Style) -> String {
         ("ZONE", Align::Left),
         ("VCPUS", Align::Right),
         ("MEMORY MIB", Align::Right),
+        ("PEAK MIB", Align::Right),
         ("USD/HOUR", Align::Right),
     ]);
     for row in rows {
@@ -72,6 +73,7 @@ pub fn render_instances(listing: &Value, style: &Style) -> String {
             Cell::new(text(&row["availability_zone"])),
             Cell::new(text(&row["vcpus"])),
             Cell::new(text(&row["memory_mib"])),
+            Cell::new(text(&row["memory_peak_mib"])),
             Cell::new(price),
         ]);
     }

@@ -154,6 +154,7 @@ impl Ec2 {
                     "state": i.state.name(), "region": i.region, "availability_zone": i.zone,
                     "vcpus": kind.map(|k| k.vcpus), "memory_mib": kind.map(|k| k.memory_mib), "usd_per_hour": price,
                     "live": self.runner.is_live(&i.id),
+                    "memory_peak_mib": self.runner.peak_memory_mib(&i.id),
                 })
             })
             .collect();

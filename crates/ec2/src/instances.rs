@@ -60,14 +60,15 @@ impl Ec2 {
     }
 
     /// vCPUs and MiB held by instances now.
-    fn capacity_in_use(&self) -> Result<(u32, u64), AwsError> {
+    fn capacity_in_use(&self) -> Result<(f64, u64), AwsError> {
         let catalog = Catalog::get();
-        let mut used = (0u32, 0u64);
+        let mut used = (0.0, 0u64);
         for instance in self.store.all::<Instance>("instance", None)? {
             if instance.state.holds_capacity() {
                 if let Some(kind) = catalog.instance_type(&instance.instance_type) {
-                    used.0 += kind.vcpus;
-                    used.1 += kind.memory_mib;
+                    let (vcpus, memory) = self.config.footprint(kind);
+                    used.0 += vcpus;
+                    used.1 += memory;
                 }
             }
         }
@@ -84,10 +85,11 @@ impl Ec2 {
         at_least: u32,
     ) -> Result<u32, AwsError> {
         let (vcpus, memory) = self.capacity_in_use()?;
-        let free_vcpus = self.config.vcpus.saturating_sub(vcpus);
+        let (need_vcpus, need_memory) = self.config.footprint(kind);
+        let free_vcpus = (f64::from(self.config.vcpus) - vcpus).max(0.0);
         let free_memory = self.config.memory_mib.saturating_sub(memory);
-        let by_cpu = free_vcpus / kind.vcpus.max(1);
-        let by_memory = (free_memory / kind.memory_mib.max(1)) as u32;
+        let by_cpu = (free_vcpus / need_vcpus.max(0.001) + 1e-9).floor() as u32;
+        let by_memory = (free_memory / need_memory.max(1)) as u32;
         let fits = by_cpu.min(by_memory).min(wanted);
         if fits < at_least {
             return Err(AwsError::new(

@@ -72,6 +72,9 @@ pub struct Config {
     pub vcpus: u32,
     /// MiB that running instances' types may add up to.
     pub memory_mib: u64,
+    /// An instance holds its type's vCPUs and memory divided by this (≥ 1), and its cgroup is
+    /// limited to as much: types larger than the host become launchable.
+    pub scale: f64,
     /// Seconds between a spot interruption notice and the interruption (AWS: 120).
     pub spot_notice_seconds: u64,
     /// Chance per hour that a running spot instance is interrupted (0: only on demand, or when
@@ -200,6 +203,14 @@ impl Ec2 {
     /// start.
     pub async fn shutdown(&self) {
         self.runner.shutdown().await;
+    }
+}
+
+impl Config {
+    /// The vCPUs and MiB an instance of `kind` holds on this host (its type's, scaled down).
+    pub fn footprint(&self, kind: &InstanceType) -> (f64, u64) {
+        let scale = self.scale.max(1.0);
+        (f64::from(kind.vcpus) / scale, ((kind.memory_mib as f64 / scale).ceil() as u64).max(16))
     }
 }
 

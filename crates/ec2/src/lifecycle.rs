@@ -90,7 +90,7 @@ impl Ec2 {
             let _ = self.update(&id, |i| i.node = self.config.node.clone());
         }
         let kind = Catalog::get().instance_type(&instance.instance_type);
-        let (memory_mib, vcpus) = kind.map_or((512, 1), |t| (t.memory_mib, t.vcpus));
+        let (vcpus, memory_mib) = kind.map_or((1.0, 512), |t| self.config.footprint(t));
         let user_data = instance.user_data.as_deref().map(|data| {
             base64::engine::general_purpose::STANDARD
                 .decode(data.trim())

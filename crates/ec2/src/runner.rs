@@ -33,7 +33,8 @@ pub struct Boot {
     pub instance_type: String,
     pub arch: String,
     pub memory_mib: u64,
-    pub vcpus: u32,
+    /// The CPU quota (the type's vCPUs, scaled).
+    pub vcpus: f64,
     pub region: String,
     /// Decoded user data, if any.
     pub user_data: Option<Vec<u8>>,
@@ -96,6 +97,12 @@ impl Runner {
     /// The last 64 KiB of the instance's console output.
     pub fn console(&self, id: &str) -> Vec<u8> {
         std::fs::read(self.console_path(id)).unwrap_or_default()
+    }
+
+    /// The instance's peak memory so far (its main process's cgroup), in MiB.
+    pub fn peak_memory_mib(&self, id: &str) -> Option<u64> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        live.and_then(|live| live.child.peak_memory_mib())
     }
 
     pub fn is_live(&self, id: &str) -> bool {
@@ -203,7 +210,7 @@ impl Runner {
             limits: Limits {
                 memory_mb: boot.memory_mib,
                 pids: MAX_PIDS,
-                cpu_millis: u64::from(boot.vcpus) * 1000,
+                cpu_millis: (boot.vcpus * 1000.0).round() as u64,
             },
             netns: netns.clone(),
             id: format!("ec2-{}-{}", boot.instance_id, uuid::Uuid::new_v4().simple()),
@@ -220,7 +227,7 @@ impl Runner {
         let live = Arc::new(Live {
             child: child.clone(),
             memory_mib: boot.memory_mib,
-            cpu_millis: u64::from(boot.vcpus) * 1000,
+            cpu_millis: (boot.vcpus * 1000.0).round() as u64,
             netns,
             base_env: env,
             extra: Mutex::new(Vec::new()),

@@ -38,6 +38,7 @@ impl Fixture {
         let config = Config {
             vcpus,
             memory_mib: 16 * 1024,
+            scale: 1.0,
             spot_notice_seconds: 120,
             spot_interruption_rate: 0.0,
             endpoint_url: "http://127.0.0.1:4566".into(),
@@ -284,5 +285,25 @@ async fn persistent_spot_requests_come_back_after_an_interruption() {
     );
     until_state(&ec2, &stopping.id, State::Running).await;
     assert_eq!(request_of(&ec2, stopping.spot_request_id.as_deref().unwrap()).state, "active");
+    ec2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scale_factor_lets_types_larger_than_the_host_run() {
+    let mut fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    assert_eq!(
+        run(&ec2, json!({ "InstanceType": "c5.9xlarge" })).unwrap_err().code,
+        "InsufficientInstanceCapacity"
+    );
+    fixture.config.scale = 8.0;
+    let ec2 = fixture.open();
+    // 36 vCPUs and 72 GiB held as 4.5 vCPUs and 9 GiB: one fits in 8 vCPUs and 16 GiB, not two.
+    let big = run(&ec2, json!({ "InstanceType": "c5.9xlarge" })).unwrap();
+    until_state(&ec2, &big.id, State::Running).await;
+    assert_eq!(
+        run(&ec2, json!({ "InstanceType": "c5.9xlarge" })).unwrap_err().code,
+        "InsufficientInstanceCapacity"
+    );
     ec2.shutdown().await;
 }
