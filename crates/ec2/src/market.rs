@@ -111,7 +111,23 @@ pub(crate) async fn market(ec2: std::sync::Weak<Ec2>) {
 }
 
 impl Ec2 {
+    /// Processes of this node whose instance another node stopped or terminated end here.
+    fn reap(&self) {
+        for id in self.runner.live_ids() {
+            let ended = match self.instance(&id) {
+                Ok(Some(instance)) => !instance.state.holds_capacity() || instance.node != self.config.node,
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if ended {
+                let runner = self.runner.clone();
+                tokio::runtime::Handle::current().spawn(async move { runner.kill(&id).await });
+            }
+        }
+    }
+
     pub(crate) fn market_minute(&self) {
+        self.reap();
         self.fulfil_persistent();
         self.run_schedules();
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };

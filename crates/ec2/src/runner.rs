@@ -105,6 +105,11 @@ impl Runner {
         live.and_then(|live| live.child.peak_memory_mib())
     }
 
+    /// The instances whose processes run on this node.
+    pub fn live_ids(&self) -> Vec<String> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
     pub fn is_live(&self, id: &str) -> bool {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
     }
