@@ -502,6 +502,7 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
         endpoint_url: endpoint_url.to_owned(),
         data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("ec2"),
         node: node.to_owned(),
+        market: true,
     };
     let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
     let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });

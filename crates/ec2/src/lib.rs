@@ -86,6 +86,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// This node's name: an instance's processes live on the node that booted it.
     pub node: String,
+    /// Run the market's minute (interruptions, persistent requests, scheduled actions) on the
+    /// clock; off, only [`Ec2::market_minute`] calls run it (tests).
+    pub market: bool,
 }
 
 pub struct Ec2 {
@@ -145,7 +148,9 @@ impl Ec2 {
         ec2.recover().map_err(|e| e.message)?;
         if tokio::runtime::Handle::try_current().is_ok() {
             ec2.reconcile_all().map_err(|e| e.message)?;
-            tokio::spawn(market::market(Arc::downgrade(&ec2)));
+            if ec2.config.market {
+                tokio::spawn(market::market(Arc::downgrade(&ec2)));
+            }
         }
         Ok(ec2)
     }

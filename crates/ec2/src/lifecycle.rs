@@ -209,22 +209,30 @@ impl Ec2 {
         if let Err(error) = self.store.close_segment(id, now, interrupted) {
             eprintln!("nimbus: ec2 meter: {error}");
         }
-        let mut cause = None;
+        // The spot request first: whoever sees the instance ended sees its request settled.
+        if let Ok(Some(ending)) = self.instance(id) {
+            if matches!(ending.state, State::Stopping | State::ShuttingDown) {
+                let cause =
+                    ending
+                        .interruption
+                        .as_ref()
+                        .map(|i| if i.cause.is_empty() { "capacity" } else { &i.cause });
+                if target == State::Terminated {
+                    self.spot_instance_ended(&ending, cause.filter(|_| interrupted));
+                } else if interrupted {
+                    self.spot_instance_stopped(&ending);
+                }
+            }
+        }
         let updated = self.update(id, |i| {
             if matches!(i.state, State::Stopping | State::ShuttingDown) {
                 i.state = target;
                 i.ended_ms = Some(now);
-                cause = i.interruption.take().map(|i| i.cause);
+                i.interruption = None;
             }
         });
         if let Ok(Some(instance)) = updated {
             self.state_event(&instance);
-            if target == State::Terminated {
-                let cause = cause.map(|c| if c.is_empty() { "capacity".to_owned() } else { c });
-                self.spot_instance_ended(&instance, cause.as_deref().filter(|_| interrupted));
-            } else if interrupted {
-                self.spot_instance_stopped(&instance);
-            }
             if let Some(asg) = instance.tags.iter().find(|(k, _)| k == "aws:autoscaling:groupName") {
                 self.asg_member_ended(&asg.1);
             }

@@ -126,10 +126,16 @@ impl Ec2 {
         }
     }
 
-    pub(crate) fn market_minute(&self) {
+    /// One minute of the market (run on the clock when [`crate::Config::market`] is set).
+    pub fn market_minute(&self) {
         self.reap();
-        self.fulfil_persistent();
-        self.run_schedules();
+        // Work for the whole nimbus (relaunches, scheduled actions): one node per minute.
+        let now = self.now();
+        let minute = now.div_euclid(60_000).to_string();
+        if self.store.claim("market-minute", &minute, now, now - 3_600_000).unwrap_or(false) {
+            self.fulfil_persistent();
+            self.run_schedules();
+        }
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
         let now = self.now();
         let rate = self.config.spot_interruption_rate.clamp(0.0, 1.0);

@@ -101,6 +101,23 @@ impl Store {
         Ok(())
     }
 
+    /// Claims `(kind, id)` for this caller: true for exactly one of the nodes that try (the
+    /// insert that wins); claims of `kind` older than `expire_before` are dropped.
+    pub fn claim(&self, kind: &str, id: &str, now: i64, expire_before: i64) -> Result<bool, AwsError> {
+        self.db
+            .execute("DELETE FROM docs WHERE kind = ?1 AND created < ?2", &params![kind, expire_before])
+            .map_err(db)?;
+        let claimed = self
+            .db
+            .execute(
+                "INSERT INTO docs (kind, id, region, body, created) VALUES (?1, ?2, '', '{}', ?3) \
+                 ON CONFLICT (kind, id) DO NOTHING",
+                &params![kind, id, now],
+            )
+            .map_err(db)?;
+        Ok(claimed > 0)
+    }
+
     pub fn delete(&self, kind: &str, id: &str) -> Result<bool, AwsError> {
         Ok(self.db.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", &params![kind, id]).map_err(db)?
             > 0)

@@ -44,6 +44,7 @@ impl Fixture {
             endpoint_url: "http://127.0.0.1:4566".into(),
             data_dir: dir.path().join("ec2"),
             node: "local".into(),
+            market: false,
         };
         Fixture {
             database: Database::sqlite(dir.path()),
@@ -274,6 +275,7 @@ async fn persistent_spot_requests_come_back_after_an_interruption() {
         "instance-stopped-no-capacity"
     );
 
+    fixture.clock.advance_ms(60_000);
     ec2.market_minute();
     let relaunched = request_of(&ec2, &request_id);
     assert_eq!((relaunched.state.as_str(), relaunched.status_code.as_str()), ("active", "fulfilled"));
