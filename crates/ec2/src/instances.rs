@@ -42,6 +42,9 @@ pub struct Launch<'a> {
 impl Ec2 {
     /// The instances named (all must exist in `region`), in the order given.
     pub(crate) fn named_instances(&self, region: &str, ids: &[String]) -> Result<Vec<Instance>, AwsError> {
+        if ids.is_empty() {
+            return Err(missing("InstanceId"));
+        }
         let mut found = Vec::new();
         let mut missing_ids = Vec::new();
         for id in ids {

@@ -156,18 +156,53 @@ pub fn tags_for(input: &Value, resource_type: &str) -> Vec<(String, String)> {
 }
 
 /// EC2's filter values: `*` any run of characters, `?` one character, `\` escapes.
+/// Linear in the lengths (the last `*` is the only backtracking point), so no pattern of stars
+/// can make a request slow.
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some(('\\', rest)) if !rest.is_empty() => t.first() == Some(&rest[0]) && go(&rest[1..], &t[1..]),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+    // The pattern as tokens: Some(c) a literal (escapes resolved), None a `*`, '?' kept apart.
+    enum Token {
+        Literal(char),
+        One,
+        Any,
+    }
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '*' => Token::Any,
+            '?' => Token::One,
+            '\\' => Token::Literal(chars.next().unwrap_or('\\')),
+            c => Token::Literal(c),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Token::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(Token::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Token::Literal(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
         }
     }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
+    tokens[p..].iter().all(|token| matches!(token, Token::Any))
 }
 
 /// Whether any of `values` matches any of the filter's patterns.
@@ -247,5 +282,10 @@ mod tests {
         assert!(wildcard("?3.micro", "t3.micro"));
         assert!(!wildcard("t3.*", "t3a"));
         assert!(wildcard("a\\*", "a*"));
+        assert!(!wildcard("a\\*", "ab"));
+        assert!(wildcard("*a*b?", "xxaxxbz"));
+        assert!(wildcard("", "") && !wildcard("", "x") && wildcard("*", ""));
+        let stars = "*a".repeat(200) + "b";
+        assert!(!wildcard(&stars, &"a".repeat(300)));
     }
 }
