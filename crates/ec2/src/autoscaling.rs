@@ -36,9 +36,13 @@ fn check_bounds(min: u32, max: u32, desired: u32) -> Result<(), AwsError> {
     Ok(())
 }
 
-fn uint(input: &Value, name: &str) -> Result<Option<u32>, AwsError> {
+/// AWS's own ceiling on group sizes is a quota far below this; anything larger is refused.
+const MAX_SIZE: i64 = 10_000;
+
+pub(crate) fn uint(input: &Value, name: &str) -> Result<Option<u32>, AwsError> {
     match input.int(name)? {
         Some(n) if n < 0 => Err(validation(format!("{name} must be greater than or equal to 0"))),
+        Some(n) if n > MAX_SIZE => Err(validation(format!("{name} must be at most {MAX_SIZE}"))),
         other => Ok(other.map(|n| n as u32)),
     }
 }

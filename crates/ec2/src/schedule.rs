@@ -119,8 +119,7 @@ impl Ec2 {
                 "Either StartTime or Recurrence must be specified.",
             ));
         }
-        let uint =
-            |field: &str| -> Result<Option<u32>, AwsError> { Ok(input.int(field)?.map(|n| n.max(0) as u32)) };
+        let uint = |field: &str| crate::autoscaling::uint(input, field);
         let (min, max, desired) = (uint("MinSize")?, uint("MaxSize")?, uint("DesiredCapacity")?);
         if min.is_none() && max.is_none() && desired.is_none() {
             return Err(AwsError::new(
