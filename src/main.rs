@@ -506,7 +506,7 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
     };
     let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
     let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });
-    let ec2 = lazy::Lazy::new("ec2", Protocol::Ec2, move || {
+    let ec2 = lazy::Lazy::with_paths("ec2", Protocol::Ec2, nimbus_ec2::ADMIN_PREFIX, move || {
         let (sandbox, clock, acceptor, sink) =
             (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
         nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)

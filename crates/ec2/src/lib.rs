@@ -45,7 +45,7 @@ use nimbus_store::Database;
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use crate::api::{Capacity, Launched, Lifecycle};
+pub use crate::api::{Capacity, Launched, Lifecycle, ADMIN_PREFIX};
 pub use crate::autoscaling::AutoScaling;
 pub use crate::catalog::{Catalog, InstanceType, PRICE_SOURCE};
 pub use crate::model::{Instance, State};

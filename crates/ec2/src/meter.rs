@@ -45,7 +45,9 @@ impl Ec2 {
     /// The meter over the last `since_seconds` (everything when None).
     pub fn meter(&self, since_seconds: Option<f64>) -> Result<Value, AwsError> {
         let now = self.now();
-        let since = since_seconds.map_or(0, |s| now - (s * 1000.0) as i64);
+        let since = since_seconds
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(0, |s| now.saturating_sub((s * 1000.0) as i64).max(0));
         let segments = self.store.segments(since, None)?;
         let mut lines: BTreeMap<(String, String, String, String), Line> = BTreeMap::new();
         let catalog = Catalog::get();
