@@ -155,7 +155,8 @@ impl Ec2 {
         Ok(ec2)
     }
 
-    /// Whether EC2 holds instances that are not terminated (checked at start, to recover them).
+    /// Whether EC2 has work to do from the start: instances to recover, groups to keep at their
+    /// capacity, scheduled actions to fire, open spot requests to fulfil.
     pub fn has_instances(database: &Database) -> bool {
         if !database.has_schema(&SCHEMA) {
             return false;

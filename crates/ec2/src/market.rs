@@ -178,7 +178,8 @@ impl Ec2 {
     fn fulfil_persistent(&self) {
         let Ok(requests) = self.store.all::<SpotRequest>("spot-request", None) else { return };
         let now = self.now();
-        for request in requests.into_iter().filter(|r| r.kind == "persistent") {
+        // Persistent requests, and one-time ones never fulfilled (no capacity or too low a price then).
+        for request in requests.into_iter().filter(|r| r.kind == "persistent" || r.instance_id.is_none()) {
             let stopped = request
                 .instance_id
                 .as_deref()

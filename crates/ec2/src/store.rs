@@ -123,14 +123,17 @@ impl Store {
             > 0)
     }
 
-    /// Instances whose processes were running (or about to), without parsing every document.
+    /// Records that need EC2 open from the start: instances whose processes were running (or
+    /// about to), Auto Scaling groups and scheduled actions, open spot requests — counted
+    /// without parsing every document.
     pub fn count_live(&self) -> Result<i64, AwsError> {
         let row = self
             .db
             .query_opt(
-                "SELECT COUNT(*) FROM docs WHERE kind = 'instance' AND (body LIKE '%\"state\":\"running\"%' \
+                "SELECT COUNT(*) FROM docs WHERE (kind = 'instance' AND (body LIKE '%\"state\":\"running\"%' \
                  OR body LIKE '%\"state\":\"pending\"%' OR body LIKE '%\"state\":\"stopping\"%' \
-                 OR body LIKE '%\"state\":\"shutting-down\"%')",
+                 OR body LIKE '%\"state\":\"shutting-down\"%')) OR kind IN ('asg', 'scheduled-action') \
+                 OR (kind = 'spot-request' AND body LIKE '%\"state\":\"open\"%')",
                 &[],
             )
             .map_err(db)?;

@@ -309,3 +309,26 @@ async fn a_scale_factor_lets_types_larger_than_the_host_run() {
     );
     ec2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unfulfilled_spot_request_is_fulfilled_when_capacity_returns() {
+    let ec2 = Fixture::new(2).open();
+    let request = json!({ "InstanceCount": "1", "LaunchSpecification": {
+        "ImageId": crate::catalog::IMAGES[0].id, "InstanceType": "t3.micro" } });
+    let first = ec2.request_spot_instances("us-east-1", &request).unwrap();
+    let first_instance = first["spotInstanceRequestSet"][0]["instanceId"].as_str().unwrap().to_owned();
+    let second = ec2.request_spot_instances("us-east-1", &request).unwrap();
+    let waiting = second["spotInstanceRequestSet"][0].clone();
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["status"]["code"].as_str()),
+        (Some("open"), Some("capacity-not-available"))
+    );
+    let id = waiting["spotInstanceRequestId"].as_str().unwrap().to_owned();
+    ec2.terminate(&first_instance).unwrap();
+    until_state(&ec2, &first_instance, State::Terminated).await;
+    ec2.market_minute();
+    let fulfilled: crate::spot::SpotRequest = ec2.store.get("spot-request", &id).unwrap().unwrap();
+    assert_eq!((fulfilled.state.as_str(), fulfilled.status_code.as_str()), ("active", "fulfilled"));
+    until_state(&ec2, fulfilled.instance_id.as_deref().unwrap(), State::Running).await;
+    ec2.shutdown().await;
+}
