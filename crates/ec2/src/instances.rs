@@ -62,12 +62,12 @@ impl Ec2 {
         Ok(found)
     }
 
-    /// vCPUs and MiB held by instances now.
+    /// vCPUs and MiB held by this node's instances now (each node lends its own host).
     fn capacity_in_use(&self) -> Result<(f64, u64), AwsError> {
         let catalog = Catalog::get();
         let mut used = (0.0, 0u64);
         for instance in self.store.all::<Instance>("instance", None)? {
-            if instance.state.holds_capacity() {
+            if instance.state.holds_capacity() && instance.node == self.config.node {
                 if let Some(kind) = catalog.instance_type(&instance.instance_type) {
                     let (vcpus, memory) = self.config.footprint(kind);
                     used.0 += vcpus;
