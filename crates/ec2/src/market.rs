@@ -135,6 +135,7 @@ impl Ec2 {
         if self.store.claim("market-minute", &minute, now, now - 3_600_000).unwrap_or(false) {
             self.fulfil_persistent();
             self.run_schedules();
+            self.forget_terminated(now);
         }
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
         let now = self.now();
@@ -219,6 +220,24 @@ impl Ec2 {
                 if error.code != "InsufficientInstanceCapacity" {
                     eprintln!("nimbus: ec2: persistent spot request {}: {}", request.id, error.message);
                 }
+            }
+        }
+    }
+}
+
+/// Terminated instances are forgotten this long after they ended (AWS lists them about an hour).
+const TERMINATED_KEPT_MS: i64 = 3600 * 1000;
+
+impl Ec2 {
+    /// Drops instances terminated more than an hour ago, with their files (the meter's ledger
+    /// keeps their usage).
+    fn forget_terminated(&self, now: i64) {
+        let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
+        for instance in instances {
+            let old = instance.state == State::Terminated
+                && instance.ended_ms.is_some_and(|t| now - t > TERMINATED_KEPT_MS);
+            if old && self.store.delete("instance", &instance.id).unwrap_or(false) {
+                self.runner.forget(&instance.id);
             }
         }
     }

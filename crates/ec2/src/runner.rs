@@ -94,6 +94,13 @@ impl Runner {
         self.instance_dir(id).join("console.log")
     }
 
+    /// Removes a forgotten instance's files (user data, console log).
+    pub fn forget(&self, id: &str) {
+        if !id.is_empty() && !id.contains('/') {
+            let _ = std::fs::remove_dir_all(self.instance_dir(id));
+        }
+    }
+
     /// The last 64 KiB of the instance's console output.
     pub fn console(&self, id: &str) -> Vec<u8> {
         std::fs::read(self.console_path(id)).unwrap_or_default()

@@ -332,3 +332,19 @@ async fn an_unfulfilled_spot_request_is_fulfilled_when_capacity_returns() {
     until_state(&ec2, fulfilled.instance_id.as_deref().unwrap(), State::Running).await;
     ec2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminated_instances_are_forgotten_after_an_hour() {
+    let fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    let launched = run(&ec2, json!({ "InstanceType": "t3.nano" })).unwrap();
+    until_state(&ec2, &launched.id, State::Running).await;
+    ec2.terminate(&launched.id).unwrap();
+    until_state(&ec2, &launched.id, State::Terminated).await;
+    ec2.market_minute();
+    assert!(ec2.instance(&launched.id).unwrap().is_some());
+    fixture.clock.advance_ms(3_700_000);
+    ec2.market_minute();
+    assert!(ec2.instance(&launched.id).unwrap().is_none());
+    assert_eq!(ec2.meter(None).unwrap()["lines"][0]["instances"], 1, "the meter keeps its usage");
+}
