@@ -11,6 +11,7 @@ use crate::catalog::{self, Catalog};
 use crate::lifecycle::{reason, USER_SHUTDOWN};
 use crate::model::{new_id, Instance, State};
 use crate::query::{any_matches, filters, invalid, missing, page, tags_for, Input};
+use crate::store::Doc;
 use crate::Ec2;
 
 /// Set (internally) when a persistent spot request launches its next instance.
@@ -196,6 +197,7 @@ impl Ec2 {
         let reservation_id = new_id("r");
         let now = self.now();
         let mut launched = Vec::new();
+        let mut docs = Vec::new();
         for index in 0..count {
             let id = new_id("i");
             // A persistent request relaunching keeps its id.
@@ -235,12 +237,20 @@ impl Ec2 {
                 ended_ms: None,
                 node: self.config.node.clone(),
             };
-            self.store.put("instance", &id, region, &instance, now)?;
+            docs.push(Doc::of("instance", &id, region, &instance, now)?);
             if let Some(request_id) = &spot_request_id {
-                self.record_spot_request_for(&instance, request_id, spot_options, &spot_type, &input)?;
+                docs.push(self.record_spot_request_for(
+                    &instance,
+                    request_id,
+                    spot_options,
+                    &spot_type,
+                    &input,
+                )?);
             }
             launched.push(instance);
         }
+        // The whole launch in one transaction: all of it is acknowledged, or none.
+        self.store.put_all(&docs)?;
         drop(_launching);
         for instance in &launched {
             self.start_boot(instance.id.clone());

@@ -142,7 +142,7 @@ impl Ec2 {
         options: Option<&Value>,
         spot_type: &str,
         input: &Value,
-    ) -> Result<(), AwsError> {
+    ) -> Result<crate::store::Doc, AwsError> {
         let now = self.now();
         let on_demand =
             Catalog::get().instance_type(&instance.instance_type).and_then(|k| k.price).unwrap_or(0.0);
@@ -175,8 +175,7 @@ impl Ec2 {
             launch,
         };
         request.set_status("fulfilled", now);
-        self.store.put("spot-request", request_id, &instance.region, &request, now)?;
-        Ok(())
+        crate::store::Doc::of("spot-request", request_id, &instance.region, &request, now)
     }
 
     /// Sets a request's state and status code.

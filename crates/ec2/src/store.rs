@@ -28,6 +28,28 @@ pub const SCHEMA: Schema = Schema {
 };
 
 /// A stretch of time an instance ran, billed one way.
+/// A document ready to write (see [`Store::put_all`]).
+pub struct Doc {
+    pub kind: &'static str,
+    pub id: String,
+    pub region: String,
+    pub body: String,
+    pub created: i64,
+}
+
+impl Doc {
+    pub fn of<T: Serialize>(
+        kind: &'static str,
+        id: &str,
+        region: &str,
+        doc: &T,
+        created: i64,
+    ) -> Result<Doc, AwsError> {
+        let body = text(doc).map_err(db)?;
+        Ok(Doc { kind, id: id.to_owned(), region: region.to_owned(), body, created })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {
     pub instance_id: String,
@@ -99,6 +121,22 @@ impl Store {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    /// Several documents written in one transaction (all or none).
+    pub fn put_all(&self, docs: &[Doc]) -> Result<(), AwsError> {
+        self.db
+            .write(|tx| {
+                for doc in docs {
+                    tx.execute(
+                        "INSERT INTO docs (kind, id, region, body, created) VALUES (?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+                        &params![doc.kind, doc.id, doc.region, doc.body, doc.created],
+                    )?;
+                }
+                Ok::<(), DbError>(())
+            })
+            .map_err(db)
     }
 
     /// Claims `(kind, id)` for this caller: true for exactly one of the nodes that try (the
