@@ -15,6 +15,8 @@ type Opener<S> = Box<dyn Fn() -> Result<Arc<S>, String> + Send + Sync>;
 pub struct Lazy<S> {
     name: &'static str,
     protocol: Protocol,
+    /// nimbus's own paths the service answers even before it is opened (`/_nimbus/ec2/`).
+    paths: Option<&'static str>,
     open: Opener<S>,
     opened: OnceCell<Arc<S>>,
 }
@@ -27,7 +29,18 @@ impl<S: Service> Lazy<S> {
         protocol: Protocol,
         open: impl Fn() -> Result<Arc<S>, String> + Send + Sync + 'static,
     ) -> Arc<Lazy<S>> {
-        Arc::new(Lazy { name, protocol, open: Box::new(open), opened: OnceCell::new() })
+        Arc::new(Lazy { name, protocol, paths: None, open: Box::new(open), opened: OnceCell::new() })
+    }
+
+    /// As [`Lazy::new`], for a service that also answers nimbus's own paths under `prefix`
+    /// (which open it).
+    pub fn with_paths(
+        name: &'static str,
+        protocol: Protocol,
+        prefix: &'static str,
+        open: impl Fn() -> Result<Arc<S>, String> + Send + Sync + 'static,
+    ) -> Arc<Lazy<S>> {
+        Arc::new(Lazy { name, protocol, paths: Some(prefix), open: Box::new(open), opened: OnceCell::new() })
     }
 
     /// The service, opened now if it was not yet (on this worker thread, which hands its other
@@ -62,7 +75,8 @@ impl<S: Service> Service for Lazy<S> {
     }
 
     fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
-        self.opened.get().is_some_and(|service| service.claims(method, uri, headers))
+        self.paths.is_some_and(|prefix| uri.path().starts_with(prefix))
+            || self.opened.get().is_some_and(|service| service.claims(method, uri, headers))
     }
 
     fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {

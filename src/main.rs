@@ -113,6 +113,21 @@ struct UpArgs {
     /// that jump an hour without waiting one. Real time still passes between jumps.
     #[arg(long, value_enum, default_value_t = ClockArg::Real)]
     clock: ClockArg,
+    /// What this host lends to EC2 instances: `vcpus=N,memory=GiB[,scale=F]` (default: the
+    /// host's CPUs and memory). Launches past it fail with `InsufficientInstanceCapacity`. With
+    /// `scale=8` an instance holds (and is limited to) an eighth of its type's vCPUs and memory,
+    /// so a 96-vCPU type fits a laptop.
+    #[arg(long, value_name = "vcpus=N,memory=GiB[,scale=F]")]
+    capacity: Option<String>,
+    /// Seconds between a spot interruption notice and the interruption (AWS: 120); the wait
+    /// follows nimbus's clock, so `--clock virtual` can skip it.
+    #[arg(long, default_value_t = 120)]
+    spot_notice_seconds: u64,
+    /// Chance per hour (0-1) that a running spot instance is interrupted, checked every minute
+    /// of nimbus's clock; 0 (default): only `POST /_nimbus/ec2/interrupt` and the spot price
+    /// passing an instance's max price interrupt.
+    #[arg(long, default_value_t = 0.0)]
+    spot_interruption_rate: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -372,6 +387,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open API Gateway: {why}");
         }
     }
+    let (ec2, autoscaling) = ec2_services(Ec2Wiring {
+        args: &args,
+        database: &database,
+        node: &node,
+        endpoint_url: &endpoint_url,
+        clock: clock.clone(),
+        sandbox: sandbox.clone(),
+        acceptor: &api_acceptor,
+        events: &events,
+    })?;
+    // Instances that were running when nimbus stopped are settled (and replaced) from the start.
+    if nimbus_ec2::Ec2::has_instances(&database) {
+        if let Err(error) = ec2.get().await {
+            eprintln!("nimbus: cannot open EC2: {error}");
+        }
+    }
     let admin = Arc::new(admin::Admin {
         clock,
         virtual_clock,
@@ -401,6 +432,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         scheduler,
         apigateway.clone(),
         Arc::new(wiring::GatewayV2(apigateway)),
+        ec2.clone(),
+        autoscaling,
         s3,
     ];
 
@@ -447,6 +480,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
     }
+    if let Some(ec2) = ec2.opened() {
+        ec2.shutdown().await;
+    }
     // The lease steps first, so that none opens a service again after it is closed here.
     cluster_work.stop().await;
     logs.close().await;
@@ -487,6 +523,72 @@ fn kinesis_service(
         wiring::wake_kinesis_readers(cluster, kinesis.clone());
     }
     kinesis
+}
+
+type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);
+
+/// EC2 and Auto Scaling, opened by their first request (or at start when instances were running).
+/// What EC2 is opened with.
+struct Ec2Wiring<'a> {
+    args: &'a UpArgs,
+    database: &'a Database,
+    node: &'a str,
+    endpoint_url: &'a str,
+    clock: Arc<dyn Clock>,
+    sandbox: Arc<Sandbox>,
+    acceptor: &'a ApiAcceptor,
+    events: &'a Arc<lazy::Lazy<EventBridge>>,
+}
+
+fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
+    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events } = wiring;
+    let (vcpus, memory_mib, scale) = capacity_of(args.capacity.as_deref())?;
+    let config = nimbus_ec2::Config {
+        vcpus,
+        memory_mib,
+        scale,
+        spot_notice_seconds: args.spot_notice_seconds,
+        spot_interruption_rate: args.spot_interruption_rate,
+        endpoint_url: endpoint_url.to_owned(),
+        data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("ec2"),
+        node: node.to_owned(),
+        market: true,
+    };
+    let (database, identity, acceptor) = (database.clone(), identity_of(args), acceptor.clone());
+    let sink: Arc<dyn nimbus_ec2::Ec2Events> = Arc::new(wiring::Ec2Events { events: events.clone() });
+    let ec2 = lazy::Lazy::with_paths("ec2", Protocol::Ec2, nimbus_ec2::ADMIN_PREFIX, move || {
+        let (sandbox, clock, acceptor, sink) =
+            (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
+        nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)
+    });
+    let over = ec2.clone();
+    let autoscaling = lazy::Lazy::new("autoscaling", Protocol::Query, move || {
+        Ok(Arc::new(nimbus_ec2::AutoScaling(over.get_blocking()?)))
+    });
+    Ok((ec2, autoscaling))
+}
+
+/// `--capacity vcpus=N,memory=GiB`, each part defaulting to the host's own.
+fn capacity_of(arg: Option<&str>) -> anyhow::Result<(u32, u64, f64)> {
+    let host_vcpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let (mut vcpus, mut memory_mib, mut scale) = (host_vcpus, host_memory_mb(), 1.0);
+    for part in arg.unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = part.split_once('=').context("--capacity takes vcpus=N,memory=GiB")?;
+        match key.trim() {
+            "vcpus" => vcpus = value.trim().parse().context("--capacity vcpus must be a whole number")?,
+            "memory" => {
+                let gib: f64 =
+                    value.trim().trim_end_matches("GiB").parse().context("--capacity memory is in GiB")?;
+                memory_mib = (gib * 1024.0) as u64;
+            }
+            "scale" => {
+                scale = value.trim().parse().context("--capacity scale is a number ≥ 1")?;
+                anyhow::ensure!(scale >= 1.0 && f64::is_finite(scale), "--capacity scale is a number ≥ 1");
+            }
+            other => anyhow::bail!("--capacity knows vcpus, memory and scale, not {other}"),
+        }
+    }
+    Ok((vcpus, memory_mib, scale))
 }
 
 /// What every service opens its state from.

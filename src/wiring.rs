@@ -596,3 +596,21 @@ impl nimbus_api::Service for GatewayV2 {
         self.0.call(request)
     }
 }
+
+/// EC2's events (spot interruption warnings, state changes) on the default event bus, as AWS
+/// sends them (source `aws.ec2`).
+pub struct Ec2Events {
+    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+}
+
+impl nimbus_ec2::Ec2Events for Ec2Events {
+    fn put(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let put = self
+            .events
+            .get_blocking()
+            .and_then(|events| events.put_event("default", source, detail_type, detail, resources));
+        if let Err(error) = put {
+            eprintln!("nimbus: ec2: event {detail_type} not delivered to EventBridge: {error}");
+        }
+    }
+}

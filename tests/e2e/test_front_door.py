@@ -22,7 +22,7 @@ UNSERVED = [
     ("glue", "get_databases", {}, "AWS Glue"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
-    ("ec2", "describe_instances", {}, "Amazon Elastic Compute Cloud"),
+    ("ecs", "list_clusters", {}, "Amazon EC2 Container Service"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("iam", "list_users", {}, "AWS Identity and Access Management"),
     ("sts", "get_caller_identity", {}, "AWS Security Token Service"),
@@ -45,7 +45,7 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
 @pytest.mark.parametrize("command,operation,full_name", [
     (["firehose", "list-delivery-streams"], "ListDeliveryStreams", "Amazon Kinesis Firehose"),
     (["sts", "get-caller-identity"], "GetCallerIdentity", "AWS Security Token Service"),
-    (["ec2", "describe-instances"], "DescribeInstances", "Amazon Elastic Compute Cloud"),
+    (["ecs", "list-clusters"], "ListClusters", "Amazon EC2 Container Service"),
     (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),
 ])
 def test_aws_cli_prints_a_clean_error(endpoint, tmp_path, command, operation, full_name):

@@ -5,6 +5,7 @@
 //! only place that decides colour, prints errors and picks the exit code.
 
 pub mod apis;
+pub mod capacity;
 pub mod functions;
 pub mod http;
 pub mod invoke;
@@ -45,6 +46,12 @@ pub enum ClientCommand {
     Clock(schedules::ClockArgs),
     /// API Gateway stages and Lambda function URLs with their local URLs.
     Apis(apis::ApisArgs),
+    /// EC2 instances: id, type, market, state, zone, vCPUs, memory, price per hour.
+    Instances(capacity::InstancesArgs),
+    /// What the instance time so far would cost on AWS, and on the other purchase options.
+    Cost(capacity::CostArgs),
+    /// `nimbus spot interrupt i-…`: a spot interruption with its two-minute notice.
+    Spot(capacity::SpotArgs),
 }
 
 /// The options every client command takes.
@@ -69,6 +76,9 @@ impl ClientCommand {
             ClientCommand::Streams(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
             ClientCommand::Apis(args) => &args.common,
+            ClientCommand::Instances(args) => &args.common,
+            ClientCommand::Cost(args) => &args.common,
+            ClientCommand::Spot(args) => &args.common,
         }
     }
 }
@@ -88,6 +98,11 @@ pub fn run(command: ClientCommand) -> ExitCode {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
         ClientCommand::Apis(args) => apis::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Instances(args) => {
+            capacity::run_instances(args, &client, &console).map(|()| ExitCode::SUCCESS)
+        }
+        ClientCommand::Cost(args) => capacity::run_cost(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Spot(args) => capacity::run_spot(args, &client, &console).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

@@ -149,7 +149,7 @@ impl Environment {
             env,
             cwd,
             filesystem,
-            limits: Limits { memory_mb: u64::from(spec.memory_mb), pids: MAX_PIDS },
+            limits: Limits { memory_mb: u64::from(spec.memory_mb), pids: MAX_PIDS, cpu_millis: 0 },
             netns,
             id: id.clone(),
         };

@@ -1,7 +1,7 @@
 //! The functions engine: execution environments for function versions, the Lambda Runtime API
 //! they speak, warm reuse, concurrency and memory limits, timeouts and idle reaping.
 
-mod arch;
+pub mod arch;
 mod engine;
 pub mod env;
 mod environment;

@@ -28,10 +28,16 @@ pub struct Cgroups {
     pub cpu: Option<Controller>,
 }
 
+/// The CFS period CPU quotas are expressed in.
+const CPU_PERIOD_US: u64 = 100_000;
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
     pub memory_mb: u64,
     pub pids: u64,
+    /// A hard CPU quota in thousandths of a CPU (an EC2 instance's vCPUs × 1000); 0: none, the
+    /// group only gets a weight in proportion to its memory (Lambda's model).
+    pub cpu_millis: u64,
 }
 
 /// One environment's groups (one directory per distinct hierarchy).
@@ -224,10 +230,21 @@ impl Cgroups {
                 ("cpu", Version::V1) => {
                     let shares = (limits.memory_mb * 1024 / MB_PER_VCPU).max(2);
                     fs::write(dir.join("cpu.shares"), shares.to_string())?;
+                    if limits.cpu_millis > 0 {
+                        fs::write(dir.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string())?;
+                        fs::write(
+                            dir.join("cpu.cfs_quota_us"),
+                            (limits.cpu_millis * CPU_PERIOD_US / 1000).to_string(),
+                        )?;
+                    }
                 }
                 ("cpu", Version::V2) => {
                     let weight = (limits.memory_mb * 100 / MB_PER_VCPU).clamp(1, 10_000);
                     fs::write(dir.join("cpu.weight"), weight.to_string())?;
+                    if limits.cpu_millis > 0 {
+                        let quota = limits.cpu_millis * CPU_PERIOD_US / 1000;
+                        fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))?;
+                    }
                 }
                 _ => {}
             }
@@ -383,7 +400,7 @@ mod tests {
         let env = dir.path().join("env1");
         fs::create_dir(&env).unwrap();
         fs::write(env.join("memory.peak"), "0\n").unwrap();
-        let group = cgroups.create("env1", Limits { memory_mb: 128, pids: 1024 }).unwrap();
+        let group = cgroups.create("env1", Limits { memory_mb: 128, pids: 1024, cpu_millis: 0 }).unwrap();
         assert_eq!(fs::read_to_string(env.join("memory.max")).unwrap(), "134217728");
         assert_eq!(fs::read_to_string(env.join("pids.max")).unwrap(), "1024");
         assert_eq!(fs::read_to_string(env.join("cpu.weight")).unwrap(), "7");

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub use cgroup::{Cgroups, Limits};
 pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
-pub use spawn::{Child, Sandbox};
+pub use spawn::{Child, Sandbox, Started};
 
 /// How strongly environments are isolated on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -391,7 +391,7 @@ impl Sandbox {
         let name = format!("slot-{}", SLOTS.fetch_add(1, Ordering::Relaxed));
         let prepared = self
             .cgroups
-            .create(&name, crate::Limits { memory_mb: 128, pids: 1024 })
+            .create(&name, crate::Limits { memory_mb: 128, pids: 1024, cpu_millis: 0 })
             .and_then(|group| group.enter_with_this_thread().map(|()| group));
         match prepared {
             Ok(group) => *slot = Some(group),

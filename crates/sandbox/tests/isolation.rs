@@ -63,7 +63,8 @@ async fn secrets_processes_and_code_are_out_of_reach() {
     let script = "cat /etc/shadow; echo shadow=$?; ls /proc | grep -c '^[0-9]'; id -u; \
                   touch /var/task/new; echo task=$?; touch /usr/new; echo usr=$?; \
                   echo hi > /tmp/ok && cat /tmp/ok; cat /var/task/app.py; echo; hostname";
-    let (code, out) = run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    let (code, out) =
+        run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64, cpu_millis: 0 }).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Permission denied") && out.contains("shadow=1"), "{out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -83,14 +84,21 @@ async fn tmp_is_sized_and_fresh_and_pids_are_capped() {
     let task = dir.path().join("task");
     std::fs::create_dir(&task).unwrap();
     let fill = "ls /tmp | wc -l; dd if=/dev/zero of=/tmp/big bs=1M count=4 2>&1; echo dd=$?";
-    let (_, out) = run(&sandbox, fill, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
-    assert!(out.contains("No space left on device"), "{out}");
     let (_, out) =
-        run(&sandbox, "ls /tmp | wc -l", fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+        run(&sandbox, fill, fs_with_task(&task), Limits { memory_mb: 128, pids: 64, cpu_millis: 0 }).await;
+    assert!(out.contains("No space left on device"), "{out}");
+    let (_, out) = run(
+        &sandbox,
+        "ls /tmp | wc -l",
+        fs_with_task(&task),
+        Limits { memory_mb: 128, pids: 64, cpu_millis: 0 },
+    )
+    .await;
     assert_eq!(out.trim(), "0", "the next environment's /tmp is empty: {out}");
     // The shell is PID 1 of its namespace: when it exits, the kernel kills the sleepers.
     let fork = "for i in $(seq 1 100); do sleep 5 & done";
-    let (_, out) = run(&sandbox, fork, fs_with_task(&task), Limits { memory_mb: 128, pids: 16 }).await;
+    let (_, out) =
+        run(&sandbox, fork, fs_with_task(&task), Limits { memory_mb: 128, pids: 16, cpu_millis: 0 }).await;
     assert!(out.contains("fork") || out.contains("Resource temporarily unavailable"), "{out}");
     sandbox.close(std::time::Duration::from_secs(2)).await;
     assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(dir.path().to_str().unwrap()));
@@ -104,7 +112,8 @@ async fn sh_is_bash_and_seccomp_denies_new_namespaces() {
     std::fs::create_dir(&task).unwrap();
     let script = "echo bash=${BASH_VERSION:-none}; grep '^Seccomp' /proc/self/status; \
                   unshare -U true; echo unshare=$?; sh -c 'echo forked=ok'";
-    let (code, out) = run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64 }).await;
+    let (code, out) =
+        run(&sandbox, script, fs_with_task(&task), Limits { memory_mb: 128, pids: 64, cpu_millis: 0 }).await;
     assert_eq!(code, 0, "{out}");
     let bash = std::path::Path::new("/bin/bash").exists();
     assert_eq!(!out.contains("bash=none"), bash, "{out}");
