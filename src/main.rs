@@ -289,6 +289,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Arc::new(wiring::S3Notifications { lambda: lambda.clone(), sqs: sqs.clone(), sns: sns.clone() });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
+    s3.run_lifecycle(clock.clone());
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let cluster_work = wiring::run_cluster(
         cluster.clone(),

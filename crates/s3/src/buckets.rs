@@ -5,7 +5,7 @@ use crate::context::{self, Ctx, Reply};
 use crate::error::{S3Error, S3Result};
 use crate::store::BucketDeletion;
 use crate::xml::{self, XmlWriter};
-use crate::Inner;
+use crate::{settings, Inner};
 
 /// AWS's general purpose bucket naming rules.
 pub fn valid_name(name: &str) -> bool {
@@ -44,9 +44,30 @@ pub fn create(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
             region = constraint.to_owned();
         }
     }
+    let acl = ctx.header("x-amz-acl").map(str::to_owned);
+    if acl.as_deref().is_some_and(|a| !settings::CANNED_ACLS.contains(&a)) {
+        return Err(
+            S3Error::invalid_argument("Invalid value for header x-amz-acl").with("ArgumentName", "x-amz-acl")
+        );
+    }
     if !s3.db.create_bucket(&name, &region, context::now_ms())? {
         let message = "Your previous request to create the named bucket succeeded and you already own it.";
         return Err(S3Error::new(409, "BucketAlreadyOwnedByYou", message).with("BucketName", &name));
+    }
+    if let Some(acl) = acl {
+        s3.db.set_config(&name, "acl", &acl)?;
+    }
+    if let Some(ownership) = ctx.header("x-amz-object-ownership") {
+        let doc = format!(
+            "<OwnershipControls><Rule><ObjectOwnership>{}</ObjectOwnership></Rule></OwnershipControls>",
+            nimbus_api::xml::escape(ownership)
+        );
+        s3.db.set_config(&name, "ownershipControls", &doc)?;
+    }
+    if ctx.header("x-amz-bucket-object-lock-enabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        s3.db.set_versioning(&name, "Enabled")?;
+        let doc = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+        s3.db.set_config(&name, "object-lock", doc)?;
     }
     Ok(Reply::empty(200).header("location", format!("/{name}")))
 }
@@ -99,14 +120,6 @@ pub fn location(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         nimbus_api::xml::escape(&region)
     );
     Ok(Reply::xml(body))
-}
-
-pub fn versioning(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
-    let mut xml = XmlWriter::new();
-    xml.open("VersioningConfiguration");
-    xml.close("VersioningConfiguration");
-    Ok(Reply::xml(xml.finish()))
 }
 
 /// `<Owner>` as S3 writes it; the canonical id is derived from the account.
