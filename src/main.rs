@@ -344,6 +344,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open Kinesis: {error}");
         }
     }
+    // IAM and STS: stores, opened by their first request.
+    let iam = {
+        let (database, account) = (database.clone(), account.clone());
+        lazy::Lazy::new("iam", Protocol::Query, move || nimbus_iam::Iam::open(&database, &account))
+    };
+    let sts = {
+        let iam = iam.clone();
+        lazy::Lazy::new("sts", Protocol::Query, move || {
+            let opened = tokio::runtime::Handle::current().block_on(iam.get())?;
+            Ok(opened.sts())
+        })
+    };
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
@@ -355,6 +367,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         kinesis,
         events,
         scheduler,
+        iam,
+        sts,
         s3,
     ];
 

@@ -154,8 +154,7 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
 fn validate(s3: &Inner, ctx: &Ctx, doc: &Doc, text: &str) -> S3Result<()> {
     if doc.sub == "policy" {
         let parsed: Option<serde_json::Value> = serde_json::from_str(text).ok();
-        if !text.trim_start().starts_with('{')
-            || parsed.as_ref().is_none_or(|p| p.get("Statement").is_none())
+        if !text.trim_start().starts_with('{') || parsed.as_ref().is_none_or(|p| p.get("Statement").is_none())
         {
             let message = if parsed.is_some() {
                 "Missing required field Statement"
