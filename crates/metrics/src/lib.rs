@@ -7,6 +7,7 @@
 
 mod bucket;
 mod catalog;
+mod custom;
 mod error;
 mod histogram;
 mod ops;
@@ -92,13 +93,19 @@ impl Metrics {
     }
 
     fn with_snapshot(snapshot: Option<SnapshotFile>) -> Arc<Metrics> {
-        let exists = snapshot.as_ref().is_some_and(|file| file.area.path(&file.name).exists());
+        let exists = snapshot.as_ref().is_some_and(|file| {
+            file.area.path(&file.name).exists()
+                || file.area.path(&format!("{}.custom.json", file.name)).exists()
+        });
         let metrics = Arc::new(Metrics {
             store: Store::default(),
             snapshot,
             restoring: Mutex::new(None),
             restore_error: Mutex::new(None),
         });
+        if let Some(file) = &metrics.snapshot {
+            metrics.store.custom.persist_to(file.area.clone(), format!("{}.custom.json", file.name));
+        }
         if exists {
             let restoring = metrics.clone();
             let loader = std::thread::spawn(move || restoring.restore());
@@ -149,6 +156,7 @@ impl Metrics {
                 let metrics = metrics.clone();
                 let saved = tokio::task::spawn_blocking(move || {
                     metrics.store.sweep(minute_of(SystemTime::now()));
+                    metrics.store.custom.sweep(minute_of(SystemTime::now()) * 60);
                     metrics.save()
                 });
                 if let Ok(Err(error)) = saved.await {

@@ -134,6 +134,19 @@ fn run_query(
         unit.as_deref().is_none_or(|u| u == metric.unit()).then_some((metric, selection))
     });
     let mut points = Vec::new();
+    if found.is_none() && !namespace.starts_with("AWS/") {
+        let stat = statistic.name();
+        let periods = context.store.custom.periods(
+            &namespace,
+            &metric_name,
+            &dimensions,
+            unit.as_deref(),
+            window.start,
+            end,
+            period,
+        );
+        points.extend(periods.iter().filter_map(|(t, p)| Some((*t, p.statistic(stat)?))));
+    }
     if let Some((metric, selection)) = found {
         let percentile = matches!(statistic, Statistic::Percentile(..));
         for (timestamp, agg) in aggregate(context.store, metric, &selection, &window, percentile) {

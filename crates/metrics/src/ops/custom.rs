@@ -1,0 +1,420 @@
+//! `PutMetricData` into custom namespaces, and metric alarms: `PutMetricAlarm`,
+//! `DescribeAlarms`, `DescribeAlarmsForMetric`, `SetAlarmState`, `DeleteAlarms`,
+//! `Enable/DisableAlarmActions`. Alarms on custom metrics are evaluated when described (the
+//! last `EvaluationPeriods` periods against the threshold); their actions are not taken.
+
+use serde_json::{json, Value};
+
+use super::input;
+use super::Context;
+use crate::custom::Point;
+use crate::error::{CwError, ErrorKind};
+use crate::out::Out;
+
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn put_metric_data(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let namespace = input::required_string(document, "Namespace", "Namespace")?;
+    if namespace.starts_with("AWS/") || namespace.is_empty() || namespace.len() > 255 {
+        return Err(CwError::invalid(format!("The value {namespace} for parameter Namespace is invalid.")));
+    }
+    let data = input::list(document, "MetricData", "MetricData")?;
+    if data.is_empty() {
+        return Err(CwError::missing("MetricData"));
+    }
+    if data.len() > 1000 {
+        return Err(CwError::invalid("The collection MetricData must not have a size greater than 1000."));
+    }
+    let mut points = Vec::new();
+    for (i, datum) in data.iter().enumerate() {
+        let at = format!("MetricData.member.{}", i + 1);
+        let name = input::required_string(datum, "MetricName", &format!("{at}.MetricName"))?;
+        let dimensions = input::dimensions(datum, "Dimensions", &format!("{at}.Dimensions"))?;
+        let unit = input::unit(datum, &format!("{at}.Unit"))?;
+        let timestamp =
+            input::timestamp(datum, "Timestamp", &format!("{at}.Timestamp"))?.unwrap_or(context.now);
+        if timestamp < context.now - 14 * 86_400 || timestamp > context.now + 2 * 3600 {
+            return Err(CwError::invalid(format!(
+                "The parameter {at}.Timestamp must specify a time no more than two weeks in the past or two hours in the future."
+            )));
+        }
+        let value = input::member(datum, "Value").map(|v| {
+            number(v).ok_or_else(|| CwError::invalid(format!("The parameter {at}.Value must be a number.")))
+        });
+        let values = input::list(datum, "Values", &format!("{at}.Values"))?;
+        let counts = input::list(datum, "Counts", &format!("{at}.Counts"))?;
+        let set = input::member(datum, "StatisticValues");
+        let point = match (value, values.is_empty(), set) {
+            (Some(value), true, None) => {
+                let value = value?;
+                Point { count: 1.0, sum: value, min: value, max: value }
+            }
+            (None, false, None) => {
+                if !counts.is_empty() && counts.len() != values.len() {
+                    return Err(CwError::invalid(format!(
+                        "The parameters {at}.Values and {at}.Counts must be of the same size."
+                    )));
+                }
+                let mut point = Point { count: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+                for (j, value) in values.iter().enumerate() {
+                    let value = number(value).ok_or_else(|| {
+                        CwError::invalid(format!("The parameter {at}.Values must hold numbers."))
+                    })?;
+                    let count = counts.get(j).and_then(number).unwrap_or(1.0);
+                    point.merge(&Point { count, sum: value * count, min: value, max: value });
+                }
+                point
+            }
+            (None, true, Some(set)) => {
+                let field = |name: &str| {
+                    input::member(set, name)
+                        .and_then(number)
+                        .ok_or_else(|| CwError::missing(&format!("{at}.StatisticValues.{name}")))
+                };
+                Point {
+                    count: field("SampleCount")?,
+                    sum: field("Sum")?,
+                    min: field("Minimum")?,
+                    max: field("Maximum")?,
+                }
+            }
+            (None, true, None) => return Err(CwError::missing(&format!("{at}.Value"))),
+            _ => {
+                return Err(CwError::combination(format!(
+                    "The parameters {at}.Value, {at}.Values and {at}.StatisticValues are mutually exclusive."
+                )))
+            }
+        };
+        points.push((name, dimensions, unit, timestamp, point));
+    }
+    for (name, dimensions, unit, timestamp, point) in points {
+        if !context.store.custom.record(&namespace, &name, dimensions, unit.as_deref(), timestamp, point) {
+            return Err(CwError::new(
+                ErrorKind::InvalidParameterCombination,
+                "nimbus keeps at most 10000 custom metric series.",
+            ));
+        }
+    }
+    Ok(Out::Struct(Vec::new()))
+}
+
+// -------------------------------------------------------------------------------------------------
+// Alarms
+
+/// Members of `MetricAlarm` in the model's order, and how each is written.
+const ALARM_MEMBERS: &[(&str, Kind)] = &[
+    ("AlarmName", Kind::Str),
+    ("AlarmArn", Kind::Str),
+    ("AlarmDescription", Kind::Str),
+    ("AlarmConfigurationUpdatedTimestamp", Kind::Time),
+    ("ActionsEnabled", Kind::Bool),
+    ("OKActions", Kind::Strs),
+    ("AlarmActions", Kind::Strs),
+    ("InsufficientDataActions", Kind::Strs),
+    ("StateValue", Kind::Str),
+    ("StateReason", Kind::Str),
+    ("StateUpdatedTimestamp", Kind::Time),
+    ("MetricName", Kind::Str),
+    ("Namespace", Kind::Str),
+    ("Statistic", Kind::Str),
+    ("ExtendedStatistic", Kind::Str),
+    ("Dimensions", Kind::Dimensions),
+    ("Period", Kind::Int),
+    ("Unit", Kind::Str),
+    ("EvaluationPeriods", Kind::Int),
+    ("DatapointsToAlarm", Kind::Int),
+    ("Threshold", Kind::Double),
+    ("ComparisonOperator", Kind::Str),
+    ("TreatMissingData", Kind::Str),
+    ("EvaluateLowSampleCountPercentile", Kind::Str),
+    ("StateTransitionedTimestamp", Kind::Time),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Strs,
+    Time,
+    Bool,
+    Int,
+    Double,
+    Dimensions,
+}
+
+fn render(alarm: &Value) -> Out {
+    let mut members = Vec::new();
+    for (name, kind) in ALARM_MEMBERS {
+        let Some(value) = alarm.get(*name).filter(|v| !v.is_null()) else { continue };
+        let out = match kind {
+            Kind::Str => Out::str(value.as_str().unwrap_or_default()),
+            Kind::Strs => Out::List(
+                value.as_array().into_iter().flatten().filter_map(Value::as_str).map(Out::str).collect(),
+            ),
+            Kind::Time => Out::Time(value.as_i64().unwrap_or_default()),
+            Kind::Bool => Out::Bool(value.as_bool().unwrap_or(true)),
+            Kind::Int => Out::Int(value.as_i64().unwrap_or_default()),
+            Kind::Double => Out::Double(value.as_f64().unwrap_or_default()),
+            Kind::Dimensions => Out::List(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        Out::Struct(vec![
+                            ("Name", Out::str(d[0].as_str().unwrap_or_default())),
+                            ("Value", Out::str(d[1].as_str().unwrap_or_default())),
+                        ])
+                    })
+                    .collect(),
+            ),
+        };
+        members.push((*name, out));
+    }
+    Out::Struct(members)
+}
+
+const COMPARISONS: [&str; 7] = [
+    "GreaterThanOrEqualToThreshold",
+    "GreaterThanThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+    "LessThanLowerOrGreaterThanUpperThreshold",
+    "LessThanLowerThreshold",
+    "GreaterThanUpperThreshold",
+];
+
+fn strings(document: &Value, name: &str) -> Result<Vec<String>, CwError> {
+    Ok(input::list(document, name, name)?.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+}
+
+pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let name = input::required_string(document, "AlarmName", "AlarmName")?;
+    if input::member(document, "Metrics").is_some() {
+        return Err(CwError::invalid("nimbus stores alarms on one metric (MetricName, Namespace, Statistic); metric math alarms are not served."));
+    }
+    let comparison = input::required_string(document, "ComparisonOperator", "ComparisonOperator")?;
+    if !COMPARISONS.contains(&comparison.as_str()) {
+        return Err(CwError::invalid(format!(
+            "The parameter ComparisonOperator must be a value in the set [ {} ].",
+            COMPARISONS.join(", ")
+        )));
+    }
+    let evaluation_periods = input::integer(document, "EvaluationPeriods", "EvaluationPeriods")?
+        .ok_or_else(|| CwError::missing("EvaluationPeriods"))?;
+    if evaluation_periods < 1 {
+        return Err(CwError::invalid("The parameter EvaluationPeriods must be greater than or equal to 1."));
+    }
+    let statistic = input::string(document, "Statistic", "Statistic")?;
+    let extended = input::string(document, "ExtendedStatistic", "ExtendedStatistic")?;
+    if statistic.is_some() == extended.is_some() {
+        return Err(CwError::combination("Exactly one of Statistic and ExtendedStatistic must be given."));
+    }
+    let metric_name = input::required_string(document, "MetricName", "MetricName")?;
+    let namespace = input::required_string(document, "Namespace", "Namespace")?;
+    let period = input::period(document, "Period", "Period")?;
+    let threshold =
+        input::member(document, "Threshold").and_then(number).ok_or_else(|| CwError::missing("Threshold"))?;
+    let dimensions = input::dimensions(document, "Dimensions", "Dimensions")?;
+    let previous = context.store.custom.alarms().remove(&name);
+    let now = context.now;
+    let mut alarm = json!({
+        "AlarmName": name,
+        "AlarmArn": format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", context_region(), context_account()),
+        "AlarmConfigurationUpdatedTimestamp": now,
+        "ActionsEnabled": input::boolean(document, "ActionsEnabled", "ActionsEnabled")?.unwrap_or(true),
+        "OKActions": strings(document, "OKActions")?,
+        "AlarmActions": strings(document, "AlarmActions")?,
+        "InsufficientDataActions": strings(document, "InsufficientDataActions")?,
+        "StateValue": "INSUFFICIENT_DATA",
+        "StateReason": "Unchecked: Initial alarm creation",
+        "StateUpdatedTimestamp": now,
+        "StateTransitionedTimestamp": now,
+        "MetricName": metric_name,
+        "Namespace": namespace,
+        "Statistic": statistic,
+        "ExtendedStatistic": extended,
+        "Dimensions": dimensions,
+        "Period": period,
+        "Unit": input::unit(document, "Unit")?,
+        "EvaluationPeriods": evaluation_periods,
+        "DatapointsToAlarm": input::integer(document, "DatapointsToAlarm", "DatapointsToAlarm")?,
+        "Threshold": threshold,
+        "ComparisonOperator": comparison,
+        "TreatMissingData": input::string(document, "TreatMissingData", "TreatMissingData")?,
+        "AlarmDescription": input::string(document, "AlarmDescription", "AlarmDescription")?,
+    });
+    if let Some(previous) = previous {
+        for field in ["StateValue", "StateReason", "StateUpdatedTimestamp", "StateTransitionedTimestamp"] {
+            alarm[field] = previous[field].clone();
+        }
+    }
+    context.store.custom.put_alarm(&name, alarm);
+    Ok(Out::Struct(Vec::new()))
+}
+
+// The account and region of alarm ARNs: nimbus's defaults (CloudWatch is told neither).
+fn context_region() -> &'static str {
+    "us-east-1"
+}
+
+fn context_account() -> &'static str {
+    "000000000000"
+}
+
+/// The state the alarm's last `EvaluationPeriods` periods put it in (custom metrics only).
+fn evaluate(context: &Context<'_>, alarm: &mut Value) {
+    let period = alarm["Period"].as_i64().unwrap_or(60).max(1);
+    let updated = alarm["StateUpdatedTimestamp"].as_i64().unwrap_or(0);
+    if context.now - updated < period {
+        return; // evaluated (or set) within the current period
+    }
+    let Some(statistic) = alarm["Statistic"].as_str() else { return };
+    let periods = alarm["EvaluationPeriods"].as_i64().unwrap_or(1).max(1);
+    let needed = alarm["DatapointsToAlarm"].as_i64().unwrap_or(periods);
+    let dimensions: Vec<(String, String)> =
+        serde_json::from_value(alarm["Dimensions"].clone()).unwrap_or_default();
+    let end = context.now - context.now.rem_euclid(period);
+    let start = end - periods * period;
+    let points = context.store.custom.periods(
+        alarm["Namespace"].as_str().unwrap_or_default(),
+        alarm["MetricName"].as_str().unwrap_or_default(),
+        &dimensions,
+        alarm["Unit"].as_str(),
+        start,
+        end,
+        period,
+    );
+    let threshold = alarm["Threshold"].as_f64().unwrap_or_default();
+    let breaches = |x: f64| match alarm["ComparisonOperator"].as_str().unwrap_or_default() {
+        "GreaterThanOrEqualToThreshold" => x >= threshold,
+        "GreaterThanThreshold" => x > threshold,
+        "LessThanThreshold" => x < threshold,
+        "LessThanOrEqualToThreshold" => x <= threshold,
+        _ => false,
+    };
+    let values: Vec<f64> = points.iter().filter_map(|(_, p)| p.statistic(statistic)).collect();
+    let breaching = values.iter().filter(|x| breaches(**x)).count() as i64;
+    let (state, reason) = if values.is_empty() {
+        match alarm["TreatMissingData"].as_str() {
+            Some("breaching") => ("ALARM", "Missing data treated as breaching".to_owned()),
+            Some("notBreaching") => ("OK", "Missing data treated as not breaching".to_owned()),
+            _ => (
+                "INSUFFICIENT_DATA",
+                "Insufficient Data: no datapoints were received for the evaluation periods.".to_owned(),
+            ),
+        }
+    } else if breaching >= needed {
+        ("ALARM", format!("Threshold Crossed: {breaching} out of the last {periods} datapoints were breaching the threshold ({threshold})."))
+    } else {
+        ("OK", format!("Threshold Crossed: {breaching} out of the last {periods} datapoints were breaching the threshold ({threshold})."))
+    };
+    if alarm["StateValue"] != state {
+        alarm["StateTransitionedTimestamp"] = json!(context.now);
+    }
+    alarm["StateValue"] = json!(state);
+    alarm["StateReason"] = json!(reason);
+    alarm["StateUpdatedTimestamp"] = json!(context.now);
+}
+
+fn evaluated(context: &Context<'_>) -> Vec<Value> {
+    let mut alarms = Vec::new();
+    for (name, mut alarm) in context.store.custom.alarms() {
+        let before = alarm.clone();
+        evaluate(context, &mut alarm);
+        if alarm != before {
+            context.store.custom.put_alarm(&name, alarm.clone());
+        }
+        alarms.push(alarm);
+    }
+    alarms
+}
+
+pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let names = strings(document, "AlarmNames")?;
+    let prefix = input::string(document, "AlarmNamePrefix", "AlarmNamePrefix")?;
+    let state = input::string(document, "StateValue", "StateValue")?;
+    let action = input::string(document, "ActionPrefix", "ActionPrefix")?;
+    let types = strings(document, "AlarmTypes")?;
+    let metric_alarms = types.is_empty() || types.iter().any(|t| t == "MetricAlarm");
+    let alarms: Vec<Out> = evaluated(context)
+        .into_iter()
+        .filter(|_| metric_alarms)
+        .filter(|a| names.is_empty() || names.iter().any(|n| a["AlarmName"] == n.as_str()))
+        .filter(|a| {
+            prefix.as_deref().is_none_or(|p| a["AlarmName"].as_str().unwrap_or_default().starts_with(p))
+        })
+        .filter(|a| state.as_deref().is_none_or(|s| a["StateValue"] == s))
+        .filter(|a| {
+            action.as_deref().is_none_or(|p| {
+                a["AlarmActions"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x.as_str().unwrap_or_default().starts_with(p)))
+            })
+        })
+        .map(|a| render(&a))
+        .collect();
+    Ok(Out::Struct(vec![("CompositeAlarms", Out::List(Vec::new())), ("MetricAlarms", Out::List(alarms))]))
+}
+
+pub fn describe_alarms_for_metric(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let namespace = input::required_string(document, "Namespace", "Namespace")?;
+    let metric_name = input::required_string(document, "MetricName", "MetricName")?;
+    let alarms = evaluated(context)
+        .into_iter()
+        .filter(|a| a["Namespace"] == namespace.as_str() && a["MetricName"] == metric_name.as_str())
+        .map(|a| render(&a))
+        .collect();
+    Ok(Out::Struct(vec![("MetricAlarms", Out::List(alarms))]))
+}
+
+fn not_found(name: &str) -> CwError {
+    CwError::new(ErrorKind::ResourceNotFound, format!("Alarm {name} not found"))
+}
+
+pub fn delete_alarms(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let names = strings(document, "AlarmNames")?;
+    let known = context.store.custom.alarms();
+    if let Some(missing) = names.iter().find(|n| !known.contains_key(*n)) {
+        return Err(not_found(missing));
+    }
+    names.iter().for_each(|n| {
+        context.store.custom.delete_alarm(n);
+    });
+    Ok(Out::Struct(Vec::new()))
+}
+
+pub fn set_alarm_state(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let name = input::required_string(document, "AlarmName", "AlarmName")?;
+    let state = input::required_string(document, "StateValue", "StateValue")?;
+    if !["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&state.as_str()) {
+        return Err(CwError::invalid(
+            "The parameter StateValue must be a value in the set [ OK, ALARM, INSUFFICIENT_DATA ].",
+        ));
+    }
+    let reason = input::required_string(document, "StateReason", "StateReason")?;
+    let mut alarm = context.store.custom.alarms().remove(&name).ok_or_else(|| not_found(&name))?;
+    if alarm["StateValue"] != state.as_str() {
+        alarm["StateTransitionedTimestamp"] = json!(context.now);
+    }
+    alarm["StateValue"] = json!(state);
+    alarm["StateReason"] = json!(reason);
+    alarm["StateUpdatedTimestamp"] = json!(context.now);
+    context.store.custom.put_alarm(&name, alarm);
+    Ok(Out::Struct(Vec::new()))
+}
+
+pub fn alarm_actions(context: &Context<'_>, document: &Value, enabled: bool) -> Result<Out, CwError> {
+    for name in strings(document, "AlarmNames")? {
+        if let Some(mut alarm) = context.store.custom.alarms().remove(&name) {
+            alarm["ActionsEnabled"] = json!(enabled);
+            context.store.custom.put_alarm(&name, alarm);
+        }
+    }
+    Ok(Out::Struct(Vec::new()))
+}

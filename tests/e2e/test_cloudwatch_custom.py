@@ -1,0 +1,91 @@
+"""CloudWatch custom metrics and alarms: PutMetricData into an application's namespace, read
+back with GetMetricStatistics / GetMetricData / ListMetrics, and alarms that evaluate them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from support import aws_cli_env, aws_client
+
+
+@pytest.fixture(scope="module")
+def cw(server):
+    return aws_client("cloudwatch", server.endpoint)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def test_put_metric_data_and_read_it_back(cw):
+    ns = f"App/{uuid.uuid4().hex[:8]}"
+    dims = [{"Name": "Service", "Value": "api"}]
+    cw.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "Latency", "Dimensions": dims, "Value": 100, "Unit": "Milliseconds"},
+        {"MetricName": "Latency", "Dimensions": dims, "Values": [200, 300], "Counts": [1, 2], "Unit": "Milliseconds"},
+        {"MetricName": "Latency", "Dimensions": dims, "Unit": "Milliseconds",
+         "StatisticValues": {"SampleCount": 2, "Sum": 50, "Minimum": 10, "Maximum": 40}},
+        {"MetricName": "Requests", "Value": 1, "StorageResolution": 1},
+    ])
+    start, end = now() - dt.timedelta(minutes=5), now() + dt.timedelta(minutes=1)
+    stats = cw.get_metric_statistics(Namespace=ns, MetricName="Latency", Dimensions=dims, StartTime=start,
+                                     EndTime=end, Period=3600, Statistics=["SampleCount", "Sum", "Minimum", "Maximum", "Average"])
+    [point] = stats["Datapoints"]
+    assert (point["SampleCount"], point["Sum"], point["Minimum"], point["Maximum"]) == (6, 950, 10, 300)
+    assert point["Average"] == pytest.approx(950 / 6)
+    assert point["Unit"] == "Milliseconds"
+    data = cw.get_metric_data(StartTime=start, EndTime=end, MetricDataQueries=[{
+        "Id": "m1", "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Latency", "Dimensions": dims},
+                                   "Period": 3600, "Stat": "Maximum"}}])
+    assert data["MetricDataResults"][0]["Values"] == [300]
+    listed = cw.list_metrics(Namespace=ns)["Metrics"]
+    assert sorted(m["MetricName"] for m in listed) == ["Latency", "Requests"]
+    assert cw.list_metrics(Namespace=ns, Dimensions=[{"Name": "Service"}])["Metrics"][0]["Dimensions"] == dims
+
+
+def test_put_metric_data_is_validated(cw):
+    with pytest.raises(ClientError) as excinfo:
+        cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[{"MetricName": "x", "Value": 1}])
+    assert excinfo.value.response["Error"]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError) as excinfo:
+        cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "x", "Value": 1, "Values": [1]}])
+    assert excinfo.value.response["Error"]["Code"] == "InvalidParameterCombination"
+
+
+def test_alarms_stored_evaluated_and_set(cw):
+    ns, name = f"App/{uuid.uuid4().hex[:8]}", f"high-errors-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(AlarmName=name, Namespace=ns, MetricName="Errors", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold",
+                        AlarmActions=["arn:aws:sns:us-east-1:000000000000:alerts"], TreatMissingData="notBreaching")
+    [alarm] = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert alarm["Threshold"] == 5 and alarm["EvaluationPeriods"] == 1
+    assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:000000000000:alerts"]
+    assert alarm["StateValue"] in ("INSUFFICIENT_DATA", "OK")
+    cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="testing")
+    [alarm] = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "testing")
+    assert [a["AlarmName"] for a in cw.describe_alarms_for_metric(Namespace=ns, MetricName="Errors")["MetricAlarms"]] == [name]
+    assert cw.describe_alarms(AlarmNamePrefix=name[:10], StateValue="ALARM")["MetricAlarms"]
+    cw.delete_alarms(AlarmNames=[name])
+    assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+    with pytest.raises(ClientError) as excinfo:
+        cw.delete_alarms(AlarmNames=[name])
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def test_aws_cli_put_metric_data(server, cw, tmp_path):
+    ns = f"Cli/{uuid.uuid4().hex[:8]}"
+    env = aws_cli_env(server.endpoint, tmp_path)
+    proc = subprocess.run(["aws", "cloudwatch", "put-metric-data", "--namespace", ns, "--metric-name", "Jobs",
+                           "--value", "3"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(["aws", "cloudwatch", "list-metrics", "--namespace", ns], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [m["MetricName"] for m in json.loads(proc.stdout)["Metrics"]] == ["Jobs"]
