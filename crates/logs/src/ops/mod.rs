@@ -7,6 +7,7 @@ mod groups;
 pub mod input;
 mod put;
 mod streams;
+mod subscriptions;
 mod tags;
 
 use nimbus_api::AwsError;
@@ -39,6 +40,12 @@ impl Logs {
             "PutLogEvents" => self.put_log_events(&input).await,
             "GetLogEvents" => self.get_log_events(&input).await,
             "FilterLogEvents" => self.filter_log_events(&input).await,
+            "PutSubscriptionFilter" => self.put_subscription_filter(&input),
+            "DescribeSubscriptionFilters" => self.describe_subscription_filters(&input),
+            "DeleteSubscriptionFilter" => self.delete_subscription_filter(&input),
+            "PutMetricFilter" => self.put_metric_filter(&input),
+            "DescribeMetricFilters" => self.describe_metric_filters(&input),
+            "DeleteMetricFilter" => self.delete_metric_filter(&input),
             _ => Err(AwsError::new(
                 400,
                 "UnknownOperationException",
