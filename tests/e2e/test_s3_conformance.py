@@ -347,3 +347,44 @@ def test_lifecycle_expiration_follows_the_clock(server_factory):
             break
         time.sleep(0.1)
     assert keys == ["keep/b"]
+
+
+def test_buckets_live_in_the_region_asked_for(server, s3):
+    eu = aws_client("s3", server.endpoint, s3={"addressing_style": "path"})
+    name = f"eu-{uuid.uuid4().hex[:10]}"
+    eu.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-central-1"
+    head = s3.head_bucket(Bucket=name)
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == "eu-central-1"
+    assert {"Name": name, "BucketRegion": "eu-central-1"}.items() <= next(
+        b for b in s3.list_buckets()["Buckets"] if b["Name"] == name).items()
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_bucket(Bucket=f"bad-{uuid.uuid4().hex[:8]}", CreateBucketConfiguration={"LocationConstraint": "moon"})
+    assert code_of(excinfo) == "InvalidLocationConstraint"
+    with pytest.raises(ClientError) as excinfo:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    assert code_of(excinfo) == "BucketAlreadyOwnedByYou"
+
+
+def test_list_buckets_prefix_and_pages(s3):
+    tag = uuid.uuid4().hex[:8]
+    names = sorted(f"lb-{tag}-{i}" for i in range(3))
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    assert [b["Name"] for b in s3.list_buckets(Prefix=f"lb-{tag}")["Buckets"]] == names
+    first = s3.list_buckets(Prefix=f"lb-{tag}", MaxBuckets=2)
+    assert [b["Name"] for b in first["Buckets"]] == names[:2]
+    rest = s3.list_buckets(Prefix=f"lb-{tag}", MaxBuckets=2, ContinuationToken=first["ContinuationToken"])
+    assert [b["Name"] for b in rest["Buckets"]] == names[2:] and "ContinuationToken" not in rest
+
+
+def test_complete_multipart_upload_twice_answers_the_same(s3, bucket):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="big", UploadId=upload, PartNumber=1, Body=b"x" * 10)["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="big", UploadId=upload, MultipartUpload=parts)
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="big", UploadId=upload, MultipartUpload=parts)
+    assert again["ETag"] == done["ETag"]
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(Bucket=bucket, Key="other", UploadId=upload, MultipartUpload=parts)
+    assert code_of(excinfo) == "NoSuchUpload"

@@ -210,7 +210,11 @@ fn requested_parts(body: &[u8]) -> S3Result<Vec<(u32, String)>> {
 
 pub fn complete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     s3.db.require_bucket(ctx.bucket())?;
-    let upload = s3.db.upload(ctx.bucket(), ctx.key(), ctx.param("uploadId").unwrap_or_default())?;
+    let upload = match s3.db.upload(ctx.bucket(), ctx.key(), ctx.param("uploadId").unwrap_or_default()) {
+        Ok(upload) => upload,
+        // A retried CompleteMultipartUpload whose first attempt succeeded answers the same.
+        Err(error) => return completed_before(s3, ctx).ok_or(error),
+    };
     let body = payload::read(&ctx.request)?.data;
     let requested = requested_parts(&body)?;
     let stored = s3.db.parts(&upload.id)?;
@@ -278,6 +282,27 @@ pub fn complete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     xml.elem("ETag", &format!("\"{}\"", row.etag));
     xml.close("CompleteMultipartUploadResult");
     Ok(settings::write_headers(Reply::xml(xml.finish()), &bucket, &row))
+}
+
+fn completed_before(s3: &Inner, ctx: &Ctx) -> Option<Reply> {
+    let body = payload::read(&ctx.request).ok()?.data;
+    let etags: Vec<String> = requested_parts(&body).ok()?.into_iter().map(|(_, etag)| etag).collect();
+    let object = s3.db.object(ctx.bucket(), ctx.key()).ok()??;
+    if etags.is_empty() || object.etag != checksum::multipart_etag(&etags) {
+        return None;
+    }
+    let host = ctx.header("host").unwrap_or("localhost");
+    let mut xml = XmlWriter::new();
+    xml.open("CompleteMultipartUploadResult");
+    xml.elem(
+        "Location",
+        &format!("http://{host}/{}/{}", object.bucket, crate::events::encode_key(&object.key)),
+    );
+    xml.elem("Bucket", &object.bucket);
+    xml.elem("Key", &object.key);
+    xml.elem("ETag", &format!("\"{}\"", object.etag));
+    xml.close("CompleteMultipartUploadResult");
+    Some(Reply::xml(xml.finish()))
 }
 
 pub fn abort(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
