@@ -299,6 +299,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    // Logs subscription filters invoke functions (on a node alone; see the README).
+    if let Some(opened) = logs.local() {
+        opened.set_subscriber(Arc::new(wiring::LogSubscriptions { lambda: lambda.clone() }));
+    }
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());

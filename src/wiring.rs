@@ -484,3 +484,18 @@ impl nimbus_lambda::Streams for LambdaStreams {
         self.clock.now_ms()
     }
 }
+
+/// Logs subscription filters whose destination is a Lambda function: the function gets AWS's
+/// `{"awslogs": {"data": …}}` event, asynchronously.
+pub struct LogSubscriptions {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+}
+
+impl nimbus_logs::Subscriber for LogSubscriptions {
+    fn deliver(&self, destination_arn: &str, payload: Vec<u8>) -> Result<(), String> {
+        if !destination_arn.starts_with("arn:aws:lambda:") {
+            return Err("nimbus delivers log subscriptions to Lambda functions only".into());
+        }
+        self.lambda.enqueue_event_blocking(destination_arn, nimbus_logs::lambda_event(&payload))
+    }
+}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from support import aws_client
+from support import ROLE, aws_client, make_zip, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +62,36 @@ def test_metric_filters(logs, group):
     logs.delete_log_group(logGroupName=group)
     logs.create_log_group(logGroupName=group)
     assert logs.describe_metric_filters(logGroupName=group)["metricFilters"] == []
+
+
+DECODER = r'''
+import base64, gzip, json, os, boto3
+def handler(event, context):
+    data = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    boto3.client("sqs").send_message(QueueUrl=os.environ["QUEUE_URL"], MessageBody=json.dumps(data))
+    return "ok"
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="functions reach nimbus from the sandbox (needs root)")
+def test_subscription_filter_invokes_a_function_with_the_awslogs_payload(server, logs, group):
+    sqs, lam = aws_client("sqs", server.endpoint), aws_client("lambda", server.endpoint)
+    url = sqs.create_queue(QueueName=unique_name("awslogs"))["QueueUrl"]
+    name = unique_name("log-processor")
+    arn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                              Code={"ZipFile": make_zip({"app.py": DECODER})},
+                              Environment={"Variables": {"QUEUE_URL": url}})["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    logs.put_subscription_filter(logGroupName=group, filterName="errors", filterPattern="ERROR", destinationArn=arn)
+    logs.create_log_stream(logGroupName=group, logStreamName="s1")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=[
+        {"timestamp": now, "message": "INFO fine"}, {"timestamp": now + 1, "message": "ERROR broken"}])
+    deadline, messages = time.monotonic() + 60, []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    assert messages, "the function was not invoked"
+    data = json.loads(messages[0]["Body"])
+    assert (data["messageType"], data["logGroup"], data["logStream"]) == ("DATA_MESSAGE", group, "s1")
+    assert data["subscriptionFilters"] == ["errors"]
+    assert [e["message"] for e in data["logEvents"]] == ["ERROR broken"]

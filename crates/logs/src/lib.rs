@@ -9,6 +9,7 @@
 //! ```
 
 pub mod clock;
+mod deliver;
 mod errors;
 mod ops;
 pub mod pattern;
@@ -25,6 +26,7 @@ use nimbus_functions::telemetry::{LogEvent, LogSink};
 use nimbus_store::{Blobs, Database};
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::deliver::{lambda_event, Subscriber};
 pub use crate::store::OpenError;
 use crate::store::Storage;
 
@@ -33,6 +35,7 @@ const TARGET_PREFIX: &str = "Logs_20140328.";
 pub struct Logs {
     storage: Storage,
     identity: Identity,
+    subscriber: std::sync::OnceLock<Arc<dyn Subscriber>>,
 }
 
 /// Opens (or creates) the logs: the catalog of groups and streams in `database` (schema `logs`;
@@ -61,10 +64,16 @@ pub fn open_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Logs>, OpenError> {
     let area = blobs.area("logs").map_err(OpenError::Area)?;
-    Ok(Arc::new(Logs { storage: Storage::open(database, &area, clock)?, identity }))
+    let storage = Storage::open(database, &area, clock)?;
+    Ok(Arc::new(Logs { storage, identity, subscriber: std::sync::OnceLock::new() }))
 }
 
 impl Logs {
+    /// Where subscription filters send their events (set once, by the integrator).
+    pub fn set_subscriber(&self, subscriber: Arc<dyn Subscriber>) {
+        let _ = self.subscriber.set(subscriber);
+    }
+
     /// Writes out every queued event and stops the writer; appends after this are dropped.
     pub async fn close(&self) {
         self.storage.close().await;
@@ -133,6 +142,10 @@ impl Service for Logs {
 
 impl LogSink for Logs {
     fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
+        if self.subscriber.get().is_some() {
+            let copies = events.iter().map(|e| (e.timestamp_ms, e.message.clone())).collect();
+            self.deliver_subscriptions(group, stream, copies);
+        }
         self.storage.sink(group, stream, events);
     }
 }
