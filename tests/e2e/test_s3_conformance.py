@@ -388,3 +388,34 @@ def test_complete_multipart_upload_twice_answers_the_same(s3, bucket):
     with pytest.raises(ClientError) as excinfo:
         s3.complete_multipart_upload(Bucket=bucket, Key="other", UploadId=upload, MultipartUpload=parts)
     assert code_of(excinfo) == "NoSuchUpload"
+
+
+def _post_form(url: str, fields: dict, file: bytes, filename: str = "photo.png"):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                 f'Content-Type: image/png\r\n\r\n'.encode() + file + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return urllib.request.urlopen(request)
+
+
+def test_browser_post_upload_with_a_presigned_policy(s3, bucket):
+    post = s3.generate_presigned_post(bucket, "uploads/${filename}", Fields={"success_action_status": "201"},
+                                      Conditions=[["starts-with", "$key", "uploads/"], {"success_action_status": "201"},
+                                                  ["content-length-range", 1, 100]], ExpiresIn=300)
+    with _post_form(post["url"], post["fields"], b"png bytes") as reply:
+        assert reply.status == 201
+        assert b"<Key>uploads/photo.png</Key>" in reply.read()
+    got = s3.get_object(Bucket=bucket, Key="uploads/photo.png")
+    assert got["Body"].read() == b"png bytes" and got["ContentType"] == "image/png"
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        _post_form(post["url"], post["fields"], b"x" * 200)
+    assert excinfo.value.code == 400 and b"EntityTooLarge" in excinfo.value.read()
+    fields = dict(post["fields"], key="elsewhere/a")
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        _post_form(post["url"], fields, b"x")
+    assert excinfo.value.code == 403 and b"Policy Condition failed" in excinfo.value.read()

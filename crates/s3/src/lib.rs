@@ -23,6 +23,7 @@ mod multipart;
 mod notifications;
 mod objects;
 mod payload;
+mod post;
 mod range;
 mod router;
 mod settings;

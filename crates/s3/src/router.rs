@@ -5,7 +5,7 @@ use hyper::Method;
 
 use crate::context::{Ctx, Reply};
 use crate::error::{S3Error, S3Result};
-use crate::{buckets, configs, cors, list, multipart, notifications, objects, settings, Inner};
+use crate::{buckets, configs, cors, list, multipart, notifications, objects, post, settings, Inner};
 
 /// Sub-resources nimbus does not keep.
 const UNSUPPORTED: [&str; 5] = ["analytics", "metrics", "inventory", "intelligent-tiering", "torrent"];
@@ -73,6 +73,7 @@ fn route_bucket(s3: &Inner, ctx: &mut Ctx, method: &Method) -> S3Result<Reply> {
         Method::HEAD => buckets::head(s3, ctx),
         Method::DELETE if ctx.query.is_empty() => buckets::delete(s3, ctx),
         Method::POST if sub("delete") => objects::delete_many(s3, ctx),
+        Method::POST if post::is_post_upload(ctx) => post::upload(s3, ctx),
         _ => Err(not_implemented(ctx)),
     }
 }
