@@ -301,7 +301,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // Logs subscription filters invoke functions (on a node alone; see the README).
     if let Some(opened) = logs.local() {
-        opened.set_subscriber(Arc::new(wiring::LogSubscriptions { lambda: lambda.clone() }));
+        let subscriptions = wiring::LogSubscriptions { lambda: lambda.clone(), metrics: metrics.clone() };
+        opened.set_subscriber(Arc::new(subscriptions));
     }
     let events = {
         let (database, identity, clock, node) =

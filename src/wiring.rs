@@ -489,6 +489,7 @@ impl nimbus_lambda::Streams for LambdaStreams {
 /// `{"awslogs": {"data": …}}` event, asynchronously.
 pub struct LogSubscriptions {
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub metrics: Arc<crate::metrics_home::MetricsHome>,
 }
 
 impl nimbus_logs::Subscriber for LogSubscriptions {
@@ -497,5 +498,19 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
             return Err("nimbus delivers log subscriptions to Lambda functions only".into());
         }
         self.lambda.enqueue_event_blocking(destination_arn, nimbus_logs::lambda_event(&payload))
+    }
+
+    fn metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        unit: Option<&str>,
+        at_s: i64,
+        sum: f64,
+        count: f64,
+    ) -> Result<(), String> {
+        let served = self.metrics.local().ok_or("CloudWatch is served by another node")?;
+        served.metrics().put_custom(namespace, name, unit, at_s, sum, count);
+        Ok(())
     }
 }

@@ -95,3 +95,26 @@ def test_subscription_filter_invokes_a_function_with_the_awslogs_payload(server,
     assert (data["messageType"], data["logGroup"], data["logStream"]) == ("DATA_MESSAGE", group, "s1")
     assert data["subscriptionFilters"] == ["errors"]
     assert [e["message"] for e in data["logEvents"]] == ["ERROR broken"]
+
+
+def test_metric_filter_publishes_to_cloudwatch(server, logs, group):
+    import datetime as dt
+    cw = aws_client("cloudwatch", server.endpoint)
+    namespace = f"LogMetrics/{uuid.uuid4().hex[:8]}"
+    logs.put_metric_filter(logGroupName=group, filterName="latency", filterPattern="{ $.latency > 0 }",
+                           metricTransformations=[{"metricName": "Latency", "metricNamespace": namespace,
+                                                   "metricValue": "$.latency", "unit": "Milliseconds"}])
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": now, "message": json.dumps({"latency": 120})},
+        {"timestamp": now + 1, "message": json.dumps({"latency": 80})},
+        {"timestamp": now + 2, "message": "plain text"}])
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    end = start + dt.timedelta(minutes=10)
+    deadline, points = time.monotonic() + 10, []
+    while not points and time.monotonic() < deadline:
+        points = cw.get_metric_statistics(Namespace=namespace, MetricName="Latency", StartTime=start, EndTime=end,
+                                          Period=600, Statistics=["Sum", "SampleCount"])["Datapoints"]
+        time.sleep(0.1)
+    assert [(p["Sum"], p["SampleCount"], p["Unit"]) for p in points] == [(200, 2, "Milliseconds")]

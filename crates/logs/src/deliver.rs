@@ -16,6 +16,67 @@ use crate::Logs;
 pub trait Subscriber: Send + Sync + 'static {
     /// `payload` is the gzipped `DATA_MESSAGE` JSON.
     fn deliver(&self, destination_arn: &str, payload: Vec<u8>) -> Result<(), String>;
+
+    /// A metric filter's data point: `count` matching events whose values sum to `sum`.
+    fn metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        unit: Option<&str>,
+        at_s: i64,
+        sum: f64,
+        count: f64,
+    ) -> Result<(), String>;
+}
+
+/// A metric filter's value for one event: a number, or `$.path` into a JSON event.
+fn metric_value(spec: &str, message: &str) -> Option<f64> {
+    if let Ok(number) = spec.trim().parse::<f64>() {
+        return Some(number);
+    }
+    let path = spec.trim().strip_prefix("$.")?;
+    let mut value: Value = serde_json::from_str(message).ok()?;
+    for part in path.split('.') {
+        value = value.get(part)?.clone();
+    }
+    value.as_f64().or_else(|| value.as_str()?.parse().ok())
+}
+
+/// Publishes the metric filters' data points for a batch of `group`.
+fn publish_metrics(subscriber: &dyn Subscriber, filters: &[Value], events: &[(i64, String)]) {
+    for filter in filters {
+        let Ok(pattern) = Pattern::parse(filter["filterPattern"].as_str().unwrap_or_default()) else {
+            continue;
+        };
+        for transformation in filter["metricTransformations"].as_array().into_iter().flatten() {
+            let (namespace, name) = (
+                transformation["metricNamespace"].as_str().unwrap_or_default(),
+                transformation["metricName"].as_str().unwrap_or_default(),
+            );
+            let spec = transformation["metricValue"].as_str().unwrap_or("1");
+            let unit = transformation["unit"].as_str();
+            let (mut sum, mut count, mut at) = (0.0, 0.0, 0);
+            for (timestamp, message) in events.iter().filter(|(_, m)| pattern.matches(m)) {
+                if let Some(value) = metric_value(spec, message) {
+                    sum += value;
+                    count += 1.0;
+                    at = at.max(*timestamp);
+                }
+            }
+            let default = transformation["defaultValue"].as_f64();
+            let point = match (count > 0.0, default) {
+                (true, _) => Some((sum, count)),
+                (false, Some(default)) => Some((default, 1.0)),
+                (false, None) => None,
+            };
+            let at = if at == 0 { events.last().map_or(0, |e| e.0) } else { at };
+            if let Some((sum, count)) = point {
+                if let Err(why) = subscriber.metric(namespace, name, unit, at.div_euclid(1000), sum, count) {
+                    eprintln!("nimbus: metric filter {} not published: {why}", filter["filterName"]);
+                }
+            }
+        }
+    }
 }
 
 /// `{"awslogs": {"data": base64(gzip)}}`: the event a Lambda subscription receives.
@@ -37,6 +98,9 @@ impl Logs {
         let (catalog, owner) = (self.storage.catalog.clone(), self.identity.account.clone());
         let (group, stream) = (group.to_owned(), stream.to_owned());
         let work = move || {
+            if let Ok(metric_filters) = catalog.filters(Some(&group), "metric") {
+                publish_metrics(subscriber.as_ref(), &metric_filters, &events);
+            }
             let Ok(filters) = catalog.filters(Some(&group), "subscription") else { return };
             for filter in filters {
                 let pattern_text = filter["filterPattern"].as_str().unwrap_or_default();

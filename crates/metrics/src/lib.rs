@@ -166,6 +166,21 @@ impl Metrics {
         })
     }
 
+    /// Adds `count` samples summing to `sum` to a custom metric (CloudWatch Logs' metric filters).
+    pub fn put_custom(
+        &self,
+        namespace: &str,
+        name: &str,
+        unit: Option<&str>,
+        at_s: i64,
+        sum: f64,
+        count: f64,
+    ) {
+        let (min, max) = if count > 0.0 { (sum / count, sum / count) } else { (0.0, 0.0) };
+        let point = custom::Point { count, sum, min, max };
+        self.store.custom.record(namespace, name, Vec::new(), unit, at_s, point);
+    }
+
     fn record(&self, function: &str, version: &str, sample: &Sample) {
         self.store.record(function, version, minute_of(SystemTime::now()), sample);
     }
