@@ -118,3 +118,28 @@ def test_metric_filter_publishes_to_cloudwatch(server, logs, group):
                                           Period=600, Statistics=["Sum", "SampleCount"])["Datapoints"]
         time.sleep(0.1)
     assert [(p["Sum"], p["SampleCount"], p["Unit"]) for p in points] == [(200, 2, "Milliseconds")]
+
+
+def test_insights_queries(logs, group):
+    logs.create_log_stream(logGroupName=group, logStreamName="app")
+    now = int(time.time() * 1000)
+    events = [{"level": "ERROR", "ms": 120}, {"level": "INFO", "ms": 5}, {"level": "ERROR", "ms": 80}]
+    logs.put_log_events(logGroupName=group, logStreamName="app", logEvents=[
+        {"timestamp": now + i, "message": json.dumps(e)} for i, e in enumerate(events)])
+    window = {"startTime": now // 1000 - 60, "endTime": now // 1000 + 60}
+    started = logs.start_query(logGroupName=group, queryString=(
+        "fields @timestamp, level, ms | filter level = 'ERROR' | stats count(*) as errors, avg(ms) as mean by level"),
+        **window)
+    result = logs.get_query_results(queryId=started["queryId"])
+    assert result["status"] == "Complete"
+    [row] = result["results"]
+    assert {c["field"]: c["value"] for c in row} == {"level": "ERROR", "errors": "2", "mean": "100"}
+    listing = logs.start_query(logGroupName=group, queryString="fields @message | sort @timestamp desc | limit 2",
+                               **window)
+    rows = logs.get_query_results(queryId=listing["queryId"])["results"]
+    assert [json.loads(next(c["value"] for c in r if c["field"] == "@message"))["ms"] for r in rows] == [80, 5]
+    with pytest.raises(logs.exceptions.MalformedQueryException):
+        logs.start_query(logGroupName=group, queryString="frobnicate everything", **window)
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.get_query_results(queryId="00000000-0000-0000-0000-000000000000")
+    assert started["queryId"] in [q["queryId"] for q in logs.describe_queries(logGroupName=group)["queries"]]

@@ -11,6 +11,7 @@
 pub mod clock;
 mod deliver;
 mod errors;
+mod insights;
 mod ops;
 pub mod pattern;
 mod store;
@@ -36,6 +37,8 @@ pub struct Logs {
     storage: Storage,
     identity: Identity,
     subscriber: std::sync::OnceLock<Arc<dyn Subscriber>>,
+    /// Logs Insights queries run on this node, newest last (at most 100 kept).
+    queries: std::sync::Mutex<std::collections::VecDeque<(String, serde_json::Value)>>,
 }
 
 /// Opens (or creates) the logs: the catalog of groups and streams in `database` (schema `logs`;
@@ -65,7 +68,12 @@ pub fn open_with_clock(
 ) -> Result<Arc<Logs>, OpenError> {
     let area = blobs.area("logs").map_err(OpenError::Area)?;
     let storage = Storage::open(database, &area, clock)?;
-    Ok(Arc::new(Logs { storage, identity, subscriber: std::sync::OnceLock::new() }))
+    Ok(Arc::new(Logs {
+        storage,
+        identity,
+        subscriber: std::sync::OnceLock::new(),
+        queries: Default::default(),
+    }))
 }
 
 impl Logs {

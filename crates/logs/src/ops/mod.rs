@@ -6,6 +6,7 @@ mod get;
 mod groups;
 pub mod input;
 mod put;
+mod queries;
 mod streams;
 mod subscriptions;
 mod tags;
@@ -40,6 +41,10 @@ impl Logs {
             "PutLogEvents" => self.put_log_events(&input).await,
             "GetLogEvents" => self.get_log_events(&input).await,
             "FilterLogEvents" => self.filter_log_events(&input).await,
+            "StartQuery" => self.start_query(&input).await,
+            "GetQueryResults" => self.get_query_results(&input),
+            "StopQuery" => self.stop_query(&input),
+            "DescribeQueries" => self.describe_queries(&input),
             "PutSubscriptionFilter" => self.put_subscription_filter(&input),
             "DescribeSubscriptionFilters" => self.describe_subscription_filters(&input),
             "DeleteSubscriptionFilter" => self.delete_subscription_filter(&input),
