@@ -89,3 +89,27 @@ def test_aws_cli_put_metric_data(server, cw, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert [m["MetricName"] for m in json.loads(proc.stdout)["Metrics"]] == ["Jobs"]
+
+
+def test_dashboards_and_alarm_tags(cw):
+    name = f"dash-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"widgets": []})
+    assert cw.put_dashboard(DashboardName=name, DashboardBody=body)["DashboardValidationMessages"] == []
+    assert cw.get_dashboard(DashboardName=name)["DashboardBody"] == body
+    assert [d["DashboardName"] for d in cw.list_dashboards(DashboardNamePrefix=name)["DashboardEntries"]] == [name]
+    cw.delete_dashboards(DashboardNames=[name])
+    with pytest.raises(ClientError) as excinfo:
+        cw.get_dashboard(DashboardName=name)
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFound"
+
+    alarm = f"tagged-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(AlarmName=alarm, Namespace="App", MetricName="m", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+                        Tags=[{"Key": "team", "Value": "data"}])
+    arn = cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["AlarmArn"]
+    cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "env", "Value": "dev"}])
+    tags = cw.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"team": "data", "env": "dev"}
+    cw.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "env", "Value": "dev"}]
+    cw.delete_alarms(AlarmNames=[alarm])

@@ -19,14 +19,13 @@ from support import aws_cli_env, aws_client
 # (client, call, kwargs, the service's full name as botocore's model has it)
 UNSERVED = [
     ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
-    ("dynamodb", "list_tables", {}, "Amazon DynamoDB"),
-    ("events", "list_rules", {}, "Amazon EventBridge"),
+    ("glue", "get_databases", {}, "AWS Glue"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ec2", "describe_instances", {}, "Amazon Elastic Compute Cloud"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
-    ("iam", "list_users", {}, "AWS Identity and Access Management"),
-    ("sts", "get_caller_identity", {}, "AWS Security Token Service"),
+    ("ses", "list_identities", {}, "Amazon Simple Email Service"),
+    ("kms", "list_keys", {}, "AWS Key Management Service"),
     ("batch", "describe_job_queues", {}, "AWS Batch"),
 ]
 
@@ -45,7 +44,7 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 @pytest.mark.parametrize("command,operation,full_name", [
     (["firehose", "list-delivery-streams"], "ListDeliveryStreams", "Amazon Kinesis Firehose"),
-    (["sts", "get-caller-identity"], "GetCallerIdentity", "AWS Security Token Service"),
+    (["ses", "list-identities"], "ListIdentities", "Amazon Simple Email Service"),
     (["ec2", "describe-instances"], "DescribeInstances", "Amazon Elastic Compute Cloud"),
     (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),
 ])

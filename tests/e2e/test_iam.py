@@ -131,11 +131,29 @@ def test_users_access_keys_and_instance_profiles(server, iam):
     iam.delete_instance_profile(InstanceProfileName=profile)
 
 
+def test_groups(iam):
+    group, user = name("group"), name("member")
+    iam.create_group(GroupName=group)
+    iam.create_user(UserName=user)
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    got = iam.get_group(GroupName=group)
+    assert got["Group"]["Arn"].endswith(f":group/{group}") and [u["UserName"] for u in got["Users"]] == [user]
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]] == [group]
+    iam.attach_group_policy(GroupName=group, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert [p["PolicyName"] for p in iam.list_attached_group_policies(GroupName=group)["AttachedPolicies"]] == ["ReadOnlyAccess"]
+    with pytest.raises(iam.exceptions.DeleteConflictException):
+        iam.delete_group(GroupName=group)
+    iam.detach_group_policy(GroupName=group, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    iam.remove_user_from_group(GroupName=group, UserName=user)
+    iam.delete_group(GroupName=group)
+    iam.delete_user(UserName=user)
+
+
 def test_unknown_action_is_named(iam):
     with pytest.raises(ClientError) as excinfo:
-        iam.create_group(GroupName="g")
+        iam.create_saml_provider(SAMLMetadataDocument="x" * 1000, Name="saml")
     assert excinfo.value.response["Error"]["Code"] == "InvalidAction"
-    assert "CreateGroup" in excinfo.value.response["Error"]["Message"]
+    assert "CreateSAMLProvider" in excinfo.value.response["Error"]["Message"]
 
 
 def test_aws_cli_sts_and_iam(server, tmp_path):

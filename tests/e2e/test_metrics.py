@@ -339,7 +339,7 @@ def _assert_errors(cw):
             MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": base, "Period": 60, "Stat": "Sum"}}],
             StartTime=now - dt.timedelta(hours=1), EndTime=now, NextToken="not-a-token")
     with pytest.raises(cw.exceptions.ClientError) as refused:
-        cw.put_dashboard(DashboardName="d", DashboardBody="{}")
+        cw.put_anomaly_detector(SingleMetricAnomalyDetector={"Namespace": "N", "MetricName": "m", "Stat": "Sum"})
     assert refused.value.response["Error"]["Code"] == "InvalidAction"
 
 

@@ -54,6 +54,20 @@ pub fn handler(action: &str) -> Option<Handler> {
         "AddRoleToInstanceProfile" => add_role_to_profile,
         "RemoveRoleFromInstanceProfile" => remove_role_from_profile,
         "ListInstanceProfilesForRole" => list_profiles_for_role,
+        "CreateGroup" => create_group,
+        "GetGroup" => get_group,
+        "ListGroups" => list_groups,
+        "DeleteGroup" => delete_group,
+        "AddUserToGroup" => add_user_to_group,
+        "RemoveUserFromGroup" => remove_user_from_group,
+        "ListGroupsForUser" => list_groups_for_user,
+        "AttachGroupPolicy" => |c, r, i| attach(c, r, i, "group"),
+        "DetachGroupPolicy" => |c, r, i| detach(c, r, i, "group"),
+        "ListAttachedGroupPolicies" => |c, r, i| list_attached(c, r, i, "group"),
+        "PutGroupPolicy" => |c, r, i| put_inline(c, r, i, "group"),
+        "GetGroupPolicy" => |c, r, i| get_inline(c, r, i, "group"),
+        "DeleteGroupPolicy" => |c, r, i| delete_inline(c, r, i, "group"),
+        "ListGroupPolicies" => |c, r, i| list_inline(c, r, i, "group"),
         "ListAccountAliases" => |_, _, _| Ok(Some(json!({"AccountAliases": [], "IsTruncated": false}))),
         _ => return None,
     })
@@ -319,8 +333,16 @@ fn list_role_tags(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<V
 // ---------------------------------------------------------------------------------------------
 // Attached and inline policies of roles and users
 
+fn principal_field(kind: &str) -> &'static str {
+    match kind {
+        "role" => "RoleName",
+        "group" => "GroupName",
+        _ => "UserName",
+    }
+}
+
 fn principal(core: &Core, kind: &str, input: &Value) -> Result<String> {
-    let field = if kind == "role" { "RoleName" } else { "UserName" };
+    let field = principal_field(kind);
     let name = required(input, field)?;
     match db(core.store.get(kind, name))? {
         Some(_) => Ok(name.to_owned()),
@@ -373,8 +395,7 @@ fn put_inline(core: &Core, _: &ApiRequest, input: &Value, kind: &str) -> Result<
     let policy = required(input, "PolicyName")?;
     check_name("PolicyName", policy, 128)?;
     let document = document(input, "PolicyDocument")?;
-    let field = if kind == "role" { "RoleName" } else { "UserName" };
-    let doc = json!({field: name, "PolicyName": policy, "PolicyDocument": document});
+    let doc = json!({principal_field(kind): name, "PolicyName": policy, "PolicyDocument": document});
     db(core.store.put("inline", &format!("{kind}/{name}/{policy}"), &doc))?;
     Ok(None)
 }
@@ -456,7 +477,8 @@ fn delete_user(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Valu
     let name = principal(core, "user", input)?;
     let prefix = format!("user/{name}/");
     let keys = db(core.store.list("key", ""))?;
-    let has_keys = keys.iter().any(|(_, k)| k["UserName"] == name.as_str());
+    let has_keys = keys.iter().any(|(_, k)| k["UserName"] == name.as_str())
+        || db(core.store.list("member", ""))?.iter().any(|(_, m)| m["UserName"] == name.as_str());
     if has_keys
         || !db(core.store.list("attached", &prefix))?.is_empty()
         || !db(core.store.list("inline", &prefix))?.is_empty()
@@ -766,4 +788,96 @@ fn list_profiles_for_role(core: &Core, _: &ApiRequest, input: &Value) -> Result<
         }
     }
     page(input, "InstanceProfiles", profiles)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+fn group(core: &Core, name: &str) -> Result<Value> {
+    db(core.store.get("group", name))?.ok_or_else(|| no_such("group", name))
+}
+
+fn create_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let name = required(input, "GroupName")?;
+    check_name("GroupName", name, 128)?;
+    let path = path_of(input)?;
+    let doc = json!({
+        "Path": path, "GroupName": name, "GroupId": unique_id("AGPA"),
+        "Arn": format!("arn:aws:iam::{}:group{}{}", core.account, path, name), "CreateDate": now_iso(),
+    });
+    if !db(core.store.create("group", name, &doc))? {
+        return Err(exists("Group", name));
+    }
+    Ok(Some(json!({"Group": doc})))
+}
+
+fn members(core: &Core, group: &str) -> Result<Vec<String>> {
+    let rows = db(core.store.list("member", &format!("{group}/")))?;
+    Ok(rows.into_iter().filter_map(|(_, v)| v["UserName"].as_str().map(str::to_owned)).collect())
+}
+
+fn get_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let name = required(input, "GroupName")?;
+    let doc = group(core, name)?;
+    let mut users = Vec::new();
+    for user in members(core, name)? {
+        if let Some(user) = db(core.store.get("user", &user))? {
+            users.push(user);
+        }
+    }
+    Ok(Some(json!({"Group": doc, "Users": users, "IsTruncated": false})))
+}
+
+fn list_groups(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    page(input, "Groups", with_prefix(input, db(core.store.list("group", ""))?))
+}
+
+fn delete_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let name = required(input, "GroupName")?;
+    group(core, name)?;
+    let prefix = format!("group/{name}/");
+    if !members(core, name)?.is_empty()
+        || !db(core.store.list("attached", &prefix))?.is_empty()
+        || !db(core.store.list("inline", &prefix))?.is_empty()
+    {
+        return Err(AwsError::new(
+            409,
+            "DeleteConflict",
+            "Cannot delete entity, must remove users and policies from group first.",
+        ));
+    }
+    db(core.store.delete("group", name))?;
+    Ok(None)
+}
+
+fn add_user_to_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let name = required(input, "GroupName")?;
+    group(core, name)?;
+    let user = principal(core, "user", input)?;
+    db(core.store.put("member", &format!("{name}/{user}"), &json!({"GroupName": name, "UserName": user})))?;
+    Ok(None)
+}
+
+fn remove_user_from_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let name = required(input, "GroupName")?;
+    group(core, name)?;
+    let user = principal(core, "user", input)?;
+    if !db(core.store.delete("member", &format!("{name}/{user}")))? {
+        return Err(no_such("user", &user));
+    }
+    Ok(None)
+}
+
+fn list_groups_for_user(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+    let user = principal(core, "user", input)?;
+    let mut groups = Vec::new();
+    for (key, member) in db(core.store.list("member", ""))? {
+        if member["UserName"] == user.as_str() {
+            if let Some(doc) = db(core.store.get("group", member["GroupName"].as_str().unwrap_or_default()))?
+            {
+                groups.push((key, doc));
+            }
+        }
+    }
+    page(input, "Groups", groups)
 }

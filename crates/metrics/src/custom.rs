@@ -63,6 +63,8 @@ pub struct Series {
 struct State {
     series: BTreeMap<String, Series>,
     alarms: BTreeMap<String, Value>,
+    #[serde(default)]
+    dashboards: BTreeMap<String, Value>,
 }
 
 #[derive(Default)]
@@ -177,6 +179,21 @@ impl Custom {
 
     pub fn delete_alarm(&self, name: &str) -> bool {
         let removed = self.lock().alarms.remove(name).is_some();
+        self.save_now();
+        removed
+    }
+
+    pub fn dashboards(&self) -> BTreeMap<String, Value> {
+        self.lock().dashboards.clone()
+    }
+
+    pub fn put_dashboard(&self, name: &str, dashboard: Value) {
+        self.lock().dashboards.insert(name.to_owned(), dashboard);
+        self.save_now();
+    }
+
+    pub fn delete_dashboard(&self, name: &str) -> bool {
+        let removed = self.lock().dashboards.remove(name).is_some();
         self.save_now();
         removed
     }

@@ -21,10 +21,6 @@ pub struct Context<'a> {
 /// CloudWatch operations nimbus knows of but does not serve.
 const UNSERVED: &[&str] = &[
     "GetMetricWidgetImage",
-    "PutDashboard",
-    "GetDashboard",
-    "ListDashboards",
-    "DeleteDashboards",
     "PutCompositeAlarm",
     "DescribeAlarmHistory",
     "PutAnomalyDetector",
@@ -35,9 +31,6 @@ const UNSERVED: &[&str] = &[
     "GetInsightRuleReport",
     "PutMetricStream",
     "ListMetricStreams",
-    "ListTagsForResource",
-    "TagResource",
-    "UntagResource",
 ];
 
 pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -> Result<Out, CwError> {
@@ -53,6 +46,13 @@ pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -
         "SetAlarmState" => custom::set_alarm_state(context, input),
         "EnableAlarmActions" => custom::alarm_actions(context, input, true),
         "DisableAlarmActions" => custom::alarm_actions(context, input, false),
+        "PutDashboard" => custom::put_dashboard(context, input),
+        "GetDashboard" => custom::get_dashboard(context, input),
+        "ListDashboards" => custom::list_dashboards(context, input),
+        "DeleteDashboards" => custom::delete_dashboards(context, input),
+        "ListTagsForResource" => custom::list_tags(context, input),
+        "TagResource" => custom::tag_resource(context, input),
+        "UntagResource" => custom::untag_resource(context, input),
         _ if UNSERVED.contains(&operation) => Err(CwError::new(
             ErrorKind::InvalidAction,
             format!("nimbus serves metrics and metric alarms of CloudWatch, not {operation}."),
@@ -72,9 +72,9 @@ mod tests {
     fn unserved_and_unknown_operations_say_so() {
         let store = Store::default();
         let context = Context { store: &store, now: 0 };
-        let error = call(&context, "PutDashboard", &serde_json::json!({})).unwrap_err();
+        let error = call(&context, "PutAnomalyDetector", &serde_json::json!({})).unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidAction);
-        assert!(error.message.contains("not PutDashboard"));
+        assert!(error.message.contains("not PutAnomalyDetector"));
         let error = call(&context, "Frobnicate", &serde_json::json!({})).unwrap_err();
         assert!(error.message.contains("Could not find operation Frobnicate"));
     }
