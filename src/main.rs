@@ -304,6 +304,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let subscriptions = wiring::LogSubscriptions { lambda: lambda.clone(), metrics: metrics.clone() };
         opened.set_subscriber(Arc::new(subscriptions));
     }
+    // CloudWatch alarms take their actions (on a node alone; see the README).
+    if let Some(served) = metrics.local() {
+        let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
+        served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
+    }
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());

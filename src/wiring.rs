@@ -514,3 +514,44 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
         Ok(())
     }
 }
+
+/// CloudWatch alarm actions: SNS topics get AWS's alarm notification, Lambda functions the
+/// `aws.cloudwatch` alarm event (asynchronously). Other actions (Auto Scaling, EC2) are refused.
+pub struct AlarmActions {
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+}
+
+impl nimbus_metrics::AlarmSink for AlarmActions {
+    fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String> {
+        tokio::task::block_in_place(|| {
+            if action_arn.starts_with("arn:aws:sns:") {
+                let sns = self.sns.get_blocking()?;
+                let no_attributes = std::collections::BTreeMap::new();
+                let message = notification.to_string();
+                return sns
+                    .publish(action_arn, &message, Some(subject), &no_attributes, None, None)
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+            }
+            if action_arn.starts_with("arn:aws:lambda:") {
+                let state = |value: &Value, reason: &Value| serde_json::json!({ "value": value, "reason": reason, "timestamp": notification["StateChangeTime"] });
+                let event = serde_json::json!({
+                    "source": "aws.cloudwatch",
+                    "alarmArn": notification["AlarmArn"],
+                    "accountId": notification["AWSAccountId"],
+                    "time": notification["StateChangeTime"],
+                    "region": "us-east-1",
+                    "alarmData": {
+                        "alarmName": notification["AlarmName"],
+                        "state": state(&notification["NewStateValue"], &notification["NewStateReason"]),
+                        "previousState": state(&notification["OldStateValue"], &Value::Null),
+                        "configuration": { "description": notification["AlarmDescription"], "metrics": [] },
+                    },
+                });
+                return self.lambda.enqueue_event_blocking(action_arn, event.to_string().into_bytes());
+            }
+            Err("nimbus takes alarm actions on SNS topics and Lambda functions only".into())
+        })
+    }
+}

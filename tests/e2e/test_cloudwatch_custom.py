@@ -113,3 +113,29 @@ def test_dashboards_and_alarm_tags(cw):
     cw.untag_resource(ResourceARN=arn, TagKeys=["team"])
     assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "env", "Value": "dev"}]
     cw.delete_alarms(AlarmNames=[alarm])
+
+
+def test_alarm_state_change_notifies_its_sns_topic(server, cw):
+    import time
+    sns, sqs = aws_client("sns", server.endpoint), aws_client("sqs", server.endpoint)
+    topic = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_name = f"alerts-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    name = f"notify-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(AlarmName=name, Namespace="App", MetricName="Errors", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+                        AlarmActions=[topic])
+    cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="checking the pager")
+    deadline, messages = time.monotonic() + 10, []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    assert messages, "no notification"
+    envelope = json.loads(messages[0]["Body"])
+    assert envelope["Subject"].startswith(f'ALARM: "{name}"')
+    notification = json.loads(envelope["Message"])
+    assert (notification["AlarmName"], notification["NewStateValue"]) == (name, "ALARM")
+    assert notification["NewStateReason"] == "checking the pager"
+    assert notification["Trigger"]["MetricName"] == "Errors"
+    cw.delete_alarms(AlarmNames=[name])

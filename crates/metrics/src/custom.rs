@@ -67,8 +67,15 @@ struct State {
     dashboards: BTreeMap<String, Value>,
 }
 
+/// Where alarm actions go (SNS topics, Lambda functions); the integrator implements it.
+pub trait AlarmSink: Send + Sync + 'static {
+    /// `notification` is the alarm's state change as AWS sends it to SNS (and, wrapped, to Lambda).
+    fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String>;
+}
+
 #[derive(Default)]
 pub struct Custom {
+    pub sink: std::sync::OnceLock<std::sync::Arc<dyn AlarmSink>>,
     state: Mutex<State>,
     /// Where alarms are saved as soon as they change (data points go with the snapshot).
     file: Mutex<Option<(BlobArea, String)>>,
@@ -166,6 +173,10 @@ impl Custom {
             series.points = series.points.split_off(&(now_s - RETENTION_S));
         }
         state.series.retain(|_, s| !s.points.is_empty());
+    }
+
+    pub fn has_alarms(&self) -> bool {
+        !self.lock().alarms.is_empty()
     }
 
     pub fn alarms(&self) -> BTreeMap<String, Value> {

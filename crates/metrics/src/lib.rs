@@ -31,6 +31,7 @@ use nimbus_store::{BlobArea, Blobs};
 
 pub use bucket::Architecture;
 pub use catalog::{LAMBDA_NAMESPACE, NIMBUS_NAMESPACE};
+pub use custom::AlarmSink;
 pub use error::{CwError, ErrorKind};
 pub use summary::{Summary, Usage, SUMMARY_WINDOW};
 
@@ -164,6 +165,29 @@ impl Metrics {
                 }
             }
         })
+    }
+
+    /// Where alarm actions go; starts evaluating alarms every `every` (call inside the runtime).
+    pub fn set_alarm_sink(self: &Arc<Self>, sink: Arc<dyn AlarmSink>, every: Duration) {
+        if self.store.custom.sink.set(sink).is_err() {
+            return;
+        }
+        let metrics = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                let Some(metrics) = metrics.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || {
+                    if metrics.store.custom.has_alarms() {
+                        let now =
+                            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                        ops::custom::evaluated(&ops::Context { store: &metrics.store, now });
+                    }
+                })
+                .await;
+            }
+        });
     }
 
     /// Adds `count` samples summing to `sum` to a custom metric (CloudWatch Logs' metric filters).

@@ -1,7 +1,8 @@
 //! `PutMetricData` into custom namespaces, and metric alarms: `PutMetricAlarm`,
 //! `DescribeAlarms`, `DescribeAlarmsForMetric`, `SetAlarmState`, `DeleteAlarms`,
-//! `Enable/DisableAlarmActions`. Alarms on custom metrics are evaluated when described (the
-//! last `EvaluationPeriods` periods against the threshold); their actions are not taken.
+//! `Enable/DisableAlarmActions`. Alarms on custom metrics are evaluated (the last
+//! `EvaluationPeriods` periods against the threshold) when described and by the evaluator every
+//! few seconds; a change of state takes the alarm's actions (SNS topics, Lambda functions).
 
 use serde_json::{json, Value};
 
@@ -326,17 +327,95 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
     alarm["StateUpdatedTimestamp"] = json!(context.now);
 }
 
-fn evaluated(context: &Context<'_>) -> Vec<Value> {
+/// Every alarm, evaluated now; state changes take the alarms' actions.
+pub fn evaluated(context: &Context<'_>) -> Vec<Value> {
     let mut alarms = Vec::new();
     for (name, mut alarm) in context.store.custom.alarms() {
         let before = alarm.clone();
         evaluate(context, &mut alarm);
         if alarm != before {
             context.store.custom.put_alarm(&name, alarm.clone());
+            if alarm["StateValue"] != before["StateValue"] {
+                take_actions(context, &before, &alarm);
+            }
         }
         alarms.push(alarm);
     }
     alarms
+}
+
+fn region_name(region: &str) -> &'static str {
+    match region {
+        "us-east-1" => "US East (N. Virginia)",
+        "us-west-2" => "US West (Oregon)",
+        "eu-west-1" => "EU (Ireland)",
+        "eu-central-1" => "EU (Frankfurt)",
+        _ => "US East (N. Virginia)",
+    }
+}
+
+/// The alarm's actions for its new state, with AWS's SNS notification.
+fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
+    let Some(sink) = context.store.custom.sink.get() else { return };
+    if alarm["ActionsEnabled"] == false {
+        return;
+    }
+    let state = alarm["StateValue"].as_str().unwrap_or_default();
+    let list = match state {
+        "ALARM" => "AlarmActions",
+        "OK" => "OKActions",
+        _ => "InsufficientDataActions",
+    };
+    let actions: Vec<String> =
+        alarm[list].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    if actions.is_empty() {
+        return;
+    }
+    let dimensions: Vec<Value> = alarm["Dimensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| json!({"name": d[0], "value": d[1]}))
+        .collect();
+    let notification = json!({
+        "AlarmName": alarm["AlarmName"],
+        "AlarmDescription": alarm["AlarmDescription"],
+        "AWSAccountId": context_account(),
+        "AlarmConfigurationUpdatedTimestamp": crate::out::Out::iso8601(alarm["AlarmConfigurationUpdatedTimestamp"].as_i64().unwrap_or_default()),
+        "NewStateValue": state,
+        "NewStateReason": alarm["StateReason"],
+        "StateChangeTime": crate::out::Out::iso8601(context.now),
+        "Region": region_name(context_region()),
+        "AlarmArn": alarm["AlarmArn"],
+        "OldStateValue": before["StateValue"],
+        "OKActions": alarm["OKActions"],
+        "AlarmActions": alarm["AlarmActions"],
+        "InsufficientDataActions": alarm["InsufficientDataActions"],
+        "Trigger": {
+            "MetricName": alarm["MetricName"],
+            "Namespace": alarm["Namespace"],
+            "StatisticType": "Statistic",
+            "Statistic": alarm["Statistic"].as_str().unwrap_or_default().to_ascii_uppercase(),
+            "Unit": alarm["Unit"],
+            "Dimensions": dimensions,
+            "Period": alarm["Period"],
+            "EvaluationPeriods": alarm["EvaluationPeriods"],
+            "DatapointsToAlarm": alarm["DatapointsToAlarm"],
+            "ComparisonOperator": alarm["ComparisonOperator"],
+            "Threshold": alarm["Threshold"],
+            "TreatMissingData": alarm["TreatMissingData"],
+        },
+    });
+    let subject = format!(
+        "{state}: \"{}\" in {}",
+        alarm["AlarmName"].as_str().unwrap_or_default(),
+        region_name(context_region())
+    );
+    for action in actions {
+        if let Err(why) = sink.notify(&action, &subject, &notification) {
+            eprintln!("nimbus: alarm action {action} not taken: {why}");
+        }
+    }
 }
 
 pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
@@ -403,13 +482,17 @@ pub fn set_alarm_state(context: &Context<'_>, document: &Value) -> Result<Out, C
     }
     let reason = input::required_string(document, "StateReason", "StateReason")?;
     let mut alarm = context.store.custom.alarms().remove(&name).ok_or_else(|| not_found(&name))?;
+    let before = alarm.clone();
     if alarm["StateValue"] != state.as_str() {
         alarm["StateTransitionedTimestamp"] = json!(context.now);
     }
     alarm["StateValue"] = json!(state);
     alarm["StateReason"] = json!(reason);
     alarm["StateUpdatedTimestamp"] = json!(context.now);
-    context.store.custom.put_alarm(&name, alarm);
+    context.store.custom.put_alarm(&name, alarm.clone());
+    if before["StateValue"] != alarm["StateValue"] {
+        take_actions(context, &before, &alarm);
+    }
     Ok(Out::Struct(Vec::new()))
 }
 
@@ -548,4 +631,25 @@ pub fn untag_resource(context: &Context<'_>, document: &Value) -> Result<Out, Cw
     alarm["Tags"] = Value::Array(tags);
     context.store.custom.put_alarm(&name, alarm);
     Ok(Out::Struct(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn alarms_evaluate_their_periods() {
+        let store = Store::default();
+        let at = |now: i64| Context { store: &store, now };
+        let alarm = json!({"AlarmName": "a", "Namespace": "App", "MetricName": "Errors", "Statistic": "Sum",
+            "Period": 60, "EvaluationPeriods": 2, "DatapointsToAlarm": 1, "Threshold": 5,
+            "ComparisonOperator": "GreaterThanThreshold"});
+        put_metric_alarm(&at(6000), &alarm).unwrap();
+        let data = json!({"Namespace": "App", "MetricData": [{"MetricName": "Errors", "Value": 9, "Timestamp": 6010}]});
+        put_metric_data(&at(6010), &data).unwrap();
+        assert_eq!(evaluated(&at(6030))[0]["StateValue"], "INSUFFICIENT_DATA", "within the first period");
+        assert_eq!(evaluated(&at(6130))[0]["StateValue"], "ALARM");
+        assert_eq!(evaluated(&at(6400))[0]["StateValue"], "INSUFFICIENT_DATA", "no data since");
+    }
 }

@@ -1,7 +1,7 @@
 //! CloudWatch's operations over the store, one file each, reading their input from the JSON
 //! document every protocol decodes to (Query's values arrive as strings, hence the leniency).
 
-mod custom;
+pub(crate) mod custom;
 mod data;
 mod input;
 mod list;
