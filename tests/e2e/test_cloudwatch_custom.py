@@ -44,6 +44,15 @@ def test_put_metric_data_and_read_it_back(cw):
         "Id": "m1", "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Latency", "Dimensions": dims},
                                    "Period": 3600, "Stat": "Maximum"}}])
     assert data["MetricDataResults"][0]["Values"] == [300]
+    math = cw.get_metric_data(StartTime=start, EndTime=end, MetricDataQueries=[
+        {"Id": "total", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Latency",
+                                                                     "Dimensions": dims}, "Period": 3600, "Stat": "Sum"}},
+        {"Id": "count", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Latency",
+                                                                     "Dimensions": dims}, "Period": 3600, "Stat": "SampleCount"}},
+        {"Id": "mean", "Expression": "total / count", "Label": "mean latency"}])
+    [result] = math["MetricDataResults"]
+    assert (result["Id"], result["Label"]) == ("mean", "mean latency")
+    assert result["Values"] == [pytest.approx(950 / 6)]
     listed = cw.list_metrics(Namespace=ns)["Metrics"]
     assert sorted(m["MetricName"] for m in listed) == ["Latency", "Requests"]
     assert cw.list_metrics(Namespace=ns, Dimensions=[{"Name": "Service"}])["Metrics"][0]["Dimensions"] == dims

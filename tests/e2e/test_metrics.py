@@ -332,7 +332,7 @@ def _assert_errors(cw):
     with pytest.raises(cw.exceptions.InvalidParameterCombinationException):
         cw.get_metric_statistics(**base, StartTime=now - dt.timedelta(hours=1), EndTime=now, Period=60)
     with pytest.raises(cw.exceptions.InvalidParameterValueException, match="expression"):
-        cw.get_metric_data(MetricDataQueries=[{"Id": "e", "Expression": "SUM(METRICS())"}],
+        cw.get_metric_data(MetricDataQueries=[{"Id": "e", "Expression": "m9 * 2"}],
                            StartTime=now - dt.timedelta(hours=1), EndTime=now)
     with pytest.raises(cw.exceptions.InvalidNextToken):
         cw.get_metric_data(

@@ -5,6 +5,7 @@ pub(crate) mod custom;
 mod data;
 mod input;
 mod list;
+mod math;
 mod statistics;
 
 use crate::error::{CwError, ErrorKind};
