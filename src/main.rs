@@ -301,7 +301,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     // Logs subscription filters invoke functions (on a node alone; see the README).
     if let Some(opened) = logs.local() {
-        let subscriptions = wiring::LogSubscriptions { lambda: lambda.clone(), metrics: metrics.clone() };
+        let subscriptions = wiring::LogSubscriptions {
+            lambda: lambda.clone(),
+            kinesis: kinesis.clone(),
+            metrics: metrics.clone(),
+        };
         opened.set_subscriber(Arc::new(subscriptions));
     }
     // CloudWatch alarms take their actions (on a node alone; see the README).

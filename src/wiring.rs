@@ -489,13 +489,22 @@ impl nimbus_lambda::Streams for LambdaStreams {
 /// `{"awslogs": {"data": …}}` event, asynchronously.
 pub struct LogSubscriptions {
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub kinesis: Arc<Lazy<nimbus_kinesis::Kinesis>>,
     pub metrics: Arc<crate::metrics_home::MetricsHome>,
 }
 
 impl nimbus_logs::Subscriber for LogSubscriptions {
     fn deliver(&self, destination_arn: &str, payload: Vec<u8>) -> Result<(), String> {
+        if destination_arn.starts_with("arn:aws:kinesis:") {
+            // The stream gets the gzipped message itself, as AWS puts it.
+            let kinesis = self.kinesis.get_blocking()?;
+            let key = uuid::Uuid::new_v4().to_string();
+            return kinesis.put_record(destination_arn, &key, &payload).map(drop).map_err(|e| e.message);
+        }
         if !destination_arn.starts_with("arn:aws:lambda:") {
-            return Err("nimbus delivers log subscriptions to Lambda functions only".into());
+            return Err(
+                "nimbus delivers log subscriptions to Lambda functions and Kinesis streams only".into()
+            );
         }
         self.lambda.enqueue_event_blocking(destination_arn, nimbus_logs::lambda_event(&payload))
     }

@@ -143,3 +143,25 @@ def test_insights_queries(logs, group):
     with pytest.raises(logs.exceptions.ResourceNotFoundException):
         logs.get_query_results(queryId="00000000-0000-0000-0000-000000000000")
     assert started["queryId"] in [q["queryId"] for q in logs.describe_queries(logGroupName=group)["queries"]]
+
+
+def test_subscription_filter_puts_to_a_kinesis_stream(server, logs, group):
+    import gzip
+    kinesis = aws_client("kinesis", server.endpoint)
+    stream = unique_name("log-stream")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    logs.put_subscription_filter(logGroupName=group, filterName="all", filterPattern="", destinationArn=arn)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    logs.put_log_events(logGroupName=group, logStreamName="s",
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "to kinesis"}])
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    deadline, records = time.monotonic() + 10, []
+    while not records and time.monotonic() < deadline:
+        got = kinesis.get_records(ShardIterator=iterator)
+        records, iterator = got["Records"], got["NextShardIterator"]
+        time.sleep(0.2)
+    assert records, "nothing reached the stream"
+    data = json.loads(gzip.decompress(records[0]["Data"]))
+    assert data["logGroup"] == group and [e["message"] for e in data["logEvents"]] == ["to kinesis"]
