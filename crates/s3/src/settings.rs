@@ -42,6 +42,9 @@ fn bad_header(name: &str, value: &str) -> S3Error {
 /// The settings a PUT, copy or multipart upload asks for through its headers.
 pub fn object_settings(s3: &Inner, ctx: &Ctx, bucket: &BucketRow) -> S3Result<Pairs> {
     let mut extra = Pairs::new();
+    // The bucket's default encryption and object lock, in one read.
+    let configs = s3.db.configs(&bucket.name, &["encryption", "object-lock"])?;
+    let config = |name: &str| configs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     if let Some(class) = ctx.header("x-amz-storage-class") {
         if !STORAGE_CLASSES.contains(&class) {
             return Err(S3Error::new(
@@ -61,7 +64,7 @@ pub fn object_settings(s3: &Inner, ctx: &Ctx, bucket: &BucketRow) -> S3Result<Pa
         if !["AES256", "aws:kms", "aws:kms:dsse"].contains(&value.as_str()) {
             return Err(bad_header("x-amz-server-side-encryption", value));
         }
-    } else if let Some(config) = s3.db.config(&bucket.name, "encryption")? {
+    } else if let Some(config) = config("encryption") {
         // The bucket's default encryption.
         let rule = xml::parse(config.as_bytes()).ok();
         let default = rule
@@ -112,13 +115,14 @@ pub fn object_settings(s3: &Inner, ctx: &Ctx, bucket: &BucketRow) -> S3Result<Pa
             extra.push((name.into(), value.to_owned()));
         }
     }
+    let lock_config = config("object-lock");
     if extra.iter().any(|(n, _)| n.starts_with("lock") || n == "legal-hold")
-        && !lock_enabled(s3, &bucket.name)?
+        && !lock_config.is_some_and(|c| c.contains("Enabled"))
     {
         return Err(S3Error::invalid_request("Bucket is missing Object Lock Configuration"));
     }
     if !extra.iter().any(|(n, _)| n == "lock-mode") {
-        if let Some((mode, until)) = default_retention(s3, &bucket.name)? {
+        if let Some((mode, until)) = lock_config.and_then(default_retention) {
             extra.push(("lock-mode".into(), mode));
             extra.push(("lock-until".into(), context::iso8601(until)));
         }
@@ -130,18 +134,15 @@ fn lock_enabled(s3: &Inner, bucket: &str) -> S3Result<bool> {
     Ok(s3.db.config(bucket, "object-lock")?.is_some_and(|c| c.contains("Enabled")))
 }
 
-/// The bucket's default retention, as (mode, retain-until) from now.
-fn default_retention(s3: &Inner, bucket: &str) -> S3Result<Option<(String, i64)>> {
-    let Some(config) = s3.db.config(bucket, "object-lock")? else { return Ok(None) };
-    let Ok(root) = xml::parse(config.as_bytes()) else { return Ok(None) };
-    let Some(retention) = root.child("Rule").and_then(|r| r.child("DefaultRetention")) else {
-        return Ok(None);
-    };
-    let Some(mode) = retention.child_text("Mode") else { return Ok(None) };
+/// The bucket's default retention (its object lock document), as (mode, retain-until) from now.
+fn default_retention(config: &str) -> Option<(String, i64)> {
+    let root = xml::parse(config.as_bytes()).ok()?;
+    let retention = root.child("Rule")?.child("DefaultRetention")?;
+    let mode = retention.child_text("Mode")?;
     let days = retention.child_text("Days").and_then(|d| d.parse::<i64>().ok());
     let years = retention.child_text("Years").and_then(|d| d.parse::<i64>().ok());
-    let Some(days) = days.or(years.map(|y| y * 365)) else { return Ok(None) };
-    Ok(Some((mode.to_owned(), context::now_ms() + days * 86_400_000)))
+    let days = days.or(years.map(|y| y * 365))?;
+    Some((mode.to_owned(), context::now_ms() + days * 86_400_000))
 }
 
 /// Object lock against deleting a version: retention not yet over, or a legal hold.

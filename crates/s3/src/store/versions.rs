@@ -265,6 +265,15 @@ impl Db {
         }
     }
 
+    /// Several sub-resource documents of a bucket in one read (absent ones left out).
+    pub fn configs(&self, bucket: &str, names: &[&str]) -> Result<Vec<(String, String)>, DbError> {
+        let rows =
+            self.db.query("SELECT name, value FROM bucket_configs WHERE bucket = ?1", &params![bucket])?;
+        let all: Vec<(String, String)> =
+            rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<Result<_, DbError>>()?;
+        Ok(all.into_iter().filter(|(n, _)| names.contains(&n.as_str())).collect())
+    }
+
     pub fn set_config(&self, bucket: &str, name: &str, value: &str) -> S3Result<()> {
         self.db.write(|tx| {
             share_bucket(tx, bucket)?;
