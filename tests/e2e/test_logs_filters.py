@@ -165,3 +165,25 @@ def test_subscription_filter_puts_to_a_kinesis_stream(server, logs, group):
     assert records, "nothing reached the stream"
     data = json.loads(gzip.decompress(records[0]["Data"]))
     assert data["logGroup"] == group and [e["message"] for e in data["logEvents"]] == ["to kinesis"]
+
+
+def test_resource_policies_and_destinations(logs):
+    name = unique_name("policy")
+    document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "es.amazonaws.com"},
+                                                                  "Action": "logs:PutLogEvents", "Resource": "*"}]})
+    stored = logs.put_resource_policy(policyName=name, policyDocument=document)["resourcePolicy"]
+    assert stored["policyName"] == name
+    assert name in [p["policyName"] for p in logs.describe_resource_policies()["resourcePolicies"]]
+    logs.delete_resource_policy(policyName=name)
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.delete_resource_policy(policyName=name)
+
+    dest = unique_name("dest")
+    made = logs.put_destination(destinationName=dest, targetArn="arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                                roleArn="arn:aws:iam::000000000000:role/r")["destination"]
+    assert made["arn"].endswith(f":destination:{dest}")
+    logs.put_destination_policy(destinationName=dest, accessPolicy=document)
+    [listed] = logs.describe_destinations(DestinationNamePrefix=dest)["destinations"]
+    assert listed["accessPolicy"] == document
+    logs.delete_destination(destinationName=dest)
+    assert logs.describe_destinations(DestinationNamePrefix=dest)["destinations"] == []

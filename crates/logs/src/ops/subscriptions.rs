@@ -168,3 +168,91 @@ impl Logs {
         Ok(json!({}))
     }
 }
+
+/// Account-level documents (resource policies, destinations) live under this group name.
+const ACCOUNT: &str = "";
+
+impl Logs {
+    pub(super) fn put_resource_policy(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.str("policyName")?.ok_or_else(|| missing("policyName"))?;
+        let document = input.str("policyDocument")?.ok_or_else(|| missing("policyDocument"))?;
+        if serde_json::from_str::<Value>(document).map(|d| !d.is_object()).unwrap_or(true) {
+            return Err(invalid("Invalid policy document: it must be a JSON object."));
+        }
+        let existing = self.storage.catalog.filters(Some(ACCOUNT), "policy").map_err(catalog)?;
+        if existing.len() >= 10 && !existing.iter().any(|p| p["policyName"] == name) {
+            return Err(AwsError::new(400, "LimitExceededException", "Resource limit exceeded."));
+        }
+        let policy =
+            json!({ "policyName": name, "policyDocument": document, "lastUpdatedTime": self.storage.now() });
+        self.storage.catalog.put_filter(ACCOUNT, "policy", name, &policy).map_err(catalog)?;
+        Ok(json!({ "resourcePolicy": policy }))
+    }
+
+    pub(super) fn describe_resource_policies(&self, _input: &Input) -> Result<Value, AwsError> {
+        let policies = self.storage.catalog.filters(Some(ACCOUNT), "policy").map_err(catalog)?;
+        Ok(json!({ "resourcePolicies": policies }))
+    }
+
+    pub(super) fn delete_resource_policy(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.str("policyName")?.ok_or_else(|| missing("policyName"))?;
+        if !self.storage.catalog.delete_filters(ACCOUNT, Some("policy"), Some(name)).map_err(catalog)? {
+            return Err(AwsError::new(
+                400,
+                "ResourceNotFoundException",
+                "Policy with name [".to_owned() + name + "] does not exist",
+            ));
+        }
+        Ok(json!({}))
+    }
+
+    pub(super) fn put_destination(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.required_str("destinationName")?;
+        let target = input.required_str("targetArn")?;
+        let role = input.required_str("roleArn")?;
+        let previous = self.storage.catalog.filters(Some(ACCOUNT), "destination").map_err(catalog)?;
+        let previous = previous.into_iter().find(|d| d["destinationName"] == name);
+        let destination = json!({
+            "destinationName": name, "targetArn": target, "roleArn": role,
+            "accessPolicy": previous.as_ref().map_or(Value::Null, |d| d["accessPolicy"].clone()),
+            "arn": format!("arn:aws:logs:{}:{}:destination:{name}", self.identity.region, self.identity.account),
+            "creationTime": previous.as_ref().map_or(json!(self.storage.now()), |d| d["creationTime"].clone()),
+        });
+        self.storage.catalog.put_filter(ACCOUNT, "destination", name, &destination).map_err(catalog)?;
+        Ok(json!({ "destination": destination }))
+    }
+
+    pub(super) fn put_destination_policy(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.required_str("destinationName")?;
+        let policy = input.required_str("accessPolicy")?;
+        let destinations = self.storage.catalog.filters(Some(ACCOUNT), "destination").map_err(catalog)?;
+        let mut destination = destinations
+            .into_iter()
+            .find(|d| d["destinationName"] == name)
+            .ok_or_else(|| not_found("destination"))?;
+        destination["accessPolicy"] = json!(policy);
+        self.storage.catalog.put_filter(ACCOUNT, "destination", name, &destination).map_err(catalog)?;
+        Ok(json!({}))
+    }
+
+    pub(super) fn describe_destinations(&self, input: &Input) -> Result<Value, AwsError> {
+        let prefix = input.str("DestinationNamePrefix")?.unwrap_or("");
+        let destinations: Vec<Value> = self
+            .storage
+            .catalog
+            .filters(Some(ACCOUNT), "destination")
+            .map_err(catalog)?
+            .into_iter()
+            .filter(|d| d["destinationName"].as_str().unwrap_or_default().starts_with(prefix))
+            .collect();
+        Ok(json!({ "destinations": destinations }))
+    }
+
+    pub(super) fn delete_destination(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.required_str("destinationName")?;
+        if !self.storage.catalog.delete_filters(ACCOUNT, Some("destination"), Some(name)).map_err(catalog)? {
+            return Err(not_found("destination"));
+        }
+        Ok(json!({}))
+    }
+}
