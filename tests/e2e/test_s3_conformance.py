@@ -419,3 +419,26 @@ def test_browser_post_upload_with_a_presigned_policy(s3, bucket):
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         _post_form(post["url"], fields, b"x")
     assert excinfo.value.code == 403 and b"Policy Condition failed" in excinfo.value.read()
+
+
+def test_inventory_and_metrics_configurations_by_id(s3, bucket):
+    inventory = {"Id": "weekly", "IsEnabled": True, "IncludedObjectVersions": "Current",
+                 "Destination": {"S3BucketDestination": {"Bucket": f"arn:aws:s3:::{bucket}", "Format": "CSV"}},
+                 "Schedule": {"Frequency": "Weekly"}}
+    s3.put_bucket_inventory_configuration(Bucket=bucket, Id="weekly", InventoryConfiguration=inventory)
+    assert s3.get_bucket_inventory_configuration(Bucket=bucket, Id="weekly")["InventoryConfiguration"] == inventory
+    listed = s3.list_bucket_inventory_configurations(Bucket=bucket)["InventoryConfigurationList"]
+    assert [c["Id"] for c in listed] == ["weekly"]
+    s3.put_bucket_metrics_configuration(Bucket=bucket, Id="all", MetricsConfiguration={"Id": "all"})
+    assert s3.get_bucket_metrics_configuration(Bucket=bucket, Id="all")["MetricsConfiguration"] == {"Id": "all"}
+    s3.delete_bucket_inventory_configuration(Bucket=bucket, Id="weekly")
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_bucket_inventory_configuration(Bucket=bucket, Id="weekly")
+    assert code_of(excinfo) == "NoSuchConfiguration"
+    replication = {"Role": "arn:aws:iam::000000000000:role/r", "Rules": [
+        {"ID": "r1", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+         "DeleteMarkerReplication": {"Status": "Disabled"},
+         "Destination": {"Bucket": "arn:aws:s3:::elsewhere"}}]}
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=replication)
+    assert s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]["Rules"][0]["ID"] == "r1"

@@ -90,13 +90,82 @@ fn find(ctx: &Ctx) -> Option<&'static Doc> {
     DOCS.iter().find(|d| ctx.has(d.sub))
 }
 
+/// Configurations kept by id: (sub-resource, document root, list result root).
+const IDENTIFIED: [(&str, &str, &str); 4] = [
+    ("inventory", "InventoryConfiguration", "ListInventoryConfigurationsResult"),
+    ("analytics", "AnalyticsConfiguration", "ListBucketAnalyticsConfigurationResult"),
+    ("metrics", "MetricsConfiguration", "ListMetricsConfigurationsResult"),
+    (
+        "intelligent-tiering",
+        "IntelligentTieringConfiguration",
+        "ListBucketIntelligentTieringConfigurationsOutput",
+    ),
+];
+
 /// Whether the request names a bucket sub-resource handled here.
 pub fn handles(ctx: &Ctx) -> bool {
-    find(ctx).is_some() || ctx.has("acl") || ctx.has("versioning")
+    find(ctx).is_some()
+        || ctx.has("acl")
+        || ctx.has("versioning")
+        || IDENTIFIED.iter().any(|(sub, _, _)| ctx.has(sub))
+}
+
+/// PUT / GET / DELETE of one configuration by `id`, and GET of them all.
+fn identified(s3: &Inner, ctx: &mut Ctx, sub: &str, root: &str, list_root: &str) -> S3Result<Reply> {
+    s3.db.require_bucket(ctx.bucket())?;
+    let id = ctx.param("id").map(str::to_owned);
+    let no_such = || S3Error::new(404, "NoSuchConfiguration", "The specified configuration does not exist.");
+    match (&ctx.request.method, id) {
+        (&hyper::Method::GET, None) => {
+            let mut body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{list_root} xmlns=\"{}\">",
+                xml::NAMESPACE
+            );
+            for (_, document) in s3.db.configs_prefixed(ctx.bucket(), &format!("{sub}:"))? {
+                let element = document.trim_start();
+                let element = if element.starts_with("<?") {
+                    element.split_once("?>").map_or(element, |(_, rest)| rest.trim_start())
+                } else {
+                    element
+                };
+                body.push_str(element);
+            }
+            body.push_str(&format!("<IsTruncated>false</IsTruncated></{list_root}>"));
+            Ok(Reply::xml(body))
+        }
+        (_, None) => {
+            Err(S3Error::invalid_argument("Missing required parameter id").with("ArgumentName", "id"))
+        }
+        (&hyper::Method::GET, Some(id)) => {
+            s3.db.config(ctx.bucket(), &format!("{sub}:{id}"))?.map(Reply::xml).ok_or_else(no_such)
+        }
+        (&hyper::Method::PUT, Some(id)) => {
+            let data = payload::read(&ctx.request)?.data;
+            let text = String::from_utf8(data.to_vec()).map_err(|_| S3Error::malformed_xml())?;
+            let node = xml::parse(text.as_bytes())?;
+            if node.name != root || node.child_text("Id").is_some_and(|i| i != id) {
+                return Err(S3Error::malformed_xml());
+            }
+            s3.db.set_config(ctx.bucket(), &format!("{sub}:{id}"), &text)?;
+            Ok(Reply::empty(204))
+        }
+        (&hyper::Method::DELETE, Some(id)) => {
+            let name = format!("{sub}:{id}");
+            if s3.db.config(ctx.bucket(), &name)?.is_none() {
+                return Err(no_such());
+            }
+            s3.db.delete_config(ctx.bucket(), &name)?;
+            Ok(Reply::empty(204))
+        }
+        _ => Err(crate::router::not_implemented(ctx)),
+    }
 }
 
 pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let method = ctx.request.method.clone();
+    if let Some((sub, root, list_root)) = IDENTIFIED.iter().find(|(sub, _, _)| ctx.has(sub)) {
+        return identified(s3, ctx, sub, root, list_root);
+    }
     if ctx.has("acl") {
         return match method {
             hyper::Method::GET => {

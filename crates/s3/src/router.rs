@@ -8,7 +8,7 @@ use crate::error::{S3Error, S3Result};
 use crate::{buckets, configs, cors, list, multipart, notifications, objects, post, settings, Inner};
 
 /// Sub-resources nimbus does not keep.
-const UNSUPPORTED: [&str; 5] = ["analytics", "metrics", "inventory", "intelligent-tiering", "torrent"];
+const UNSUPPORTED: [&str; 1] = ["torrent"];
 
 pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     check_presigned_expiry(ctx)?;

@@ -265,6 +265,17 @@ impl Db {
         }
     }
 
+    /// Every sub-resource document of a bucket whose name starts with `prefix`, in name order.
+    pub fn configs_prefixed(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
+        let rows = self.db.query(
+            "SELECT name, value FROM bucket_configs WHERE bucket = ?1 ORDER BY name",
+            &params![bucket],
+        )?;
+        let all: Vec<(String, String)> =
+            rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<Result<_, DbError>>()?;
+        Ok(all.into_iter().filter(|(n, _)| n.starts_with(prefix)).collect())
+    }
+
     /// Several sub-resource documents of a bucket in one read (absent ones left out).
     pub fn configs(&self, bucket: &str, names: &[&str]) -> Result<Vec<(String, String)>, DbError> {
         let rows =
