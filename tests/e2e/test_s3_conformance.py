@@ -338,6 +338,15 @@ def test_lifecycle_expiration_follows_the_clock(server_factory):
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     s3.put_object(Bucket=bucket, Key="tmp/a", Body=b"x")
     s3.put_object(Bucket=bucket, Key="keep/b", Body=b"x")
+    versioned = f"life-v-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=versioned)
+    s3.put_bucket_versioning(Bucket=versioned, VersioningConfiguration={"Status": "Enabled"})
+    rules = [{"ID": "old", "Status": "Enabled", "Filter": {}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+    s3.put_bucket_lifecycle_configuration(Bucket=versioned, LifecycleConfiguration={"Rules": rules})
+    s3.put_object(Bucket=versioned, Key="k", Body=b"old")
+    latest = s3.put_object(Bucket=versioned, Key="k", Body=b"new")["VersionId"]
+    s3.create_multipart_upload(Bucket=versioned, Key="abandoned")
     advance = urllib.request.Request(f"{server.endpoint}/_nimbus/clock/advance?seconds=90000", method="POST")
     urllib.request.urlopen(advance).read()
     deadline = time.monotonic() + 10
@@ -347,6 +356,13 @@ def test_lifecycle_expiration_follows_the_clock(server_factory):
             break
         time.sleep(0.1)
     assert keys == ["keep/b"]
+    while time.monotonic() < deadline:
+        versions = [v["VersionId"] for v in s3.list_object_versions(Bucket=versioned).get("Versions", [])]
+        uploads = s3.list_multipart_uploads(Bucket=versioned).get("Uploads", [])
+        if versions == [latest] and not uploads:
+            break
+        time.sleep(0.1)
+    assert (versions, uploads) == ([latest], [])
 
 
 def test_buckets_live_in_the_region_asked_for(server, s3):

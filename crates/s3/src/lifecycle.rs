@@ -9,7 +9,7 @@ use std::time::Duration;
 use nimbus_api::clock::Clock;
 
 use crate::context;
-use crate::store::{ObjectRow, Pairs};
+use crate::store::{Listed, ObjectRow, Pairs};
 use crate::xml::{self, Node};
 use crate::Inner;
 
@@ -23,14 +23,20 @@ struct Rule {
     smaller_than: Option<u64>,
     days: Option<i64>,
     date_ms: Option<i64>,
+    /// `NoncurrentVersionExpiration.NoncurrentDays`.
+    noncurrent_days: Option<i64>,
+    /// `AbortIncompleteMultipartUpload.DaysAfterInitiation`.
+    abort_days: Option<i64>,
+    /// `Expiration.ExpiredObjectDeleteMarker`.
+    expired_markers: bool,
 }
 
 fn rules(document: &str) -> Vec<Rule> {
     let Ok(root) = xml::parse(document.as_bytes()) else { return Vec::new() };
     root.children("Rule")
         .filter(|r| r.child_text("Status") == Some("Enabled"))
-        .filter_map(|rule| {
-            let expiration = rule.child("Expiration")?;
+        .map(|rule| {
+            let expiration = rule.child("Expiration");
             let filter = rule.child("Filter");
             let and = filter.and_then(|f| f.child("And"));
             let scope: Option<&Node> = and.or(filter);
@@ -52,16 +58,22 @@ fn rules(document: &str) -> Vec<Rule> {
                 })
                 .unwrap_or_default();
             let number = |name: &str| scope.and_then(|s| s.child_text(name)).and_then(|v| v.parse().ok());
-            Some(Rule {
+            let days_of = |parent: &str, name: &str| {
+                rule.child(parent).and_then(|p| p.child_text(name)).and_then(|d| d.parse().ok())
+            };
+            Rule {
                 prefix,
                 tags,
                 larger_than: number("ObjectSizeGreaterThan"),
                 smaller_than: number("ObjectSizeLessThan"),
-                days: expiration.child_text("Days").and_then(|d| d.parse().ok()),
-                date_ms: expiration.child_text("Date").and_then(context::parse_iso8601),
-            })
+                days: expiration.and_then(|e| e.child_text("Days")).and_then(|d| d.parse().ok()),
+                date_ms: expiration.and_then(|e| e.child_text("Date")).and_then(context::parse_iso8601),
+                noncurrent_days: days_of("NoncurrentVersionExpiration", "NoncurrentDays"),
+                abort_days: days_of("AbortIncompleteMultipartUpload", "DaysAfterInitiation"),
+                expired_markers: expiration.and_then(|e| e.child_text("ExpiredObjectDeleteMarker"))
+                    == Some("true"),
+            }
         })
-        .filter(|r| r.days.is_some() || r.date_ms.is_some())
         .collect()
 }
 
@@ -77,6 +89,72 @@ fn expired(rule: &Rule, object: &ObjectRow, now_ms: i64) -> bool {
         && rule.smaller_than.is_none_or(|n| object.size < n)
 }
 
+/// Incomplete multipart uploads older than the rule allows are aborted.
+fn abort_uploads(s3: &Inner, bucket: &str, rule: &Rule, now_ms: i64) {
+    let Some(days) = rule.abort_days else { return };
+    let Ok(uploads) = s3.db.uploads(bucket) else { return };
+    for upload in uploads.iter().filter(|u| u.key.starts_with(&rule.prefix)) {
+        if upload.initiated_ms + days * DAY_MS <= now_ms {
+            if let Ok(Some(files)) = s3.db.abort_upload(&upload.id) {
+                files.iter().for_each(|f| s3.files.remove(f));
+            }
+        }
+    }
+}
+
+/// Noncurrent versions past `NoncurrentDays` (counted from when a newer version replaced them)
+/// and delete markers left as a key's only version are removed.
+fn expire_versions(s3: &Inner, bucket: &str, rule: &Rule, now_ms: i64) {
+    if rule.noncurrent_days.is_none() && !rule.expired_markers {
+        return;
+    }
+    let mut doomed = Vec::new();
+    // One key's versions, newest first.
+    let finish = |group: &[Listed], doomed: &mut Vec<(String, String)>| {
+        if let Some(days) = rule.noncurrent_days {
+            for pair in group.windows(2) {
+                if !pair[1].marker && pair[0].row.modified_ms + days * DAY_MS <= now_ms {
+                    doomed.push((pair[1].row.key.clone(), pair[1].row.version_id.clone()));
+                }
+            }
+        }
+        if let [only] = group {
+            if rule.expired_markers && only.marker {
+                doomed.push((only.row.key.clone(), only.row.version_id.clone()));
+            }
+        }
+    };
+    let (mut cursor, mut ord) = (String::new(), i64::MIN);
+    let mut group: Vec<Listed> = Vec::new();
+    'batches: loop {
+        let Ok(batch) = s3.db.versions_after(bucket, &cursor, ord, &rule.prefix, 1000) else { return };
+        if batch.is_empty() {
+            break;
+        }
+        for listed in batch {
+            cursor.clone_from(&listed.row.key);
+            ord = listed.ord;
+            if !listed.row.key.starts_with(&rule.prefix) {
+                break 'batches;
+            }
+            if group.first().is_some_and(|g| g.row.key != listed.row.key) {
+                finish(&group, &mut doomed);
+                group.clear();
+            }
+            group.push(listed);
+        }
+    }
+    finish(&group, &mut doomed);
+    for (key, version) in doomed {
+        let guard = |row: &ObjectRow| crate::settings::check_lock(row, now_ms, false);
+        if let Ok(deletion) = s3.db.delete_version(bucket, &key, &version, &guard) {
+            deletion.files.iter().for_each(|f| s3.files.remove(f));
+        }
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
 /// One pass over every bucket with a lifecycle configuration.
 pub fn sweep(s3: &Inner, now_ms: i64) {
     let Ok(configs) = s3.db.configs_named("lifecycle") else { return };
@@ -84,6 +162,11 @@ pub fn sweep(s3: &Inner, now_ms: i64) {
         let rules = rules(&document);
         let Ok(Some(row)) = s3.db.bucket(&bucket) else { continue };
         for rule in &rules {
+            abort_uploads(s3, &bucket, rule, now_ms);
+            expire_versions(s3, &bucket, rule, now_ms);
+            if rule.days.is_none() && rule.date_ms.is_none() {
+                continue;
+            }
             let mut cursor = String::new();
             while let Ok(batch) = s3.db.objects_after(&bucket, &cursor, &rule.prefix, 500) {
                 let Some(last) = batch.last() else { break };
