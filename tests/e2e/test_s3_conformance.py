@@ -458,3 +458,11 @@ def test_inventory_and_metrics_configurations_by_id(s3, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=replication)
     assert s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]["Rules"][0]["ID"] == "r1"
+
+
+def test_url_encoded_listings_write_spaces_as_percent_20(s3, bucket, server):
+    s3.put_object(Bucket=bucket, Key="a b+c", Body=b"x")
+    with urllib.request.urlopen(f"{server.endpoint}/{bucket}?list-type=2&encoding-type=url") as reply:
+        assert b"<Key>a%20b%2Bc</Key>" in reply.read()
+    assert s3.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"] == "a b+c"
+    assert s3.list_object_versions(Bucket=bucket)["Versions"][0]["Key"] == "a b+c"

@@ -101,7 +101,7 @@ pub fn list_v2(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let max = max_keys(ctx)?;
     let page = page(s3, ctx.bucket(), &prefix, &delimiter, &after, max)?;
     let url = ctx.param("encoding-type") == Some("url");
-    let enc = |s: &str| if url { encode_key(s) } else { s.to_owned() };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
 
     let mut xml = XmlWriter::new();
     xml.open("ListBucketResult");
@@ -138,7 +138,7 @@ pub fn list_v1(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let max = max_keys(ctx)?;
     let page = page(s3, ctx.bucket(), &prefix, &delimiter, &marker, max)?;
     let url = ctx.param("encoding-type") == Some("url");
-    let enc = |s: &str| if url { encode_key(s) } else { s.to_owned() };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
 
     let mut xml = XmlWriter::new();
     xml.open("ListBucketResult");
@@ -185,6 +185,11 @@ fn write_entries(xml: &mut XmlWriter, page: &Page, owner: bool, account: &str, e
     }
 }
 
+/// `encoding-type=url` in listings: spaces as `%20` (event records write them as `+`).
+fn url_encode(text: &str) -> String {
+    encode_key(text).replace('+', "%20")
+}
+
 fn decode_token(token: &str) -> S3Result<String> {
     B64.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(|| {
         S3Error::invalid_argument("The continuation token provided is incorrect")
@@ -209,7 +214,7 @@ pub fn list_versions(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     }
     let max = max_keys(ctx)?;
     let url = ctx.param("encoding-type") == Some("url");
-    let enc = |s: &str| if url { encode_key(s) } else { s.to_owned() };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
 
     // Where to resume: after the marker version, or after every version of the key marker.
     let (mut cursor, mut ord) = (key_marker.clone(), i64::MIN);
