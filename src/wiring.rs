@@ -550,7 +550,7 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
                     "alarmArn": notification["AlarmArn"],
                     "accountId": notification["AWSAccountId"],
                     "time": notification["StateChangeTime"],
-                    "region": "us-east-1",
+                    "region": notification["AlarmArn"].as_str().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1"),
                     "alarmData": {
                         "alarmName": notification["AlarmName"],
                         "state": state(&notification["NewStateValue"], &notification["NewStateReason"]),

@@ -76,6 +76,8 @@ pub trait AlarmSink: Send + Sync + 'static {
 #[derive(Default)]
 pub struct Custom {
     pub sink: std::sync::OnceLock<std::sync::Arc<dyn AlarmSink>>,
+    /// nimbus's region and account.
+    pub identity: std::sync::OnceLock<(String, String)>,
     state: Mutex<State>,
     /// Where alarms are saved as soon as they change (data points go with the snapshot).
     file: Mutex<Option<(BlobArea, String)>>,

@@ -167,6 +167,11 @@ impl Metrics {
         })
     }
 
+    /// nimbus's region and account, for alarm and dashboard ARNs.
+    pub fn set_identity(&self, region: &str, account: &str) {
+        let _ = self.store.custom.identity.set((region.to_owned(), account.to_owned()));
+    }
+
     /// Where alarm actions go; starts evaluating alarms every `every` (call inside the runtime).
     pub fn set_alarm_sink(self: &Arc<Self>, sink: Arc<dyn AlarmSink>, every: Duration) {
         if self.store.custom.sink.set(sink).is_err() {

@@ -226,7 +226,7 @@ pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, 
     let now = context.now;
     let mut alarm = json!({
         "AlarmName": name,
-        "AlarmArn": format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", context_region(), context_account()),
+        "AlarmArn": format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", identity(context).0, identity(context).1),
         "AlarmConfigurationUpdatedTimestamp": now,
         "ActionsEnabled": input::boolean(document, "ActionsEnabled", "ActionsEnabled")?.unwrap_or(true),
         "OKActions": strings(document, "OKActions")?,
@@ -263,13 +263,15 @@ pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, 
     Ok(Out::Struct(Vec::new()))
 }
 
-// The account and region of alarm ARNs: nimbus's defaults (CloudWatch is told neither).
-fn context_region() -> &'static str {
-    "us-east-1"
-}
-
-fn context_account() -> &'static str {
-    "000000000000"
+/// nimbus's region and account (set by the integrator), for ARNs and notifications.
+fn identity(context: &Context<'_>) -> (String, String) {
+    context
+        .store
+        .custom
+        .identity
+        .get()
+        .cloned()
+        .unwrap_or_else(|| ("us-east-1".into(), "000000000000".into()))
 }
 
 /// The state the alarm's last `EvaluationPeriods` periods put it in (custom metrics only).
@@ -380,12 +382,12 @@ fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
     let notification = json!({
         "AlarmName": alarm["AlarmName"],
         "AlarmDescription": alarm["AlarmDescription"],
-        "AWSAccountId": context_account(),
+        "AWSAccountId": identity(context).1,
         "AlarmConfigurationUpdatedTimestamp": crate::out::Out::iso8601(alarm["AlarmConfigurationUpdatedTimestamp"].as_i64().unwrap_or_default()),
         "NewStateValue": state,
         "NewStateReason": alarm["StateReason"],
         "StateChangeTime": crate::out::Out::iso8601(context.now),
-        "Region": region_name(context_region()),
+        "Region": region_name(&identity(context).0),
         "AlarmArn": alarm["AlarmArn"],
         "OldStateValue": before["StateValue"],
         "OKActions": alarm["OKActions"],
@@ -409,7 +411,7 @@ fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
     let subject = format!(
         "{state}: \"{}\" in {}",
         alarm["AlarmName"].as_str().unwrap_or_default(),
-        region_name(context_region())
+        region_name(&identity(context).0)
     );
     for action in actions {
         if let Err(why) = sink.notify(&action, &subject, &notification) {
@@ -527,7 +529,7 @@ pub fn put_dashboard(context: &Context<'_>, document: &Value) -> Result<Out, CwE
     }
     let dashboard = json!({
         "DashboardName": name,
-        "DashboardArn": format!("arn:aws:cloudwatch::{}:dashboard/{name}", context_account()),
+        "DashboardArn": format!("arn:aws:cloudwatch::{}:dashboard/{name}", identity(context).1),
         "DashboardBody": body,
         "LastModified": context.now,
         "Size": body.len(),
