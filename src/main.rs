@@ -303,6 +303,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(opened) = logs.local() {
         let subscriptions = wiring::LogSubscriptions {
             lambda: lambda.clone(),
+            s3: s3.clone(),
             kinesis: kinesis.clone(),
             metrics: metrics.clone(),
         };

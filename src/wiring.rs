@@ -489,6 +489,7 @@ impl nimbus_lambda::Streams for LambdaStreams {
 /// `{"awslogs": {"data": …}}` event, asynchronously.
 pub struct LogSubscriptions {
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub s3: Arc<nimbus_s3::S3>,
     pub kinesis: Arc<Lazy<nimbus_kinesis::Kinesis>>,
     pub metrics: Arc<crate::metrics_home::MetricsHome>,
 }
@@ -521,6 +522,10 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
         let served = self.metrics.local().ok_or("CloudWatch is served by another node")?;
         served.metrics().put_custom(namespace, name, unit, at_s, sum, count);
         Ok(())
+    }
+
+    fn put_object(&self, bucket: &str, key: &str, data: Vec<u8>) -> Result<(), String> {
+        self.s3.write_object(bucket, key, &data, "application/x-gzip").map_err(|e| e.to_string())
     }
 }
 

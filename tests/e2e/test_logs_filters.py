@@ -187,3 +187,22 @@ def test_resource_policies_and_destinations(logs):
     assert listed["accessPolicy"] == document
     logs.delete_destination(destinationName=dest)
     assert logs.describe_destinations(DestinationNamePrefix=dest)["destinations"] == []
+
+
+def test_export_task_writes_the_events_to_s3(server, logs, group):
+    import gzip
+    s3 = aws_client("s3", server.endpoint, s3={"addressing_style": "path"})
+    bucket = unique_name("exports")
+    s3.create_bucket(Bucket=bucket)
+    logs.create_log_stream(logGroupName=group, logStreamName="app")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName="app",
+                        logEvents=[{"timestamp": now, "message": "first"}, {"timestamp": now + 1, "message": "second"}])
+    task = logs.create_export_task(logGroupName=group, fromTime=now - 1000, to=now + 1000, destination=bucket,
+                                   destinationPrefix="logs")["taskId"]
+    [described] = logs.describe_export_tasks(taskId=task)["exportTasks"]
+    assert described["status"]["code"] == "COMPLETED"
+    key = f"logs/{task}/app/000000.gz"
+    lines = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["first", "second"]
+    assert lines[0].endswith("Z first") and lines[0][:4].isdigit()

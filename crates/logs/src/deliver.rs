@@ -27,6 +27,9 @@ pub trait Subscriber: Send + Sync + 'static {
         sum: f64,
         count: f64,
     ) -> Result<(), String>;
+
+    /// An export task's file, written to S3.
+    fn put_object(&self, bucket: &str, key: &str, data: Vec<u8>) -> Result<(), String>;
 }
 
 /// A metric filter's value for one event: a number, or `$.path` into a JSON event.
@@ -85,7 +88,7 @@ pub fn lambda_event(payload: &[u8]) -> Vec<u8> {
     json!({ "awslogs": { "data": data } }).to_string().into_bytes()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let _ = encoder.write_all(data);
     encoder.finish().unwrap_or_default()

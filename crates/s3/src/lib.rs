@@ -119,6 +119,34 @@ impl S3 {
         S3::open_on(&Database::sqlite(data_dir), &blobs, sink, region, account)
     }
 
+    /// Writes an object as a PUT would (CloudWatch Logs export tasks); no notification is sent.
+    pub fn write_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: &[u8],
+        content_type: &str,
+    ) -> Result<(), S3Error> {
+        let s3 = &self.inner;
+        let bucket = s3.db.require_bucket(bucket)?;
+        let row = store::ObjectRow {
+            bucket: bucket.name.clone(),
+            key: key.to_owned(),
+            size: data.len() as u64,
+            etag: checksum::md5_hex(data),
+            modified_ms: context::now_ms(),
+            headers: vec![("content-type".into(), content_type.to_owned())],
+            metadata: Vec::new(),
+            checksum: Some(checksum::default_checksum(data)),
+            parts: 0,
+            file: s3.files.write(data)?,
+            version_id: objects::new_version_id(&bucket),
+            tags: Vec::new(),
+            extra: vec![("sse".into(), "AES256".into())],
+        };
+        objects::commit(s3, &row)
+    }
+
     /// An object's bytes (Lambda's `Code.S3Bucket`/`S3Key`/`S3ObjectVersion`).
     pub fn read_object(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, S3Error> {
         self.inner.db.require_bucket(bucket)?;

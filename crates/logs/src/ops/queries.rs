@@ -152,3 +152,102 @@ impl Logs {
 fn uuid_like() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+impl Logs {
+    /// `CreateExportTask`: the group's events in [from, to] are written at once to the S3 bucket,
+    /// one gzipped file per stream (`<prefix>/<task id>/<stream>/000000.gz`, lines
+    /// `<ISO time> <message>`), and the task is `COMPLETED`.
+    pub(super) async fn create_export_task(&self, input: &Input) -> Result<Value, AwsError> {
+        let name = input.required_str("logGroupName")?.to_owned();
+        let group = self.storage.catalog.group(&name).map_err(crate::errors::catalog)?;
+        let from = input.i64("from")?.ok_or_else(|| crate::errors::missing("from"))?;
+        let to = input.i64("to")?.ok_or_else(|| crate::errors::missing("to"))?;
+        if to < from {
+            return Err(invalid("The 'to' time must be after the 'from' time."));
+        }
+        let bucket = input.required_str("destination")?.to_owned();
+        let prefix =
+            input.str("destinationPrefix")?.unwrap_or("exportedlogs").trim_end_matches('/').to_owned();
+        let stream_prefix = input.str("logStreamNamePrefix")?.unwrap_or("").to_owned();
+        let Some(subscriber) = self.subscriber.get().cloned() else {
+            return Err(AwsError::new(
+                400,
+                "InvalidParameterException",
+                "Export tasks need S3, which this node cannot reach.",
+            ));
+        };
+        let streams: Vec<(i64, String)> = group
+            .streams
+            .values()
+            .filter(|s| s.name.starts_with(&stream_prefix))
+            .map(|s| (s.id, s.name.clone()))
+            .collect();
+        let task = uuid_like();
+        let root = self.storage.root.clone();
+        let ids: Vec<i64> = streams.iter().map(|(id, _)| *id).collect();
+        let range = Range { from, until: to.saturating_add(1) };
+        let (found, _) = tokio::task::spawn_blocking(move || {
+            read::filter(&root, &ids, range, None, |_| true, MAX_SCANNED)
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+        let mut files: std::collections::BTreeMap<usize, String> = std::collections::BTreeMap::new();
+        for event in found {
+            let line = files.entry(event.stream).or_default();
+            line.push_str(&crate::insights::format_time(event.key.timestamp).replacen(' ', "T", 1));
+            line.push_str("Z ");
+            line.push_str(&event.message);
+            line.push('\n');
+        }
+        let (task_for_write, bucket_for_write, prefix_for_write) =
+            (task.clone(), bucket.clone(), prefix.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            for (stream, text) in files {
+                let key = format!("{prefix_for_write}/{task_for_write}/{}/000000.gz", streams[stream].1);
+                subscriber.put_object(&bucket_for_write, &key, crate::deliver::gzip(text.as_bytes()))?;
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        written.map_err(|why| invalid(format!("The export to bucket {bucket} failed: {why}")))?;
+        let now = self.storage.now();
+        let doc = json!({
+            "taskId": task, "taskName": input.str("taskName")?, "logGroupName": name, "from": from, "to": to,
+            "destination": bucket, "destinationPrefix": prefix,
+            "status": { "code": "COMPLETED", "message": "Completed successfully" },
+            "executionInfo": { "creationTime": now, "completionTime": now },
+        });
+        self.storage.catalog.put_filter("", "export", &task, &doc).map_err(crate::errors::catalog)?;
+        Ok(json!({ "taskId": task }))
+    }
+
+    pub(super) fn describe_export_tasks(&self, input: &Input) -> Result<Value, AwsError> {
+        let id = input.str("taskId")?;
+        let code = input.str("statusCode")?;
+        let tasks: Vec<Value> = self
+            .storage
+            .catalog
+            .filters(Some(""), "export")
+            .map_err(crate::errors::catalog)?
+            .into_iter()
+            .filter(|t| id.is_none_or(|id| t["taskId"] == id))
+            .filter(|t| code.is_none_or(|c| t["status"]["code"] == c))
+            .collect();
+        Ok(json!({ "exportTasks": tasks }))
+    }
+
+    pub(super) fn cancel_export_task(&self, input: &Input) -> Result<Value, AwsError> {
+        let id = input.required_str("taskId")?;
+        let known = self.storage.catalog.filters(Some(""), "export").map_err(crate::errors::catalog)?;
+        if !known.iter().any(|t| t["taskId"] == id) {
+            return Err(AwsError::new(
+                400,
+                "ResourceNotFoundException",
+                "The specified export task does not exist.",
+            ));
+        }
+        Err(AwsError::new(400, "InvalidOperationException", "The export task has already finished."))
+    }
+}
