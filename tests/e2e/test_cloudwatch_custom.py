@@ -148,3 +148,22 @@ def test_alarm_state_change_notifies_its_sns_topic(server, cw):
     assert notification["NewStateReason"] == "checking the pager"
     assert notification["Trigger"]["MetricName"] == "Errors"
     cw.delete_alarms(AlarmNames=[name])
+
+
+def test_composite_alarm_follows_its_rule(cw):
+    tag = uuid.uuid4().hex[:6]
+    cpu, mem, both = f"cpu-{tag}", f"mem-{tag}", f"both-{tag}"
+    for name in (cpu, mem):
+        cw.put_metric_alarm(AlarmName=name, Namespace="App", MetricName=name, Statistic="Sum", Period=60,
+                            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    cw.put_composite_alarm(AlarmName=both, AlarmRule=f"ALARM({cpu}) AND ALARM(\"{mem}\")")
+    cw.set_alarm_state(AlarmName=cpu, StateValue="ALARM", StateReason="t")
+    [composite] = cw.describe_alarms(AlarmNames=[both], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert composite["StateValue"] == "OK" and composite["AlarmRule"].startswith("ALARM(")
+    cw.set_alarm_state(AlarmName=mem, StateValue="ALARM", StateReason="t")
+    [composite] = cw.describe_alarms(AlarmNames=[both], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert composite["StateValue"] == "ALARM"
+    with pytest.raises(ClientError) as excinfo:
+        cw.put_composite_alarm(AlarmName=f"bad-{tag}", AlarmRule="ALARM(nobody-has-this)")
+    assert excinfo.value.response["Error"]["Code"] == "InvalidParameterValue"
+    cw.delete_alarms(AlarmNames=[both, cpu, mem])

@@ -135,6 +135,7 @@ const ALARM_MEMBERS: &[(&str, Kind)] = &[
     ("TreatMissingData", Kind::Str),
     ("EvaluateLowSampleCountPercentile", Kind::Str),
     ("StateTransitionedTimestamp", Kind::Time),
+    ("AlarmRule", Kind::Str),
 ];
 
 #[derive(Clone, Copy)]
@@ -332,9 +333,18 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
 /// Every alarm, evaluated now; state changes take the alarms' actions.
 pub fn evaluated(context: &Context<'_>) -> Vec<Value> {
     let mut alarms = Vec::new();
-    for (name, mut alarm) in context.store.custom.alarms() {
+    let all = context.store.custom.alarms();
+    let (composites, metric_alarms): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(_, a)| a["Composite"] == true);
+    let mut states = std::collections::BTreeMap::new();
+    for (name, mut alarm) in metric_alarms.into_iter().chain(composites) {
         let before = alarm.clone();
-        evaluate(context, &mut alarm);
+        if alarm["Composite"] == true {
+            super::composite::evaluate(&mut alarm, &states, context.now);
+        } else {
+            evaluate(context, &mut alarm);
+        }
+        states.insert(name.clone(), alarm["StateValue"].as_str().unwrap_or_default().to_owned());
         if alarm != before {
             context.store.custom.put_alarm(&name, alarm.clone());
             if alarm["StateValue"] != before["StateValue"] {
@@ -427,9 +437,10 @@ pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, C
     let action = input::string(document, "ActionPrefix", "ActionPrefix")?;
     let types = strings(document, "AlarmTypes")?;
     let metric_alarms = types.is_empty() || types.iter().any(|t| t == "MetricAlarm");
-    let alarms: Vec<Out> = evaluated(context)
+    let composite_alarms = types.iter().any(|t| t == "CompositeAlarm");
+    let alarms: Vec<Value> = evaluated(context)
         .into_iter()
-        .filter(|_| metric_alarms)
+        .filter(|a| if a["Composite"] == true { composite_alarms } else { metric_alarms })
         .filter(|a| names.is_empty() || names.iter().any(|n| a["AlarmName"] == n.as_str()))
         .filter(|a| {
             prefix.as_deref().is_none_or(|p| a["AlarmName"].as_str().unwrap_or_default().starts_with(p))
@@ -442,9 +453,13 @@ pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, C
                     .is_some_and(|l| l.iter().any(|x| x.as_str().unwrap_or_default().starts_with(p)))
             })
         })
-        .map(|a| render(&a))
         .collect();
-    Ok(Out::Struct(vec![("CompositeAlarms", Out::List(Vec::new())), ("MetricAlarms", Out::List(alarms))]))
+    let (composites, metrics): (Vec<Value>, Vec<Value>) =
+        alarms.into_iter().partition(|a| a["Composite"] == true);
+    Ok(Out::Struct(vec![
+        ("CompositeAlarms", Out::List(composites.iter().map(render).collect())),
+        ("MetricAlarms", Out::List(metrics.iter().map(render).collect())),
+    ]))
 }
 
 pub fn describe_alarms_for_metric(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
@@ -654,4 +669,10 @@ mod tests {
         assert_eq!(evaluated(&at(6130))[0]["StateValue"], "ALARM");
         assert_eq!(evaluated(&at(6400))[0]["StateValue"], "INSUFFICIENT_DATA", "no data since");
     }
+}
+
+pub fn put_composite_alarm(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let (region, account) = identity(context);
+    super::composite::put_composite_alarm(context, document, &region, &account)?;
+    Ok(Out::Struct(Vec::new()))
 }

@@ -1,6 +1,7 @@
 //! CloudWatch's operations over the store, one file each, reading their input from the JSON
 //! document every protocol decodes to (Query's values arrive as strings, hence the leniency).
 
+mod composite;
 pub(crate) mod custom;
 mod data;
 mod input;
@@ -22,7 +23,6 @@ pub struct Context<'a> {
 /// CloudWatch operations nimbus knows of but does not serve.
 const UNSERVED: &[&str] = &[
     "GetMetricWidgetImage",
-    "PutCompositeAlarm",
     "DescribeAlarmHistory",
     "PutAnomalyDetector",
     "DescribeAnomalyDetectors",
@@ -41,6 +41,7 @@ pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -
         "ListMetrics" => list::list_metrics(context, input),
         "PutMetricData" => custom::put_metric_data(context, input),
         "PutMetricAlarm" => custom::put_metric_alarm(context, input),
+        "PutCompositeAlarm" => custom::put_composite_alarm(context, input),
         "DescribeAlarms" => custom::describe_alarms(context, input),
         "DescribeAlarmsForMetric" => custom::describe_alarms_for_metric(context, input),
         "DeleteAlarms" => custom::delete_alarms(context, input),
