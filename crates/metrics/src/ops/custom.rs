@@ -650,6 +650,12 @@ pub fn untag_resource(context: &Context<'_>, document: &Value) -> Result<Out, Cw
     Ok(Out::Struct(Vec::new()))
 }
 
+pub fn put_composite_alarm(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let (region, account) = identity(context);
+    super::composite::put_composite_alarm(context, document, &region, &account)?;
+    Ok(Out::Struct(Vec::new()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,10 +675,4 @@ mod tests {
         assert_eq!(evaluated(&at(6130))[0]["StateValue"], "ALARM");
         assert_eq!(evaluated(&at(6400))[0]["StateValue"], "INSUFFICIENT_DATA", "no data since");
     }
-}
-
-pub fn put_composite_alarm(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let (region, account) = identity(context);
-    super::composite::put_composite_alarm(context, document, &region, &account)?;
-    Ok(Out::Struct(Vec::new()))
 }
