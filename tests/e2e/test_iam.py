@@ -169,3 +169,23 @@ def test_aws_cli_sts_and_iam(server, tmp_path):
     aws("iam", "create-role", "--role-name", role, "--assume-role-policy-document", TRUST)
     assert aws("iam", "get-role", "--role-name", role)["Role"]["RoleName"] == role
     aws("iam", "delete-role", "--role-name", role)
+
+
+def test_policy_versions_tags_entities_and_summary(iam):
+    arn = iam.create_policy(PolicyName=name("versions"), PolicyDocument=POLICY)["Policy"]["Arn"]
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=POLICY, SetAsDefault=True)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"] == "v2"
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v1")
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
+    assert [v["VersionId"] for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]] == ["v1"]
+    iam.tag_policy(PolicyArn=arn, Tags=[{"Key": "k", "Value": "v"}])
+    assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    role = name("entity")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
+    iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    assert [r["RoleName"] for r in iam.list_entities_for_policy(PolicyArn=arn)["PolicyRoles"]] == [role]
+    summary = iam.get_account_summary()["SummaryMap"]
+    assert summary["Roles"] >= 1 and summary["UsersQuota"] == 5000
+    iam.detach_role_policy(RoleName=role, PolicyArn=arn)
+    iam.delete_role(RoleName=role)
+    iam.delete_policy(PolicyArn=arn)

@@ -12,7 +12,11 @@ pub fn element(out: &mut String, name: &str, value: &Value) {
         Value::Object(map) => {
             out.push_str(&format!("<{name}>"));
             for (key, value) in map {
-                element(out, key, value);
+                match (key.as_str(), value) {
+                    // A map: its entries side by side, `<entry><key/><value/></entry>`.
+                    ("entry", Value::Array(entries)) => entries.iter().for_each(|e| element(out, "entry", e)),
+                    _ => element(out, key, value),
+                }
             }
             out.push_str(&format!("</{name}>"));
         }
