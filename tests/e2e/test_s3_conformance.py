@@ -186,6 +186,13 @@ def test_encryption_defaults_and_sse_headers(s3, bucket):
     sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key.decode()}
     put = s3.put_object(Bucket=bucket, Key="c", Body=b"x", **sse_c)
     assert put["SSECustomerKeyMD5"] == base64.b64encode(hashlib.md5(key).digest()).decode()
+    assert s3.get_object(Bucket=bucket, Key="c", **sse_c)["Body"].read() == b"x"
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c")
+    assert code_of(excinfo) == "InvalidRequest"
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey="o" * 32)
+    assert code_of(excinfo) == "AccessDenied"
     s3.delete_bucket_encryption(Bucket=bucket)
     with pytest.raises(ClientError) as excinfo:
         s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="rot13")

@@ -185,6 +185,7 @@ pub fn request_metadata(ctx: &Ctx) -> Pairs {
 pub fn get(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let bucket = s3.db.require_bucket(ctx.bucket())?;
     let object = find(s3, ctx)?;
+    settings::check_customer_key(ctx, &object)?;
     if let Some(reply) = check_conditions(ctx, &object)? {
         return Ok(reply);
     }

@@ -145,6 +145,29 @@ fn default_retention(config: &str) -> Option<(String, i64)> {
     Some((mode.to_owned(), context::now_ms() + days * 86_400_000))
 }
 
+/// An SSE-C object is read only with its key: the same key (by MD5) as it was written with.
+pub fn check_customer_key(ctx: &Ctx, row: &ObjectRow) -> S3Result<()> {
+    let Some(stored) = row.extra("sse-c-md5") else { return Ok(()) };
+    let Some(key) = ctx.header("x-amz-server-side-encryption-customer-key") else {
+        let message =
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be \
+                       provided to retrieve the object.";
+        return Err(S3Error::invalid_request(message));
+    };
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(key).unwrap_or_default();
+    let md5 = base64::engine::general_purpose::STANDARD.encode(crate::checksum::md5_bytes(&raw));
+    if ctx.header("x-amz-server-side-encryption-customer-key-md5").is_some_and(|m| m != md5) {
+        return Err(S3Error::invalid_argument(
+            "The calculated MD5 hash of the key did not match the hash that was provided.",
+        ));
+    }
+    if md5 != stored {
+        return Err(S3Error::new(403, "AccessDenied", "Access Denied"));
+    }
+    Ok(())
+}
+
 /// Object lock against deleting a version: retention not yet over, or a legal hold.
 pub fn check_lock(row: &ObjectRow, now_ms: i64, bypass: bool) -> S3Result<()> {
     let denied =
