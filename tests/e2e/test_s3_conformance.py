@@ -473,3 +473,11 @@ def test_url_encoded_listings_write_spaces_as_percent_20(s3, bucket, server):
         assert b"<Key>a%20b%2Bc</Key>" in reply.read()
     assert s3.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"] == "a b+c"
     assert s3.list_object_versions(Bucket=bucket)["Versions"][0]["Key"] == "a b+c"
+
+
+def test_expected_bucket_owner_is_checked(s3, bucket):
+    account = aws_client("sts", s3.meta.endpoint_url).get_caller_identity()["Account"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ExpectedBucketOwner=account)
+    with pytest.raises(ClientError) as excinfo:
+        s3.get_object(Bucket=bucket, Key="k", ExpectedBucketOwner="111122223333")
+    assert code_of(excinfo) == "AccessDenied"

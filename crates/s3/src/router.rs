@@ -12,6 +12,11 @@ const UNSUPPORTED: [&str; 1] = ["torrent"];
 
 pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     check_presigned_expiry(ctx)?;
+    // Every bucket belongs to nimbus's account: another expected owner is refused, as AWS does.
+    let expected = ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"];
+    if expected.iter().any(|h| ctx.header(h).is_some_and(|owner| owner != s3.account)) {
+        return Err(S3Error::new(403, "AccessDenied", "Access Denied"));
+    }
     let method = ctx.request.method.clone();
     if ctx.bucket.is_none() {
         return match method {
