@@ -52,6 +52,12 @@ def test_caller_identity_and_assume_role(server, iam, sts):
     twelve = boto3.client("sts", endpoint_url=server.endpoint, region_name="us-east-1",
                           aws_access_key_id="000000000042", aws_secret_access_key="x")
     assert twelve.get_caller_identity()["Account"] == "000000000042"
+    other = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                         aws_access_key_id="000000000042", aws_secret_access_key="x")
+    elsewhere = name("elsewhere")
+    assert other.create_role(RoleName=elsewhere, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"] == \
+        f"arn:aws:iam::000000000042:role/{elsewhere}"
+    iam.delete_role(RoleName=elsewhere)
 
 
 def test_roles_policies_and_attachments(iam):

@@ -205,7 +205,7 @@ fn role(core: &Core, name: &str) -> Result<Value> {
     db(core.store.get("role", name))?.ok_or_else(|| no_such("role", name))
 }
 
-fn create_role(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+fn create_role(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<Value>> {
     let name = required(input, "RoleName")?;
     check_name("RoleName", name, 64)?;
     let path = path_of(input)?;
@@ -220,7 +220,7 @@ fn create_role(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Valu
         "Path": path,
         "RoleName": name,
         "RoleId": unique_id("AROA"),
-        "Arn": format!("arn:aws:iam::{}:role{}{}", core.account, path, name),
+        "Arn": format!("arn:aws:iam::{}:role{}{}", crate::sts::caller_account(core, request), path, name),
         "CreateDate": now_iso(),
         "AssumeRolePolicyDocument": policy,
         "MaxSessionDuration": max_session,
@@ -441,7 +441,7 @@ fn list_inline(core: &Core, _: &ApiRequest, input: &Value, kind: &str) -> Result
 // ---------------------------------------------------------------------------------------------
 // Users and access keys
 
-fn create_user(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+fn create_user(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<Value>> {
     let name = required(input, "UserName")?;
     check_name("UserName", name, 64)?;
     let path = path_of(input)?;
@@ -449,7 +449,7 @@ fn create_user(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Valu
         "Path": path,
         "UserName": name,
         "UserId": unique_id("AIDA"),
-        "Arn": format!("arn:aws:iam::{}:user{}{}", core.account, path, name),
+        "Arn": format!("arn:aws:iam::{}:user{}{}", crate::sts::caller_account(core, request), path, name),
         "CreateDate": now_iso(),
     });
     let tags = tags_of(input);
@@ -471,7 +471,8 @@ fn get_user(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<V
             match db(core.store.get("key", &key))? {
                 Some(key) => key["UserName"].as_str().unwrap_or_default().to_owned(),
                 None => {
-                    let root = json!({"UserId": core.account, "Arn": format!("arn:aws:iam::{}:root", core.account),
+                    let account = crate::sts::caller_account(core, request);
+                    let root = json!({"UserId": account, "Arn": format!("arn:aws:iam::{account}:root"),
                                       "CreateDate": now_iso(), "Path": "/", "UserName": ""});
                     return Ok(Some(json!({"User": root})));
                 }
@@ -583,12 +584,12 @@ fn shown(core: &Core, mut doc: Value) -> Result<Value> {
     Ok(doc)
 }
 
-fn create_policy(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+fn create_policy(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<Value>> {
     let name = required(input, "PolicyName")?;
     check_name("PolicyName", name, 128)?;
     let path = path_of(input)?;
     let document = document(input, "PolicyDocument")?;
-    let arn = format!("arn:aws:iam::{}:policy{}{}", core.account, path, name);
+    let arn = format!("arn:aws:iam::{}:policy{}{}", crate::sts::caller_account(core, request), path, name);
     let now = now_iso();
     let mut doc = json!({
         "PolicyName": name, "PolicyId": unique_id("ANPA"), "Arn": arn, "Path": path, "DefaultVersionId": "v1",
@@ -717,13 +718,13 @@ fn profile_shown(core: &Core, mut doc: Value) -> Result<Value> {
     Ok(doc)
 }
 
-fn create_instance_profile(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+fn create_instance_profile(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<Value>> {
     let name = required(input, "InstanceProfileName")?;
     check_name("InstanceProfileName", name, 128)?;
     let path = path_of(input)?;
     let doc = json!({
         "Path": path, "InstanceProfileName": name, "InstanceProfileId": unique_id("AIPA"),
-        "Arn": format!("arn:aws:iam::{}:instance-profile{}{}", core.account, path, name),
+        "Arn": format!("arn:aws:iam::{}:instance-profile{}{}", crate::sts::caller_account(core, request), path, name),
         "CreateDate": now_iso(), "Roles": [],
     });
     if !db(core.store.create("profile", name, &doc))? {
@@ -810,13 +811,13 @@ fn group(core: &Core, name: &str) -> Result<Value> {
     db(core.store.get("group", name))?.ok_or_else(|| no_such("group", name))
 }
 
-fn create_group(core: &Core, _: &ApiRequest, input: &Value) -> Result<Option<Value>> {
+fn create_group(core: &Core, request: &ApiRequest, input: &Value) -> Result<Option<Value>> {
     let name = required(input, "GroupName")?;
     check_name("GroupName", name, 128)?;
     let path = path_of(input)?;
     let doc = json!({
         "Path": path, "GroupName": name, "GroupId": unique_id("AGPA"),
-        "Arn": format!("arn:aws:iam::{}:group{}{}", core.account, path, name), "CreateDate": now_iso(),
+        "Arn": format!("arn:aws:iam::{}:group{}{}", crate::sts::caller_account(core, request), path, name), "CreateDate": now_iso(),
     });
     if !db(core.store.create("group", name, &doc))? {
         return Err(exists("Group", name));

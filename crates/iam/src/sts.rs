@@ -32,6 +32,11 @@ pub fn access_key(request: &ApiRequest) -> Option<String> {
 }
 
 /// An access key id of twelve digits names its account (as LocalStack does); else `--account`.
+/// The account of the request's access key (see [`account_of`]).
+pub fn caller_account(core: &Core, request: &ApiRequest) -> String {
+    account_of(core, &access_key(request).unwrap_or_default())
+}
+
 fn account_of(core: &Core, key: &str) -> String {
     if key.len() == 12 && key.bytes().all(|b| b.is_ascii_digit()) {
         key.to_owned()
@@ -104,8 +109,7 @@ fn assume_role(core: &Core, _: &ApiRequest, input: &Value, session_field: &str) 
     };
     let role_name = resource.rsplit('/').next().unwrap_or_default();
     // A role created here keeps its id and session limit; any other role ARN is accepted as is.
-    let role =
-        if account == core.account { core.store.get("role", role_name).map_err(db_error)? } else { None };
+    let role = core.store.get("role", role_name).map_err(db_error)?.filter(|r| r["Arn"] == arn);
     let max = role.as_ref().and_then(|r| r["MaxSessionDuration"].as_i64()).unwrap_or(43200);
     let seconds = duration(input, max)?;
     let role_id = role
