@@ -153,6 +153,7 @@ def test_bucket_tagging_policy_and_acl(s3, bucket):
     assert code_of(excinfo) == "NoSuchBucketPolicy"
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
     with pytest.raises(ClientError) as excinfo:
         s3.put_bucket_policy(Bucket=bucket, Policy="not json")
     assert code_of(excinfo) == "MalformedPolicy"

@@ -107,7 +107,32 @@ pub fn handles(ctx: &Ctx) -> bool {
     find(ctx).is_some()
         || ctx.has("acl")
         || ctx.has("versioning")
+        || ctx.has("policyStatus")
         || IDENTIFIED.iter().any(|(sub, _, _)| ctx.has(sub))
+}
+
+/// GetBucketPolicyStatus: public when a policy statement allows everyone (`"Principal": "*"`).
+fn policy_status(s3: &Inner, ctx: &Ctx) -> S3Result<Reply> {
+    let policy = s3.db.config(ctx.bucket(), "policy")?.ok_or_else(|| {
+        S3Error::new(404, "NoSuchBucketPolicy", "The bucket policy does not exist")
+            .with("BucketName", ctx.bucket())
+    })?;
+    let parsed: serde_json::Value = serde_json::from_str(&policy).unwrap_or_default();
+    let statements = match &parsed["Statement"] {
+        serde_json::Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let everyone = |p: &serde_json::Value| {
+        p == "*" || p["AWS"] == "*" || p["AWS"].as_array().is_some_and(|a| a.iter().any(|x| x == "*"))
+    };
+    let public = statements
+        .iter()
+        .any(|s| s["Effect"] == "Allow" && everyone(&s["Principal"]) && s["Condition"].is_null());
+    let mut xml = XmlWriter::new();
+    xml.open("PolicyStatus");
+    xml.elem("IsPublic", if public { "true" } else { "false" });
+    xml.close("PolicyStatus");
+    Ok(Reply::xml(xml.finish()))
 }
 
 /// PUT / GET / DELETE of one configuration by `id`, and GET of them all.
@@ -179,6 +204,9 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
             }
             _ => Err(crate::router::not_implemented(ctx)),
         };
+    }
+    if ctx.has("policyStatus") && method == hyper::Method::GET {
+        return policy_status(s3, ctx);
     }
     if ctx.has("versioning") {
         return match method {
