@@ -79,6 +79,9 @@ def test_alarms_stored_evaluated_and_set(cw):
     cw.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="testing")
     [alarm] = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "testing")
+    history = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    assert history[0]["HistorySummary"].endswith("to ALARM")
+    assert json.loads(history[0]["HistoryData"])["newState"]["stateValue"] == "ALARM"
     assert [a["AlarmName"] for a in cw.describe_alarms_for_metric(Namespace=ns, MetricName="Errors")["MetricAlarms"]] == [name]
     assert cw.describe_alarms(AlarmNamePrefix=name[:10], StateValue="ALARM")["MetricAlarms"]
     cw.delete_alarms(AlarmNames=[name])

@@ -65,7 +65,12 @@ struct State {
     alarms: BTreeMap<String, Value>,
     #[serde(default)]
     dashboards: BTreeMap<String, Value>,
+    /// Alarm history, oldest first, the last [`MAX_HISTORY`] items.
+    #[serde(default)]
+    history: std::collections::VecDeque<Value>,
 }
+
+const MAX_HISTORY: usize = 1000;
 
 /// Where alarm actions go (SNS topics, Lambda functions); the integrator implements it.
 pub trait AlarmSink: Send + Sync + 'static {
@@ -194,6 +199,18 @@ impl Custom {
         let removed = self.lock().alarms.remove(name).is_some();
         self.save_now();
         removed
+    }
+
+    pub fn record_history(&self, item: Value) {
+        let mut state = self.lock();
+        state.history.push_back(item);
+        while state.history.len() > MAX_HISTORY {
+            state.history.pop_front();
+        }
+    }
+
+    pub fn history(&self) -> Vec<Value> {
+        self.lock().history.iter().cloned().collect()
     }
 
     pub fn dashboards(&self) -> BTreeMap<String, Value> {

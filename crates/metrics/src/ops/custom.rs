@@ -366,8 +366,64 @@ fn region_name(region: &str) -> &'static str {
     }
 }
 
+/// A history item for a state change (`DescribeAlarmHistory`).
+fn record_transition(context: &Context<'_>, before: &Value, alarm: &Value) {
+    let (old, new) =
+        (before["StateValue"].as_str().unwrap_or_default(), alarm["StateValue"].as_str().unwrap_or_default());
+    let data = json!({
+        "version": "1.0",
+        "oldState": { "stateValue": old },
+        "newState": { "stateValue": new, "stateReason": alarm["StateReason"] },
+    });
+    context.store.custom.record_history(json!({
+        "AlarmName": alarm["AlarmName"],
+        "AlarmType": if alarm["Composite"] == true { "CompositeAlarm" } else { "MetricAlarm" },
+        "Timestamp": context.now,
+        "HistoryItemType": "StateUpdate",
+        "HistorySummary": format!("Alarm updated from {old} to {new}"),
+        "HistoryData": data.to_string(),
+    }));
+}
+
+pub fn describe_alarm_history(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
+    let name = input::string(document, "AlarmName", "AlarmName")?;
+    let kind = input::string(document, "HistoryItemType", "HistoryItemType")?;
+    let start = input::timestamp(document, "StartDate", "StartDate")?.unwrap_or(i64::MIN);
+    let end = input::timestamp(document, "EndDate", "EndDate")?.unwrap_or(i64::MAX);
+    let max = input::integer(document, "MaxRecords", "MaxRecords")?.unwrap_or(100).clamp(1, 100) as usize;
+    let ascending = input::string(document, "ScanBy", "ScanBy")?.as_deref() == Some("TimestampAscending");
+    let mut items: Vec<Value> = context
+        .store
+        .custom
+        .history()
+        .into_iter()
+        .filter(|h| name.as_deref().is_none_or(|n| h["AlarmName"] == n))
+        .filter(|h| kind.as_deref().is_none_or(|k| h["HistoryItemType"] == k))
+        .filter(|h| h["Timestamp"].as_i64().is_some_and(|t| (start..=end).contains(&t)))
+        .collect();
+    if !ascending {
+        items.reverse();
+    }
+    let rendered = items
+        .iter()
+        .take(max)
+        .map(|h| {
+            Out::Struct(vec![
+                ("AlarmName", Out::str(h["AlarmName"].as_str().unwrap_or_default())),
+                ("AlarmType", Out::str(h["AlarmType"].as_str().unwrap_or_default())),
+                ("Timestamp", Out::Time(h["Timestamp"].as_i64().unwrap_or_default())),
+                ("HistoryItemType", Out::str(h["HistoryItemType"].as_str().unwrap_or_default())),
+                ("HistorySummary", Out::str(h["HistorySummary"].as_str().unwrap_or_default())),
+                ("HistoryData", Out::str(h["HistoryData"].as_str().unwrap_or_default())),
+            ])
+        })
+        .collect();
+    Ok(Out::Struct(vec![("AlarmHistoryItems", Out::List(rendered))]))
+}
+
 /// The alarm's actions for its new state, with AWS's SNS notification.
 fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
+    record_transition(context, before, alarm);
     let Some(sink) = context.store.custom.sink.get() else { return };
     if alarm["ActionsEnabled"] == false {
         return;

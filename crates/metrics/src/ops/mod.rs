@@ -23,7 +23,6 @@ pub struct Context<'a> {
 /// CloudWatch operations nimbus knows of but does not serve.
 const UNSERVED: &[&str] = &[
     "GetMetricWidgetImage",
-    "DescribeAlarmHistory",
     "PutAnomalyDetector",
     "DescribeAnomalyDetectors",
     "DeleteAnomalyDetector",
@@ -42,6 +41,7 @@ pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -
         "PutMetricData" => custom::put_metric_data(context, input),
         "PutMetricAlarm" => custom::put_metric_alarm(context, input),
         "PutCompositeAlarm" => custom::put_composite_alarm(context, input),
+        "DescribeAlarmHistory" => custom::describe_alarm_history(context, input),
         "DescribeAlarms" => custom::describe_alarms(context, input),
         "DescribeAlarmsForMetric" => custom::describe_alarms_for_metric(context, input),
         "DeleteAlarms" => custom::delete_alarms(context, input),
