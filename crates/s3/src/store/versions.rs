@@ -199,10 +199,18 @@ impl Db {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<Listed>, DbError> {
+        // Each side reads its own first `limit` rows along its primary key; the page is the first
+        // `limit` of the two merged.
         let sql = format!(
-            "SELECT * FROM (SELECT {OBJECT_COLUMNS}, 0 AS marker, {CURRENT} AS ord FROM objects WHERE bucket = ?1 \
-             UNION ALL SELECT {VERSION_COLUMNS} FROM versions WHERE bucket = ?1) v \
-             WHERE (key > ?2 OR (key = ?2 AND ord < ?3)) AND key >= ?4 ORDER BY key, ord DESC LIMIT ?5"
+            "SELECT * FROM (\
+             SELECT * FROM (SELECT {OBJECT_COLUMNS}, 0 AS marker, {CURRENT} AS ord FROM objects \
+                 WHERE bucket = ?1 AND key >= ?2 AND key >= ?4 AND (key > ?2 OR {CURRENT} < ?3) \
+                 ORDER BY key LIMIT ?5) o \
+             UNION ALL \
+             SELECT * FROM (SELECT {VERSION_COLUMNS} FROM versions \
+                 WHERE bucket = ?1 AND key >= ?2 AND key >= ?4 AND (key > ?2 OR seq < ?3) \
+                 ORDER BY key, seq DESC LIMIT ?5) w\
+             ) v ORDER BY key, ord DESC LIMIT ?5"
         );
         let rows = self.db.query(&sql, &params![bucket, after_key, after_ord, prefix, limit])?;
         rows.iter().map(version_row).collect()
