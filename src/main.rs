@@ -313,6 +313,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(served) = metrics.local() {
         let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
         served.metrics().set_identity(&region, &account);
+        served.metrics().set_clock(clock.clone());
         served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
     }
     let events = {

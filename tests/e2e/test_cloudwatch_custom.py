@@ -170,3 +170,21 @@ def test_composite_alarm_follows_its_rule(cw):
         cw.put_composite_alarm(AlarmName=f"bad-{tag}", AlarmRule="ALARM(nobody-has-this)")
     assert excinfo.value.response["Error"]["Code"] == "InvalidParameterValue"
     cw.delete_alarms(AlarmNames=[both, cpu, mem])
+
+
+def test_alarms_evaluate_on_nimbus_clock(server_factory):
+    import time
+    import urllib.request
+    server = server_factory(extra_args=["--clock", "virtual"])
+    cw = aws_client("cloudwatch", server.endpoint)
+    name = f"virtual-{uuid.uuid4().hex[:6]}"
+    cw.put_metric_alarm(AlarmName=name, Namespace="App", MetricName="Errors", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold")
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Errors", "Value": 9}])
+    advance = urllib.request.Request(f"{server.endpoint}/_nimbus/clock/advance?seconds=60", method="POST")
+    urllib.request.urlopen(advance).read()
+    deadline, state = time.monotonic() + 10, None
+    while state != "ALARM" and time.monotonic() < deadline:
+        state = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+        time.sleep(0.1)
+    assert state == "ALARM"

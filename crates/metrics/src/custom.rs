@@ -83,6 +83,8 @@ pub struct Custom {
     pub sink: std::sync::OnceLock<std::sync::Arc<dyn AlarmSink>>,
     /// nimbus's region and account.
     pub identity: std::sync::OnceLock<(String, String)>,
+    /// nimbus's clock (virtual in tests); the system's until set.
+    pub clock: std::sync::OnceLock<std::sync::Arc<dyn nimbus_api::clock::Clock>>,
     state: Mutex<State>,
     /// Where alarms are saved as soon as they change (data points go with the snapshot).
     file: Mutex<Option<(BlobArea, String)>>,

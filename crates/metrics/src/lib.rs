@@ -119,7 +119,7 @@ impl Metrics {
         let file = self.snapshot.as_ref()?;
         let path = file.area.path(&file.name);
         let result = snapshot::load(&self.store, &path);
-        self.store.sweep(minute_of(SystemTime::now()));
+        self.store.sweep(minute_of(self.now()));
         let error = result.err()?;
         // Kept for a look, out of the way of the next save.
         let _ = std::fs::rename(&path, file.area.path(&format!("{}.unreadable", file.name)));
@@ -156,8 +156,8 @@ impl Metrics {
                 ticks.tick().await;
                 let metrics = metrics.clone();
                 let saved = tokio::task::spawn_blocking(move || {
-                    metrics.store.sweep(minute_of(SystemTime::now()));
-                    metrics.store.custom.sweep(minute_of(SystemTime::now()) * 60);
+                    metrics.store.sweep(minute_of(metrics.now()));
+                    metrics.store.custom.sweep(minute_of(metrics.now()) * 60);
                     metrics.save()
                 });
                 if let Ok(Err(error)) = saved.await {
@@ -165,6 +165,19 @@ impl Metrics {
                 }
             }
         })
+    }
+
+    /// Metrics follow nimbus's clock from now on (`--clock virtual` moves alarms along).
+    pub fn set_clock(&self, clock: Arc<dyn nimbus_api::clock::Clock>) {
+        let _ = self.store.custom.clock.set(clock);
+    }
+
+    /// Now, on nimbus's clock once set.
+    pub(crate) fn now(&self) -> SystemTime {
+        match self.store.custom.clock.get() {
+            Some(clock) => UNIX_EPOCH + Duration::from_millis(clock.now_ms().max(0) as u64),
+            None => SystemTime::now(),
+        }
     }
 
     /// nimbus's region and account, for alarm and dashboard ARNs.
@@ -177,16 +190,27 @@ impl Metrics {
         if self.store.custom.sink.set(sink).is_err() {
             return;
         }
+        let mut jumps = self.store.custom.clock.get().and_then(|clock| clock.jumps());
         let metrics = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {
-                ticks.tick().await;
+                // Every `every`, and at once when a virtual clock jumps.
+                match jumps.as_mut() {
+                    Some(jumps) => {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            changed = jumps.changed() => if changed.is_err() { return },
+                        }
+                    }
+                    None => {
+                        ticks.tick().await;
+                    }
+                }
                 let Some(metrics) = metrics.upgrade() else { return };
                 let _ = tokio::task::spawn_blocking(move || {
                     if metrics.store.custom.has_alarms() {
-                        let now =
-                            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                        let now = metrics.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
                         ops::custom::evaluated(&ops::Context { store: &metrics.store, now });
                     }
                 })
@@ -211,7 +235,7 @@ impl Metrics {
     }
 
     fn record(&self, function: &str, version: &str, sample: &Sample) {
-        self.store.record(function, version, minute_of(SystemTime::now()), sample);
+        self.store.record(function, version, minute_of(self.now()), sample);
     }
 }
 
