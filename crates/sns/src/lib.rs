@@ -13,7 +13,6 @@
 mod deliver;
 mod error;
 mod filter;
-
 mod http;
 mod publish;
 mod store;
