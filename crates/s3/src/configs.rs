@@ -5,7 +5,7 @@
 use crate::context::{Ctx, Reply};
 use crate::error::{S3Error, S3Result};
 use crate::xml::{self, XmlWriter};
-use crate::{payload, settings, Inner};
+use crate::{payload, subresources, Inner};
 
 /// What a GET answers when nothing was configured.
 enum Absent {
@@ -195,10 +195,10 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         return match method {
             hyper::Method::GET => {
                 let stored = s3.db.config(ctx.bucket(), "acl")?;
-                Ok(settings::acl_reply(&s3.account, stored.as_deref()))
+                Ok(subresources::acl_reply(&s3.account, stored.as_deref()))
             }
             hyper::Method::PUT => {
-                let acl = settings::acl_from_request(ctx)?;
+                let acl = subresources::acl_from_request(ctx)?;
                 s3.db.set_config(ctx.bucket(), "acl", &acl)?;
                 Ok(Reply::empty(200))
             }
@@ -268,7 +268,7 @@ fn validate(s3: &Inner, ctx: &Ctx, doc: &Doc, text: &str) -> S3Result<()> {
     }
     match doc.sub {
         "tagging" => {
-            let tags = settings::parse_tags(&root);
+            let tags = subresources::parse_tags(&root);
             if tags.len() > 50 {
                 return Err(S3Error::new(400, "BadRequest", "Bucket tags cannot be greater than 50"));
             }

@@ -28,6 +28,7 @@ mod range;
 mod router;
 mod settings;
 mod store;
+mod subresources;
 mod xml;
 
 use std::path::Path;

@@ -10,7 +10,7 @@ use crate::context::{self, Ctx, Reply};
 use crate::error::{S3Error, S3Result};
 use crate::store::ObjectRow;
 use crate::xml::XmlWriter;
-use crate::{checksum, objects, settings, Inner};
+use crate::{checksum, objects, settings, subresources, Inner};
 
 /// One form field: its name, the file name for the file field, its bytes.
 struct Field {
@@ -222,7 +222,7 @@ pub fn upload(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     }
     let tags = get("tagging")
         .and_then(|t| crate::xml::parse(t.as_bytes()).ok())
-        .map(|node| settings::parse_tags(&node))
+        .map(|node| subresources::parse_tags(&node))
         .unwrap_or_default();
     let row = ObjectRow {
         bucket: ctx.bucket().to_owned(),

@@ -5,7 +5,7 @@ use hyper::Method;
 
 use crate::context::{Ctx, Reply};
 use crate::error::{S3Error, S3Result};
-use crate::{buckets, configs, cors, list, multipart, notifications, objects, post, settings, Inner};
+use crate::{buckets, configs, cors, list, multipart, notifications, objects, post, subresources, Inner};
 
 /// Sub-resources nimbus does not keep.
 const UNSUPPORTED: [&str; 1] = ["torrent"];
@@ -33,25 +33,25 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     }
     match method {
         Method::PUT if sub("uploadId") => multipart::upload_part(s3, ctx),
-        Method::PUT if sub("tagging") => settings::put_tagging(s3, ctx),
-        Method::PUT if sub("acl") => settings::put_acl(s3, ctx),
-        Method::PUT if sub("retention") => settings::put_retention(s3, ctx),
-        Method::PUT if sub("legal-hold") => settings::put_legal_hold(s3, ctx),
+        Method::PUT if sub("tagging") => subresources::put_tagging(s3, ctx),
+        Method::PUT if sub("acl") => subresources::put_acl(s3, ctx),
+        Method::PUT if sub("retention") => subresources::put_retention(s3, ctx),
+        Method::PUT if sub("legal-hold") => subresources::put_legal_hold(s3, ctx),
         Method::PUT if ctx.header("x-amz-copy-source").is_some() => objects::copy(s3, ctx),
         Method::PUT if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
         Method::PUT => objects::put(s3, ctx),
         Method::GET if sub("uploadId") => multipart::list_parts(s3, ctx),
-        Method::GET if sub("tagging") => settings::get_tagging(s3, ctx),
-        Method::GET if sub("acl") => settings::get_acl(s3, ctx),
-        Method::GET if sub("retention") => settings::get_retention(s3, ctx),
-        Method::GET if sub("legal-hold") => settings::get_legal_hold(s3, ctx),
-        Method::GET if sub("attributes") => settings::attributes(s3, ctx),
+        Method::GET if sub("tagging") => subresources::get_tagging(s3, ctx),
+        Method::GET if sub("acl") => subresources::get_acl(s3, ctx),
+        Method::GET if sub("retention") => subresources::get_retention(s3, ctx),
+        Method::GET if sub("legal-hold") => subresources::get_legal_hold(s3, ctx),
+        Method::GET if sub("attributes") => subresources::attributes(s3, ctx),
         Method::GET if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
         Method::GET | Method::HEAD => objects::get(s3, ctx),
         Method::DELETE if sub("uploadId") => multipart::abort(s3, ctx),
-        Method::DELETE if sub("tagging") => settings::delete_tagging(s3, ctx),
+        Method::DELETE if sub("tagging") => subresources::delete_tagging(s3, ctx),
         Method::DELETE => objects::delete(s3, ctx),
-        Method::POST if sub("restore") => settings::restore(s3, ctx),
+        Method::POST if sub("restore") => subresources::restore(s3, ctx),
         Method::POST if sub("uploads") => multipart::create(s3, ctx),
         Method::POST if sub("uploadId") => multipart::complete(s3, ctx),
         _ => Err(not_implemented(ctx)),

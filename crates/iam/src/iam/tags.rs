@@ -1,4 +1,5 @@
-//! IAM: tags of users, policies and instance profiles; policy versions and the entities a policy is attached to; the account summary.
+//! IAM: tags of users, policies and instance profiles; policy versions and the entities a
+//! policy is attached to; the account summary.
 
 use super::*;
 

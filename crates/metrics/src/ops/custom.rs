@@ -1,4 +1,4 @@
-//! `PutMetricData` into custom namespaces, and metric alarms: `PutMetricAlarm`,
+//! Metric alarms: `PutMetricAlarm`,
 //! `DescribeAlarms`, `DescribeAlarmsForMetric`, `SetAlarmState`, `DeleteAlarms`,
 //! `Enable/DisableAlarmActions`. Alarms on custom metrics are evaluated (the last
 //! `EvaluationPeriods` periods against the threshold) when described and by the evaluator every
@@ -7,103 +7,10 @@
 use serde_json::{json, Value};
 
 use super::input;
+use super::put::number;
 use super::Context;
-use crate::custom::Point;
 use crate::error::{CwError, ErrorKind};
 use crate::out::Out;
-
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-pub fn put_metric_data(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let namespace = input::required_string(document, "Namespace", "Namespace")?;
-    if namespace.starts_with("AWS/") || namespace.is_empty() || namespace.len() > 255 {
-        return Err(CwError::invalid(format!("The value {namespace} for parameter Namespace is invalid.")));
-    }
-    let data = input::list(document, "MetricData", "MetricData")?;
-    if data.is_empty() {
-        return Err(CwError::missing("MetricData"));
-    }
-    if data.len() > 1000 {
-        return Err(CwError::invalid("The collection MetricData must not have a size greater than 1000."));
-    }
-    let mut points = Vec::new();
-    for (i, datum) in data.iter().enumerate() {
-        let at = format!("MetricData.member.{}", i + 1);
-        let name = input::required_string(datum, "MetricName", &format!("{at}.MetricName"))?;
-        let dimensions = input::dimensions(datum, "Dimensions", &format!("{at}.Dimensions"))?;
-        let unit = input::unit(datum, &format!("{at}.Unit"))?;
-        let timestamp =
-            input::timestamp(datum, "Timestamp", &format!("{at}.Timestamp"))?.unwrap_or(context.now);
-        if timestamp < context.now - 14 * 86_400 || timestamp > context.now + 2 * 3600 {
-            return Err(CwError::invalid(format!(
-                "The parameter {at}.Timestamp must specify a time no more than two weeks in the past or two hours in the future."
-            )));
-        }
-        let value = input::member(datum, "Value").map(|v| {
-            number(v).ok_or_else(|| CwError::invalid(format!("The parameter {at}.Value must be a number.")))
-        });
-        let values = input::list(datum, "Values", &format!("{at}.Values"))?;
-        let counts = input::list(datum, "Counts", &format!("{at}.Counts"))?;
-        let set = input::member(datum, "StatisticValues");
-        let point = match (value, values.is_empty(), set) {
-            (Some(value), true, None) => {
-                let value = value?;
-                Point { count: 1.0, sum: value, min: value, max: value }
-            }
-            (None, false, None) => {
-                if !counts.is_empty() && counts.len() != values.len() {
-                    return Err(CwError::invalid(format!(
-                        "The parameters {at}.Values and {at}.Counts must be of the same size."
-                    )));
-                }
-                let mut point = Point { count: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
-                for (j, value) in values.iter().enumerate() {
-                    let value = number(value).ok_or_else(|| {
-                        CwError::invalid(format!("The parameter {at}.Values must hold numbers."))
-                    })?;
-                    let count = counts.get(j).and_then(number).unwrap_or(1.0);
-                    point.merge(&Point { count, sum: value * count, min: value, max: value });
-                }
-                point
-            }
-            (None, true, Some(set)) => {
-                let field = |name: &str| {
-                    input::member(set, name)
-                        .and_then(number)
-                        .ok_or_else(|| CwError::missing(&format!("{at}.StatisticValues.{name}")))
-                };
-                Point {
-                    count: field("SampleCount")?,
-                    sum: field("Sum")?,
-                    min: field("Minimum")?,
-                    max: field("Maximum")?,
-                }
-            }
-            (None, true, None) => return Err(CwError::missing(&format!("{at}.Value"))),
-            _ => {
-                return Err(CwError::combination(format!(
-                    "The parameters {at}.Value, {at}.Values and {at}.StatisticValues are mutually exclusive."
-                )))
-            }
-        };
-        points.push((name, dimensions, unit, timestamp, point));
-    }
-    for (name, dimensions, unit, timestamp, point) in points {
-        if !context.store.custom.record(&namespace, &name, dimensions, unit.as_deref(), timestamp, point) {
-            return Err(CwError::new(
-                ErrorKind::InvalidParameterCombination,
-                "nimbus keeps at most 10000 custom metric series.",
-            ));
-        }
-    }
-    Ok(Out::Struct(Vec::new()))
-}
 
 // -------------------------------------------------------------------------------------------------
 // Alarms
@@ -191,7 +98,7 @@ const COMPARISONS: [&str; 7] = [
     "GreaterThanUpperThreshold",
 ];
 
-fn strings(document: &Value, name: &str) -> Result<Vec<String>, CwError> {
+pub(super) fn strings(document: &Value, name: &str) -> Result<Vec<String>, CwError> {
     Ok(input::list(document, name, name)?.iter().filter_map(Value::as_str).map(str::to_owned).collect())
 }
 
@@ -265,7 +172,7 @@ pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, 
 }
 
 /// nimbus's region and account (set by the integrator), for ARNs and notifications.
-fn identity(context: &Context<'_>) -> (String, String) {
+pub(super) fn identity(context: &Context<'_>) -> (String, String) {
     context
         .store
         .custom
@@ -579,133 +486,6 @@ pub fn alarm_actions(context: &Context<'_>, document: &Value, enabled: bool) -> 
     Ok(Out::Struct(Vec::new()))
 }
 
-// -------------------------------------------------------------------------------------------------
-// Dashboards and tags
-
-fn dashboard_missing(name: &str) -> CwError {
-    CwError::new(ErrorKind::ResourceNotFound, format!("Dashboard {name} does not exist"))
-}
-
-pub fn put_dashboard(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let name = input::required_string(document, "DashboardName", "DashboardName")?;
-    let valid = !name.is_empty()
-        && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(CwError::invalid("The value for field DashboardName contains invalid characters. It can only contain alphanumerics, dash (-) and underscore (_)."));
-    }
-    let body = input::required_string(document, "DashboardBody", "DashboardBody")?;
-    if serde_json::from_str::<Value>(&body).map(|b| !b.is_object()).unwrap_or(true) {
-        return Err(CwError::invalid("The field DashboardBody must be a valid JSON object"));
-    }
-    let dashboard = json!({
-        "DashboardName": name,
-        "DashboardArn": format!("arn:aws:cloudwatch::{}:dashboard/{name}", identity(context).1),
-        "DashboardBody": body,
-        "LastModified": context.now,
-        "Size": body.len(),
-    });
-    context.store.custom.put_dashboard(&name, dashboard);
-    Ok(Out::Struct(vec![("DashboardValidationMessages", Out::List(Vec::new()))]))
-}
-
-pub fn get_dashboard(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let name = input::required_string(document, "DashboardName", "DashboardName")?;
-    let dashboard =
-        context.store.custom.dashboards().remove(&name).ok_or_else(|| dashboard_missing(&name))?;
-    Ok(Out::Struct(vec![
-        ("DashboardArn", Out::str(dashboard["DashboardArn"].as_str().unwrap_or_default())),
-        ("DashboardBody", Out::str(dashboard["DashboardBody"].as_str().unwrap_or_default())),
-        ("DashboardName", Out::str(name)),
-    ]))
-}
-
-pub fn list_dashboards(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let prefix = input::string(document, "DashboardNamePrefix", "DashboardNamePrefix")?.unwrap_or_default();
-    let entries = context
-        .store
-        .custom
-        .dashboards()
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(&prefix))
-        .map(|(name, d)| {
-            Out::Struct(vec![
-                ("DashboardName", Out::str(name)),
-                ("DashboardArn", Out::str(d["DashboardArn"].as_str().unwrap_or_default())),
-                ("LastModified", Out::Time(d["LastModified"].as_i64().unwrap_or_default())),
-                ("Size", Out::Int(d["Size"].as_i64().unwrap_or_default())),
-            ])
-        })
-        .collect();
-    Ok(Out::Struct(vec![("DashboardEntries", Out::List(entries))]))
-}
-
-pub fn delete_dashboards(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let names = strings(document, "DashboardNames")?;
-    let known = context.store.custom.dashboards();
-    if let Some(missing) = names.iter().find(|n| !known.contains_key(*n)) {
-        return Err(dashboard_missing(missing));
-    }
-    for name in &names {
-        context.store.custom.delete_dashboard(name);
-    }
-    Ok(Out::Struct(Vec::new()))
-}
-
-/// The alarm an ARN names (tags live on alarms).
-fn alarm_by_arn(context: &Context<'_>, arn: &str) -> Result<(String, Value), CwError> {
-    context.store.custom.alarms().into_iter().find(|(_, a)| a["AlarmArn"] == arn).ok_or_else(|| {
-        CwError::new(ErrorKind::ResourceNotFound, format!("The resource {arn} does not exist."))
-    })
-}
-
-fn tag_list(tags: &Value) -> Vec<(String, String)> {
-    tags.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            Some((t["Key"].as_str()?.to_owned(), t["Value"].as_str().unwrap_or_default().to_owned()))
-        })
-        .collect()
-}
-
-pub fn list_tags(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let arn = input::required_string(document, "ResourceARN", "ResourceARN")?;
-    let (_, alarm) = alarm_by_arn(context, &arn)?;
-    let tags = tag_list(&alarm["Tags"])
-        .into_iter()
-        .map(|(k, v)| Out::Struct(vec![("Key", Out::str(k)), ("Value", Out::str(v))]))
-        .collect();
-    Ok(Out::Struct(vec![("Tags", Out::List(tags))]))
-}
-
-pub fn tag_resource(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let arn = input::required_string(document, "ResourceARN", "ResourceARN")?;
-    let (name, mut alarm) = alarm_by_arn(context, &arn)?;
-    let mut tags = tag_list(&alarm["Tags"]);
-    for (key, value) in tag_list(&Value::Array(input::list(document, "Tags", "Tags")?.to_vec())) {
-        tags.retain(|(k, _)| *k != key);
-        tags.push((key, value));
-    }
-    alarm["Tags"] = tags.into_iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
-    context.store.custom.put_alarm(&name, alarm);
-    Ok(Out::Struct(Vec::new()))
-}
-
-pub fn untag_resource(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
-    let arn = input::required_string(document, "ResourceARN", "ResourceARN")?;
-    let (name, mut alarm) = alarm_by_arn(context, &arn)?;
-    let keys = strings(document, "TagKeys")?;
-    let tags: Vec<Value> = tag_list(&alarm["Tags"])
-        .into_iter()
-        .filter(|(k, _)| !keys.contains(k))
-        .map(|(k, v)| json!({"Key": k, "Value": v}))
-        .collect();
-    alarm["Tags"] = Value::Array(tags);
-    context.store.custom.put_alarm(&name, alarm);
-    Ok(Out::Struct(Vec::new()))
-}
-
 pub fn put_composite_alarm(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
     let (region, account) = identity(context);
     super::composite::put_composite_alarm(context, document, &region, &account)?;
@@ -714,6 +494,7 @@ pub fn put_composite_alarm(context: &Context<'_>, document: &Value) -> Result<Ou
 
 #[cfg(test)]
 mod tests {
+    use super::super::put::put_metric_data;
     use super::*;
     use crate::store::Store;
 

@@ -3,10 +3,12 @@
 
 mod composite;
 pub(crate) mod custom;
+mod dashboards;
 mod data;
 mod input;
 mod list;
 mod math;
+mod put;
 mod statistics;
 
 use crate::error::{CwError, ErrorKind};
@@ -38,7 +40,7 @@ pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -
         "GetMetricStatistics" => statistics::get_metric_statistics(context, input),
         "GetMetricData" => data::get_metric_data(context, input),
         "ListMetrics" => list::list_metrics(context, input),
-        "PutMetricData" => custom::put_metric_data(context, input),
+        "PutMetricData" => put::put_metric_data(context, input),
         "PutMetricAlarm" => custom::put_metric_alarm(context, input),
         "PutCompositeAlarm" => custom::put_composite_alarm(context, input),
         "DescribeAlarmHistory" => custom::describe_alarm_history(context, input),
@@ -48,13 +50,13 @@ pub fn call(context: &Context<'_>, operation: &str, input: &serde_json::Value) -
         "SetAlarmState" => custom::set_alarm_state(context, input),
         "EnableAlarmActions" => custom::alarm_actions(context, input, true),
         "DisableAlarmActions" => custom::alarm_actions(context, input, false),
-        "PutDashboard" => custom::put_dashboard(context, input),
-        "GetDashboard" => custom::get_dashboard(context, input),
-        "ListDashboards" => custom::list_dashboards(context, input),
-        "DeleteDashboards" => custom::delete_dashboards(context, input),
-        "ListTagsForResource" => custom::list_tags(context, input),
-        "TagResource" => custom::tag_resource(context, input),
-        "UntagResource" => custom::untag_resource(context, input),
+        "PutDashboard" => dashboards::put_dashboard(context, input),
+        "GetDashboard" => dashboards::get_dashboard(context, input),
+        "ListDashboards" => dashboards::list_dashboards(context, input),
+        "DeleteDashboards" => dashboards::delete_dashboards(context, input),
+        "ListTagsForResource" => dashboards::list_tags(context, input),
+        "TagResource" => dashboards::tag_resource(context, input),
+        "UntagResource" => dashboards::untag_resource(context, input),
         _ if UNSERVED.contains(&operation) => Err(CwError::new(
             ErrorKind::InvalidAction,
             format!("nimbus serves metrics and metric alarms of CloudWatch, not {operation}."),
