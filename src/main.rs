@@ -328,6 +328,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;
+    s3.run_lifecycle(clock.clone());
     let seen_nodes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let cluster_work = wiring::run_cluster(
         cluster.clone(),
@@ -338,6 +339,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    // Logs subscription filters invoke functions (on a node alone; see the README).
+    if let Some(opened) = logs.local() {
+        let subscriptions = wiring::LogSubscriptions {
+            lambda: lambda.clone(),
+            s3: s3.clone(),
+            kinesis: kinesis.clone(),
+            metrics: metrics.clone(),
+        };
+        opened.set_subscriber(Arc::new(subscriptions));
+    }
+    // CloudWatch alarms take their actions (on a node alone; see the README).
+    if let Some(served) = metrics.local() {
+        let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
+        served.metrics().set_identity(&region, &account);
+        served.metrics().set_clock(clock.clone());
+        served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
+    }
     let scheduler = {
         let events = events.clone();
         lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
@@ -417,6 +435,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open Kinesis: {error}");
         }
     }
+    // IAM and STS: stores, opened by their first request.
+    let iam = {
+        let (database, account) = (database.clone(), account.clone());
+        lazy::Lazy::new("iam", Protocol::Query, move || nimbus_iam::Iam::open(&database, &account))
+    };
+    let sts = {
+        let iam = iam.clone();
+        lazy::Lazy::new("sts", Protocol::Query, move || {
+            let opened = tokio::runtime::Handle::current().block_on(iam.get())?;
+            Ok(opened.sts())
+        })
+    };
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
@@ -434,6 +464,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Arc::new(wiring::GatewayV2(apigateway)),
         ec2.clone(),
         autoscaling,
+        iam,
+        sts,
         s3,
     ];
 

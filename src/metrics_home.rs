@@ -34,6 +34,11 @@ pub struct Served {
 }
 
 impl Served {
+    /// The figures this node serves.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Call inside the runtime: starts the maintenance.
     pub fn new(metrics: Arc<Metrics>, secret: Option<String>) -> Arc<Served> {
         Arc::new(Served { maintenance: metrics.spawn_maintenance(MAINTENANCE), metrics, secret })

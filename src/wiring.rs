@@ -614,3 +614,88 @@ impl nimbus_ec2::Ec2Events for Ec2Events {
         }
     }
 }
+
+/// Logs subscription filters whose destination is a Lambda function: the function gets AWS's
+/// `{"awslogs": {"data": …}}` event, asynchronously.
+pub struct LogSubscriptions {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub s3: Arc<nimbus_s3::S3>,
+    pub kinesis: Arc<Lazy<nimbus_kinesis::Kinesis>>,
+    pub metrics: Arc<crate::metrics_home::MetricsHome>,
+}
+
+impl nimbus_logs::Subscriber for LogSubscriptions {
+    fn deliver(&self, destination_arn: &str, payload: Vec<u8>) -> Result<(), String> {
+        if destination_arn.starts_with("arn:aws:kinesis:") {
+            // The stream gets the gzipped message itself, as AWS puts it.
+            let kinesis = self.kinesis.get_blocking()?;
+            let key = uuid::Uuid::new_v4().to_string();
+            return kinesis.put_record(destination_arn, &key, &payload).map(drop).map_err(|e| e.message);
+        }
+        if !destination_arn.starts_with("arn:aws:lambda:") {
+            return Err(
+                "nimbus delivers log subscriptions to Lambda functions and Kinesis streams only".into()
+            );
+        }
+        self.lambda.enqueue_event_blocking(destination_arn, nimbus_logs::lambda_event(&payload))
+    }
+
+    fn metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        unit: Option<&str>,
+        at_s: i64,
+        sum: f64,
+        count: f64,
+    ) -> Result<(), String> {
+        let served = self.metrics.local().ok_or("CloudWatch is served by another node")?;
+        served.metrics().put_custom(namespace, name, unit, at_s, sum, count);
+        Ok(())
+    }
+
+    fn put_object(&self, bucket: &str, key: &str, data: Vec<u8>) -> Result<(), String> {
+        self.s3.write_object(bucket, key, &data, "application/x-gzip").map_err(|e| e.to_string())
+    }
+}
+
+/// CloudWatch alarm actions: SNS topics get AWS's alarm notification, Lambda functions the
+/// `aws.cloudwatch` alarm event (asynchronously). Other actions (Auto Scaling, EC2) are refused.
+pub struct AlarmActions {
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+}
+
+impl nimbus_metrics::AlarmSink for AlarmActions {
+    fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String> {
+        tokio::task::block_in_place(|| {
+            if action_arn.starts_with("arn:aws:sns:") {
+                let sns = self.sns.get_blocking()?;
+                let no_attributes = std::collections::BTreeMap::new();
+                let message = notification.to_string();
+                return sns
+                    .publish(action_arn, &message, Some(subject), &no_attributes, None, None)
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+            }
+            if action_arn.starts_with("arn:aws:lambda:") {
+                let state = |value: &Value, reason: &Value| serde_json::json!({ "value": value, "reason": reason, "timestamp": notification["StateChangeTime"] });
+                let event = serde_json::json!({
+                    "source": "aws.cloudwatch",
+                    "alarmArn": notification["AlarmArn"],
+                    "accountId": notification["AWSAccountId"],
+                    "time": notification["StateChangeTime"],
+                    "region": notification["AlarmArn"].as_str().and_then(|a| a.split(':').nth(3)).unwrap_or("us-east-1"),
+                    "alarmData": {
+                        "alarmName": notification["AlarmName"],
+                        "state": state(&notification["NewStateValue"], &notification["NewStateReason"]),
+                        "previousState": state(&notification["OldStateValue"], &Value::Null),
+                        "configuration": { "description": notification["AlarmDescription"], "metrics": [] },
+                    },
+                });
+                return self.lambda.enqueue_event_blocking(action_arn, event.to_string().into_bytes());
+            }
+            Err("nimbus takes alarm actions on SNS topics and Lambda functions only".into())
+        })
+    }
+}

@@ -24,8 +24,8 @@ UNSERVED = [
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ecs", "list_clusters", {}, "Amazon EC2 Container Service"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
-    ("iam", "list_users", {}, "AWS Identity and Access Management"),
-    ("sts", "get_caller_identity", {}, "AWS Security Token Service"),
+    ("ses", "list_identities", {}, "Amazon Simple Email Service"),
+    ("kms", "list_keys", {}, "AWS Key Management Service"),
     ("batch", "describe_job_queues", {}, "AWS Batch"),
 ]
 
@@ -44,8 +44,8 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")
 @pytest.mark.parametrize("command,operation,full_name", [
     (["firehose", "list-delivery-streams"], "ListDeliveryStreams", "Amazon Kinesis Firehose"),
-    (["sts", "get-caller-identity"], "GetCallerIdentity", "AWS Security Token Service"),
     (["ecs", "list-clusters"], "ListClusters", "Amazon EC2 Container Service"),
+    (["ses", "list-identities"], "ListIdentities", "Amazon Simple Email Service"),
     (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),
 ])
 def test_aws_cli_prints_a_clean_error(endpoint, tmp_path, command, operation, full_name):

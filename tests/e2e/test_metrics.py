@@ -332,14 +332,14 @@ def _assert_errors(cw):
     with pytest.raises(cw.exceptions.InvalidParameterCombinationException):
         cw.get_metric_statistics(**base, StartTime=now - dt.timedelta(hours=1), EndTime=now, Period=60)
     with pytest.raises(cw.exceptions.InvalidParameterValueException, match="expression"):
-        cw.get_metric_data(MetricDataQueries=[{"Id": "e", "Expression": "SUM(METRICS())"}],
+        cw.get_metric_data(MetricDataQueries=[{"Id": "e", "Expression": "m9 * 2"}],
                            StartTime=now - dt.timedelta(hours=1), EndTime=now)
     with pytest.raises(cw.exceptions.InvalidNextToken):
         cw.get_metric_data(
             MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": base, "Period": 60, "Stat": "Sum"}}],
             StartTime=now - dt.timedelta(hours=1), EndTime=now, NextToken="not-a-token")
     with pytest.raises(cw.exceptions.ClientError) as refused:
-        cw.put_metric_data(Namespace="Custom", MetricData=[{"MetricName": "m", "Value": 1.0}])
+        cw.put_anomaly_detector(SingleMetricAnomalyDetector={"Namespace": "N", "MetricName": "m", "Stat": "Sum"})
     assert refused.value.response["Error"]["Code"] == "InvalidAction"
 
 

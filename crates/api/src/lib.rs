@@ -4,6 +4,7 @@
 pub mod clock;
 mod door;
 mod error;
+pub mod form;
 mod request;
 mod router;
 mod server;

@@ -9,7 +9,9 @@
 //! ```
 
 pub mod clock;
+mod deliver;
 mod errors;
+mod insights;
 mod ops;
 pub mod pattern;
 mod store;
@@ -25,6 +27,7 @@ use nimbus_functions::telemetry::{LogEvent, LogSink};
 use nimbus_store::{Blobs, Database};
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::deliver::{lambda_event, Subscriber};
 pub use crate::store::OpenError;
 use crate::store::Storage;
 
@@ -33,6 +36,9 @@ const TARGET_PREFIX: &str = "Logs_20140328.";
 pub struct Logs {
     storage: Storage,
     identity: Identity,
+    subscriber: std::sync::OnceLock<Arc<dyn Subscriber>>,
+    /// Logs Insights queries run on this node, newest last (at most 100 kept).
+    queries: std::sync::Mutex<std::collections::VecDeque<(String, serde_json::Value)>>,
 }
 
 /// Opens (or creates) the logs: the catalog of groups and streams in `database` (schema `logs`;
@@ -61,10 +67,21 @@ pub fn open_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Logs>, OpenError> {
     let area = blobs.area("logs").map_err(OpenError::Area)?;
-    Ok(Arc::new(Logs { storage: Storage::open(database, &area, clock)?, identity }))
+    let storage = Storage::open(database, &area, clock)?;
+    Ok(Arc::new(Logs {
+        storage,
+        identity,
+        subscriber: std::sync::OnceLock::new(),
+        queries: Default::default(),
+    }))
 }
 
 impl Logs {
+    /// Where subscription filters send their events (set once, by the integrator).
+    pub fn set_subscriber(&self, subscriber: Arc<dyn Subscriber>) {
+        let _ = self.subscriber.set(subscriber);
+    }
+
     /// Writes out every queued event and stops the writer; appends after this are dropped.
     pub async fn close(&self) {
         self.storage.close().await;
@@ -133,6 +150,10 @@ impl Service for Logs {
 
 impl LogSink for Logs {
     fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
+        if self.subscriber.get().is_some() {
+            let copies = events.iter().map(|e| (e.timestamp_ms, e.message.clone())).collect();
+            self.deliver_subscriptions(group, stream, copies);
+        }
         self.storage.sink(group, stream, events);
     }
 }

@@ -8,6 +8,8 @@ pub enum ErrorKind {
     MissingParameter,
     InvalidParameterCombination,
     InvalidNextToken,
+    /// An alarm that does not exist.
+    ResourceNotFound,
     /// An operation nimbus does not serve, or that does not exist.
     InvalidAction,
     /// A body that does not decode (JSON, CBOR).
@@ -43,6 +45,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::InternalServiceError => 500,
+            ErrorKind::ResourceNotFound => 404,
             _ => 400,
         }
     }
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::MissingParameter => "MissingParameter",
             ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
             ErrorKind::InvalidNextToken => "InvalidNextToken",
+            ErrorKind::ResourceNotFound => "ResourceNotFound",
             ErrorKind::InvalidAction => "InvalidAction",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::InternalServiceError => "InternalServiceError",
@@ -67,6 +71,7 @@ impl ErrorKind {
             ErrorKind::MissingParameter => "MissingRequiredParameterException",
             ErrorKind::InvalidParameterCombination => "InvalidParameterCombinationException",
             ErrorKind::InvalidNextToken => "InvalidNextToken",
+            ErrorKind::ResourceNotFound => "ResourceNotFound",
             ErrorKind::InvalidAction => "UnknownOperationException",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::InternalServiceError => "InternalServiceFault",

@@ -7,6 +7,7 @@
 
 mod bucket;
 mod catalog;
+mod custom;
 mod error;
 mod histogram;
 mod ops;
@@ -30,6 +31,7 @@ use nimbus_store::{BlobArea, Blobs};
 
 pub use bucket::Architecture;
 pub use catalog::{LAMBDA_NAMESPACE, NIMBUS_NAMESPACE};
+pub use custom::AlarmSink;
 pub use error::{CwError, ErrorKind};
 pub use summary::{Summary, Usage, SUMMARY_WINDOW};
 
@@ -92,13 +94,19 @@ impl Metrics {
     }
 
     fn with_snapshot(snapshot: Option<SnapshotFile>) -> Arc<Metrics> {
-        let exists = snapshot.as_ref().is_some_and(|file| file.area.path(&file.name).exists());
+        let exists = snapshot.as_ref().is_some_and(|file| {
+            file.area.path(&file.name).exists()
+                || file.area.path(&format!("{}.custom.json", file.name)).exists()
+        });
         let metrics = Arc::new(Metrics {
             store: Store::default(),
             snapshot,
             restoring: Mutex::new(None),
             restore_error: Mutex::new(None),
         });
+        if let Some(file) = &metrics.snapshot {
+            metrics.store.custom.persist_to(file.area.clone(), format!("{}.custom.json", file.name));
+        }
         if exists {
             let restoring = metrics.clone();
             let loader = std::thread::spawn(move || restoring.restore());
@@ -111,7 +119,7 @@ impl Metrics {
         let file = self.snapshot.as_ref()?;
         let path = file.area.path(&file.name);
         let result = snapshot::load(&self.store, &path);
-        self.store.sweep(minute_of(SystemTime::now()));
+        self.store.sweep(minute_of(self.now()));
         let error = result.err()?;
         // Kept for a look, out of the way of the next save.
         let _ = std::fs::rename(&path, file.area.path(&format!("{}.unreadable", file.name)));
@@ -148,7 +156,8 @@ impl Metrics {
                 ticks.tick().await;
                 let metrics = metrics.clone();
                 let saved = tokio::task::spawn_blocking(move || {
-                    metrics.store.sweep(minute_of(SystemTime::now()));
+                    metrics.store.sweep(minute_of(metrics.now()));
+                    metrics.store.custom.sweep(minute_of(metrics.now()) * 60);
                     metrics.save()
                 });
                 if let Ok(Err(error)) = saved.await {
@@ -158,8 +167,75 @@ impl Metrics {
         })
     }
 
+    /// Metrics follow nimbus's clock from now on (`--clock virtual` moves alarms along).
+    pub fn set_clock(&self, clock: Arc<dyn nimbus_api::clock::Clock>) {
+        let _ = self.store.custom.clock.set(clock);
+    }
+
+    /// Now, on nimbus's clock once set.
+    pub(crate) fn now(&self) -> SystemTime {
+        match self.store.custom.clock.get() {
+            Some(clock) => UNIX_EPOCH + Duration::from_millis(clock.now_ms().max(0) as u64),
+            None => SystemTime::now(),
+        }
+    }
+
+    /// nimbus's region and account, for alarm and dashboard ARNs.
+    pub fn set_identity(&self, region: &str, account: &str) {
+        let _ = self.store.custom.identity.set((region.to_owned(), account.to_owned()));
+    }
+
+    /// Where alarm actions go; starts evaluating alarms every `every` (call inside the runtime).
+    pub fn set_alarm_sink(self: &Arc<Self>, sink: Arc<dyn AlarmSink>, every: Duration) {
+        if self.store.custom.sink.set(sink).is_err() {
+            return;
+        }
+        let mut jumps = self.store.custom.clock.get().and_then(|clock| clock.jumps());
+        let metrics = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                // Every `every`, and at once when a virtual clock jumps.
+                match jumps.as_mut() {
+                    Some(jumps) => {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            changed = jumps.changed() => if changed.is_err() { return },
+                        }
+                    }
+                    None => {
+                        ticks.tick().await;
+                    }
+                }
+                let Some(metrics) = metrics.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || {
+                    if metrics.store.custom.has_alarms() {
+                        let now = metrics.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                        ops::custom::evaluated(&ops::Context { store: &metrics.store, now });
+                    }
+                })
+                .await;
+            }
+        });
+    }
+
+    /// Adds `count` samples summing to `sum` to a custom metric (CloudWatch Logs' metric filters).
+    pub fn put_custom(
+        &self,
+        namespace: &str,
+        name: &str,
+        unit: Option<&str>,
+        at_s: i64,
+        sum: f64,
+        count: f64,
+    ) {
+        let (min, max) = if count > 0.0 { (sum / count, sum / count) } else { (0.0, 0.0) };
+        let point = custom::Point { count, sum, min, max };
+        self.store.custom.record(namespace, name, Vec::new(), unit, at_s, point);
+    }
+
     fn record(&self, function: &str, version: &str, sample: &Sample) {
-        self.store.record(function, version, minute_of(SystemTime::now()), sample);
+        self.store.record(function, version, minute_of(self.now()), sample);
     }
 }
 

@@ -5,6 +5,8 @@
 pub enum Out {
     Str(String),
     Double(f64),
+    Int(i64),
+    Bool(bool),
     /// Seconds since the Unix epoch.
     Time(i64),
     List(Vec<Out>),

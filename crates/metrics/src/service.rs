@@ -1,6 +1,6 @@
 //! CloudWatch on the shared port: `Arc<Metrics>` is a [`nimbus_api::Service`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::{ApiRequest, Service, ServiceFuture};
@@ -27,7 +27,7 @@ impl Service for Metrics {
         let response = match wire::decode(&request) {
             Err((protocol, error)) => wire::error(protocol, &error, &request.request_id),
             Ok(call) => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+                let now = self.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
                 let context = Context { store: &self.store, now };
                 match ops::call(&context, &call.operation, &call.input) {
                     Ok(out) => wire::respond(call.wire, &call.operation, &out, &request.request_id),
@@ -46,7 +46,7 @@ mod tests {
     use http_body_util::BodyExt;
     use nimbus_api::ApiResponse;
     use nimbus_functions::telemetry::{InvocationRecord, MetricsSink};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn request(method: Method, uri: &str, headers: &[(&'static str, &str)], body: Vec<u8>) -> ApiRequest {
         let headers = headers

@@ -70,6 +70,7 @@ pub fn save(store: &Store, area: &BlobArea, name: &str) -> io::Result<()> {
             .collect(),
     });
     let snapshot = Snapshot { format: FORMAT, series: series.collect() };
+    store.custom.save(area, &format!("{name}.custom.json"))?;
     area.write_with(name, |file| {
         let mut writer = BufWriter::new(file);
         ciborium::into_writer(&snapshot, &mut writer).map_err(io::Error::other)?;
@@ -79,6 +80,7 @@ pub fn save(store: &Store, area: &BlobArea, name: &str) -> io::Result<()> {
 
 /// Loads a snapshot into `store`; a missing file is an empty one.
 pub fn load(store: &Store, path: &Path) -> io::Result<()> {
+    store.custom.load(&path.with_extension("cbor.custom.json"))?;
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -37,6 +37,8 @@ impl Shard {
 pub struct Store {
     shards: [Shard; SHARDS],
     hasher: RandomState,
+    /// Custom namespaces' metrics and the alarms.
+    pub custom: crate::custom::Custom,
 }
 
 pub struct Series {

@@ -53,7 +53,7 @@ impl Metrics {
     }
 
     fn summaries_of(&self, window: Duration, only: Option<&str>) -> BTreeMap<String, Summary> {
-        let now = minute_of(SystemTime::now());
+        let now = minute_of(self.now());
         let minutes = now + 1 - (window.as_secs() / 60).max(1) as i64..now + 1;
         let views = self.store.views(|f, _| only.is_none_or(|o| o == f), minutes.clone());
         let mut merged: BTreeMap<String, (Stats, Histogram)> = BTreeMap::new();

@@ -5,7 +5,7 @@ use crate::context::{self, Ctx, Reply};
 use crate::error::{S3Error, S3Result};
 use crate::store::BucketDeletion;
 use crate::xml::{self, XmlWriter};
-use crate::Inner;
+use crate::{settings, Inner};
 
 /// AWS's general purpose bucket naming rules.
 pub fn valid_name(name: &str) -> bool {
@@ -32,23 +32,67 @@ pub fn create(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     if !valid_name(&name) {
         return Err(S3Error::invalid_bucket_name(&name));
     }
-    let mut region = s3.region.clone();
+    // The bucket's region: its LocationConstraint, else the region the request was signed for.
+    let mut region = scope_region(ctx).unwrap_or_else(|| s3.region.clone());
     if !ctx.request.body.iter().all(u8::is_ascii_whitespace) {
         let config = xml::parse(&ctx.request.body)?;
         if let Some(constraint) = config.child_text("LocationConstraint").filter(|c| !c.is_empty()) {
-            if constraint != s3.region {
+            if !region_like(constraint) {
                 let message = "The specified location-constraint is not valid";
                 return Err(S3Error::new(400, "InvalidLocationConstraint", message)
                     .with("LocationConstraint", constraint));
             }
-            region = constraint.to_owned();
+            region = if constraint == "EU" { "eu-west-1".to_owned() } else { constraint.to_owned() };
         }
+    }
+    let acl = ctx.header("x-amz-acl").map(str::to_owned);
+    if acl.as_deref().is_some_and(|a| !settings::CANNED_ACLS.contains(&a)) {
+        return Err(
+            S3Error::invalid_argument("Invalid value for header x-amz-acl").with("ArgumentName", "x-amz-acl")
+        );
     }
     if !s3.db.create_bucket(&name, &region, context::now_ms())? {
         let message = "Your previous request to create the named bucket succeeded and you already own it.";
         return Err(S3Error::new(409, "BucketAlreadyOwnedByYou", message).with("BucketName", &name));
     }
+    if let Some(acl) = acl {
+        s3.db.set_config(&name, "acl", &acl)?;
+    }
+    if let Some(ownership) = ctx.header("x-amz-object-ownership") {
+        let doc = format!(
+            "<OwnershipControls><Rule><ObjectOwnership>{}</ObjectOwnership></Rule></OwnershipControls>",
+            nimbus_api::xml::escape(ownership)
+        );
+        s3.db.set_config(&name, "ownershipControls", &doc)?;
+    }
+    if ctx.header("x-amz-bucket-object-lock-enabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        s3.db.set_versioning(&name, "Enabled")?;
+        let doc = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+        s3.db.set_config(&name, "object-lock", doc)?;
+    }
     Ok(Reply::empty(200).header("location", format!("/{name}")))
+}
+
+/// `us-east-1`, `eu-central-2`, `ap-southeast-1`, `us-gov-west-1`, and the legacy `EU`.
+fn region_like(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    name == "EU"
+        || (parts.len() >= 3
+            && parts[0].len() == 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// The region of the request's SigV4 credential scope (header or presigned query).
+fn scope_region(ctx: &Ctx) -> Option<String> {
+    let credential = ctx
+        .header("authorization")
+        .and_then(|a| a.split("Credential=").nth(1))
+        .or_else(|| ctx.param("X-Amz-Credential"))?;
+    let region = credential.split('/').nth(2)?;
+    region_like(region).then(|| region.to_owned())
 }
 
 pub fn head(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
@@ -58,12 +102,29 @@ pub fn head(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         .header("x-amz-access-point-alias", "false"))
 }
 
-pub fn list(s3: &Inner, _ctx: &mut Ctx) -> S3Result<Reply> {
+pub fn list(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    let prefix = ctx.param("prefix").unwrap_or("").to_owned();
+    let after = ctx.param("continuation-token").unwrap_or("").to_owned();
+    let max = match ctx.number("max-buckets")? {
+        None => usize::MAX,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(S3Error::invalid_argument(
+                "Argument max-buckets must be an integer between 1 and 10000",
+            )
+            .with("ArgumentName", "max-buckets"))
+        }
+    };
+    let all = s3.db.buckets()?;
+    let mut matching =
+        all.into_iter().filter(|b| b.name.starts_with(&prefix) && b.name.as_str() > after.as_str());
+    let page: Vec<_> = matching.by_ref().take(max).collect();
+    let more = matching.next().is_some();
     let mut xml = XmlWriter::new();
     xml.open("ListAllMyBucketsResult");
     owner(&mut xml, &s3.account);
     xml.open("Buckets");
-    for bucket in s3.db.buckets()? {
+    for bucket in &page {
         xml.open("Bucket");
         xml.elem("Name", &bucket.name);
         xml.elem("CreationDate", &context::iso8601(bucket.created_ms));
@@ -71,6 +132,12 @@ pub fn list(s3: &Inner, _ctx: &mut Ctx) -> S3Result<Reply> {
         xml.close("Bucket");
     }
     xml.close("Buckets");
+    if let (true, Some(last)) = (more, page.last()) {
+        xml.elem("ContinuationToken", &last.name);
+    }
+    if ctx.has("prefix") {
+        xml.elem("Prefix", &prefix);
+    }
     xml.close("ListAllMyBucketsResult");
     Ok(Reply::xml(xml.finish()))
 }
@@ -99,14 +166,6 @@ pub fn location(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         nimbus_api::xml::escape(&region)
     );
     Ok(Reply::xml(body))
-}
-
-pub fn versioning(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
-    let mut xml = XmlWriter::new();
-    xml.open("VersioningConfiguration");
-    xml.close("VersioningConfiguration");
-    Ok(Reply::xml(xml.finish()))
 }
 
 /// `<Owner>` as S3 writes it; the canonical id is derived from the account.

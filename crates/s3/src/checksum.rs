@@ -11,6 +11,10 @@ pub fn md5_hex(data: &[u8]) -> String {
     hex(&Md5::digest(data))
 }
 
+pub fn md5_bytes(data: &[u8]) -> Vec<u8> {
+    Md5::digest(data).to_vec()
+}
+
 /// A multipart object's ETag: MD5 of the parts' binary MD5s, then `-N`.
 pub fn multipart_etag(part_etags: &[String]) -> String {
     let mut digest = Md5::new();

@@ -117,6 +117,12 @@ pub fn iso8601(ms: i64) -> String {
     at.format(&format).unwrap_or_default()
 }
 
+/// Milliseconds of an ISO 8601 / RFC 3339 time (`2030-01-01T00:00:00Z`, fractions allowed).
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let at = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 /// `Wed, 01 May 2024 12:00:00 GMT`, as in `Last-Modified`.
 pub fn http_date(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);

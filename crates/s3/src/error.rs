@@ -13,17 +13,24 @@ pub struct S3Error {
     /// Extra members AWS adds per code (`Key`, `BucketName`, `UploadId`, `ActualObjectSize` …,
     /// and numbered ones such as `ArgumentName1`).
     pub fields: Vec<(Cow<'static, str>, String)>,
+    /// Response headers the error carries (`x-amz-delete-marker` …).
+    pub headers: Vec<(String, String)>,
 }
 
 pub type S3Result<T> = Result<T, S3Error>;
 
 impl S3Error {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
-        S3Error { status, code, message: message.into(), fields: Vec::new() }
+        S3Error { status, code, message: message.into(), fields: Vec::new(), headers: Vec::new() }
     }
 
     pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> S3Error {
         self.fields.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> S3Error {
+        self.headers.push((name.to_owned(), value.into()));
         self
     }
 
@@ -32,6 +39,11 @@ impl S3Error {
     }
     pub fn no_such_key(key: &str) -> S3Error {
         S3Error::new(404, "NoSuchKey", "The specified key does not exist.").with("Key", key)
+    }
+    pub fn no_such_version(key: &str, version: &str) -> S3Error {
+        S3Error::new(404, "NoSuchVersion", "The specified version does not exist.")
+            .with("Key", key)
+            .with("VersionId", version)
     }
     pub fn no_such_upload(upload_id: &str) -> S3Error {
         let message = "The specified upload does not exist. The upload ID may be invalid, or the upload may \
@@ -49,6 +61,9 @@ impl S3Error {
     }
     pub fn invalid_argument(message: impl Into<String>) -> S3Error {
         S3Error::new(400, "InvalidArgument", message)
+    }
+    pub fn invalid_tag(message: impl Into<String>) -> S3Error {
+        S3Error::new(400, "InvalidTag", message)
     }
     pub fn invalid_request(message: impl Into<String>) -> S3Error {
         S3Error::new(400, "InvalidRequest", message)

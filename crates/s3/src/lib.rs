@@ -11,18 +11,24 @@
 mod address;
 mod buckets;
 mod checksum;
+mod configs;
 mod context;
+mod cors;
 mod error;
 mod events;
 mod files;
+mod lifecycle;
 mod list;
 mod multipart;
 mod notifications;
 mod objects;
 mod payload;
+mod post;
 mod range;
 mod router;
+mod settings;
 mod store;
+mod subresources;
 mod xml;
 
 use std::path::Path;
@@ -93,6 +99,11 @@ impl S3 {
         Ok(Arc::new(S3 { inner }))
     }
 
+    /// Starts applying lifecycle expiration on `clock` (nimbus's, virtual in tests).
+    pub fn run_lifecycle(&self, clock: Arc<dyn nimbus_api::clock::Clock>) {
+        lifecycle::run(self.inner.clone(), clock);
+    }
+
     /// The entry point before the storage layer, kept until `nimbus` opens every service with
     /// [`S3::open_on`]: `dir` is `<data dir>/s3`, on SQLite, alone.
     pub fn open(
@@ -109,15 +120,38 @@ impl S3 {
         S3::open_on(&Database::sqlite(data_dir), &blobs, sink, region, account)
     }
 
-    /// An object's bytes (Lambda's `Code.S3Bucket`/`S3Key`). Buckets are unversioned: only
-    /// `None` or `"null"` name a version.
+    /// Writes an object as a PUT would (CloudWatch Logs export tasks); no notification is sent.
+    pub fn write_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: &[u8],
+        content_type: &str,
+    ) -> Result<(), S3Error> {
+        let s3 = &self.inner;
+        let bucket = s3.db.require_bucket(bucket)?;
+        let row = store::ObjectRow {
+            bucket: bucket.name.clone(),
+            key: key.to_owned(),
+            size: data.len() as u64,
+            etag: checksum::md5_hex(data),
+            modified_ms: context::now_ms(),
+            headers: vec![("content-type".into(), content_type.to_owned())],
+            metadata: Vec::new(),
+            checksum: Some(checksum::default_checksum(data)),
+            parts: 0,
+            file: s3.files.write(data)?,
+            version_id: objects::new_version_id(&bucket),
+            tags: Vec::new(),
+            extra: vec![("sse".into(), "AES256".into())],
+        };
+        objects::commit(s3, &row)
+    }
+
+    /// An object's bytes (Lambda's `Code.S3Bucket`/`S3Key`/`S3ObjectVersion`).
     pub fn read_object(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, S3Error> {
-        if version.is_some_and(|v| v != "null") {
-            let message = "The specified version does not exist.";
-            return Err(S3Error::new(404, "NoSuchVersion", message).with("Key", key));
-        }
         self.inner.db.require_bucket(bucket)?;
-        let object = self.inner.db.object(bucket, key)?.ok_or_else(|| S3Error::no_such_key(key))?;
+        let object = objects::source_object(&self.inner, bucket, key, version)?;
         Ok(self.inner.files.read(&object.file, None)?)
     }
 }
@@ -129,10 +163,14 @@ impl Inner {
         let at = address::locate(host.as_deref(), request.uri.path());
         let is_head = request.method == Method::HEAD;
         let mut ctx = Ctx::new(request, at.bucket, at.key);
-        let reply = router::route(self, &mut ctx).unwrap_or_else(|error| {
-            let body = if is_head { String::new() } else { error.body(&ctx.request_id, &ctx.host_id) };
-            Reply::empty(error.status).header("content-type", "application/xml").with_body(body)
-        });
+        let reply = router::route(self, &mut ctx)
+            .map(|reply| cors::decorate(self, &ctx, reply))
+            .unwrap_or_else(|error| {
+                let body = if is_head { String::new() } else { error.body(&ctx.request_id, &ctx.host_id) };
+                let mut reply = Reply::empty(error.status).header("content-type", "application/xml");
+                reply.headers.extend(error.headers);
+                reply.with_body(body)
+            });
         let response = respond(reply, &ctx);
         notifications::deliver_events(self, &ctx);
         response

@@ -101,7 +101,7 @@ pub fn list_v2(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let max = max_keys(ctx)?;
     let page = page(s3, ctx.bucket(), &prefix, &delimiter, &after, max)?;
     let url = ctx.param("encoding-type") == Some("url");
-    let enc = |s: &str| if url { encode_key(s) } else { s.to_owned() };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
 
     let mut xml = XmlWriter::new();
     xml.open("ListBucketResult");
@@ -138,7 +138,7 @@ pub fn list_v1(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     let max = max_keys(ctx)?;
     let page = page(s3, ctx.bucket(), &prefix, &delimiter, &marker, max)?;
     let url = ctx.param("encoding-type") == Some("url");
-    let enc = |s: &str| if url { encode_key(s) } else { s.to_owned() };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
 
     let mut xml = XmlWriter::new();
     xml.open("ListBucketResult");
@@ -175,7 +175,7 @@ fn write_entries(xml: &mut XmlWriter, page: &Page, owner: bool, account: &str, e
         if owner {
             buckets::owner(xml, account);
         }
-        xml.elem("StorageClass", "STANDARD");
+        xml.elem("StorageClass", object.extra("storage-class").unwrap_or("STANDARD"));
         xml.close("Contents");
     }
     for prefix in &page.prefixes {
@@ -185,9 +185,130 @@ fn write_entries(xml: &mut XmlWriter, page: &Page, owner: bool, account: &str, e
     }
 }
 
+/// `encoding-type=url` in listings: spaces as `%20` (event records write them as `+`).
+fn url_encode(text: &str) -> String {
+    encode_key(text).replace('+', "%20")
+}
+
 fn decode_token(token: &str) -> S3Result<String> {
     B64.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(|| {
         S3Error::invalid_argument("The continuation token provided is incorrect")
             .with("ArgumentName", "continuation-token")
     })
+}
+
+/// ListObjectVersions: every version and delete marker, key order then newest first, with
+/// prefix / delimiter / key-marker / version-id-marker / max-keys as S3 pages them.
+pub fn list_versions(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
+    let bucket = ctx.bucket().to_owned();
+    s3.db.require_bucket(&bucket)?;
+    let prefix = ctx.param("prefix").unwrap_or("").to_owned();
+    let delimiter = ctx.param("delimiter").unwrap_or("").to_owned();
+    let key_marker = ctx.param("key-marker").unwrap_or("").to_owned();
+    let version_marker = ctx.param("version-id-marker").unwrap_or("").to_owned();
+    if !version_marker.is_empty() && key_marker.is_empty() {
+        let message = "A version-id marker cannot be specified without a key marker.";
+        return Err(S3Error::invalid_argument(message)
+            .with("ArgumentName", "version-id-marker")
+            .with("ArgumentValue", version_marker.clone()));
+    }
+    let max = max_keys(ctx)?;
+    let url = ctx.param("encoding-type") == Some("url");
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+
+    // Where to resume: after the marker version, or after every version of the key marker.
+    let (mut cursor, mut ord) = (key_marker.clone(), i64::MIN);
+    let mut previous_key = None;
+    if !version_marker.is_empty() {
+        if let Some(found) = s3.db.object_version(&bucket, &key_marker, &version_marker)? {
+            ord = found.ord;
+            previous_key = Some(key_marker.clone());
+        }
+    } else if !delimiter.is_empty() && key_marker.starts_with(&prefix) && key_marker.ends_with(&delimiter) {
+        cursor = format!("{key_marker}\u{10FFFF}");
+    }
+    let mut entries = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    let mut last: Option<(String, Option<String>)> = None;
+    'batches: loop {
+        let batch = s3.db.versions_after(&bucket, &cursor, ord, &prefix, 1000)?;
+        if batch.is_empty() {
+            break;
+        }
+        for listed in batch {
+            cursor.clone_from(&listed.row.key);
+            ord = listed.ord;
+            if !listed.row.key.starts_with(&prefix) {
+                break 'batches;
+            }
+            let common = (!delimiter.is_empty())
+                .then(|| listed.row.key[prefix.len()..].find(&delimiter))
+                .flatten()
+                .map(|at| listed.row.key[..prefix.len() + at + delimiter.len()].to_owned());
+            if entries.len() + prefixes.len() >= max {
+                truncated = true;
+                break 'batches;
+            }
+            if let Some(common) = common {
+                cursor = format!("{common}\u{10FFFF}");
+                ord = i64::MIN;
+                last = Some((common.clone(), None));
+                prefixes.push(common);
+                continue 'batches;
+            }
+            let latest = previous_key.as_deref() != Some(listed.row.key.as_str());
+            previous_key = Some(listed.row.key.clone());
+            last = Some((listed.row.key.clone(), Some(listed.row.version_id.clone())));
+            entries.push((listed, latest));
+        }
+    }
+
+    let mut xml = XmlWriter::new();
+    xml.open("ListVersionsResult");
+    xml.elem("Name", &bucket);
+    xml.elem("Prefix", &enc(&prefix));
+    xml.elem("KeyMarker", &enc(&key_marker));
+    xml.elem("VersionIdMarker", &version_marker);
+    if let (true, Some((key, version))) = (truncated, &last) {
+        xml.elem("NextKeyMarker", &enc(key));
+        if let Some(version) = version {
+            xml.elem("NextVersionIdMarker", version);
+        }
+    }
+    xml.elem("MaxKeys", &max.to_string());
+    if !delimiter.is_empty() {
+        xml.elem("Delimiter", &enc(&delimiter));
+    }
+    if url {
+        xml.elem("EncodingType", "url");
+    }
+    xml.elem("IsTruncated", if truncated { "true" } else { "false" });
+    for (listed, latest) in &entries {
+        let row = &listed.row;
+        let element = if listed.marker { "DeleteMarker" } else { "Version" };
+        xml.open(element);
+        xml.elem("Key", &enc(&row.key));
+        xml.elem("VersionId", &row.version_id);
+        xml.elem("IsLatest", if *latest { "true" } else { "false" });
+        xml.elem("LastModified", &context::iso8601(row.modified_ms));
+        if !listed.marker {
+            xml.elem("ETag", &format!("\"{}\"", row.etag));
+            if let Some(checksum) = &row.checksum {
+                xml.elem("ChecksumAlgorithm", &checksum.algorithm);
+                xml.elem("ChecksumType", if row.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" });
+            }
+            xml.elem("Size", &row.size.to_string());
+            xml.elem("StorageClass", row.extra("storage-class").unwrap_or("STANDARD"));
+        }
+        buckets::owner(&mut xml, &s3.account);
+        xml.close(element);
+    }
+    for prefix in &prefixes {
+        xml.open("CommonPrefixes");
+        xml.elem("Prefix", &enc(prefix));
+        xml.close("CommonPrefixes");
+    }
+    xml.close("ListVersionsResult");
+    Ok(Reply::xml(xml.finish()))
 }

@@ -10,20 +10,25 @@ use crate::objects::{self, copy_source, request_headers, request_metadata};
 use crate::range::ByteRange;
 use crate::store::{ObjectRow, PartRow, UploadRow};
 use crate::xml::{self, XmlWriter};
-use crate::{payload, Inner};
+use crate::{payload, settings, Inner};
 
 const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 const MAX_PART_NUMBER: i64 = 10_000;
 
 pub fn create(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
+    let mut headers = request_headers(ctx);
+    // Settings and tags ride with the upload's headers until it completes.
+    let extra = settings::object_settings(s3, ctx, &bucket)?;
+    headers.extend(extra.into_iter().map(|(n, v)| (format!("{EXTRA}{n}"), v)));
+    headers.extend(settings::header_tags(ctx)?.into_iter().map(|(n, v)| (format!("{TAG}{n}"), v)));
     let algorithm = ctx.header("x-amz-checksum-algorithm").map(str::to_ascii_uppercase);
     let upload = UploadRow {
         id: format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
         bucket: ctx.bucket().to_owned(),
         key: ctx.key().to_owned(),
         initiated_ms: context::now_ms(),
-        headers: request_headers(ctx),
+        headers,
         metadata: request_metadata(ctx),
         algorithm: algorithm.clone(),
     };
@@ -40,6 +45,9 @@ pub fn create(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     }
     Ok(reply)
 }
+
+const EXTRA: &str = "nimbus-extra:";
+const TAG: &str = "nimbus-tag:";
 
 fn part_number(ctx: &Ctx) -> S3Result<u32> {
     match ctx.number("partNumber")? {
@@ -94,9 +102,9 @@ fn store_part(
 }
 
 fn upload_part_copy(s3: &Inner, ctx: &mut Ctx, upload_id: &str, number: u32) -> S3Result<Reply> {
-    let (bucket, key) = copy_source(ctx)?;
+    let (bucket, key, version) = copy_source(ctx)?;
     s3.db.require_bucket(&bucket)?;
-    let source = s3.db.object(&bucket, &key)?.ok_or_else(|| S3Error::no_such_key(&key))?;
+    let source = objects::source_object(s3, &bucket, &key, version.as_deref())?;
     let range = match ctx.header("x-amz-copy-source-range") {
         None => None,
         Some(header) => {
@@ -202,7 +210,11 @@ fn requested_parts(body: &[u8]) -> S3Result<Vec<(u32, String)>> {
 
 pub fn complete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     s3.db.require_bucket(ctx.bucket())?;
-    let upload = s3.db.upload(ctx.bucket(), ctx.key(), ctx.param("uploadId").unwrap_or_default())?;
+    let upload = match s3.db.upload(ctx.bucket(), ctx.key(), ctx.param("uploadId").unwrap_or_default()) {
+        Ok(upload) => upload,
+        // A retried CompleteMultipartUpload whose first attempt succeeded answers the same.
+        Err(error) => return completed_before(s3, ctx).ok_or(error),
+    };
     let body = payload::read(&ctx.request)?.data;
     let requested = requested_parts(&body)?;
     let stored = s3.db.parts(&upload.id)?;
@@ -227,13 +239,27 @@ pub fn complete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     }
     let files: Vec<String> = chosen.iter().map(|p| p.file.clone()).collect();
     let etags: Vec<String> = chosen.iter().map(|p| p.etag.clone()).collect();
+    let bucket = s3.db.require_bucket(&upload.bucket)?;
+    let (mut headers, mut extra, mut tags) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, value) in &upload.headers {
+        if let Some(name) = name.strip_prefix(EXTRA) {
+            extra.push((name.to_owned(), value.clone()));
+        } else if let Some(name) = name.strip_prefix(TAG) {
+            tags.push((name.to_owned(), value.clone()));
+        } else {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
     let row = ObjectRow {
         bucket: upload.bucket.clone(),
         key: upload.key.clone(),
         size: chosen.iter().map(|p| p.size).sum(),
         etag: checksum::multipart_etag(&etags),
         modified_ms: context::now_ms(),
-        headers: upload.headers.clone(),
+        version_id: objects::new_version_id(&bucket),
+        tags,
+        extra,
+        headers,
         metadata: upload.metadata.clone(),
         checksum: None,
         parts: chosen.len() as u32,
@@ -255,7 +281,28 @@ pub fn complete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     xml.elem("Key", &row.key);
     xml.elem("ETag", &format!("\"{}\"", row.etag));
     xml.close("CompleteMultipartUploadResult");
-    Ok(Reply::xml(xml.finish()))
+    Ok(settings::write_headers(Reply::xml(xml.finish()), &bucket, &row))
+}
+
+fn completed_before(s3: &Inner, ctx: &Ctx) -> Option<Reply> {
+    let body = payload::read(&ctx.request).ok()?.data;
+    let etags: Vec<String> = requested_parts(&body).ok()?.into_iter().map(|(_, etag)| etag).collect();
+    let object = s3.db.object(ctx.bucket(), ctx.key()).ok()??;
+    if etags.is_empty() || object.etag != checksum::multipart_etag(&etags) {
+        return None;
+    }
+    let host = ctx.header("host").unwrap_or("localhost");
+    let mut xml = XmlWriter::new();
+    xml.open("CompleteMultipartUploadResult");
+    xml.elem(
+        "Location",
+        &format!("http://{host}/{}/{}", object.bucket, crate::events::encode_key(&object.key)),
+    );
+    xml.elem("Bucket", &object.bucket);
+    xml.elem("Key", &object.key);
+    xml.elem("ETag", &format!("\"{}\"", object.etag));
+    xml.close("CompleteMultipartUploadResult");
+    Some(Reply::xml(xml.finish()))
 }
 
 pub fn abort(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {

@@ -4,9 +4,9 @@
 use crate::checksum::{self, md5_hex};
 use crate::context::{self, Ctx, ObjectEvent, Reply};
 use crate::error::{S3Error, S3Result};
-use crate::store::{ObjectRow, Pairs};
+use crate::store::{BucketRow, Listed, ObjectRow, Pairs};
 use crate::xml::{self, XmlWriter};
-use crate::{payload, range, Inner};
+use crate::{payload, range, settings, Inner};
 
 /// Largest single PUT AWS accepts (5 GiB).
 pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -23,10 +23,10 @@ const STORED_HEADERS: [&str; 6] = [
 
 pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     check_size(ctx, MAX_PUT_BYTES)?;
-    s3.db.require_bucket(ctx.bucket())?;
-    if ctx.header("if-none-match") == Some("*") && s3.db.object(ctx.bucket(), ctx.key())?.is_some() {
-        return Err(precondition_failed("If-None-Match"));
-    }
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
+    check_write_conditions(s3, ctx)?;
+    let extra = settings::object_settings(s3, ctx, &bucket)?;
+    let tags = settings::header_tags(ctx)?;
     let payload = payload::read(&ctx.request)?;
     let explicit = payload.checksum.clone();
     let checksum = payload.checksum.unwrap_or_else(|| checksum::default_checksum(&payload.data));
@@ -41,10 +41,14 @@ pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         checksum: Some(checksum),
         parts: 0,
         file: s3.files.write(&payload.data)?,
+        version_id: new_version_id(&bucket),
+        tags,
+        extra,
     };
     commit(s3, &row)?;
     ctx.events.push(created("ObjectCreated:Put", &row));
     let mut reply = Reply::empty(200).header("etag", format!("\"{}\"", row.etag));
+    reply = settings::write_headers(reply, &bucket, &row);
     if let Some(checksum) = explicit.or(row.checksum) {
         reply = reply
             .header(&checksum.header_name(), checksum.value)
@@ -57,9 +61,7 @@ pub fn put(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
 pub fn commit(s3: &Inner, row: &ObjectRow) -> S3Result<()> {
     match s3.db.put_object(row) {
         Ok(old) => {
-            if let Some(old) = old {
-                s3.files.remove(&old);
-            }
+            old.iter().for_each(|f| s3.files.remove(f));
             Ok(())
         }
         Err(error) => {
@@ -67,6 +69,73 @@ pub fn commit(s3: &Inner, row: &ObjectRow) -> S3Result<()> {
             Err(error)
         }
     }
+}
+
+/// A new version's id: `null` unless the bucket's versioning is enabled.
+pub fn new_version_id(bucket: &BucketRow) -> String {
+    match bucket.versioning.as_deref() {
+        Some("Enabled") => format!("{}", uuid::Uuid::new_v4().simple()),
+        _ => "null".to_owned(),
+    }
+}
+
+/// `If-None-Match: *` and `If-Match` on a write: the current object must be absent / match.
+pub fn check_write_conditions(s3: &Inner, ctx: &Ctx) -> S3Result<()> {
+    let (none_match, if_match) = (ctx.header("if-none-match"), ctx.header("if-match"));
+    if none_match.is_none() && if_match.is_none() {
+        return Ok(());
+    }
+    let current = s3.db.object(ctx.bucket(), ctx.key())?;
+    if none_match.is_some_and(|h| h.trim() == "*") && current.is_some() {
+        return Err(precondition_failed("If-None-Match"));
+    }
+    if let Some(header) = if_match {
+        let Some(current) = current else { return Err(S3Error::no_such_key(ctx.key())) };
+        if !header.split(',').any(|t| t.trim() == "*" || t.trim().trim_matches('"') == current.etag) {
+            return Err(precondition_failed("If-Match"));
+        }
+    }
+    Ok(())
+}
+
+/// The object (or version) a GET, HEAD or sub-resource request names: `NoSuchKey` /
+/// `NoSuchVersion`, and AWS's answers for delete markers.
+pub fn find(s3: &Inner, ctx: &Ctx) -> S3Result<ObjectRow> {
+    let (bucket, key) = (ctx.bucket(), ctx.key());
+    match ctx.param("versionId") {
+        Some(version) => match s3.db.object_version(bucket, key, version)? {
+            Some(Listed { marker: true, row, .. }) => Err(S3Error::new(
+                405,
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+            )
+            .with("Method", ctx.request.method.as_str())
+            .with("ResourceType", "DeleteMarker")
+            .with_header("x-amz-delete-marker", "true")
+            .with_header("x-amz-version-id", row.version_id)
+            .with_header("allow", "DELETE")),
+            Some(listed) => Ok(listed.row),
+            None if version != "null" && !valid_version_id(version) => {
+                Err(S3Error::invalid_argument("Invalid version id specified")
+                    .with("ArgumentName", "versionId")
+                    .with("ArgumentValue", version))
+            }
+            None => Err(S3Error::no_such_version(key, version)),
+        },
+        None => match s3.db.object(bucket, key)? {
+            Some(row) => Ok(row),
+            None => match s3.db.latest_marker(bucket, key)? {
+                Some(marker) => Err(S3Error::no_such_key(key)
+                    .with_header("x-amz-delete-marker", "true")
+                    .with_header("x-amz-version-id", marker)),
+                None => Err(S3Error::no_such_key(key)),
+            },
+        },
+    }
+}
+
+fn valid_version_id(version: &str) -> bool {
+    version.len() == 32 && version.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 pub fn created(name: &'static str, row: &ObjectRow) -> ObjectEvent {
@@ -114,13 +183,38 @@ pub fn request_metadata(ctx: &Ctx) -> Pairs {
 }
 
 pub fn get(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
-    let object = s3.db.object(ctx.bucket(), ctx.key())?.ok_or_else(|| S3Error::no_such_key(ctx.key()))?;
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
+    let object = find(s3, ctx)?;
+    settings::check_customer_key(ctx, &object)?;
     if let Some(reply) = check_conditions(ctx, &object)? {
         return Ok(reply);
     }
-    let range = range::parse(ctx.header("range"), object.size)?;
+    let mut range = range::parse(ctx.header("range"), object.size)?;
     let mut reply = Reply::empty(if range.is_some() { 206 } else { 200 });
+    if let Some(part) = ctx.number("partNumber")? {
+        let count = object.parts.max(1) as i64;
+        if part < 1 || part > count {
+            let message = "The requested partnumber is not satisfiable";
+            return Err(
+                S3Error::new(416, "InvalidPartNumber", message).with("PartNumberRequested", part.to_string())
+            );
+        }
+        if object.parts > 0 {
+            reply = reply.header("x-amz-mp-parts-count", object.parts.to_string());
+        }
+        if count > 1 {
+            // Part sizes are not kept; every part but the last is taken as equal.
+            let size = object.size.div_ceil(count as u64);
+            let start = size * (part as u64 - 1);
+            let end = (start + size).min(object.size).saturating_sub(1);
+            range = Some(range::ByteRange { start, end });
+            reply.status = 206;
+        }
+    }
+    reply = settings::write_headers(reply, &bucket, &object);
+    if !object.tags.is_empty() {
+        reply = reply.header("x-amz-tagging-count", object.tags.len().to_string());
+    }
     for (name, value) in &object.headers {
         let override_param = format!("response-{name}");
         reply = reply.header(name, ctx.param(&override_param).unwrap_or(value));
@@ -199,45 +293,108 @@ fn precondition_failed(condition: &str) -> S3Error {
 }
 
 pub fn delete(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
-    remove(s3, ctx, ctx.key().to_owned())?;
-    Ok(Reply::empty(204))
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
+    let version = ctx.param("versionId").map(str::to_owned);
+    let bypass =
+        ctx.header("x-amz-bypass-governance-retention").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let removed = remove(s3, ctx, &bucket, ctx.key().to_owned(), version.as_deref(), bypass)?;
+    let mut reply = Reply::empty(204);
+    if let Some(removed) = removed {
+        if removed.marker {
+            reply = reply.header("x-amz-delete-marker", "true");
+        }
+        if bucket.versioning.is_some() {
+            reply = reply.header("x-amz-version-id", removed.row.version_id);
+        }
+    }
+    Ok(reply)
 }
 
-fn remove(s3: &Inner, ctx: &mut Ctx, key: String) -> S3Result<()> {
-    if let Some(object) = s3.db.delete_object(ctx.bucket(), &key)? {
-        s3.files.remove(&object.file);
-        ctx.events.push(ObjectEvent { name: "ObjectRemoved:Delete", key, size: None, etag: None });
+/// Deletes the current object (a delete marker in a versioned bucket) or one version.
+fn remove(
+    s3: &Inner,
+    ctx: &mut Ctx,
+    bucket: &BucketRow,
+    key: String,
+    version: Option<&str>,
+    bypass: bool,
+) -> S3Result<Option<Listed>> {
+    let now = context::now_ms();
+    let deletion = match (version, bucket.versioning.as_deref()) {
+        (Some(version), _) => {
+            let guard = |row: &ObjectRow| settings::check_lock(row, now, bypass);
+            s3.db.delete_version(ctx.bucket(), &key, version, &guard)?
+        }
+        (None, Some(status)) => {
+            let marker = if status == "Enabled" {
+                format!("{}", uuid::Uuid::new_v4().simple())
+            } else {
+                "null".into()
+            };
+            s3.db.delete_current(ctx.bucket(), &key, &marker, now)?
+        }
+        (None, None) => {
+            let removed = s3.db.delete_object(ctx.bucket(), &key)?;
+            let files = removed.iter().map(|o| o.file.clone()).collect();
+            let removed = removed.map(|row| Listed { row, marker: false, ord: 0 });
+            crate::store::Deletion { files, removed }
+        }
+    };
+    deletion.files.iter().for_each(|f| s3.files.remove(f));
+    if let Some(removed) = &deletion.removed {
+        let name = if removed.marker && version.is_none() {
+            "ObjectRemoved:DeleteMarkerCreated"
+        } else {
+            "ObjectRemoved:Delete"
+        };
+        ctx.events.push(ObjectEvent { name, key, size: None, etag: None });
     }
-    Ok(())
+    Ok(deletion.removed)
 }
 
 pub fn delete_many(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    s3.db.require_bucket(ctx.bucket())?;
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
+    let bypass =
+        ctx.header("x-amz-bypass-governance-retention").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let body = payload::read(&ctx.request)?.data;
     let root = xml::parse(&body)?;
     if root.name != "Delete" {
         return Err(S3Error::malformed_xml());
     }
     let quiet = root.child_text("Quiet").is_some_and(|q| q.eq_ignore_ascii_case("true"));
-    let keys: Vec<String> =
-        root.children("Object").filter_map(|o| o.child_text("Key")).map(str::to_owned).collect();
+    let keys: Vec<(String, Option<String>)> = root
+        .children("Object")
+        .filter_map(|o| Some((o.child_text("Key")?.to_owned(), o.child_text("VersionId").map(str::to_owned))))
+        .collect();
     if keys.is_empty() || keys.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }
     let mut xml = XmlWriter::new();
     xml.open("DeleteResult");
-    for key in keys {
-        match remove(s3, ctx, key.clone()) {
-            Ok(()) if quiet => {}
-            Ok(()) => {
+    for (key, version) in keys {
+        match remove(s3, ctx, &bucket, key.clone(), version.as_deref(), bypass) {
+            Ok(_) if quiet => {}
+            Ok(removed) => {
                 xml.open("Deleted");
                 xml.elem("Key", &key);
+                if let Some(version) = &version {
+                    xml.elem("VersionId", version);
+                }
+                match removed {
+                    Some(removed) if removed.marker => {
+                        xml.elem("DeleteMarker", "true");
+                        xml.elem("DeleteMarkerVersionId", &removed.row.version_id);
+                    }
+                    _ => {}
+                }
                 xml.close("Deleted");
             }
             Err(error) => {
                 xml.open("Error");
                 xml.elem("Key", &key);
+                if let Some(version) = &version {
+                    xml.elem("VersionId", version);
+                }
                 xml.elem("Code", error.code);
                 xml.elem("Message", &error.message);
                 xml.close("Error");
@@ -249,7 +406,7 @@ pub fn delete_many(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
 }
 
 /// `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, optional `?versionId=`).
-pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
+pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String, Option<String>)> {
     let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
     let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
     let version = context::parse_query(query).into_iter().find(|(n, _)| n == "versionId").map(|(_, v)| v);
@@ -259,22 +416,31 @@ pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
     };
     let (bucket, key) =
         decoded.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(invalid)?;
-    if version.is_some_and(|v| v != "null") {
-        return Err(
-            S3Error::new(404, "NoSuchVersion", "The specified version does not exist.").with("Key", key)
-        );
-    }
-    Ok((bucket.to_owned(), key.to_owned()))
+    Ok((bucket.to_owned(), key.to_owned(), version))
 }
 
 pub fn copy(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
-    let (source_bucket, source_key) = copy_source(ctx)?;
-    s3.db.require_bucket(ctx.bucket())?;
+    let (source_bucket, source_key, source_version) = copy_source(ctx)?;
+    let bucket = s3.db.require_bucket(ctx.bucket())?;
     s3.db.require_bucket(&source_bucket)?;
-    let source =
-        s3.db.object(&source_bucket, &source_key)?.ok_or_else(|| S3Error::no_such_key(&source_key))?;
+    check_write_conditions(s3, ctx)?;
+    let source = source_object(s3, &source_bucket, &source_key, source_version.as_deref())?;
+    let mut extra = settings::object_settings(s3, ctx, &bucket)?;
+    if ctx.header("x-amz-storage-class").is_none() {
+        if let Some(class) = source.extra("storage-class") {
+            extra.push(("storage-class".into(), class.to_owned()));
+        }
+    }
+    let tags = match ctx.header("x-amz-tagging-directive") {
+        Some(d) if d.eq_ignore_ascii_case("REPLACE") => settings::header_tags(ctx)?,
+        _ => source.tags.clone(),
+    };
     let replace = ctx.header("x-amz-metadata-directive").is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
-    if !replace && source_bucket == ctx.bucket() && source_key == ctx.key() {
+    let changes_settings =
+        ["x-amz-storage-class", "x-amz-server-side-encryption", "x-amz-website-redirect-location"]
+            .iter()
+            .any(|h| ctx.header(h).is_some());
+    if !replace && !changes_settings && source_bucket == ctx.bucket() && source_key == ctx.key() {
         return Err(S3Error::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing \
              the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -300,6 +466,9 @@ pub fn copy(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         checksum: source.checksum.filter(|_| source.parts == 0),
         parts: source.parts,
         file,
+        version_id: new_version_id(&bucket),
+        tags,
+        extra,
     };
     commit(s3, &row)?;
     ctx.events.push(created("ObjectCreated:Copy", &row));
@@ -307,6 +476,27 @@ pub fn copy(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     xml.open("CopyObjectResult");
     xml.elem("LastModified", &context::iso8601(row.modified_ms));
     xml.elem("ETag", &format!("\"{}\"", row.etag));
+    if let Some(checksum) = &row.checksum {
+        xml.elem(&format!("Checksum{}", checksum.algorithm), &checksum.value);
+    }
     xml.close("CopyObjectResult");
-    Ok(Reply::xml(xml.finish()))
+    let mut reply = settings::write_headers(Reply::xml(xml.finish()), &bucket, &row);
+    if source.version_id != "null" {
+        reply = reply.header("x-amz-copy-source-version-id", source.version_id);
+    }
+    Ok(reply)
+}
+
+/// A copy's (or UploadPartCopy's) source: the current object or the named version.
+pub fn source_object(s3: &Inner, bucket: &str, key: &str, version: Option<&str>) -> S3Result<ObjectRow> {
+    match version {
+        Some(version) => match s3.db.object_version(bucket, key, version)? {
+            Some(Listed { marker: false, row, .. }) => Ok(row),
+            Some(_) => Err(S3Error::invalid_request(
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+            )),
+            None => Err(S3Error::no_such_version(key, version)),
+        },
+        None => s3.db.object(bucket, key)?.ok_or_else(|| S3Error::no_such_key(key)),
+    }
 }

@@ -5,42 +5,18 @@ use hyper::Method;
 
 use crate::context::{Ctx, Reply};
 use crate::error::{S3Error, S3Result};
-use crate::{buckets, list, multipart, notifications, objects, Inner};
+use crate::{buckets, configs, cors, list, multipart, notifications, objects, post, subresources, Inner};
 
-/// Bucket sub-resources nimbus keeps no configuration for: reading one answers AWS's "no such
-/// configuration" error, so clients that probe them (the aws CLI, Terraform) carry on.
-const ABSENT_CONFIGURATIONS: [(&str, &str, &str); 6] = [
-    ("policy", "NoSuchBucketPolicy", "The bucket policy does not exist"),
-    ("cors", "NoSuchCORSConfiguration", "The CORS configuration does not exist"),
-    ("tagging", "NoSuchTagSet", "The TagSet does not exist"),
-    ("lifecycle", "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
-    ("website", "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
-    (
-        "encryption",
-        "ServerSideEncryptionConfigurationNotFoundError",
-        "The server side encryption configuration was not found",
-    ),
-];
-
-const UNSUPPORTED: [&str; 14] = [
-    "acl",
-    "policy",
-    "cors",
-    "tagging",
-    "lifecycle",
-    "website",
-    "encryption",
-    "logging",
-    "replication",
-    "ownershipControls",
-    "publicAccessBlock",
-    "object-lock",
-    "retention",
-    "restore",
-];
+/// Sub-resources nimbus does not keep.
+const UNSUPPORTED: [&str; 1] = ["torrent"];
 
 pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
     check_presigned_expiry(ctx)?;
+    // Every bucket belongs to nimbus's account: another expected owner is refused, as AWS does.
+    let expected = ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"];
+    if expected.iter().any(|h| ctx.header(h).is_some_and(|owner| owner != s3.account)) {
+        return Err(S3Error::new(403, "AccessDenied", "Access Denied"));
+    }
     let method = ctx.request.method.clone();
     if ctx.bucket.is_none() {
         return match method {
@@ -52,16 +28,30 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
         return route_bucket(s3, ctx, &method);
     }
     let sub = |name: &str| ctx.has(name);
+    if method == Method::OPTIONS {
+        return cors::preflight(s3, ctx);
+    }
     match method {
         Method::PUT if sub("uploadId") => multipart::upload_part(s3, ctx),
+        Method::PUT if sub("tagging") => subresources::put_tagging(s3, ctx),
+        Method::PUT if sub("acl") => subresources::put_acl(s3, ctx),
+        Method::PUT if sub("retention") => subresources::put_retention(s3, ctx),
+        Method::PUT if sub("legal-hold") => subresources::put_legal_hold(s3, ctx),
         Method::PUT if ctx.header("x-amz-copy-source").is_some() => objects::copy(s3, ctx),
         Method::PUT if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
         Method::PUT => objects::put(s3, ctx),
         Method::GET if sub("uploadId") => multipart::list_parts(s3, ctx),
+        Method::GET if sub("tagging") => subresources::get_tagging(s3, ctx),
+        Method::GET if sub("acl") => subresources::get_acl(s3, ctx),
+        Method::GET if sub("retention") => subresources::get_retention(s3, ctx),
+        Method::GET if sub("legal-hold") => subresources::get_legal_hold(s3, ctx),
+        Method::GET if sub("attributes") => subresources::attributes(s3, ctx),
         Method::GET if unsupported(ctx).is_some() => Err(not_implemented(ctx)),
         Method::GET | Method::HEAD => objects::get(s3, ctx),
         Method::DELETE if sub("uploadId") => multipart::abort(s3, ctx),
+        Method::DELETE if sub("tagging") => subresources::delete_tagging(s3, ctx),
         Method::DELETE => objects::delete(s3, ctx),
+        Method::POST if sub("restore") => subresources::restore(s3, ctx),
         Method::POST if sub("uploads") => multipart::create(s3, ctx),
         Method::POST if sub("uploadId") => multipart::complete(s3, ctx),
         _ => Err(not_implemented(ctx)),
@@ -71,27 +61,24 @@ pub fn route(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {
 fn route_bucket(s3: &Inner, ctx: &mut Ctx, method: &Method) -> S3Result<Reply> {
     let sub = |name: &str| ctx.has(name);
     match *method {
+        Method::OPTIONS => cors::preflight(s3, ctx),
         Method::PUT if sub("notification") => notifications::put(s3, ctx),
         Method::PUT if ctx.query.is_empty() => buckets::create(s3, ctx),
         Method::GET if sub("notification") => notifications::get(s3, ctx),
         Method::GET if sub("location") => buckets::location(s3, ctx),
-        Method::GET if sub("versioning") => buckets::versioning(s3, ctx),
+        Method::GET if sub("versions") => list::list_versions(s3, ctx),
         Method::GET if sub("uploads") => multipart::list_uploads(s3, ctx),
-        Method::GET if unsupported(ctx).is_some() => {
+        _ if unsupported(ctx).is_some() => {
             s3.db.require_bucket(ctx.bucket())?;
-            let name = unsupported(ctx).unwrap_or_default();
-            match ABSENT_CONFIGURATIONS.iter().find(|(n, _, _)| *n == name) {
-                Some((_, code, message)) => {
-                    Err(S3Error::new(404, code, *message).with("BucketName", ctx.bucket()))
-                }
-                None => Err(not_implemented(ctx)),
-            }
+            Err(not_implemented(ctx))
         }
+        Method::GET | Method::PUT | Method::DELETE if configs::handles(ctx) => configs::route(s3, ctx),
         Method::GET if ctx.param("list-type") == Some("2") => list::list_v2(s3, ctx),
         Method::GET => list::list_v1(s3, ctx),
         Method::HEAD => buckets::head(s3, ctx),
         Method::DELETE if ctx.query.is_empty() => buckets::delete(s3, ctx),
         Method::POST if sub("delete") => objects::delete_many(s3, ctx),
+        Method::POST if post::is_post_upload(ctx) => post::upload(s3, ctx),
         _ => Err(not_implemented(ctx)),
     }
 }
@@ -100,7 +87,7 @@ fn unsupported(ctx: &Ctx) -> Option<&'static str> {
     UNSUPPORTED.into_iter().find(|name| ctx.has(name))
 }
 
-fn not_implemented(ctx: &Ctx) -> S3Error {
+pub fn not_implemented(ctx: &Ctx) -> S3Error {
     let sub = ctx.query.first().map(|(n, _)| n.as_str()).unwrap_or("");
     S3Error::not_implemented(&format!("{} ?{sub}", ctx.request.method))
 }

@@ -36,6 +36,12 @@ impl XmlWriter {
         self.out.push_str(&format!("<{name}>{}</{name}>", nimbus_api::xml::escape(value)));
     }
 
+    /// Markup written as is (elements with attributes, such as ACL grantees).
+    pub fn raw(&mut self, markup: &str) {
+        self.first = false;
+        self.out.push_str(markup);
+    }
+
     pub fn finish(self) -> String {
         self.out
     }

@@ -13,7 +13,6 @@
 mod deliver;
 mod error;
 mod filter;
-mod form;
 mod http;
 mod publish;
 mod store;
@@ -27,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use hyper::{HeaderMap, Method, Uri};
-use nimbus_api::{ApiRequest, AwsError, Protocol, Service, ServiceFuture};
+use nimbus_api::{form, ApiRequest, AwsError, Protocol, Service, ServiceFuture};
 use nimbus_store::Database;
 use serde_json::Value;
 

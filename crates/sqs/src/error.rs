@@ -128,7 +128,9 @@ impl SqsError {
 
     /// The JSON-protocol response, with the header that makes botocore map the query-era code.
     pub fn to_json_response(&self) -> ApiResponse {
-        let body = serde_json::json!({ "__type": self.shape, "message": self.message });
+        // AWS's JSON errors name the shape with its Smithy namespace.
+        let kind = format!("com.amazonaws.sqs#{}", self.shape);
+        let body = serde_json::json!({ "__type": kind, "message": self.message });
         let mut response = self.response(Bytes::from(body.to_string()), "application/x-amz-json-1.0");
         let headers = response.headers_mut();
         headers.insert("x-amzn-errortype", HeaderValue::from_static(self.shape));

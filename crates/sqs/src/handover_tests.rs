@@ -73,7 +73,7 @@ async fn a_takeover_keeps_in_flight_messages_receipt_handles_dedup_and_sequence_
             tokio::time::timeout(Duration::from_secs(2), poll).await.expect("the poll ended").unwrap();
         assert!(polled.get("Messages").is_none(), "{polled}");
         let (status, body, _) = call(&first, "ListQueues", json!({})).await;
-        assert_eq!((status, body["__type"].as_str()), (503, Some("ServiceUnavailable")));
+        assert_eq!((status, body["__type"].as_str()), (503, Some("com.amazonaws.sqs#ServiceUnavailable")));
         first.close().await;
 
         // The next holder sees the message still in flight, until its deadline.

@@ -78,7 +78,7 @@ async fn visibility_timeout_expires_with_the_clock() {
     assert!(receive(&sqs, &url, 10).await.is_empty());
     let (status, body, _) =
         call(&sqs, "DeleteMessage", json!({"QueueUrl": url, "ReceiptHandle": "garbage"})).await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("ReceiptHandleIsInvalid")));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("com.amazonaws.sqs#ReceiptHandleIsInvalid")));
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn delays_and_change_visibility() {
         json!({"QueueUrl": url, "ReceiptHandle": handle, "VisibilityTimeout": 10}),
     )
     .await;
-    assert_eq!(body["__type"], "InvalidParameterValue");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#InvalidParameterValue");
 }
 
 #[tokio::test]
@@ -141,7 +141,7 @@ async fn fifo_orders_per_group_and_deduplicates() {
     let (_, body, headers) =
         call(&sqs, "SendMessage", json!({"QueueUrl": plain, "MessageBody": "x", "MessageGroupId": "g"}))
             .await;
-    assert_eq!(body["__type"], "InvalidParameterValue");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#InvalidParameterValue");
     assert_eq!(headers["x-amzn-query-error"], "InvalidParameterValue;Sender");
     // The window is five minutes.
     let explicit =
@@ -179,7 +179,7 @@ async fn redrive_moves_on_the_receive_that_exceeds_max_receive_count() {
         json!({"QueueUrl": url, "Attributes": {"RedrivePolicy": missing.to_string()}}),
     )
     .await;
-    assert_eq!(body["__type"], "InvalidParameterValue");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#InvalidParameterValue");
 }
 
 #[tokio::test]
@@ -188,25 +188,25 @@ async fn errors_carry_query_codes_and_batches_validate() {
     let (sqs, _) = open(dir.path());
     let (status, body, headers) = call(&sqs, "GetQueueUrl", json!({"QueueName": "nope"})).await;
     assert_eq!(status, 400);
-    assert_eq!(body["__type"], "QueueDoesNotExist");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#QueueDoesNotExist");
     assert_eq!(headers["x-amzn-query-error"], "AWS.SimpleQueueService.NonExistentQueue;Sender");
     let url = create(&sqs, "b", json!({"VisibilityTimeout": "10"})).await;
     assert_eq!(create(&sqs, "b", json!({"VisibilityTimeout": "10"})).await, url);
     let (_, body, headers) =
         call(&sqs, "CreateQueue", json!({"QueueName": "b", "Attributes": {"VisibilityTimeout": "11"}})).await;
-    assert_eq!(body["__type"], "QueueNameExists");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#QueueNameExists");
     assert_eq!(headers["x-amzn-query-error"], "QueueAlreadyExists;Sender");
     let entries: Vec<Value> = (0..11).map(|i| json!({"Id": format!("m{i}"), "MessageBody": "x"})).collect();
     let (_, body, _) = call(&sqs, "SendMessageBatch", json!({"QueueUrl": url, "Entries": entries})).await;
-    assert_eq!(body["__type"], "TooManyEntriesInBatchRequest");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#TooManyEntriesInBatchRequest");
     let entries = json!([{"Id": "a", "MessageBody": "x"}, {"Id": "a", "MessageBody": "y"}]);
     let (_, body, _) = call(&sqs, "SendMessageBatch", json!({"QueueUrl": url, "Entries": entries})).await;
-    assert_eq!(body["__type"], "BatchEntryIdsNotDistinct");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#BatchEntryIdsNotDistinct");
     let big = "x".repeat(1_048_577);
     let entries = json!([{"Id": "ok", "MessageBody": "fine"}, {"Id": "big", "MessageBody": big}]);
     let (status, body, _) =
         call(&sqs, "SendMessageBatch", json!({"QueueUrl": url, "Entries": entries})).await;
-    assert_eq!((status, body["__type"].as_str()), (400, Some("BatchRequestTooLong")));
+    assert_eq!((status, body["__type"].as_str()), (400, Some("com.amazonaws.sqs#BatchRequestTooLong")));
     let (_, body, _) =
         call(&sqs, "SendMessage", json!({"QueueUrl": url, "MessageBody": "x".repeat(1_048_577)})).await;
     assert_eq!(
@@ -214,13 +214,13 @@ async fn errors_carry_query_codes_and_batches_validate() {
         "One or more parameters are invalid. Reason: Message must be shorter than 1048576 bytes."
     );
     let (_, body, _) = call(&sqs, "SendMessage", json!({"QueueUrl": url, "MessageBody": "bad \u{1}"})).await;
-    assert_eq!(body["__type"], "InvalidMessageContents");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#InvalidMessageContents");
     let (_, body, _) =
         call(&sqs, "ReceiveMessage", json!({"QueueUrl": url, "MaxNumberOfMessages": 11})).await;
-    assert_eq!(body["__type"], "InvalidParameterValue");
+    assert_eq!(body["__type"], "com.amazonaws.sqs#InvalidParameterValue");
     ok(&sqs, "PurgeQueue", json!({"QueueUrl": url})).await;
     let (status, body, _) = call(&sqs, "PurgeQueue", json!({"QueueUrl": url})).await;
-    assert_eq!((status, body["__type"].as_str()), (403, Some("PurgeQueueInProgress")));
+    assert_eq!((status, body["__type"].as_str()), (403, Some("com.amazonaws.sqs#PurgeQueueInProgress")));
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ impl Logs {
     pub(super) fn delete_log_group(&self, input: &Input) -> Result<Value, AwsError> {
         let name = input::group_name(input.required_str("logGroupName")?, "logGroupName")?;
         let streams = self.storage.catalog.delete_group(name).map_err(catalog)?;
+        self.storage.catalog.delete_filters(name, None, None).map_err(catalog)?;
         self.storage.remove(streams);
         Ok(json!({}))
     }

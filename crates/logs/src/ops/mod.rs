@@ -6,7 +6,9 @@ mod get;
 mod groups;
 pub mod input;
 mod put;
+mod queries;
 mod streams;
+mod subscriptions;
 mod tags;
 
 use nimbus_api::AwsError;
@@ -39,6 +41,26 @@ impl Logs {
             "PutLogEvents" => self.put_log_events(&input).await,
             "GetLogEvents" => self.get_log_events(&input).await,
             "FilterLogEvents" => self.filter_log_events(&input).await,
+            "StartQuery" => self.start_query(&input).await,
+            "CreateExportTask" => self.create_export_task(&input).await,
+            "DescribeExportTasks" => self.describe_export_tasks(&input),
+            "CancelExportTask" => self.cancel_export_task(&input),
+            "GetQueryResults" => self.get_query_results(&input),
+            "StopQuery" => self.stop_query(&input),
+            "DescribeQueries" => self.describe_queries(&input),
+            "PutResourcePolicy" => self.put_resource_policy(&input),
+            "DescribeResourcePolicies" => self.describe_resource_policies(&input),
+            "DeleteResourcePolicy" => self.delete_resource_policy(&input),
+            "PutDestination" => self.put_destination(&input),
+            "PutDestinationPolicy" => self.put_destination_policy(&input),
+            "DescribeDestinations" => self.describe_destinations(&input),
+            "DeleteDestination" => self.delete_destination(&input),
+            "PutSubscriptionFilter" => self.put_subscription_filter(&input),
+            "DescribeSubscriptionFilters" => self.describe_subscription_filters(&input),
+            "DeleteSubscriptionFilter" => self.delete_subscription_filter(&input),
+            "PutMetricFilter" => self.put_metric_filter(&input),
+            "DescribeMetricFilters" => self.describe_metric_filters(&input),
+            "DeleteMetricFilter" => self.delete_metric_filter(&input),
             _ => Err(AwsError::new(
                 400,
                 "UnknownOperationException",

@@ -168,6 +168,56 @@ impl Catalog {
         Ok(ids)
     }
 
+    /// Stores a subscription or metric filter of `group` (`kind` `subscription` / `metric`).
+    pub fn put_filter(
+        &self,
+        group: &str,
+        kind: &str,
+        name: &str,
+        doc: &serde_json::Value,
+    ) -> Result<(), CatalogError> {
+        let sql = "INSERT INTO log_filters (group_name, kind, name, doc) VALUES (?1, ?2, ?3, ?4) \
+                   ON CONFLICT (group_name, kind, name) DO UPDATE SET doc = excluded.doc";
+        self.db.execute(sql, &params![group, kind, name, doc.to_string()])?;
+        Ok(())
+    }
+
+    /// Filters of `kind`, of one group or of all, in group then name order.
+    pub fn filters(&self, group: Option<&str>, kind: &str) -> Result<Vec<serde_json::Value>, CatalogError> {
+        let rows = match group {
+            Some(group) => self.db.query(
+                "SELECT doc FROM log_filters WHERE group_name = ?1 AND kind = ?2 ORDER BY name",
+                &params![group, kind],
+            )?,
+            None => self.db.query(
+                "SELECT doc FROM log_filters WHERE kind = ?1 ORDER BY group_name, name",
+                &params![kind],
+            )?,
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get::<String>(0).ok())
+            .filter_map(|d| serde_json::from_str(&d).ok())
+            .collect())
+    }
+
+    /// Removes a filter (all of a group's with `name` None); whether any was there.
+    pub fn delete_filters(
+        &self,
+        group: &str,
+        kind: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<bool, CatalogError> {
+        let deleted = match (kind, name) {
+            (Some(kind), Some(name)) => self.db.execute(
+                "DELETE FROM log_filters WHERE group_name = ?1 AND kind = ?2 AND name = ?3",
+                &params![group, kind, name],
+            )?,
+            _ => self.db.execute("DELETE FROM log_filters WHERE group_name = ?1", &params![group])?,
+        };
+        Ok(deleted > 0)
+    }
+
     pub fn set_retention(&self, name: &str, days: Option<i64>) -> Result<(), CatalogError> {
         let mut inner = self.lock();
         let id = inner.groups.get(name).ok_or(CatalogError::GroupNotFound)?.id;

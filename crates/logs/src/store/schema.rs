@@ -14,9 +14,10 @@ pub const SCHEMA: Schema = Schema {
     service: "logs",
     sqlite_file: "logs/logs.db",
     relaxed: true,
-    migrations: &[Migration {
-        // As before the storage layer (IF NOT EXISTS): files of that time migrate as they are.
-        sqlite: "
+    migrations: &[
+        Migration {
+            // As before the storage layer (IF NOT EXISTS): files of that time migrate as they are.
+            sqlite: "
 CREATE TABLE IF NOT EXISTS log_groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS log_streams (
     stored_bytes INTEGER NOT NULL DEFAULT 0,
     UNIQUE (group_id, name)
 );",
-        postgres: "
+            postgres: "
 CREATE TABLE log_groups (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -58,7 +59,14 @@ CREATE TABLE log_streams (
     stored_bytes BIGINT NOT NULL DEFAULT 0,
     UNIQUE (group_id, name)
 );",
-    }],
+        },
+        Migration::both(
+            // Subscription and metric filters of a group, as the JSON DescribeSubscriptionFilters /
+            // DescribeMetricFilters answer.
+            "CREATE TABLE log_filters (group_name TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+            doc TEXT NOT NULL, PRIMARY KEY (group_name, kind, name));",
+        ),
+    ],
 };
 
 type Loaded = (BTreeMap<String, Group>, HashMap<i64, (String, String)>);

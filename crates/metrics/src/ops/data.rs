@@ -55,8 +55,24 @@ pub fn get_metric_data(context: &Context<'_>, document: &Value) -> Result<Out, C
     };
     let mut ids = HashSet::new();
     let mut all = Vec::new();
+    let mut computed = std::collections::BTreeMap::new();
+    let mut metric_ids = Vec::new();
+    let mut expressions = Vec::new();
     for (i, query) in queries.iter().enumerate() {
         let path = format!("MetricDataQueries.member.{}", i + 1);
+        if let (Some(expression), None) = (
+            input::string(query, "Expression", &format!("{path}.Expression"))?,
+            input::member(query, "MetricStat"),
+        ) {
+            let id = input::required_string(query, "Id", &format!("{path}.Id"))?;
+            if !ids.insert(id.clone()) {
+                return Err(CwError::invalid(format!(
+                    "The value {id} for parameter {path}.Id is not unique."
+                )));
+            }
+            expressions.push((i, id, expression, query, path));
+            continue;
+        }
         let (series, return_data) = run_query(context, query, &path, start, end, ascending)?;
         if !ids.insert(series.id.clone()) {
             return Err(CwError::invalid(format!(
@@ -64,11 +80,28 @@ pub fn get_metric_data(context: &Context<'_>, document: &Value) -> Result<Out, C
                 series.id
             )));
         }
+        computed.insert(series.id.clone(), series.points.iter().copied().collect());
+        metric_ids.push(series.id.clone());
         if return_data {
-            all.push(series);
+            all.push((i, series));
         }
     }
-    Ok(page(all, offset, max as usize))
+    // Expressions in the order given: each may use the metrics and the expressions before it.
+    for (i, id, expression, query, path) in expressions {
+        let points = super::math::evaluate(&expression, &computed, &metric_ids)
+            .map_err(|why| CwError::invalid(format!("Error in expression {id}: {why}")))?;
+        let label = input::string(query, "Label", &format!("{path}.Label"))?.unwrap_or_else(|| id.clone());
+        let mut ordered: Vec<(i64, f64)> = points.iter().map(|(t, x)| (*t, *x)).collect();
+        if !ascending {
+            ordered.reverse();
+        }
+        computed.insert(id.clone(), points);
+        if input::boolean(query, "ReturnData", &format!("{path}.ReturnData"))?.unwrap_or(true) {
+            all.push((i, Series { id, label, points: ordered }));
+        }
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(page(all.into_iter().map(|(_, s)| s).collect(), offset, max as usize))
 }
 
 fn run_query(
@@ -134,6 +167,19 @@ fn run_query(
         unit.as_deref().is_none_or(|u| u == metric.unit()).then_some((metric, selection))
     });
     let mut points = Vec::new();
+    if found.is_none() && !namespace.starts_with("AWS/") {
+        let stat = statistic.name();
+        let periods = context.store.custom.periods(
+            &namespace,
+            &metric_name,
+            &dimensions,
+            unit.as_deref(),
+            window.start,
+            end,
+            period,
+        );
+        points.extend(periods.iter().filter_map(|(t, p)| Some((*t, p.statistic(stat)?))));
+    }
     if let Some((metric, selection)) = found {
         let percentile = matches!(statistic, Statistic::Percentile(..));
         for (timestamp, agg) in aggregate(context.store, metric, &selection, &window, percentile) {

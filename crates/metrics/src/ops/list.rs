@@ -16,7 +16,7 @@ use crate::store::RETENTION_MINUTES;
 const PAGE: usize = 500;
 const TOKEN_PREFIX: &str = "nimbus-lm-";
 
-type Listed = (&'static str, &'static str, Vec<(&'static str, String)>);
+use crate::custom::Listed;
 
 pub fn list_metrics(context: &Context<'_>, document: &Value) -> Result<Out, CwError> {
     let namespace = input::string(document, "Namespace", "Namespace")?;
@@ -36,13 +36,15 @@ pub fn list_metrics(context: &Context<'_>, document: &Value) -> Result<Out, CwEr
         }
     };
     let matches = |(ns, name, dimensions): &Listed| {
-        namespace.as_deref().is_none_or(|n| n == *ns)
-            && metric_name.as_deref().is_none_or(|n| n == *name)
+        namespace.as_deref().is_none_or(|n| n == ns)
+            && metric_name.as_deref().is_none_or(|n| n == name)
             && filters.iter().all(|(fname, fvalue)| {
                 dimensions.iter().any(|(n, v)| n == fname && fvalue.as_deref().is_none_or(|fv| fv == v))
             })
     };
-    let all: Vec<Listed> = published(context, window).into_iter().filter(matches).collect();
+    let mut published = published(context, window);
+    published.extend(context.store.custom.listed(context.now - window * 60));
+    let all: Vec<Listed> = published.into_iter().filter(matches).collect();
     let page: Vec<Out> = all.iter().skip(offset).take(PAGE).map(metric).collect();
     let mut members = vec![("Metrics", Out::List(page))];
     if offset + PAGE < all.len() {
@@ -87,7 +89,8 @@ fn published(context: &Context<'_>, window: i64) -> BTreeSet<Listed> {
                 continue;
             }
             for selection in Selection::published(metric, &view.function, &view.version, &architectures) {
-                listed.insert((metric.namespace(), metric.name(), selection.dimensions()));
+                let dimensions = selection.dimensions().into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
+                listed.insert((metric.namespace().to_owned(), metric.name().to_owned(), dimensions));
             }
         }
     }
@@ -96,10 +99,10 @@ fn published(context: &Context<'_>, window: i64) -> BTreeSet<Listed> {
 
 fn metric((namespace, name, dimensions): &Listed) -> Out {
     let dimension =
-        |(n, v): &(&'static str, String)| Out::Struct(vec![("Name", Out::str(*n)), ("Value", Out::str(v))]);
+        |(n, v): &(String, String)| Out::Struct(vec![("Name", Out::str(n)), ("Value", Out::str(v))]);
     Out::Struct(vec![
-        ("Namespace", Out::str(*namespace)),
-        ("MetricName", Out::str(*name)),
+        ("Namespace", Out::str(namespace)),
+        ("MetricName", Out::str(name)),
         ("Dimensions", Out::List(dimensions.iter().map(dimension).collect())),
     ])
 }

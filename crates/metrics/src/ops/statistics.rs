@@ -35,7 +35,16 @@ pub fn get_metric_statistics(context: &Context<'_>, document: &Value) -> Result<
     });
     let datapoints = match found {
         Some((metric, selection)) => datapoints(context, metric, &selection, &window, &statistics),
-        None => Vec::new(),
+        None => custom_datapoints(
+            context,
+            &namespace,
+            &metric_name,
+            &dimensions,
+            unit.as_deref(),
+            &Window { start, end, period },
+            end,
+            &statistics,
+        ),
     };
     Ok(Out::Struct(vec![("Label", Out::Str(metric_name)), ("Datapoints", Out::List(datapoints))]))
 }
@@ -108,6 +117,43 @@ fn datapoints(
         datapoints.push(Out::Struct(members));
     }
     datapoints
+}
+
+/// A custom namespace's data points: the standard statistics (percentiles need the raw values,
+/// which nimbus does not keep for custom metrics).
+#[allow(clippy::too_many_arguments)]
+fn custom_datapoints(
+    context: &Context<'_>,
+    namespace: &str,
+    name: &str,
+    dimensions: &[(String, String)],
+    unit: Option<&str>,
+    window: &Window,
+    end: i64,
+    statistics: &[Statistic],
+) -> Vec<Out> {
+    let stored_unit =
+        context.store.custom.unit_of(namespace, name, dimensions).unwrap_or_else(|| "None".into());
+    let periods =
+        context.store.custom.periods(namespace, name, dimensions, unit, window.start, end, window.period);
+    periods
+        .into_iter()
+        .map(|(timestamp, point)| {
+            let mut members = vec![("Timestamp", Out::Time(timestamp))];
+            for name in ["SampleCount", "Average", "Sum", "Minimum", "Maximum"] {
+                if statistics.iter().any(|s| s.name() == name) {
+                    if let Some(x) = point.statistic(name) {
+                        members.push((
+                            statistic_member(&Statistic::standard(name).unwrap_or(Statistic::Sum)),
+                            Out::Double(x),
+                        ));
+                    }
+                }
+            }
+            members.push(("Unit", Out::str(stored_unit.clone())));
+            Out::Struct(members)
+        })
+        .collect()
 }
 
 fn statistic_member(statistic: &Statistic) -> &'static str {

@@ -60,6 +60,8 @@ pub fn encode(out: &Out) -> Vec<u8> {
 fn to_cbor(out: &Out) -> Cbor {
     match out {
         Out::Str(s) => Cbor::Text(s.clone()),
+        Out::Int(n) => Cbor::Integer((*n).into()),
+        Out::Bool(b) => Cbor::Bool(*b),
         Out::Double(x) => Cbor::Float(*x),
         Out::Time(seconds) => Cbor::Tag(EPOCH_TAG, Box::new(Cbor::Integer((*seconds).into()))),
         Out::List(items) => Cbor::Array(items.iter().map(to_cbor).collect()),

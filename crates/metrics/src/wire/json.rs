@@ -23,6 +23,8 @@ pub fn decode(body: &[u8]) -> Result<Value, CwError> {
 pub fn encode(out: &Out) -> Value {
     match out {
         Out::Str(s) => Value::String(s.clone()),
+        Out::Int(n) => Value::from(*n),
+        Out::Bool(b) => Value::Bool(*b),
         Out::Double(x) => Number::from_f64(*x).map_or(Value::Null, Value::Number),
         Out::Time(seconds) => Value::from(*seconds),
         Out::List(items) => Value::Array(items.iter().map(encode).collect()),

@@ -148,6 +148,8 @@ impl Xml {
     fn element(&mut self, name: &str, out: &Out) {
         match out {
             Out::Str(s) => self.text(name, s),
+            Out::Int(n) => self.text(name, &n.to_string()),
+            Out::Bool(b) => self.text(name, if *b { "true" } else { "false" }),
             Out::Double(x) => self.text(name, &x.to_string()),
             Out::Time(seconds) => self.text(name, &Out::iso8601(*seconds)),
             Out::List(items) => {

@@ -19,9 +19,10 @@ pub const SCHEMA: Schema = Schema {
     service: "s3",
     sqlite_file: "s3/s3.sqlite",
     relaxed: false,
-    migrations: &[Migration {
-        // As before the storage layer (`IF NOT EXISTS`): files of that time migrate in place.
-        sqlite: "
+    migrations: &[
+        Migration {
+            // As before the storage layer (`IF NOT EXISTS`): files of that time migrate in place.
+            sqlite: "
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,
     region TEXT NOT NULL, notification TEXT);
 CREATE TABLE IF NOT EXISTS objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
@@ -33,9 +34,9 @@ CREATE TABLE IF NOT EXISTS parts (upload TEXT NOT NULL, number INTEGER NOT NULL,
     etag TEXT NOT NULL, modified_ms INTEGER NOT NULL, checksum TEXT, file TEXT NOT NULL,
     PRIMARY KEY (upload, number)) WITHOUT ROWID;
 ",
-        // Names and keys compare as bytes (`COLLATE "C"`), as S3 lists them and SQLite compares
-        // them, whatever the database's locale.
-        postgres: r#"
+            // Names and keys compare as bytes (`COLLATE "C"`), as S3 lists them and SQLite compares
+            // them, whatever the database's locale.
+            postgres: r#"
 CREATE TABLE buckets (name TEXT COLLATE "C" PRIMARY KEY, created_ms BIGINT NOT NULL,
     region TEXT NOT NULL, notification TEXT);
 CREATE TABLE objects (bucket TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,
@@ -49,7 +50,38 @@ CREATE TABLE parts (upload TEXT NOT NULL, number BIGINT NOT NULL, size BIGINT NO
     etag TEXT NOT NULL, modified_ms BIGINT NOT NULL, checksum TEXT, file TEXT NOT NULL,
     PRIMARY KEY (upload, number));
 "#,
-    }],
+        },
+        Migration {
+            // Versions, tags, per-object settings (storage class, SSE, ACL, object lock …) and the
+            // bucket sub-resources (policy, CORS, lifecycle …) kept as the documents clients sent.
+            sqlite: "
+ALTER TABLE buckets ADD COLUMN versioning TEXT;
+ALTER TABLE objects ADD COLUMN version_id TEXT NOT NULL DEFAULT 'null';
+ALTER TABLE objects ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE objects ADD COLUMN extra TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE versions (bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    modified_ms INTEGER NOT NULL, headers TEXT NOT NULL, metadata TEXT NOT NULL, checksum TEXT,
+    parts INTEGER NOT NULL, file TEXT NOT NULL, tags TEXT NOT NULL, extra TEXT NOT NULL,
+    PRIMARY KEY (bucket, key, version_id)) WITHOUT ROWID;
+CREATE TABLE bucket_configs (bucket TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)) WITHOUT ROWID;
+",
+            postgres: r#"
+ALTER TABLE buckets ADD COLUMN versioning TEXT;
+ALTER TABLE objects ADD COLUMN version_id TEXT NOT NULL DEFAULT 'null';
+ALTER TABLE objects ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE objects ADD COLUMN extra TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE versions (bucket TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,
+    version_id TEXT NOT NULL, seq BIGINT NOT NULL, marker BIGINT NOT NULL, size BIGINT NOT NULL,
+    etag TEXT NOT NULL, modified_ms BIGINT NOT NULL, headers TEXT NOT NULL, metadata TEXT NOT NULL,
+    checksum TEXT, parts BIGINT NOT NULL, file TEXT NOT NULL, tags TEXT NOT NULL, extra TEXT NOT NULL,
+    PRIMARY KEY (bucket, key, version_id));
+CREATE TABLE bucket_configs (bucket TEXT COLLATE "C" NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name));
+"#,
+        },
+    ],
 };
 
 /// Header pairs kept with an object: system headers (`content-type` …) or user metadata.
@@ -60,6 +92,8 @@ pub struct BucketRow {
     pub name: String,
     pub created_ms: i64,
     pub region: String,
+    /// `Enabled`, `Suspended`, or never configured.
+    pub versioning: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +110,17 @@ pub struct ObjectRow {
     /// Number of parts of a multipart upload; 0 for a single PUT.
     pub parts: u32,
     pub file: String,
+    /// `null` unless written while the bucket's versioning was enabled.
+    pub version_id: String,
+    pub tags: Pairs,
+    /// Per-object settings: `storage-class`, `sse`, `acl`, `lock-mode`, `lock-until`, `legal-hold` …
+    pub extra: Pairs,
+}
+
+impl ObjectRow {
+    pub fn extra(&self, name: &str) -> Option<&str> {
+        self.extra.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +171,7 @@ impl Db {
     }
 
     pub fn bucket(&self, name: &str) -> Result<Option<BucketRow>, DbError> {
-        let sql = "SELECT name, created_ms, region FROM buckets WHERE name = ?1";
+        let sql = "SELECT name, created_ms, region, versioning FROM buckets WHERE name = ?1";
         self.db.query_opt(sql, &params![name])?.map(|row| bucket_row(&row)).transpose()
     }
 
@@ -136,7 +181,8 @@ impl Db {
     }
 
     pub fn buckets(&self) -> Result<Vec<BucketRow>, DbError> {
-        let rows = self.db.query("SELECT name, created_ms, region FROM buckets ORDER BY name", &[])?;
+        let rows =
+            self.db.query("SELECT name, created_ms, region, versioning FROM buckets ORDER BY name", &[])?;
         rows.iter().map(bucket_row).collect()
     }
 
@@ -147,9 +193,11 @@ impl Db {
             if tx.query_opt(&sql, &params![name])?.is_none() {
                 return Ok(BucketDeletion::Missing);
             }
-            if tx.query_opt("SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1", &params![name])?.is_some() {
+            let any = "SELECT 1 FROM objects WHERE bucket = ?1 UNION ALL SELECT 1 FROM versions WHERE bucket = ?1 LIMIT 1";
+            if tx.query_opt(any, &params![name])?.is_some() {
                 return Ok(BucketDeletion::NotEmpty);
             }
+            tx.execute("DELETE FROM bucket_configs WHERE bucket = ?1", &params![name])?;
             let mut files = Vec::new();
             for upload in tx.query("DELETE FROM uploads WHERE bucket = ?1 RETURNING id", &params![name])? {
                 files.extend(delete_parts(tx, &upload.get::<String>(0)?)?);
@@ -176,8 +224,8 @@ impl Db {
         }
     }
 
-    /// Makes the object visible; returns the file of the object it replaced.
-    pub fn put_object(&self, object: &ObjectRow) -> S3Result<Option<String>> {
+    /// Makes the object visible (the current version); returns the files no longer referenced.
+    pub fn put_object(&self, object: &ObjectRow) -> S3Result<Vec<String>> {
         self.db.write(|tx| {
             share_bucket(tx, &object.bucket)?;
             insert_object(tx, object)
@@ -297,16 +345,19 @@ impl Db {
 
     /// Every file a row points at (for the start-up sweep).
     pub fn referenced_files(&self) -> Result<HashSet<String>, DbError> {
-        let rows = self.db.query("SELECT file FROM objects UNION ALL SELECT file FROM parts", &[])?;
+        let sql = "SELECT file FROM objects UNION ALL SELECT file FROM parts \
+                   UNION ALL SELECT file FROM versions WHERE marker = 0";
+        let rows = self.db.query(sql, &[])?;
         rows.iter().map(|row| row.get(0)).collect()
     }
 }
 
-const OBJECT_COLUMNS: &str = "bucket, key, size, etag, modified_ms, headers, metadata, checksum, parts, file";
+pub(crate) const OBJECT_COLUMNS: &str =
+    "bucket, key, size, etag, modified_ms, headers, metadata, checksum, parts, file, version_id, tags, extra";
 
 /// `sql` with PostgreSQL's row lock `lock` appended. SQLite has no row locks and needs none: a
 /// write transaction holds the whole file.
-fn locking(tx: &Tx<'_>, sql: &'static str, lock: &str) -> Cow<'static, str> {
+pub(crate) fn locking(tx: &Tx<'_>, sql: &'static str, lock: &str) -> Cow<'static, str> {
     if tx.is_postgres() {
         Cow::Owned(format!("{sql} {lock}"))
     } else {
@@ -315,7 +366,7 @@ fn locking(tx: &Tx<'_>, sql: &'static str, lock: &str) -> Cow<'static, str> {
 }
 
 /// `NoSuchBucket` unless the bucket exists; it then cannot be deleted before we commit.
-fn share_bucket(tx: &mut Tx<'_>, bucket: &str) -> S3Result<()> {
+pub(crate) fn share_bucket(tx: &mut Tx<'_>, bucket: &str) -> S3Result<()> {
     let sql = locking(tx, "SELECT 1 FROM buckets WHERE name = ?1", "FOR SHARE");
     match tx.query_opt(&sql, &params![bucket])? {
         Some(_) => Ok(()),
@@ -329,8 +380,10 @@ fn delete_parts(tx: &mut Tx<'_>, upload: &str) -> Result<Vec<String>, DbError> {
     rows.iter().map(|row| row.get(0)).collect()
 }
 
-/// Inserts or replaces the object (its bucket already checked); returns the replaced file.
-fn insert_object(tx: &mut Tx<'_>, object: &ObjectRow) -> S3Result<Option<String>> {
+/// Makes `object` the current version of its key (its bucket already checked): the version it
+/// replaces is kept when it has a version id (versioning enabled or suspended), otherwise
+/// overwritten. Returns the files no longer referenced.
+fn insert_object(tx: &mut Tx<'_>, object: &ObjectRow) -> S3Result<Vec<String>> {
     let values = params![
         object.bucket,
         object.key,
@@ -341,33 +394,54 @@ fn insert_object(tx: &mut Tx<'_>, object: &ObjectRow) -> S3Result<Option<String>
         pairs_json(&object.metadata),
         object.checksum.as_ref().map(Checksum::encode),
         object.parts,
-        object.file
+        object.file,
+        object.version_id,
+        pairs_json(&object.tags),
+        pairs_json(&object.extra)
     ];
-    let select = locking(tx, "SELECT file FROM objects WHERE bucket = ?1 AND key = ?2", "FOR UPDATE");
+    let mut files = Vec::new();
+    if object.version_id == "null" {
+        // A null version elsewhere in the stack is replaced by this one.
+        let sql =
+            "DELETE FROM versions WHERE bucket = ?1 AND key = ?2 AND version_id = 'null' RETURNING file";
+        for row in tx.query(sql, &values[..2])? {
+            files.push(row.get::<String>(0)?);
+        }
+        files.retain(|f| !f.is_empty());
+    }
+    let select =
+        locking(tx, "SELECT file, version_id FROM objects WHERE bucket = ?1 AND key = ?2", "FOR UPDATE");
     let update = "UPDATE objects SET size = ?3, etag = ?4, modified_ms = ?5, headers = ?6, metadata = ?7, \
-                  checksum = ?8, parts = ?9, file = ?10 WHERE bucket = ?1 AND key = ?2";
+                  checksum = ?8, parts = ?9, file = ?10, version_id = ?11, tags = ?12, extra = ?13 \
+                  WHERE bucket = ?1 AND key = ?2";
     let insert = format!(
-        "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+        "INSERT INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          ON CONFLICT (bucket, key) DO NOTHING"
     );
     // Not an upsert: the replaced file must be known to be removed. Repeats only on PostgreSQL,
     // when another node inserted the same key between our two statements.
     loop {
-        if let Some(old) = tx.query_value::<String>(&select, &values[..2])? {
+        if let Some(old) = tx.query_opt(&select, &values[..2])? {
+            let (file, version): (String, String) = (old.get(0)?, old.get(1)?);
+            if version == "null" && object.version_id == "null" {
+                files.push(file);
+            } else {
+                versions::demote_current(tx, &object.bucket, &object.key)?;
+            }
             tx.execute(update, &values)?;
-            return Ok(Some(old));
+            return Ok(files);
         }
         if tx.execute(&insert, &values)? == 1 {
-            return Ok(None);
+            return Ok(files);
         }
     }
 }
 
-fn pairs_json(pairs: &Pairs) -> String {
+pub(crate) fn pairs_json(pairs: &Pairs) -> String {
     serde_json::Value::Array(pairs.iter().map(|(k, v)| serde_json::json!([k, v])).collect()).to_string()
 }
 
-fn pairs_from(text: String) -> Pairs {
+pub(crate) fn pairs_from(text: String) -> Pairs {
     let parsed: Vec<(String, String)> = serde_json::from_str::<Vec<[String; 2]>>(&text)
         .map(|pairs| pairs.into_iter().map(|[k, v]| (k, v)).collect())
         .unwrap_or_default();
@@ -375,10 +449,10 @@ fn pairs_from(text: String) -> Pairs {
 }
 
 fn bucket_row(row: &Row) -> Result<BucketRow, DbError> {
-    Ok(BucketRow { name: row.get(0)?, created_ms: row.get(1)?, region: row.get(2)? })
+    Ok(BucketRow { name: row.get(0)?, created_ms: row.get(1)?, region: row.get(2)?, versioning: row.get(3)? })
 }
 
-fn object_row(row: &Row) -> Result<ObjectRow, DbError> {
+pub(crate) fn object_row(row: &Row) -> Result<ObjectRow, DbError> {
     Ok(ObjectRow {
         bucket: row.get(0)?,
         key: row.get(1)?,
@@ -390,6 +464,9 @@ fn object_row(row: &Row) -> Result<ObjectRow, DbError> {
         checksum: row.get::<Option<String>>(7)?.as_deref().and_then(Checksum::decode),
         parts: row.get(8)?,
         file: row.get(9)?,
+        version_id: row.get(10)?,
+        tags: pairs_from(row.get(11)?),
+        extra: pairs_from(row.get(12)?),
     })
 }
 
@@ -415,6 +492,10 @@ fn part_row(row: &Row) -> Result<PartRow, DbError> {
         file: row.get(5)?,
     })
 }
+
+mod versions;
+
+pub use versions::{Deletion, Listed};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -39,6 +39,9 @@ fn object(bucket: &str, key: &str, file: &str) -> ObjectRow {
         checksum: Some(Checksum { algorithm: "CRC32".into(), value: "AAAAAA==".into() }),
         parts: 0,
         file: file.into(),
+        version_id: "null".into(),
+        tags: vec![],
+        extra: vec![],
     }
 }
 
@@ -67,8 +70,8 @@ fn buckets_and_objects_round_trip_and_list_in_byte_order() {
         assert_eq!(db.require_bucket("bkt").unwrap().region, "us-east-1");
         assert_eq!(db.put_object(&object("nobkt", "k", "f0")).unwrap_err().code, "NoSuchBucket");
 
-        assert_eq!(db.put_object(&object("bkt", "k", "f1")).unwrap(), None);
-        assert_eq!(db.put_object(&object("bkt", "k", "f2")).unwrap(), Some("f1".into()));
+        assert!(db.put_object(&object("bkt", "k", "f1")).unwrap().is_empty());
+        assert_eq!(db.put_object(&object("bkt", "k", "f2")).unwrap(), ["f1"]);
         let stored = db.object("bkt", "k").unwrap().unwrap();
         assert_eq!((stored.size, stored.file.as_str()), (5_000_000_000, "f2"));
         assert_eq!(stored.headers, object("", "", "").headers);
@@ -166,7 +169,7 @@ fn concurrent_writers_lose_no_file_and_orphan_no_object() {
                 let db = db.clone();
                 std::thread::spawn(move || {
                     (0..25)
-                        .filter_map(|i| db.put_object(&object("bkt", "k", &format!("{w}-{i}"))).unwrap())
+                        .flat_map(|i| db.put_object(&object("bkt", "k", &format!("{w}-{i}"))).unwrap())
                         .collect::<Vec<_>>()
                 })
             })
@@ -201,5 +204,33 @@ fn concurrent_writers_lose_no_file_and_orphan_no_object() {
             let left = db.objects_after("race", "", "", 1000).unwrap();
             assert!(left.is_empty(), "{} objects outlived their bucket", left.len());
         }
+    }
+}
+
+#[test]
+fn versions_stack_with_delete_markers_and_promotion() {
+    for (database, schema, _dir) in databases("s3_test_versions") {
+        let db = Db::open_schema(&database, &schema).unwrap();
+        db.create_bucket("bkt", "us-east-1", 1).unwrap();
+        db.set_versioning("bkt", "Enabled").unwrap();
+        let version = |id: &str, file: &str| ObjectRow { version_id: id.into(), ..object("bkt", "k", file) };
+        assert!(db.put_object(&version("v1", "f1")).unwrap().is_empty());
+        assert!(db.put_object(&version("v2", "f2")).unwrap().is_empty(), "v1 is kept");
+        let deletion = db.delete_current("bkt", "k", "m1", 5).unwrap();
+        assert!(deletion.files.is_empty() && deletion.removed.unwrap().marker);
+        assert!(db.object("bkt", "k").unwrap().is_none());
+        assert_eq!(db.latest_marker("bkt", "k").unwrap().as_deref(), Some("m1"));
+        let listed = db.versions_after("bkt", "", i64::MIN, "", 100).unwrap();
+        let ids: Vec<_> = listed.iter().map(|l| l.row.version_id.as_str()).collect();
+        assert_eq!(ids, ["m1", "v2", "v1"]);
+        // Removing the marker brings v2 back; removing v2 then makes v1 current.
+        db.delete_version("bkt", "k", "m1", &|_| Ok(())).unwrap();
+        assert_eq!(db.object("bkt", "k").unwrap().unwrap().version_id, "v2");
+        let gone = db.delete_version("bkt", "k", "v2", &|_| Ok(())).unwrap();
+        assert_eq!(gone.files, ["f2"]);
+        assert_eq!(db.object("bkt", "k").unwrap().unwrap().version_id, "v1");
+        assert!(matches!(db.delete_bucket("bkt").unwrap(), BucketDeletion::NotEmpty));
+        db.delete_version("bkt", "k", "v1", &|_| Ok(())).unwrap();
+        assert!(db.referenced_files().unwrap().is_empty());
     }
 }

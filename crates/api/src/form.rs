@@ -16,7 +16,7 @@ enum Node {
 
 /// Decodes a form component: `+` is a space, then `%XX` escapes.
 fn decode(input: &str) -> String {
-    nimbus_api::percent_decode(&input.replace('+', " "))
+    crate::percent_decode(&input.replace('+', " "))
 }
 
 pub fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
