@@ -42,6 +42,10 @@ pub fn services(
 
 /// Opens DynamoDB in the background when its state has TTL work to resume.
 pub fn resume_background(database: &Database, dynamodb: Arc<Lazy<DynamoDb>>) {
+    // Never used here (no SQLite file): nothing to ask, and no thread to start for asking.
+    if !database.is_shared() && !database.has_schema(&nimbus_dynamodb::SCHEMA) {
+        return;
+    }
     let database = database.clone();
     tokio::spawn(async move {
         let needed = tokio::task::spawn_blocking(move || DynamoDb::needs_background(&database)).await;

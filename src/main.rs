@@ -294,7 +294,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             nimbus_sns::Sns::open(&database, &region, &account, &endpoint_url, deliveries.clone())
         })
     };
-    {
+    // Deliveries waiting from a previous run are made without waiting for a request; a nimbus
+    // that never used SNS has nothing to ask (and starts no thread to ask it).
+    if database.is_shared() || database.has_schema(&nimbus_sns::SCHEMA) {
         let (sns, database) = (sns.clone(), database.clone());
         tokio::spawn(async move {
             let pending = tokio::task::spawn_blocking(move || nimbus_sns::Sns::has_pending(&database)).await;

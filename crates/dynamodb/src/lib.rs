@@ -44,6 +44,7 @@ use nimbus_store::{Database, DbError, ServiceDb};
 use serde_json::Value;
 
 pub use error::DdbError;
+pub use store::SCHEMA;
 pub use streams::{StreamRecordOut, StreamShard, StreamsService};
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";

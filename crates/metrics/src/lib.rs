@@ -150,7 +150,8 @@ impl Metrics {
     pub fn spawn_maintenance(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let metrics = self.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
+            // The first evaluation one period from now: nothing to evaluate at start.
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
@@ -193,7 +194,8 @@ impl Metrics {
         let mut jumps = self.store.custom.clock.get().and_then(|clock| clock.jumps());
         let metrics = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
+            // The first evaluation one period from now: nothing to evaluate at start.
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 // Every `every`, and at once when a virtual clock jumps.
                 match jumps.as_mut() {

@@ -31,7 +31,8 @@ use nimbus_store::Database;
 use serde_json::Value;
 
 pub use crate::publish::MessageAttribute;
-use crate::store::{Store, SCHEMA};
+use crate::store::Store;
+pub use crate::store::SCHEMA;
 
 /// What SNS needs from the services it delivers to. Blocking calls; each returns once the
 /// message is durable at the target (an SQS message stored, an asynchronous invocation queued).
