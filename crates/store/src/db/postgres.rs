@@ -72,6 +72,9 @@ impl Server {
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(0))
+            // A service keeps only the connections it used in the last half minute: a node has
+            // a dozen services, and a server's connection slots are shared by every node.
+            .idle_timeout(Some(Duration::from_secs(30)))
             // `is_closed` is checked on return; a round trip per checkout would double latency.
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
