@@ -5,6 +5,7 @@ pub mod clock;
 mod door;
 mod error;
 pub mod form;
+pub mod provider;
 mod request;
 mod router;
 mod server;
