@@ -1,0 +1,155 @@
+//! A CloudFormation template's text read into JSON, the one shape every later step works on.
+//! JSON templates are read as JSON; anything else as YAML, whose short-form tags (`!Ref X`,
+//! `!GetAtt A.B`, `!Sub …`) become the long forms (`{"Ref": "X"}`, `{"Fn::GetAtt": ["A", "B"]}`).
+//! Errors carry CloudFormation's wording ("Template format error: …").
+
+use serde_json::{Map, Number, Value};
+use serde_norway::value::TaggedValue;
+
+/// Why a template's text is not a template, worded as CloudFormation's `ValidationError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError(pub String);
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// Reads a template (JSON or YAML) into JSON; the document must be a mapping.
+pub fn parse(text: &str) -> Result<Value, TemplateError> {
+    let value = if looks_like_json(text) {
+        serde_json::from_str(text).map_err(|error| {
+            TemplateError(format!(
+                "Template format error: JSON not well-formed. (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })?
+    } else {
+        let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|error| {
+            let place = error
+                .location()
+                .map(|at| format!(" (line {}, column {})", at.line(), at.column()))
+                .unwrap_or_default();
+            TemplateError(format!("Template format error: YAML not well-formed.{place}"))
+        })?;
+        from_yaml(yaml)?
+    };
+    if !value.is_object() {
+        return Err(TemplateError(
+            "Template format error: At least one Resources member must be defined.".into(),
+        ));
+    }
+    Ok(value)
+}
+
+fn looks_like_json(text: &str) -> bool {
+    text.trim_start_matches('\u{feff}').trim_start().starts_with('{')
+}
+
+fn from_yaml(value: serde_norway::Value) -> Result<Value, TemplateError> {
+    use serde_norway::Value as Yaml;
+    Ok(match value {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(b),
+        Yaml::Number(n) => number(&n),
+        Yaml::String(s) => Value::String(s),
+        Yaml::Sequence(items) => Value::Array(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?),
+        Yaml::Mapping(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                map.insert(key_text(key)?, from_yaml(value)?);
+            }
+            Value::Object(map)
+        }
+        Yaml::Tagged(tagged) => short_form(*tagged)?,
+    })
+}
+
+fn number(n: &serde_norway::Number) -> Value {
+    if let Some(i) = n.as_i64() {
+        Value::Number(i.into())
+    } else if let Some(u) = n.as_u64() {
+        Value::Number(u.into())
+    } else {
+        // NaN and infinities have no JSON form; CloudFormation would read them as text.
+        n.as_f64()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(n.to_string()))
+    }
+}
+
+fn key_text(key: serde_norway::Value) -> Result<String, TemplateError> {
+    use serde_norway::Value as Yaml;
+    match key {
+        Yaml::String(s) => Ok(s),
+        Yaml::Bool(b) => Ok(b.to_string()),
+        Yaml::Number(n) => Ok(n.to_string()),
+        Yaml::Null => Ok("null".into()),
+        _ => Err(TemplateError(
+            "Template format error: YAML not well-formed. (a mapping key must be a scalar)".into(),
+        )),
+    }
+}
+
+/// The function names CloudFormation's YAML short forms stand for (`!Sub` → `Fn::Sub`).
+const FUNCTIONS: &[&str] = &[
+    "And",
+    "Base64",
+    "Cidr",
+    "Equals",
+    "FindInMap",
+    "ForEach",
+    "GetAZs",
+    "If",
+    "ImportValue",
+    "Join",
+    "Length",
+    "Not",
+    "Or",
+    "Select",
+    "Split",
+    "Sub",
+    "ToJsonString",
+    "Transform",
+];
+
+fn short_form(tagged: TaggedValue) -> Result<Value, TemplateError> {
+    let tag = tagged.tag.to_string();
+    let name = tag.trim_start_matches('!');
+    let value = from_yaml(tagged.value)?;
+    let (key, value) = match name {
+        "Ref" => ("Ref".to_owned(), value),
+        "Condition" => ("Condition".to_owned(), value),
+        // `!GetAtt Resource.Attribute` (the attribute may itself hold dots: `Outputs.Name`).
+        "GetAtt" => match value {
+            Value::String(text) => match text.split_once('.') {
+                Some((resource, attribute)) => {
+                    ("Fn::GetAtt".to_owned(), Value::from(vec![resource, attribute]))
+                }
+                None => {
+                    return Err(TemplateError(format!(
+                        "Template error: every Fn::GetAtt object requires two non-empty parameters ({text})"
+                    )))
+                }
+            },
+            other => ("Fn::GetAtt".to_owned(), other),
+        },
+        _ if FUNCTIONS.contains(&name) => (format!("Fn::{name}"), value),
+        _ => {
+            return Err(TemplateError(format!(
+                "Template format error: YAML not well-formed. (unknown tag {tag})"
+            )))
+        }
+    };
+    let mut map = Map::new();
+    map.insert(key, value);
+    Ok(Value::Object(map))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn short_forms_become_long_forms() {
+    let template = parse(
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub '${AWS::StackName}-q'\n      \
+         DelaySeconds: 5\n      Tags:\n        - Key: k\n          Value: !GetAtt Other.Outputs.Name\n      \
+         Policy: !If [IsProd, !Ref P, !Join ['', [a, !Select [0, !Split [',', 'x,y']]]]]\n",
+    )
+    .unwrap();
+    let properties = &template["Resources"]["Q"]["Properties"];
+    assert_eq!(properties["QueueName"], json!({"Fn::Sub": "${AWS::StackName}-q"}));
+    assert_eq!(properties["DelaySeconds"], json!(5));
+    assert_eq!(properties["Tags"][0]["Value"], json!({"Fn::GetAtt": ["Other", "Outputs.Name"]}));
+    assert_eq!(
+        properties["Policy"],
+        json!({"Fn::If": ["IsProd", {"Ref": "P"}, {"Fn::Join": ["", ["a", {"Fn::Select": [0, {"Fn::Split": [",", "x,y"]}]}]]}]})
+    );
+}
+
+#[test]
+fn json_templates_and_the_version_date_stay_text() {
+    let template = parse("{\"AWSTemplateFormatVersion\": \"2010-09-09\", \"Resources\": {}}").unwrap();
+    assert_eq!(template["AWSTemplateFormatVersion"], "2010-09-09");
+    let yaml = parse("AWSTemplateFormatVersion: 2010-09-09\nResources: {}\n").unwrap();
+    assert_eq!(yaml["AWSTemplateFormatVersion"], "2010-09-09");
+}
+
+#[test]
+fn malformed_text_is_a_template_format_error() {
+    let error = parse("Resources:\n  Q: [unclosed\n").unwrap_err();
+    assert!(error.0.starts_with("Template format error: YAML not well-formed."), "{error}");
+    let error = parse("{\"Resources\": ").unwrap_err();
+    assert!(error.0.starts_with("Template format error: JSON not well-formed."), "{error}");
+    let error = parse("Resources:\n  Q: !Bogus x\n").unwrap_err();
+    assert!(error.0.contains("unknown tag !Bogus"), "{error}");
+    assert!(parse("just text").is_err());
+}
