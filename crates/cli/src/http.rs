@@ -87,12 +87,27 @@ impl Client {
         self.finish(&url, request.send(body))
     }
 
-    /// Reads the body and turns failures and non-2xx answers into [`Error`]s.
-    fn finish(
+    /// `METHOD path` with a body, answered whatever its status (the caller reads AWS's error
+    /// shape itself: Query services answer XML).
+    pub fn send(
         &self,
-        url: &str,
-        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
     ) -> Result<Reply, Error> {
+        let url = format!("{}{path}", self.endpoint);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(body.to_vec())
+            .map_err(|error| Error::Usage(format!("cannot make a request to {url}: {error}")))?;
+        self.read(self.agent.run(request))
+    }
+
+    fn read(&self, sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply, Error> {
         let mut response = sent.map_err(|error| self.transport_error(error))?;
         let body = response.body_mut().read_to_vec().map_err(|error| self.transport_error(error))?;
         let headers = response
@@ -100,7 +115,16 @@ impl Client {
             .iter()
             .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
             .collect();
-        let reply = Reply { status: response.status().as_u16(), headers, body };
+        Ok(Reply { status: response.status().as_u16(), headers, body })
+    }
+
+    /// Reads the body and turns failures and non-2xx answers into [`Error`]s.
+    fn finish(
+        &self,
+        url: &str,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, Error> {
+        let reply = self.read(sent)?;
         match reply.status {
             200..=299 => Ok(reply),
             status => Err(aws_error(&reply).unwrap_or_else(|| Error::Status {

@@ -6,15 +6,19 @@
 
 pub mod apis;
 pub mod capacity;
+pub mod deploy;
 pub mod functions;
 pub mod http;
 pub mod invoke;
 pub mod json;
 pub mod logs;
+pub mod package;
+pub mod query;
 pub mod schedules;
 pub mod status;
 pub mod streams;
 pub mod style;
+pub mod sync;
 pub mod table;
 
 use std::io::Write;
@@ -52,6 +56,14 @@ pub enum ClientCommand {
     Cost(capacity::CostArgs),
     /// `nimbus spot interrupt i-…`: a spot interruption with its two-minute notice.
     Spot(capacity::SpotArgs),
+    /// Deploy a SAM or CloudFormation template: package local code, show the change set, apply.
+    Deploy(deploy::DeployArgs),
+    /// Deploy without asking; `--watch` then syncs code changes in milliseconds.
+    Sync(sync::SyncArgs),
+    /// CloudFormation stacks; `nimbus stacks NAME` shows one's resources and outputs.
+    Stacks(deploy::StacksArgs),
+    /// Delete a stack and wait until it is gone.
+    Delete(deploy::DeleteArgs),
 }
 
 /// The options every client command takes.
@@ -79,6 +91,10 @@ impl ClientCommand {
             ClientCommand::Instances(args) => &args.common,
             ClientCommand::Cost(args) => &args.common,
             ClientCommand::Spot(args) => &args.common,
+            ClientCommand::Deploy(args) => &args.common,
+            ClientCommand::Sync(args) => &args.common,
+            ClientCommand::Stacks(args) => &args.common,
+            ClientCommand::Delete(args) => &args.common,
         }
     }
 }
@@ -103,6 +119,12 @@ pub fn run(command: ClientCommand) -> ExitCode {
         }
         ClientCommand::Cost(args) => capacity::run_cost(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Spot(args) => capacity::run_spot(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Deploy(args) => deploy::run(args, &client, &console),
+        ClientCommand::Sync(args) => sync::run(args, &client, &console),
+        ClientCommand::Stacks(args) => {
+            deploy::run_stacks(args, &client, &console).map(|()| ExitCode::SUCCESS)
+        }
+        ClientCommand::Delete(args) => deploy::run_delete(args, &client, &console),
     };
     match outcome {
         Ok(code) => code,
