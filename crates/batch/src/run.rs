@@ -156,7 +156,12 @@ impl Batch {
         };
         let instance = job.n.instance.clone().unwrap_or_default();
         let checkpoint = self.options.data_dir.join("checkpoints").join(&job.job_id);
-        if let Err(error) = std::fs::create_dir_all(&checkpoint) {
+        // Open to whichever user the sandbox runs the job as; it is the job's alone.
+        let made = std::fs::create_dir_all(&checkpoint).and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&checkpoint, std::fs::Permissions::from_mode(0o777))
+        });
+        if let Err(error) = made {
             return Ending::failed_to_start(format!(
                 "CannotCreateContainerError: checkpoint directory: {error}"
             ));
@@ -245,6 +250,7 @@ impl Batch {
         let mut kill_at: Option<tokio::time::Instant> = None;
         let (mut host_gone, mut timed_out, mut terminated): (bool, bool, Option<String>) =
             (false, false, None);
+        let mut noticed = false;
         let clock = self.clock.clone();
         let outcome: Exit = loop {
             let timer = async {
@@ -265,7 +271,10 @@ impl Batch {
                     if changed.is_err() { continue; }
                     let now = stop.borrow_and_update().clone();
                     match now {
-                        Some(Stop::Notice) => signal(15),
+                        Some(Stop::Notice) => {
+                            noticed = true;
+                            signal(15);
+                        }
                         Some(Stop::Terminate(reason)) => {
                             terminated = Some(reason);
                             signal(15);
@@ -299,6 +308,10 @@ impl Batch {
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), logs).await;
         let code = outcome.code.or(outcome.signal.map(|s| 128 + s));
+        // Ended after the interruption notice (its SIGTERM): the instance's going is the cause.
+        if noticed && code != Some(0) && terminated.is_none() && !timed_out {
+            host_gone = true;
+        }
         if host_gone {
             return Ending {
                 exit: None,
