@@ -311,15 +311,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let event_targets = Arc::new(wiring::EventTargets {
+        lambda: lambda.clone(),
+        sqs: sqs.clone(),
+        sns: sns.clone(),
+        kinesis: kinesis.clone(),
+        batch: std::sync::OnceLock::new(),
+    });
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
-        let targets = Arc::new(wiring::EventTargets {
-            lambda: lambda.clone(),
-            sqs: sqs.clone(),
-            sns: sns.clone(),
-            kinesis: kinesis.clone(),
-        });
+        let targets = event_targets.clone();
         lazy::Lazy::new("events", Protocol::Json, move || {
             let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
             EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
@@ -428,6 +430,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let batch = batch_service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
+    let _ = event_targets.batch.set(batch.clone());
     // Jobs queued or running, or instances held, when nimbus stopped: settled from the start.
     if nimbus_batch::Batch::has_work(&database) {
         if let Err(error) = batch.get().await {

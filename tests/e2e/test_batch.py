@@ -328,3 +328,113 @@ def test_after_kill_9_queued_jobs_run_and_running_ones_are_retried(server_factor
     assert done["status"] == "SUCCEEDED", done
     assert done["attempts"][0]["statusReason"].startswith("Host EC2 (instance i-")
     assert finished(batch, queued)["status"] == "SUCCEEDED"
+
+
+def test_a_nightly_rule_submits_a_job_and_its_state_changes_reach_eventbridge(batch, batch_server, queue):
+    name = queue[0]
+    events = aws_client("events", batch_server.endpoint)
+    sqs = aws_client("sqs", batch_server.endpoint)
+    url = sqs.create_queue(QueueName=f"changes-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    watcher = f"batch-{uuid.uuid4().hex[:8]}"
+    events.put_rule(Name=watcher, EventPattern=json.dumps({"source": ["aws.batch"],
+                                                           "detail-type": ["Batch Job State Change"]}))
+    events.put_targets(Rule=watcher, Targets=[{"Id": "q", "Arn": queue_arn}])
+    definition = shell_def(batch, "", props={"command": ["echo", "Ref::who"]}, parameters={"who": "day"})
+    nightly = f"nightly-{uuid.uuid4().hex[:8]}"
+    job_queue_arn = batch.describe_job_queues(jobQueues=[name])["jobQueues"][0]["jobQueueArn"]
+    events.put_rule(Name=nightly, ScheduleExpression="cron(0 2 * * ? *)")
+    events.put_targets(Rule=nightly, Targets=[{
+        "Id": "job", "Arn": job_queue_arn, "RoleArn": "arn:aws:iam::000000000000:role/events",
+        "BatchParameters": {"JobDefinition": definition, "JobName": nightly},
+        "Input": json.dumps({"Parameters": {"who": "night"}})}])
+    advance(batch_server.endpoint, 24 * 3600)
+    listed = until("the nightly job", lambda: batch.list_jobs(
+        jobQueue=name, filters=[{"name": "JOB_NAME", "values": [nightly]}])["jobSummaryList"])
+    done = finished(batch, listed[0]["jobId"])
+    assert done["status"] == "SUCCEEDED"
+    stream = done["attempts"][0]["container"]["logStreamName"]
+    assert until("output", lambda: log_lines(batch_server.endpoint, stream)) == ["night"]
+    seen = []
+
+    def changes():
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            event = json.loads(message["Body"])
+            if event["detail"]["jobId"] == done["jobId"]:
+                assert event["source"] == "aws.batch" and event["resources"] == [done["jobArn"]]
+                seen.append(event["detail"]["status"])
+        return "SUCCEEDED" in seen
+
+    until("the state changes", changes)
+    assert seen == ["RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+def test_a_schedule_submits_a_job_through_the_universal_target(batch, batch_server, queue):
+    name = queue[0]
+    scheduler = aws_client("scheduler", batch_server.endpoint)
+    definition = shell_def(batch, "echo scheduled")
+    job_name = f"sched-{uuid.uuid4().hex[:8]}"
+    scheduler.create_schedule(
+        Name=job_name, ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": "arn:aws:scheduler:::aws-sdk:batch:submitJob", "RoleArn": "arn:aws:iam::000000000000:role/s",
+                "Input": json.dumps({"JobName": job_name, "JobQueue": name, "JobDefinition": definition,
+                                     "ArrayProperties": {"Size": 2}})})
+    advance(batch_server.endpoint, 3601)
+    listed = until("the scheduled job", lambda: batch.list_jobs(
+        jobQueue=name, filters=[{"name": "JOB_NAME", "values": [job_name]}])["jobSummaryList"])
+    done = finished(batch, listed[0]["jobId"])
+    assert done["status"] == "SUCCEEDED" and done["arrayProperties"]["size"] == 2
+    scheduler.delete_schedule(Name=job_name)
+
+
+def test_the_nimbus_cli_shows_queues_and_a_jobs_logs(batch, batch_server, queue, nimbus_bin):
+    name = queue[0]
+    definition = shell_def(batch, "echo line one; echo line two")
+    job_id = batch.submit_job(jobName="cli", jobQueue=name, jobDefinition=definition)["jobId"]
+    finished(batch, job_id)
+
+    def nimbus(*args):
+        out = subprocess.run([str(nimbus_bin), *args, "--endpoint", batch_server.endpoint],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    listing = nimbus("jobs")
+    assert name in listing and job_id in listing
+    overview = json.loads(nimbus("jobs", "--json"))
+    assert overview["queues"][name]["SUCCEEDED"] >= 1
+    assert until("logs", lambda: nimbus("jobs", "logs", job_id) == "line one\nline two\n")
+
+
+def test_definitions_revisions_queues_and_environments_follow_aws_rules(batch):
+    name = f"rev-{uuid.uuid4().hex[:8]}"
+    props = {"image": "nimbus/host", "command": ["true"], "vcpus": 1, "memory": 64}
+    first = batch.register_job_definition(jobDefinitionName=name, type="container", containerProperties=props)
+    second = batch.register_job_definition(jobDefinitionName=name, type="container", containerProperties=props)
+    assert (first["revision"], second["revision"]) == (1, 2)
+    batch.deregister_job_definition(jobDefinition=f"{name}:1")
+    described = batch.describe_job_definitions(jobDefinitionName=name)["jobDefinitions"]
+    assert {(d["revision"], d["status"]) for d in described} == {(1, "INACTIVE"), (2, "ACTIVE")}
+    env = make_env(batch, f"rules-{uuid.uuid4().hex[:6]}")
+    queue_name = make_queue(batch, env)
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.delete_compute_environment(computeEnvironment=env)
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.delete_job_queue(jobQueue=queue_name)
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.update_compute_environment(computeEnvironment=env, computeResources={"minvCpus": 4, "maxvCpus": 2})
+    batch.update_job_queue(jobQueue=queue_name, state="DISABLED", priority=5)
+    until("queue updated", lambda: batch.describe_job_queues(jobQueues=[queue_name])["jobQueues"][0]["status"] == "VALID")
+    assert batch.describe_job_queues(jobQueues=[queue_name])["jobQueues"][0]["priority"] == 5
+    batch.delete_job_queue(jobQueue=queue_name)
+    until("queue gone", lambda: batch.describe_job_queues(jobQueues=[queue_name])["jobQueues"] == [])
+    batch.update_compute_environment(computeEnvironment=env, state="DISABLED")
+    batch.delete_compute_environment(computeEnvironment=env)
+    until("environment gone",
+          lambda: batch.describe_compute_environments(computeEnvironments=[env])["computeEnvironments"] == [])
+    bad = f"bad-{uuid.uuid4().hex[:6]}"
+    batch.create_compute_environment(computeEnvironmentName=bad, type="MANAGED", computeResources={
+        "type": "EC2", "maxvCpus": 4, "instanceTypes": ["x9z.large"]})
+    invalid = until("INVALID", lambda: (lambda ce: ce if ce["status"] == "INVALID" else None)(
+        batch.describe_compute_environments(computeEnvironments=[bad])["computeEnvironments"][0]))
+    assert invalid["statusReason"] == "CLIENT_ERROR - Instance type x9z.large is not supported"

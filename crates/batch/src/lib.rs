@@ -139,26 +139,16 @@ impl Batch {
         format!("arn:aws:batch:{region}:{}:{kind}/{name}", self.identity.account)
     }
 
-    /// SubmitJob for EventBridge and Scheduler targets: `queue` is the queue's ARN, `input` the
-    /// target's `BatchParameters` (`JobDefinition`, `JobName`, `ArrayProperties`,
-    /// `RetryStrategy`) and the event as parameters' source.
-    pub fn submit_from_target(&self, queue: &str, parameters: &Value) -> Result<String, String> {
-        let mut input = json!({
-            "jobQueue": queue,
-            "jobDefinition": parameters["JobDefinition"],
-            "jobName": parameters["JobName"],
-        });
-        if let Some(size) = parameters["ArrayProperties"]["Size"].as_u64() {
-            input["arrayProperties"] = json!({ "size": size });
-        }
-        if let Some(attempts) = parameters["RetryStrategy"]["Attempts"].as_u64() {
-            input["retryStrategy"] = json!({ "attempts": attempts });
-        }
+    /// SubmitJob for EventBridge rules' and Scheduler's targets: `request` is SubmitJob's input
+    /// as the SDKs spell it (`JobName`, `JobDefinition`, `ArrayProperties`, `Parameters` …); the
+    /// job goes to `queue` (a queue's ARN). Returns the job's id.
+    pub fn submit_from_target(&self, queue: &str, request: &Value) -> Result<String, String> {
+        let mut input = camel(request);
+        input["jobQueue"] = json!(queue);
         let region = queue.split(':').nth(3).unwrap_or(&self.identity.region).to_owned();
         let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.submit_job(&region, &input)
-            .map(|v| v["jobId"].as_str().unwrap_or_default().to_owned())
-            .map_err(|e| e.message)
+        let submitted = self.submit_job(&region, &input).map_err(|e| format!("{}: {}", e.code, e.message))?;
+        Ok(submitted["jobId"].as_str().unwrap_or_default().to_owned())
     }
 
     fn dispatch(&self, op: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
@@ -198,6 +188,29 @@ impl Batch {
             "jobs" => self.jobs_overview(),
             other => Err(AwsError::new(404, "NotFound", format!("{ADMIN_PREFIX}{other} is not served"))),
         }
+    }
+}
+
+/// An SDK-cased request (`JobName`) as the wire spells it (`jobName`); the keys of
+/// `Parameters` and `Tags` are the user's and stay.
+fn camel(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let mut chars = key.chars();
+                    let name = chars
+                        .next()
+                        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+                        .unwrap_or_default();
+                    let value =
+                        if key == "Parameters" || key == "Tags" { value.clone() } else { camel(value) };
+                    (name, value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(camel).collect()),
+        other => other.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod functions;
 pub mod http;
 pub mod invoke;
+pub mod jobs;
 pub mod json;
 pub mod logs;
 pub mod schedules;
@@ -52,6 +53,9 @@ pub enum ClientCommand {
     Cost(capacity::CostArgs),
     /// `nimbus spot interrupt i-…`: a spot interruption with its two-minute notice.
     Spot(capacity::SpotArgs),
+    /// Batch queues with their jobs by state and the latest jobs; `nimbus jobs logs JOB` prints
+    /// a job's output.
+    Jobs(jobs::JobsArgs),
 }
 
 /// The options every client command takes.
@@ -79,6 +83,7 @@ impl ClientCommand {
             ClientCommand::Instances(args) => &args.common,
             ClientCommand::Cost(args) => &args.common,
             ClientCommand::Spot(args) => &args.common,
+            ClientCommand::Jobs(args) => &args.common,
         }
     }
 }
@@ -103,6 +108,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         }
         ClientCommand::Cost(args) => capacity::run_cost(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Spot(args) => capacity::run_spot(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Jobs(args) => jobs::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
