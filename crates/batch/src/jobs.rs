@@ -348,6 +348,9 @@ impl Batch {
         }
         self.store.save_jobs(&[job])?;
         self.emit(job);
+        if job.is_finished() {
+            self.finished_since.store(true, std::sync::atomic::Ordering::Release);
+        }
         Ok(())
     }
 

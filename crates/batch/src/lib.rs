@@ -69,6 +69,8 @@ pub struct Batch {
     hosts: Mutex<HashMap<String, scheduler::LiveHost>>,
     /// Jobs whose process runs on this node: a stop request reaches them here.
     running: Mutex<HashMap<String, watch::Sender<Option<run::Stop>>>>,
+    /// A job finished since the scheduler last looked at dependencies (set at start).
+    finished_since: std::sync::atomic::AtomicBool,
     /// Read-modify-write of jobs, one at a time on this node.
     jobs_lock: Mutex<()>,
 }
@@ -103,6 +105,7 @@ impl Batch {
             hosts: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             jobs_lock: Mutex::new(()),
+            finished_since: std::sync::atomic::AtomicBool::new(true),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(scheduler::run(Arc::downgrade(&batch)));

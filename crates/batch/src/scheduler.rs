@@ -18,6 +18,8 @@ use crate::{Batch, HostRequest, HostState, HostType};
 pub const RESERVED_MIB: u64 = 32;
 /// A turn happens at least this often (ms), whatever happens.
 const IDLE_TURN_MS: i64 = 30_000;
+/// RUNNABLE jobs looked at per queue and turn.
+const HEAD: i64 = 200;
 /// A launch refused for capacity is tried again after this (ms).
 const CAPACITY_RETRY_MS: i64 = 5_000;
 
@@ -215,7 +217,10 @@ impl Batch {
         {
             let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.advance_submitted()?;
-            self.advance_pending()?;
+            // Dependencies and arrays change only when jobs finish.
+            if self.finished_since.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                self.advance_pending()?;
+            }
         }
         if let Some(at) = self.place()? {
             next = next.min(at);
@@ -252,6 +257,10 @@ impl Batch {
     /// SUBMITTED: to PENDING (dependencies, or an array's children made), RUNNABLE, or FAILED.
     fn advance_submitted(&self) -> Result<(), AwsError> {
         let submitted = self.store.jobs_where("status = 'SUBMITTED'", &[])?;
+        if !submitted.is_empty() {
+            // New PENDING jobs may wait for jobs already done.
+            self.finished_since.store(true, std::sync::atomic::Ordering::Release);
+        }
         for mut job in submitted {
             if job.is_array_parent() {
                 // Plain dependencies hold the whole array; N_TO_N and SEQUENTIAL its children.
@@ -374,6 +383,7 @@ impl Batch {
                 self.emit(job);
             }
             // A failure may fail more dependants, a success free them: another turn.
+            self.finished_since.store(true, std::sync::atomic::Ordering::Release);
             self.wake();
         }
         Ok(())
@@ -382,10 +392,6 @@ impl Batch {
     /// Places RUNNABLE jobs, highest queue priority first; launches instances for those that
     /// find no room. Returns when to look again for jobs blocked on capacity.
     fn place(self: &Arc<Self>) -> Result<Option<i64>, AwsError> {
-        let runnable = self.store.jobs_where("status = 'RUNNABLE' AND id IN (SELECT id FROM jobs WHERE status = 'RUNNABLE' ORDER BY created LIMIT 5000)", &[])?;
-        if runnable.is_empty() {
-            return Ok(None);
-        }
         let queues: HashMap<String, Value> = self
             .store
             .all::<Value>(crate::queues::KIND)?
@@ -398,11 +404,33 @@ impl Batch {
             .into_iter()
             .map(|c| (c["computeEnvironmentArn"].as_str().unwrap_or_default().to_owned(), c))
             .collect();
+        // The head of each queue that can place anything: a deep backlog costs a turn no more
+        // than its head does, and holds back no other queue. A full head asks for another turn.
+        let mut runnable = Vec::new();
+        let mut more = false;
+        for (arn, queue) in &queues {
+            let usable = queue["computeEnvironmentOrder"].as_array().into_iter().flatten().any(|o| {
+                o["computeEnvironment"].as_str().and_then(|c| ces.get(c)).is_some_and(|ce| {
+                    ce["status"] == "VALID" && ce["state"] == "ENABLED" && ce["type"] == "MANAGED"
+                })
+            });
+            if !usable {
+                continue;
+            }
+            let limit = if queue.get("schedulingPolicyArn").is_some() { 1000 } else { HEAD };
+            let head = self.store.runnable(arn, limit)?;
+            more |= head.len() as i64 == limit;
+            runnable.extend(head);
+        }
+        if runnable.is_empty() {
+            return Ok(None);
+        }
         let ordered = self.order(runnable, &queues)?;
         let catalog = self.catalog();
         // What waiting jobs need per environment (sizes progressive launches).
         let mut demand: HashMap<String, f64> = HashMap::new();
         let mut retry_at = None;
+        let mut placed_any = false;
         for job in ordered {
             let Some(queue) = queues.get(&job.job_queue) else { continue };
             let order: Vec<String> = queue["computeEnvironmentOrder"]
@@ -476,6 +504,7 @@ impl Batch {
                     }
                 }
             }
+            placed_any |= placed;
             if !placed && reason.is_some() && job.status_reason != reason {
                 let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(mut fresh) = self.store.job(&job.job_id)?.filter(|j| j.status == "RUNNABLE") {
@@ -483,6 +512,9 @@ impl Batch {
                     self.store.save_jobs(&[&fresh])?;
                 }
             }
+        }
+        if more && placed_any {
+            self.wake();
         }
         Ok(retry_at)
     }

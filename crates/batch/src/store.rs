@@ -99,6 +99,18 @@ impl Store {
         rows.iter().map(|r| parse(r, 0)).collect::<Result<_, _>>().map_err(db)
     }
 
+    /// The oldest `limit` RUNNABLE jobs of a queue.
+    pub fn runnable(&self, queue: &str, limit: i64) -> Result<Vec<Job>, AwsError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT body FROM jobs WHERE queue = ?1 AND status = 'RUNNABLE' ORDER BY created, id LIMIT ?2",
+                &params![queue, limit],
+            )
+            .map_err(db)?;
+        rows.iter().map(|r| parse(r, 0)).collect::<Result<_, _>>().map_err(db)
+    }
+
     /// Writes jobs (new or changed) in one transaction.
     pub fn save_jobs(&self, jobs: &[&Job]) -> Result<(), AwsError> {
         let rows: Vec<(String, String)> = jobs
