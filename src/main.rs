@@ -480,7 +480,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Arc::new(wiring::GatewayV2(apigateway)),
         ec2.clone(),
         autoscaling,
-        batch,
+        batch.clone(),
         iam,
         sts,
         s3,
@@ -528,6 +528,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let cut = engine.shutdown(Duration::from_millis(200)).await;
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
+    }
+    if let Some(batch) = batch.opened() {
+        batch.shutdown();
     }
     if let Some(ec2) = ec2.opened() {
         ec2.shutdown().await;

@@ -90,7 +90,12 @@ def finished(batch, job_id, timeout=60.0):
 
 def log_lines(endpoint, stream):
     logs = aws_client("logs", endpoint)
-    events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True)["events"]
+    try:
+        events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True)["events"]
+    except ClientError as error:  # not written yet
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return []
     return [e["message"] for e in events]
 
 
@@ -229,6 +234,8 @@ def test_a_spot_interruption_retries_the_job_elsewhere_and_it_resumes_from_its_c
     job_id = batch.submit_job(jobName="ckpt", jobQueue=name, jobDefinition=definition)["jobId"]
     running = until("running", lambda: (lambda j: j if j["status"] == "RUNNING" else None)(job(batch, job_id)))
     instance = "i-" + running["container"]["containerInstanceArn"].rsplit("/", 1)[1]
+    # Its trap is set once it says so.
+    until("working", lambda: log_lines(batch_server.endpoint, running["container"]["logStreamName"]))
     admin(batch_server.endpoint, f"/_nimbus/ec2/interrupt?instance={instance}", method="POST")
     done = finished(batch, job_id)
     assert done["status"] == "SUCCEEDED", done
@@ -253,19 +260,20 @@ def test_a_job_past_its_timeout_is_stopped_and_not_retried(batch, batch_server, 
     assert len(done["attempts"]) == 1
 
 
-def test_cancel_and_terminate(batch, queue):
+def test_cancel_and_terminate(batch, batch_server, queue):
     name = queue[0]
     # A queue whose only environment is disabled holds its jobs RUNNABLE.
     held = make_env(batch, f"off-{uuid.uuid4().hex[:6]}", state="DISABLED")
     parked = make_queue(batch, held)
-    definition = shell_def(batch, "trap 'exit 143' TERM; while :; do sleep 0.1; done")
+    definition = shell_def(batch, "trap 'exit 143' TERM; echo ready; while :; do sleep 0.1; done")
     waiting = batch.submit_job(jobName="waiting", jobQueue=parked, jobDefinition=definition)["jobId"]
     until("runnable", lambda: job(batch, waiting)["status"] == "RUNNABLE")
     batch.cancel_job(jobId=waiting, reason="not needed")
     cancelled = job(batch, waiting)
     assert (cancelled["status"], cancelled["statusReason"], cancelled["isCancelled"]) == ("FAILED", "not needed", True)
     running = batch.submit_job(jobName="running", jobQueue=name, jobDefinition=definition)["jobId"]
-    until("running", lambda: job(batch, running)["status"] == "RUNNING")
+    started = until("running", lambda: (lambda j: j if j["status"] == "RUNNING" else None)(job(batch, running)))
+    until("ready", lambda: log_lines(batch_server.endpoint, started["container"]["logStreamName"]))
     batch.cancel_job(jobId=running, reason="too late to cancel")
     assert job(batch, running)["status"] == "RUNNING"
     batch.terminate_job(jobId=running, reason="stop it")

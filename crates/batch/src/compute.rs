@@ -207,12 +207,11 @@ impl Batch {
     /// CREATING/UPDATING become VALID (or INVALID with the reason), DELETING disappears once its
     /// instances are gone.
     pub(crate) fn settle_compute_environments(&self) -> Result<(), AwsError> {
-        let catalog = self.capacity.catalog();
         for mut ce in self.store.all::<Value>(KIND)? {
             let arn = ce["computeEnvironmentArn"].as_str().unwrap_or_default().to_owned();
             match ce["status"].as_str().unwrap_or_default() {
                 "CREATING" | "UPDATING" => {
-                    let problem = validate_types(&ce, &catalog);
+                    let problem = validate_types(&ce, &self.catalog());
                     let (status, reason) = match problem {
                         None => ("VALID", "ComputeEnvironment Healthy".to_owned()),
                         Some(why) => ("INVALID", format!("CLIENT_ERROR - {why}")),

@@ -69,6 +69,8 @@ pub struct Batch {
     hosts: Mutex<HashMap<String, scheduler::LiveHost>>,
     /// Jobs whose process runs on this node: a stop request reaches them here.
     running: Mutex<HashMap<String, watch::Sender<Option<run::Stop>>>>,
+    /// nimbus is stopping: attempts cut short now are settled at the next start, not recorded.
+    stopping: std::sync::atomic::AtomicBool,
     /// A job finished since the scheduler last looked at dependencies (set at start).
     finished_since: std::sync::atomic::AtomicBool,
     /// Read-modify-write of jobs, one at a time on this node.
@@ -106,6 +108,7 @@ impl Batch {
             running: Mutex::new(HashMap::new()),
             jobs_lock: Mutex::new(()),
             finished_since: std::sync::atomic::AtomicBool::new(true),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(scheduler::run(Arc::downgrade(&batch)));
@@ -124,6 +127,12 @@ impl Batch {
 
     fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// nimbus is stopping (before EC2 ends the instances): running jobs stay RUNNING in the
+    /// store and are found dead, and retried, at the next start — as after a crash.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Wakes the scheduler (here, and on the node holding it).

@@ -57,7 +57,11 @@ impl Batch {
     /// RUNNABLE → STARTING on `instance`; the attempt then runs in a task of its own.
     pub(crate) fn start(self: Arc<Self>, job: Job, instance: String, ce: String) -> Result<(), AwsError> {
         let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut job) = self.store.job(&job.job_id)?.filter(|j| j.status == "RUNNABLE") else {
+        // RUNNABLE, or SUBMITTED in the store when it became RUNNABLE this very turn.
+        let stored = self.store.job(&job.job_id)?;
+        let Some(mut job) =
+            stored.filter(|j| j.status == "RUNNABLE" || j.status == "SUBMITTED").map(|_| job.clone())
+        else {
             self.release(&instance, &job);
             return Ok(());
         };
@@ -106,6 +110,9 @@ impl Batch {
 
     async fn attempt(self: Arc<Self>, job: Job, mut stop: watch::Receiver<Option<Stop>>) {
         let ending = self.execute(&job, &mut stop).await;
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let me = self.clone();
         let id = job.job_id.clone();
         let shown = id.clone();

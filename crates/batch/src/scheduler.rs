@@ -214,15 +214,16 @@ impl Batch {
         self.settle_compute_environments()?;
         self.settle_queues()?;
         let mut next = now + IDLE_TURN_MS;
-        {
+        let fresh = {
             let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.advance_submitted()?;
+            let fresh = self.advance_submitted()?;
             // Dependencies and arrays change only when jobs finish.
             if self.finished_since.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 self.advance_pending()?;
             }
-        }
-        if let Some(at) = self.place()? {
+            fresh
+        };
+        if let Some(at) = self.place(fresh)? {
             next = next.min(at);
         }
         if let Some(at) = self.scale()? {
@@ -255,12 +256,11 @@ impl Batch {
     }
 
     /// SUBMITTED: to PENDING (dependencies, or an array's children made), RUNNABLE, or FAILED.
-    fn advance_submitted(&self) -> Result<(), AwsError> {
+    /// Returns the jobs that became RUNNABLE, not yet stored: placed at once, they are stored
+    /// STARTING (one write); left waiting, RUNNABLE at the end of the turn.
+    fn advance_submitted(&self) -> Result<Vec<Job>, AwsError> {
         let submitted = self.store.jobs_where("status = 'SUBMITTED'", &[])?;
-        if !submitted.is_empty() {
-            // New PENDING jobs may wait for jobs already done.
-            self.finished_since.store(true, std::sync::atomic::Ordering::Release);
-        }
+        let mut fresh = Vec::new();
         for mut job in submitted {
             if job.is_array_parent() {
                 // Plain dependencies hold the whole array; N_TO_N and SEQUENTIAL its children.
@@ -279,14 +279,22 @@ impl Batch {
                         self.emit(&job);
                     }
                 }
+                // New PENDING jobs may wait for jobs already done.
+                self.finished_since.store(true, std::sync::atomic::Ordering::Release);
                 continue;
             }
-            let deps = Self::dependencies(&job);
-            job.status = if deps.is_empty() { "RUNNABLE".into() } else { "PENDING".into() };
-            self.store.save_jobs(&[&job])?;
-            self.emit(&job);
+            if Self::dependencies(&job).is_empty() {
+                job.status = "RUNNABLE".into();
+                self.emit(&job);
+                fresh.push(job);
+            } else {
+                job.status = "PENDING".into();
+                self.store.save_jobs(&[&job])?;
+                self.emit(&job);
+                self.finished_since.store(true, std::sync::atomic::Ordering::Release);
+            }
         }
-        Ok(())
+        Ok(fresh)
     }
 
     /// Some(true) when every dependency succeeded, Some(false) when one failed, None meanwhile.
@@ -391,7 +399,7 @@ impl Batch {
 
     /// Places RUNNABLE jobs, highest queue priority first; launches instances for those that
     /// find no room. Returns when to look again for jobs blocked on capacity.
-    fn place(self: &Arc<Self>) -> Result<Option<i64>, AwsError> {
+    fn place(self: &Arc<Self>, fresh: Vec<Job>) -> Result<Option<i64>, AwsError> {
         let queues: HashMap<String, Value> = self
             .store
             .all::<Value>(crate::queues::KIND)?
@@ -422,9 +430,13 @@ impl Batch {
             more |= head.len() as i64 == limit;
             runnable.extend(head);
         }
+        let fresh_ids: HashSet<String> = fresh.iter().map(|j| j.job_id.clone()).collect();
+        runnable.extend(fresh);
         if runnable.is_empty() {
             return Ok(None);
         }
+        // Fresh jobs not placed this turn, stored RUNNABLE at its end.
+        let mut waiting: Vec<Job> = Vec::new();
         let ordered = self.order(runnable, &queues)?;
         let catalog = self.catalog();
         // What waiting jobs need per environment (sizes progressive launches).
@@ -441,6 +453,7 @@ impl Batch {
                 .collect();
             let mut reason: Option<String> = None;
             let mut placed = false;
+            let mut started = false;
             for ce_arn in &order {
                 let Some(ce) = ces.get(ce_arn) else { continue };
                 if ce["status"] != "VALID" || ce["state"] != "ENABLED" || ce["type"] != "MANAGED" {
@@ -455,6 +468,7 @@ impl Batch {
                 if let Some(instance) = self.room_on(ce_arn, &job) {
                     self.clone().start(job.clone(), instance, ce_arn.clone())?;
                     placed = true;
+                    started = true;
                     break;
                 }
                 if self.reserve_pending(ce_arn, &job) {
@@ -505,13 +519,28 @@ impl Batch {
                 }
             }
             placed_any |= placed;
-            if !placed && reason.is_some() && job.status_reason != reason {
+            if !started && fresh_ids.contains(&job.job_id) {
+                let mut job = job;
+                job.status_reason = reason;
+                waiting.push(job);
+            } else if !placed && reason.is_some() && job.status_reason != reason {
                 let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(mut fresh) = self.store.job(&job.job_id)?.filter(|j| j.status == "RUNNABLE") {
                     fresh.status_reason = reason;
                     self.store.save_jobs(&[&fresh])?;
                 }
             }
+        }
+        if !waiting.is_empty() {
+            let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+            // Unless cancelled meanwhile.
+            let ids: Vec<String> = waiting.iter().map(|j| j.job_id.clone()).collect();
+            let statuses = self.statuses(&ids)?;
+            let still: Vec<&Job> = waiting
+                .iter()
+                .filter(|j| statuses.get(&j.job_id).is_some_and(|s| s == "SUBMITTED"))
+                .collect();
+            self.store.save_jobs(&still)?;
         }
         if more && placed_any {
             self.wake();
