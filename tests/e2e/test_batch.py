@@ -446,3 +446,28 @@ def test_definitions_revisions_queues_and_environments_follow_aws_rules(batch):
     invalid = until("INVALID", lambda: (lambda ce: ce if ce["status"] == "INVALID" else None)(
         batch.describe_compute_environments(computeEnvironments=[bad])["computeEnvironments"][0]))
     assert invalid["statusReason"] == "CLIENT_ERROR - Instance type x9z.large is not supported"
+
+
+def test_fair_share_takes_turns_between_share_identifiers(batch):
+    policy = batch.create_scheduling_policy(name=f"fair-{uuid.uuid4().hex[:6]}", fairsharePolicy={
+        "shareDecaySeconds": 3600, "shareDistribution": [{"shareIdentifier": "alpha", "weightFactor": 1.0},
+                                                         {"shareIdentifier": "beta*", "weightFactor": 1.0}]})["arn"]
+    assert batch.describe_scheduling_policies(arns=[policy])["schedulingPolicies"][0]["fairsharePolicy"][
+        "shareDecaySeconds"] == 3600
+    env = make_env(batch, f"fair-{uuid.uuid4().hex[:6]}", max_vcpus=2, types=("c6i.large",))
+    name = f"fq-{uuid.uuid4().hex[:6]}"
+    batch.create_job_queue(jobQueueName=name, priority=1, schedulingPolicyArn=policy,
+                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}])
+    until("queue VALID", lambda: batch.describe_job_queues(jobQueues=[name])["jobQueues"][0]["status"] == "VALID")
+    definition = shell_def(batch, "sleep 0.3", vcpus=2, memory=512)
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.submit_job(jobName="noshare", jobQueue=name, jobDefinition=definition)
+    alpha = [batch.submit_job(jobName=f"a{i}", jobQueue=name, jobDefinition=definition,
+                              shareIdentifier="alpha")["jobId"] for i in range(3)]
+    beta = [batch.submit_job(jobName=f"b{i}", jobQueue=name, jobDefinition=definition,
+                             shareIdentifier="beta1")["jobId"] for i in range(2)]
+    done = {i: finished(batch, i) for i in alpha + beta}
+    order = sorted(done, key=lambda i: done[i]["startedAt"])
+    # After alpha's first job has used the capacity, beta goes before alpha's second.
+    assert order.index(beta[0]) < order.index(alpha[1]), [done[i]["jobName"] for i in order]
+    assert all(j["status"] == "SUCCEEDED" for j in done.values())

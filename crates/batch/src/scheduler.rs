@@ -551,23 +551,28 @@ impl Batch {
     /// Orders runnable jobs: queue priority (higher first), then within a fair-share queue the
     /// share with the least weighted usage and the job's scheduling priority, else FIFO.
     fn order(&self, jobs: Vec<Job>, queues: &HashMap<String, Value>) -> Result<Vec<Job>, AwsError> {
+        // Each share's usage: vCPU-seconds of its jobs running now or within the policy's decay
+        // window (600 s when it says 0, as AWS's minimum window).
         let mut usage: HashMap<(String, String), f64> = HashMap::new();
-        let fair: HashSet<&String> =
-            queues.iter().filter(|(_, q)| q.get("schedulingPolicyArn").is_some()).map(|(a, _)| a).collect();
-        if !fair.is_empty() {
-            for job in self.store.jobs_where("status IN ('STARTING','RUNNING')", &[])? {
-                if let Some(share) = &job.share_identifier {
-                    *usage.entry((job.job_queue.clone(), share.clone())).or_default() += job.n.vcpus;
-                }
-            }
-        }
         let mut policies: HashMap<String, Value> = HashMap::new();
-        for queue in queues.values() {
-            if let Some(arn) = queue["schedulingPolicyArn"].as_str() {
-                if let Some(policy) = self.store.get::<Value>(crate::queues::POLICY, arn)? {
-                    policies.insert(arn.to_owned(), policy);
-                }
+        let now = self.now();
+        for (arn, queue) in queues {
+            let Some(policy_arn) = queue["schedulingPolicyArn"].as_str() else { continue };
+            let Some(policy) = self.store.get::<Value>(crate::queues::POLICY, policy_arn)? else { continue };
+            let decay = match policy["fairsharePolicy"]["shareDecaySeconds"].as_i64() {
+                Some(seconds) if seconds > 0 => seconds * 1000,
+                _ => 600_000,
+            };
+            let recent = self.store.jobs_where(
+                "queue = ?1 AND (status IN ('STARTING','RUNNING') OR (status IN ('SUCCEEDED','FAILED') AND created >= ?2))",
+                &nimbus_store::params![arn.as_str(), now - decay],
+            )?;
+            for job in recent {
+                let (Some(share), Some(started)) = (&job.share_identifier, job.started_at) else { continue };
+                let seconds = (job.stopped_at.unwrap_or(now) - started).max(0) as f64 / 1000.0;
+                *usage.entry((arn.clone(), share.clone())).or_default() += job.n.vcpus * seconds.max(0.001);
             }
+            policies.insert(policy_arn.to_owned(), policy);
         }
         let mut keyed: Vec<(i64, f64, i64, i64, Job)> = Vec::with_capacity(jobs.len());
         let mut sorted_jobs = jobs;
