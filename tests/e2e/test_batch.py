@@ -471,3 +471,25 @@ def test_fair_share_takes_turns_between_share_identifiers(batch):
     # After alpha's first job has used the capacity, beta goes before alpha's second.
     assert order.index(beta[0]) < order.index(alpha[1]), [done[i]["jobName"] for i in order]
     assert all(j["status"] == "SUCCEEDED" for j in done.values())
+
+
+def test_a_blocked_job_says_why_and_the_queues_time_limit_cancels_it(batch, batch_server):
+    small = make_env(batch, f"small-{uuid.uuid4().hex[:6]}", max_vcpus=2)
+    name = f"tl-{uuid.uuid4().hex[:6]}"
+    reason = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
+    batch.create_job_queue(jobQueueName=name, priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": small}],
+                           jobStateTimeLimitActions=[{"reason": reason, "state": "RUNNABLE", "maxTimeSeconds": 600,
+                                                      "action": "CANCEL"}])
+    until("queue VALID", lambda: batch.describe_job_queues(jobQueues=[name])["jobQueues"][0]["status"] == "VALID")
+    definition = shell_def(batch, "true", vcpus=4, memory=512)
+    job_id = batch.submit_job(jobName="big", jobQueue=name, jobDefinition=definition)["jobId"]
+    blocked = until("blocked", lambda: (lambda j: j if (j.get("statusReason") or "").startswith(reason) else None)(
+        job(batch, job_id)))
+    assert blocked["status"] == "RUNNABLE"
+    advance(batch_server.endpoint, 601)
+    done = finished(batch, job_id)
+    assert done["status"] == "FAILED"
+    assert done["statusReason"] == f"Canceled by JobStateTimeLimit action due to reason: {reason}"
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.update_job_queue(jobQueue=name, jobStateTimeLimitActions=[
+            {"reason": reason, "state": "RUNNABLE", "maxTimeSeconds": 10, "action": "CANCEL"}])

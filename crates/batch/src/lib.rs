@@ -8,6 +8,8 @@
 
 mod capacity;
 mod compute;
+#[cfg(test)]
+mod flow_tests;
 mod jobdefs;
 mod jobs;
 mod model;

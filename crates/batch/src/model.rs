@@ -89,9 +89,9 @@ pub struct Internal {
     /// Why the job is being stopped (TerminateJob), waiting for the process to end.
     #[serde(default)]
     pub stopping: Option<String>,
-    /// The job was cancelled while PENDING; it fails once its dependencies are done.
+    /// When it last became RUNNABLE (`jobStateTimeLimitActions`).
     #[serde(default)]
-    pub cancel_pending: Option<String>,
+    pub runnable_since: Option<i64>,
 }
 
 impl Job {

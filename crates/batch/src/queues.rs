@@ -61,6 +61,7 @@ impl Batch {
     }
 
     pub(crate) fn create_job_queue(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
+        check_time_limits(&input["jobStateTimeLimitActions"])?;
         let name = input["jobQueueName"].as_str().unwrap_or_default();
         if !valid_name(name) {
             return Err(client("jobQueueName must be 1-128 letters, numbers, hyphens and underscores"));
@@ -137,6 +138,7 @@ impl Batch {
             queue["schedulingPolicyArn"] = json!(policy);
         }
         if let Some(actions) = input.get("jobStateTimeLimitActions") {
+            check_time_limits(actions)?;
             queue["jobStateTimeLimitActions"] = actions.clone();
         }
         queue["status"] = json!("UPDATING");
@@ -251,6 +253,23 @@ impl Batch {
         }
         Ok(json!({}))
     }
+}
+
+/// Checks `jobStateTimeLimitActions`: RUNNABLE, CANCEL, a reason, 600–86400 seconds.
+fn check_time_limits(actions: &Value) -> Result<(), AwsError> {
+    for action in actions.as_array().into_iter().flatten() {
+        let seconds = action["maxTimeSeconds"].as_i64().unwrap_or(0);
+        if action["state"] != "RUNNABLE"
+            || action["action"] != "CANCEL"
+            || action["reason"].as_str().is_none()
+        {
+            return Err(client("jobStateTimeLimitActions take state RUNNABLE, action CANCEL and a reason"));
+        }
+        if !(600..=86_400).contains(&seconds) {
+            return Err(client("jobStateTimeLimitActions maxTimeSeconds must be between 600 and 86400"));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a `fairsharePolicy`: decay 0–604800, reservation 0–99, weights 0.0001–999.9999.

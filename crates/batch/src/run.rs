@@ -398,6 +398,7 @@ impl Batch {
             );
         if retry {
             job.status = "RUNNABLE".into();
+            job.n.runnable_since = Some(self.now());
             job.status_reason = Some(ending.status_reason);
             self.store.save_jobs(&[&job])?;
             self.emit(&job);

@@ -223,6 +223,8 @@ impl Batch {
             }
             fresh
         };
+        self.pass_on_stops()?;
+        self.apply_time_limits(now)?;
         if let Some(at) = self.place(fresh)? {
             next = next.min(at);
         }
@@ -230,6 +232,56 @@ impl Batch {
             next = next.min(at);
         }
         Ok(next)
+    }
+
+    /// TerminateJob accepted by another node (or before the process started): the stop reaches
+    /// the job's process here.
+    fn pass_on_stops(&self) -> Result<(), AwsError> {
+        let stopping = self.store.jobs_where(
+            "status IN ('STARTING','RUNNING') AND body LIKE ?1",
+            &nimbus_store::params!["%\"stopping\":\"%"],
+        )?;
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for job in stopping {
+            let (Some(reason), Some(sender)) = (&job.n.stopping, running.get(&job.job_id)) else { continue };
+            if sender.borrow().is_none() {
+                let _ = sender.send(Some(crate::run::Stop::Terminate(reason.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// A queue's `jobStateTimeLimitActions`: a job at the head of its queue RUNNABLE with the
+    /// action's reason for longer than `maxTimeSeconds` is cancelled, as AWS words it.
+    fn apply_time_limits(&self, now: i64) -> Result<(), AwsError> {
+        let queues: Vec<Value> = self.store.all(crate::queues::KIND)?;
+        for queue in queues {
+            let actions = queue["jobStateTimeLimitActions"].as_array().cloned().unwrap_or_default();
+            if actions.is_empty() {
+                continue;
+            }
+            let arn = queue["jobQueueArn"].as_str().unwrap_or_default();
+            let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(mut head) = self.store.runnable(arn, 1)?.pop() else { continue };
+            let Some(reason) = head.status_reason.clone() else { continue };
+            let since = head.n.runnable_since.unwrap_or(head.created_at);
+            let due = actions.iter().find(|a| {
+                a["state"] == "RUNNABLE"
+                    && a["action"] == "CANCEL"
+                    && a["reason"].as_str().is_some_and(|r| reason.starts_with(r))
+                    && now - since > a["maxTimeSeconds"].as_i64().unwrap_or(i64::MAX / 2000) * 1000
+            });
+            if let Some(action) = due {
+                let why = action["reason"].as_str().unwrap_or_default();
+                head.is_cancelled = true;
+                self.finish(
+                    &mut head,
+                    "FAILED",
+                    &format!("Canceled by JobStateTimeLimit action due to reason: {why}"),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// The statuses of jobs by id (dependencies).
@@ -285,6 +337,7 @@ impl Batch {
             }
             if Self::dependencies(&job).is_empty() {
                 job.status = "RUNNABLE".into();
+                job.n.runnable_since = Some(self.now());
                 self.emit(&job);
                 fresh.push(job);
             } else {
@@ -382,6 +435,7 @@ impl Batch {
                 changed.push(job);
             } else if deps.iter().all(|d| statuses.get(d).is_some_and(|s| s == "SUCCEEDED")) {
                 job.status = "RUNNABLE".into();
+                job.n.runnable_since = Some(self.now());
                 changed.push(job);
             }
         }
