@@ -237,15 +237,20 @@ impl Batch {
     /// TerminateJob accepted by another node (or before the process started): the stop reaches
     /// the job's process here.
     fn pass_on_stops(&self) -> Result<(), AwsError> {
-        let stopping = self.store.jobs_where(
-            "status IN ('STARTING','RUNNING') AND body LIKE ?1",
-            &nimbus_store::params!["%\"stopping\":\"%"],
-        )?;
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        for job in stopping {
-            let (Some(reason), Some(sender)) = (&job.n.stopping, running.get(&job.job_id)) else { continue };
-            if sender.borrow().is_none() {
-                let _ = sender.send(Some(crate::run::Stop::Terminate(reason.clone())));
+        let unstopped: Vec<String> = {
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.iter().filter(|(_, stop)| stop.borrow().is_none()).map(|(id, _)| id.clone()).collect()
+        };
+        for chunk in unstopped.chunks(200) {
+            let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("?{i}")).collect();
+            let mut args = vec![nimbus_store::Value::Text("%\"stopping\":\"%".into())];
+            args.extend(chunk.iter().map(|id| nimbus_store::Value::Text(id.clone())));
+            let clause = format!("id IN ({}) AND body LIKE ?1", marks.join(","));
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            for job in self.store.jobs_where(&clause, &args)? {
+                if let (Some(reason), Some(sender)) = (&job.n.stopping, running.get(&job.job_id)) {
+                    let _ = sender.send(Some(crate::run::Stop::Terminate(reason.clone())));
+                }
             }
         }
         Ok(())
