@@ -493,3 +493,30 @@ def test_a_blocked_job_says_why_and_the_queues_time_limit_cancels_it(batch, batc
     with pytest.raises(batch.exceptions.ClientException):
         batch.update_job_queue(jobQueue=name, jobStateTimeLimitActions=[
             {"reason": reason, "state": "RUNNABLE", "maxTimeSeconds": 10, "action": "CANCEL"}])
+
+
+def test_a_job_is_held_to_its_memory_and_fargate_runs_a_job_on_its_own_capacity(batch, queue):
+    name = queue[0]
+    # 256 MiB for the job, a sixteenth of it on this host (`scale=16`): 64 MiB is past it.
+    hungry = shell_def(batch, "", memory=256, props={"command": ["python3", "-c", "x = bytearray(64 << 20); print(len(x))"]})
+    done = finished(batch, batch.submit_job(jobName="hungry", jobQueue=name, jobDefinition=hungry)["jobId"])
+    assert done["status"] == "FAILED"
+    assert done["attempts"][0]["container"]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+    assert done["attempts"][0]["container"]["exitCode"] == 137
+    fargate = f"fg-{uuid.uuid4().hex[:6]}"
+    batch.create_compute_environment(computeEnvironmentName=fargate, type="MANAGED",
+                                     computeResources={"type": "FARGATE", "maxvCpus": 4, "subnets": ["subnet-1"]})
+    until("VALID", lambda: batch.describe_compute_environments(computeEnvironments=[fargate])
+          ["computeEnvironments"][0]["status"] == "VALID")
+    fargate_queue = make_queue(batch, fargate)
+    definition = f"fgdef-{uuid.uuid4().hex[:6]}"
+    batch.register_job_definition(jobDefinitionName=definition, type="container", platformCapabilities=["FARGATE"],
+                                  containerProperties={"image": "nimbus/host", "command": ["echo", "serverless"],
+                                                       "resourceRequirements": [{"type": "VCPU", "value": "0.5"},
+                                                                                {"type": "MEMORY", "value": "1024"}]})
+    done = finished(batch, batch.submit_job(jobName="fg", jobQueue=fargate_queue, jobDefinition=definition)["jobId"])
+    assert done["status"] == "SUCCEEDED", done
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.register_job_definition(jobDefinitionName=definition, type="container", platformCapabilities=["FARGATE"],
+                                      containerProperties={"image": "nimbus/host", "command": ["true"], "resourceRequirements": [
+                                          {"type": "VCPU", "value": "3"}, {"type": "MEMORY", "value": "1024"}]})
