@@ -356,14 +356,9 @@ impl Batch {
 
     /// "Batch Job State Change" on the default bus.
     pub(crate) fn emit(&self, job: &Job) {
-        let events = self.events.clone();
-        let (arn, detail) = (job.job_arn.clone(), job.detail());
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                drop(runtime.spawn_blocking(move || events.put("Batch Job State Change", vec![arn], detail)))
-            }
-            Err(_) => events.put("Batch Job State Change", vec![arn], detail),
-        }
+        // In order, through one bounded queue: a burst (an array's thousands of children) waits
+        // here rather than piling up threads.
+        let _ = self.outgoing.send((job.job_arn.clone(), job.detail()));
     }
 
     /// What `nimbus jobs` shows: per queue the jobs by status, and the latest jobs.

@@ -62,7 +62,6 @@ pub struct Batch {
     clock: Arc<dyn Clock>,
     capacity: Arc<dyn Capacity>,
     logs: Arc<dyn JobLogs>,
-    events: Arc<dyn JobEvents>,
     options: Options,
     wake: Arc<Notify>,
     /// The instance types on sale, read once.
@@ -71,6 +70,8 @@ pub struct Batch {
     hosts: Mutex<HashMap<String, scheduler::LiveHost>>,
     /// Jobs whose process runs on this node: a stop request reaches them here.
     running: Mutex<HashMap<String, watch::Sender<Option<run::Stop>>>>,
+    /// State-change events on their way to EventBridge, in order (see [`Batch::emit`]).
+    outgoing: std::sync::mpsc::SyncSender<(String, Value)>,
     /// nimbus is stopping: attempts cut short now are settled at the next start, not recorded.
     stopping: std::sync::atomic::AtomicBool,
     /// A job finished since the scheduler last looked at dependencies (set at start).
@@ -96,13 +97,26 @@ impl Batch {
         options: Options,
     ) -> Result<Arc<Batch>, String> {
         let db = database.open(&SCHEMA).map_err(|e| e.to_string())?;
+        let (outgoing, queued) = std::sync::mpsc::sync_channel::<(String, Value)>(4096);
+        let sink = events.clone();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        std::thread::Builder::new()
+            .name("batch-events".into())
+            .spawn(move || {
+                // EventBridge may open on the first event, and opening starts its tasks.
+                let _entered = runtime.as_ref().map(|r| r.enter());
+                for (arn, detail) in queued {
+                    sink.put("Batch Job State Change", vec![arn], detail);
+                }
+            })
+            .map_err(|e| e.to_string())?;
         let batch = Arc::new(Batch {
+            outgoing,
             store: Store { db },
             identity,
             clock,
             capacity,
             logs,
-            events,
             options,
             wake: Arc::new(Notify::new()),
             catalog: std::sync::OnceLock::new(),
