@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod batch_wiring;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -429,7 +430,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EC2: {error}");
         }
     }
-    let batch = batch_service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
+    let batch =
+        batch_wiring::service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
     let _ = event_targets.batch.set(batch.clone());
     // Jobs queued or running, or instances held, when nimbus stopped: settled from the start.
     if nimbus_batch::Batch::has_work(&database) {
@@ -575,68 +577,6 @@ fn kinesis_service(
         wiring::wake_kinesis_readers(cluster, kinesis.clone());
     }
     kinesis
-}
-
-/// Batch, opened by its first request (or at start when it holds unfinished work), placing jobs
-/// on EC2's instances. With several nodes the one holding the `batch` lease schedules; the
-/// others wake it when they accept a job.
-fn batch_service(
-    args: &UpArgs,
-    database: &Database,
-    cluster: Option<&Arc<Cluster>>,
-    clock: Arc<dyn Clock>,
-    ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
-    log_sink: &Arc<logs_home::LogsSink>,
-    events: &Arc<lazy::Lazy<EventBridge>>,
-) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
-    let capacity: Arc<dyn nimbus_batch::Capacity> =
-        Arc::new(wiring::BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
-    let logs: Arc<dyn nimbus_batch::JobLogs> = Arc::new(wiring::BatchLogs(log_sink.clone()));
-    let sink: Arc<dyn nimbus_batch::JobEvents> = Arc::new(wiring::BatchEvents { events: events.clone() });
-    let leader = cluster.cloned().map(|cluster| {
-        let expiry = cluster.expiry();
-        Arc::new(move || cluster.try_lease("batch", expiry).unwrap_or(false))
-            as Arc<dyn Fn() -> bool + Send + Sync>
-    });
-    let announce = cluster
-        .cloned()
-        .map(|cluster| Arc::new(move || cluster.notify("batch")) as Arc<dyn Fn() + Send + Sync>);
-    let options = nimbus_batch::Options {
-        data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("batch"),
-        idle_seconds: args.batch_idle_seconds,
-        leader,
-        announce,
-    };
-    let (database, identity) = (database.clone(), identity_of(args));
-    let batch = lazy::Lazy::with_paths("batch", Protocol::RestJson, nimbus_batch::ADMIN_PREFIX, move || {
-        nimbus_batch::Batch::open(
-            &database,
-            identity.clone(),
-            clock.clone(),
-            capacity.clone(),
-            logs.clone(),
-            sink.clone(),
-            options.clone(),
-        )
-    });
-    if let Some(cluster) = cluster {
-        let mut changes = cluster.subscribe();
-        let woken = batch.clone();
-        tokio::spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(topic) if topic == "batch" || topic == "*" => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-                if let Some(batch) = woken.opened() {
-                    batch.wake();
-                }
-            }
-        });
-    }
-    batch
 }
 
 type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);

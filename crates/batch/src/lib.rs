@@ -10,9 +10,11 @@ mod capacity;
 mod compute;
 #[cfg(test)]
 mod flow_tests;
+mod hosts;
 mod jobdefs;
 mod jobs;
 mod model;
+mod placement;
 mod queues;
 mod retry;
 mod run;
@@ -67,7 +69,7 @@ pub struct Batch {
     /// The instance types on sale, read once.
     catalog: std::sync::OnceLock<Arc<Vec<HostType>>>,
     /// Instances of this node's scheduler, with what is carved from them.
-    hosts: Mutex<HashMap<String, scheduler::LiveHost>>,
+    hosts: Mutex<HashMap<String, hosts::LiveHost>>,
     /// Jobs whose process runs on this node: a stop request reaches them here.
     running: Mutex<HashMap<String, watch::Sender<Option<run::Stop>>>>,
     /// State-change events on their way to EventBridge, in order (see [`Batch::emit`]).

@@ -1,7 +1,7 @@
 use serde_json::json;
 
+use crate::placement::{candidates, choose_type, Blocked};
 use crate::retry::{glob, should_retry, substitute};
-use crate::scheduler::{candidates, choose_type, Blocked};
 use crate::HostType;
 
 fn kind(name: &str, vcpus: u32, memory_mib: u64, price: f64) -> HostType {
