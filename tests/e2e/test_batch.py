@@ -425,6 +425,13 @@ def test_definitions_revisions_queues_and_environments_follow_aws_rules(batch):
     assert {(d["revision"], d["status"]) for d in described} == {(1, "INACTIVE"), (2, "ACTIVE")}
     env = make_env(batch, f"rules-{uuid.uuid4().hex[:6]}")
     queue_name = make_queue(batch, env)
+    queue_arn = batch.describe_job_queues(jobQueues=[queue_name])["jobQueues"][0]["jobQueueArn"]
+    batch.tag_resource(resourceArn=queue_arn, tags={"team": "data", "env": "test"})
+    batch.untag_resource(resourceArn=queue_arn, tagKeys=["env"])
+    assert batch.list_tags_for_resource(resourceArn=queue_arn)["tags"] == {"team": "data"}
+    assert batch.list_tags_for_resource(resourceArn=second["jobDefinitionArn"])["tags"] == {}
+    with pytest.raises(batch.exceptions.ClientException):
+        batch.list_tags_for_resource(resourceArn=queue_arn + "-nope")
     with pytest.raises(batch.exceptions.ClientException):
         batch.delete_compute_environment(computeEnvironment=env)
     with pytest.raises(batch.exceptions.ClientException):

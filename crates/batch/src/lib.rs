@@ -213,6 +213,60 @@ impl Batch {
         }
     }
 
+    /// TagResource (POST), UntagResource (DELETE) and ListTagsForResource (GET) on an
+    /// environment, queue, definition, scheduling policy or job.
+    fn tags(&self, method: &Method, arn: &str, body: &Value, keys: &[String]) -> Result<Value, AwsError> {
+        let missing = || client(format!("Resource {arn} does not exist"));
+        let kind = match arn.split(':').nth(5).and_then(|r| r.split('/').next()) {
+            Some("compute-environment") => Some(compute::KIND),
+            Some("job-queue") => Some(queues::KIND),
+            Some("job-definition") => Some(jobdefs::KIND),
+            Some("scheduling-policy") => Some(queues::POLICY),
+            Some("job") => None,
+            _ => return Err(missing()),
+        };
+        let apply = |tags: &mut serde_json::Map<String, Value>| -> Result<(), AwsError> {
+            if *method == Method::POST {
+                let new = body["tags"].as_object().ok_or_else(|| client("tags is required"))?;
+                if tags.len() + new.keys().filter(|k| !tags.contains_key(*k)).count() > 50 {
+                    return Err(client("A resource can have at most 50 tags"));
+                }
+                if new.keys().any(|k| k.starts_with("aws:")) {
+                    return Err(client("Tag keys beginning with aws: are reserved"));
+                }
+                tags.extend(new.clone());
+            } else if *method == Method::DELETE {
+                keys.iter().for_each(|k| drop(tags.remove(k)));
+            }
+            Ok(())
+        };
+        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tags = match kind {
+            Some(kind) => {
+                let mut doc: Value = self.store.get(kind, arn)?.ok_or_else(missing)?;
+                let mut tags = doc["tags"].as_object().cloned().unwrap_or_default();
+                apply(&mut tags)?;
+                if *method != Method::GET {
+                    doc["tags"] = Value::Object(tags.clone());
+                    self.store.put(kind, arn, &doc, self.now())?;
+                }
+                tags
+            }
+            None => {
+                let id = arn.rsplit('/').next().unwrap_or_default();
+                let mut job = self.store.job(id)?.filter(|j| j.job_arn == arn).ok_or_else(missing)?;
+                let mut tags = job.tags.clone().unwrap_or_default();
+                apply(&mut tags)?;
+                if *method != Method::GET {
+                    job.tags = Some(tags.clone());
+                    self.store.save_jobs(&[&job])?;
+                }
+                tags
+            }
+        };
+        Ok(if *method == Method::GET { json!({ "tags": tags }) } else { json!({}) })
+    }
+
     fn admin(&self, path: &str) -> Result<Value, AwsError> {
         match path {
             "jobs" => self.jobs_overview(),
@@ -279,10 +333,24 @@ impl Service for Batch {
                 return client(format!("nimbus's Batch serves /v1/<operation>, not {path}"))
                     .into_response(Protocol::RestJson);
             };
-            let op = op.trim_end_matches('/').to_ascii_lowercase();
-            if op.starts_with("tags/") {
-                return client("nimbus does not implement Batch's TagResource, UntagResource and ListTagsForResource yet (tags are taken at creation)").into_response(Protocol::RestJson);
+            if let Some(arn) = op.strip_prefix("tags/") {
+                let arn = nimbus_api::percent_decode(arn);
+                let keys: Vec<String> = request
+                    .uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("tagKeys="))
+                    .map(nimbus_api::percent_decode)
+                    .collect();
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or_else(|_| json!({}));
+                let method = request.method.clone();
+                return match tokio::task::block_in_place(|| self.tags(&method, &arn, &body, &keys)) {
+                    Ok(value) => json_response(value),
+                    Err(error) => error.into_response(Protocol::RestJson),
+                };
             }
+            let op = op.trim_end_matches('/').to_ascii_lowercase();
             let input: Value = if request.body.is_empty() {
                 json!({})
             } else {
