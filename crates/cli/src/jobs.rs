@@ -13,6 +13,9 @@ use crate::Common;
 pub struct JobsArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Redraw every second (arrays' progress live) until interrupted.
+    #[arg(long)]
+    pub watch: bool,
     /// Nothing, or `logs JOB_ID`.
     #[arg(num_args = 0..=2, value_names = ["logs", "JOB_ID"])]
     pub action: Vec<String>,
@@ -30,11 +33,16 @@ fn text(value: &Value) -> String {
 
 pub fn run(args: &JobsArgs, client: &Client, console: &Console) -> Result<(), Error> {
     match args.action.as_slice() {
-        [] => {
+        [] => loop {
             let raw = client.get_json("/_nimbus/batch/jobs")?;
             let out = if args.common.json { crate::pretty(&raw) } else { render(&raw, &console.stdout) };
-            crate::write_stdout(&out)
-        }
+            if !args.watch {
+                return crate::write_stdout(&out);
+            }
+            // Home and clear, then the table: a live view on a terminal.
+            crate::write_stdout(&format!("\x1b[H\x1b[2J{out}"))?;
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        },
         [verb, id] if verb == "logs" => logs(args, client, id),
         _ => Err(Error::Usage("nimbus jobs [logs JOB_ID]".into())),
     }
