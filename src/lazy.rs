@@ -19,6 +19,9 @@ pub struct Lazy<S> {
     paths: Option<&'static str>,
     open: Opener<S>,
     opened: OnceCell<Arc<S>>,
+    /// One opening at a time, whichever way it is asked for (a request's `get` and another
+    /// service's `get_blocking` at once would otherwise both open, and race on the migrations).
+    opening: std::sync::Mutex<Option<Arc<S>>>,
 }
 
 impl<S: Service> Lazy<S> {
@@ -29,7 +32,14 @@ impl<S: Service> Lazy<S> {
         protocol: Protocol,
         open: impl Fn() -> Result<Arc<S>, String> + Send + Sync + 'static,
     ) -> Arc<Lazy<S>> {
-        Arc::new(Lazy { name, protocol, paths: None, open: Box::new(open), opened: OnceCell::new() })
+        Arc::new(Lazy {
+            name,
+            protocol,
+            paths: None,
+            open: Box::new(open),
+            opened: OnceCell::new(),
+            opening: Default::default(),
+        })
     }
 
     /// As [`Lazy::new`], for a service that also answers nimbus's own paths under `prefix`
@@ -40,13 +50,20 @@ impl<S: Service> Lazy<S> {
         prefix: &'static str,
         open: impl Fn() -> Result<Arc<S>, String> + Send + Sync + 'static,
     ) -> Arc<Lazy<S>> {
-        Arc::new(Lazy { name, protocol, paths: Some(prefix), open: Box::new(open), opened: OnceCell::new() })
+        Arc::new(Lazy {
+            name,
+            protocol,
+            paths: Some(prefix),
+            open: Box::new(open),
+            opened: OnceCell::new(),
+            opening: Default::default(),
+        })
     }
 
     /// The service, opened now if it was not yet (on this worker thread, which hands its other
     /// tasks to the runtime meanwhile).
     pub async fn get(&self) -> Result<Arc<S>, String> {
-        let open = || async { tokio::task::block_in_place(|| (self.open)()) };
+        let open = || async { tokio::task::block_in_place(|| self.open_once()) };
         self.opened.get_or_try_init(open).await.cloned()
     }
 
@@ -55,12 +72,23 @@ impl<S: Service> Lazy<S> {
         if let Some(service) = self.opened() {
             return Ok(service.clone());
         }
-        let service = (self.open)()?;
+        let service = self.open_once()?;
         // Opened meanwhile by a request: use that one, so that there is one instance.
         match self.opened.set(service.clone()) {
             Ok(()) => Ok(service),
             Err(_) => Ok(self.opened.get().cloned().unwrap_or(service)),
         }
+    }
+
+    /// Opens the service, or hands out the one opened already.
+    fn open_once(&self) -> Result<Arc<S>, String> {
+        let mut opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(service) = opening.as_ref() {
+            return Ok(service.clone());
+        }
+        let service = (self.open)()?;
+        *opening = Some(service.clone());
+        Ok(service)
     }
 
     /// The service if something opened it already.

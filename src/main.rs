@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod batch_wiring;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -128,6 +129,10 @@ struct UpArgs {
     /// passing an instance's max price interrupt.
     #[arg(long, default_value_t = 0.0)]
     spot_interruption_rate: f64,
+    /// Seconds (nimbus's clock) a Batch instance stays idle before it is retired down to its
+    /// compute environment's `minvCpus` (unless `minScaleDownDelayMinutes` says otherwise).
+    #[arg(long, default_value_t = 300)]
+    batch_idle_seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -307,15 +312,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let event_targets = Arc::new(wiring::EventTargets {
+        lambda: lambda.clone(),
+        sqs: sqs.clone(),
+        sns: sns.clone(),
+        kinesis: kinesis.clone(),
+        batch: std::sync::OnceLock::new(),
+    });
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
-        let targets = Arc::new(wiring::EventTargets {
-            lambda: lambda.clone(),
-            sqs: sqs.clone(),
-            sns: sns.clone(),
-            kinesis: kinesis.clone(),
-        });
+        let targets = event_targets.clone();
         lazy::Lazy::new("events", Protocol::Json, move || {
             let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
             EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
@@ -423,6 +430,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EC2: {error}");
         }
     }
+    let batch =
+        batch_wiring::service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
+    let _ = event_targets.batch.set(batch.clone());
+    // Jobs queued or running, or instances held, when nimbus stopped: settled from the start.
+    if nimbus_batch::Batch::has_work(&database) {
+        if let Err(error) = batch.get().await {
+            eprintln!("nimbus: cannot open Batch: {error}");
+        }
+    }
     let admin = Arc::new(admin::Admin {
         clock,
         virtual_clock,
@@ -466,6 +482,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Arc::new(wiring::GatewayV2(apigateway)),
         ec2.clone(),
         autoscaling,
+        batch.clone(),
         iam,
         sts,
         s3,
@@ -513,6 +530,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let cut = engine.shutdown(Duration::from_millis(200)).await;
     if cut > 0 {
         eprintln!("nimbus: stopped {cut} invocation(s) still running after the grace period");
+    }
+    if let Some(batch) = batch.opened() {
+        batch.shutdown();
     }
     if let Some(ec2) = ec2.opened() {
         ec2.shutdown().await;

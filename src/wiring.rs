@@ -282,6 +282,8 @@ pub struct EventTargets {
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
     pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    /// Set once Batch is made (it is made after EventBridge).
+    pub batch: std::sync::OnceLock<Arc<Lazy<nimbus_batch::Batch>>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -312,9 +314,40 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 let key = options.partition_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 kinesis.put_record(arn, &key, payload.as_bytes()).map(drop).map_err(|e| e.message)
             }
+            "batch" => {
+                let batch = self.batch.get().ok_or("Batch is not wired")?.get_blocking()?;
+                batch.submit_from_target(arn, &batch_request(payload)).map(drop)
+            }
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }
+}
+
+/// SubmitJob's input from a Batch target's delivery: a Scheduler `aws-sdk:batch:submitJob`
+/// call as given, or a rule target's `BatchParameters` with the `Parameters` and
+/// `ContainerOverrides` of its input.
+fn batch_request(payload: &str) -> Value {
+    let delivered: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+    if let Some(call) = delivered.get("submitJob") {
+        return call.clone();
+    }
+    let parameters = &delivered["batchParameters"];
+    let input = &delivered["input"];
+    let mut request = serde_json::json!({
+        "JobDefinition": parameters["JobDefinition"],
+        "JobName": parameters["JobName"],
+    });
+    for (key, value) in [
+        ("ArrayProperties", &parameters["ArrayProperties"]),
+        ("RetryStrategy", &parameters["RetryStrategy"]),
+        ("Parameters", &input["Parameters"]),
+        ("ContainerOverrides", &input["ContainerOverrides"]),
+    ] {
+        if !value.is_null() {
+            request[key] = value.clone();
+        }
+    }
+    request
 }
 
 /// Lambda's destinations beyond functions and queues: an EventBridge event bus receives the

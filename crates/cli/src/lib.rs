@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod functions;
 pub mod http;
 pub mod invoke;
+pub mod jobs;
 pub mod json;
 pub mod logs;
 pub mod package;
@@ -64,6 +65,9 @@ pub enum ClientCommand {
     Stacks(deploy::StacksArgs),
     /// Delete a stack and wait until it is gone.
     Delete(deploy::DeleteArgs),
+    /// Batch queues with their jobs by state and the latest jobs; `nimbus jobs logs JOB` prints
+    /// a job's output.
+    Jobs(jobs::JobsArgs),
 }
 
 /// The options every client command takes.
@@ -95,6 +99,7 @@ impl ClientCommand {
             ClientCommand::Sync(args) => &args.common,
             ClientCommand::Stacks(args) => &args.common,
             ClientCommand::Delete(args) => &args.common,
+            ClientCommand::Jobs(args) => &args.common,
         }
     }
 }
@@ -125,6 +130,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             deploy::run_stacks(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
         ClientCommand::Delete(args) => deploy::run_delete(args, &client, &console),
+        ClientCommand::Jobs(args) => jobs::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

@@ -310,6 +310,12 @@ impl Ec2 {
         self.runner.exec(id, exec).await
     }
 
+    /// How much of its type an instance holds on this host (`--capacity scale=F`): a process's
+    /// own limits are divided by it as the instance's are.
+    pub fn scale(&self) -> f64 {
+        self.config.scale.max(1.0)
+    }
+
     /// Terminates an instance (as TerminateInstances).
     pub fn terminate(&self, id: &str) -> Result<(), AwsError> {
         let instance = self.instance(id)?.ok_or_else(|| crate::instances::not_found(&[id.to_owned()]))?;

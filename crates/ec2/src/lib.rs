@@ -47,7 +47,7 @@ use tokio::sync::watch;
 
 pub use crate::api::{Capacity, Launched, Lifecycle, ADMIN_PREFIX};
 pub use crate::autoscaling::AutoScaling;
-pub use crate::catalog::{Catalog, InstanceType, PRICE_SOURCE};
+pub use crate::catalog::{spot_price, Catalog, InstanceType, PRICE_SOURCE};
 pub use crate::model::{Instance, State};
 pub use crate::runner::{ApiAcceptor, Exec, Process};
 use crate::store::{Store, SCHEMA};

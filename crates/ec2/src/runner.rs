@@ -46,6 +46,12 @@ pub struct Exec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Limits of the process's own cgroup, below the instance's (a Batch job's memory and
+    /// vCPUs, already scaled as the instance is); None: the instance's.
+    pub memory_mib: Option<u64>,
+    pub cpu_millis: Option<u64>,
+    /// Host directories shown inside (only with namespaces; plain processes see the host).
+    pub mounts: Vec<Mount>,
 }
 
 /// A process started inside an instance: wait on `child` (then `release` it), read its output.
@@ -308,9 +314,14 @@ impl Runner {
             cwd: "/".into(),
             filesystem: Filesystem {
                 tmp_size_mb: if sandboxed { TMP_MB } else { 0 },
+                mounts: if sandboxed { exec.mounts } else { Vec::new() },
                 ..Filesystem::default()
             },
-            limits: Limits { memory_mb: live.memory_mib, pids: MAX_PIDS, cpu_millis: live.cpu_millis },
+            limits: Limits {
+                memory_mb: exec.memory_mib.map_or(live.memory_mib, |m| m.clamp(16, live.memory_mib)),
+                pids: MAX_PIDS,
+                cpu_millis: exec.cpu_millis.map_or(live.cpu_millis, |c| c.clamp(10, live.cpu_millis.max(10))),
+            },
             netns: live.netns.clone(),
             id: format!("ec2-{id}-exec-{}", uuid::Uuid::new_v4().simple()),
         };

@@ -173,12 +173,18 @@ async fn batch_launches_the_cheapest_fitting_type_and_runs_a_process_in_it() {
     assert_eq!(kind.arch(), "arm64");
     assert!(kind.vcpus >= 2 && kind.memory_mib >= 4096);
     until_state(&ec2, &launched.instance_id, State::Running).await;
-    let exec = Exec { program: "/bin/sh".into(), args: vec!["-c".into(), "exit 3".into()], env: Vec::new() };
+    let exec = Exec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), "exit 3".into()],
+        env: Vec::new(),
+        ..Exec::default()
+    };
     let process = ec2.exec(&launched.instance_id, exec).await.unwrap();
     let status = process.child.wait().await.unwrap();
     process.child.release();
     assert_eq!(status.code(), Some(3));
-    let sleeper = Exec { program: "/bin/sleep".into(), args: vec!["30".into()], env: Vec::new() };
+    let sleeper =
+        Exec { program: "/bin/sleep".into(), args: vec!["30".into()], env: Vec::new(), ..Exec::default() };
     let process = ec2.exec(&launched.instance_id, sleeper).await.unwrap();
     ec2.terminate(&launched.instance_id).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await.unwrap().unwrap();

@@ -459,6 +459,16 @@ fn payload(target: &Value, event: &Value, rule_arn: &str, rule_name: &str) -> St
     event.to_string()
 }
 
+/// A Batch job queue target: its `BatchParameters` travel with the payload (the event, or the
+/// target's input, whose `Parameters` and `ContainerOverrides` the job takes).
+fn batch_payload(target: &Value, payload: String) -> String {
+    if !target["Arn"].as_str().is_some_and(|arn| arn.contains(":job-queue/")) {
+        return payload;
+    }
+    let input: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+    serde_json::json!({ "batchParameters": target["BatchParameters"], "input": input }).to_string()
+}
+
 /// One outbox delivery per target of the rule, for `event`.
 pub fn enqueue_for_rule(
     events: &EventBridge,
@@ -477,7 +487,7 @@ pub fn enqueue_for_rule(
             .or_else(|| event["id"].as_str().map(str::to_owned));
         let delivery = Delivery {
             arn: target["Arn"].as_str().unwrap_or_default().to_owned(),
-            payload: payload(&target, event, &arn, rule),
+            payload: batch_payload(&target, payload(&target, event, &arn, rule)),
             message_group_id: target["SqsParameters"]["MessageGroupId"].as_str().map(str::to_owned),
             partition_key,
             source_arn: arn.clone(),

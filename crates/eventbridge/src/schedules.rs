@@ -126,7 +126,8 @@ pub fn next_fire(schedule: &Value, after: i64) -> Option<i64> {
 }
 
 /// The universal targets nimbus serves: `arn:aws:scheduler:::aws-sdk:<service>:<action>`.
-const UNIVERSAL: &[&str] = &["sqs:sendMessage", "lambda:invoke", "sns:publish", "kinesis:putRecord"];
+const UNIVERSAL: &[&str] =
+    &["sqs:sendMessage", "lambda:invoke", "sns:publish", "kinesis:putRecord", "batch:submitJob"];
 
 fn check_target(target: &Value) -> Result<(), AwsError> {
     let arn = target["Arn"].as_str().ok_or_else(|| validation("Target Arn is required."))?;
@@ -476,6 +477,15 @@ pub fn delivery(events: &EventBridge, schedule: &Value, scheduled_ms: i64, now: 
                 (function, call.get("Payload").map_or("{}".to_owned(), |_| json_text("Payload")))
             }
             "sns:publish" => (text("TopicArn").unwrap_or_default(), json_text("Message")),
+            "batch:submitJob" => {
+                let queue = text("JobQueue").unwrap_or_default();
+                let queue = if queue.starts_with("arn:") {
+                    queue
+                } else {
+                    format!("arn:aws:batch:{region_account}:job-queue/{queue}")
+                };
+                (queue, json!({ "submitJob": call }).to_string())
+            }
             _ => {
                 partition_key = text("PartitionKey");
                 let stream = text("StreamARN").unwrap_or_else(|| {

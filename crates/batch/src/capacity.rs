@@ -1,0 +1,112 @@
+//! What Batch needs from the engines beneath it, as small traits the integrator implements:
+//! instances to place jobs on (EC2), a place for jobs' output (CloudWatch Logs) and for their
+//! state changes (EventBridge). Batch imports no other service.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// An instance type Batch may launch.
+#[derive(Debug, Clone)]
+pub struct HostType {
+    pub name: String,
+    pub family: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub arch: String,
+    /// On-demand USD per hour.
+    pub price: f64,
+    /// Spot USD per hour now; None when the type is not sold as spot.
+    pub spot_price: Option<f64>,
+    pub bare_metal: bool,
+}
+
+/// What Batch asks for: a named type, on demand or spot.
+#[derive(Debug, Clone)]
+pub struct HostRequest {
+    pub instance_type: String,
+    pub spot: bool,
+    pub tags: Vec<(String, String)>,
+    pub region: String,
+}
+
+/// The life of a launched instance, as Batch hears it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostState {
+    Pending,
+    Running,
+    /// The two-minute notice of a spot interruption.
+    Interrupting,
+    /// Gone (terminated, stopped, interrupted), with EC2's state reason code.
+    Ended(String),
+}
+
+pub struct Host {
+    pub instance_id: String,
+    pub state: watch::Receiver<HostState>,
+}
+
+/// A job's process inside an instance.
+#[derive(Debug, Clone, Default)]
+pub struct JobExec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The job's own limits (its definition's vCPUs and MiB).
+    pub vcpus: f64,
+    pub memory_mib: u64,
+    /// (host path, path inside, writable).
+    pub mounts: Vec<(String, String, bool)>,
+}
+
+/// How a job's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub oom: bool,
+}
+
+pub struct JobProcess {
+    /// Output lines (stdout and stderr), closed when both end.
+    pub lines: mpsc::Receiver<String>,
+    pub exit: oneshot::Receiver<Exit>,
+    /// Sends a signal (15: SIGTERM, 9: SIGKILL) to the process.
+    pub signal: Box<dyn Fn(i32) + Send + Sync>,
+}
+
+pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<JobProcess, String>> + Send + 'a>>;
+
+pub trait Capacity: Send + Sync + 'static {
+    /// The instance types on sale.
+    fn catalog(&self) -> Vec<HostType>;
+    /// Launches one instance (stored pending when this returns).
+    fn launch(&self, request: &HostRequest) -> Result<Host, String>;
+    /// Starts a job's process in a running instance.
+    fn exec<'a>(&'a self, instance_id: &'a str, exec: JobExec) -> ExecFuture<'a>;
+    /// Terminates an instance (ignores one already gone).
+    fn terminate(&self, instance_id: &str);
+}
+
+/// Jobs' output: CloudWatch Logs `/aws/batch/job`.
+pub trait JobLogs: Send + Sync + 'static {
+    fn write(&self, group: &str, stream: &str, events: Vec<(i64, String)>);
+}
+
+/// "Batch Job State Change" events for EventBridge's default bus.
+pub trait JobEvents: Send + Sync + 'static {
+    fn put(&self, detail_type: &str, resources: Vec<String>, detail: Value);
+}
+
+/// Nothing beneath (unit tests): no instances, no logs, no events.
+pub struct Nothing;
+
+impl JobLogs for Nothing {
+    fn write(&self, _: &str, _: &str, _: Vec<(i64, String)>) {}
+}
+
+impl JobEvents for Nothing {
+    fn put(&self, _: &str, _: Vec<String>, _: Value) {}
+}

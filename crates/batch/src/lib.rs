@@ -1,0 +1,372 @@
+//! AWS Batch (REST-JSON, `2016-08-10`): compute environments that launch real instances
+//! through EC2 (on demand or spot), job queues, job definitions and jobs that run as processes
+//! inside those instances, with arrays, dependencies, retries, timeouts, spot interruptions and
+//! a checkpoint directory that survives attempts.
+//!
+//! State lives in the storage layer; the scheduler ([`scheduler`]) is woken by events (a
+//! submission, a process ending, an instance changing) and runs on one node at a time.
+
+mod capacity;
+mod compute;
+#[cfg(test)]
+mod flow_tests;
+mod hosts;
+mod jobdefs;
+mod jobs;
+mod model;
+mod placement;
+mod queues;
+mod retry;
+mod run;
+mod scheduler;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use hyper::{HeaderMap, Method, Uri};
+use nimbus_api::clock::Clock;
+use nimbus_api::{json_response, ApiRequest, AwsError, Identity, Protocol, Service, ServiceFuture};
+use nimbus_store::Database;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+pub use crate::capacity::{
+    Capacity, ExecFuture, Exit, Host, HostRequest, HostState, HostType, JobEvents, JobExec, JobLogs,
+    JobProcess, Nothing,
+};
+use crate::store::Store;
+pub use crate::store::SCHEMA;
+
+/// nimbus's own paths: `GET /_nimbus/batch/jobs` (what `nimbus jobs` shows).
+pub const ADMIN_PREFIX: &str = "/_nimbus/batch/";
+
+/// How Batch runs here.
+#[derive(Clone)]
+pub struct Options {
+    /// Checkpoint directories live under here.
+    pub data_dir: PathBuf,
+    /// Seconds (nimbus's clock) an instance stays idle before it is retired (down to
+    /// `minvCpus`), unless its compute environment sets `minScaleDownDelayMinutes`.
+    pub idle_seconds: u64,
+    /// Whether this node places jobs now (the scheduler's lease on PostgreSQL); None: always.
+    pub leader: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// Tells the other nodes that jobs changed (their scheduler wakes).
+    pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+pub struct Batch {
+    store: Store,
+    identity: Identity,
+    clock: Arc<dyn Clock>,
+    capacity: Arc<dyn Capacity>,
+    logs: Arc<dyn JobLogs>,
+    options: Options,
+    wake: Arc<Notify>,
+    /// The instance types on sale, read once.
+    catalog: std::sync::OnceLock<Arc<Vec<HostType>>>,
+    /// Instances of this node's scheduler, with what is carved from them.
+    hosts: Mutex<HashMap<String, hosts::LiveHost>>,
+    /// Jobs whose process runs on this node: a stop request reaches them here.
+    running: Mutex<HashMap<String, watch::Sender<Option<run::Stop>>>>,
+    /// State-change events on their way to EventBridge, in order (see [`Batch::emit`]).
+    outgoing: std::sync::mpsc::SyncSender<(String, Value)>,
+    /// nimbus is stopping: attempts cut short now are settled at the next start, not recorded.
+    stopping: std::sync::atomic::AtomicBool,
+    /// A job finished since the scheduler last looked at dependencies (set at start).
+    finished_since: std::sync::atomic::AtomicBool,
+    /// Read-modify-write of jobs, one at a time on this node.
+    jobs_lock: Mutex<()>,
+}
+
+pub(crate) fn client(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "ClientException", message.into())
+}
+
+impl Batch {
+    /// Opens (creating) Batch's tables; jobs left unfinished by a previous run are settled: those
+    /// that were running are found dead and retried by their strategy, queued ones run.
+    pub fn open(
+        database: &Database,
+        identity: Identity,
+        clock: Arc<dyn Clock>,
+        capacity: Arc<dyn Capacity>,
+        logs: Arc<dyn JobLogs>,
+        events: Arc<dyn JobEvents>,
+        options: Options,
+    ) -> Result<Arc<Batch>, String> {
+        let db = database.open(&SCHEMA).map_err(|e| e.to_string())?;
+        let (outgoing, queued) = std::sync::mpsc::sync_channel::<(String, Value)>(4096);
+        let sink = events.clone();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        std::thread::Builder::new()
+            .name("batch-events".into())
+            .spawn(move || {
+                // EventBridge may open on the first event, and opening starts its tasks.
+                let _entered = runtime.as_ref().map(|r| r.enter());
+                for (arn, detail) in queued {
+                    sink.put("Batch Job State Change", vec![arn], detail);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        let batch = Arc::new(Batch {
+            outgoing,
+            store: Store { db },
+            identity,
+            clock,
+            capacity,
+            logs,
+            options,
+            wake: Arc::new(Notify::new()),
+            catalog: std::sync::OnceLock::new(),
+            hosts: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            jobs_lock: Mutex::new(()),
+            finished_since: std::sync::atomic::AtomicBool::new(true),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(scheduler::run(Arc::downgrade(&batch)));
+        }
+        Ok(batch)
+    }
+
+    /// Whether Batch has work from the start (unfinished jobs, instances of its own).
+    pub fn has_work(database: &Database) -> bool {
+        if !database.has_schema(&SCHEMA) {
+            return false;
+        }
+        let Ok(db) = database.open(&SCHEMA) else { return false };
+        Store { db }.has_work().unwrap_or(false)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// nimbus is stopping (before EC2 ends the instances): running jobs stay RUNNING in the
+    /// store and are found dead, and retried, at the next start — as after a crash.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Wakes the scheduler (here, and on the node holding it).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn changed(&self) {
+        self.wake();
+        if let Some(announce) = &self.options.announce {
+            announce();
+        }
+    }
+
+    fn arn(&self, region: &str, kind: &str, name: &str) -> String {
+        format!("arn:aws:batch:{region}:{}:{kind}/{name}", self.identity.account)
+    }
+
+    /// SubmitJob for EventBridge rules' and Scheduler's targets: `request` is SubmitJob's input
+    /// as the SDKs spell it (`JobName`, `JobDefinition`, `ArrayProperties`, `Parameters` …); the
+    /// job goes to `queue` (a queue's ARN). Returns the job's id.
+    pub fn submit_from_target(&self, queue: &str, request: &Value) -> Result<String, String> {
+        let mut input = camel(request);
+        input["jobQueue"] = json!(queue);
+        let region = queue.split(':').nth(3).unwrap_or(&self.identity.region).to_owned();
+        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let submitted = self.submit_job(&region, &input).map_err(|e| format!("{}: {}", e.code, e.message))?;
+        Ok(submitted["jobId"].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn dispatch(&self, op: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
+        match op {
+            "createcomputeenvironment" => self.create_compute_environment(region, input),
+            "describecomputeenvironments" => self.describe_compute_environments(region, input),
+            "updatecomputeenvironment" => self.update_compute_environment(region, input),
+            "deletecomputeenvironment" => self.delete_compute_environment(region, input),
+            "createjobqueue" => self.create_job_queue(region, input),
+            "describejobqueues" => self.describe_job_queues(region, input),
+            "updatejobqueue" => self.update_job_queue(region, input),
+            "deletejobqueue" => self.delete_job_queue(region, input),
+            "createschedulingpolicy" => self.create_scheduling_policy(region, input),
+            "describeschedulingpolicies" => self.describe_scheduling_policies(input),
+            "listschedulingpolicies" => self.list_scheduling_policies(),
+            "updateschedulingpolicy" => self.update_scheduling_policy(input),
+            "deleteschedulingpolicy" => self.delete_scheduling_policy(input),
+            "registerjobdefinition" => self.register_job_definition(region, input),
+            "describejobdefinitions" => self.describe_job_definitions(region, input),
+            "deregisterjobdefinition" => self.deregister_job_definition(region, input),
+            "submitjob" => {
+                let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.submit_job(region, input)
+            }
+            "describejobs" => self.describe_jobs(input),
+            "listjobs" => self.list_jobs(region, input),
+            "canceljob" => self.cancel_job(input, false),
+            "terminatejob" => self.cancel_job(input, true),
+            other => Err(client(format!(
+                "nimbus does not implement the Batch operation {other} (see the README's Batch section)"
+            ))),
+        }
+    }
+
+    /// TagResource (POST), UntagResource (DELETE) and ListTagsForResource (GET) on an
+    /// environment, queue, definition, scheduling policy or job.
+    fn tags(&self, method: &Method, arn: &str, body: &Value, keys: &[String]) -> Result<Value, AwsError> {
+        let missing = || client(format!("Resource {arn} does not exist"));
+        let kind = match arn.split(':').nth(5).and_then(|r| r.split('/').next()) {
+            Some("compute-environment") => Some(compute::KIND),
+            Some("job-queue") => Some(queues::KIND),
+            Some("job-definition") => Some(jobdefs::KIND),
+            Some("scheduling-policy") => Some(queues::POLICY),
+            Some("job") => None,
+            _ => return Err(missing()),
+        };
+        let apply = |tags: &mut serde_json::Map<String, Value>| -> Result<(), AwsError> {
+            if *method == Method::POST {
+                let new = body["tags"].as_object().ok_or_else(|| client("tags is required"))?;
+                if tags.len() + new.keys().filter(|k| !tags.contains_key(*k)).count() > 50 {
+                    return Err(client("A resource can have at most 50 tags"));
+                }
+                if new.keys().any(|k| k.starts_with("aws:")) {
+                    return Err(client("Tag keys beginning with aws: are reserved"));
+                }
+                tags.extend(new.clone());
+            } else if *method == Method::DELETE {
+                keys.iter().for_each(|k| drop(tags.remove(k)));
+            }
+            Ok(())
+        };
+        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tags = match kind {
+            Some(kind) => {
+                let mut doc: Value = self.store.get(kind, arn)?.ok_or_else(missing)?;
+                let mut tags = doc["tags"].as_object().cloned().unwrap_or_default();
+                apply(&mut tags)?;
+                if *method != Method::GET {
+                    doc["tags"] = Value::Object(tags.clone());
+                    self.store.put(kind, arn, &doc, self.now())?;
+                }
+                tags
+            }
+            None => {
+                let id = arn.rsplit('/').next().unwrap_or_default();
+                let mut job = self.store.job(id)?.filter(|j| j.job_arn == arn).ok_or_else(missing)?;
+                let mut tags = job.tags.clone().unwrap_or_default();
+                apply(&mut tags)?;
+                if *method != Method::GET {
+                    job.tags = Some(tags.clone());
+                    self.store.save_jobs(&[&job])?;
+                }
+                tags
+            }
+        };
+        Ok(if *method == Method::GET { json!({ "tags": tags }) } else { json!({}) })
+    }
+
+    fn admin(&self, path: &str) -> Result<Value, AwsError> {
+        match path {
+            "jobs" => self.jobs_overview(),
+            other => Err(AwsError::new(404, "NotFound", format!("{ADMIN_PREFIX}{other} is not served"))),
+        }
+    }
+}
+
+/// An SDK-cased request (`JobName`) as the wire spells it (`jobName`); the keys of
+/// `Parameters` and `Tags` are the user's and stay.
+fn camel(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let mut chars = key.chars();
+                    let name = chars
+                        .next()
+                        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+                        .unwrap_or_default();
+                    let value =
+                        if key == "Parameters" || key == "Tags" { value.clone() } else { camel(value) };
+                    (name, value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(camel).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The region of a signed request (its credential scope), else nimbus's own.
+fn region_of(headers: &HeaderMap, default: &str) -> String {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    auth.split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split([',', ' ']).next())
+        .and_then(|c| {
+            let parts: Vec<&str> = c.split('/').collect();
+            (parts.len() == 5).then(|| parts[2].to_owned())
+        })
+        .unwrap_or_else(|| default.to_owned())
+}
+
+impl Service for Batch {
+    fn name(&self) -> &'static str {
+        "batch"
+    }
+
+    fn claims(&self, _method: &Method, uri: &Uri, _headers: &HeaderMap) -> bool {
+        uri.path().starts_with(ADMIN_PREFIX)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        Box::pin(async move {
+            let path = request.uri.path().to_owned();
+            if let Some(admin) = path.strip_prefix(ADMIN_PREFIX) {
+                return match tokio::task::block_in_place(|| self.admin(admin)) {
+                    Ok(value) => json_response(value),
+                    Err(error) => error.into_response(Protocol::RestJson),
+                };
+            }
+            let Some(op) = path.strip_prefix("/v1/") else {
+                return client(format!("nimbus's Batch serves /v1/<operation>, not {path}"))
+                    .into_response(Protocol::RestJson);
+            };
+            if let Some(arn) = op.strip_prefix("tags/") {
+                let arn = nimbus_api::percent_decode(arn);
+                let keys: Vec<String> = request
+                    .uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("tagKeys="))
+                    .map(nimbus_api::percent_decode)
+                    .collect();
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or_else(|_| json!({}));
+                let method = request.method.clone();
+                return match tokio::task::block_in_place(|| self.tags(&method, &arn, &body, &keys)) {
+                    Ok(value) => json_response(value),
+                    Err(error) => error.into_response(Protocol::RestJson),
+                };
+            }
+            let op = op.trim_end_matches('/').to_ascii_lowercase();
+            let input: Value = if request.body.is_empty() {
+                json!({})
+            } else {
+                match serde_json::from_slice(&request.body) {
+                    Ok(value @ Value::Object(_)) => value,
+                    _ => {
+                        return client("The request body is not a JSON object.")
+                            .into_response(Protocol::RestJson)
+                    }
+                }
+            };
+            let region = region_of(&request.headers, &self.identity.region);
+            match tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)) {
+                Ok(value) => json_response(value),
+                Err(error) => error.into_response(Protocol::RestJson),
+            }
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! Batch's place in nimbus: opened lazily (or at start when it holds unfinished work), its
+//! capacity EC2's instances, its jobs' output CloudWatch Logs, its state changes EventBridge
+//! events; with several nodes, the scheduler's lease and the wake-ups between nodes.
+
+use std::sync::Arc;
+
+use nimbus_api::clock::Clock;
+use nimbus_api::Protocol;
+use nimbus_eventbridge::EventBridge;
+use nimbus_store::{Cluster, Database};
+use serde_json::Value;
+
+use crate::lazy::{self, Lazy};
+use crate::logs_home;
+
+/// Batch, opened by its first request (or at start when it holds unfinished work), placing jobs
+/// on EC2's instances. With several nodes the one holding the `batch` lease schedules; the
+/// others wake it when they accept a job.
+pub fn service(
+    args: &crate::UpArgs,
+    database: &Database,
+    cluster: Option<&Arc<Cluster>>,
+    clock: Arc<dyn Clock>,
+    ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
+    log_sink: &Arc<logs_home::LogsSink>,
+    events: &Arc<lazy::Lazy<EventBridge>>,
+) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
+    let capacity: Arc<dyn nimbus_batch::Capacity> =
+        Arc::new(BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
+    let logs: Arc<dyn nimbus_batch::JobLogs> = Arc::new(BatchLogs(log_sink.clone()));
+    let sink: Arc<dyn nimbus_batch::JobEvents> = Arc::new(BatchEvents { events: events.clone() });
+    let leader = cluster.cloned().map(|cluster| {
+        let expiry = cluster.expiry();
+        Arc::new(move || cluster.try_lease("batch", expiry).unwrap_or(false))
+            as Arc<dyn Fn() -> bool + Send + Sync>
+    });
+    let announce = cluster
+        .cloned()
+        .map(|cluster| Arc::new(move || cluster.notify("batch")) as Arc<dyn Fn() + Send + Sync>);
+    let options = nimbus_batch::Options {
+        data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("batch"),
+        idle_seconds: args.batch_idle_seconds,
+        leader,
+        announce,
+    };
+    let (database, identity) = (database.clone(), crate::identity_of(args));
+    let batch = lazy::Lazy::with_paths("batch", Protocol::RestJson, nimbus_batch::ADMIN_PREFIX, move || {
+        nimbus_batch::Batch::open(
+            &database,
+            identity.clone(),
+            clock.clone(),
+            capacity.clone(),
+            logs.clone(),
+            sink.clone(),
+            options.clone(),
+        )
+    });
+    if let Some(cluster) = cluster {
+        let mut changes = cluster.subscribe();
+        let woken = batch.clone();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(topic) if topic == "batch" || topic == "*" => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+                if let Some(batch) = woken.opened() {
+                    batch.wake();
+                }
+            }
+        });
+    }
+    batch
+}
+
+/// Batch's capacity is EC2's: instance types from its catalog, instances launched and
+/// followed through its Rust API, a job's process started inside its instance with the job's
+/// own limits (scaled as the instance is).
+pub struct BatchCapacity {
+    pub ec2: Arc<Lazy<nimbus_ec2::Ec2>>,
+    pub clock: Arc<dyn nimbus_api::clock::Clock>,
+}
+
+fn host_state(lifecycle: &nimbus_ec2::Lifecycle) -> nimbus_batch::HostState {
+    match lifecycle {
+        nimbus_ec2::Lifecycle::Pending => nimbus_batch::HostState::Pending,
+        nimbus_ec2::Lifecycle::Running => nimbus_batch::HostState::Running,
+        nimbus_ec2::Lifecycle::Interrupting { .. } => nimbus_batch::HostState::Interrupting,
+        nimbus_ec2::Lifecycle::Ended { reason, .. } => nimbus_batch::HostState::Ended(reason.clone()),
+    }
+}
+
+impl nimbus_batch::Capacity for BatchCapacity {
+    fn catalog(&self) -> Vec<nimbus_batch::HostType> {
+        let now = self.clock.now_ms();
+        nimbus_ec2::Catalog::get()
+            .types
+            .iter()
+            .filter_map(|t| {
+                Some(nimbus_batch::HostType {
+                    name: t.name.clone(),
+                    family: t.family().to_owned(),
+                    vcpus: t.vcpus,
+                    memory_mib: t.memory_mib,
+                    arch: t.arch().to_owned(),
+                    price: t.price?,
+                    spot_price: t
+                        .spot_supported()
+                        .then(|| nimbus_ec2::spot_price(t, "us-east-1a", now))
+                        .flatten(),
+                    bare_metal: t.bare_metal,
+                })
+            })
+            .collect()
+    }
+
+    fn launch(&self, request: &nimbus_batch::HostRequest) -> Result<nimbus_batch::Host, String> {
+        let ec2 = self.ec2.get_blocking()?;
+        let launched = ec2
+            .launch(nimbus_ec2::Capacity {
+                instance_type: Some(request.instance_type.clone()),
+                spot: request.spot,
+                tags: request.tags.clone(),
+                region: Some(request.region.clone()),
+                ..Default::default()
+            })
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let mut lifecycle = launched.lifecycle;
+        let (sender, state) = tokio::sync::watch::channel(host_state(&lifecycle.borrow()));
+        tokio::spawn(async move {
+            loop {
+                let now = host_state(&lifecycle.borrow_and_update());
+                let ended = matches!(now, nimbus_batch::HostState::Ended(_));
+                sender.send_replace(now);
+                if ended || lifecycle.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(nimbus_batch::Host { instance_id: launched.instance_id, state })
+    }
+
+    fn exec<'a>(&'a self, instance_id: &'a str, exec: nimbus_batch::JobExec) -> nimbus_batch::ExecFuture<'a> {
+        Box::pin(async move {
+            let ec2 = self.ec2.get().await?;
+            let scale = ec2.scale();
+            let mounts = exec
+                .mounts
+                .into_iter()
+                .map(|(source, target, writable)| nimbus_sandbox::Mount {
+                    source: source.into(),
+                    target: target.into(),
+                    writable,
+                })
+                .collect();
+            let process = ec2
+                .exec(
+                    instance_id,
+                    nimbus_ec2::Exec {
+                        program: exec.program.into(),
+                        args: exec.args,
+                        env: exec.env,
+                        memory_mib: Some(((exec.memory_mib as f64) / scale).ceil() as u64),
+                        cpu_millis: Some(((exec.vcpus * 1000.0) / scale).round() as u64),
+                        mounts,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let (lines_tx, lines) = tokio::sync::mpsc::channel(1024);
+            for stream in [process.stdout, process.stderr] {
+                let lines_tx = lines_tx.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncBufReadExt;
+                    let mut reader = tokio::io::BufReader::new(stream).lines();
+                    while let Ok(Some(line)) = reader.next_line().await {
+                        if lines_tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            let (exit_tx, exit) = tokio::sync::oneshot::channel();
+            let child = process.child;
+            let waiting = child.clone();
+            tokio::spawn(async move {
+                use std::os::unix::process::ExitStatusExt;
+                let status = waiting.wait().await;
+                let oom = waiting.oom_killed();
+                waiting.kill();
+                waiting.release();
+                let exit = match status {
+                    Ok(status) => nimbus_batch::Exit { code: status.code(), signal: status.signal(), oom },
+                    Err(_) => nimbus_batch::Exit { code: None, signal: Some(9), oom },
+                };
+                let _ = exit_tx.send(exit);
+            });
+            let signal = Box::new(move |signal: i32| {
+                if signal == libc::SIGKILL {
+                    child.kill();
+                } else {
+                    // SAFETY: kill(2) on the job's own process id; no memory is touched.
+                    unsafe {
+                        libc::kill(child.pid as i32, signal);
+                    }
+                }
+            });
+            Ok(nimbus_batch::JobProcess { lines, exit, signal })
+        })
+    }
+
+    fn terminate(&self, instance_id: &str) {
+        let ec2 = match self.ec2.get_blocking() {
+            Ok(ec2) => ec2,
+            Err(_) => return,
+        };
+        if let Err(error) = ec2.terminate(instance_id) {
+            if error.code != "InvalidInstanceID.NotFound" {
+                eprintln!("nimbus: batch: cannot terminate {instance_id}: {}", error.message);
+            }
+        }
+    }
+}
+
+/// Batch jobs' output goes to CloudWatch Logs like functions' output.
+pub struct BatchLogs(pub Arc<crate::logs_home::LogsSink>);
+
+impl nimbus_batch::JobLogs for BatchLogs {
+    fn write(&self, group: &str, stream: &str, events: Vec<(i64, String)>) {
+        use nimbus_functions::telemetry::{LogEvent, LogSink};
+        let events =
+            events.into_iter().map(|(timestamp_ms, message)| LogEvent { timestamp_ms, message }).collect();
+        self.0.append(group, stream, events);
+    }
+}
+
+/// "Batch Job State Change" events on the default bus (source `aws.batch`).
+pub struct BatchEvents {
+    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
+}
+
+impl nimbus_batch::JobEvents for BatchEvents {
+    fn put(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let put = self
+            .events
+            .get_blocking()
+            .and_then(|events| events.put_event("default", "aws.batch", detail_type, detail, resources));
+        if let Err(error) = put {
+            eprintln!("nimbus: batch: event {detail_type} not delivered to EventBridge: {error}");
+        }
+    }
+}
