@@ -210,7 +210,7 @@ impl Ecr {
         Ok(out)
     }
 
-    fn image_ids<'a>(input: &'a Input) -> Result<&'a Vec<Value>, AwsError> {
+    fn image_ids(input: &Input) -> Result<&Vec<Value>, AwsError> {
         input.get("imageIds").and_then(Value::as_array).ok_or_else(|| {
             invalid("1 validation error detected: Value null at 'imageIds' failed to satisfy constraint: Member must not be null")
         })

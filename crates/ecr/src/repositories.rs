@@ -196,7 +196,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), AwsError> {
     if reference::valid_repository(name) {
         return Ok(());
     }
-    Err(invalid(format!(
-        "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''"
-    )))
+    Err(invalid(
+        "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''",
+    ))
 }
