@@ -342,6 +342,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    lambda.set_images(Arc::new(wiring::LambdaImages(ecr.clone())));
     // Logs subscription filters invoke functions (on a node alone; see the README).
     if let Some(opened) = logs.local() {
         let subscriptions = wiring::LogSubscriptions {

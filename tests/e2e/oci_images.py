@@ -53,7 +53,8 @@ def busybox_layer() -> bytes:
     """/bin/busybox (Debian's static build) with sh, echo, cat and ls as links to it."""
     binary = BUSYBOX.read_bytes()
     entries = [("dir", "bin"), ("file", "bin/busybox", binary, 0o755)]
-    entries += [("symlink", f"bin/{tool}", "busybox") for tool in ("sh", "echo", "cat", "ls")]
+    tools = ("sh", "echo", "cat", "ls", "wget", "grep", "tr", "awk", "sed")
+    entries += [("symlink", f"bin/{tool}", "busybox") for tool in tools]
     entries += [("dir", "etc"), ("file", "etc/os-release", b"ID=nimbus-test\n")]
     return layer(entries)
 
@@ -153,6 +154,25 @@ def docker_save(image: Image, repo_tag: str) -> bytes:
         add(config_name, image.config)
         add("manifest.json", json.dumps([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layers}]).encode())
     return out.getvalue()
+
+
+# A Lambda runtime in busybox sh: the Runtime API loop with wget, answering each event with
+# the arguments the image was started with and the event itself.
+BOOTSTRAP = b"""#!/bin/sh
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  wget -q -S -O /tmp/event "$api/invocation/next" 2> /tmp/headers
+  id=$(grep -i 'Lambda-Runtime-Aws-Request-Id' /tmp/headers | tr -d '\\r' | awk '{print $2}')
+  wget -q -O /dev/null --post-data "{\\"args\\": \\"$*\\", \\"cwd\\": \\"$(pwd)\\", \\"event\\": $(cat /tmp/event)}" "$api/invocation/$id/response"
+done
+"""
+
+
+def lambda_image(architecture: str = "amd64") -> Image:
+    """busybox with the runtime loop above as its entrypoint."""
+    app = layer([("dir", "app"), ("file", "app/bootstrap", BOOTSTRAP, 0o755)])
+    config = {"Entrypoint": ["/bin/sh", "/app/bootstrap"], "Cmd": ["from-image"], "WorkingDir": "/app", "Env": ["PATH=/bin"]}
+    return Image([busybox_layer(), app], architecture=architecture, config=config)
 
 
 def have_busybox() -> bool:

@@ -1,0 +1,80 @@
+"""Lambda functions from container images (`PackageType: Image`): a busybox image whose
+entrypoint speaks the Runtime API with wget, imported into nimbus's registry, run in its own
+root inside the sandbox; GetFunction's ImageUri and ResolvedImageUri; AWS's errors for a
+missing image and an architecture the image lacks."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from oci_images import docker_save, have_busybox, lambda_image
+from support import ROLE, aws_client, unique_name
+
+needs_busybox = pytest.mark.skipif(not have_busybox(), reason="/bin/busybox missing (apt-get install busybox-static)")
+
+
+def import_image(server, name: str, image) -> str:
+    """Imports `image` as `name:v1`; returns the digest nimbus stored it under (a docker save
+    archive becomes an OCI manifest of its own)."""
+    request = urllib.request.Request(
+        f"{server.endpoint}/_nimbus/images/import?repository={name}&tag=v1",
+        data=docker_save(image, f"{name}:v1"),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        return json.loads(response.read())["imported"][0]["digest"]
+
+
+def image_uri(server, name: str) -> str:
+    return f"000000000000.dkr.ecr.us-east-1.localhost:{server.endpoint.rsplit(':', 1)[1]}/{name}:v1"
+
+
+@needs_busybox
+def test_a_function_from_an_image_answers_invokes(server):
+    if server.health()["isolation"] == "process":
+        pytest.skip("container image functions need namespaces (run as root)")
+    lam = aws_client("lambda", server.endpoint)
+    name = unique_name("imgfn").lower()
+    image = lambda_image()
+    digest = import_image(server, name, image)
+    uri = image_uri(server, name)
+    created = lam.create_function(
+        FunctionName=name, PackageType="Image", Code={"ImageUri": uri}, Role=ROLE,
+        ImageConfig={"Command": ["from-config"]},
+    )
+    assert created["PackageType"] == "Image"
+    assert "Runtime" not in created and "Handler" not in created
+    assert created["CodeSha256"] == digest.split(":")[1]
+    assert created["ImageConfigResponse"] == {"ImageConfig": {"Command": ["from-config"]}}
+    got = lam.get_function(FunctionName=name)
+    assert got["Code"]["RepositoryType"] == "ECR"
+    assert got["Code"]["ImageUri"] == uri
+    assert got["Code"]["ResolvedImageUri"] == uri.rsplit(":", 1)[0] + "@" + digest
+    answer = lam.invoke(FunctionName=name, Payload=json.dumps({"n": 1}))
+    body = json.loads(answer["Payload"].read())
+    assert "FunctionError" not in answer, body
+    assert body == {"args": "from-config", "cwd": "/app", "event": {"n": 1}}
+
+
+@needs_busybox
+def test_missing_images_and_architectures_answer_as_aws(server):
+    lam = aws_client("lambda", server.endpoint)
+    name = unique_name("imgerr").lower()
+    import_image(server, name, lambda_image("amd64"))
+    missing = image_uri(server, name).replace(":v1", ":nope")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
+        lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": missing}, Role=ROLE)
+    assert f"Source image {missing} does not exist. Provide a valid source image." in str(error.value)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
+        lam.create_function(
+            FunctionName=name, PackageType="Image", Code={"ImageUri": image_uri(server, name)}, Role=ROLE,
+            Architectures=["arm64"],
+        )
+    assert "is not supported" in str(error.value) and "linux/arm64" in str(error.value)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
+        lam.create_function(FunctionName=name, PackageType="Image", Code={"ZipFile": b"x"}, Role=ROLE)
+    assert "Please provide ImageUri" in str(error.value)
