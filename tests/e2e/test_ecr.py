@@ -288,3 +288,38 @@ def test_deleted_images_are_garbage_collected(server, ecr, tmp_path):
     # The deletion's own collection may have taken the root already.
     wait_until(lambda: not rootfs.exists(), what="the unreferenced root removed")
     assert rootfs.name not in json.loads(http(server.endpoint, "GET", "/_nimbus/images")[2])["roots"]
+
+
+def test_images_and_an_unfinished_upload_survive_a_restart(server_factory):
+    srv = server_factory()
+    ecr = aws_client("ecr", srv.endpoint)
+    name = repository(ecr)
+    image = Image([layer([("file", "kept", b"across restarts")])])
+    config_digest = json.loads(image.manifest)["config"]["digest"]
+    layer_digest = json.loads(image.manifest)["layers"][0]["digest"]
+    http(srv.endpoint, "POST", f"/v2/{name}/blobs/uploads/?digest={config_digest}", image.blobs[config_digest])
+    http(srv.endpoint, "POST", f"/v2/{name}/blobs/uploads/?digest={layer_digest}", image.blobs[layer_digest])
+    status, _, _ = http(srv.endpoint, "PUT", f"/v2/{name}/manifests/v1", image.manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert status == 201
+    # A chunked upload left half done.
+    _, headers, _ = http(srv.endpoint, "POST", f"/v2/{name}/blobs/uploads/")
+    location = headers["Location"]
+    half = os.urandom(1000)
+    status, _, _ = http(srv.endpoint, "PATCH", location, half[:400], {"Content-Range": "0-399"})
+    assert status == 202
+    srv.stop()
+    srv.start()
+    status, headers, body = http(srv.endpoint, "GET", f"/v2/{name}/manifests/v1")
+    assert (status, body, headers["Docker-Content-Digest"]) == (200, image.manifest, image.digest)
+    assert http(srv.endpoint, "GET", f"/v2/{name}/blobs/{layer_digest}")[2] == image.blobs[layer_digest]
+    status, _, _ = http(srv.endpoint, "PATCH", location, half[400:], {"Content-Range": "400-999"})
+    assert status == 202
+    status, _, body = http(srv.endpoint, "PUT", f"{location}?digest={digest_of(half)}")
+    assert status == 201, body
+    assert aws_client("ecr", srv.endpoint).describe_images(repositoryName=name)["imageDetails"][0]["imageTags"] == ["v1"]
+
+
+def digest_of(data: bytes) -> str:
+    from oci_images import digest
+
+    return digest(data)
