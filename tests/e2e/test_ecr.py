@@ -323,3 +323,50 @@ def digest_of(data: bytes) -> str:
     from oci_images import digest
 
     return digest(data)
+
+
+def test_ecrs_own_layer_upload_operations(server, ecr):
+    name = repository(ecr)
+    data = os.urandom(3000)
+    d = digest_of(data)
+    started = ecr.initiate_layer_upload(repositoryName=name)
+    upload = started["uploadId"]
+    assert started["partSize"] > 0
+    with pytest.raises(ecr.exceptions.EmptyUploadException):
+        ecr.complete_layer_upload(repositoryName=name, uploadId=upload, layerDigests=[d])
+    ecr.upload_layer_part(repositoryName=name, uploadId=upload, partFirstByte=0, partLastByte=999, layerPartBlob=data[:1000])
+    with pytest.raises(ecr.exceptions.InvalidLayerPartException):
+        ecr.upload_layer_part(repositoryName=name, uploadId=upload, partFirstByte=500, partLastByte=1499, layerPartBlob=data[500:1500])
+    part = ecr.upload_layer_part(repositoryName=name, uploadId=upload, partFirstByte=1000, partLastByte=2999, layerPartBlob=data[1000:])
+    assert part["lastByteReceived"] == 2999
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):
+        ecr.upload_layer_part(repositoryName=name, uploadId="nope", partFirstByte=0, partLastByte=0, layerPartBlob=b"x")
+    done = ecr.complete_layer_upload(repositoryName=name, uploadId=upload, layerDigests=[d])
+    assert done["layerDigest"] == d
+    checked = ecr.batch_check_layer_availability(repositoryName=name, layerDigests=[d, "sha256:" + "1" * 64])
+    assert checked["layers"] == [{"layerDigest": d, "layerAvailability": "AVAILABLE", "layerSize": 3000}]
+    assert checked["failures"][0]["failureCode"] == "MissingLayerDigest"
+    url = ecr.get_download_url_for_layer(repositoryName=name, layerDigest=d)["downloadUrl"]
+    assert url.endswith(f"/v2/{name}/blobs/{d}")
+    assert http(server.endpoint, "GET", f"/v2/{name}/blobs/{d}")[2] == data
+    with pytest.raises(ecr.exceptions.LayersNotFoundException):
+        ecr.get_download_url_for_layer(repositoryName=name, layerDigest="sha256:" + "1" * 64)
+    assert ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability="IMMUTABLE")["imageTagMutability"] == "IMMUTABLE"
+    assert ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["imageTagMutability"] == "IMMUTABLE"
+
+
+def test_immutable_tags_cannot_move(server, ecr):
+    name = unique_name("immutable").lower()
+    ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+    first = Image([layer([("file", "a", b"1")])])
+    second = Image([layer([("file", "a", b"2")])])
+    for image in (first, second):
+        for d, data in image.blobs.items():
+            if d != image.digest:
+                http(server.endpoint, "POST", f"/v2/{name}/blobs/uploads/?digest={d}", data)
+    ecr.put_image(repositoryName=name, imageManifest=first.manifest.decode(), imageTag="v1")
+    with pytest.raises(ecr.exceptions.ImageTagAlreadyExistsException) as error:
+        ecr.put_image(repositoryName=name, imageManifest=second.manifest.decode(), imageTag="v1")
+    assert f"The image tag 'v1' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable." in str(error.value)
+    status, _, body = http(server.endpoint, "PUT", f"/v2/{name}/manifests/v1", second.manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert (status, json.loads(body)["errors"][0]["code"]) == (400, "TAG_INVALID")

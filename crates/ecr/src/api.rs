@@ -88,6 +88,17 @@ impl Ecr {
             "GetLifecyclePolicy" => self.get_lifecycle_policy(region, &input, false),
             "DeleteLifecyclePolicy" => self.get_lifecycle_policy(region, &input, true),
             "TagResource" | "UntagResource" | "ListTagsForResource" => self.tags(&input, operation),
+            "BatchCheckLayerAvailability" => self.batch_check_layer_availability(region, &input),
+            "GetDownloadUrlForLayer" => self.get_download_url_for_layer(region, &input),
+            "InitiateLayerUpload" => self.initiate_layer_upload(region, &input),
+            "UploadLayerPart" => self.upload_layer_part(region, &input),
+            "CompleteLayerUpload" => self.complete_layer_upload(region, &input),
+            "PutImageTagMutability" => self.put_setting(region, &input, "imageTagMutability"),
+            "PutImageScanningConfiguration" => self.put_setting(region, &input, "imageScanningConfiguration"),
+            "DescribeRegistry" => Ok(json!({
+                "registryId": self.identity.account,
+                "replicationConfiguration": { "rules": [] },
+            })),
             _ => Err(AwsError::new(
                 400,
                 "UnknownOperationException",

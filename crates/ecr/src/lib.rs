@@ -7,6 +7,7 @@ mod admin;
 mod api;
 mod dist;
 mod errors;
+mod layers;
 mod repositories;
 
 use std::sync::Arc;
