@@ -168,10 +168,10 @@ done
 """
 
 
-def lambda_image(architecture: str = "amd64") -> Image:
+def lambda_image(architecture: str = "amd64", cmd: list[str] | None = None) -> Image:
     """busybox with the runtime loop above as its entrypoint."""
     app = layer([("dir", "app"), ("file", "app/bootstrap", BOOTSTRAP, 0o755)])
-    config = {"Entrypoint": ["/bin/sh", "/app/bootstrap"], "Cmd": ["from-image"], "WorkingDir": "/app", "Env": ["PATH=/bin"]}
+    config = {"Entrypoint": ["/bin/sh", "/app/bootstrap"], "Cmd": cmd or ["from-image"], "WorkingDir": "/app", "Env": ["PATH=/bin"]}
     return Image([busybox_layer(), app], architecture=architecture, config=config)
 
 

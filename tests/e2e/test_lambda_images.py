@@ -16,12 +16,12 @@ from support import ROLE, aws_client, unique_name
 needs_busybox = pytest.mark.skipif(not have_busybox(), reason="/bin/busybox missing (apt-get install busybox-static)")
 
 
-def import_image(server, name: str, image) -> str:
+def import_image(server, name: str, image, tag: str = "v1") -> str:
     """Imports `image` as `name:v1`; returns the digest nimbus stored it under (a docker save
     archive becomes an OCI manifest of its own)."""
     request = urllib.request.Request(
-        f"{server.endpoint}/_nimbus/images/import?repository={name}&tag=v1",
-        data=docker_save(image, f"{name}:v1"),
+        f"{server.endpoint}/_nimbus/images/import?repository={name}&tag={tag}",
+        data=docker_save(image, f"{name}:{tag}"),
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -58,6 +58,25 @@ def test_a_function_from_an_image_answers_invokes(server):
     body = json.loads(answer["Payload"].read())
     assert "FunctionError" not in answer, body
     assert body == {"args": "from-config", "cwd": "/app", "event": {"n": 1}}
+    published = lam.publish_version(FunctionName=name)["Version"]
+
+    # A new image by UpdateFunctionCode: new digest, new environments; the version keeps the old.
+    newer = lambda_image(cmd=["second-image"])
+    newer_digest = import_image(server, name, newer, tag="v2")
+    updated = lam.update_function_code(FunctionName=name, ImageUri=uri.replace(":v1", ":v2"))
+    assert updated["CodeSha256"] == newer_digest.split(":")[1]
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    body = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert body["args"] == "from-config", "ImageConfig overrides stay with the function"
+    # Without overrides the image's own Cmd runs.
+    cleared = lam.update_function_configuration(FunctionName=name, ImageConfig={})
+    assert "ImageConfigResponse" not in cleared
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    body = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert body["args"] == "second-image"
+    old = json.loads(lam.invoke(FunctionName=name, Qualifier=published, Payload=b"{}")["Payload"].read())
+    assert old["args"] == "from-config"
+    assert lam.get_function(FunctionName=name, Qualifier=published)["Code"]["ResolvedImageUri"].endswith(digest)
 
 
 @needs_busybox

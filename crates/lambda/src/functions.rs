@@ -87,11 +87,12 @@ impl Lambda {
         config.logging_config.log_group = format!("/aws/lambda/{}", config.function_name);
         let mut input_config = input.config;
         let layers = input_config.layers.take();
+        let image_config = input_config.image_config.take();
         apply_config(&mut config, input_config)?;
         self.apply_layers(&mut config, layers)?;
         let (code_hex, code_unzipped_size, image) = match image_uri {
             Some(uri) => {
-                let image_config = crate::images::image_config(input.image_config.as_ref())?;
+                let image_config = crate::images::image_config(image_config.as_ref())?;
                 let (hex, image) = self.resolve_image(&mut config, uri, image_config)?;
                 (hex, 0, Some(image))
             }
@@ -239,13 +240,18 @@ impl Lambda {
         let mut config = entry.stored.configuration.clone();
         let runtime_changed = input.runtime.as_ref().is_some_and(|r| *r != config.runtime);
         let layers = input.layers.take();
+        let mut image = entry.stored.image.clone();
+        if let (Some(given), Some(stored)) = (input.image_config.take(), image.as_mut()) {
+            stored.image_config = crate::images::image_config(Some(&given))?
+                .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+            config.image_config_response = stored.image_config.clone().map(|c| json!({ "ImageConfig": c }));
+        }
         apply_config(&mut config, input)?;
         self.apply_layers(&mut config, layers)?;
         self.check_total_size(&config, entry.stored.code_unzipped_size)?;
         if runtime_changed {
             self.check_host_runtime(&config.runtime).await?;
         }
-        let image = entry.stored.image.clone();
         self.commit_update(&entry, config, entry.code_hex.clone(), entry.stored.code_unzipped_size, image)
             .await
     }

@@ -146,6 +146,8 @@ pub struct ConfigInput {
     pub file_system_configs: Option<Vec<FileSystemConfig>>,
     pub layers: Option<Vec<String>>,
     pub revision_id: Option<String>,
+    /// Container image functions' `EntryPoint`, `Command`, `WorkingDirectory` overrides.
+    pub image_config: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,7 +168,6 @@ pub struct CreateFunctionInput {
     pub architectures: Option<Vec<String>>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    pub image_config: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
