@@ -19,6 +19,7 @@ mod roots;
 mod schema;
 pub mod unpack;
 mod uploads;
+mod zstd;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

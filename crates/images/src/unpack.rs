@@ -53,16 +53,14 @@ fn hostile(message: impl Into<String>) -> UnpackError {
     UnpackError::Hostile(message.into())
 }
 
-/// Applies one layer (a tar, gzip-compressed or not) onto `root`.
+/// Applies one layer (a tar: plain, gzip- or zstd-compressed) onto `root`.
 pub fn apply(root: &Path, layer: impl Read, limits: &Limits, budget: &mut Budget) -> Result<(), UnpackError> {
     let mut reader = BufReader::new(layer);
     let head = reader.fill_buf()?;
     let decoded: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(hostile(
-            "zstd-compressed layers are not supported by nimbus yet; push gzip or plain tar layers",
-        ));
+        Box::new(crate::zstd::Frames::new(reader))
     } else {
         Box::new(reader)
     };

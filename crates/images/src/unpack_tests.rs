@@ -176,3 +176,19 @@ fn resolve_never_leaves_the_root() {
     std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
     assert!(resolve(root, Path::new("loop/x")).is_err());
 }
+
+#[test]
+fn zstd_layers_of_several_frames_unpack() {
+    use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+    let tar = layer(&[E::Dir("etc"), E::File("etc/zstd", b"frames")]);
+    let (first, second) = tar.split_at(700);
+    let mut data = compress_to_vec(first, CompressionLevel::Fastest);
+    // A skippable frame between the two (as zstd:chunked writes its table of contents).
+    data.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+    data.extend_from_slice(&3u32.to_le_bytes());
+    data.extend_from_slice(b"toc");
+    data.extend_from_slice(&compress_to_vec(second, CompressionLevel::Fastest));
+    let dir = tempfile::tempdir().unwrap();
+    apply_all(dir.path(), &[data]).unwrap();
+    assert_eq!(fs::read(dir.path().join("etc/zstd")).unwrap(), b"frames");
+}
