@@ -60,7 +60,11 @@ impl Images {
             Ok::<_, ImageError>(doomed)
         })?;
         // The rows are gone first: a crash here leaves files no row names, never the reverse.
+        // A blob pushed again meanwhile has its row back and keeps its file.
         for (digest, size) in doomed {
+            if self.db.query_opt("SELECT 1 FROM blobs WHERE digest = ?1", &params![digest])?.is_some() {
+                continue;
+            }
             let _ = fs::remove_file(self.blob_path(&digest)?);
             report.blobs += 1;
             report.bytes += size;
