@@ -141,3 +141,27 @@ fn size(bytes: u64) -> String {
         b => format!("{b} B"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_images_and_imports() {
+        let listing = serde_json::json!({ "images": [
+            { "repository": "app", "uri": "000000000000.dkr.ecr.us-east-1.localhost:4566/app", "tags": ["v1", "latest"],
+              "digest": "sha256:0123456789abcdef0123", "size": 3 << 20 },
+            { "repository": "app", "uri": "000000000000.dkr.ecr.us-east-1.localhost:4566/app", "tags": [],
+              "digest": "sha256:fedcba", "size": 512 },
+        ], "roots": [] });
+        let text = render(&listing, &Style::PLAIN);
+        assert!(text.lines().nth(1).unwrap().contains("v1,latest"));
+        assert!(text.contains("sha256:0123456789ab") && text.contains("3.0 MiB"));
+        assert!(text.lines().nth(2).unwrap().contains("<untagged>"));
+        assert!(render(&serde_json::json!({ "images": [] }), &Style::PLAIN).starts_with("no images"));
+        let imported =
+            serde_json::json!({ "imported": [{ "repository": "a/b", "tag": "t", "digest": "sha256:1" }] });
+        assert_eq!(super::imported(&imported, &Style::PLAIN), "imported a/b:t sha256:1\n");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -170,11 +170,16 @@ impl Images {
             fs::rename(&work, &target)?;
             Ok(())
         })();
+        // Another node sharing the blob directory may have unpacked the same chain first.
+        let raced = result.is_err() && target.is_dir();
         if result.is_err() {
             unpack::make_writable(&work);
             let _ = fs::remove_dir_all(&work);
         }
         self.unpacking.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        if raced {
+            return Ok(target);
+        }
         result.map(|()| target)
     }
 }
