@@ -6,6 +6,7 @@ missing image and an architecture the image lacks."""
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 
 import pytest
@@ -54,6 +55,9 @@ def test_a_function_from_an_image_answers_invokes(server):
     assert got["Code"]["RepositoryType"] == "ECR"
     assert got["Code"]["ImageUri"] == uri
     assert got["Code"]["ResolvedImageUri"] == uri.rsplit(":", 1)[0] + "@" + digest
+    listed = subprocess.run([str(server.binary), "functions", "--json", "--endpoint", server.endpoint],
+                            capture_output=True, text=True, check=True)
+    assert [f["runtime"] for f in json.loads(listed.stdout)["functions"] if f["name"] == name] == ["image"]
     answer = lam.invoke(FunctionName=name, Payload=json.dumps({"n": 1}))
     body = json.loads(answer["Payload"].read())
     assert "FunctionError" not in answer, body

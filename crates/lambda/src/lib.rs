@@ -301,7 +301,8 @@ impl Lambda {
                 let figures = self.engine.metrics_summary(function.name());
                 serde_json::json!({
                     "name": config.function_name,
-                    "runtime": config.runtime,
+                    // Container image functions have no runtime: `nimbus functions` says image.
+                    "runtime": if config.package_type == "Image" { "image" } else { config.runtime.as_str() },
                     "memory": config.memory_size,
                     "state": config.state,
                     "warm": stats.warm,
