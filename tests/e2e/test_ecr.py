@@ -370,3 +370,23 @@ def test_immutable_tags_cannot_move(server, ecr):
     assert f"The image tag 'v1' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable." in str(error.value)
     status, _, body = http(server.endpoint, "PUT", f"/v2/{name}/manifests/v1", second.manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert (status, json.loads(body)["errors"][0]["code"]) == (400, "TAG_INVALID")
+
+
+@needs_skopeo
+@pytest.mark.parametrize("transport", ["docker-archive", "oci-archive"])
+def test_import_archives_skopeo_writes(server, tmp_path, transport):
+    """The archive formats as real tools write them: skopeo's docker-archive (docker save's
+    format) and oci-archive (podman save --format oci-archive's)."""
+    name = unique_name(transport).lower()
+    image = Image([layer([("file", "made-by", transport.encode())])])
+    image_layout(tmp_path / "layout", image, "v1")
+    archive = tmp_path / "archive.tar"
+    reference = f"{name}:v1" if transport == "docker-archive" else "v1"
+    skopeo("copy", f"oci:{tmp_path / 'layout'}:v1", f"{transport}:{archive}:{reference}")
+    extra = [] if transport == "docker-archive" else ["--repository", name]
+    done = nimbus(server, "images", "import", str(archive), *extra)
+    assert done.returncode == 0, done.stderr
+    assert f"imported {name}:v1" in done.stdout
+    status, root = unpack(server, f"{name}:v1")
+    assert status == 200, root
+    assert (Path(root["rootfs"]) / "made-by").read_bytes() == transport.encode()
