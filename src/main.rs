@@ -208,6 +208,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = identity_of(&args);
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
+    let ecr = ecr_service(&state, address.port());
     let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
     let clock: Arc<dyn Clock> = match &virtual_clock {
         Some(clock) => clock.clone(),
@@ -348,6 +349,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events.clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
+    lambda.set_images(Arc::new(wiring::LambdaImages(ecr.clone())));
     // Logs subscription filters invoke functions (on a node alone; see the README).
     if let Some(opened) = logs.local() {
         let subscriptions = wiring::LogSubscriptions {
@@ -485,6 +487,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         batch.clone(),
         iam,
         sts,
+        ecr,
         s3,
     ];
 
@@ -577,6 +580,17 @@ fn kinesis_service(
         wiring::wake_kinesis_readers(cluster, kinesis.clone());
     }
     kinesis
+}
+
+/// ECR and its registry (`/v2/`), with the image store under them, opened by their first
+/// request (or a `nimbus images` command).
+fn ecr_service(state: &State<'_>, port: u16) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
+    let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
+    lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+        let options = nimbus_images::Options::new(&identity.region, &identity.account);
+        let images = nimbus_images::Images::open(&database, &blobs, options).map_err(|e| e.to_string())?;
+        Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port))
+    })
 }
 
 type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);

@@ -732,3 +732,25 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
         })
     }
 }
+
+/// Lambda's container image functions run from the image store under ECR (opened on first use).
+pub struct LambdaImages(pub Arc<crate::lazy::Lazy<nimbus_ecr::Ecr>>);
+
+impl nimbus_lambda::images::ImageStore for LambdaImages {
+    fn resolve(&self, uri: &str, architecture: &str) -> Result<nimbus_lambda::images::ResolvedImage, String> {
+        let ecr = self.0.get_blocking()?;
+        let root = ecr.images().root_for(uri, architecture).map_err(|e| e.to_string())?;
+        let config = root.config.clone();
+        Ok(nimbus_lambda::images::ResolvedImage {
+            rootfs: root.rootfs.clone(),
+            resolved_uri: root.resolved.clone(),
+            digest: root.digest.clone(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
+            env: config.env.unwrap_or_default(),
+            working_dir: config.working_dir,
+            architecture: root.architecture.clone(),
+            hold: Box::new(root),
+        })
+    }
+}

@@ -20,6 +20,10 @@ use crate::{ApiRequest, ApiResponse, AwsError, Protocol};
 /// Larger than any AWS request body we accept (a 50 MB zip is ~67 MB as base64 JSON); services
 /// apply their own, smaller, limits with their own error messages.
 const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+/// A container registry's blob upload carries a whole layer in one body (docker and skopeo send
+/// each layer in one `PATCH`), an image import a whole image; bodies are read whole, so this
+/// bounds one upload's memory.
+const MAX_REGISTRY_BODY_BYTES: usize = 1024 * 1024 * 1024;
 
 pub(crate) struct Router {
     pub(crate) services: Vec<Arc<dyn Service>>,
@@ -51,9 +55,12 @@ impl Router {
         let early =
             named.clone().or_else(|| claimed.map(|s| Target::of_service(s.name(), &head.uri, &head.headers)));
         let protocol = early.as_ref().map_or(Protocol::RestJson, |t| t.protocol);
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        let uploading = early.as_ref().is_some_and(|t| t.service.name() == "ecr")
+            && (head.uri.path().contains("/blobs/uploads") || head.uri.path() == "/_nimbus/images/import");
+        let limit = if uploading { MAX_REGISTRY_BODY_BYTES } else { MAX_BODY_BYTES };
+        let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(error) => return unreadable_body(&*error, protocol).into_response(protocol),
+            Err(error) => return unreadable_body(&*error, protocol, limit).into_response(protocol),
         };
         let named = named.or_else(|| Target::of_form(&head.uri, &head.headers, &body));
         let service = match &named {
@@ -95,10 +102,10 @@ fn not_served(target: Option<&Target>) -> AwsError {
 
 /// A body too large is the caller's to shrink (413); one that cannot be read (malformed chunked
 /// encoding, a connection cut mid-body) is a bad request (400).
-fn unreadable_body(error: &(dyn std::error::Error + 'static), protocol: Protocol) -> AwsError {
+fn unreadable_body(error: &(dyn std::error::Error + 'static), protocol: Protocol, limit: usize) -> AwsError {
     let s3 = protocol == Protocol::RestXml;
     if error.downcast_ref::<LengthLimitError>().is_some() {
-        let message = format!("Request must be smaller than {MAX_BODY_BYTES} bytes");
+        let message = format!("Request must be smaller than {limit} bytes");
         let code = if s3 { "EntityTooLarge" } else { "RequestEntityTooLargeException" };
         return AwsError::new(413, code, message);
     }

@@ -147,6 +147,9 @@ impl Target {
             return by(|k| k.name == "apigateway")
                 .map(|service| Target { service, protocol: Protocol::RestJson });
         }
+        if is_registry(uri, headers) {
+            return by(|k| k.name == "ecr").map(|service| Target { service, protocol: Protocol::RestJson });
+        }
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let json_target = header("x-amz-target").map(|t| t.split_once('.').map_or(t, |(prefix, _)| prefix));
         let scope = header(AUTHORIZATION.as_str())
@@ -241,6 +244,30 @@ impl FrontDoor {
             _ => None,
         }
     }
+}
+
+/// A call of the OCI distribution API (what `docker push`, `skopeo` and `podman` send to a
+/// registry): unsigned, under `/v2/` with a registry resource in the path, or to an ECR
+/// registry host (`<account>.dkr.ecr.<region>.localhost`). API Gateway v2's own `/v2/apis`
+/// calls are signed and never match.
+fn is_registry(uri: &Uri, headers: &HeaderMap) -> bool {
+    let signed = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|auth| auth.starts_with("AWS4-"))
+        || headers.contains_key("x-amz-target")
+        || query_param(uri, "X-Amz-Credential").is_some();
+    let path = uri.path();
+    if signed || !(path == "/v2" || path.starts_with("/v2/")) {
+        return false;
+    }
+    let host = headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    path == "/v2/"
+        || path == "/v2"
+        || host.split(['.', ':']).nth(1) == Some("dkr") && host.contains(".ecr.")
+        || path.contains("/blobs/")
+        || path.contains("/manifests/")
+        || path.ends_with("/tags/list")
 }
 
 fn by(matches: impl Fn(&Known) -> bool) -> Option<Named> {
@@ -411,6 +438,23 @@ mod tests {
             matches!(FrontDoor::of(&uri, &HeaderMap::new()), Some(FrontDoor::Url { path, .. }) if path == "/")
         );
         assert_eq!(head(Method::GET, "/bucket/key", &[("host", "bucket.s3.localhost")]), None);
+    }
+
+    #[test]
+    fn registry_calls_go_to_ecr() {
+        assert_eq!(name(head(Method::GET, "/v2/", &[])), Some(("ecr".into(), Protocol::RestJson)));
+        let blob = head(Method::HEAD, "/v2/team/app/blobs/sha256:ab", &[("authorization", "Basic QVdTOng=")]);
+        assert_eq!(name(blob).unwrap().0, "ecr");
+        assert_eq!(name(head(Method::PUT, "/v2/app/manifests/v1", &[])).unwrap().0, "ecr");
+        let host = head(
+            Method::GET,
+            "/v2/app/tags/list",
+            &[("host", "000000000000.dkr.ecr.us-east-1.localhost:4566")],
+        );
+        assert_eq!(name(host).unwrap().0, "ecr");
+        let v2 = head(Method::GET, "/v2/apis", &[("authorization", &signed("apigateway"))]);
+        assert_eq!(name(v2).unwrap().0, "apigatewayv2");
+        assert_eq!(head(Method::GET, "/v2/some-key", &[]), None, "a bucket named v2");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod deploy;
 pub mod functions;
 pub mod http;
+pub mod images;
 pub mod invoke;
 pub mod jobs;
 pub mod json;
@@ -47,6 +48,8 @@ pub enum ClientCommand {
     Streams(streams::StreamsArgs),
     /// EventBridge scheduled rules and Scheduler schedules with their next fire times.
     Schedules(schedules::SchedulesArgs),
+    /// Images in nimbus's registry; `import FILE` brings in a docker save or OCI layout.
+    Images(images::ImagesArgs),
     /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
     Clock(schedules::ClockArgs),
     /// API Gateway stages and Lambda function URLs with their local URLs.
@@ -91,6 +94,7 @@ impl ClientCommand {
             ClientCommand::Schedules(args) => &args.common,
             ClientCommand::Streams(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
+            ClientCommand::Images(args) => &args.common,
             ClientCommand::Apis(args) => &args.common,
             ClientCommand::Instances(args) => &args.common,
             ClientCommand::Cost(args) => &args.common,
@@ -118,6 +122,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Clock(args) => {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
+        ClientCommand::Images(args) => images::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Apis(args) => apis::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Instances(args) => {
             capacity::run_instances(args, &client, &console).map(|()| ExitCode::SUCCESS)

@@ -382,7 +382,18 @@ impl Engine {
         let runtime = pool.spec.runtime.clone();
         let code_dir = pool.spec.code_dir.clone();
         let launch_inner = inner.clone();
+        let image = pool.spec.image.clone();
         let launch = tokio::task::spawn_blocking(move || {
+            if let Some(image) = image {
+                let prepared = image.prepare()?;
+                let launch = crate::runtimes::Launch {
+                    program: prepared.program.clone(),
+                    args: prepared.args.iter().map(Into::into).collect(),
+                    env: prepared.env.clone(),
+                    host_paths: Vec::new(),
+                };
+                return Ok((launch, Some(prepared)));
+            }
             let sandboxed = launch_inner.sandbox.isolation() == Isolation::Namespaces;
             let runtime_dir = &launch_inner.config.runtime_dir;
             let places = Places {
@@ -390,10 +401,10 @@ impl Engine {
                 task_root: if sandboxed { std::path::Path::new(TASK_ROOT) } else { &code_dir },
                 runtime_root: if sandboxed { std::path::Path::new(RUNTIME_ROOT) } else { runtime_dir },
             };
-            launch_inner.runtimes.launch(&runtime, &places)
+            launch_inner.runtimes.launch(&runtime, &places).map(|launch| (launch, None))
         })
         .await;
-        let launch = match launch {
+        let (launch, image) = match launch {
             Ok(Ok(launch)) => launch,
             Ok(Err(why)) => {
                 release(inner);
@@ -407,6 +418,7 @@ impl Engine {
         };
         let cx = StartContext {
             launch,
+            image,
             sandbox: &inner.sandbox,
             runtime_dir: &inner.config.runtime_dir,
             api_acceptor: Some(&inner.config.api_acceptor),

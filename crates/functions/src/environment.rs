@@ -38,6 +38,8 @@ pub struct Environment {
     tmp_dir: Option<PathBuf>,
     /// The environment's own network (its route outside ends when this is dropped).
     _network: Option<Network>,
+    /// A container image's root, held while the environment lives.
+    _image: Option<Box<dyn std::any::Any + Send + Sync>>,
     init_duration: Duration,
     /// AWS reports the init duration on the first invocation's REPORT line only.
     reported_init: AtomicBool,
@@ -55,6 +57,8 @@ struct Exit {
 /// Everything an environment needs besides its function.
 pub struct StartContext<'a> {
     pub launch: Launch,
+    /// A container image function's root (with `launch` from the image).
+    pub image: Option<crate::PreparedImage>,
     pub sandbox: &'a Arc<Sandbox>,
     /// Host directory of the runtime clients, seen as `/var/runtime` in a sandbox.
     pub runtime_dir: &'a Path,
@@ -112,7 +116,33 @@ impl Environment {
             }
         };
         let stream_name = logs::stream_name(&spec.version);
-        let (filesystem, cwd, tmp_dir, tmp_path) = if sandboxed {
+        if cx.image.is_some() && !sandboxed {
+            servers.iter().for_each(|s| s.abort());
+            let message = format!(
+                "RequestId: {} Error: container image functions run in nimbus's sandbox, and this nimbus runs plain processes (--isolation process, or no namespaces on this host)",
+                cx.request_id
+            );
+            return Err(StartError::Failed(InvokeResult::unhandled("Runtime.InvalidEntrypoint", &message)));
+        }
+        let (filesystem, cwd, tmp_dir, tmp_path) = if let Some(image) = &cx.image {
+            let mounts = spec
+                .shared_mounts
+                .iter()
+                .map(|(source, target)| Mount {
+                    source: source.clone(),
+                    target: target.clone(),
+                    writable: true,
+                })
+                .collect();
+            let filesystem = Filesystem {
+                mounts,
+                tmp_size_mb: u64::from(spec.ephemeral_mb),
+                resolv_conf: own.as_ref().and_then(|n: &Network| n.resolv_conf.clone()),
+                image_root: Some(image.rootfs.clone()),
+                ..Filesystem::default()
+            };
+            (filesystem, image.cwd.clone(), None, PathBuf::from("/tmp"))
+        } else if sandboxed {
             let mut mounts = vec![
                 Mount { source: spec.code_dir.clone(), target: TASK_ROOT.into(), writable: false },
                 Mount { source: cx.runtime_dir.to_owned(), target: RUNTIME_ROOT.into(), writable: false },
@@ -127,6 +157,7 @@ impl Environment {
                 tmp_size_mb: u64::from(spec.ephemeral_mb),
                 tmp_volume: None,
                 resolv_conf: own.as_ref().and_then(|n: &Network| n.resolv_conf.clone()),
+                image_root: None,
             };
             (filesystem, PathBuf::from(TASK_ROOT), None, PathBuf::from("/tmp"))
         } else {
@@ -138,7 +169,18 @@ impl Environment {
         let runtime_root = if sandboxed { Path::new(RUNTIME_ROOT) } else { cx.runtime_dir };
         let mut env =
             crate::env::lambda_variables(&spec, &address, &stream_name, task_root, runtime_root, &tmp_path);
-        env.extend(cx.launch.env);
+        if cx.image.is_some() {
+            // The image's own variables, under Lambda's (its PATH wins: its programs live there).
+            for (key, value) in cx.launch.env {
+                match env.iter_mut().find(|(k, _)| *k == key) {
+                    Some(existing) if key == "PATH" => existing.1 = value,
+                    Some(_) => {}
+                    None => env.push((key, value)),
+                }
+            }
+        } else {
+            env.extend(cx.launch.env);
+        }
         if !sandboxed {
             layer_paths_for_plain_process(&spec.layers, &mut env);
         }
@@ -202,6 +244,7 @@ impl Environment {
             servers,
             tmp_dir,
             _network: own,
+            _image: cx.image.map(|image| image.hold),
             init_duration: Duration::ZERO,
             reported_init: AtomicBool::new(false),
             last_used_ms: AtomicU64::new(0),

@@ -54,6 +54,27 @@ pub struct FunctionSpec {
     /// The function's reserved concurrency, shared by all its specs: at most this many of its
     /// invocations at once (across versions); 0 throttles every invocation; negative: none.
     pub reserved_concurrency: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// A container image function (`PackageType: Image`): it runs in the image's root, started
+    /// as the image says, instead of `runtime` with `code_dir`.
+    pub image: Option<std::sync::Arc<dyn ImageSource>>,
+}
+
+/// Where a container image function's root comes from (the image store, through the service).
+pub trait ImageSource: Send + Sync + std::fmt::Debug {
+    /// The image's root and how to start it; blocking (it may unpack the image).
+    fn prepare(&self) -> Result<PreparedImage, String>;
+}
+
+/// An image ready to run: its root directory (bound read-only as the sandbox's `/`), the
+/// program with its arguments, the image's environment and working directory.
+pub struct PreparedImage {
+    pub rootfs: PathBuf,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// Keeps the root from garbage collection while the environment lives.
+    pub hold: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// One request to run a function.

@@ -20,14 +20,33 @@ impl Lambda {
         if self.registry.get(&name).is_some() {
             return Err(AwsError::conflict(format!("Function already exist: {name}")));
         }
-        if input.package_type.as_deref().is_some_and(|t| t != "Zip") || input.code.image_uri.is_some() {
-            return Err(AwsError::invalid_parameter(
-                "nimbus runs Zip packages only; container images are not supported",
-            ));
-        }
-        let runtime = input.config.runtime.clone().ok_or_else(|| {
-            AwsError::invalid_parameter("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
-        })?;
+        let image_uri = match (input.package_type.as_deref().unwrap_or("Zip"), input.code.image_uri.clone()) {
+            ("Zip", None) => None,
+            ("Image", Some(uri)) => Some(uri),
+            ("Zip", Some(_)) => {
+                return Err(AwsError::invalid_parameter(
+                    "Please don't provide ImageUri when creating a function with packageType Zip.",
+                ))
+            }
+            ("Image", None) => {
+                return Err(AwsError::invalid_parameter(
+                    "Please provide ImageUri when creating a function with packageType Image.",
+                ))
+            }
+            (other, _) => {
+                return Err(validate::constraint(
+                    other,
+                    "packageType",
+                    "Member must satisfy enum value set: [Image, Zip]",
+                ))
+            }
+        };
+        let runtime = match &image_uri {
+            Some(_) => String::new(),
+            None => input.config.runtime.clone().ok_or_else(|| {
+                AwsError::invalid_parameter("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
+            })?,
+        };
         let role = input.config.role.clone().ok_or_else(|| missing("Role"))?;
         let architecture =
             validate::architectures(input.architectures.as_deref().unwrap_or(&["x86_64".to_string()]))?;
@@ -63,23 +82,31 @@ impl Lambda {
             kms_key_arn: None,
             file_system_configs: Vec::new(),
             layers: Vec::new(),
+            image_config_response: None,
         };
         config.logging_config.log_group = format!("/aws/lambda/{}", config.function_name);
         let mut input_config = input.config;
         let layers = input_config.layers.take();
+        let image_config = input_config.image_config.take();
         apply_config(&mut config, input_config)?;
         self.apply_layers(&mut config, layers)?;
-        self.check_host_runtime(&config.runtime).await?;
-        let package = self.store_code(&input.code).await?;
-        set_code(&mut config, &package);
-        self.check_total_size(&config, package.unzipped_size)?;
-        touch(&mut config);
-        let stored = StoredFunction {
-            configuration: config,
-            tags: input.tags,
-            code_unzipped_size: package.unzipped_size,
+        let (code_hex, code_unzipped_size, image) = match image_uri {
+            Some(uri) => {
+                let image_config = crate::images::image_config(image_config.as_ref())?;
+                let (hex, image) = self.resolve_image(&mut config, uri, image_config)?;
+                (hex, 0, Some(image))
+            }
+            None => {
+                self.check_host_runtime(&config.runtime).await?;
+                let package = self.store_code(&input.code).await?;
+                set_code(&mut config, &package);
+                self.check_total_size(&config, package.unzipped_size)?;
+                (package.sha256_hex, package.unzipped_size, None)
+            }
         };
-        let entry = self.registry.insert(self.registry.entry(stored, package.sha256_hex)).await?;
+        touch(&mut config);
+        let stored = StoredFunction { configuration: config, tags: input.tags, code_unzipped_size, image };
+        let entry = self.registry.insert(self.registry.entry(stored, code_hex)).await?;
         // What AWS answers while it prepares the function; nimbus has already finished.
         let mut shown = entry.stored.configuration.clone();
         shown.state = "Pending".into();
@@ -91,9 +118,17 @@ impl Lambda {
     pub(crate) fn get_function(&self, name: &str, qualifier: Option<&str>) -> Result<Value, AwsError> {
         let target = self.find(name, qualifier)?;
         let location = format!("{}/_nimbus/code/{}.zip", self.endpoint_url, target.entry.code_hex);
+        let code = match &target.entry.stored.image {
+            Some(image) => json!({
+                "RepositoryType": "ECR",
+                "ImageUri": image.image_uri,
+                "ResolvedImageUri": image.resolved_image_uri,
+            }),
+            None => json!({ "RepositoryType": "S3", "Location": location }),
+        };
         let mut out = json!({
             "Configuration": to_value(&target.entry.stored.configuration),
-            "Code": { "RepositoryType": "S3", "Location": location },
+            "Code": code,
         });
         let tags = &target.function.latest.stored.tags;
         if !tags.is_empty() {
@@ -148,13 +183,54 @@ impl Lambda {
         if let Some(architectures) = &input.architectures {
             config.architectures = vec![validate::architectures(architectures)?];
         }
+        if let Some(stored) = &entry.stored.image {
+            let uri = input.code.image_uri.clone().ok_or_else(|| {
+                AwsError::invalid_parameter(
+                    "Please provide ImageUri when updating a function with packageType Image.",
+                )
+            })?;
+            let (hex, image) = self.resolve_image(&mut config, uri, stored.image_config.clone())?;
+            if input.dry_run {
+                return Ok(to_value(&config));
+            }
+            return self.commit_update(&entry, config, hex, 0, Some(image)).await;
+        }
+        if input.code.image_uri.is_some() {
+            return Err(AwsError::invalid_parameter(
+                "Please don't provide ImageUri when updating a function with packageType Zip.",
+            ));
+        }
         let package = self.store_code(&input.code).await?;
         set_code(&mut config, &package);
         self.check_total_size(&config, package.unzipped_size)?;
         if input.dry_run {
             return Ok(to_value(&config));
         }
-        self.commit_update(&entry, config, package.sha256_hex, package.unzipped_size).await
+        self.commit_update(&entry, config, package.sha256_hex, package.unzipped_size, None).await
+    }
+
+    /// Resolves a function's image for its architecture: the configuration's `CodeSha256` is the
+    /// image's digest, `ImageConfigResponse` the overrides; returns the digest's hex and what
+    /// the function stores of its image.
+    fn resolve_image(
+        &self,
+        config: &mut FunctionConfiguration,
+        uri: String,
+        image_config: Option<Value>,
+    ) -> Result<(String, crate::images::StoredImage), AwsError> {
+        let architecture = config.architectures.first().cloned().unwrap_or_else(|| "x86_64".into());
+        let resolved = crate::images::resolve(&self.registry.images, &uri, &architecture)?;
+        let hex = resolved.digest.trim_start_matches("sha256:").to_owned();
+        config.package_type = "Image".into();
+        config.code_sha256 = hex.clone();
+        config.code_size = 0;
+        config.image_config_response = image_config.clone().map(|c| json!({ "ImageConfig": c }));
+        let stored = crate::images::StoredImage {
+            image_uri: uri,
+            resolved_image_uri: resolved.resolved_uri,
+            image_config,
+        };
+        Ok((hex, stored))
     }
 
     pub(crate) async fn update_configuration(&self, name: &str, body: &[u8]) -> Result<Value, AwsError> {
@@ -164,13 +240,20 @@ impl Lambda {
         let mut config = entry.stored.configuration.clone();
         let runtime_changed = input.runtime.as_ref().is_some_and(|r| *r != config.runtime);
         let layers = input.layers.take();
+        let mut image = entry.stored.image.clone();
+        if let (Some(given), Some(stored)) = (input.image_config.take(), image.as_mut()) {
+            stored.image_config = crate::images::image_config(Some(&given))?
+                .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+            config.image_config_response = stored.image_config.clone().map(|c| json!({ "ImageConfig": c }));
+        }
         apply_config(&mut config, input)?;
         self.apply_layers(&mut config, layers)?;
         self.check_total_size(&config, entry.stored.code_unzipped_size)?;
         if runtime_changed {
             self.check_host_runtime(&config.runtime).await?;
         }
-        self.commit_update(&entry, config, entry.code_hex.clone(), entry.stored.code_unzipped_size).await
+        self.commit_update(&entry, config, entry.code_hex.clone(), entry.stored.code_unzipped_size, image)
+            .await
     }
 
     /// Resolves `Layers` (up to five existing layer versions, in order).
@@ -222,10 +305,11 @@ impl Lambda {
         mut config: FunctionConfiguration,
         code_hex: String,
         code_unzipped_size: u64,
+        image: Option<crate::images::StoredImage>,
     ) -> Result<Value, AwsError> {
         touch(&mut config);
-        let stored =
-            StoredFunction { configuration: config, tags: entry.stored.tags.clone(), code_unzipped_size };
+        let tags = entry.stored.tags.clone();
+        let stored = StoredFunction { configuration: config, tags, code_unzipped_size, image };
         let updated = self.registry.save_version(self.registry.entry(stored, code_hex), false).await?;
         self.engine.retire(&updated.stored.configuration.function_name);
         // AWS answers while the update is still being applied; nimbus has already applied it.

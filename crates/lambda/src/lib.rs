@@ -5,6 +5,7 @@ mod aliases;
 mod concurrency;
 mod events;
 mod functions;
+pub mod images;
 mod invoke;
 mod invoke_config;
 mod layer_policy;
@@ -209,6 +210,11 @@ impl Lambda {
     }
 
     /// Lets `CreateFunction` and friends read `Code.S3Bucket`/`S3Key` from nimbus's S3.
+    /// The image store container image functions run from (set once, by the binary).
+    pub fn set_images(&self, images: Arc<dyn images::ImageStore>) {
+        let _ = self.registry.images.set(images);
+    }
+
     pub fn set_objects(&self, objects: Arc<dyn Objects>) {
         let _ = self.objects.set(objects);
     }
@@ -295,7 +301,8 @@ impl Lambda {
                 let figures = self.engine.metrics_summary(function.name());
                 serde_json::json!({
                     "name": config.function_name,
-                    "runtime": config.runtime,
+                    // Container image functions have no runtime: `nimbus functions` says image.
+                    "runtime": if config.package_type == "Image" { "image" } else { config.runtime.as_str() },
                     "memory": config.memory_size,
                     "state": config.state,
                     "warm": stats.warm,

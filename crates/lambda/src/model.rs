@@ -15,6 +15,9 @@ pub struct StoredFunction {
     /// For the 250 MB limit on code and layers together.
     #[serde(default)]
     pub code_unzipped_size: u64,
+    /// A container image function's image (`PackageType: Image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::images::StoredImage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,8 +25,11 @@ pub struct StoredFunction {
 pub struct FunctionConfiguration {
     pub function_name: String,
     pub function_arn: String,
+    /// Empty (and not shown) for container image functions, as on AWS.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime: String,
     pub role: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub handler: String,
     pub code_size: u64,
     pub description: String,
@@ -62,6 +68,8 @@ pub struct FunctionConfiguration {
     pub file_system_configs: Vec<FileSystemConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_config_response: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -138,6 +146,8 @@ pub struct ConfigInput {
     pub file_system_configs: Option<Vec<FileSystemConfig>>,
     pub layers: Option<Vec<String>>,
     pub revision_id: Option<String>,
+    /// Container image functions' `EntryPoint`, `Command`, `WorkingDirectory` overrides.
+    pub image_config: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

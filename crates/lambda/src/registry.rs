@@ -69,6 +69,8 @@ pub struct Registry {
     /// Reserved concurrency per function, shared with every spec of the function so that a
     /// change applies at once without retiring environments (negative: none).
     reserved: Mutex<HashMap<String, Arc<AtomicI64>>>,
+    /// The image store, for container image functions (set by the binary).
+    pub images: crate::images::ImageCell,
 }
 
 impl Registry {
@@ -91,6 +93,7 @@ impl Registry {
             file_systems,
             layers,
             reserved: Mutex::new(HashMap::new()),
+            images: Default::default(),
             shared: AtomicBool::new(false),
             refreshed_ms: AtomicI64::new(0),
         };
@@ -200,12 +203,21 @@ impl Registry {
                 .collect(),
             architecture: config.architectures.first().cloned().unwrap_or_else(|| "x86_64".into()),
             reserved_concurrency: self.reserved_cell(&config.function_name),
+            image: None,
             isolated_network: config
                 .vpc_config
                 .as_ref()
                 .and_then(|vpc| vpc.get("SubnetIds")?.as_array().map(|ids| !ids.is_empty()))
                 .unwrap_or(false),
         };
+        let image = stored.image.as_ref().map(|image| {
+            Arc::new(crate::images::FunctionImage {
+                cell: self.images.clone(),
+                stored: image.clone(),
+                architecture: spec.architecture.clone(),
+            }) as Arc<dyn nimbus_functions::ImageSource>
+        });
+        let spec = FunctionSpec { image, ..spec };
         Entry { stored, code_hex, spec: Arc::new(spec) }
     }
 

@@ -60,7 +60,15 @@ pub trait HostView {
     fn exists(&self, path: &Path) -> bool;
     /// `path` with every symlink resolved, when it exists.
     fn canonical(&self, path: &Path) -> Option<PathBuf>;
+    /// The entries of directory `dir`, sorted, each with whether it is a directory (not
+    /// following symlinks). Only image roots are listed.
+    fn entries(&self, _dir: &Path) -> Vec<(std::ffi::OsString, bool)> {
+        Vec::new()
+    }
 }
+
+/// Top-level directories of an image root that the sandbox makes itself.
+const IMAGE_OWN: &[&str] = &["dev", "proc", "tmp"];
 
 /// A directory that appears inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +92,9 @@ pub struct Filesystem {
     pub tmp_volume: Option<PathBuf>,
     /// A host file shown as `/etc/resolv.conf` (see [`crate::Network::resolv_conf`]).
     pub resolv_conf: Option<PathBuf>,
+    /// A container image's root file system: the sandbox's `/` is built from it (each top-level
+    /// entry bound read-only) instead of the host's system directories.
+    pub image_root: Option<PathBuf>,
 }
 
 /// Builds the plan that assembles the sandbox's root under `root`.
@@ -102,7 +113,24 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
         }
     };
 
-    for dir in SYSTEM_DIRS.iter().map(Path::new) {
+    if let Some(image) = &fs.image_root {
+        for (name, is_dir) in host.entries(image) {
+            if IMAGE_OWN.iter().any(|own| name == *own) {
+                continue;
+            }
+            let (source, target) = (image.join(&name), Path::new("/").join(&name));
+            if let Some(points_to) = host.symlink(&source) {
+                ops.push(Op::Symlink { path: inside(&target), points_to });
+            } else if is_dir {
+                mkdir_all(&mut ops, &target);
+                ops.push(Op::Bind { source, target: inside(&target), writable: false });
+            } else {
+                ops.push(Op::Touch { path: inside(&target), mode: 0o644 });
+                ops.push(Op::Bind { source, target: inside(&target), writable: false });
+            }
+        }
+    }
+    for dir in SYSTEM_DIRS.iter().map(Path::new).filter(|_| fs.image_root.is_none()) {
         if let Some(points_to) = host.symlink(dir) {
             ops.push(Op::Symlink { path: inside(dir), points_to });
         } else if host.exists(dir) {
@@ -110,12 +138,12 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
             ops.push(Op::Bind { source: dir.into(), target: inside(dir), writable: false });
         }
     }
-    if let Some((bash, sh)) = bash_as_sh(host) {
+    if let Some((bash, sh)) = bash_as_sh(host).filter(|_| fs.image_root.is_none()) {
         ops.push(Op::Bind { source: bash, target: inside(&sh), writable: false });
     }
     let mask = root.join(".masked");
     ops.push(Op::Touch { path: mask.clone(), mode: 0o000 });
-    for secret in SECRETS.iter().map(Path::new).filter(|p| host.exists(p)) {
+    for secret in SECRETS.iter().map(Path::new).filter(|p| fs.image_root.is_none() && host.exists(p)) {
         ops.push(Op::Bind { source: mask.clone(), target: inside(secret), writable: false });
     }
     for path in &fs.host_paths {
@@ -170,7 +198,14 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
             ops.push(Op::Overlay { lowers, target: inside(Path::new("/opt")) });
         }
     }
-    if let Some(source) = &fs.resolv_conf {
+    if let (Some(source), Some(image)) = (&fs.resolv_conf, &fs.image_root) {
+        // An image's own /etc is read-only: its resolv.conf is covered when it has one.
+        let own = image.join("etc/resolv.conf");
+        if host.exists(&own) && host.symlink(&own).is_none() {
+            let target = inside(Path::new(RESOLV_CONF));
+            ops.push(Op::Bind { source: source.clone(), target, writable: false });
+        }
+    } else if let Some(source) = &fs.resolv_conf {
         // Cover the file resolv.conf resolves to: on systemd hosts a link into /run, which the
         // sandbox does not otherwise show.
         let target = host.canonical(Path::new(RESOLV_CONF)).unwrap_or_else(|| RESOLV_CONF.into());
@@ -257,6 +292,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_image_root_replaces_the_hosts_system_directories() {
+        struct ImageHost(FakeHost);
+        impl HostView for ImageHost {
+            fn symlink(&self, path: &Path) -> Option<PathBuf> {
+                (path == Path::new("/img/lib")).then(|| "usr/lib".into()).or_else(|| self.0.symlink(path))
+            }
+            fn exists(&self, path: &Path) -> bool {
+                self.0.exists(path)
+            }
+            fn canonical(&self, path: &Path) -> Option<PathBuf> {
+                self.0.canonical(path)
+            }
+            fn entries(&self, dir: &Path) -> Vec<(std::ffi::OsString, bool)> {
+                assert_eq!(dir, Path::new("/img"));
+                [("bin", true), ("dev", true), ("lib", false), ("marker", false)]
+                    .into_iter()
+                    .map(|(n, d)| (n.into(), d))
+                    .collect()
+            }
+        }
+        let fs = Filesystem { image_root: Some("/img".into()), mounts: vec![], ..filesystem() };
+        let ops = plan(Path::new("/r"), &fs, &ImageHost(host()));
+        let bind = |s: &str, t: &str| Op::Bind { source: s.into(), target: t.into(), writable: false };
+        assert!(ops.contains(&bind("/img/bin", "/r/bin")));
+        assert!(ops.contains(&Op::Symlink { path: "/r/lib".into(), points_to: "usr/lib".into() }));
+        assert!(ops.contains(&Op::Touch { path: "/r/marker".into(), mode: 0o644 }));
+        assert!(ops.contains(&bind("/img/marker", "/r/marker")));
+        assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source.starts_with("/usr") || source.starts_with("/etc") || source == Path::new("/img/dev"))));
+        assert!(ops.contains(&Op::Proc("/r/proc".into())));
+    }
+
     fn filesystem() -> Filesystem {
         Filesystem {
             host_paths: vec!["/root/.pyenv/versions/3.11.7".into(), "/usr/lib/python3".into()],
@@ -269,6 +336,7 @@ mod tests {
             tmp_size_mb: 512,
             tmp_volume: None,
             resolv_conf: None,
+            image_root: None,
         }
     }
 

@@ -461,6 +461,16 @@ impl HostView for RealHost {
     fn canonical(&self, path: &Path) -> Option<PathBuf> {
         std::fs::canonicalize(path).ok()
     }
+    fn entries(&self, dir: &Path) -> Vec<(std::ffi::OsString, bool)> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir())))
+            .collect();
+        entries.sort();
+        entries
+    }
 }
 
 impl Child {
