@@ -1,0 +1,177 @@
+//! The `AWS::Serverless-2016-10-31` transform: a SAM template in, plain CloudFormation out, with
+//! the logical ids, physical names and error messages AWS's own translator (`aws-sam-translator`)
+//! produces, so that `sam sync`, `sam logs` … find what they look for.
+//!
+//! A pure library: the caller (the CloudFormation engine) has already read YAML into JSON with the
+//! short-form tags turned into their long forms (`{"Ref": …}`, `{"Fn::GetAtt": […]}`).
+//!
+//! The order of the work follows the translator: Globals are merged in, implicit APIs
+//! (`ServerlessRestApi`, `ServerlessHttpApi`) are added, then functions, state machines, APIs and
+//! the rest are turned into CloudFormation resources; references to SAM-only names
+//! (`Fn.Alias`, `MyLayer` → `MyLayer<hash>`) are rewritten last.
+
+mod api;
+mod application;
+mod deployment;
+mod error;
+mod events;
+mod function;
+mod globals;
+mod hash;
+mod http_api;
+mod intrinsics;
+mod layer;
+mod model;
+mod policies;
+mod refs;
+mod simple_table;
+mod state_machine;
+mod swagger;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value};
+
+use error::ResourceError;
+pub use error::TransformError;
+use model::Out;
+
+/// The transform's name, as templates write it.
+pub const TRANSFORM_NAME: &str = "AWS::Serverless-2016-10-31";
+
+/// Where the stack is deployed, and the values of its parameters.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub region: String,
+    pub account: String,
+    pub partition: String,
+    pub stack_name: String,
+    /// Parameter values given for this deploy (`ParameterKey` → value); template defaults fill
+    /// the rest.
+    pub parameters: Map<String, Value>,
+}
+
+impl Context {
+    pub fn new(region: &str, account: &str, stack_name: &str) -> Context {
+        Context {
+            region: region.to_string(),
+            account: account.to_string(),
+            partition: partition_of(region).to_string(),
+            stack_name: stack_name.to_string(),
+            parameters: Map::new(),
+        }
+    }
+}
+
+/// The partition a region belongs to, as the translator maps it.
+pub fn partition_of(region: &str) -> &'static str {
+    let region = region.to_ascii_lowercase();
+    for (prefix, partition) in [
+        ("cn-", "aws-cn"),
+        ("us-iso-", "aws-iso"),
+        ("us-isob", "aws-iso-b"),
+        ("us-gov", "aws-us-gov"),
+        ("eu-isoe", "aws-iso-e"),
+        ("us-isof", "aws-iso-f"),
+        ("eusc-", "aws-eusc"),
+    ] {
+        if region.starts_with(prefix) {
+            return partition;
+        }
+    }
+    "aws"
+}
+
+/// Whether a template asks for the SAM transform (`Transform` a string or a list naming it).
+pub fn uses_transform(template: &Value) -> bool {
+    match template.get("Transform") {
+        Some(Value::String(name)) => name == TRANSFORM_NAME,
+        Some(Value::Array(names)) => names.iter().any(|n| n.as_str() == Some(TRANSFORM_NAME)),
+        _ => false,
+    }
+}
+
+/// Transforms a SAM template into CloudFormation.
+pub fn transform(template: &Value, context: &Context) -> Result<Value, TransformError> {
+    let Some(root) = template.as_object() else {
+        return Err(TransformError::template("Template must be a dictionary."));
+    };
+    let mut root = root.clone();
+    match root.get("Resources") {
+        Some(Value::Object(resources)) if !resources.is_empty() => {}
+        Some(Value::Object(_)) | None => {
+            return Err(TransformError::template("'Resources' section is required"))
+        }
+        Some(_) => return Err(TransformError::template("'Resources' section is required")),
+    }
+    let params = intrinsics::Params::new(&root, context);
+
+    let mut errors: Vec<String> = Vec::new();
+    globals::apply(&mut root).map_err(TransformError::from_errors)?;
+
+    let mut sam = root.get("Resources").and_then(Value::as_object).cloned().unwrap_or_default();
+    for (id, resource) in &sam {
+        if !resource.is_object() {
+            errors.push(ResourceError::new(id, "Top-level resource must be a dictionary.").message());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(TransformError::from_errors(errors));
+    }
+    api::add_implicit_rest_api(&mut sam, &mut errors);
+    http_api::add_implicit_http_api(&mut sam, &mut errors);
+
+    let mut out = Out::new(&root, context, params);
+    out.sam = sam.clone();
+    let order = processing_order(&sam);
+    for id in order {
+        let resource = out.sam[&id].clone();
+        let result = match resource_type(&resource) {
+            "AWS::Serverless::Function" => function::translate(&mut out, &id, &resource),
+            "AWS::Serverless::StateMachine" => state_machine::translate(&mut out, &id, &resource),
+            "AWS::Serverless::Api" => api::translate(&mut out, &id, &resource),
+            "AWS::Serverless::HttpApi" => http_api::translate(&mut out, &id, &resource),
+            "AWS::Serverless::SimpleTable" => simple_table::translate(&mut out, &id, &resource),
+            "AWS::Serverless::LayerVersion" => layer::translate(&mut out, &id, &resource),
+            "AWS::Serverless::Application" => application::translate(&mut out, &id, &resource),
+            other => Err(ResourceError::new(
+                &id,
+                format!("Resource type {other} is not supported by nimbus's SAM transform."),
+            )),
+        };
+        if let Err(e) = result {
+            errors.push(e.message());
+        }
+    }
+    if let Err(e) = deployment::finish(&mut out) {
+        errors.push(e.message());
+    }
+    // Duplicates of one message count once, as the translator counts them.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|m| seen.insert(m.clone()));
+    if !errors.is_empty() {
+        return Err(TransformError::from_errors(errors));
+    }
+    Ok(out.finish())
+}
+
+fn resource_type(resource: &Value) -> &str {
+    resource.get("Type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Functions first (their API events write into the APIs' definitions), then state machines,
+/// then APIs, then the rest; non-SAM resources are left where they are.
+fn processing_order(sam: &Map<String, Value>) -> Vec<String> {
+    let rank = |t: &str| match t {
+        "AWS::Serverless::Function" => Some(0),
+        "AWS::Serverless::StateMachine" => Some(1),
+        "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => Some(2),
+        t if t.starts_with("AWS::Serverless::") => Some(3),
+        _ => None,
+    };
+    let mut ids: Vec<(u8, String)> =
+        sam.iter().filter_map(|(id, r)| rank(resource_type(r)).map(|k| (k, id.clone()))).collect();
+    ids.sort_by_key(|(k, _)| *k);
+    ids.into_iter().map(|(_, id)| id).collect()
+}

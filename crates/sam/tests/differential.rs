@@ -1,0 +1,130 @@
+//! The differential test: every template of `tests/corpus` transformed by AWS's own translator
+//! (`aws-sam-translator`, through `tests/oracle.py`) and by nimbus, compared modulo the ordering
+//! CloudFormation ignores. Skips (saying why) when the translator cannot be imported.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nimbus_sam::{transform, Context};
+use serde_json::{Map, Value};
+
+fn python() -> Option<String> {
+    if let Ok(p) = std::env::var("NIMBUS_SAM_PYTHON") {
+        return Some(p);
+    }
+    for candidate in ["python3", "/work/main/target/e2e-venv/bin/python"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import samtranslator"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(candidate.to_string());
+        }
+    }
+    None
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    if let Ok(only) = std::env::var("SAM_CORPUS") {
+        files.retain(|f| f.to_string_lossy().contains(&only));
+    }
+    files
+}
+
+/// Arrays whose order CloudFormation ignores are sorted (everything but intrinsic functions'
+/// arguments and `Layers`), so the comparison sees content only.
+fn normalize(value: &Value, key: &str) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v, k))).collect::<Map<_, _>>())
+        }
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(|v| normalize(v, "")).collect();
+            let ordered = key.starts_with("Fn::") || key == "Layers";
+            if !ordered {
+                items.sort_by_key(|v| v.to_string());
+            }
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
+    match (want, got) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) => diff(&format!("{path}.{k}"), v, w, out),
+                    None => out.push(format!("  missing {path}.{k} = {v}")),
+                }
+            }
+            for (k, v) in b {
+                if !a.contains_key(k) {
+                    out.push(format!("  extra   {path}.{k} = {v}"));
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        _ if want != got => out.push(format!("  at {path}\n    want {want}\n    got  {got}")),
+        _ => {}
+    }
+}
+
+#[test]
+fn corpus_matches_aws_sam_translator() {
+    let Some(python) = python() else {
+        println!("skipped: aws-sam-translator cannot be imported (pip install aws-sam-translator)");
+        return;
+    };
+    let files = corpus();
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
+    let output = Command::new(&python).arg(&oracle).args(&files).output().expect("run oracle");
+    assert!(output.status.success(), "oracle failed: {}", String::from_utf8_lossy(&output.stderr));
+    let results: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+    if let Some(reason) = results.get("unavailable") {
+        println!("skipped: aws-sam-translator unavailable: {reason}");
+        return;
+    }
+    let context = Context::new("us-east-1", "123456789012", "sam-test");
+    let mut failures = Vec::new();
+    let mut matched = 0;
+    for (name, result) in results.as_object().expect("object") {
+        let ours = transform(&result["input"], &context);
+        let mut lines = Vec::new();
+        match (result.get("template"), result.get("error"), ours) {
+            (Some(want), _, Ok(got)) => diff("", &normalize(want, ""), &normalize(&got, ""), &mut lines),
+            (_, Some(want), Err(got)) => {
+                if want.as_str() != Some(got.message.as_str()) {
+                    lines.push(format!("  error\n    want {want}\n    got  {:?}", got.message));
+                }
+            }
+            (Some(_), _, Err(got)) => lines.push(format!("  nimbus failed: {}", got.message)),
+            (_, Some(want), Ok(_)) => {
+                lines.push(format!("  nimbus succeeded; the translator failed: {want}"))
+            }
+            _ => lines.push("  oracle gave neither template nor error".into()),
+        }
+        if lines.is_empty() {
+            matched += 1;
+        } else {
+            failures.push(format!("{name}:\n{}", lines.join("\n")));
+        }
+    }
+    println!(
+        "{matched}/{} corpus templates match aws-sam-translator exactly",
+        results.as_object().map_or(0, |m| m.len())
+    );
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
+}
