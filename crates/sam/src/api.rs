@@ -1,12 +1,417 @@
-//! Api (stub).
-use crate::error::Result;
-use crate::events::{Event, Target};
-use crate::model::{Cfn, Out};
-use serde_json::{Map, Value};
-pub(crate) fn add_implicit_rest_api(_sam: &mut Map<String, Value>, _errors: &mut Vec<String>) {}
-pub(crate) fn translate(_out: &mut Out, _id: &str, _resource: &Value) -> Result<()> {
+//! `AWS::Serverless::Api` and the implicit `ServerlessRestApi` that `Api` events without a
+//! `RestApiId` share: a RestApi with a Swagger body SAM writes (or the template's), a Deployment
+//! whose logical id hashes the body (so any change redeploys), a Stage, and a permission per event.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{ResourceError, Result};
+use crate::events::{permission, Event, Target};
+use crate::function::s3_location;
+use crate::model::{check_known, passthrough_attrs, properties, resource_attrs, tag_list, Cfn, Out};
+use crate::{hash, py27, swagger};
+
+pub(crate) const IMPLICIT_ID: &str = "ServerlessRestApi";
+
+const KNOWN: &[&str] = &[
+    "__MANAGE_SWAGGER",
+    "Name",
+    "StageName",
+    "Tags",
+    "PropagateTags",
+    "DefinitionBody",
+    "DefinitionUri",
+    "MergeDefinitions",
+    "CacheClusterEnabled",
+    "CacheClusterSize",
+    "Variables",
+    "EndpointConfiguration",
+    "MethodSettings",
+    "BinaryMediaTypes",
+    "MinimumCompressionSize",
+    "Cors",
+    "Auth",
+    "GatewayResponses",
+    "AccessLogSetting",
+    "CanarySetting",
+    "TracingEnabled",
+    "OpenApiVersion",
+    "Models",
+    "Domain",
+    "FailOnWarnings",
+    "Description",
+    "Mode",
+    "DisableExecuteApiEndpoint",
+    "ApiKeySourceType",
+    "AlwaysDeploy",
+    "Policy",
+    "SecurityPolicy",
+    "EndpointAccessMode",
+];
+
+/// Properties nimbus's transform does not generate yet: refused by name, never ignored.
+const UNSUPPORTED: &[&str] = &["Auth", "Cors", "Domain", "GatewayResponses", "Models", "MergeDefinitions"];
+
+/// APIs without a body get SAM's skeleton and are "managed": events write their paths into it.
+pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
+    for resource in sam.values_mut() {
+        let ty = resource.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
+        let skeleton = match ty.as_str() {
+            "AWS::Serverless::Api" => swagger::swagger_skeleton(),
+            "AWS::Serverless::HttpApi" => swagger::openapi_skeleton(),
+            _ => continue,
+        };
+        let Some(obj) = resource.as_object_mut() else { continue };
+        let props = obj.entry("Properties").or_insert_with(|| json!({}));
+        let Some(props) = props.as_object_mut() else { continue };
+        let truthy = |k: &str| props.get(k).is_some_and(crate::function::truthy);
+        if truthy("DefinitionBody") || truthy("DefinitionUri") {
+            continue;
+        }
+        props.insert("DefinitionBody".into(), skeleton);
+        props.insert("__MANAGE_SWAGGER".into(), json!(true));
+    }
+}
+
+/// The implicit-API plugin: `ServerlessRestApi` for `Api` events that name no API, and each
+/// event's path and method added to its API's managed body.
+pub(crate) fn add_implicit_rest_api(sam: &mut Map<String, Value>, errors: &mut Vec<String>) {
+    crate::http_api::add_implicit(sam, errors, &ImplicitKind::rest());
+}
+
+/// What differs between the REST and HTTP implicit APIs.
+pub(crate) struct ImplicitKind {
+    pub id: &'static str,
+    pub event_type: &'static str,
+    pub api_property: &'static str,
+    pub api_type: &'static str,
+    pub resource: Value,
+}
+
+impl ImplicitKind {
+    fn rest() -> ImplicitKind {
+        ImplicitKind {
+            id: IMPLICIT_ID,
+            event_type: "Api",
+            api_property: "RestApiId",
+            api_type: "AWS::Serverless::Api",
+            resource: json!({
+                "Type": "AWS::Serverless::Api",
+                "Properties": {"StageName": "Prod", "DefinitionBody": swagger::swagger_skeleton(), "__MANAGE_SWAGGER": true}
+            }),
+        }
+    }
+}
+
+pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()> {
+    let mut props = properties(resource);
+    props.retain(|_, v| !v.is_null());
+    check_known(id, "AWS::Serverless::Api", &props, KNOWN)?;
+    for key in UNSUPPORTED {
+        if props.get(*key).is_some_and(crate::function::truthy) {
+            return Err(ResourceError::new(
+                id,
+                format!(
+                    "nimbus's SAM transform does not support property '{key}' of AWS::Serverless::Api yet."
+                ),
+            ));
+        }
+    }
+    let Some(stage_name) = props.get("StageName").cloned() else {
+        return Err(ResourceError::new(id, "Missing required property 'StageName'."));
+    };
+    for key in ["BinaryMediaTypes", "Domain", "Auth"] {
+        if let Some(v) = props.get(key) {
+            let resolved = out.params.resolve(v);
+            props.insert(key.into(), resolved);
+        }
+    }
+    let get = |k: &str| props.get(k).filter(|v| crate::function::truthy(v));
+    let body = get("DefinitionBody").cloned();
+    let uri = get("DefinitionUri").cloned();
+    if body.is_some() && uri.is_some() {
+        return Err(ResourceError::new(
+            id,
+            "Specify either 'DefinitionUri' or 'DefinitionBody' property and not both.",
+        ));
+    }
+    let open_api_version = get("OpenApiVersion").cloned();
+    if let Some(v) = &open_api_version {
+        let ok = v.as_str().is_some_and(|s| {
+            let parts: Vec<&str> = s.split('.').collect();
+            matches!(parts.first(), Some(&"2") | Some(&"3"))
+                && (2..=3).contains(&parts.len())
+                && parts[1..].iter().all(|p| p.len() == 1 && p.chars().all(|c| c.is_ascii_digit()))
+        });
+        if !ok {
+            return Err(ResourceError::new(id, "The OpenApiVersion value must be of the format '3.0.0'."));
+        }
+    }
+
+    let mut rest = Cfn::with(id, "AWS::ApiGateway::RestApi", &resource_attrs(resource));
+    if let Some(d) = resource.get("DependsOn") {
+        rest.attrs.insert("DependsOn".into(), d.clone());
+    }
+    rest.set_opt("BinaryMediaTypes", props.get("BinaryMediaTypes"));
+    rest.set_opt("MinimumCompressionSize", props.get("MinimumCompressionSize"));
+    if let Some(endpoint) = get("EndpointConfiguration") {
+        set_endpoint_configuration(&mut rest, endpoint)?;
+    }
+    if let Some(fail) = get("FailOnWarnings") {
+        rest.set("FailOnWarnings", fail.clone());
+    }
+    let managed = props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true);
+    let mut body = body;
+    if let Some(disable) = props.get("DisableExecuteApiEndpoint") {
+        let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
+            return Err(ResourceError::new(
+                id,
+                "DisableExecuteApiEndpoint works only within 'DefinitionBody' property.",
+            ));
+        };
+        b.insert(
+            "x-amazon-apigateway-endpoint-configuration".into(),
+            json!({"disableExecuteApiEndpoint": disable}),
+        );
+    }
+    if let Some(types) = get("BinaryMediaTypes") {
+        if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
+            let list: Vec<Value> = types
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| match t {
+                    Value::String(s) => json!(s.replace('~', "~0").replace('/', "~1")),
+                    other => other.clone(),
+                })
+                .collect();
+            b.insert("x-amazon-apigateway-binary-media-types".into(), Value::Array(list));
+        }
+    }
+    let hashed_body;
+    if let Some(uri) = &uri {
+        let s3 = s3_location(id, uri, "DefinitionUri", ("Bucket", "Key", "Version"))?;
+        hashed_body = Some(py27::body_s3_repr(&s3));
+        rest.set("BodyS3Location", Value::Object(s3));
+    } else if let Some(mut b) = body {
+        openapi_postprocess(&mut b, open_api_version.as_ref());
+        hashed_body = Some(py27::swagger_repr(&b, managed));
+        rest.set("Body", b);
+    } else {
+        hashed_body = None;
+    }
+    for key in
+        ["Name", "Description", "Mode", "ApiKeySourceType", "Policy", "SecurityPolicy", "EndpointAccessMode"]
+    {
+        if let Some(v) = get(key) {
+            rest.set(key, v.clone());
+        }
+    }
+
+    let attrs = passthrough_attrs(resource);
+    let mut deployment = Cfn::with(format!("{id}Deployment"), "AWS::ApiGateway::Deployment", &attrs);
+    deployment.set("RestApiId", json!({"Ref": id}));
+    if open_api_version.is_none() {
+        deployment.set("StageName", "Stage");
+    }
+    let stage_prefix = stage_name.as_str().unwrap_or("").to_string();
+    let stage_id = if !stage_prefix.is_empty() && stage_prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+        format!("{id}{stage_prefix}Stage")
+    } else {
+        hash::logical_id(&format!("{id}Stage"), &json!(stage_prefix))
+    };
+    let mut stage = Cfn::with(stage_id, "AWS::ApiGateway::Stage", &attrs);
+    stage.set("RestApiId", json!({"Ref": id}));
+    stage.set("StageName", stage_name);
+    for key in [
+        "CacheClusterEnabled",
+        "CacheClusterSize",
+        "Variables",
+        "MethodSettings",
+        "AccessLogSetting",
+        "CanarySetting",
+        "TracingEnabled",
+    ] {
+        stage.set_opt(key, props.get(key));
+    }
+    if let Some(body_repr) = hashed_body {
+        let mut parts = vec![body_repr];
+        if let Some(v) = &open_api_version {
+            parts.push(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        }
+        if let Some(names) = out.api_function_names.get(id) {
+            parts.push(names.clone());
+        }
+        if props.get("AlwaysDeploy").and_then(Value::as_bool) == Some(true) {
+            parts = vec![format!("{}", now_seconds())];
+        }
+        let data = json!(parts.join("||"));
+        deployment.id = hash::logical_id(&format!("{id}Deployment"), &data);
+        deployment.set("Description", format!("RestApi deployment id: {}", hash::data_hash(&data, 40)));
+    }
+    stage.set("DeploymentId", json!({"Ref": deployment.id}));
+    if let Some(tags) = props.get("Tags") {
+        stage.set("Tags", Value::Array(tag_list(Some(tags), false)));
+    }
+    out.add_ref(id, "Stage", &stage.id.clone());
+    out.add_ref(id, "Deployment", &deployment.id.clone());
+    let mut resources = vec![rest, deployment, stage];
+    if props.get("PropagateTags").and_then(Value::as_bool) == Some(true) {
+        if let Some(Value::Object(tags)) = props.get("Tags") {
+            for r in resources.iter_mut().filter(|r| r.ty != "AWS::ApiGateway::Deployment") {
+                let list: Vec<Value> = tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+                r.set("Tags", Value::Array(list));
+            }
+        }
+    }
+    out.add(id, resources)
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn set_endpoint_configuration(rest: &mut Cfn, value: &Value) -> Result<()> {
+    match value {
+        Value::Object(map) if map.get("Type").is_some_and(crate::function::truthy) => {
+            let ty = map["Type"].clone();
+            rest.set("Parameters", json!({"endpointConfigurationTypes": ty}));
+            let mut config = Map::new();
+            config.insert("Types".into(), json!([ty]));
+            if map.contains_key("VPCEndpointIds") && map.contains_key("VpcEndpointIds") {
+                return Err(ResourceError::new(
+                    &rest.id,
+                    "'VPCEndpointIds' and 'VpcEndpointIds' cannot be used together in EndpointConfiguration.",
+                ));
+            }
+            if let Some(ids) = map.get("VPCEndpointIds").or_else(|| map.get("VpcEndpointIds")) {
+                config.insert("VpcEndpointIds".into(), ids.clone());
+            }
+            if let Some(ip) = map.get("IpAddressType") {
+                config.insert("IpAddressType".into(), ip.clone());
+            }
+            rest.set("EndpointConfiguration", Value::Object(config));
+        }
+        other => {
+            rest.set("EndpointConfiguration", json!({"Types": [other]}));
+            rest.set("Parameters", json!({"endpointConfigurationTypes": other}));
+        }
+    }
     Ok(())
 }
-pub(crate) fn event(_out: &mut Out, _event: &Event<'_>, _target: &Target) -> Result<Vec<Cfn>> {
-    Ok(vec![])
+
+/// OpenApiVersion 3: securityDefinitions and definitions move under components.
+fn openapi_postprocess(body: &mut Value, version: Option<&Value>) {
+    let Some(map) = body.as_object_mut() else { return };
+    if map.get("swagger").is_some_and(|v| !v.is_null()) {
+        return;
+    }
+    let version = match (map.get("openapi"), version) {
+        (Some(v), None) => Some(v.clone()),
+        (_, v) => v.cloned(),
+    };
+    let is3 = version.as_ref().and_then(Value::as_str).is_some_and(|v| v.starts_with('3'));
+    if !is3 {
+        return;
+    }
+    for (from, to) in [("securityDefinitions", "securitySchemes"), ("definitions", "schemas")] {
+        if let Some(v) = map.remove(from).filter(crate::function::truthy) {
+            let components = map.entry("components").or_insert_with(|| json!({}));
+            if let Some(c) = components.as_object_mut() {
+                c.insert(to.into(), v);
+            }
+        }
+    }
+}
+
+/// An `Api` event: a permission for API Gateway, and the Lambda integration in the API's body.
+pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result<Vec<Cfn>> {
+    let api_ref = event.get("RestApiId").cloned().unwrap_or(Value::Null);
+    let api_id = match &api_ref {
+        Value::Object(m) if m.contains_key("Ref") => m["Ref"].clone(),
+        other => other.clone(),
+    };
+    let Some(api_id) = api_id.as_str().map(str::to_string) else {
+        return Err(event.error(
+            "RestApiId must be a valid reference to an 'AWS::Serverless::Api' resource in same template.",
+        ));
+    };
+    let Some(api) = out.sam.get(&api_id).filter(|a| a.is_object()).cloned() else {
+        return Err(event
+            .error("RestApiId property of Api event must reference a valid resource in the same template."));
+    };
+    let api_props = properties(&api);
+    let suffix = match api_props.get("StageName") {
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(ResourceError::new(&api_id, "StageName cannot be empty."))
+        }
+        Some(Value::String(s)) => s.clone(),
+        _ => "Stage".to_string(),
+    };
+    let path = event.get("Path").and_then(Value::as_str).unwrap_or_default().to_string();
+    let method = event.get("Method").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+    let trimmed = if path.len() > 1 { path.strip_suffix('/').unwrap_or(&path) } else { &path };
+    let arn_method = if method == "any" { "*".to_string() } else { method.to_ascii_uppercase() };
+    let resource = format!("${{__ApiId__}}/${{__Stage__}}/{arn_method}{}", swagger::path_wildcards(trimmed));
+    let source_arn = json!({"Fn::Sub": [
+        format!("arn:{}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:{resource}", out.ctx.partition),
+        {"__ApiId__": api_ref, "__Stage__": "*"}
+    ]});
+    let perm = permission(&event.id, &suffix, target, "apigateway.amazonaws.com", Some(source_arn), None);
+
+    if api_props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true) {
+        let Some(mut body) = api_props.get("DefinitionBody").cloned() else { return Ok(vec![perm]) };
+        if swagger::has_integration(&body, &path, &method) {
+            return Err(
+                event.error(format!("API method \"{method}\" defined multiple times for path \"{path}\"."))
+            );
+        }
+        if event.get("Auth").is_some_and(crate::function::truthy) {
+            return Err(
+                event.error("nimbus's SAM transform does not support property 'Auth' of Api events yet.")
+            );
+        }
+        let mut integration = Map::new();
+        integration.insert("type".into(), json!("aws_proxy"));
+        integration.insert("httpMethod".into(), json!("POST"));
+        integration.insert(
+            "uri".into(),
+            integration_uri(&target.arn, &out.ctx.partition, event.get("ResponseTransferMode")),
+        );
+        if event.get("ResponseTransferMode").and_then(Value::as_str) == Some("RESPONSE_STREAM") {
+            integration.insert("responseTransferMode".into(), json!("STREAM"));
+        }
+        swagger::add_lambda_integration(
+            &mut body,
+            &path,
+            &method,
+            integration,
+            target.attrs.get("Condition"),
+        )
+        .map_err(|e| ResourceError::raw(e.message()))?;
+        if let Some(timeout) = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t)) {
+            swagger::for_each_method(&mut body, &path, &method, &mut |def| {
+                if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
+                    i.insert("timeoutInMillis".into(), timeout.clone());
+                }
+            });
+        }
+        if let Some(props) =
+            out.sam.get_mut(&api_id).and_then(|a| a.get_mut("Properties")).and_then(Value::as_object_mut)
+        {
+            props.insert("DefinitionBody".into(), body);
+        }
+    }
+    Ok(vec![perm])
+}
+
+pub(crate) fn integration_uri(function_arn: &Value, partition: &str, mode: Option<&Value>) -> Value {
+    let (version, path) = if mode.and_then(Value::as_str) == Some("RESPONSE_STREAM") {
+        ("2021-11-15", "/response-streaming-invocations")
+    } else {
+        ("2015-03-31", "/invocations")
+    };
+    json!({"Fn::Sub": format!(
+        "arn:{partition}:apigateway:${{AWS::Region}}:lambda:path/{version}/functions/{}{path}",
+        swagger::shorthand(function_arn)
+    )})
 }

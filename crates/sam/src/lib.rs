@@ -23,6 +23,7 @@ mod intrinsics;
 mod layer;
 mod model;
 mod policies;
+mod py27;
 mod refs;
 mod simple_table;
 mod state_machine;
@@ -108,23 +109,46 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
     let params = intrinsics::Params::new(&root, context);
 
     let mut errors: Vec<String> = Vec::new();
-    globals::apply(&mut root).map_err(TransformError::from_errors)?;
-
     let mut sam = root.get("Resources").and_then(Value::as_object).cloned().unwrap_or_default();
     for (id, resource) in &sam {
         if !resource.is_object() {
-            errors.push(ResourceError::new(id, "Top-level resource must be a dictionary.").message());
+            return Err(TransformError::template(
+                "All 'Resources' must be Objects. If you're using YAML, this may be an indentation issue.",
+            ));
+        }
+        let is_sam = resource_type(resource).starts_with("AWS::Serverless::");
+        if is_sam && resource.get("Properties").is_some_and(|p| !p.is_object() && !p.is_null()) {
+            return Err(TransformError::from_errors(vec![ResourceError::new(
+                id,
+                "Attribute 'Properties' should be a map.",
+            )
+            .message()]));
         }
     }
+    // The translator's plugins, in its order: default API bodies, implicit APIs, then Globals.
+    api::default_bodies(&mut sam);
+    api::add_implicit_rest_api(&mut sam, &mut errors);
+    http_api::add_implicit_http_api(&mut sam, &mut errors);
     if !errors.is_empty() {
         return Err(TransformError::from_errors(errors));
     }
-    api::add_implicit_rest_api(&mut sam, &mut errors);
-    http_api::add_implicit_http_api(&mut sam, &mut errors);
+    root.insert("Resources".into(), Value::Object(sam));
+    globals::apply(&mut root).map_err(TransformError::from_errors)?;
+    let sam: Map<String, Value> = root
+        .get("Resources")
+        .and_then(Value::as_object)
+        .map(|r| {
+            r.iter()
+                .filter(|(_, v)| resource_type(v).starts_with("AWS::Serverless::"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
 
     let mut out = Out::new(&root, context, params);
     out.sam = sam.clone();
     let order = processing_order(&sam);
+    out.api_function_names = api_function_names(&out, &order);
     for id in order {
         let resource = out.sam[&id].clone();
         let result = match resource_type(&resource) {
@@ -174,4 +198,41 @@ fn processing_order(sam: &Map<String, Value>) -> Vec<String> {
         sam.iter().filter_map(|(id, r)| rank(resource_type(r)).map(|k| (k, id.clone()))).collect();
     ids.sort_by_key(|(k, _)| *k);
     ids.into_iter().map(|(_, id)| id).collect()
+}
+
+/// For each REST API, the resolved `FunctionName`s of the functions whose `Api` events name it,
+/// concatenated: part of what its deployment's id hashes.
+fn api_function_names(out: &Out, order: &[String]) -> std::collections::BTreeMap<String, String> {
+    let mut names = std::collections::BTreeMap::<String, String>::new();
+    for id in order {
+        let resource = &out.sam[id];
+        if resource_type(resource) != "AWS::Serverless::Function" {
+            continue;
+        }
+        let Some(events) = resource.pointer("/Properties/Events").and_then(Value::as_object) else {
+            continue;
+        };
+        for event in events.values() {
+            if event.get("Type").and_then(Value::as_str) != Some("Api") {
+                continue;
+            }
+            let api = match event.pointer("/Properties/RestApiId") {
+                Some(Value::Object(m)) if m.contains_key("Ref") => m["Ref"].clone(),
+                Some(other) => other.clone(),
+                None => continue,
+            };
+            let Some(api) = api.as_str() else { continue };
+            let Some(name) = resource.pointer("/Properties/FunctionName") else { continue };
+            let resolved = out.params.resolve(name);
+            if !function::truthy(&resolved) {
+                continue;
+            }
+            let text = match &resolved {
+                Value::String(s) => s.clone(),
+                other => py27::swagger_repr(other, false),
+            };
+            names.entry(api.to_string()).or_default().push_str(&text);
+        }
+    }
+    names
 }

@@ -105,6 +105,8 @@ pub(crate) struct Out {
     /// SAM logical ids whose CloudFormation id differs.
     pub changed_ids: BTreeMap<String, String>,
     pub deployments: Preferences,
+    /// REST API id → the names of the functions its events call (see `api_function_names`).
+    pub api_function_names: BTreeMap<String, String>,
     /// Function logical id → whether it names a `FunctionName` (REST API redeploy hashing).
     pub original: Map<String, Value>,
 }
@@ -131,6 +133,7 @@ impl Out {
             refs: BTreeMap::new(),
             changed_ids: BTreeMap::new(),
             deployments: Preferences::default(),
+            api_function_names: BTreeMap::new(),
             original,
         }
     }
