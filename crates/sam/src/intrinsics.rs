@@ -42,10 +42,6 @@ impl Params {
         Params { values }
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        self.values.get(name)
-    }
-
     /// The value with parameter references resolved (other intrinsics are kept).
     pub(crate) fn resolve(&self, value: &Value) -> Value {
         resolve_with(value, &|name| self.values.get(name).cloned())

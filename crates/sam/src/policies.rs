@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ResourceError, Result};
-use crate::intrinsics::{is_if, is_intrinsic, is_no_value, resolve_with};
+use crate::intrinsics::{is_if, is_intrinsic, is_no_value};
 use crate::model::Cfn;
 
 /// SAM's policy templates (from aws-sam-translator's `policy_templates.json`, Apache-2.0):

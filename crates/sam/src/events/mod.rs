@@ -5,6 +5,9 @@ mod pull;
 mod push;
 mod schedule;
 
+pub(crate) use push::{rule_dlq, target_id};
+pub(crate) use schedule::schedule_v2;
+
 use serde_json::{json, Map, Value};
 
 pub(crate) use crate::error::{ResourceError, Result};
@@ -117,7 +120,7 @@ pub(crate) fn translate(
     target: &Target,
     mut role: Option<&mut Cfn>,
 ) -> Result<Vec<Cfn>> {
-    events.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    events.sort_by_key(sort_key);
     let mut resources = Vec::new();
     for event in &events {
         let generated = match event.ty {

@@ -9,8 +9,7 @@ use crate::model::{Cfn, Out};
 
 const MAX_TARGET_ID: usize = 64;
 
-fn target_id(id: &str) -> String {
-    let suffix = "LambdaTarget";
+pub(crate) fn target_id(id: &str, suffix: &str) -> String {
     if id.len() + suffix.len() <= MAX_TARGET_ID {
         format!("{id}{suffix}")
     } else {
@@ -193,7 +192,11 @@ fn state(event: &Event<'_>) -> Result<Option<Value>> {
 }
 
 /// The rule's dead-letter queue: a given ARN, or a queue (and its policy) made for it.
-fn rule_dlq(event: &Event<'_>, rule: &Cfn, attrs: &Map<String, Value>) -> Result<(Option<Value>, Vec<Cfn>)> {
+pub(crate) fn rule_dlq(
+    event: &Event<'_>,
+    rule: &Cfn,
+    attrs: &Map<String, Value>,
+) -> Result<(Option<Value>, Vec<Cfn>)> {
     let Some(config) = event.get("DeadLetterConfig") else { return Ok((None, vec![])) };
     validate_dlq(&event.id, config)?;
     if let Some(arn) = config.get("Arn") {
@@ -250,7 +253,7 @@ pub(super) fn schedule(event: &Event<'_>, target: &Target) -> Result<Vec<Cfn>> {
     let (dlq, mut extra) = rule_dlq(event, &rule, &target.attrs)?;
     let mut t = Map::new();
     t.insert("Arn".into(), target.arn.clone());
-    t.insert("Id".into(), json!(target_id(&event.id)));
+    t.insert("Id".into(), json!(target_id(&event.id, "LambdaTarget")));
     finish_target(&mut t, event, dlq, &["Input", "RetryPolicy"]);
     rule.set("Targets", json!([t]));
     let perm = permission(&event.id, "", target, "events.amazonaws.com", Some(rule.arn()), None);
@@ -282,7 +285,7 @@ pub(super) fn rule(event: &Event<'_>, target: &Target) -> Result<Vec<Cfn>> {
     }
     let id = match event.get("Target").and_then(|t| t.get("Id")) {
         Some(id) => id.clone(),
-        None => json!(target_id(&event.id)),
+        None => json!(target_id(&event.id, "LambdaTarget")),
     };
     let mut t = Map::new();
     t.insert("Arn".into(), target.arn.clone());

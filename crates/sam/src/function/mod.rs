@@ -45,7 +45,7 @@ const PASS_THROUGH: &[&str] = &[
 ];
 
 pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()> {
-    let mut props = properties(resource);
+    let props = properties(resource);
     // Policy templates become statements before anything else (the translator's plugin).
     let policies = policies::expand_templates(id, policies::policy_list(props.get("Policies")))?;
     let get = |k: &str| props.get(k).filter(|v| !v.is_null());
@@ -138,9 +138,10 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     if let Some(url_config) = get("FunctionUrlConfig") {
         resources.extend(invoke::function_url(id, url_config, alias.as_ref(), &attrs)?);
     }
-    if let Some(a) = &mut alias {
+    if get("DeploymentPreference").is_none() {
+    } else if let Some(a) = &mut alias {
         crate::deployment::add(out, id, resource, &props, a)?;
-    } else if get("DeploymentPreference").is_some() {
+    } else {
         crate::deployment::add_without_alias(out, id, resource, &props)?;
     }
     let mut invoke_policies = vec![];
