@@ -51,6 +51,34 @@ const KNOWN: &[&str] = &[
 /// Properties nimbus's transform does not generate yet: refused by name, never ignored.
 const UNSUPPORTED: &[&str] = &["Auth", "Cors", "Domain", "GatewayResponses", "Models", "MergeDefinitions"];
 
+/// After Globals: managed bodies of APIs with `OpenApiVersion: 3.x` become OpenAPI documents.
+pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>) {
+    for resource in resources.values_mut() {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Api") {
+            continue;
+        }
+        let Some(props) = resource.get_mut("Properties").and_then(Value::as_object_mut) else { continue };
+        let managed = props.get("__MANAGE_SWAGGER").is_some_and(crate::function::truthy);
+        let version = match props.get("OpenApiVersion") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        let parts: Vec<&str> = version.split('.').collect();
+        let is3 = parts.first() == Some(&"3")
+            && (2..=3).contains(&parts.len())
+            && parts[1..].iter().all(|p| p.len() == 1 && p.chars().all(|c| c.is_ascii_digit()));
+        if !managed || !is3 {
+            continue;
+        }
+        props.insert("OpenApiVersion".into(), json!(version));
+        if let Some(body) = props.get_mut("DefinitionBody").and_then(Value::as_object_mut) {
+            body.insert("openapi".into(), json!(version));
+            body.remove("swagger");
+        }
+    }
+}
+
 /// APIs without a body get SAM's skeleton and are "managed": events write their paths into it.
 pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
     for resource in sam.values_mut() {
@@ -74,8 +102,12 @@ pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
 
 /// The implicit-API plugin: `ServerlessRestApi` for `Api` events that name no API, and each
 /// event's path and method added to its API's managed body.
-pub(crate) fn add_implicit_rest_api(sam: &mut Map<String, Value>, errors: &mut Vec<String>) {
-    crate::http_api::add_implicit(sam, errors, &ImplicitKind::rest());
+pub(crate) fn add_implicit_rest_api(
+    sam: &mut Map<String, Value>,
+    globals: Option<&Value>,
+    errors: &mut Vec<String>,
+) {
+    crate::http_api::add_implicit(sam, globals, errors, &ImplicitKind::rest());
 }
 
 /// What differs between the REST and HTTP implicit APIs.
@@ -168,10 +200,18 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 "DisableExecuteApiEndpoint works only within 'DefinitionBody' property.",
             ));
         };
-        b.insert(
-            "x-amazon-apigateway-endpoint-configuration".into(),
-            json!({"disableExecuteApiEndpoint": disable}),
-        );
+        let config = json!({"disableExecuteApiEndpoint": disable});
+        let openapi3 = b.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with('3'));
+        if openapi3 {
+            let servers = b.entry("servers").or_insert_with(|| json!([{}]));
+            for server in servers.as_array_mut().into_iter().flatten() {
+                if let Some(s) = server.as_object_mut() {
+                    s.insert("x-amazon-apigateway-endpoint-configuration".into(), config.clone());
+                }
+            }
+        } else {
+            b.insert("x-amazon-apigateway-endpoint-configuration".into(), config);
+        }
     }
     if let Some(types) = get("BinaryMediaTypes") {
         if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
@@ -180,7 +220,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 .into_iter()
                 .flatten()
                 .map(|t| match t {
-                    Value::String(s) => json!(s.replace('~', "~0").replace('/', "~1")),
+                    Value::String(s) => json!(s.replace("~1", "/")),
                     other => other.clone(),
                 })
                 .collect();
@@ -256,12 +296,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     out.add_ref(id, "Deployment", &deployment.id.clone());
     let mut resources = vec![rest, deployment, stage];
     if props.get("PropagateTags").and_then(Value::as_bool) == Some(true) {
-        if let Some(Value::Object(tags)) = props.get("Tags") {
-            for r in resources.iter_mut().filter(|r| r.ty != "AWS::ApiGateway::Deployment") {
-                let list: Vec<Value> = tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
-                r.set("Tags", Value::Array(list));
-            }
-        }
+        crate::model::propagate_tags(&mut resources, props.get("Tags"));
     }
     out.add(id, resources)
 }

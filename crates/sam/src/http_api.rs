@@ -34,9 +34,14 @@ const KNOWN: &[&str] = &[
 ];
 const UNSUPPORTED: &[&str] = &["Auth", "CorsConfiguration", "Domain"];
 
-pub(crate) fn add_implicit_http_api(sam: &mut Map<String, Value>, errors: &mut Vec<String>) {
+pub(crate) fn add_implicit_http_api(
+    sam: &mut Map<String, Value>,
+    globals: Option<&Value>,
+    errors: &mut Vec<String>,
+) {
     add_implicit(
         sam,
+        globals,
         errors,
         &ImplicitKind {
             id: IMPLICIT_ID,
@@ -53,7 +58,12 @@ pub(crate) fn add_implicit_http_api(sam: &mut Map<String, Value>, errors: &mut V
 
 /// Adds the implicit API, points events that name no API at it, and writes each event's path
 /// and method into its API's managed body; the implicit API goes away again if no event uses it.
-pub(crate) fn add_implicit(sam: &mut Map<String, Value>, errors: &mut Vec<String>, kind: &ImplicitKind) {
+pub(crate) fn add_implicit(
+    sam: &mut Map<String, Value>,
+    globals: Option<&Value>,
+    errors: &mut Vec<String>,
+    kind: &ImplicitKind,
+) {
     let existing = sam.get(kind.id).cloned();
     sam.insert(kind.id.to_string(), kind.resource.clone());
     let owners: Vec<String> = sam
@@ -77,6 +87,7 @@ pub(crate) fn add_implicit(sam: &mut Map<String, Value>, errors: &mut Vec<String
             if event.get("Type").and_then(Value::as_str) != Some(kind.event_type) {
                 continue;
             }
+            propagate_tags_to_implicit(sam, globals, kind, &owner, event);
             match process_event(sam, kind, event_id, event) {
                 Ok(Some(new)) => {
                     changed.insert(event_id.clone(), new);
@@ -106,6 +117,41 @@ pub(crate) fn add_implicit(sam: &mut Map<String, Value>, errors: &mut Vec<String
             }
         }
     }
+}
+
+/// An event of the implicit API on a resource with `PropagateTags` gives the API its tags.
+fn propagate_tags_to_implicit(
+    sam: &mut Map<String, Value>,
+    globals: Option<&Value>,
+    kind: &ImplicitKind,
+    owner: &str,
+    event: &Value,
+) {
+    if event.get("Properties").and_then(|p| p.get(kind.api_property)).is_some() {
+        return;
+    }
+    let section = match sam[owner].get("Type").and_then(Value::as_str) {
+        Some("AWS::Serverless::StateMachine") => "StateMachine",
+        _ => "Function",
+    };
+    let global = globals.and_then(|g| g.get(section));
+    let own = |k: &str| {
+        sam[owner].get("Properties").and_then(|p| p.get(k)).filter(|v| crate::function::truthy(v)).cloned()
+    };
+    let pick = |k: &str| {
+        own(k).or_else(|| global.and_then(|g| g.get(k)).filter(|v| crate::function::truthy(v)).cloned())
+    };
+    let (Some(_), Some(Value::Object(tags))) = (pick("PropagateTags"), pick("Tags")) else { return };
+    let Some(props) =
+        sam.get_mut(kind.id).and_then(|r| r.get_mut("Properties")).and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let existing = props.entry("Tags").or_insert_with(|| json!({}));
+    if let Some(existing) = existing.as_object_mut() {
+        existing.extend(tags);
+    }
+    props.insert("PropagateTags".into(), json!(true));
 }
 
 /// One event: its properties as the plugin leaves them (API id filled in), or None when the

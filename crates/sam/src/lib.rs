@@ -127,13 +127,17 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
     }
     // The translator's plugins, in its order: default API bodies, implicit APIs, then Globals.
     api::default_bodies(&mut sam);
-    api::add_implicit_rest_api(&mut sam, &mut errors);
-    http_api::add_implicit_http_api(&mut sam, &mut errors);
+    let globals = root.get("Globals").cloned();
+    api::add_implicit_rest_api(&mut sam, globals.as_ref(), &mut errors);
+    http_api::add_implicit_http_api(&mut sam, globals.as_ref(), &mut errors);
     if !errors.is_empty() {
         return Err(TransformError::from_errors(errors));
     }
     root.insert("Resources".into(), Value::Object(sam));
     globals::apply(&mut root).map_err(TransformError::from_errors)?;
+    if let Some(Value::Object(resources)) = root.get_mut("Resources") {
+        api::fix_openapi_versions(resources);
+    }
     let sam: Map<String, Value> = root
         .get("Resources")
         .and_then(Value::as_object)

@@ -236,6 +236,40 @@ pub(crate) fn check_tags(id: &str, tags: Option<&Value>) -> Result<()> {
     Ok(())
 }
 
+/// Generated types SAM's `PropagateTags` tags (the ones its models give a `Tags` list).
+pub(crate) fn takes_tags(ty: &str) -> bool {
+    matches!(
+        ty,
+        "AWS::Lambda::Function"
+            | "AWS::IAM::Role"
+            | "AWS::SQS::Queue"
+            | "AWS::SNS::Topic"
+            | "AWS::StepFunctions::StateMachine"
+            | "AWS::ApiGateway::RestApi"
+            | "AWS::ApiGateway::Stage"
+            | "AWS::DynamoDB::Table"
+            | "AWS::S3::Bucket"
+            | "AWS::CloudFormation::Stack"
+            | "AWS::CodeDeploy::Application"
+            | "AWS::CodeDeploy::DeploymentGroup"
+    )
+}
+
+/// `PropagateTags: true`: the resource's tags replace the tags of everything generated.
+pub(crate) fn propagate_tags(resources: &mut [Cfn], tags: Option<&Value>) {
+    let Some(Value::Object(tags)) = tags else { return };
+    if tags.is_empty() {
+        return;
+    }
+    for r in resources {
+        if r.ty == "AWS::ApiGatewayV2::Stage" {
+            r.set("Tags", Value::Object(tags.clone()));
+        } else if takes_tags(r.ty) {
+            r.set("Tags", Value::Array(tag_list(Some(&Value::Object(tags.clone())), false)));
+        }
+    }
+}
+
 /// `Type: AWS::IAM::Role` assume-role document for a service principal.
 pub(crate) fn assume_role(service: &str) -> Value {
     json!({

@@ -29,22 +29,46 @@ fn string_hash(s: &str) -> u64 {
 
 /// Keys in the order a Python 2.7 dict iterates them after inserting `keys` in order.
 pub(crate) fn dict_order(keys: &[String]) -> Vec<String> {
-    let mut table = Table::new();
-    for k in keys {
-        table.add(k);
-    }
-    // The translator deep-copies documents (re-inserting keys in iteration order) before it
-    // prints them.
-    let once = table.keys();
-    let mut again = Table::new();
-    for k in &once {
-        again.add(k);
-    }
-    again.keys()
+    let ops: Vec<Op> = keys.iter().map(|k| Op::Add(k.clone())).collect();
+    dict_order_phases(&[ops])
 }
 
+/// A change to a dict.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Add(String),
+    Remove(String),
+}
+
+/// Keys in iteration order after each phase of changes, the dict deep-copied (its keys
+/// re-inserted in iteration order, deleted slots gone) after each phase, as the translator's
+/// editors copy documents between steps.
+pub(crate) fn dict_order_phases(phases: &[Vec<Op>]) -> Vec<String> {
+    let mut keys: Vec<String> = vec![];
+    for ops in phases {
+        let mut table = Table::new();
+        for k in &keys {
+            table.add(k);
+        }
+        for op in ops {
+            match op {
+                Op::Add(k) => table.add(k),
+                Op::Remove(k) => table.remove(k),
+            }
+        }
+        keys = table.keys();
+    }
+    // The final copy the editor hands back.
+    let mut table = Table::new();
+    for k in &keys {
+        table.add(k);
+    }
+    table.keys()
+}
+
+/// Python 2.7's dict table (`Objects/dictobject.c`): `None` marks a deleted slot.
 struct Table {
-    slots: std::collections::BTreeMap<u64, String>,
+    slots: std::collections::BTreeMap<u64, Option<String>>,
     size: usize,
     fill: usize,
     mask: u64,
@@ -58,17 +82,22 @@ impl Table {
     fn index(&self, key: &str) -> u64 {
         let h = string_hash(key);
         let mut i = h & self.mask;
-        if self.slots.get(&i).is_none_or(|k| k == key) {
-            return i;
+        let is = |slot: &Option<String>| slot.as_deref() == Some(key);
+        match self.slots.get(&i) {
+            None => return i,
+            Some(slot) if is(slot) => return i,
+            _ => {}
         }
+        let mut free = self.slots.get(&i).is_some_and(Option::is_none).then_some(i);
         let mut walker = i;
         let mut perturb = h;
         loop {
             walker = (walker << 2).wrapping_add(walker).wrapping_add(perturb).wrapping_add(1);
             i = walker & self.mask;
             match self.slots.get(&i) {
-                None => return i,
-                Some(k) if k == key => return i,
+                None => return free.unwrap_or(i),
+                Some(slot) if is(slot) => return i,
+                Some(None) if free.is_none() => free = Some(i),
                 _ => {}
             }
             perturb >>= 5;
@@ -78,13 +107,28 @@ impl Table {
     fn add(&mut self, key: &str) {
         let start = self.size;
         let i = self.index(key);
-        if let std::collections::btree_map::Entry::Vacant(e) = self.slots.entry(i) {
-            e.insert(key.to_string());
-            self.size += 1;
-            self.fill += 1;
+        match self.slots.get(&i) {
+            None => {
+                self.slots.insert(i, Some(key.to_string()));
+                self.size += 1;
+                self.fill += 1;
+            }
+            Some(None) => {
+                self.slots.insert(i, Some(key.to_string()));
+                self.size += 1;
+            }
+            Some(Some(_)) => {}
         }
         if self.size > start && self.fill * 3 >= ((self.mask + 1) * 2) as usize {
             self.resize(self.size * if self.size > 50_000 { 2 } else { 4 });
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        let i = self.index(key);
+        if let Some(slot @ Some(_)) = self.slots.get_mut(&i) {
+            *slot = None;
+            self.size -= 1;
         }
     }
 
@@ -97,13 +141,13 @@ impl Table {
         self.mask = new_size - 1;
         self.size = 0;
         self.fill = 0;
-        for key in old.into_values() {
+        for key in old.into_values().flatten() {
             self.add(&key);
         }
     }
 
     fn keys(&self) -> Vec<String> {
-        self.slots.values().cloned().collect()
+        self.slots.values().flatten().cloned().collect()
     }
 }
 
@@ -131,6 +175,22 @@ fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
     let mut keys: Vec<String> = map.keys().cloned().collect();
     keys.sort_by_key(|k| (SAM_ORDER.iter().position(|s| s == k).unwrap_or(usize::MAX), k.clone()));
     keys
+}
+
+/// The top of SAM's own document: its skeleton (swagger, info, paths), turned into OpenAPI by
+/// `OpenApiVersion` (openapi added, swagger deleted), then whatever the API's properties add.
+fn managed_top_order(map: &Map<String, Value>) -> Vec<String> {
+    let add = |k: &str| Op::Add(k.to_string());
+    let mut first = vec![add("swagger"), add("info"), add("paths")];
+    if !map.contains_key("swagger") && map.contains_key("openapi") {
+        first.push(add("openapi"));
+        first.push(Op::Remove("swagger".into()));
+    }
+    let skeleton = ["swagger", "info", "paths", "openapi"];
+    let rest: Vec<Op> =
+        insertion_order(map).into_iter().filter(|k| !skeleton.contains(&k.as_str())).map(Op::Add).collect();
+    let order = dict_order_phases(&[first, rest]);
+    order.into_iter().filter(|k| map.contains_key(k)).collect()
 }
 
 #[derive(Clone, Copy)]
@@ -175,7 +235,11 @@ fn unicode(origin: Origin, path: &[&str], is_key: bool, key: &str) -> bool {
                 // path names, and method names under a path (ANY is SAM's constant)
                 parent == "paths" || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
             } else {
-                parent == "Fn::Sub" && grandparent == "uri"
+                // the integration URI of a function (not of an alias), the OpenApiVersion the
+                // template gave, binary media types
+                (parent == "Fn::Sub" && grandparent == "uri" && key.contains(".Arn}"))
+                    || (parent == "openapi" && path.len() == 1)
+                    || (parent == "[]" && grandparent == "x-amazon-apigateway-binary-media-types")
             }
         }
     }
@@ -211,7 +275,12 @@ fn write(value: &Value, origin: Origin, path: &[&str], out: &mut String) {
         }
         Value::Object(map) => {
             out.push('{');
-            for (i, key) in dict_order(&insertion_order(map)).iter().enumerate() {
+            let order = if path.is_empty() && matches!(origin, Origin::Sam) {
+                managed_top_order(map)
+            } else {
+                dict_order(&insertion_order(map))
+            };
+            for (i, key) in order.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }

@@ -194,18 +194,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     for event in &parsed {
         let generated = match event.ty {
             "Schedule" | "CloudWatchEvent" | "EventBridgeRule" => rule(event, &target, boundary.as_ref()),
-            "ScheduleV2" => {
-                let mut e = events::Event {
-                    id: event.id.clone(),
-                    relative_id: event.relative_id,
-                    ty: event.ty,
-                    props: event.props.clone(),
-                };
-                if let Some(b) = &boundary {
-                    e.props.entry("PermissionsBoundary").or_insert_with(|| b.clone());
-                }
-                events::schedule_v2(&e, &target)
-            }
+            "ScheduleV2" => events::schedule_v2(event, &target),
             other => Err(ResourceError::event(event.relative_id, format!("Invalid resource type {other}"))),
         };
         resources.extend(generated.map_err(|e| ResourceError::new(id, e.message()))?);
@@ -213,13 +202,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     let mut all = vec![machine];
     all.extend(resources);
     if props.get("PropagateTags").and_then(Value::as_bool) == Some(true) {
-        if let Some(Value::Object(t)) = props.get("Tags") {
-            for r in all.iter_mut().skip(1) {
-                if matches!(r.ty, "AWS::IAM::Role" | "AWS::Events::Rule" | "AWS::SQS::Queue") {
-                    r.set("Tags", Value::Array(tag_list(Some(&Value::Object(t.clone())), false)));
-                }
-            }
-        }
+        crate::model::propagate_tags(&mut all, props.get("Tags"));
     }
     out.add(id, all)
 }

@@ -150,7 +150,8 @@ pub(super) fn sns(event: &Event<'_>, target: &Target, role: Option<&mut Cfn>, ou
                 _ => format!("{}QueuePolicy", event.id),
             };
             let batch = config.get("BatchSize").filter(|v| !v.is_null()).cloned().unwrap_or(json!(10));
-            let enabled = config.get("Enabled").cloned().unwrap_or(json!(true));
+            // The translator sets Enabled: true whatever the subscription says.
+            let enabled = json!(true);
             let mut resources = super::pull::sqs_mapping(
                 format!("{}EventSourceMapping", event.id),
                 arn,

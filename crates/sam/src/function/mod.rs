@@ -215,7 +215,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     }
     all.extend(event_resources);
     if get("PropagateTags").and_then(Value::as_bool) == Some(true) {
-        propagate_tags(&mut all, get("Tags"));
+        crate::model::propagate_tags(&mut all, get("Tags"));
     }
     for (prop, ty) in [
         ("Alias", "AWS::Lambda::Alias"),
@@ -293,35 +293,4 @@ fn execution_role(
         tags: Some(tag_list(get("Tags"), true)),
         partition: &partition,
     })
-}
-
-/// `PropagateTags: true`: the function's tags on everything generated that takes tags.
-fn propagate_tags(resources: &mut [Cfn], tags: Option<&Value>) {
-    let Some(Value::Object(tags)) = tags else { return };
-    if tags.is_empty() {
-        return;
-    }
-    for r in resources {
-        if !takes_tags(r.ty) {
-            continue;
-        }
-        let list: Vec<Value> = tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
-        r.set("Tags", Value::Array(list));
-    }
-}
-
-fn takes_tags(ty: &str) -> bool {
-    matches!(
-        ty,
-        "AWS::Lambda::Function"
-            | "AWS::IAM::Role"
-            | "AWS::SQS::Queue"
-            | "AWS::SNS::Topic"
-            | "AWS::Events::Rule"
-            | "AWS::Lambda::EventSourceMapping"
-            | "AWS::StepFunctions::StateMachine"
-            | "AWS::ApiGateway::RestApi"
-            | "AWS::ApiGateway::Stage"
-            | "AWS::DynamoDB::Table"
-    )
 }
