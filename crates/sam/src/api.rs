@@ -8,6 +8,7 @@ use crate::error::{ResourceError, Result};
 use crate::events::{permission, Event, Target};
 use crate::function::s3_location;
 use crate::model::{check_known, passthrough_attrs, properties, resource_attrs, tag_list, Cfn, Out};
+use crate::py27::{Shadow, Shadows};
 use crate::{hash, py27, swagger};
 
 pub(crate) const IMPLICIT_ID: &str = "ServerlessRestApi";
@@ -49,11 +50,11 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Properties nimbus's transform does not generate yet: refused by name, never ignored.
-const UNSUPPORTED: &[&str] = &["Auth", "Cors", "Domain", "GatewayResponses", "Models", "MergeDefinitions"];
+const UNSUPPORTED: &[&str] = &["Auth", "Domain", "GatewayResponses", "Models", "MergeDefinitions"];
 
 /// After Globals: managed bodies of APIs with `OpenApiVersion: 3.x` become OpenAPI documents.
-pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>) {
-    for resource in resources.values_mut() {
+pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>, shadows: &mut Shadows) {
+    for (id, resource) in resources.iter_mut() {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Api") {
             continue;
         }
@@ -74,14 +75,20 @@ pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>) {
         props.insert("OpenApiVersion".into(), json!(version));
         if let Some(body) = props.get_mut("DefinitionBody").and_then(Value::as_object_mut) {
             body.insert("openapi".into(), json!(version));
+            if let Some(shadow) = shadows.get_mut(id) {
+                shadow.set(&[], "openapi", &json!(version));
+                if body.contains_key("swagger") {
+                    shadow.remove(&[], "swagger");
+                }
+            }
             body.remove("swagger");
         }
     }
 }
 
 /// APIs without a body get SAM's skeleton and are "managed": events write their paths into it.
-pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
-    for resource in sam.values_mut() {
+pub(crate) fn default_bodies(sam: &mut Map<String, Value>, shadows: &mut Shadows) {
+    for (id, resource) in sam.iter_mut() {
         let ty = resource.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
         let skeleton = match ty.as_str() {
             "AWS::Serverless::Api" => swagger::swagger_skeleton(),
@@ -95,6 +102,9 @@ pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
         if truthy("DefinitionBody") || truthy("DefinitionUri") {
             continue;
         }
+        if ty == "AWS::Serverless::Api" {
+            shadows.insert(id.clone(), Shadow::new(&skeleton));
+        }
         props.insert("DefinitionBody".into(), skeleton);
         props.insert("__MANAGE_SWAGGER".into(), json!(true));
     }
@@ -105,9 +115,25 @@ pub(crate) fn default_bodies(sam: &mut Map<String, Value>) {
 pub(crate) fn add_implicit_rest_api(
     sam: &mut Map<String, Value>,
     globals: Option<&Value>,
+    shadows: &mut Shadows,
+    source: &crate::SourceOrder,
     errors: &mut Vec<String>,
 ) {
-    crate::http_api::add_implicit(sam, globals, errors, &ImplicitKind::rest());
+    let existing = shadows.remove(IMPLICIT_ID);
+    shadows.insert(IMPLICIT_ID.to_string(), Shadow::new(&swagger::swagger_skeleton()));
+    crate::http_api::add_implicit(sam, globals, Some(&mut *shadows), source, errors, &ImplicitKind::rest());
+    if !sam.contains_key(IMPLICIT_ID) || sam[IMPLICIT_ID].pointer("/Properties/__MANAGE_SWAGGER").is_none() {
+        shadows.remove(IMPLICIT_ID);
+        if let Some(e) = existing {
+            shadows.insert(IMPLICIT_ID.to_string(), e);
+        }
+    }
+    // The plugin's last pass over every managed API (path conditions) is one more editor step.
+    for (id, shadow) in shadows.iter_mut() {
+        if sam.get(id).and_then(|r| r.pointer("/Properties/__MANAGE_SWAGGER")).is_some() {
+            shadow.round(|_| {});
+        }
+    }
 }
 
 /// What differs between the REST and HTTP implicit APIs.
@@ -193,6 +219,51 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     }
     let managed = props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true);
     let mut body = body;
+    let mut sam_strings = vec![];
+    let mut shadow = match (out.shadows.remove(id), &body) {
+        (Some(s), _) => s,
+        (None, Some(b)) => {
+            Shadow::from_source(b, &["Resources", id, "Properties", "DefinitionBody"], &out.ctx.source_order)
+        }
+        (None, None) => Shadow::default(),
+    };
+    // The translator's editor steps, in its order: CORS, binary media types, endpoint config.
+    if let Some(cors) = get("Cors") {
+        let Some(b) = body.as_mut() else {
+            return Err(ResourceError::new(
+                id,
+                "Cors works only with inline Swagger specified in 'DefinitionBody' property.",
+            ));
+        };
+        let before: Vec<String> = options_paths(b);
+        crate::cors::add_rest_cors(id, b, cors, &mut sam_strings)?;
+        let added: Vec<(String, Value)> = options_paths(b)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .map(|p| (p.clone(), b["paths"][&p]["options"].clone()))
+            .collect();
+        shadow.round(|s| {
+            for (path, options) in &added {
+                s.set(&["paths", path], "options", options);
+            }
+        });
+    }
+    if let Some(types) = get("BinaryMediaTypes") {
+        if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
+            let list: Vec<Value> = types
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| match t {
+                    Value::String(s) => json!(s.replace("~1", "/")),
+                    other => other.clone(),
+                })
+                .collect();
+            let list = Value::Array(list);
+            shadow.round(|s| s.set(&[], "x-amazon-apigateway-binary-media-types", &list));
+            b.insert("x-amazon-apigateway-binary-media-types".into(), list);
+        }
+    }
     if let Some(disable) = props.get("DisableExecuteApiEndpoint") {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
             return Err(ResourceError::new(
@@ -209,22 +280,11 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                     s.insert("x-amazon-apigateway-endpoint-configuration".into(), config.clone());
                 }
             }
+            let servers = servers.clone();
+            shadow.round(|s| s.set(&[], "servers", &servers));
         } else {
+            shadow.round(|s| s.set(&[], "x-amazon-apigateway-endpoint-configuration", &config));
             b.insert("x-amazon-apigateway-endpoint-configuration".into(), config);
-        }
-    }
-    if let Some(types) = get("BinaryMediaTypes") {
-        if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
-            let list: Vec<Value> = types
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| match t {
-                    Value::String(s) => json!(s.replace("~1", "/")),
-                    other => other.clone(),
-                })
-                .collect();
-            b.insert("x-amazon-apigateway-binary-media-types".into(), Value::Array(list));
         }
     }
     let hashed_body;
@@ -234,7 +294,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         rest.set("BodyS3Location", Value::Object(s3));
     } else if let Some(mut b) = body {
         openapi_postprocess(&mut b, open_api_version.as_ref());
-        hashed_body = Some(py27::swagger_repr(&b, managed));
+        hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow)));
         rest.set("Body", b);
     } else {
         hashed_body = None;
@@ -423,6 +483,33 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
             target.attrs.get("Condition"),
         )
         .map_err(|e| ResourceError::raw(e.message()))?;
+        let method_key = swagger::normalize_method(&method);
+        if let (Some(shadow), None) = (out.shadows.get_mut(&api_id), target.attrs.get("Condition")) {
+            let timeout = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t));
+            let integration = body
+                .pointer(&format!(
+                    "/paths/{}/{}/{}",
+                    escape(&path),
+                    escape(&method_key),
+                    escape(swagger::INTEGRATION)
+                ))
+                .cloned();
+            shadow.round(|s| {
+                s.set_default(&["paths"], &path);
+                s.set_default(&["paths", &path], &method_key);
+                if let Some(i) = &integration {
+                    let mut i = i.clone();
+                    if let Some(m) = i.as_object_mut() {
+                        m.remove("timeoutInMillis");
+                    }
+                    s.set(&["paths", &path, &method_key], swagger::INTEGRATION, &i);
+                }
+                s.set_default(&["paths", &path, &method_key], "responses");
+                if let Some(t) = timeout {
+                    s.set(&["paths", &path, &method_key, swagger::INTEGRATION], "timeoutInMillis", t);
+                }
+            });
+        }
         if let Some(timeout) = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t)) {
             swagger::for_each_method(&mut body, &path, &method, &mut |def| {
                 if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
@@ -449,4 +536,17 @@ pub(crate) fn integration_uri(function_arn: &Value, partition: &str, mode: Optio
         "arn:{partition}:apigateway:${{AWS::Region}}:lambda:path/{version}/functions/{}{path}",
         swagger::shorthand(function_arn)
     )})
+}
+
+/// The paths whose item has an `options` method.
+fn options_paths(body: &Value) -> Vec<String> {
+    body.get("paths")
+        .and_then(Value::as_object)
+        .map(|p| p.iter().filter(|(_, i)| i.get("options").is_some()).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A JSON pointer token.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }

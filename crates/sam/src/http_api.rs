@@ -32,16 +32,19 @@ const KNOWN: &[&str] = &[
     "Description",
     "DisableExecuteApiEndpoint",
 ];
-const UNSUPPORTED: &[&str] = &["Auth", "CorsConfiguration", "Domain"];
+const UNSUPPORTED: &[&str] = &["Auth", "Domain"];
 
 pub(crate) fn add_implicit_http_api(
     sam: &mut Map<String, Value>,
     globals: Option<&Value>,
+    source: &crate::SourceOrder,
     errors: &mut Vec<String>,
 ) {
     add_implicit(
         sam,
         globals,
+        None,
+        source,
         errors,
         &ImplicitKind {
             id: IMPLICIT_ID,
@@ -61,13 +64,17 @@ pub(crate) fn add_implicit_http_api(
 pub(crate) fn add_implicit(
     sam: &mut Map<String, Value>,
     globals: Option<&Value>,
+    mut shadows: Option<&mut crate::py27::Shadows>,
+    source: &crate::SourceOrder,
     errors: &mut Vec<String>,
     kind: &ImplicitKind,
 ) {
     let existing = sam.get(kind.id).cloned();
     sam.insert(kind.id.to_string(), kind.resource.clone());
-    let owners: Vec<String> = sam
+    let order = source.keys(&["Resources"], sam);
+    let owners: Vec<String> = order
         .iter()
+        .map(|id| (id, &sam[id]))
         .filter(|(_, r)| {
             matches!(
                 r.get("Type").and_then(Value::as_str),
@@ -83,12 +90,13 @@ pub(crate) fn add_implicit(
             continue;
         };
         let mut changed = events.clone();
-        for (event_id, event) in &events {
+        let event_order = source.keys(&["Resources", &owner, "Properties", "Events"], &events);
+        for (event_id, event) in event_order.iter().map(|k| (k, &events[k])) {
             if event.get("Type").and_then(Value::as_str) != Some(kind.event_type) {
                 continue;
             }
             propagate_tags_to_implicit(sam, globals, kind, &owner, event);
-            match process_event(sam, kind, event_id, event) {
+            match process_event(sam, kind, event_id, event, shadows.as_deref_mut()) {
                 Ok(Some(new)) => {
                     changed.insert(event_id.clone(), new);
                 }
@@ -161,6 +169,7 @@ fn process_event(
     kind: &ImplicitKind,
     event_id: &str,
     event: &Value,
+    shadows: Option<&mut crate::py27::Shadows>,
 ) -> std::result::Result<Option<Value>, String> {
     let event_error = |m: &str| ResourceError::event(event_id, m).message();
     let mut props = match event.get("Properties") {
@@ -217,6 +226,13 @@ fn process_event(
             if let Some(body) = api_props.get_mut("DefinitionBody") {
                 swagger::add_path(body, &path, &method).map_err(|e| e.message())?;
             }
+            if let Some(shadow) = shadows.and_then(|s| s.get_mut(api_id)) {
+                let method = swagger::normalize_method(&method);
+                shadow.round(|s| {
+                    s.set_default(&["paths"], &path);
+                    s.set_default(&["paths", &path], &method);
+                });
+            }
         }
     }
     let mut new = event.clone();
@@ -252,6 +268,16 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         api.attrs.insert("DependsOn".into(), d.clone());
     }
     // Tags: SAM's own tag joins the template's, in the body (as x-amazon-apigateway-tag-value).
+    if let Some(cors) = props.get("CorsConfiguration").filter(|c| crate::function::truthy(c)) {
+        let cors = out.params.resolve(cors);
+        let Some(b) = body.as_mut() else {
+            return Err(ResourceError::new(
+                id,
+                "Cors works only with inline OpenApi specified in 'DefinitionBody' property.",
+            ));
+        };
+        crate::cors::add_http_cors(id, b, &cors)?;
+    }
     let mut tags = props.get("Tags").and_then(Value::as_object).cloned();
     if props.get("Tags").is_some_and(crate::function::truthy) && body.is_none() {
         return Err(ResourceError::new(

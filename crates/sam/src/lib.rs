@@ -12,6 +12,7 @@
 
 mod api;
 mod application;
+mod cors;
 mod deployment;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ mod http_api;
 mod intrinsics;
 mod layer;
 mod model;
+mod order;
 mod policies;
 mod py27;
 mod refs;
@@ -37,6 +39,7 @@ use serde_json::{Map, Value};
 use error::ResourceError;
 pub use error::TransformError;
 use model::Out;
+pub use order::SourceOrder;
 
 /// The transform's name, as templates write it.
 pub const TRANSFORM_NAME: &str = "AWS::Serverless-2016-10-31";
@@ -51,6 +54,8 @@ pub struct Context {
     /// Parameter values given for this deploy (`ParameterKey` → value); template defaults fill
     /// the rest.
     pub parameters: Map<String, Value>,
+    /// The template's key order, when the caller knows it (see [`SourceOrder`]).
+    pub source_order: SourceOrder,
 }
 
 impl Context {
@@ -61,6 +66,7 @@ impl Context {
             partition: partition_of(region).to_string(),
             stack_name: stack_name.to_string(),
             parameters: Map::new(),
+            source_order: SourceOrder::default(),
         }
     }
 }
@@ -126,17 +132,18 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
         }
     }
     // The translator's plugins, in its order: default API bodies, implicit APIs, then Globals.
-    api::default_bodies(&mut sam);
+    let mut shadows = py27::Shadows::new();
+    api::default_bodies(&mut sam, &mut shadows);
     let globals = root.get("Globals").cloned();
-    api::add_implicit_rest_api(&mut sam, globals.as_ref(), &mut errors);
-    http_api::add_implicit_http_api(&mut sam, globals.as_ref(), &mut errors);
+    api::add_implicit_rest_api(&mut sam, globals.as_ref(), &mut shadows, &context.source_order, &mut errors);
+    http_api::add_implicit_http_api(&mut sam, globals.as_ref(), &context.source_order, &mut errors);
     if !errors.is_empty() {
         return Err(TransformError::from_errors(errors));
     }
     root.insert("Resources".into(), Value::Object(sam));
     globals::apply(&mut root).map_err(TransformError::from_errors)?;
     if let Some(Value::Object(resources)) = root.get_mut("Resources") {
-        api::fix_openapi_versions(resources);
+        api::fix_openapi_versions(resources, &mut shadows);
     }
     let sam: Map<String, Value> = root
         .get("Resources")
@@ -151,7 +158,8 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
 
     let mut out = Out::new(&root, context, params);
     out.sam = sam.clone();
-    let order = processing_order(&sam);
+    out.shadows = shadows;
+    let order = processing_order(&sam, &context.source_order);
     out.api_function_names = api_function_names(&out, &order);
     for id in order {
         let resource = out.sam[&id].clone();
@@ -190,7 +198,7 @@ fn resource_type(resource: &Value) -> &str {
 
 /// Functions first (their API events write into the APIs' definitions), then state machines,
 /// then APIs, then the rest; non-SAM resources are left where they are.
-fn processing_order(sam: &Map<String, Value>) -> Vec<String> {
+fn processing_order(sam: &Map<String, Value>, source: &SourceOrder) -> Vec<String> {
     let rank = |t: &str| match t {
         "AWS::Serverless::Function" => Some(0),
         "AWS::Serverless::StateMachine" => Some(1),
@@ -198,8 +206,11 @@ fn processing_order(sam: &Map<String, Value>) -> Vec<String> {
         t if t.starts_with("AWS::Serverless::") => Some(3),
         _ => None,
     };
-    let mut ids: Vec<(u8, String)> =
-        sam.iter().filter_map(|(id, r)| rank(resource_type(r)).map(|k| (k, id.clone()))).collect();
+    let mut ids: Vec<(u8, String)> = source
+        .keys(&["Resources"], sam)
+        .into_iter()
+        .filter_map(|id| rank(resource_type(&sam[&id])).map(|k| (k, id)))
+        .collect();
     ids.sort_by_key(|(k, _)| *k);
     ids.into_iter().map(|(_, id)| id).collect()
 }
@@ -216,7 +227,8 @@ fn api_function_names(out: &Out, order: &[String]) -> std::collections::BTreeMap
         let Some(events) = resource.pointer("/Properties/Events").and_then(Value::as_object) else {
             continue;
         };
-        for event in events.values() {
+        let keys = out.ctx.source_order.keys(&["Resources", id, "Properties", "Events"], events);
+        for event in keys.iter().map(|k| &events[k]) {
             if event.get("Type").and_then(Value::as_str) != Some("Api") {
                 continue;
             }
@@ -233,7 +245,7 @@ fn api_function_names(out: &Out, order: &[String]) -> std::collections::BTreeMap
             }
             let text = match &resolved {
                 Value::String(s) => s.clone(),
-                other => py27::swagger_repr(other, false),
+                other => py27::swagger_repr(other, false, &[], None),
             };
             names.entry(api.to_string()).or_default().push_str(&text);
         }

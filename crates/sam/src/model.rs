@@ -107,6 +107,8 @@ pub(crate) struct Out {
     pub deployments: Preferences,
     /// REST API id → the names of the functions its events call (see `api_function_names`).
     pub api_function_names: BTreeMap<String, String>,
+    /// Python 2.7 key order of the REST APIs' bodies (for their deployment ids).
+    pub shadows: crate::py27::Shadows,
     /// Function logical id → whether it names a `FunctionName` (REST API redeploy hashing).
     pub original: Map<String, Value>,
 }
@@ -134,6 +136,7 @@ impl Out {
             changed_ids: BTreeMap::new(),
             deployments: Preferences::default(),
             api_function_names: BTreeMap::new(),
+            shadows: Default::default(),
             original,
         }
     }

@@ -20,53 +20,151 @@ fn string_hash(s: &str) -> u64 {
     for c in &chars {
         x = x.wrapping_mul(1_000_003) ^ (*c as u64);
     }
-    x ^= chars.len() as u64;
-    if x == u64::MAX {
-        x = u64::MAX - 1;
+    x ^ chars.len() as u64
+}
+
+/// Path elements of list items (a path is `&str`s).
+const INDEXES: &[&str] = &["[0]", "[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]", "[9]"];
+
+/// Every dict of a document SAM edits, as Python 2.7 tables, so their iteration order follows
+/// the edits the translator makes: insertions, deletions, and the deep copies its editors make
+/// (each copy re-inserts a dict's keys in iteration order, which can reorder colliding keys).
+/// How a dict's keys were inserted, by its path in the document.
+type KeyOrderFn<'a> = dyn Fn(&[String], &Map<String, Value>) -> Vec<String> + 'a;
+
+/// Shadows of the REST APIs' bodies, by API logical id.
+pub(crate) type Shadows = std::collections::BTreeMap<String, Shadow>;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shadow {
+    tables: std::collections::BTreeMap<Vec<String>, Table>,
+}
+
+impl Shadow {
+    /// A document SAM wrote or read: every dict's keys inserted in SAM's order.
+    pub(crate) fn new(doc: &Value) -> Shadow {
+        let mut shadow = Shadow::default();
+        shadow.register(&[], doc);
+        shadow
     }
-    x
+
+    /// A document from the template: keys inserted in source order.
+    pub(crate) fn from_source(doc: &Value, base: &[&str], source: &crate::SourceOrder) -> Shadow {
+        let mut shadow = Shadow::default();
+        let base: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        shadow.register_with(&[], doc, &|path, map| {
+            let full: Vec<&str> =
+                base.iter().map(String::as_str).chain(path.iter().map(String::as_str)).collect();
+            source.keys(&full, map)
+        });
+        shadow
+    }
+
+    fn register(&mut self, path: &[String], value: &Value) {
+        self.register_with(path, value, &|_, map| insertion_order(map));
+    }
+
+    fn register_with(&mut self, path: &[String], value: &Value, order: &KeyOrderFn<'_>) {
+        match value {
+            Value::Object(map) => {
+                let mut table = Table::new();
+                for k in order(path, map) {
+                    table.add(&k);
+                }
+                self.tables.insert(path.to_vec(), table);
+                for (k, v) in map {
+                    let mut p = path.to_vec();
+                    p.push(k.clone());
+                    self.register_with(&p, v, order);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let mut p = path.to_vec();
+                    p.push(format!("[{i}]"));
+                    self.register_with(&p, v, order);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `dict[key] = value` on the dict at `path` (created empty if new); a key already there keeps
+    /// its slot unless `value` replaces a dict.
+    pub(crate) fn set(&mut self, path: &[&str], key: &str, value: &Value) {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.tables.entry(path.clone()).or_insert_with(Table::new).add(key);
+        let mut child = path;
+        child.push(key.to_string());
+        self.drop_under(&child);
+        self.register(&child, value);
+    }
+
+    /// `dict.setdefault(key, {})`.
+    pub(crate) fn set_default(&mut self, path: &[&str], key: &str) {
+        let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let exists = self.tables.get(&p).is_some_and(|t| t.contains(key));
+        if !exists {
+            self.set(path, key, &Value::Object(Map::new()));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, path: &[&str], key: &str) {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        if let Some(t) = self.tables.get_mut(&path) {
+            t.remove(key);
+        }
+        let mut child = path;
+        child.push(key.to_string());
+        self.drop_under(&child);
+    }
+
+    fn drop_under(&mut self, prefix: &[String]) {
+        self.tables.retain(|p, _| !p.starts_with(prefix));
+    }
+
+    /// A deep copy of the document.
+    pub(crate) fn copy(&mut self) {
+        for table in self.tables.values_mut() {
+            let mut fresh = Table::new();
+            for k in table.keys() {
+                fresh.add(&k);
+            }
+            *table = fresh;
+        }
+    }
+
+    /// An editor's step: the document copied in, changed, copied out.
+    pub(crate) fn round(&mut self, f: impl FnOnce(&mut Shadow)) {
+        self.copy();
+        f(self);
+        self.copy();
+    }
+
+    fn order(&self, path: &[&str], map: &Map<String, Value>) -> Vec<String> {
+        let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let Some(table) = self.tables.get(&p) else { return dict_order(&insertion_order(map)) };
+        let mut keys: Vec<String> = table.keys().into_iter().filter(|k| map.contains_key(k)).collect();
+        for k in insertion_order(map) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
 }
 
 /// Keys in the order a Python 2.7 dict iterates them after inserting `keys` in order.
 pub(crate) fn dict_order(keys: &[String]) -> Vec<String> {
-    let ops: Vec<Op> = keys.iter().map(|k| Op::Add(k.clone())).collect();
-    dict_order_phases(&[ops])
-}
-
-/// A change to a dict.
-#[derive(Clone, Debug)]
-pub(crate) enum Op {
-    Add(String),
-    Remove(String),
-}
-
-/// Keys in iteration order after each phase of changes, the dict deep-copied (its keys
-/// re-inserted in iteration order, deleted slots gone) after each phase, as the translator's
-/// editors copy documents between steps.
-pub(crate) fn dict_order_phases(phases: &[Vec<Op>]) -> Vec<String> {
-    let mut keys: Vec<String> = vec![];
-    for ops in phases {
-        let mut table = Table::new();
-        for k in &keys {
-            table.add(k);
-        }
-        for op in ops {
-            match op {
-                Op::Add(k) => table.add(k),
-                Op::Remove(k) => table.remove(k),
-            }
-        }
-        keys = table.keys();
-    }
-    // The final copy the editor hands back.
     let mut table = Table::new();
-    for k in &keys {
+    for k in keys {
         table.add(k);
     }
     table.keys()
 }
 
 /// Python 2.7's dict table (`Objects/dictobject.c`): `None` marks a deleted slot.
+#[derive(Clone, Debug)]
 struct Table {
     slots: std::collections::BTreeMap<u64, Option<String>>,
     size: usize,
@@ -146,6 +244,10 @@ impl Table {
         }
     }
 
+    fn contains(&self, key: &str) -> bool {
+        self.slots.values().any(|k| k.as_deref() == Some(key))
+    }
+
     fn keys(&self) -> Vec<String> {
         self.slots.values().flatten().cloned().collect()
     }
@@ -160,14 +262,34 @@ fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
         "version",
         "title",
         "paths",
+        "summary",
+        "consumes",
+        "produces",
         "x-amazon-apigateway-integration",
         "type",
         "httpMethod",
         "uri",
+        "requestTemplates",
         "responseTransferMode",
         "credentials",
         "responses",
         "timeoutInMillis",
+        "default",
+        "statusCode",
+        "responseParameters",
+        "responseTemplates",
+        "description",
+        "headers",
+        "method.response.header.Access-Control-Allow-Origin",
+        "method.response.header.Access-Control-Allow-Headers",
+        "method.response.header.Access-Control-Allow-Methods",
+        "method.response.header.Access-Control-Max-Age",
+        "method.response.header.Access-Control-Allow-Credentials",
+        "Access-Control-Allow-Origin",
+        "Access-Control-Allow-Headers",
+        "Access-Control-Allow-Methods",
+        "Access-Control-Max-Age",
+        "Access-Control-Allow-Credentials",
         "Bucket",
         "Key",
         "Version",
@@ -177,35 +299,25 @@ fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
     keys
 }
 
-/// The top of SAM's own document: its skeleton (swagger, info, paths), turned into OpenAPI by
-/// `OpenApiVersion` (openapi added, swagger deleted), then whatever the API's properties add.
-fn managed_top_order(map: &Map<String, Value>) -> Vec<String> {
-    let add = |k: &str| Op::Add(k.to_string());
-    let mut first = vec![add("swagger"), add("info"), add("paths")];
-    if !map.contains_key("swagger") && map.contains_key("openapi") {
-        first.push(add("openapi"));
-        first.push(Op::Remove("swagger".into()));
-    }
-    let skeleton = ["swagger", "info", "paths", "openapi"];
-    let rest: Vec<Op> =
-        insertion_order(map).into_iter().filter(|k| !skeleton.contains(&k.as_str())).map(Op::Add).collect();
-    let order = dict_order_phases(&[first, rest]);
-    order.into_iter().filter(|k| map.contains_key(k)).collect()
-}
-
 #[derive(Clone, Copy)]
-enum Origin {
+enum Origin<'a> {
     /// Everything came from the template (`u'…'`).
     Template,
-    /// SAM's own document: its constants are plain, paths, methods and URIs come from the template.
-    Sam,
+    /// SAM's own document: its constants are plain, paths, methods and URIs come from the
+    /// template, and so do CORS header values but the ones SAM wrote (listed).
+    Sam(&'a [String]),
 }
 
 /// `str(swagger)` as the translator computes it; `managed` when SAM generated the body.
-pub(crate) fn swagger_repr(body: &Value, managed: bool) -> String {
+pub(crate) fn swagger_repr(
+    body: &Value,
+    managed: bool,
+    sam_strings: &[String],
+    shadow: Option<&Shadow>,
+) -> String {
     let mut out = String::new();
-    let origin = if managed { Origin::Sam } else { Origin::Template };
-    write(body, origin, &[], &mut out);
+    let origin = if managed { Origin::Sam(sam_strings) } else { Origin::Template };
+    write(body, origin, shadow, &[], &mut out);
     out
 }
 
@@ -219,16 +331,16 @@ pub(crate) fn body_s3_repr(s3: &Map<String, Value>) -> String {
         }
         out.push_str(&quote(k, false));
         out.push_str(": ");
-        write(&s3[k], Origin::Template, &[], &mut out);
+        write(&s3[k], Origin::Template, None, &[], &mut out);
     }
     out.push('}');
     out
 }
 
-fn unicode(origin: Origin, path: &[&str], is_key: bool, key: &str) -> bool {
+fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     match origin {
         Origin::Template => true,
-        Origin::Sam => {
+        Origin::Sam(sam_strings) => {
             let parent = path.last().copied().unwrap_or("");
             let grandparent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
             if is_key {
@@ -239,13 +351,14 @@ fn unicode(origin: Origin, path: &[&str], is_key: bool, key: &str) -> bool {
                 // template gave, binary media types
                 (parent == "Fn::Sub" && grandparent == "uri" && key.contains(".Arn}"))
                     || (parent == "openapi" && path.len() == 1)
-                    || (parent == "[]" && grandparent == "x-amazon-apigateway-binary-media-types")
+                    || (parent.starts_with('[') && grandparent == "x-amazon-apigateway-binary-media-types")
+                    || (grandparent == "responseParameters" && !sam_strings.iter().any(|s| s == key))
             }
         }
     }
 }
 
-fn write(value: &Value, origin: Origin, path: &[&str], out: &mut String) {
+fn write(value: &Value, origin: Origin<'_>, shadow: Option<&Shadow>, path: &[&str], out: &mut String) {
     match value {
         Value::Null => out.push_str("None"),
         Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
@@ -268,27 +381,28 @@ fn write(value: &Value, origin: Origin, path: &[&str], out: &mut String) {
                     out.push_str(", ");
                 }
                 let mut p = path.to_vec();
-                p.push("[]");
-                write(item, origin, &p, out);
+                p.push(INDEXES.get(i).copied().unwrap_or("[]"));
+                write(item, origin, shadow, &p, out);
             }
             out.push(']');
         }
         Value::Object(map) => {
             out.push('{');
-            let order = if path.is_empty() && matches!(origin, Origin::Sam) {
-                managed_top_order(map)
-            } else {
-                dict_order(&insertion_order(map))
+            let order = match shadow {
+                Some(shadow) => shadow.order(path, map),
+                None => dict_order(&insertion_order(map)),
             };
             for (i, key) in order.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&quote(key, unicode(origin, path, true, key)));
+                // SAM's CORS method is its own constant.
+                let cors = key == "options" && map[key].get("summary") == Some(&Value::from("CORS support"));
+                out.push_str(&quote(key, unicode(origin, path, true, key) && !cors));
                 out.push_str(": ");
                 let mut p = path.to_vec();
                 p.push(key);
-                write(&map[key], origin, &p, out);
+                write(&map[key], origin, shadow, &p, out);
             }
             out.push('}');
         }
@@ -364,8 +478,34 @@ mod tests {
     fn a_user_body_prints_as_unicode() {
         let body = json!({"swagger": "2.0", "info": {"title": "body"}, "paths": {"/ping": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}}});
         assert_eq!(
-            swagger_repr(&body, false),
+            swagger_repr(&body, false, &[], None),
             "{u'info': {u'title': u'body'}, u'paths': {u'/ping': {u'get': {u'x-amazon-apigateway-integration': {u'type': u'mock'}}}}, u'swagger': u'2.0'}"
+        );
+    }
+}
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn cors_method_keys_follow_python() {
+        let keys: Vec<String> =
+            ["summary", "consumes", "produces", "x-amazon-apigateway-integration", "responses"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        assert_eq!(
+            dict_order(&keys),
+            vec!["responses", "x-amazon-apigateway-integration", "produces", "consumes", "summary"]
+        );
+        let mut shadow = Shadow::new(
+            &serde_json::json!({"m": {"summary": 1, "consumes": 1, "produces": 1, "x-amazon-apigateway-integration": 1, "responses": 1}}),
+        );
+        shadow.copy();
+        let map = serde_json::json!({"summary": 1, "consumes": 1, "produces": 1, "x-amazon-apigateway-integration": 1, "responses": 1});
+        assert_eq!(
+            shadow.order(&["m"], map.as_object().unwrap()),
+            vec!["x-amazon-apigateway-integration", "consumes", "summary", "responses", "produces"]
         );
     }
 }

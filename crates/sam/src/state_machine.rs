@@ -56,7 +56,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             ));
         }
     }
-    let parsed = events::parse(id, &events_map)?;
+    let parsed = events::parse(id, &events_map, &out.ctx.source_order)?;
     let truthy = |k: &str| props.get(k).filter(|v| crate::function::truthy(v));
     let attrs = passthrough_attrs(resource);
     let mut machine = Cfn::with(id, "AWS::StepFunctions::StateMachine", &resource_attrs(resource));

@@ -44,7 +44,7 @@ fn paths(doc: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 /// The path items under a path: the item, or both branches of an `Fn::If` (NoValue skipped).
-fn conditional_contents(item: &mut Value) -> Vec<&mut Value> {
+pub(crate) fn conditional_contents(item: &mut Value) -> Vec<&mut Value> {
     if is_if(item) {
         let branches = item["Fn::If"].as_array_mut().map(|a| a.iter_mut().skip(1)).into_iter().flatten();
         return branches.filter(|b| !is_no_value(b)).collect();

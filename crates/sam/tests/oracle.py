@@ -69,10 +69,23 @@ class NoNetworkPolicies:
         return {}
 
 
+def key_order(value, path, out):
+    """Every mapping's keys in source order (the Rust side's JSON maps forget it)."""
+    if isinstance(value, dict):
+        out.append([path, list(value.keys())])
+        for k, v in value.items():
+            key_order(v, path + [k], out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            key_order(v, path + [f"[{i}]"], out)
+    return out
+
+
 def run(path):
     with open(path, encoding="utf-8") as f:
         template = yaml.load(f, Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
     source = json.loads(json.dumps(template))
+    order = key_order(source, [], [])
     params = {
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
@@ -81,10 +94,10 @@ def run(path):
     }
     try:
         out = transform(json.loads(json.dumps(template)), params, NoNetworkPolicies())
-        return {"input": source, "template": out}
+        return {"input": source, "order": order, "template": out}
     except InvalidDocumentException as e:
         message = " ".join([e.message] + [cause.message for cause in e.causes])
-        return {"input": source, "error": "Transform AWS::Serverless-2016-10-31 failed with: " + message}
+        return {"input": source, "order": order, "error": "Transform AWS::Serverless-2016-10-31 failed with: " + message}
 
 
 def main():

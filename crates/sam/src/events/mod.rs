@@ -75,9 +75,15 @@ fn required(ty: &str) -> &'static [&'static str] {
 
 /// Parses and checks the events of `owner_id` (the translator checks them before it generates
 /// anything for the resource).
-pub(crate) fn parse<'a>(owner_id: &str, events: &'a Map<String, Value>) -> Result<Vec<Event<'a>>> {
+pub(crate) fn parse<'a>(
+    owner_id: &str,
+    events: &'a Map<String, Value>,
+    source: &crate::SourceOrder,
+) -> Result<Vec<Event<'a>>> {
     let mut out = Vec::new();
-    for (relative_id, event) in events {
+    let order = source.keys(&["Resources", owner_id, "Properties", "Events"], events);
+    for key in order {
+        let (relative_id, event) = events.get_key_value(&key).expect("key of the map");
         let wrap = |m: String| ResourceError::new(owner_id, ResourceError::event(relative_id, m).message());
         let Some(ty) = event.get("Type").and_then(Value::as_str) else {
             return Err(wrap(format!(

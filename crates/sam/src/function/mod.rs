@@ -54,7 +54,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         Some(_) => return Err(ResourceError::new(id, "Property 'Events' should be a map.")),
         None => Map::new(),
     };
-    let events = events::parse(id, &events_map)?;
+    let events = events::parse(id, &events_map, &out.ctx.source_order)?;
     if get("VersionDeletionPolicy").is_some() && get("AutoPublishAlias").is_none() {
         return Err(ResourceError::new(id, "VersionDeletionPolicy must be used with AutoPublishAlias."));
     }
