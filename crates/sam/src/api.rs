@@ -460,6 +460,11 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                 event.error(format!("API method \"{method}\" defined multiple times for path \"{path}\"."))
             );
         }
+        if event.get("RequestModel").is_some_and(crate::function::truthy) {
+            return Err(event.error(
+                "nimbus's SAM transform does not support property 'RequestModel' of Api events yet.",
+            ));
+        }
         if event.get("Auth").is_some_and(crate::function::truthy) {
             return Err(
                 event.error("nimbus's SAM transform does not support property 'Auth' of Api events yet.")
@@ -483,37 +488,62 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
             target.attrs.get("Condition"),
         )
         .map_err(|e| ResourceError::raw(e.message()))?;
-        let method_key = swagger::normalize_method(&method);
-        if let (Some(shadow), None) = (out.shadows.get_mut(&api_id), target.attrs.get("Condition")) {
-            let timeout = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t));
-            let integration = body
-                .pointer(&format!(
-                    "/paths/{}/{}/{}",
-                    escape(&path),
-                    escape(&method_key),
-                    escape(swagger::INTEGRATION)
-                ))
-                .cloned();
-            shadow.round(|s| {
-                s.set_default(&["paths"], &path);
-                s.set_default(&["paths", &path], &method_key);
-                if let Some(i) = &integration {
-                    let mut i = i.clone();
-                    if let Some(m) = i.as_object_mut() {
-                        m.remove("timeoutInMillis");
-                    }
-                    s.set(&["paths", &path, &method_key], swagger::INTEGRATION, &i);
-                }
-                s.set_default(&["paths", &path, &method_key], "responses");
-                if let Some(t) = timeout {
-                    s.set(&["paths", &path, &method_key, swagger::INTEGRATION], "timeoutInMillis", t);
-                }
-            });
-        }
         if let Some(timeout) = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t)) {
             swagger::for_each_method(&mut body, &path, &method, &mut |def| {
                 if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
                     i.insert("timeoutInMillis".into(), timeout.clone());
+                }
+            });
+        }
+        let parameters = request_parameters(event)?;
+        if !parameters.is_empty() {
+            swagger::for_each_method(&mut body, &path, &method, &mut |def| {
+                let mut cache = vec![];
+                let list = def.entry("parameters").or_insert_with(|| json!([]));
+                for (name, param, caching) in &parameters {
+                    if let Some(list) = list.as_array_mut() {
+                        list.push(param.clone());
+                    }
+                    if *caching {
+                        cache.push(json!(name));
+                    }
+                }
+                if !cache.is_empty() {
+                    if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
+                        let keys = i.entry("cacheKeyParameters").or_insert_with(|| json!([]));
+                        if let Some(keys) = keys.as_array_mut() {
+                            keys.extend(cache);
+                        }
+                    }
+                }
+            });
+        }
+        let method_key = swagger::normalize_method(&method);
+        if let (Some(shadow), None) = (out.shadows.get_mut(&api_id), target.attrs.get("Condition")) {
+            let pointer = format!("/paths/{}/{}", escape(&path), escape(&method_key));
+            let definition = body.pointer(&pointer).cloned().unwrap_or(Value::Null);
+            shadow.round(|s| {
+                s.set_default(&["paths"], &path);
+                s.set_default(&["paths", &path], &method_key);
+                let m = ["paths", path.as_str(), method_key.as_str()];
+                if let Some(i) = definition.get(swagger::INTEGRATION) {
+                    let mut first = i.clone();
+                    if let Some(f) = first.as_object_mut() {
+                        f.remove("timeoutInMillis");
+                        f.remove("cacheKeyParameters");
+                    }
+                    s.set(&m, swagger::INTEGRATION, &first);
+                    s.set_default(&m, "responses");
+                    let i_path = ["paths", path.as_str(), method_key.as_str(), swagger::INTEGRATION];
+                    if let Some(t) = i.get("timeoutInMillis") {
+                        s.set(&i_path, "timeoutInMillis", t);
+                    }
+                    if let Some(p) = definition.get("parameters") {
+                        s.set(&m, "parameters", p);
+                    }
+                    if let Some(c) = i.get("cacheKeyParameters") {
+                        s.set(&i_path, "cacheKeyParameters", c);
+                    }
                 }
             });
         }
@@ -549,4 +579,56 @@ fn options_paths(body: &Value) -> Vec<String> {
 /// A JSON pointer token.
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// `RequestParameters` of an `Api` event: (name, Swagger parameter, caching).
+fn request_parameters(event: &Event<'_>) -> Result<Vec<(String, Value, bool)>> {
+    let Some(list) = event.get("RequestParameters") else { return Ok(vec![]) };
+    let Some(list) = list.as_array() else {
+        return Err(event.error("Property 'RequestParameters' should be a list."));
+    };
+    let key_error = "Invalid value for 'RequestParameters' property. Keys must be in the format \
+                     'method.request.[querystring|path|header].{value}', e.g 'method.request.header.Authorization'.";
+    let valid = |name: &str| {
+        ["method.request.querystring.", "method.request.path.", "method.request.header."]
+            .iter()
+            .any(|p| name.starts_with(p))
+    };
+    let mut out = vec![];
+    for parameter in list {
+        let (name, required, caching) = match parameter {
+            Value::String(name) => {
+                if !valid(name) {
+                    return Err(event.error(key_error));
+                }
+                (name.clone(), json!(false), false)
+            }
+            Value::Object(map) if map.len() == 1 => {
+                let (name, settings) = map.iter().next().expect("one entry");
+                if !valid(name) {
+                    return Err(event.error(key_error));
+                }
+                let ok = settings.as_object().is_some_and(|s| s.keys().all(|k| k == "Required" || k == "Caching"));
+                if !ok {
+                    return Err(event.error(
+                        "Invalid value for 'RequestParameters' property. Values must be an object, e.g { Required: true, Caching: false }",
+                    ));
+                }
+                let required = settings.get("Required").cloned().unwrap_or(json!(false));
+                let caching = crate::function::truthy(settings.get("Caching").unwrap_or(&json!(false)));
+                (name.clone(), required, caching)
+            }
+            _ => {
+                return Err(event.error(
+                    "Invalid value for 'RequestParameters' property. Property must be either a string or an object",
+                ))
+            }
+        };
+        let location_name = name.trim_start_matches("method.request.");
+        let (location, param) = location_name.split_once('.').unwrap_or((location_name, ""));
+        let location = if location == "querystring" { "query" } else { location };
+        let swagger_param = json!({"in": location, "name": param, "required": required, "type": "string"});
+        out.push((name, swagger_param, caching));
+    }
+    Ok(out)
 }

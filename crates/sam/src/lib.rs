@@ -122,6 +122,13 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
                 "All 'Resources' must be Objects. If you're using YAML, this may be an indentation issue.",
             ));
         }
+        if resource.get("Connectors").is_some() {
+            return Err(TransformError::from_errors(vec![ResourceError::new(
+                id,
+                "nimbus's SAM transform does not support 'Connectors' yet; grant access with Policies.",
+            )
+            .message()]));
+        }
         let is_sam = resource_type(resource).starts_with("AWS::Serverless::");
         if is_sam && resource.get("Properties").is_some_and(|p| !p.is_object() && !p.is_null()) {
             return Err(TransformError::from_errors(vec![ResourceError::new(

@@ -265,6 +265,9 @@ fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
         "summary",
         "consumes",
         "produces",
+        "in",
+        "name",
+        "required",
         "x-amazon-apigateway-integration",
         "type",
         "httpMethod",
@@ -353,6 +356,12 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
                     || (parent == "openapi" && path.len() == 1)
                     || (parent.starts_with('[') && grandparent == "x-amazon-apigateway-binary-media-types")
                     || (grandparent == "responseParameters" && !sam_strings.iter().any(|s| s == key))
+                    || (parent.starts_with('[') && grandparent == "cacheKeyParameters")
+                    || (parent == "name" && path.len() >= 3 && path[path.len() - 3] == "parameters")
+                    || (parent == "in"
+                        && key != "query"
+                        && path.len() >= 3
+                        && path[path.len() - 3] == "parameters")
             }
         }
     }
