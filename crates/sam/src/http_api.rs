@@ -4,10 +4,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::ImplicitKind;
 use crate::error::{ResourceError, Result};
 use crate::events::{permission, Event, Target};
 use crate::function::s3_location;
+use crate::implicit::{add_implicit, ImplicitKind};
 use crate::model::{check_known, passthrough_attrs, properties, resource_attrs, Cfn, Out};
 use crate::swagger;
 
@@ -39,7 +39,7 @@ pub(crate) fn add_implicit_http_api(
     globals: Option<&Value>,
     source: &crate::SourceOrder,
     errors: &mut Vec<String>,
-) {
+) -> Map<String, Value> {
     add_implicit(
         sam,
         globals,
@@ -48,6 +48,7 @@ pub(crate) fn add_implicit_http_api(
         errors,
         &ImplicitKind {
             id: IMPLICIT_ID,
+            condition_name: "ServerlessHttpApiCondition",
             event_type: "HttpApi",
             api_property: "ApiId",
             api_type: "AWS::Serverless::HttpApi",
@@ -56,190 +57,7 @@ pub(crate) fn add_implicit_http_api(
                 "Properties": {"DefinitionBody": swagger::openapi_skeleton(), "__MANAGE_SWAGGER": true}
             }),
         },
-    );
-}
-
-/// Adds the implicit API, points events that name no API at it, and writes each event's path
-/// and method into its API's managed body; the implicit API goes away again if no event uses it.
-pub(crate) fn add_implicit(
-    sam: &mut Map<String, Value>,
-    globals: Option<&Value>,
-    mut shadows: Option<&mut crate::py27::Shadows>,
-    source: &crate::SourceOrder,
-    errors: &mut Vec<String>,
-    kind: &ImplicitKind,
-) {
-    let existing = sam.get(kind.id).cloned();
-    sam.insert(kind.id.to_string(), kind.resource.clone());
-    let order = source.keys(&["Resources"], sam);
-    let owners: Vec<String> = order
-        .iter()
-        .map(|id| (id, &sam[id]))
-        .filter(|(_, r)| {
-            matches!(
-                r.get("Type").and_then(Value::as_str),
-                Some("AWS::Serverless::Function" | "AWS::Serverless::StateMachine")
-            )
-        })
-        .map(|(id, _)| id.clone())
-        .collect();
-    for owner in owners {
-        let Some(events) =
-            sam[&owner].get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_object).cloned()
-        else {
-            continue;
-        };
-        let mut changed = events.clone();
-        let event_order = source.keys(&["Resources", &owner, "Properties", "Events"], &events);
-        for (event_id, event) in event_order.iter().map(|k| (k, &events[k])) {
-            if event.get("Type").and_then(Value::as_str) != Some(kind.event_type) {
-                continue;
-            }
-            propagate_tags_to_implicit(sam, globals, kind, &owner, event);
-            match process_event(sam, kind, event_id, event, shadows.as_deref_mut()) {
-                Ok(Some(new)) => {
-                    changed.insert(event_id.clone(), new);
-                }
-                Ok(None) => {}
-                Err(message) => errors.push(ResourceError::new(&owner, message).message()),
-            }
-        }
-        if let Some(props) =
-            sam.get_mut(&owner).and_then(|r| r.get_mut("Properties")).and_then(Value::as_object_mut)
-        {
-            props.insert("Events".into(), Value::Object(changed));
-        }
-    }
-    let empty = sam
-        .get(kind.id)
-        .and_then(|r| r.pointer("/Properties/DefinitionBody/paths"))
-        .and_then(Value::as_object)
-        .is_some_and(|p| p.is_empty());
-    if empty {
-        match existing {
-            Some(e) => {
-                sam.insert(kind.id.to_string(), e);
-            }
-            None => {
-                sam.remove(kind.id);
-            }
-        }
-    }
-}
-
-/// An event of the implicit API on a resource with `PropagateTags` gives the API its tags.
-fn propagate_tags_to_implicit(
-    sam: &mut Map<String, Value>,
-    globals: Option<&Value>,
-    kind: &ImplicitKind,
-    owner: &str,
-    event: &Value,
-) {
-    if event.get("Properties").and_then(|p| p.get(kind.api_property)).is_some() {
-        return;
-    }
-    let section = match sam[owner].get("Type").and_then(Value::as_str) {
-        Some("AWS::Serverless::StateMachine") => "StateMachine",
-        _ => "Function",
-    };
-    let global = globals.and_then(|g| g.get(section));
-    let own = |k: &str| {
-        sam[owner].get("Properties").and_then(|p| p.get(k)).filter(|v| crate::function::truthy(v)).cloned()
-    };
-    let pick = |k: &str| {
-        own(k).or_else(|| global.and_then(|g| g.get(k)).filter(|v| crate::function::truthy(v)).cloned())
-    };
-    let (Some(_), Some(Value::Object(tags))) = (pick("PropagateTags"), pick("Tags")) else { return };
-    let Some(props) =
-        sam.get_mut(kind.id).and_then(|r| r.get_mut("Properties")).and_then(Value::as_object_mut)
-    else {
-        return;
-    };
-    let existing = props.entry("Tags").or_insert_with(|| json!({}));
-    if let Some(existing) = existing.as_object_mut() {
-        existing.extend(tags);
-    }
-    props.insert("PropagateTags".into(), json!(true));
-}
-
-/// One event: its properties as the plugin leaves them (API id filled in), or None when the
-/// plugin skips it.
-fn process_event(
-    sam: &mut Map<String, Value>,
-    kind: &ImplicitKind,
-    event_id: &str,
-    event: &Value,
-    shadows: Option<&mut crate::py27::Shadows>,
-) -> std::result::Result<Option<Value>, String> {
-    let event_error = |m: &str| ResourceError::event(event_id, m).message();
-    let mut props = match event.get("Properties") {
-        Some(Value::Object(p)) => p.clone(),
-        None | Some(Value::Null) if kind.event_type == "HttpApi" => Map::new(),
-        None | Some(Value::Null) => return Ok(None),
-        Some(_) => return Err(event_error("Properties should be a map.")),
-    };
-    if props.is_empty() && kind.event_type == "Api" {
-        return Ok(None);
-    }
-    props.entry(kind.api_property).or_insert_with(|| json!({"Ref": kind.id}));
-    if kind.event_type == "HttpApi" {
-        let blank = |k: &str| props.get(k).is_none_or(|v| !crate::function::truthy(v));
-        if blank("Path") && blank("Method") {
-            props.insert("Path".into(), json!("$default"));
-            props.insert("Method".into(), json!(swagger::ANY_METHOD));
-        }
-    }
-    let api_value = props.get(kind.api_property).cloned().unwrap_or(Value::Null);
-    let api_id = match &api_value {
-        Value::Object(m) if m.contains_key("Ref") => m["Ref"].clone(),
-        other => other.clone(),
-    };
-    for key in ["Path", "Method"] {
-        if props.get(key).is_none_or(Value::is_null) {
-            return Err(event_error(&format!("Property '{key}' is required.")));
-        }
-    }
-    let Some(api_id) = api_id.as_str() else {
-        return Err(event_error(&format!("Property '{}' should be a string.", kind.api_property)));
-    };
-    for key in ["Path", "Method"] {
-        if !props[key].is_string() {
-            return Err(event_error(&format!("Property '{key}' should be a string.")));
-        }
-    }
-    let api_type = sam.get(api_id).and_then(|r| r.get("Type")).and_then(Value::as_str);
-    let http_from_rest =
-        api_type == Some("AWS::Serverless::HttpApi") && kind.api_type != "AWS::Serverless::HttpApi";
-    if api_type.is_none() || http_from_rest {
-        return Err(event_error(&format!(
-            "{} must be a valid reference to an '{}' resource in same template.",
-            kind.api_property, kind.api_type
-        )));
-    }
-    let path = props["Path"].as_str().unwrap_or_default().to_string();
-    let method = props["Method"].as_str().unwrap_or_default().to_string();
-    if let Some(api_props) =
-        sam.get_mut(api_id).and_then(|r| r.get_mut("Properties")).and_then(Value::as_object_mut)
-    {
-        let managed = api_props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true);
-        if managed && swagger::is_valid(api_props.get("DefinitionBody")) {
-            if let Some(body) = api_props.get_mut("DefinitionBody") {
-                swagger::add_path(body, &path, &method).map_err(|e| e.message())?;
-            }
-            if let Some(shadow) = shadows.and_then(|s| s.get_mut(api_id)) {
-                let method = swagger::normalize_method(&method);
-                shadow.round(|s| {
-                    s.set_default(&["paths"], &path);
-                    s.set_default(&["paths", &path], &method);
-                });
-            }
-        }
-    }
-    let mut new = event.clone();
-    if let Some(obj) = new.as_object_mut() {
-        obj.insert("Properties".into(), Value::Object(props));
-    }
-    Ok(Some(new))
+    )
 }
 
 pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()> {

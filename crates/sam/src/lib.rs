@@ -11,6 +11,7 @@
 //! (`Fn.Alias`, `MyLayer` → `MyLayer<hash>`) are rewritten last.
 
 mod api;
+mod api_event;
 mod application;
 mod cors;
 mod deployment;
@@ -20,6 +21,7 @@ mod function;
 mod globals;
 mod hash;
 mod http_api;
+mod implicit;
 mod intrinsics;
 mod layer;
 mod model;
@@ -142,8 +144,26 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
     let mut shadows = py27::Shadows::new();
     api::default_bodies(&mut sam, &mut shadows);
     let globals = root.get("Globals").cloned();
-    api::add_implicit_rest_api(&mut sam, globals.as_ref(), &mut shadows, &context.source_order, &mut errors);
-    http_api::add_implicit_http_api(&mut sam, globals.as_ref(), &context.source_order, &mut errors);
+    let mut conditions = api::add_implicit_rest_api(
+        &mut sam,
+        globals.as_ref(),
+        &mut shadows,
+        &context.source_order,
+        &mut errors,
+    );
+    conditions.extend(http_api::add_implicit_http_api(
+        &mut sam,
+        globals.as_ref(),
+        &context.source_order,
+        &mut errors,
+    ));
+    if !conditions.is_empty() {
+        if let Some(map) =
+            root.entry("Conditions").or_insert_with(|| Value::Object(Map::new())).as_object_mut()
+        {
+            map.extend(conditions);
+        }
+    }
     if !errors.is_empty() {
         return Err(TransformError::from_errors(errors));
     }

@@ -136,7 +136,7 @@ pub(crate) fn translate(
             "CloudWatchEvent" | "EventBridgeRule" => push::rule(event, target),
             "ScheduleV2" => schedule::schedule_v2(event, target),
             "SQS" | "Kinesis" | "DynamoDB" => pull::mapping(event, target, role.as_deref_mut()),
-            "Api" => crate::api::event(out, event, target),
+            "Api" => crate::api_event::event(out, event, target),
             "HttpApi" => crate::http_api::event(out, event, target),
             _ => unreachable!("checked in parse"),
         };

@@ -1,0 +1,213 @@
+//! `Api` events: a permission for API Gateway per event, and in a managed body the Lambda
+//! proxy integration (with `TimeoutInMillis` and `RequestParameters`), recorded in the body's
+//! Python 2.7 shadow as the translator's editor would write it.
+
+use serde_json::{json, Map, Value};
+
+use crate::api::escape;
+use crate::error::{ResourceError, Result};
+use crate::events::{permission, Event, Target};
+use crate::model::{properties, Cfn, Out};
+use crate::swagger;
+
+/// An `Api` event: a permission for API Gateway, and the Lambda integration in the API's body.
+pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result<Vec<Cfn>> {
+    let api_ref = event.get("RestApiId").cloned().unwrap_or(Value::Null);
+    let api_id = match &api_ref {
+        Value::Object(m) if m.contains_key("Ref") => m["Ref"].clone(),
+        other => other.clone(),
+    };
+    let Some(api_id) = api_id.as_str().map(str::to_string) else {
+        return Err(event.error(
+            "RestApiId must be a valid reference to an 'AWS::Serverless::Api' resource in same template.",
+        ));
+    };
+    let Some(api) = out.sam.get(&api_id).filter(|a| a.is_object()).cloned() else {
+        return Err(event
+            .error("RestApiId property of Api event must reference a valid resource in the same template."));
+    };
+    let api_props = properties(&api);
+    let suffix = match api_props.get("StageName") {
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(ResourceError::new(&api_id, "StageName cannot be empty."))
+        }
+        Some(Value::String(s)) => s.clone(),
+        _ => "Stage".to_string(),
+    };
+    let path = event.get("Path").and_then(Value::as_str).unwrap_or_default().to_string();
+    let method = event.get("Method").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+    let trimmed = if path.len() > 1 { path.strip_suffix('/').unwrap_or(&path) } else { &path };
+    let arn_method = if method == "any" { "*".to_string() } else { method.to_ascii_uppercase() };
+    let resource = format!("${{__ApiId__}}/${{__Stage__}}/{arn_method}{}", swagger::path_wildcards(trimmed));
+    let source_arn = json!({"Fn::Sub": [
+        format!("arn:{}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:{resource}", out.ctx.partition),
+        {"__ApiId__": api_ref, "__Stage__": "*"}
+    ]});
+    let perm = permission(&event.id, &suffix, target, "apigateway.amazonaws.com", Some(source_arn), None);
+
+    if api_props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true) {
+        let Some(mut body) = api_props.get("DefinitionBody").cloned() else { return Ok(vec![perm]) };
+        if swagger::has_integration(&body, &path, &method) {
+            return Err(
+                event.error(format!("API method \"{method}\" defined multiple times for path \"{path}\"."))
+            );
+        }
+        if event.get("RequestModel").is_some_and(crate::function::truthy) {
+            return Err(event.error(
+                "nimbus's SAM transform does not support property 'RequestModel' of Api events yet.",
+            ));
+        }
+        if event.get("Auth").is_some_and(crate::function::truthy) {
+            return Err(
+                event.error("nimbus's SAM transform does not support property 'Auth' of Api events yet.")
+            );
+        }
+        let mut integration = Map::new();
+        integration.insert("type".into(), json!("aws_proxy"));
+        integration.insert("httpMethod".into(), json!("POST"));
+        integration.insert(
+            "uri".into(),
+            integration_uri(&target.arn, &out.ctx.partition, event.get("ResponseTransferMode")),
+        );
+        if event.get("ResponseTransferMode").and_then(Value::as_str) == Some("RESPONSE_STREAM") {
+            integration.insert("responseTransferMode".into(), json!("STREAM"));
+        }
+        swagger::add_lambda_integration(
+            &mut body,
+            &path,
+            &method,
+            integration,
+            target.attrs.get("Condition"),
+        )
+        .map_err(|e| ResourceError::raw(e.message()))?;
+        if let Some(timeout) = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t)) {
+            swagger::for_each_method(&mut body, &path, &method, &mut |def| {
+                if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
+                    i.insert("timeoutInMillis".into(), timeout.clone());
+                }
+            });
+        }
+        let parameters = request_parameters(event)?;
+        if !parameters.is_empty() {
+            swagger::for_each_method(&mut body, &path, &method, &mut |def| {
+                let mut cache = vec![];
+                let list = def.entry("parameters").or_insert_with(|| json!([]));
+                for (name, param, caching) in &parameters {
+                    if let Some(list) = list.as_array_mut() {
+                        list.push(param.clone());
+                    }
+                    if *caching {
+                        cache.push(json!(name));
+                    }
+                }
+                if !cache.is_empty() {
+                    if let Some(i) = def.get_mut(swagger::INTEGRATION).and_then(Value::as_object_mut) {
+                        let keys = i.entry("cacheKeyParameters").or_insert_with(|| json!([]));
+                        if let Some(keys) = keys.as_array_mut() {
+                            keys.extend(cache);
+                        }
+                    }
+                }
+            });
+        }
+        let method_key = swagger::normalize_method(&method);
+        if let (Some(shadow), None) = (out.shadows.get_mut(&api_id), target.attrs.get("Condition")) {
+            let pointer = format!("/paths/{}/{}", escape(&path), escape(&method_key));
+            let definition = body.pointer(&pointer).cloned().unwrap_or(Value::Null);
+            shadow.round(|s| {
+                s.set_default(&["paths"], &path);
+                s.set_default(&["paths", &path], &method_key);
+                let m = ["paths", path.as_str(), method_key.as_str()];
+                if let Some(i) = definition.get(swagger::INTEGRATION) {
+                    let mut first = i.clone();
+                    if let Some(f) = first.as_object_mut() {
+                        f.remove("timeoutInMillis");
+                        f.remove("cacheKeyParameters");
+                    }
+                    s.set(&m, swagger::INTEGRATION, &first);
+                    s.set_default(&m, "responses");
+                    let i_path = ["paths", path.as_str(), method_key.as_str(), swagger::INTEGRATION];
+                    if let Some(t) = i.get("timeoutInMillis") {
+                        s.set(&i_path, "timeoutInMillis", t);
+                    }
+                    if let Some(p) = definition.get("parameters") {
+                        s.set(&m, "parameters", p);
+                    }
+                    if let Some(c) = i.get("cacheKeyParameters") {
+                        s.set(&i_path, "cacheKeyParameters", c);
+                    }
+                }
+            });
+        }
+        if let Some(props) =
+            out.sam.get_mut(&api_id).and_then(|a| a.get_mut("Properties")).and_then(Value::as_object_mut)
+        {
+            props.insert("DefinitionBody".into(), body);
+        }
+    }
+    Ok(vec![perm])
+}
+
+pub(crate) fn integration_uri(function_arn: &Value, partition: &str, mode: Option<&Value>) -> Value {
+    let (version, path) = if mode.and_then(Value::as_str) == Some("RESPONSE_STREAM") {
+        ("2021-11-15", "/response-streaming-invocations")
+    } else {
+        ("2015-03-31", "/invocations")
+    };
+    json!({"Fn::Sub": format!(
+        "arn:{partition}:apigateway:${{AWS::Region}}:lambda:path/{version}/functions/{}{path}",
+        swagger::shorthand(function_arn)
+    )})
+}
+
+/// `RequestParameters` of an `Api` event: (name, Swagger parameter, caching).
+fn request_parameters(event: &Event<'_>) -> Result<Vec<(String, Value, bool)>> {
+    let Some(list) = event.get("RequestParameters") else { return Ok(vec![]) };
+    let Some(list) = list.as_array() else {
+        return Err(event.error("Property 'RequestParameters' should be a list."));
+    };
+    let key_error = "Invalid value for 'RequestParameters' property. Keys must be in the format \
+                     'method.request.[querystring|path|header].{value}', e.g 'method.request.header.Authorization'.";
+    let valid = |name: &str| {
+        ["method.request.querystring.", "method.request.path.", "method.request.header."]
+            .iter()
+            .any(|p| name.starts_with(p))
+    };
+    let mut out = vec![];
+    for parameter in list {
+        let (name, required, caching) = match parameter {
+            Value::String(name) => {
+                if !valid(name) {
+                    return Err(event.error(key_error));
+                }
+                (name.clone(), json!(false), false)
+            }
+            Value::Object(map) if map.len() == 1 => {
+                let (name, settings) = map.iter().next().expect("one entry");
+                if !valid(name) {
+                    return Err(event.error(key_error));
+                }
+                let ok = settings.as_object().is_some_and(|s| s.keys().all(|k| k == "Required" || k == "Caching"));
+                if !ok {
+                    return Err(event.error(
+                        "Invalid value for 'RequestParameters' property. Values must be an object, e.g { Required: true, Caching: false }",
+                    ));
+                }
+                let required = settings.get("Required").cloned().unwrap_or(json!(false));
+                let caching = crate::function::truthy(settings.get("Caching").unwrap_or(&json!(false)));
+                (name.clone(), required, caching)
+            }
+            _ => {
+                return Err(event.error(
+                    "Invalid value for 'RequestParameters' property. Property must be either a string or an object",
+                ))
+            }
+        };
+        let location_name = name.trim_start_matches("method.request.");
+        let (location, param) = location_name.split_once('.').unwrap_or((location_name, ""));
+        let location = if location == "querystring" { "query" } else { location };
+        let swagger_param = json!({"in": location, "name": param, "required": required, "type": "string"});
+        out.push((name, swagger_param, caching));
+    }
+    Ok(out)
+}
