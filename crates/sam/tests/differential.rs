@@ -162,3 +162,84 @@ fn corpus_matches_aws_sam_translator() {
     println!("{unordered}/{total} match without the template's key order");
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Every property of every SAM resource of the corpus replaced, one at a time, by values of the
+/// wrong shape: the transform answers (a template or an error), never panics.
+#[test]
+fn malformed_properties_never_panic() {
+    let Some(python) = python() else {
+        println!("skipped: aws-sam-translator cannot be imported");
+        return;
+    };
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
+    let output = Command::new(&python).arg(&oracle).args(corpus()).output().expect("run oracle");
+    let results: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+    if results.get("unavailable").is_some() {
+        return;
+    }
+    let context = Context::new("us-east-1", "123456789012", "sam-test");
+    let junk = [
+        Value::Null,
+        serde_json::json!(7),
+        serde_json::json!("x"),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!([{"Ref": "Nope"}]),
+        serde_json::json!({"Fn::If": ["C"]}),
+        serde_json::json!("ü/{ä}"),
+    ];
+    let mut tried = 0;
+    for result in results.as_object().expect("object").values() {
+        let input = &result["input"];
+        let Some(resources) = input["Resources"].as_object() else { continue };
+        for (id, resource) in resources {
+            let Some(props) = resource.get("Properties").and_then(Value::as_object) else { continue };
+            for key in props.keys() {
+                for value in &junk {
+                    let mut changed = input.clone();
+                    changed["Resources"][id]["Properties"][key] = value.clone();
+                    tried += 1;
+                    let outcome = std::panic::catch_unwind(|| transform(&changed, &context));
+                    assert!(outcome.is_ok(), "panicked with {id}.{key} = {value}");
+                }
+                // Each event's properties.
+                if key == "Events" {
+                    for (event, body) in props[key].as_object().into_iter().flatten() {
+                        for member in body
+                            .get("Properties")
+                            .and_then(Value::as_object)
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, _)| k)
+                        {
+                            for value in &junk {
+                                let mut changed = input.clone();
+                                changed["Resources"][id]["Properties"]["Events"][event]["Properties"]
+                                    [member] = value.clone();
+                                tried += 1;
+                                let outcome = std::panic::catch_unwind(|| transform(&changed, &context));
+                                assert!(
+                                    outcome.is_ok(),
+                                    "panicked with {id}.Events.{event}.{member} = {value}"
+                                );
+                            }
+                        }
+                    }
+                }
+                // Nested: each member of a map property too.
+                if let Some(inner) = props[key].as_object() {
+                    for member in inner.keys() {
+                        for value in &junk {
+                            let mut changed = input.clone();
+                            changed["Resources"][id]["Properties"][key][member] = value.clone();
+                            tried += 1;
+                            let outcome = std::panic::catch_unwind(|| transform(&changed, &context));
+                            assert!(outcome.is_ok(), "panicked with {id}.{key}.{member} = {value}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("{tried} malformed templates transformed without a panic");
+}

@@ -13,7 +13,7 @@ pub(crate) fn target_id(id: &str, suffix: &str) -> String {
     if id.len() + suffix.len() <= MAX_TARGET_ID {
         format!("{id}{suffix}")
     } else {
-        format!("{}{suffix}", &id[..MAX_TARGET_ID - suffix.len()])
+        format!("{}{suffix}", id.chars().take(MAX_TARGET_ID - suffix.len()).collect::<String>())
     }
 }
 

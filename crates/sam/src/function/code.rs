@@ -206,7 +206,7 @@ pub(crate) fn version(
         Value::Object(data)
     };
     let logical_id = match sha {
-        Some(sha) if !sha.is_empty() => format!("{prefix}{}", &sha[..sha.len().min(10)]),
+        Some(sha) if !sha.is_empty() => format!("{prefix}{}", sha.chars().take(10).collect::<String>()),
         _ => hash::logical_id(&prefix, &data),
     };
     let mut attrs = attrs.clone();
