@@ -83,21 +83,37 @@ fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The translator's output for the whole corpus, from one Python process shared by the tests;
+/// None (and why) when the translator cannot be imported.
+fn oracle() -> Result<&'static Value, String> {
+    static RESULTS: std::sync::OnceLock<Result<Value, String>> = std::sync::OnceLock::new();
+    RESULTS
+        .get_or_init(|| {
+            let python =
+                python().ok_or("aws-sam-translator cannot be imported (pip install aws-sam-translator)")?;
+            let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
+            let output =
+                Command::new(&python).arg(&oracle).args(corpus()).output().map_err(|e| e.to_string())?;
+            assert!(output.status.success(), "oracle failed: {}", String::from_utf8_lossy(&output.stderr));
+            let results: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+            match results.get("unavailable") {
+                Some(reason) => Err(format!("aws-sam-translator unavailable: {reason}")),
+                None => Ok(results),
+            }
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 #[test]
 fn corpus_matches_aws_sam_translator() {
-    let Some(python) = python() else {
-        println!("skipped: aws-sam-translator cannot be imported (pip install aws-sam-translator)");
-        return;
+    let results = match oracle() {
+        Ok(results) => results,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
     };
-    let files = corpus();
-    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
-    let output = Command::new(&python).arg(&oracle).args(&files).output().expect("run oracle");
-    assert!(output.status.success(), "oracle failed: {}", String::from_utf8_lossy(&output.stderr));
-    let results: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
-    if let Some(reason) = results.get("unavailable") {
-        println!("skipped: aws-sam-translator unavailable: {reason}");
-        return;
-    }
     let base = Context::new("us-east-1", "123456789012", "sam-test");
     let mut failures = Vec::new();
     let mut matched = 0;
@@ -167,16 +183,13 @@ fn corpus_matches_aws_sam_translator() {
 /// wrong shape: the transform answers (a template or an error), never panics.
 #[test]
 fn malformed_properties_never_panic() {
-    let Some(python) = python() else {
-        println!("skipped: aws-sam-translator cannot be imported");
-        return;
+    let results = match oracle() {
+        Ok(results) => results,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
     };
-    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
-    let output = Command::new(&python).arg(&oracle).args(corpus()).output().expect("run oracle");
-    let results: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
-    if results.get("unavailable").is_some() {
-        return;
-    }
     let context = Context::new("us-east-1", "123456789012", "sam-test");
     let junk = [
         Value::Null,
