@@ -50,7 +50,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Properties nimbus's transform does not generate yet: refused by name, never ignored.
-const UNSUPPORTED: &[&str] = &["Auth", "Domain", "GatewayResponses", "Models", "MergeDefinitions"];
+const UNSUPPORTED: &[&str] = &["Domain", "GatewayResponses", "Models", "MergeDefinitions"];
 
 /// After Globals: managed bodies of APIs with `OpenApiVersion: 3.x` become OpenAPI documents.
 pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>, shadows: &mut Shadows) {
@@ -229,6 +229,37 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             }
         });
     }
+    let auth = props.get("Auth").and_then(Value::as_object).filter(|a| !a.is_empty()).cloned();
+    if let Some(auth) = &auth {
+        let Some(b) = body.as_mut() else {
+            return Err(ResourceError::new(
+                id,
+                "Auth works only with inline Swagger specified in 'DefinitionBody' property.",
+            ));
+        };
+        let order = out.ctx.source_order.keys(
+            &["Resources", id, "Properties", "Auth", "Authorizers"],
+            auth.get("Authorizers").and_then(Value::as_object).unwrap_or(&Map::new()),
+        );
+        let result = crate::api_auth::add_api_auth(id, b, auth, &order, &out.ctx.partition)?;
+        let definitions = b.get("securityDefinitions").cloned();
+        let methods: Vec<(String, String, Value)> = result
+            .changed
+            .iter()
+            .filter_map(|(p, m)| {
+                let security = b.pointer(&format!("/paths/{}/{}/security", escape(p), escape(m)))?.clone();
+                Some((p.clone(), m.clone(), security))
+            })
+            .collect();
+        shadow.round(|s| {
+            for (path, method, security) in &methods {
+                s.set(&["paths", path, method], "security", security);
+            }
+            if let Some(d) = &definitions {
+                s.set(&[], "securityDefinitions", d);
+            }
+        });
+    }
     if let Some(types) = get("BinaryMediaTypes") {
         if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
             let list: Vec<Value> = types
@@ -336,6 +367,13 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     out.add_ref(id, "Stage", &stage.id.clone());
     out.add_ref(id, "Deployment", &deployment.id.clone());
     let mut resources = vec![rest, deployment, stage];
+    if let Some(auth) = props.get("Auth").and_then(Value::as_object) {
+        let order = out.ctx.source_order.keys(
+            &["Resources", id, "Properties", "Auth", "Authorizers"],
+            auth.get("Authorizers").and_then(Value::as_object).unwrap_or(&Map::new()),
+        );
+        resources.extend(crate::api_auth::permissions(id, auth, &order, &attrs, &out.ctx.partition)?);
+    }
     if props.get("PropagateTags").and_then(Value::as_bool) == Some(true) {
         crate::model::propagate_tags(&mut resources, props.get("Tags"));
     }

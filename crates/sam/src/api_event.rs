@@ -57,11 +57,13 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                 "nimbus's SAM transform does not support property 'RequestModel' of Api events yet.",
             ));
         }
-        if event.get("Auth").is_some_and(crate::function::truthy) {
-            return Err(
-                event.error("nimbus's SAM transform does not support property 'Auth' of Api events yet.")
-            );
-        }
+        let api_auth =
+            api_props.get("Auth").map(|a| out.params.resolve(a)).and_then(|a| a.as_object().cloned());
+        let event_auth = match event.get("Auth") {
+            None => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => return Err(event.error("Property 'Auth' should be a map.")),
+        };
         let mut integration = Map::new();
         integration.insert("type".into(), json!("aws_proxy"));
         integration.insert("httpMethod".into(), json!("POST"));
@@ -71,6 +73,11 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
         );
         if event.get("ResponseTransferMode").and_then(Value::as_str) == Some("RESPONSE_STREAM") {
             integration.insert("responseTransferMode".into(), json!("STREAM"));
+        }
+        if let Some(credentials) =
+            crate::api_auth::iam_credentials(event_auth.as_ref(), api_auth.as_ref(), &out.ctx.partition)
+        {
+            integration.insert("credentials".into(), credentials);
         }
         swagger::add_lambda_integration(
             &mut body,
@@ -86,6 +93,9 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                     i.insert("timeoutInMillis".into(), timeout.clone());
                 }
             });
+        }
+        if let Some(auth) = event_auth.as_ref().filter(|a| !a.is_empty()) {
+            crate::api_auth::add_event_auth(event, &mut body, &path, &method, auth, api_auth.as_ref())?;
         }
         let parameters = request_parameters(event)?;
         if !parameters.is_empty() {

@@ -11,6 +11,7 @@
 //! (`Fn.Alias`, `MyLayer` → `MyLayer<hash>`) are rewritten last.
 
 mod api;
+mod api_auth;
 mod api_event;
 mod application;
 mod cors;

@@ -126,9 +126,31 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     let parent = path.last().copied().unwrap_or("");
     let grandparent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
     let great = if path.len() >= 3 { path[path.len() - 3] } else { "" };
+    let in_definitions = path.first() == Some(&"securityDefinitions");
     if is_key {
-        // path names, and method names under a path (ANY is SAM's constant)
+        // path names, and method names under a path (ANY is SAM's constant); authorizer names
+        if parent.starts_with('[') && grandparent == "security" {
+            return key != "api_key" && key != "api_key_false";
+        }
+        if in_definitions && path.len() == 1 {
+            return key != "api_key" && key != "AWS_IAM";
+        }
+        if in_definitions && path.contains(&"__FunctionArn__") {
+            return true;
+        }
         parent == "paths" || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
+    } else if path.contains(&"security") && parent.starts_with('[') {
+        // authorization scopes
+        true
+    } else if in_definitions {
+        (parent == "name"
+            && path.len() == 3
+            && path[1] != "api_key"
+            && key != "Authorization"
+            && key != "Unused")
+            || (parent.starts_with('[') && grandparent == "providerARNs")
+            || matches!(parent, "identitySource" | "identityValidationExpression" | "authorizerCredentials")
+            || (path.contains(&"authorizerUri") && path.contains(&"[1]"))
     } else {
         // the integration URI of a function (not of an alias), the OpenApiVersion the template
         // gave, binary media types, CORS values the template gave, request parameters
