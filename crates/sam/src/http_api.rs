@@ -32,7 +32,7 @@ const KNOWN: &[&str] = &[
     "Description",
     "DisableExecuteApiEndpoint",
 ];
-const UNSUPPORTED: &[&str] = &["Auth", "Domain"];
+const UNSUPPORTED: &[&str] = &["Domain"];
 
 pub(crate) fn add_implicit_http_api(
     sam: &mut Map<String, Value>,
@@ -95,6 +95,25 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             ));
         };
         crate::cors::add_http_cors(id, b, &cors)?;
+    }
+    let auth = props.get("Auth").and_then(Value::as_object).filter(|a| !a.is_empty()).cloned();
+    let auth_order = auth
+        .as_ref()
+        .map(|a| {
+            out.ctx.source_order.keys(
+                &["Resources", id, "Properties", "Auth", "Authorizers"],
+                a.get("Authorizers").and_then(Value::as_object).unwrap_or(&Map::new()),
+            )
+        })
+        .unwrap_or_default();
+    if let Some(auth) = &auth {
+        let Some(b) = body.as_mut() else {
+            return Err(ResourceError::new(
+                id,
+                "Auth works only with inline OpenApi specified in the 'DefinitionBody' property.",
+            ));
+        };
+        crate::http_auth::add_http_auth(id, b, auth, &auth_order, &out.ctx.partition)?;
     }
     let mut tags = props.get("Tags").and_then(Value::as_object).cloned();
     if props.get("Tags").is_some_and(crate::function::truthy) && body.is_none() {
@@ -211,7 +230,11 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     stage.set("AutoDeploy", true);
     stage.set_opt("RouteSettings", props.get("RouteSettings"));
     out.add_ref(id, "Stage", &stage.id.clone());
-    out.add(id, vec![api, stage])
+    let mut resources = vec![api, stage];
+    if let Some(auth) = &auth {
+        resources.extend(crate::http_auth::permissions(id, auth, &auth_order, &passthrough_attrs(resource))?);
+    }
+    out.add(id, resources)
 }
 
 /// An `HttpApi` event: a permission for API Gateway and the route's integration in the body.
@@ -260,11 +283,11 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
     if managed && swagger::has_integration(&body, &path, &method) {
         return Err(event.error(format!("API method '{method}' defined multiple times for path '{path}'.")));
     }
-    if event.get("Auth").is_some_and(crate::function::truthy) {
-        return Err(
-            event.error("nimbus's SAM transform does not support property 'Auth' of HttpApi events yet.")
-        );
-    }
+    let event_auth = match event.get("Auth") {
+        None => None,
+        Some(Value::Object(m)) => Some(m.clone()).filter(|m| !m.is_empty()),
+        Some(_) => return Err(event.error("Property 'Auth' should be a map.")),
+    };
     if !swagger::has_integration(&body, &path, &method) {
         let mut integration = Map::new();
         integration.insert("type".into(), json!("aws_proxy"));
@@ -291,6 +314,10 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                 m.insert("isDefaultRoute".into(), json!(true));
             }
         }
+    }
+    if let Some(auth) = &event_auth {
+        let api_auth = api_props.get("Auth").and_then(Value::as_object);
+        crate::http_auth::add_event_auth(event, &mut body, &path, &method, auth, api_auth)?;
     }
     let timeout = event.get("TimeoutInMillis").filter(|t| crate::function::truthy(t)).cloned();
     let params: Vec<String> = path_parameters(&path);

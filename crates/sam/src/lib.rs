@@ -22,6 +22,7 @@ mod function;
 mod globals;
 mod hash;
 mod http_api;
+mod http_auth;
 mod implicit;
 mod intrinsics;
 mod layer;
