@@ -50,7 +50,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Properties nimbus's transform does not generate yet: refused by name, never ignored.
-const UNSUPPORTED: &[&str] = &["Domain", "GatewayResponses", "Models", "MergeDefinitions"];
+const UNSUPPORTED: &[&str] = &["Domain", "MergeDefinitions"];
 
 /// After Globals: managed bodies of APIs with `OpenApiVersion: 3.x` become OpenAPI documents.
 pub(crate) fn fix_openapi_versions(resources: &mut Map<String, Value>, shadows: &mut Shadows) {
@@ -260,6 +260,37 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             }
         });
     }
+    if let Some(responses) = get("GatewayResponses") {
+        let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
+            return Err(ResourceError::new(
+                id,
+                "GatewayResponses works only with inline Swagger specified in 'DefinitionBody' property.",
+            ));
+        };
+        let Some(responses) = responses.as_object() else {
+            return Err(ResourceError::new(id, "Property 'GatewayResponses' should be a map."));
+        };
+        let value = crate::api_body::gateway_responses(id, responses)?;
+        if value.as_object().is_some_and(|m| !m.is_empty()) {
+            // Each response is written responseParameters, responseTemplates, statusCode.
+            let order = |path: &[String], map: &Map<String, Value>| -> Vec<String> {
+                if path.len() == 2 {
+                    let mut keys: Vec<String> = ["responseParameters", "responseTemplates", "statusCode"]
+                        .iter()
+                        .filter(|k| map.contains_key(**k))
+                        .map(|k| k.to_string())
+                        .collect();
+                    let rest: Vec<String> = map.keys().filter(|k| !keys.contains(k)).cloned().collect();
+                    keys.extend(rest);
+                    keys
+                } else {
+                    py27::insertion_order(map)
+                }
+            };
+            shadow.round(|s| s.set_ordered(&[], "x-amazon-apigateway-gateway-responses", &value, &order));
+            b.insert("x-amazon-apigateway-gateway-responses".into(), value);
+        }
+    }
     if let Some(types) = get("BinaryMediaTypes") {
         if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
             let list: Vec<Value> = types
@@ -275,6 +306,20 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             shadow.round(|s| s.set(&[], "x-amazon-apigateway-binary-media-types", &list));
             b.insert("x-amazon-apigateway-binary-media-types".into(), list);
         }
+    }
+    if let Some(models) = get("Models") {
+        let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
+            return Err(ResourceError::new(
+                id,
+                "Models works only with inline Swagger specified in 'DefinitionBody' property.",
+            ));
+        };
+        let Some(models) = models.as_object() else {
+            return Err(ResourceError::new(id, "Invalid value for 'Models' property"));
+        };
+        let value = crate::api_body::models(id, models, b.get("definitions"))?;
+        shadow.round(|s| s.set(&[], "definitions", &value));
+        b.insert("definitions".into(), value);
     }
     if let Some(disable) = props.get("DisableExecuteApiEndpoint") {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {

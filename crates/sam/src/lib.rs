@@ -12,6 +12,7 @@
 
 mod api;
 mod api_auth;
+mod api_body;
 mod api_event;
 mod application;
 mod cors;

@@ -16,7 +16,7 @@ use shadow::INDEXES;
 pub(crate) use shadow::{dict_order, Shadow, Shadows};
 
 /// The order SAM inserts the keys it writes; anything else sorted after them.
-pub(super) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
     const SAM_ORDER: &[&str] = &[
         "swagger",
         "openapi",
@@ -127,6 +127,18 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     let grandparent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
     let great = if path.len() >= 3 { path[path.len() - 3] } else { "" };
     let in_definitions = path.first() == Some(&"securityDefinitions");
+    // Gateway responses and models are the template's, but for the status code SAM re-writes.
+    if path.first() == Some(&"x-amazon-apigateway-gateway-responses") {
+        return match is_key {
+            true => {
+                path.len() == 1 || path.contains(&"responseParameters") || path.contains(&"responseTemplates")
+            }
+            false => parent != "statusCode",
+        };
+    }
+    if path.first() == Some(&"definitions") {
+        return !path.is_empty();
+    }
     if is_key {
         // path names, and method names under a path (ANY is SAM's constant); authorizer names
         if parent.starts_with('[') && grandparent == "security" {

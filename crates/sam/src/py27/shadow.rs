@@ -26,7 +26,7 @@ pub(super) const INDEXES: &[&str] = &["[0]", "[1]", "[2]", "[3]", "[4]", "[5]", 
 /// the edits the translator makes: insertions, deletions, and the deep copies its editors make
 /// (each copy re-inserts a dict's keys in iteration order, which can reorder colliding keys).
 /// How a dict's keys were inserted, by its path in the document.
-type KeyOrderFn<'a> = dyn Fn(&[String], &Map<String, Value>) -> Vec<String> + 'a;
+pub(crate) type KeyOrderFn<'a> = dyn Fn(&[String], &Map<String, Value>) -> Vec<String> + 'a;
 
 /// Shadows of the REST APIs' bodies, by API logical id.
 pub(crate) type Shadows = std::collections::BTreeMap<String, Shadow>;
@@ -94,6 +94,16 @@ impl Shadow {
         child.push(key.to_string());
         self.drop_under(&child);
         self.register(&child, value);
+    }
+
+    /// `set`, the new value's dicts written in the order `order` gives.
+    pub(crate) fn set_ordered(&mut self, path: &[&str], key: &str, value: &Value, order: &KeyOrderFn<'_>) {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.tables.entry(path.clone()).or_insert_with(Table::new).add(key);
+        let mut child = path;
+        child.push(key.to_string());
+        self.drop_under(&child);
+        self.register_with(&child, value, order);
     }
 
     /// `dict.setdefault(key, {})`.
