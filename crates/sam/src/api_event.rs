@@ -52,11 +52,6 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                 event.error(format!("API method \"{method}\" defined multiple times for path \"{path}\"."))
             );
         }
-        if event.get("RequestModel").is_some_and(crate::function::truthy) {
-            return Err(event.error(
-                "nimbus's SAM transform does not support property 'RequestModel' of Api events yet.",
-            ));
-        }
         let api_auth =
             api_props.get("Auth").map(|a| out.params.resolve(a)).and_then(|a| a.as_object().cloned());
         let event_auth = match event.get("Auth") {
@@ -97,6 +92,10 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
         if let Some(auth) = event_auth.as_ref().filter(|a| !a.is_empty()) {
             crate::api_auth::add_event_auth(event, &mut body, &path, &method, auth, api_auth.as_ref())?;
         }
+        let validators_before = body.get("x-amazon-apigateway-request-validators").cloned();
+        if let Some(model) = event.get("RequestModel").filter(|m| crate::function::truthy(m)) {
+            request_model(event, &mut body, &path, &method, model, api_props.get("Models"))?;
+        }
         let parameters = request_parameters(event)?;
         if !parameters.is_empty() {
             swagger::for_each_method(&mut body, &path, &method, &mut |def| {
@@ -124,7 +123,12 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
         if let (Some(shadow), None) = (out.shadows.get_mut(&api_id), target.attrs.get("Condition")) {
             let pointer = format!("/paths/{}/{}", escape(&path), escape(&method_key));
             let definition = body.pointer(&pointer).cloned().unwrap_or(Value::Null);
+            let validators = body.get("x-amazon-apigateway-request-validators").cloned();
+            let new_validators = (validators != validators_before).then_some(validators).flatten();
             shadow.round(|s| {
+                if let Some(v) = &new_validators {
+                    s.set(&[], "x-amazon-apigateway-request-validators", v);
+                }
                 s.set_default(&["paths"], &path);
                 s.set_default(&["paths", &path], &method_key);
                 let m = ["paths", path.as_str(), method_key.as_str()];
@@ -142,6 +146,12 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                     }
                     if let Some(p) = definition.get("parameters") {
                         s.set(&m, "parameters", p);
+                    }
+                    if let Some(v) = definition.get("requestBody") {
+                        s.set(&m, "requestBody", v);
+                    }
+                    if let Some(v) = definition.get("x-amazon-apigateway-request-validator") {
+                        s.set(&m, "x-amazon-apigateway-request-validator", v);
                     }
                     if let Some(c) = i.get("cacheKeyParameters") {
                         s.set(&i_path, "cacheKeyParameters", c);
@@ -220,4 +230,96 @@ fn request_parameters(event: &Event<'_>) -> Result<Vec<(String, Value, bool)>> {
         out.push((name, swagger_param, caching));
     }
     Ok(out)
+}
+
+/// `RequestModel` of an `Api` event: the model as the method's body parameter (or OpenAPI
+/// `requestBody`), and a request validator when asked for.
+fn request_model(
+    event: &Event<'_>,
+    body: &mut Value,
+    path: &str,
+    method: &str,
+    model: &Value,
+    api_models: Option<&Value>,
+) -> Result<()> {
+    let Some(model) = model.as_object() else {
+        return Err(event.error("Property 'RequestModel' should be a map."));
+    };
+    let Some(name) = model.get("Model").filter(|m| crate::function::truthy(m)) else { return Ok(()) };
+    let shown = name.as_str().map(str::to_string).unwrap_or_else(|| name.to_string());
+    let unable = |why: &str| {
+        event.error(format!(
+            "Unable to set RequestModel [{shown}] on API method [{method}] for path [{path}] {why}"
+        ))
+    };
+    let Some(models) = api_models.filter(|m| crate::function::truthy(m)) else {
+        return Err(unable("because the related API does not define any Models."));
+    };
+    if !crate::intrinsics::is_intrinsic(models) && !models.is_object() {
+        return Err(unable("because the related API Models defined is of invalid type."));
+    }
+    let Some(name) = name.as_str() else {
+        return Err(unable("because the related API does not contain valid Models."));
+    };
+    if !models.get(name).is_some_and(crate::function::truthy) {
+        return Err(unable("because it wasn't defined in the API's Models."));
+    }
+    let lower = name.to_lowercase();
+    let required = model.get("Required").filter(|v| !v.is_null()).cloned();
+    let swagger2 = body.get("swagger").is_some_and(|v| !v.is_null());
+    let openapi3 = body.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with('3'));
+    swagger::for_each_method(body, path, method, &mut |def| {
+        if swagger2 {
+            let mut parameter = Map::new();
+            parameter.insert("in".into(), json!("body"));
+            parameter.insert("name".into(), json!(lower));
+            parameter.insert("schema".into(), json!({"$ref": format!("#/definitions/{lower}")}));
+            if let Some(r) = &required {
+                parameter.insert("required".into(), r.clone());
+            }
+            let list = def.entry("parameters").or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut() {
+                list.push(Value::Object(parameter));
+            }
+        } else if openapi3 {
+            let mut request_body = json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{lower}")}}}});
+            if let Some(r) = &required {
+                request_body["required"] = r.clone();
+            }
+            def.insert("requestBody".into(), request_body);
+        }
+    });
+    let validate_body = model.get("ValidateBody").filter(|v| !v.is_null());
+    let validate_parameters = model.get("ValidateParameters").filter(|v| !v.is_null());
+    if validate_body.is_none() && validate_parameters.is_none() {
+        return Ok(());
+    }
+    let (Some(vb), Some(vp)) = (
+        validate_body.map_or(Some(false), Value::as_bool),
+        validate_parameters.map_or(Some(false), Value::as_bool),
+    ) else {
+        return Err(event.error(format!(
+            "Unable to set Validator to RequestModel [{shown}] on API method [{method}] for path [{path}] ValidateBody and ValidateParameters must be a boolean type, strings or intrinsics are not supported."
+        )));
+    };
+    let validator = match (vb, vp) {
+        (true, true) => "body-and-params",
+        (true, false) => "body-only",
+        (false, true) => "params-only",
+        (false, false) => "no-validation",
+    };
+    if let Some(doc) = body.as_object_mut() {
+        let all = doc.entry("x-amazon-apigateway-request-validators").or_insert_with(|| json!({}));
+        if !crate::function::truthy(all) {
+            *all = json!({});
+        }
+        if let Some(all) = all.as_object_mut() {
+            all.entry(validator)
+                .or_insert_with(|| json!({"validateRequestBody": vb, "validateRequestParameters": vp}));
+        }
+    }
+    swagger::for_each_method(body, path, method, &mut |def| {
+        def.insert("x-amazon-apigateway-request-validator".into(), json!(validator));
+    });
+    Ok(())
 }

@@ -29,6 +29,7 @@ pub(crate) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
         "produces",
         "in",
         "name",
+        "schema",
         "required",
         "x-amazon-apigateway-integration",
         "type",
@@ -139,6 +140,9 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     if path.first() == Some(&"definitions") {
         return !path.is_empty();
     }
+    if path.len() >= 2 && path[0] == "components" && path[1] == "schemas" {
+        return true;
+    }
     if is_key {
         // path names, and method names under a path (ANY is SAM's constant); authorizer names
         if parent.starts_with('[') && grandparent == "security" {
@@ -172,7 +176,7 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
             || (grandparent == "responseParameters" && !sam_strings.iter().any(|s| s == key))
             || (parent.starts_with('[') && grandparent == "cacheKeyParameters")
             || (parent == "name" && great == "parameters")
-            || (parent == "in" && key != "query" && great == "parameters")
+            || (parent == "in" && key != "query" && key != "body" && great == "parameters")
     }
 }
 
