@@ -418,6 +418,13 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             auth.get("Authorizers").and_then(Value::as_object).unwrap_or(&Map::new()),
         );
         resources.extend(crate::api_auth::permissions(id, auth, &order, &attrs, &out.ctx.partition)?);
+        let stage_id = resources[2].id.clone();
+        let plans = crate::usage_plan::resources(out, id, auth, &stage_id, &attrs)?;
+        for plan in plans {
+            // A shared plan is written again, grown, by each API that joins it.
+            out.resources.remove(&plan.id);
+            resources.push(plan);
+        }
     }
     if props.get("PropagateTags").and_then(Value::as_bool) == Some(true) {
         crate::model::propagate_tags(&mut resources, props.get("Tags"));

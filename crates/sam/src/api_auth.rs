@@ -206,7 +206,7 @@ pub(crate) fn add_api_auth(
     if auth.keys().any(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ResourceError::new(id, "Invalid value for 'Auth' property"));
     }
-    for key in ["ResourcePolicy", "UsagePlan"] {
+    for key in ["ResourcePolicy"] {
         if auth.get(key).is_some_and(crate::function::truthy) {
             return Err(ResourceError::new(
                 id,

@@ -29,12 +29,14 @@ mod intrinsics;
 mod layer;
 mod model;
 mod order;
+mod plugin_order;
 mod policies;
 mod py27;
 mod refs;
 mod simple_table;
 mod state_machine;
 mod swagger;
+mod usage_plan;
 
 #[cfg(test)]
 mod tests;
@@ -147,19 +149,16 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
     let mut shadows = py27::Shadows::new();
     api::default_bodies(&mut sam, &mut shadows);
     let globals = root.get("Globals").cloned();
-    let mut conditions = api::add_implicit_rest_api(
-        &mut sam,
-        globals.as_ref(),
-        &mut shadows,
-        &context.source_order,
-        &mut errors,
-    );
-    conditions.extend(http_api::add_implicit_http_api(
-        &mut sam,
-        globals.as_ref(),
-        &context.source_order,
-        &mut errors,
-    ));
+    let mut walk = plugin_order::PluginOrder::new(&root, &sam, &context.source_order);
+    let had_rest = sam.contains_key(api::IMPLICIT_ID);
+    walk.add_implicit(api::IMPLICIT_ID, had_rest);
+    let mut conditions =
+        api::add_implicit_rest_api(&mut sam, globals.as_ref(), &mut shadows, &walk.order, &mut errors);
+    walk.after_plugin(api::IMPLICIT_ID, had_rest, &sam, "Api");
+    let had_http = sam.contains_key(http_api::IMPLICIT_ID);
+    walk.add_implicit(http_api::IMPLICIT_ID, had_http);
+    conditions.extend(http_api::add_implicit_http_api(&mut sam, globals.as_ref(), &walk.order, &mut errors));
+    walk.after_plugin(http_api::IMPLICIT_ID, had_http, &sam, "HttpApi");
     if !conditions.is_empty() {
         if let Some(map) =
             root.entry("Conditions").or_insert_with(|| Value::Object(Map::new())).as_object_mut()
@@ -186,6 +185,9 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
         })
         .unwrap_or_default();
 
+    let mut ctx = context.clone();
+    ctx.source_order = walk.order;
+    let context = &ctx;
     let mut out = Out::new(&root, context, params);
     out.sam = sam.clone();
     out.shadows = shadows;

@@ -109,6 +109,8 @@ pub(crate) struct Out {
     pub api_function_names: BTreeMap<String, String>,
     /// Python 2.7 key order of the REST APIs' bodies (for their deployment ids).
     pub shadows: crate::py27::Shadows,
+    /// The `SHARED` usage plan the REST APIs build together.
+    pub shared_usage_plan: crate::usage_plan::Shared,
     /// Function logical id → whether it names a `FunctionName` (REST API redeploy hashing).
     pub original: Map<String, Value>,
 }
@@ -137,6 +139,7 @@ impl Out {
             deployments: Preferences::default(),
             api_function_names: BTreeMap::new(),
             shadows: Default::default(),
+            shared_usage_plan: Default::default(),
             original,
         }
     }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 mod shadow;
 
 use shadow::INDEXES;
-pub(crate) use shadow::{dict_order, Shadow, Shadows};
+pub(crate) use shadow::{dict_order, table_order, Op, Shadow, Shadows};
 
 /// The order SAM inserts the keys it writes; anything else sorted after them.
 pub(crate) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {

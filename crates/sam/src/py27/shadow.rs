@@ -169,6 +169,28 @@ pub(crate) fn dict_order(keys: &[String]) -> Vec<String> {
     table.keys()
 }
 
+/// A change to a Python 2.7 dict's keys.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Add(String),
+    Remove(String),
+    /// `dict.update(other)` with `n` keys, all already present: it may still grow the table.
+    Merge(usize),
+}
+
+/// The iteration order of a dict after `ops`.
+pub(crate) fn table_order(ops: &[Op]) -> Vec<String> {
+    let mut table = Table::new();
+    for op in ops {
+        match op {
+            Op::Add(k) => table.add(k),
+            Op::Remove(k) => table.remove(k),
+            Op::Merge(n) => table.merge(*n),
+        }
+    }
+    table.keys()
+}
+
 /// Python 2.7's dict table (`Objects/dictobject.c`): `None` marks a deleted slot.
 #[derive(Clone, Debug)]
 struct Table {
@@ -247,6 +269,12 @@ impl Table {
         self.fill = 0;
         for key in old.into_values().flatten() {
             self.add(&key);
+        }
+    }
+
+    fn merge(&mut self, n: usize) {
+        if n > 0 && (self.fill + n) * 3 >= ((self.mask + 1) * 2) as usize {
+            self.resize((self.size + n) * 2);
         }
     }
 
