@@ -151,12 +151,21 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
         if in_definitions && path.len() == 1 {
             return key != "api_key" && key != "AWS_IAM";
         }
-        if in_definitions && path.contains(&"__FunctionArn__") {
+        // values the template gave, intrinsic functions included
+        let given =
+            ["__FunctionArn__", "providerARNs", "authorizerCredentials", "identityValidationExpression"];
+        if in_definitions && path.iter().any(|p| given.contains(p)) {
             return true;
         }
         parent == "paths" || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
     } else if path.contains(&"security") && parent.starts_with('[') {
         // authorization scopes
+        true
+    } else if in_definitions
+        && path
+            .iter()
+            .any(|p| ["providerARNs", "authorizerCredentials", "identityValidationExpression"].contains(p))
+    {
         true
     } else if in_definitions {
         (parent == "name"
