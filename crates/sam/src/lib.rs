@@ -33,6 +33,7 @@ mod plugin_order;
 mod policies;
 mod py27;
 mod refs;
+mod sfn_api;
 mod simple_table;
 mod state_machine;
 mod swagger;

@@ -44,18 +44,6 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         Some(_) => return Err(ResourceError::new(id, "Property 'Events' should be a map.")),
         None => Map::new(),
     };
-    for (eid, e) in &events_map {
-        if e.get("Type").and_then(Value::as_str) == Some("Api") {
-            return Err(ResourceError::new(
-                id,
-                ResourceError::event(
-                    eid,
-                    "nimbus's SAM transform does not support Api events of state machines yet.",
-                )
-                .message(),
-            ));
-        }
-    }
     let parsed = events::parse(id, &events_map, &out.ctx.source_order)?;
     let truthy = |k: &str| props.get(k).filter(|v| crate::function::truthy(v));
     let attrs = passthrough_attrs(resource);
@@ -195,6 +183,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         let generated = match event.ty {
             "Schedule" | "CloudWatchEvent" | "EventBridgeRule" => rule(event, &target, boundary.as_ref()),
             "ScheduleV2" => events::schedule_v2(event, &target),
+            "Api" => crate::sfn_api::api_event(out, event, &target, boundary.as_ref()),
             other => Err(ResourceError::event(event.relative_id, format!("Invalid resource type {other}"))),
         };
         resources.extend(generated.map_err(|e| ResourceError::new(id, e.message()))?);
