@@ -113,12 +113,8 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
         return Err(TransformError::template("Template must be a dictionary."));
     };
     let mut root = root.clone();
-    match root.get("Resources") {
-        Some(Value::Object(resources)) if !resources.is_empty() => {}
-        Some(Value::Object(_)) | None => {
-            return Err(TransformError::template("'Resources' section is required"))
-        }
-        Some(_) => return Err(TransformError::template("'Resources' section is required")),
+    if root.get("Resources").and_then(Value::as_object).is_none_or(|r| r.is_empty()) {
+        return Err(TransformError::template("'Resources' section is required"));
     }
     let params = intrinsics::Params::new(&root, context);
 
