@@ -25,7 +25,11 @@ fn python() -> Option<String> {
 }
 
 fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    // SAM_CORPUS_DIR points the test at other templates (already packaged: S3 code URIs).
+    let dir = match std::env::var("SAM_CORPUS_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus"),
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
