@@ -15,6 +15,7 @@ mod api_auth;
 mod api_body;
 mod api_event;
 mod application;
+mod connector;
 mod cors;
 mod deployment;
 mod error;
@@ -126,13 +127,6 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
                 "All 'Resources' must be Objects. If you're using YAML, this may be an indentation issue.",
             ));
         }
-        if resource.get("Connectors").is_some() {
-            return Err(TransformError::from_errors(vec![ResourceError::new(
-                id,
-                "nimbus's SAM transform does not support 'Connectors' yet; grant access with Policies.",
-            )
-            .message()]));
-        }
         let is_sam = resource_type(resource).starts_with("AWS::Serverless::");
         if is_sam && resource.get("Properties").is_some_and(|p| !p.is_object() && !p.is_null()) {
             return Err(TransformError::from_errors(vec![ResourceError::new(
@@ -170,6 +164,7 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
     globals::apply(&mut root).map_err(TransformError::from_errors)?;
     if let Some(Value::Object(resources)) = root.get_mut("Resources") {
         api::fix_openapi_versions(resources, &mut shadows);
+        connector::embed(resources, &mut walk.order, &mut errors);
     }
     let sam: Map<String, Value> = root
         .get("Resources")
@@ -200,6 +195,7 @@ pub fn transform(template: &Value, context: &Context) -> Result<Value, Transform
             "AWS::Serverless::SimpleTable" => simple_table::translate(&mut out, &id, &resource),
             "AWS::Serverless::LayerVersion" => layer::translate(&mut out, &id, &resource),
             "AWS::Serverless::Application" => application::translate(&mut out, &id, &resource),
+            "AWS::Serverless::Connector" => connector::translate(&mut out, &id, &resource),
             other => Err(ResourceError::new(
                 &id,
                 format!("Resource type {other} is not supported by nimbus's SAM transform."),
@@ -226,12 +222,13 @@ fn resource_type(resource: &Value) -> &str {
 }
 
 /// Functions first (their API events write into the APIs' definitions), then state machines,
-/// then APIs, then the rest; non-SAM resources are left where they are.
+/// then APIs, then the rest, connectors last; non-SAM resources are left where they are.
 fn processing_order(sam: &Map<String, Value>, source: &SourceOrder) -> Vec<String> {
     let rank = |t: &str| match t {
         "AWS::Serverless::Function" => Some(0),
         "AWS::Serverless::StateMachine" => Some(1),
         "AWS::Serverless::Api" | "AWS::Serverless::HttpApi" => Some(2),
+        "AWS::Serverless::Connector" => Some(4),
         t if t.starts_with("AWS::Serverless::") => Some(3),
         _ => None,
     };

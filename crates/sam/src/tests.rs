@@ -63,7 +63,7 @@ fn errors_are_worded_as_the_translator_words_them() {
 }
 
 #[test]
-fn unsupported_sam_types_and_connectors_are_refused_by_name() {
+fn unsupported_sam_types_are_refused_by_name() {
     let template = json!({"Resources": {"C": {"Type": "AWS::Serverless::GraphQLApi", "Properties": {}}}});
     let err = transform(&template, &context()).unwrap_err();
     assert!(
@@ -71,10 +71,24 @@ fn unsupported_sam_types_and_connectors_are_refused_by_name() {
         "{}",
         err.message
     );
+}
+
+#[test]
+fn a_connector_from_a_function_to_a_queue_is_a_managed_policy_on_its_role() {
     let mut template = function(json!({}));
-    template["Resources"]["Fn"]["Connectors"] = json!({"C": {"Properties": {}}});
-    let err = transform(&template, &context()).unwrap_err();
-    assert!(err.message.contains("'Connectors'"), "{}", err.message);
+    template["Resources"]["Q"] = json!({"Type": "AWS::SQS::Queue"});
+    template["Resources"]["Fn"]["Connectors"] =
+        json!({"ToQ": {"Properties": {"Destination": {"Id": "Q"}, "Permissions": ["Write"]}}});
+    let out = transform(&template, &context()).unwrap();
+    let policy = &out["Resources"]["FnToQPolicy"];
+    assert_eq!(policy["Type"], "AWS::IAM::ManagedPolicy");
+    assert_eq!(policy["Properties"]["Roles"], json!([{"Ref": "FnRole"}]));
+    assert_eq!(
+        policy["Properties"]["PolicyDocument"]["Statement"][0]["Resource"],
+        json!([{"Fn::GetAtt": ["Q", "Arn"]}])
+    );
+    assert!(out["Resources"]["Fn"].get("Connectors").is_none());
+    assert_eq!(policy["Metadata"]["aws:sam:connectors"]["FnToQ"]["Destination"]["Type"], "AWS::SQS::Queue");
 }
 
 #[test]
