@@ -61,11 +61,14 @@ pub(crate) fn add_implicit(
         let (condition, deletion_policy, replace_policy) =
             (attr("Condition"), attr("DeletionPolicy"), attr("UpdateReplacePolicy"));
         let mut changed = events.clone();
-        let event_order = source.keys(&["Resources", &owner, "Properties", "Events"], &events);
-        for (event_id, event) in event_order.iter().map(|k| (k, &events[k])) {
-            if event.get("Type").and_then(Value::as_str) != Some(kind.event_type) {
-                continue;
-            }
+        // The plugin first copies the events of its type into a Python 2.7 dict, in the events'
+        // order, and walks that dict's order.
+        let of_kind: Vec<String> = source
+            .keys(&["Resources", &owner, "Properties", "Events"], &events)
+            .into_iter()
+            .filter(|k| events[k].get("Type").and_then(Value::as_str) == Some(kind.event_type))
+            .collect();
+        for (event_id, event) in crate::py27::dict_order(&of_kind).iter().map(|k| (k, &events[k])) {
             propagate_tags_to_implicit(sam, globals, kind, &owner, event);
             match process_event(sam, kind, event_id, event, shadows.as_deref_mut()) {
                 Ok(Some((new, api, path, method))) => {

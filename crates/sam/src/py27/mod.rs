@@ -60,8 +60,32 @@ pub(crate) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
         "Key",
         "Version",
     ];
+    // Security definitions and authorizers SAM writes have orders of their own.
+    const SECURITY: &[&str] =
+        &["type", "name", "in", "x-amazon-apigateway-authtype", "x-amazon-apigateway-authorizer"];
+    const AUTHORIZER: &[&str] = &[
+        "type",
+        "providerARNs",
+        "authorizerUri",
+        "authorizerResultTtlInSeconds",
+        "authorizerCredentials",
+        "identitySource",
+        "identityValidationExpression",
+    ];
+    let authtype = map.get("x-amazon-apigateway-authtype").and_then(Value::as_str);
+    let api_key = map.len() == 3
+        && map.get("type").and_then(Value::as_str) == Some("apiKey")
+        && map.contains_key("name")
+        && map.contains_key("in");
+    let order: &[&str] = if authtype.is_some() || api_key {
+        SECURITY
+    } else if map.contains_key("authorizerUri") || map.contains_key("providerARNs") {
+        AUTHORIZER
+    } else {
+        SAM_ORDER
+    };
     let mut keys: Vec<String> = map.keys().cloned().collect();
-    keys.sort_by_key(|k| (SAM_ORDER.iter().position(|s| s == k).unwrap_or(usize::MAX), k.clone()));
+    keys.sort_by_key(|k| (order.iter().position(|s| s == k).unwrap_or(usize::MAX), k.clone()));
     keys
 }
 
