@@ -140,6 +140,10 @@ pub(crate) fn event(out: &mut Out, event: &Event<'_>, target: &Target) -> Result
                     }
                     s.set(&m, swagger::INTEGRATION, &first);
                     s.set_default(&m, "responses");
+                    // The event's own authorizer (or NONE) and API key setting.
+                    if let Some(security) = definition.get("security") {
+                        s.set(&m, "security", security);
+                    }
                     let i_path = ["paths", path.as_str(), method_key.as_str(), swagger::INTEGRATION];
                     if let Some(t) = i.get("timeoutInMillis") {
                         s.set(&i_path, "timeoutInMillis", t);

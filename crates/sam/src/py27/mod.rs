@@ -92,7 +92,7 @@ pub(crate) fn insertion_order(map: &Map<String, Value>) -> Vec<String> {
 #[derive(Clone, Copy)]
 enum Origin<'a> {
     /// Everything came from the template (`u'…'`).
-    Template,
+    Template(&'a [String]),
     /// SAM's own document: its constants are plain, paths, methods and URIs come from the
     /// template, and so do CORS header values but the ones SAM wrote (listed).
     Sam(&'a [String]),
@@ -106,7 +106,7 @@ pub(crate) fn swagger_repr(
     shadow: Option<&Shadow>,
 ) -> String {
     let mut out = String::new();
-    let origin = if managed { Origin::Sam(sam_strings) } else { Origin::Template };
+    let origin = if managed { Origin::Sam(sam_strings) } else { Origin::Template(sam_strings) };
     write(body, origin, shadow, &[], &mut out);
     out
 }
@@ -121,7 +121,7 @@ pub(crate) fn body_s3_repr(s3: &Map<String, Value>) -> String {
         }
         out.push_str(&quote(k, false));
         out.push_str(": ");
-        write(&s3[k], Origin::Template, None, &[], &mut out);
+        write(&s3[k], Origin::Template(&[]), None, &[], &mut out);
     }
     out.push('}');
     out
@@ -167,6 +167,12 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     if path.len() >= 2 && path[0] == "components" && path[1] == "schemas" {
         return true;
     }
+    // A CORS value the template gave as an intrinsic function.
+    if let Some(i) = path.iter().position(|p| *p == "responseParameters") {
+        if path.len() >= i + 2 && (is_key || path.len() > i + 2) {
+            return true;
+        }
+    }
     if is_key {
         // path names, and method names under a path (ANY is SAM's constant); authorizer names
         if parent.starts_with('[') && grandparent == "security" {
@@ -202,9 +208,12 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
             || (path.contains(&"authorizerUri") && path.contains(&"[1]"))
     } else {
         // the integration URI of a function (not of an alias), the OpenApiVersion the template
-        // gave, binary media types, CORS values the template gave, request parameters
+        // gave, an invoke role the template named, binary media types, CORS values the template gave, request parameters
         (parent == "Fn::Sub" && grandparent == "uri" && key.contains(".Arn}"))
             || (parent == "openapi" && path.len() == 1)
+            || (parent == "credentials"
+                && grandparent == "x-amazon-apigateway-integration"
+                && !(key.starts_with("arn:") && key.ends_with(":iam::*:user/*")))
             || (parent.starts_with('[') && grandparent == "x-amazon-apigateway-binary-media-types")
             || (grandparent == "responseParameters" && !sam_strings.iter().any(|s| s == key))
             || (parent.starts_with('[') && grandparent == "cacheKeyParameters")
@@ -257,7 +266,12 @@ fn write(value: &Value, origin: Origin<'_>, shadow: Option<&Shadow>, path: &[&st
                 out.push_str(": ");
                 let mut p = path.to_vec();
                 p.push(key);
-                write(&map[key], origin, shadow, &p, out);
+                // SAM's CORS method in the template's own body is written as in SAM's bodies.
+                let child = match origin {
+                    Origin::Template(strings) if cors => Origin::Sam(strings),
+                    other => other,
+                };
+                write(&map[key], child, shadow, &p, out);
             }
             out.push('}');
         }
