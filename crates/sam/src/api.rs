@@ -293,15 +293,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     }
     if let Some(types) = get("BinaryMediaTypes") {
         if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
-            let list: Vec<Value> = types
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| match t {
-                    Value::String(s) => json!(s.replace("~1", "/")),
-                    other => other.clone(),
-                })
-                .collect();
+            let list: Vec<Value> = types.as_array().into_iter().flatten().map(unescape_media_type).collect();
             let list = Value::Array(list);
             shadow.round(|s| s.set(&[], "x-amazon-apigateway-binary-media-types", &list));
             b.insert("x-amazon-apigateway-binary-media-types".into(), list);
@@ -500,4 +492,17 @@ fn options_paths(body: &Value) -> Vec<String> {
 /// A JSON pointer token.
 pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The translator's `replace_recursively`: `~1` becomes `/` in every string and key, intrinsic
+/// functions included.
+fn unescape_media_type(value: &Value) -> Value {
+    match value {
+        Value::String(s) => json!(s.replace("~1", "/")),
+        Value::Array(items) => Value::Array(items.iter().map(unescape_media_type).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.replace("~1", "/"), unescape_media_type(v))).collect())
+        }
+        other => other.clone(),
+    }
 }

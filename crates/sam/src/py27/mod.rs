@@ -167,6 +167,10 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     if path.len() >= 2 && path[0] == "components" && path[1] == "schemas" {
         return true;
     }
+    // Binary media types are the template's, intrinsic functions included.
+    if path.first() == Some(&"x-amazon-apigateway-binary-media-types") && (is_key || path.len() > 2) {
+        return true;
+    }
     // A CORS value the template gave as an intrinsic function.
     if let Some(i) = path.iter().position(|p| *p == "responseParameters") {
         if path.len() >= i + 2 && (is_key || path.len() > i + 2) {
