@@ -259,6 +259,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 s.set(&[], "securityDefinitions", d);
             }
         });
+        openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
     }
     if let Some(responses) = get("GatewayResponses") {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
@@ -299,7 +300,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
             b.insert("x-amazon-apigateway-binary-media-types".into(), list);
         }
     }
-    if let Some(models) = get("Models") {
+    if let Some(models) = get("Models").filter(|m| crate::function::truthy(m)) {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
             return Err(ResourceError::new(
                 id,
@@ -312,6 +313,9 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         let value = crate::api_body::models(id, models, b.get("definitions"))?;
         shadow.round(|s| s.set(&[], "definitions", &value));
         b.insert("definitions".into(), value);
+        if let Some(b) = body.as_mut() {
+            openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
+        }
     }
     if let Some(disable) = props.get("DisableExecuteApiEndpoint") {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
@@ -342,7 +346,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         hashed_body = Some(py27::body_s3_repr(&s3));
         rest.set("BodyS3Location", Value::Object(s3));
     } else if let Some(mut b) = body {
-        openapi_postprocess(&mut b, open_api_version.as_ref());
+        openapi_postprocess(&mut b, open_api_version.as_ref(), &mut shadow);
         hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow)));
         rest.set("Body", b);
     } else {
@@ -457,8 +461,10 @@ fn set_endpoint_configuration(rest: &mut Cfn, value: &Value) -> Result<()> {
     Ok(())
 }
 
-/// OpenApiVersion 3: securityDefinitions and definitions move under components.
-fn openapi_postprocess(body: &mut Value, version: Option<&Value>) {
+/// OpenApiVersion 3: securityDefinitions and definitions move under components, and CORS
+/// methods lose `consumes`/`produces` and get their headers wrapped in `schema` — again at each
+/// of the translator's passes (after Auth, after Models and at the end), as it does.
+fn openapi_postprocess(body: &mut Value, version: Option<&Value>, shadow: &mut py27::Shadow) {
     let Some(map) = body.as_object_mut() else { return };
     if map.get("swagger").is_some_and(|v| !v.is_null()) {
         return;
@@ -477,6 +483,28 @@ fn openapi_postprocess(body: &mut Value, version: Option<&Value>) {
             if let Some(c) = components.as_object_mut() {
                 c.insert(to.into(), v);
             }
+        }
+    }
+    let Some(paths) = map.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(options) = item.get_mut("options").filter(|o| crate::function::truthy(o)) else { continue };
+        let Some(options) = options.as_object_mut() else { continue };
+        for field in ["produces", "consumes"] {
+            if options.remove(field).is_some() {
+                shadow.remove(&["paths", path, "options"], field);
+            }
+        }
+        let Some(headers) = options
+            .get_mut("responses")
+            .and_then(|r| r.get_mut("200"))
+            .and_then(|r| r.get_mut("headers"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (header, value) in headers.iter_mut() {
+            *value = json!({"schema": value.clone()});
+            shadow.set(&["paths", path, "options", "responses", "200", "headers"], header, value);
         }
     }
 }
