@@ -259,7 +259,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 s.set(&[], "securityDefinitions", d);
             }
         });
-        openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
+        crate::api_body::openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
     }
     if let Some(responses) = get("GatewayResponses") {
         let Some(b) = body.as_mut().and_then(Value::as_object_mut) else {
@@ -294,7 +294,8 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     }
     if let Some(types) = get("BinaryMediaTypes") {
         if let Some(b) = body.as_mut().and_then(Value::as_object_mut) {
-            let list: Vec<Value> = types.as_array().into_iter().flatten().map(unescape_media_type).collect();
+            let list: Vec<Value> =
+                types.as_array().into_iter().flatten().map(crate::api_body::unescape_media_type).collect();
             let list = Value::Array(list);
             shadow.round(|s| s.set(&[], "x-amazon-apigateway-binary-media-types", &list));
             b.insert("x-amazon-apigateway-binary-media-types".into(), list);
@@ -314,7 +315,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         shadow.round(|s| s.set(&[], "definitions", &value));
         b.insert("definitions".into(), value);
         if let Some(b) = body.as_mut() {
-            openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
+            crate::api_body::openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
         }
     }
     if let Some(disable) = props.get("DisableExecuteApiEndpoint") {
@@ -346,7 +347,7 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         hashed_body = Some(py27::body_s3_repr(&s3));
         rest.set("BodyS3Location", Value::Object(s3));
     } else if let Some(mut b) = body {
-        openapi_postprocess(&mut b, open_api_version.as_ref(), &mut shadow);
+        crate::api_body::openapi_postprocess(&mut b, open_api_version.as_ref(), &mut shadow);
         hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow)));
         rest.set("Body", b);
     } else {
@@ -461,54 +462,6 @@ fn set_endpoint_configuration(rest: &mut Cfn, value: &Value) -> Result<()> {
     Ok(())
 }
 
-/// OpenApiVersion 3: securityDefinitions and definitions move under components, and CORS
-/// methods lose `consumes`/`produces` and get their headers wrapped in `schema` — again at each
-/// of the translator's passes (after Auth, after Models and at the end), as it does.
-fn openapi_postprocess(body: &mut Value, version: Option<&Value>, shadow: &mut py27::Shadow) {
-    let Some(map) = body.as_object_mut() else { return };
-    if map.get("swagger").is_some_and(|v| !v.is_null()) {
-        return;
-    }
-    let version = match (map.get("openapi"), version) {
-        (Some(v), None) => Some(v.clone()),
-        (_, v) => v.cloned(),
-    };
-    let is3 = version.as_ref().and_then(Value::as_str).is_some_and(|v| v.starts_with('3'));
-    if !is3 {
-        return;
-    }
-    for (from, to) in [("securityDefinitions", "securitySchemes"), ("definitions", "schemas")] {
-        if let Some(v) = map.remove(from).filter(crate::function::truthy) {
-            let components = map.entry("components").or_insert_with(|| json!({}));
-            if let Some(c) = components.as_object_mut() {
-                c.insert(to.into(), v);
-            }
-        }
-    }
-    let Some(paths) = map.get_mut("paths").and_then(Value::as_object_mut) else { return };
-    for (path, item) in paths.iter_mut() {
-        let Some(options) = item.get_mut("options").filter(|o| crate::function::truthy(o)) else { continue };
-        let Some(options) = options.as_object_mut() else { continue };
-        for field in ["produces", "consumes"] {
-            if options.remove(field).is_some() {
-                shadow.remove(&["paths", path, "options"], field);
-            }
-        }
-        let Some(headers) = options
-            .get_mut("responses")
-            .and_then(|r| r.get_mut("200"))
-            .and_then(|r| r.get_mut("headers"))
-            .and_then(Value::as_object_mut)
-        else {
-            continue;
-        };
-        for (header, value) in headers.iter_mut() {
-            *value = json!({"schema": value.clone()});
-            shadow.set(&["paths", path, "options", "responses", "200", "headers"], header, value);
-        }
-    }
-}
-
 /// The paths whose item has an `options` method.
 fn options_paths(body: &Value) -> Vec<String> {
     body.get("paths")
@@ -520,17 +473,4 @@ fn options_paths(body: &Value) -> Vec<String> {
 /// A JSON pointer token.
 pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
-}
-
-/// The translator's `replace_recursively`: `~1` becomes `/` in every string and key, intrinsic
-/// functions included.
-fn unescape_media_type(value: &Value) -> Value {
-    match value {
-        Value::String(s) => json!(s.replace("~1", "/")),
-        Value::Array(items) => Value::Array(items.iter().map(unescape_media_type).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.replace("~1", "/"), unescape_media_type(v))).collect())
-        }
-        other => other.clone(),
-    }
 }

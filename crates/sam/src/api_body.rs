@@ -1,5 +1,6 @@
-//! The REST API properties SAM writes into the body as they are given: `GatewayResponses`
-//! (`x-amazon-apigateway-gateway-responses`) and `Models` (`definitions`).
+//! What SAM writes into a REST API body from properties given as they are: `GatewayResponses`
+//! (`x-amazon-apigateway-gateway-responses`), `Models` (`definitions`), binary media types, and
+//! the OpenAPI 3 pass over the body.
 
 use serde_json::{json, Map, Value};
 
@@ -113,4 +114,69 @@ pub(crate) fn models(id: &str, models: &Map<String, Value>, existing: Option<&Va
         out.insert(name.to_lowercase(), schema.clone());
     }
     Ok(Value::Object(out))
+}
+
+/// OpenApiVersion 3: securityDefinitions and definitions move under components, and CORS
+/// methods lose `consumes`/`produces` and get their headers wrapped in `schema` — again at each
+/// of the translator's passes (after Auth, after Models and at the end), as it does.
+pub(crate) fn openapi_postprocess(
+    body: &mut Value,
+    version: Option<&Value>,
+    shadow: &mut crate::py27::Shadow,
+) {
+    let Some(map) = body.as_object_mut() else { return };
+    if map.get("swagger").is_some_and(|v| !v.is_null()) {
+        return;
+    }
+    let version = match (map.get("openapi"), version) {
+        (Some(v), None) => Some(v.clone()),
+        (_, v) => v.cloned(),
+    };
+    let is3 = version.as_ref().and_then(Value::as_str).is_some_and(|v| v.starts_with('3'));
+    if !is3 {
+        return;
+    }
+    for (from, to) in [("securityDefinitions", "securitySchemes"), ("definitions", "schemas")] {
+        if let Some(v) = map.remove(from).filter(crate::function::truthy) {
+            let components = map.entry("components").or_insert_with(|| json!({}));
+            if let Some(c) = components.as_object_mut() {
+                c.insert(to.into(), v);
+            }
+        }
+    }
+    let Some(paths) = map.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(options) = item.get_mut("options").filter(|o| crate::function::truthy(o)) else { continue };
+        let Some(options) = options.as_object_mut() else { continue };
+        for field in ["produces", "consumes"] {
+            if options.remove(field).is_some() {
+                shadow.remove(&["paths", path, "options"], field);
+            }
+        }
+        let Some(headers) = options
+            .get_mut("responses")
+            .and_then(|r| r.get_mut("200"))
+            .and_then(|r| r.get_mut("headers"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (header, value) in headers.iter_mut() {
+            *value = json!({"schema": value.clone()});
+            shadow.set(&["paths", path, "options", "responses", "200", "headers"], header, value);
+        }
+    }
+}
+
+/// The translator's `replace_recursively`: `~1` becomes `/` in every string and key, intrinsic
+/// functions included.
+pub(crate) fn unescape_media_type(value: &Value) -> Value {
+    match value {
+        Value::String(s) => json!(s.replace("~1", "/")),
+        Value::Array(items) => Value::Array(items.iter().map(unescape_media_type).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.replace("~1", "/"), unescape_media_type(v))).collect())
+        }
+        other => other.clone(),
+    }
 }
