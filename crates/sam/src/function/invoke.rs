@@ -160,7 +160,10 @@ fn and_conditions(
         (Some(r), Some(p)) => {
             let (r, p) = (r.as_str().unwrap_or_default(), p.as_str().unwrap_or_default());
             let name = condition_name(&format!("{r}AND{p}"), id);
-            out.conditions.insert(name.clone(), json!({"Fn::And": [{"Condition": r}, {"Condition": p}]}));
+            // The translator wraps each condition twice ({"Condition": {"Condition": name}}), a
+            // template CloudFormation itself refuses; kept, as the translator's output.
+            let wrap = |c: &str| json!({"Condition": {"Condition": c}});
+            out.conditions.insert(name.clone(), json!({"Fn::And": [wrap(r), wrap(p)]}));
             Some(json!(name))
         }
     }
