@@ -10,6 +10,7 @@
 pub mod expression;
 mod firing;
 mod input;
+mod provider;
 mod rules;
 mod schedules;
 mod transform;

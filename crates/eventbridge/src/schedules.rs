@@ -157,7 +157,12 @@ fn check_target(target: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
-fn create(events: &EventBridge, name: &str, input: &Input<'_>, update: bool) -> Result<Value, AwsError> {
+pub(crate) fn create(
+    events: &EventBridge,
+    name: &str,
+    input: &Input<'_>,
+    update: bool,
+) -> Result<Value, AwsError> {
     check_name("name", name)?;
     let group = input.str("GroupName")?.unwrap_or("default");
     require_group(events, group)?;
@@ -255,13 +260,13 @@ fn public(schedule: &Value) -> Value {
     out
 }
 
-fn get(events: &EventBridge, name: &str, group: Option<&str>) -> Result<Value, AwsError> {
+pub(crate) fn get(events: &EventBridge, name: &str, group: Option<&str>) -> Result<Value, AwsError> {
     let group = group.unwrap_or("default");
     require_group(events, group)?;
     Ok(public(&load(events, group, name)?))
 }
 
-fn delete(events: &EventBridge, name: &str, group: Option<&str>) -> Result<Value, AwsError> {
+pub(crate) fn delete(events: &EventBridge, name: &str, group: Option<&str>) -> Result<Value, AwsError> {
     let group = group.unwrap_or("default");
     require_group(events, group)?;
     let deleted = events
@@ -304,7 +309,7 @@ fn list(
     page(schedules, token, max_results(limit)?, "Schedules")
 }
 
-fn create_group(events: &EventBridge, name: &str, input: &Input<'_>) -> Result<Value, AwsError> {
+pub(crate) fn create_group(events: &EventBridge, name: &str, input: &Input<'_>) -> Result<Value, AwsError> {
     check_name("name", name)?;
     let mut tags = Map::new();
     for tag in input.array("Tags")? {
@@ -334,13 +339,13 @@ fn group_json(events: &EventBridge, name: &str, doc: &Value) -> Value {
     json!({ "Arn": group_arn(events, name), "Name": name, "State": "ACTIVE", "CreationDate": created, "LastModificationDate": created })
 }
 
-fn get_group(events: &EventBridge, name: &str) -> Result<Value, AwsError> {
+pub(crate) fn get_group(events: &EventBridge, name: &str) -> Result<Value, AwsError> {
     let doc = group_doc(events, name)?
         .ok_or_else(|| not_found(format!("Schedule group {name} does not exist.")))?;
     Ok(group_json(events, name, &doc))
 }
 
-fn delete_group(events: &EventBridge, name: &str) -> Result<Value, AwsError> {
+pub(crate) fn delete_group(events: &EventBridge, name: &str) -> Result<Value, AwsError> {
     if name == "default" {
         return Err(validation("The default schedule group cannot be deleted."));
     }

@@ -17,6 +17,7 @@ mod hash;
 mod input;
 mod limits;
 mod poller;
+mod provider;
 mod records;
 mod seq;
 mod settings;
