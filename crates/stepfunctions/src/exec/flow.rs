@@ -1,0 +1,218 @@
+//! States with Retry and Catch: Task, Parallel and Map (inline).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use super::states::{input_path, output_path, parameters, result_path, run_machine, Entered, Scope};
+use super::{Cursor, Run, Step};
+use crate::asl::{matches, path, template, Failure};
+
+pub async fn run_with_policies(
+    run: &Arc<Run>,
+    kind: &str,
+    mut at: Entered<'_>,
+    input: Value,
+    cursor: &mut Cursor,
+) -> Step {
+    let state = at.state;
+    let retriers = state["Retry"].as_array().cloned().unwrap_or_default();
+    let mut counts = vec![0u32; retriers.len()];
+    let mut retries = 0;
+    loop {
+        let context = run.context_for(at.name, at.entered, retries, &at.scope.extra);
+        let resume = at.resume.take();
+        let result = match kind {
+            "Task" => match input_path(state, &input) {
+                Ok(effective) => {
+                    super::task::run(run, &at, effective, &context, cursor, resume, &input).await
+                }
+                Err(f) => Err(f),
+            },
+            "Parallel" => parallel(run, &at, &input, &context, cursor).await,
+            "Map" => map(run, &at, &input, &context, cursor).await,
+            other => Err(Failure::runtime(format!("Unknown state type {other}"))),
+        };
+        let result = result.and_then(|r| match state.get("ResultSelector") {
+            Some(selector) => template::fill(selector, &r, &context),
+            None => Ok(r),
+        });
+        let failure = match result {
+            Ok(result) => return Ok((output_path(state, result_path(state, input, result)?)?, at.next())),
+            Err(failure) => failure,
+        };
+        if let Some(delay_ms) = retry_delay(&retriers, &mut counts, &failure.error) {
+            retries += 1;
+            let until = run.engine.now() + delay_ms;
+            nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
+            continue;
+        }
+        for catcher in state["Catch"].as_array().into_iter().flatten() {
+            let errors = catcher["ErrorEquals"].as_array().cloned().unwrap_or_default();
+            if matches(&errors, &failure.error) {
+                let output = match catcher.get("ResultPath") {
+                    None => failure.to_json(),
+                    Some(Value::Null) => input,
+                    Some(p) => path::set(input, p.as_str().unwrap_or("$"), failure.to_json())
+                        .map_err(|_| Failure::runtime("Unable to apply the Catch's ResultPath"))?,
+                };
+                return Ok((output, catcher["Next"].as_str().map(str::to_owned)));
+            }
+        }
+        return Err(failure);
+    }
+}
+
+/// The delay before the next attempt, if a retrier matches `error` and has attempts left.
+/// The first matching retrier decides, as in AWS.
+pub fn retry_delay(retriers: &[Value], counts: &mut [u32], error: &str) -> Option<i64> {
+    let (i, retrier) = retriers
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(r["ErrorEquals"].as_array().map_or(&[][..], Vec::as_slice), error))?;
+    let max = retrier["MaxAttempts"].as_u64().unwrap_or(3) as u32;
+    if counts[i] >= max {
+        return None;
+    }
+    let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let backoff = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
+    let mut delay = interval * backoff.powi(counts[i] as i32);
+    if let Some(cap) = retrier["MaxDelaySeconds"].as_f64() {
+        delay = delay.min(cap);
+    }
+    if retrier["JitterStrategy"].as_str() == Some("FULL") {
+        delay *= fastrand::f64();
+    }
+    counts[i] += 1;
+    Some((delay * 1000.0).round() as i64)
+}
+
+async fn parallel(
+    run: &Arc<Run>,
+    at: &Entered<'_>,
+    input: &Value,
+    context: &Value,
+    cursor: &mut Cursor,
+) -> Result<Value, Failure> {
+    let effective = parameters(at.state, &input_path(at.state, input)?, context)?;
+    run.record(cursor, "ParallelStateStarted", None);
+    let branches = at.state["Branches"].as_array().cloned().unwrap_or_default();
+    let mut set = JoinSet::new();
+    for (index, branch) in branches.into_iter().enumerate() {
+        let (run, input, start) = (run.clone(), effective.clone(), *cursor);
+        set.spawn(async move {
+            let mut cursor = start;
+            let scope = Scope { top: false, extra: json!({}) };
+            (index, run_machine(&run, Arc::new(branch), input, &mut cursor, scope, None).await)
+        });
+    }
+    let mut results = vec![Value::Null; set.len()];
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((index, Ok(output))) => results[index] = output,
+            Ok((_, Err(failure))) => {
+                set.abort_all();
+                run.record(cursor, "ParallelStateFailed", None);
+                return Err(failure);
+            }
+            Err(error) => return Err(Failure::runtime(format!("A branch stopped: {error}"))),
+        }
+    }
+    run.record(cursor, "ParallelStateSucceeded", None);
+    Ok(Value::Array(results))
+}
+
+async fn map(
+    run: &Arc<Run>,
+    at: &Entered<'_>,
+    input: &Value,
+    context: &Value,
+    cursor: &mut Cursor,
+) -> Result<Value, Failure> {
+    let state = at.state;
+    if state.get("ItemReader").is_some() || state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    {
+        return Err(Failure::runtime("nimbus runs Map states inline only: distributed Map (ItemReader, DISTRIBUTED mode) is not supported yet"));
+    }
+    let effective = input_path(state, input)?;
+    let items_path = state["ItemsPath"].as_str().unwrap_or("$");
+    let items = path::select(&effective, items_path).map_err(|e| Failure::runtime(e.message()))?;
+    let Value::Array(items) = items else {
+        return Err(Failure::runtime(format!(
+            "Invalid path '{items_path}': The Map state's ItemsPath must reference a JSON array, not {items}"
+        )));
+    };
+    let processor =
+        Arc::new(state.get("ItemProcessor").or_else(|| state.get("Iterator")).cloned().unwrap_or_default());
+    let selector = state.get("ItemSelector").or_else(|| state.get("Parameters")).cloned();
+    let max = state["MaxConcurrency"].as_u64().filter(|m| *m > 0).unwrap_or(40) as usize;
+    let tolerated_count = state["ToleratedFailureCount"].as_u64();
+    let tolerated_percent = state["ToleratedFailurePercentage"].as_f64();
+    let total = items.len();
+    run.record(cursor, "MapStateStarted", Some(("mapStateStartedEventDetails", json!({"length": total}))));
+    let gate = Arc::new(tokio::sync::Semaphore::new(max));
+    let mut set = JoinSet::new();
+    let started = *cursor;
+    let name = at.name.to_owned();
+    for (index, item) in items.into_iter().enumerate() {
+        let extra = json!({"Map": {"Item": {"Index": index, "Value": item}}});
+        let mut item_context = context.clone();
+        item_context["Map"] = extra["Map"].clone();
+        let item_input = match &selector {
+            Some(t) => template::fill(t, &effective, &item_context)?,
+            None => item,
+        };
+        let permit = gate.clone().acquire_owned().await.map_err(|_| Failure::runtime("Map stopped"))?;
+        let (run, processor, name) = (run.clone(), processor.clone(), name.clone());
+        set.spawn(async move {
+            let _permit = permit;
+            let mut cursor = started;
+            let details = json!({"name": name, "index": index});
+            run.record(
+                &mut cursor,
+                "MapIterationStarted",
+                Some(("mapIterationStartedEventDetails", details.clone())),
+            );
+            let scope = Scope { top: false, extra };
+            let result = run_machine(&run, processor, item_input, &mut cursor, scope, None).await;
+            let kind = if result.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
+            let key = if result.is_ok() {
+                "mapIterationSucceededEventDetails"
+            } else {
+                "mapIterationFailedEventDetails"
+            };
+            run.record(&mut cursor, kind, Some((key, details)));
+            (index, result)
+        });
+    }
+    let mut results = vec![Value::Null; total];
+    let mut failures = 0u64;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((index, Ok(output))) => results[index] = output,
+            Ok((index, Err(failure))) => {
+                failures += 1;
+                let tolerated = tolerated_count.is_some_and(|c| failures <= c)
+                    || tolerated_percent
+                        .is_some_and(|p| (failures as f64) * 100.0 / (total.max(1) as f64) <= p);
+                if tolerated {
+                    results[index] = failure.to_json();
+                    continue;
+                }
+                set.abort_all();
+                run.record(cursor, "MapStateFailed", None);
+                if tolerated_count.is_some() || tolerated_percent.is_some() {
+                    return Err(Failure::new(
+                        "States.ExceedToleratedFailureThreshold",
+                        "The specified tolerated failure threshold was exceeded",
+                    ));
+                }
+                return Err(failure);
+            }
+            Err(error) => return Err(Failure::runtime(format!("An iteration stopped: {error}"))),
+        }
+    }
+    run.record(cursor, "MapStateSucceeded", None);
+    Ok(Value::Array(results))
+}

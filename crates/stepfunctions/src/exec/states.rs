@@ -1,0 +1,223 @@
+//! Walking a machine (or a branch) state by state, and the states that need no policies:
+//! Pass, Wait, Choice, Succeed and Fail. Task, Parallel and Map are in `flow`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{Cursor, Run, Step};
+use crate::asl::{choice, intrinsic, path, template, Failure};
+use crate::BoxFuture;
+
+/// Where a thread of states runs: at the top of the execution (checkpointed), or inside a
+/// Parallel branch or Map iteration (with `extra` context: `Map.Item`).
+#[derive(Clone)]
+pub struct Scope {
+    pub top: bool,
+    pub extra: Value,
+}
+
+/// Runs `machine` from `start` (its StartAt by default) until it ends; `resume` is the
+/// checkpoint of the state that was running when nimbus stopped (not entered again).
+pub fn run_machine<'a>(
+    run: &'a Arc<Run>,
+    machine: Arc<Value>,
+    input: Value,
+    cursor: &'a mut Cursor,
+    scope: Scope,
+    resume: Option<Value>,
+) -> BoxFuture<'a, Result<Value, Failure>> {
+    Box::pin(async move {
+        let mut name = match &resume {
+            Some(checkpoint) => checkpoint["state"].as_str().unwrap_or_default().to_owned(),
+            None => machine["StartAt"].as_str().unwrap_or_default().to_owned(),
+        };
+        let mut input = input;
+        let mut resume = resume;
+        loop {
+            let Some(state) = machine["States"].get(&name).cloned() else {
+                return Err(Failure::runtime(format!("The state '{name}' is not in the definition")));
+            };
+            let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
+            let entered = run.engine.now();
+            if resume.is_none() {
+                let details =
+                    json!({"name": name, "input": input.to_string(), "inputDetails": {"truncated": false}});
+                let checkpoint = (scope.top).then(|| json!({"state": name, "input": input}));
+                run.record_with(
+                    cursor,
+                    &format!("{kind}StateEntered"),
+                    Some(("stateEnteredEventDetails", details)),
+                    checkpoint.as_ref(),
+                );
+            }
+            let at = Entered { name: &name, state: &state, entered, scope: &scope, resume: resume.take() };
+            let (output, next) = run_state(run, &kind, at, input, cursor).await?;
+            if crate::asl::too_large(&output) {
+                return Err(Failure::new("States.DataLimitExceeded", format!(
+                    "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
+                )));
+            }
+            let details =
+                json!({"name": name, "output": output.to_string(), "outputDetails": {"truncated": false}});
+            run.record(cursor, &format!("{kind}StateExited"), Some(("stateExitedEventDetails", details)));
+            match next {
+                Some(next) => {
+                    name = next;
+                    input = output;
+                }
+                None => return Ok(output),
+            }
+        }
+    })
+}
+
+/// The state being run.
+pub struct Entered<'a> {
+    pub name: &'a str,
+    pub state: &'a Value,
+    pub entered: i64,
+    pub scope: &'a Scope,
+    pub resume: Option<Value>,
+}
+
+impl Entered<'_> {
+    pub fn next(&self) -> Option<String> {
+        self.state["Next"].as_str().map(str::to_owned)
+    }
+}
+
+async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cursor: &mut Cursor) -> Step {
+    let context = run.context_for(at.name, at.entered, 0, &at.scope.extra);
+    match kind {
+        "Pass" => {
+            let effective = parameters(at.state, &input_path(at.state, &input)?, &context)?;
+            let result = at.state.get("Result").cloned().unwrap_or(effective);
+            Ok((output_path(at.state, result_path(at.state, input, result)?)?, at.next()))
+        }
+        "Succeed" => Ok((output_path(at.state, input_path(at.state, &input)?)?, None)),
+        "Fail" => Err(fail(at.state, &input, &context)),
+        "Choice" => {
+            let effective = input_path(at.state, &input)?;
+            let mut next = None;
+            for rule in at.state["Choices"].as_array().into_iter().flatten() {
+                if choice::evaluate(rule, &effective, &context)? {
+                    next = rule["Next"].as_str().map(str::to_owned);
+                    break;
+                }
+            }
+            let next = next.or_else(|| at.state["Default"].as_str().map(str::to_owned));
+            let Some(next) = next else {
+                return Err(Failure::new(
+                    "States.NoChoiceMatched",
+                    format!("No Choice Rules matched and no Default was specified in state '{}'", at.name),
+                ));
+            };
+            Ok((output_path(at.state, effective)?, Some(next)))
+        }
+        "Wait" => {
+            let effective = input_path(at.state, &input)?;
+            let until = match at.resume.as_ref().and_then(|c| c["waitUntil"].as_i64()) {
+                Some(until) => until,
+                None => deadline(at.state, &effective, at.entered)?,
+            };
+            if at.scope.top {
+                run.checkpoint(&json!({"state": at.name, "input": input, "waitUntil": until}));
+            }
+            nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
+            Ok((output_path(at.state, effective)?, at.next()))
+        }
+        _ => super::flow::run_with_policies(run, kind, at, input, cursor).await,
+    }
+}
+
+fn deadline(state: &Value, input: &Value, entered: i64) -> Result<i64, Failure> {
+    if let Some(seconds) = state.get("Seconds") {
+        return Ok(entered + seconds.as_i64().unwrap_or(0).max(0) * 1000);
+    }
+    if let Some(ts) = state.get("Timestamp").and_then(Value::as_str) {
+        return choice::timestamp(ts).ok_or_else(|| Failure::runtime(format!("Invalid timestamp '{ts}'")));
+    }
+    if let Some(p) = state.get("SecondsPath").and_then(Value::as_str) {
+        let value = path::select(input, p).map_err(|e| Failure::runtime(e.message()))?;
+        let seconds = value.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
+            Failure::runtime(format!(
+                "The SecondsPath parameter does not reference a valid non-negative integer value: {value}"
+            ))
+        })?;
+        return Ok(entered + seconds * 1000);
+    }
+    if let Some(p) = state.get("TimestampPath").and_then(Value::as_str) {
+        let value = path::select(input, p).map_err(|e| Failure::runtime(e.message()))?;
+        return value.as_str().and_then(choice::timestamp).ok_or_else(|| {
+            Failure::runtime(format!("The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {value}"))
+        });
+    }
+    Ok(entered)
+}
+
+fn fail(state: &Value, input: &Value, context: &Value) -> Failure {
+    let field = |literal: &str, dynamic: &str| -> Result<Option<String>, Failure> {
+        if let Some(value) = state.get(literal).and_then(Value::as_str) {
+            return Ok(Some(value.to_owned()));
+        }
+        let Some(p) = state.get(dynamic).and_then(Value::as_str) else { return Ok(None) };
+        let value = if intrinsic::is_call(p) {
+            intrinsic::evaluate(p, input, context).map_err(Failure::intrinsic)?
+        } else {
+            path::select(input, p).map_err(|e| Failure::runtime(e.message()))?
+        };
+        Ok(Some(value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())))
+    };
+    match (field("Error", "ErrorPath"), field("Cause", "CausePath")) {
+        (Ok(error), Ok(cause)) => Failure::new(error.unwrap_or_default(), cause.unwrap_or_default()),
+        (Err(f), _) | (_, Err(f)) => f,
+    }
+}
+
+/// `InputPath`: `$` by default, `null` gives `{}`.
+pub fn input_path(state: &Value, input: &Value) -> Result<Value, Failure> {
+    match state.get("InputPath") {
+        None => Ok(input.clone()),
+        Some(Value::Null) => Ok(json!({})),
+        Some(p) => select(input, p.as_str().unwrap_or("$"), "InputPath"),
+    }
+}
+
+pub fn output_path(state: &Value, output: Value) -> Result<Value, Failure> {
+    match state.get("OutputPath") {
+        None => Ok(output),
+        Some(Value::Null) => Ok(json!({})),
+        Some(p) => select(&output, p.as_str().unwrap_or("$"), "OutputPath"),
+    }
+}
+
+fn select(value: &Value, p: &str, field: &str) -> Result<Value, Failure> {
+    path::select(value, p).map_err(|_| {
+        Failure::runtime(format!(
+            "Invalid path '{p}' : The JSONPath {p} specified for the field {field} could not be found in the input {value}"
+        ))
+    })
+}
+
+/// `Parameters` filled from the effective input (the input itself without them).
+pub fn parameters(state: &Value, input: &Value, context: &Value) -> Result<Value, Failure> {
+    match state.get("Parameters") {
+        Some(t) => template::fill(t, input, context),
+        None => Ok(input.clone()),
+    }
+}
+
+/// `ResultPath` placing `result` into the state's raw input (`null` discards the result).
+pub fn result_path(state: &Value, input: Value, result: Value) -> Result<Value, Failure> {
+    match state.get("ResultPath") {
+        None => Ok(result),
+        Some(Value::Null) => Ok(input),
+        Some(p) => {
+            let p = p.as_str().unwrap_or("$");
+            path::set(input, p, result).map_err(|_| {
+                Failure::runtime(format!("Invalid path '{p}' : Unable to apply ResultPath {p} to the input"))
+            })
+        }
+    }
+}
