@@ -7,6 +7,7 @@ mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;
+mod sfn_wiring;
 mod sqs_home;
 mod wiring;
 
@@ -424,7 +425,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let admin = Arc::new(admin::Admin {
-        clock,
+        clock: clock.clone(),
         virtual_clock,
         events: events.clone(),
         apigateway: apigateway.clone(),
@@ -449,6 +450,24 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(opened.sts())
         })
     };
+    // Step Functions opens on its first request, or now when executions were left running.
+    let sfn_services = Arc::new(sfn_wiring::SfnServices { services: Default::default(), sns: sns.clone() });
+    let stepfunctions = {
+        let (database, identity, clock, cluster, node) =
+            (database.clone(), identity_of(&args), clock.clone(), cluster.clone(), node.clone());
+        let services = sfn_services.clone();
+        lazy::Lazy::new("stepfunctions", Protocol::Json, move || {
+            let options = nimbus_stepfunctions::Options {
+                identity: identity.clone(),
+                clock: clock.clone(),
+                services: services.clone(),
+                batch: None,
+                cluster: cluster.clone(),
+                node: node.clone(),
+            };
+            nimbus_stepfunctions::StepFunctions::open(&database, options).map_err(|e| e.to_string())
+        })
+    };
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
@@ -468,8 +487,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         autoscaling,
         iam,
         sts,
+        stepfunctions.clone(),
         s3,
     ];
+    let _ = sfn_services.services.set(services.clone());
+    if database.is_shared() || nimbus_stepfunctions::has_unfinished(&database) {
+        if let Err(error) = stepfunctions.get().await {
+            eprintln!("nimbus: cannot open Step Functions: {error}");
+        }
+    }
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();

@@ -1,0 +1,174 @@
+//! Step Functions' reach into the other services: Lambda invokes and JSON-protocol calls go
+//! through the services' own request handlers in process (the same code a client reaches over
+//! HTTP), SNS publishes through its Rust API (it speaks only the Query protocol).
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{HeaderMap, Method};
+use nimbus_api::{ApiRequest, Service};
+use nimbus_stepfunctions::{BoxFuture, CallError, Invoked};
+use serde_json::{json, Value};
+
+use crate::lazy::Lazy;
+
+/// Target prefix and JSON version of the JSON-protocol services a state machine may call.
+fn json_protocol(service: &str) -> Option<(&'static str, &'static str)> {
+    Some(match service {
+        "dynamodb" => ("DynamoDB_20120810", "1.0"),
+        "sqs" => ("AmazonSQS", "1.0"),
+        "events" => ("AWSEvents", "1.1"),
+        "logs" => ("Logs_20140328", "1.1"),
+        "kinesis" => ("Kinesis_20131202", "1.1"),
+        "stepfunctions" => ("AWSStepFunctions", "1.0"),
+        "dynamodbstreams" => ("DynamoDBStreams_20120810", "1.0"),
+        "cloudwatch" => ("GraniteServiceVersion20100801", "1.0"),
+        _ => return None,
+    })
+}
+
+pub struct SfnServices {
+    /// Every service on the port, set once the list is built.
+    pub services: OnceLock<Vec<Arc<dyn Service>>>,
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+}
+
+impl SfnServices {
+    fn service(&self, name: &str) -> Result<Arc<dyn Service>, CallError> {
+        self.services
+            .get()
+            .and_then(|all| all.iter().find(|s| s.name() == name).cloned())
+            .ok_or_else(|| CallError::new("ServiceUnavailable", format!("nimbus does not serve {name}")))
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        region: &str,
+        method: Method,
+        uri: &str,
+        headers: Vec<(&str, String)>,
+        body: Vec<u8>,
+    ) -> Result<(u16, HeaderMap, Bytes), CallError> {
+        let target = self.service(service)?;
+        let mut map = HeaderMap::new();
+        let signing = if service == "stepfunctions" { "states" } else { service };
+        let auth = format!("AWS4-HMAC-SHA256 Credential=nimbus/20240101/{region}/{signing}/aws4_request");
+        map.insert("authorization", auth.parse().map_err(|_| CallError::new("InvalidParameter", "bad region"))?);
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (name.parse::<hyper::header::HeaderName>(), value.parse()) {
+                map.insert(name, value);
+            }
+        }
+        let request = ApiRequest {
+            method,
+            uri: uri.parse().map_err(|_| CallError::new("InvalidParameter", format!("bad name in {uri}")))?,
+            headers: map,
+            body: Bytes::from(body),
+            request_id: nimbus_api::new_request_id(),
+        };
+        let response = target.call(request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        Ok((status, headers, body))
+    }
+}
+
+/// AWS's error code and message from an error response (JSON body or `x-amzn-errortype`).
+fn error_of(headers: &HeaderMap, body: &[u8]) -> CallError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = parsed["__type"]
+        .as_str()
+        .or_else(|| headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()))
+        .unwrap_or("ServiceException");
+    let code = code.rsplit('#').next().unwrap_or(code).split(':').next().unwrap_or(code);
+    let message = parsed["message"].as_str().or(parsed["Message"].as_str()).unwrap_or_default();
+    CallError::new(code, message)
+}
+
+impl nimbus_stepfunctions::Services for SfnServices {
+    fn invoke<'a>(
+        &'a self,
+        region: &'a str,
+        function: &'a str,
+        qualifier: Option<&'a str>,
+        payload: Vec<u8>,
+        asynchronous: bool,
+    ) -> BoxFuture<'a, Result<Invoked, CallError>> {
+        Box::pin(async move {
+            let name = percent_encoding::utf8_percent_encode(function, percent_encoding::NON_ALPHANUMERIC);
+            let mut uri = format!("/2015-03-31/functions/{name}/invocations");
+            if let Some(q) = qualifier {
+                uri.push_str(&format!("?Qualifier={q}"));
+            }
+            let kind = if asynchronous { "Event" } else { "RequestResponse" };
+            let headers = vec![("x-amz-invocation-type", kind.to_owned())];
+            let (status, headers, body) = self.send("lambda", region, Method::POST, &uri, headers, payload).await?;
+            if status >= 300 {
+                return Err(error_of(&headers, &body));
+            }
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            Ok(Invoked {
+                status,
+                payload: body.to_vec(),
+                function_error: header("x-amz-function-error"),
+                executed_version: header("x-amz-executed-version").unwrap_or_else(|| "$LATEST".to_owned()),
+            })
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        region: &'a str,
+        service: &'a str,
+        operation: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, CallError>> {
+        Box::pin(async move {
+            if service == "sns" {
+                return self.publish(operation, &input).await;
+            }
+            let Some((prefix, version)) = json_protocol(service) else {
+                return Err(CallError::new(
+                    "ServiceUnavailable",
+                    format!("nimbus reaches only JSON-protocol services from state machines, not {service}"),
+                ));
+            };
+            let headers = vec![
+                ("x-amz-target", format!("{prefix}.{operation}")),
+                ("content-type", format!("application/x-amz-json-{version}")),
+            ];
+            let body = input.to_string().into_bytes();
+            let (status, headers, body) = self.send(service, region, Method::POST, "/", headers, body).await?;
+            if status >= 300 {
+                return Err(error_of(&headers, &body));
+            }
+            Ok(serde_json::from_slice(&body).unwrap_or(json!({})))
+        })
+    }
+}
+
+impl SfnServices {
+    async fn publish(&self, operation: &str, input: &Value) -> Result<Value, CallError> {
+        if operation != "Publish" {
+            return Err(CallError::new("ServiceUnavailable", format!("nimbus calls SNS's Publish only, not {operation}")));
+        }
+        let sns = self.sns.get().await.map_err(|e| CallError::new("ServiceException", e))?;
+        let topic = input["TopicArn"].as_str().unwrap_or_default();
+        let message = match &input["Message"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let group = input["MessageGroupId"].as_str();
+        let dedup = input["MessageDeduplicationId"].as_str();
+        let subject = input["Subject"].as_str();
+        let published = tokio::task::block_in_place(|| {
+            sns.publish(topic, &message, subject, &Default::default(), group, dedup)
+        });
+        published
+            .map(|id| json!({"MessageId": id}))
+            .map_err(|e| CallError::new(e.code, e.message))
+    }
+}
