@@ -55,7 +55,10 @@ impl SfnServices {
         let mut map = HeaderMap::new();
         let signing = if service == "stepfunctions" { "states" } else { service };
         let auth = format!("AWS4-HMAC-SHA256 Credential=nimbus/20240101/{region}/{signing}/aws4_request");
-        map.insert("authorization", auth.parse().map_err(|_| CallError::new("InvalidParameter", "bad region"))?);
+        map.insert(
+            "authorization",
+            auth.parse().map_err(|_| CallError::new("InvalidParameter", "bad region"))?,
+        );
         for (name, value) in headers {
             if let (Ok(name), Ok(value)) = (name.parse::<hyper::header::HeaderName>(), value.parse()) {
                 map.insert(name, value);
@@ -105,7 +108,8 @@ impl nimbus_stepfunctions::Services for SfnServices {
             }
             let kind = if asynchronous { "Event" } else { "RequestResponse" };
             let headers = vec![("x-amz-invocation-type", kind.to_owned())];
-            let (status, headers, body) = self.send("lambda", region, Method::POST, &uri, headers, payload).await?;
+            let (status, headers, body) =
+                self.send("lambda", region, Method::POST, &uri, headers, payload).await?;
             if status >= 300 {
                 return Err(error_of(&headers, &body));
             }
@@ -141,7 +145,8 @@ impl nimbus_stepfunctions::Services for SfnServices {
                 ("content-type", format!("application/x-amz-json-{version}")),
             ];
             let body = input.to_string().into_bytes();
-            let (status, headers, body) = self.send(service, region, Method::POST, "/", headers, body).await?;
+            let (status, headers, body) =
+                self.send(service, region, Method::POST, "/", headers, body).await?;
             if status >= 300 {
                 return Err(error_of(&headers, &body));
             }
@@ -153,7 +158,10 @@ impl nimbus_stepfunctions::Services for SfnServices {
 impl SfnServices {
     async fn publish(&self, operation: &str, input: &Value) -> Result<Value, CallError> {
         if operation != "Publish" {
-            return Err(CallError::new("ServiceUnavailable", format!("nimbus calls SNS's Publish only, not {operation}")));
+            return Err(CallError::new(
+                "ServiceUnavailable",
+                format!("nimbus calls SNS's Publish only, not {operation}"),
+            ));
         }
         let sns = self.sns.get().await.map_err(|e| CallError::new("ServiceException", e))?;
         let topic = input["TopicArn"].as_str().unwrap_or_default();
@@ -167,8 +175,6 @@ impl SfnServices {
         let published = tokio::task::block_in_place(|| {
             sns.publish(topic, &message, subject, &Default::default(), group, dedup)
         });
-        published
-            .map(|id| json!({"MessageId": id}))
-            .map_err(|e| CallError::new(e.code, e.message))
+        published.map(|id| json!({"MessageId": id})).map_err(|e| CallError::new(e.code, e.message))
     }
 }

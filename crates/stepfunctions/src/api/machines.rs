@@ -256,7 +256,7 @@ pub fn list_versions(engine: &Engine, input: &Input<'_>) -> Answer {
         let n = arn.rsplit(':').next()?.parse().ok()?;
         Some((n, json!({"stateMachineVersionArn": arn, "creationDate": seconds(doc["versionDate"].as_i64().unwrap_or(0))})))
     }).collect();
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     page(items.into_iter().map(|(_, v)| v).collect(), input, "stateMachineVersions", 100)
 }
 

@@ -141,7 +141,8 @@ fn machine(top: &Map<String, Value>, at: &str, root: bool, errors: &mut Vec<Stri
         return;
     };
     let start = top["StartAt"].as_str().unwrap_or_default();
-    if !states.contains_key(start) {
+    let started = states.contains_key(start);
+    if !started {
         errors.push(format!("MISSING_TRANSITION_TARGET: Missing 'StartAt' target: {start} at {at}/StartAt"));
     }
     for (name, state) in states {
@@ -162,7 +163,7 @@ fn machine(top: &Map<String, Value>, at: &str, root: bool, errors: &mut Vec<Stri
             todo.extend(targets(state));
         }
     }
-    for name in states.keys().filter(|n| !seen.contains(*n)) {
+    for name in states.keys().filter(|n| started && !seen.contains(*n)) {
         errors.push(format!(
             "MISSING_TRANSITION_TARGET: State \"{name}\" is not reachable. at {at}/States/{name}"
         ));

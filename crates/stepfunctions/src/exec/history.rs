@@ -1,7 +1,14 @@
 //! History helpers: timestamps as the context object shows them, and execution logging to a
 //! CloudWatch Logs group (the events the machine's logging level asks for).
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use nimbus_api::clock::Clock;
+
+use crate::Services;
 
 use super::Run;
 
@@ -12,10 +19,8 @@ pub fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Sends one history event to the execution's log group, as AWS's log records read; in the
-/// background, best-effort (the stream is made on the execution's first record).
-pub fn log(run: &Run, event: &Value) {
-    let Some(group) = run.logging.group.clone() else { return };
+/// A log record for one history event, as AWS's execution logs read.
+pub fn record(run: &Run, event: &Value) -> Value {
     let mut details = event.as_object().cloned().unwrap_or_default();
     for key in ["timestamp", "type", "id", "previousEventId"] {
         details.remove(key);
@@ -28,41 +33,43 @@ pub fn log(run: &Run, event: &Value) {
             }
         }
     }
-    let record = json!({
+    json!({
         "id": event["id"].to_string(),
         "type": event["type"],
         "details": details,
         "previous_event_id": event["previousEventId"].to_string(),
         "event_timestamp": ((event["timestamp"].as_f64().unwrap_or(0.0)) * 1000.0).round().to_string(),
         "execution_arn": run.arn,
-    });
-    let services = run.engine.services.clone();
-    let region = run.region.clone();
-    let stream = format!(
-        "states/{}/{}",
-        run.context["StateMachine"]["Name"].as_str().unwrap_or("machine"),
-        run.context["Execution"]["Name"].as_str().unwrap_or("execution")
-    );
-    let first = event["id"] == json!(1);
-    let timestamp = (event["timestamp"].as_f64().unwrap_or(0.0) * 1000.0) as i64;
+    })
+}
+
+/// The task that writes an execution's log records to its group, in order: the stream first,
+/// then each batch of records as they come (bounded: records past 1,000 waiting are dropped).
+pub fn logger(
+    services: Arc<dyn Services>,
+    region: String,
+    group: String,
+    stream: String,
+) -> mpsc::Sender<Value> {
+    let (sender, mut records) = mpsc::channel::<Value>(1000);
     tokio::spawn(async move {
-        if first {
-            let input = json!({"logGroupName": group, "logStreamName": stream});
-            let _ = services.call(&region, "logs", "CreateLogStream", input).await;
-        }
-        let input = json!({
-            "logGroupName": group,
-            "logStreamName": stream,
-            "logEvents": [{"timestamp": timestamp, "message": record.to_string()}],
-        });
-        let mut put = services.call(&region, "logs", "PutLogEvents", input.clone()).await;
-        if put.as_ref().is_err_and(|e| e.code == "ResourceNotFoundException") {
-            let create = json!({"logGroupName": group, "logStreamName": stream});
-            let _ = services.call(&region, "logs", "CreateLogStream", create).await;
-            put = services.call(&region, "logs", "PutLogEvents", input).await;
-        }
-        if let Err(error) = put {
-            eprintln!("nimbus: stepfunctions: cannot log to {group}: {}", error.message);
+        let create = json!({"logGroupName": group, "logStreamName": stream});
+        let _ = services.call(&region, "logs", "CreateLogStream", create).await;
+        while let Some(first) = records.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = records.try_recv() {
+                batch.push(more);
+            }
+            // Stamped with the wall clock: Logs refuses events far in the future, where a virtual
+            // clock moved forward may be (the record keeps the execution's own time).
+            let now = nimbus_api::clock::SystemClock.now_ms();
+            let events: Vec<Value> =
+                batch.iter().map(|r| json!({"timestamp": now, "message": r.to_string()})).collect();
+            let input = json!({"logGroupName": group, "logStreamName": stream, "logEvents": events});
+            if let Err(error) = services.call(&region, "logs", "PutLogEvents", input).await {
+                eprintln!("nimbus: stepfunctions: cannot log to {group}: {}", error.message);
+            }
         }
     });
+    sender
 }

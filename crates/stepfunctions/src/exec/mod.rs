@@ -26,6 +26,9 @@ pub use tokens::{answer as answer_token, TokenSignal};
 use crate::asl::Failure;
 use crate::{BatchJobs, Options, Services};
 
+/// An execution running on this node: its stop switch and its run.
+type Running = (watch::Sender<bool>, std::sync::Weak<Run>);
+
 pub struct Engine {
     pub db: ServiceDb,
     pub clock: Arc<dyn Clock>,
@@ -35,7 +38,7 @@ pub struct Engine {
     pub cluster: Option<Arc<Cluster>>,
     pub node: String,
     /// Executions running on this node: set to true to stop one.
-    running: Mutex<HashMap<String, (watch::Sender<bool>, std::sync::Weak<Run>)>>,
+    running: Mutex<HashMap<String, Running>>,
     /// Tasks waiting for a token on this node.
     waiters: Mutex<HashMap<String, mpsc::Sender<TokenSignal>>>,
 }
@@ -123,6 +126,7 @@ pub struct Run {
     pub context: Value,
     next_id: AtomicI64,
     logging: Logging,
+    logger: Option<mpsc::Sender<Value>>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -176,8 +180,13 @@ impl Run {
                 eprintln!("nimbus: stepfunctions: cannot record {kind} of {}: {error}", self.arn);
             }
         }
-        if self.logging.wants(kind) {
-            history::log(self, &event);
+        if let Some(logger) = self.logger.as_ref().filter(|_| self.logging.wants(kind)) {
+            if logger.try_send(history::record(self, &event)).is_err() {
+                eprintln!(
+                    "nimbus: stepfunctions: execution log of {} is behind; a record was dropped",
+                    self.arn
+                );
+            }
         }
         id
     }

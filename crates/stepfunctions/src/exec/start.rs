@@ -139,6 +139,15 @@ impl Engine {
             "StateMachine": {"Id": machine["stateMachineArn"], "Name": machine["name"]},
         });
         let (stop_sender, stop) = watch::channel(false);
+        let logging = Logging::of(&machine["loggingConfiguration"]);
+        let logger = logging.group.clone().filter(|_| logging.level != "OFF").map(|group| {
+            let stream = format!(
+                "states/{}/{}",
+                machine["name"].as_str().unwrap_or_default(),
+                uuid::Uuid::new_v4().simple()
+            );
+            history::logger(self.services.clone(), region.clone(), group, stream)
+        });
         let run = Arc::new(Run {
             engine: self.clone(),
             arn,
@@ -147,7 +156,8 @@ impl Engine {
             definition: Arc::new(definition),
             context,
             next_id: AtomicI64::new(last_event),
-            logging: Logging::of(&machine["loggingConfiguration"]),
+            logging,
+            logger,
             stop,
         });
         let entry = (stop_sender.clone(), Arc::downgrade(&run));

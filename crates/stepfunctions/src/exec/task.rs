@@ -159,7 +159,7 @@ fn seconds_field(state: &Value, field: &str, input: &Value) -> Result<Option<i64
     if let Some(s) = state.get(field).and_then(Value::as_i64) {
         return Ok(Some(s));
     }
-    let Some(p) = state.get(&format!("{field}Path")).and_then(Value::as_str) else { return Ok(None) };
+    let Some(p) = state.get(format!("{field}Path")).and_then(Value::as_str) else { return Ok(None) };
     let value = path::select(input, p).map_err(|e| Failure::runtime(e.message()))?;
     value.as_i64().filter(|s| *s > 0).map(Some).ok_or_else(|| {
         Failure::runtime(format!(
@@ -262,6 +262,13 @@ async fn integrate(run: &Arc<Run>, resource: &Resource, arn: &str, params: Value
                 return Err(Failure::runtime(format!(
                     "nimbus does not serve the optimized integration '{arn}'; the aws-sdk form may work"
                 )));
+            }
+            let mut params = params;
+            // The optimized SQS and SNS integrations take a JSON body and send it as text.
+            for key in ["MessageBody", "Message"] {
+                if !sdk && params.get(key).is_some_and(|v| !v.is_string()) {
+                    params[key] = Value::String(params[key].to_string());
+                }
             }
             let output = services
                 .call(region, service_name, &pascal(action), params)
