@@ -44,6 +44,7 @@ pub async fn run_with_policies(
         };
         if let Some(delay_ms) = retry_delay(&retriers, &mut counts, &failure.error) {
             retries += 1;
+            run.commit();
             let until = run.engine.now() + delay_ms;
             nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
             continue;
@@ -66,7 +67,7 @@ pub async fn run_with_policies(
 
 /// The delay before the next attempt, if a retrier matches `error` and has attempts left.
 /// The first matching retrier decides, as in AWS.
-pub fn retry_delay(retriers: &[Value], counts: &mut [u32], error: &str) -> Option<i64> {
+pub(crate) fn retry_delay(retriers: &[Value], counts: &mut [u32], error: &str) -> Option<i64> {
     let (i, retrier) = retriers
         .iter()
         .enumerate()

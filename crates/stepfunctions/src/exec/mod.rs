@@ -4,6 +4,7 @@
 
 mod flow;
 mod history;
+mod journal;
 pub mod resume;
 mod start;
 mod states;
@@ -127,6 +128,7 @@ pub struct Run {
     next_id: AtomicI64,
     logging: Logging,
     logger: Option<mpsc::Sender<Value>>,
+    journal: journal::Journal,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -162,23 +164,7 @@ impl Run {
         }
         *cursor = id;
         if self.durable {
-            let doc = event.to_string();
-            let written = self.engine.db.write(|tx| {
-                tx.execute(
-                    "INSERT INTO events (execution, id, doc) VALUES (?1, ?2, ?3)",
-                    &nimbus_store::params![self.arn.as_str(), id, doc],
-                )?;
-                if let Some(checkpoint) = checkpoint {
-                    tx.execute(
-                        "UPDATE executions SET checkpoint = ?2 WHERE arn = ?1",
-                        &nimbus_store::params![self.arn.as_str(), checkpoint.to_string()],
-                    )?;
-                }
-                Ok::<_, nimbus_store::DbError>(())
-            });
-            if let Err(error) = written {
-                eprintln!("nimbus: stepfunctions: cannot record {kind} of {}: {error}", self.arn);
-            }
+            self.journal.add(&self.engine.db, &self.arn, id, kind, event.to_string(), checkpoint);
         }
         if let Some(logger) = self.logger.as_ref().filter(|_| self.logging.wants(kind)) {
             if logger.try_send(history::record(self, &event)).is_err() {
@@ -194,11 +180,36 @@ impl Run {
     /// Updates the checkpoint alone (a Wait's deadline, a task's token).
     pub fn checkpoint(&self, checkpoint: &Value) {
         if self.durable {
-            let _ = self.engine.db.execute(
-                "UPDATE executions SET checkpoint = ?2 WHERE arn = ?1",
-                &nimbus_store::params![self.arn.as_str(), checkpoint.to_string()],
-            );
+            self.journal.checkpoint(&self.engine.db, &self.arn, checkpoint);
         }
+    }
+
+    /// Commits the events waiting (before the execution sleeps).
+    pub fn commit(&self) {
+        if self.durable {
+            self.journal.commit(&self.engine.db, &self.arn);
+        }
+    }
+
+    /// Records the execution's final event with its final document (see [`Journal::close`]);
+    /// false when it was closed already (stopped meanwhile).
+    pub fn close(&self, cursor: &mut Cursor, doc: &Value, kind: &str, details: (&str, Value)) -> bool {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut event = json!({
+            "timestamp": seconds(self.engine.now()),
+            "type": kind,
+            "id": id,
+            "previousEventId": *cursor,
+        });
+        event[details.0] = details.1;
+        *cursor = id;
+        if self.durable && !self.journal.close(&self.engine.db, doc, (id, event.to_string())) {
+            return false;
+        }
+        if let Some(logger) = self.logger.as_ref().filter(|_| self.logging.wants(kind)) {
+            let _ = logger.try_send(history::record(self, &event));
+        }
+        true
     }
 
     /// The id of the last event recorded.
@@ -222,3 +233,6 @@ impl Run {
         context
     }
 }
+
+#[cfg(test)]
+mod tests;

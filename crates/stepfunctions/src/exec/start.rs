@@ -158,6 +158,7 @@ impl Engine {
             next_id: AtomicI64::new(last_event),
             logging,
             logger,
+            journal: Default::default(),
             stop,
         });
         let entry = (stop_sender.clone(), Arc::downgrade(&run));
@@ -249,10 +250,7 @@ pub async fn drive(
         Ending::Aborted => ("", "", Value::Null),
     };
     if !event.is_empty() {
-        let closed = !run.durable || crate::store::save_execution(&engine.db, &doc, true).unwrap_or(false);
-        if closed {
-            run.record(&mut cursor, event, Some((key, details)));
-        }
+        run.close(&mut cursor, &doc, event, (key, details));
     }
     engine.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.arn);
     if run.durable {
