@@ -13,7 +13,6 @@ use serde_json::Value;
 /// Events after which the group is committed: the execution is about to wait on the outside
 /// world, or it ended.
 const BOUNDARIES: &[&str] = &[
-    "ExecutionStarted",
     "TaskStarted",
     "LambdaFunctionStarted",
     "TaskSubmitted",

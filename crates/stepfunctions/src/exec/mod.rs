@@ -212,6 +212,14 @@ impl Run {
         true
     }
 
+    /// Sends an event recorded elsewhere to the execution's log, when its level wants it.
+    pub fn log(&self, event: &Value) {
+        let kind = event["type"].as_str().unwrap_or_default();
+        if let Some(logger) = self.logger.as_ref().filter(|_| self.logging.wants(kind)) {
+            let _ = logger.try_send(history::record(self, event));
+        }
+    }
+
     /// The id of the last event recorded.
     pub fn last_event(&self) -> i64 {
         self.next_id.load(Ordering::SeqCst)

@@ -85,20 +85,36 @@ impl Engine {
                 ));
             }
         }
-        let run = self.new_run(&doc, !express, 0);
-        let mut cursor = 0;
         let details = json!({
             "input": input_text,
             "inputDetails": {"truncated": false},
             "roleArn": machine["roleArn"],
-            "stateMachineArn": doc.get("stateMachineVersionArn").or(doc.get("stateMachineAliasArn")).unwrap_or(&machine["stateMachineArn"]),
+            "stateMachineArn": doc
+                .get("stateMachineVersionArn")
+                .or(doc.get("stateMachineAliasArn"))
+                .unwrap_or(&machine["stateMachineArn"]),
+        });
+        let event = json!({
+            "timestamp": seconds(now), "type": "ExecutionStarted", "id": 1, "previousEventId": 0,
+            "executionStartedEventDetails": details,
         });
         if !express {
-            let inserted = self.db.execute(
-                "INSERT INTO executions (arn, machine, status, start_ms, doc, node) VALUES (?1, ?2, 'RUNNING', ?3, ?4, ?5)
-                 ON CONFLICT (arn) DO NOTHING",
-                &params![arn.as_str(), machine["stateMachineArn"].as_str().unwrap_or_default(), now, doc.to_string(), self.node.as_str()],
-            );
+            // The execution and its first event in one transaction, committed before the answer.
+            let machine_arn = machine["stateMachineArn"].as_str().unwrap_or_default();
+            let inserted = self.db.write(|tx| {
+                let inserted = tx.execute(
+                    "INSERT INTO executions (arn, machine, status, start_ms, doc, node)
+                     VALUES (?1, ?2, 'RUNNING', ?3, ?4, ?5) ON CONFLICT (arn) DO NOTHING",
+                    &params![arn.as_str(), machine_arn, now, doc.to_string(), self.node.as_str()],
+                )?;
+                if inserted == 1 {
+                    tx.execute(
+                        "INSERT INTO events (execution, id, doc) VALUES (?1, 1, ?2)",
+                        &params![arn.as_str(), event.to_string()],
+                    )?;
+                }
+                Ok::<_, nimbus_store::DbError>(inserted)
+            });
             if inserted.map_err(db_error)? == 0 {
                 return Err(AwsError::new(
                     400,
@@ -107,7 +123,8 @@ impl Engine {
                 ));
             }
         }
-        run.0.record(&mut cursor, "ExecutionStarted", Some(("executionStartedEventDetails", details)));
+        let run = self.new_run(&doc, !express, 1);
+        run.0.log(&event);
         let (sender, done) = oneshot::channel();
         let (run, stop) = run;
         tokio::spawn(drive(run, stop, doc, start.input, None, sender));
