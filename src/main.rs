@@ -308,6 +308,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Step Functions opens on its first request, or at start when executions were left running.
+    let (stepfunctions, sfn_services) = sfn_wiring::service(sfn_wiring::Opening {
+        database: &database,
+        identity: identity_of(&args),
+        clock: clock.clone(),
+        cluster: cluster.clone(),
+        node: &node,
+        sns: sns.clone(),
+    });
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
@@ -316,6 +325,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             sqs: sqs.clone(),
             sns: sns.clone(),
             kinesis: kinesis.clone(),
+            stepfunctions: stepfunctions.clone(),
         });
         lazy::Lazy::new("events", Protocol::Json, move || {
             let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
@@ -448,24 +458,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         lazy::Lazy::new("sts", Protocol::Query, move || {
             let opened = tokio::runtime::Handle::current().block_on(iam.get())?;
             Ok(opened.sts())
-        })
-    };
-    // Step Functions opens on its first request, or now when executions were left running.
-    let sfn_services = Arc::new(sfn_wiring::SfnServices { services: Default::default(), sns: sns.clone() });
-    let stepfunctions = {
-        let (database, identity, clock, cluster, node) =
-            (database.clone(), identity_of(&args), clock.clone(), cluster.clone(), node.clone());
-        let services = sfn_services.clone();
-        lazy::Lazy::new("stepfunctions", Protocol::Json, move || {
-            let options = nimbus_stepfunctions::Options {
-                identity: identity.clone(),
-                clock: clock.clone(),
-                services: services.clone(),
-                batch: None,
-                cluster: cluster.clone(),
-                node: node.clone(),
-            };
-            nimbus_stepfunctions::StepFunctions::open(&database, options).map_err(|e| e.to_string())
         })
     };
     // S3 claims every request that looks like a path: it goes last.

@@ -28,6 +28,36 @@ fn json_protocol(service: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// What Step Functions is opened with.
+pub struct Opening<'a> {
+    pub database: &'a nimbus_store::Database,
+    pub identity: nimbus_api::Identity,
+    pub clock: Arc<dyn nimbus_api::clock::Clock>,
+    pub cluster: Option<Arc<nimbus_store::Cluster>>,
+    pub node: &'a str,
+    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+}
+
+/// Step Functions, opened by its first request; the services it reaches are set once the
+/// port's list is built (`SfnServices::services`).
+pub fn service(opening: Opening<'_>) -> (Arc<Lazy<nimbus_stepfunctions::StepFunctions>>, Arc<SfnServices>) {
+    let Opening { database, identity, clock, cluster, node, sns } = opening;
+    let services = Arc::new(SfnServices { services: OnceLock::new(), sns });
+    let (database, node, reach) = (database.clone(), node.to_owned(), services.clone());
+    let lazy = Lazy::new("stepfunctions", nimbus_api::Protocol::Json, move || {
+        let options = nimbus_stepfunctions::Options {
+            identity: identity.clone(),
+            clock: clock.clone(),
+            services: reach.clone(),
+            batch: None,
+            cluster: cluster.clone(),
+            node: node.clone(),
+        };
+        nimbus_stepfunctions::StepFunctions::open(&database, options).map_err(|e| e.to_string())
+    });
+    (lazy, services)
+}
+
 pub struct SfnServices {
     /// Every service on the port, set once the list is built.
     pub services: OnceLock<Vec<Arc<dyn Service>>>,

@@ -282,6 +282,7 @@ pub struct EventTargets {
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
     pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    pub stepfunctions: Arc<crate::lazy::Lazy<nimbus_stepfunctions::StepFunctions>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -312,6 +313,7 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 let key = options.partition_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 kinesis.put_record(arn, &key, payload.as_bytes()).map(drop).map_err(|e| e.message)
             }
+            "states" => self.stepfunctions.get_blocking()?.start_execution(arn, payload).map(drop),
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }

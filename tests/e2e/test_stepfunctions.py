@@ -78,7 +78,8 @@ def run(sfn, definition: dict, payload=None, timeout: float = 30) -> dict:
 
 
 def history(sfn, execution: str, **kwargs) -> list[dict]:
-    return sfn.get_execution_history(executionArn=execution, maxResults=1000, **kwargs)["events"]
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution, **kwargs)
+    return [event for page in pages for event in page["events"]]
 
 
 def types(events) -> list[str]:
@@ -457,3 +458,46 @@ def test_kill_mid_wait_resumes_after_restart(server_factory):
     events = history(sfn, execution)
     assert types(events).count("WaitStateEntered") == 1
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_eventbridge_rule_starts_executions(sfn, virtual):
+    events = aws_client("events", virtual.endpoint)
+    arn = machine(sfn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.detail", "End": True}}})
+    rule = unique_name("sfn-rule")
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["bench.orders"]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "machine", "Arn": arn, "RoleArn": ROLE}])
+    events.put_events(Entries=[{"Source": "bench.orders", "DetailType": "Order", "Detail": '{"order": 9}'}])
+    listed = wait_until(lambda: sfn.list_executions(stateMachineArn=arn)["executions"], timeout=20,
+                        what="the rule's execution")
+    described = finished(sfn, listed[0]["executionArn"])
+    assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"order": 9}
+
+
+def test_lambda_wait_for_task_token_and_a_thousand_item_map(sfn, virtual):
+    from support import make_zip
+
+    lam = aws_client("lambda", virtual.endpoint)
+    name = unique_name("sfn-cb")
+    code = (
+        "import boto3, json, os\n"
+        "def handler(event, context):\n"
+        "    sfn = boto3.client('stepfunctions', endpoint_url=os.environ['AWS_ENDPOINT_URL'])\n"
+        "    sfn.send_task_success(taskToken=event['token'], output=json.dumps({'size': len(event['items'])}))\n"
+        "    return {}\n"
+    )
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": code})}, Timeout=30)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    definition = {"StartAt": "Many", "States": {
+        "Many": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 10, "ResultPath": "$.items",
+                 "ItemProcessor": {"StartAt": "Square", "States": {"Square": {
+                     "Type": "Pass", "Parameters": {"v.$": "States.MathAdd($, 1)"}, "OutputPath": "$.v", "End": True}}},
+                 "Next": "Callback"},
+        "Callback": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                     "Parameters": {"FunctionName": name, "Payload": {"token.$": "$$.Task.Token", "items.$": "$.items"}},
+                     "TimeoutSeconds": 120, "End": True}}}
+    described = run(sfn, definition, {"items": list(range(1000))}, timeout=120)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"size": 1000}
+    events = history(sfn, described["executionArn"])
+    assert types(events).count("MapIterationSucceeded") == 1000

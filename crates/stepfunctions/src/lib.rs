@@ -116,6 +116,20 @@ impl StepFunctions {
     }
 }
 
+impl StepFunctions {
+    /// Starts an execution of the machine (or version, or alias) `arn` with `input` (JSON
+    /// text), as EventBridge rules and Scheduler schedules do; answers its ARN.
+    pub fn start_execution(&self, arn: &str, input: &str) -> Result<String, String> {
+        let (machine, qualified) = api::resolve_machine(&self.engine, arn).map_err(|e| e.message)?;
+        let input: Value =
+            serde_json::from_str(input).map_err(|e| format!("Invalid Execution Input: {e}"))?;
+        let region = arn.split(':').nth(3).unwrap_or(&self.engine.identity.region).to_owned();
+        let name = uuid::Uuid::new_v4().to_string();
+        let start = exec::Start { machine, machine_arn: qualified, name, input, region };
+        self.engine.start(start).map(|started| started.arn).map_err(|e| e.message)
+    }
+}
+
 const TARGET_PREFIX: &str = "AWSStepFunctions.";
 
 impl Service for StepFunctions {
