@@ -501,3 +501,40 @@ def test_lambda_wait_for_task_token_and_a_thousand_item_map(sfn, virtual):
     assert json.loads(described["output"]) == {"size": 1000}
     events = history(sfn, described["executionArn"])
     assert types(events).count("MapIterationSucceeded") == 1000
+
+
+def test_redrive_continues_from_the_failed_state(sfn, function):
+    definition = {"StartAt": "First", "States": {
+        "First": {"Type": "Pass", "Result": {"n": 5}, "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": function,
+                 "Parameters": {"n.$": "$.n", "fail.$": "States.ArrayContains(States.Array(0), $$.Execution.RedriveCount)"},
+                 "End": True}}}
+    described = run(sfn, definition)
+    assert described["status"] == "FAILED" and described["redriveStatus"] == "REDRIVABLE"
+    with pytest.raises(sfn.exceptions.ExecutionNotRedrivable):
+        sfn.redrive_execution(executionArn=run(sfn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})["executionArn"])
+    sfn.redrive_execution(executionArn=described["executionArn"])
+    again = finished(sfn, described["executionArn"])
+    assert again["status"] == "SUCCEEDED" and json.loads(again["output"]) == {"n": 10}
+    assert again["redriveCount"] == 1 and again["redriveDate"]
+    events = types(history(sfn, described["executionArn"]))
+    assert events.count("PassStateEntered") == 1 and events.count("TaskStateEntered") == 2
+    assert events[events.index("ExecutionFailed") + 1] == "ExecutionRedriven"
+
+
+def test_test_state(sfn, function):
+    passed = sfn.test_state(definition=json.dumps({"Type": "Pass", "Parameters": {"b.$": "States.MathAdd($.a, 1)"},
+                                                  "Next": "Later"}), roleArn=ROLE, input='{"a": 1}')
+    assert (passed["status"], json.loads(passed["output"]), passed["nextState"]) == ("SUCCEEDED", {"b": 2}, "Later")
+    task = {"Type": "Task", "Resource": function, "Parameters": {"fail": True, "why": "x"}, "End": True,
+            "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.error", "Next": "Handle"}]}
+    caught = sfn.test_state(definition=json.dumps(task), roleArn=ROLE, input="{}")
+    assert (caught["status"], caught["error"], caught["nextState"]) == ("CAUGHT_ERROR", "Boom", "Handle")
+    task["Retry"] = [{"ErrorEquals": ["States.ALL"]}]
+    assert sfn.test_state(definition=json.dumps(task), roleArn=ROLE)["status"] == "RETRIABLE"
+    choice = {"Type": "Choice", "Choices": [{"Variable": "$.a", "NumericEquals": 1, "Next": "One"}], "Default": "Other"}
+    assert sfn.test_state(definition=json.dumps(choice), roleArn=ROLE, input='{"a": 1}')["nextState"] == "One"
+    failed = sfn.test_state(definition=json.dumps({"Type": "Fail", "Error": "E", "Cause": "C"}), roleArn=ROLE)
+    assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "E", "C")
+    with pytest.raises(sfn.exceptions.InvalidDefinition):
+        sfn.test_state(definition=json.dumps({"Type": "Task"}), roleArn=ROLE)

@@ -50,7 +50,7 @@ pub fn save_execution(db: &ServiceDb, doc: &Value, only_running: bool) -> Result
     let arn = doc["executionArn"].as_str().unwrap_or_default();
     let status = doc["status"].as_str().unwrap_or("RUNNING");
     let sql = if only_running {
-        "UPDATE executions SET doc = ?2, status = ?3, checkpoint = NULL WHERE arn = ?1 AND status = 'RUNNING'"
+        "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1 AND status = 'RUNNING'"
     } else {
         "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1"
     };

@@ -2,6 +2,7 @@
 
 mod executions;
 mod machines;
+mod testing;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub async fn dispatch(engine: &Arc<Engine>, region: &str, operation: &str, body:
     let input = Input(body);
     match operation {
         "StartSyncExecution" => executions::start_sync(engine, region, &input).await,
+        "TestState" => testing::test_state(engine, region, &input).await,
         _ => tokio::task::block_in_place(|| blocking(engine, region, operation, &input)),
     }
 }
@@ -48,10 +50,13 @@ fn blocking(engine: &Arc<Engine>, region: &str, operation: &str, input: &Input<'
         "SendTaskSuccess" => executions::send_success(engine, input),
         "SendTaskFailure" => executions::send_failure(engine, input),
         "SendTaskHeartbeat" => executions::send_heartbeat(engine, input),
-        "RedriveExecution" | "TestState" | "CreateActivity" | "DescribeActivity" | "ListActivities"
-        | "DeleteActivity" | "GetActivityTask" | "ListMapRuns" | "DescribeMapRun" | "UpdateMapRun" => Err(
-            AwsError::new(400, "UnsupportedOperation", format!("nimbus does not implement {operation} yet")),
-        ),
+        "RedriveExecution" => testing::redrive(engine, input),
+        "CreateActivity" | "DescribeActivity" | "ListActivities" | "DeleteActivity" | "GetActivityTask"
+        | "ListMapRuns" | "DescribeMapRun" | "UpdateMapRun" => Err(AwsError::new(
+            400,
+            "UnsupportedOperation",
+            format!("nimbus does not implement {operation} yet"),
+        )),
         other => Err(AwsError::new(400, "UnknownOperationException", format!("Unknown operation {other}"))),
     }
 }
@@ -141,8 +146,15 @@ pub fn describe_execution(doc: &Value) -> Value {
         "input": doc["input"],
         "inputDetails": {"included": true},
         "redriveCount": doc["redriveCount"],
-        "redriveStatus": "NOT_REDRIVABLE",
+        "redriveStatus": if matches!(doc["status"].as_str(), Some("FAILED" | "ABORTED" | "TIMED_OUT")) {
+            "REDRIVABLE"
+        } else {
+            "NOT_REDRIVABLE"
+        },
     });
+    if let Some(date) = doc["redriveDate"].as_i64() {
+        out["redriveDate"] = seconds(date);
+    }
     if let Some(stop) = doc["stopDate"].as_i64() {
         out["stopDate"] = seconds(stop);
     }

@@ -99,7 +99,7 @@ impl Journal {
         let closed = db.write(|tx| {
             let status = doc["status"].as_str().unwrap_or("FAILED");
             let changed = tx.execute(
-                "UPDATE executions SET doc = ?2, status = ?3, checkpoint = NULL WHERE arn = ?1 AND status = 'RUNNING'",
+                "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1 AND status = 'RUNNING'",
                 &params![arn, doc.to_string(), status],
             )?;
             if changed == 0 {

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 pub use start::Start;
+pub use states::run_one;
 pub use tokens::{answer as answer_token, TokenSignal};
 
 use crate::asl::Failure;
@@ -68,6 +69,11 @@ impl Engine {
         if let Some((stop, _)) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(arn) {
             stop.send_replace(true);
         }
+    }
+
+    /// Drops a run that is not an execution (TestState) from the running ones.
+    pub fn forget(&self, arn: &str) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(arn);
     }
 
     /// The run of an execution running on this node.

@@ -40,7 +40,7 @@ pub fn start(engine: &Arc<Engine>) {
 }
 
 /// Resumes the RUNNING executions of `nodes` (all when None) not running here.
-fn resume_where(engine: &Arc<Engine>, nodes: Option<Vec<String>>) {
+pub fn resume_where(engine: &Arc<Engine>, nodes: Option<Vec<String>>) {
     let rows =
         engine.db.query("SELECT arn, doc, checkpoint, node FROM executions WHERE status = 'RUNNING'", &[]);
     let Ok(rows) = rows else { return };

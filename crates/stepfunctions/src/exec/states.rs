@@ -33,7 +33,8 @@ pub fn run_machine<'a>(
             None => machine["StartAt"].as_str().unwrap_or_default().to_owned(),
         };
         let mut input = input;
-        let mut resume = resume;
+        // A redriven execution enters its failed state again, as a fresh one.
+        let mut resume = resume.filter(|c| c["redrive"] != json!(true));
         loop {
             let Some(state) = machine["States"].get(&name).cloned() else {
                 return Err(Failure::runtime(format!("The state '{name}' is not in the definition")));
@@ -85,6 +86,15 @@ impl Entered<'_> {
     pub fn next(&self) -> Option<String> {
         self.state["Next"].as_str().map(str::to_owned)
     }
+}
+
+/// One state on its own (TestState), without entering or exiting events.
+pub async fn run_one(run: &Arc<Run>, name: &str, state: &Value, input: Value) -> Step {
+    let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
+    let scope = Scope { top: false, extra: json!({}) };
+    let at = Entered { name, state, entered: run.engine.now(), scope: &scope, resume: None };
+    let mut cursor = 0;
+    run_state(run, &kind, at, input, &mut cursor).await
 }
 
 async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cursor: &mut Cursor) -> Step {

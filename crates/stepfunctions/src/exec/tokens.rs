@@ -77,7 +77,11 @@ pub fn answer(engine: &Engine, token: &str, outcome: Option<Value>) -> Result<()
         .query_opt("SELECT outcome FROM tokens WHERE token = ?1", &params![token])
         .map_err(db_error)?;
     let Some(row) = row else {
-        return Err(AwsError::new(400, "InvalidToken", "Invalid token"));
+        // Tokens nimbus makes are 64 hexadecimal digits: one of those is a task that is gone.
+        if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AwsError::new(400, "TaskDoesNotExist", "Task does not exist anymore"));
+        }
+        return Err(AwsError::new(400, "InvalidToken", "Invalid Token: 'Invalid token'"));
     };
     if row.get::<Option<String>>(0).ok().flatten().is_some() {
         return Err(AwsError::new(
