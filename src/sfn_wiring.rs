@@ -183,6 +183,34 @@ impl nimbus_stepfunctions::Services for SfnServices {
             Ok(serde_json::from_slice(&body).unwrap_or(json!({})))
         })
     }
+
+    fn s3_get<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, CallError>> {
+        Box::pin(self.s3_get_object(region, bucket, key))
+    }
+
+    fn s3_put<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<String, CallError>> {
+        Box::pin(self.s3_put_object(region, bucket, key, body))
+    }
+
+    fn s3_list<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Value>, CallError>> {
+        Box::pin(self.s3_list_objects(region, bucket, prefix))
+    }
 }
 
 impl SfnServices {
@@ -206,5 +234,97 @@ impl SfnServices {
             sns.publish(topic, &message, subject, &Default::default(), group, dedup)
         });
         published.map(|id| json!({"MessageId": id})).map_err(|e| CallError::new(e.code, e.message))
+    }
+}
+
+/// The text of the first `<name>` element in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn s3_error(body: &[u8]) -> CallError {
+    let xml = String::from_utf8_lossy(body);
+    let code = element(&xml, "Code").unwrap_or("ServiceException");
+    CallError::new(code, unescape(element(&xml, "Message").unwrap_or_default()))
+}
+
+fn s3_path(bucket: &str, key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    format!("/{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEEP))
+}
+
+impl SfnServices {
+    pub async fn s3_get_object(&self, region: &str, bucket: &str, key: &str) -> Result<Vec<u8>, CallError> {
+        let (status, _, body) =
+            self.send("s3", region, Method::GET, &s3_path(bucket, key), Vec::new(), Vec::new()).await?;
+        if status >= 300 {
+            return Err(s3_error(&body));
+        }
+        Ok(body.to_vec())
+    }
+
+    pub async fn s3_put_object(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<String, CallError> {
+        let (status, headers, reply) =
+            self.send("s3", region, Method::PUT, &s3_path(bucket, key), Vec::new(), body).await?;
+        if status >= 300 {
+            return Err(s3_error(&reply));
+        }
+        Ok(headers.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+    }
+
+    pub async fn s3_list_objects(
+        &self,
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<Value>, CallError> {
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let encode = |s: &str| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+            };
+            let mut uri = format!("/{bucket}?list-type=2&prefix={}", encode(prefix));
+            if let Some(token) = &token {
+                uri.push_str(&format!("&continuation-token={}", encode(token)));
+            }
+            let (status, _, body) =
+                self.send("s3", region, Method::GET, &uri, Vec::new(), Vec::new()).await?;
+            if status >= 300 {
+                return Err(s3_error(&body));
+            }
+            let xml = String::from_utf8_lossy(&body).into_owned();
+            for contents in xml.split("<Contents>").skip(1) {
+                let field = |name| element(contents, name).map(unescape).unwrap_or_default();
+                objects.push(json!({
+                    "Key": field("Key"),
+                    "Size": field("Size").parse::<u64>().unwrap_or(0),
+                    "Etag": field("ETag"),
+                    "LastModified": field("LastModified"),
+                    "StorageClass": field("StorageClass"),
+                }));
+            }
+            match element(&xml, "NextContinuationToken") {
+                Some(next) if element(&xml, "IsTruncated") == Some("true") => token = Some(unescape(next)),
+                _ => return Ok(objects),
+            }
+        }
     }
 }

@@ -538,3 +538,79 @@ def test_test_state(sfn, function):
     assert (failed["status"], failed["error"], failed["cause"]) == ("FAILED", "E", "C")
     with pytest.raises(sfn.exceptions.InvalidDefinition):
         sfn.test_state(definition=json.dumps({"Type": "Task"}), roleArn=ROLE)
+
+
+def test_distributed_map_over_s3(sfn, virtual):
+    s3 = aws_client("s3", virtual.endpoint)
+    bucket = unique_name("sfn-items")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in/orders.csv", Body=b"id,amount\n1,10\n2,20\n3,bad\n4,40\n5,50\n")
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"logs/{i}.txt", Body=b"x" * (i + 1))
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "Sum",
+                 "States": {"Sum": {"Type": "Pass", "Parameters": {"count.$": "States.ArrayLength($.Items)"}, "End": True}}}
+    checker = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}, "StartAt": "Check",
+               "States": {"Check": {"Type": "Choice", "Choices": [{"Variable": "$.amount", "StringEquals": "bad",
+                                                                    "Next": "Reject"}], "Default": "Accept"},
+                          "Reject": {"Type": "Fail", "Error": "BadAmount"},
+                          "Accept": {"Type": "Pass", "End": True}}}
+    definition = {"StartAt": "Batches", "States": {
+        "Batches": {"Type": "Map", "MaxConcurrency": 2, "ItemProcessor": processor,
+                    "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                                   "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                                   "Parameters": {"Bucket": bucket, "Key": "in/orders.csv"}},
+                    "ItemBatcher": {"MaxItemsPerBatch": 2}, "ResultPath": "$.batches", "Next": "Listed"},
+        "Listed": {"Type": "Map", "ItemProcessor": {**processor, "StartAt": "Key", "States": {"Key": {
+                       "Type": "Pass", "OutputPath": "$.Key", "End": True}}},
+                   "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                                  "Parameters": {"Bucket": bucket, "Prefix": "logs/"}},
+                   "ResultPath": "$.keys", "Next": "Checked"},
+        "Checked": {"Type": "Map", "ItemProcessor": checker, "ToleratedFailurePercentage": 25,
+                    "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV"},
+                                   "Parameters": {"Bucket": bucket, "Key": "in/orders.csv"}},
+                    "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                                     "Parameters": {"Bucket": bucket, "Prefix": "results"}},
+                    "ResultPath": "$.written", "End": True}}}
+    described = run(sfn, definition)
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["batches"] == [{"count": 2}, {"count": 2}, {"count": 1}]
+    assert output["keys"] == ["logs/0.txt", "logs/1.txt", "logs/2.txt"]
+    written = output["written"]["ResultWriterDetails"]
+    manifest = json.loads(s3.get_object(Bucket=written["Bucket"], Key=written["Key"])["Body"].read())
+    assert manifest["MapRunArn"] == output["written"]["MapRunArn"] and ":mapRun:" in manifest["MapRunArn"]
+    failed = json.loads(s3.get_object(Bucket=bucket, Key=manifest["ResultFiles"]["FAILED"][0]["Key"])["Body"].read())
+    assert [(f["Status"], f["Error"], json.loads(f["Input"])["id"]) for f in failed] == [("FAILED", "BadAmount", "3")]
+    events = types(history(sfn, described["executionArn"]))
+    assert events.count("MapRunStarted") == 3 and "MapIterationStarted" not in events
+    # Over the tolerated share, the Map fails.
+    strict = json.loads(json.dumps(definition))
+    strict["States"]["Checked"]["ToleratedFailurePercentage"] = 10
+    described = run(sfn, strict)
+    assert described["status"] == "FAILED" and described["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_aws_sdk_s3_and_error_names(sfn, virtual):
+    s3 = aws_client("s3", virtual.endpoint)
+    bucket = unique_name("sfn-sdk")
+    s3.create_bucket(Bucket=bucket)
+    definition = {"StartAt": "Put", "States": {
+        "Put": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+                "Parameters": {"Bucket": bucket, "Key": "doc.json", "Body.$": "$"}, "ResultPath": None, "Next": "Get"},
+        "Get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                "Parameters": {"Bucket": bucket, "Key": "doc.json"},
+                "ResultSelector": {"doc.$": "States.StringToJson($.Body)"}, "Next": "Missing"},
+        "Missing": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                    "Parameters": {"Bucket": bucket, "Key": "nope"},
+                    "Catch": [{"ErrorEquals": ["S3.NoSuchKeyException"], "ResultPath": "$.missing", "Next": "Queue"}],
+                    "End": True},
+        "Queue": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+                  "Parameters": {"QueueUrl": f"{virtual.endpoint}/000000000000/no-such-queue", "MessageBody": "x"},
+                  "End": True}}}
+    described = run(sfn, definition, {"hello": "world"})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "SQS.QueueDoesNotExistException", described
+    exited = [json.loads(e["stateExitedEventDetails"]["output"]) for e in history(sfn, described["executionArn"])
+              if e["type"] == "TaskStateExited"]
+    assert exited[1]["doc"] == {"hello": "world"}
+    assert exited[2]["missing"]["Error"] == "S3.NoSuchKeyException"

@@ -68,6 +68,41 @@ pub trait Services: Send + Sync + 'static {
         operation: &'a str,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, CallError>>;
+
+    /// An S3 object's bytes (distributed Map's `ItemReader`, `aws-sdk:s3:getObject`).
+    fn s3_get<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, CallError>> {
+        let _ = (region, bucket, key);
+        Box::pin(async { Err(CallError::new("ServiceUnavailable", "S3 is not served here")) })
+    }
+
+    /// Writes an S3 object (distributed Map's `ResultWriter`, `aws-sdk:s3:putObject`); answers its ETag.
+    fn s3_put<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<String, CallError>> {
+        let _ = (region, bucket, key, body);
+        Box::pin(async { Err(CallError::new("ServiceUnavailable", "S3 is not served here")) })
+    }
+
+    /// Every object under `prefix`, as ListObjectsV2's `Contents` entries (`Key`, `Size`,
+    /// `ETag`, `LastModified`, `StorageClass`).
+    fn s3_list<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Value>, CallError>> {
+        let _ = (region, bucket, prefix);
+        Box::pin(async { Err(CallError::new("ServiceUnavailable", "S3 is not served here")) })
+    }
 }
 
 /// AWS Batch as `batch:submitJob(.sync)` needs it (the binary implements it once Batch is

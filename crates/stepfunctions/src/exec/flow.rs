@@ -31,7 +31,7 @@ pub async fn run_with_policies(
                 Err(f) => Err(f),
             },
             "Parallel" => parallel(run, &at, &input, &context, cursor).await,
-            "Map" => map(run, &at, &input, &context, cursor).await,
+            "Map" => super::map::run(run, &at, &input, &context, cursor).await,
             other => Err(Failure::runtime(format!("Unknown state type {other}"))),
         };
         let result = result.and_then(|r| match state.get("ResultSelector") {
@@ -121,99 +121,5 @@ async fn parallel(
         }
     }
     run.record(cursor, "ParallelStateSucceeded", None);
-    Ok(Value::Array(results))
-}
-
-async fn map(
-    run: &Arc<Run>,
-    at: &Entered<'_>,
-    input: &Value,
-    context: &Value,
-    cursor: &mut Cursor,
-) -> Result<Value, Failure> {
-    let state = at.state;
-    if state.get("ItemReader").is_some() || state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
-    {
-        return Err(Failure::runtime("nimbus runs Map states inline only: distributed Map (ItemReader, DISTRIBUTED mode) is not supported yet"));
-    }
-    let effective = input_path(state, input)?;
-    let items_path = state["ItemsPath"].as_str().unwrap_or("$");
-    let items = path::select(&effective, items_path).map_err(|e| Failure::runtime(e.message()))?;
-    let Value::Array(items) = items else {
-        return Err(Failure::runtime(format!(
-            "Invalid path '{items_path}': The Map state's ItemsPath must reference a JSON array, not {items}"
-        )));
-    };
-    let processor =
-        Arc::new(state.get("ItemProcessor").or_else(|| state.get("Iterator")).cloned().unwrap_or_default());
-    let selector = state.get("ItemSelector").or_else(|| state.get("Parameters")).cloned();
-    let max = state["MaxConcurrency"].as_u64().filter(|m| *m > 0).unwrap_or(40) as usize;
-    let tolerated_count = state["ToleratedFailureCount"].as_u64();
-    let tolerated_percent = state["ToleratedFailurePercentage"].as_f64();
-    let total = items.len();
-    run.record(cursor, "MapStateStarted", Some(("mapStateStartedEventDetails", json!({"length": total}))));
-    let gate = Arc::new(tokio::sync::Semaphore::new(max));
-    let mut set = JoinSet::new();
-    let started = *cursor;
-    let name = at.name.to_owned();
-    for (index, item) in items.into_iter().enumerate() {
-        let extra = json!({"Map": {"Item": {"Index": index, "Value": item}}});
-        let mut item_context = context.clone();
-        item_context["Map"] = extra["Map"].clone();
-        let item_input = match &selector {
-            Some(t) => template::fill(t, &effective, &item_context)?,
-            None => item,
-        };
-        let permit = gate.clone().acquire_owned().await.map_err(|_| Failure::runtime("Map stopped"))?;
-        let (run, processor, name) = (run.clone(), processor.clone(), name.clone());
-        set.spawn(async move {
-            let _permit = permit;
-            let mut cursor = started;
-            let details = json!({"name": name, "index": index});
-            run.record(
-                &mut cursor,
-                "MapIterationStarted",
-                Some(("mapIterationStartedEventDetails", details.clone())),
-            );
-            let scope = Scope { top: false, extra };
-            let result = run_machine(&run, processor, item_input, &mut cursor, scope, None).await;
-            let kind = if result.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
-            let key = if result.is_ok() {
-                "mapIterationSucceededEventDetails"
-            } else {
-                "mapIterationFailedEventDetails"
-            };
-            run.record(&mut cursor, kind, Some((key, details)));
-            (index, result)
-        });
-    }
-    let mut results = vec![Value::Null; total];
-    let mut failures = 0u64;
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((index, Ok(output))) => results[index] = output,
-            Ok((index, Err(failure))) => {
-                failures += 1;
-                let tolerated = tolerated_count.is_some_and(|c| failures <= c)
-                    || tolerated_percent
-                        .is_some_and(|p| (failures as f64) * 100.0 / (total.max(1) as f64) <= p);
-                if tolerated {
-                    results[index] = failure.to_json();
-                    continue;
-                }
-                set.abort_all();
-                run.record(cursor, "MapStateFailed", None);
-                if tolerated_count.is_some() || tolerated_percent.is_some() {
-                    return Err(Failure::new(
-                        "States.ExceedToleratedFailureThreshold",
-                        "The specified tolerated failure threshold was exceeded",
-                    ));
-                }
-                return Err(failure);
-            }
-            Err(error) => return Err(Failure::runtime(format!("An iteration stopped: {error}"))),
-        }
-    }
-    run.record(cursor, "MapStateSucceeded", None);
     Ok(Value::Array(results))
 }

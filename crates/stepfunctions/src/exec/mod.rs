@@ -5,6 +5,8 @@
 mod flow;
 mod history;
 mod journal;
+mod map;
+mod reader;
 pub mod resume;
 mod start;
 mod states;
