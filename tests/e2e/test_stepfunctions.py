@@ -614,3 +614,28 @@ def test_aws_sdk_s3_and_error_names(sfn, virtual):
               if e["type"] == "TaskStateExited"]
     assert exited[1]["doc"] == {"hello": "world"}
     assert exited[2]["missing"]["Error"] == "S3.NoSuchKeyException"
+
+
+def test_nimbus_executions_cli(sfn, virtual, nimbus_bin):
+    arn = machine(sfn, {"StartAt": "Start", "States": {
+        "Start": {"Type": "Pass", "Next": "Sleep"},
+        "Sleep": {"Type": "Wait", "Seconds": 7200, "Next": "Done"},
+        "Done": {"Type": "Succeed"}}})
+    name = unique_name("cli-run")
+    execution = sfn.start_execution(stateMachineArn=arn, name=name)["executionArn"]
+    wait_until(lambda: "WaitStateEntered" in types(history(sfn, execution)), what="the Wait")
+    env = {"AWS_ENDPOINT_URL": virtual.endpoint, "PATH": "/usr/bin:/bin"}
+
+    def nimbus(*args):
+        out = subprocess.run([str(nimbus_bin), "executions", *args], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    listed = json.loads(nimbus("--json"))["executions"]
+    row = next(r for r in listed if r["name"] == name)
+    assert (row["status"], row["state"]) == ("RUNNING", "Sleep")
+    steps = nimbus(name)
+    assert "Start" in steps and "succeeded" in steps and "Sleep" in steps and "running" in steps
+    advance(virtual.endpoint, 7200)
+    followed = nimbus(execution, "--follow")
+    assert followed.startswith(f"{name} SUCCEEDED")
