@@ -483,7 +483,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());
-    if database.is_shared() || nimbus_stepfunctions::has_unfinished(&database) {
+    if nimbus_stepfunctions::has_unfinished(&database) {
         if let Err(error) = stepfunctions.get().await {
             eprintln!("nimbus: cannot open Step Functions: {error}");
         }

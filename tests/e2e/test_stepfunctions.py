@@ -447,7 +447,14 @@ def test_kill_mid_wait_resumes_after_restart(server_factory):
         "Sleep": {"Type": "Wait", "Seconds": 3600, "Next": "After"},
         "After": {"Type": "Pass", "Parameters": {"step.$": "States.MathAdd($.step, 1)"}, "End": True}}})
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    sqs = aws_client("sqs", srv.endpoint)
+    queue = sqs.create_queue(QueueName="callbacks")["QueueUrl"]
+    waiting = machine(sfn, {"StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageBody.$": "$$.Task.Token"}, "End": True}}})
+    asked = sfn.start_execution(stateMachineArn=waiting)["executionArn"]
     wait_until(lambda: "WaitStateEntered" in types(history(sfn, execution)), what="the Wait")
+    wait_until(lambda: "TaskSubmitted" in types(history(sfn, asked)), what="the task token's message")
     srv.kill()
     srv.start()
     sfn = sfn_client(srv.endpoint)
@@ -458,6 +465,14 @@ def test_kill_mid_wait_resumes_after_restart(server_factory):
     events = history(sfn, execution)
     assert types(events).count("WaitStateEntered") == 1
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    # The task waits for the same token after the restart; its message was sent once.
+    sqs = aws_client("sqs", srv.endpoint)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    assert len(messages) == 1
+    sfn.send_task_success(taskToken=messages[0]["Body"], output='"after restart"')
+    described = finished(sfn, asked)
+    assert described["status"] == "SUCCEEDED" and described["output"] == '"after restart"'
+    assert types(history(sfn, asked)).count("TaskSubmitted") == 1
 
 
 def test_eventbridge_rule_starts_executions(sfn, virtual):

@@ -61,9 +61,16 @@ pub async fn wait(run: &Arc<Run>, token: &str, heartbeat: Option<i64>) -> Result
                 None => std::future::pending().await,
             }
         };
+        // Alone, this node hears every answer; with several, another node's shows in the table.
+        let poll = async {
+            match run.engine.cluster {
+                Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = signals.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = poll => {}
             _ = beat_timer => return Err(Failure::new("States.HeartbeatTimeout", "")),
         }
     }
