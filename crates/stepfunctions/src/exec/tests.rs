@@ -69,7 +69,28 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+/// A Batch whose jobs end as told: `fail` makes every job FAILED with a reason.
+struct FakeBatch {
+    fail: bool,
+}
+
+impl crate::BatchJobs for FakeBatch {
+    fn submit<'a>(&'a self, _region: &'a str, params: Value) -> BoxFuture<'a, Result<Value, CallError>> {
+        Box::pin(async move { Ok(json!({"jobId": "job-1", "jobName": params["JobName"]})) })
+    }
+
+    fn watch<'a>(&'a self, _region: &'a str, job_id: &'a str) -> BoxFuture<'a, Result<Value, CallError>> {
+        let (status, reason) =
+            if self.fail { ("FAILED", "Essential container in task exited") } else { ("SUCCEEDED", "") };
+        Box::pin(async move { Ok(json!({"jobId": job_id, "status": status, "statusReason": reason})) })
+    }
+}
+
 fn setup(script: Vec<Option<Result<Value, String>>>) -> Setup {
+    setup_with(script, None)
+}
+
+fn setup_with(script: Vec<Option<Result<Value, String>>>, batch: Option<Arc<dyn crate::BatchJobs>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::sqlite(dir.path()).open(&crate::SCHEMA).unwrap();
     let clock = Arc::new(VirtualClock::default());
@@ -79,7 +100,7 @@ fn setup(script: Vec<Option<Result<Value, String>>>) -> Setup {
         identity: Identity::default(),
         clock: clock.clone(),
         services: services.clone(),
-        batch: None,
+        batch,
         cluster: None,
         node: "local".into(),
     };
@@ -211,4 +232,31 @@ fn retry_delays_follow_backoff_cap_and_jitter() {
         None,
         "States.ALL does not retry States.Runtime"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_submit_job_sync_waits_for_the_job_and_fails_with_its_reason() {
+    let definition = json!({"StartAt": "Job", "States": {"Job": {"Type": "Task",
+        "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {"JobName": "nightly", "JobQueue": "q", "JobDefinition": "d"}, "End": true}}});
+    let succeeding = setup_with(vec![], Some(Arc::new(FakeBatch { fail: false })));
+    let doc = tokio::time::timeout(Duration::from_secs(5), start(&succeeding, definition.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["status"], "SUCCEEDED");
+    let output: Value = serde_json::from_str(doc["output"].as_str().unwrap()).unwrap();
+    assert_eq!((output["jobId"].as_str(), output["status"].as_str()), (Some("job-1"), Some("SUCCEEDED")));
+    let failing = setup_with(vec![], Some(Arc::new(FakeBatch { fail: true })));
+    let doc = tokio::time::timeout(Duration::from_secs(5), start(&failing, definition.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["error"], "States.TaskFailed");
+    assert!(doc["cause"].as_str().unwrap().contains("Essential container in task exited"));
+    let without = setup(vec![]);
+    let doc =
+        tokio::time::timeout(Duration::from_secs(5), start(&without, definition)).await.unwrap().unwrap();
+    assert_eq!(doc["error"], "States.Runtime");
+    assert!(doc["cause"].as_str().unwrap().contains("AWS Batch"));
 }
