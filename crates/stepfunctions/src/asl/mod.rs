@@ -55,9 +55,5 @@ pub fn matches(error_equals: &[Value], error: &str) -> bool {
     })
 }
 
-/// A JSON value's size against AWS's 256 KiB payload limit.
+/// AWS's limit on a state's input or output and an execution's input: 256 KiB of JSON text.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
-
-pub fn too_large(value: &Value) -> bool {
-    value.to_string().len() > MAX_PAYLOAD
-}

@@ -228,6 +228,12 @@ impl Run {
         }
     }
 
+    /// Whether events are kept (STANDARD) or logged; an EXPRESS execution without logging
+    /// needs none.
+    pub fn keeps_events(&self) -> bool {
+        self.durable || self.logger.is_some()
+    }
+
     /// The id of the last event recorded.
     pub fn last_event(&self) -> i64 {
         self.next_id.load(Ordering::SeqCst)

@@ -41,10 +41,11 @@ pub fn run_machine<'a>(
             };
             let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
             let entered = run.engine.now();
-            if resume.is_none() {
+            // An EXPRESS execution that logs nothing keeps no events: none are made.
+            if resume.is_none() && run.keeps_events() {
                 let details =
                     json!({"name": name, "input": input.to_string(), "inputDetails": {"truncated": false}});
-                let checkpoint = (scope.top).then(|| json!({"state": name, "input": input}));
+                let checkpoint = (scope.top && run.durable).then(|| json!({"state": name, "input": input}));
                 run.record_with(
                     cursor,
                     &format!("{kind}StateEntered"),
@@ -54,14 +55,16 @@ pub fn run_machine<'a>(
             }
             let at = Entered { name: &name, state: &state, entered, scope: &scope, resume: resume.take() };
             let (output, next) = run_state(run, &kind, at, input, cursor).await?;
-            if crate::asl::too_large(&output) {
+            let text = output.to_string();
+            if text.len() > crate::asl::MAX_PAYLOAD {
                 return Err(Failure::new("States.DataLimitExceeded", format!(
                     "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
                 )));
             }
-            let details =
-                json!({"name": name, "output": output.to_string(), "outputDetails": {"truncated": false}});
-            run.record(cursor, &format!("{kind}StateExited"), Some(("stateExitedEventDetails", details)));
+            if run.keeps_events() {
+                let details = json!({"name": name, "output": text, "outputDetails": {"truncated": false}});
+                run.record(cursor, &format!("{kind}StateExited"), Some(("stateExitedEventDetails", details)));
+            }
             match next {
                 Some(next) => {
                     name = next;
