@@ -148,6 +148,30 @@ def test_history_shapes_and_listing(sfn):
     assert json.loads(for_execution["definition"]) == definition
 
 
+def test_variables_assigned_and_read(sfn, function):
+    definition = {"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Result": {"count": 2}, "ResultPath": None,
+                 "Assign": {"total.$": "$.count", "label": "fixed"},
+                 "Next": "Route"},
+        "Route": {"Type": "Choice", "Choices": [{"Variable": "$total", "NumericEquals": 2, "Next": "Sums",
+                                                 "Assign": {"picked.$": "States.Format('rule {}', $total)"}}],
+                  "Default": "Sums"},
+        "Sums": {"Type": "Map", "ItemsPath": "$.items",
+                 "ItemProcessor": {"StartAt": "Add", "States": {"Add": {
+                     "Type": "Pass", "Parameters": {"s.$": "States.MathAdd($, $total)"}, "OutputPath": "$.s",
+                     "End": True}}},
+                 "ResultPath": "$.sums", "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": function, "Parameters": {"fail": True, "why": "late"}, "End": True,
+                 "Catch": [{"ErrorEquals": ["Boom"], "Assign": {"error.$": "$.Error"}, "ResultPath": None,
+                            "Next": "Report"}]},
+        "Report": {"Type": "Pass", "End": True, "Parameters": {
+            "total.$": "$total", "label.$": "$label", "picked.$": "$picked", "error.$": "$error", "sums.$": "$.sums"}}}}
+    described = run(sfn, definition, {"items": [1, 2, 3]})
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    assert json.loads(described["output"]) == {"total": 2, "label": "fixed", "picked": "rule 2", "error": "Boom",
+                                               "sums": [3, 4, 5]}
+
+
 def test_definition_errors_and_start_rules(sfn):
     cases = [
         ({"States": {}}, "SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /"),
@@ -230,9 +254,9 @@ def test_kill_mid_wait_resumes_after_restart(server_factory):
     srv = server_factory(extra_args=["--clock", "virtual"])
     sfn = sfn_client(srv.endpoint)
     arn = machine(sfn, {"StartAt": "Before", "States": {
-        "Before": {"Type": "Pass", "Result": {"step": 1}, "Next": "Sleep"},
+        "Before": {"Type": "Pass", "Result": {"step": 1}, "Assign": {"first.$": "$.step"}, "Next": "Sleep"},
         "Sleep": {"Type": "Wait", "Seconds": 3600, "Next": "After"},
-        "After": {"Type": "Pass", "Parameters": {"step.$": "States.MathAdd($.step, 1)"}, "End": True}}})
+        "After": {"Type": "Pass", "Parameters": {"step.$": "States.MathAdd($first, 1)"}, "End": True}}})
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     sqs = aws_client("sqs", srv.endpoint)
     queue = sqs.create_queue(QueueName="callbacks")["QueueUrl"]

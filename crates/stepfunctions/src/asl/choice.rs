@@ -58,10 +58,7 @@ pub fn evaluate(rule: &Value, input: &Value, context: &Value) -> Result<bool, Fa
     }
     let variable = rule.get("Variable").and_then(Value::as_str).unwrap_or("$");
     let Some(op) = operator(rule) else { return Ok(false) };
-    let lookup = |p: &str| match p.strip_prefix("$$") {
-        Some(rest) => path::select(context, &format!("${rest}")).ok(),
-        None => path::select(input, p).ok(),
-    };
+    let lookup = |p: &str| path::resolve(input, context, p).ok();
     let value = lookup(variable);
     let operand = &rule[op];
     match op {

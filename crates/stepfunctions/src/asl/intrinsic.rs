@@ -147,7 +147,7 @@ fn token_end(text: &str) -> usize {
 fn eval(arg: &Arg, input: &Value, context: &Value) -> Result<Value, Failure> {
     match arg {
         Arg::Literal(value) => Ok(value.clone()),
-        Arg::Path(p) => path::select(input, p).map_err(|e| e.message()),
+        Arg::Path(p) => path::resolve(input, context, p).map_err(|e| e.message()),
         Arg::Context(p) => path::select(context, p).map_err(|e| e.message()),
         Arg::Call(name, args) => {
             let values = args.iter().map(|a| eval(a, input, context)).collect::<Result<Vec<_>, _>>()?;

@@ -183,6 +183,35 @@ fn descend<'a>(name: &str, value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
+/// Where the context object keeps the workflow's variables (`Assign`), which paths name as
+/// `$name`.
+pub const VARIABLES: &str = "__variables";
+
+/// `$name.rest` (a variable) as a path into the context object; None for other paths.
+pub fn variable(path: &str) -> Option<String> {
+    let rest = path.strip_prefix('$')?;
+    let first = rest.chars().next()?;
+    if !(first.is_alphabetic() || first == '_') {
+        return None;
+    }
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    Some(format!("$['{VARIABLES}']['{}']{}", &rest[..end], &rest[end..]))
+}
+
+/// A path's value: `$$…` in the context object, `$name…` among the variables, `$…` in `input`.
+pub fn resolve(input: &Value, context: &Value, path: &str) -> Result<Value, PathError> {
+    if let Some(rest) = path.strip_prefix("$$") {
+        return select(context, &format!("${rest}"));
+    }
+    match variable(path) {
+        Some(inner) => select(context, &inner).map_err(|e| match e {
+            PathError::NoResults(_) => PathError::NoResults(path.to_owned()),
+            other => other,
+        }),
+        None => select(input, path),
+    }
+}
+
 /// `target` with `value` placed at reference path `path` (`$` replaces it whole); objects on
 /// the way are created, a non-object in the way is an error.
 pub fn set(target: Value, path: &str, value: Value) -> Result<Value, PathError> {
@@ -231,5 +260,17 @@ mod tests {
         assert_eq!(set(json!({"x": 1}), "$", json!(2)).unwrap(), json!(2));
         assert!(set(json!({"x": 1}), "$.x.y", json!(2)).is_err());
         assert!(is_reference("$.a['b']") && !is_reference("$.a[*]"));
+    }
+
+    #[test]
+    fn resolves_variables_and_the_context() {
+        let context = json!({"Execution": {"Name": "e"}, VARIABLES: {"total": {"n": 3}}});
+        let input = json!({"a": 1});
+        assert_eq!(resolve(&input, &context, "$.a").unwrap(), json!(1));
+        assert_eq!(resolve(&input, &context, "$$.Execution.Name").unwrap(), json!("e"));
+        assert_eq!(resolve(&input, &context, "$total.n").unwrap(), json!(3));
+        assert_eq!(resolve(&input, &context, "$total").unwrap(), json!({"n": 3}));
+        assert!(resolve(&input, &context, "$missing").is_err());
+        assert_eq!(variable("$[0]"), None);
     }
 }

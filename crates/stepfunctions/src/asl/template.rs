@@ -37,10 +37,7 @@ fn dynamic(key: &str, value: &Value, input: &Value, context: &Value) -> Result<V
     if intrinsic::is_call(text) {
         return intrinsic::evaluate(text, input, context).map_err(Failure::intrinsic);
     }
-    let selected = match text.strip_prefix("$$") {
-        Some(rest) => path::select(context, &format!("${rest}")),
-        None => path::select(input, text),
-    };
+    let selected = path::resolve(input, context, text);
     selected.map_err(|e| {
         Failure::runtime(format!(
             "The JSONPath '{text}' specified for the field '{key}' could not be found in the input '{}'",
@@ -48,6 +45,14 @@ fn dynamic(key: &str, value: &Value, input: &Value, context: &Value) -> Result<V
         ))
         .with_detail(e)
     })
+}
+
+/// A path into the input (`$…`), the context object (`$$…`) or the variables (`$name…`).
+fn valid_path(text: &str) -> bool {
+    match text.strip_prefix("$$") {
+        Some(rest) => path::is_valid(&format!("${rest}")),
+        None => path::is_valid(text) || path::variable(text).is_some_and(|p| path::is_valid(&p)),
+    }
 }
 
 /// Definition-time check of a template's dynamic fields.
@@ -61,8 +66,7 @@ pub fn check(template: &Value) -> Result<(), String> {
                     };
                     if intrinsic::is_call(text) {
                         intrinsic::check(text)?;
-                    } else if !path::is_valid(text.strip_prefix('$').unwrap_or("x")) && !path::is_valid(text)
-                    {
+                    } else if !valid_path(text) {
                         return Err(format!("The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call"));
                     }
                 } else {
@@ -98,5 +102,7 @@ mod tests {
         assert_eq!(missing.error, "States.Runtime");
         assert!(check(&json!({"b.$": 3})).is_err());
         assert!(check(&json!({"b.$": "States.Nope()"})).is_err());
+        assert!(check(&json!({"v.$": "$total.n", "c.$": "$$.Execution.Id", "p.$": "$.a[0]"})).is_ok());
+        assert!(check(&json!({"v.$": "total"})).is_err());
     }
 }

@@ -16,7 +16,7 @@ const FLOW: &[&str] = &["Next", "End"];
 fn allowed(kind: &str) -> Vec<&'static str> {
     let mut fields: Vec<&'static str> = COMMON.to_vec();
     let extra: &[&str] = match kind {
-        "Pass" => &["InputPath", "OutputPath", "Next", "End", "Parameters", "Result", "ResultPath"],
+        "Pass" => &["Assign", "InputPath", "OutputPath", "Next", "End", "Parameters", "Result", "ResultPath"],
         "Task" => &[
             "InputPath",
             "OutputPath",
@@ -34,7 +34,7 @@ fn allowed(kind: &str) -> Vec<&'static str> {
             "HeartbeatSecondsPath",
             "Credentials",
         ],
-        "Choice" => &["InputPath", "OutputPath", "Choices", "Default"],
+        "Choice" => &["Assign", "InputPath", "OutputPath", "Choices", "Default"],
         "Wait" => &[
             "InputPath",
             "OutputPath",
@@ -87,6 +87,10 @@ fn allowed(kind: &str) -> Vec<&'static str> {
         _ => &[],
     };
     fields.extend_from_slice(extra);
+    // Variables: every state that ends in a transition may assign them.
+    if matches!(kind, "Task" | "Wait" | "Parallel" | "Map") {
+        fields.push("Assign");
+    }
     let _ = FLOW;
     fields
 }
@@ -261,7 +265,7 @@ fn one_state(
             );
         }
     }
-    for field in ["Parameters", "ResultSelector", "ItemSelector"] {
+    for field in ["Parameters", "ResultSelector", "ItemSelector", "Assign"] {
         if let Some(t) = state.get(field) {
             if let Err(message) = template::check(t) {
                 schema(errors, message, &format!("{at}/{field}"));

@@ -21,7 +21,7 @@ pub async fn run_with_policies(
     let mut counts = vec![0u32; retriers.len()];
     let mut retries = 0;
     loop {
-        let context = run.context_for(at.name, at.entered, retries, &at.scope.extra);
+        let context = super::states::context(run, &at, retries);
         let resume = at.resume.take();
         let result = match kind {
             "Task" => match input_path(state, &input) {
@@ -38,7 +38,7 @@ pub async fn run_with_policies(
             Some(selector) => template::fill(selector, &r, &context),
             None => Ok(r),
         });
-        let failure = match result {
+        let failure = match result.and_then(|r| at.scope.assign(state, &r, &context).map(|()| r)) {
             Ok(result) => return Ok((output_path(state, result_path(state, input, result)?)?, at.next())),
             Err(failure) => failure,
         };
@@ -52,6 +52,7 @@ pub async fn run_with_policies(
         for catcher in state["Catch"].as_array().into_iter().flatten() {
             let errors = catcher["ErrorEquals"].as_array().cloned().unwrap_or_default();
             if matches(&errors, &failure.error) {
+                at.scope.assign(catcher, &failure.to_json(), &context)?;
                 let output = match catcher.get("ResultPath") {
                     None => failure.to_json(),
                     Some(Value::Null) => input,
@@ -101,10 +102,10 @@ async fn parallel(
     let branches = at.state["Branches"].as_array().cloned().unwrap_or_default();
     let mut set = JoinSet::new();
     for (index, branch) in branches.into_iter().enumerate() {
-        let (run, input, start) = (run.clone(), effective.clone(), *cursor);
+        let (run, input, start, variables) = (run.clone(), effective.clone(), *cursor, at.scope.variables());
         set.spawn(async move {
             let mut cursor = start;
-            let scope = Scope { top: false, extra: json!({}) };
+            let scope = Scope::new(false, json!({}), variables);
             (index, run_machine(&run, Arc::new(branch), input, &mut cursor, scope, None).await)
         });
     }

@@ -134,6 +134,7 @@ async fn iterate(
         }
         let (run, processor, name, failed) =
             (run.clone(), processor.clone(), at.name.to_owned(), failed.clone());
+        let variables = at.scope.variables();
         set.spawn(async move {
             let _permit = permit;
             let mut cursor = started;
@@ -145,8 +146,8 @@ async fn iterate(
                     Some(("mapIterationStartedEventDetails", details.clone())),
                 );
             }
-            let scope =
-                Scope { top: false, extra: json!({"Map": {"Item": {"Index": index, "Value": item_input}}}) };
+            let extra = json!({"Map": {"Item": {"Index": index, "Value": item_input}}});
+            let scope = Scope::new(false, extra, variables);
             let result = run_machine(&run, processor, item_input.clone(), &mut cursor, scope, None).await;
             if result.is_err() {
                 failed.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -204,13 +204,15 @@ pub async fn drive(
     let timeout = run.definition["TimeoutSeconds"].as_i64();
     let deadline = timeout.map(|t| doc["startDate"].as_i64().unwrap_or(0) + t * 1000);
     let mut stop = run.stop.clone();
+    // Variables assigned before the checkpoint come back with it.
+    let variables = resume.as_ref().and_then(|c| c["variables"].as_object().cloned()).unwrap_or_default();
     let ending = {
         let work = run_machine(
             &run,
             run.definition.clone(),
             input,
             &mut cursor,
-            Scope { top: true, extra: json!({}) },
+            Scope::new(true, json!({}), variables),
             resume,
         );
         let timer = async {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use std::sync::Mutex;
+
+use serde_json::{json, Map, Value};
 
 use super::{Cursor, Run, Step};
 use crate::asl::{choice, intrinsic, path, template, Failure};
@@ -15,6 +17,40 @@ use crate::BoxFuture;
 pub struct Scope {
     pub top: bool,
     pub extra: Value,
+    /// The variables this thread sees and assigns (`Assign`); a branch or iteration starts
+    /// from a copy of its parent's.
+    pub variables: Arc<Mutex<Map<String, Value>>>,
+}
+
+impl Scope {
+    pub fn new(top: bool, extra: Value, variables: Map<String, Value>) -> Scope {
+        Scope { top, extra, variables: Arc::new(Mutex::new(variables)) }
+    }
+
+    pub fn variables(&self) -> Map<String, Value> {
+        self.variables.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Evaluates `block`'s `Assign` (`$` being `value`) with the variables as they were, then
+    /// sets them all.
+    pub fn assign(&self, block: &Value, value: &Value, context: &Value) -> Result<(), Failure> {
+        let Some(assign) = block.get("Assign") else { return Ok(()) };
+        let Value::Object(assigned) = template::fill(assign, value, context)? else {
+            return Err(Failure::runtime("The value of 'Assign' must be an object"));
+        };
+        self.variables.lock().unwrap_or_else(|p| p.into_inner()).extend(assigned);
+        Ok(())
+    }
+}
+
+/// The context object for a state, with the variables its thread sees.
+pub fn context(run: &Run, at: &Entered<'_>, retries: u32) -> Value {
+    let mut context = run.context_for(at.name, at.entered, retries, &at.scope.extra);
+    let variables = at.scope.variables();
+    if !variables.is_empty() {
+        context[path::VARIABLES] = Value::Object(variables);
+    }
+    context
 }
 
 /// Runs `machine` from `start` (its StartAt by default) until it ends; `resume` is the
@@ -45,7 +81,8 @@ pub fn run_machine<'a>(
             if resume.is_none() && run.keeps_events() {
                 let details =
                     json!({"name": name, "input": input.to_string(), "inputDetails": {"truncated": false}});
-                let checkpoint = (scope.top && run.durable).then(|| json!({"state": name, "input": input}));
+                let checkpoint = (scope.top && run.durable)
+                    .then(|| json!({"state": name, "input": input, "variables": scope.variables()}));
                 run.record_with(
                     cursor,
                     &format!("{kind}StateEntered"),
@@ -94,18 +131,19 @@ impl Entered<'_> {
 /// One state on its own (TestState), without entering or exiting events.
 pub async fn run_one(run: &Arc<Run>, name: &str, state: &Value, input: Value) -> Step {
     let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
-    let scope = Scope { top: false, extra: json!({}) };
+    let scope = Scope::new(false, json!({}), Map::new());
     let at = Entered { name, state, entered: run.engine.now(), scope: &scope, resume: None };
     let mut cursor = 0;
     run_state(run, &kind, at, input, &mut cursor).await
 }
 
 async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cursor: &mut Cursor) -> Step {
-    let context = run.context_for(at.name, at.entered, 0, &at.scope.extra);
+    let context = context(run, &at, 0);
     match kind {
         "Pass" => {
             let effective = parameters(at.state, &input_path(at.state, &input)?, &context)?;
             let result = at.state.get("Result").cloned().unwrap_or(effective);
+            at.scope.assign(at.state, &result, &context)?;
             Ok((output_path(at.state, result_path(at.state, input, result)?)?, at.next()))
         }
         "Succeed" => Ok((output_path(at.state, input_path(at.state, &input)?)?, None)),
@@ -115,9 +153,13 @@ async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cu
             let mut next = None;
             for rule in at.state["Choices"].as_array().into_iter().flatten() {
                 if choice::evaluate(rule, &effective, &context)? {
+                    at.scope.assign(rule, &effective, &context)?;
                     next = rule["Next"].as_str().map(str::to_owned);
                     break;
                 }
+            }
+            if next.is_none() {
+                at.scope.assign(at.state, &effective, &context)?;
             }
             let next = next.or_else(|| at.state["Default"].as_str().map(str::to_owned));
             let Some(next) = next else {
@@ -135,9 +177,13 @@ async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cu
                 None => deadline(at.state, &effective, at.entered)?,
             };
             if at.scope.top {
-                run.checkpoint(&json!({"state": at.name, "input": input, "waitUntil": until}));
+                let variables = at.scope.variables();
+                run.checkpoint(
+                    &json!({"state": at.name, "input": input, "waitUntil": until, "variables": variables}),
+                );
             }
             nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
+            at.scope.assign(at.state, &effective, &context)?;
             Ok((output_path(at.state, effective)?, at.next()))
         }
         _ => super::flow::run_with_policies(run, kind, at, input, cursor).await,
