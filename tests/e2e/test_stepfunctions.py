@@ -1,7 +1,8 @@
 """Step Functions end to end, the language and the API: flow states, intrinsics, Wait on
 nimbus's virtual clock, EXPRESS sync executions, history shapes, AWS's definition errors,
-versions and aliases, redrive, TestState, the aws CLI and `nimbus executions`, and an execution
-that survives kill -9 (integrations with other services: test_stepfunctions_services.py)."""
+versions and aliases, redrive, TestState, the aws CLI and `nimbus executions`, an execution that
+survives kill -9, and a node's executions taken over by another (integrations with other
+services: test_stepfunctions_services.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 
 import pytest
 
+import conftest
 from sfn_support import (  # noqa: F401 (fixtures)
     advance, finished, function, history, machine, run, sfn, sfn_client, types, virtual,
 )
@@ -346,3 +348,27 @@ def test_nimbus_executions_cli(sfn, virtual, nimbus_bin):
     advance(virtual.endpoint, 7200)
     followed = nimbus(execution, "--follow")
     assert followed.startswith(f"{name} SUCCEEDED")
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_a_node_that_dies_leaves_its_executions_to_another(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("sfn_nodes")
+    shared = tmp_path_factory.mktemp("sfn-shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name, "--node-expiry", "2",
+                         "--clock", "virtual"]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    on_a, on_b = sfn_client(a.endpoint), sfn_client(b.endpoint)
+    on_b.list_state_machines()  # Step Functions opens on b: its lease task watches for dead nodes
+    arn = machine(on_a, {"StartAt": "Sleep", "States": {
+        "Sleep": {"Type": "Wait", "Seconds": 3600, "Next": "Done"},
+        "Done": {"Type": "Pass", "Result": "finished elsewhere", "End": True}}})
+    execution = on_a.start_execution(stateMachineArn=arn)["executionArn"]
+    wait_until(lambda: "WaitStateEntered" in types(history(on_b, execution)), what="the Wait, seen from b")
+    a.kill()
+
+    def adopted():
+        advance(b.endpoint, 3600)
+        return on_b.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+
+    wait_until(adopted, timeout=40, interval=0.5, what="b to finish a's execution")
+    assert on_b.describe_execution(executionArn=execution)["output"] == '"finished elsewhere"'
