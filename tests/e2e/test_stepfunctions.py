@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -372,3 +373,24 @@ def test_a_node_that_dies_leaves_its_executions_to_another(server_factory, tmp_p
 
     wait_until(adopted, timeout=40, interval=0.5, what="b to finish a's execution")
     assert on_b.describe_execution(executionArn=execution)["output"] == '"finished elsewhere"'
+
+
+def test_closed_executions_are_kept_90_days(server_factory):
+    srv = server_factory(extra_args=["--clock", "virtual"])
+    sfn = sfn_client(srv.endpoint)
+    arn = machine(sfn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    closed = finished(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])["executionArn"]
+    advance(srv.endpoint, 89 * 86400)
+    time.sleep(0.3)  # the sweep that the jump woke has looked (nothing to do yet)
+    assert sfn.describe_execution(executionArn=closed)["status"] == "SUCCEEDED"
+    advance(srv.endpoint, 2 * 86400)
+
+    def gone():
+        try:
+            sfn.describe_execution(executionArn=closed)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return True
+        return False
+
+    wait_until(gone, timeout=10, what="the closed execution to be swept")
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []

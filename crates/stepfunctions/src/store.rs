@@ -13,7 +13,8 @@ pub const SCHEMA: Schema = Schema {
          CREATE TABLE versions (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, doc TEXT NOT NULL);
          CREATE TABLE aliases (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, doc TEXT NOT NULL);
          CREATE TABLE executions (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, status TEXT NOT NULL,
-             start_ms BIGINT NOT NULL, doc TEXT NOT NULL, checkpoint TEXT, node TEXT);
+             start_ms BIGINT NOT NULL, doc TEXT NOT NULL, checkpoint TEXT, node TEXT, stop_ms BIGINT);
+         CREATE INDEX executions_by_stop ON executions (stop_ms);
          CREATE INDEX executions_by_machine ON executions (machine, start_ms);
          CREATE INDEX executions_by_status ON executions (status);
          CREATE TABLE events (execution TEXT NOT NULL, id BIGINT NOT NULL, doc TEXT NOT NULL,
@@ -50,9 +51,9 @@ pub fn save_execution(db: &ServiceDb, doc: &Value, only_running: bool) -> Result
     let arn = doc["executionArn"].as_str().unwrap_or_default();
     let status = doc["status"].as_str().unwrap_or("RUNNING");
     let sql = if only_running {
-        "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1 AND status = 'RUNNING'"
+        "UPDATE executions SET doc = ?2, status = ?3, stop_ms = ?4 WHERE arn = ?1 AND status = 'RUNNING'"
     } else {
-        "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1"
+        "UPDATE executions SET doc = ?2, status = ?3, stop_ms = ?4 WHERE arn = ?1"
     };
-    Ok(db.execute(sql, &params![arn, doc.to_string(), status])? > 0)
+    Ok(db.execute(sql, &params![arn, doc.to_string(), status, doc["stopDate"].as_i64()])? > 0)
 }

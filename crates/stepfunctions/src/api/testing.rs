@@ -62,7 +62,8 @@ pub fn redrive(engine: &Arc<Engine>, input: &Input<'_>) -> Answer {
     doc["redriveDate"] = json!(now);
     let redriven = engine.db.write(|tx| {
         let changed = tx.execute(
-            "UPDATE executions SET status = 'RUNNING', doc = ?2, checkpoint = ?3, node = ?4 WHERE arn = ?1 AND status = ?5",
+            "UPDATE executions SET status = 'RUNNING', doc = ?2, checkpoint = ?3, node = ?4, stop_ms = NULL
+             WHERE arn = ?1 AND status = ?5",
             &params![arn, doc.to_string(), checkpoint.to_string(), engine.node.as_str(), status.as_str()],
         )?;
         if changed == 1 {

@@ -283,8 +283,36 @@ fn one_state(
         }
     }
     for (i, retrier) in state.get("Retry").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let here = format!("{at}/Retry[{i}]");
         if retrier.get("ErrorEquals").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-            schema(errors, "These fields are required: [ErrorEquals]", &format!("{at}/Retry[{i}]"));
+            schema(errors, "These fields are required: [ErrorEquals]", &here);
+        }
+        let number = |field: &str| retrier.get(field).map(|v| v.as_f64());
+        let limits = [
+            ("IntervalSeconds", 1.0, 99_999_999.0),
+            ("MaxAttempts", 0.0, 99_999_999.0),
+            ("BackoffRate", 1.0, f64::MAX),
+            ("MaxDelaySeconds", 1.0, 31_622_400.0),
+        ];
+        for (field, low, high) in limits {
+            match number(field) {
+                Some(Some(v)) if v >= low && v <= high && (field == "BackoffRate" || v.fract() == 0.0) => {}
+                Some(_) => schema(
+                    errors,
+                    format!("The value for the field '{field}' must be in the range [{low}, {high}]"),
+                    &format!("{here}/{field}"),
+                ),
+                None => {}
+            }
+        }
+        if let Some(jitter) = retrier.get("JitterStrategy") {
+            if !matches!(jitter.as_str(), Some("FULL" | "NONE")) {
+                schema(
+                    errors,
+                    "The value for the field 'JitterStrategy' must be one of [FULL, NONE]",
+                    &format!("{here}/JitterStrategy"),
+                );
+            }
         }
     }
     match kind {
@@ -427,5 +455,11 @@ mod tests {
         .contains("JSONata"));
         let parallel = r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,"Branches":[{"StartAt":"X","States":{"X":{"Type":"Pass","Next":"Y"}}}]}}}"#;
         assert!(error(parallel).contains("/States/P/Branches[0]/States/X/Next"));
+        let retry = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true,"Retry":[{"ErrorEquals":["E"],"BackoffRate":0.5,"JitterStrategy":"SOME"}]}}}"#;
+        let message = error(retry);
+        assert!(
+            message.contains("/States/A/Retry[0]/BackoffRate") && message.contains("JitterStrategy"),
+            "{message}"
+        );
     }
 }

@@ -99,8 +99,8 @@ impl Journal {
         let closed = db.write(|tx| {
             let status = doc["status"].as_str().unwrap_or("FAILED");
             let changed = tx.execute(
-                "UPDATE executions SET doc = ?2, status = ?3 WHERE arn = ?1 AND status = 'RUNNING'",
-                &params![arn, doc.to_string(), status],
+                "UPDATE executions SET doc = ?2, status = ?3, stop_ms = ?4 WHERE arn = ?1 AND status = 'RUNNING'",
+                &params![arn, doc.to_string(), status, doc["stopDate"].as_i64()],
             )?;
             if changed == 0 {
                 return Err(DbError::Conflict("closed already".into()));

@@ -13,9 +13,46 @@ use super::Engine;
 
 const LEASE: &str = "stepfunctions-executions";
 
+/// AWS keeps a closed execution (and its history) for 90 days.
+const RETENTION_MS: i64 = 90 * 86_400_000;
+
+/// Every hour of nimbus's clock, executions closed more than 90 days ago go, with their events
+/// and tokens (by the lease holder when there are several nodes).
+fn sweep_closed(engine: &Arc<Engine>) {
+    let weak = Arc::downgrade(engine);
+    let clock = engine.clock.clone();
+    tokio::spawn(async move {
+        loop {
+            let next = clock.now_ms() + 3_600_000;
+            nimbus_api::clock::sleep_until(clock.as_ref(), next).await;
+            let Some(engine) = weak.upgrade() else { return };
+            if let Some(cluster) = &engine.cluster {
+                let held = tokio::task::block_in_place(|| cluster.try_lease(LEASE, Duration::from_secs(15)));
+                if !held.unwrap_or(false) {
+                    continue;
+                }
+            }
+            let before = engine.now() - RETENTION_MS;
+            let closed = "SELECT arn FROM executions WHERE status <> 'RUNNING' AND stop_ms < ?1";
+            let swept = engine.db.write(|tx| {
+                tx.execute(&format!("DELETE FROM events WHERE execution IN ({closed})"), &params![before])?;
+                tx.execute(&format!("DELETE FROM tokens WHERE execution IN ({closed})"), &params![before])?;
+                tx.execute(
+                    "DELETE FROM executions WHERE status <> 'RUNNING' AND stop_ms < ?1",
+                    &params![before],
+                )
+            });
+            if let Err(error) = swept {
+                eprintln!("nimbus: stepfunctions: cannot sweep closed executions: {error}");
+            }
+        }
+    });
+}
+
 /// Resumes now on a node alone; with several nodes, the lease holder adopts the executions of
 /// nodes that are gone, every few seconds.
 pub fn start(engine: &Arc<Engine>) {
+    sweep_closed(engine);
     let Some(cluster) = engine.cluster.clone() else {
         resume_where(engine, None);
         return;

@@ -184,6 +184,9 @@ impl Engine {
     }
 }
 
+/// How long an EXPRESS execution may run.
+const EXPRESS_SECONDS: i64 = 300;
+
 enum Ending {
     Done(Result<Value, Failure>),
     Aborted,
@@ -201,7 +204,12 @@ pub async fn drive(
 ) {
     let engine = run.engine.clone();
     let mut cursor = run.next_id.load(std::sync::atomic::Ordering::SeqCst);
-    let timeout = run.definition["TimeoutSeconds"].as_i64();
+    // An EXPRESS execution runs five minutes at most, as on AWS.
+    let most = if run.durable { None } else { Some(EXPRESS_SECONDS) };
+    let timeout = match (run.definition["TimeoutSeconds"].as_i64(), most) {
+        (Some(t), Some(m)) => Some(t.min(m)),
+        (t, m) => t.or(m),
+    };
     let deadline = timeout.map(|t| doc["startDate"].as_i64().unwrap_or(0) + t * 1000);
     let mut stop = run.stop.clone();
     // Variables assigned before the checkpoint come back with it.
