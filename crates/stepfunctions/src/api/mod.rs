@@ -194,7 +194,7 @@ pub fn page(items: Vec<Value>, input: &Input<'_>, key: &str, default_max: usize)
     };
     let max =
         input.value("maxResults").as_u64().filter(|m| *m > 0).map_or(default_max, |m| m.min(1000) as usize);
-    let end = (start + max).min(items.len());
+    let end = start.saturating_add(max).min(items.len());
     let mut out = json!({ key: items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default() });
     if end < items.len() {
         out["nextToken"] = json!(end.to_string());

@@ -45,7 +45,7 @@ pub async fn run_with_policies(
         if let Some(delay_ms) = retry_delay(&retriers, &mut counts, &failure.error) {
             retries += 1;
             run.commit();
-            let until = run.engine.now() + delay_ms;
+            let until = run.engine.now().saturating_add(delay_ms);
             nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
             continue;
         }

@@ -210,7 +210,8 @@ pub async fn drive(
         (Some(t), Some(m)) => Some(t.min(m)),
         (t, m) => t.or(m),
     };
-    let deadline = timeout.map(|t| doc["startDate"].as_i64().unwrap_or(0) + t * 1000);
+    let deadline =
+        timeout.map(|t| doc["startDate"].as_i64().unwrap_or(0).saturating_add(t.saturating_mul(1000)));
     let mut stop = run.stop.clone();
     // Variables assigned before the checkpoint come back with it.
     let variables = resume.as_ref().and_then(|c| c["variables"].as_object().cloned()).unwrap_or_default();

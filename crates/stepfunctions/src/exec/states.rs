@@ -192,7 +192,7 @@ async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cu
 
 fn deadline(state: &Value, input: &Value, entered: i64) -> Result<i64, Failure> {
     if let Some(seconds) = state.get("Seconds") {
-        return Ok(entered + seconds.as_i64().unwrap_or(0).max(0) * 1000);
+        return Ok(entered.saturating_add(seconds.as_i64().unwrap_or(0).max(0).saturating_mul(1000)));
     }
     if let Some(ts) = state.get("Timestamp").and_then(Value::as_str) {
         return choice::timestamp(ts).ok_or_else(|| Failure::runtime(format!("Invalid timestamp '{ts}'")));
@@ -204,7 +204,7 @@ fn deadline(state: &Value, input: &Value, entered: i64) -> Result<i64, Failure> 
                 "The SecondsPath parameter does not reference a valid non-negative integer value: {value}"
             ))
         })?;
-        return Ok(entered + seconds * 1000);
+        return Ok(entered.saturating_add(seconds.saturating_mul(1000)));
     }
     if let Some(p) = state.get("TimestampPath").and_then(Value::as_str) {
         let value = path::select(input, p).map_err(|e| Failure::runtime(e.message()))?;

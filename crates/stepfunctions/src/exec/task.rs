@@ -86,7 +86,7 @@ pub async fn run(
             Some(("taskStartedEventDetails", json!({"resourceType": kind, "resource": name}))),
         );
     }
-    let deadline = run.engine.now() + timeout * 1000;
+    let deadline = run.engine.now().saturating_add(timeout.saturating_mul(1000));
     let work = async {
         if let Some(token) = &token {
             super::tokens::register(run, token);

@@ -54,7 +54,7 @@ pub async fn wait(run: &Arc<Run>, token: &str, heartbeat: Option<i64>) -> Result
                 outcome["cause"].as_str().unwrap_or_default(),
             ));
         }
-        let beat_deadline = heartbeat.map(|h| beat + h * 1000);
+        let beat_deadline = heartbeat.map(|h| beat.saturating_add(h.saturating_mul(1000)));
         let beat_timer = async {
             match beat_deadline {
                 Some(at) => nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), at).await,
