@@ -394,3 +394,29 @@ def test_closed_executions_are_kept_90_days(server_factory):
 
     wait_until(gone, timeout=10, what="the closed execution to be swept")
     assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_activity_workers_take_tasks(sfn):
+    activity = sfn.create_activity(name=unique_name("act"))["activityArn"]
+    assert sfn.create_activity(name=activity.rsplit(":", 1)[1])["activityArn"] == activity
+    arn = machine(sfn, {"StartAt": "Work", "States": {"Work": {
+        "Type": "Task", "Resource": activity, "Parameters": {"job.$": "$.job"}, "HeartbeatSeconds": 600,
+        "End": True}}})
+    execution = sfn.start_execution(stateMachineArn=arn, input='{"job": 42}')["executionArn"]
+    task = sfn.get_activity_task(activityArn=activity, workerName="worker-1")
+    assert json.loads(task["input"]) == {"job": 42}
+    sfn.send_task_heartbeat(taskToken=task["taskToken"])
+    sfn.send_task_success(taskToken=task["taskToken"], output='{"done": 42}')
+    described = finished(sfn, execution)
+    assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"done": 42}
+    events = history(sfn, execution)
+    assert [t for t in types(events) if t.startswith("Activity")] == [
+        "ActivityScheduled", "ActivityStarted", "ActivitySucceeded"]
+    started = next(e for e in events if e["type"] == "ActivityStarted")
+    assert started["activityStartedEventDetails"] == {"workerName": "worker-1"}
+    assert activity in [a["activityArn"] for a in sfn.list_activities()["activities"]]
+    sfn.delete_activity(activityArn=activity)
+    with pytest.raises(sfn.exceptions.ActivityDoesNotExist):
+        sfn.describe_activity(activityArn=activity)
+    failed = run(sfn, {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": activity, "End": True}}})
+    assert failed["status"] == "FAILED" and failed["error"] == "States.Runtime"

@@ -8,8 +8,9 @@ pub const SCHEMA: Schema = Schema {
     service: "stepfunctions",
     sqlite_file: "stepfunctions/stepfunctions.db",
     relaxed: false,
-    migrations: &[Migration::both(
-        "CREATE TABLE machines (arn TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL);
+    migrations: &[
+        Migration::both(
+            "CREATE TABLE machines (arn TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL);
          CREATE TABLE versions (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, doc TEXT NOT NULL);
          CREATE TABLE aliases (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, doc TEXT NOT NULL);
          CREATE TABLE executions (arn TEXT PRIMARY KEY, machine TEXT NOT NULL, status TEXT NOT NULL,
@@ -21,7 +22,14 @@ pub const SCHEMA: Schema = Schema {
              PRIMARY KEY (execution, id));
          CREATE TABLE tokens (token TEXT PRIMARY KEY, execution TEXT NOT NULL, outcome TEXT,
              heartbeat_ms BIGINT);",
-    )],
+        ),
+        Migration::both(
+            "CREATE TABLE activities (arn TEXT PRIMARY KEY, doc TEXT NOT NULL);
+         CREATE TABLE activity_tasks (token TEXT PRIMARY KEY, activity TEXT NOT NULL,
+             execution TEXT NOT NULL, input TEXT NOT NULL, created_ms BIGINT NOT NULL, worker TEXT);
+         CREATE INDEX activity_tasks_waiting ON activity_tasks (activity, created_ms);",
+        ),
+    ],
 };
 
 pub fn parse(text: &str) -> Result<Value, DbError> {

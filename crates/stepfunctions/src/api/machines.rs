@@ -14,7 +14,7 @@ fn invalid_definition(message: String) -> AwsError {
     AwsError::new(400, "InvalidDefinition", message)
 }
 
-fn check_name(name: &str) -> Result<(), AwsError> {
+pub fn check_name(name: &str) -> Result<(), AwsError> {
     let bad = name.is_empty()
         || name.chars().count() > 80
         || name

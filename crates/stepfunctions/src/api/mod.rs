@@ -1,5 +1,6 @@
 //! The API: requests parsed from JSON, answered from the store and the engine.
 
+mod activities;
 mod executions;
 mod machines;
 mod testing;
@@ -18,6 +19,7 @@ pub async fn dispatch(engine: &Arc<Engine>, region: &str, operation: &str, body:
     match operation {
         "StartSyncExecution" => executions::start_sync(engine, region, &input).await,
         "TestState" => testing::test_state(engine, region, &input).await,
+        "GetActivityTask" => activities::get_task(engine, &input).await,
         _ => tokio::task::block_in_place(|| blocking(engine, region, operation, &input)),
     }
 }
@@ -51,8 +53,11 @@ fn blocking(engine: &Arc<Engine>, region: &str, operation: &str, input: &Input<'
         "SendTaskFailure" => executions::send_failure(engine, input),
         "SendTaskHeartbeat" => executions::send_heartbeat(engine, input),
         "RedriveExecution" => testing::redrive(engine, input),
-        "CreateActivity" | "DescribeActivity" | "ListActivities" | "DeleteActivity" | "GetActivityTask"
-        | "ListMapRuns" | "DescribeMapRun" | "UpdateMapRun" => Err(AwsError::new(
+        "CreateActivity" => activities::create(engine, region, input),
+        "DescribeActivity" => activities::describe(engine, input),
+        "ListActivities" => activities::list(engine, input),
+        "DeleteActivity" => activities::delete(engine, input),
+        "ListMapRuns" | "DescribeMapRun" | "UpdateMapRun" => Err(AwsError::new(
             400,
             "UnsupportedOperation",
             format!("nimbus does not implement {operation} yet"),

@@ -2,6 +2,7 @@
 //! each transition as a history event (durably for STANDARD machines, with a checkpoint of the
 //! top-level state and its input), and finishes with the execution's status.
 
+mod activity;
 mod flow;
 mod history;
 mod journal;
@@ -43,6 +44,8 @@ pub struct Engine {
     pub node: String,
     /// Executions running on this node: set to true to stop one.
     running: Mutex<HashMap<String, Running>>,
+    /// Woken when an activity task is queued: workers' GetActivityTask polls look again.
+    pub activity_queued: tokio::sync::Notify,
     /// Tasks waiting for a token on this node.
     waiters: Mutex<HashMap<String, mpsc::Sender<TokenSignal>>>,
 }
@@ -58,6 +61,7 @@ impl Engine {
             cluster: options.cluster,
             node: options.node,
             running: Mutex::default(),
+            activity_queued: tokio::sync::Notify::new(),
             waiters: Mutex::default(),
         })
     }

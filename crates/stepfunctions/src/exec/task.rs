@@ -31,9 +31,7 @@ fn parse(resource: &str) -> Result<Resource, Failure> {
         });
     }
     let Some(rest) = resource.strip_prefix("arn:aws:states:::") else {
-        return Err(Failure::runtime(format!(
-            "nimbus does not run the Task resource '{resource}' (activities are not supported yet)"
-        )));
+        return Err(Failure::runtime(format!("nimbus does not run the Task resource '{resource}'")));
     };
     let (rest, sdk) = match rest.strip_prefix("aws-sdk:") {
         Some(rest) => (rest, true),
@@ -56,6 +54,9 @@ pub async fn run(
 ) -> Result<Value, Failure> {
     let state = at.state;
     let arn = state["Resource"].as_str().unwrap_or_default();
+    if arn.split(':').nth(5) == Some("activity") {
+        return super::activity::run(run, at, effective, context, cursor, resume, raw).await;
+    }
     let resource = parse(arn)?;
     let timeout = seconds_field(state, "TimeoutSeconds", &effective)?.unwrap_or(99_999_999);
     let heartbeat = seconds_field(state, "HeartbeatSeconds", &effective)?;
@@ -155,7 +156,7 @@ fn resource_name(arn: &str) -> String {
     rest.split_once(':').map_or(rest, |(_, r)| r).to_owned()
 }
 
-fn seconds_field(state: &Value, field: &str, input: &Value) -> Result<Option<i64>, Failure> {
+pub(super) fn seconds_field(state: &Value, field: &str, input: &Value) -> Result<Option<i64>, Failure> {
     if let Some(s) = state.get(field).and_then(Value::as_i64) {
         return Ok(Some(s));
     }
@@ -168,7 +169,7 @@ fn seconds_field(state: &Value, field: &str, input: &Value) -> Result<Option<i64
     })
 }
 
-fn new_token() -> String {
+pub(super) fn new_token() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 

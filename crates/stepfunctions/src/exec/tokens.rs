@@ -132,10 +132,12 @@ pub fn answer(engine: &Engine, token: &str, outcome: Option<Value>) -> Result<()
     Ok(())
 }
 
-/// A finished execution's tokens answer nothing any more.
+/// A finished execution's tokens answer nothing any more, and its activity tasks are no
+/// longer handed to workers.
 pub fn close(engine: &Engine, execution: &str) {
     let _ = engine.db.execute(
         "UPDATE tokens SET outcome = ?2 WHERE execution = ?1 AND outcome IS NULL",
         &params![execution, json!({"error": "States.Closed"}).to_string()],
     );
+    let _ = engine.db.execute("DELETE FROM activity_tasks WHERE execution = ?1", &params![execution]);
 }
