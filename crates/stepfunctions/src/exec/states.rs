@@ -11,6 +11,9 @@ use super::{Cursor, Run, Step};
 use crate::asl::{choice, intrinsic, path, template, Failure};
 use crate::BoxFuture;
 
+/// AWS's limit on a STANDARD execution's history: past it the execution fails.
+const MAX_EVENTS: i64 = 25_000;
+
 /// Where a thread of states runs: at the top of the execution (checkpointed), or inside a
 /// Parallel branch or Map iteration (with `extra` context: `Map.Item`).
 #[derive(Clone)]
@@ -76,6 +79,11 @@ pub fn run_machine<'a>(
                 return Err(Failure::runtime(format!("The state '{name}' is not in the definition")));
             };
             let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
+            if run.durable && run.last_event() >= MAX_EVENTS {
+                return Err(Failure::runtime(format!(
+                    "The execution reached the maximum number of history events ({MAX_EVENTS})."
+                )));
+            }
             let entered = run.engine.now();
             // An EXPRESS execution that logs nothing keeps no events: none are made.
             if resume.is_none() && run.keeps_events() {

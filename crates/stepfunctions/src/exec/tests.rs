@@ -260,3 +260,20 @@ async fn batch_submit_job_sync_waits_for_the_job_and_fails_with_its_reason() {
     assert_eq!(doc["error"], "States.Runtime");
     assert!(doc["cause"].as_str().unwrap().contains("AWS Batch"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_past_25000_events_fails_the_execution() {
+    let setup = setup(vec![]);
+    let definition = json!({"StartAt": "Count", "States": {
+        "Count": {"Type": "Pass", "Parameters": {"in.$": "States.MathAdd($.in, 1)"}, "Next": "Again"},
+        "Again": {"Type": "Choice", "Choices": [{"Variable": "$.in", "NumericLessThan": 1000000, "Next": "Count"}],
+                  "Default": "Done"},
+        "Done": {"Type": "Succeed"}}});
+    let doc =
+        tokio::time::timeout(Duration::from_secs(60), start(&setup, definition)).await.unwrap().unwrap();
+    assert_eq!(doc["status"], "FAILED");
+    assert_eq!(doc["error"], "States.Runtime");
+    assert!(doc["cause"].as_str().unwrap().contains("25000"));
+    let count = setup.engine.db.query_opt("SELECT COUNT(*) FROM events", &[]).unwrap().unwrap();
+    assert!((25_001..=25_003).contains(&count.get::<i64>(0).unwrap()));
+}
