@@ -102,10 +102,13 @@ def test_express_start_sync_execution(sfn, function):
     definition = {"StartAt": "One", "States": {
         "One": {"Type": "Task", "Resource": function, "Next": "Two"},
         "Two": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "OutputPath": "$.Payload",
-                "Parameters": {"FunctionName": function, "Payload.$": "$"}, "End": True}}}
+                "Parameters": {"FunctionName": function, "Payload.$": "$"}, "Next": "Three"},
+        "Three": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:lambda:invoke",
+                  "Parameters": {"FunctionName": function, "Payload.$": "$"},
+                  "ResultSelector": {"n.$": "States.StringToJson($.Payload)"}, "OutputPath": "$.n", "End": True}}}
     arn = machine(sfn, definition, kind="EXPRESS")
     result = sfn.start_sync_execution(stateMachineArn=arn, input='{"n": 3}')
-    assert result["status"] == "SUCCEEDED" and json.loads(result["output"]) == {"n": 12}
+    assert result["status"] == "SUCCEEDED" and json.loads(result["output"]) == {"n": 24}
     assert ":express:" in result["executionArn"] and result["billingDetails"]["billedDurationInMilliseconds"] >= 100
     failed = sfn.start_sync_execution(stateMachineArn=arn, input='{"fail": true, "why": "x"}')
     assert failed["status"] == "FAILED" and failed["error"] == "Boom"
@@ -114,7 +117,7 @@ def test_express_start_sync_execution(sfn, function):
     # With botocore's `sync-` host prefix left on: a name under .localhost takes it.
     port = sfn.meta.endpoint_url.rsplit(":", 1)[1]
     prefixed = aws_client("stepfunctions", f"http://nimbus.localhost:{port}")
-    assert prefixed.start_sync_execution(stateMachineArn=arn, input='{"n": 1}')["output"] == '{"n":4}'
+    assert prefixed.start_sync_execution(stateMachineArn=arn, input='{"n": 1}')["output"] == '{"n":8}'
     standard = machine(sfn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
     with pytest.raises(sfn.exceptions.StateMachineTypeNotSupported):
         sfn.start_sync_execution(stateMachineArn=standard)

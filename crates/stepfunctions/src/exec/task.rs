@@ -220,7 +220,7 @@ async fn integrate(run: &Arc<Run>, resource: &Resource, arn: &str, params: Value
         return invoke(run, arn, None, params, false).await.map(|(payload, _)| payload);
     }
     match (resource.service.as_str(), resource.action.as_str(), resource.sdk) {
-        ("lambda", "invoke", false) => {
+        ("lambda", "invoke", sdk) => {
             let function = params["FunctionName"]
                 .as_str()
                 .ok_or_else(|| Failure::runtime("The field 'FunctionName' is required by lambda:invoke"))?;
@@ -228,6 +228,8 @@ async fn integrate(run: &Arc<Run>, resource: &Resource, arn: &str, params: Value
             let asynchronous = params["InvocationType"].as_str() == Some("Event");
             let (payload, invoked) =
                 invoke(run, function, params["Qualifier"].as_str(), payload, asynchronous).await?;
+            // The SDK's form answers the payload as the function's text.
+            let payload = if sdk { Value::String(payload.to_string()) } else { payload };
             Ok(json!({
                 "ExecutedVersion": invoked.executed_version,
                 "Payload": payload,
