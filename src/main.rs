@@ -8,6 +8,7 @@ mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;
+mod sfn_wiring;
 mod sqs_home;
 mod wiring;
 
@@ -313,12 +314,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Step Functions opens on its first request, or at start when executions were left running.
+    let (stepfunctions, sfn_services) = sfn_wiring::service(sfn_wiring::Opening {
+        database: &database,
+        identity: identity_of(&args),
+        clock: clock.clone(),
+        cluster: cluster.clone(),
+        node: &node,
+        sns: sns.clone(),
+    });
     let event_targets = Arc::new(wiring::EventTargets {
         lambda: lambda.clone(),
         sqs: sqs.clone(),
         sns: sns.clone(),
         kinesis: kinesis.clone(),
         batch: std::sync::OnceLock::new(),
+        stepfunctions: stepfunctions.clone(),
     });
     let events = {
         let (database, identity, clock, node) =
@@ -442,7 +453,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let admin = Arc::new(admin::Admin {
-        clock,
+        clock: clock.clone(),
         virtual_clock,
         events: events.clone(),
         apigateway: apigateway.clone(),
@@ -488,8 +499,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         iam,
         sts,
         ecr,
+        stepfunctions.clone(),
         s3,
     ];
+    let _ = sfn_services.services.set(services.clone());
+    if nimbus_stepfunctions::has_unfinished(&database) {
+        if let Err(error) = stepfunctions.get().await {
+            eprintln!("nimbus: cannot open Step Functions: {error}");
+        }
+    }
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();

@@ -284,6 +284,7 @@ pub struct EventTargets {
     pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
     /// Set once Batch is made (it is made after EventBridge).
     pub batch: std::sync::OnceLock<Arc<Lazy<nimbus_batch::Batch>>>,
+    pub stepfunctions: Arc<crate::lazy::Lazy<nimbus_stepfunctions::StepFunctions>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -318,6 +319,7 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 let batch = self.batch.get().ok_or("Batch is not wired")?.get_blocking()?;
                 batch.submit_from_target(arn, &batch_request(payload)).map(drop)
             }
+            "states" => self.stepfunctions.get_blocking()?.start_execution(arn, payload).map(drop),
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import base64
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
@@ -346,11 +347,20 @@ DYNAMODB_STREAMS = [
     ("GetRecords", {"ShardIterator": "x|eA", "Limit": 10}),
 ]
 
+MACHINE = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"a.$": "$.x"}, "End": True}}})
+STEPFUNCTIONS = [
+    ("CreateStateMachine", {"name": "fuzz", "definition": MACHINE, "roleArn": ROLE}),
+    ("StartExecution", {"stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:fuzz", "input": '{"x": 1}'}),
+    ("ListExecutions", {"stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:fuzz", "maxResults": 2}),
+    ("TestState", {"definition": '{"Type": "Pass", "Parameters": {"b.$": "States.Format(\'{}\', $.a)"}, "End": true}',
+                   "roleArn": ROLE, "input": '{"a": 1}'}),
+    ("ValidateStateMachineDefinition", {"definition": MACHINE}),
+]
+
 # Services nimbus does not serve: each must still get an error its own client can read.
 UNSERVED = [
     ("firehose", "PutRecord", {"DeliveryStreamName": "s", "Record": {"Data": b"x"}}),
     ("glue", "GetDatabases", {}),
-    ("stepfunctions", "ListStateMachines", {}),
     ("ses", "ListIdentities", {}),
     ("cloudformation", "DescribeStacks", {"StackName": "s"}),
     ("batch", "DescribeJobQueues", {}),
@@ -379,6 +389,7 @@ def build_seeds() -> dict[str, list[Seed]]:
         "kinesis": [serialize("kinesis", op, p) for op, p in KINESIS],
         "dynamodb": [serialize("dynamodb", op, p) for op, p in DYNAMODB]
         + [serialize("dynamodbstreams", op, p) for op, p in DYNAMODB_STREAMS],
+        "stepfunctions": [serialize("stepfunctions", op, p) for op, p in STEPFUNCTIONS],
         "unserved": [serialize(service, op, p) for service, op, p in UNSERVED],
     }
 

@@ -20,7 +20,7 @@ from support import aws_cli_env, aws_client
 UNSERVED = [
     ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
     ("glue", "get_databases", {}, "AWS Glue"),
-    ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
+    ("athena", "list_work_groups", {}, "Amazon Athena"),
     ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ecs", "list_clusters", {}, "Amazon EC2 Container Service"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),

@@ -42,7 +42,7 @@ EXAMPLES = int(os.environ.get("NIMBUS_FUZZ_EXAMPLES", "1000"))
 SEED = os.environ.get("NIMBUS_FUZZ_SEED")
 HEALTH_EVERY = 25
 MODELS = botocore.session.get_session()
-FAMILIES = ["lambda", "s3", "sqs", "logs", "cloudwatch", "kinesis", "dynamodb", "unserved"]
+FAMILIES = ["lambda", "s3", "sqs", "logs", "cloudwatch", "kinesis", "dynamodb", "stepfunctions", "unserved"]
 PROTOCOLS = ["rest-xml", "json", "rest-json", "query", "ec2", "smithy-rpc-v2-cbor"]
 
 

@@ -7,6 +7,7 @@
 pub mod apis;
 pub mod capacity;
 pub mod deploy;
+pub mod executions;
 pub mod functions;
 pub mod http;
 pub mod images;
@@ -54,6 +55,9 @@ pub enum ClientCommand {
     Clock(schedules::ClockArgs),
     /// API Gateway stages and Lambda function URLs with their local URLs.
     Apis(apis::ApisArgs),
+    /// Step Functions executions and the state each is in; `nimbus executions NAME --follow`
+    /// shows one's steps live.
+    Executions(executions::ExecutionsArgs),
     /// EC2 instances: id, type, market, state, zone, vCPUs, memory, price per hour.
     Instances(capacity::InstancesArgs),
     /// What the instance time so far would cost on AWS, and on the other purchase options.
@@ -96,6 +100,7 @@ impl ClientCommand {
             ClientCommand::Clock(args) => &args.common,
             ClientCommand::Images(args) => &args.common,
             ClientCommand::Apis(args) => &args.common,
+            ClientCommand::Executions(args) => &args.common,
             ClientCommand::Instances(args) => &args.common,
             ClientCommand::Cost(args) => &args.common,
             ClientCommand::Spot(args) => &args.common,
@@ -124,6 +129,9 @@ pub fn run(command: ClientCommand) -> ExitCode {
         }
         ClientCommand::Images(args) => images::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Apis(args) => apis::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Executions(args) => {
+            executions::run(args, &client, &console).map(|()| ExitCode::SUCCESS)
+        }
         ClientCommand::Instances(args) => {
             capacity::run_instances(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
