@@ -24,6 +24,12 @@ pub async fn dispatch(engine: &Arc<Engine>, region: &str, operation: &str, body:
     }
 }
 
+/// An operation answered without waiting (not StartSyncExecution, TestState or
+/// GetActivityTask), for callers in process (CloudFormation's provider).
+pub fn dispatch_blocking(engine: &Arc<Engine>, region: &str, operation: &str, body: &Value) -> Answer {
+    blocking(engine, region, operation, &Input(body))
+}
+
 fn blocking(engine: &Arc<Engine>, region: &str, operation: &str, input: &Input<'_>) -> Answer {
     match operation {
         "CreateStateMachine" => machines::create(engine, region, input),
