@@ -49,7 +49,7 @@ pub fn service(opening: Opening<'_>) -> (Arc<Lazy<nimbus_stepfunctions::StepFunc
             identity: identity.clone(),
             clock: clock.clone(),
             services: reach.clone(),
-            batch: None,
+            batch: Some(Arc::new(SfnBatch(reach.clone())) as Arc<dyn nimbus_stepfunctions::BatchJobs>),
             cluster: cluster.clone(),
             node: node.clone(),
         };
@@ -326,5 +326,46 @@ impl SfnServices {
                 _ => return Ok(objects),
             }
         }
+    }
+}
+
+/// `batch:submitJob(.sync)`: SubmitJob through Batch's own handler, and the job followed through
+/// DescribeJobs until it ends (Step Functions polls Batch the same way on AWS).
+struct SfnBatch(Arc<SfnServices>);
+
+impl SfnBatch {
+    async fn batch_call(&self, region: &str, path: &str, input: &Value) -> Result<Value, CallError> {
+        let headers = vec![("content-type", "application/json".to_owned())];
+        let body = input.to_string().into_bytes();
+        let (status, headers, body) = self.0.send("batch", region, Method::POST, path, headers, body).await?;
+        if status >= 300 {
+            return Err(error_of(&headers, &body));
+        }
+        serde_json::from_slice(&body).map_err(|_| CallError::new("Batch.ServiceException", "Batch answered no JSON"))
+    }
+}
+
+impl nimbus_stepfunctions::BatchJobs for SfnBatch {
+    fn submit<'a>(&'a self, region: &'a str, params: Value) -> BoxFuture<'a, Result<Value, CallError>> {
+        Box::pin(async move { self.batch_call(region, "/v1/submitjob", &params).await })
+    }
+
+    fn watch<'a>(&'a self, region: &'a str, job_id: &'a str) -> BoxFuture<'a, Result<Value, CallError>> {
+        Box::pin(async move {
+            let mut pause = std::time::Duration::from_millis(20);
+            loop {
+                let described = self.batch_call(region, "/v1/describejobs", &json!({"jobs": [job_id]})).await?;
+                let job = described["jobs"][0].clone();
+                match job["status"].as_str() {
+                    Some("SUCCEEDED" | "FAILED") => return Ok(job),
+                    Some(_) => {}
+                    None => {
+                        return Err(CallError::new("Batch.ClientException", format!("Job {job_id} not found")))
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+        })
     }
 }
