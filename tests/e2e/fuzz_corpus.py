@@ -353,7 +353,6 @@ UNSERVED = [
     ("stepfunctions", "ListStateMachines", {}),
     ("ses", "ListIdentities", {}),
     ("cloudformation", "DescribeStacks", {"StackName": "s"}),
-    ("batch", "DescribeJobQueues", {}),
     ("athena", "ListWorkGroups", {}),
     ("ecs", "ListClusters", {}),
     ("rds", "DescribeDBInstances", {}),
