@@ -76,6 +76,11 @@ pub struct Batch {
     outgoing: std::sync::mpsc::SyncSender<(String, Value)>,
     /// nimbus is stopping: attempts cut short now are settled at the next start, not recorded.
     stopping: std::sync::atomic::AtomicBool,
+    /// Array parents one of whose children finished since the scheduler last counted them
+    /// (None: all, as at start).
+    parents_to_count: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Passes over PENDING jobs so far.
+    passes: std::sync::atomic::AtomicU64,
     /// A job finished since the scheduler last looked at dependencies (set at start).
     finished_since: std::sync::atomic::AtomicBool,
     /// Read-modify-write of jobs, one at a time on this node.
@@ -126,6 +131,8 @@ impl Batch {
             running: Mutex::new(HashMap::new()),
             jobs_lock: Mutex::new(()),
             finished_since: std::sync::atomic::AtomicBool::new(true),
+            parents_to_count: Mutex::new(None),
+            passes: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -276,12 +276,22 @@ impl Batch {
     /// end when all their children have.
     fn advance_pending(&self) -> Result<(), AwsError> {
         let pending = self.store.jobs_where("status = 'PENDING'", &[])?;
+        // Parents whose children changed here (all of them at the first turn, and now and then
+        // for what other nodes changed).
+        let mut to_count =
+            self.parents_to_count.lock().unwrap_or_else(|p| p.into_inner()).replace(Default::default());
+        if self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 50 == 49 {
+            to_count = None;
+        }
         let wanted: Vec<String> =
             pending.iter().filter(|j| !j.is_array_parent()).flat_map(Self::dependencies).collect();
         let statuses = self.statuses(&wanted)?;
         let mut changed = Vec::new();
         for mut job in pending {
             if job.is_array_parent() {
+                if to_count.as_ref().is_some_and(|parents| !parents.contains(&job.job_id)) {
+                    continue;
+                }
                 let counts = self.store.child_counts(&job.job_id)?;
                 let total: i64 = counts.iter().map(|(_, n)| n).sum();
                 let done = |s: &str| counts.iter().filter(|(st, _)| st == s).map(|(_, n)| n).sum::<i64>();
@@ -312,6 +322,7 @@ impl Batch {
         }
         if !changed.is_empty() {
             self.store.save_jobs(&changed.iter().collect::<Vec<_>>())?;
+            changed.iter().filter(|j| j.is_finished()).for_each(|j| self.child_finished(j));
             for job in &changed {
                 self.emit(job);
             }
