@@ -41,6 +41,7 @@ pub fn service(
         data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("batch"),
         idle_seconds: args.batch_idle_seconds,
         leader,
+        lease_ms: cluster.map_or(0, |cluster| cluster.expiry().as_millis() as i64),
         announce,
     };
     let (database, identity) = (database.clone(), crate::identity_of(args));
@@ -60,14 +61,23 @@ pub fn service(
         let woken = batch.clone();
         tokio::spawn(async move {
             loop {
-                match changes.recv().await {
-                    Ok(topic) if topic == "batch" || topic == "*" => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                let announced = match changes.recv().await {
+                    Ok(topic) if topic == "batch" => true,
+                    Ok(topic) if topic == "*" => false,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-                if let Some(batch) = woken.opened() {
-                    batch.wake();
+                };
+                match woken.opened() {
+                    Some(batch) => batch.wake(),
+                    // Jobs exist somewhere: this node opens Batch too, so that it can take the
+                    // scheduler over should the node holding it stop.
+                    None if announced => {
+                        if let Err(error) = woken.get().await {
+                            eprintln!("nimbus: cannot open Batch: {error}");
+                        }
+                    }
+                    None => {}
                 }
             }
         });

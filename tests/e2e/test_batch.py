@@ -527,3 +527,24 @@ def test_a_job_is_held_to_its_memory_and_fargate_runs_a_job_on_its_own_capacity(
         batch.register_job_definition(jobDefinitionName=definition, type="container", platformCapabilities=["FARGATE"],
                                       containerProperties={"image": "nimbus/host", "command": ["true"], "resourceRequirements": [
                                           {"type": "VCPU", "value": "3"}, {"type": "MEMORY", "value": "1024"}]})
+
+
+@pytest.mark.skipif(not os.environ.get("NIMBUS_TEST_DATABASE"), reason="several nodes need PostgreSQL")
+def test_two_nodes_one_scheduler_and_a_killed_leaders_jobs_are_retried(server_factory, tmp_path_factory):
+    import conftest
+    url = conftest.fresh_database_url("batchnodes")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: [*CAPACITY, "--database", url, "--shared-dir", str(shared), "--node", name,
+                         "--node-expiry", "2"]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    batch_a, batch_b = aws_client("batch", a.endpoint), aws_client("batch", b.endpoint)
+    env = make_env(batch_a, "shared-ce", max_vcpus=8, types=("c6i.large",))
+    name = make_queue(batch_a, env)
+    definition = shell_def(batch_a, '[ "$AWS_BATCH_JOB_ATTEMPT" -ge 2 ] || sleep 600', retryStrategy={"attempts": 2})
+    job_id = batch_b.submit_job(jobName="across", jobQueue=name, jobDefinition=definition)["jobId"]
+    until("running", lambda: job(batch_b, job_id)["status"] == "RUNNING")
+    leader, survivor = (a, batch_b) if admin(a.endpoint, "/_nimbus/batch/jobs")["instances"] else (b, batch_a)
+    leader.kill()
+    done = finished(survivor, job_id, timeout=90)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["attempts"][0]["statusReason"].startswith("Host EC2 (instance i-")

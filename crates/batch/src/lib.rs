@@ -52,8 +52,11 @@ pub struct Options {
     /// Seconds (nimbus's clock) an instance stays idle before it is retired (down to
     /// `minvCpus`), unless its compute environment sets `minScaleDownDelayMinutes`.
     pub idle_seconds: u64,
-    /// Whether this node places jobs now (the scheduler's lease on PostgreSQL); None: always.
+    /// Whether this node places jobs now (takes or renews the scheduler's lease on PostgreSQL);
+    /// None: always.
     pub leader: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// The lease's lifetime (ms): turns renew it three times within it.
+    pub lease_ms: i64,
     /// Tells the other nodes that jobs changed (their scheduler wakes).
     pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
 }

@@ -15,28 +15,33 @@ use crate::Batch;
 
 /// A turn happens at least this often (ms), whatever happens.
 const IDLE_TURN_MS: i64 = 30_000;
+/// With several nodes: a turn (and the lease's renewal) at least this often.
+const LEASE_TURN_MS: i64 = 2_000;
 
 pub async fn run(batch: Weak<Batch>) {
-    let mut recovered = false;
+    // Whether this node held the lease at its last turn: taking it (at start, or over from a
+    // node that stopped) settles the jobs that were running where it was held before.
+    let mut leading = false;
     loop {
         let Some(me) = batch.upgrade() else { return };
         let (wake, clock) = (me.wake.clone(), me.clock.clone());
-        let first = !recovered;
+        let (clustered, lease_ms) = (me.options.leader.is_some(), me.options.lease_ms);
+        let taking_over = !leading;
         let turn = tokio::task::spawn_blocking(move || {
             // With several nodes, the one holding the lease places jobs.
             if !me.options.leader.as_ref().is_none_or(|leader| leader()) {
-                return Ok((false, me.now() + 2000));
+                return Ok((false, me.now() + LEASE_TURN_MS));
             }
-            if first {
+            if taking_over {
                 if let Err(error) = me.recover() {
                     eprintln!("nimbus: batch: cannot settle the jobs of the previous run: {}", error.message);
                 }
             }
             me.turn().map(|next| (true, next))
         });
-        let next = match turn.await {
+        let mut next = match turn.await {
             Ok(Ok((led, next))) => {
-                recovered |= led;
+                leading = led;
                 next
             }
             Ok(Err(error)) => {
@@ -45,6 +50,11 @@ pub async fn run(batch: Weak<Batch>) {
             }
             Err(_) => clock.now_ms() + 1000,
         };
+        if clustered {
+            // The lease is renewed by turns: often enough that it never lapses while held.
+            let every = if lease_ms > 0 { (lease_ms / 3).clamp(100, LEASE_TURN_MS) } else { LEASE_TURN_MS };
+            next = next.min(clock.now_ms() + every);
+        }
         tokio::select! {
             _ = wake.notified() => {}
             _ = nimbus_api::clock::sleep_until(&*clock, next) => {}
