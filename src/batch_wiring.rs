@@ -181,16 +181,7 @@ impl nimbus_batch::Capacity for BatchCapacity {
                 .map_err(|e| e.to_string())?;
             let (lines_tx, lines) = tokio::sync::mpsc::channel(1024);
             for stream in [process.stdout, process.stderr] {
-                let lines_tx = lines_tx.clone();
-                tokio::spawn(async move {
-                    use tokio::io::AsyncBufReadExt;
-                    let mut reader = tokio::io::BufReader::new(stream).lines();
-                    while let Ok(Some(line)) = reader.next_line().await {
-                        if lines_tx.send(line).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(read_lines(stream, lines_tx.clone()));
             }
             let (exit_tx, exit) = tokio::sync::oneshot::channel();
             let child = process.child;
@@ -260,5 +251,37 @@ impl nimbus_batch::JobEvents for BatchEvents {
         if let Err(error) = put {
             eprintln!("nimbus: batch: event {detail_type} not delivered to EventBridge: {error}");
         }
+    }
+}
+
+/// A CloudWatch Logs event holds at most 256 KiB with its 26 bytes of overhead: longer lines
+/// are cut there.
+const MAX_LINE: usize = 256 * 1024 - 26;
+
+/// A job's output as lines (bytes that are not UTF-8 replaced, long lines cut), read to the end
+/// whatever it holds, so that the job never blocks on a full pipe.
+async fn read_lines(mut stream: tokio::net::unix::pipe::Receiver, lines: tokio::sync::mpsc::Sender<String>) {
+    use tokio::io::AsyncReadExt;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buffer[..n]);
+        while let Some(end) =
+            pending.iter().position(|b| *b == b'\n').or((pending.len() >= MAX_LINE).then_some(MAX_LINE))
+        {
+            let line: Vec<u8> = pending.drain(..end.min(pending.len())).collect();
+            if pending.first() == Some(&b'\n') {
+                pending.remove(0);
+            }
+            // A receiver gone (the attempt is over): keep draining, drop the text.
+            let _ = lines.send(String::from_utf8_lossy(&line).into_owned()).await;
+        }
+    }
+    if !pending.is_empty() {
+        let _ = lines.send(String::from_utf8_lossy(&pending).into_owned()).await;
     }
 }

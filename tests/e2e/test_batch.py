@@ -548,3 +548,15 @@ def test_two_nodes_one_scheduler_and_a_killed_leaders_jobs_are_retried(server_fa
     done = finished(survivor, job_id, timeout=90)
     assert done["status"] == "SUCCEEDED", done
     assert done["attempts"][0]["statusReason"].startswith("Host EC2 (instance i-")
+
+
+def test_any_output_reaches_the_logs_and_never_blocks_the_job(batch, batch_server, queue):
+    name = queue[0]
+    definition = shell_def(batch, r"printf '\377 bin\n'; head -c 300000 /dev/zero | tr '\0' a; echo; "
+                                  r"head -c 100000 /dev/urandom > /dev/stderr; echo; echo end")
+    done = finished(batch, batch.submit_job(jobName="noisy", jobQueue=name, jobDefinition=definition)["jobId"])
+    assert done["status"] == "SUCCEEDED", done
+    lines = until("output", lambda: (lambda ls: ls if ls and ls[-1] == "end" else None)(
+        log_lines(batch_server.endpoint, done["attempts"][0]["container"]["logStreamName"])))
+    assert lines[0] == "\ufffd bin"
+    assert all(len(line.encode()) <= 256 * 1024 - 26 for line in lines)
