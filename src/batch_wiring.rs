@@ -41,6 +41,7 @@ pub fn service(
         data_dir: args.data_dir.canonicalize().unwrap_or_else(|_| args.data_dir.clone()).join("batch"),
         idle_seconds: args.batch_idle_seconds,
         leader,
+        lease_ms: cluster.map_or(0, |cluster| cluster.expiry().as_millis() as i64),
         announce,
     };
     let (database, identity) = (database.clone(), crate::identity_of(args));
@@ -60,14 +61,23 @@ pub fn service(
         let woken = batch.clone();
         tokio::spawn(async move {
             loop {
-                match changes.recv().await {
-                    Ok(topic) if topic == "batch" || topic == "*" => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                let announced = match changes.recv().await {
+                    Ok(topic) if topic == "batch" => true,
+                    Ok(topic) if topic == "*" => false,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-                if let Some(batch) = woken.opened() {
-                    batch.wake();
+                };
+                match woken.opened() {
+                    Some(batch) => batch.wake(),
+                    // Jobs exist somewhere: this node opens Batch too, so that it can take the
+                    // scheduler over should the node holding it stop.
+                    None if announced => {
+                        if let Err(error) = woken.get().await {
+                            eprintln!("nimbus: cannot open Batch: {error}");
+                        }
+                    }
+                    None => {}
                 }
             }
         });
@@ -171,16 +181,7 @@ impl nimbus_batch::Capacity for BatchCapacity {
                 .map_err(|e| e.to_string())?;
             let (lines_tx, lines) = tokio::sync::mpsc::channel(1024);
             for stream in [process.stdout, process.stderr] {
-                let lines_tx = lines_tx.clone();
-                tokio::spawn(async move {
-                    use tokio::io::AsyncBufReadExt;
-                    let mut reader = tokio::io::BufReader::new(stream).lines();
-                    while let Ok(Some(line)) = reader.next_line().await {
-                        if lines_tx.send(line).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(read_lines(stream, lines_tx.clone()));
             }
             let (exit_tx, exit) = tokio::sync::oneshot::channel();
             let child = process.child;
@@ -250,5 +251,37 @@ impl nimbus_batch::JobEvents for BatchEvents {
         if let Err(error) = put {
             eprintln!("nimbus: batch: event {detail_type} not delivered to EventBridge: {error}");
         }
+    }
+}
+
+/// A CloudWatch Logs event holds at most 256 KiB with its 26 bytes of overhead: longer lines
+/// are cut there.
+const MAX_LINE: usize = 256 * 1024 - 26;
+
+/// A job's output as lines (bytes that are not UTF-8 replaced, long lines cut), read to the end
+/// whatever it holds, so that the job never blocks on a full pipe.
+async fn read_lines(mut stream: tokio::net::unix::pipe::Receiver, lines: tokio::sync::mpsc::Sender<String>) {
+    use tokio::io::AsyncReadExt;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buffer[..n]);
+        while let Some(end) =
+            pending.iter().position(|b| *b == b'\n').or((pending.len() >= MAX_LINE).then_some(MAX_LINE))
+        {
+            let line: Vec<u8> = pending.drain(..end.min(pending.len())).collect();
+            if pending.first() == Some(&b'\n') {
+                pending.remove(0);
+            }
+            // A receiver gone (the attempt is over): keep draining, drop the text.
+            let _ = lines.send(String::from_utf8_lossy(&line).into_owned()).await;
+        }
+    }
+    if !pending.is_empty() {
+        let _ = lines.send(String::from_utf8_lossy(&pending).into_owned()).await;
     }
 }

@@ -363,7 +363,6 @@ UNSERVED = [
     ("glue", "GetDatabases", {}),
     ("ses", "ListIdentities", {}),
     ("cloudformation", "DescribeStacks", {"StackName": "s"}),
-    ("batch", "DescribeJobQueues", {}),
     ("athena", "ListWorkGroups", {}),
     ("ecs", "ListClusters", {}),
     ("rds", "DescribeDBInstances", {}),

@@ -26,7 +26,7 @@ UNSERVED = [
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("ses", "list_identities", {}, "Amazon Simple Email Service"),
     ("kms", "list_keys", {}, "AWS Key Management Service"),
-    ("batch", "describe_job_queues", {}, "AWS Batch"),
+    ("athena", "list_work_groups", {}, "Amazon Athena"),
 ]
 
 
@@ -46,7 +46,7 @@ def test_unserved_service_answers_in_its_own_protocol(endpoint, service, call, k
     (["firehose", "list-delivery-streams"], "ListDeliveryStreams", "Amazon Kinesis Firehose"),
     (["ecs", "list-clusters"], "ListClusters", "Amazon EC2 Container Service"),
     (["ses", "list-identities"], "ListIdentities", "Amazon Simple Email Service"),
-    (["batch", "describe-job-queues"], "DescribeJobQueues", "AWS Batch"),
+    (["kms", "list-keys"], "ListKeys", "AWS Key Management Service"),
 ])
 def test_aws_cli_prints_a_clean_error(endpoint, tmp_path, command, operation, full_name):
     proc = subprocess.run(["aws", "--endpoint-url", endpoint, *command], env=aws_cli_env(endpoint, tmp_path),

@@ -207,6 +207,7 @@ impl Batch {
     /// CREATING/UPDATING become VALID (or INVALID with the reason), DELETING disappears once its
     /// instances are gone.
     pub(crate) fn settle_compute_environments(&self) -> Result<(), AwsError> {
+        let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
         for mut ce in self.store.all::<Value>(KIND)? {
             let arn = ce["computeEnvironmentArn"].as_str().unwrap_or_default().to_owned();
             match ce["status"].as_str().unwrap_or_default() {

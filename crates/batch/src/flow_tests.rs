@@ -72,8 +72,13 @@ impl Capacity for Fake {
 }
 
 fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
-    let options =
-        crate::Options { data_dir: dir.join("batch"), idle_seconds: 300, leader: None, announce: None };
+    let options = crate::Options {
+        data_dir: dir.join("batch"),
+        idle_seconds: 300,
+        leader: None,
+        lease_ms: 0,
+        announce: None,
+    };
     Batch::open(
         &Database::sqlite(dir),
         Identity::default(),

@@ -349,9 +349,19 @@ impl Batch {
         self.store.save_jobs(&[job])?;
         self.emit(job);
         if job.is_finished() {
+            self.child_finished(job);
             self.finished_since.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Notes that an array child finished: its parent is counted at the next turn.
+    pub(crate) fn child_finished(&self, job: &Job) {
+        if let Some(parent) = &job.n.parent {
+            if let Some(parents) = self.parents_to_count.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                parents.insert(parent.clone());
+            }
+        }
     }
 
     /// "Batch Job State Change" on the default bus.

@@ -52,8 +52,11 @@ pub struct Options {
     /// Seconds (nimbus's clock) an instance stays idle before it is retired (down to
     /// `minvCpus`), unless its compute environment sets `minScaleDownDelayMinutes`.
     pub idle_seconds: u64,
-    /// Whether this node places jobs now (the scheduler's lease on PostgreSQL); None: always.
+    /// Whether this node places jobs now (takes or renews the scheduler's lease on PostgreSQL);
+    /// None: always.
     pub leader: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// The lease's lifetime (ms): turns renew it three times within it.
+    pub lease_ms: i64,
     /// Tells the other nodes that jobs changed (their scheduler wakes).
     pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
 }
@@ -76,8 +79,16 @@ pub struct Batch {
     outgoing: std::sync::mpsc::SyncSender<(String, Value)>,
     /// nimbus is stopping: attempts cut short now are settled at the next start, not recorded.
     stopping: std::sync::atomic::AtomicBool,
+    /// Array parents one of whose children finished since the scheduler last counted them
+    /// (None: all, as at start).
+    parents_to_count: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Passes over PENDING jobs so far.
+    passes: std::sync::atomic::AtomicU64,
     /// A job finished since the scheduler last looked at dependencies (set at start).
     finished_since: std::sync::atomic::AtomicBool,
+    /// Read-modify-write of environments and queues, one at a time on this node (a request's
+    /// change and the scheduler's settling of a status must not overwrite each other).
+    docs_lock: Mutex<()>,
     /// Read-modify-write of jobs, one at a time on this node.
     jobs_lock: Mutex<()>,
 }
@@ -125,7 +136,10 @@ impl Batch {
             hosts: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             jobs_lock: Mutex::new(()),
+            docs_lock: Mutex::new(()),
             finished_since: std::sync::atomic::AtomicBool::new(true),
+            parents_to_count: Mutex::new(None),
+            passes: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -185,12 +199,24 @@ impl Batch {
         match op {
             "createcomputeenvironment" => self.create_compute_environment(region, input),
             "describecomputeenvironments" => self.describe_compute_environments(region, input),
-            "updatecomputeenvironment" => self.update_compute_environment(region, input),
-            "deletecomputeenvironment" => self.delete_compute_environment(region, input),
+            "updatecomputeenvironment" => {
+                let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.update_compute_environment(region, input)
+            }
+            "deletecomputeenvironment" => {
+                let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.delete_compute_environment(region, input)
+            }
             "createjobqueue" => self.create_job_queue(region, input),
             "describejobqueues" => self.describe_job_queues(region, input),
-            "updatejobqueue" => self.update_job_queue(region, input),
-            "deletejobqueue" => self.delete_job_queue(region, input),
+            "updatejobqueue" => {
+                let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.update_job_queue(region, input)
+            }
+            "deletejobqueue" => {
+                let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.delete_job_queue(region, input)
+            }
             "createschedulingpolicy" => self.create_scheduling_policy(region, input),
             "describeschedulingpolicies" => self.describe_scheduling_policies(input),
             "listschedulingpolicies" => self.list_scheduling_policies(),

@@ -173,6 +173,7 @@ impl Batch {
 
     /// CREATING/UPDATING queues become VALID; DELETING ones disappear once their jobs are done.
     pub(crate) fn settle_queues(&self) -> Result<(), AwsError> {
+        let _guard = self.docs_lock.lock().unwrap_or_else(|p| p.into_inner());
         for mut queue in self.store.all::<Value>(KIND)? {
             let arn = queue["jobQueueArn"].as_str().unwrap_or_default().to_owned();
             match queue["status"].as_str().unwrap_or_default() {

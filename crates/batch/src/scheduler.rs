@@ -15,28 +15,33 @@ use crate::Batch;
 
 /// A turn happens at least this often (ms), whatever happens.
 const IDLE_TURN_MS: i64 = 30_000;
+/// With several nodes: a turn (and the lease's renewal) at least this often.
+const LEASE_TURN_MS: i64 = 2_000;
 
 pub async fn run(batch: Weak<Batch>) {
-    let mut recovered = false;
+    // Whether this node held the lease at its last turn: taking it (at start, or over from a
+    // node that stopped) settles the jobs that were running where it was held before.
+    let mut leading = false;
     loop {
         let Some(me) = batch.upgrade() else { return };
         let (wake, clock) = (me.wake.clone(), me.clock.clone());
-        let first = !recovered;
+        let (clustered, lease_ms) = (me.options.leader.is_some(), me.options.lease_ms);
+        let taking_over = !leading;
         let turn = tokio::task::spawn_blocking(move || {
             // With several nodes, the one holding the lease places jobs.
             if !me.options.leader.as_ref().is_none_or(|leader| leader()) {
-                return Ok((false, me.now() + 2000));
+                return Ok((false, me.now() + LEASE_TURN_MS));
             }
-            if first {
+            if taking_over {
                 if let Err(error) = me.recover() {
                     eprintln!("nimbus: batch: cannot settle the jobs of the previous run: {}", error.message);
                 }
             }
             me.turn().map(|next| (true, next))
         });
-        let next = match turn.await {
+        let mut next = match turn.await {
             Ok(Ok((led, next))) => {
-                recovered |= led;
+                leading = led;
                 next
             }
             Ok(Err(error)) => {
@@ -45,6 +50,11 @@ pub async fn run(batch: Weak<Batch>) {
             }
             Err(_) => clock.now_ms() + 1000,
         };
+        if clustered {
+            // The lease is renewed by turns: often enough that it never lapses while held.
+            let every = if lease_ms > 0 { (lease_ms / 3).clamp(100, LEASE_TURN_MS) } else { LEASE_TURN_MS };
+            next = next.min(clock.now_ms() + every);
+        }
         tokio::select! {
             _ = wake.notified() => {}
             _ = nimbus_api::clock::sleep_until(&*clock, next) => {}
@@ -276,12 +286,22 @@ impl Batch {
     /// end when all their children have.
     fn advance_pending(&self) -> Result<(), AwsError> {
         let pending = self.store.jobs_where("status = 'PENDING'", &[])?;
+        // Parents whose children changed here (all of them at the first turn, and now and then
+        // for what other nodes changed).
+        let mut to_count =
+            self.parents_to_count.lock().unwrap_or_else(|p| p.into_inner()).replace(Default::default());
+        if self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 50 == 49 {
+            to_count = None;
+        }
         let wanted: Vec<String> =
             pending.iter().filter(|j| !j.is_array_parent()).flat_map(Self::dependencies).collect();
         let statuses = self.statuses(&wanted)?;
         let mut changed = Vec::new();
         for mut job in pending {
             if job.is_array_parent() {
+                if to_count.as_ref().is_some_and(|parents| !parents.contains(&job.job_id)) {
+                    continue;
+                }
                 let counts = self.store.child_counts(&job.job_id)?;
                 let total: i64 = counts.iter().map(|(_, n)| n).sum();
                 let done = |s: &str| counts.iter().filter(|(st, _)| st == s).map(|(_, n)| n).sum::<i64>();
@@ -312,6 +332,7 @@ impl Batch {
         }
         if !changed.is_empty() {
             self.store.save_jobs(&changed.iter().collect::<Vec<_>>())?;
+            changed.iter().filter(|j| j.is_finished()).for_each(|j| self.child_finished(j));
             for job in &changed {
                 self.emit(job);
             }
