@@ -341,31 +341,66 @@ impl SfnBatch {
         if status >= 300 {
             return Err(error_of(&headers, &body));
         }
-        serde_json::from_slice(&body).map_err(|_| CallError::new("Batch.ServiceException", "Batch answered no JSON"))
+        serde_json::from_slice(&body)
+            .map_err(|_| CallError::new("Batch.ServiceException", "Batch answered no JSON"))
     }
 }
 
 impl nimbus_stepfunctions::BatchJobs for SfnBatch {
     fn submit<'a>(&'a self, region: &'a str, params: Value) -> BoxFuture<'a, Result<Value, CallError>> {
-        Box::pin(async move { self.batch_call(region, "/v1/submitjob", &params).await })
+        Box::pin(async move {
+            let submitted = self.batch_call(region, "/v1/submitjob", &recase(&params, false)).await?;
+            Ok(recase(&submitted, true))
+        })
     }
 
     fn watch<'a>(&'a self, region: &'a str, job_id: &'a str) -> BoxFuture<'a, Result<Value, CallError>> {
         Box::pin(async move {
             let mut pause = std::time::Duration::from_millis(20);
             loop {
-                let described = self.batch_call(region, "/v1/describejobs", &json!({"jobs": [job_id]})).await?;
+                let described =
+                    self.batch_call(region, "/v1/describejobs", &json!({"jobs": [job_id]})).await?;
                 let job = described["jobs"][0].clone();
                 match job["status"].as_str() {
-                    Some("SUCCEEDED" | "FAILED") => return Ok(job),
+                    Some("SUCCEEDED" | "FAILED") => return Ok(recase(&job, true)),
                     Some(_) => {}
                     None => {
-                        return Err(CallError::new("Batch.ClientException", format!("Job {job_id} not found")))
+                        return Err(CallError::new(
+                            "Batch.ClientException",
+                            format!("Job {job_id} not found"),
+                        ))
                     }
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_millis(500));
             }
         })
+    }
+}
+
+/// Step Functions' Batch integration speaks PascalCase (`JobName`, `ContainerOverrides`) where
+/// Batch's API is camelCase; keys of user maps (`Parameters`, `Tags`) are kept as they are.
+fn recase(value: &Value, to_pascal: bool) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, inner)| {
+                    let user_map = matches!(key.as_str(), "Parameters" | "parameters" | "Tags" | "tags");
+                    let mut chars = key.chars();
+                    let first = chars.next().map(|c| {
+                        if to_pascal {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    });
+                    let renamed: String = first.into_iter().chain(chars).collect();
+                    let inner = if user_map { inner.clone() } else { recase(inner, to_pascal) };
+                    (renamed, inner)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|item| recase(item, to_pascal)).collect()),
+        other => other.clone(),
     }
 }

@@ -11,7 +11,7 @@ import pytest
 
 from sfn_support import finished, machine, sfn_client
 from support import aws_client
-from test_batch import CAPACITY, make_env, make_queue, shell_def
+from batch_support import CAPACITY, make_env, make_queue, shell_def
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_submit_job_sync_waits_for_the_job_and_returns_it(world):
     arn = submit_machine(sfn, queue, definition)
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"who": "sfn"}))["executionArn"]
     done = finished(sfn, execution, timeout=120)
-    assert done["status"] == "SUCCEEDED", done
+    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
     output = json.loads(done["output"])
     assert output["Status"] == "SUCCEEDED" and output["JobName"] == "from-sfn"
     job = batch.describe_jobs(jobs=[output["JobId"]])["jobs"][0]

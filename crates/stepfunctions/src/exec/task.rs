@@ -249,9 +249,10 @@ async fn integrate(run: &Arc<Run>, resource: &Resource, arn: &str, params: Value
             if !resource.pattern.starts_with("sync") {
                 return Ok(submitted);
             }
-            let job_id = submitted["jobId"].as_str().unwrap_or_default().to_owned();
+            let job_id =
+                submitted["JobId"].as_str().or(submitted["jobId"].as_str()).unwrap_or_default().to_owned();
             let job = batch.watch(region, &job_id).await.map_err(|e| failed(resource, e))?;
-            if job["status"] == "SUCCEEDED" {
+            if job["Status"] == "SUCCEEDED" || job["status"] == "SUCCEEDED" {
                 Ok(job)
             } else {
                 Err(Failure::new("States.TaskFailed", job.to_string()))
