@@ -1,0 +1,792 @@
+//! The engine: runs a stack's create, update and delete against the resource providers, with
+//! rollback, and records every status change and event as it goes (a restart finds where it was).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use nimbus_api::provider::{Provisioned, ResourceProvider, ResourceRequest};
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+
+use crate::model::{Event, Resource, Stack};
+use crate::store::Store;
+use crate::{graph, resolve, Functions, Templates, Transforms};
+
+pub const STACK_TYPE: &str = "AWS::CloudFormation::Stack";
+
+#[derive(Default)]
+pub struct Hooks {
+    pub transforms: OnceLock<Arc<dyn Transforms>>,
+    pub templates: OnceLock<Arc<dyn Templates>>,
+    pub functions: OnceLock<Arc<dyn Functions>>,
+}
+
+pub struct Engine {
+    pub store: Store,
+    pub region: String,
+    pub account: String,
+    pub endpoint_url: String,
+    pub providers: HashMap<&'static str, Arc<dyn ResourceProvider>>,
+    pub hooks: Hooks,
+    /// Stacks with an operation running on this node.
+    running: Mutex<HashSet<String>>,
+}
+
+/// What one resource step does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Create,
+    Replace,
+    Update { physical: String, previous: Map<String, Value> },
+    Delete { physical: String },
+}
+
+pub type Outcome = Result<Provisioned, String>;
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        region: &str,
+        account: &str,
+        endpoint_url: &str,
+        providers: Vec<Arc<dyn ResourceProvider>>,
+    ) -> Engine {
+        let mut by_type = HashMap::new();
+        for provider in providers {
+            for kind in provider.resource_types() {
+                by_type.insert(*kind, provider.clone());
+            }
+        }
+        Engine {
+            store,
+            region: region.to_owned(),
+            account: account.to_owned(),
+            endpoint_url: endpoint_url.trim_end_matches('/').to_owned(),
+            providers: by_type,
+            hooks: Hooks::default(),
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn save(&self, stack: &Stack, events: &[Event]) {
+        if let Err(error) = tokio::task::block_in_place(|| self.store.save(stack, events)) {
+            eprintln!("nimbus: cloudformation: cannot save stack {}: {error}", stack.name);
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Option<Stack> {
+        tokio::task::block_in_place(|| self.store.stack(id)).ok().flatten()
+    }
+
+    /// Exports of every live stack: name → (exporting stack id, value).
+    pub fn exports(&self) -> BTreeMap<String, (String, String)> {
+        let stacks = tokio::task::block_in_place(|| self.store.live()).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for stack in stacks {
+            for output in &stack.outputs {
+                if let Some(name) = &output.export {
+                    out.insert(name.clone(), (stack.id.clone(), output.value.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn is_running(&self, id: &str) -> bool {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    /// Runs the operation the stack's status names, in the background.
+    pub fn start(self: &Arc<Self>, stack_id: String) {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.drive(stack_id).await });
+    }
+
+    /// Runs the stack's pending operation to its end (a nested stack is driven inline).
+    pub fn drive(
+        self: Arc<Self>,
+        stack_id: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(stack_id.clone()) {
+                return;
+            }
+            if let Some(stack) = self.load(&stack_id) {
+                self.clone().run(stack).await;
+            }
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stack_id);
+        })
+    }
+
+    async fn run(self: Arc<Self>, mut stack: Stack) {
+        match stack.status.as_str() {
+            "CREATE_IN_PROGRESS" => match self.clone().deploy(&mut stack).await {
+                Ok(()) => self.finish(&mut stack, "CREATE_COMPLETE", None),
+                Err(reason) => self.create_failed(&mut stack, reason).await,
+            },
+            "ROLLBACK_IN_PROGRESS" => self.rollback_create(&mut stack).await,
+            "UPDATE_IN_PROGRESS" => match self.clone().deploy(&mut stack).await {
+                Ok(()) => self.cleanup(&mut stack).await,
+                Err(reason) if stack.disable_rollback => {
+                    self.finish(&mut stack, "UPDATE_FAILED", Some(reason))
+                }
+                Err(reason) => self.rollback_update(&mut stack, reason).await,
+            },
+            "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS" => self.cleanup(&mut stack).await,
+            "UPDATE_ROLLBACK_IN_PROGRESS" => {
+                let reason = stack.reason.clone().unwrap_or_default();
+                self.rollback_update(&mut stack, reason).await
+            }
+            "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS" => self.rollback_cleanup(&mut stack).await,
+            "DELETE_IN_PROGRESS" => self.delete_all(&mut stack).await,
+            _ => {}
+        }
+    }
+
+    /// Marks resources a stop left in progress as failed, then resumes or rolls back.
+    pub fn recover(self: &Arc<Self>) {
+        let stacks = tokio::task::block_in_place(|| self.store.unfinished()).unwrap_or_default();
+        for mut stack in stacks {
+            let why = "nimbus stopped while this resource was in progress";
+            let mut events = Vec::new();
+            let ids: Vec<String> = stack.resources.keys().cloned().collect();
+            for id in ids {
+                let resource = &stack.resources[&id];
+                if !resource.status.ends_with("_IN_PROGRESS") {
+                    continue;
+                }
+                let failed = resource.status.replace("_IN_PROGRESS", "_FAILED");
+                let (kind, physical) = (resource.resource_type.clone(), resource.physical_id.clone());
+                events.push(self.set_resource(&mut stack, &id, &kind, physical, &failed, Some(why.into())));
+            }
+            let reason = "nimbus stopped during the operation".to_owned();
+            let next = match stack.status.as_str() {
+                "CREATE_IN_PROGRESS" if stack.disable_rollback => Some("CREATE_FAILED"),
+                "CREATE_IN_PROGRESS" => Some("ROLLBACK_IN_PROGRESS"),
+                "UPDATE_IN_PROGRESS" if stack.disable_rollback => Some("UPDATE_FAILED"),
+                "UPDATE_IN_PROGRESS" => Some("UPDATE_ROLLBACK_IN_PROGRESS"),
+                _ => None,
+            };
+            if let Some(next) = next {
+                events.push(self.set_status(&mut stack, next, Some(reason)));
+            }
+            self.save(&stack, &events);
+            if stack.in_progress() {
+                self.start(stack.id.clone());
+            }
+        }
+    }
+
+    pub fn root_event(&self, stack: &mut Stack, status: &str, reason: Option<String>) -> Event {
+        let ts = stack.tick();
+        Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            stack_id: stack.id.clone(),
+            stack_name: stack.name.clone(),
+            logical_id: stack.name.clone(),
+            physical_id: Some(stack.id.clone()),
+            resource_type: STACK_TYPE.into(),
+            timestamp_ms: ts,
+            status: status.into(),
+            reason,
+            properties: None,
+        }
+    }
+
+    pub fn set_status(&self, stack: &mut Stack, status: &str, reason: Option<String>) -> Event {
+        stack.status = status.into();
+        stack.reason = reason.clone();
+        self.root_event(stack, status, reason)
+    }
+
+    fn finish(&self, stack: &mut Stack, status: &str, reason: Option<String>) {
+        if status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE" {
+            stack.previous = None;
+        }
+        let event = self.set_status(stack, status, reason);
+        self.save(stack, &[event]);
+    }
+
+    /// Sets a resource's status and returns the event saying so.
+    pub fn set_resource(
+        &self,
+        stack: &mut Stack,
+        id: &str,
+        kind: &str,
+        physical: Option<String>,
+        status: &str,
+        reason: Option<String>,
+    ) -> Event {
+        let resource = stack.resources.entry(id.to_owned()).or_default();
+        resource.resource_type = kind.to_owned();
+        resource.status = status.to_owned();
+        resource.reason = reason.clone();
+        resource.updated_ms = crate::model::now_ms();
+        if physical.is_some() {
+            resource.physical_id = physical;
+        }
+        let (physical, properties) = (resource.physical_id.clone(), resource.properties.clone());
+        self.event(stack, id, kind, physical, status, reason, Some(&properties))
+    }
+
+    /// An event about a resource, its state unchanged (an old resource deleted after its
+    /// replacement, say).
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(
+        &self,
+        stack: &mut Stack,
+        id: &str,
+        kind: &str,
+        physical: Option<String>,
+        status: &str,
+        reason: Option<String>,
+        properties: Option<&Map<String, Value>>,
+    ) -> Event {
+        let ts = stack.tick();
+        Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            stack_id: stack.id.clone(),
+            stack_name: stack.name.clone(),
+            logical_id: id.to_owned(),
+            physical_id: physical.or(Some(String::new())),
+            resource_type: kind.to_owned(),
+            timestamp_ms: ts,
+            status: status.to_owned(),
+            reason,
+            properties: properties.map(|p| Value::Object(p.clone()).to_string()),
+        }
+    }
+
+    pub fn request(
+        &self,
+        stack: &Stack,
+        id: &str,
+        kind: &str,
+        properties: Map<String, Value>,
+    ) -> ResourceRequest {
+        let mut tags = vec![
+            ("aws:cloudformation:stack-name".to_owned(), stack.name.clone()),
+            ("aws:cloudformation:stack-id".to_owned(), stack.id.clone()),
+            ("aws:cloudformation:logical-id".to_owned(), id.to_owned()),
+        ];
+        tags.extend(stack.tags.iter().cloned());
+        ResourceRequest {
+            resource_type: kind.to_owned(),
+            logical_id: id.to_owned(),
+            stack_name: stack.name.clone(),
+            stack_id: stack.id.clone(),
+            region: self.region.clone(),
+            account: self.account.clone(),
+            properties,
+            tags,
+        }
+    }
+
+    fn declared(stack: &Stack, id: &str) -> Value {
+        stack.current.template.get("Resources").and_then(|r| r.get(id)).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Brings every resource of the current template to its declared state, independent ones
+    /// in parallel. Returns the first failure's reason.
+    async fn deploy(self: Arc<Self>, stack: &mut Stack) -> Result<(), String> {
+        let graph = graph::dependencies(&stack.current.template)?;
+        let exports = self.exports();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut started: BTreeSet<String> = BTreeSet::new();
+        let mut failed: Vec<String> = Vec::new();
+        let mut first_reason: Option<String> = None;
+        let mut tasks: JoinSet<(String, Action, Outcome)> = JoinSet::new();
+        loop {
+            if failed.is_empty() {
+                let ready: Vec<String> = graph
+                    .iter()
+                    .filter(|(id, deps)| !started.contains(*id) && deps.iter().all(|d| done.contains(d)))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in ready {
+                    started.insert(id.clone());
+                    match self.prepare(stack, &id, &exports) {
+                        Ok(None) => {
+                            done.insert(id);
+                        }
+                        Ok(Some((action, request))) => {
+                            let engine = self.clone();
+                            tasks.spawn(async move {
+                                let outcome = engine.execute(&action, request).await;
+                                (id, action, outcome)
+                            });
+                        }
+                        Err(reason) => {
+                            let kind =
+                                Self::declared(stack, &id)["Type"].as_str().unwrap_or_default().to_owned();
+                            let status = if stack.resources.get(&id).is_some_and(|r| r.physical_id.is_some())
+                            {
+                                "UPDATE_FAILED"
+                            } else {
+                                "CREATE_FAILED"
+                            };
+                            let event =
+                                self.set_resource(stack, &id, &kind, None, status, Some(reason.clone()));
+                            self.save(stack, &[event]);
+                            first_reason.get_or_insert(reason);
+                            failed.push(id);
+                        }
+                    }
+                }
+            }
+            let Some(joined) = tasks.join_next().await else { break };
+            let Ok((id, action, outcome)) = joined else { continue };
+            match self.apply(stack, &id, &action, outcome) {
+                Ok(()) => {
+                    done.insert(id);
+                }
+                Err(reason) => {
+                    first_reason.get_or_insert(reason);
+                    failed.push(id);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let verb = if stack.status.starts_with("CREATE") { "create" } else { "update" };
+            let _ = first_reason;
+            return Err(format!("The following resource(s) failed to {verb}: [{}]. ", failed.join(", ")));
+        }
+        // Outputs (and their exports) once every resource is in place.
+        let outputs =
+            resolve::with_scope(stack, &self.region, &self.account, &exports, false, resolve::outputs)?;
+        for output in &outputs {
+            let Some(name) = &output.export else { continue };
+            if let Some((owner, _)) = exports.get(name).filter(|(owner, _)| owner != &stack.id) {
+                let owner = self.load(owner).map_or(owner.clone(), |s| s.name);
+                return Err(format!("Export with name {name} is already exported by stack {owner}"));
+            }
+        }
+        stack.outputs = outputs;
+        Ok(())
+    }
+
+    /// What to do with one resource now; `None` when nothing changes.
+    fn prepare(
+        &self,
+        stack: &mut Stack,
+        id: &str,
+        exports: &BTreeMap<String, (String, String)>,
+    ) -> Result<Option<(Action, ResourceRequest)>, String> {
+        let declared = Self::declared(stack, id);
+        let kind = declared["Type"].as_str().unwrap_or_default().to_owned();
+        let resolved = resolve::with_scope(stack, &self.region, &self.account, exports, false, |scope| {
+            if !resolve::holds(scope, &declared)? {
+                return Ok(None);
+            }
+            resolve::properties(scope, &declared).map(Some)
+        })?;
+        let Some(properties) = resolved else { return Ok(None) };
+        let existing = stack.resources.get(id).filter(|r| r.physical_id.is_some()).cloned();
+        let request = self.request(stack, id, &kind, properties.clone());
+        let Some(existing) = existing else {
+            let event = self.set_resource(stack, id, &kind, None, "CREATE_IN_PROGRESS", None);
+            let resource = stack.resources.get_mut(id).expect("just set");
+            resource.properties = properties;
+            resource.added = stack.status.starts_with("UPDATE");
+            self.save(stack, &[event]);
+            return Ok(Some((Action::Create, request)));
+        };
+        if existing.resource_type == kind
+            && existing.properties == properties
+            && existing.status != "UPDATE_FAILED"
+        {
+            return Ok(None);
+        }
+        let replace =
+            existing.resource_type != kind || self.replaces(&kind, &existing.properties, &properties);
+        let reason = replace.then(|| {
+            "Requested update requires the creation of a new physical resource; hence creating one."
+                .to_owned()
+        });
+        let event = self.set_resource(stack, id, &kind, None, "UPDATE_IN_PROGRESS", reason);
+        let resource = stack.resources.get_mut(id).expect("present");
+        if resource.before.is_none() {
+            resource.before = Some(Box::new(existing.clone()));
+        }
+        resource.properties = properties;
+        resource.replaced = replace;
+        self.save(stack, &[event]);
+        let physical = existing.physical_id.clone().unwrap_or_default();
+        Ok(Some(if replace {
+            (Action::Replace, request)
+        } else {
+            (Action::Update { physical, previous: existing.properties }, request)
+        }))
+    }
+
+    fn replaces(&self, kind: &str, before: &Map<String, Value>, after: &Map<String, Value>) -> bool {
+        let changed = before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k));
+        let provider = self.providers.get(kind);
+        let builtin = crate::builtin::replaces(kind);
+        changed.into_iter().any(|key| match provider {
+            Some(provider) => provider.replaces(kind, key),
+            None => builtin(key),
+        })
+    }
+
+    /// Records a step's outcome; a failure's reason as `Err`.
+    fn apply(&self, stack: &mut Stack, id: &str, action: &Action, outcome: Outcome) -> Result<(), String> {
+        let kind = stack.resources.get(id).map(|r| r.resource_type.clone()).unwrap_or_default();
+        let (progress, complete, failed) = match action {
+            Action::Create => ("CREATE_IN_PROGRESS", "CREATE_COMPLETE", "CREATE_FAILED"),
+            _ => ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED"),
+        };
+        match outcome {
+            Ok(provisioned) => {
+                let mut events = Vec::new();
+                let physical = Some(provisioned.physical_id.clone());
+                if !matches!(action, Action::Update { .. }) {
+                    let initiated = Some("Resource creation Initiated".to_owned());
+                    events.push(self.set_resource(stack, id, &kind, physical.clone(), progress, initiated));
+                }
+                events.push(self.set_resource(stack, id, &kind, physical, complete, None));
+                if let Some(resource) = stack.resources.get_mut(id) {
+                    resource.attributes = provisioned.attributes;
+                }
+                self.save(stack, &events);
+                Ok(())
+            }
+            Err(reason) => {
+                let event = self.set_resource(stack, id, &kind, None, failed, Some(reason.clone()));
+                if let (Action::Replace, Some(resource)) = (action, stack.resources.get_mut(id)) {
+                    // The new one was never made: the old one stays.
+                    if let Some(before) = resource.before.take() {
+                        let (status, reason) = (resource.status.clone(), resource.reason.clone());
+                        *resource = *before;
+                        resource.status = status;
+                        resource.reason = reason;
+                    }
+                }
+                self.save(stack, &[event]);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Runs one step with the type's provider (or the engine's own types).
+    pub async fn execute(self: Arc<Self>, action: &Action, request: ResourceRequest) -> Outcome {
+        let kind = request.resource_type.clone();
+        if crate::builtin::owns(&kind) {
+            return crate::builtin::execute(self, action, request).await;
+        }
+        let Some(provider) = self.providers.get(kind.as_str()).cloned() else {
+            return Err(format!(
+                "nimbus does not provision resources of type {kind} (unsupported resource type)"
+            ));
+        };
+        let result = match action {
+            Action::Create | Action::Replace => provider.create(request).await,
+            Action::Update { physical, previous } => {
+                provider.update(request, physical.clone(), previous.clone()).await
+            }
+            Action::Delete { physical } => {
+                provider.delete(request, physical.clone()).await.map(|()| Provisioned::default())
+            }
+        };
+        result.map_err(|e| e.message)
+    }
+
+    async fn create_failed(self: &Arc<Self>, stack: &mut Stack, reason: String) {
+        if stack.disable_rollback {
+            return self.finish(stack, "CREATE_FAILED", Some(reason));
+        }
+        let event = self.set_status(
+            stack,
+            "ROLLBACK_IN_PROGRESS",
+            Some(format!("{reason}Rollback requested by user.")),
+        );
+        self.save(stack, &[event]);
+        self.rollback_create(stack).await;
+    }
+
+    async fn rollback_create(self: &Arc<Self>, stack: &mut Stack) {
+        let failures = self.delete_resources(stack, false).await;
+        if !failures.is_empty() {
+            let reason = format!("The following resource(s) failed to delete: [{}]. ", failures.join(", "));
+            return self.finish(stack, "ROLLBACK_FAILED", Some(reason));
+        }
+        self.finish(stack, "ROLLBACK_COMPLETE", None);
+        if stack.delete_on_failure {
+            let event = self.set_status(stack, "DELETE_IN_PROGRESS", None);
+            self.save(stack, &[event]);
+            self.delete_all(stack).await;
+        }
+    }
+
+    /// Order for deleting: resources not in the template first, then the template's in reverse.
+    fn delete_order(stack: &Stack) -> Vec<String> {
+        let forward =
+            graph::dependencies(&stack.current.template).and_then(|g| graph::order(&g)).unwrap_or_default();
+        let mut order: Vec<String> =
+            stack.resources.keys().filter(|id| !forward.contains(id)).cloned().collect();
+        order.extend(forward.into_iter().rev());
+        order
+    }
+
+    /// Deletes every resource of the stack that exists; the ids that failed.
+    async fn delete_resources(self: &Arc<Self>, stack: &mut Stack, honour_retain_list: bool) -> Vec<String> {
+        let mut failures = Vec::new();
+        for id in Self::delete_order(stack) {
+            let Some(resource) = stack.resources.get(&id).cloned() else { continue };
+            if resource.status == "DELETE_COMPLETE" || resource.status == "DELETE_SKIPPED" {
+                continue;
+            }
+            let kind = resource.resource_type.clone();
+            let Some(physical) = resource.physical_id.clone() else {
+                let event = self.set_resource(stack, &id, &kind, None, "DELETE_COMPLETE", None);
+                self.save(stack, &[event]);
+                continue;
+            };
+            let declared = Self::declared(stack, &id);
+            let retain = declared.get("DeletionPolicy").and_then(Value::as_str) == Some("Retain")
+                || (honour_retain_list && stack.retain.contains(&id));
+            if retain {
+                let event = self.set_resource(stack, &id, &kind, None, "DELETE_SKIPPED", None);
+                self.save(stack, &[event]);
+                continue;
+            }
+            if let Err(reason) =
+                self.delete_one(stack, &id, &kind, &physical, resource.properties.clone(), true).await
+            {
+                let _ = reason;
+                failures.push(id);
+            }
+        }
+        failures
+    }
+
+    /// Deletes one resource; `track` false for an old resource whose logical id now names its
+    /// replacement (only events tell of it).
+    async fn delete_one(
+        self: &Arc<Self>,
+        stack: &mut Stack,
+        id: &str,
+        kind: &str,
+        physical: &str,
+        properties: Map<String, Value>,
+        track: bool,
+    ) -> Result<(), String> {
+        let mark = |engine: &Self, stack: &mut Stack, status: &str, reason: Option<String>| {
+            if track {
+                engine.set_resource(stack, id, kind, None, status, reason)
+            } else {
+                engine.event(stack, id, kind, Some(physical.to_owned()), status, reason, None)
+            }
+        };
+        let event = mark(self, stack, "DELETE_IN_PROGRESS", None);
+        self.save(stack, &[event]);
+        let request = self.request(stack, id, kind, properties);
+        let action = Action::Delete { physical: physical.to_owned() };
+        let outcome = self.clone().execute(&action, request).await;
+        let (status, reason) = match &outcome {
+            Ok(_) => ("DELETE_COMPLETE", None),
+            Err(reason) => ("DELETE_FAILED", Some(reason.clone())),
+        };
+        let event = mark(self, stack, status, reason);
+        self.save(stack, &[event]);
+        outcome.map(|_| ())
+    }
+
+    /// After a successful update: the resources it removed or replaced go.
+    async fn cleanup(self: &Arc<Self>, stack: &mut Stack) {
+        if stack.status != "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS" {
+            let event = self.set_status(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None);
+            self.save(stack, &[event]);
+        }
+        let in_template: BTreeSet<String> = stack
+            .current
+            .template
+            .get("Resources")
+            .and_then(Value::as_object)
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        let previous = stack.previous.clone();
+        let old_declared = |id: &str| -> Value {
+            previous
+                .as_ref()
+                .and_then(|v| v.template.get("Resources"))
+                .and_then(|r| r.get(id))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let ids: Vec<String> = stack.resources.keys().cloned().collect();
+        for id in ids.iter().rev() {
+            let resource = stack.resources[id].clone();
+            let kept = in_template.contains(id)
+                && resource.physical_id.is_some()
+                && resource.status != "DELETE_COMPLETE";
+            let retained =
+                |policy: &str| old_declared(id).get(policy).and_then(Value::as_str) == Some("Retain");
+            if resource.replaced {
+                if let Some(before) = resource.before.clone() {
+                    if let Some(old) = before.physical_id.clone().filter(|_| !retained("UpdateReplacePolicy"))
+                    {
+                        let (kind, props) = (before.resource_type.clone(), before.properties.clone());
+                        let _ = self.delete_one(stack, id, &kind, &old, props, false).await;
+                    }
+                }
+            } else if !kept && stack.resources.get(id).is_some_and(|r| r.status != "DELETE_COMPLETE") {
+                match resource.physical_id.clone() {
+                    Some(physical) if !retained("DeletionPolicy") => {
+                        let _ = self
+                            .delete_one(
+                                stack,
+                                id,
+                                &resource.resource_type,
+                                &physical,
+                                resource.properties.clone(),
+                                true,
+                            )
+                            .await;
+                    }
+                    Some(_) => {
+                        let event = self.set_resource(
+                            stack,
+                            id,
+                            &resource.resource_type,
+                            None,
+                            "DELETE_SKIPPED",
+                            None,
+                        );
+                        self.save(stack, &[event]);
+                    }
+                    None => {}
+                }
+                stack.resources.remove(id);
+                continue;
+            }
+            if let Some(resource) = stack.resources.get_mut(id) {
+                resource.before = None;
+                resource.replaced = false;
+                resource.added = false;
+            }
+        }
+        self.finish(stack, "UPDATE_COMPLETE", None);
+    }
+
+    /// Returns every resource an update touched to its state before, then the previous template.
+    async fn rollback_update(self: &Arc<Self>, stack: &mut Stack, reason: String) {
+        if stack.status != "UPDATE_ROLLBACK_IN_PROGRESS" {
+            let event = self.set_status(stack, "UPDATE_ROLLBACK_IN_PROGRESS", Some(reason));
+            self.save(stack, &[event]);
+        }
+        let ids: Vec<String> = stack.resources.keys().cloned().collect();
+        let mut failures = Vec::new();
+        for id in &ids {
+            let resource = stack.resources[id].clone();
+            let Some(before) = resource.before.clone().filter(|_| !resource.replaced) else { continue };
+            let (Some(physical), kind) = (before.physical_id.clone(), before.resource_type.clone()) else {
+                continue;
+            };
+            let event = self.set_resource(stack, id, &kind, None, "UPDATE_IN_PROGRESS", None);
+            self.save(stack, &[event]);
+            let request = self.request(stack, id, &kind, before.properties.clone());
+            let action = Action::Update { physical: physical.clone(), previous: resource.properties.clone() };
+            let outcome = self.clone().execute(&action, request).await;
+            let (status, why) = match outcome {
+                Ok(provisioned) => {
+                    if let Some(r) = stack.resources.get_mut(id) {
+                        r.attributes = provisioned.attributes;
+                    }
+                    ("UPDATE_COMPLETE", None)
+                }
+                Err(why) => {
+                    failures.push(id.clone());
+                    ("UPDATE_FAILED", Some(why))
+                }
+            };
+            if let Some(r) = stack.resources.get_mut(id) {
+                r.properties = before.properties.clone();
+            }
+            let event = self.set_resource(stack, id, &kind, None, status, why);
+            self.save(stack, &[event]);
+        }
+        if !failures.is_empty() {
+            let reason = format!("The following resource(s) failed to update: [{}]. ", failures.join(", "));
+            return self.finish(stack, "UPDATE_ROLLBACK_FAILED", Some(reason));
+        }
+        if let Some(previous) = stack.previous.take() {
+            stack.current = previous;
+        }
+        let event = self.set_status(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", None);
+        self.save(stack, &[event]);
+        self.rollback_cleanup(stack).await;
+    }
+
+    /// Deletes what the failed update created (new resources, replacements).
+    async fn rollback_cleanup(self: &Arc<Self>, stack: &mut Stack) {
+        let ids: Vec<String> = stack.resources.keys().cloned().collect();
+        for id in ids.iter().rev() {
+            let resource = stack.resources[id].clone();
+            if resource.replaced {
+                if let Some(new) = resource.physical_id.clone().filter(|_| resource.before.is_some()) {
+                    let (kind, props) = (resource.resource_type.clone(), resource.properties.clone());
+                    let _ = self.delete_one(stack, id, &kind, &new, props, false).await;
+                }
+                if let Some(before) = resource.before.clone() {
+                    stack.resources.insert(id.clone(), *before);
+                }
+            } else if resource.added {
+                if let Some(physical) = resource.physical_id.clone() {
+                    let _ = self
+                        .delete_one(
+                            stack,
+                            id,
+                            &resource.resource_type,
+                            &physical,
+                            resource.properties.clone(),
+                            true,
+                        )
+                        .await;
+                }
+                stack.resources.remove(id);
+                continue;
+            }
+            if let Some(r) = stack.resources.get_mut(id) {
+                r.before = None;
+                r.replaced = false;
+                r.added = false;
+            }
+        }
+        stack.previous = None;
+        self.finish(stack, "UPDATE_ROLLBACK_COMPLETE", None);
+    }
+
+    async fn delete_all(self: &Arc<Self>, stack: &mut Stack) {
+        // An export another stack imports keeps its stack.
+        let exports: Vec<String> = stack.outputs.iter().filter_map(|o| o.export.clone()).collect();
+        for export in exports {
+            let importers = crate::api::importers(self, &export);
+            if !importers.is_empty() {
+                let reason =
+                    format!("Export {export} cannot be deleted as it is in use by {}", importers.join(", "));
+                return self.finish(stack, "DELETE_FAILED", Some(reason));
+            }
+        }
+        let failures = self.delete_resources(stack, true).await;
+        if !failures.is_empty() {
+            let reason = format!("The following resource(s) failed to delete: [{}]. ", failures.join(", "));
+            return self.finish(stack, "DELETE_FAILED", Some(reason));
+        }
+        stack.deleted_ms = Some(crate::model::now_ms());
+        self.finish(stack, "DELETE_COMPLETE", None);
+        let _ = tokio::task::block_in_place(|| self.store.delete_change_sets_of(&stack.id));
+    }
+
+    /// Waits until no operation runs on the stack (a nested stack driven elsewhere).
+    pub async fn wait_idle(&self, id: &str) {
+        while self.is_running(id) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The resources an operation left for `DescribeStackResources` (skipping deleted ones).
+pub fn visible(resource: &Resource) -> bool {
+    resource.status != "DELETE_COMPLETE"
+}
