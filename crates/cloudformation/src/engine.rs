@@ -297,6 +297,7 @@ impl Engine {
         let mut first_reason: Option<String> = None;
         let mut tasks: JoinSet<(String, Action, Outcome)> = JoinSet::new();
         loop {
+            let mut progressed = false;
             if failed.is_empty() {
                 let ready: Vec<String> = graph
                     .iter()
@@ -304,6 +305,7 @@ impl Engine {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in ready {
+                    progressed = true;
                     started.insert(id.clone());
                     match self.prepare(stack, &id, &exports) {
                         Ok(None) => {
@@ -333,6 +335,9 @@ impl Engine {
                         }
                     }
                 }
+            }
+            if tasks.is_empty() && progressed {
+                continue; // resources that needed nothing may have readied others
             }
             let Some(joined) = tasks.join_next().await else { break };
             let Ok((id, action, outcome)) = joined else { continue };

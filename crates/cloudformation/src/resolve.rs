@@ -19,7 +19,7 @@ pub const PLACEHOLDER: &str = "{{changes-on-deploy}}";
 
 impl Resources for Provisioned<'_> {
     fn reference(&self, id: &str) -> Option<Value> {
-        if !self.stack.current.template.get("Resources").is_some_and(|r| r.get(id).is_some()) {
+        if self.stack.current.template.get("Resources").is_none_or(|r| r.get(id).is_none()) {
             return None;
         }
         match self.stack.resources.get(id).and_then(|r| r.physical_id.clone()) {

@@ -89,9 +89,11 @@ fn short_form(name: &str, inner: Value) -> Result<Value, String> {
             let inner = match inner {
                 Value::String(text) => match text.split_once('.') {
                     Some((resource, attribute)) => Value::from(vec![resource, attribute]),
-                    None => return Err(format!(
+                    None => {
+                        return Err(format!(
                         "Template error: every Fn::GetAtt object requires two non-empty parameters ({text})"
-                    )),
+                    ))
+                    }
                 },
                 other => other,
             };
@@ -149,9 +151,11 @@ pub fn check(template: &Value) -> Result<(), String> {
         };
         match resource.get("Type") {
             Some(Value::String(_)) => {}
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "Template format error: [/Resources/{id}] Every Resources object must contain a Type member."
-            )),
+            ))
+            }
         }
         if let Some(props) = resource.get("Properties") {
             if !props.is_object() {

@@ -13,6 +13,7 @@ mod mappings;
 mod model;
 mod operations;
 mod permissions;
+pub mod provider;
 mod registry;
 mod resolve;
 mod routes;

@@ -1,0 +1,586 @@
+"""CloudFormation end to end: stacks deployed with the aws CLI (change sets and waiters) and
+boto3, provisioned by nimbus's services for real (a bucket notifying a function that writes to
+a queue), updated in place and by replacement, rolled back, deleted (retained resources kept),
+nested stacks, custom resources answering through cfn-response, exports, bad templates, and a
+kill -9 in the middle of a deployment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+from support import aws_cli_env, aws_client, unique_name
+
+
+def cfn(endpoint):
+    return aws_client("cloudformation", endpoint)
+
+
+def wait_status(client, stack, timeout=60.0):
+    """The stack's status once no operation runs on it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            return status
+        assert time.monotonic() < deadline, f"{stack} still {status}"
+        time.sleep(0.1)
+
+
+def failures(client, stack):
+    """The failed events' reasons, for assertion messages."""
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason")) for e in events
+            if "FAILED" in e["ResourceStatus"]]
+
+
+def delete(client, stack):
+    stack_id = client.describe_stacks(StackName=stack)["Stacks"][0]["StackId"]
+    client.delete_stack(StackName=stack)
+    status = wait_status(client, stack_id)
+    assert status == "DELETE_COMPLETE", failures(client, stack_id)
+
+
+def wait_for(fetch, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def outputs(client, stack):
+    return {o["OutputKey"]: o["OutputValue"] for o in client.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
+
+
+def resources(client, stack):
+    summaries = client.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return {r["LogicalResourceId"]: r for r in summaries}
+
+
+def deploy(endpoint, tmp_path, stack, template, *extra):
+    path = tmp_path / f"{stack}-{time.monotonic_ns()}.yaml"
+    path.write_text(template)
+    cmd = ["aws", "cloudformation", "deploy", "--stack-name", stack, "--template-file", str(path),
+           "--capabilities", "CAPABILITY_IAM", *extra]
+    return subprocess.run(cmd, env=aws_cli_env(endpoint, tmp_path), capture_output=True, text=True, timeout=180)
+
+
+PIPELINE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Description: bucket -> function -> queue
+Parameters:
+  Greeting:
+    Type: String
+    Default: hello
+  QueueSuffix:
+    Type: String
+    Default: one
+Resources:
+  Records:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${AWS::StackName}-records-${QueueSuffix}"
+      VisibilityTimeout: 30
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+      ManagedPolicyArns:
+        - arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole
+  Function:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Timeout: 30
+      Environment:
+        Variables:
+          QUEUE_URL: !Ref Records
+          GREETING: !Ref Greeting
+      Code:
+        ZipFile: |
+          import json, os, boto3
+          def handler(event, context):
+              if "Records" in event:
+                  key = event["Records"][0]["s3"]["object"]["key"]
+                  boto3.client("sqs").send_message(QueueUrl=os.environ["QUEUE_URL"], MessageBody=key)
+              return os.environ["GREETING"]
+  Permission:
+    Type: AWS::Lambda::Permission
+    Properties:
+      FunctionName: !Ref Function
+      Action: lambda:InvokeFunction
+      Principal: s3.amazonaws.com
+      SourceAccount: !Ref AWS::AccountId
+  Bucket:
+    Type: AWS::S3::Bucket
+    DependsOn: Permission
+    Properties:
+      NotificationConfiguration:
+        LambdaConfigurations:
+          - Event: s3:ObjectCreated:*
+            Function: !GetAtt Function.Arn
+Outputs:
+  BucketName:
+    Value: !Ref Bucket
+  FunctionName:
+    Value: !Ref Function
+  QueueUrl:
+    Value: !Ref Records
+"""
+
+
+def test_deploy_pipeline_update_in_place_and_by_replacement(server, tmp_path):
+    endpoint, stack = server.endpoint, unique_name("pipe")
+    client, s3, sqs, lam = cfn(endpoint), aws_client("s3", endpoint), aws_client("sqs", endpoint), aws_client("lambda", endpoint)
+    done = deploy(endpoint, tmp_path, stack, PIPELINE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert client.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    out = outputs(client, stack)
+    # An S3 put reaches the function through the notification, which writes to the queue.
+    s3.put_object(Bucket=out["BucketName"], Key="in/data.csv", Body=b"1,2")
+    got = wait_for(lambda: sqs.receive_message(QueueUrl=out["QueueUrl"], WaitTimeSeconds=1).get("Messages"))
+    assert got[0]["Body"] == "in/data.csv"
+    assert json.loads(lam.invoke(FunctionName=out["FunctionName"])["Payload"].read()) == "hello"
+    before = resources(client, stack)
+    assert {r["ResourceStatus"] for r in before.values()} == {"CREATE_COMPLETE"}
+
+    # In place: the function keeps its name and answers with the new parameter.
+    done = deploy(endpoint, tmp_path, stack, PIPELINE, "--parameter-overrides", "Greeting=bonjour")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = resources(client, stack)
+    assert after["Function"]["PhysicalResourceId"] == before["Function"]["PhysicalResourceId"]
+    assert json.loads(lam.invoke(FunctionName=out["FunctionName"])["Payload"].read()) == "bonjour"
+
+    # By replacement: a new queue name makes a new queue; the old one is deleted in cleanup.
+    path = tmp_path / "changed.yaml"
+    path.write_text(PIPELINE)
+    change = client.create_change_set(StackName=stack, ChangeSetName="rename", TemplateBody=PIPELINE,
+                                      Capabilities=["CAPABILITY_IAM"],
+                                      Parameters=[{"ParameterKey": "Greeting", "UsePreviousValue": True},
+                                                  {"ParameterKey": "QueueSuffix", "ParameterValue": "two"}])
+    client.get_waiter("change_set_create_complete").wait(ChangeSetName=change["Id"], StackName=stack,
+                                                          WaiterConfig={"Delay": 1})
+    described = client.describe_change_set(ChangeSetName=change["Id"], StackName=stack)
+    changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in described["Changes"]}
+    assert changes["Records"]["Action"] == "Modify"
+    assert changes["Records"]["Replacement"] == "True"
+    assert changes["Records"]["Details"][0]["Target"]["Name"] == "QueueName"
+    client.execute_change_set(ChangeSetName=change["Id"], StackName=stack)
+    client.get_waiter("stack_update_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    new_url = outputs(client, stack)["QueueUrl"]
+    assert new_url != out["QueueUrl"] and new_url.endswith("-records-two")
+    with pytest.raises(ClientError) as gone:
+        sqs.get_queue_attributes(QueueUrl=out["QueueUrl"])
+    assert "NonExistentQueue" in str(gone.value) or "does not exist" in str(gone.value)
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    assert events[0]["LogicalResourceId"] == stack and events[0]["ResourceStatus"] == "UPDATE_COMPLETE"
+    assert len({e["EventId"] for e in events}) == len(events)
+    stamps = [e["Timestamp"] for e in events]
+    assert stamps == sorted(stamps, reverse=True)
+    reasons = [e.get("ResourceStatusReason") for e in events if e["LogicalResourceId"] == "Records"]
+    assert "Requested update requires the creation of a new physical resource; hence creating one." in reasons
+    # The function now writes to the new queue (its environment followed the Ref).
+    s3.put_object(Bucket=out["BucketName"], Key="second", Body=b"x")
+    got = wait_for(lambda: sqs.receive_message(QueueUrl=new_url, WaitTimeSeconds=1).get("Messages"))
+    assert got[0]["Body"] == "second"
+
+    # No change: the CLI's change set is FAILED with AWS's reason, which it reports as "No changes".
+    again = deploy(endpoint, tmp_path, stack, PIPELINE, "--parameter-overrides", "QueueSuffix=two")
+    assert "No changes to deploy" in again.stdout + again.stderr
+    with pytest.raises(ClientError) as nothing:
+        client.update_stack(StackName=stack, TemplateBody=PIPELINE, Capabilities=["CAPABILITY_IAM"],
+                            Parameters=[{"ParameterKey": "Greeting", "UsePreviousValue": True},
+                                        {"ParameterKey": "QueueSuffix", "UsePreviousValue": True}])
+    assert nothing.value.response["Error"]["Message"] == "No updates are to be performed."
+
+    s3.delete_object(Bucket=out["BucketName"], Key="in/data.csv")
+    s3.delete_object(Bucket=out["BucketName"], Key="second")
+    delete(client, stack)
+    with pytest.raises(ClientError):
+        lam.get_function(FunctionName=out["FunctionName"])
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=out["BucketName"])
+
+
+VERSIONED = """
+Parameters:
+  Answer: {Type: String}
+  Visibility: {Type: Number, Default: 30}
+Resources:
+  Function:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Role: arn:aws:iam::000000000000:role/r
+      Code:
+        ZipFile: !Sub |
+          def handler(event, context):
+              return "${Answer}"
+  Later:
+    Type: AWS::SQS::Queue
+    DependsOn: Function
+    Properties:
+      VisibilityTimeout: !Ref Visibility
+Outputs:
+  Name: {Value: !Ref Function}
+"""
+
+
+def test_failed_update_rolls_back_and_the_previous_function_still_answers(server):
+    endpoint, stack = server.endpoint, unique_name("roll")
+    client, lam = cfn(endpoint), aws_client("lambda", endpoint)
+    client.create_stack(StackName=stack, TemplateBody=VERSIONED, Parameters=[{"ParameterKey": "Answer", "ParameterValue": "v1"}])
+    client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    name = outputs(client, stack)["Name"]
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v1"
+    # The function changes first, then the queue fails (SQS refuses the timeout): all rolls back.
+    client.update_stack(StackName=stack, TemplateBody=VERSIONED, Parameters=[
+        {"ParameterKey": "Answer", "ParameterValue": "v2"}, {"ParameterKey": "Visibility", "ParameterValue": "99999"}])
+    assert wait_status(client, stack) == "UPDATE_ROLLBACK_COMPLETE"
+    with pytest.raises(WaiterError):
+        client.get_waiter("stack_update_complete").wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 2})
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v1"
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert failed and failed[0]["LogicalResourceId"] == "Later" and "VisibilityTimeout" in failed[0]["ResourceStatusReason"]
+    statuses = [e["ResourceStatus"] for e in events if e["LogicalResourceId"] == stack]
+    assert statuses[:3] == ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"]
+    described = client.describe_stacks(StackName=stack)["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}["Answer"] == "v1"
+    # The stack can be updated again after the rollback.
+    client.update_stack(StackName=stack, TemplateBody=VERSIONED, Parameters=[{"ParameterKey": "Answer", "ParameterValue": "v3"}])
+    client.get_waiter("stack_update_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v3"
+    delete(client, stack)
+
+
+def test_create_failure_rolls_back_and_unknown_types_are_named(server):
+    endpoint = server.endpoint
+    client, sqs = cfn(endpoint), aws_client("sqs", endpoint)
+    stack = unique_name("unknown")
+    queue = unique_name("kept-until-rollback")
+    client.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}},
+        "Thing": {"Type": "AWS::Foo::Bar", "DependsOn": "Queue"}}}))
+    with pytest.raises(WaiterError):
+        client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    described = client.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["StackStatus"] == "ROLLBACK_COMPLETE"
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    failed = next(e for e in events if e["ResourceStatus"] == "CREATE_FAILED")
+    assert failed["LogicalResourceId"] == "Thing" and "AWS::Foo::Bar" in failed["ResourceStatusReason"]
+    assert any(e["LogicalResourceId"] == "Queue" and e["ResourceStatus"] == "DELETE_COMPLETE" for e in events)
+    with pytest.raises(ClientError):
+        sqs.get_queue_url(QueueName=queue)
+    # A ROLLBACK_COMPLETE stack cannot be updated, only deleted.
+    with pytest.raises(ClientError) as refused:
+        client.update_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}))
+    assert "ROLLBACK_COMPLETE state and can not be updated" in refused.value.response["Error"]["Message"]
+    delete(client, stack)
+    # OnFailure=DO_NOTHING keeps the failed stack as it is.
+    kept = unique_name("nothing")
+    client.create_stack(StackName=kept, OnFailure="DO_NOTHING", TemplateBody=json.dumps({"Resources": {
+        "Thing": {"Type": "AWS::Foo::Bar"}}}))
+    assert wait_status(client, kept) == "CREATE_FAILED"
+    client.delete_stack(StackName=kept)
+
+
+def test_delete_keeps_retained_resources_and_deleted_stacks_are_listed(server):
+    endpoint, stack = server.endpoint, unique_name("retain")
+    client, s3 = cfn(endpoint), aws_client("s3", endpoint)
+    template = """
+Resources:
+  Kept:
+    Type: AWS::S3::Bucket
+    DeletionPolicy: Retain
+    Properties:
+      VersioningConfiguration: {Status: Enabled}
+      Tags: [{Key: team, Value: data}]
+  Gone:
+    Type: AWS::S3::Bucket
+Outputs:
+  Kept: {Value: !Ref Kept}
+  Gone: {Value: !Ref Gone}
+"""
+    created = client.create_stack(StackName=stack, TemplateBody=template)
+    client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    out = outputs(client, stack)
+    assert s3.get_bucket_versioning(Bucket=out["Kept"])["Status"] == "Enabled"
+    assert s3.get_bucket_tagging(Bucket=out["Kept"])["TagSet"] == [{"Key": "team", "Value": "data"}]
+    delete(client, stack)
+    s3.head_bucket(Bucket=out["Kept"])
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=out["Gone"])
+    events = client.describe_stack_events(StackName=created["StackId"])["StackEvents"]
+    assert any(e["LogicalResourceId"] == "Kept" and e["ResourceStatus"] == "DELETE_SKIPPED" for e in events)
+    with pytest.raises(ClientError) as missing:
+        client.describe_stacks(StackName=stack)
+    assert missing.value.response["Error"]["Code"] == "ValidationError"
+    assert missing.value.response["Error"]["Message"] == f"Stack with id {stack} does not exist"
+    deleted = client.list_stacks(StackStatusFilter=["DELETE_COMPLETE"])["StackSummaries"]
+    assert any(s["StackId"] == created["StackId"] for s in deleted)
+    assert client.describe_stacks(StackName=created["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    s3.delete_bucket(Bucket=out["Kept"])
+
+
+CHILD = """
+Parameters:
+  Prefix: {Type: String}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${Prefix}-child"
+Outputs:
+  QueueName: {Value: !GetAtt Queue.QueueName}
+"""
+
+
+def test_nested_stack_from_nimbus_s3(server):
+    endpoint, stack = server.endpoint, unique_name("parent")
+    client, s3 = cfn(endpoint), aws_client("s3", endpoint)
+    bucket = unique_name("templates")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="nested/child.yaml", Body=CHILD.encode())
+    parent = f"""
+Resources:
+  Child:
+    Type: AWS::CloudFormation::Stack
+    Properties:
+      TemplateURL: {endpoint}/{bucket}/nested/child.yaml
+      Parameters:
+        Prefix: !Ref AWS::StackName
+Outputs:
+  FromChild: {{Value: !GetAtt Child.Outputs.QueueName}}
+"""
+    client.create_stack(StackName=stack, TemplateBody=parent)
+    client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    assert outputs(client, stack)["FromChild"] == f"{stack}-child"
+    child_id = resources(client, stack)["Child"]["PhysicalResourceId"]
+    child = client.describe_stacks(StackName=child_id)["Stacks"][0]
+    assert child["ParentId"] == client.describe_stacks(StackName=stack)["Stacks"][0]["StackId"]
+    assert resources(client, child_id)["Queue"]["ResourceStatus"] == "CREATE_COMPLETE"
+    # The amazonaws.com form of the same URL names the same local object.
+    aws_form = parent.replace(f"{endpoint}/{bucket}", f"https://{bucket}.s3.us-east-1.amazonaws.com")
+    summary = client.get_template_summary(TemplateURL=f"https://s3.amazonaws.com/{bucket}/nested/child.yaml")
+    assert [p["ParameterKey"] for p in summary["Parameters"]] == ["Prefix"]
+    client.update_stack(StackName=stack, TemplateBody=aws_form.replace("Prefix: !Ref AWS::StackName", "Prefix: renamed"))
+    client.get_waiter("stack_update_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    assert outputs(client, stack)["FromChild"] == "renamed-child"
+    delete(client, stack)
+    assert client.describe_stacks(StackName=child_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+CUSTOM = """
+Resources:
+  Handler:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Role: arn:aws:iam::000000000000:role/r
+      Timeout: 30
+      Code:
+        ZipFile: |
+          import cfnresponse
+          def handler(event, context):
+              props = event["ResourceProperties"]
+              if event["RequestType"] == "Delete":
+                  cfnresponse.send(event, context, cfnresponse.SUCCESS, {}, event["PhysicalResourceId"])
+              elif props.get("Fail") == "yes":
+                  cfnresponse.send(event, context, cfnresponse.FAILED, {}, reason="told to fail")
+              else:
+                  data = {"Greeting": "hello " + props["Name"], "Size": props["Size"]}
+                  cfnresponse.send(event, context, cfnresponse.SUCCESS, data, "greeter-" + props["Name"])
+  Greeter:
+    Type: Custom::Greeter
+    Properties:
+      ServiceToken: !GetAtt Handler.Arn
+      Name: world
+      Size: 3
+      Fail: FAILFLAG
+Outputs:
+  Greeting: {Value: !GetAtt Greeter.Greeting}
+  Size: {Value: !GetAtt Greeter.Size}
+  Id: {Value: !Ref Greeter}
+"""
+
+
+def test_custom_resource_answers_through_cfn_response(server):
+    endpoint, stack = server.endpoint, unique_name("custom")
+    client = cfn(endpoint)
+    client.create_stack(StackName=stack, TemplateBody=CUSTOM.replace("FAILFLAG", "no"))
+    client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    assert outputs(client, stack) == {"Greeting": "hello world", "Size": "3", "Id": "greeter-world"}
+    client.update_stack(StackName=stack, TemplateBody=CUSTOM.replace("FAILFLAG", "yes"))
+    assert wait_status(client, stack) == "UPDATE_ROLLBACK_COMPLETE"
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    failed = next(e for e in events if e["ResourceStatus"] == "UPDATE_FAILED")
+    assert "Received response status [FAILED] from custom resource. Message returned: told to fail" in failed["ResourceStatusReason"]
+    delete(client, stack)
+
+
+def test_exports_imports_and_an_export_in_use_blocks_deletion(server):
+    endpoint = server.endpoint
+    client = cfn(endpoint)
+    exporter, importer = unique_name("exporter"), unique_name("importer")
+    export = f"{exporter}-queue-url"
+    client.create_stack(StackName=exporter, TemplateBody=json.dumps({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"Url": {"Value": {"Ref": "Queue"}, "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-queue-url"}}}}}))
+    client.get_waiter("stack_create_complete").wait(StackName=exporter, WaiterConfig={"Delay": 1})
+    exports = {e["Name"]: e for e in client.list_exports()["Exports"]}
+    assert exports[export]["Value"] == outputs(client, exporter)["Url"]
+    client.create_stack(StackName=importer, TemplateBody=json.dumps({
+        "Resources": {"Policy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [{"Fn::ImportValue": export}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}]}}}}}))
+    client.get_waiter("stack_create_complete").wait(StackName=importer, WaiterConfig={"Delay": 1})
+    assert client.list_imports(ExportName=export)["Imports"] == [importer]
+    client.delete_stack(StackName=exporter)
+    assert wait_status(client, exporter) == "DELETE_FAILED"
+    reason = client.describe_stacks(StackName=exporter)["Stacks"][0]["StackStatusReason"]
+    assert reason == f"Export {export} cannot be deleted as it is in use by {importer}"
+    client.delete_stack(StackName=importer)
+    client.get_waiter("stack_delete_complete").wait(StackName=importer, WaiterConfig={"Delay": 1})
+    with pytest.raises(ClientError) as none:
+        client.list_imports(ExportName=export)
+    assert none.value.response["Error"]["Message"] == f"Export '{export}' is not imported by any stack."
+    client.delete_stack(StackName=exporter)
+    client.get_waiter("stack_delete_complete").wait(StackName=exporter, WaiterConfig={"Delay": 1})
+
+
+def message_of(call):
+    with pytest.raises(ClientError) as error:
+        call()
+    return error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]
+
+
+def test_bad_templates_and_requests_get_aws_errors(server):
+    client = cfn(server.endpoint)
+    name = unique_name("bad")
+    create = lambda body, **kw: client.create_stack(StackName=name, TemplateBody=body, **kw)  # noqa: E731
+    code, message = message_of(lambda: create("Resources: [unclosed"))
+    assert code == "ValidationError" and message.startswith("Template format error: YAML not well-formed.")
+    assert message_of(lambda: create('{"Resources": {"A": {"Type": "AWS::SQS::Queue", "Properties": {"X": {"Ref": "Nope"}}}}}'))[1] == \
+        "Template format error: Unresolved resource dependencies [Nope] in the Resources block of the template"
+    cycle = {"Resources": {"A": {"Type": "AWS::SQS::Queue", "DependsOn": "B"}, "B": {"Type": "AWS::SQS::Queue", "DependsOn": "A"}}}
+    assert message_of(lambda: create(json.dumps(cycle)))[1] == "Circular dependency between resources: [A, B]"
+    needs = {"Parameters": {"Size": {"Type": "Number", "MaxValue": 5}}, "Resources": {"A": {"Type": "AWS::SQS::Queue"}}}
+    assert message_of(lambda: create(json.dumps(needs)))[1] == "Parameters: [Size] must have values"
+    assert message_of(lambda: create(json.dumps(needs), Parameters=[{"ParameterKey": "Size", "ParameterValue": "9"}]))[1] == \
+        "Parameter 'Size' must be a number not greater than 5"
+    role = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}}}
+    code, message = message_of(lambda: create(json.dumps(role)))
+    assert code == "InsufficientCapabilitiesException" and message == "Requires capabilities : [CAPABILITY_IAM]"
+    assert message_of(lambda: client.describe_stacks(StackName=name)) == ("ValidationError", f"Stack with id {name} does not exist")
+    code, message = message_of(lambda: client.create_change_set(
+        StackName=name, ChangeSetName="imp", ChangeSetType="IMPORT", TemplateBody=json.dumps(cycle)))
+    assert code == "ValidationError" and "IMPORT" in message
+    code, message = message_of(lambda: client.detect_stack_drift(StackName=name))
+    assert "DetectStackDrift" in message
+    sam = "Transform: AWS::Serverless-2016-10-31\nResources:\n  F: {Type: AWS::Serverless::Function}\n"
+    assert "AWS::Serverless-2016-10-31" in message_of(lambda: create(sam))[1]
+    validated = client.validate_template(TemplateBody="Description: d\nParameters:\n  P: {Type: String, NoEcho: true, Default: x}\n"
+                                         "Resources:\n  Q: {Type: AWS::SQS::Queue}\n")
+    assert validated["Description"] == "d" and validated["Parameters"][0]["NoEcho"] is True
+
+
+def test_change_sets_review_in_progress_and_templates_as_submitted(server):
+    endpoint, stack = server.endpoint, unique_name("review")
+    client = cfn(endpoint)
+    body = "# as submitted\nParameters:\n  Secret: {Type: String, NoEcho: true}\nResources:\n  Queue:\n    Type: AWS::SQS::Queue\n"
+    created = client.create_change_set(StackName=stack, ChangeSetName="first", ChangeSetType="CREATE", TemplateBody=body,
+                                       Parameters=[{"ParameterKey": "Secret", "ParameterValue": "s3cr3t"}],
+                                       Tags=[{"Key": "ManagedStackSource", "Value": "AwsSamCli"}])
+    described = client.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["StackStatus"] == "REVIEW_IN_PROGRESS"
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    assert events[0]["ResourceStatus"] == "REVIEW_IN_PROGRESS"
+    change = client.describe_change_set(ChangeSetName=created["Id"], StackName=stack)
+    assert change["Status"] == "CREATE_COMPLETE" and change["ExecutionStatus"] == "AVAILABLE"
+    assert [c["ResourceChange"]["Action"] for c in change["Changes"]] == ["Add"]
+    assert client.list_change_sets(StackName=stack)["Summaries"][0]["ChangeSetName"] == "first"
+    client.execute_change_set(ChangeSetName=created["Id"], StackName=stack)
+    client.get_waiter("stack_create_complete").wait(StackName=created["StackId"], WaiterConfig={"Delay": 1})
+    described = client.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["Tags"] == [{"Key": "ManagedStackSource", "Value": "AwsSamCli"}]
+    assert described["Parameters"] == [{"ParameterKey": "Secret", "ParameterValue": "****"}]
+    assert described["Outputs"] == [] or "Outputs" in described
+    assert described["EnableTerminationProtection"] is False
+    assert client.get_template(StackName=stack)["TemplateBody"] == body
+    processed = client.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
+    assert processed["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+    assert [p["ParameterKey"] for p in client.get_template_summary(StackName=stack)["Parameters"]] == ["Secret"]
+    empty = client.create_change_set(StackName=stack, ChangeSetName="same", TemplateBody=body,
+                                     Parameters=[{"ParameterKey": "Secret", "UsePreviousValue": True}])
+    with pytest.raises(WaiterError):
+        client.get_waiter("change_set_create_complete").wait(ChangeSetName=empty["Id"], StackName=stack,
+                                                              WaiterConfig={"Delay": 1})
+    failed = client.describe_change_set(ChangeSetName="same", StackName=stack)
+    assert failed["Status"] == "FAILED" and failed["ExecutionStatus"] == "UNAVAILABLE"
+    assert failed["StatusReason"] == ("The submitted information didn't contain changes. "
+                                      "Submit different information to create a change set.")
+    client.delete_change_set(ChangeSetName="same", StackName=stack)
+    client.update_termination_protection(StackName=stack, EnableTerminationProtection=True)
+    code, message = message_of(lambda: client.delete_stack(StackName=stack))
+    assert message == f"Stack [{stack}] cannot be deleted while TerminationProtection is enabled"
+    client.update_termination_protection(StackName=stack, EnableTerminationProtection=False)
+    delete(client, stack)
+
+
+def test_kill_mid_deploy_ends_in_a_recoverable_status(server_factory):
+    srv = server_factory()
+    client = cfn(srv.endpoint)
+    stack = unique_name("killed")
+    queue = unique_name("made-before-kill")
+    client.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}},
+        "Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"},
+        "Wait": {"Type": "AWS::CloudFormation::WaitCondition", "DependsOn": "Queue",
+                 "Properties": {"Handle": {"Ref": "Handle"}, "Timeout": "600"}}}}))
+    wait_for(lambda: resources(client, stack).get("Wait", {}).get("ResourceStatus") == "CREATE_IN_PROGRESS")
+    srv.kill()  # kill -9 while the stack waits
+    srv.start(port=srv.port)
+    client = cfn(srv.endpoint)
+    assert wait_status(client, stack) == "ROLLBACK_COMPLETE"
+    described = client.describe_stacks(StackName=stack)["Stacks"][0]
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    assert any("nimbus stopped" in (e.get("ResourceStatusReason") or "") for e in events)
+    with pytest.raises(ClientError):
+        aws_client("sqs", srv.endpoint).get_queue_url(QueueName=queue)
+    assert described["StackStatus"] == "ROLLBACK_COMPLETE"
+    delete(client, stack)
+
+
+def test_wait_condition_signalled_through_its_handle_url(server):
+    import urllib.request
+    client = cfn(server.endpoint)
+    stack = unique_name("signal")
+    client.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {
+        "Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"},
+        "Wait": {"Type": "AWS::CloudFormation::WaitCondition",
+                 "Properties": {"Handle": {"Ref": "Handle"}, "Timeout": "60"}}},
+        "Outputs": {"Data": {"Value": {"Fn::GetAtt": ["Wait", "Data"]}}}}))
+    url = wait_for(lambda: resources(client, stack).get("Handle", {}).get("PhysicalResourceId"))
+    signal = json.dumps({"Status": "SUCCESS", "UniqueId": "i-1", "Data": "ready", "Reason": "done"}).encode()
+    urllib.request.urlopen(urllib.request.Request(url, data=signal, method="PUT"))
+    client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
+    assert json.loads(outputs(client, stack)["Data"]) == {"i-1": "ready"}
+    client.delete_stack(StackName=stack)
