@@ -13,6 +13,7 @@ pub mod params;
 mod render;
 mod resolve;
 pub mod store;
+mod teardown;
 pub mod template;
 
 use std::future::Future;
@@ -152,3 +153,6 @@ impl Service for CloudFormation {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
