@@ -171,6 +171,9 @@ pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Re
         match applied {
             Some(Ok(transformed)) => template = transformed,
             Some(Err(why)) => return Err(format!("Transform {name} failed with: {why}")),
+            // A template naming the SAM transform without any SAM resource (SAM CLI's own
+            // `aws-sam-cli-managed-default` stack) is what the transform gives back.
+            None if name == "AWS::Serverless-2016-10-31" && !uses_sam(&template) => {}
             None if name == "AWS::Serverless-2016-10-31" => {
                 return Err(format!(
                     "Transform {name} failed with: the SAM transform is not available in this nimbus build"
@@ -194,6 +197,15 @@ pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Re
     template::check(&template)?;
     graph::dependencies(&template)?;
     Ok(template)
+}
+
+/// Whether a template has anything for the SAM transform to do.
+fn uses_sam(template: &Value) -> bool {
+    let resources = template.get("Resources").and_then(Value::as_object);
+    template.get("Globals").is_some()
+        || resources.is_some_and(|r| {
+            r.values().any(|r| r["Type"].as_str().is_some_and(|t| t.starts_with("AWS::Serverless::")))
+        })
 }
 
 /// The capabilities a template needs that a request did not acknowledge.
