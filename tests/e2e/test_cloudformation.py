@@ -584,3 +584,64 @@ def test_wait_condition_signalled_through_its_handle_url(server):
     client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
     assert json.loads(outputs(client, stack)["Data"]) == {"i-1": "ready"}
     client.delete_stack(StackName=stack)
+
+
+SAM_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting: {Type: String, Default: hi}
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Role: arn:aws:iam::000000000000:role/r
+      Code: ./src
+      Environment:
+        Variables:
+          GREETING: !Ref Greeting
+Outputs:
+  FunctionName: {Value: !Ref Fn}
+"""
+
+
+def sam_binary():
+    import os
+    import shutil
+    return os.environ.get("NIMBUS_SAM_CLI") or shutil.which("sam")
+
+
+@pytest.mark.skipif(not sam_binary(), reason="the SAM CLI (pip install aws-sam-cli) is not installed")
+def test_real_sam_cli_deploys_updates_and_deletes_a_plain_template(server, tmp_path):
+    endpoint, stack = server.endpoint, unique_name("samapp")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("import os\ndef handler(e, c):\n    return os.environ['GREETING'] + ' 1'\n")
+    (tmp_path / "template.yaml").write_text(SAM_TEMPLATE)
+    env = {**aws_cli_env(endpoint, tmp_path), "SAM_CLI_TELEMETRY": "0", "SAM_CLI_POLL_DELAY": "0.5",
+           "SAM_CLI_CONTEXT": "", "HOME": str(tmp_path)}
+
+    def sam(*args):
+        return subprocess.run([sam_binary(), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+
+    deploy_args = ("deploy", "--stack-name", stack, "--resolve-s3", "--no-confirm-changeset",
+                   "--parameter-overrides", "Greeting=hello")
+    first = sam(*deploy_args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"Successfully created/updated stack - {stack}" in first.stdout
+    client, lam = cfn(endpoint), aws_client("lambda", endpoint)
+    managed = client.describe_stacks(StackName="aws-sam-cli-managed-default")["Stacks"][0]
+    assert {"Key": "ManagedStackSource", "Value": "AwsSamCli"} in managed["Tags"]
+    assert managed["Outputs"][0]["OutputKey"] == "SourceBucket"
+    name = outputs(client, stack)["FunctionName"]
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "hello 1"
+    (tmp_path / "src" / "app.py").write_text("import os\ndef handler(e, c):\n    return os.environ['GREETING'] + ' 2'\n")
+    second = sam(*deploy_args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "hello 2"
+    same = sam(*deploy_args)
+    assert "No changes to deploy" in same.stdout + same.stderr
+    gone = sam("delete", "--stack-name", stack, "--no-prompts")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    with pytest.raises(ClientError):
+        client.describe_stacks(StackName=stack)

@@ -52,6 +52,24 @@ pub fn dispatch(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Val
     }
 }
 
+/// The requests that start an operation on a stack.
+pub const STARTS_OPERATIONS: &[&str] = &["CreateStack", "UpdateStack", "DeleteStack", "ExecuteChangeSet"];
+
+/// The stack an operation will run on, looked up before the request (a deleted stack is no
+/// longer found by name).
+pub fn operated_stack(engine: &Engine, action: &str, input: &Value) -> Option<String> {
+    match action {
+        "DeleteStack" => engine.store.find(string(input, "StackName")?).ok()?.map(|s| s.id),
+        "ExecuteChangeSet" => {
+            let set =
+                crate::changes::find(engine, string(input, "ChangeSetName")?, string(input, "StackName"))
+                    .ok()?;
+            Some(set.stack_id)
+        }
+        _ => None,
+    }
+}
+
 pub fn string<'a>(input: &'a Value, name: &str) -> Option<&'a str> {
     input.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }

@@ -96,10 +96,14 @@ impl Engine {
         self.running.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
-    /// Runs the operation the stack's status names, in the background.
+    /// Runs the operation the stack's status names, in the background (marked running at once,
+    /// so that a caller may wait for it).
     pub fn start(self: &Arc<Self>, stack_id: String) {
+        if !self.claim(&stack_id) {
+            return;
+        }
         let engine = self.clone();
-        tokio::spawn(async move { engine.drive(stack_id).await });
+        tokio::spawn(async move { engine.run_claimed(stack_id).await });
     }
 
     /// Runs the stack's pending operation to its end (a nested stack is driven inline).
@@ -108,14 +112,30 @@ impl Engine {
         stack_id: String,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move {
-            if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(stack_id.clone()) {
-                return;
+            if self.claim(&stack_id) {
+                self.run_claimed(stack_id).await;
             }
-            if let Some(stack) = self.load(&stack_id) {
-                self.clone().run(stack).await;
-            }
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stack_id);
         })
+    }
+
+    fn claim(&self, stack_id: &str) -> bool {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(stack_id.to_owned())
+    }
+
+    async fn run_claimed(self: Arc<Self>, stack_id: String) {
+        if let Some(stack) = self.load(&stack_id) {
+            self.clone().run(stack).await;
+        }
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stack_id);
+    }
+
+    /// Waits up to `limit` for the stack's operation to end: a quick operation is answered
+    /// finished, and clients' first poll (15 or 30 s away for SAM CLI's waiters) finds it done.
+    pub async fn settle(&self, stack_id: &str, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.is_running(stack_id) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     async fn run(self: Arc<Self>, mut stack: Stack) {

@@ -28,6 +28,9 @@ use serde_json::Value;
 
 pub use store::SCHEMA;
 
+/// How long an operation's request waits for a quick operation to end before answering.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub const NAMESPACE: &str = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
 
 /// Template transforms other crates implement (the SAM transform `AWS::Serverless-2016-10-31`);
@@ -143,9 +146,18 @@ impl Service for CloudFormation {
                 }
             };
             let engine = self.engine.clone();
-            let answer = tokio::task::block_in_place(|| api::dispatch(&engine, &action, &input));
+            let (answer, stack) = tokio::task::block_in_place(|| {
+                let stack = api::operated_stack(&engine, &action, &input);
+                let answer = api::dispatch(&engine, &action, &input);
+                let stack =
+                    stack.or_else(|| answer.as_ref().ok()?.get("StackId")?.as_str().map(str::to_owned));
+                (answer, stack)
+            });
             match answer {
                 Ok(result) => {
+                    if let Some(stack) = stack.filter(|_| api::STARTS_OPERATIONS.contains(&action.as_str())) {
+                        engine.settle(&stack, SETTLE).await;
+                    }
                     nimbus_api::xml::query_response(NAMESPACE, &action, Some(&result), &request.request_id)
                 }
                 Err(error) => error.into_response(Protocol::Query),
