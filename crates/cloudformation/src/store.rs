@@ -40,7 +40,7 @@ impl Store {
 
     /// Whether any stack has an operation that a stop interrupted.
     pub fn has_unfinished(database: &Database) -> bool {
-        if !database.is_shared() && !database.has_schema(&SCHEMA) {
+        if !database.has_schema(&SCHEMA) {
             return false;
         }
         let Ok(store) = Store::open(database) else { return false };
