@@ -645,3 +645,53 @@ def test_real_sam_cli_deploys_updates_and_deletes_a_plain_template(server, tmp_p
     assert gone.returncode == 0, gone.stdout + gone.stderr
     with pytest.raises(ClientError):
         client.describe_stacks(StackName=stack)
+
+
+NODE_CUSTOM = """
+Resources:
+  Handler:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: nodejs20.x
+      Handler: index.handler
+      Role: arn:aws:iam::000000000000:role/r
+      Code:
+        ZipFile: |
+          const response = require("cfn-response");
+          exports.handler = function (event, context) {
+            const id = event.PhysicalResourceId || "node-" + event.ResourceProperties.Name;
+            response.send(event, context, response.SUCCESS, {Upper: event.ResourceProperties.Name.toUpperCase()}, id);
+          };
+  Shout:
+    Type: AWS::CloudFormation::CustomResource
+    Properties:
+      ServiceToken: !GetAtt Handler.Arn
+      Name: quiet
+Outputs:
+  Upper: {Value: !GetAtt Shout.Upper}
+"""
+
+
+def test_inline_node_code_gets_the_cfn_response_module(server):
+    endpoint, stack = server.endpoint, unique_name("node-custom")
+    client = cfn(endpoint)
+    client.create_stack(StackName=stack, TemplateBody=NODE_CUSTOM)
+    assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
+    assert outputs(client, stack) == {"Upper": "QUIET"}
+    delete(client, stack)
+
+
+def test_disable_rollback_keeps_the_failed_update_until_rollback_stack(server):
+    endpoint, stack = server.endpoint, unique_name("norollback")
+    client, lam = cfn(endpoint), aws_client("lambda", endpoint)
+    client.create_stack(StackName=stack, TemplateBody=VERSIONED, Parameters=[{"ParameterKey": "Answer", "ParameterValue": "v1"}])
+    assert wait_status(client, stack) == "CREATE_COMPLETE"
+    name = outputs(client, stack)["Name"]
+    client.update_stack(StackName=stack, TemplateBody=VERSIONED, DisableRollback=True, Parameters=[
+        {"ParameterKey": "Answer", "ParameterValue": "v2"}, {"ParameterKey": "Visibility", "ParameterValue": "99999"}])
+    assert wait_status(client, stack) == "UPDATE_FAILED"
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v2"
+    client.rollback_stack(StackName=stack)
+    assert wait_status(client, stack) == "UPDATE_ROLLBACK_COMPLETE"
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v1"
+    delete(client, stack)

@@ -38,6 +38,7 @@ pub fn dispatch(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Val
         "ListExports" => render::list_exports(engine),
         "ListImports" => list_imports(engine, input),
         "UpdateTerminationProtection" => termination_protection(engine, input),
+        "RollbackStack" | "ContinueUpdateRollback" => roll_back(engine, action, input),
         "CreateChangeSet" => changes::create(engine, input),
         "DescribeChangeSet" => changes::describe(engine, input),
         "ExecuteChangeSet" => changes::execute(engine, input),
@@ -53,13 +54,22 @@ pub fn dispatch(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Val
 }
 
 /// The requests that start an operation on a stack.
-pub const STARTS_OPERATIONS: &[&str] = &["CreateStack", "UpdateStack", "DeleteStack", "ExecuteChangeSet"];
+pub const STARTS_OPERATIONS: &[&str] = &[
+    "CreateStack",
+    "UpdateStack",
+    "DeleteStack",
+    "ExecuteChangeSet",
+    "RollbackStack",
+    "ContinueUpdateRollback",
+];
 
 /// The stack an operation will run on, looked up before the request (a deleted stack is no
 /// longer found by name).
 pub fn operated_stack(engine: &Engine, action: &str, input: &Value) -> Option<String> {
     match action {
-        "DeleteStack" => engine.store.find(string(input, "StackName")?).ok()?.map(|s| s.id),
+        "DeleteStack" | "RollbackStack" | "ContinueUpdateRollback" => {
+            engine.store.find(string(input, "StackName")?).ok()?.map(|s| s.id)
+        }
         "ExecuteChangeSet" => {
             let set =
                 crate::changes::find(engine, string(input, "ChangeSetName")?, string(input, "StackName"))
@@ -412,6 +422,28 @@ fn delete_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     engine.store.save(&stack, &[event]).map_err(internal)?;
     engine.start(stack.id.clone());
     Ok(json!({}))
+}
+
+/// `RollbackStack` (a stack left `UPDATE_FAILED` or `CREATE_FAILED` by `DisableRollback`) and
+/// `ContinueUpdateRollback` (a rollback that failed): the rollback runs (again).
+fn roll_back(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Value> {
+    let name = string(input, "StackName").ok_or_else(|| validation("StackName is required"))?;
+    let mut stack = stack_named(engine, name)?;
+    let next = match (action, stack.status.as_str()) {
+        ("RollbackStack", "UPDATE_FAILED") => "UPDATE_ROLLBACK_IN_PROGRESS",
+        ("RollbackStack", "CREATE_FAILED") => "ROLLBACK_IN_PROGRESS",
+        ("ContinueUpdateRollback", "UPDATE_ROLLBACK_FAILED") => "UPDATE_ROLLBACK_IN_PROGRESS",
+        (_, status) => {
+            return Err(validation(format!(
+                "Stack {} is in {status} state and can not be rolled back",
+                stack.id
+            )))
+        }
+    };
+    let event = engine.set_status(&mut stack, next, Some("User Initiated".into()));
+    engine.store.save(&stack, &[event]).map_err(internal)?;
+    engine.start(stack.id.clone());
+    Ok(json!({ "StackId": stack.id }))
 }
 
 fn termination_protection(engine: &Arc<Engine>, input: &Value) -> Result<Value> {

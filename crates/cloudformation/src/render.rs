@@ -214,7 +214,6 @@ pub fn list_stacks(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let summaries: Vec<Value> = stacks
         .iter()
         .filter(|s| filter.is_empty() || filter.contains(&s.status))
-        .filter(|s| s.status != "REVIEW_IN_PROGRESS" || !filter.is_empty())
         .map(|s| {
             let mut doc = json!({
                 "StackId": s.id,

@@ -60,6 +60,40 @@ def send(event, context, responseStatus, responseData, physicalResourceId=None, 
         print("send(..) failed executing request: " + str(e))
 "#;
 
+/// The `cfn-response` module CloudFormation adds beside inline Node.js code.
+const CFN_RESPONSE_JS: &str = r#"exports.SUCCESS = "SUCCESS";
+exports.FAILED = "FAILED";
+
+exports.send = function (event, context, responseStatus, responseData, physicalResourceId, noEcho) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({
+      Status: responseStatus,
+      Reason: "See the details in CloudWatch Log Stream: " + context.logStreamName,
+      PhysicalResourceId: physicalResourceId || context.logStreamName,
+      StackId: event.StackId,
+      RequestId: event.RequestId,
+      LogicalResourceId: event.LogicalResourceId,
+      NoEcho: noEcho || false,
+      Data: responseData,
+    });
+    const url = new URL(event.ResponseURL);
+    const client = url.protocol === "https:" ? require("https") : require("http");
+    const finish = () => { if (typeof context.done === "function") context.done(); };
+    const request = client.request(
+      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: "PUT",
+        headers: { "content-type": "", "content-length": Buffer.byteLength(body) } },
+      (response) => { console.log("Status code: " + response.statusCode); resolve(); finish(); });
+    request.on("error", (error) => {
+      console.log("send(..) failed executing https.request(..): " + error);
+      reject(error);
+      finish();
+    });
+    request.write(body);
+    request.end();
+  });
+};
+"#;
+
 /// `ZipFile` source packaged as a zip (base64), named for the runtime.
 fn inline_zip(source: &str, runtime: &str) -> Result<String, ProviderError> {
     let mut files: Vec<(&str, &str)> = Vec::new();
@@ -68,6 +102,7 @@ fn inline_zip(source: &str, runtime: &str) -> Result<String, ProviderError> {
         files.push(("cfnresponse.py", CFN_RESPONSE_PY));
     } else if runtime.starts_with("nodejs") {
         files.push(("index.js", source));
+        files.push(("node_modules/cfn-response/index.js", CFN_RESPONSE_JS));
     } else {
         files.push(("index", source));
     }
