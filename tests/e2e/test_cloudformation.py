@@ -695,3 +695,143 @@ def test_disable_rollback_keeps_the_failed_update_until_rollback_stack(server):
     assert wait_status(client, stack) == "UPDATE_ROLLBACK_COMPLETE"
     assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "v1"
     delete(client, stack)
+
+
+EVERY_TYPE = """
+Parameters:
+  Bucket: {Type: String}
+  Description: {Type: String, Default: first}
+Resources:
+  Layer:
+    Type: AWS::Lambda::LayerVersion
+    Properties:
+      Content: {S3Bucket: !Ref Bucket, S3Key: layer.zip}
+      CompatibleRuntimes: [python3.12]
+  Function:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Layers: [!Ref Layer]
+      MemorySize: "256"
+      Code:
+        ZipFile: |
+          import shared
+          def handler(event, context):
+              return shared.VALUE
+  Version:
+    Type: AWS::Lambda::Version
+    Properties:
+      FunctionName: !Ref Function
+      Description: !Ref Description
+  Alias:
+    Type: AWS::Lambda::Alias
+    Properties:
+      FunctionName: !Ref Function
+      FunctionVersion: !GetAtt Version.Version
+      Name: live
+  Url:
+    Type: AWS::Lambda::Url
+    Properties:
+      TargetFunctionArn: !Ref Alias
+      AuthType: NONE
+  InvokeConfig:
+    Type: AWS::Lambda::EventInvokeConfig
+    Properties:
+      FunctionName: !Ref Function
+      Qualifier: $LATEST
+      MaximumRetryAttempts: 1
+  Queue:
+    Type: AWS::SQS::Queue
+  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      EventSourceArn: !GetAtt Queue.Arn
+      FunctionName: !Ref Function
+      BatchSize: 5
+  Logs:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      RetentionInDays: 7
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}]}
+      Policies:
+        - PolicyName: inline
+          PolicyDocument: {Statement: [{Effect: Allow, Action: sqs:*, Resource: "*"}]}
+  Managed:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      PolicyDocument: {Statement: [{Effect: Allow, Action: s3:GetObject, Resource: "*"}]}
+      Roles: [!Ref Role]
+  Profile:
+    Type: AWS::IAM::InstanceProfile
+    Properties:
+      Roles: [!Ref Role]
+  BucketPolicy:
+    Type: AWS::S3::BucketPolicy
+    Properties:
+      Bucket: !Ref Bucket
+      PolicyDocument: {Statement: [{Effect: Allow, Principal: "*", Action: s3:GetObject, Resource: !Sub "arn:aws:s3:::${Bucket}/*"}]}
+Outputs:
+  Function: {Value: !Ref Function}
+  Version: {Value: !GetAtt Version.Version}
+  Url: {Value: !GetAtt Url.FunctionUrl}
+  Mapping: {Value: !Ref Mapping}
+  Logs: {Value: !Ref Logs}
+  Role: {Value: !Ref Role}
+  Managed: {Value: !Ref Managed}
+  Profile: {Value: !Ref Profile}
+  Layer: {Value: !Ref Layer}
+"""
+
+
+def test_every_provider_type_is_provisioned_by_its_service(server):
+    import io
+    import zipfile
+    endpoint, stack = server.endpoint, unique_name("every")
+    client, lam, s3, iam, logs = (cfn(endpoint), aws_client("lambda", endpoint), aws_client("s3", endpoint),
+                                  aws_client("iam", endpoint), aws_client("logs", endpoint))
+    bucket = unique_name("code")
+    s3.create_bucket(Bucket=bucket)
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as archive:
+        entry = zipfile.ZipInfo("python/shared.py")
+        entry.external_attr = 0o644 << 16
+        archive.writestr(entry, "VALUE = 'from the layer'\n")
+    s3.put_object(Bucket=bucket, Key="layer.zip", Body=layer.getvalue())
+    params = [{"ParameterKey": "Bucket", "ParameterValue": bucket}]
+    client.create_stack(StackName=stack, TemplateBody=EVERY_TYPE, Parameters=params, Capabilities=["CAPABILITY_IAM"])
+    assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
+    out = outputs(client, stack)
+    assert json.loads(lam.invoke(FunctionName=out["Function"], Qualifier="live")["Payload"].read()) == "from the layer"
+    config = lam.get_function_configuration(FunctionName=out["Function"])
+    assert config["MemorySize"] == 256 and config["Layers"][0]["Arn"] == out["Layer"]
+    assert lam.get_alias(FunctionName=out["Function"], Name="live")["FunctionVersion"] == out["Version"] == "1"
+    assert lam.get_function_url_config(FunctionName=out["Function"], Qualifier="live")["FunctionUrl"] == out["Url"]
+    assert lam.get_function_event_invoke_config(FunctionName=out["Function"])["MaximumRetryAttempts"] == 1
+    assert lam.get_event_source_mapping(UUID=out["Mapping"])["BatchSize"] == 5
+    group = logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"][0]
+    assert group["retentionInDays"] == 7
+    assert iam.get_role_policy(RoleName=out["Role"], PolicyName="inline")["PolicyName"] == "inline"
+    attached = iam.list_attached_role_policies(RoleName=out["Role"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [out["Managed"]]
+    assert iam.get_instance_profile(InstanceProfileName=out["Profile"])["InstanceProfile"]["Roles"][0]["RoleName"] == out["Role"]
+    assert "s3:GetObject" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    # A new version (versions are immutable: replaced) moves the alias; the old version goes.
+    client.update_stack(StackName=stack, TemplateBody=EVERY_TYPE, Capabilities=["CAPABILITY_IAM"],
+                        Parameters=params + [{"ParameterKey": "Description", "ParameterValue": "second"}])
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    assert lam.get_alias(FunctionName=out["Function"], Name="live")["FunctionVersion"] == "2"
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=out["Function"])["Versions"]]
+    assert versions == ["$LATEST", "2"]
+    delete(client, stack)
+    with pytest.raises(ClientError):
+        lam.get_function(FunctionName=out["Function"])
+    with pytest.raises(ClientError):
+        iam.get_role(RoleName=out["Role"])
+    assert logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"] == []
+    with pytest.raises(ClientError):
+        s3.get_bucket_policy(Bucket=bucket)
