@@ -455,6 +455,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         database: &database,
         identity: identity_of(&args),
         endpoint_url: &endpoint_url,
+        node: &node,
         lambda: lambda.clone(),
         s3: s3.clone(),
         providers: vec![
@@ -559,6 +560,7 @@ struct CfnWiring<'a> {
     database: &'a Database,
     identity: Identity,
     endpoint_url: &'a str,
+    node: &'a str,
     lambda: Arc<nimbus_lambda::Lambda>,
     s3: Arc<nimbus_s3::S3>,
     /// Every service's resource provider (a simple list; each opens its service on first use).
@@ -566,8 +568,8 @@ struct CfnWiring<'a> {
 }
 
 fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudformation::CloudFormation>> {
-    let CfnWiring { database, identity, endpoint_url, lambda, s3, providers } = wiring;
-    let (database, endpoint_url) = (database.clone(), endpoint_url.to_owned());
+    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, providers } = wiring;
+    let (database, endpoint_url, node) = (database.clone(), endpoint_url.to_owned(), node.to_owned());
     lazy::Lazy::with_paths("cloudformation", Protocol::Query, "/_nimbus/cloudformation/", move || {
         let opened = nimbus_cloudformation::CloudFormation::open(
             &database,
@@ -575,6 +577,7 @@ fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudf
             &identity.account,
             &endpoint_url,
             providers.clone(),
+            &node,
         )?;
         opened.set_templates(Arc::new(wiring::S3Templates(s3.clone())));
         opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));

@@ -30,6 +30,9 @@ pub struct Engine {
     pub hooks: Hooks,
     /// Stacks with an operation running on this node.
     running: Mutex<HashSet<String>>,
+    /// This node's name: an operation belongs to the node that runs it, and only that node
+    /// resumes it after a restart (several nodes may share the database).
+    pub node: String,
 }
 
 /// What one resource step does.
@@ -65,6 +68,7 @@ impl Engine {
             providers: by_type,
             hooks: Hooks::default(),
             running: Mutex::new(HashSet::new()),
+            node: "local".to_owned(),
         }
     }
 
@@ -166,7 +170,8 @@ impl Engine {
     /// Marks resources a stop left in progress as failed, then resumes or rolls back.
     pub fn recover(self: &Arc<Self>) {
         let stacks = tokio::task::block_in_place(|| self.store.unfinished()).unwrap_or_default();
-        for mut stack in stacks {
+        let own = stacks.into_iter().filter(|s| s.owner.as_deref().is_none_or(|owner| owner == self.node));
+        for mut stack in own {
             let why = "nimbus stopped while this resource was in progress";
             let mut events = Vec::new();
             let ids: Vec<String> = stack.resources.keys().cloned().collect();
@@ -214,6 +219,9 @@ impl Engine {
     }
 
     pub fn set_status(&self, stack: &mut Stack, status: &str, reason: Option<String>) -> Event {
+        if stack.in_progress() || status.ends_with("_IN_PROGRESS") {
+            stack.owner = Some(self.node.clone());
+        }
         stack.status = status.into();
         stack.reason = reason.clone();
         self.root_event(stack, status, reason)

@@ -63,16 +63,19 @@ pub struct CloudFormation {
 }
 
 impl CloudFormation {
-    /// Opens the stacks and resumes (or rolls back) operations a stop interrupted.
+    /// Opens the stacks (`node`: this node's name, which owns the operations it runs).
     pub fn open(
         database: &Database,
         region: &str,
         account: &str,
         endpoint_url: &str,
         providers: Vec<Arc<dyn ResourceProvider>>,
+        node: &str,
     ) -> Result<Arc<CloudFormation>, String> {
         let store = store::Store::open(database).map_err(|e| e.to_string())?;
-        let engine = Arc::new(engine::Engine::new(store, region, account, endpoint_url, providers));
+        let mut engine = engine::Engine::new(store, region, account, endpoint_url, providers);
+        engine.node = node.to_owned();
+        let engine = Arc::new(engine);
         Ok(Arc::new(CloudFormation { engine }))
     }
 

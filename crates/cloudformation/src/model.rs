@@ -71,6 +71,9 @@ pub struct Stack {
     pub root_id: Option<String>,
     pub change_set_id: Option<String>,
     pub last_event_ms: i64,
+    /// The node running (or last running) an operation on the stack.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Resources kept on delete (`RetainResources`).
     #[serde(default)]
     pub retain: Vec<String>,

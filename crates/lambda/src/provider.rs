@@ -502,7 +502,9 @@ impl ResourceProvider for FunctionProvider {
                 _ => {
                     let target = request.string("TargetFunctionArn").unwrap_or_default();
                     let mut path = format!("/2021-10-31/functions/{}/url", name_of(target));
-                    if let Some(qualifier) = request.string("Qualifier").map(str::to_owned).or_else(|| qualifier_of(target)) {
+                    if let Some(qualifier) =
+                        request.string("Qualifier").map(str::to_owned).or_else(|| qualifier_of(target))
+                    {
                         path.push_str(&format!("?Qualifier={qualifier}"));
                     }
                     path
@@ -573,7 +575,9 @@ impl FunctionProvider {
         body.remove("TargetFunctionArn");
         body.remove("Qualifier");
         let mut path = format!("/2021-10-31/functions/{}/url", name_of(target));
-        if let Some(qualifier) = request.string("Qualifier").map(str::to_owned).or_else(|| qualifier_of(target)) {
+        if let Some(qualifier) =
+            request.string("Qualifier").map(str::to_owned).or_else(|| qualifier_of(target))
+        {
             path.push_str(&format!("?Qualifier={qualifier}"));
         }
         let url = self.api(method, &path, Some(Value::Object(body))).await?;
