@@ -427,6 +427,13 @@ def test_custom_resource_answers_through_cfn_response(server):
     client.create_stack(StackName=stack, TemplateBody=CUSTOM.replace("FAILFLAG", "no"))
     client.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1})
     assert outputs(client, stack) == {"Greeting": "hello world", "Size": "3", "Id": "greeter-world"}
+    # A new physical id from an update replaces the resource: the old one is deleted in cleanup.
+    client.update_stack(StackName=stack, TemplateBody=CUSTOM.replace("FAILFLAG", "no").replace("Name: world", "Name: moon"))
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    assert outputs(client, stack)["Id"] == "greeter-moon"
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    assert any(e["LogicalResourceId"] == "Greeter" and e["ResourceStatus"] == "DELETE_COMPLETE"
+               and e["PhysicalResourceId"] == "greeter-world" for e in events)
     client.update_stack(StackName=stack, TemplateBody=CUSTOM.replace("FAILFLAG", "yes"))
     assert wait_status(client, stack) == "UPDATE_ROLLBACK_COMPLETE"
     events = client.describe_stack_events(StackName=stack)["StackEvents"]

@@ -480,6 +480,13 @@ impl Engine {
                 events.push(self.set_resource(stack, id, &kind, physical, complete, None));
                 if let Some(resource) = stack.resources.get_mut(id) {
                     resource.attributes = provisioned.attributes;
+                    // An update that answered with a new physical id (a custom resource's
+                    // handler may) replaced the resource: the old one goes in cleanup.
+                    if let Action::Update { physical, .. } = action {
+                        if *physical != provisioned.physical_id {
+                            resource.replaced = true;
+                        }
+                    }
                 }
                 self.save(stack, &events);
                 Ok(())
