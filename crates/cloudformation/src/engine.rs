@@ -341,8 +341,14 @@ impl Engine {
                         }
                         Ok(Some((action, request))) => {
                             let engine = self.clone();
+                            let step = action.clone();
                             tasks.spawn(async move {
-                                let outcome = engine.execute(&action, request).await;
+                                // A provider that panics fails its resource, not the engine.
+                                let run = tokio::spawn(async move { engine.execute(&step, request).await });
+                                let outcome = run.await.unwrap_or_else(|_| {
+                                    Err("Internal failure: the resource provider stopped unexpectedly"
+                                        .to_owned())
+                                });
                                 (id, action, outcome)
                             });
                         }
@@ -378,6 +384,11 @@ impl Engine {
                     failed.push(id);
                 }
             }
+        }
+        if failed.is_empty() && done.len() < graph.len() {
+            let left: Vec<&String> = graph.keys().filter(|id| !done.contains(*id)).collect();
+            let left: Vec<&str> = left.iter().map(|s| s.as_str()).collect();
+            return Err(format!("Internal failure: resources left unprovisioned: [{}]. ", left.join(", ")));
         }
         if !failed.is_empty() {
             let verb = if stack.status.starts_with("CREATE") { "create" } else { "update" };

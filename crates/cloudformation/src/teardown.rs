@@ -123,13 +123,19 @@ impl Engine {
             let event = self.set_status(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None);
             self.save(stack, &[event]);
         }
-        let in_template: BTreeSet<String> = stack
-            .current
-            .template
-            .get("Resources")
-            .and_then(Value::as_object)
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default();
+        // The resources the template keeps: declared, and their condition holding.
+        let declared =
+            stack.current.template.get("Resources").and_then(Value::as_object).cloned().unwrap_or_default();
+        let exports = self.exports();
+        let in_template: BTreeSet<String> =
+            crate::resolve::with_scope(stack, &self.region, &self.account, &exports, true, |scope| {
+                Ok(declared
+                    .iter()
+                    .filter(|(_, d)| crate::resolve::holds(scope, d).unwrap_or(true))
+                    .map(|(id, _)| id.clone())
+                    .collect())
+            })
+            .unwrap_or_else(|_| declared.keys().cloned().collect());
         let previous = stack.previous.clone();
         let old_declared = |id: &str| -> Value {
             previous

@@ -168,3 +168,37 @@ async fn creates_in_parallel_updates_replaces_and_rolls_back() {
     };
     assert!(log[0].starts_with("delete D-"), "{log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_turning_false_removes_its_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Fake::default());
+    let engine = engine(dir.path(), fake.clone());
+    let body = json!({
+        "Parameters": {"Want": {"Type": "String", "AllowedValues": ["yes", "no"]}},
+        "Conditions": {"Wanted": {"Fn::Equals": [{"Ref": "Want"}, "yes"]}},
+        "Resources": {
+            "Always": {"Type": "Test::Thing", "Properties": {"Extra": {"Fn::If": ["Wanted", "on", {"Ref": "AWS::NoValue"}]}}},
+            "Maybe": {"Type": "Test::Thing", "Condition": "Wanted"},
+        },
+    })
+    .to_string();
+    let with = |want: &str| json!({"StackName": "c", "TemplateBody": body, "Parameters": [{"ParameterKey": "Want", "ParameterValue": want}]});
+    dispatch(&engine, "CreateStack", &with("yes")).unwrap();
+    assert_eq!(settled(&engine, "c").await["StackStatus"], "CREATE_COMPLETE");
+    let listed = dispatch(&engine, "ListStackResources", &json!({"StackName": "c"})).unwrap();
+    assert_eq!(listed["StackResourceSummaries"].as_array().unwrap().len(), 2);
+    dispatch(&engine, "UpdateStack", &with("no")).unwrap();
+    assert_eq!(settled(&engine, "c").await["StackStatus"], "UPDATE_COMPLETE");
+    let listed = dispatch(&engine, "ListStackResources", &json!({"StackName": "c"})).unwrap();
+    let ids: Vec<&str> = listed["StackResourceSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["LogicalResourceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["Always"]);
+    let log = fake.log.lock().unwrap().clone();
+    assert!(log.iter().any(|l| l.starts_with("update Always-") && l.ends_with("{}")), "{log:?}");
+    assert!(log.last().unwrap().starts_with("delete Maybe-"), "{log:?}");
+}
