@@ -21,7 +21,6 @@ UNSERVED = [
     ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
     ("glue", "get_databases", {}, "AWS Glue"),
     ("stepfunctions", "list_state_machines", {}, "AWS Step Functions"),
-    ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ecs", "list_clusters", {}, "Amazon EC2 Container Service"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("ses", "list_identities", {}, "Amazon Simple Email Service"),

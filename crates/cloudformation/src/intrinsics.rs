@@ -351,7 +351,7 @@ pub fn cidr(block: &str, count: u32, bits: u32) -> Result<Vec<String>, String> {
             "Template error: Fn::Cidr cannot make {count} subnets of {bits} bits from {block}"
         ));
     }
-    let base = octets.iter().fold(0u64, |acc, o| (acc << 8) | u64::from(*o)) as u32;
+    let base = octets.iter().fold(0u64, |acc, o| (acc << 8) | u64::from(*o & 255));
     let new_prefix = 32 - bits;
     let available = 1u64 << (new_prefix - prefix);
     if u64::from(count) > available {
@@ -361,7 +361,7 @@ pub fn cidr(block: &str, count: u32, bits: u32) -> Result<Vec<String>, String> {
     }
     Ok((0..count)
         .map(|i| {
-            let start = base + (i << bits);
+            let start = (base + (u64::from(i) << bits)) & 0xFFFF_FFFF;
             format!(
                 "{}.{}.{}.{}/{new_prefix}",
                 start >> 24,
@@ -471,6 +471,8 @@ mod tests {
             assert_eq!(v(json!({"Fn::Length": [1, 2, 3]})), json!(3));
             assert_eq!(v(json!({"Fn::ToJsonString": {"a": 1}})), json!("{\"a\":1}"));
             assert_eq!(v(json!({"Fn::Cidr": ["10.0.0.0/16", 2, 8]})), json!(["10.0.0.0/24", "10.0.1.0/24"]));
+            assert_eq!(v(json!({"Fn::Cidr": ["0.0.0.0/0", 1, 32]})), json!(["0.0.0.0/0"]));
+            assert!(scope.value(&json!({"Fn::Cidr": ["10.0.0.0/24", 300, 1]})).is_err());
             assert_eq!(
                 v(json!({"A": {"Ref": "AWS::NoValue"}, "B": [1, {"Ref": "AWS::NoValue"}]})),
                 json!({"B": [1]})
