@@ -128,22 +128,23 @@ pub async fn call(
     };
     let response = service.call(request).await;
     let status = response.status();
+    let code = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = http_body_util::BodyExt::collect(response.into_body())
         .await
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     if status.as_u16() >= 300 {
-        return Err(ProviderError::new(error_message(status.as_u16(), &bytes)));
+        return Err(ProviderError::new(error_message(status.as_u16(), code.as_deref(), &bytes)));
     }
     Ok(bytes)
 }
 
 /// The message of an error document in any protocol's shape (JSON `message`, XML `<Message>`).
-fn error_message(status: u16, body: &[u8]) -> String {
+fn error_message(status: u16, header_code: Option<&str>, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text) {
         let message = ["message", "Message", "errorMessage"].iter().find_map(|k| map.get(*k)?.as_str());
-        let code = ["__type", "Type", "code"].iter().find_map(|k| map.get(*k)?.as_str());
+        let code = header_code.or_else(|| ["__type", "code"].iter().find_map(|k| map.get(*k)?.as_str()));
         if let Some(message) = message {
             return match code {
                 Some(code) if code != "User" && code != "Service" => {

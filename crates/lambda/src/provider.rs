@@ -511,11 +511,7 @@ impl ResourceProvider for FunctionProvider {
                 }
             };
             match self.api(Method::DELETE, &path, None).await {
-                Err(error)
-                    if error.message.contains("not found") || error.message.contains("ResourceNotFound") =>
-                {
-                    Ok(())
-                }
+                Err(error) if error.message.contains("ResourceNotFoundException") => Ok(()),
                 other => other.map(|_| ()),
             }
         })
