@@ -842,3 +842,20 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"] == []
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket=bucket)
+
+
+def test_layers_of_other_accounts_missing_from_nimbus_are_left_out_and_named(server):
+    endpoint, stack = server.endpoint, unique_name("powertools")
+    client, lam = cfn(endpoint), aws_client("lambda", endpoint)
+    powertools = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
+    client.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Fn": {
+        "Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "index.handler", "Role": "arn:aws:iam::000000000000:role/r",
+            "Layers": [powertools], "Code": {"ZipFile": "def handler(e, c):\n    return 'ok'\n"}}}},
+        "Outputs": {"Name": {"Value": {"Ref": "Fn"}}}}))
+    assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
+    events = client.describe_stack_events(StackName=stack)["StackEvents"]
+    done = next(e for e in events if e["LogicalResourceId"] == "Fn" and e["ResourceStatus"] == "CREATE_COMPLETE")
+    assert powertools in done["ResourceStatusReason"]
+    assert json.loads(lam.invoke(FunctionName=outputs(client, stack)["Name"])["Payload"].read()) == "ok"
+    delete(client, stack)

@@ -53,6 +53,25 @@ pub struct Provisioned {
     pub attributes: Map<String, Value>,
 }
 
+/// Where a provider leaves a note for the stack's event (the attribute is not kept).
+const NOTE: &str = "nimbus:note";
+
+impl Provisioned {
+    /// Done, with something the user should know (the resource's `*_COMPLETE` event says it).
+    pub fn with_note(mut self, note: impl Into<String>) -> Provisioned {
+        self.attributes.insert(NOTE.to_owned(), Value::String(note.into()));
+        self
+    }
+
+    /// The note a provider left, taken out of the attributes.
+    pub fn take_note(&mut self) -> Option<String> {
+        match self.attributes.remove(NOTE) {
+            Some(Value::String(note)) => Some(note),
+            _ => None,
+        }
+    }
+}
+
 /// Why a provider could not do what was asked; the text becomes the resource's status reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderError {

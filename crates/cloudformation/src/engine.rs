@@ -481,14 +481,15 @@ impl Engine {
             _ => ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "UPDATE_FAILED"),
         };
         match outcome {
-            Ok(provisioned) => {
+            Ok(mut provisioned) => {
                 let mut events = Vec::new();
                 let physical = Some(provisioned.physical_id.clone());
                 if !matches!(action, Action::Update { .. }) {
                     let initiated = Some("Resource creation Initiated".to_owned());
                     events.push(self.set_resource(stack, id, &kind, physical.clone(), progress, initiated));
                 }
-                events.push(self.set_resource(stack, id, &kind, physical, complete, None));
+                let note = provisioned.take_note();
+                events.push(self.set_resource(stack, id, &kind, physical, complete, note));
                 if let Some(resource) = stack.resources.get_mut(id) {
                     resource.attributes = provisioned.attributes;
                     // An update that answered with a new physical id (a custom resource's
