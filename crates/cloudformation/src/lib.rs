@@ -6,6 +6,7 @@ pub mod api;
 mod builtin;
 mod changes;
 pub mod engine;
+mod events;
 pub mod graph;
 pub mod intrinsics;
 pub mod model;

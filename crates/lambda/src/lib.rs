@@ -5,6 +5,7 @@ mod aliases;
 mod concurrency;
 mod events;
 mod functions;
+mod inline_code;
 mod invoke;
 mod invoke_config;
 mod layer_policy;

@@ -3,10 +3,8 @@
 //! API, in-process. Inline code (`Code.ZipFile`) is packaged as AWS does (`index.py` with the
 //! `cfnresponse` module, `index.js`).
 
-use std::io::Write as _;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use hyper::Method;
 use nimbus_api::provider::{
     booleans, call, numbers, tag_map, text, ProviderError, ProviderFuture, Provisioned, ResourceProvider,
@@ -14,6 +12,8 @@ use nimbus_api::provider::{
 };
 use nimbus_api::Service;
 use serde_json::{json, Map, Value};
+
+use crate::inline_code::code;
 
 pub struct FunctionProvider {
     lambda: Arc<dyn Service>,
@@ -29,102 +29,6 @@ const TYPES: &[&str] = &[
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::Url",
 ];
-
-/// The `cfnresponse` module CloudFormation adds beside inline Python code.
-const CFN_RESPONSE_PY: &str = r#"import json
-import urllib.request
-
-SUCCESS = "SUCCESS"
-FAILED = "FAILED"
-
-
-def send(event, context, responseStatus, responseData, physicalResourceId=None, noEcho=False, reason=None):
-    stream = getattr(context, "log_stream_name", None)
-    body = {
-        "Status": responseStatus,
-        "Reason": reason or "See the details in CloudWatch Log Stream: " + str(stream),
-        "PhysicalResourceId": physicalResourceId or stream or event["LogicalResourceId"],
-        "StackId": event["StackId"],
-        "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"],
-        "NoEcho": noEcho,
-        "Data": responseData,
-    }
-    data = json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(event["ResponseURL"], data=data, method="PUT",
-                                     headers={"content-type": "", "content-length": str(len(data))})
-    try:
-        with urllib.request.urlopen(request) as response:
-            print("Status code:", response.status)
-    except Exception as e:
-        print("send(..) failed executing request: " + str(e))
-"#;
-
-/// The `cfn-response` module CloudFormation adds beside inline Node.js code.
-const CFN_RESPONSE_JS: &str = r#"exports.SUCCESS = "SUCCESS";
-exports.FAILED = "FAILED";
-
-exports.send = function (event, context, responseStatus, responseData, physicalResourceId, noEcho) {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({
-      Status: responseStatus,
-      Reason: "See the details in CloudWatch Log Stream: " + context.logStreamName,
-      PhysicalResourceId: physicalResourceId || context.logStreamName,
-      StackId: event.StackId,
-      RequestId: event.RequestId,
-      LogicalResourceId: event.LogicalResourceId,
-      NoEcho: noEcho || false,
-      Data: responseData,
-    });
-    const url = new URL(event.ResponseURL);
-    const client = url.protocol === "https:" ? require("https") : require("http");
-    const finish = () => { if (typeof context.done === "function") context.done(); };
-    const request = client.request(
-      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: "PUT",
-        headers: { "content-type": "", "content-length": Buffer.byteLength(body) } },
-      (response) => { console.log("Status code: " + response.statusCode); resolve(); finish(); });
-    request.on("error", (error) => {
-      console.log("send(..) failed executing https.request(..): " + error);
-      reject(error);
-      finish();
-    });
-    request.write(body);
-    request.end();
-  });
-};
-"#;
-
-/// `ZipFile` source packaged as a zip (base64), named for the runtime.
-fn inline_zip(source: &str, runtime: &str) -> Result<String, ProviderError> {
-    let mut files: Vec<(&str, &str)> = Vec::new();
-    if runtime.starts_with("python") {
-        files.push(("index.py", source));
-        files.push(("cfnresponse.py", CFN_RESPONSE_PY));
-    } else if runtime.starts_with("nodejs") {
-        files.push(("index.js", source));
-        files.push(("node_modules/cfn-response/index.js", CFN_RESPONSE_JS));
-    } else {
-        files.push(("index", source));
-    }
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
-    for (name, body) in files {
-        zip.start_file(name, options).map_err(|e| ProviderError::new(e.to_string()))?;
-        zip.write_all(body.as_bytes()).map_err(|e| ProviderError::new(e.to_string()))?;
-    }
-    let bytes = zip.finish().map_err(|e| ProviderError::new(e.to_string()))?.into_inner();
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// `Code` as the API takes it.
-fn code(properties: &Map<String, Value>) -> Result<Value, ProviderError> {
-    let mut code = properties.get("Code").and_then(Value::as_object).cloned().unwrap_or_default();
-    if let Some(source) = code.get("ZipFile").map(text) {
-        let runtime = properties.get("Runtime").map(text).unwrap_or_default();
-        code.insert("ZipFile".into(), inline_zip(&source, &runtime)?.into());
-    }
-    Ok(Value::Object(code))
-}
 
 const NOT_CONFIGURATION: &[&str] = &[
     "Code",
