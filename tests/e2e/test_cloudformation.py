@@ -859,3 +859,38 @@ def test_layers_of_other_accounts_missing_from_nimbus_are_left_out_and_named(ser
     assert powertools in done["ResourceStatusReason"]
     assert json.loads(lam.invoke(FunctionName=outputs(client, stack)["Name"])["Payload"].read()) == "ok"
     delete(client, stack)
+
+
+LOOPS = """
+Transform: AWS::LanguageExtensions
+Parameters:
+  Names: {Type: CommaDelimitedList}
+Resources:
+  Fn::ForEach::Queues:
+    - Name
+    - !Ref Names
+    - Queue${Name}:
+        Type: AWS::SQS::Queue
+        Properties:
+          QueueName: !Sub "${AWS::StackName}-${Name}"
+Outputs:
+  Count:
+    Value: !Length {Ref: Names}
+  Json:
+    Value: !ToJsonString {names: !Ref Names}
+"""
+
+
+def test_language_extensions_loops_and_functions(server):
+    endpoint, stack = server.endpoint, unique_name("loops")
+    client, sqs = cfn(endpoint), aws_client("sqs", endpoint)
+    client.create_stack(StackName=stack, TemplateBody=LOOPS, Parameters=[{"ParameterKey": "Names", "ParameterValue": "red,blue"}])
+    assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
+    assert sorted(resources(client, stack)) == ["Queueblue", "Queuered"]
+    sqs.get_queue_url(QueueName=f"{stack}-blue")
+    assert outputs(client, stack) == {"Count": "2", "Json": '{"names":["red","blue"]}'}
+    client.update_stack(StackName=stack, TemplateBody=LOOPS, Parameters=[{"ParameterKey": "Names", "ParameterValue": "red"}])
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    assert sorted(resources(client, stack)) == ["Queuered"]
+    assert client.get_template(StackName=stack)["TemplateBody"] == LOOPS
+    delete(client, stack)

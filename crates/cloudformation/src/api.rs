@@ -1,6 +1,7 @@
 //! The stack operations: request checks with AWS's messages, then the engine runs the work in
 //! the background (clients poll `DescribeStacks`/`DescribeStackEvents`, as with AWS).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use nimbus_api::AwsError;
@@ -222,9 +223,23 @@ pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Re
             map.insert("Transform".into(), json!(kept));
         }
     }
-    template::check(&template)?;
-    graph::dependencies(&template)?;
+    // A template that loops is checked once its loops are expanded (`expand`).
+    if !crate::foreach::loops(&template) {
+        template::check(&template)?;
+        graph::dependencies(&template)?;
+    }
     Ok(template)
+}
+
+/// The template with its `Fn::ForEach` loops expanded for these parameters, then checked.
+pub fn expand(template: Value, parameters: &BTreeMap<String, String>) -> std::result::Result<Value, String> {
+    if !crate::foreach::loops(&template) {
+        return Ok(template);
+    }
+    let expanded = crate::foreach::expand(&template, parameters)?;
+    template::check(&expanded)?;
+    graph::dependencies(&expanded)?;
+    Ok(expanded)
 }
 
 /// Whether a template has anything for the SAM transform to do.
@@ -312,9 +327,10 @@ fn create_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let text = template_text(engine, input)?
         .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?;
     let template = prepare(engine, &text, name).map_err(validation)?;
+    let parameters = params::resolve(&template, &given(input), None).map_err(validation)?;
+    let template = expand(template, &parameters).map_err(validation)?;
     let capabilities = strings(input, "Capabilities");
     check_capabilities(&template, &capabilities)?;
-    let parameters = params::resolve(&template, &given(input), None).map_err(validation)?;
     let mut stack = new_stack(engine, name, Version { original: text, template, parameters });
     stack.tags = tags(input).unwrap_or_default();
     stack.capabilities = capabilities;
@@ -350,9 +366,10 @@ pub fn requested_version(engine: &Engine, stack: &Stack, input: &Value) -> Resul
             .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?
     };
     let template = prepare(engine, &text, &stack.name).map_err(validation)?;
-    check_capabilities(&template, &strings(input, "Capabilities"))?;
     let parameters =
         params::resolve(&template, &given(input), Some(&stack.current.parameters)).map_err(validation)?;
+    let template = expand(template, &parameters).map_err(validation)?;
+    check_capabilities(&template, &strings(input, "Capabilities"))?;
     Ok(Version { original: text, template, parameters })
 }
 

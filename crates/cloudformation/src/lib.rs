@@ -7,6 +7,7 @@ mod builtin;
 mod changes;
 pub mod engine;
 mod events;
+mod foreach;
 pub mod graph;
 pub mod intrinsics;
 pub mod model;

@@ -208,6 +208,13 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_dates_stay_text() {
+        let template = parse("AWSTemplateFormatVersion: 2010-09-09\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      Doc: {Version: 2012-10-17}\n      On: yes\n").unwrap();
+        check(&template).unwrap();
+        assert_eq!(template["Resources"]["Q"]["Properties"]["Doc"]["Version"], "2012-10-17");
+    }
+
+    #[test]
     fn bad_templates_are_named_as_aws_names_them() {
         assert!(parse("{\"Resources\": ")
             .unwrap_err()
