@@ -894,3 +894,37 @@ def test_language_extensions_loops_and_functions(server):
     assert sorted(resources(client, stack)) == ["Queuered"]
     assert client.get_template(StackName=stack)["TemplateBody"] == LOOPS
     delete(client, stack)
+
+
+def waiting(queue):
+    return json.dumps({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}},
+        "Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"},
+        "Wait": {"Type": "AWS::CloudFormation::WaitCondition", "DependsOn": "Queue",
+                 "Properties": {"Handle": {"Ref": "Handle"}, "Timeout": "600"}}}})
+
+
+def test_cancel_update_and_delete_during_create_stop_a_waiting_stack(server):
+    endpoint = server.endpoint
+    client, sqs = cfn(endpoint), aws_client("sqs", endpoint)
+    stack, queue = unique_name("stuck"), unique_name("stuck-queue")
+    created = client.create_stack(StackName=stack, TemplateBody=waiting(queue))
+    wait_for(lambda: resources(client, stack).get("Wait", {}).get("ResourceStatus") == "CREATE_IN_PROGRESS")
+    client.delete_stack(StackName=stack)
+    assert wait_status(client, created["StackId"]) == "DELETE_COMPLETE"
+    events = client.describe_stack_events(StackName=created["StackId"])["StackEvents"]
+    assert any(e["LogicalResourceId"] == "Wait" and e.get("ResourceStatusReason") == "Resource creation cancelled" for e in events)
+    with pytest.raises(ClientError):
+        sqs.get_queue_url(QueueName=queue)
+
+    updated = unique_name("cancelled")
+    client.create_stack(StackName=updated, TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
+    assert wait_status(client, updated) == "CREATE_COMPLETE"
+    code, message = message_of(lambda: client.cancel_update_stack(StackName=updated))
+    assert message == "CancelUpdateStack cannot be called from current stack status CREATE_COMPLETE"
+    client.update_stack(StackName=updated, TemplateBody=waiting(unique_name("added")))
+    wait_for(lambda: resources(client, updated).get("Wait", {}).get("ResourceStatus") == "CREATE_IN_PROGRESS")
+    client.cancel_update_stack(StackName=updated)
+    assert wait_status(client, updated) == "UPDATE_ROLLBACK_COMPLETE"
+    assert sorted(resources(client, updated)) == ["Queue"]
+    delete(client, updated)

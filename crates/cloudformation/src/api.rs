@@ -40,6 +40,7 @@ pub fn dispatch(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Val
         "ListImports" => list_imports(engine, input),
         "UpdateTerminationProtection" => termination_protection(engine, input),
         "RollbackStack" | "ContinueUpdateRollback" => roll_back(engine, action, input),
+        "CancelUpdateStack" => cancel_update(engine, input),
         "CreateChangeSet" => changes::create(engine, input),
         "DescribeChangeSet" => changes::describe(engine, input),
         "ExecuteChangeSet" => changes::execute(engine, input),
@@ -421,6 +422,11 @@ fn delete_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
             stack.name
         )));
     }
+    if stack.status == "CREATE_IN_PROGRESS" && engine.is_running(&stack.id) {
+        // Deleting a stack being created stops the creation; its rollback then deletes it.
+        engine.cancel(&stack.id, true);
+        return Ok(json!({}));
+    }
     if stack.in_progress() || engine.is_running(&stack.id) {
         return Err(validation(format!(
             "Stack [{}] is in {} state and can not be deleted",
@@ -438,6 +444,19 @@ fn delete_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let event = engine.set_status(&mut stack, "DELETE_IN_PROGRESS", Some("User Initiated".into()));
     engine.store.save(&stack, &[event]).map_err(internal)?;
     engine.start(stack.id.clone());
+    Ok(json!({}))
+}
+
+fn cancel_update(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
+    let name = string(input, "StackName").ok_or_else(|| validation("StackName is required"))?;
+    let stack = stack_named(engine, name)?;
+    if stack.status != "UPDATE_IN_PROGRESS" || !engine.is_running(&stack.id) {
+        return Err(validation(format!(
+            "CancelUpdateStack cannot be called from current stack status {}",
+            stack.status
+        )));
+    }
+    engine.cancel(&stack.id, false);
     Ok(json!({}))
 }
 

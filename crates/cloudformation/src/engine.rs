@@ -30,6 +30,8 @@ pub struct Engine {
     pub hooks: Hooks,
     /// Stacks with an operation running on this node.
     running: Mutex<HashSet<String>>,
+    /// Stacks whose running operation was asked to stop (`true`: deleted afterwards).
+    cancels: Mutex<HashMap<String, bool>>,
     /// This node's name: an operation belongs to the node that runs it, and only that node
     /// resumes it after a restart (several nodes may share the database).
     pub node: String,
@@ -68,6 +70,7 @@ impl Engine {
             providers: by_type,
             hooks: Hooks::default(),
             running: Mutex::new(HashSet::new()),
+            cancels: Mutex::new(HashMap::new()),
             node: "local".to_owned(),
         }
     }
@@ -123,7 +126,48 @@ impl Engine {
     }
 
     fn claim(&self, stack_id: &str) -> bool {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(stack_id);
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(stack_id.to_owned())
+    }
+
+    /// Asks the stack's running create or update to stop (`CancelUpdateStack`, or `DeleteStack`
+    /// during a create): steps under way are abandoned and the operation rolls back.
+    pub fn cancel(&self, stack_id: &str, then_delete: bool) {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(stack_id.to_owned(), then_delete);
+    }
+
+    async fn until_cancelled(&self, stack_id: &str) {
+        while !self.cancels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(stack_id) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Marks the steps a cancel abandoned as failed; the operation's failure reason.
+    fn cancel_steps(&self, stack: &mut Stack, started: &BTreeSet<String>, done: &BTreeSet<String>) -> String {
+        if self.cancels.lock().unwrap_or_else(|p| p.into_inner()).get(&stack.id) == Some(&true) {
+            stack.delete_on_failure = true;
+            stack.disable_rollback = false;
+        }
+        let mut events = Vec::new();
+        for id in started.difference(done) {
+            let Some(resource) = stack.resources.get(id) else { continue };
+            if !resource.status.ends_with("_IN_PROGRESS") {
+                continue;
+            }
+            let (kind, creating) = (resource.resource_type.clone(), resource.status.starts_with("CREATE"));
+            let (status, why) = if creating {
+                ("CREATE_FAILED", "Resource creation cancelled")
+            } else {
+                ("UPDATE_FAILED", "Resource update cancelled")
+            };
+            events.push(self.set_resource(stack, id, &kind, None, status, Some(why.into())));
+        }
+        self.save(stack, &events);
+        if stack.status.starts_with("CREATE") {
+            "Resource creation cancelled. ".into()
+        } else {
+            "Resource update cancelled. ".into()
+        }
     }
 
     async fn run_claimed(self: Arc<Self>, stack_id: String) {
@@ -255,7 +299,14 @@ impl Engine {
             if tasks.is_empty() && progressed {
                 continue; // resources that needed nothing may have readied others
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                () = self.until_cancelled(&stack.id) => {
+                    tasks.abort_all();
+                    return Err(self.cancel_steps(stack, &started, &done));
+                }
+            };
+            let Some(joined) = joined else { break };
             let Ok((id, action, outcome)) = joined else { continue };
             match self.apply(stack, &id, &action, outcome) {
                 Ok(()) => {
