@@ -233,7 +233,12 @@ pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Re
 }
 
 /// The template with its `Fn::ForEach` loops expanded for these parameters, then checked.
-pub fn expand(template: Value, parameters: &BTreeMap<String, String>) -> std::result::Result<Value, String> {
+pub fn expand(
+    engine: &Engine,
+    template: Value,
+    parameters: &BTreeMap<String, String>,
+) -> std::result::Result<Value, String> {
+    crate::rules::check(&template, parameters, &engine.region, &engine.account)?;
     if !crate::foreach::loops(&template) {
         return Ok(template);
     }
@@ -329,7 +334,7 @@ fn create_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
         .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?;
     let template = prepare(engine, &text, name).map_err(validation)?;
     let parameters = params::resolve(&template, &given(input), None).map_err(validation)?;
-    let template = expand(template, &parameters).map_err(validation)?;
+    let template = expand(engine, template, &parameters).map_err(validation)?;
     let capabilities = strings(input, "Capabilities");
     check_capabilities(&template, &capabilities)?;
     let mut stack = new_stack(engine, name, Version { original: text, template, parameters });
@@ -341,6 +346,7 @@ fn create_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     stack.disable_rollback = flag(input, "DisableRollback").unwrap_or(false) || on_failure == "DO_NOTHING";
     stack.delete_on_failure = on_failure == "DELETE";
     stack.termination_protection = flag(input, "EnableTerminationProtection").unwrap_or(false);
+    stack.timeout_minutes = string(input, "TimeoutInMinutes").and_then(|m| m.parse().ok()).filter(|m| *m > 0);
     let event = engine.set_status(&mut stack, "CREATE_IN_PROGRESS", Some("User Initiated".into()));
     engine.store.save(&stack, &[event]).map_err(internal)?;
     engine.start(stack.id.clone());
@@ -369,7 +375,7 @@ pub fn requested_version(engine: &Engine, stack: &Stack, input: &Value) -> Resul
     let template = prepare(engine, &text, &stack.name).map_err(validation)?;
     let parameters =
         params::resolve(&template, &given(input), Some(&stack.current.parameters)).map_err(validation)?;
-    let template = expand(template, &parameters).map_err(validation)?;
+    let template = expand(engine, template, &parameters).map_err(validation)?;
     check_capabilities(&template, &strings(input, "Capabilities"))?;
     Ok(Version { original: text, template, parameters })
 }
@@ -489,6 +495,7 @@ fn termination_protection(engine: &Arc<Engine>, input: &Value) -> Result<Value> 
         return Err(validation(format!("Stack with id {name} does not exist")));
     }
     stack.termination_protection = flag(input, "EnableTerminationProtection").unwrap_or(false);
+    stack.timeout_minutes = string(input, "TimeoutInMinutes").and_then(|m| m.parse().ok()).filter(|m| *m > 0);
     engine.store.save(&stack, &[]).map_err(internal)?;
     Ok(json!({ "StackId": stack.id }))
 }

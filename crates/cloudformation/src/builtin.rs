@@ -237,7 +237,7 @@ async fn nested(engine: Arc<Engine>, action: &Action, request: ResourceRequest) 
             let text = crate::api::fetch_template(&engine, &url)?;
             let template = crate::api::prepare(&engine, &text, &name)?;
             let parameters = crate::params::resolve(&template, &given(&request), None)?;
-            let template = crate::api::expand(template, &parameters)?;
+            let template = crate::api::expand(&engine, template, &parameters)?;
             let version = crate::model::Version { original: text, template, parameters };
             let mut child = crate::api::new_stack(&engine, &name, version);
             child.parent_id = Some(parent.id.clone());
@@ -264,7 +264,7 @@ async fn nested(engine: Arc<Engine>, action: &Action, request: ResourceRequest) 
             let template = crate::api::prepare(&engine, &text, &child.name)?;
             let parameters =
                 crate::params::resolve(&template, &given(&request), Some(&child.current.parameters))?;
-            let template = crate::api::expand(template, &parameters)?;
+            let template = crate::api::expand(&engine, template, &parameters)?;
             let version = crate::model::Version { original: text, template, parameters };
             if version.template == child.current.template && version.parameters == child.current.parameters {
                 return Ok(outputs_of(&child));

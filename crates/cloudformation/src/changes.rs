@@ -64,7 +64,7 @@ pub fn create(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
                 .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?;
             let template = api::prepare(engine, &text, stack_name).map_err(validation)?;
             let parameters = crate::params::resolve(&template, &api::given(input), None).map_err(validation)?;
-            let template = api::expand(template, &parameters).map_err(validation)?;
+            let template = api::expand(engine, template, &parameters).map_err(validation)?;
             api::check_capabilities(&template, &api::strings(input, "Capabilities"))?;
             let version = Version { original: text, template, parameters };
             let stack = match existing {

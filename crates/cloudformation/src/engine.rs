@@ -188,10 +188,24 @@ impl Engine {
 
     async fn run(self: Arc<Self>, mut stack: Stack) {
         match stack.status.as_str() {
-            "CREATE_IN_PROGRESS" => match self.clone().deploy(&mut stack).await {
-                Ok(()) => self.finish(&mut stack, "CREATE_COMPLETE", None),
-                Err(reason) => self.create_failed(&mut stack, reason).await,
-            },
+            "CREATE_IN_PROGRESS" => {
+                // `TimeoutInMinutes`: a create still running then is cancelled (and rolled back).
+                let timer = stack.timeout_minutes.map(|minutes| {
+                    let (engine, id) = (self.clone(), stack.id.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(minutes * 60)).await;
+                        engine.cancel(&id, false);
+                    })
+                });
+                let deployed = self.clone().deploy(&mut stack).await;
+                if let Some(timer) = timer {
+                    timer.abort();
+                }
+                match deployed {
+                    Ok(()) => self.finish(&mut stack, "CREATE_COMPLETE", None),
+                    Err(reason) => self.create_failed(&mut stack, reason).await,
+                }
+            }
             "ROLLBACK_IN_PROGRESS" => self.rollback_create(&mut stack).await,
             "UPDATE_IN_PROGRESS" => match self.clone().deploy(&mut stack).await {
                 Ok(()) => self.cleanup(&mut stack).await,

@@ -14,6 +14,7 @@ pub mod model;
 pub mod params;
 mod render;
 mod resolve;
+mod rules;
 pub mod store;
 mod teardown;
 pub mod template;

@@ -71,6 +71,9 @@ pub struct Stack {
     pub root_id: Option<String>,
     pub change_set_id: Option<String>,
     pub last_event_ms: i64,
+    /// `TimeoutInMinutes` of the create.
+    #[serde(default)]
+    pub timeout_minutes: Option<u64>,
     /// The node running (or last running) an operation on the stack.
     #[serde(default)]
     pub owner: Option<String>,
