@@ -460,6 +460,14 @@ def test_exports_imports_and_an_export_in_use_blocks_deletion(server):
                 {"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}]}}}}}))
     client.get_waiter("stack_create_complete").wait(StackName=importer, WaiterConfig={"Delay": 1})
     assert client.list_imports(ExportName=export)["Imports"] == [importer]
+    # The export may not change while imported: the update rolls back.
+    client.update_stack(StackName=exporter, TemplateBody=json.dumps({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"Url": {"Value": "changed", "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-queue-url"}}}}}))
+    assert wait_status(client, exporter) == "UPDATE_ROLLBACK_COMPLETE"
+    events = client.describe_stack_events(StackName=exporter)["StackEvents"]
+    reason = next(e for e in events if e["ResourceStatus"] == "UPDATE_ROLLBACK_IN_PROGRESS")["ResourceStatusReason"]
+    assert reason == f"Cannot update export {export} as it is in use by {importer}"
     client.delete_stack(StackName=exporter)
     assert wait_status(client, exporter) == "DELETE_FAILED"
     reason = client.describe_stacks(StackName=exporter)["Stacks"][0]["StackStatusReason"]

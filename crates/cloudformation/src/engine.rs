@@ -352,6 +352,20 @@ impl Engine {
                 return Err(format!("Export with name {name} is already exported by stack {owner}"));
             }
         }
+        // An export another stack imports may not change or go.
+        for old in &stack.outputs {
+            let Some(name) = &old.export else { continue };
+            let kept = outputs.iter().any(|o| o.export.as_ref() == Some(name) && o.value == old.value);
+            if !kept {
+                let importers = crate::api::importers(&self, name);
+                if !importers.is_empty() {
+                    return Err(format!(
+                        "Cannot update export {name} as it is in use by {}",
+                        importers.join(", ")
+                    ));
+                }
+            }
+        }
         stack.outputs = outputs;
         Ok(())
     }
