@@ -769,6 +769,18 @@ Resources:
     Type: AWS::Logs::LogGroup
     Properties:
       RetentionInDays: 7
+  Stream:
+    Type: AWS::Logs::LogStream
+    Properties: {LogGroupName: !Ref Logs, LogStreamName: app}
+  Metric:
+    Type: AWS::Logs::MetricFilter
+    Properties:
+      LogGroupName: !Ref Logs
+      FilterPattern: ERROR
+      MetricTransformations: [{MetricName: Errors, MetricNamespace: App, MetricValue: "1"}]
+  Subscription:
+    Type: AWS::Logs::SubscriptionFilter
+    Properties: {LogGroupName: !Ref Logs, FilterPattern: "", DestinationArn: !GetAtt Function.Arn}
   Role:
     Type: AWS::IAM::Role
     Properties:
@@ -830,6 +842,11 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert lam.get_event_source_mapping(UUID=out["Mapping"])["BatchSize"] == 5
     group = logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"][0]
     assert group["retentionInDays"] == 7
+    assert [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=out["Logs"])["logStreams"]] == ["app"]
+    metric = logs.describe_metric_filters(logGroupName=out["Logs"])["metricFilters"][0]
+    assert metric["filterPattern"] == "ERROR" and metric["metricTransformations"][0]["metricName"] == "Errors"
+    subscription = logs.describe_subscription_filters(logGroupName=out["Logs"])["subscriptionFilters"][0]
+    assert subscription["destinationArn"].endswith(":function:" + out["Function"])
     assert iam.get_role_policy(RoleName=out["Role"], PolicyName="inline")["PolicyName"] == "inline"
     attached = iam.list_attached_role_policies(RoleName=out["Role"])["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [out["Managed"]]
