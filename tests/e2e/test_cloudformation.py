@@ -722,6 +722,12 @@ Resources:
     Properties:
       Content: {S3Bucket: !Ref Bucket, S3Key: layer.zip}
       CompatibleRuntimes: [python3.12]
+  LayerShare:
+    Type: AWS::Lambda::LayerVersionPermission
+    Properties:
+      LayerVersionArn: !Ref Layer
+      Action: lambda:GetLayerVersion
+      Principal: "*"
   Function:
     Type: AWS::Lambda::Function
     Properties:
@@ -852,6 +858,9 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert [p["PolicyArn"] for p in attached] == [out["Managed"]]
     assert iam.get_instance_profile(InstanceProfileName=out["Profile"])["InstanceProfile"]["Roles"][0]["RoleName"] == out["Role"]
     assert "s3:GetObject" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    layer_name, layer_version = out["Layer"].split(":")[6:8]
+    shared = lam.get_layer_version_policy(LayerName=layer_name, VersionNumber=int(layer_version))["Policy"]
+    assert "lambda:GetLayerVersion" in shared
     # A new version (versions are immutable: replaced) moves the alias; the old version goes.
     client.update_stack(StackName=stack, TemplateBody=EVERY_TYPE, Capabilities=["CAPABILITY_IAM"],
                         Parameters=params + [{"ParameterKey": "Description", "ParameterValue": "second"}])

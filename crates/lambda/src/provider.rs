@@ -28,6 +28,7 @@ const TYPES: &[&str] = &[
     "AWS::Lambda::EventSourceMapping",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::Url",
+    "AWS::Lambda::LayerVersionPermission",
 ];
 
 const NOT_CONFIGURATION: &[&str] = &[
@@ -354,6 +355,17 @@ impl ResourceProvider for FunctionProvider {
                         attributes: Map::new(),
                     })
                 }
+                "AWS::Lambda::LayerVersionPermission" => {
+                    let arn = request.string("LayerVersionArn").ok_or_else(|| missing("LayerVersionArn"))?;
+                    let (name, version) = layer_parts(arn);
+                    let sid = request.generated_name(100, false);
+                    let mut body = request.properties.clone();
+                    body.remove("LayerVersionArn");
+                    body.insert("StatementId".into(), sid.clone().into());
+                    let path = format!("/2018-10-31/layers/{name}/versions/{version}/policy");
+                    self.api(Method::POST, &path, Some(Value::Object(body))).await?;
+                    Ok(Provisioned { physical_id: sid, attributes: Map::new() })
+                }
                 _ => self.put_url(&request, Method::POST).await,
             }
         })
@@ -435,6 +447,10 @@ impl ResourceProvider for FunctionProvider {
                 }
                 "AWS::Lambda::EventSourceMapping" => {
                     format!("/2015-03-31/event-source-mappings/{physical_id}")
+                }
+                "AWS::Lambda::LayerVersionPermission" => {
+                    let (name, version) = layer_parts(request.string("LayerVersionArn").unwrap_or_default());
+                    format!("/2018-10-31/layers/{name}/versions/{version}/policy/{physical_id}")
                 }
                 "AWS::Lambda::EventInvokeConfig" => {
                     let qualifier = request.string("Qualifier").unwrap_or("$LATEST");
