@@ -433,7 +433,7 @@ fn delete_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
         engine.cancel(&stack.id, true);
         return Ok(json!({}));
     }
-    if stack.in_progress() || engine.is_running(&stack.id) {
+    if stack.in_progress() {
         return Err(validation(format!(
             "Stack [{}] is in {} state and can not be deleted",
             stack.name, stack.status

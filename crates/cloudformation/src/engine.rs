@@ -106,11 +106,18 @@ impl Engine {
     /// Runs the operation the stack's status names, in the background (marked running at once,
     /// so that a caller may wait for it).
     pub fn start(self: &Arc<Self>, stack_id: String) {
-        if !self.claim(&stack_id) {
+        let engine = self.clone();
+        if self.claim(&stack_id) {
+            tokio::spawn(async move { engine.run_claimed(stack_id).await });
             return;
         }
-        let engine = self.clone();
-        tokio::spawn(async move { engine.run_claimed(stack_id).await });
+        // The previous operation has saved its end but not yet let go of the stack.
+        tokio::spawn(async move {
+            engine.wait_idle(&stack_id).await;
+            if engine.claim(&stack_id) {
+                engine.run_claimed(stack_id).await;
+            }
+        });
     }
 
     /// Runs the stack's pending operation to its end (a nested stack is driven inline).
