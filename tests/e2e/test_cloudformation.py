@@ -765,6 +765,11 @@ Resources:
       MaximumRetryAttempts: 1
   Queue:
     Type: AWS::SQS::Queue
+  QueueAccess:
+    Type: AWS::SQS::QueueInlinePolicy
+    Properties:
+      Queue: !Ref Queue
+      PolicyDocument: {Statement: [{Effect: Allow, Principal: "*", Action: sqs:SendMessage, Resource: !GetAtt Queue.Arn}]}
   Mapping:
     Type: AWS::Lambda::EventSourceMapping
     Properties:
@@ -846,6 +851,9 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert lam.get_function_url_config(FunctionName=out["Function"], Qualifier="live")["FunctionUrl"] == out["Url"]
     assert lam.get_function_event_invoke_config(FunctionName=out["Function"])["MaximumRetryAttempts"] == 1
     assert lam.get_event_source_mapping(UUID=out["Mapping"])["BatchSize"] == 5
+    queue_url = resources(client, stack)["Queue"]["PhysicalResourceId"]
+    policy = aws_client("sqs", endpoint).get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
+    assert "sqs:SendMessage" in policy["Attributes"]["Policy"]
     group = logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"][0]
     assert group["retentionInDays"] == 7
     assert [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=out["Logs"])["logStreams"]] == ["app"]

@@ -1,4 +1,4 @@
-//! `AWS::SQS::Queue` and `AWS::SQS::QueuePolicy` for CloudFormation: each step is a call to
+//! `AWS::SQS::Queue`, `AWS::SQS::QueuePolicy` and `AWS::SQS::QueueInlinePolicy` for CloudFormation: each step is a call to
 //! SQS's own API (its validation and messages), made in-process.
 
 use std::sync::Arc;
@@ -96,7 +96,7 @@ fn queue_name(request: &ResourceRequest) -> String {
 
 impl ResourceProvider for QueueProvider {
     fn resource_types(&self) -> &'static [&'static str] {
-        &["AWS::SQS::Queue", "AWS::SQS::QueuePolicy"]
+        &["AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::SQS::QueueInlinePolicy"]
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {
@@ -105,7 +105,7 @@ impl ResourceProvider for QueueProvider {
 
     fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
         Box::pin(async move {
-            if request.resource_type == "AWS::SQS::QueuePolicy" {
+            if request.resource_type != "AWS::SQS::Queue" {
                 self.set_policies(&request, false).await?;
                 let physical = request.generated_name(128, false);
                 return Ok(Provisioned { physical_id: physical, attributes: Map::new() });
@@ -128,9 +128,9 @@ impl ResourceProvider for QueueProvider {
         previous: Map<String, Value>,
     ) -> ProviderFuture<'_, Provisioned> {
         Box::pin(async move {
-            if request.resource_type == "AWS::SQS::QueuePolicy" {
-                let old: Vec<String> = queues(previous.get("Queues"));
-                let new: Vec<String> = queues(request.property("Queues"));
+            if request.resource_type != "AWS::SQS::Queue" {
+                let old: Vec<String> = queues(&previous);
+                let new: Vec<String> = queues(&request.properties);
                 for gone in old.iter().filter(|q| !new.contains(q)) {
                     let body = json!({"QueueUrl": gone, "Attributes": {"Policy": ""}});
                     let _ = self.action("SetQueueAttributes", body).await;
@@ -171,7 +171,7 @@ impl ResourceProvider for QueueProvider {
 
     fn delete(&self, request: ResourceRequest, physical_id: String) -> ProviderFuture<'_, ()> {
         Box::pin(async move {
-            if request.resource_type == "AWS::SQS::QueuePolicy" {
+            if request.resource_type != "AWS::SQS::Queue" {
                 return self.set_policies(&request, true).await;
             }
             match self.action("DeleteQueue", json!({"QueueUrl": physical_id})).await {
@@ -182,9 +182,11 @@ impl ResourceProvider for QueueProvider {
     }
 }
 
-fn queues(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(items)) => items.iter().map(text).collect(),
+/// The queues a policy applies to: `Queues` (QueuePolicy) or `Queue` (QueueInlinePolicy).
+fn queues(properties: &Map<String, Value>) -> Vec<String> {
+    match (properties.get("Queues"), properties.get("Queue")) {
+        (Some(Value::Array(items)), _) => items.iter().map(text).collect(),
+        (_, Some(queue)) => vec![text(queue)],
         _ => Vec::new(),
     }
 }
@@ -196,7 +198,7 @@ impl QueueProvider {
         } else {
             request.property("PolicyDocument").map(document).unwrap_or_default()
         };
-        for queue in queues(request.property("Queues")) {
+        for queue in queues(&request.properties) {
             let result = self
                 .action("SetQueueAttributes", json!({"QueueUrl": queue, "Attributes": {"Policy": policy}}))
                 .await;
