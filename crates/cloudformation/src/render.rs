@@ -85,7 +85,11 @@ fn page<T: Clone>(items: &[T], input: &Value) -> (Vec<T>, Option<String>) {
 pub fn describe_stacks(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let stacks = match string(input, "StackName") {
         Some(name) => vec![api::stack_named(engine, name)?],
-        None => engine.store.live().map_err(internal)?,
+        None => {
+            let mut stacks = engine.store.live().map_err(internal)?;
+            stacks.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+            stacks
+        }
     };
     let (stacks, next) = page(&stacks, input);
     Ok(json!({"Stacks": stacks.iter().map(stack_document).collect::<Vec<_>>(), "NextToken": next}))
@@ -210,7 +214,8 @@ pub fn list_stack_resources(engine: &Arc<Engine>, input: &Value) -> Result<Value
 
 pub fn list_stacks(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let filter = api::strings(input, "StackStatusFilter");
-    let stacks = engine.store.all().map_err(internal)?;
+    let mut stacks = engine.store.all().map_err(internal)?;
+    stacks.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
     let summaries: Vec<Value> = stacks
         .iter()
         .filter(|s| filter.is_empty() || filter.contains(&s.status))
