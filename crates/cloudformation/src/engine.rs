@@ -279,26 +279,17 @@ impl Engine {
                     .filter(|(id, deps)| !started.contains(*id) && deps.iter().all(|d| done.contains(d)))
                     .map(|(id, _)| id.clone())
                     .collect();
+                // Every step of the wave is recorded (one commit) before any provider is asked.
+                let mut wave_events = Vec::new();
+                let mut jobs = Vec::new();
                 for id in ready {
                     progressed = true;
                     started.insert(id.clone());
-                    match self.prepare(stack, &id, &exports) {
+                    match self.prepare(stack, &id, &exports, &mut wave_events) {
                         Ok(None) => {
                             done.insert(id);
                         }
-                        Ok(Some((action, request))) => {
-                            let engine = self.clone();
-                            let step = action.clone();
-                            tasks.spawn(async move {
-                                // A provider that panics fails its resource, not the engine.
-                                let run = tokio::spawn(async move { engine.execute(&step, request).await });
-                                let outcome = run.await.unwrap_or_else(|_| {
-                                    Err("Internal failure: the resource provider stopped unexpectedly"
-                                        .to_owned())
-                                });
-                                (id, action, outcome)
-                            });
-                        }
+                        Ok(Some(job)) => jobs.push((id, job)),
                         Err(reason) => {
                             let kind =
                                 Self::declared(stack, &id)["Type"].as_str().unwrap_or_default().to_owned();
@@ -308,13 +299,33 @@ impl Engine {
                             } else {
                                 "CREATE_FAILED"
                             };
-                            let event =
-                                self.set_resource(stack, &id, &kind, None, status, Some(reason.clone()));
-                            self.save(stack, &[event]);
+                            wave_events.push(self.set_resource(
+                                stack,
+                                &id,
+                                &kind,
+                                None,
+                                status,
+                                Some(reason.clone()),
+                            ));
                             first_reason.get_or_insert(reason);
                             failed.push(id);
                         }
                     }
+                }
+                if !wave_events.is_empty() {
+                    self.save(stack, &wave_events);
+                }
+                for (id, (action, request)) in jobs {
+                    let engine = self.clone();
+                    let step = action.clone();
+                    tasks.spawn(async move {
+                        // A provider that panics fails its resource, not the engine.
+                        let run = tokio::spawn(async move { engine.execute(&step, request).await });
+                        let outcome = run.await.unwrap_or_else(|_| {
+                            Err("Internal failure: the resource provider stopped unexpectedly".to_owned())
+                        });
+                        (id, action, outcome)
+                    });
                 }
             }
             if tasks.is_empty() && progressed {
@@ -383,6 +394,7 @@ impl Engine {
         stack: &mut Stack,
         id: &str,
         exports: &BTreeMap<String, (String, String)>,
+        events: &mut Vec<Event>,
     ) -> Result<Option<(Action, ResourceRequest)>, String> {
         let declared = Self::declared(stack, id);
         let kind = declared["Type"].as_str().unwrap_or_default().to_owned();
@@ -400,7 +412,7 @@ impl Engine {
             let resource = stack.resources.get_mut(id).expect("just set");
             resource.properties = properties;
             resource.added = stack.status.starts_with("UPDATE");
-            self.save(stack, &[event]);
+            events.push(event);
             return Ok(Some((Action::Create, request)));
         };
         if existing.resource_type == kind
@@ -422,7 +434,7 @@ impl Engine {
         }
         resource.properties = properties;
         resource.replaced = replace;
-        self.save(stack, &[event]);
+        events.push(event);
         let physical = existing.physical_id.clone().unwrap_or_default();
         Ok(Some(if replace {
             (Action::Replace, request)

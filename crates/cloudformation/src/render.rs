@@ -87,7 +87,7 @@ pub fn describe_stacks(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
         Some(name) => vec![api::stack_named(engine, name)?],
         None => {
             let mut stacks = engine.store.live().map_err(internal)?;
-            stacks.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+            stacks.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
             stacks
         }
     };
@@ -215,7 +215,7 @@ pub fn list_stack_resources(engine: &Arc<Engine>, input: &Value) -> Result<Value
 pub fn list_stacks(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     let filter = api::strings(input, "StackStatusFilter");
     let mut stacks = engine.store.all().map_err(internal)?;
-    stacks.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
     let summaries: Vec<Value> = stacks
         .iter()
         .filter(|s| filter.is_empty() || filter.contains(&s.status))
