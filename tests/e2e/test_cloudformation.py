@@ -716,6 +716,8 @@ EVERY_TYPE = """
 Parameters:
   Bucket: {Type: String}
   Description: {Type: String, Default: first}
+Conditions:
+  First: !Equals [!Ref Description, first]
 Resources:
   Layer:
     Type: AWS::Lambda::LayerVersion
@@ -808,6 +810,22 @@ Resources:
     Type: AWS::IAM::InstanceProfile
     Properties:
       Roles: [!Ref Role]
+  Team:
+    Type: AWS::IAM::Group
+    Properties:
+      ManagedPolicyArns: [!Ref Managed]
+  Person:
+    Type: AWS::IAM::User
+    Properties:
+      Groups: [!Ref Team]
+      Policies:
+        - PolicyName: own
+          PolicyDocument: {Statement: [{Effect: Allow, Action: s3:ListBucket, Resource: "*"}]}
+  Key:
+    Type: AWS::IAM::AccessKey
+    Properties:
+      UserName: !Ref Person
+      Status: !If [First, Active, Inactive]
   BucketPolicy:
     Type: AWS::S3::BucketPolicy
     Properties:
@@ -823,6 +841,9 @@ Outputs:
   Managed: {Value: !Ref Managed}
   Profile: {Value: !Ref Profile}
   Layer: {Value: !Ref Layer}
+  Person: {Value: !Ref Person}
+  Key: {Value: !Ref Key}
+  Secret: {Value: !GetAtt Key.SecretAccessKey}
 """
 
 
@@ -866,6 +887,11 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert [p["PolicyArn"] for p in attached] == [out["Managed"]]
     assert iam.get_instance_profile(InstanceProfileName=out["Profile"])["InstanceProfile"]["Roles"][0]["RoleName"] == out["Role"]
     assert "s3:GetObject" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    assert iam.get_user_policy(UserName=out["Person"], PolicyName="own")["PolicyName"] == "own"
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName=out["Person"])["Groups"]] == [
+        resources(client, stack)["Team"]["PhysicalResourceId"]]
+    keys = iam.list_access_keys(UserName=out["Person"])["AccessKeyMetadata"]
+    assert [(k["AccessKeyId"], k["Status"]) for k in keys] == [(out["Key"], "Active")] and len(out["Secret"]) >= 20
     layer_name, layer_version = out["Layer"].split(":")[6:8]
     shared = lam.get_layer_version_policy(LayerName=layer_name, VersionNumber=int(layer_version))["Policy"]
     assert "lambda:GetLayerVersion" in shared
@@ -876,11 +902,15 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     assert lam.get_alias(FunctionName=out["Function"], Name="live")["FunctionVersion"] == "2"
     versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=out["Function"])["Versions"]]
     assert versions == ["$LATEST", "2"]
+    keys = iam.list_access_keys(UserName=out["Person"])["AccessKeyMetadata"]
+    assert [k["Status"] for k in keys] == ["Inactive"] and outputs(client, stack)["Secret"] == out["Secret"]
     delete(client, stack)
     with pytest.raises(ClientError):
         lam.get_function(FunctionName=out["Function"])
     with pytest.raises(ClientError):
         iam.get_role(RoleName=out["Role"])
+    with pytest.raises(ClientError):
+        iam.get_user(UserName=out["Person"])
     assert logs.describe_log_groups(logGroupNamePrefix=out["Logs"])["logGroups"] == []
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket=bucket)

@@ -267,12 +267,17 @@ pub fn check_capabilities(template: &Value, capabilities: &[String]) -> Result<(
     if iam.is_empty() {
         return Ok(());
     }
+    // Resources given a custom name need CAPABILITY_NAMED_IAM.
     let named = iam.iter().any(|r| {
-        let props = &r["Properties"];
-        ["RoleName", "PolicyName", "ManagedPolicyName", "UserName", "GroupName", "InstanceProfileName"]
-            .iter()
-            .any(|k| props.get(k).is_some())
-            && r["Type"] != "AWS::IAM::Policy"
+        let name_property = match r["Type"].as_str().unwrap_or_default() {
+            "AWS::IAM::Role" => "RoleName",
+            "AWS::IAM::User" => "UserName",
+            "AWS::IAM::Group" => "GroupName",
+            "AWS::IAM::ManagedPolicy" => "ManagedPolicyName",
+            "AWS::IAM::InstanceProfile" => "InstanceProfileName",
+            _ => return false,
+        };
+        r["Properties"].get(name_property).is_some()
     });
     let has = |c: &str| capabilities.iter().any(|x| x == c);
     if named && !has("CAPABILITY_NAMED_IAM") {

@@ -471,7 +471,12 @@ impl Engine {
                 let note = provisioned.take_note();
                 events.push(self.set_resource(stack, id, &kind, physical, complete, note));
                 if let Some(resource) = stack.resources.get_mut(id) {
-                    resource.attributes = provisioned.attributes;
+                    // An update in place keeps what it was not told again (a key's secret).
+                    if matches!(action, Action::Update { .. }) {
+                        resource.attributes.extend(provisioned.attributes);
+                    } else {
+                        resource.attributes = provisioned.attributes;
+                    }
                     // An update that answered with a new physical id (a custom resource's
                     // handler may) replaced the resource: the old one goes in cleanup.
                     if let Action::Update { physical, .. } = action {

@@ -47,6 +47,10 @@ fn missing(name: &str) -> ProviderError {
 }
 
 /// The kinds a policy attaches to: (property, API noun, name parameter).
+const ROLE: (&str, &str) = ("Role", "RoleName");
+const USER: (&str, &str) = ("User", "UserName");
+const GROUP: (&str, &str) = ("Group", "GroupName");
+
 const TARGETS: [(&str, &str, &str); 3] =
     [("Roles", "Role", "RoleName"), ("Users", "User", "UserName"), ("Groups", "Group", "GroupName")];
 
@@ -77,9 +81,11 @@ impl IamProvider {
         }
     }
 
-    async fn sync_role_policies(
+    /// Brings a role's, user's or group's managed and inline policies to the template's.
+    async fn sync_policies(
         &self,
-        role: &str,
+        (noun, param): (&str, &str),
+        name: &str,
         request: &ResourceRequest,
         previous: Option<&Map<String, Value>>,
     ) -> Result<(), ProviderError> {
@@ -88,28 +94,47 @@ impl IamProvider {
             list(request.property("ManagedPolicyArns")),
         );
         for arn in old_managed.iter().filter(|a| !new_managed.contains(a)) {
-            self.forget("DetachRolePolicy", &[("RoleName", role.into()), ("PolicyArn", arn.clone())]).await?;
+            self.forget(&format!("Detach{noun}Policy"), &[(param, name.into()), ("PolicyArn", arn.clone())])
+                .await?;
         }
         for arn in new_managed.iter().filter(|a| !old_managed.contains(a)) {
-            self.action("AttachRolePolicy", &[("RoleName", role.into()), ("PolicyArn", arn.clone())]).await?;
+            self.action(&format!("Attach{noun}Policy"), &[(param, name.into()), ("PolicyArn", arn.clone())])
+                .await?;
         }
         let (old_inline, new_inline) = (
             previous.map(|p| inline(p.get("Policies"))).unwrap_or_default(),
             inline(request.property("Policies")),
         );
-        for (name, _) in old_inline.iter().filter(|(n, _)| !new_inline.iter().any(|(m, _)| m == n)) {
-            self.forget("DeleteRolePolicy", &[("RoleName", role.into()), ("PolicyName", name.clone())])
-                .await?;
+        for (policy, _) in old_inline.iter().filter(|(n, _)| !new_inline.iter().any(|(m, _)| m == n)) {
+            self.forget(
+                &format!("Delete{noun}Policy"),
+                &[(param, name.into()), ("PolicyName", policy.clone())],
+            )
+            .await?;
         }
-        for (name, doc) in &new_inline {
-            if !old_inline.contains(&(name.clone(), doc.clone())) {
-                let params = [
-                    ("RoleName", role.into()),
-                    ("PolicyName", name.clone()),
-                    ("PolicyDocument", doc.clone()),
-                ];
-                self.action("PutRolePolicy", &params).await?;
+        for (policy, doc) in &new_inline {
+            if !old_inline.contains(&(policy.clone(), doc.clone())) {
+                let params =
+                    [(param, name.into()), ("PolicyName", policy.clone()), ("PolicyDocument", doc.clone())];
+                self.action(&format!("Put{noun}Policy"), &params).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes a role's, user's or group's policies (before the principal itself).
+    async fn drop_policies(
+        &self,
+        (noun, param): (&str, &str),
+        name: &str,
+        request: &ResourceRequest,
+    ) -> Result<(), ProviderError> {
+        for arn in list(request.property("ManagedPolicyArns")) {
+            self.forget(&format!("Detach{noun}Policy"), &[(param, name.into()), ("PolicyArn", arn)]).await?;
+        }
+        for (policy, _) in inline(request.property("Policies")) {
+            self.forget(&format!("Delete{noun}Policy"), &[(param, name.into()), ("PolicyName", policy)])
+                .await?;
         }
         Ok(())
     }
@@ -170,7 +195,15 @@ impl IamProvider {
 
 impl ResourceProvider for IamProvider {
     fn resource_types(&self) -> &'static [&'static str] {
-        &["AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::InstanceProfile"]
+        &[
+            "AWS::IAM::Role",
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::IAM::InstanceProfile",
+            "AWS::IAM::User",
+            "AWS::IAM::Group",
+            "AWS::IAM::AccessKey",
+        ]
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {
@@ -178,6 +211,9 @@ impl ResourceProvider for IamProvider {
             "AWS::IAM::Role" => matches!(property, "RoleName" | "Path"),
             "AWS::IAM::ManagedPolicy" => matches!(property, "ManagedPolicyName" | "Path" | "Description"),
             "AWS::IAM::InstanceProfile" => matches!(property, "InstanceProfileName" | "Path"),
+            "AWS::IAM::User" => matches!(property, "UserName" | "Path"),
+            "AWS::IAM::Group" => matches!(property, "GroupName" | "Path"),
+            "AWS::IAM::AccessKey" => matches!(property, "UserName" | "Serial"),
             _ => false,
         }
     }
@@ -201,7 +237,7 @@ impl ResourceProvider for IamProvider {
                         }
                     }
                     self.action("CreateRole", &params).await?;
-                    if let Err(error) = self.sync_role_policies(&name, &request, None).await {
+                    if let Err(error) = self.sync_policies(ROLE, &name, &request, None).await {
                         let _ = self.delete(request.clone(), name.clone()).await;
                         return Err(error);
                     }
@@ -234,6 +270,44 @@ impl ResourceProvider for IamProvider {
                     let mut attributes = Map::new();
                     attributes.insert("PolicyArn".into(), arn.clone().into());
                     Ok(Provisioned { physical_id: arn, attributes })
+                }
+                "AWS::IAM::User" | "AWS::IAM::Group" => {
+                    let (kind, (noun, param)) = if request.resource_type == "AWS::IAM::User" {
+                        ("User", USER)
+                    } else {
+                        ("Group", GROUP)
+                    };
+                    let name = request
+                        .string(param)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| request.generated_name(64, false));
+                    let mut params = vec![(param, name.clone())];
+                    if let Some(path) = request.string("Path") {
+                        params.push(("Path", path.to_owned()));
+                    }
+                    let created = self.action(&format!("Create{kind}"), &params).await?;
+                    self.sync_policies((noun, param), &name, &request, None).await?;
+                    for group in list(request.property("Groups")) {
+                        self.action("AddUserToGroup", &[("GroupName", group), ("UserName", name.clone())])
+                            .await?;
+                    }
+                    let mut attributes = Map::new();
+                    attributes.insert("Arn".into(), xml_field(&created, "Arn").unwrap_or_default().into());
+                    Ok(Provisioned { physical_id: name, attributes })
+                }
+                "AWS::IAM::AccessKey" => {
+                    let user = request.string("UserName").ok_or_else(|| missing("UserName"))?.to_owned();
+                    let created = self.action("CreateAccessKey", &[("UserName", user.clone())]).await?;
+                    let id = xml_field(&created, "AccessKeyId").unwrap_or_default();
+                    if request.string("Status") == Some("Inactive") {
+                        let params =
+                            [("UserName", user), ("AccessKeyId", id.clone()), ("Status", "Inactive".into())];
+                        self.action("UpdateAccessKey", &params).await?;
+                    }
+                    let mut attributes = Map::new();
+                    let secret = xml_field(&created, "SecretAccessKey").unwrap_or_default();
+                    attributes.insert("SecretAccessKey".into(), secret.into());
+                    Ok(Provisioned { physical_id: id, attributes })
                 }
                 _ => {
                     let name = request
@@ -280,7 +354,7 @@ impl ResourceProvider for IamProvider {
                         )
                         .await?;
                     }
-                    self.sync_role_policies(&physical_id, &request, Some(&previous)).await?;
+                    self.sync_policies(ROLE, &physical_id, &request, Some(&previous)).await?;
                     self.role_provisioned(physical_id).await
                 }
                 "AWS::IAM::Policy" => {
@@ -310,6 +384,32 @@ impl ResourceProvider for IamProvider {
                     attributes.insert("PolicyArn".into(), physical_id.clone().into());
                     Ok(Provisioned { physical_id, attributes })
                 }
+                "AWS::IAM::User" | "AWS::IAM::Group" => {
+                    let principal = if request.resource_type == "AWS::IAM::User" { USER } else { GROUP };
+                    self.sync_policies(principal, &physical_id, &request, Some(&previous)).await?;
+                    let (old, new) = (list(previous.get("Groups")), list(request.property("Groups")));
+                    for group in old.iter().filter(|g| !new.contains(g)) {
+                        let params = [("GroupName", group.clone()), ("UserName", physical_id.clone())];
+                        self.forget("RemoveUserFromGroup", &params).await?;
+                    }
+                    for group in new.iter().filter(|g| !old.contains(g)) {
+                        let params = [("GroupName", group.clone()), ("UserName", physical_id.clone())];
+                        self.action("AddUserToGroup", &params).await?;
+                    }
+                    let (noun, param) = principal;
+                    let got = self.action(&format!("Get{noun}"), &[(param, physical_id.clone())]).await?;
+                    let mut attributes = Map::new();
+                    attributes.insert("Arn".into(), xml_field(&got, "Arn").unwrap_or_default().into());
+                    Ok(Provisioned { physical_id, attributes })
+                }
+                "AWS::IAM::AccessKey" => {
+                    let user = request.string("UserName").unwrap_or_default().to_owned();
+                    let status = request.string("Status").unwrap_or("Active").to_owned();
+                    let params =
+                        [("UserName", user), ("AccessKeyId", physical_id.clone()), ("Status", status)];
+                    self.action("UpdateAccessKey", &params).await?;
+                    Ok(Provisioned { physical_id, attributes: Map::new() })
+                }
                 _ => {
                     let (old, new) = (list(previous.get("Roles")), list(request.property("Roles")));
                     for role in old.iter().filter(|r| !new.contains(r)) {
@@ -337,21 +437,24 @@ impl ResourceProvider for IamProvider {
         Box::pin(async move {
             match request.resource_type.as_str() {
                 "AWS::IAM::Role" => {
-                    for arn in list(request.property("ManagedPolicyArns")) {
-                        self.forget(
-                            "DetachRolePolicy",
-                            &[("RoleName", physical_id.clone()), ("PolicyArn", arn)],
-                        )
-                        .await?;
-                    }
-                    for (name, _) in inline(request.property("Policies")) {
-                        self.forget(
-                            "DeleteRolePolicy",
-                            &[("RoleName", physical_id.clone()), ("PolicyName", name)],
-                        )
-                        .await?;
-                    }
+                    self.drop_policies(ROLE, &physical_id, &request).await?;
                     self.forget("DeleteRole", &[("RoleName", physical_id)]).await
+                }
+                "AWS::IAM::User" => {
+                    self.drop_policies(USER, &physical_id, &request).await?;
+                    for group in list(request.property("Groups")) {
+                        let params = [("GroupName", group), ("UserName", physical_id.clone())];
+                        self.forget("RemoveUserFromGroup", &params).await?;
+                    }
+                    self.forget("DeleteUser", &[("UserName", physical_id)]).await
+                }
+                "AWS::IAM::Group" => {
+                    self.drop_policies(GROUP, &physical_id, &request).await?;
+                    self.forget("DeleteGroup", &[("GroupName", physical_id)]).await
+                }
+                "AWS::IAM::AccessKey" => {
+                    let user = request.string("UserName").unwrap_or_default().to_owned();
+                    self.forget("DeleteAccessKey", &[("UserName", user), ("AccessKeyId", physical_id)]).await
                 }
                 "AWS::IAM::Policy" => {
                     let name = request.string("PolicyName").unwrap_or_default().to_owned();
