@@ -478,6 +478,28 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(opened.sts())
         })
     };
+    // CloudFormation opens on its first request, or now when a stop interrupted a stack's
+    // operation (it is then rolled back or finished). Its providers open their services on use.
+    let cloudformation = cloudformation_service(CfnWiring {
+        database: &database,
+        identity: identity_of(&args),
+        endpoint_url: &endpoint_url,
+        node: &node,
+        lambda: lambda.clone(),
+        s3: s3.clone(),
+        providers: vec![
+            Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone())),
+            Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
+            Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &address.to_string())),
+            Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone())),
+            Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
+        ],
+    });
+    if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
+        if let Err(error) = cloudformation.get().await {
+            eprintln!("nimbus: cannot open CloudFormation: {error}");
+        }
+    }
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
@@ -500,6 +522,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sts,
         ecr,
         stepfunctions.clone(),
+        cloudformation,
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());
@@ -571,6 +594,37 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("nimbus: stopped");
     Ok(())
+}
+
+/// What CloudFormation is opened with.
+struct CfnWiring<'a> {
+    database: &'a Database,
+    identity: Identity,
+    endpoint_url: &'a str,
+    node: &'a str,
+    lambda: Arc<nimbus_lambda::Lambda>,
+    s3: Arc<nimbus_s3::S3>,
+    /// Every service's resource provider (a simple list; each opens its service on first use).
+    providers: Vec<Arc<dyn nimbus_api::provider::ResourceProvider>>,
+}
+
+fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudformation::CloudFormation>> {
+    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, providers } = wiring;
+    let (database, endpoint_url, node) = (database.clone(), endpoint_url.to_owned(), node.to_owned());
+    lazy::Lazy::with_paths("cloudformation", Protocol::Query, "/_nimbus/cloudformation/", move || {
+        let opened = nimbus_cloudformation::CloudFormation::open(
+            &database,
+            &identity.region,
+            &identity.account,
+            &endpoint_url,
+            providers.clone(),
+            &node,
+        )?;
+        opened.set_templates(Arc::new(wiring::S3Templates(s3.clone())));
+        opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));
+        opened.recover();
+        Ok(opened)
+    })
 }
 
 /// Kinesis, opened by its first request (or at start when it holds streams). With several nodes

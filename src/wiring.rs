@@ -128,6 +128,31 @@ impl nimbus_lambda::Objects for S3Objects {
     }
 }
 
+/// CloudFormation's `TemplateURL`s, read from nimbus's S3.
+pub struct S3Templates(pub Arc<nimbus_s3::S3>);
+
+impl nimbus_cloudformation::Templates for S3Templates {
+    fn read(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, String> {
+        self.0.read_object(bucket, key, version).map_err(|e| e.message)
+    }
+}
+
+/// Custom resources' requests, sent to their functions as asynchronous invocations.
+pub struct CfnFunctions(pub Arc<nimbus_lambda::Lambda>);
+
+impl nimbus_cloudformation::Functions for CfnFunctions {
+    fn invoke_async(&self, function: &str, payload: Vec<u8>) -> nimbus_cloudformation::InvokeFuture<'_> {
+        let path = format!("/2015-03-31/functions/{function}/invocations");
+        Box::pin(async move {
+            let headers = [("x-amz-invocation-type", "Event"), ("content-type", "application/json")];
+            nimbus_api::provider::call(self.0.as_ref(), hyper::Method::POST, &path, &headers, payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.message)
+        })
+    }
+}
+
 /// Life among several nodes on one database: heartbeats (with what this node holds, for
 /// `nimbus status`), taking over the asynchronous invocations of nodes that stopped, the SQS
 /// lease, and refreshing Lambda's functions when another node changed them. Nothing to do on

@@ -21,12 +21,11 @@ UNSERVED = [
     ("firehose", "list_delivery_streams", {}, "Amazon Kinesis Firehose"),
     ("glue", "get_databases", {}, "AWS Glue"),
     ("athena", "list_work_groups", {}, "Amazon Athena"),
-    ("cloudformation", "describe_stacks", {}, "AWS CloudFormation"),
     ("ecs", "list_clusters", {}, "Amazon EC2 Container Service"),
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("ses", "list_identities", {}, "Amazon Simple Email Service"),
     ("kms", "list_keys", {}, "AWS Key Management Service"),
-    ("athena", "list_work_groups", {}, "Amazon Athena"),
+    ("codebuild", "list_projects", {}, "AWS CodeBuild"),
 ]
 
 

@@ -53,6 +53,25 @@ pub struct Provisioned {
     pub attributes: Map<String, Value>,
 }
 
+/// Where a provider leaves a note for the stack's event (the attribute is not kept).
+const NOTE: &str = "nimbus:note";
+
+impl Provisioned {
+    /// Done, with something the user should know (the resource's `*_COMPLETE` event says it).
+    pub fn with_note(mut self, note: impl Into<String>) -> Provisioned {
+        self.attributes.insert(NOTE.to_owned(), Value::String(note.into()));
+        self
+    }
+
+    /// The note a provider left, taken out of the attributes.
+    pub fn take_note(&mut self) -> Option<String> {
+        match self.attributes.remove(NOTE) {
+            Some(Value::String(note)) => Some(note),
+            _ => None,
+        }
+    }
+}
+
 /// Why a provider could not do what was asked; the text becomes the resource's status reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderError {
@@ -95,6 +114,138 @@ pub trait ResourceProvider: Send + Sync + 'static {
 
     /// Deletes the resource; one already gone is not an error (deletes are retried).
     fn delete(&self, request: ResourceRequest, physical_id: String) -> ProviderFuture<'_, ()>;
+}
+
+/// Calls a service's own API in-process (its handlers, validation and error messages), as a
+/// provider does to create or change its resources. A response status of 300 or more becomes a
+/// [`ProviderError`] carrying the service's error message.
+pub async fn call(
+    service: &dyn crate::Service,
+    method: hyper::Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<bytes::Bytes, ProviderError> {
+    let uri: hyper::Uri = path_and_query
+        .parse()
+        .map_err(|_| ProviderError::new(format!("invalid request path {path_and_query}")))?;
+    let mut map = hyper::HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            map.insert(name, value);
+        }
+    }
+    let request = crate::ApiRequest {
+        method,
+        uri,
+        headers: map,
+        body: bytes::Bytes::from(body),
+        request_id: crate::new_request_id(),
+    };
+    let response = service.call(request).await;
+    let status = response.status();
+    let code = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    if status.as_u16() >= 300 {
+        return Err(ProviderError::new(error_message(status.as_u16(), code.as_deref(), &bytes)));
+    }
+    Ok(bytes)
+}
+
+/// The message of an error document in any protocol's shape (JSON `message`, XML `<Message>`).
+fn error_message(status: u16, header_code: Option<&str>, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text) {
+        let message = ["message", "Message", "errorMessage"].iter().find_map(|k| map.get(*k)?.as_str());
+        let code = header_code.or_else(|| ["__type", "code"].iter().find_map(|k| map.get(*k)?.as_str()));
+        if let Some(message) = message {
+            return match code {
+                Some(code) if code != "User" && code != "Service" => {
+                    format!(
+                        "{message} (Service: {}, Status Code: {status})",
+                        code.rsplit('#').next().unwrap_or(code)
+                    )
+                }
+                _ => message.to_owned(),
+            };
+        }
+    }
+    match (xml_field(&text, "Message"), xml_field(&text, "Code")) {
+        (Some(message), Some(code)) => format!("{message} (Service: {code}, Status Code: {status})"),
+        (Some(message), None) => message,
+        _ => format!("the service answered {status}: {}", text.chars().take(200).collect::<String>()),
+    }
+}
+
+/// The text of the first `<name>…</name>` element of an XML document (unescaped).
+pub fn xml_field(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// A property as text, whatever JSON scalar the template gave (`"5"`, `5`, `true`).
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A property as JSON text: documents given as objects (`PolicyDocument`) or as strings.
+pub fn document(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `[{Key, Value}]` tags as a map.
+pub fn tag_map(tags: Option<&Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(Value::Array(items)) = tags {
+        for tag in items {
+            if let Some(key) = tag.get("Key").and_then(Value::as_str) {
+                out.insert(key.to_owned(), Value::String(tag.get("Value").map(text).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// Numbers written as strings (YAML, parameters) become numbers for the named properties.
+pub fn numbers(properties: &mut Map<String, Value>, names: &[&str]) {
+    for name in names {
+        if let Some(Value::String(s)) = properties.get(*name) {
+            if let Ok(n) = s.parse::<i64>() {
+                properties.insert((*name).to_owned(), Value::from(n));
+            }
+        }
+    }
+}
+
+/// Booleans written as strings become booleans for the named properties.
+pub fn booleans(properties: &mut Map<String, Value>, names: &[&str]) {
+    for name in names {
+        if let Some(Value::String(s)) = properties.get(*name) {
+            properties.insert((*name).to_owned(), Value::Bool(s.eq_ignore_ascii_case("true")));
+        }
+    }
 }
 
 /// See [`ResourceRequest::generated_name`].

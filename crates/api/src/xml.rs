@@ -27,6 +27,59 @@ fn allowed(c: char) -> bool {
     matches!(c, '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// A Query-protocol element from JSON: objects become elements, arrays `<member>` lists,
+/// `null` nothing.
+pub fn element(out: &mut String, name: &str, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            out.push_str(&format!("<{name}>"));
+            for (key, value) in map {
+                element(out, key, value);
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Value::Array(items) => {
+            out.push_str(&format!("<{name}>"));
+            for item in items {
+                element(out, "member", item);
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Value::String(text) => out.push_str(&format!("<{name}>{}</{name}>", escape(text))),
+        other => out.push_str(&format!("<{name}>{other}</{name}>")),
+    }
+}
+
+/// A Query-protocol answer: `<{Action}Response xmlns><{Action}Result>…</{Action}Result>
+/// <ResponseMetadata><RequestId/></ResponseMetadata></{Action}Response>`.
+pub fn query_response(
+    namespace: &str,
+    action: &str,
+    result: Option<&serde_json::Value>,
+    request_id: &str,
+) -> crate::ApiResponse {
+    let mut inner = String::new();
+    if let Some(serde_json::Value::Object(map)) = result {
+        for (key, value) in map {
+            element(&mut inner, key, value);
+        }
+    }
+    let result =
+        if result.is_some() { format!("<{action}Result>{inner}</{action}Result>") } else { String::new() };
+    let body = format!(
+        "<{action}Response xmlns=\"{namespace}\">{result}<ResponseMetadata><RequestId>{}</RequestId>\
+         </ResponseMetadata></{action}Response>",
+        escape(request_id)
+    );
+    let mut response = crate::ApiResponse::new(crate::Body::new(bytes::Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/xml"));
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;

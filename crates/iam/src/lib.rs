@@ -5,6 +5,7 @@
 //! evaluated: nimbus accepts any credentials.
 
 mod iam;
+pub mod provider;
 mod render;
 mod store;
 mod sts;

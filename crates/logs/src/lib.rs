@@ -14,6 +14,7 @@ mod errors;
 mod insights;
 mod ops;
 pub mod pattern;
+pub mod provider;
 mod store;
 mod tokens;
 

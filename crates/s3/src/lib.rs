@@ -24,6 +24,7 @@ mod notifications;
 mod objects;
 mod payload;
 mod post;
+pub mod provider;
 mod range;
 mod router;
 mod settings;

@@ -22,6 +22,7 @@ mod handover_tests;
 mod md5;
 mod ops;
 mod protocol;
+pub mod provider;
 #[cfg(test)]
 mod tests;
 
