@@ -2,6 +2,7 @@
 
 mod admin;
 mod batch_wiring;
+mod cfn_wiring;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -493,6 +494,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &address.to_string())),
             Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone())),
             Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
+            cfn_wiring::LazyProvider::new(sns.clone(), nimbus_sns::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(dynamodb.clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(events.clone(), nimbus_eventbridge::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(stepfunctions.clone(), nimbus_stepfunctions::provider::RESOURCE_TYPES),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
@@ -621,6 +627,7 @@ fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudf
             &node,
         )?;
         opened.set_templates(Arc::new(wiring::S3Templates(s3.clone())));
+        opened.set_transforms(Arc::new(cfn_wiring::SamTransform));
         opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));
         opened.recover();
         Ok(opened)

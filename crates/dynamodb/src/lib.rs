@@ -28,7 +28,7 @@ mod input;
 mod number;
 mod ops;
 mod partiql;
-mod provider;
+pub mod provider;
 mod store;
 mod streams;
 mod table;

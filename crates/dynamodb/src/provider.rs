@@ -239,9 +239,12 @@ fn index_updates(request: &ResourceRequest, previous: &Map<String, Value>) -> Ve
     updates
 }
 
+/// The CloudFormation types this service provisions (known before the service opens).
+pub const RESOURCE_TYPES: &[&str] = &[TABLE];
+
 impl ResourceProvider for DynamoDb {
     fn resource_types(&self) -> &'static [&'static str] {
-        &[TABLE]
+        RESOURCE_TYPES
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {

@@ -10,7 +10,7 @@
 pub mod expression;
 mod firing;
 mod input;
-mod provider;
+pub mod provider;
 mod rules;
 mod schedules;
 mod transform;

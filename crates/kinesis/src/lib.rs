@@ -17,7 +17,7 @@ mod hash;
 mod input;
 mod limits;
 mod poller;
-mod provider;
+pub mod provider;
 mod records;
 mod seq;
 mod settings;

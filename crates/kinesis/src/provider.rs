@@ -152,9 +152,12 @@ impl Kinesis {
     }
 }
 
+/// The CloudFormation types this service provisions (known before the service opens).
+pub const RESOURCE_TYPES: &[&str] = &[STREAM, CONSUMER];
+
 impl ResourceProvider for Kinesis {
     fn resource_types(&self) -> &'static [&'static str] {
-        &[STREAM, CONSUMER]
+        RESOURCE_TYPES
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {

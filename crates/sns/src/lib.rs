@@ -14,7 +14,7 @@ mod deliver;
 mod error;
 mod filter;
 mod http;
-mod provider;
+pub mod provider;
 mod publish;
 mod store;
 mod subscriptions;

@@ -247,9 +247,12 @@ fn topic_provisioned(arn: &str, name: &str) -> Provisioned {
     }
 }
 
+/// The CloudFormation types this service provisions (known before the service opens).
+pub const RESOURCE_TYPES: &[&str] = &[TOPIC, SUBSCRIPTION, TOPIC_POLICY];
+
 impl ResourceProvider for Sns {
     fn resource_types(&self) -> &'static [&'static str] {
-        &[TOPIC, SUBSCRIPTION, TOPIC_POLICY]
+        RESOURCE_TYPES
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {

@@ -7,7 +7,7 @@
 mod api;
 pub mod asl;
 mod exec;
-mod provider;
+pub mod provider;
 mod store;
 
 use std::future::Future;

@@ -94,9 +94,12 @@ impl StepFunctions {
     }
 }
 
+/// The CloudFormation types this service provisions (known before the service opens).
+pub const RESOURCE_TYPES: &[&str] = &[MACHINE, ACTIVITY];
+
 impl ResourceProvider for StepFunctions {
     fn resource_types(&self) -> &'static [&'static str] {
-        &[MACHINE, ACTIVITY]
+        RESOURCE_TYPES
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {

@@ -212,9 +212,12 @@ fn gone(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
     }
 }
 
+/// The CloudFormation types this service provisions (known before the service opens).
+pub const RESOURCE_TYPES: &[&str] = &[RULE, BUS, SCHEDULE, GROUP];
+
 impl ResourceProvider for EventBridge {
     fn resource_types(&self) -> &'static [&'static str] {
-        &[RULE, BUS, SCHEDULE, GROUP]
+        RESOURCE_TYPES
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {
