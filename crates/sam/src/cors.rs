@@ -8,6 +8,8 @@ use crate::intrinsics::is_intrinsic;
 use crate::swagger::{self, ANY_METHOD, INTEGRATION};
 
 const WILDCARD: &str = "'*'";
+/// An HTTP API's wildcard origin (unquoted: the value is not a header mapping expression).
+const HTTP_WILDCARD: &str = "*";
 const ALL_METHODS: &[&str] = &["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
 
 /// The strings SAM writes itself into a REST body's CORS responses (plain in Python 2.7's str).
@@ -169,7 +171,7 @@ pub(crate) fn add_http_cors(id: &str, body: &mut Value, cors: &Value) -> Result<
         ["AllowMethods", "AllowHeaders", "AllowOrigins", "MaxAge", "ExposeHeaders", "AllowCredentials"];
     let origins_intrinsic = match cors {
         Value::Bool(_) => {
-            config.insert("AllowOrigins".into(), json!([WILDCARD]));
+            config.insert("AllowOrigins".into(), json!([HTTP_WILDCARD]));
             false
         }
         v if is_intrinsic(v) => {
@@ -194,7 +196,7 @@ pub(crate) fn add_http_cors(id: &str, body: &mut Value, cors: &Value) -> Result<
         ));
     }
     let credentials = config.get("AllowCredentials").and_then(Value::as_bool) == Some(true);
-    if credentials && config.get("AllowOrigins") == Some(&json!([WILDCARD])) {
+    if credentials && config.get("AllowOrigins") == Some(&json!([HTTP_WILDCARD])) {
         return Err(ResourceError::new(
             id,
             "Unable to add Cors configuration because 'AllowCredentials' can not be true when 'AllowOrigin' is \"'*'\" or not set.",
