@@ -201,6 +201,9 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     let managed = props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true);
     let mut body = body;
     let mut sam_strings = vec![];
+    if event_iam_authorizer(out, id) {
+        sam_strings.push(py27::EVENT_IAM.to_string());
+    }
     let mut shadow = match (out.shadows.remove(id), &body) {
         (Some(s), _) => s,
         (None, Some(b)) => {
@@ -348,7 +351,8 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         rest.set("BodyS3Location", Value::Object(s3));
     } else if let Some(mut b) = body {
         crate::api_body::openapi_postprocess(&mut b, open_api_version.as_ref(), &mut shadow);
-        hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow)));
+        let original = out.original.get(id).and_then(|r| r.pointer("/Properties/DefinitionBody"));
+        hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow), original));
         rest.set("Body", b);
     } else {
         hashed_body = None;
@@ -473,4 +477,24 @@ fn options_paths(body: &Value) -> Vec<String> {
 /// A JSON pointer token.
 pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Whether an `Api` event of this API names `AWS_IAM` as its own authorizer: the translator's
+/// `AWS_IAM` security definition is then its own constant rather than the template's name.
+fn event_iam_authorizer(out: &Out, api: &str) -> bool {
+    out.sam.values().filter_map(|r| r.pointer("/Properties/Events").and_then(Value::as_object)).any(
+        |events| {
+            events.values().any(|e| {
+                let targets = match e.pointer("/Properties/RestApiId") {
+                    Some(Value::Object(m)) => m.get("Ref").and_then(Value::as_str) == Some(api),
+                    Some(Value::String(s)) => s == api,
+                    None => api == IMPLICIT_ID,
+                    _ => false,
+                };
+                e.get("Type").and_then(Value::as_str) == Some("Api")
+                    && targets
+                    && e.pointer("/Properties/Auth/Authorizer").and_then(Value::as_str) == Some("AWS_IAM")
+            })
+        },
+    )
 }
