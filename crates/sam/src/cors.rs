@@ -78,6 +78,8 @@ pub(crate) fn add_rest_cors(
             continue;
         }
         let Some(item) = paths.get_mut(&path) else { continue };
+        // Methods the translator computes for a path's first branch serve its other branches too.
+        let mut path_methods = methods.clone();
         for item in swagger::conditional_contents(item) {
             let Some(map) = item.as_object_mut() else {
                 return Err(ResourceError::new(
@@ -91,11 +93,12 @@ pub(crate) fn add_rest_cors(
             let Some(origin) = origin.clone() else {
                 return Err(ResourceError::new(id, "Invalid input. Value for AllowedOrigins is required"));
             };
-            let methods = match &methods {
+            let methods = match &path_methods {
                 Some(m) => m.clone(),
                 None => {
                     let computed = format!("'{}'", allowed_methods(map));
                     sam_strings.push(computed.clone());
+                    path_methods = Some(json!(computed));
                     json!(computed)
                 }
             };
