@@ -268,7 +268,23 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 s.set(&loc, "security", security);
             }
             if let Some(d) = &definitions {
-                s.set(&[], "securityDefinitions", d);
+                // AWS_IAM written by an event's own authorizer keeps the translator's key order
+                // for it, unless the DefaultAuthorizer AWS_IAM rewrote it.
+                let sigv4 = sam_strings.iter().any(|s| s == py27::EVENT_IAM)
+                    && auth.get("DefaultAuthorizer").and_then(Value::as_str) != Some("AWS_IAM");
+                let order = |path: &[String], map: &Map<String, Value>| -> Vec<String> {
+                    if sigv4 && path.len() == 2 && path[0] == "securityDefinitions" && path[1] == "AWS_IAM" {
+                        let mut keys: Vec<String> = ["x-amazon-apigateway-authtype", "type", "name", "in"]
+                            .iter()
+                            .map(|k| k.to_string())
+                            .filter(|k| map.contains_key(k))
+                            .collect();
+                        keys.extend(map.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+                        return keys;
+                    }
+                    py27::insertion_order(map)
+                };
+                s.set_ordered(&[], "securityDefinitions", d, &order);
             }
         });
         crate::api_body::openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);

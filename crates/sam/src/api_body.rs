@@ -137,12 +137,18 @@ pub(crate) fn openapi_postprocess(
         return;
     }
     for (from, to) in [("securityDefinitions", "securitySchemes"), ("definitions", "schemas")] {
-        if let Some(v) = map.remove(from).filter(crate::function::truthy) {
-            let components = map.entry("components").or_insert_with(|| json!({}));
-            if let Some(c) = components.as_object_mut() {
-                c.insert(to.into(), v);
-            }
+        if !map.get(from).is_some_and(crate::function::truthy) {
+            continue;
         }
+        let Some(v) = map.remove(from) else { continue };
+        if !map.get("components").is_some_and(crate::function::truthy) {
+            map.insert("components".into(), json!({}));
+            shadow.set(&[], "components", &json!({}));
+        }
+        if let Some(c) = map.get_mut("components").and_then(Value::as_object_mut) {
+            c.insert(to.into(), v);
+        }
+        shadow.move_under(from, "components", to);
     }
     let Some(paths) = map.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, item) in paths.iter_mut() {

@@ -153,6 +153,10 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
         logical.push(path[i]);
         i += 1;
     }
+    // OpenAPI 3's components.securitySchemes are Swagger's securityDefinitions, moved.
+    if logical.len() >= 2 && logical[0] == "components" && logical[1] == "securitySchemes" {
+        logical.splice(0..2, ["securityDefinitions"]);
+    }
     let path = &logical[..];
     let parent = path.last().copied().unwrap_or("");
     let grandparent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
@@ -198,7 +202,9 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
         if in_definitions && path.iter().any(|p| given.contains(p)) {
             return true;
         }
-        parent == "paths" || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
+        // ($default is SAM's own path for an HttpApi event without one)
+        (parent == "paths" && key != "$default")
+            || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
     } else if path.contains(&"security") && parent.starts_with('[') {
         // authorization scopes
         true
