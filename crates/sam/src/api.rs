@@ -201,6 +201,9 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
     let managed = props.get("__MANAGE_SWAGGER").and_then(Value::as_bool) == Some(true);
     let mut body = body;
     let mut sam_strings = vec![];
+    if crate::api_body::event_iam_authorizer(out, id) {
+        sam_strings.push(py27::EVENT_IAM.to_string());
+    }
     let mut shadow = match (out.shadows.remove(id), &body) {
         (Some(s), _) => s,
         (None, Some(b)) => {
@@ -216,16 +219,15 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
                 "Cors works only with inline Swagger specified in 'DefinitionBody' property.",
             ));
         };
-        let before: Vec<String> = options_paths(b);
+        let before: Vec<Vec<String>> =
+            crate::api_body::options_items(b).into_iter().map(|(at, _)| at).collect();
         crate::cors::add_rest_cors(id, b, cors, &mut sam_strings)?;
-        let added: Vec<(String, Value)> = options_paths(b)
-            .into_iter()
-            .filter(|p| !before.contains(p))
-            .map(|p| (p.clone(), b["paths"][&p]["options"].clone()))
-            .collect();
+        let added: Vec<(Vec<String>, Value)> =
+            crate::api_body::options_items(b).into_iter().filter(|(at, _)| !before.contains(at)).collect();
         shadow.round(|s| {
-            for (path, options) in &added {
-                s.set(&["paths", path], "options", options);
+            for (at, options) in &added {
+                let at: Vec<&str> = at.iter().map(String::as_str).collect();
+                s.set(&at, "options", options);
             }
         });
     }
@@ -243,20 +245,46 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         );
         let result = crate::api_auth::add_api_auth(id, b, auth, &order, &out.ctx.partition)?;
         let definitions = b.get("securityDefinitions").cloned();
-        let methods: Vec<(String, String, Value)> = result
-            .changed
-            .iter()
-            .filter_map(|(p, m)| {
-                let security = b.pointer(&format!("/paths/{}/{}/security", escape(p), escape(m)))?.clone();
-                Some((p.clone(), m.clone(), security))
-            })
-            .collect();
+        // Each method's security, in the path item or in the branches of its `Fn::If`.
+        let mut methods: Vec<(Vec<String>, Value)> = vec![];
+        for (p, m) in &result.changed {
+            let (p, m) = (escape(p), escape(m));
+            for (pointer, at) in [
+                (format!("/paths/{p}/{m}"), vec![]),
+                (format!("/paths/{p}/Fn::If/1/{m}"), vec!["Fn::If", "[1]"]),
+                (format!("/paths/{p}/Fn::If/2/{m}"), vec!["Fn::If", "[2]"]),
+            ] {
+                if let Some(security) = b.pointer(&format!("{pointer}/security")) {
+                    let mut loc = vec!["paths".to_string(), unescape(&p)];
+                    loc.extend(at.iter().map(|s| s.to_string()));
+                    loc.push(unescape(&m));
+                    methods.push((loc, security.clone()));
+                }
+            }
+        }
         shadow.round(|s| {
-            for (path, method, security) in &methods {
-                s.set(&["paths", path, method], "security", security);
+            for (loc, security) in &methods {
+                let loc: Vec<&str> = loc.iter().map(String::as_str).collect();
+                s.set(&loc, "security", security);
             }
             if let Some(d) = &definitions {
-                s.set(&[], "securityDefinitions", d);
+                // AWS_IAM written by an event's own authorizer keeps the translator's key order
+                // for it, unless the DefaultAuthorizer AWS_IAM rewrote it.
+                let sigv4 = sam_strings.iter().any(|s| s == py27::EVENT_IAM)
+                    && auth.get("DefaultAuthorizer").and_then(Value::as_str) != Some("AWS_IAM");
+                let order = |path: &[String], map: &Map<String, Value>| -> Vec<String> {
+                    if sigv4 && path.len() == 2 && path[0] == "securityDefinitions" && path[1] == "AWS_IAM" {
+                        let mut keys: Vec<String> = ["x-amazon-apigateway-authtype", "type", "name", "in"]
+                            .iter()
+                            .map(|k| k.to_string())
+                            .filter(|k| map.contains_key(k))
+                            .collect();
+                        keys.extend(map.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+                        return keys;
+                    }
+                    py27::insertion_order(map)
+                };
+                s.set_ordered(&[], "securityDefinitions", d, &order);
             }
         });
         crate::api_body::openapi_postprocess(b, open_api_version.as_ref(), &mut shadow);
@@ -348,7 +376,8 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         rest.set("BodyS3Location", Value::Object(s3));
     } else if let Some(mut b) = body {
         crate::api_body::openapi_postprocess(&mut b, open_api_version.as_ref(), &mut shadow);
-        hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow)));
+        let original = out.original.get(id).and_then(|r| r.pointer("/Properties/DefinitionBody"));
+        hashed_body = Some(py27::swagger_repr(&b, managed, &sam_strings, Some(&shadow), original));
         rest.set("Body", b);
     } else {
         hashed_body = None;
@@ -462,15 +491,11 @@ fn set_endpoint_configuration(rest: &mut Cfn, value: &Value) -> Result<()> {
     Ok(())
 }
 
-/// The paths whose item has an `options` method.
-fn options_paths(body: &Value) -> Vec<String> {
-    body.get("paths")
-        .and_then(Value::as_object)
-        .map(|p| p.iter().filter(|(_, i)| i.get("options").is_some()).map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default()
-}
-
 /// A JSON pointer token.
 pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
 }

@@ -137,12 +137,18 @@ pub(crate) fn openapi_postprocess(
         return;
     }
     for (from, to) in [("securityDefinitions", "securitySchemes"), ("definitions", "schemas")] {
-        if let Some(v) = map.remove(from).filter(crate::function::truthy) {
-            let components = map.entry("components").or_insert_with(|| json!({}));
-            if let Some(c) = components.as_object_mut() {
-                c.insert(to.into(), v);
-            }
+        if !map.get(from).is_some_and(crate::function::truthy) {
+            continue;
         }
+        let Some(v) = map.remove(from) else { continue };
+        if !map.get("components").is_some_and(crate::function::truthy) {
+            map.insert("components".into(), json!({}));
+            shadow.set(&[], "components", &json!({}));
+        }
+        if let Some(c) = map.get_mut("components").and_then(Value::as_object_mut) {
+            c.insert(to.into(), v);
+        }
+        shadow.move_under(from, "components", to);
     }
     let Some(paths) = map.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, item) in paths.iter_mut() {
@@ -179,4 +185,46 @@ pub(crate) fn unescape_media_type(value: &Value) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// The path items (or `Fn::If` branches of one) with an `options` method: where, and the method.
+pub(crate) fn options_items(body: &Value) -> Vec<(Vec<String>, Value)> {
+    let mut found = vec![];
+    let Some(paths) = body.get("paths").and_then(Value::as_object) else { return found };
+    for (path, item) in paths {
+        let at = vec!["paths".to_string(), path.clone()];
+        if let Some(options) = item.get("options") {
+            found.push((at.clone(), options.clone()));
+        }
+        if let Some(Value::Array(branches)) = item.get("Fn::If") {
+            for (i, branch) in branches.iter().enumerate().skip(1) {
+                if let Some(options) = branch.get("options") {
+                    let mut at = at.clone();
+                    at.extend(["Fn::If".to_string(), format!("[{i}]")]);
+                    found.push((at, options.clone()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether an `Api` event of this API names `AWS_IAM` as its own authorizer: the translator's
+/// `AWS_IAM` security definition is then its own constant rather than the template's name.
+pub(crate) fn event_iam_authorizer(out: &crate::model::Out, api: &str) -> bool {
+    out.sam.values().filter_map(|r| r.pointer("/Properties/Events").and_then(Value::as_object)).any(
+        |events| {
+            events.values().any(|e| {
+                let targets = match e.pointer("/Properties/RestApiId") {
+                    Some(Value::Object(m)) => m.get("Ref").and_then(Value::as_str) == Some(api),
+                    Some(Value::String(s)) => s == api,
+                    None => api == crate::api::IMPLICIT_ID,
+                    _ => false,
+                };
+                e.get("Type").and_then(Value::as_str) == Some("Api")
+                    && targets
+                    && e.pointer("/Properties/Auth/Authorizer").and_then(Value::as_str) == Some("AWS_IAM")
+            })
+        },
+    )
 }

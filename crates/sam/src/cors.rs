@@ -8,6 +8,8 @@ use crate::intrinsics::is_intrinsic;
 use crate::swagger::{self, ANY_METHOD, INTEGRATION};
 
 const WILDCARD: &str = "'*'";
+/// An HTTP API's wildcard origin (unquoted: the value is not a header mapping expression).
+const HTTP_WILDCARD: &str = "*";
 const ALL_METHODS: &[&str] = &["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
 
 /// The strings SAM writes itself into a REST body's CORS responses (plain in Python 2.7's str).
@@ -76,6 +78,8 @@ pub(crate) fn add_rest_cors(
             continue;
         }
         let Some(item) = paths.get_mut(&path) else { continue };
+        // Methods the translator computes for a path's first branch serve its other branches too.
+        let mut path_methods = methods.clone();
         for item in swagger::conditional_contents(item) {
             let Some(map) = item.as_object_mut() else {
                 return Err(ResourceError::new(
@@ -89,11 +93,12 @@ pub(crate) fn add_rest_cors(
             let Some(origin) = origin.clone() else {
                 return Err(ResourceError::new(id, "Invalid input. Value for AllowedOrigins is required"));
             };
-            let methods = match &methods {
+            let methods = match &path_methods {
                 Some(m) => m.clone(),
                 None => {
                     let computed = format!("'{}'", allowed_methods(map));
                     sam_strings.push(computed.clone());
+                    path_methods = Some(json!(computed));
                     json!(computed)
                 }
             };
@@ -169,7 +174,7 @@ pub(crate) fn add_http_cors(id: &str, body: &mut Value, cors: &Value) -> Result<
         ["AllowMethods", "AllowHeaders", "AllowOrigins", "MaxAge", "ExposeHeaders", "AllowCredentials"];
     let origins_intrinsic = match cors {
         Value::Bool(_) => {
-            config.insert("AllowOrigins".into(), json!([WILDCARD]));
+            config.insert("AllowOrigins".into(), json!([HTTP_WILDCARD]));
             false
         }
         v if is_intrinsic(v) => {
@@ -194,7 +199,7 @@ pub(crate) fn add_http_cors(id: &str, body: &mut Value, cors: &Value) -> Result<
         ));
     }
     let credentials = config.get("AllowCredentials").and_then(Value::as_bool) == Some(true);
-    if credentials && config.get("AllowOrigins") == Some(&json!([WILDCARD])) {
+    if credentials && config.get("AllowOrigins") == Some(&json!([HTTP_WILDCARD])) {
         return Err(ResourceError::new(
             id,
             "Unable to add Cors configuration because 'AllowCredentials' can not be true when 'AllowOrigin' is \"'*'\" or not set.",

@@ -86,8 +86,8 @@ pub(crate) fn translate(out: &mut Out, id: &str, resource: &Value) -> Result<()>
         api.attrs.insert("DependsOn".into(), d.clone());
     }
     // Tags: SAM's own tag joins the template's, in the body (as x-amazon-apigateway-tag-value).
-    if let Some(cors) = props.get("CorsConfiguration").filter(|c| crate::function::truthy(c)) {
-        let cors = out.params.resolve(cors);
+    let cors = props.get("CorsConfiguration").map(|c| out.params.resolve(c));
+    if let Some(cors) = cors.filter(crate::function::truthy) {
         let Some(b) = body.as_mut() else {
             return Err(ResourceError::new(
                 id,

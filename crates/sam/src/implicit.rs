@@ -72,6 +72,17 @@ pub(crate) fn add_implicit(
             propagate_tags_to_implicit(sam, globals, kind, &owner, event);
             match process_event(sam, kind, event_id, event, shadows.as_deref_mut()) {
                 Ok(Some((new, api, path, method))) => {
+                    if let Some(settings) = new.pointer("/Properties/RouteSettings") {
+                        let route = match method.as_str() {
+                            swagger::ANY_METHOD => path.clone(),
+                            m => format!("{} {path}", m.to_uppercase()),
+                        };
+                        if let Err(e) =
+                            merge_route_settings(sam, &api, event_id, &route, settings, condition.as_deref())
+                        {
+                            errors.push(e);
+                        }
+                    }
                     changed.insert(event_id.clone(), new);
                     conditions
                         .entry(api.clone())
@@ -320,4 +331,36 @@ fn process_event(
         obj.insert("Properties".into(), Value::Object(props));
     }
     Ok(Some((new, api_id.to_string(), path, method)))
+}
+
+/// An `HttpApi` event's `RouteSettings` join its API's, under the event's route (`GET /path`,
+/// or the path alone for any method), conditional on the function's condition.
+fn merge_route_settings(
+    sam: &mut Map<String, Value>,
+    api: &str,
+    event_id: &str,
+    route: &str,
+    settings: &Value,
+    condition: Option<&str>,
+) -> std::result::Result<(), String> {
+    let Some(props) = sam.get_mut(api).and_then(|r| r.get_mut("Properties")).and_then(Value::as_object_mut)
+    else {
+        return Ok(());
+    };
+    let all = props.entry("RouteSettings").or_insert_with(|| json!({}));
+    let Some(all) = all.as_object_mut() else {
+        return Err(ResourceError::new(api, "Property 'RouteSettings' should be a map.").message());
+    };
+    let settings = match condition {
+        Some(c) => json!({"Fn::If": [c, settings, {"Ref": "AWS::NoValue"}]}),
+        None => settings.clone(),
+    };
+    let Some(settings) = settings.as_object() else {
+        return Err(ResourceError::event(event_id, "Property 'RouteSettings' should be a map.").message());
+    };
+    let entry = all.entry(route.to_string()).or_insert_with(|| json!({}));
+    if let Some(entry) = entry.as_object_mut() {
+        entry.extend(settings.clone());
+    }
+    Ok(())
 }

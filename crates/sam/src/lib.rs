@@ -271,7 +271,7 @@ fn api_function_names(out: &Out, order: &[String]) -> std::collections::BTreeMap
             }
             let text = match &resolved {
                 Value::String(s) => s.clone(),
-                other => py27::swagger_repr(other, false, &[], None),
+                other => py27::swagger_repr(other, false, &[], None, None),
             };
             names.entry(api.to_string()).or_default().push_str(&text);
         }

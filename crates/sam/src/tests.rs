@@ -105,3 +105,32 @@ fn the_transform_is_recognised_in_either_form() {
     assert!(uses_transform(&json!({"Transform": ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]})));
     assert!(!uses_transform(&json!({"Resources": {}})));
 }
+
+#[test]
+fn malformed_connectors_are_errors_not_panics() {
+    let odd = [
+        json!(1),
+        json!([]),
+        json!({"C": null}),
+        json!({"C": {"Properties": null}}),
+        json!({"C": {"Properties": {"Destination": 5, "Permissions": "Read"}}}),
+        json!({"C": {"Properties": {"Destination": [], "Permissions": ["Read"]}}}),
+        json!({"C": {"Properties": {"Destination": [{"Id": 3}], "Permissions": ["Write"]}}}),
+        json!({"C": {"Properties": {"Destination": {"Id": "Q"}, "Permissions": [1]}}}),
+        json!({"C": {"Properties": {"SourceReference": [], "Destination": {"Id": "Q"}, "Permissions": ["Write"]}}}),
+        json!({"C": {"Properties": {"Destination": {"Type": 7, "Arn": {}}, "Permissions": ["Write"]}}}),
+        json!({"C": {"Properties": {"Destination": {"Id": "Fn"}, "Permissions": ["Write"]}}}),
+    ];
+    for connectors in odd {
+        let mut template = function(json!({}));
+        template["Resources"]["Q"] = json!({"Type": "AWS::SQS::Queue", "Properties": []});
+        template["Resources"]["Fn"]["Connectors"] = connectors.clone();
+        let result = transform(&template, &context());
+        if let Err(e) = &result {
+            assert!(
+                e.message.starts_with("Transform AWS::Serverless-2016-10-31 failed with:"),
+                "{connectors}"
+            );
+        }
+    }
+}

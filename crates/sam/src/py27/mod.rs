@@ -99,15 +99,21 @@ enum Origin<'a> {
 }
 
 /// `str(swagger)` as the translator computes it; `managed` when SAM generated the body.
+/// Marks (in `sam_strings`) an API one of whose events names `AWS_IAM` as its authorizer.
+pub(crate) const EVENT_IAM: &str = "\u{0}event AWS_IAM";
+
+/// `str(swagger)` as the translator computes it; `managed` when SAM generated the body, else
+/// `original` is the body the template gave (what SAM added to it is written as SAM writes).
 pub(crate) fn swagger_repr(
     body: &Value,
     managed: bool,
     sam_strings: &[String],
     shadow: Option<&Shadow>,
+    original: Option<&Value>,
 ) -> String {
     let mut out = String::new();
     let origin = if managed { Origin::Sam(sam_strings) } else { Origin::Template(sam_strings) };
-    write(body, origin, shadow, &[], &mut out);
+    write(body, origin, shadow, &[], if managed { None } else { original }, &mut out);
     out
 }
 
@@ -121,7 +127,7 @@ pub(crate) fn body_s3_repr(s3: &Map<String, Value>) -> String {
         }
         out.push_str(&quote(k, false));
         out.push_str(": ");
-        write(&s3[k], Origin::Template(&[]), None, &[], &mut out);
+        write(&s3[k], Origin::Template(&[]), None, &[], None, &mut out);
     }
     out.push('}');
     out
@@ -146,6 +152,10 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
         }
         logical.push(path[i]);
         i += 1;
+    }
+    // OpenAPI 3's components.securitySchemes are Swagger's securityDefinitions, moved.
+    if logical.len() >= 2 && logical[0] == "components" && logical[1] == "securitySchemes" {
+        logical.splice(0..2, ["securityDefinitions"]);
     }
     let path = &logical[..];
     let parent = path.last().copied().unwrap_or("");
@@ -183,7 +193,8 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
             return key != "api_key" && key != "api_key_false";
         }
         if in_definitions && path.len() == 1 {
-            return key != "api_key" && key != "AWS_IAM";
+            // AWS_IAM is the template's name when only the DefaultAuthorizer gave it.
+            return key != "api_key" && !(key == "AWS_IAM" && sam_strings.iter().any(|s| s == EVENT_IAM));
         }
         // values the template gave, intrinsic functions included
         let given =
@@ -191,7 +202,9 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
         if in_definitions && path.iter().any(|p| given.contains(p)) {
             return true;
         }
-        parent == "paths" || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
+        // ($default is SAM's own path for an HttpApi event without one)
+        (parent == "paths" && key != "$default")
+            || (grandparent == "paths" && key != "x-amazon-apigateway-any-method")
     } else if path.contains(&"security") && parent.starts_with('[') {
         // authorization scopes
         true
@@ -226,7 +239,14 @@ fn unicode(origin: Origin<'_>, path: &[&str], is_key: bool, key: &str) -> bool {
     }
 }
 
-fn write(value: &Value, origin: Origin<'_>, shadow: Option<&Shadow>, path: &[&str], out: &mut String) {
+fn write(
+    value: &Value,
+    origin: Origin<'_>,
+    shadow: Option<&Shadow>,
+    path: &[&str],
+    original: Option<&Value>,
+    out: &mut String,
+) {
     match value {
         Value::Null => out.push_str("None"),
         Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
@@ -250,7 +270,7 @@ fn write(value: &Value, origin: Origin<'_>, shadow: Option<&Shadow>, path: &[&st
                 }
                 let mut p = path.to_vec();
                 p.push(INDEXES.get(i).copied().unwrap_or("[]"));
-                write(item, origin, shadow, &p, out);
+                write(item, origin, shadow, &p, original.and_then(|o| o.get(i)), out);
             }
             out.push(']');
         }
@@ -266,16 +286,18 @@ fn write(value: &Value, origin: Origin<'_>, shadow: Option<&Shadow>, path: &[&st
                 }
                 // SAM's CORS method is its own constant.
                 let cors = key == "options" && map[key].get("summary") == Some(&Value::from("CORS support"));
-                out.push_str(&quote(key, unicode(origin, path, true, key) && !cors));
+                // What SAM added to the template's own body is written as in SAM's bodies.
+                let added = original.and_then(Value::as_object).is_some_and(|o| !o.contains_key(key));
+                let child = match origin {
+                    Origin::Template(strings) if cors || added => Origin::Sam(strings),
+                    other => other,
+                };
+                out.push_str(&quote(key, unicode(child, path, true, key) && !cors));
                 out.push_str(": ");
                 let mut p = path.to_vec();
                 p.push(key);
-                // SAM's CORS method in the template's own body is written as in SAM's bodies.
-                let child = match origin {
-                    Origin::Template(strings) if cors => Origin::Sam(strings),
-                    other => other,
-                };
-                write(&map[key], child, shadow, &p, out);
+                let below = if added { None } else { original.and_then(|o| o.get(key)) };
+                write(&map[key], child, shadow, &p, below, out);
             }
             out.push('}');
         }
@@ -351,7 +373,7 @@ mod tests {
     fn a_user_body_prints_as_unicode() {
         let body = json!({"swagger": "2.0", "info": {"title": "body"}, "paths": {"/ping": {"get": {"x-amazon-apigateway-integration": {"type": "mock"}}}}});
         assert_eq!(
-            swagger_repr(&body, false, &[], None),
+            swagger_repr(&body, false, &[], None, None),
             "{u'info': {u'title': u'body'}, u'paths': {u'/ping': {u'get': {u'x-amazon-apigateway-integration': {u'type': u'mock'}}}}, u'swagger': u'2.0'}"
         );
     }

@@ -125,6 +125,27 @@ impl Shadow {
         self.drop_under(&child);
     }
 
+    /// `doc[parent][key] = doc[from]; del doc[from]` for a root key `from`: its dicts keep
+    /// their tables under the new place.
+    pub(crate) fn move_under(&mut self, from: &str, parent: &str, key: &str) {
+        self.tables.entry(vec![parent.to_string()]).or_insert_with(Table::new).add(key);
+        let target = vec![parent.to_string(), key.to_string()];
+        self.drop_under(&target);
+        let moved: Vec<Vec<String>> =
+            self.tables.keys().filter(|p| p.first().map(String::as_str) == Some(from)).cloned().collect();
+        for old in moved {
+            if let Some(table) = self.tables.remove(&old) {
+                let mut new = target.clone();
+                new.extend(old[1..].iter().cloned());
+                self.tables.insert(new, table);
+            }
+        }
+        if let Some(root) = self.tables.get_mut(&Vec::<String>::new()) {
+            root.add(parent);
+            root.remove(from);
+        }
+    }
+
     fn drop_under(&mut self, prefix: &[String]) {
         self.tables.retain(|p, _| !p.starts_with(prefix));
     }
