@@ -78,3 +78,63 @@ impl nimbus_cloudformation::Transforms for SamTransform {
         Some(nimbus_sam::transform(template, &context).map_err(|error| error.to_string()))
     }
 }
+
+/// A provider whose definitions may live in S3 (`BodyS3Location` of API Gateway's APIs): the
+/// object is read from nimbus's S3 and handed on as `Body`.
+pub struct S3Bodies {
+    inner: Arc<dyn ResourceProvider>,
+    s3: Arc<nimbus_s3::S3>,
+}
+
+impl S3Bodies {
+    pub fn new(inner: Arc<dyn ResourceProvider>, s3: Arc<nimbus_s3::S3>) -> Arc<S3Bodies> {
+        Arc::new(S3Bodies { inner, s3 })
+    }
+
+    fn resolve(&self, mut request: ResourceRequest) -> Result<ResourceRequest, ProviderError> {
+        if request.property("Body").is_some() {
+            return Ok(request);
+        }
+        let Some(location) = request.property("BodyS3Location").cloned() else { return Ok(request) };
+        let field = |name: &str| location.get(name).and_then(Value::as_str).map(str::to_owned);
+        let (Some(bucket), Some(key)) = (field("Bucket"), field("Key")) else {
+            return Err(ProviderError::new("BodyS3Location needs Bucket and Key"));
+        };
+        let bytes = self
+            .s3
+            .read_object(&bucket, &key, field("Version").as_deref())
+            .map_err(|e| ProviderError::new(format!("BodyS3Location s3://{bucket}/{key}: {}", e.message)))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ProviderError::new(format!("BodyS3Location s3://{bucket}/{key} is not UTF-8 text"))
+        })?;
+        request.properties.insert("Body".into(), Value::String(text));
+        Ok(request)
+    }
+}
+
+impl ResourceProvider for S3Bodies {
+    fn resource_types(&self) -> &'static [&'static str] {
+        self.inner.resource_types()
+    }
+
+    fn replaces(&self, resource_type: &str, property: &str) -> bool {
+        self.inner.replaces(resource_type, property)
+    }
+
+    fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move { self.inner.create(self.resolve(request)?).await })
+    }
+
+    fn update(
+        &self,
+        request: ResourceRequest,
+        physical_id: String,
+        previous: Map<String, Value>,
+    ) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move { self.inner.update(self.resolve(request)?, physical_id, previous).await })
+    }
+
+    fn delete(&self, request: ResourceRequest, physical_id: String) -> ProviderFuture<'_, ()> {
+        self.inner.delete(request, physical_id)
+    }
+}

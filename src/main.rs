@@ -498,7 +498,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             cfn_wiring::LazyProvider::new(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(dynamodb.clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(events.clone(), nimbus_eventbridge::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(stepfunctions.clone(), nimbus_stepfunctions::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(
+                stepfunctions.clone(),
+                nimbus_stepfunctions::provider::RESOURCE_TYPES,
+            ),
+            cfn_wiring::S3Bodies::new(
+                cfn_wiring::LazyProvider::new(
+                    apigateway.clone(),
+                    nimbus_apigateway::provider::RESOURCE_TYPES,
+                ),
+                s3.clone(),
+            ),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {

@@ -124,7 +124,8 @@ def gone(call, *args, **kwargs) -> bool:
         if code == "ValidationError":
             return "does not exist" in detail.get("Message", "")
         return code in {"ResourceNotFoundException", "NoSuchBucket", "404", "NotFound",
-                        "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+                        "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+                        "NotFoundException"}
     return False
 
 

@@ -14,6 +14,7 @@ mod data;
 mod openapi;
 mod operations;
 mod patch;
+pub mod provider;
 mod store;
 mod v1;
 mod v1_keys;
