@@ -1,0 +1,246 @@
+"""CloudFormation end to end, more resource types: API Gateway (REST and HTTP APIs, built from
+resources or from OpenAPI bodies inline or in S3). Each stack is checked through the service's
+own API, deleted, and its resources checked gone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cfn_support import cfn, delete, failures, outputs, resources, wait_status
+from support import aws_client, unique_name
+
+
+def create(client, stack, template):
+    client.create_stack(StackName=stack, TemplateBody=template)
+    status = wait_status(client, stack)
+    assert status == "CREATE_COMPLETE", failures(client, stack)
+
+
+REST_PIECES = """
+Resources:
+  Api:
+    Type: AWS::ApiGateway::RestApi
+    Properties:
+      Name: pieces
+      BinaryMediaTypes: [image/png]
+      EndpointConfiguration: {Types: [REGIONAL]}
+  Items:
+    Type: AWS::ApiGateway::Resource
+    Properties:
+      RestApiId: !Ref Api
+      ParentId: !GetAtt Api.RootResourceId
+      PathPart: items
+  Get:
+    Type: AWS::ApiGateway::Method
+    Properties:
+      RestApiId: !Ref Api
+      ResourceId: !Ref Items
+      HttpMethod: GET
+      AuthorizationType: NONE
+      Integration:
+        Type: MOCK
+        RequestTemplates: {application/json: '{"statusCode": 200}'}
+  Deployment:
+    Type: AWS::ApiGateway::Deployment
+    DependsOn: Get
+    Properties:
+      RestApiId: !Ref Api
+  Stage:
+    Type: AWS::ApiGateway::Stage
+    Properties:
+      RestApiId: !Ref Api
+      DeploymentId: !Ref Deployment
+      StageName: live
+      Variables: {Color: blue}
+  Key:
+    Type: AWS::ApiGateway::ApiKey
+    Properties:
+      Enabled: true
+  Plan:
+    Type: AWS::ApiGateway::UsagePlan
+    Properties:
+      ApiStages: [{ApiId: !Ref Api, Stage: !Ref Stage}]
+      Throttle: {RateLimit: 10, BurstLimit: 20}
+  PlanKey:
+    Type: AWS::ApiGateway::UsagePlanKey
+    Properties:
+      KeyId: !Ref Key
+      KeyType: API_KEY
+      UsagePlanId: !Ref Plan
+Outputs:
+  ApiId: {Value: !Ref Api}
+  Root: {Value: !GetAtt Api.RootResourceId}
+  ItemsId: {Value: !Ref Items}
+  StageName: {Value: !Ref Stage}
+  DeploymentId: {Value: !Ref Deployment}
+  KeyId: {Value: !Ref Key}
+  PlanId: {Value: !Ref Plan}
+"""
+
+
+def test_rest_api_from_resources_methods_and_stages(server):
+    client, stack = cfn(server.endpoint), unique_name("rest")
+    create(client, stack, REST_PIECES)
+    out = outputs(client, stack)
+    apigw = aws_client("apigateway", server.endpoint)
+    api = apigw.get_rest_api(restApiId=out["ApiId"])
+    assert api["name"] == "pieces" and api["rootResourceId"] == out["Root"]
+    assert api["binaryMediaTypes"] == ["image/png"]
+    assert api["endpointConfiguration"]["types"] == ["REGIONAL"]
+    paths = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=out["ApiId"])["items"]}
+    assert paths["/items"] == out["ItemsId"]
+    method = apigw.get_method(restApiId=out["ApiId"], resourceId=out["ItemsId"], httpMethod="GET")
+    assert method["methodIntegration"]["type"] == "MOCK"
+    stage = apigw.get_stage(restApiId=out["ApiId"], stageName="live")
+    assert out["StageName"] == "live" and stage["deploymentId"] == out["DeploymentId"]
+    assert stage["variables"] == {"Color": "blue"}
+    keys = apigw.get_usage_plan_keys(usagePlanId=out["PlanId"])["items"]
+    assert [k["id"] for k in keys] == [out["KeyId"]]
+    delete(client, stack)
+    with pytest.raises(ClientError) as error:
+        apigw.get_rest_api(restApiId=out["ApiId"])
+    assert error.value.response["Error"]["Code"] == "NotFoundException"
+    with pytest.raises(ClientError):
+        apigw.get_api_key(apiKey=out["KeyId"])
+
+
+OPENAPI = {
+    "openapi": "3.0.1",
+    "info": {"title": "from-s3", "version": "1"},
+    "paths": {"/ping": {"get": {"x-amazon-apigateway-integration": {
+        "type": "mock", "requestTemplates": {"application/json": '{"statusCode": 200}'}}}}},
+}
+
+
+def test_rest_and_http_apis_from_bodies_inline_and_in_s3(server):
+    client, stack = cfn(server.endpoint), unique_name("bodies")
+    s3 = aws_client("s3", server.endpoint)
+    bucket = unique_name("defs")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="api.json", Body=json.dumps(OPENAPI).encode())
+    http_body = {
+        "openapi": "3.0.1",
+        "info": {"title": "inline-http", "version": "1"},
+        "paths": {"/hello": {"get": {"x-amazon-apigateway-integration": {
+            "type": "http_proxy", "httpMethod": "GET", "uri": "https://example.com", "payloadFormatVersion": "1.0"}}}},
+    }
+    template = {
+        "Resources": {
+            "Rest": {"Type": "AWS::ApiGateway::RestApi",
+                     "Properties": {"BodyS3Location": {"Bucket": bucket, "Key": "api.json"}, "Name": "renamed"}},
+            "Deployment": {"Type": "AWS::ApiGateway::Deployment",
+                           "Properties": {"RestApiId": {"Ref": "Rest"}, "StageName": "v1"}},
+            "Http": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Body": http_body}},
+            "HttpStage": {"Type": "AWS::ApiGatewayV2::Stage",
+                          "Properties": {"ApiId": {"Ref": "Http"}, "StageName": "$default", "AutoDeploy": True}},
+        },
+        "Outputs": {
+            "RestId": {"Value": {"Ref": "Rest"}},
+            "HttpId": {"Value": {"Ref": "Http"}},
+            "Endpoint": {"Value": {"Fn::GetAtt": ["Http", "ApiEndpoint"]}},
+            "StageRef": {"Value": {"Ref": "HttpStage"}},
+        },
+    }
+    create(client, stack, json.dumps(template))
+    out = outputs(client, stack)
+    apigw, v2 = aws_client("apigateway", server.endpoint), aws_client("apigatewayv2", server.endpoint)
+    assert apigw.get_rest_api(restApiId=out["RestId"])["name"] == "renamed"
+    paths = [r["path"] for r in apigw.get_resources(restApiId=out["RestId"])["items"]]
+    assert "/ping" in paths
+    assert apigw.get_stage(restApiId=out["RestId"], stageName="v1")["deploymentId"]
+    assert v2.get_api(ApiId=out["HttpId"])["Name"] == "inline-http"
+    assert out["Endpoint"] == v2.get_api(ApiId=out["HttpId"])["ApiEndpoint"]
+    assert [r["RouteKey"] for r in v2.get_routes(ApiId=out["HttpId"])["Items"]] == ["GET /hello"]
+    assert out["StageRef"] == "$default"
+    assert v2.get_stage(ApiId=out["HttpId"], StageName="$default")["AutoDeploy"] is True
+    delete(client, stack)
+    for call, kwargs in [(apigw.get_rest_api, {"restApiId": out["RestId"]}), (v2.get_api, {"ApiId": out["HttpId"]})]:
+        with pytest.raises(ClientError) as error:
+            call(**kwargs)
+        assert error.value.response["Error"]["Code"] == "NotFoundException"
+
+
+HTTP_PIECES = """
+Resources:
+  Quick:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: quick
+      ProtocolType: HTTP
+      Target: https://example.com
+      CorsConfiguration: {AllowOrigins: ['https://a.example'], AllowMethods: [GET]}
+  Built:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: built, ProtocolType: HTTP}
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Built
+      IntegrationType: HTTP_PROXY
+      IntegrationMethod: GET
+      IntegrationUri: https://example.com
+      PayloadFormatVersion: '1.0'
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Built
+      RouteKey: GET /things
+      Target: !Sub integrations/${Integration}
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties:
+      ApiId: !Ref Built
+      StageName: prod
+      StageVariables: {Mode: fast}
+  Deployment:
+    Type: AWS::ApiGatewayV2::Deployment
+    DependsOn: Route
+    Properties: {ApiId: !Ref Built, StageName: !Ref Stage}
+Outputs:
+  Quick: {Value: !Ref Quick}
+  Built: {Value: !Ref Built}
+  RouteId: {Value: !Ref Route}
+  IntegrationId: {Value: !Ref Integration}
+  DeploymentId: {Value: !Ref Deployment}
+"""
+
+
+def test_http_api_quick_create_and_pieces(server):
+    client, stack = cfn(server.endpoint), unique_name("http")
+    create(client, stack, HTTP_PIECES)
+    out = outputs(client, stack)
+    v2 = aws_client("apigatewayv2", server.endpoint)
+    quick = v2.get_api(ApiId=out["Quick"])
+    assert quick["CorsConfiguration"]["AllowOrigins"] == ["https://a.example"]
+    assert [s["StageName"] for s in v2.get_stages(ApiId=out["Quick"])["Items"]] == ["$default"]
+    route = v2.get_route(ApiId=out["Built"], RouteId=out["RouteId"])
+    assert route["RouteKey"] == "GET /things" and route["Target"] == f"integrations/{out['IntegrationId']}"
+    stage = v2.get_stage(ApiId=out["Built"], StageName="prod")
+    assert stage["StageVariables"] == {"Mode": "fast"} and stage["DeploymentId"] == out["DeploymentId"]
+    # An update changes the route in place.
+    client.update_stack(StackName=stack, TemplateBody=HTTP_PIECES.replace("GET /things", "GET /stuff"))
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    assert v2.get_route(ApiId=out["Built"], RouteId=out["RouteId"])["RouteKey"] == "GET /stuff"
+    delete(client, stack)
+    for api in (out["Quick"], out["Built"]):
+        with pytest.raises(ClientError) as error:
+            v2.get_api(ApiId=api)
+        assert error.value.response["Error"]["Code"] == "NotFoundException"
+
+
+def test_custom_domain_types_are_refused_by_name(server):
+    client, stack = cfn(server.endpoint), unique_name("domain")
+    template = """
+Resources:
+  Mapping:
+    Type: AWS::ApiGateway::BasePathMapping
+    Properties: {DomainName: api.example.com, RestApiId: abc}
+"""
+    client.create_stack(StackName=stack, TemplateBody=template)
+    assert wait_status(client, stack) == "ROLLBACK_COMPLETE"
+    reasons = [reason for _, _, reason in failures(client, stack) if reason]
+    assert any("AWS::ApiGateway::BasePathMapping is not supported" in r for r in reasons), reasons
+    client.delete_stack(StackName=stack)
