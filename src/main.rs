@@ -509,6 +509,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 ),
                 s3.clone(),
             ),
+            cfn_wiring::LazyProvider::new(ec2.clone(), nimbus_ec2::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(
+                autoscaling.clone(),
+                nimbus_ec2::provider::AUTOSCALING_RESOURCE_TYPES,
+            ),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {

@@ -244,3 +244,83 @@ Resources:
     reasons = [reason for _, _, reason in failures(client, stack) if reason]
     assert any("AWS::ApiGateway::BasePathMapping is not supported" in r for r in reasons), reasons
     client.delete_stack(StackName=stack)
+
+
+EC2_STACK = """
+Resources:
+  Group:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: web
+      Tags: [{Key: team, Value: data}]
+  Key:
+    Type: AWS::EC2::KeyPair
+    Properties: {KeyName: %(key)s}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData: {ImageId: ami-0a1b2c3d4e5f60001, InstanceType: t3.micro}
+  Server:
+    Type: AWS::EC2::Instance
+    Properties:
+      ImageId: ami-0a1b2c3d4e5f60001
+      InstanceType: t3.micro
+      KeyName: !Ref Key
+      SecurityGroupIds: [!GetAtt Group.GroupId]
+      UserData: !Base64 "#!/bin/sh\\necho hello\\n"
+      Tags: [{Key: Name, Value: server}]
+  Fleet:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: '0'
+      MaxSize: '2'
+      DesiredCapacity: '0'
+      LaunchTemplate:
+        LaunchTemplateId: !Ref Template
+        Version: !GetAtt Template.LatestVersionNumber
+      AvailabilityZones: [us-east-1a]
+Outputs:
+  GroupId: {Value: !Ref Group}
+  KeyName: {Value: !Ref Key}
+  TemplateId: {Value: !Ref Template}
+  InstanceId: {Value: !Ref Server}
+  PrivateIp: {Value: !GetAtt Server.PrivateIp}
+  Zone: {Value: !GetAtt Server.AvailabilityZone}
+  Fleet: {Value: !Ref Fleet}
+"""
+
+
+def test_ec2_instance_group_key_template_and_auto_scaling_group(server):
+    client, stack = cfn(server.endpoint), unique_name("ec2")
+    key = unique_name("key")
+    create(client, stack, EC2_STACK % {"key": key})
+    out = outputs(client, stack)
+    ec2, asg = aws_client("ec2", server.endpoint), aws_client("autoscaling", server.endpoint)
+    group = ec2.describe_security_groups(GroupIds=[out["GroupId"]])["SecurityGroups"][0]
+    assert group["Description"] == "web" and {"Key": "team", "Value": "data"} in group["Tags"]
+    assert out["KeyName"] == key and ec2.describe_key_pairs(KeyNames=[key])["KeyPairs"]
+    templates = ec2.describe_launch_templates(LaunchTemplateIds=[out["TemplateId"]])["LaunchTemplates"]
+    assert templates[0]["LaunchTemplateName"].startswith(f"{stack}-Template-")
+    instance = ec2.describe_instances(InstanceIds=[out["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert instance["PrivateIpAddress"] == out["PrivateIp"] and instance["Placement"]["AvailabilityZone"] == out["Zone"]
+    assert instance["KeyName"] == key and instance["InstanceType"] == "t3.micro"
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["Name"] == "server" and tags["aws:cloudformation:stack-name"] == stack
+    fleet = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[out["Fleet"]])["AutoScalingGroups"][0]
+    assert (fleet["MinSize"], fleet["MaxSize"], fleet["DesiredCapacity"]) == (0, 2, 0)
+    delete(client, stack)
+    state = ec2.describe_instances(InstanceIds=[out["InstanceId"]])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] in ("shutting-down", "terminated")
+    assert asg.describe_auto_scaling_groups(AutoScalingGroupNames=[out["Fleet"]])["AutoScalingGroups"] == []
+    with pytest.raises(ClientError):
+        ec2.describe_security_groups(GroupIds=[out["GroupId"]])
+    assert ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [key]}])["KeyPairs"] == []
+
+
+def test_vpcs_and_launch_configurations_are_refused_by_name(server):
+    client, stack = cfn(server.endpoint), unique_name("vpc")
+    client.create_stack(StackName=stack, TemplateBody="Resources:\n  Net:\n    Type: AWS::EC2::VPC\n    Properties: {CidrBlock: 10.0.0.0/16}\n")
+    assert wait_status(client, stack) == "ROLLBACK_COMPLETE"
+    reasons = [reason for _, _, reason in failures(client, stack) if reason]
+    assert any("does not serve AWS::EC2::VPC" in r for r in reasons), reasons
+    client.delete_stack(StackName=stack)

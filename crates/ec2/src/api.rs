@@ -43,7 +43,7 @@ fn unsupported(action: &str) -> AwsError {
 }
 
 impl Ec2 {
-    fn dispatch(&self, action: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
+    pub(crate) fn dispatch(&self, action: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
         if input.bool("DryRun") == Some(true) {
             return Err(AwsError::new(
                 412,

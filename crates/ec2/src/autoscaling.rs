@@ -48,7 +48,12 @@ pub(crate) fn uint(input: &Value, name: &str) -> Result<Option<u32>, AwsError> {
 }
 
 impl AutoScaling {
-    fn dispatch(&self, action: &str, region: &str, input: &Value) -> Result<Option<Value>, AwsError> {
+    pub(crate) fn dispatch(
+        &self,
+        action: &str,
+        region: &str,
+        input: &Value,
+    ) -> Result<Option<Value>, AwsError> {
         let ec2 = &self.0;
         match action {
             "CreateAutoScalingGroup" => self.create(region, input).map(|()| None),

@@ -22,6 +22,7 @@ mod lifecycle;
 mod market;
 mod meter;
 mod model;
+pub mod provider;
 mod query;
 mod records;
 mod reserved;
