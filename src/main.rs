@@ -514,6 +514,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 autoscaling.clone(),
                 nimbus_ec2::provider::AUTOSCALING_RESOURCE_TYPES,
             ),
+            cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {

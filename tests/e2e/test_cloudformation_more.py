@@ -324,3 +324,102 @@ def test_vpcs_and_launch_configurations_are_refused_by_name(server):
     reasons = [reason for _, _, reason in failures(client, stack) if reason]
     assert any("does not serve AWS::EC2::VPC" in r for r in reasons), reasons
     client.delete_stack(StackName=stack)
+
+
+BATCH_STACK = """
+Resources:
+  Policy:
+    Type: AWS::Batch::SchedulingPolicy
+    Properties:
+      FairsharePolicy: {ShareDecaySeconds: 3600, ShareDistribution: [{ShareIdentifier: alpha, WeightFactor: 1.0}]}
+  Compute:
+    Type: AWS::Batch::ComputeEnvironment
+    Properties:
+      Type: MANAGED
+      ComputeResources: {Type: EC2, MinvCpus: 0, MaxvCpus: '4', InstanceTypes: [optimal]}
+      Tags: {team: data}
+  Queue:
+    Type: AWS::Batch::JobQueue
+    Properties:
+      Priority: 1
+      SchedulingPolicyArn: !Ref Policy
+      ComputeEnvironmentOrder: [{Order: 1, ComputeEnvironment: !Ref Compute}]
+  Job:
+    Type: AWS::Batch::JobDefinition
+    Properties:
+      Type: container
+      ContainerProperties:
+        Image: busybox:latest
+        Command: [echo, hi]
+        ResourceRequirements: [{Type: VCPU, Value: '1'}, {Type: MEMORY, Value: '128'}]
+      RetryStrategy: {Attempts: 2}
+Outputs:
+  Policy: {Value: !Ref Policy}
+  Compute: {Value: !Ref Compute}
+  Queue: {Value: !Ref Queue}
+  QueueArn: {Value: !GetAtt Queue.JobQueueArn}
+  Job: {Value: !Ref Job}
+"""
+
+
+def test_batch_environment_queue_definition_and_policy(server):
+    client, stack = cfn(server.endpoint), unique_name("batch")
+    create(client, stack, BATCH_STACK)
+    out = outputs(client, stack)
+    batch = aws_client("batch", server.endpoint)
+    assert out["Compute"].startswith("arn:aws:batch:us-east-1:") and ":compute-environment/" in out["Compute"]
+    env = batch.describe_compute_environments(computeEnvironments=[out["Compute"]])["computeEnvironments"][0]
+    assert env["status"] == "VALID" and env["computeResources"]["maxvCpus"] == 4
+    assert env["tags"]["team"] == "data" and env["tags"]["aws:cloudformation:stack-name"] == stack
+    queue = batch.describe_job_queues(jobQueues=[out["Queue"]])["jobQueues"][0]
+    assert out["QueueArn"] == out["Queue"] == queue["jobQueueArn"]
+    assert queue["computeEnvironmentOrder"][0]["computeEnvironment"] == out["Compute"]
+    assert queue["schedulingPolicyArn"] == out["Policy"]
+    job = batch.describe_job_definitions(jobDefinitions=[out["Job"]])["jobDefinitions"][0]
+    assert job["containerProperties"]["command"] == ["echo", "hi"] and job["retryStrategy"]["attempts"] == 2
+    policy = batch.describe_scheduling_policies(arns=[out["Policy"]])["schedulingPolicies"][0]
+    assert policy["fairsharePolicy"]["shareDecaySeconds"] == 3600
+    delete(client, stack)
+    assert batch.describe_job_queues(jobQueues=[out["Queue"]])["jobQueues"] == []
+    envs = batch.describe_compute_environments(computeEnvironments=[out["Compute"]])["computeEnvironments"]
+    assert all(e["status"] == "DELETING" for e in envs)
+    job = batch.describe_job_definitions(jobDefinitions=[out["Job"]])["jobDefinitions"]
+    assert all(j["status"] == "INACTIVE" for j in job)
+
+
+ECR_STACK = """
+Resources:
+  Repo:
+    Type: AWS::ECR::Repository
+    Properties:
+      ImageTagMutability: IMMUTABLE
+      ImageScanningConfiguration: {ScanOnPush: true}
+      EmptyOnDelete: true
+      LifecyclePolicy:
+        LifecyclePolicyText: '{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}'
+      Tags: [{Key: team, Value: data}]
+Outputs:
+  Name: {Value: !Ref Repo}
+  Arn: {Value: !GetAtt Repo.Arn}
+  Uri: {Value: !GetAtt Repo.RepositoryUri}
+"""
+
+
+def test_ecr_repository(server):
+    client, stack = cfn(server.endpoint), unique_name("ecr")
+    create(client, stack, ECR_STACK)
+    out = outputs(client, stack)
+    ecr = aws_client("ecr", server.endpoint)
+    assert out["Name"] == out["Name"].lower() and out["Name"].startswith(f"{stack}-repo-".lower())
+    repo = ecr.describe_repositories(repositoryNames=[out["Name"]])["repositories"][0]
+    assert repo["repositoryArn"] == out["Arn"] and repo["repositoryUri"] == out["Uri"]
+    assert repo["imageTagMutability"] == "IMMUTABLE" and repo["imageScanningConfiguration"]["scanOnPush"] is True
+    assert json.loads(ecr.get_lifecycle_policy(repositoryName=out["Name"])["lifecyclePolicyText"])["rules"]
+    client.update_stack(StackName=stack, TemplateBody=ECR_STACK.replace("IMMUTABLE", "MUTABLE"))
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    repo = ecr.describe_repositories(repositoryNames=[out["Name"]])["repositories"][0]
+    assert repo["imageTagMutability"] == "MUTABLE"
+    delete(client, stack)
+    with pytest.raises(ClientError) as error:
+        ecr.describe_repositories(repositoryNames=[out["Name"]])
+    assert error.value.response["Error"]["Code"] == "RepositoryNotFoundException"

@@ -248,6 +248,29 @@ pub fn booleans(properties: &mut Map<String, Value>, names: &[&str]) {
     }
 }
 
+/// A CloudFormation property tree in a JSON API's spelling: `PascalCase` keys become
+/// `camelCase` (`MinvCpus` → `minvCpus`), except inside the properties named in `keep` (maps of
+/// the user's own keys: `Tags`, `Variables` …), which are copied as written.
+pub fn camel_keys(value: &Value, keep: &[&str]) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, v)| {
+                    let v = if keep.contains(&key.as_str()) { v.clone() } else { camel_keys(v, keep) };
+                    let mut chars = key.chars();
+                    let key = match chars.next() {
+                        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+                        None => String::new(),
+                    };
+                    (key, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| camel_keys(v, keep)).collect()),
+        other => other.clone(),
+    }
+}
+
 /// See [`ResourceRequest::generated_name`].
 pub fn generated_name(stack: &str, logical_id: &str, max_len: usize, lowercase: bool) -> String {
     const SUFFIX_LEN: usize = 13;
@@ -275,6 +298,15 @@ pub fn generated_name(stack: &str, logical_id: &str, max_len: usize, lowercase: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn camel_keys_leave_user_maps_alone() {
+        let value = serde_json::json!({"ComputeResources": {"MinvCpus": 0}, "Tags": {"Team": "x"}, "L": [{"Name": "a"}]});
+        assert_eq!(
+            camel_keys(&value, &["Tags"]),
+            serde_json::json!({"computeResources": {"minvCpus": 0}, "tags": {"Team": "x"}, "l": [{"name": "a"}]})
+        );
+    }
 
     #[test]
     fn generated_names_fit_and_keep_both_parts() {

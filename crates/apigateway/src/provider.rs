@@ -73,21 +73,9 @@ const MAPS: &[&str] = &[
     "RouteSettings",
 ];
 
-/// A CloudFormation property tree in the API's spelling: `PascalCase` keys become `camelCase`,
-/// except inside maps of user keys.
+/// A CloudFormation property tree in the API's spelling (maps of user keys left as written).
 pub(crate) fn camel(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if MAPS.contains(&k.as_str()) { v.clone() } else { camel(v) };
-                    (lower_first(k), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(camel).collect()),
-        other => other.clone(),
-    }
+    nimbus_api::provider::camel_keys(value, MAPS)
 }
 
 fn lower_first(key: &str) -> String {

@@ -15,6 +15,7 @@ mod jobdefs;
 mod jobs;
 mod model;
 mod placement;
+pub mod provider;
 mod queues;
 mod retry;
 mod run;

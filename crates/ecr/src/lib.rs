@@ -8,6 +8,7 @@ mod api;
 mod dist;
 mod errors;
 mod layers;
+pub mod provider;
 mod repositories;
 
 use std::sync::Arc;
