@@ -138,3 +138,56 @@ impl ResourceProvider for S3Bodies {
         self.inner.delete(request, physical_id)
     }
 }
+
+/// `AWS::CodeDeploy::Application` and `AWS::CodeDeploy::DeploymentGroup`, as the SAM transform
+/// emits them for `DeploymentPreference`. nimbus serves no CodeDeploy: the resources are
+/// accepted and kept as the stack's records (names as AWS gives them), and an alias's
+/// `CodeDeployLambdaAliasUpdate` shifts all traffic at once (no gradual shifting, hooks or
+/// alarms-driven rollback).
+pub struct CodeDeployRecords;
+
+pub const CODEDEPLOY_TYPES: &[&str] = &["AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup"];
+
+const CODEDEPLOY_NOTE: &str =
+    "accepted and recorded: nimbus serves no CodeDeploy, so an alias update shifts all traffic at once";
+
+impl ResourceProvider for CodeDeployRecords {
+    fn resource_types(&self) -> &'static [&'static str] {
+        CODEDEPLOY_TYPES
+    }
+
+    fn replaces(&self, resource_type: &str, property: &str) -> bool {
+        match resource_type {
+            "AWS::CodeDeploy::Application" => matches!(property, "ApplicationName" | "ComputePlatform"),
+            _ => matches!(property, "ApplicationName" | "DeploymentGroupName"),
+        }
+    }
+
+    fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move {
+            let given = if request.resource_type == "AWS::CodeDeploy::Application" {
+                "ApplicationName"
+            } else {
+                "DeploymentGroupName"
+            };
+            let name = request
+                .string(given)
+                .map(str::to_owned)
+                .unwrap_or_else(|| request.generated_name(100, false));
+            Ok(Provisioned { physical_id: name, attributes: Map::new() }.with_note(CODEDEPLOY_NOTE))
+        })
+    }
+
+    fn update(
+        &self,
+        _request: ResourceRequest,
+        physical_id: String,
+        _previous: Map<String, Value>,
+    ) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move { Ok(Provisioned { physical_id, attributes: Map::new() }) })
+    }
+
+    fn delete(&self, _request: ResourceRequest, _physical_id: String) -> ProviderFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}

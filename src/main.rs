@@ -516,6 +516,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ),
             cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
+            Arc::new(cfn_wiring::CodeDeployRecords),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {

@@ -423,3 +423,41 @@ def test_ecr_repository(server):
     with pytest.raises(ClientError) as error:
         ecr.describe_repositories(repositoryNames=[out["Name"]])
     assert error.value.response["Error"]["Code"] == "RepositoryNotFoundException"
+
+
+SAM_DEPLOY = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.11
+      Handler: index.handler
+      InlineCode: |
+        def handler(event, context):
+            return "%(answer)s"
+      AutoPublishAlias: live
+      DeploymentPreference: {Type: AllAtOnce}
+Outputs:
+  Name: {Value: !Ref Fn}
+"""
+
+
+def test_deployment_preference_stacks_deploy_and_move_the_alias(server):
+    client, stack = cfn(server.endpoint), unique_name("shift")
+    client.create_stack(StackName=stack, TemplateBody=SAM_DEPLOY % {"answer": "one"},
+                        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
+    kinds = {r["ResourceType"] for r in client.describe_stack_resources(StackName=stack)["StackResources"]}
+    assert {"AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup"} <= kinds
+    name = outputs(client, stack)["Name"]
+    lam = aws_client("lambda", server.endpoint)
+    first = lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"]
+    client.update_stack(StackName=stack, TemplateBody=SAM_DEPLOY % {"answer": "two"},
+                        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    assert wait_status(client, stack) == "UPDATE_COMPLETE", failures(client, stack)
+    second = lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"]
+    assert int(second) == int(first) + 1
+    answer = lam.invoke(FunctionName=name, Qualifier="live")["Payload"].read()
+    assert json.loads(answer) == "two"
+    delete(client, stack)
