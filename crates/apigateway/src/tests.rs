@@ -25,7 +25,7 @@ impl Functions for Echo {
     }
 }
 
-fn gateway(dir: &std::path::Path) -> Arc<ApiGateway> {
+pub(crate) fn gateway(dir: &std::path::Path) -> Arc<ApiGateway> {
     let database = nimbus_store::Database::sqlite(dir);
     ApiGateway::open(&database, Identity::default(), Arc::new(Echo)).unwrap()
 }

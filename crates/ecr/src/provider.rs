@@ -123,3 +123,46 @@ impl ResourceProvider for Ecr {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(properties: Value) -> ResourceRequest {
+        ResourceRequest {
+            resource_type: "AWS::ECR::Repository".into(),
+            logical_id: "Repo".into(),
+            stack_name: "Stack".into(),
+            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/Stack/1".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            properties: properties.as_object().cloned().unwrap_or_default(),
+            tags: vec![("aws:cloudformation:stack-name".into(), "Stack".into())],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn repositories_are_named_created_updated_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = nimbus_store::Database::sqlite(dir.path());
+        let blobs = nimbus_store::Blobs::new(dir.path(), "local", false);
+        let options = nimbus_images::Options::new("us-east-1", "000000000000");
+        let images = nimbus_images::Images::open(&database, &blobs, options).unwrap();
+        let ecr = Ecr::new(images, nimbus_api::Identity::default(), 4566);
+        let created = ecr.create(request(json!({"ImageTagMutability": "IMMUTABLE"}))).await.unwrap();
+        // Generated names are lower case, as ECR wants them.
+        assert!(created.physical_id.starts_with("stack-repo-"), "{}", created.physical_id);
+        assert!(created.attributes["Arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("repository/{}", created.physical_id)));
+        let name = created.physical_id.clone();
+        ecr.update(request(json!({})), name.clone(), Map::new()).await.unwrap();
+        let described =
+            ecr.run("DescribeRepositories", "us-east-1", json!({"repositoryNames": [name]})).unwrap();
+        assert_eq!(described["repositories"][0]["imageTagMutability"], "MUTABLE");
+        ecr.delete(request(json!({})), name.clone()).await.unwrap();
+        ecr.delete(request(json!({})), name.clone()).await.unwrap();
+        assert!(ecr.run("DescribeRepositories", "us-east-1", json!({"repositoryNames": [name]})).is_err());
+    }
+}
