@@ -390,6 +390,40 @@ impl ResourceProvider for AutoScaling {
 mod tests {
     use super::*;
 
+    fn request(kind: &str, properties: Value) -> ResourceRequest {
+        ResourceRequest {
+            resource_type: kind.to_owned(),
+            logical_id: "Res".into(),
+            stack_name: "stack".into(),
+            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            properties: properties.as_object().cloned().unwrap_or_default(),
+            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn groups_and_keys_are_created_tagged_and_deleted_once() {
+        let fixture = crate::tests::Fixture::new(4);
+        let ec2 = fixture.open();
+        let group = ec2.create(request(SECURITY_GROUP, json!({"GroupDescription": "web"}))).await.unwrap();
+        assert!(group.physical_id.starts_with("sg-") && group.attributes["VpcId"].as_str().is_some());
+        let described =
+            ec2.run("DescribeSecurityGroups", "us-east-1", json!({"GroupId": [group.physical_id]})).unwrap();
+        let info = &described["securityGroupInfo"][0];
+        assert!(info["groupName"].as_str().unwrap().starts_with("stack-Res-"));
+        assert!(info.to_string().contains("aws:cloudformation:stack-name"));
+        let key = ec2.create(request(KEY_PAIR, json!({"KeyName": "k1"}))).await.unwrap();
+        assert_eq!(key.physical_id, "k1");
+        for (kind, id) in [(SECURITY_GROUP, group.physical_id), (KEY_PAIR, key.physical_id)] {
+            ec2.delete(request(kind, json!({})), id.clone()).await.unwrap();
+            ec2.delete(request(kind, json!({})), id).await.unwrap();
+        }
+        let error = ec2.create(request("AWS::EC2::VPC", json!({}))).await.unwrap_err();
+        assert!(error.message.contains("does not serve AWS::EC2::VPC"), "{error}");
+    }
+
     #[test]
     fn template_values_take_the_query_form() {
         let value = json!({"MinSize": 1, "Flag": true, "Ids": ["a", 2], "Nested": {"N": 3}});

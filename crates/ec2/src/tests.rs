@@ -22,7 +22,7 @@ impl Ec2Events for Recorded {
     }
 }
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     database: Database,
     clock: Arc<VirtualClock>,
@@ -32,7 +32,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(vcpus: u32) -> Fixture {
+    pub(crate) fn new(vcpus: u32) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = Arc::new(Sandbox::new(dir.path(), Some(Isolation::Process)).unwrap());
         let config = Config {
@@ -56,7 +56,7 @@ impl Fixture {
         }
     }
 
-    fn open(&self) -> Arc<Ec2> {
+    pub(crate) fn open(&self) -> Arc<Ec2> {
         Ec2::open(
             &self.database,
             Identity::default(),
