@@ -304,6 +304,7 @@ def test_ec2_instance_group_key_template_and_auto_scaling_group(server):
     instance = ec2.describe_instances(InstanceIds=[out["InstanceId"]])["Reservations"][0]["Instances"][0]
     assert instance["PrivateIpAddress"] == out["PrivateIp"] and instance["Placement"]["AvailabilityZone"] == out["Zone"]
     assert instance["KeyName"] == key and instance["InstanceType"] == "t3.micro"
+    assert instance["State"]["Name"] == "running"  # the create completes once it runs
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     assert tags["Name"] == "server" and tags["aws:cloudformation:stack-name"] == stack
     fleet = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[out["Fleet"]])["AutoScalingGroups"][0]

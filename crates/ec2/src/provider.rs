@@ -238,7 +238,11 @@ impl ResourceProvider for Ec2 {
             if UNSERVED.contains(&request.resource_type.as_str()) {
                 return Err(refused(&request.resource_type));
             }
-            self.cfn_create(&request)
+            let created = self.cfn_create(&request)?;
+            if request.resource_type == INSTANCE {
+                self.cfn_running(&request.region, &created.physical_id).await?;
+            }
+            Ok(created)
         })
     }
 
@@ -264,7 +268,32 @@ impl ResourceProvider for Ec2 {
     }
 }
 
+/// How long an instance's create waits for it to run (CloudFormation's create completes then).
+const RUNNING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Ec2 {
+    /// Waits until instance `id` is `running`; one that ends first fails the resource.
+    async fn cfn_running(&self, region: &str, id: &str) -> Result<(), ProviderError> {
+        let deadline = std::time::Instant::now() + RUNNING_WAIT;
+        loop {
+            let answer = self.run("DescribeInstances", region, json!({"InstanceId": [id]}))?;
+            let state = answer["reservationSet"][0]["instancesSet"][0]["instanceState"]["name"].clone();
+            match state.as_str() {
+                Some("running") => return Ok(()),
+                Some(ended @ ("shutting-down" | "terminated" | "stopping" | "stopped")) => {
+                    return Err(ProviderError::new(format!("Instance {id} is {ended} instead of running")))
+                }
+                _ if std::time::Instant::now() > deadline => {
+                    return Err(ProviderError::new(format!(
+                        "Instance {id} did not reach running within {} seconds",
+                        RUNNING_WAIT.as_secs()
+                    )))
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// The attributes of a resource that stays, read back.
     fn cfn_described(&self, request: &ResourceRequest, id: String) -> Result<Provisioned, ProviderError> {
         let region = request.region.as_str();
