@@ -27,13 +27,19 @@ const V2_STAGE: &str = "AWS::ApiGatewayV2::Stage";
 const V2_AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
 const V2_DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
 
-/// Types nimbus does not serve (custom domain names): refused with a message naming them.
+/// The account's API Gateway settings (the CloudWatch role): accepted and recorded.
+const ACCOUNT: &str = "AWS::ApiGateway::Account";
+
+/// Types nimbus does not serve: refused with a message naming them.
 const UNSERVED: &[&str] = &[
     "AWS::ApiGateway::BasePathMapping",
     "AWS::ApiGateway::BasePathMappingV2",
     "AWS::ApiGateway::DomainName",
     "AWS::ApiGatewayV2::ApiMapping",
     "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGateway::Model",
+    "AWS::ApiGateway::RequestValidator",
+    "AWS::ApiGateway::GatewayResponse",
 ];
 
 pub const RESOURCE_TYPES: &[&str] = &[
@@ -57,6 +63,10 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "AWS::ApiGateway::DomainName",
     "AWS::ApiGatewayV2::ApiMapping",
     "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGateway::Model",
+    "AWS::ApiGateway::RequestValidator",
+    "AWS::ApiGateway::GatewayResponse",
+    ACCOUNT,
 ];
 
 /// Properties whose values are maps of the user's own keys (left as written).
@@ -482,11 +492,18 @@ impl ApiGateway {
     async fn cfn_create_one(&self, request: &ResourceRequest) -> Result<Provisioned, ProviderError> {
         let kind = request.resource_type.as_str();
         if UNSERVED.contains(&kind) {
-            return Err(ProviderError::new(format!(
-                "nimbus does not serve custom domain names: {kind} is not supported (APIs are reached at their execute-api addresses)"
-            )));
+            let why = if kind.contains("Domain") || kind.contains("Mapping") {
+                "nimbus does not serve custom domain names (APIs are reached at their execute-api addresses)"
+            } else {
+                "nimbus's API Gateway has no models, request validators or gateway responses as resources (give them in the API's OpenAPI body)"
+            };
+            return Err(ProviderError::new(format!("{kind} is not supported: {why}")));
         }
         match kind {
+            ACCOUNT => {
+                Ok(provisioned(generated_name(&request.stack_name, &request.logical_id, 64, false), &[])
+                    .with_note("accepted and recorded: nimbus's access logs need no CloudWatch role"))
+            }
             REST_API => self.cfn_create_rest_api(request).await,
             RESOURCE => self.cfn_create_resource(request).await,
             METHOD => {
@@ -575,6 +592,7 @@ impl ApiGateway {
                 self.cfn_rest_api_props(&id, request).await
             }
             RESOURCE => Ok(provisioned(id.clone(), &[("ResourceId", json!(id))])),
+            ACCOUNT => Ok(provisioned(id, &[])),
             METHOD => {
                 self.cfn_remove(&Self::cfn_method_path(request)?).await?;
                 self.cfn_put_method(request).await?;
@@ -659,7 +677,7 @@ impl ApiGateway {
                 self.cfn_remove(&format!("/usageplans/{plan}/keys/{id}")).await
             }
             V2_API => self.cfn_remove(&format!("/v2/apis/{id}")).await,
-            kind if UNSERVED.contains(&kind) => Ok(()),
+            kind if UNSERVED.contains(&kind) || kind == ACCOUNT => Ok(()),
             kind => {
                 let (collection, _, _) = Self::cfn_v2_child(kind);
                 let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
@@ -769,6 +787,9 @@ mod tests {
         let gateway = crate::tests::gateway(dir.path());
         let error = gateway.create(request("AWS::ApiGateway::BasePathMapping", json!({}))).await.unwrap_err();
         assert!(error.message.contains("AWS::ApiGateway::BasePathMapping is not supported"), "{error}");
+        let account = gateway
+            .create(request(ACCOUNT, json!({"CloudWatchRoleArn": "arn:aws:iam::000000000000:role/x"})));
+        assert!(account.await.unwrap().physical_id.starts_with("stack-Api-"));
     }
 
     #[test]
