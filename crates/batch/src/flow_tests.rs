@@ -15,7 +15,7 @@ use crate::{
 };
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     launched: AtomicUsize,
 }
 
@@ -71,7 +71,7 @@ impl Capacity for Fake {
     fn terminate(&self, _: &str) {}
 }
 
-fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
+pub(crate) fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
     let options = crate::Options {
         data_dir: dir.join("batch"),
         idle_seconds: 300,

@@ -319,6 +319,39 @@ impl ResourceProvider for Batch {
 mod tests {
     use super::*;
 
+    fn request(kind: &str, properties: Value) -> ResourceRequest {
+        ResourceRequest {
+            resource_type: kind.to_owned(),
+            logical_id: "Res".into(),
+            stack_name: "stack".into(),
+            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            properties: properties.as_object().cloned().unwrap_or_default(),
+            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn environments_and_queues_settle_and_go_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = crate::flow_tests::open(dir.path(), std::sync::Arc::default());
+        let resources = json!({"Type": "EC2", "MaxvCpus": "8", "InstanceTypes": ["c6i"]});
+        let env = request(COMPUTE_ENVIRONMENT, json!({"Type": "MANAGED", "ComputeResources": resources}));
+        let env = batch.create(env).await.unwrap();
+        assert!(env.physical_id.contains(":compute-environment/stack-Res-"), "{}", env.physical_id);
+        let order = json!([{"Order": 1, "ComputeEnvironment": env.physical_id}]);
+        let queue = request(JOB_QUEUE, json!({"Priority": "1", "ComputeEnvironmentOrder": order}));
+        let queue_arn = batch.create(queue.clone()).await.unwrap().physical_id;
+        let described =
+            batch.run("describejobqueues", "us-east-1", json!({"jobQueues": [queue_arn]})).unwrap();
+        assert_eq!(described["jobQueues"][0]["tags"]["aws:cloudformation:stack-name"], "stack");
+        // The queue is gone before its environment is deleted: no relationship left to refuse it.
+        batch.delete(queue.clone(), queue_arn.clone()).await.unwrap();
+        batch.delete(request(COMPUTE_ENVIRONMENT, json!({})), env.physical_id.clone()).await.unwrap();
+        batch.delete(queue, queue_arn).await.unwrap();
+    }
+
     #[test]
     fn template_numbers_become_numbers_anywhere() {
         let mut value = json!({"computeResources": {"maxvCpus": "16", "type": "EC2"}, "priority": "1"});
