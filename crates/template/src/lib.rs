@@ -141,9 +141,7 @@ fn short_form(tagged: TaggedValue) -> Result<Value, TemplateError> {
         },
         _ if FUNCTIONS.contains(&name) => (format!("Fn::{name}"), value),
         _ => {
-            return Err(TemplateError(format!(
-                "Template format error: YAML not well-formed. (unknown tag {tag})"
-            )))
+            return Err(TemplateError(format!("Template format error: Unsupported YAML tag {tag}")))
         }
     };
     let mut map = Map::new();
