@@ -444,8 +444,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EC2: {error}");
         }
     }
-    let batch =
-        batch_wiring::service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
+    let batch = batch_wiring::service(
+        &args,
+        &database,
+        cluster.as_ref(),
+        clock.clone(),
+        &ec2,
+        &log_sink,
+        &events,
+        &ecr,
+    );
     let _ = event_targets.batch.set(batch.clone());
     // Jobs queued or running, or instances held, when nimbus stopped: settled from the start.
     if nimbus_batch::Batch::has_work(&database) {
@@ -498,7 +506,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             cfn_wiring::LazyProvider::new(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(dynamodb.clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(events.clone(), nimbus_eventbridge::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(stepfunctions.clone(), nimbus_stepfunctions::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(
+                stepfunctions.clone(),
+                nimbus_stepfunctions::provider::RESOURCE_TYPES,
+            ),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
