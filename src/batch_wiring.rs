@@ -16,6 +16,7 @@ use crate::logs_home;
 /// Batch, opened by its first request (or at start when it holds unfinished work), placing jobs
 /// on EC2's instances. With several nodes the one holding the `batch` lease schedules; the
 /// others wake it when they accept a job.
+#[allow(clippy::too_many_arguments)]
 pub fn service(
     args: &crate::UpArgs,
     database: &Database,
@@ -24,6 +25,7 @@ pub fn service(
     ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
     log_sink: &Arc<logs_home::LogsSink>,
     events: &Arc<lazy::Lazy<EventBridge>>,
+    ecr: &Arc<lazy::Lazy<nimbus_ecr::Ecr>>,
 ) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
     let capacity: Arc<dyn nimbus_batch::Capacity> =
         Arc::new(BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
@@ -43,6 +45,7 @@ pub fn service(
         leader,
         lease_ms: cluster.map_or(0, |cluster| cluster.expiry().as_millis() as i64),
         announce,
+        images: Some(Arc::new(BatchImages(ecr.clone())) as Arc<dyn nimbus_batch::JobImages>),
     };
     let (database, identity) = (database.clone(), crate::identity_of(args));
     let batch = lazy::Lazy::with_paths("batch", Protocol::RestJson, nimbus_batch::ADMIN_PREFIX, move || {
@@ -175,6 +178,8 @@ impl nimbus_batch::Capacity for BatchCapacity {
                         memory_mib: Some(((exec.memory_mib as f64) / scale).ceil() as u64),
                         cpu_millis: Some(((exec.vcpus * 1000.0) / scale).round() as u64),
                         mounts,
+                        image_root: exec.image_root,
+                        cwd: exec.cwd.map(Into::into),
                     },
                 )
                 .await
@@ -222,6 +227,27 @@ impl nimbus_batch::Capacity for BatchCapacity {
                 eprintln!("nimbus: batch: cannot terminate {instance_id}: {}", error.message);
             }
         }
+    }
+}
+
+/// Jobs' container images come from ECR's image store (what is pushed to nimbus's registry or
+/// imported), unpacked once and shared.
+pub struct BatchImages(pub Arc<Lazy<nimbus_ecr::Ecr>>);
+
+impl nimbus_batch::JobImages for BatchImages {
+    fn resolve(&self, image: &str, arch: &str) -> Result<nimbus_batch::JobImage, String> {
+        let ecr = self.0.get_blocking()?;
+        let root = ecr.images().root_for(image, arch).map_err(|e| e.to_string())?;
+        let config = root.config.clone();
+        Ok(nimbus_batch::JobImage {
+            root: root.rootfs.clone(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
+            env: config.env.unwrap_or_default(),
+            workdir: config.working_dir,
+            user: config.user.filter(|u| !u.is_empty()),
+            hold: Box::new(root),
+        })
     }
 }
 

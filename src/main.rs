@@ -444,8 +444,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EC2: {error}");
         }
     }
-    let batch =
-        batch_wiring::service(&args, &database, cluster.as_ref(), clock.clone(), &ec2, &log_sink, &events);
+    let batch = batch_wiring::service(
+        &args,
+        &database,
+        cluster.as_ref(),
+        clock.clone(),
+        &ec2,
+        &log_sink,
+        &events,
+        &ecr,
+    );
     let _ = event_targets.batch.set(batch.clone());
     // Jobs queued or running, or instances held, when nimbus stopped: settled from the start.
     if nimbus_batch::Batch::has_work(&database) {

@@ -442,7 +442,7 @@ Outputs:
 def sam_binary():
     import os
     import shutil
-    return os.environ.get("NIMBUS_SAM_CLI") or shutil.which("sam")
+    return os.environ.get("NIMBUS_SAM") or shutil.which("sam")
 
 
 @pytest.mark.skipif(not sam_binary(), reason="the SAM CLI (pip install aws-sam-cli) is not installed")

@@ -25,7 +25,6 @@ UNSERVED = [
     ("rds", "describe_db_instances", {}, "Amazon Relational Database Service"),
     ("ses", "list_identities", {}, "Amazon Simple Email Service"),
     ("kms", "list_keys", {}, "AWS Key Management Service"),
-    ("codebuild", "list_projects", {}, "AWS CodeBuild"),
 ]
 
 

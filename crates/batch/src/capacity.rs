@@ -59,6 +59,10 @@ pub struct JobExec {
     pub memory_mib: u64,
     /// (host path, path inside, writable).
     pub mounts: Vec<(String, String, bool)>,
+    /// A container image's root file system, the job's `/` (None: the host's, `nimbus/host`).
+    pub image_root: Option<std::path::PathBuf>,
+    /// The working directory inside (None: `/`).
+    pub cwd: Option<String>,
 }
 
 /// How a job's process ended.
@@ -88,6 +92,27 @@ pub trait Capacity: Send + Sync + 'static {
     fn exec<'a>(&'a self, instance_id: &'a str, exec: JobExec) -> ExecFuture<'a>;
     /// Terminates an instance (ignores one already gone).
     fn terminate(&self, instance_id: &str);
+}
+
+/// A job's container image, resolved in nimbus's image store: its root file system (held
+/// while `hold` lives) and its config.
+pub struct JobImage {
+    pub root: std::path::PathBuf,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `NAME=value` as the image config writes them.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    /// Keeps the root from the store's garbage collection while the job runs.
+    pub hold: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Container images (ECR's store): `image` as users write it (`repo:tag`, `repo@sha256:…`,
+/// `<account>.dkr.ecr.<region>.amazonaws.com/repo:tag`) for an architecture (`x86_64`,
+/// `arm64`). Blocking. Errors read `CannotPullContainerError: …`.
+pub trait JobImages: Send + Sync + 'static {
+    fn resolve(&self, image: &str, arch: &str) -> Result<JobImage, String>;
 }
 
 /// Jobs' output: CloudWatch Logs `/aws/batch/job`.

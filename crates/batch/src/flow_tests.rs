@@ -78,6 +78,7 @@ pub(crate) fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
         leader: None,
         lease_ms: 0,
         announce: None,
+        images: None,
     };
     Batch::open(
         &Database::sqlite(dir),

@@ -11,6 +11,7 @@ mod compute;
 #[cfg(test)]
 mod flow_tests;
 mod hosts;
+mod image;
 mod jobdefs;
 mod jobs;
 mod model;
@@ -36,8 +37,8 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
 pub use crate::capacity::{
-    Capacity, ExecFuture, Exit, Host, HostRequest, HostState, HostType, JobEvents, JobExec, JobLogs,
-    JobProcess, Nothing,
+    Capacity, ExecFuture, Exit, Host, HostRequest, HostState, HostType, JobEvents, JobExec, JobImage,
+    JobImages, JobLogs, JobProcess, Nothing,
 };
 use crate::store::Store;
 pub use crate::store::SCHEMA;
@@ -60,6 +61,8 @@ pub struct Options {
     pub lease_ms: i64,
     /// Tells the other nodes that jobs changed (their scheduler wakes).
     pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Container images for jobs whose image is not `nimbus/host`; None: those fail to pull.
+    pub images: Option<Arc<dyn JobImages>>,
 }
 
 pub struct Batch {

@@ -12,10 +12,9 @@ use tokio::sync::watch;
 use crate::model::Job;
 use crate::{Batch, Exit, HostState, JobExec};
 
-/// The only image nimbus runs until container images land: the host's root, read-only.
+/// The host's root, read-only, as an image (other images come from nimbus's image store).
 pub const HOST_IMAGE: &str = "nimbus/host";
 const LOG_GROUP: &str = "/aws/batch/job";
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Between SIGTERM and SIGKILL (ECS's stop timeout).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -44,13 +43,6 @@ impl Ending {
     fn failed_to_start(reason: String) -> Ending {
         Ending { exit: None, reason: Some(reason), status_reason: "Task failed to start".into(), retry: true }
     }
-}
-
-fn resolve(program: &str) -> Option<String> {
-    if program.contains('/') {
-        return std::path::Path::new(program).exists().then(|| program.to_owned());
-    }
-    PATH.split(':').map(|dir| format!("{dir}/{program}")).find(|p| std::path::Path::new(p).is_file())
 }
 
 impl Batch {
@@ -137,12 +129,6 @@ impl Batch {
 
     /// The process of the attempt, from image to exit.
     async fn execute(self: &Arc<Self>, job: &Job, stop: &mut watch::Receiver<Option<Stop>>) -> Ending {
-        let image = job.container["image"].as_str().unwrap_or_default();
-        if image != HOST_IMAGE {
-            return Ending::failed_to_start(format!(
-                "CannotPullContainerError: Error response from daemon: pull access denied for {image}, repository does not exist or may require 'docker login' (nimbus runs the image {HOST_IMAGE} only, until container images land)"
-            ));
-        }
         let command: Vec<String> = job.container["command"]
             .as_array()
             .into_iter()
@@ -151,16 +137,12 @@ impl Batch {
             .map(str::to_owned)
             .collect();
         let command = crate::retry::substitute(&command, &job.parameters);
-        let Some(first) = command.first() else {
-            return Ending::failed_to_start(format!(
-                "CannotStartContainerError: the image {HOST_IMAGE} has no default command; give one"
-            ));
+        let launch = match self.launch_of(job, command).await {
+            Ok(launch) => launch,
+            Err(reason) => return Ending::failed_to_start(reason),
         };
-        let Some(program) = resolve(first) else {
-            return Ending::failed_to_start(format!(
-                "CannotStartContainerError: Error response from daemon: failed to create task: exec: \"{first}\": executable file not found in $PATH"
-            ));
-        };
+        // The image's root stays in the store until the attempt ends.
+        let _hold = launch.hold;
         let instance = job.n.instance.clone().unwrap_or_default();
         let checkpoint = self.options.data_dir.join("checkpoints").join(&job.job_id);
         // Open to whichever user the sandbox runs the job as; it is the job's alone.
@@ -174,7 +156,8 @@ impl Batch {
             ));
         }
         let checkpoint = checkpoint.to_string_lossy().into_owned();
-        let mut env = vec![
+        let mut env = launch.env;
+        env.extend([
             ("AWS_BATCH_JOB_ID".to_owned(), job.job_id.clone()),
             ("AWS_BATCH_JOB_ATTEMPT".to_owned(), job.n.attempt.to_string()),
             ("AWS_BATCH_JQ_NAME".to_owned(), job.n.queue_name.clone()),
@@ -184,7 +167,7 @@ impl Batch {
             ),
             ("AWS_EXECUTION_ENV".to_owned(), "AWS_ECS_EC2".to_owned()),
             ("NIMBUS_CHECKPOINT_DIR".to_owned(), checkpoint.clone()),
-        ];
+        ]);
         if let (Some(index), Some(size)) = (job.n.index, job.n.size) {
             env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));
             env.push(("AWS_BATCH_JOB_ARRAY_SIZE".into(), size.to_string()));
@@ -205,12 +188,14 @@ impl Batch {
             }
         }
         let exec = JobExec {
-            program,
-            args: command[1..].to_vec(),
+            program: launch.program,
+            args: launch.args,
             env,
             vcpus: job.n.vcpus,
             memory_mib: job.n.memory,
             mounts,
+            image_root: launch.image_root,
+            cwd: launch.cwd,
         };
         let process = match self.capacity.exec(&instance, exec).await {
             Ok(process) => process,

@@ -2,7 +2,7 @@
 //! JSON value in the long form (`!Ref X` → `{"Ref": "X"}`, `!GetAtt A.B` →
 //! `{"Fn::GetAtt": ["A", "B"]}`), and the checks CloudFormation makes before anything runs.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 const SECTIONS: &[&str] = &[
     "AWSTemplateFormatVersion",
@@ -18,100 +18,10 @@ const SECTIONS: &[&str] = &[
     "Hooks",
 ];
 
-/// A template's text, read as JSON when it looks like JSON, else as YAML.
+/// A template's text (JSON, or YAML with the short forms) as JSON: crates/template reads it
+/// for the engine and the CLI alike.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let trimmed = text.trim_start();
-    let value = if trimmed.starts_with('{') {
-        serde_json::from_str::<Value>(text).map_err(|e| {
-            format!("Template format error: JSON not well-formed. (line {}, column {})", e.line(), e.column())
-        })?
-    } else {
-        let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| match e.location() {
-            Some(at) => format!(
-                "Template format error: YAML not well-formed. (line {}, column {})",
-                at.line(),
-                at.column()
-            ),
-            None => format!("Template format error: YAML not well-formed. ({e})"),
-        })?;
-        from_yaml(yaml)?
-    };
-    if !value.is_object() {
-        return Err("Template format error: unsupported structure.".into());
-    }
-    Ok(value)
-}
-
-fn from_yaml(value: serde_norway::Value) -> Result<Value, String> {
-    use serde_norway::Value as Y;
-    Ok(match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0)).map_or(Value::Null, Value::Number)
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?),
-        Y::Mapping(map) => {
-            let mut out = Map::new();
-            for (key, value) in map {
-                let key = match key {
-                    Y::String(s) => s,
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    other => return Err(format!("Template format error: unsupported map key {other:?}")),
-                };
-                out.insert(key, from_yaml(value)?);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let inner = from_yaml(tagged.value)?;
-            short_form(name, inner)?
-        }
-    })
-}
-
-/// `!Name value` in the long form.
-fn short_form(name: &str, inner: Value) -> Result<Value, String> {
-    let key = match name {
-        "Ref" => "Ref".to_owned(),
-        "Condition" => "Condition".to_owned(),
-        "GetAtt" => {
-            let inner = match inner {
-                Value::String(text) => match text.split_once('.') {
-                    Some((resource, attribute)) => Value::from(vec![resource, attribute]),
-                    None => {
-                        return Err(format!(
-                        "Template error: every Fn::GetAtt object requires two non-empty parameters ({text})"
-                    ))
-                    }
-                },
-                other => other,
-            };
-            return Ok(single("Fn::GetAtt", inner));
-        }
-        "Base64" | "Cidr" | "FindInMap" | "GetAZs" | "ImportValue" | "Join" | "Select" | "Split" | "Sub"
-        | "Transform" | "If" | "Equals" | "And" | "Or" | "Not" | "Length" | "ToJsonString" | "ForEach" => {
-            format!("Fn::{name}")
-        }
-        other => return Err(format!("Template format error: Unsupported YAML tag !{other}")),
-    };
-    Ok(single(&key, inner))
-}
-
-fn single(key: &str, value: Value) -> Value {
-    let mut map = Map::new();
-    map.insert(key.to_owned(), value);
-    Value::Object(map)
+    nimbus_template::parse(text).map_err(|error| error.0)
 }
 
 /// The names a template's `Transform` section lists.

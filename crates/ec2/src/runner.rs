@@ -52,6 +52,11 @@ pub struct Exec {
     pub cpu_millis: Option<u64>,
     /// Host directories shown inside (only with namespaces; plain processes see the host).
     pub mounts: Vec<Mount>,
+    /// A container image's root file system as the process's `/` instead of the host's
+    /// (needs namespaces); `program` is a path inside it.
+    pub image_root: Option<PathBuf>,
+    /// Working directory (inside the image's root when there is one); None: `/`.
+    pub cwd: Option<PathBuf>,
 }
 
 /// A process started inside an instance: wait on `child` (then `release` it), read its output.
@@ -300,21 +305,32 @@ impl Runner {
             env.retain(|(k, _)| *k != key);
             env.push((key, value));
         }
-        let (program, mut args) = match nimbus_functions::arch::emulator_for(&exec.program) {
+        let sandboxed = self.sandbox.isolation() == Isolation::Namespaces;
+        if exec.image_root.is_some() && !sandboxed {
+            return Err(std::io::Error::other(
+                "container images run in nimbus's sandbox, and this nimbus runs plain processes (--isolation process, or no namespaces on this host)",
+            ));
+        }
+        // An image's programs are its own: no emulator from the host is shown inside it.
+        let emulator = match &exec.image_root {
+            Some(_) => Ok(None),
+            None => nimbus_functions::arch::emulator_for(&exec.program),
+        };
+        let (program, mut args) = match emulator {
             Ok(Some(qemu)) => (qemu, vec![exec.program.to_string_lossy().into_owned()]),
             Ok(None) => (exec.program.clone(), Vec::new()),
             Err(why) => return Err(std::io::Error::other(why)),
         };
         args.extend(exec.args);
-        let sandboxed = self.sandbox.isolation() == Isolation::Namespaces;
         let spec = nimbus_sandbox::Spec {
             program,
             args: args.into_iter().map(Into::into).collect(),
             env,
-            cwd: "/".into(),
+            cwd: exec.cwd.unwrap_or_else(|| "/".into()),
             filesystem: Filesystem {
                 tmp_size_mb: if sandboxed { TMP_MB } else { 0 },
                 mounts: if sandboxed { exec.mounts } else { Vec::new() },
+                image_root: exec.image_root,
                 ..Filesystem::default()
             },
             limits: Limits {

@@ -140,11 +140,7 @@ fn short_form(tagged: TaggedValue) -> Result<Value, TemplateError> {
             other => ("Fn::GetAtt".to_owned(), other),
         },
         _ if FUNCTIONS.contains(&name) => (format!("Fn::{name}"), value),
-        _ => {
-            return Err(TemplateError(format!(
-                "Template format error: YAML not well-formed. (unknown tag {tag})"
-            )))
-        }
+        _ => return Err(TemplateError(format!("Template format error: Unsupported YAML tag {tag}"))),
     };
     let mut map = Map::new();
     map.insert(key, value);

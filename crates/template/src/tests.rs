@@ -35,6 +35,6 @@ fn malformed_text_is_a_template_format_error() {
     let error = parse("{\"Resources\": ").unwrap_err();
     assert!(error.0.starts_with("Template format error: JSON not well-formed."), "{error}");
     let error = parse("Resources:\n  Q: !Bogus x\n").unwrap_err();
-    assert!(error.0.contains("unknown tag !Bogus"), "{error}");
+    assert!(error.0.contains("Unsupported YAML tag !Bogus"), "{error}");
     assert!(parse("just text").is_err());
 }
