@@ -15,6 +15,7 @@ mod openapi;
 mod operations;
 mod patch;
 pub mod provider;
+mod provider_v2;
 mod store;
 mod v1;
 mod v1_keys;

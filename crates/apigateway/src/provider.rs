@@ -11,27 +11,27 @@ use serde_json::{json, Map, Value};
 
 use crate::ApiGateway;
 
-const REST_API: &str = "AWS::ApiGateway::RestApi";
-const RESOURCE: &str = "AWS::ApiGateway::Resource";
-const METHOD: &str = "AWS::ApiGateway::Method";
-const DEPLOYMENT: &str = "AWS::ApiGateway::Deployment";
-const STAGE: &str = "AWS::ApiGateway::Stage";
-const AUTHORIZER: &str = "AWS::ApiGateway::Authorizer";
-const API_KEY: &str = "AWS::ApiGateway::ApiKey";
-const USAGE_PLAN: &str = "AWS::ApiGateway::UsagePlan";
-const USAGE_PLAN_KEY: &str = "AWS::ApiGateway::UsagePlanKey";
-const V2_API: &str = "AWS::ApiGatewayV2::Api";
-const V2_ROUTE: &str = "AWS::ApiGatewayV2::Route";
-const V2_INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
-const V2_STAGE: &str = "AWS::ApiGatewayV2::Stage";
-const V2_AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
-const V2_DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
+pub(super) const REST_API: &str = "AWS::ApiGateway::RestApi";
+pub(super) const RESOURCE: &str = "AWS::ApiGateway::Resource";
+pub(super) const METHOD: &str = "AWS::ApiGateway::Method";
+pub(super) const DEPLOYMENT: &str = "AWS::ApiGateway::Deployment";
+pub(super) const STAGE: &str = "AWS::ApiGateway::Stage";
+pub(super) const AUTHORIZER: &str = "AWS::ApiGateway::Authorizer";
+pub(super) const API_KEY: &str = "AWS::ApiGateway::ApiKey";
+pub(super) const USAGE_PLAN: &str = "AWS::ApiGateway::UsagePlan";
+pub(super) const USAGE_PLAN_KEY: &str = "AWS::ApiGateway::UsagePlanKey";
+pub(super) const V2_API: &str = "AWS::ApiGatewayV2::Api";
+pub(super) const V2_ROUTE: &str = "AWS::ApiGatewayV2::Route";
+pub(super) const V2_INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
+pub(super) const V2_STAGE: &str = "AWS::ApiGatewayV2::Stage";
+pub(super) const V2_AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
+pub(super) const V2_DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
 
 /// The account's API Gateway settings (the CloudWatch role): accepted and recorded.
-const ACCOUNT: &str = "AWS::ApiGateway::Account";
+pub(super) const ACCOUNT: &str = "AWS::ApiGateway::Account";
 
 /// Types nimbus does not serve: refused with a message naming them.
-const UNSERVED: &[&str] = &[
+pub(super) const UNSERVED: &[&str] = &[
     "AWS::ApiGateway::BasePathMapping",
     "AWS::ApiGateway::BasePathMappingV2",
     "AWS::ApiGateway::DomainName",
@@ -70,7 +70,7 @@ pub const RESOURCE_TYPES: &[&str] = &[
 ];
 
 /// Properties whose values are maps of the user's own keys (left as written).
-const MAPS: &[&str] = &[
+pub(super) const MAPS: &[&str] = &[
     "Variables",
     "StageVariables",
     "Tags",
@@ -88,7 +88,7 @@ pub(crate) fn camel(value: &Value) -> Value {
     nimbus_api::provider::camel_keys(value, MAPS)
 }
 
-fn lower_first(key: &str) -> String {
+pub(super) fn lower_first(key: &str) -> String {
     let mut chars = key.chars();
     match chars.next() {
         Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
@@ -97,7 +97,7 @@ fn lower_first(key: &str) -> String {
 }
 
 /// The named properties of `request`, in the API's spelling.
-fn input(request: &ResourceRequest, names: &[&str]) -> Value {
+pub(super) fn input(request: &ResourceRequest, names: &[&str]) -> Value {
     let mut out = Map::new();
     for name in names {
         if let Some(value) = request.property(name) {
@@ -108,12 +108,12 @@ fn input(request: &ResourceRequest, names: &[&str]) -> Value {
     Value::Object(out)
 }
 
-fn required<'a>(request: &'a ResourceRequest, name: &str) -> Result<&'a str, ProviderError> {
+pub(super) fn required<'a>(request: &'a ResourceRequest, name: &str) -> Result<&'a str, ProviderError> {
     request.string(name).ok_or_else(|| ProviderError::new(format!("Property {name} cannot be empty.")))
 }
 
 /// A body given as an object or as text (JSON or YAML).
-fn body_text(value: &Value) -> String {
+pub(super) fn body_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -121,7 +121,7 @@ fn body_text(value: &Value) -> String {
 }
 
 /// `replace` patch operations setting each path to its value (nimbus's patch takes JSON values).
-fn replace_ops(values: &[(&str, Value)]) -> Value {
+pub(super) fn replace_ops(values: &[(&str, Value)]) -> Value {
     let ops: Vec<Value> = values
         .iter()
         .filter(|(_, v)| !v.is_null())
@@ -130,11 +130,11 @@ fn replace_ops(values: &[(&str, Value)]) -> Value {
     json!({ "patchOperations": ops })
 }
 
-fn gone(error: &ProviderError) -> bool {
+pub(super) fn gone(error: &ProviderError) -> bool {
     error.message.contains("NotFoundException") || error.message.contains("Invalid ")
 }
 
-fn provisioned(physical_id: impl Into<String>, attributes: &[(&str, Value)]) -> Provisioned {
+pub(super) fn provisioned(physical_id: impl Into<String>, attributes: &[(&str, Value)]) -> Provisioned {
     let mut map = Map::new();
     for (name, value) in attributes {
         map.insert((*name).to_owned(), value.clone());
@@ -143,7 +143,12 @@ fn provisioned(physical_id: impl Into<String>, attributes: &[(&str, Value)]) -> 
 }
 
 impl ApiGateway {
-    async fn cfn_api(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ProviderError> {
+    pub(super) async fn cfn_api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ProviderError> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let headers = [("content-type", "application/json")];
         let answer = call(self, method, path, &headers, bytes).await?;
@@ -156,7 +161,7 @@ impl ApiGateway {
         Ok(serde_json::from_slice(&answer).unwrap_or(Value::Null))
     }
 
-    async fn cfn_remove(&self, path: &str) -> Result<(), ProviderError> {
+    pub(super) async fn cfn_remove(&self, path: &str) -> Result<(), ProviderError> {
         match self.cfn_api(Method::DELETE, path, None).await {
             Err(error) if gone(&error) => Ok(()),
             other => other.map(|_| ()),
@@ -340,155 +345,9 @@ impl ApiGateway {
         let path = format!("/restapis/{api}/stages/{name}");
         self.cfn_api(Method::PATCH, &path, Some(replace_ops(&values))).await.map(|_| ())
     }
+}
 
-    // ---- HTTP APIs (v2) ----
-
-    async fn cfn_create_v2_api(&self, request: &ResourceRequest) -> Result<Provisioned, ProviderError> {
-        let doc = match request.property("Body") {
-            Some(body) => {
-                self.cfn_api(Method::PUT, "/v2/apis", Some(json!({"body": body_text(body)}))).await?
-            }
-            None => {
-                if request.property("BodyS3Location").is_some() {
-                    return Err(ProviderError::new("BodyS3Location could not be read from S3"));
-                }
-                let mut body = self.cfn_v2_api_input(request);
-                body["name"] = json!(required(request, "Name")?);
-                self.cfn_api(Method::POST, "/v2/apis", Some(body)).await?
-            }
-        };
-        let id = doc["apiId"].as_str().unwrap_or_default().to_owned();
-        self.cfn_v2_api_props(&id, request, request.property("Body").is_some()).await
-    }
-
-    fn cfn_v2_api_input(&self, request: &ResourceRequest) -> Value {
-        input(
-            request,
-            &[
-                "Name",
-                "ProtocolType",
-                "Target",
-                "RouteKey",
-                "CredentialsArn",
-                "CorsConfiguration",
-                "Description",
-                "DisableExecuteApiEndpoint",
-                "Version",
-                "Tags",
-                "RouteSelectionExpression",
-                "ApiKeySelectionExpression",
-            ],
-        )
-    }
-
-    /// Properties given beside a body override the definition's.
-    async fn cfn_v2_api_props(
-        &self,
-        id: &str,
-        request: &ResourceRequest,
-        patch: bool,
-    ) -> Result<Provisioned, ProviderError> {
-        let path = format!("/v2/apis/{id}");
-        let overrides =
-            input(request, &["Name", "Description", "CorsConfiguration", "DisableExecuteApiEndpoint"]);
-        let doc = if patch && overrides.as_object().is_some_and(|o| !o.is_empty()) {
-            self.cfn_api(Method::PATCH, &path, Some(overrides)).await?
-        } else {
-            self.cfn_api(Method::GET, &path, None).await?
-        };
-        Ok(provisioned(id, &[("ApiId", json!(id)), ("ApiEndpoint", doc["apiEndpoint"].clone())]))
-    }
-
-    /// A child of an HTTP API: its collection, id field, and properties.
-    fn cfn_v2_child(resource_type: &str) -> (&'static str, &'static str, &'static [&'static str]) {
-        match resource_type {
-            V2_ROUTE => (
-                "routes",
-                "routeId",
-                &[
-                    "RouteKey",
-                    "Target",
-                    "AuthorizationType",
-                    "AuthorizerId",
-                    "ApiKeyRequired",
-                    "AuthorizationScopes",
-                    "OperationName",
-                    "RequestParameters",
-                ],
-            ),
-            V2_INTEGRATION => (
-                "integrations",
-                "integrationId",
-                &[
-                    "IntegrationType",
-                    "IntegrationUri",
-                    "IntegrationMethod",
-                    "PayloadFormatVersion",
-                    "TimeoutInMillis",
-                    "ConnectionType",
-                    "ConnectionId",
-                    "CredentialsArn",
-                    "Description",
-                    "RequestParameters",
-                    "ResponseParameters",
-                    "IntegrationSubtype",
-                ],
-            ),
-            V2_STAGE => (
-                "stages",
-                "stageName",
-                &[
-                    "StageName",
-                    "AutoDeploy",
-                    "DeploymentId",
-                    "Description",
-                    "StageVariables",
-                    "DefaultRouteSettings",
-                    "RouteSettings",
-                    "AccessLogSettings",
-                    "Tags",
-                ],
-            ),
-            V2_AUTHORIZER => (
-                "authorizers",
-                "authorizerId",
-                &[
-                    "Name",
-                    "AuthorizerType",
-                    "AuthorizerUri",
-                    "IdentitySource",
-                    "JwtConfiguration",
-                    "AuthorizerPayloadFormatVersion",
-                    "EnableSimpleResponses",
-                    "AuthorizerResultTtlInSeconds",
-                    "AuthorizerCredentialsArn",
-                ],
-            ),
-            _ => ("deployments", "deploymentId", &["Description", "StageName"]),
-        }
-    }
-
-    async fn cfn_create_v2_child(&self, request: &ResourceRequest) -> Result<Provisioned, ProviderError> {
-        let api = required(request, "ApiId")?;
-        let (collection, id_field, names) = Self::cfn_v2_child(&request.resource_type);
-        let mut body = input(request, names);
-        // `IdentitySource` is a list in CloudFormation and in the API alike; a string is one source.
-        if let Some(Value::String(source)) = body.get("identitySource").cloned() {
-            body["identitySource"] = json!([source]);
-        }
-        let doc = self.cfn_api(Method::POST, &format!("/v2/apis/{api}/{collection}"), Some(body)).await?;
-        let id = doc[id_field].as_str().unwrap_or_default().to_owned();
-        let attribute = match request.resource_type.as_str() {
-            V2_ROUTE => Some("RouteId"),
-            V2_INTEGRATION => Some("IntegrationId"),
-            V2_AUTHORIZER => Some("AuthorizerId"),
-            V2_DEPLOYMENT => Some("DeploymentId"),
-            _ => None,
-        };
-        let attributes: Vec<(&str, Value)> = attribute.map(|a| (a, json!(id))).into_iter().collect();
-        Ok(provisioned(id, &attributes))
-    }
-
+impl ApiGateway {
     async fn cfn_create_one(&self, request: &ResourceRequest) -> Result<Provisioned, ProviderError> {
         let kind = request.resource_type.as_str();
         if UNSERVED.contains(&kind) {
@@ -727,74 +586,5 @@ impl ResourceProvider for ApiGateway {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn properties_take_the_apis_spelling_but_user_maps_stay() {
-        let value = json!({"CorsConfiguration": {"AllowOrigins": ["*"]}, "Variables": {"MyVar": "x"}});
-        assert_eq!(
-            camel(&value),
-            json!({"corsConfiguration": {"allowOrigins": ["*"]}, "variables": {"MyVar": "x"}})
-        );
-    }
-
-    fn request(kind: &str, properties: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: kind.to_owned(),
-            logical_id: "Api".into(),
-            stack_name: "stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: properties.as_object().cloned().unwrap_or_default(),
-            tags: Vec::new(),
-        }
-    }
-
-    fn body(title: &str, path: &str) -> Value {
-        json!({"swagger": "2.0", "info": {"title": title}, "paths": {path: {"get": {
-            "x-amazon-apigateway-integration": {"type": "mock"}}}}})
-    }
-
-    #[tokio::test]
-    async fn a_rest_api_body_is_imported_replaced_on_update_and_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let gateway = crate::tests::gateway(dir.path());
-        let created = gateway.create(request(REST_API, json!({"Body": body("one", "/a")}))).await.unwrap();
-        let id = created.physical_id.clone();
-        let api = gateway.cfn_api(Method::GET, &format!("/restapis/{id}"), None).await.unwrap();
-        assert_eq!(api["name"], "one");
-        assert_eq!(created.attributes["RootResourceId"], api["rootResourceId"]);
-        let update = request(REST_API, json!({"Body": body("two", "/b"), "Name": "named"}));
-        gateway.update(update, id.clone(), Map::new()).await.unwrap();
-        let resources =
-            gateway.cfn_api(Method::GET, &format!("/restapis/{id}/resources"), None).await.unwrap();
-        let paths: Vec<&str> =
-            resources["item"].as_array().unwrap().iter().filter_map(|r| r["path"].as_str()).collect();
-        assert!(paths.contains(&"/b") && !paths.contains(&"/a"), "{paths:?}");
-        let api = gateway.cfn_api(Method::GET, &format!("/restapis/{id}"), None).await.unwrap();
-        assert_eq!(api["name"], "named");
-        gateway.delete(request(REST_API, json!({})), id.clone()).await.unwrap();
-        // Gone already: deleting again is not an error.
-        gateway.delete(request(REST_API, json!({})), id.clone()).await.unwrap();
-        assert!(gateway.cfn_api(Method::GET, &format!("/restapis/{id}"), None).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn domain_types_are_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let gateway = crate::tests::gateway(dir.path());
-        let error = gateway.create(request("AWS::ApiGateway::BasePathMapping", json!({}))).await.unwrap_err();
-        assert!(error.message.contains("AWS::ApiGateway::BasePathMapping is not supported"), "{error}");
-        let account = gateway
-            .create(request(ACCOUNT, json!({"CloudWatchRoleArn": "arn:aws:iam::000000000000:role/x"})));
-        assert!(account.await.unwrap().physical_id.starts_with("stack-Api-"));
-    }
-
-    #[test]
-    fn patches_skip_absent_values() {
-        let ops = replace_ops(&[("/name", json!("n")), ("/description", Value::Null)]);
-        assert_eq!(ops, json!({"patchOperations": [{"op": "replace", "path": "/name", "value": "n"}]}));
-    }
-}
+#[path = "provider_tests.rs"]
+mod tests;
