@@ -381,26 +381,5 @@ impl nimbus_stepfunctions::BatchJobs for SfnBatch {
 /// Step Functions' Batch integration speaks PascalCase (`JobName`, `ContainerOverrides`) where
 /// Batch's API is camelCase; keys of user maps (`Parameters`, `Tags`) are kept as they are.
 fn recase(value: &Value, to_pascal: bool) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, inner)| {
-                    let user_map = matches!(key.as_str(), "Parameters" | "parameters" | "Tags" | "tags");
-                    let mut chars = key.chars();
-                    let first = chars.next().map(|c| {
-                        if to_pascal {
-                            c.to_ascii_uppercase()
-                        } else {
-                            c.to_ascii_lowercase()
-                        }
-                    });
-                    let renamed: String = first.into_iter().chain(chars).collect();
-                    let inner = if user_map { inner.clone() } else { recase(inner, to_pascal) };
-                    (renamed, inner)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|item| recase(item, to_pascal)).collect()),
-        other => other.clone(),
-    }
+    nimbus_api::provider::recase_keys(value, &["Parameters", "parameters", "Tags", "tags"], to_pascal)
 }

@@ -252,13 +252,21 @@ pub fn booleans(properties: &mut Map<String, Value>, names: &[&str]) {
 /// `camelCase` (`MinvCpus` → `minvCpus`), except inside the properties named in `keep` (maps of
 /// the user's own keys: `Tags`, `Variables` …), which are copied as written.
 pub fn camel_keys(value: &Value, keep: &[&str]) -> Value {
+    recase_keys(value, keep, false)
+}
+
+/// [`camel_keys`] both ways: `upper` turns a JSON API's `camelCase` answer back into
+/// `PascalCase` (as Step Functions' optimized integrations answer).
+pub fn recase_keys(value: &Value, keep: &[&str], upper: bool) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, v)| {
-                    let v = if keep.contains(&key.as_str()) { v.clone() } else { camel_keys(v, keep) };
+                    let v =
+                        if keep.contains(&key.as_str()) { v.clone() } else { recase_keys(v, keep, upper) };
                     let mut chars = key.chars();
                     let key = match chars.next() {
+                        Some(first) if upper => first.to_ascii_uppercase().to_string() + chars.as_str(),
                         Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
                         None => String::new(),
                     };
@@ -266,7 +274,7 @@ pub fn camel_keys(value: &Value, keep: &[&str]) -> Value {
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| camel_keys(v, keep)).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| recase_keys(v, keep, upper)).collect()),
         other => other.clone(),
     }
 }
