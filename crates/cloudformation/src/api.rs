@@ -18,8 +18,12 @@ pub fn validation(message: impl Into<String>) -> AwsError {
     AwsError::new(400, "ValidationError", message)
 }
 
-fn internal(error: impl std::fmt::Display) -> AwsError {
-    AwsError::new(500, "InternalFailure", error.to_string())
+/// The store's failures: text PostgreSQL cannot hold (U+0000) is the caller's error, the rest ours.
+pub(crate) fn internal(error: nimbus_store::DbError) -> AwsError {
+    match error {
+        nimbus_store::DbError::Unstorable(why) => validation(why),
+        other => AwsError::new(500, "InternalFailure", other.to_string()),
+    }
 }
 
 pub fn dispatch(engine: &Arc<Engine>, action: &str, input: &Value) -> Result<Value> {

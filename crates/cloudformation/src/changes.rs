@@ -14,9 +14,7 @@ use crate::resolve::{self, PLACEHOLDER};
 pub const EMPTY_REASON: &str =
     "The submitted information didn't contain changes. Submit different information to create a change set.";
 
-fn internal(error: impl std::fmt::Display) -> AwsError {
-    AwsError::new(500, "InternalFailure", error.to_string())
-}
+use crate::api::internal;
 
 fn not_found(name: &str) -> AwsError {
     AwsError::new(404, "ChangeSetNotFound", format!("ChangeSet [{name}] does not exist"))

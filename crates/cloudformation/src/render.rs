@@ -11,9 +11,7 @@ use crate::{params, template};
 
 const PAGE: usize = 100;
 
-fn internal(error: impl std::fmt::Display) -> nimbus_api::AwsError {
-    nimbus_api::AwsError::new(500, "InternalFailure", error.to_string())
-}
+use crate::api::internal;
 
 fn tag_list(tags: &[(String, String)]) -> Value {
     Value::Array(tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect())
