@@ -44,6 +44,23 @@ impl ResourceRequest {
     }
 }
 
+impl ResourceRequest {
+    /// A request as a stack in `us-east-1` of account `000000000000` would make it, tagged with
+    /// the stack's name: what the providers' unit tests start from.
+    pub fn example(stack: &str, logical_id: &str, resource_type: &str, properties: Value) -> ResourceRequest {
+        ResourceRequest {
+            resource_type: resource_type.to_owned(),
+            logical_id: logical_id.to_owned(),
+            stack_name: stack.to_owned(),
+            stack_id: format!("arn:aws:cloudformation:us-east-1:000000000000:stack/{stack}/1"),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            properties: properties.as_object().cloned().unwrap_or_default(),
+            tags: vec![("aws:cloudformation:stack-name".into(), stack.to_owned())],
+        }
+    }
+}
+
 /// What a provider reports after creating or updating a resource.
 #[derive(Clone, Debug, Default)]
 pub struct Provisioned {

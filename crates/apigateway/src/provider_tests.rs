@@ -12,16 +12,7 @@ fn properties_take_the_apis_spelling_but_user_maps_stay() {
 }
 
 fn request(kind: &str, properties: Value) -> ResourceRequest {
-    ResourceRequest {
-        resource_type: kind.to_owned(),
-        logical_id: "Api".into(),
-        stack_name: "stack".into(),
-        stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-        region: "us-east-1".into(),
-        account: "000000000000".into(),
-        properties: properties.as_object().cloned().unwrap_or_default(),
-        tags: Vec::new(),
-    }
+    ResourceRequest { tags: Vec::new(), ..ResourceRequest::example("stack", "Api", kind, properties) }
 }
 
 fn body(title: &str, path: &str) -> Value {

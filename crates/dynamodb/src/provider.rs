@@ -298,16 +298,7 @@ mod tests {
     use crate::{DynamoDb, Options};
 
     fn request(props: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: "AWS::DynamoDB::Table".into(),
-            logical_id: "Orders".into(),
-            stack_name: "stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: props.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
-        }
+        ResourceRequest::example("stack", "Orders", "AWS::DynamoDB::Table", props)
     }
 
     fn table() -> Value {

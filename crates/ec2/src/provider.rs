@@ -420,16 +420,7 @@ mod tests {
     use super::*;
 
     fn request(kind: &str, properties: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: kind.to_owned(),
-            logical_id: "Res".into(),
-            stack_name: "stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: properties.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
-        }
+        ResourceRequest::example("stack", "Res", kind, properties)
     }
 
     #[tokio::test(flavor = "multi_thread")]

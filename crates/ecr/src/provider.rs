@@ -129,16 +129,7 @@ mod tests {
     use super::*;
 
     fn request(properties: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: "AWS::ECR::Repository".into(),
-            logical_id: "Repo".into(),
-            stack_name: "Stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/Stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: properties.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "Stack".into())],
-        }
+        ResourceRequest::example("Stack", "Repo", "AWS::ECR::Repository", properties)
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -221,16 +221,7 @@ mod tests {
     use crate::{Kinesis, Options};
 
     fn request(ty: &str, props: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: ty.into(),
-            logical_id: "Clicks".into(),
-            stack_name: "stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: props.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
-        }
+        ResourceRequest::example("stack", "Clicks", ty, props)
     }
 
     fn summary(kinesis: &Kinesis, name: &str) -> Value {

@@ -333,16 +333,7 @@ mod tests {
     }
 
     fn request(ty: &str, props: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: ty.into(),
-            logical_id: "Res".into(),
-            stack_name: "stack".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: props.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
-        }
+        ResourceRequest::example("stack", "Res", ty, props)
     }
 
     #[tokio::test(flavor = "multi_thread")]

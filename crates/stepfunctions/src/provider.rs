@@ -223,16 +223,7 @@ mod tests {
     }
 
     fn request(resource_type: &str, properties: Value) -> ResourceRequest {
-        ResourceRequest {
-            resource_type: resource_type.into(),
-            logical_id: "Flow".into(),
-            stack_name: "app".into(),
-            stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/app/1".into(),
-            region: "us-east-1".into(),
-            account: "000000000000".into(),
-            properties: properties.as_object().cloned().unwrap_or_default(),
-            tags: vec![("aws:cloudformation:stack-name".into(), "app".into())],
-        }
+        ResourceRequest::example("app", "Flow", resource_type, properties)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

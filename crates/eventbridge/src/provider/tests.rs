@@ -18,16 +18,7 @@ impl Targets for Nowhere {
 }
 
 fn request(ty: &str, props: Value) -> ResourceRequest {
-    ResourceRequest {
-        resource_type: ty.into(),
-        logical_id: "Thing".into(),
-        stack_name: "stack".into(),
-        stack_id: "arn:aws:cloudformation:us-east-1:000000000000:stack/stack/1".into(),
-        region: "us-east-1".into(),
-        account: "000000000000".into(),
-        properties: props.as_object().cloned().unwrap_or_default(),
-        tags: vec![("aws:cloudformation:stack-name".into(), "stack".into())],
-    }
+    ResourceRequest::example("stack", "Thing", ty, props)
 }
 
 fn open(dir: &std::path::Path) -> Arc<EventBridge> {
