@@ -29,6 +29,13 @@ pub fn parse(text: &str) -> Result<Value, TemplateError> {
             ))
         })?
     } else {
+        // The YAML parser takes time quadratic in flow nesting (`[[[[…`): a template nests a
+        // handful of levels, so anything past the limit is refused before parsing.
+        if flow_depth(text) > MAX_FLOW_DEPTH {
+            return Err(TemplateError(format!(
+                "Template format error: YAML not well-formed. (nested deeper than {MAX_FLOW_DEPTH} levels)"
+            )));
+        }
         let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|error| {
             let place = error
                 .location()
@@ -44,6 +51,25 @@ pub fn parse(text: &str) -> Result<Value, TemplateError> {
         ));
     }
     Ok(value)
+}
+
+/// How deep a template's flow collections (`[…]`, `{…}`) may nest.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// The deepest nesting of `[`/`{` in `text` (brackets in quotes count too: a bound, not a parse).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn looks_like_json(text: &str) -> bool {

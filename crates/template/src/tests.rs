@@ -38,3 +38,13 @@ fn malformed_text_is_a_template_format_error() {
     assert!(error.0.contains("Unsupported YAML tag !Bogus"), "{error}");
     assert!(parse("just text").is_err());
 }
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let yaml = format!("Resources: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(parse(&yaml).is_err());
+    let json = format!("{{\"Resources\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(parse(&json).is_err());
+    let tags = format!("Resources: {}x\n", "!Not ".repeat(100_000));
+    assert!(parse(&tags).is_err());
+}
