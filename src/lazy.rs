@@ -60,6 +60,18 @@ impl<S: Service> Lazy<S> {
         })
     }
 
+    /// A service opened already (a region's default instance, opened at start).
+    pub fn ready(name: &'static str, protocol: Protocol, service: Arc<S>) -> Arc<Lazy<S>> {
+        let opened = service.clone();
+        let lazy = Lazy::new(name, protocol, move || Ok(opened.clone()));
+        let _ = lazy.opened.set(service);
+        lazy
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// The service, opened now if it was not yet (on this worker thread, which hands its other
     /// tasks to the runtime meanwhile).
     pub async fn get(&self) -> Result<Arc<S>, String> {

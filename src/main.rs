@@ -9,6 +9,8 @@ mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;
+mod regional;
+mod regions;
 mod sfn_wiring;
 mod sqs_home;
 mod wiring;
@@ -219,13 +221,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
-        (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), sqs),
+        (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), regions::sqs(&database, &identity, sqs)),
         (cluster, _) => {
             let cluster = cluster.clone().context("SQS is opened where it is held")?;
             let (database, identity) = (database.clone(), identity.clone());
             home::Home::shared(sqs_home::shape(), cluster, move || {
-                nimbus_sqs::Sqs::open(&database, &identity.region, &identity.account)
-                    .map_err(|e| e.to_string())
+                let sqs = nimbus_sqs::Sqs::open(&database, &identity.region, &identity.account)
+                    .map_err(|e| e.to_string())?;
+                Ok(regions::sqs(&database, &identity, sqs))
             })
         }
     });
@@ -296,16 +299,28 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let sns = {
         let deliveries: Arc<dyn nimbus_sns::Deliver> =
             Arc::new(wiring::SnsDeliveries { lambda: lambda.clone(), sqs: sqs.clone() });
-        let (database, endpoint_url) = (database.clone(), endpoint_url.clone());
+        let (opening, endpoint_url) = (database.clone(), endpoint_url.clone());
         let (region, account) = (region.clone(), account.clone());
-        lazy::Lazy::new("sns", nimbus_api::Protocol::Query, move || {
-            nimbus_sns::Sns::open(&database, &region, &account, &endpoint_url, deliveries.clone())
-        })
+        let open = move |database: &Database, identity: &Identity| {
+            nimbus_sns::Sns::open(
+                database,
+                &identity.region,
+                &identity.account,
+                &endpoint_url,
+                deliveries.clone(),
+            )
+        };
+        let home_open = open.clone();
+        let home = lazy::Lazy::new("sns", nimbus_api::Protocol::Query, move || {
+            home_open(&opening, &Identity { region: region.clone(), account: account.clone() })
+        });
+        regional::Regional::new(home, &database, &identity_of(&args), open)
     };
+    sns.resume(regions::sns_pending);
     // Deliveries waiting from a previous run are made without waiting for a request; a nimbus
     // that never used SNS has nothing to ask (and starts no thread to ask it).
     if database.is_shared() || database.has_schema(&nimbus_sns::SCHEMA) {
-        let (sns, database) = (sns.clone(), database.clone());
+        let (sns, database) = (sns.home().clone(), database.clone());
         tokio::spawn(async move {
             let pending = tokio::task::spawn_blocking(move || nimbus_sns::Sns::has_pending(&database)).await;
             if matches!(pending, Ok(true)) {
@@ -322,7 +337,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         cluster: cluster.clone(),
         node: &node,
-        sns: sns.clone(),
+        sns: sns.home().clone(),
     });
     let event_targets = Arc::new(wiring::EventTargets {
         lambda: lambda.clone(),
@@ -335,13 +350,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let events = {
         let (database, identity, clock, node) =
             (database.clone(), identity_of(&args), clock.clone(), node.clone());
-        let targets = event_targets.clone();
-        lazy::Lazy::new("events", Protocol::Json, move || {
-            let targets: Arc<dyn nimbus_eventbridge::Targets> = targets.clone();
-            EventBridge::open(&database, identity.clone(), clock.clone(), targets, &node)
+        let targets: Arc<dyn nimbus_eventbridge::Targets> = event_targets.clone();
+        let open = move |database: &Database, identity: &Identity| {
+            EventBridge::open(database, identity.clone(), clock.clone(), targets.clone(), &node)
                 .map_err(|e| e.to_string())
-        })
+        };
+        let (home_open, opening, home_identity) = (open.clone(), database.clone(), identity.clone());
+        let home = lazy::Lazy::new("events", Protocol::Json, move || home_open(&opening, &home_identity));
+        regional::Regional::new(home, &database, &identity, open)
     };
+    events.resume(nimbus_eventbridge::has_state);
     let notifications = Arc::new(wiring::S3Notifications {
         lambda: lambda.clone(),
         sqs: sqs.clone(),
@@ -358,7 +376,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         store.clone(),
         [sqs.clone(), logs.clone(), metrics.clone()],
         seen_nodes.clone(),
-        events.clone(),
+        events.home().clone(),
     );
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     lambda.set_images(Arc::new(wiring::LambdaImages(ecr.clone())));
@@ -380,11 +398,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
     }
     let scheduler = {
-        let events = events.clone();
-        lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
-            let opened = tokio::runtime::Handle::current().block_on(events.get())?;
+        let home_events = events.home().clone();
+        let home = lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
+            let opened = tokio::runtime::Handle::current().block_on(home_events.get())?;
             Ok(opened.scheduler())
-        })
+        });
+        regions::scheduler(&database, &identity_of(&args), home, events.clone())
     };
     // Rules and schedules stored earlier fire without waiting for a request.
     if nimbus_eventbridge::has_state(&database) {
@@ -395,8 +414,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda
         .set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
     let ttl_sweep = Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1));
-    let (dynamodb, dynamodb_streams) = dynamodb_open::services(&database, identity_of(&args), ttl_sweep);
-    dynamodb_open::resume_background(&database, dynamodb.clone());
+    let (dynamodb, dynamodb_streams) = regions::dynamodb(
+        &database,
+        &identity_of(&args),
+        ttl_sweep,
+        dynamodb_open::services(&database, identity_of(&args), ttl_sweep),
+    );
+    dynamodb_open::resume_background(&database, dynamodb.home().clone());
+    dynamodb.resume(regions::dynamodb_background);
     lambda.set_streams(Arc::new(wiring::LambdaStreams {
         kinesis: kinesis.clone(),
         dynamodb: dynamodb.clone(),
@@ -436,7 +461,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         sandbox: sandbox.clone(),
         acceptor: &api_acceptor,
-        events: &events,
+        events: events.home(),
     })?;
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
@@ -451,7 +476,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock.clone(),
         &ec2,
         &log_sink,
-        &events,
+        events.home(),
         &ecr,
     );
     let _ = event_targets.batch.set(batch.clone());
@@ -464,7 +489,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let admin = Arc::new(admin::Admin {
         clock: clock.clone(),
         virtual_clock,
-        events: events.clone(),
+        events: events.home().clone(),
         apigateway: apigateway.clone(),
         lambda: lambda.clone(),
         port: address.port(),
@@ -502,10 +527,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &address.to_string())),
             Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone())),
             Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
-            cfn_wiring::LazyProvider::new(sns.clone(), nimbus_sns::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(dynamodb.clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(events.clone(), nimbus_eventbridge::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(sns.home().clone(), nimbus_sns::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(kinesis.home().clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(dynamodb.home().clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
+            cfn_wiring::LazyProvider::new(
+                events.home().clone(),
+                nimbus_eventbridge::provider::RESOURCE_TYPES,
+            ),
             cfn_wiring::LazyProvider::new(
                 stepfunctions.clone(),
                 nimbus_stepfunctions::provider::RESOURCE_TYPES,
@@ -618,7 +646,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     logs.close().await;
     sqs.close().await;
     metrics.close().await; // saves the figures
-    if let Some(dynamodb) = dynamodb.opened() {
+    for dynamodb in dynamodb.opened() {
         dynamodb.close();
     }
     if let Some(cluster) = &cluster {
@@ -666,7 +694,7 @@ fn kinesis_service(
     state: &State<'_>,
     cluster: Option<&Arc<Cluster>>,
     clock: Arc<dyn Clock>,
-) -> Arc<lazy::Lazy<nimbus_kinesis::Kinesis>> {
+) -> Arc<regional::Regional<nimbus_kinesis::Kinesis>> {
     let (database, identity) = (state.database.clone(), state.identity.clone());
     let announce = cluster.cloned().map(|cluster| {
         Arc::new(move || cluster.notify(wiring::KINESIS_TOPIC)) as Arc<dyn Fn() + Send + Sync>
@@ -678,12 +706,17 @@ fn kinesis_service(
         clock: Some(now),
         ..Default::default()
     };
-    let kinesis = lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || {
-        nimbus_kinesis::Kinesis::open(&database, identity.clone(), options.clone())
-    });
+    let open = move |database: &Database, identity: &Identity| {
+        nimbus_kinesis::Kinesis::open(database, identity.clone(), options.clone())
+    };
+    let (home_open, opening, home_identity) = (open.clone(), database.clone(), identity.clone());
+    let home =
+        lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || home_open(&opening, &home_identity));
     if let Some(cluster) = cluster {
-        wiring::wake_kinesis_readers(cluster, kinesis.clone());
+        wiring::wake_kinesis_readers(cluster, home.clone());
     }
+    let kinesis = regional::Regional::new(home, &database, &identity, open);
+    kinesis.resume(regions::kinesis_streams);
     kinesis
 }
 

@@ -5,16 +5,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use nimbus_sqs::Sqs;
 use serde_json::{json, Value};
 
 use crate::home::{Closing, Held, Home, Shape};
+use crate::regional::Regional;
 
 const JSON: &str = "application/x-amz-json-1.0";
 
 type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
 
-pub type SqsHome = Home<Sqs>;
+/// Every region's queues, served together by one node.
+pub type SqsHome = Home<Regional<Sqs>>;
 
 pub fn shape() -> Shape {
     Shape {
@@ -31,7 +35,27 @@ impl Held for Sqs {
     }
 }
 
-impl Home<Sqs> {
+/// Closes every region's instance.
+impl Held for Regional<Sqs> {
+    fn close(&self) -> Closing<'_> {
+        Box::pin(async move {
+            for sqs in self.opened() {
+                sqs.close().await;
+            }
+        })
+    }
+}
+
+impl Home<Regional<Sqs>> {
+    /// The instance holding `queue_arn` (by its region and account) when this node serves SQS.
+    async fn local_for(&self, queue_arn: &str) -> Option<Result<Arc<Sqs>, String>> {
+        let regional = self.local()?;
+        Some(match regional.for_arn(queue_arn) {
+            Ok(instance) => instance.get().await,
+            Err(why) => Err(why),
+        })
+    }
+
     /// The queue URL of `queue_arn` on the serving node.
     fn queue_url(&self, queue_arn: &str) -> Result<String, String> {
         let address = self.holder().ok_or("no node serves SQS right now")?;
@@ -43,8 +67,8 @@ impl Home<Sqs> {
     }
 
     pub async fn send(&self, queue_arn: &str, body: String) -> Result<(), String> {
-        if let Some(sqs) = self.local() {
-            return sqs.send(queue_arn, body, BTreeMap::new()).await.map(drop).map_err(|e| e.to_string());
+        if let Some(sqs) = self.local_for(queue_arn).await {
+            return sqs?.send(queue_arn, body, BTreeMap::new()).await.map(drop).map_err(|e| e.to_string());
         }
         let input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": body });
         self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
@@ -81,8 +105,8 @@ impl Home<Sqs> {
         queue_arn: &str,
         request: nimbus_sqs::SendRequest,
     ) -> Result<(), String> {
-        if let Some(sqs) = self.local() {
-            return sqs.send_with(queue_arn, request).await.map(drop).map_err(|e| e.to_string());
+        if let Some(sqs) = self.local_for(queue_arn).await {
+            return sqs?.send_with(queue_arn, request).await.map(drop).map_err(|e| e.to_string());
         }
         let attributes: serde_json::Map<String, Value> =
             request.attributes.iter().map(|(name, value)| (name.clone(), value.to_wire())).collect();
@@ -101,8 +125,9 @@ impl Home<Sqs> {
 
     /// Whether the queue exists (S3 checks its notification targets). Blocking.
     pub fn exists(&self, queue_arn: &str) -> bool {
-        if let Some(sqs) = self.local() {
-            return sqs.queue_attributes(queue_arn).is_ok();
+        if let Some(regional) = self.local() {
+            let sqs = regional.for_arn(queue_arn).and_then(|instance| instance.get_blocking());
+            return sqs.is_ok_and(|sqs| sqs.queue_attributes(queue_arn).is_ok());
         }
         let Ok(url) = self.queue_url(queue_arn) else { return false };
         let input = json!({ "QueueUrl": url, "AttributeNames": ["QueueArn"] });
@@ -111,7 +136,7 @@ impl Home<Sqs> {
     }
 }
 
-impl nimbus_lambda::Queues for Home<Sqs> {
+impl nimbus_lambda::Queues for Home<Regional<Sqs>> {
     fn send<'a>(&'a self, queue_arn: &'a str, body: String) -> Pending<'a, ()> {
         Box::pin(Home::send(self, queue_arn, body))
     }
@@ -120,11 +145,11 @@ impl nimbus_lambda::Queues for Home<Sqs> {
     /// SQS moves to their node.
     fn receive<'a>(&'a self, queue_arn: &'a str, max: usize, wait: Duration) -> Pending<'a, Vec<Value>> {
         Box::pin(async move {
-            let Some(sqs) = self.local() else {
+            let Some(sqs) = self.local_for(queue_arn).await else {
                 tokio::time::sleep(wait).await;
                 return Ok(Vec::new());
             };
-            let messages = sqs.receive(queue_arn, max, wait, None).await.map_err(|e| e.to_string())?;
+            let messages = sqs?.receive(queue_arn, max, wait, None).await.map_err(|e| e.to_string())?;
             Ok(messages.iter().map(nimbus_sqs::ReceivedMessage::to_lambda_record).collect())
         })
     }
@@ -132,8 +157,8 @@ impl nimbus_lambda::Queues for Home<Sqs> {
     fn delete<'a>(&'a self, queue_arn: &'a str, receipt_handles: Vec<String>) -> Pending<'a, ()> {
         Box::pin(async move {
             for handle in receipt_handles {
-                match self.local() {
-                    Some(sqs) => sqs.delete(queue_arn, &handle).await.map_err(|e| e.to_string())?,
+                match self.local_for(queue_arn).await {
+                    Some(sqs) => sqs?.delete(queue_arn, &handle).await.map_err(|e| e.to_string())?,
                     None => {
                         let input =
                             json!({ "QueueUrl": self.queue_url(queue_arn)?, "ReceiptHandle": handle });

@@ -14,8 +14,8 @@ use crate::sqs_home::SqsHome;
 pub struct S3Notifications {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
-    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
-    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
+    pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -31,7 +31,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                 tokio::runtime::Handle::current().block_on(self.sqs.send(queue_arn, body))
             }
             nimbus_s3::NotificationTarget::Topic { topic_arn } => {
-                let sns = self.sns.get_blocking()?;
+                let sns = self.sns.for_arn(topic_arn)?.get_blocking()?;
                 let no_attributes = std::collections::BTreeMap::new();
                 let subject = Some("Amazon S3 Notification");
                 sns.publish(topic_arn, &body, subject, &no_attributes, None, None)
@@ -58,7 +58,8 @@ impl nimbus_s3::NotificationSink for S3Notifications {
             }
             nimbus_s3::NotificationTarget::Queue { queue_arn } => self.sqs.exists(queue_arn),
             nimbus_s3::NotificationTarget::Topic { topic_arn } => tokio::task::block_in_place(|| {
-                self.sns.get_blocking().is_ok_and(|sns| sns.topic_exists(topic_arn))
+                let sns = self.sns.for_arn(topic_arn).and_then(|sns| sns.get_blocking());
+                sns.is_ok_and(|sns| sns.topic_exists(topic_arn))
             }),
             nimbus_s3::NotificationTarget::EventBridge => true,
         }
@@ -305,8 +306,8 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
 pub struct EventTargets {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub sqs: Arc<SqsHome>,
-    pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
-    pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
+    pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
     /// Set once Batch is made (it is made after EventBridge).
     pub batch: std::sync::OnceLock<Arc<Lazy<nimbus_batch::Batch>>>,
     pub stepfunctions: Arc<crate::lazy::Lazy<nimbus_stepfunctions::StepFunctions>>,
@@ -336,7 +337,7 @@ impl nimbus_eventbridge::Targets for EventTargets {
             }
             "sns" => publish(&self.sns, arn, payload, options.message_group_id.as_deref()),
             "kinesis" => {
-                let kinesis = self.kinesis.get_blocking()?;
+                let kinesis = self.kinesis.for_arn(arn)?.get_blocking()?;
                 let key = options.partition_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 kinesis.put_record(arn, &key, payload.as_bytes()).map(drop).map_err(|e| e.message)
             }
@@ -380,19 +381,19 @@ fn batch_request(payload: &str) -> Value {
 /// Lambda's destinations beyond functions and queues: an EventBridge event bus receives the
 /// invocation record as the detail of a "Lambda Function Invocation Result" event, as AWS sends it.
 pub struct LambdaDestinations {
-    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
-    pub sns: Arc<crate::lazy::Lazy<nimbus_sns::Sns>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
+    pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
 }
 
 /// Publishes to an SNS topic for another service (EventBridge targets, Lambda destinations); a
 /// FIFO topic gets a group and a fresh deduplication id.
 fn publish(
-    sns: &crate::lazy::Lazy<nimbus_sns::Sns>,
+    sns: &crate::regional::Regional<nimbus_sns::Sns>,
     topic: &str,
     message: &str,
     group: Option<&str>,
 ) -> Result<(), String> {
-    let sns = sns.get_blocking()?;
+    let sns = sns.for_arn(topic)?.get_blocking()?;
     let fifo = topic.ends_with(".fifo");
     let group = group.or(fifo.then_some("default"));
     let dedup = fifo.then(|| uuid::Uuid::new_v4().simple().to_string());
@@ -404,7 +405,7 @@ fn publish(
 impl nimbus_lambda::Destinations for LambdaDestinations {
     fn deliver(&self, arn: &str, body: &str) -> Result<(), String> {
         if arn.contains(":event-bus/") {
-            let events = tokio::runtime::Handle::current().block_on(self.events.get())?;
+            let events = tokio::runtime::Handle::current().block_on(self.events.for_arn(arn)?.get())?;
             let record: Value = serde_json::from_str(body).unwrap_or(Value::Null);
             let outcome =
                 if record["requestContext"]["condition"] == "Success" { "Success" } else { "Failure" };
@@ -448,8 +449,8 @@ pub fn wake_kinesis_readers(
 /// Kinesis (and, once wired, DynamoDB Streams) as Lambda's stream event sources: shards,
 /// records shaped as Lambda's Kinesis event record, and one wake-up for both.
 pub struct LambdaStreams {
-    pub kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
-    pub dynamodb: Arc<crate::lazy::Lazy<nimbus_dynamodb::DynamoDb>>,
+    pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
+    pub dynamodb: Arc<crate::regional::Regional<nimbus_dynamodb::DynamoDb>>,
     pub sqs: Arc<SqsHome>,
     pub clock: Arc<dyn nimbus_api::clock::Clock>,
     pub identity: nimbus_api::Identity,
@@ -680,7 +681,7 @@ impl nimbus_ec2::Ec2Events for Ec2Events {
 pub struct LogSubscriptions {
     pub lambda: Arc<nimbus_lambda::Lambda>,
     pub s3: Arc<nimbus_s3::S3>,
-    pub kinesis: Arc<Lazy<nimbus_kinesis::Kinesis>>,
+    pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
     pub metrics: Arc<crate::metrics_home::MetricsHome>,
 }
 
@@ -688,7 +689,7 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
     fn deliver(&self, destination_arn: &str, payload: Vec<u8>) -> Result<(), String> {
         if destination_arn.starts_with("arn:aws:kinesis:") {
             // The stream gets the gzipped message itself, as AWS puts it.
-            let kinesis = self.kinesis.get_blocking()?;
+            let kinesis = self.kinesis.for_arn(destination_arn)?.get_blocking()?;
             let key = uuid::Uuid::new_v4().to_string();
             return kinesis.put_record(destination_arn, &key, &payload).map(drop).map_err(|e| e.message);
         }
@@ -722,7 +723,7 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
 /// CloudWatch alarm actions: SNS topics get AWS's alarm notification, Lambda functions the
 /// `aws.cloudwatch` alarm event (asynchronously). Other actions (Auto Scaling, EC2) are refused.
 pub struct AlarmActions {
-    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
     pub lambda: Arc<nimbus_lambda::Lambda>,
 }
 
@@ -730,7 +731,7 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
     fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String> {
         tokio::task::block_in_place(|| {
             if action_arn.starts_with("arn:aws:sns:") {
-                let sns = self.sns.get_blocking()?;
+                let sns = self.sns.for_arn(action_arn)?.get_blocking()?;
                 let no_attributes = std::collections::BTreeMap::new();
                 let message = notification.to_string();
                 return sns

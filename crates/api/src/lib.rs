@@ -8,6 +8,7 @@ pub mod form;
 pub mod provider;
 mod request;
 mod router;
+pub mod scope;
 mod server;
 mod target;
 pub mod xml;

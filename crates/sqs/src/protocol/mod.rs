@@ -23,10 +23,13 @@ pub struct Ctx {
     pub host: String,
     /// `SenderId`: the caller's access key id, or the account.
     pub sender: String,
+    /// The region queue URLs name in their host (`sqs.us-west-2.localhost:4566`), for the
+    /// queues of a region other than nimbus's own.
+    pub url_region: Option<String>,
 }
 
 impl Ctx {
-    fn of(request: &ApiRequest, account: &str) -> Ctx {
+    fn of(request: &ApiRequest, account: &str, url_region: Option<String>) -> Ctx {
         let host = request.header("host").unwrap_or("localhost:4566").to_owned();
         let sender = request
             .header("authorization")
@@ -35,16 +38,22 @@ impl Ctx {
             .filter(|key| !key.is_empty())
             .unwrap_or(account)
             .to_owned();
-        Ctx { host, sender }
+        Ctx { host, sender, url_region }
     }
 
     pub fn queue_url(&self, account: &str, name: &str) -> String {
-        format!("http://{}/{account}/{name}", self.host)
+        match &self.url_region {
+            None => format!("http://{}/{account}/{name}", self.host),
+            Some(region) => {
+                let port = self.host.rsplit_once(':').map(|(_, port)| port).unwrap_or("80");
+                format!("http://sqs.{region}.localhost:{port}/{account}/{name}")
+            }
+        }
     }
 }
 
 pub async fn handle(sqs: &Sqs, request: ApiRequest) -> ApiResponse {
-    let ctx = Ctx::of(&request, &sqs.account);
+    let ctx = Ctx::of(&request, &sqs.account, sqs.url_region.get().cloned());
     if let Some(target) = request.header("x-amz-target") {
         let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_owned();
         let result = match serde_json::from_slice::<Value>(&request.body) {

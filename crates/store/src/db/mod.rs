@@ -112,6 +112,15 @@ impl Database {
         }
     }
 
+    /// The same storage for another region's or account's instance of every service: SQLite
+    /// files under `data_dir/<dir>/`, PostgreSQL schemas named `<service>_<dir with _>`.
+    pub fn scoped(&self, dir: &str) -> Database {
+        match self {
+            Database::Sqlite { data_dir } => Database::Sqlite { data_dir: data_dir.join(dir) },
+            Database::Postgres(server) => Database::Postgres(Arc::new(server.scoped(dir))),
+        }
+    }
+
     pub fn is_shared(&self) -> bool {
         matches!(self, Database::Postgres(_))
     }

@@ -28,6 +28,9 @@ const MIGRATION_LOCK: i64 = 0x6e696d627573; // "nimbus"
 pub struct Server {
     config: Config,
     label: String,
+    /// Appended to every schema name (`sqs_us_west_2`): one region's or account's state beside
+    /// the default one's.
+    scope: Option<String>,
 }
 
 impl Server {
@@ -43,16 +46,31 @@ impl Server {
                 .map_err(|e| DbError::other(format!("cannot connect to PostgreSQL at {label}: {e}")))?;
             client.simple_query("SELECT 1").map_err(error).map(drop)
         })?;
-        Ok(Server { config, label })
+        Ok(Server { config, label, scope: None })
     }
 
     pub fn label(&self) -> String {
         self.label.clone()
     }
 
+    /// The same server, with every schema name suffixed by `scope` (letters, digits, `_`).
+    pub fn scoped(&self, scope: &str) -> Server {
+        let scope = scope.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        Server { config: self.config.clone(), label: self.label.clone(), scope: Some(scope) }
+    }
+
+    /// A service's schema name under this server's scope.
+    fn schema_name(&self, service: &str) -> String {
+        match &self.scope {
+            Some(scope) => format!("{service}_{scope}"),
+            None => service.to_owned(),
+        }
+    }
+
     /// Whether the schema exists; an unreachable server counts as yes (the service then opens
     /// and says why it cannot).
     pub fn has_schema(&self, service: &str) -> bool {
+        let service = self.schema_name(service);
         blocking(|| {
             let mut client = self.config.connect(NoTls).map_err(error)?;
             let sql = "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1";
@@ -67,7 +85,8 @@ impl Server {
     }
 
     pub fn open(&self, schema: &Schema) -> Result<PostgresDb, DbError> {
-        blocking(|| migrate(&mut self.config.connect(NoTls).map_err(error)?, schema))?;
+        let name = self.schema_name(schema.service);
+        blocking(|| migrate(&mut self.config.connect(NoTls).map_err(error)?, &name, schema))?;
         let manager = PostgresConnectionManager::new(self.config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -78,7 +97,7 @@ impl Server {
             // `is_closed` is checked on return; a round trip per checkout would double latency.
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(SearchPath(schema.service)))
+            .connection_customizer(Box::new(SearchPath(name)))
             .build_unchecked(manager);
         Ok(PostgresDb { pool: Some(pool) })
     }
@@ -96,25 +115,25 @@ fn label(config: &Config) -> String {
     format!("postgres://{user}@{host}:{port}/{db}")
 }
 
-fn migrate(client: &mut ::postgres::Client, schema: &Schema) -> Result<(), DbError> {
+fn migrate(client: &mut ::postgres::Client, name: &str, schema: &Schema) -> Result<(), DbError> {
     let mut tx = client.transaction().map_err(error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(error)?;
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS public.nimbus_schema (service TEXT PRIMARY KEY, version BIGINT NOT NULL);
          CREATE SCHEMA IF NOT EXISTS {service};
          SET LOCAL search_path TO {service};",
-        service = schema.service
+        service = name
     ))
     .map_err(error)?;
     let current = tx
-        .query_opt("SELECT version FROM public.nimbus_schema WHERE service = $1", &[&schema.service])
+        .query_opt("SELECT version FROM public.nimbus_schema WHERE service = $1", &[&name])
         .map_err(error)?
         .map_or(0, |row| row.get::<_, i64>(0)) as usize;
     let known = schema.migrations.len();
     if current > known {
         return Err(DbError::other(format!(
             "{}'s schema version {current} is newer than this nimbus understands ({known})",
-            schema.service
+            name
         )));
     }
     for migration in &schema.migrations[current..] {
@@ -123,7 +142,7 @@ fn migrate(client: &mut ::postgres::Client, schema: &Schema) -> Result<(), DbErr
     tx.execute(
         "INSERT INTO public.nimbus_schema (service, version) VALUES ($1, $2)
          ON CONFLICT (service) DO UPDATE SET version = EXCLUDED.version",
-        &[&schema.service, &(known as i64)],
+        &[&name, &(known as i64)],
     )
     .map_err(error)?;
     tx.commit().map_err(error)
@@ -164,7 +183,7 @@ pub fn listen(server: Arc<Server>, channel: &'static str, wake: tokio::sync::bro
 }
 
 #[derive(Debug)]
-struct SearchPath(&'static str);
+struct SearchPath(String);
 
 impl r2d2::CustomizeConnection<::postgres::Client, ::postgres::Error> for SearchPath {
     fn on_acquire(&self, client: &mut ::postgres::Client) -> Result<(), ::postgres::Error> {

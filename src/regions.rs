@@ -1,0 +1,80 @@
+//! Each region's (and account's) instances of the services that live per region (see
+//! `regional`): how another region's instance is opened, beside the default one main.rs opens.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nimbus_api::{Identity, Protocol};
+use nimbus_dynamodb::{DynamoDb, StreamsService};
+use nimbus_eventbridge::{EventBridge, Scheduler};
+use nimbus_sqs::Sqs;
+use nimbus_store::Database;
+
+use crate::lazy::Lazy;
+use crate::regional::{Instances, Regional};
+
+/// SQS of every region, the default one opened already.
+pub fn sqs(database: &Database, identity: &Identity, sqs: Arc<Sqs>) -> Arc<Regional<Sqs>> {
+    let home = Lazy::ready("sqs", Protocol::Json, sqs);
+    Regional::new(home, database, identity, |database, identity| {
+        let sqs = Sqs::open(database, &identity.region, &identity.account).map_err(|e| e.to_string())?;
+        sqs.name_region_in_urls();
+        Ok(sqs)
+    })
+}
+
+/// DynamoDB and its Streams per region, the two of a region sharing one instance.
+pub fn dynamodb(
+    database: &Database,
+    identity: &Identity,
+    ttl_sweep: Duration,
+    (home, home_streams): (Arc<Lazy<DynamoDb>>, Arc<Lazy<StreamsService>>),
+) -> (Arc<Regional<DynamoDb>>, Arc<Regional<StreamsService>>) {
+    let opened: Arc<Mutex<Instances<Arc<DynamoDb>>>> = Arc::default();
+    let options = nimbus_dynamodb::Options { ttl_sweep };
+    let open = Arc::new(move |database: &Database, identity: &Identity| -> Result<Arc<DynamoDb>, String> {
+        let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (identity.region.clone(), identity.account.clone());
+        if let Some(dynamodb) = opened.get(&key) {
+            return Ok(dynamodb.clone());
+        }
+        let dynamodb =
+            DynamoDb::open(database, identity.clone(), options.clone()).map_err(|e| e.to_string())?;
+        opened.insert(key, dynamodb.clone());
+        Ok(dynamodb)
+    });
+    let for_streams = open.clone();
+    let dynamodb =
+        Regional::new(home, database, identity, move |database, identity| open(database, identity));
+    let streams = Regional::new(home_streams, database, identity, move |database, identity| {
+        for_streams(database, identity).map(|dynamodb| Arc::new(dynamodb.streams_service()))
+    });
+    (dynamodb, streams)
+}
+
+/// Scheduler per region: served by that region's EventBridge.
+pub fn scheduler(
+    database: &Database,
+    identity: &Identity,
+    home: Arc<Lazy<Scheduler>>,
+    events: Arc<Regional<EventBridge>>,
+) -> Arc<Regional<Scheduler>> {
+    Regional::new(home, database, identity, move |_, identity| {
+        let events = events.at(&identity.region, &identity.account)?.get_blocking()?;
+        Ok(events.scheduler())
+    })
+}
+
+/// Whether another region's stored state needs its instance open from the start (see
+/// [`Regional::resume`]); each asks nothing of a database that never held the service.
+pub fn sns_pending(database: &Database) -> bool {
+    database.has_schema(&nimbus_sns::SCHEMA) && nimbus_sns::Sns::has_pending(database)
+}
+
+pub fn dynamodb_background(database: &Database) -> bool {
+    database.has_schema(&nimbus_dynamodb::SCHEMA) && DynamoDb::needs_background(database)
+}
+
+pub fn kinesis_streams(database: &Database) -> bool {
+    matches!(database, Database::Sqlite { data_dir } if data_dir.join(nimbus_kinesis::SQLITE_FILE).exists())
+}

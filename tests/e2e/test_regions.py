@@ -1,0 +1,178 @@
+"""Regions and accounts end to end with boto3 and the aws CLI: a request's region is its SigV4
+scope's, so same-named queues, topics, tables, streams and event buses in two regions are
+separate resources with their region in ARNs and URLs; an access key id of twelve digits names
+the account; an SNS topic delivers to a queue in another region; each region keeps its state
+across a restart, and nimbus's own region keeps its data where it always was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+import conftest
+from support import aws_cli_env, unique_name
+
+ACCOUNT = "000000000000"
+OTHER_ACCOUNT = "111122223333"
+
+
+def client(service: str, endpoint: str, region: str, key: str = "test"):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=30),
+    )
+
+
+def receive_one(sqs, url: str, deadline_s: float = 15) -> dict:
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=1)
+        if got.get("Messages"):
+            return got["Messages"][0]
+    raise AssertionError(f"no message reached {url} within {deadline_s} s")
+
+
+def test_same_named_queues_in_two_regions_are_separate(server):
+    east, west = client("sqs", server.endpoint, "us-east-1"), client("sqs", server.endpoint, "us-west-2")
+    name = unique_name("q")
+    east_url = east.create_queue(QueueName=name)["QueueUrl"]
+    west_url = west.create_queue(QueueName=name, Attributes={"DelaySeconds": "3"})["QueueUrl"]
+    assert "us-west-2" in west_url and west_url.endswith(f"/{ACCOUNT}/{name}")
+    assert "us-west-2" not in east_url
+    west_arn = west.get_queue_attributes(QueueUrl=west_url, AttributeNames=["All"])["Attributes"]
+    assert west_arn["QueueArn"] == f"arn:aws:sqs:us-west-2:{ACCOUNT}:{name}"
+    assert west_arn["DelaySeconds"] == "3"
+    east_attrs = east.get_queue_attributes(QueueUrl=east_url, AttributeNames=["All"])["Attributes"]
+    assert east_attrs["QueueArn"] == f"arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"
+    assert east_attrs["DelaySeconds"] == "0"
+    west.send_message(QueueUrl=west_url, MessageBody="west", DelaySeconds=0)
+    assert east.receive_message(QueueUrl=east_url, WaitTimeSeconds=0).get("Messages") is None
+    assert receive_one(west, west_url)["Body"] == "west"
+    # A queue made only in one region is invisible from another.
+    only_west = unique_name("only-west")
+    west.create_queue(QueueName=only_west)
+    with pytest.raises(ClientError) as error:
+        client("sqs", server.endpoint, "eu-west-1").get_queue_url(QueueName=only_west)
+    assert error.value.response["Error"]["Code"] in ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
+    assert only_west not in " ".join(east.list_queues(QueueNamePrefix="only-west").get("QueueUrls", []))
+
+
+def test_topics_tables_streams_and_buses_carry_their_region(server):
+    name = unique_name("r")
+    for region in ("us-east-1", "eu-central-1"):
+        sns = client("sns", server.endpoint, region)
+        assert sns.create_topic(Name=name)["TopicArn"] == f"arn:aws:sns:{region}:{ACCOUNT}:{name}"
+        ddb = client("dynamodb", server.endpoint, region)
+        table = ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )["TableDescription"]
+        assert table["TableArn"] == f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}"
+        ddb.put_item(TableName=name, Item={"k": {"S": "where"}, "region": {"S": region}})
+        kinesis = client("kinesis", server.endpoint, region)
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        assert summary["StreamARN"] == f"arn:aws:kinesis:{region}:{ACCOUNT}:stream/{name}"
+        events = client("events", server.endpoint, region)
+        bus = events.create_event_bus(Name=name)["EventBusArn"]
+        assert bus == f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{name}"
+    for region in ("us-east-1", "eu-central-1"):
+        item = client("dynamodb", server.endpoint, region).get_item(TableName=name, Key={"k": {"S": "where"}})
+        assert item["Item"]["region"]["S"] == region
+    # Made in neither: not found in a third region.
+    with pytest.raises(ClientError) as error:
+        client("dynamodb", server.endpoint, "ap-south-1").describe_table(TableName=name)
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_unknown_region_is_refused(server):
+    sqs = client("sqs", server.endpoint, "moon-east-1")
+    with pytest.raises(ClientError) as error:
+        sqs.list_queues()
+    assert error.value.response["Error"]["Message"] == (
+        "Credential should be scoped to a valid region, not 'moon-east-1'."
+    )
+
+
+def test_twelve_digit_access_key_selects_the_account(server):
+    name = unique_name("acct")
+    mine = client("sqs", server.endpoint, "us-east-1", key=OTHER_ACCOUNT)
+    url = mine.create_queue(QueueName=name)["QueueUrl"]
+    assert url.endswith(f"/{OTHER_ACCOUNT}/{name}")
+    arn = mine.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert arn == f"arn:aws:sqs:us-east-1:{OTHER_ACCOUNT}:{name}"
+    topic = client("sns", server.endpoint, "us-west-2", key=OTHER_ACCOUNT).create_topic(Name=name)
+    assert topic["TopicArn"] == f"arn:aws:sns:us-west-2:{OTHER_ACCOUNT}:{name}"
+    # The default account sees none of it.
+    with pytest.raises(ClientError):
+        client("sqs", server.endpoint, "us-east-1").get_queue_url(QueueName=name)
+    identity = client("sts", server.endpoint, "us-east-1", key=OTHER_ACCOUNT).get_caller_identity()
+    assert identity["Account"] == OTHER_ACCOUNT
+
+
+def test_topic_delivers_to_a_queue_in_another_region(server):
+    name = unique_name("x")
+    sns = client("sns", server.endpoint, "eu-west-1")
+    sqs = client("sqs", server.endpoint, "ap-northeast-1")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert queue_arn.startswith("arn:aws:sqs:ap-northeast-1:")
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    sns.publish(TopicArn=topic, Message="across regions")
+    assert receive_one(sqs, url)["Body"] == "across regions"
+
+
+def test_aws_cli_speaks_to_the_region_it_names(server, tmp_path):
+    name = unique_name("cli")
+    env = aws_cli_env(server.endpoint, tmp_path)
+
+    def aws(*args: str, region: str) -> dict:
+        out = subprocess.run(
+            ["aws", "--region", region, "--output", "json", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+    arn = aws("sns", "create-topic", "--name", name, region="sa-east-1")["TopicArn"]
+    assert arn == f"arn:aws:sns:sa-east-1:{ACCOUNT}:{name}"
+    listed = [t["TopicArn"] for t in aws("sns", "list-topics", region="sa-east-1")["Topics"]]
+    assert arn in listed
+    elsewhere = [t["TopicArn"] for t in aws("sns", "list-topics", region="us-east-1")["Topics"]]
+    assert not [t for t in elsewhere if t.endswith(f":{name}")]
+
+
+def test_each_region_keeps_its_state_across_a_restart(server_factory):
+    srv = server_factory()
+    name = unique_name("keep")
+    east, west = client("sqs", srv.endpoint, "us-east-1"), client("sqs", srv.endpoint, "us-west-2")
+    east_url = east.create_queue(QueueName=name)["QueueUrl"]
+    east.send_message(QueueUrl=east_url, MessageBody="east")
+    west_url = west.create_queue(QueueName=name)["QueueUrl"]
+    west.send_message(QueueUrl=west_url, MessageBody="west")
+    client("sns", srv.endpoint, "us-west-2").create_topic(Name=name)
+    srv.stop()
+    srv.start()
+    east, west = client("sqs", srv.endpoint, "us-east-1"), client("sqs", srv.endpoint, "us-west-2")
+    assert receive_one(east, east.get_queue_url(QueueName=name)["QueueUrl"])["Body"] == "east"
+    assert receive_one(west, west.get_queue_url(QueueName=name)["QueueUrl"])["Body"] == "west"
+    topics = client("sns", srv.endpoint, "us-west-2").list_topics()["Topics"]
+    assert f"arn:aws:sns:us-west-2:{ACCOUNT}:{name}" in [t["TopicArn"] for t in topics]
+    east_topics = client("sns", srv.endpoint, "us-east-1").list_topics()["Topics"]
+    assert not [t for t in east_topics if t["TopicArn"].endswith(f":{name}")]
+    if not conftest.TEST_DATABASE:
+        # nimbus's own region keeps its files where they always were; another region's beside.
+        assert (srv.data_dir / "sqs" / "sqs.db").exists()
+        assert (srv.data_dir / "us-west-2" / "sqs" / "sqs.db").exists()
