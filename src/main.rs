@@ -337,7 +337,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         cluster: cluster.clone(),
         node: &node,
-        sns: sns.home().clone(),
+        sns: sns.clone(),
     });
     let event_targets = Arc::new(wiring::EventTargets {
         lambda: lambda.clone(),
@@ -535,7 +535,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 nimbus_eventbridge::provider::RESOURCE_TYPES,
             ),
             cfn_wiring::LazyProvider::new(
-                stepfunctions.clone(),
+                stepfunctions.home().clone(),
                 nimbus_stepfunctions::provider::RESOURCE_TYPES,
             ),
             cfn_wiring::S3Bodies::new(
@@ -591,6 +591,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open Step Functions: {error}");
         }
     }
+    stepfunctions.resume(nimbus_stepfunctions::has_unfinished);
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();

@@ -12,6 +12,7 @@ use nimbus_stepfunctions::{BoxFuture, CallError, Invoked};
 use serde_json::{json, Value};
 
 use crate::lazy::Lazy;
+use crate::regional::Regional;
 
 /// Target prefix and JSON version of the JSON-protocol services a state machine may call.
 fn json_protocol(service: &str) -> Option<(&'static str, &'static str)> {
@@ -35,16 +36,18 @@ pub struct Opening<'a> {
     pub clock: Arc<dyn nimbus_api::clock::Clock>,
     pub cluster: Option<Arc<nimbus_store::Cluster>>,
     pub node: &'a str,
-    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub sns: Arc<Regional<nimbus_sns::Sns>>,
 }
 
-/// Step Functions, opened by its first request; the services it reaches are set once the
-/// port's list is built (`SfnServices::services`).
-pub fn service(opening: Opening<'_>) -> (Arc<Lazy<nimbus_stepfunctions::StepFunctions>>, Arc<SfnServices>) {
+/// Step Functions (each region's), opened by its first request; the services it reaches are set
+/// once the port's list is built (`SfnServices::services`).
+pub fn service(
+    opening: Opening<'_>,
+) -> (Arc<Regional<nimbus_stepfunctions::StepFunctions>>, Arc<SfnServices>) {
     let Opening { database, identity, clock, cluster, node, sns } = opening;
     let services = Arc::new(SfnServices { services: OnceLock::new(), sns });
-    let (database, node, reach) = (database.clone(), node.to_owned(), services.clone());
-    let lazy = Lazy::new("stepfunctions", nimbus_api::Protocol::Json, move || {
+    let (node, reach) = (node.to_owned(), services.clone());
+    let open = move |database: &nimbus_store::Database, identity: &nimbus_api::Identity| {
         let options = nimbus_stepfunctions::Options {
             identity: identity.clone(),
             clock: clock.clone(),
@@ -53,15 +56,19 @@ pub fn service(opening: Opening<'_>) -> (Arc<Lazy<nimbus_stepfunctions::StepFunc
             cluster: cluster.clone(),
             node: node.clone(),
         };
-        nimbus_stepfunctions::StepFunctions::open(&database, options).map_err(|e| e.to_string())
+        nimbus_stepfunctions::StepFunctions::open(database, options).map_err(|e| e.to_string())
+    };
+    let (home_open, home_database, home_identity) = (open.clone(), database.clone(), identity.clone());
+    let home = Lazy::new("stepfunctions", nimbus_api::Protocol::Json, move || {
+        home_open(&home_database, &home_identity)
     });
-    (lazy, services)
+    (Regional::new(home, database, &identity, open), services)
 }
 
 pub struct SfnServices {
     /// Every service on the port, set once the list is built.
     pub services: OnceLock<Vec<Arc<dyn Service>>>,
-    pub sns: Arc<Lazy<nimbus_sns::Sns>>,
+    pub sns: Arc<Regional<nimbus_sns::Sns>>,
 }
 
 impl SfnServices {
@@ -221,8 +228,9 @@ impl SfnServices {
                 format!("nimbus calls SNS's Publish only, not {operation}"),
             ));
         }
-        let sns = self.sns.get().await.map_err(|e| CallError::new("ServiceException", e))?;
         let topic = input["TopicArn"].as_str().unwrap_or_default();
+        let sns = self.sns.for_arn(topic).map_err(|e| CallError::new("InvalidParameter", e))?;
+        let sns = sns.get().await.map_err(|e| CallError::new("ServiceException", e))?;
         let message = match &input["Message"] {
             Value::String(s) => s.clone(),
             other => other.to_string(),

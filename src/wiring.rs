@@ -310,7 +310,7 @@ pub struct EventTargets {
     pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
     /// Set once Batch is made (it is made after EventBridge).
     pub batch: std::sync::OnceLock<Arc<Lazy<nimbus_batch::Batch>>>,
-    pub stepfunctions: Arc<crate::lazy::Lazy<nimbus_stepfunctions::StepFunctions>>,
+    pub stepfunctions: Arc<crate::regional::Regional<nimbus_stepfunctions::StepFunctions>>,
 }
 
 impl nimbus_eventbridge::Targets for EventTargets {
@@ -345,7 +345,9 @@ impl nimbus_eventbridge::Targets for EventTargets {
                 let batch = self.batch.get().ok_or("Batch is not wired")?.get_blocking()?;
                 batch.submit_from_target(arn, &batch_request(payload)).map(drop)
             }
-            "states" => self.stepfunctions.get_blocking()?.start_execution(arn, payload).map(drop),
+            "states" => {
+                self.stepfunctions.for_arn(arn)?.get_blocking()?.start_execution(arn, payload).map(drop)
+            }
             _ => Err(format!("nimbus does not deliver EventBridge events to {arn} yet")),
         }
     }

@@ -176,3 +176,38 @@ def test_each_region_keeps_its_state_across_a_restart(server_factory):
         # nimbus's own region keeps its files where they always were; another region's beside.
         assert (srv.data_dir / "sqs" / "sqs.db").exists()
         assert (srv.data_dir / "us-west-2" / "sqs" / "sqs.db").exists()
+
+
+def test_state_machines_live_per_region(server):
+    name = unique_name("sm")
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "done", "End": True}}})
+    role = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+    arns = {}
+    for region in ("us-east-1", "us-west-2"):
+        sfn = client("stepfunctions", server.endpoint, region)
+        arns[region] = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+        assert arns[region] == f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{name}"
+    west = client("stepfunctions", server.endpoint, "us-west-2")
+    execution = west.start_execution(stateMachineArn=arns["us-west-2"])["executionArn"]
+    assert execution.startswith(f"arn:aws:states:us-west-2:{ACCOUNT}:execution:{name}:")
+    deadline = time.time() + 15
+    while (status := west.describe_execution(executionArn=execution)["status"]) == "RUNNING":
+        assert time.time() < deadline, "the execution did not finish"
+        time.sleep(0.1)
+    assert status == "SUCCEEDED"
+    with pytest.raises(ClientError) as error:
+        client("stepfunctions", server.endpoint, "eu-north-1").describe_state_machine(stateMachineArn=arns["us-west-2"].replace("us-west-2", "eu-north-1"))
+    assert error.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
+
+
+def test_rule_in_one_region_targets_a_queue_in_another(server):
+    name = unique_name("rule")
+    events = client("events", server.endpoint, "eu-west-2")
+    sqs = client("sqs", server.endpoint, "eu-west-3")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": [name]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": json.dumps({"from": "eu-west-2"})}])
+    event = json.loads(receive_one(sqs, url)["Body"])
+    assert event["region"] == "eu-west-2" and event["detail"] == {"from": "eu-west-2"}
