@@ -11,13 +11,15 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::home::{Closing, Held, Home, Shape};
+use crate::regional::Regional;
 
 const JSON: &str = "application/x-amz-json-1.1";
 /// Batches of output waiting to be sent to the serving node; beyond this they are dropped (and
 /// counted), as the local writer drops under overload.
 const WAITING_BATCHES: usize = 4096;
 
-pub type LogsHome = Home<Logs>;
+/// Every region's logs, served together by one node.
+pub type LogsHome = Home<Regional<Logs>>;
 
 pub fn shape() -> Shape {
     Shape {
@@ -31,6 +33,17 @@ pub fn shape() -> Shape {
 impl Held for Logs {
     fn close(&self) -> Closing<'_> {
         Box::pin(Logs::close(self))
+    }
+}
+
+/// Closes every region's instance.
+impl Held for Regional<Logs> {
+    fn close(&self) -> Closing<'_> {
+        Box::pin(async move {
+            for logs in self.opened() {
+                logs.close().await;
+            }
+        })
     }
 }
 
@@ -66,7 +79,8 @@ impl LogsSink {
 
 impl LogSink for LogsSink {
     fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
-        if let Some(logs) = self.home.local() {
+        // Functions' output goes to nimbus's own region (Lambda's).
+        if let Some(logs) = self.home.local().and_then(|regional| regional.home().opened().cloned()) {
             return logs.append(group, stream, events);
         }
         let batch = Batch { group: group.to_owned(), stream: stream.to_owned(), events };

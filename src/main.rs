@@ -232,13 +232,20 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             })
         }
     });
+    let log_subscriber = regions::LogSubscriber::default();
     let logs = Arc::new(match (&cluster, logs) {
-        (None, Some(logs)) => home::Home::alone(logs_home::shape(), logs),
+        (None, Some(logs)) => {
+            let regional = regions::logs(&database, &blobs, &identity, logs, log_subscriber.clone());
+            home::Home::alone(logs_home::shape(), regional)
+        }
         (cluster, _) => {
             let cluster = cluster.clone().context("Logs is opened where it is held")?;
             let (database, blobs, identity) = (database.clone(), blobs.clone(), identity.clone());
+            let subscriber = log_subscriber.clone();
             home::Home::shared(logs_home::shape(), cluster, move || {
-                nimbus_logs::open(&database, &blobs, identity.clone()).map_err(|e| e.to_string())
+                let logs =
+                    nimbus_logs::open(&database, &blobs, identity.clone()).map_err(|e| e.to_string())?;
+                Ok(regions::logs(&database, &blobs, &identity, logs, subscriber.clone()))
             })
         }
     });
@@ -381,14 +388,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
     lambda.set_images(Arc::new(wiring::LambdaImages(ecr.clone())));
     // Logs subscription filters invoke functions (on a node alone; see the README).
-    if let Some(opened) = logs.local() {
-        let subscriptions = wiring::LogSubscriptions {
+    if let Some(regional) = logs.local() {
+        let subscriptions: Arc<dyn nimbus_logs::Subscriber> = Arc::new(wiring::LogSubscriptions {
             lambda: lambda.clone(),
             s3: s3.clone(),
             kinesis: kinesis.clone(),
             metrics: metrics.clone(),
-        };
-        opened.set_subscriber(Arc::new(subscriptions));
+        });
+        let _ = log_subscriber.set(subscriptions.clone());
+        for opened in regional.opened() {
+            opened.set_subscriber(subscriptions.clone());
+        }
     }
     // CloudWatch alarms take their actions (on a node alone; see the README).
     if let Some(served) = metrics.local() {

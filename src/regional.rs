@@ -114,12 +114,8 @@ impl<S: Service> Regional<S> {
         self.at(region.unwrap_or(&self.default.region), account.unwrap_or(&self.default.account))
     }
 
-    /// Where an instance keeps its state, relative to the default one's.
     fn dir(&self, identity: &Identity) -> String {
-        match identity.account == self.default.account {
-            true => identity.region.clone(),
-            false => format!("{}/{}", identity.region, identity.account),
-        }
+        scope_dir(&self.default, identity)
     }
 
     /// Every instance opened so far, the default one first.
@@ -185,6 +181,15 @@ impl<S: Service> Regional<S> {
             }
         }
         found
+    }
+}
+
+/// Where the instance of `identity` keeps its state, relative to the default one's (`us-west-2`,
+/// `us-west-2/123456789012`): the `dir` of `Database::scoped` and `Blobs::scoped`.
+pub fn scope_dir(default: &Identity, identity: &Identity) -> String {
+    match identity.account == default.account {
+        true => identity.region.clone(),
+        false => format!("{}/{}", identity.region, identity.account),
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use nimbus_api::{Identity, Protocol};
 use nimbus_dynamodb::{DynamoDb, StreamsService};
 use nimbus_eventbridge::{EventBridge, Scheduler};
+use nimbus_logs::Logs;
 use nimbus_sqs::Sqs;
-use nimbus_store::Database;
+use nimbus_store::{Blobs, Database};
 
 use crate::lazy::Lazy;
-use crate::regional::{Instances, Regional};
+use crate::regional::{scope_dir, Instances, Regional};
 
 /// SQS of every region, the default one opened already.
 pub fn sqs(database: &Database, identity: &Identity, sqs: Arc<Sqs>) -> Arc<Regional<Sqs>> {
@@ -20,6 +21,30 @@ pub fn sqs(database: &Database, identity: &Identity, sqs: Arc<Sqs>) -> Arc<Regio
         let sqs = Sqs::open(database, &identity.region, &identity.account).map_err(|e| e.to_string())?;
         sqs.name_region_in_urls();
         Ok(sqs)
+    })
+}
+
+/// What Logs' subscription filters deliver to, once it is wired (every region's instance uses it).
+pub type LogSubscriber = Arc<std::sync::OnceLock<Arc<dyn nimbus_logs::Subscriber>>>;
+
+/// Logs of every region, the default one opened already; another region's segments live under
+/// `<region>/logs/`.
+pub fn logs(
+    database: &Database,
+    blobs: &Blobs,
+    identity: &Identity,
+    logs: Arc<Logs>,
+    subscriber: LogSubscriber,
+) -> Arc<Regional<Logs>> {
+    let home = Lazy::ready("logs", Protocol::Json, logs);
+    let (blobs, default) = (blobs.clone(), identity.clone());
+    Regional::new(home, database, identity, move |database, identity| {
+        let blobs = blobs.scoped(&scope_dir(&default, identity));
+        let logs = nimbus_logs::open(database, &blobs, identity.clone()).map_err(|e| e.to_string())?;
+        if let Some(subscriber) = subscriber.get() {
+            logs.set_subscriber(subscriber.clone());
+        }
+        Ok(logs)
     })
 }
 

@@ -211,3 +211,25 @@ def test_rule_in_one_region_targets_a_queue_in_another(server):
     events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": json.dumps({"from": "eu-west-2"})}])
     event = json.loads(receive_one(sqs, url)["Body"])
     assert event["region"] == "eu-west-2" and event["detail"] == {"from": "eu-west-2"}
+
+
+def test_log_groups_live_per_region(server):
+    group = "/regions/" + unique_name("g")
+    west, east = client("logs", server.endpoint, "us-west-2"), client("logs", server.endpoint, "us-east-1")
+    for logs in (west, east):
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="s")
+    west.put_log_events(
+        logGroupName=group, logStreamName="s", logEvents=[{"timestamp": int(time.time() * 1000), "message": "west"}]
+    )
+    described = west.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]
+    assert described["arn"].startswith(f"arn:aws:logs:us-west-2:{ACCOUNT}:log-group:{group}")
+    deadline = time.time() + 10
+    while not (events := west.filter_log_events(logGroupName=group)["events"]):
+        assert time.time() < deadline, "the event was not written"
+        time.sleep(0.1)
+    assert [e["message"] for e in events] == ["west"]
+    assert east.filter_log_events(logGroupName=group)["events"] == []
+    with pytest.raises(ClientError) as error:
+        client("logs", server.endpoint, "ca-central-1").create_log_stream(logGroupName=group, logStreamName="s")
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -23,6 +23,12 @@ impl Blobs {
         Blobs { root: root.to_path_buf(), node: node.to_owned(), shared }
     }
 
+    /// The same storage for another region's or account's instance of a service: under
+    /// `<root>/<dir>/` (see `Database::scoped`).
+    pub fn scoped(&self, dir: &str) -> Blobs {
+        Blobs { root: self.root.join(dir), node: self.node.clone(), shared: self.shared }
+    }
+
     /// Whether other nodes write here too: sweeps of unreferenced files must then spare what
     /// another node wrote a moment ago and has not committed yet.
     pub fn is_shared(&self) -> bool {
