@@ -405,7 +405,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
         served.metrics().set_identity(&region, &account);
         served.metrics().set_clock(clock.clone());
-        served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
+        served.metrics().set_alarm_sink(actions.clone(), regions::ALARM_EVALUATION);
+        let home = served.metrics().clone();
+        served.set_regions(regions::metrics(
+            &database,
+            &blobs,
+            &node,
+            &identity_of(&args),
+            home,
+            clock.clone(),
+            actions,
+        ));
     }
     let scheduler = {
         let home_events = events.home().clone();

@@ -23,7 +23,7 @@ const SECRET: &str = "x-nimbus-node-secret";
 /// Records waiting to be sent; beyond this they are dropped, as figures, not data.
 const WAITING: usize = 65_536;
 /// How often the figures are swept of old data and saved.
-const MAINTENANCE: Duration = Duration::from_secs(300);
+pub const MAINTENANCE: Duration = Duration::from_secs(300);
 
 /// The metrics this node serves, with their maintenance (stopped when they move away).
 pub struct Served {
@@ -31,6 +31,8 @@ pub struct Served {
     /// The nodes' secret; None on a node alone, which takes no records from anyone.
     secret: Option<String>,
     maintenance: tokio::task::JoinHandle<()>,
+    /// Every region's CloudWatch, once wired (see `regions::metrics`); until then this one.
+    regions: std::sync::OnceLock<Arc<crate::regional::Regional<Metrics>>>,
 }
 
 impl Served {
@@ -41,7 +43,13 @@ impl Served {
 
     /// Call inside the runtime: starts the maintenance.
     pub fn new(metrics: Arc<Metrics>, secret: Option<String>) -> Arc<Served> {
-        Arc::new(Served { maintenance: metrics.spawn_maintenance(MAINTENANCE), metrics, secret })
+        let maintenance = metrics.spawn_maintenance(MAINTENANCE);
+        Arc::new(Served { maintenance, metrics, secret, regions: Default::default() })
+    }
+
+    /// Requests go to the CloudWatch of their region from now on.
+    pub fn set_regions(&self, regions: Arc<crate::regional::Regional<Metrics>>) {
+        let _ = self.regions.set(regions);
     }
 }
 
@@ -81,7 +89,10 @@ impl Service for Served {
                 }
             });
         }
-        self.metrics.call(request)
+        match self.regions.get() {
+            Some(regions) => regions.call(request),
+            None => self.metrics.call(request),
+        }
     }
 }
 
@@ -106,10 +117,15 @@ fn refusal(status: hyper::StatusCode, why: &'static str) -> ApiResponse {
 impl Held for Served {
     fn close(&self) -> Closing<'_> {
         self.maintenance.abort();
-        let metrics = self.metrics.clone();
+        let all = match self.regions.get() {
+            Some(regions) => regions.opened(),
+            None => vec![self.metrics.clone()],
+        };
         Box::pin(async move {
-            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.save()).await {
-                eprintln!("nimbus: cannot save metrics: {error}");
+            for metrics in all {
+                if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.save()).await {
+                    eprintln!("nimbus: cannot save metrics: {error}");
+                }
             }
         })
     }

@@ -4,10 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nimbus_api::clock::Clock;
 use nimbus_api::{Identity, Protocol};
 use nimbus_dynamodb::{DynamoDb, StreamsService};
 use nimbus_eventbridge::{EventBridge, Scheduler};
 use nimbus_logs::Logs;
+use nimbus_metrics::Metrics;
 use nimbus_sqs::Sqs;
 use nimbus_store::{Blobs, Database};
 
@@ -47,6 +49,34 @@ pub fn logs(
         Ok(logs)
     })
 }
+
+/// CloudWatch of every region (on a node alone): another region's figures are kept under
+/// `<region>/metrics/`, its alarms evaluated and acted on as the default one's.
+pub fn metrics(
+    database: &Database,
+    blobs: &Blobs,
+    node: &str,
+    identity: &Identity,
+    home: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    alarms: Arc<dyn nimbus_metrics::AlarmSink>,
+) -> Arc<Regional<Metrics>> {
+    let home = Lazy::ready("cloudwatch", Protocol::Query, home);
+    let (blobs, node, default) = (blobs.clone(), node.to_owned(), identity.clone());
+    Regional::new(home, database, identity, move |_, identity| {
+        let blobs = blobs.scoped(&scope_dir(&default, identity));
+        let metrics = Metrics::open(&blobs, &node).map_err(|e| e.to_string())?;
+        metrics.set_identity(&identity.region, &identity.account);
+        metrics.set_clock(clock.clone());
+        metrics.set_alarm_sink(alarms.clone(), ALARM_EVALUATION);
+        // Runs as long as nimbus does, as the default one's.
+        drop(metrics.spawn_maintenance(crate::metrics_home::MAINTENANCE));
+        Ok(metrics)
+    })
+}
+
+/// How often alarms are evaluated.
+pub const ALARM_EVALUATION: Duration = Duration::from_secs(10);
 
 /// DynamoDB and its Streams per region, the two of a region sharing one instance.
 pub fn dynamodb(

@@ -233,3 +233,18 @@ def test_log_groups_live_per_region(server):
     with pytest.raises(ClientError) as error:
         client("logs", server.endpoint, "ca-central-1").create_log_stream(logGroupName=group, logStreamName="s")
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_metrics_and_alarms_live_per_region(server):
+    namespace = unique_name("Regions")
+    west, east = client("cloudwatch", server.endpoint, "us-west-2"), client("cloudwatch", server.endpoint, "us-east-1")
+    west.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "m", "Value": 1.0}])
+    assert [m["MetricName"] for m in west.list_metrics(Namespace=namespace)["Metrics"]] == ["m"]
+    assert east.list_metrics(Namespace=namespace)["Metrics"] == []
+    west.put_metric_alarm(
+        AlarmName=namespace, Namespace=namespace, MetricName="m", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold",
+    )
+    alarm = west.describe_alarms(AlarmNames=[namespace])["MetricAlarms"][0]
+    assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:{namespace}"
+    assert east.describe_alarms(AlarmNames=[namespace])["MetricAlarms"] == []
