@@ -165,9 +165,29 @@ impl<S: Held> Home<S> {
         content_type: &'static str,
         input: &Value,
     ) -> Result<Value, String> {
+        self.call_holder_in(target, content_type, input, None).await
+    }
+
+    /// As [`Home::call_holder`], for the instance of a region and account (`arn`'s): the call is
+    /// signed for them, as a client's would be (see `regional`).
+    pub async fn call_holder_in(
+        &self,
+        target: &str,
+        content_type: &'static str,
+        input: &Value,
+        arn: Option<&str>,
+    ) -> Result<Value, String> {
         let address =
             self.holder().ok_or_else(|| format!("no node serves {} right now", self.shape.lease))?;
         let mut headers = HeaderMap::new();
+        if let Some(arn) = arn {
+            let mut parts = arn.split(':');
+            let (region, account) = (parts.nth(3).unwrap_or_default(), parts.next().unwrap_or_default());
+            let service = self.shape.lease;
+            let auth =
+                format!("AWS4-HMAC-SHA256 Credential={account}/20240101/{region}/{service}/aws4_request");
+            headers.insert("authorization", auth.parse().map_err(|_| format!("bad ARN {arn}"))?);
+        }
         headers.insert("x-amz-target", target.parse().map_err(|_| format!("bad target {target}"))?);
         headers.insert("content-type", hyper::header::HeaderValue::from_static(content_type));
         let request = ApiRequest {

@@ -71,7 +71,7 @@ impl Home<Regional<Sqs>> {
             return sqs?.send(queue_arn, body, BTreeMap::new()).await.map(drop).map_err(|e| e.to_string());
         }
         let input = json!({ "QueueUrl": self.queue_url(queue_arn)?, "MessageBody": body });
-        self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
+        self.call_holder_in("AmazonSQS.SendMessage", JSON, &input, Some(queue_arn)).await.map(drop)
     }
 
     /// A message with a FIFO group (and a fresh deduplication id) and string attributes, as
@@ -120,7 +120,7 @@ impl Home<Regional<Sqs>> {
         if let Some(dedup) = request.deduplication_id {
             input["MessageDeduplicationId"] = dedup.into();
         }
-        self.call_holder("AmazonSQS.SendMessage", JSON, &input).await.map(drop)
+        self.call_holder_in("AmazonSQS.SendMessage", JSON, &input, Some(queue_arn)).await.map(drop)
     }
 
     /// Whether the queue exists (S3 checks its notification targets). Blocking.
@@ -131,7 +131,7 @@ impl Home<Regional<Sqs>> {
         }
         let Ok(url) = self.queue_url(queue_arn) else { return false };
         let input = json!({ "QueueUrl": url, "AttributeNames": ["QueueArn"] });
-        let asked = self.call_holder("AmazonSQS.GetQueueAttributes", JSON, &input);
+        let asked = self.call_holder_in("AmazonSQS.GetQueueAttributes", JSON, &input, Some(queue_arn));
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(asked).is_ok())
     }
 }
@@ -162,7 +162,7 @@ impl nimbus_lambda::Queues for Home<Regional<Sqs>> {
                     None => {
                         let input =
                             json!({ "QueueUrl": self.queue_url(queue_arn)?, "ReceiptHandle": handle });
-                        self.call_holder("AmazonSQS.DeleteMessage", JSON, &input).await?;
+                        self.call_holder_in("AmazonSQS.DeleteMessage", JSON, &input, Some(queue_arn)).await?;
                     }
                 }
             }

@@ -248,3 +248,28 @@ def test_metrics_and_alarms_live_per_region(server):
     alarm = west.describe_alarms(AlarmNames=[namespace])["MetricAlarms"][0]
     assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:{namespace}"
     assert east.describe_alarms(AlarmNames=[namespace])["MetricAlarms"] == []
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_two_nodes_serve_every_region(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("regions_nodes")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name, "--node-expiry", "2"]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    name = unique_name("nodes")
+    sqs_a, sqs_b = client("sqs", a.endpoint, "us-west-2"), client("sqs", b.endpoint, "us-west-2")
+    queue_url = sqs_a.create_queue(QueueName=name)["QueueUrl"]
+    # Each node names itself in the URL; the path is the queue's.
+    assert sqs_b.get_queue_url(QueueName=name)["QueueUrl"].endswith(f"/{ACCOUNT}/{name}")
+    queue_arn = sqs_b.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert queue_arn == f"arn:aws:sqs:us-west-2:{ACCOUNT}:{name}"
+    # Topics in another region on each node deliver to the queue wherever SQS is served.
+    for node in (a, b):
+        sns = client("sns", node.endpoint, "eu-west-1")
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        sns.publish(TopicArn=topic, Message=f"via {node.endpoint}")
+        assert receive_one(sqs_b, queue_url)["Body"] == f"via {node.endpoint}"
+        sns.unsubscribe(SubscriptionArn=sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"][0]["SubscriptionArn"])
+    with pytest.raises(ClientError):
+        client("sqs", b.endpoint, "us-east-1").get_queue_url(QueueName=name)
