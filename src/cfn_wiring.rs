@@ -191,3 +191,105 @@ impl ResourceProvider for CodeDeployRecords {
         Box::pin(async { Ok(()) })
     }
 }
+
+type MakeProvider = Box<dyn Fn(&str, &str) -> Result<Arc<dyn ResourceProvider>, String> + Send + Sync>;
+
+/// A provider per region and account: a stack's resources are made in the stack's region (its
+/// `ResourceRequest`'s), by the provider `make` gives for it.
+pub struct PerRegion {
+    types: &'static [&'static str],
+    /// Nimbus's own region's, which also answers `replaces` (the same in every region).
+    home: Arc<dyn ResourceProvider>,
+    make: MakeProvider,
+    made: std::sync::Mutex<crate::regional::Instances<Arc<dyn ResourceProvider>>>,
+}
+
+impl PerRegion {
+    pub fn new(
+        home: Arc<dyn ResourceProvider>,
+        make: impl Fn(&str, &str) -> Result<Arc<dyn ResourceProvider>, String> + Send + Sync + 'static,
+    ) -> Arc<PerRegion> {
+        let types = home.resource_types();
+        Arc::new(PerRegion { types, home, make: Box::new(make), made: Default::default() })
+    }
+
+    /// For a service that lives per region: its provider, opened on first use, in each region.
+    pub fn lazy<S: Service + ResourceProvider + 'static>(
+        regional: Arc<crate::regional::Regional<S>>,
+        types: &'static [&'static str],
+    ) -> Arc<PerRegion> {
+        let home = LazyProvider::new(regional.home().clone(), types);
+        PerRegion::new(home, move |region, account| {
+            Ok(LazyProvider::new(regional.at(region, account)?, types) as Arc<dyn ResourceProvider>)
+        })
+    }
+
+    fn provider(&self, request: &ResourceRequest) -> Result<Arc<dyn ResourceProvider>, ProviderError> {
+        let key = (request.region.clone(), request.account.clone());
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(provider) = made.get(&key) {
+            return Ok(provider.clone());
+        }
+        let provider = (self.make)(&request.region, &request.account).map_err(ProviderError::new)?;
+        made.insert(key, provider.clone());
+        Ok(provider)
+    }
+}
+
+impl ResourceProvider for PerRegion {
+    fn resource_types(&self) -> &'static [&'static str] {
+        self.types
+    }
+
+    fn replaces(&self, resource_type: &str, property: &str) -> bool {
+        self.home.replaces(resource_type, property)
+    }
+
+    fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move { self.provider(&request)?.create(request).await })
+    }
+
+    fn update(
+        &self,
+        request: ResourceRequest,
+        physical_id: String,
+        previous: Map<String, Value>,
+    ) -> ProviderFuture<'_, Provisioned> {
+        Box::pin(async move { self.provider(&request)?.update(request, physical_id, previous).await })
+    }
+
+    fn delete(&self, request: ResourceRequest, physical_id: String) -> ProviderFuture<'_, ()> {
+        Box::pin(async move { self.provider(&request)?.delete(request, physical_id).await })
+    }
+}
+
+/// A service's requests signed for one region and account (for providers that call their
+/// service over its wire protocol, as a client in that region would).
+pub struct SignedFor {
+    service: Arc<dyn Service>,
+    authorization: hyper::header::HeaderValue,
+}
+
+impl SignedFor {
+    pub fn new(service: Arc<dyn Service>, region: &str, account: &str) -> Result<Arc<dyn Service>, String> {
+        let name = service.name();
+        let auth = format!("AWS4-HMAC-SHA256 Credential={account}/20240101/{region}/{name}/aws4_request");
+        let authorization = auth.parse().map_err(|_| format!("not a region: {region}"))?;
+        Ok(Arc::new(SignedFor { service, authorization }))
+    }
+}
+
+impl Service for SignedFor {
+    fn name(&self) -> &'static str {
+        self.service.name()
+    }
+
+    fn claims(&self, method: &hyper::Method, uri: &hyper::Uri, headers: &hyper::HeaderMap) -> bool {
+        self.service.claims(method, uri, headers)
+    }
+
+    fn call(&self, mut request: nimbus_api::ApiRequest) -> nimbus_api::ServiceFuture<'_> {
+        request.headers.insert("authorization", self.authorization.clone());
+        self.service.call(request)
+    }
+}

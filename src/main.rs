@@ -544,18 +544,29 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         providers: vec![
             Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone())),
             Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
-            Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &address.to_string())),
-            Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone())),
+            {
+                let (sqs, host) = (sqs.clone(), address.to_string());
+                let home = Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &host));
+                cfn_wiring::PerRegion::new(home, move |region, account| {
+                    let signed = cfn_wiring::SignedFor::new(sqs.clone(), region, account)?;
+                    Ok(Arc::new(nimbus_sqs::provider::QueueProvider::new(signed, &host)))
+                })
+            },
+            {
+                let logs = logs.clone();
+                let home = Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone()));
+                cfn_wiring::PerRegion::new(home, move |region, account| {
+                    let signed = cfn_wiring::SignedFor::new(logs.clone(), region, account)?;
+                    Ok(Arc::new(nimbus_logs::provider::LogGroupProvider::new(signed)))
+                })
+            },
             Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
-            cfn_wiring::LazyProvider::new(sns.home().clone(), nimbus_sns::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(kinesis.home().clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(dynamodb.home().clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(
-                events.home().clone(),
-                nimbus_eventbridge::provider::RESOURCE_TYPES,
-            ),
-            cfn_wiring::LazyProvider::new(
-                stepfunctions.home().clone(),
+            cfn_wiring::PerRegion::lazy(sns.clone(), nimbus_sns::provider::RESOURCE_TYPES),
+            cfn_wiring::PerRegion::lazy(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
+            cfn_wiring::PerRegion::lazy(dynamodb.clone(), nimbus_dynamodb::provider::RESOURCE_TYPES),
+            cfn_wiring::PerRegion::lazy(events.clone(), nimbus_eventbridge::provider::RESOURCE_TYPES),
+            cfn_wiring::PerRegion::lazy(
+                stepfunctions.clone(),
                 nimbus_stepfunctions::provider::RESOURCE_TYPES,
             ),
             cfn_wiring::S3Bodies::new(
@@ -580,6 +591,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open CloudFormation: {error}");
         }
     }
+    cloudformation.resume(nimbus_cloudformation::CloudFormation::has_unfinished);
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
@@ -689,12 +701,17 @@ struct CfnWiring<'a> {
     providers: Vec<Arc<dyn nimbus_api::provider::ResourceProvider>>,
 }
 
-fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudformation::CloudFormation>> {
+fn cloudformation_service(
+    wiring: CfnWiring<'_>,
+) -> Arc<regional::Regional<nimbus_cloudformation::CloudFormation>> {
     let CfnWiring { database, identity, endpoint_url, node, lambda, s3, providers } = wiring;
-    let (database, endpoint_url, node) = (database.clone(), endpoint_url.to_owned(), node.to_owned());
-    lazy::Lazy::with_paths("cloudformation", Protocol::Query, "/_nimbus/cloudformation/", move || {
+    let (endpoint_url, node) = (endpoint_url.to_owned(), node.to_owned());
+    // Each region's stacks, made by the providers in that region.
+    let open = move |database: &Database,
+                     identity: &Identity|
+          -> Result<Arc<nimbus_cloudformation::CloudFormation>, String> {
         let opened = nimbus_cloudformation::CloudFormation::open(
-            &database,
+            database,
             &identity.region,
             &identity.account,
             &endpoint_url,
@@ -706,7 +723,13 @@ fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudf
         opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));
         opened.recover();
         Ok(opened)
-    })
+    };
+    let (home_open, home_database, home_identity) = (open.clone(), database.clone(), identity.clone());
+    let home =
+        lazy::Lazy::with_paths("cloudformation", Protocol::Query, "/_nimbus/cloudformation/", move || {
+            home_open(&home_database, &home_identity)
+        });
+    regional::Regional::new(home, database, &identity, open)
 }
 
 /// Kinesis, opened by its first request (or at start when it holds streams). With several nodes

@@ -273,3 +273,53 @@ def test_two_nodes_serve_every_region(server_factory, tmp_path_factory):
         sns.unsubscribe(SubscriptionArn=sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"][0]["SubscriptionArn"])
     with pytest.raises(ClientError):
         client("sqs", b.endpoint, "us-east-1").get_queue_url(QueueName=name)
+
+
+def wait_stack(cfn, name: str, deadline_s: float = 60) -> dict:
+    deadline = time.time() + deadline_s
+    while True:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("IN_PROGRESS"):
+            return stack
+        assert time.time() < deadline, f"{name} is still {stack['StackStatus']}"
+        time.sleep(0.2)
+
+
+def test_stack_makes_its_resources_in_its_region(server):
+    name = unique_name("stack")
+    template = {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}},
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": name}},
+            "Group": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": f"/{name}"}},
+        },
+        "Outputs": {
+            "QueueArn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}},
+            "TopicArn": {"Value": {"Ref": "Topic"}},
+        },
+    }
+    west = client("cloudformation", server.endpoint, "us-west-2")
+    stack_id = west.create_stack(StackName=name, TemplateBody=json.dumps(template))["StackId"]
+    assert stack_id.startswith(f"arn:aws:cloudformation:us-west-2:{ACCOUNT}:stack/{name}/")
+    stack = wait_stack(west, name)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs == {
+        "QueueArn": f"arn:aws:sqs:us-west-2:{ACCOUNT}:{name}",
+        "TopicArn": f"arn:aws:sns:us-west-2:{ACCOUNT}:{name}",
+    }
+    assert client("sqs", server.endpoint, "us-west-2").get_queue_url(QueueName=name)["QueueUrl"]
+    with pytest.raises(ClientError):
+        client("sqs", server.endpoint, "us-east-1").get_queue_url(QueueName=name)
+    assert client("logs", server.endpoint, "us-west-2").describe_log_groups(logGroupNamePrefix=f"/{name}")["logGroups"]
+    east = client("cloudformation", server.endpoint, "us-east-1")
+    with pytest.raises(ClientError) as error:
+        east.describe_stacks(StackName=name)
+    assert error.value.response["Error"]["Message"] == f"Stack with id {name} does not exist"
+    west.delete_stack(StackName=name)
+    deadline = time.time() + 60
+    while [s for s in west.list_stacks()["StackSummaries"] if s["StackName"] == name and s["StackStatus"] != "DELETE_COMPLETE"]:
+        assert time.time() < deadline, "the stack was not deleted"
+        time.sleep(0.2)
+    with pytest.raises(ClientError):
+        client("sqs", server.endpoint, "us-west-2").get_queue_url(QueueName=name)
