@@ -271,7 +271,7 @@ pub struct SignedFor {
 }
 
 impl SignedFor {
-    pub fn new(service: Arc<dyn Service>, region: &str, account: &str) -> Result<Arc<dyn Service>, String> {
+    pub fn wrap(service: Arc<dyn Service>, region: &str, account: &str) -> Result<Arc<dyn Service>, String> {
         let name = service.name();
         let auth = format!("AWS4-HMAC-SHA256 Credential={account}/20240101/{region}/{name}/aws4_request");
         let authorization = auth.parse().map_err(|_| format!("not a region: {region}"))?;

@@ -548,7 +548,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 let (sqs, host) = (sqs.clone(), address.to_string());
                 let home = Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &host));
                 cfn_wiring::PerRegion::new(home, move |region, account| {
-                    let signed = cfn_wiring::SignedFor::new(sqs.clone(), region, account)?;
+                    let signed = cfn_wiring::SignedFor::wrap(sqs.clone(), region, account)?;
                     Ok(Arc::new(nimbus_sqs::provider::QueueProvider::new(signed, &host)))
                 })
             },
@@ -556,7 +556,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 let logs = logs.clone();
                 let home = Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone()));
                 cfn_wiring::PerRegion::new(home, move |region, account| {
-                    let signed = cfn_wiring::SignedFor::new(logs.clone(), region, account)?;
+                    let signed = cfn_wiring::SignedFor::wrap(logs.clone(), region, account)?;
                     Ok(Arc::new(nimbus_logs::provider::LogGroupProvider::new(signed)))
                 })
             },
