@@ -217,3 +217,89 @@ impl<S: Service> Service for Regional<S> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that answers with its own region and account.
+    struct Echo(Identity);
+
+    impl Service for Echo {
+        fn name(&self) -> &'static str {
+            "sqs"
+        }
+
+        fn claims(&self, _: &Method, _: &Uri, _: &HeaderMap) -> bool {
+            false
+        }
+
+        fn call(&self, _request: ApiRequest) -> ServiceFuture<'_> {
+            let body = format!("{}/{}", self.0.region, self.0.account);
+            Box::pin(async move { nimbus_api::ApiResponse::new(nimbus_api::Body::new(body.into())) })
+        }
+    }
+
+    /// Its instances open nothing on disk.
+    fn regional() -> Arc<Regional<Echo>> {
+        let default = Identity::default();
+        let home = Lazy::ready("sqs", Protocol::Json, Arc::new(Echo(default.clone())));
+        let database = Database::sqlite(std::path::Path::new("/nonexistent"));
+        Regional::new(home, &database, &default, |_, identity| Ok(Arc::new(Echo(identity.clone()))))
+    }
+
+    fn signed(auth: &str) -> ApiRequest {
+        let mut headers = HeaderMap::new();
+        if !auth.is_empty() {
+            headers.insert("authorization", auth.parse().unwrap());
+        }
+        ApiRequest {
+            method: Method::POST,
+            uri: Uri::from_static("/"),
+            headers,
+            body: Default::default(),
+            request_id: String::new(),
+        }
+    }
+
+    async fn answer(regional: &Regional<Echo>, auth: &str) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let response = regional.call(signed(auth)).await;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn requests_reach_their_scopes_instance() {
+        let regional = regional();
+        let scope = |key: &str, region: &str| {
+            format!("AWS4-HMAC-SHA256 Credential={key}/20240101/{region}/sqs/aws4_request, SignedHeaders=host, Signature=x")
+        };
+        assert_eq!(answer(&regional, "").await.1, "us-east-1/000000000000");
+        assert_eq!(answer(&regional, &scope("test", "us-west-2")).await.1, "us-west-2/000000000000");
+        assert_eq!(answer(&regional, &scope("111122223333", "us-east-1")).await.1, "us-east-1/111122223333");
+        let (status, body) = answer(&regional, &scope("test", "moon-east-1")).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("Credential should be scoped to a valid region, not 'moon-east-1'."), "{body}");
+        assert!(Arc::ptr_eq(
+            &regional.at("us-west-2", "000000000000").unwrap(),
+            &regional.for_arn("arn:aws:sqs:us-west-2:000000000000:q").unwrap()
+        ));
+        assert!(Arc::ptr_eq(regional.home(), &regional.for_arn("arn:aws:sqs:::q").unwrap()));
+    }
+
+    #[test]
+    fn instances_are_bounded_and_placed_beside_the_default() {
+        let regional = regional();
+        for n in 0..MAX_INSTANCES {
+            regional.at("eu-west-1", &format!("{n:012}")).unwrap();
+        }
+        assert!(regional.at("eu-west-1", "999999999999").is_err());
+        assert!(regional.at("eu-west-1", "000000000001").is_ok(), "a known one is still served");
+        let default = Identity::default();
+        let other = |region: &str, account: &str| Identity { region: region.into(), account: account.into() };
+        assert_eq!(scope_dir(&default, &other("us-west-2", "000000000000")), "us-west-2");
+        assert_eq!(scope_dir(&default, &other("us-west-2", "123456789012")), "us-west-2/123456789012");
+    }
+}

@@ -83,3 +83,33 @@ fn migrations_run_once_and_state_survives_reopening() {
         assert!(database.open(&newer).is_err(), "a schema newer than the code is refused");
     }
 }
+
+#[test]
+fn a_scoped_database_keeps_its_own_state_beside_the_default() {
+    let key = format!(
+        "scoped-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    for (database, dir) in databases() {
+        let scoped = database.scoped("eu-west-1/123456789012");
+        scoped
+            .open(&ITEMS)
+            .unwrap()
+            .execute("INSERT INTO items (name, n) VALUES (?1, 1)", &params![key.as_str()])
+            .unwrap();
+        assert!(scoped.has_schema(&ITEMS));
+        let default = database.open(&ITEMS).unwrap();
+        assert!(default
+            .query_opt("SELECT n FROM items WHERE name = ?1", &params![key.as_str()])
+            .unwrap()
+            .is_none());
+        let again = database.scoped("eu-west-1/123456789012").open(&ITEMS).unwrap();
+        assert!(again
+            .query_opt("SELECT n FROM items WHERE name = ?1", &params![key.as_str()])
+            .unwrap()
+            .is_some());
+        if let Some(dir) = dir {
+            assert!(dir.path().join("eu-west-1/123456789012/layer_test.db").exists());
+        }
+    }
+}
