@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 
 import boto3
 import pytest
@@ -323,3 +324,28 @@ def test_stack_makes_its_resources_in_its_region(server):
         time.sleep(0.2)
     with pytest.raises(ClientError):
         client("sqs", server.endpoint, "us-west-2").get_queue_url(QueueName=name)
+
+
+def test_another_regions_schedule_fires_after_a_restart_without_a_request(server_factory):
+    srv = server_factory(extra_args=["--clock", "virtual"])
+    name = unique_name("tick")
+    sqs = client("sqs", srv.endpoint, "ap-southeast-2")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = client("events", srv.endpoint, "ap-southeast-2")
+    events.put_rule(Name=name, ScheduleExpression="rate(5 minutes)")
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    srv.stop()
+    srv.start()
+    # Only SQS is asked from now on: the region's EventBridge opened at start, as it holds rules.
+    sqs = client("sqs", srv.endpoint, "ap-southeast-2")
+    deadline = time.time() + 30
+    while True:
+        request = urllib.request.Request(f"{srv.endpoint}/_nimbus/clock/advance?seconds=301", method="POST")
+        urllib.request.urlopen(request).close()
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages")
+        if got:
+            break
+        assert time.time() < deadline, "the schedule did not fire after the restart"
+    event = json.loads(got[0]["Body"])
+    assert event["region"] == "ap-southeast-2" and event["detail-type"] == "Scheduled Event"
