@@ -156,6 +156,8 @@ impl<S: Service> Regional<S> {
     /// `<service>_<region>` on PostgreSQL (other accounts' are opened by their first request).
     fn stored(&self, needs: fn(&Database) -> bool) -> Vec<Identity> {
         let mut found = Vec::new();
+        // On PostgreSQL: only regions some service has a schema for are asked about.
+        let schemas = self.database.schema_names();
         for region in REGIONS {
             let mut scopes = Vec::new();
             match &self.database {
@@ -169,7 +171,20 @@ impl<S: Service> Regional<S> {
                         }
                     }
                 }
-                Database::Postgres(_) => scopes.push(self.default.account.clone()),
+                Database::Postgres(_) => {
+                    let suffix = format!("_{}", region.replace('-', "_"));
+                    if schemas.iter().any(|name| name.ends_with(&suffix)) {
+                        scopes.push(self.default.account.clone());
+                    }
+                    // `<service>_<region>_<account>`: an account's.
+                    for name in &schemas {
+                        let Some((rest, account)) = name.rsplit_once('_') else { continue };
+                        let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+                        if digits && rest.ends_with(&suffix) && !scopes.iter().any(|a| a == account) {
+                            scopes.push(account.to_owned());
+                        }
+                    }
+                }
             }
             for account in scopes {
                 let identity = Identity { region: (*region).to_owned(), account };

@@ -121,6 +121,15 @@ impl Database {
         }
     }
 
+    /// On PostgreSQL, the names of the schemas there (one query): which scopes were ever used.
+    /// Empty on SQLite, whose scopes are directories.
+    pub fn schema_names(&self) -> Vec<String> {
+        match self {
+            Database::Sqlite { .. } => Vec::new(),
+            Database::Postgres(server) => server.schema_names(),
+        }
+    }
+
     pub fn is_shared(&self) -> bool {
         matches!(self, Database::Postgres(_))
     }

@@ -79,6 +79,18 @@ impl Server {
         .unwrap_or(true)
     }
 
+    /// Every schema's name (one query; empty when the server cannot be reached).
+    pub fn schema_names(&self) -> Vec<String> {
+        blocking(|| {
+            let mut client = self.config.connect(NoTls).map_err(error)?;
+            let rows = client
+                .query("SELECT schema_name::text FROM information_schema.schemata", &[])
+                .map_err(error)?;
+            Ok::<_, DbError>(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+        })
+        .unwrap_or_default()
+    }
+
     /// A plain connection of its own (for LISTEN, which holds a connection).
     pub fn connection(&self) -> Result<::postgres::Client, DbError> {
         blocking(|| self.config.connect(NoTls)).map_err(error)
