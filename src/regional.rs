@@ -7,7 +7,7 @@
 //! [`Lazy`] service, costs nothing until its first request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::scope::{is_region, scope_of, REGIONS};
@@ -31,7 +31,7 @@ pub struct Regional<S> {
     default: Identity,
     home: Arc<Lazy<S>>,
     database: Database,
-    others: Mutex<Instances<Arc<Lazy<S>>>>,
+    others: RwLock<Instances<Arc<Lazy<S>>>>,
     open: Opener<S>,
 }
 
@@ -50,7 +50,7 @@ impl<S: Service> Regional<S> {
             default: default.clone(),
             home,
             database: database.clone(),
-            others: Mutex::default(),
+            others: RwLock::default(),
             open: Arc::new(open),
         })
     }
@@ -77,8 +77,16 @@ impl<S: Service> Regional<S> {
         if !is_region(region) {
             return Err(format!("Credential should be scoped to a valid region, not '{region}'."));
         }
-        let mut others = self.others.lock().unwrap_or_else(|p| p.into_inner());
+        // An account names a directory and a schema: twelve digits, nothing else.
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("'{account}' is not an account id (twelve digits)"));
+        }
         let key = (region.to_owned(), account.to_owned());
+        let known = self.others.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        if let Some(instance) = known {
+            return Ok(instance);
+        }
+        let mut others = self.others.write().unwrap_or_else(|p| p.into_inner());
         if let Some(instance) = others.get(&key) {
             return Ok(instance.clone());
         }
@@ -120,7 +128,7 @@ impl<S: Service> Regional<S> {
 
     /// Every instance opened so far, the default one first.
     pub fn opened(&self) -> Vec<Arc<S>> {
-        let others = self.others.lock().unwrap_or_else(|p| p.into_inner());
+        let others = self.others.read().unwrap_or_else(|p| p.into_inner());
         let mut opened: Vec<Arc<S>> = self.home.opened().into_iter().cloned().collect();
         opened.extend(others.values().filter_map(|lazy| lazy.opened().cloned()));
         opened
@@ -312,6 +320,10 @@ mod tests {
         }
         assert!(regional.at("eu-west-1", "999999999999").is_err());
         assert!(regional.at("eu-west-1", "000000000001").is_ok(), "a known one is still served");
+        assert!(
+            regional.at("us-east-2", "../../etc").is_err()
+                && regional.for_arn("arn:aws:sqs:us-east-2:x:q").is_err()
+        );
         let default = Identity::default();
         let other = |region: &str, account: &str| Identity { region: region.into(), account: account.into() };
         assert_eq!(scope_dir(&default, &other("us-west-2", "000000000000")), "us-west-2");
