@@ -7,6 +7,7 @@ mod flow;
 mod history;
 mod journal;
 mod map;
+mod query;
 mod reader;
 pub mod resume;
 mod start;

@@ -139,8 +139,9 @@ impl Engine {
         last_event: i64,
     ) -> (Arc<Run>, watch::Sender<bool>) {
         let machine = &doc["machine"];
-        let definition: Value =
+        let mut definition: Value =
             serde_json::from_str(machine["definition"].as_str().unwrap_or("{}")).unwrap_or_default();
+        crate::asl::jsonata::annotate(&mut definition);
         let arn = doc["executionArn"].as_str().unwrap_or_default().to_owned();
         let region = arn.split(':').nth(3).unwrap_or(&self.identity.region).to_owned();
         let start_ms = doc["startDate"].as_i64().unwrap_or(0);
