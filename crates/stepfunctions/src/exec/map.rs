@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::reader;
 use super::states::{input_path, run_machine, Entered, Scope};
-use super::{query, Cursor, Run};
+use super::{map_runs, query, Cursor, Run};
 use crate::asl::{path, Failure};
 
 type Outcome = (usize, Value, Result<Value, Failure>);
@@ -68,6 +68,7 @@ pub async fn run(
             None => item,
         });
     }
+    let item_count = inputs.len();
     if let Some(batcher) = state.get("ItemBatcher") {
         inputs = reader::batch(inputs, state, batcher, &effective, context)?;
     }
@@ -87,17 +88,24 @@ pub async fn run(
     };
     let max_concurrency =
         query::number(state, "MaxConcurrency", &effective, context)?.and_then(|v| v.as_u64());
-    let outcomes = iterate(run, at, inputs, *cursor, distributed, max_concurrency).await;
     let tolerated_count =
         query::number(state, "ToleratedFailureCount", &effective, context)?.and_then(|v| v.as_u64());
     let tolerated_percent =
         query::number(state, "ToleratedFailurePercentage", &effective, context)?.and_then(|v| v.as_f64());
+    if let Some(arn) = &map_run {
+        let limits = map_runs::Limits { max_concurrency, tolerated_count, tolerated_percent };
+        map_runs::started(run, arn, item_count, total, &limits);
+    }
+    let outcomes = iterate(run, at, inputs, *cursor, distributed, max_concurrency).await;
     let failures = outcomes.iter().filter(|(_, _, r)| r.is_err()).count() as u64;
     let tolerated = (tolerated_count.is_none() && tolerated_percent.is_none() && failures == 0)
         || tolerated_count.is_some_and(|c| failures <= c)
         || tolerated_percent.is_some_and(|p| (failures as f64) * 100.0 / (total.max(1) as f64) <= p);
     let failed_kind = if map_run.is_some() { "MapRunFailed" } else { "MapStateFailed" };
     if !tolerated {
+        if let Some(arn) = &map_run {
+            map_runs::finished(run, at, arn, &outcomes, item_count, false);
+        }
         run.record(cursor, failed_kind, None);
         if tolerated_count.is_some() || tolerated_percent.is_some() {
             return Err(Failure::new(
@@ -113,9 +121,12 @@ pub async fn run(
             reader::write(run, state, writer, arn, &outcomes, &effective, context).await
         }
         _ => Ok(Value::Array(
-            outcomes.into_iter().map(|(_, _, r)| r.unwrap_or_else(|f| f.to_json())).collect(),
+            outcomes.iter().map(|(_, _, r)| r.clone().unwrap_or_else(|f| f.to_json())).collect(),
         )),
     };
+    if let Some(arn) = &map_run {
+        map_runs::finished(run, at, arn, &outcomes, item_count, output.is_ok());
+    }
     let succeeded = if map_run.is_some() { "MapRunSucceeded" } else { "MapStateSucceeded" };
     run.record(cursor, if output.is_ok() { succeeded } else { failed_kind }, None);
     output

@@ -7,6 +7,7 @@ mod flow;
 mod history;
 mod journal;
 mod map;
+pub mod map_runs;
 mod query;
 mod reader;
 pub mod resume;
@@ -143,6 +144,8 @@ pub struct Run {
     logger: Option<mpsc::Sender<Value>>,
     journal: journal::Journal,
     pub stop: watch::Receiver<bool>,
+    /// The type of the top-level state running now (for its `…StateAborted` event).
+    pub current: Mutex<Option<String>>,
 }
 
 /// Where a thread of states records its events from: the id of its last event.

@@ -2,7 +2,7 @@
 //! and closing them with their final status and event.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nimbus_api::AwsError;
@@ -178,6 +178,7 @@ impl Engine {
             logger,
             journal: Default::default(),
             stop,
+            current: Mutex::default(),
         });
         let entry = (stop_sender.clone(), Arc::downgrade(&run));
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(run.arn.clone(), entry);

@@ -99,6 +99,9 @@ pub fn run_machine<'a>(
                 );
             }
             let entered_id = *cursor;
+            if scope.top {
+                *run.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind.clone());
+            }
             let at = Entered {
                 name: &name,
                 state: &state,
@@ -108,6 +111,9 @@ pub fn run_machine<'a>(
                 resume: resume.take(),
             };
             let (output, next) = run_state(run, &kind, at, input, cursor).await?;
+            if scope.top {
+                *run.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
             let text = output.to_string();
             if text.len() > crate::asl::MAX_PAYLOAD {
                 return Err(Failure::new("States.DataLimitExceeded", format!(
