@@ -67,6 +67,10 @@ def test_jsonata_failures_are_query_evaluation_errors(sfn, virtual):
     assert described["cause"] == (
         "An error occurred while executing the state 'A' (entered at the event id #2). The JSONata expression "
         "'$states.input.absent' specified for the field 'Output/v' returned nothing (undefined).")
+    failed = history(sfn, described["executionArn"])[-2]
+    assert failed["type"] == "EvaluationFailed"
+    assert failed["evaluationFailedEventDetails"] == {"state": "A", "error": "States.QueryEvaluationError",
+                                                       "cause": described["cause"], "location": "Output/v"}
     # A Catch takes it like any error; Fail's Error and Cause may be expressions.
     described = run(sfn, {"QueryLanguage": "JSONata", "StartAt": "T", "States": {
         "T": {"Type": "Parallel", "Arguments": {"x": "{% $states.input.x %}"},
@@ -112,6 +116,19 @@ def test_jsonata_definition_errors(sfn):
             "A": {"Type": "Pass", "Output": {"v": "{% [1, %}"}, "End": True}}})
     message = error.value.response["Error"]["Message"]
     assert "INVALID_JSONATA_EXPRESSION: " in message and message.endswith(" at /States/A/Output/v'")
+
+
+def test_test_state_runs_jsonata_with_variables(sfn):
+    state = {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"sum": "{% $states.input.a + $bonus %}"},
+             "End": True}
+    out = sfn.test_state(definition=json.dumps(state), roleArn=ROLE, input='{"a": 1}', variables='{"bonus": 2}')
+    assert (out["status"], json.loads(out["output"])) == ("SUCCEEDED", {"sum": 3})
+    # A state of a JSONata machine is JSONata without saying so.
+    definition = {"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.a > 0 %}", "Next": "D"}], "Default": "D"},
+        "D": {"Type": "Succeed"}}}
+    out = sfn.test_state(definition=json.dumps(definition), stateName="C", roleArn=ROLE, input='{"a": 1}')
+    assert (out["status"], out["nextState"]) == ("SUCCEEDED", "D")
 
 
 def test_jsonata_with_the_aws_cli(virtual, tmp_path):

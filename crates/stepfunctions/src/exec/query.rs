@@ -94,6 +94,22 @@ pub fn located(at: &Entered<'_>, mut failure: Failure) -> Failure {
     failure
 }
 
+/// The details of the `EvaluationFailed` event AWS records when a state's own JSONata fails.
+pub fn evaluation_failed(state: &str, entered_id: i64, failure: &Failure) -> Option<Value> {
+    let own = format!(
+        "An error occurred while executing the state '{state}' (entered at the event id #{entered_id})."
+    );
+    if failure.error != jsonata::ERROR || !failure.cause.starts_with(&own) {
+        return None;
+    }
+    let location = failure.cause.split("specified for the field '").nth(1).and_then(|r| r.split('\'').next());
+    let mut details = json!({"state": state, "error": failure.error, "cause": failure.cause});
+    if let Some(location) = location {
+        details["location"] = json!(location);
+    }
+    Some(details)
+}
+
 pub async fn run_state(
     run: &Arc<Run>,
     kind: &str,

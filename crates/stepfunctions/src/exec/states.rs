@@ -110,7 +110,21 @@ pub fn run_machine<'a>(
                 scope: &scope,
                 resume: resume.take(),
             };
-            let (output, next) = run_state(run, &kind, at, input, cursor).await?;
+            let (output, next) = match run_state(run, &kind, at, input, cursor).await {
+                Ok(step) => step,
+                Err(failure) => {
+                    if let Some(details) = super::query::evaluation_failed(&name, entered_id, &failure) {
+                        if run.keeps_events() {
+                            run.record(
+                                cursor,
+                                "EvaluationFailed",
+                                Some(("evaluationFailedEventDetails", details)),
+                            );
+                        }
+                    }
+                    return Err(failure);
+                }
+            };
             if scope.top {
                 *run.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
@@ -153,9 +167,15 @@ impl Entered<'_> {
 }
 
 /// One state on its own (TestState), without entering or exiting events.
-pub async fn run_one(run: &Arc<Run>, name: &str, state: &Value, input: Value) -> Step {
+pub async fn run_one(
+    run: &Arc<Run>,
+    name: &str,
+    state: &Value,
+    input: Value,
+    variables: Map<String, Value>,
+) -> Step {
     let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
-    let scope = Scope::new(false, json!({}), Map::new());
+    let scope = Scope::new(false, json!({}), variables);
     let at = Entered { name, state, entered: run.engine.now(), entered_id: 0, scope: &scope, resume: None };
     let mut cursor = 0;
     run_state(run, &kind, at, input, &mut cursor).await
