@@ -209,3 +209,36 @@ def test_stopping_records_the_aborted_state(sfn):
     assert types(events)[-2:] == ["WaitStateAborted", "ExecutionAborted"]
     assert events[-1]["previousEventId"] == events[-2]["id"]
     assert events[-1]["executionAbortedEventDetails"] == {"error": "Halt", "cause": "enough"}
+
+
+def test_update_map_run_changes_a_running_map(sfn, virtual):
+    s3 = aws_client("s3", virtual.endpoint)
+    bucket = unique_name("sfn-live")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="items.json", Body=b'[{"v": 1}, {"v": 2}, {"v": 3}]')
+    arn = machine(sfn, {"QueryLanguage": "JSONata", "StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "MaxConcurrency": 1, "ToleratedFailureCount": 0,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Arguments": {"Bucket": bucket, "Key": "items.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "Nap",
+                          "States": {"Nap": {"Type": "Wait", "Seconds": 10, "Next": "Check"},
+                                     "Check": {"Type": "Choice", "Choices": [
+                                         {"Condition": "{% $states.input.v = 2 %}", "Next": "Reject"}],
+                                         "Default": "Keep"},
+                                     "Reject": {"Type": "Fail", "Error": "Two"},
+                                     "Keep": {"Type": "Succeed"}}},
+        "End": True}}})
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    runs = wait_until(lambda: sfn.list_map_runs(executionArn=execution)["mapRuns"], timeout=10, what="the map run")
+    # More concurrency and one tolerated failure, while the first item waits.
+    sfn.update_map_run(mapRunArn=runs[0]["mapRunArn"], maxConcurrency=3, toleratedFailureCount=1)
+
+    def done():
+        advance(virtual.endpoint, 11)
+        described = sfn.describe_execution(executionArn=execution)
+        return described if described["status"] != "RUNNING" else None
+
+    described = wait_until(done, timeout=20, interval=0.2, what="the map to finish")
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    about = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])
+    assert (about["status"], about["itemCounts"]["failed"], about["maxConcurrency"]) == ("SUCCEEDED", 1, 3)

@@ -96,5 +96,7 @@ pub fn update(engine: &Engine, input: &Input<'_>) -> Answer {
         .db
         .execute("UPDATE map_runs SET doc = ?2 WHERE arn = ?1", &params![arn, doc.to_string()])
         .map_err(db_error)?;
+    let tolerated = (count.as_u64(), percent.as_f64());
+    crate::exec::map_runs::update(engine, arn, concurrency.as_u64(), tolerated);
     Ok(json!({}))
 }

@@ -92,11 +92,19 @@ pub async fn run(
         query::number(state, "ToleratedFailureCount", &effective, context)?.and_then(|v| v.as_u64());
     let tolerated_percent =
         query::number(state, "ToleratedFailurePercentage", &effective, context)?.and_then(|v| v.as_f64());
-    if let Some(arn) = &map_run {
+    let max = map_runs::concurrency(max_concurrency.unwrap_or(0), distributed);
+    let gate = Arc::new(tokio::sync::Semaphore::new(max));
+    let live = map_run.as_ref().map(|arn| {
         let limits = map_runs::Limits { max_concurrency, tolerated_count, tolerated_percent };
         map_runs::started(run, arn, item_count, total, &limits);
-    }
-    let outcomes = iterate(run, at, inputs, *cursor, distributed, max_concurrency).await;
+        map_runs::Live::register(&run.engine, arn, gate.clone(), max)
+    });
+    let outcomes = iterate(run, at, inputs, *cursor, distributed, gate).await;
+    // UpdateMapRun may have changed the thresholds while the items ran.
+    let (tolerated_count, tolerated_percent) = match live.and_then(|live| live.finish(&run.engine)) {
+        Some(updated) => updated,
+        None => (tolerated_count, tolerated_percent),
+    };
     let failures = outcomes.iter().filter(|(_, _, r)| r.is_err()).count() as u64;
     let tolerated = (tolerated_count.is_none() && tolerated_percent.is_none() && failures == 0)
         || tolerated_count.is_some_and(|c| failures <= c)
@@ -147,16 +155,13 @@ async fn iterate(
     inputs: Vec<Value>,
     started: Cursor,
     distributed: bool,
-    max_concurrency: Option<u64>,
+    gate: Arc<tokio::sync::Semaphore>,
 ) -> Vec<Outcome> {
     let state = at.state;
     let processor =
         Arc::new(state.get("ItemProcessor").or_else(|| state.get("Iterator")).cloned().unwrap_or_default());
-    let limit = if distributed { 1000 } else { 40 };
-    let max = max_concurrency.filter(|m| *m > 0).map_or(limit, |m| m.min(limit as u64) as usize);
     let tolerates =
         state.get("ToleratedFailureCount").is_some() || state.get("ToleratedFailurePercentage").is_some();
-    let gate = Arc::new(tokio::sync::Semaphore::new(max));
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut set = JoinSet::new();
     let total = inputs.len();

@@ -4,12 +4,78 @@
 //! The iterations themselves run inside the parent's task (see `map`); their children are
 //! written when the map run ends, in one transaction.
 
+use std::sync::{Arc, Mutex};
+
 use nimbus_store::params;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use super::states::Entered;
-use super::{seconds, Run};
+use super::{seconds, Engine, Run};
 use crate::asl::Failure;
+
+/// The concurrency a `MaxConcurrency` gives (0: AWS's most, 1,000 distributed, 40 inline here).
+pub fn concurrency(max: u64, distributed: bool) -> usize {
+    let limit = if distributed { 1000 } else { 40 };
+    if max == 0 {
+        limit
+    } else {
+        max.min(limit as u64) as usize
+    }
+}
+
+/// A map run running on this node: `UpdateMapRun` resizes its gate and changes its thresholds.
+pub struct Live {
+    arn: String,
+    gate: Arc<Semaphore>,
+    max: Mutex<usize>,
+    tolerated: Mutex<Option<Tolerated>>,
+}
+
+type Tolerated = (Option<u64>, Option<f64>);
+
+impl Live {
+    pub fn register(engine: &Engine, arn: &str, gate: Arc<Semaphore>, max: usize) -> Arc<Live> {
+        let live =
+            Arc::new(Live { arn: arn.to_owned(), gate, max: Mutex::new(max), tolerated: Mutex::default() });
+        engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_owned(), live.clone());
+        live
+    }
+
+    /// Unregisters the map run; the thresholds UpdateMapRun set, if it did.
+    pub fn finish(&self, engine: &Engine) -> Option<Tolerated> {
+        engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.arn);
+        *self.tolerated.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Applies an `UpdateMapRun` to the map run if it runs on this node.
+pub fn update(engine: &Engine, arn: &str, max: Option<u64>, tolerated: Tolerated) {
+    let Some(live) = engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).get(arn).cloned() else {
+        return;
+    };
+    if let Some(max) = max {
+        let new = concurrency(max, true);
+        let mut current = live.max.lock().unwrap_or_else(|p| p.into_inner());
+        if new > *current {
+            live.gate.add_permits(new - *current);
+        } else if new < *current {
+            // Permits held by running iterations are taken back as they finish.
+            let (gate, fewer) = (live.gate.clone(), (*current - new) as u32);
+            tokio::spawn(async move {
+                if let Ok(permits) = gate.acquire_many_owned(fewer).await {
+                    permits.forget();
+                }
+            });
+        }
+        *current = new;
+    }
+    if tolerated.0.is_some() || tolerated.1.is_some() {
+        let mut set = live.tolerated.lock().unwrap_or_else(|p| p.into_inner());
+        let before = set.unwrap_or_default();
+        *set = Some((tolerated.0.or(before.0), tolerated.1.or(before.1)));
+    }
+}
 
 /// The limits a map run starts with (and `UpdateMapRun` changes).
 pub struct Limits {

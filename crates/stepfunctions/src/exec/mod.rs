@@ -50,6 +50,8 @@ pub struct Engine {
     pub activity_queued: tokio::sync::Notify,
     /// Tasks waiting for a token on this node.
     waiters: Mutex<HashMap<String, mpsc::Sender<TokenSignal>>>,
+    /// Distributed Map runs running on this node (for UpdateMapRun).
+    pub map_runs: Mutex<HashMap<String, Arc<map_runs::Live>>>,
 }
 
 impl Engine {
@@ -65,6 +67,7 @@ impl Engine {
             running: Mutex::default(),
             activity_queued: tokio::sync::Notify::new(),
             waiters: Mutex::default(),
+            map_runs: Mutex::default(),
         })
     }
 
