@@ -469,6 +469,8 @@ mod tests {
             .contains("These fields are required: [Condition] at /States/C/Choices[0]"));
         assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","QueryLanguage":"JSONata","Output":"{% [1, %}","End":true}}}"#)
             .contains("INVALID_JSONATA_EXPRESSION"));
+        assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Assign":"{% 1 %}","End":true}}}"#)
+            .contains("The value for the field 'Assign' must be an OBJECT at /States/A/Assign"));
         let parallel = r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,"Branches":[{"StartAt":"X","States":{"X":{"Type":"Pass","Next":"Y"}}}]}}}"#;
         assert!(error(parallel).contains("/States/P/Branches[0]/States/X/Next"));
         let retry = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true,"Retry":[{"ErrorEquals":["E"],"BackoffRate":0.5,"JitterStrategy":"SOME"}]}}}"#;

@@ -91,6 +91,17 @@ pub fn fields(kind: &str, state: &Map<String, Value>, jsonata: bool, at: &str, e
             at,
         );
     }
+    let mut assigns = vec![(state.get("Assign"), format!("{at}/Assign"))];
+    for list in ["Catch", "Choices"] {
+        for (i, item) in state.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            assigns.push((item.get("Assign"), format!("{at}/{list}[{i}]/Assign")));
+        }
+    }
+    for (assign, here) in assigns {
+        if assign.is_some_and(|a| !a.is_object()) {
+            schema(errors, "The value for the field 'Assign' must be an OBJECT", &here);
+        }
+    }
     if !jsonata {
         return;
     }
