@@ -109,6 +109,10 @@ def test_jsonata_definition_errors(sfn):
         ({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": "{% $$.x %}",
                                                                         "End": True}}},
          "UNSUPPORTED_JSONATA_EXPRESSION: Reference to '$$' is not supported. at /States/A/Output"),
+        ({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": {"v": "{% phone %}"},
+                                                                        "End": True}}},
+         "UNSUPPORTED_JSONATA_EXPRESSION: Reference to 'phone' at the top level is not supported. "
+         "at /States/A/Output/v"),
     ]
     for definition, message in cases:
         with pytest.raises(sfn.exceptions.InvalidDefinition) as error:

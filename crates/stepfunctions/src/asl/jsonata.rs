@@ -7,6 +7,7 @@
 //! The language itself is the `jsonata-core` crate (safe Rust, passes JSONata's 1,686 reference
 //! tests), with a time and depth budget so no expression can hold the server.
 
+use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions, HostFnResult};
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
@@ -160,10 +161,15 @@ pub fn check(template: &Value, at: &str) -> Result<(), String> {
     match template {
         Value::String(text) => match expression(text) {
             Some(expr) => match jsonata_core::parser::parse(expr) {
-                Ok(_) if expr.contains("$$") && !expr.contains("'$$") && !expr.contains("\"$$") => Err(
-                    format!("UNSUPPORTED_JSONATA_EXPRESSION: Reference to '$$' is not supported. at {at}"),
-                ),
-                Ok(_) => Ok(()),
+                Ok(ast) => match top_level(&ast) {
+                    Some(name) if name == "$$" => Err(format!(
+                        "UNSUPPORTED_JSONATA_EXPRESSION: Reference to '$$' is not supported. at {at}"
+                    )),
+                    Some(name) => Err(format!(
+                        "UNSUPPORTED_JSONATA_EXPRESSION: Reference to '{name}' at the top level is not supported. at {at}"
+                    )),
+                    None => Ok(()),
+                },
                 Err(e) => Err(format!("INVALID_JSONATA_EXPRESSION: {e} at {at}")),
             },
             None => Ok(()),
@@ -174,6 +180,36 @@ pub fn check(template: &Value, at: &str) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// The first name an expression reads from the context item at its top level (there is none in
+/// Step Functions: the input is `$states.input`), or `$$`. Names in later path steps, predicates
+/// and sort terms read items the expression made, and are fine.
+fn top_level(node: &AstNode) -> Option<String> {
+    match node {
+        AstNode::Name(name) => Some(name.clone()),
+        AstNode::ParentVariable(_) => Some("$$".into()),
+        AstNode::Variable(name) if name == "$" => Some("$$".into()),
+        AstNode::Path { steps } => steps.first().and_then(|step| top_level(&step.node)),
+        AstNode::Binary { lhs, rhs, .. } => top_level(lhs).or_else(|| top_level(rhs)),
+        AstNode::Unary { operand, .. } => top_level(operand),
+        AstNode::Function { args, .. } => first(args.iter()),
+        AstNode::Call { procedure, args } => top_level(procedure).or_else(|| first(args.iter())),
+        AstNode::Lambda { body, .. } => top_level(body),
+        AstNode::Array(items) | AstNode::Block(items) | AstNode::ArrayGroup(items) => first(items.iter()),
+        AstNode::Object(pairs) => first(pairs.iter().flat_map(|(k, v)| [k, v])),
+        AstNode::Conditional { condition, then_branch, else_branch } => top_level(condition)
+            .or_else(|| top_level(then_branch))
+            .or_else(|| else_branch.as_deref().and_then(top_level)),
+        AstNode::Sort { input, .. } => top_level(input),
+        AstNode::ObjectTransform { input, .. } => top_level(input),
+        AstNode::FunctionApplication(inner) => top_level(inner),
+        _ => None,
+    }
+}
+
+fn first<'a>(mut nodes: impl Iterator<Item = &'a AstNode>) -> Option<String> {
+    nodes.find_map(top_level)
 }
 
 fn argument_error(name: &str, message: &str) -> EvaluatorError {

@@ -165,6 +165,25 @@ fn definitions_are_checked_and_annotated() {
         dollars,
         "UNSUPPORTED_JSONATA_EXPRESSION: Reference to '$$' is not supported. at /States/A/Output"
     );
+    for (expr, name) in
+        [("phone", "phone"), ("$count(items) + 1", "items"), ("{'a': b}", "b"), ("[x, 1]", "x")]
+    {
+        let message = check(&json!(format!("{{% {expr} %}}")), "/States/E/Output/v").unwrap_err();
+        assert_eq!(
+            message,
+            format!("UNSUPPORTED_JSONATA_EXPRESSION: Reference to '{name}' at the top level is not supported. at /States/E/Output/v")
+        );
+    }
+    for fine in [
+        "$states.input.items[value > 3].name",
+        "$map($states.input.a, function($v){ $v.b })",
+        "$states.input.Phone^(>type)",
+        "($x := {'k': 1}; $x.k)",
+        "$states.input.Phone{type: number}",
+        "'$$ in a string'",
+    ] {
+        assert!(check(&json!(format!("{{% {fine} %}}")), "/X").is_ok(), "{fine}");
+    }
     let mut machine = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
         "P": {"Type": "Parallel", "QueryLanguage": "JSONPath", "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}], "End": true}
     }});
