@@ -125,7 +125,7 @@ def test_jsonata_definition_errors(sfn):
     assert "INVALID_JSONATA_EXPRESSION: " in message and message.endswith(" at /States/A/Output/v'")
 
 
-def test_test_state_runs_jsonata_with_variables(sfn):
+def test_test_state_runs_jsonata_with_variables(sfn, function):
     state = {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"sum": "{% $states.input.a + $bonus %}"},
              "End": True}
     out = sfn.test_state(definition=json.dumps(state), roleArn=ROLE, input='{"a": 1}', variables='{"bonus": 2}')
@@ -136,6 +136,12 @@ def test_test_state_runs_jsonata_with_variables(sfn):
         "D": {"Type": "Succeed"}}}
     out = sfn.test_state(definition=json.dumps(definition), stateName="C", roleArn=ROLE, input='{"a": 1}')
     assert (out["status"], out["nextState"]) == ("SUCCEEDED", "D")
+    # A catcher's Output shapes the caught error.
+    state = {"Type": "Task", "QueryLanguage": "JSONata", "Resource": function, "Arguments": {"fail": True},
+             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H", "Output": {
+                 "e": "{% $states.errorOutput.Error %}", "a": "{% $states.input.a %}"}}], "End": True}
+    out = sfn.test_state(definition=json.dumps(state), roleArn=ROLE, input='{"a": 1}')
+    assert (out["status"], out["nextState"], json.loads(out["output"])) == ("CAUGHT_ERROR", "H", {"e": "Boom", "a": 1})
 
 
 def test_jsonata_with_the_aws_cli(virtual, tmp_path):

@@ -160,7 +160,7 @@ pub async fn test_state(engine: &Arc<Engine>, region: &str, input: &Input<'_>) -
         map.remove("Catch");
     }
     let (run, _stop) = engine.new_run(&doc, false, 0);
-    let result = crate::exec::run_one(&run, &name, &bare, state_input.clone(), variables).await;
+    let result = crate::exec::run_one(&run, &name, &bare, state_input.clone(), variables.clone()).await;
     engine.forget(&run.arn);
     let mut out = match result {
         Ok((output, next)) => {
@@ -183,6 +183,9 @@ pub async fn test_state(engine: &Arc<Engine>, region: &str, input: &Input<'_>) -
                 out["status"] = json!("CAUGHT_ERROR");
                 out["nextState"] = catcher["Next"].clone();
                 let caught = match catcher.get("ResultPath") {
+                    _ if crate::asl::jsonata::is_jsonata(&state) => {
+                        crate::exec::jsonata_caught(catcher, &state_input, &failure, variables)
+                    }
                     None => failure.to_json(),
                     Some(Value::Null) => state_input.clone(),
                     Some(p) => path::set(state_input.clone(), p.as_str().unwrap_or("$"), failure.to_json())

@@ -26,6 +26,7 @@ use nimbus_store::{Cluster, ServiceDb};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
+pub use query::caught as jsonata_caught;
 pub use start::Start;
 pub use states::run_one;
 pub use tokens::{answer as answer_token, TokenSignal};

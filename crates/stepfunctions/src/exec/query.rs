@@ -94,6 +94,21 @@ pub fn located(at: &Entered<'_>, mut failure: Failure) -> Failure {
     failure
 }
 
+/// A JSONata catcher's output for `failure` (TestState's `CAUGHT_ERROR`): its `Output` with
+/// `$states.errorOutput`, else the error itself.
+pub fn caught(
+    catcher: &Value,
+    input: &Value,
+    failure: &Failure,
+    variables: serde_json::Map<String, Value>,
+) -> Value {
+    let error = failure.to_json();
+    let context = json!({crate::asl::path::VARIABLES: variables});
+    let states = States { error_output: Some(&error), ..inputs(input, &context) };
+    let scope = Scope::new(false, json!({}), serde_json::Map::new());
+    finish(&scope, catcher, "", &states, error.clone()).unwrap_or_else(|f| f.to_json())
+}
+
 /// The details of the `EvaluationFailed` event AWS records when a state's own JSONata fails.
 pub fn evaluation_failed(state: &str, entered_id: i64, failure: &Failure) -> Option<Value> {
     let own = format!(
