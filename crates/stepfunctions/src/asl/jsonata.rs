@@ -83,24 +83,33 @@ impl States<'_> {
 }
 
 /// `template` with every `{% … %}` string replaced by its value; `field` names where it is
-/// (`Output`, `Arguments/Payload`…) for error messages.
+/// (`Output`, `Arguments/Payload`…) for error messages. One evaluator serves all its expressions.
 pub fn fill(template: &Value, states: &States<'_>, field: &str) -> Result<Value, Failure> {
+    fill_with(template, states, field, &mut None)
+}
+
+fn fill_with(
+    template: &Value,
+    states: &States<'_>,
+    field: &str,
+    session: &mut Option<Evaluator>,
+) -> Result<Value, Failure> {
     match template {
         Value::String(text) => match expression(text) {
-            Some(expr) => evaluate(expr, states, field),
+            Some(expr) => evaluate_with(expr, states, field, session),
             None => Ok(template.clone()),
         },
         Value::Object(fields) => {
             let mut out = Map::new();
             for (key, value) in fields {
-                out.insert(key.clone(), fill(value, states, &format!("{field}/{key}"))?);
+                out.insert(key.clone(), fill_with(value, states, &format!("{field}/{key}"), session)?);
             }
             Ok(Value::Object(out))
         }
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| fill(item, states, &format!("{field}[{i}]")))
+            .map(|(i, item)| fill_with(item, states, &format!("{field}[{i}]"), session))
             .collect::<Result<_, _>>()
             .map(Value::Array),
         other => Ok(other.clone()),
@@ -109,15 +118,12 @@ pub fn fill(template: &Value, states: &States<'_>, field: &str) -> Result<Value,
 
 /// One expression's value; nothing (undefined) is an error, as in AWS.
 pub fn evaluate(expr: &str, states: &States<'_>, field: &str) -> Result<Value, Failure> {
-    let failed = |message: String| {
-        Failure::new(
-            ERROR,
-            format!(
-                "The JSONata expression '{expr}' specified for the field '{field}' threw an error: {message}"
-            ),
-        )
-    };
-    let ast = jsonata_core::parser::parse(expr).map_err(|e| failed(e.to_string()))?;
+    evaluate_with(expr, states, field, &mut None)
+}
+
+/// An evaluator with `$states`, the variables and Step Functions' functions bound, and the
+/// budgets that keep an expression from holding the server.
+fn evaluator(states: &States<'_>) -> Result<Evaluator, EvaluatorError> {
     let (bound, variables) = states.bindings();
     let mut context = Context::new();
     context.bind("states".into(), bound);
@@ -131,7 +137,29 @@ pub fn evaluate(expr: &str, states: &States<'_>, field: &str) -> Result<Value, F
         ..EvaluatorOptions::default()
     };
     let mut evaluator = Evaluator::with_options(context, options);
-    functions(&mut evaluator).map_err(|e| failed(e.message().to_owned()))?;
+    functions(&mut evaluator)?;
+    Ok(evaluator)
+}
+
+fn evaluate_with(
+    expr: &str,
+    states: &States<'_>,
+    field: &str,
+    session: &mut Option<Evaluator>,
+) -> Result<Value, Failure> {
+    let failed = |message: String| {
+        Failure::new(
+            ERROR,
+            format!(
+                "The JSONata expression '{expr}' specified for the field '{field}' threw an error: {message}"
+            ),
+        )
+    };
+    let ast = jsonata_core::parser::parse(expr).map_err(|e| failed(e.to_string()))?;
+    let evaluator = match session {
+        Some(evaluator) => evaluator,
+        None => session.insert(evaluator(states).map_err(|e| failed(e.message().to_owned()))?),
+    };
     let value = evaluator.evaluate(&ast, &JValue::Undefined).map_err(|e| failed(e.message().to_owned()))?;
     if value.is_undefined() {
         return Err(Failure::new(
