@@ -243,6 +243,8 @@ def test_update_map_run_changes_a_running_map(sfn, virtual):
         "End": True}}})
     execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     runs = wait_until(lambda: sfn.list_map_runs(executionArn=execution)["mapRuns"], timeout=10, what="the map run")
+    about = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])
+    assert (about["status"], about["itemCounts"]["running"], about["itemCounts"]["succeeded"]) == ("RUNNING", 3, 0)
     # More concurrency and one tolerated failure, while the first item waits.
     sfn.update_map_run(mapRunArn=runs[0]["mapRunArn"], maxConcurrency=3, toleratedFailureCount=1)
 

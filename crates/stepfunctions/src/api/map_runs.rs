@@ -60,6 +60,9 @@ pub fn list(engine: &Engine, input: &Input<'_>) -> Answer {
 
 pub fn describe(engine: &Engine, input: &Input<'_>) -> Answer {
     let mut doc = map_run(engine, input.required("mapRunArn")?)?;
+    if doc["status"] == "RUNNING" {
+        crate::exec::map_runs::progress(engine, &mut doc);
+    }
     doc["startDate"] = seconds(doc["startDate"].as_i64().unwrap_or(0));
     if let Some(stop) = doc["stopDate"].as_i64() {
         doc["stopDate"] = seconds(stop);

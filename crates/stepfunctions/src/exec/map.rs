@@ -99,7 +99,7 @@ pub async fn run(
         map_runs::started(run, arn, item_count, total, &limits);
         map_runs::Live::register(&run.engine, arn, gate.clone(), max)
     });
-    let outcomes = iterate(run, at, inputs, *cursor, distributed, gate).await;
+    let outcomes = iterate(run, at, inputs, *cursor, distributed, gate, live.clone()).await;
     // UpdateMapRun may have changed the thresholds while the items ran.
     let (tolerated_count, tolerated_percent) = match live.and_then(|live| live.finish(&run.engine)) {
         Some(updated) => updated,
@@ -156,6 +156,7 @@ async fn iterate(
     started: Cursor,
     distributed: bool,
     gate: Arc<tokio::sync::Semaphore>,
+    live: Option<Arc<map_runs::Live>>,
 ) -> Vec<Outcome> {
     let state = at.state;
     let processor =
@@ -204,6 +205,9 @@ async fn iterate(
     while let Some(joined) = set.join_next().await {
         let Ok(outcome) = joined else { continue };
         let failed = outcome.2.is_err();
+        if let Some(live) = &live {
+            live.done(failed);
+        }
         let index = outcome.0;
         outcomes[index] = Some(outcome);
         if failed && !tolerates {

@@ -30,22 +30,56 @@ pub struct Live {
     gate: Arc<Semaphore>,
     max: Mutex<usize>,
     tolerated: Mutex<Option<Tolerated>>,
+    /// Iterations ended so far: succeeded, failed.
+    ended: Mutex<(usize, usize)>,
 }
 
 type Tolerated = (Option<u64>, Option<f64>);
 
 impl Live {
     pub fn register(engine: &Engine, arn: &str, gate: Arc<Semaphore>, max: usize) -> Arc<Live> {
-        let live =
-            Arc::new(Live { arn: arn.to_owned(), gate, max: Mutex::new(max), tolerated: Mutex::default() });
+        let live = Arc::new(Live {
+            arn: arn.to_owned(),
+            gate,
+            max: Mutex::new(max),
+            tolerated: Mutex::default(),
+            ended: Mutex::default(),
+        });
         engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_owned(), live.clone());
         live
+    }
+
+    /// Counts an iteration that ended.
+    pub fn done(&self, failed: bool) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if failed {
+            ended.1 += 1;
+        } else {
+            ended.0 += 1;
+        }
     }
 
     /// Unregisters the map run; the thresholds UpdateMapRun set, if it did.
     pub fn finish(&self, engine: &Engine) -> Option<Tolerated> {
         engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.arn);
         *self.tolerated.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running map run's document with its counts as they are now (when it runs on this node).
+pub fn progress(engine: &Engine, doc: &mut Value) {
+    let arn = doc["mapRunArn"].as_str().unwrap_or_default();
+    let Some(live) = engine.map_runs.lock().unwrap_or_else(|p| p.into_inner()).get(arn).cloned() else {
+        return;
+    };
+    let (succeeded, failed) = *live.ended.lock().unwrap_or_else(|p| p.into_inner());
+    let executions = doc["executionCounts"]["total"].as_u64().unwrap_or(0) as usize;
+    for key in ["itemCounts", "executionCounts"] {
+        let total = doc[key]["total"].as_u64().unwrap_or(0) as usize;
+        // Batches end as a whole: the item counts follow the executions' share.
+        let share = |n: usize| if key == "itemCounts" { n * total / executions.max(1) } else { n };
+        let (s, f) = (share(succeeded), share(failed));
+        doc[key] = counts(0, total.saturating_sub(s + f), s, f, 0);
     }
 }
 
