@@ -257,3 +257,16 @@ def test_update_map_run_changes_a_running_map(sfn, virtual):
     assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
     about = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])
     assert (about["status"], about["itemCounts"]["failed"], about["maxConcurrency"]) == ("SUCCEEDED", 1, 3)
+
+
+def test_jsonata_activity_task(sfn):
+    activity = sfn.create_activity(name=unique_name("act-jsonata"))["activityArn"]
+    arn = machine(sfn, {"QueryLanguage": "JSONata", "StartAt": "Work", "States": {"Work": {
+        "Type": "Task", "Resource": activity, "Arguments": {"job": "{% $states.input.job * 2 %}"},
+        "HeartbeatSeconds": "{% 600 %}", "Output": "{% $states.result.done + 1 %}", "End": True}}})
+    execution = sfn.start_execution(stateMachineArn=arn, input='{"job": 21}')["executionArn"]
+    task = sfn.get_activity_task(activityArn=activity, workerName="worker-1")
+    assert json.loads(task["input"]) == {"job": 42}
+    sfn.send_task_success(taskToken=task["taskToken"], output='{"done": 42}')
+    assert finished(sfn, execution)["output"] == "43"
+    sfn.delete_activity(activityArn=activity)
