@@ -270,3 +270,22 @@ def test_jsonata_activity_task(sfn):
     sfn.send_task_success(taskToken=task["taskToken"], output='{"done": 42}')
     assert finished(sfn, execution)["output"] == "43"
     sfn.delete_activity(activityArn=activity)
+
+
+def test_jsonata_task_token_round_trip(sfn, virtual):
+    sqs = aws_client("sqs", virtual.endpoint)
+    queue = sqs.create_queue(QueueName=unique_name("sfn-jsonata-q"))["QueueUrl"]
+    arn = machine(sfn, {"QueryLanguage": "JSONata", "StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Arguments": {"QueueUrl": queue, "MessageBody": {"token": "{% $states.context.Task.Token %}",
+                                                          "order": "{% $states.input.order %}"}},
+        "Output": {"approved": "{% $states.result.approved %}", "order": "{% $states.input.order %}"},
+        "End": True}}})
+    execution = sfn.start_execution(stateMachineArn=arn, input='{"order": 7}')["executionArn"]
+    messages = wait_until(lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages"),
+                          timeout=20, what="the task's message")
+    body = json.loads(messages[0]["Body"])
+    assert body["order"] == 7
+    sfn.send_task_success(taskToken=body["token"], output='{"approved": true}')
+    described = finished(sfn, execution)
+    assert json.loads(described["output"]) == {"approved": True, "order": 7}
