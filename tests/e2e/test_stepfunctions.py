@@ -146,10 +146,10 @@ def test_history_shapes_and_listing(sfn):
     machine_arn = described["stateMachineArn"]
     for _ in range(2):
         sfn.start_execution(stateMachineArn=machine_arn)
-    listed = sfn.list_executions(stateMachineArn=machine_arn, statusFilter="FAILED", maxResults=2)
-    assert len(listed["executions"]) == 2
     wait_until(lambda: len(sfn.list_executions(stateMachineArn=machine_arn, statusFilter="FAILED")["executions"]) == 3,
                what="three failed executions")
+    listed = sfn.list_executions(stateMachineArn=machine_arn, statusFilter="FAILED", maxResults=2)
+    assert len(listed["executions"]) == 2 and listed["nextToken"]
     for_execution = sfn.describe_state_machine_for_execution(executionArn=described["executionArn"])
     assert json.loads(for_execution["definition"]) == definition
 

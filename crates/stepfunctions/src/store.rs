@@ -29,6 +29,11 @@ pub const SCHEMA: Schema = Schema {
              execution TEXT NOT NULL, input TEXT NOT NULL, created_ms BIGINT NOT NULL, worker TEXT);
          CREATE INDEX activity_tasks_waiting ON activity_tasks (activity, created_ms);",
         ),
+        Migration::both(
+            "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution TEXT NOT NULL, status TEXT NOT NULL,
+             start_ms BIGINT NOT NULL, doc TEXT NOT NULL);
+         CREATE INDEX map_runs_by_execution ON map_runs (execution, start_ms);",
+        ),
     ],
 };
 

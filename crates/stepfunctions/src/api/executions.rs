@@ -101,7 +101,10 @@ pub fn machine_for(engine: &Engine, input: &Input<'_>) -> Answer {
 }
 
 pub fn list(engine: &Engine, input: &Input<'_>) -> Answer {
-    let arn = input.str("stateMachineArn").or(input.str("mapRunArn")).unwrap_or_default();
+    if let Some(map_run) = input.str("mapRunArn") {
+        return list_children(engine, map_run, input);
+    }
+    let arn = input.str("stateMachineArn").unwrap_or_default();
     let (machine, _) = resolve_machine(engine, arn)?;
     if machine["type"] == "EXPRESS" {
         return Err(AwsError::new(
@@ -131,6 +134,30 @@ pub fn list(engine: &Engine, input: &Input<'_>) -> Answer {
                 item["stopDate"] = seconds(stop);
             }
             item
+        })
+        .collect();
+    page(items, input, "executions", 100)
+}
+
+/// ListExecutions(mapRunArn): a distributed Map's child executions.
+fn list_children(engine: &Engine, map_run: &str, input: &Input<'_>) -> Answer {
+    super::map_runs::map_run(engine, map_run)?;
+    let filter = input.str("statusFilter");
+    let docs = store::docs(
+        &engine.db,
+        "SELECT doc FROM executions WHERE machine = ?1 ORDER BY start_ms DESC, arn",
+        &params![map_run],
+    )
+    .map_err(db_error)?;
+    let items = docs
+        .into_iter()
+        .filter(|d| filter.is_none_or(|f| d["status"] == f))
+        .map(|d| {
+            json!({
+                "executionArn": d["executionArn"], "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+                "status": d["status"], "startDate": seconds(d["startDate"].as_i64().unwrap_or(0)),
+                "stopDate": seconds(d["stopDate"].as_i64().unwrap_or(0)), "mapRunArn": map_run, "redriveCount": 0,
+            })
         })
         .collect();
     page(items, input, "executions", 100)
@@ -176,9 +203,19 @@ pub fn stop(engine: &Engine, input: &Input<'_>) -> Answer {
         }
     }
     if store::save_execution(&engine.db, &doc, true).map_err(db_error)? {
+        let map_runs = crate::exec::map_runs::abort(&engine.db, arn, now).map_err(db_error)?;
         match engine.local_run(arn) {
             Some(run) => {
                 let mut cursor = run.last_event();
+                for _ in &map_runs {
+                    run.record(&mut cursor, "MapRunAborted", None);
+                }
+                let current = run.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(kind) =
+                    current.filter(|k| matches!(k.as_str(), "Task" | "Wait" | "Map" | "Parallel"))
+                {
+                    run.record(&mut cursor, &format!("{kind}StateAborted"), None);
+                }
                 run.record(&mut cursor, "ExecutionAborted", Some(("executionAbortedEventDetails", details)));
             }
             None => {

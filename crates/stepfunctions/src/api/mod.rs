@@ -3,6 +3,7 @@
 mod activities;
 mod executions;
 mod machines;
+mod map_runs;
 mod testing;
 
 use std::sync::Arc;
@@ -63,11 +64,9 @@ fn blocking(engine: &Arc<Engine>, region: &str, operation: &str, input: &Input<'
         "DescribeActivity" => activities::describe(engine, input),
         "ListActivities" => activities::list(engine, input),
         "DeleteActivity" => activities::delete(engine, input),
-        "ListMapRuns" | "DescribeMapRun" | "UpdateMapRun" => Err(AwsError::new(
-            400,
-            "UnsupportedOperation",
-            format!("nimbus does not implement {operation} yet"),
-        )),
+        "ListMapRuns" => map_runs::list(engine, input),
+        "DescribeMapRun" => map_runs::describe(engine, input),
+        "UpdateMapRun" => map_runs::update(engine, input),
         other => Err(AwsError::new(400, "UnknownOperationException", format!("Unknown operation {other}"))),
     }
 }
@@ -173,7 +172,7 @@ pub fn describe_execution(doc: &Value) -> Value {
         out["output"] = doc["output"].clone();
         out["outputDetails"] = json!({"included": true});
     }
-    for key in ["error", "cause", "stateMachineVersionArn", "stateMachineAliasArn"] {
+    for key in ["error", "cause", "stateMachineVersionArn", "stateMachineAliasArn", "mapRunArn"] {
         if let Some(value) = doc.get(key).filter(|v| !v.is_null()) {
             out[key] = value.clone();
         }

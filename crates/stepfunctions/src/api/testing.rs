@@ -115,13 +115,23 @@ fn as_machine(state: &Value) -> Value {
 
 pub async fn test_state(engine: &Arc<Engine>, region: &str, input: &Input<'_>) -> Answer {
     let text = input.required("definition")?;
-    let definition: Value = serde_json::from_str(text).map_err(|e| {
+    let mut definition: Value = serde_json::from_str(text).map_err(|e| {
         AwsError::new(
             400,
             "InvalidDefinition",
             format!("Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {e}'"),
         )
     })?;
+    if definition.get("States").is_some() {
+        crate::asl::jsonata::annotate(&mut definition);
+    }
+    let variables = match input.str("variables") {
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(variables)) => variables,
+            _ => return Err(AwsError::validation("The variables must be a JSON object")),
+        },
+        None => serde_json::Map::new(),
+    };
     let (name, state) = match (definition.get("States"), input.str("stateName")) {
         (Some(states), Some(name)) => {
             let state = states.get(name).cloned().ok_or_else(|| {
@@ -150,7 +160,7 @@ pub async fn test_state(engine: &Arc<Engine>, region: &str, input: &Input<'_>) -
         map.remove("Catch");
     }
     let (run, _stop) = engine.new_run(&doc, false, 0);
-    let result = crate::exec::run_one(&run, &name, &bare, state_input.clone()).await;
+    let result = crate::exec::run_one(&run, &name, &bare, state_input.clone(), variables.clone()).await;
     engine.forget(&run.arn);
     let mut out = match result {
         Ok((output, next)) => {
@@ -173,6 +183,9 @@ pub async fn test_state(engine: &Arc<Engine>, region: &str, input: &Input<'_>) -
                 out["status"] = json!("CAUGHT_ERROR");
                 out["nextState"] = catcher["Next"].clone();
                 let caught = match catcher.get("ResultPath") {
+                    _ if crate::asl::jsonata::is_jsonata(&state) => {
+                        crate::exec::jsonata_caught(catcher, &state_input, &failure, variables)
+                    }
                     None => failure.to_json(),
                     Some(Value::Null) => state_input.clone(),
                     Some(p) => path::set(state_input.clone(), p.as_str().unwrap_or("$"), failure.to_json())

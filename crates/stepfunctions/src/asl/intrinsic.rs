@@ -341,7 +341,7 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, Failure> {
     }
 }
 
-fn hash(data: &[u8], algorithm: &str) -> Result<String, Failure> {
+pub(crate) fn hash(data: &[u8], algorithm: &str) -> Result<String, Failure> {
     use sha2::Digest;
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()

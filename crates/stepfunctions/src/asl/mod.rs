@@ -3,6 +3,7 @@
 
 pub mod choice;
 pub mod intrinsic;
+pub mod jsonata;
 pub mod path;
 pub mod template;
 pub mod validate;

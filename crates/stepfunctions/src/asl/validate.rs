@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::{choice, intrinsic, path, template};
+use super::{choice, intrinsic, jsonata, path, template};
 
 const TYPES: &[&str] = &["Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"];
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
@@ -91,6 +91,16 @@ fn allowed(kind: &str) -> Vec<&'static str> {
     if matches!(kind, "Task" | "Wait" | "Parallel" | "Map") {
         fields.push("Assign");
     }
+    // JSONata's fields (refused in JSONPath states with AWS's message by `jsonata::validate`).
+    if kind != "Fail" {
+        fields.push("Output");
+    }
+    if matches!(kind, "Task" | "Parallel") {
+        fields.push("Arguments");
+    }
+    if kind == "Map" {
+        fields.push("Items");
+    }
     let _ = FLOW;
     fields
 }
@@ -101,7 +111,10 @@ pub fn definition(text: &str) -> Result<Value, String> {
         .map_err(|e| format!("Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {e}'"))?;
     let mut errors = Vec::new();
     match value.as_object() {
-        Some(top) => machine(top, "", true, &mut errors),
+        Some(top) => {
+            let jsonata = jsonata::validate::language(top, false, "", &mut errors);
+            machine(top, "", true, jsonata, &mut errors)
+        }
         None => errors.push("SCHEMA_VALIDATION_FAILED: The definition must be a JSON object at /".to_owned()),
     }
     if errors.is_empty() {
@@ -116,7 +129,7 @@ fn schema(errors: &mut Vec<String>, message: impl std::fmt::Display, at: &str) {
 }
 
 /// A state machine or a branch/processor of one at JSON pointer `at`.
-fn machine(top: &Map<String, Value>, at: &str, root: bool, errors: &mut Vec<String>) {
+fn machine(top: &Map<String, Value>, at: &str, root: bool, jsonata: bool, errors: &mut Vec<String>) {
     let mut missing: Vec<&str> =
         ["StartAt", "States"].into_iter().filter(|k| !top.contains_key(*k)).collect();
     missing.sort_unstable();
@@ -132,14 +145,6 @@ fn machine(top: &Map<String, Value>, at: &str, root: bool, errors: &mut Vec<Stri
     for key in top.keys().filter(|k| !known.contains(&k.as_str())) {
         schema(errors, format!("Field '{key}' is not supported"), at);
     }
-    if top.get("QueryLanguage").and_then(Value::as_str) == Some("JSONata") {
-        schema(
-            errors,
-            "The QueryLanguage 'JSONata' is not supported by nimbus yet; use JSONPath",
-            &format!("{at}/QueryLanguage"),
-        );
-        return;
-    }
     let Some(states) = top["States"].as_object() else {
         schema(errors, "The value for the field 'States' must be an OBJECT", &format!("{at}/States"));
         return;
@@ -152,7 +157,7 @@ fn machine(top: &Map<String, Value>, at: &str, root: bool, errors: &mut Vec<Stri
     for (name, state) in states {
         let here = format!("{at}/States/{name}");
         match state.as_object() {
-            Some(fields) => one_state(name, fields, states, &here, errors),
+            Some(fields) => one_state(name, fields, states, &here, jsonata, errors),
             None => schema(errors, "The value for the state must be an OBJECT", &here),
         }
     }
@@ -193,6 +198,7 @@ fn one_state(
     state: &Map<String, Value>,
     states: &Map<String, Value>,
     at: &str,
+    machine_jsonata: bool,
     errors: &mut Vec<String>,
 ) {
     let Some(kind) = state.get("Type").and_then(Value::as_str) else {
@@ -211,13 +217,8 @@ fn one_state(
     for key in state.keys().filter(|k| !fields.contains(&k.as_str())) {
         schema(errors, format!("Field '{key}' is not supported"), at);
     }
-    if state.get("QueryLanguage").and_then(Value::as_str) == Some("JSONata") {
-        schema(
-            errors,
-            "The QueryLanguage 'JSONata' is not supported by nimbus yet; use JSONPath",
-            &format!("{at}/QueryLanguage"),
-        );
-    }
+    let jsonata = jsonata::validate::language(state, machine_jsonata, at, errors);
+    jsonata::validate::fields(kind, state, jsonata, at, errors);
     let flows = !matches!(kind, "Choice" | "Succeed" | "Fail");
     if flows {
         let end = state.get("End").and_then(Value::as_bool) == Some(true);
@@ -266,7 +267,7 @@ fn one_state(
         }
     }
     for field in ["Parameters", "ResultSelector", "ItemSelector", "Assign"] {
-        if let Some(t) = state.get(field) {
+        if let Some(t) = state.get(field).filter(|_| !jsonata) {
             if let Err(message) = template::check(t) {
                 schema(errors, message, &format!("{at}/{field}"));
             }
@@ -334,7 +335,9 @@ fn one_state(
                             None => schema(errors, "These fields are required: [Next]", &here),
                             next => check_target(errors, next, "Next", &here),
                         }
-                        choice_rule(rule, &here, errors);
+                        if !jsonata {
+                            choice_rule(rule, &here, errors);
+                        }
                     }
                 }
                 _ => schema(errors, "These fields are required: [Choices]", at),
@@ -349,7 +352,7 @@ fn one_state(
             if count != 1 {
                 schema(errors, "A Wait state must have exactly one of 'Seconds', 'Timestamp', 'SecondsPath' or 'TimestampPath'", at);
             }
-            if let Some(ts) = state.get("Timestamp") {
+            if let Some(ts) = state.get("Timestamp").filter(|t| !jsonata::validate::is_expression(Some(t))) {
                 if ts.as_str().and_then(choice::timestamp).is_none() {
                     schema(
                         errors,
@@ -363,7 +366,7 @@ fn one_state(
             Some(branches) if !branches.is_empty() => {
                 for (i, branch) in branches.iter().enumerate() {
                     match branch.as_object() {
-                        Some(b) => machine(b, &format!("{at}/Branches[{i}]"), false, errors),
+                        Some(b) => machine(b, &format!("{at}/Branches[{i}]"), false, machine_jsonata, errors),
                         None => schema(errors, "A branch must be an OBJECT", &format!("{at}/Branches[{i}]")),
                     }
                 }
@@ -373,7 +376,7 @@ fn one_state(
         "Map" => {
             let processor = state.get("ItemProcessor").or_else(|| state.get("Iterator"));
             match processor.and_then(Value::as_object) {
-                Some(p) => machine(p, &format!("{at}/ItemProcessor"), false, errors),
+                Some(p) => machine(p, &format!("{at}/ItemProcessor"), false, machine_jsonata, errors),
                 None => schema(errors, "These fields are required: [ItemProcessor]", at),
             }
             if let Some(p) = state.get("ItemsPath").and_then(Value::as_str) {
@@ -449,10 +452,25 @@ mod tests {
         assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Task","End":true}}}"#).contains("[Resource]"));
         assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true,"Bogus":1}}}"#)
             .contains("'Bogus' is not supported"));
-        assert!(error(
-            r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#
+        assert!(definition(
+            r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Pass","Output":"{% $states.input %}","End":true}}}"#
         )
-        .contains("JSONata"));
+        .is_ok());
+        assert_eq!(
+            error(r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Pass","InputPath":"$","End":true}}}"#),
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: The QueryLanguage is set to 'JSONata', \
+             but field 'InputPath' is only supported for the 'JSONPath' QueryLanguage at /States/A'"
+        );
+        assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Output":{},"End":true}}}"#)
+            .contains("field 'Output' is only supported for the 'JSONata' QueryLanguage at /States/A"));
+        assert!(error(r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Pass","QueryLanguage":"JSONPath","End":true}}}"#)
+            .contains("'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine at /States/A"));
+        assert!(error(r#"{"QueryLanguage":"JSONata","StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.a","IsNull":true,"Next":"C"}]}}}"#)
+            .contains("These fields are required: [Condition] at /States/C/Choices[0]"));
+        assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","QueryLanguage":"JSONata","Output":"{% [1, %}","End":true}}}"#)
+            .contains("INVALID_JSONATA_EXPRESSION"));
+        assert!(error(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Assign":"{% 1 %}","End":true}}}"#)
+            .contains("The value for the field 'Assign' must be an OBJECT at /States/A/Assign"));
         let parallel = r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,"Branches":[{"StartAt":"X","States":{"X":{"Type":"Pass","Next":"Y"}}}]}}}"#;
         assert!(error(parallel).contains("/States/P/Branches[0]/States/X/Next"));
         let retry = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true,"Retry":[{"ErrorEquals":["E"],"BackoffRate":0.5,"JitterStrategy":"SOME"}]}}}"#;

@@ -23,9 +23,13 @@ pub async fn run(
 ) -> Result<Value, Failure> {
     let state = at.state;
     let arn = state["Resource"].as_str().unwrap_or_default();
-    let timeout = seconds_field(state, "TimeoutSeconds", &effective)?.unwrap_or(99_999_999);
-    let heartbeat = seconds_field(state, "HeartbeatSeconds", &effective)?;
-    let params = parameters(state, &effective, context)?;
+    let timeout = seconds_field(state, "TimeoutSeconds", &effective, context)?.unwrap_or(99_999_999);
+    let heartbeat = seconds_field(state, "HeartbeatSeconds", &effective, context)?;
+    let params = if crate::asl::jsonata::is_jsonata(state) {
+        super::query::arguments(state, &effective, context)?
+    } else {
+        parameters(state, &effective, context)?
+    };
     let resumed = resume.as_ref().and_then(|c| c["token"].as_str()).map(str::to_owned);
     let engine = &run.engine;
     if resumed.is_none() {

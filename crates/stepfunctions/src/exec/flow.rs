@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use super::states::{input_path, output_path, parameters, result_path, run_machine, Entered, Scope};
-use super::{Cursor, Run, Step};
+use super::{query, Cursor, Run, Step};
+use crate::asl::jsonata::States;
 use crate::asl::{matches, path, template, Failure};
 
 pub async fn run_with_policies(
@@ -17,6 +18,7 @@ pub async fn run_with_policies(
     cursor: &mut Cursor,
 ) -> Step {
     let state = at.state;
+    let jsonata = crate::asl::jsonata::is_jsonata(state);
     let retriers = state["Retry"].as_array().cloned().unwrap_or_default();
     let mut counts = vec![0u32; retriers.len()];
     let mut retries = 0;
@@ -24,6 +26,9 @@ pub async fn run_with_policies(
         let context = super::states::context(run, &at, retries);
         let resume = at.resume.take();
         let result = match kind {
+            "Task" if jsonata => {
+                super::task::run(run, &at, input.clone(), &context, cursor, resume, &input).await
+            }
             "Task" => match input_path(state, &input) {
                 Ok(effective) => {
                     super::task::run(run, &at, effective, &context, cursor, resume, &input).await
@@ -34,13 +39,26 @@ pub async fn run_with_policies(
             "Map" => super::map::run(run, &at, &input, &context, cursor).await,
             other => Err(Failure::runtime(format!("Unknown state type {other}"))),
         };
-        let result = result.and_then(|r| match state.get("ResultSelector") {
-            Some(selector) => template::fill(selector, &r, &context),
-            None => Ok(r),
-        });
-        let failure = match result.and_then(|r| at.scope.assign(state, &r, &context).map(|()| r)) {
-            Ok(result) => return Ok((output_path(state, result_path(state, input, result)?)?, at.next())),
-            Err(failure) => failure,
+        let failure = if jsonata {
+            let finished = result.and_then(|r| {
+                let states = States { result: Some(&r), ..query::inputs(&input, &context) };
+                query::finish(at.scope, state, "", &states, r.clone())
+            });
+            match finished {
+                Ok(output) => return Ok((output, at.next())),
+                Err(failure) => query::located(&at, failure),
+            }
+        } else {
+            let result = result.and_then(|r| match state.get("ResultSelector") {
+                Some(selector) => template::fill(selector, &r, &context),
+                None => Ok(r),
+            });
+            match result.and_then(|r| at.scope.assign(state, &r, &context).map(|()| r)) {
+                Ok(result) => {
+                    return Ok((output_path(state, result_path(state, input, result)?)?, at.next()))
+                }
+                Err(failure) => failure,
+            }
         };
         if let Some(delay_ms) = retry_delay(&retriers, &mut counts, &failure.error) {
             retries += 1;
@@ -49,8 +67,15 @@ pub async fn run_with_policies(
             nimbus_api::clock::sleep_until(run.engine.clock.as_ref(), until).await;
             continue;
         }
-        for catcher in state["Catch"].as_array().into_iter().flatten() {
+        for (i, catcher) in state["Catch"].as_array().into_iter().flatten().enumerate() {
             let errors = catcher["ErrorEquals"].as_array().cloned().unwrap_or_default();
+            if matches(&errors, &failure.error) && jsonata {
+                let error = failure.to_json();
+                let states = States { error_output: Some(&error), ..query::inputs(&input, &context) };
+                let output = query::finish(at.scope, catcher, &format!("Catch[{i}]"), &states, error.clone())
+                    .map_err(|f| query::located(&at, f))?;
+                return Ok((output, catcher["Next"].as_str().map(str::to_owned)));
+            }
             if matches(&errors, &failure.error) {
                 at.scope.assign(catcher, &failure.to_json(), &context)?;
                 let output = match catcher.get("ResultPath") {
@@ -97,7 +122,11 @@ async fn parallel(
     context: &Value,
     cursor: &mut Cursor,
 ) -> Result<Value, Failure> {
-    let effective = parameters(at.state, &input_path(at.state, input)?, context)?;
+    let effective = if crate::asl::jsonata::is_jsonata(at.state) {
+        query::arguments(at.state, input, context)?
+    } else {
+        parameters(at.state, &input_path(at.state, input)?, context)?
+    };
     run.record(cursor, "ParallelStateStarted", None);
     let branches = at.state["Branches"].as_array().cloned().unwrap_or_default();
     let mut set = JoinSet::new();

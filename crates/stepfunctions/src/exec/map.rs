@@ -10,8 +10,8 @@ use tokio::task::JoinSet;
 
 use super::reader;
 use super::states::{input_path, run_machine, Entered, Scope};
-use super::{Cursor, Run};
-use crate::asl::{path, template, Failure};
+use super::{map_runs, query, Cursor, Run};
+use crate::asl::{path, Failure};
 
 type Outcome = (usize, Value, Result<Value, Failure>);
 
@@ -27,9 +27,25 @@ pub async fn run(
 ) -> Result<Value, Failure> {
     let state = at.state;
     let distributed = state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
-    let effective = input_path(state, input)?;
+    let jsonata = crate::asl::jsonata::is_jsonata(state);
+    let effective = if jsonata { input.clone() } else { input_path(state, input)? };
     let items = match state.get("ItemReader") {
-        Some(item_reader) => reader::read(run, item_reader, &effective, context).await?,
+        Some(item_reader) => reader::read(run, state, item_reader, &effective, context).await?,
+        None if jsonata => {
+            let items = match state.get("Items") {
+                Some(t) => query::payload(state, t, &effective, context, "Items")?,
+                None => effective.clone(),
+            };
+            match items {
+                Value::Array(items) => items,
+                other => {
+                    return Err(Failure::new(
+                        crate::asl::jsonata::ERROR,
+                        format!("The Items field must be a JSON array, not {other}"),
+                    ))
+                }
+            }
+        }
         None => {
             let items_path = state["ItemsPath"].as_str().unwrap_or("$");
             match path::select(&effective, items_path).map_err(|e| Failure::runtime(e.message()))? {
@@ -48,12 +64,13 @@ pub async fn run(
         let mut item_context = context.clone();
         item_context["Map"] = json!({"Item": {"Index": index, "Value": item}});
         inputs.push(match &selector {
-            Some(t) => template::fill(t, &effective, &item_context)?,
+            Some(t) => query::payload(state, t, &effective, &item_context, "ItemSelector")?,
             None => item,
         });
     }
+    let item_count = inputs.len();
     if let Some(batcher) = state.get("ItemBatcher") {
-        inputs = reader::batch(inputs, batcher, &effective, context)?;
+        inputs = reader::batch(inputs, state, batcher, &effective, context)?;
     }
     let total = inputs.len();
     let map_run = distributed.then(|| map_run_arn(run, at));
@@ -69,15 +86,34 @@ pub async fn run(
             Some(("mapStateStartedEventDetails", json!({"length": total}))),
         ),
     };
-    let outcomes = iterate(run, at, inputs, *cursor, distributed).await;
-    let tolerated_count = state["ToleratedFailureCount"].as_u64();
-    let tolerated_percent = state["ToleratedFailurePercentage"].as_f64();
+    let max_concurrency =
+        query::number(state, "MaxConcurrency", &effective, context)?.and_then(|v| v.as_u64());
+    let tolerated_count =
+        query::number(state, "ToleratedFailureCount", &effective, context)?.and_then(|v| v.as_u64());
+    let tolerated_percent =
+        query::number(state, "ToleratedFailurePercentage", &effective, context)?.and_then(|v| v.as_f64());
+    let max = map_runs::concurrency(max_concurrency.unwrap_or(0), distributed);
+    let gate = Arc::new(tokio::sync::Semaphore::new(max));
+    let live = map_run.as_ref().map(|arn| {
+        let limits = map_runs::Limits { max_concurrency, tolerated_count, tolerated_percent };
+        map_runs::started(run, arn, item_count, total, &limits);
+        map_runs::Live::register(&run.engine, arn, gate.clone(), max)
+    });
+    let outcomes = iterate(run, at, inputs, *cursor, distributed, gate, live.clone()).await;
+    // UpdateMapRun may have changed the thresholds while the items ran.
+    let (tolerated_count, tolerated_percent) = match live.and_then(|live| live.finish(&run.engine)) {
+        Some(updated) => updated,
+        None => (tolerated_count, tolerated_percent),
+    };
     let failures = outcomes.iter().filter(|(_, _, r)| r.is_err()).count() as u64;
     let tolerated = (tolerated_count.is_none() && tolerated_percent.is_none() && failures == 0)
         || tolerated_count.is_some_and(|c| failures <= c)
         || tolerated_percent.is_some_and(|p| (failures as f64) * 100.0 / (total.max(1) as f64) <= p);
     let failed_kind = if map_run.is_some() { "MapRunFailed" } else { "MapStateFailed" };
     if !tolerated {
+        if let Some(arn) = &map_run {
+            map_runs::finished(run, at, arn, &outcomes, item_count, false);
+        }
         run.record(cursor, failed_kind, None);
         if tolerated_count.is_some() || tolerated_percent.is_some() {
             return Err(Failure::new(
@@ -89,11 +125,16 @@ pub async fn run(
         return Err(first.unwrap_or_else(|| Failure::runtime("A Map iteration failed")));
     }
     let output = match (state.get("ResultWriter"), &map_run) {
-        (Some(writer), Some(arn)) => reader::write(run, writer, arn, &outcomes, &effective, context).await,
+        (Some(writer), Some(arn)) => {
+            reader::write(run, state, writer, arn, &outcomes, &effective, context).await
+        }
         _ => Ok(Value::Array(
-            outcomes.into_iter().map(|(_, _, r)| r.unwrap_or_else(|f| f.to_json())).collect(),
+            outcomes.iter().map(|(_, _, r)| r.clone().unwrap_or_else(|f| f.to_json())).collect(),
         )),
     };
+    if let Some(arn) = &map_run {
+        map_runs::finished(run, at, arn, &outcomes, item_count, output.is_ok());
+    }
     let succeeded = if map_run.is_some() { "MapRunSucceeded" } else { "MapStateSucceeded" };
     run.record(cursor, if output.is_ok() { succeeded } else { failed_kind }, None);
     output
@@ -114,16 +155,14 @@ async fn iterate(
     inputs: Vec<Value>,
     started: Cursor,
     distributed: bool,
+    gate: Arc<tokio::sync::Semaphore>,
+    live: Option<Arc<map_runs::Live>>,
 ) -> Vec<Outcome> {
     let state = at.state;
     let processor =
         Arc::new(state.get("ItemProcessor").or_else(|| state.get("Iterator")).cloned().unwrap_or_default());
-    let limit = if distributed { 1000 } else { 40 };
-    let max =
-        state["MaxConcurrency"].as_u64().filter(|m| *m > 0).map_or(limit, |m| m.min(limit as u64) as usize);
     let tolerates =
         state.get("ToleratedFailureCount").is_some() || state.get("ToleratedFailurePercentage").is_some();
-    let gate = Arc::new(tokio::sync::Semaphore::new(max));
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut set = JoinSet::new();
     let total = inputs.len();
@@ -166,6 +205,9 @@ async fn iterate(
     while let Some(joined) = set.join_next().await {
         let Ok(outcome) = joined else { continue };
         let failed = outcome.2.is_err();
+        if let Some(live) = &live {
+            live.done(failed);
+        }
         let index = outcome.0;
         outcomes[index] = Some(outcome);
         if failed && !tolerates {

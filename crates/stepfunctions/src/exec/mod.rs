@@ -7,6 +7,8 @@ mod flow;
 mod history;
 mod journal;
 mod map;
+pub mod map_runs;
+mod query;
 mod reader;
 pub mod resume;
 mod start;
@@ -24,6 +26,7 @@ use nimbus_store::{Cluster, ServiceDb};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
+pub use query::caught as jsonata_caught;
 pub use start::Start;
 pub use states::run_one;
 pub use tokens::{answer as answer_token, TokenSignal};
@@ -48,6 +51,8 @@ pub struct Engine {
     pub activity_queued: tokio::sync::Notify,
     /// Tasks waiting for a token on this node.
     waiters: Mutex<HashMap<String, mpsc::Sender<TokenSignal>>>,
+    /// Distributed Map runs running on this node (for UpdateMapRun).
+    pub map_runs: Mutex<HashMap<String, Arc<map_runs::Live>>>,
 }
 
 impl Engine {
@@ -63,6 +68,7 @@ impl Engine {
             running: Mutex::default(),
             activity_queued: tokio::sync::Notify::new(),
             waiters: Mutex::default(),
+            map_runs: Mutex::default(),
         })
     }
 
@@ -142,6 +148,8 @@ pub struct Run {
     logger: Option<mpsc::Sender<Value>>,
     journal: journal::Journal,
     pub stop: watch::Receiver<bool>,
+    /// The type of the top-level state running now (for its `…StateAborted` event).
+    pub current: Mutex<Option<String>>,
 }
 
 /// Where a thread of states records its events from: the id of its last event.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{seconds, Run};
-use crate::asl::{path, template, Failure};
+use crate::asl::{path, Failure};
 
 fn reader_failed(cause: impl Into<String>) -> Failure {
     Failure::new("States.ItemReaderFailed", cause)
@@ -15,11 +15,13 @@ fn reader_failed(cause: impl Into<String>) -> Failure {
 
 pub async fn read(
     run: &Arc<Run>,
+    state: &Value,
     reader: &Value,
     input: &Value,
     context: &Value,
 ) -> Result<Vec<Value>, Failure> {
-    let params = template::fill(reader.get("Parameters").unwrap_or(&json!({})), input, context)?;
+    let t = reader.get("Parameters").or_else(|| reader.get("Arguments")).cloned().unwrap_or(json!({}));
+    let params = super::query::payload(state, &t, input, context, "ItemReader/Arguments")?;
     let config = reader.get("ReaderConfig").cloned().unwrap_or_default();
     let resource = reader["Resource"].as_str().unwrap_or_default();
     let bucket = params["Bucket"].as_str().unwrap_or_default();
@@ -110,13 +112,17 @@ fn csv_row(line: &str) -> Vec<String> {
 /// `MaxInputBytesPerBatch`.
 pub fn batch(
     items: Vec<Value>,
+    state: &Value,
     batcher: &Value,
     input: &Value,
     context: &Value,
 ) -> Result<Vec<Value>, Failure> {
     let max_items = batcher["MaxItemsPerBatch"].as_u64().unwrap_or(u64::MAX).max(1) as usize;
     let max_bytes = batcher["MaxInputBytesPerBatch"].as_u64().unwrap_or(256 * 1024) as usize;
-    let batch_input = batcher.get("BatchInput").map(|t| template::fill(t, input, context)).transpose()?;
+    let batch_input = batcher
+        .get("BatchInput")
+        .map(|t| super::query::payload(state, t, input, context, "ItemBatcher/BatchInput"))
+        .transpose()?;
     let mut batches = Vec::new();
     let mut current: Vec<Value> = Vec::new();
     let mut bytes = 0;
@@ -148,13 +154,15 @@ pub fn batch(
 /// `FAILED_0.json`, `manifest.json`); the Map's output names them.
 pub async fn write(
     run: &Arc<Run>,
+    state: &Value,
     writer: &Value,
     map_run: &str,
     outcomes: &[(usize, Value, Result<Value, Failure>)],
     input: &Value,
     context: &Value,
 ) -> Result<Value, Failure> {
-    let params = template::fill(writer.get("Parameters").unwrap_or(&json!({})), input, context)?;
+    let t = writer.get("Parameters").or_else(|| writer.get("Arguments")).cloned().unwrap_or(json!({}));
+    let params = super::query::payload(state, &t, input, context, "ResultWriter/Arguments")?;
     let bucket = params["Bucket"].as_str().unwrap_or_default().to_owned();
     let prefix = params["Prefix"].as_str().unwrap_or_default().trim_end_matches('/').to_owned();
     let id = map_run.rsplit(':').next().unwrap_or("run");
@@ -234,6 +242,7 @@ mod tests {
         assert!(parse("{}", &json!({})).is_err());
         let batches = batch(
             (0..5).map(|i| json!(i)).collect(),
+            &json!({}),
             &json!({"MaxItemsPerBatch": 2, "BatchInput": {"k": 1}}),
             &json!({}),
             &json!({}),

@@ -37,6 +37,7 @@ fn sweep_closed(engine: &Arc<Engine>) {
             let swept = engine.db.write(|tx| {
                 tx.execute(&format!("DELETE FROM events WHERE execution IN ({closed})"), &params![before])?;
                 tx.execute(&format!("DELETE FROM tokens WHERE execution IN ({closed})"), &params![before])?;
+                tx.execute(&format!("DELETE FROM map_runs WHERE execution IN ({closed})"), &params![before])?;
                 tx.execute(
                     "DELETE FROM executions WHERE status <> 'RUNNING' AND stop_ms < ?1",
                     &params![before],
@@ -101,6 +102,8 @@ pub fn resume_where(engine: &Arc<Engine>, nodes: Option<Vec<String>>) {
             .flatten()
             .and_then(|r| r.get::<i64>(0).ok())
             .unwrap_or(0);
+        // Map runs it had going died with it; the resumed Map starts a new one.
+        let _ = super::map_runs::abort(&engine.db, &arn, engine.now());
         let (run, stop) = engine.new_run(&doc, true, last);
         let input = match &checkpoint {
             Some(c) => c["input"].clone(),

@@ -2,7 +2,7 @@
 //! and closing them with their final status and event.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nimbus_api::AwsError;
@@ -139,8 +139,9 @@ impl Engine {
         last_event: i64,
     ) -> (Arc<Run>, watch::Sender<bool>) {
         let machine = &doc["machine"];
-        let definition: Value =
+        let mut definition: Value =
             serde_json::from_str(machine["definition"].as_str().unwrap_or("{}")).unwrap_or_default();
+        crate::asl::jsonata::annotate(&mut definition);
         let arn = doc["executionArn"].as_str().unwrap_or_default().to_owned();
         let region = arn.split(':').nth(3).unwrap_or(&self.identity.region).to_owned();
         let start_ms = doc["startDate"].as_i64().unwrap_or(0);
@@ -177,6 +178,7 @@ impl Engine {
             logger,
             journal: Default::default(),
             stop,
+            current: Mutex::default(),
         });
         let entry = (stop_sender.clone(), Arc::downgrade(&run));
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(run.arn.clone(), entry);

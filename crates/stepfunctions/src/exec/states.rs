@@ -98,8 +98,36 @@ pub fn run_machine<'a>(
                     checkpoint.as_ref(),
                 );
             }
-            let at = Entered { name: &name, state: &state, entered, scope: &scope, resume: resume.take() };
-            let (output, next) = run_state(run, &kind, at, input, cursor).await?;
+            let entered_id = *cursor;
+            if scope.top {
+                *run.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind.clone());
+            }
+            let at = Entered {
+                name: &name,
+                state: &state,
+                entered,
+                entered_id,
+                scope: &scope,
+                resume: resume.take(),
+            };
+            let (output, next) = match run_state(run, &kind, at, input, cursor).await {
+                Ok(step) => step,
+                Err(failure) => {
+                    if let Some(details) = super::query::evaluation_failed(&name, entered_id, &failure) {
+                        if run.keeps_events() {
+                            run.record(
+                                cursor,
+                                "EvaluationFailed",
+                                Some(("evaluationFailedEventDetails", details)),
+                            );
+                        }
+                    }
+                    return Err(failure);
+                }
+            };
+            if scope.top {
+                *run.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
             let text = output.to_string();
             if text.len() > crate::asl::MAX_PAYLOAD {
                 return Err(Failure::new("States.DataLimitExceeded", format!(
@@ -126,6 +154,8 @@ pub struct Entered<'a> {
     pub name: &'a str,
     pub state: &'a Value,
     pub entered: i64,
+    /// The id of its `…StateEntered` event (named in JSONata failures).
+    pub entered_id: i64,
     pub scope: &'a Scope,
     pub resume: Option<Value>,
 }
@@ -137,15 +167,24 @@ impl Entered<'_> {
 }
 
 /// One state on its own (TestState), without entering or exiting events.
-pub async fn run_one(run: &Arc<Run>, name: &str, state: &Value, input: Value) -> Step {
+pub async fn run_one(
+    run: &Arc<Run>,
+    name: &str,
+    state: &Value,
+    input: Value,
+    variables: Map<String, Value>,
+) -> Step {
     let kind = state["Type"].as_str().unwrap_or("Pass").to_owned();
-    let scope = Scope::new(false, json!({}), Map::new());
-    let at = Entered { name, state, entered: run.engine.now(), scope: &scope, resume: None };
+    let scope = Scope::new(false, json!({}), variables);
+    let at = Entered { name, state, entered: run.engine.now(), entered_id: 0, scope: &scope, resume: None };
     let mut cursor = 0;
     run_state(run, &kind, at, input, &mut cursor).await
 }
 
 async fn run_state(run: &Arc<Run>, kind: &str, at: Entered<'_>, input: Value, cursor: &mut Cursor) -> Step {
+    if crate::asl::jsonata::is_jsonata(at.state) {
+        return super::query::run_state(run, kind, at, input, cursor).await;
+    }
     let context = context(run, &at, 0);
     match kind {
         "Pass" => {

@@ -58,8 +58,8 @@ pub async fn run(
         return super::activity::run(run, at, effective, context, cursor, resume, raw).await;
     }
     let resource = parse(arn)?;
-    let timeout = seconds_field(state, "TimeoutSeconds", &effective)?.unwrap_or(99_999_999);
-    let heartbeat = seconds_field(state, "HeartbeatSeconds", &effective)?;
+    let timeout = seconds_field(state, "TimeoutSeconds", &effective, context)?.unwrap_or(99_999_999);
+    let heartbeat = seconds_field(state, "HeartbeatSeconds", &effective, context)?;
     let waits = resource.pattern == "waitForTaskToken";
     let resumed_token = resume.as_ref().and_then(|c| c["token"].as_str()).map(str::to_owned);
     let token = waits.then(|| resumed_token.clone().unwrap_or_else(new_token));
@@ -67,7 +67,11 @@ pub async fn run(
     if let Some(token) = &token {
         context["Task"] = json!({"Token": token});
     }
-    let params = parameters(state, &effective, &context)?;
+    let params = if crate::asl::jsonata::is_jsonata(state) {
+        super::query::arguments(state, &effective, &context)?
+    } else {
+        parameters(state, &effective, &context)?
+    };
     let bare = resource.service.is_empty();
     let (kind, name) =
         if bare { (String::new(), arn.to_owned()) } else { (resource.service.clone(), resource_name(arn)) };
@@ -156,9 +160,22 @@ fn resource_name(arn: &str) -> String {
     rest.split_once(':').map_or(rest, |(_, r)| r).to_owned()
 }
 
-pub(super) fn seconds_field(state: &Value, field: &str, input: &Value) -> Result<Option<i64>, Failure> {
+pub(super) fn seconds_field(
+    state: &Value,
+    field: &str,
+    input: &Value,
+    context: &Value,
+) -> Result<Option<i64>, Failure> {
     if let Some(s) = state.get(field).and_then(Value::as_i64) {
         return Ok(Some(s));
+    }
+    if let Some(value) = super::query::number(state, field, input, context)? {
+        return value.as_i64().filter(|s| *s > 0).map(Some).ok_or_else(|| {
+            Failure::new(
+                crate::asl::jsonata::ERROR,
+                format!("The {field} field must be a positive integer, not {value}"),
+            )
+        });
     }
     let Some(p) = state.get(format!("{field}Path")).and_then(Value::as_str) else { return Ok(None) };
     let value = path::select(input, p).map_err(|e| Failure::runtime(e.message()))?;
