@@ -372,13 +372,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         };
         opened.set_subscriber(Arc::new(subscriptions));
     }
-    // CloudWatch alarms take their actions (on a node alone; see the README).
-    if let Some(served) = metrics.local() {
-        let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
-        served.metrics().set_identity(&region, &account);
-        served.metrics().set_clock(clock.clone());
-        served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
-    }
     let scheduler = {
         let events = events.clone();
         lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
@@ -437,7 +430,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sandbox: sandbox.clone(),
         acceptor: &api_acceptor,
         events: &events,
+        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone())),
     })?;
+    // CloudWatch alarms take their actions (on a node alone; see the README).
+    if let Some(served) = metrics.local() {
+        let actions =
+            Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone(), ec2: ec2.clone() });
+        served.metrics().set_identity(&region, &account);
+        served.metrics().set_clock(clock.clone());
+        served.metrics().set_alarm_sink(actions, Duration::from_secs(10));
+    }
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
         if let Err(error) = ec2.get().await {
@@ -711,10 +713,12 @@ struct Ec2Wiring<'a> {
     sandbox: Arc<Sandbox>,
     acceptor: &'a ApiAcceptor,
     events: &'a Arc<lazy::Lazy<EventBridge>>,
+    /// Where target tracking policies keep their alarms (CloudWatch).
+    alarms: Arc<dyn nimbus_ec2::ScalingAlarms>,
 }
 
 fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
-    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events } = wiring;
+    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events, alarms } = wiring;
     let (vcpus, memory_mib, scale) = capacity_of(args.capacity.as_deref())?;
     let config = nimbus_ec2::Config {
         vcpus,
@@ -732,7 +736,17 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
     let ec2 = lazy::Lazy::with_paths("ec2", Protocol::Ec2, nimbus_ec2::ADMIN_PREFIX, move || {
         let (sandbox, clock, acceptor, sink) =
             (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
-        nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)
+        let ec2 = nimbus_ec2::Ec2::open(
+            &database,
+            identity.clone(),
+            config.clone(),
+            clock,
+            sandbox,
+            acceptor,
+            sink,
+        )?;
+        ec2.set_alarms(alarms.clone());
+        Ok(ec2)
     });
     let over = ec2.clone();
     let autoscaling = lazy::Lazy::new("autoscaling", Protocol::Query, move || {

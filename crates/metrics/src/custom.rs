@@ -76,6 +76,18 @@ const MAX_HISTORY: usize = 1000;
 pub trait AlarmSink: Send + Sync + 'static {
     /// `notification` is the alarm's state change as AWS sends it to SNS (and, wrapped, to Lambda).
     fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String>;
+    /// An Auto Scaling policy action of `alarm` (in ALARM): `metric` is the latest data point,
+    /// `threshold` the alarm's threshold.
+    fn scale(
+        &self,
+        policy_arn: &str,
+        alarm: &str,
+        metric: Option<f64>,
+        threshold: Option<f64>,
+    ) -> Result<(), String> {
+        let _ = (alarm, metric, threshold);
+        Err(format!("nimbus does not take Auto Scaling actions here ({policy_arn})"))
+    }
 }
 
 #[derive(Default)]

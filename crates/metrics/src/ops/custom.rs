@@ -27,6 +27,7 @@ const ALARM_MEMBERS: &[(&str, Kind)] = &[
     ("InsufficientDataActions", Kind::Strs),
     ("StateValue", Kind::Str),
     ("StateReason", Kind::Str),
+    ("StateReasonData", Kind::Str),
     ("StateUpdatedTimestamp", Kind::Time),
     ("MetricName", Kind::Str),
     ("Namespace", Kind::Str),
@@ -189,7 +190,7 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
     if context.now - updated < period {
         return; // evaluated (or set) within the current period
     }
-    let Some(statistic) = alarm["Statistic"].as_str() else { return };
+    let Some(statistic) = alarm["Statistic"].as_str().map(str::to_owned) else { return };
     let periods = alarm["EvaluationPeriods"].as_i64().unwrap_or(1).max(1);
     let needed = alarm["DatapointsToAlarm"].as_i64().unwrap_or(periods);
     let dimensions: Vec<(String, String)> =
@@ -213,7 +214,7 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
         "LessThanOrEqualToThreshold" => x <= threshold,
         _ => false,
     };
-    let values: Vec<f64> = points.iter().filter_map(|(_, p)| p.statistic(statistic)).collect();
+    let values: Vec<f64> = points.iter().filter_map(|(_, p)| p.statistic(&statistic)).collect();
     let breaching = values.iter().filter(|x| breaches(**x)).count() as i64;
     let (state, reason) = if values.is_empty() {
         match alarm["TreatMissingData"].as_str() {
@@ -232,6 +233,16 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
     if alarm["StateValue"] != state {
         alarm["StateTransitionedTimestamp"] = json!(context.now);
     }
+    // AWS's reason data: the evaluated data points, newest first.
+    alarm["StateReasonData"] = json!(json!({
+        "version": "1.0",
+        "queryDate": crate::out::Out::iso8601(context.now),
+        "statistic": statistic,
+        "period": period,
+        "recentDatapoints": values.iter().rev().collect::<Vec<_>>(),
+        "threshold": threshold,
+    })
+    .to_string());
     alarm["StateValue"] = json!(state);
     alarm["StateReason"] = json!(reason);
     alarm["StateUpdatedTimestamp"] = json!(context.now);
@@ -256,6 +267,10 @@ pub fn evaluated(context: &Context<'_>) -> Vec<Value> {
             context.store.custom.put_alarm(&name, alarm.clone());
             if alarm["StateValue"] != before["StateValue"] {
                 take_actions(context, &before, &alarm);
+            } else if alarm["StateValue"] == "ALARM" {
+                // Auto Scaling actions run again each period the alarm stays in ALARM (the
+                // policy's cooldown or warm-up paces them), as on AWS.
+                scale(context, &alarm);
             }
         }
         alarms.push(alarm);
@@ -387,8 +402,31 @@ fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
         region_name(&identity(context).0)
     );
     for action in actions {
+        if action.starts_with("arn:aws:autoscaling:") {
+            continue; // below
+        }
         if let Err(why) = sink.notify(&action, &subject, &notification) {
             eprintln!("nimbus: alarm action {action} not taken: {why}");
+        }
+    }
+    scale(context, alarm);
+}
+
+/// The alarm's Auto Scaling actions (in ALARM): each policy gets the latest data point.
+fn scale(context: &Context<'_>, alarm: &Value) {
+    let Some(sink) = context.store.custom.sink.get() else { return };
+    if alarm["ActionsEnabled"] == false || alarm["StateValue"] != "ALARM" {
+        return;
+    }
+    let reason: Value =
+        serde_json::from_str(alarm["StateReasonData"].as_str().unwrap_or_default()).unwrap_or_default();
+    let latest = reason["recentDatapoints"].get(0).and_then(Value::as_f64);
+    let threshold = alarm["Threshold"].as_f64();
+    let name = alarm["AlarmName"].as_str().unwrap_or_default();
+    let policies = alarm["AlarmActions"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    for policy in policies.filter(|a| a.starts_with("arn:aws:autoscaling:")) {
+        if let Err(why) = sink.scale(policy, name, latest, threshold) {
+            eprintln!("nimbus: alarm action {policy} not taken: {why}");
         }
     }
 }
