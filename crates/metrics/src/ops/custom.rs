@@ -89,6 +89,8 @@ fn render(alarm: &Value) -> Out {
     Out::Struct(members)
 }
 
+const STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
+
 const COMPARISONS: [&str; 7] = [
     "GreaterThanOrEqualToThreshold",
     "GreaterThanThreshold",
@@ -110,10 +112,7 @@ pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, 
     }
     let comparison = input::required_string(document, "ComparisonOperator", "ComparisonOperator")?;
     if !COMPARISONS.contains(&comparison.as_str()) {
-        return Err(CwError::invalid(format!(
-            "The parameter ComparisonOperator must be a value in the set [ {} ].",
-            COMPARISONS.join(", ")
-        )));
+        return Err(CwError::not_in_enum(&comparison, "ComparisonOperator", &COMPARISONS));
     }
     let evaluation_periods = input::integer(document, "EvaluationPeriods", "EvaluationPeriods")?
         .ok_or_else(|| CwError::missing("EvaluationPeriods"))?;
@@ -435,6 +434,9 @@ pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, C
     let names = strings(document, "AlarmNames")?;
     let prefix = input::string(document, "AlarmNamePrefix", "AlarmNamePrefix")?;
     let state = input::string(document, "StateValue", "StateValue")?;
+    if let Some(state) = state.as_deref().filter(|s| !STATES.contains(s)) {
+        return Err(CwError::not_in_enum(state, "StateValue", &STATES));
+    }
     let action = input::string(document, "ActionPrefix", "ActionPrefix")?;
     let types = strings(document, "AlarmTypes")?;
     let metric_alarms = types.is_empty() || types.iter().any(|t| t == "MetricAlarm");
@@ -494,9 +496,7 @@ pub fn set_alarm_state(context: &Context<'_>, document: &Value) -> Result<Out, C
     let name = input::required_string(document, "AlarmName", "AlarmName")?;
     let state = input::required_string(document, "StateValue", "StateValue")?;
     if !["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&state.as_str()) {
-        return Err(CwError::invalid(
-            "The parameter StateValue must be a value in the set [ OK, ALARM, INSUFFICIENT_DATA ].",
-        ));
+        return Err(CwError::not_in_enum(&state, "StateValue", &STATES));
     }
     let reason = input::required_string(document, "StateReason", "StateReason")?;
     let mut alarm = context.store.custom.alarms().remove(&name).ok_or_else(|| not_found(&name))?;
