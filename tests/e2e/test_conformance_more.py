@@ -96,3 +96,29 @@ def test_cloudwatch_enum_violations_are_validation_errors(cw, server, tmp_path):
                           "--threshold", "1", "--comparison-operator", "Sideways"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert cli.returncode != 0 and "ValidationError" in cli.stderr and "comparisonOperator" in cli.stderr
+
+
+def test_logs_filter_patterns_follow_aws_syntax(server):
+    logs = aws_client("logs", server.endpoint)
+    group = f"/patterns/{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    import time
+    now = int(time.time() * 1000)
+    lines = ["[ERROR 500] upstream failed", "[ERROR 404] not found", "WARN disk at 91%", "INFO request-id=abc-123 ok",
+             '{"level": "ERROR", "ms": 250}', "10.0.0.1 GET /index.html 500 512"]
+    logs.put_log_events(logGroupName=group, logStreamName="s",
+                        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)])
+
+    def matching(pattern):
+        return [e["message"] for e in logs.filter_log_events(logGroupName=group, filterPattern=pattern)["events"]]
+
+    assert matching('"ERROR 500"') == ["[ERROR 500] upstream failed"]
+    assert matching('"request-id=abc-123"') == ["INFO request-id=abc-123 ok"]
+    assert matching("?WARN ?INFO") == ["WARN disk at 91%", "INFO request-id=abc-123 ok"]
+    assert matching("ERROR -404") == ["[ERROR 500] upstream failed", '{"level": "ERROR", "ms": 250}']
+    assert matching("{ $.ms > 200 }") == ['{"level": "ERROR", "ms": 250}']
+    assert matching("[ip, method, path, status=5*, bytes]") == ["10.0.0.1 GET /index.html 500 512"]
+    assert matching("%ERROR [45]0[04]%") == ["[ERROR 500] upstream failed", "[ERROR 404] not found"]
+    with pytest.raises(logs.exceptions.InvalidParameterException):
+        matching("%(ERROR)%")  # AWS takes no groups in filter pattern regexes
