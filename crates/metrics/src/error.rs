@@ -77,19 +77,6 @@ fn validation_path(path: &str) -> String {
     out.join(".")
 }
 
-#[cfg(test)]
-mod validation_tests {
-    #[test]
-    fn enum_errors_name_members_as_aws_does() {
-        let error = super::CwError::not_in_enum("GB", "MetricData.member.1.Unit", &["Bytes", "Count"]);
-        assert_eq!(error.kind.code(), "ValidationError");
-        assert_eq!(
-            error.message,
-            "1 validation error detected: Value 'GB' at 'metricData.1.member.unit' failed to satisfy constraint: Member must satisfy enum value set: [Bytes, Count]"
-        );
-    }
-}
-
 impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
@@ -165,3 +152,16 @@ impl std::fmt::Display for CwError {
 }
 
 impl std::error::Error for CwError {}
+
+#[cfg(test)]
+mod validation_tests {
+    #[test]
+    fn enum_errors_name_members_as_aws_does() {
+        let error = super::CwError::not_in_enum("GB", "MetricData.member.1.Unit", &["Bytes", "Count"]);
+        assert_eq!(error.kind.code(), "ValidationError");
+        assert_eq!(
+            error.message,
+            "1 validation error detected: Value 'GB' at 'metricData.1.member.unit' failed to satisfy constraint: Member must satisfy enum value set: [Bytes, Count]"
+        );
+    }
+}
