@@ -209,6 +209,20 @@ impl Custom {
         self.save_now();
     }
 
+    /// Replaces the alarm `name` with its evaluation only if it is still `before`: an alarm
+    /// deleted or changed meanwhile (by a request) is left as that request left it.
+    pub fn update_alarm(&self, name: &str, before: &Value, alarm: Value) -> bool {
+        {
+            let mut state = self.lock();
+            match state.alarms.get_mut(name) {
+                Some(stored) if stored == before => *stored = alarm,
+                _ => return false,
+            }
+        }
+        self.save_now();
+        true
+    }
+
     pub fn delete_alarm(&self, name: &str) -> bool {
         let removed = self.lock().alarms.remove(name).is_some();
         self.save_now();

@@ -263,7 +263,9 @@ pub fn evaluated(context: &Context<'_>) -> Vec<Value> {
         }
         states.insert(name.clone(), alarm["StateValue"].as_str().unwrap_or_default().to_owned());
         if alarm != before {
-            context.store.custom.put_alarm(&name, alarm.clone());
+            if !context.store.custom.update_alarm(&name, &before, alarm.clone()) {
+                continue; // deleted or changed while this evaluation ran
+            }
             if alarm["StateValue"] != before["StateValue"] {
                 take_actions(context, &before, &alarm);
             } else if alarm["StateValue"] == "ALARM" {
