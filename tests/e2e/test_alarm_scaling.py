@@ -161,3 +161,50 @@ def test_an_ec2_alarm_action_stops_the_instance(srv):
     until("stopped by the alarm", lambda: state(ec2, iid) == "stopped")
     ec2.terminate_instances(InstanceIds=[iid])
     cw.delete_alarms(AlarmNames=[alarm])
+
+
+def test_a_template_wires_an_alarm_to_a_scaling_policy(srv, tmp_path):
+    from cfn_support import cfn, delete, deploy, failures, outputs
+
+    name = f"cfn-{uuid.uuid4().hex[:8]}"
+    aws_client("ec2", srv.endpoint).create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": X86_AMI, "InstanceType": "t3.nano"})
+    template = f"""
+Resources:
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      AutoScalingGroupName: {name}
+      MinSize: 1
+      MaxSize: 2
+      DesiredCapacity: 1
+      AvailabilityZones: [us-east-1a]
+      LaunchTemplate: {{LaunchTemplateName: {name}, Version: "1"}}
+  ScaleOut:
+    Type: AWS::AutoScaling::ScalingPolicy
+    Properties:
+      AutoScalingGroupName: !Ref Group
+      PolicyType: SimpleScaling
+      AdjustmentType: ChangeInCapacity
+      ScalingAdjustment: 1
+Outputs:
+  Policy:
+    Value: !Ref ScaleOut
+"""
+    client = cfn(srv.endpoint)
+    done = deploy(srv.endpoint, tmp_path, name, template)
+    assert done.returncode == 0, (done.stderr, failures(client, name))
+    policy = outputs(client, name)["Policy"]
+    assert policy.startswith("arn:aws:autoscaling:") and f":autoScalingGroupName/{name}:" in policy
+    autoscaling = aws_client("autoscaling", srv.endpoint)
+    cw = aws_client("cloudwatch", srv.endpoint)
+    # nimbus's CloudFormation does not provision AWS::CloudWatch::Alarm yet: the alarm is put here.
+    cw.put_metric_alarm(AlarmName=f"busy-{name}", Namespace="App", MetricName=f"Busy-{name}", Statistic="Maximum",
+                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                        AlarmActions=[policy])
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": f"Busy-{name}", "Value": 3}])
+    advance(srv)
+    until("the template's alarm scaled out", lambda: group_of(autoscaling, name)["DesiredCapacity"] == 2)
+    delete(client, name)
+    assert autoscaling.describe_policies(AutoScalingGroupName=name)["ScalingPolicies"] == []
+    cw.delete_alarms(AlarmNames=[f"busy-{name}"])
