@@ -503,6 +503,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
             Arc::new(nimbus_sqs::provider::QueueProvider::new(sqs.clone(), &address.to_string())),
             Arc::new(nimbus_logs::provider::LogGroupProvider::new(logs.clone())),
+            Arc::new(nimbus_metrics::provider::AlarmProvider(metrics.clone())),
             Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
             cfn_wiring::LazyProvider::new(sns.clone(), nimbus_sns::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),

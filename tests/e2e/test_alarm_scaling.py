@@ -187,6 +187,18 @@ Resources:
       PolicyType: SimpleScaling
       AdjustmentType: ChangeInCapacity
       ScalingAdjustment: 1
+  Busy:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmName: busy-{name}
+      Namespace: App
+      MetricName: Busy-{name}
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: "1"
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      AlarmActions: [!Ref ScaleOut]
 Outputs:
   Policy:
     Value: !Ref ScaleOut
@@ -198,13 +210,11 @@ Outputs:
     assert policy.startswith("arn:aws:autoscaling:") and f":autoScalingGroupName/{name}:" in policy
     autoscaling = aws_client("autoscaling", srv.endpoint)
     cw = aws_client("cloudwatch", srv.endpoint)
-    # nimbus's CloudFormation does not provision AWS::CloudWatch::Alarm yet: the alarm is put here.
-    cw.put_metric_alarm(AlarmName=f"busy-{name}", Namespace="App", MetricName=f"Busy-{name}", Statistic="Maximum",
-                        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                        AlarmActions=[policy])
+    [alarm] = cw.describe_alarms(AlarmNames=[f"busy-{name}"])["MetricAlarms"]
+    assert alarm["AlarmActions"] == [policy] and alarm["EvaluationPeriods"] == 1
     cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": f"Busy-{name}", "Value": 3}])
     advance(srv)
     until("the template's alarm scaled out", lambda: group_of(autoscaling, name)["DesiredCapacity"] == 2)
     delete(client, name)
     assert autoscaling.describe_policies(AutoScalingGroupName=name)["ScalingPolicies"] == []
-    cw.delete_alarms(AlarmNames=[f"busy-{name}"])
+    assert cw.describe_alarms(AlarmNames=[f"busy-{name}"])["MetricAlarms"] == []

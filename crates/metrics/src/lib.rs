@@ -12,6 +12,7 @@ mod error;
 mod histogram;
 mod ops;
 mod out;
+pub mod provider;
 mod query;
 mod service;
 mod snapshot;
