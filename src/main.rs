@@ -400,23 +400,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             opened.set_subscriber(subscriptions.clone());
         }
     }
-    // CloudWatch alarms take their actions (on a node alone; see the README).
-    if let Some(served) = metrics.local() {
-        let actions = Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone() });
-        served.metrics().set_identity(&region, &account);
-        served.metrics().set_clock(clock.clone());
-        served.metrics().set_alarm_sink(actions.clone(), regions::ALARM_EVALUATION);
-        let home = served.metrics().clone();
-        served.set_regions(regions::metrics(
-            &database,
-            &blobs,
-            &node,
-            &identity_of(&args),
-            home,
-            clock.clone(),
-            actions,
-        ));
-    }
     let scheduler = {
         let home_events = events.home().clone();
         let home = lazy::Lazy::new("scheduler", Protocol::RestJson, move || {
@@ -482,7 +465,26 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sandbox: sandbox.clone(),
         acceptor: &api_acceptor,
         events: events.home(),
+        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone())),
     })?;
+    // CloudWatch alarms take their actions (on a node alone; see the README).
+    if let Some(served) = metrics.local() {
+        let actions =
+            Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone(), ec2: ec2.clone() });
+        served.metrics().set_identity(&region, &account);
+        served.metrics().set_clock(clock.clone());
+        served.metrics().set_alarm_sink(actions.clone(), regions::ALARM_EVALUATION);
+        let home = served.metrics().clone();
+        served.set_regions(regions::metrics(
+            &database,
+            &blobs,
+            &node,
+            &identity_of(&args),
+            home,
+            clock.clone(),
+            actions,
+        ));
+    }
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
         if let Err(error) = ec2.get().await {
@@ -560,6 +562,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                     Ok(Arc::new(nimbus_logs::provider::LogGroupProvider::new(signed)))
                 })
             },
+            Arc::new(nimbus_metrics::provider::AlarmProvider(metrics.clone())),
             Arc::new(nimbus_iam::provider::IamProvider::new(iam.clone())),
             cfn_wiring::PerRegion::lazy(sns.clone(), nimbus_sns::provider::RESOURCE_TYPES),
             cfn_wiring::PerRegion::lazy(kinesis.clone(), nimbus_kinesis::provider::RESOURCE_TYPES),
@@ -788,10 +791,12 @@ struct Ec2Wiring<'a> {
     sandbox: Arc<Sandbox>,
     acceptor: &'a ApiAcceptor,
     events: &'a Arc<lazy::Lazy<EventBridge>>,
+    /// Where target tracking policies keep their alarms (CloudWatch).
+    alarms: Arc<dyn nimbus_ec2::ScalingAlarms>,
 }
 
 fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
-    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events } = wiring;
+    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events, alarms } = wiring;
     let (vcpus, memory_mib, scale) = capacity_of(args.capacity.as_deref())?;
     let config = nimbus_ec2::Config {
         vcpus,
@@ -809,7 +814,17 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
     let ec2 = lazy::Lazy::with_paths("ec2", Protocol::Ec2, nimbus_ec2::ADMIN_PREFIX, move || {
         let (sandbox, clock, acceptor, sink) =
             (sandbox.clone(), clock.clone(), acceptor.clone(), sink.clone());
-        nimbus_ec2::Ec2::open(&database, identity.clone(), config.clone(), clock, sandbox, acceptor, sink)
+        let ec2 = nimbus_ec2::Ec2::open(
+            &database,
+            identity.clone(),
+            config.clone(),
+            clock,
+            sandbox,
+            acceptor,
+            sink,
+        )?;
+        ec2.set_alarms(alarms.clone());
+        Ok(ec2)
     });
     let over = ec2.clone();
     let autoscaling = lazy::Lazy::new("autoscaling", Protocol::Query, move || {

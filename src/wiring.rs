@@ -723,13 +723,45 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
 }
 
 /// CloudWatch alarm actions: SNS topics get AWS's alarm notification, Lambda functions the
-/// `aws.cloudwatch` alarm event (asynchronously). Other actions (Auto Scaling, EC2) are refused.
+/// `aws.cloudwatch` alarm event (asynchronously), Auto Scaling policies run on their group, and
+/// EC2 actions (`arn:aws:automate:<region>:ec2:stop|terminate|reboot`) act on the instance of
+/// the alarm's `InstanceId` dimension.
 pub struct AlarmActions {
     pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub ec2: Arc<Lazy<nimbus_ec2::Ec2>>,
+}
+
+impl AlarmActions {
+    fn ec2_action(&self, action_arn: &str, notification: &Value) -> Result<(), String> {
+        let parts: Vec<&str> = action_arn.split(':').collect();
+        let (region, action) =
+            (parts.get(3).copied().unwrap_or_default(), parts.get(5).copied().unwrap_or_default());
+        let dimensions = notification["Trigger"]["Dimensions"].as_array().cloned().unwrap_or_default();
+        let instance = dimensions
+            .iter()
+            .find(|d| d["name"] == "InstanceId")
+            .and_then(|d| d["value"].as_str())
+            .ok_or("an EC2 alarm action needs the alarm's InstanceId dimension")?;
+        let ec2 = self.ec2.get_blocking()?;
+        ec2.alarm_instance_action(region, action, instance).map_err(|e| e.message)
+    }
 }
 
 impl nimbus_metrics::AlarmSink for AlarmActions {
+    fn scale(
+        &self,
+        policy_arn: &str,
+        alarm: &str,
+        metric: Option<f64>,
+        threshold: Option<f64>,
+    ) -> Result<(), String> {
+        tokio::task::block_in_place(|| {
+            let ec2 = self.ec2.get_blocking()?;
+            ec2.alarm_triggered(policy_arn, alarm, metric, threshold)
+        })
+    }
+
     fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String> {
         tokio::task::block_in_place(|| {
             if action_arn.starts_with("arn:aws:sns:") {
@@ -758,7 +790,10 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
                 });
                 return self.lambda.enqueue_event_blocking(action_arn, event.to_string().into_bytes());
             }
-            Err("nimbus takes alarm actions on SNS topics and Lambda functions only".into())
+            if action_arn.starts_with("arn:aws:automate:") && action_arn.contains(":ec2:") {
+                return self.ec2_action(action_arn, notification);
+            }
+            Err("nimbus takes alarm actions on SNS topics, Lambda functions, Auto Scaling policies and EC2 instances only".into())
         })
     }
 }
@@ -782,5 +817,21 @@ impl nimbus_lambda::images::ImageStore for LambdaImages {
             architecture: root.architecture.clone(),
             hold: Box::new(root),
         })
+    }
+}
+
+/// Auto Scaling's target tracking alarms, kept in CloudWatch.
+pub struct ScalingAlarms(pub Arc<crate::metrics_home::MetricsHome>);
+
+impl nimbus_ec2::ScalingAlarms for ScalingAlarms {
+    fn put_alarm(&self, alarm: &Value) -> Result<String, String> {
+        let served = self.0.local().ok_or("CloudWatch is served by another node")?;
+        served.metrics().put_alarm(alarm)
+    }
+
+    fn delete_alarms(&self, names: &[String]) {
+        if let Some(served) = self.0.local() {
+            served.metrics().delete_alarms(names);
+        }
     }
 }

@@ -351,12 +351,12 @@ def test_unknown_operation_names_itself(server):
     import urllib.request
 
     request = urllib.request.Request(server.endpoint + "/", data=b"{}", method="POST", headers={
-        "X-Amz-Target": "Logs_20140328.StartLiveTail", "Content-Type": "application/x-amz-json-1.1"})
+        "X-Amz-Target": "Logs_20140328.GetLogAnomalyDetector", "Content-Type": "application/x-amz-json-1.1"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=5)
     body = json.loads(info.value.read())
     assert body["__type"] == "UnknownOperationException"
-    assert "StartLiveTail" in body["message"]
+    assert "GetLogAnomalyDetector" in body["message"]
 
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="aws CLI not installed")

@@ -4,6 +4,7 @@
 pub mod clock;
 mod door;
 mod error;
+pub mod eventstream;
 pub mod form;
 pub mod provider;
 mod request;

@@ -34,7 +34,10 @@ impl Router {
     pub(crate) async fn route(&self, request: Request<Incoming>) -> ApiResponse {
         let request_id = crate::new_request_id();
         let mut response = self.dispatch(request, &request_id).await;
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        // S3 names its request in `x-amz-request-id` (and its error bodies) alone: a second id in
+        // `x-amzn-requestid` would be the one SDKs report, unlike the body's.
+        let own_id = response.headers().contains_key("x-amz-request-id");
+        if let (false, Ok(value)) = (own_id, HeaderValue::from_str(&request_id)) {
             response.headers_mut().insert(HeaderName::from_static("x-amzn-requestid"), value);
         }
         response

@@ -316,6 +316,22 @@ impl Ec2 {
         self.config.scale.max(1.0)
     }
 
+    /// A CloudWatch alarm's EC2 action on the instance of its `InstanceId` dimension
+    /// (`arn:aws:automate:<region>:ec2:stop|terminate|reboot`), as the matching EC2 call.
+    pub fn alarm_instance_action(&self, region: &str, action: &str, id: &str) -> Result<(), AwsError> {
+        let input = json!({ "InstanceId": [id] });
+        match action {
+            "stop" => self.stop_instances(region, &input).map(drop),
+            "terminate" => self.terminate_instances(region, &input).map(drop),
+            "reboot" => self.reboot_instances(region, &input).map(drop),
+            other => Err(AwsError::new(
+                400,
+                "ValidationError",
+                format!("nimbus does not take the EC2 alarm action {other}"),
+            )),
+        }
+    }
+
     /// Terminates an instance (as TerminateInstances).
     pub fn terminate(&self, id: &str) -> Result<(), AwsError> {
         let instance = self.instance(id)?.ok_or_else(|| crate::instances::not_found(&[id.to_owned()]))?;

@@ -67,6 +67,10 @@ impl AutoScaling {
             "PutScheduledUpdateGroupAction" => ec2.put_scheduled(region, input).map(|()| None),
             "DescribeScheduledActions" => ec2.describe_scheduled(region, input).map(Some),
             "DeleteScheduledAction" => ec2.delete_scheduled(input).map(|()| None),
+            "PutScalingPolicy" => ec2.put_policy(region, input).map(Some),
+            "DescribePolicies" => ec2.describe_policies(region, input).map(Some),
+            "DeletePolicy" => ec2.delete_policy(region, input).map(|()| None),
+            "ExecutePolicy" => ec2.execute_policy(region, input).map(|()| None),
             "" => Err(AwsError::new(400, "MissingAction", "The request must contain the parameter Action")),
             other => {
                 let _ = ec2;
@@ -309,6 +313,7 @@ impl AutoScaling {
                 self.0.store.delete("scheduled-action", &format!("{}/{}", action.group, action.name))?;
             }
         }
+        self.0.delete_group_policies(&group.name);
         for id in members {
             self.0.start_end(&id, State::Terminated, USER_SHUTDOWN, false)?;
         }

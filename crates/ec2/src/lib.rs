@@ -22,6 +22,7 @@ mod lifecycle;
 mod market;
 mod meter;
 mod model;
+pub(crate) mod policies;
 pub mod provider;
 mod query;
 mod records;
@@ -50,6 +51,7 @@ pub use crate::api::{Capacity, Launched, Lifecycle, ADMIN_PREFIX};
 pub use crate::autoscaling::AutoScaling;
 pub use crate::catalog::{spot_price, Catalog, InstanceType, PRICE_SOURCE};
 pub use crate::model::{Instance, State};
+pub use crate::policies::ScalingAlarms;
 pub use crate::runner::{ApiAcceptor, Exec, Process};
 use crate::store::{Store, SCHEMA};
 
@@ -109,6 +111,8 @@ pub struct Ec2 {
     recent: Mutex<VecDeque<Value>>,
     watchers: Mutex<HashMap<String, watch::Sender<Lifecycle>>>,
     tokens: imds::Tokens,
+    /// Where target tracking policies keep their CloudWatch alarms (set by the integrator).
+    alarms: std::sync::OnceLock<Arc<dyn ScalingAlarms>>,
     me: Weak<Ec2>,
 }
 
@@ -144,6 +148,7 @@ impl Ec2 {
             recent: Mutex::new(VecDeque::new()),
             watchers: Mutex::new(HashMap::new()),
             tokens: imds::Tokens::default(),
+            alarms: std::sync::OnceLock::new(),
             me: me.clone(),
         });
         ec2.recover().map_err(|e| e.message)?;
@@ -164,6 +169,11 @@ impl Ec2 {
         }
         let Ok(db) = database.open(&SCHEMA) else { return false };
         Store { db }.count_live().unwrap_or(0) > 0
+    }
+
+    /// Target tracking policies create their alarms through `alarms` (CloudWatch).
+    pub fn set_alarms(&self, alarms: Arc<dyn ScalingAlarms>) {
+        let _ = self.alarms.set(alarms);
     }
 
     fn arc(&self) -> Arc<Ec2> {

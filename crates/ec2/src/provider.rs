@@ -22,7 +22,9 @@ const UNSERVED: &[&str] = &["AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::AutoScali
 
 pub const RESOURCE_TYPES: &[&str] =
     &[INSTANCE, SECURITY_GROUP, KEY_PAIR, LAUNCH_TEMPLATE, "AWS::EC2::VPC", "AWS::EC2::Subnet"];
-pub const AUTOSCALING_RESOURCE_TYPES: &[&str] = &[ASG, "AWS::AutoScaling::LaunchConfiguration"];
+const SCALING_POLICY: &str = "AWS::AutoScaling::ScalingPolicy";
+pub const AUTOSCALING_RESOURCE_TYPES: &[&str] =
+    &[ASG, SCALING_POLICY, "AWS::AutoScaling::LaunchConfiguration"];
 
 fn fail(error: AwsError) -> ProviderError {
     ProviderError::new(format!(
@@ -360,6 +362,39 @@ impl AutoScaling {
         input.insert("AutoScalingGroupName".into(), json!(name));
         Value::Object(input)
     }
+
+    /// `AWS::AutoScaling::ScalingPolicy`: put under `name`; its `Ref` is the policy's ARN.
+    fn put_policy(&self, request: &ResourceRequest, name: &str) -> Result<Provisioned, ProviderError> {
+        let mut input = Map::new();
+        for property in [
+            "AutoScalingGroupName",
+            "PolicyType",
+            "AdjustmentType",
+            "ScalingAdjustment",
+            "Cooldown",
+            "StepAdjustments",
+            "MetricAggregationType",
+            "EstimatedInstanceWarmup",
+            "MinAdjustmentMagnitude",
+            "TargetTrackingConfiguration",
+        ] {
+            if let Some(value) = request.property(property) {
+                input.insert(property.to_owned(), query_form(value));
+            }
+        }
+        input.insert("PolicyName".into(), json!(name));
+        let answer = self.run("PutScalingPolicy", &request.region, Value::Object(input))?.unwrap_or_default();
+        let arn = answer["PolicyARN"].as_str().unwrap_or_default().to_owned();
+        Ok(Provisioned {
+            physical_id: arn.clone(),
+            attributes: attributes(&[("Arn", json!(arn)), ("PolicyName", json!(name))]),
+        })
+    }
+}
+
+/// A scaling policy's name, from its ARN (`…:policyName/<name>`).
+fn policy_name(arn: &str) -> &str {
+    arn.rsplit_once(":policyName/").map_or(arn, |(_, name)| name)
 }
 
 impl ResourceProvider for AutoScaling {
@@ -368,11 +403,17 @@ impl ResourceProvider for AutoScaling {
     }
 
     fn replaces(&self, resource_type: &str, property: &str) -> bool {
-        resource_type != ASG || property == "AutoScalingGroupName"
+        match resource_type {
+            SCALING_POLICY => property == "AutoScalingGroupName",
+            _ => resource_type != ASG || property == "AutoScalingGroupName",
+        }
     }
 
     fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
         Box::pin(async move {
+            if request.resource_type == SCALING_POLICY {
+                return self.put_policy(&request, &request.generated_name(255, false));
+            }
             if request.resource_type != ASG {
                 return Err(refused(&request.resource_type));
             }
@@ -392,6 +433,9 @@ impl ResourceProvider for AutoScaling {
         _previous: Map<String, Value>,
     ) -> ProviderFuture<'_, Provisioned> {
         Box::pin(async move {
+            if request.resource_type == SCALING_POLICY {
+                return self.put_policy(&request, policy_name(&physical_id));
+            }
             let mut input = Self::group_input(&request, &physical_id);
             if let Some(object) = input.as_object_mut() {
                 object.remove("Tags");
@@ -403,6 +447,13 @@ impl ResourceProvider for AutoScaling {
 
     fn delete(&self, request: ResourceRequest, physical_id: String) -> ProviderFuture<'_, ()> {
         Box::pin(async move {
+            if request.resource_type == SCALING_POLICY {
+                let input = json!({"PolicyName": physical_id});
+                return match self.run("DeletePolicy", &request.region, input) {
+                    Err(error) if error.message.contains("No such policy") => Ok(()),
+                    other => other.map(|_| ()),
+                };
+            }
             if request.resource_type != ASG {
                 return Ok(());
             }

@@ -13,7 +13,8 @@ use crate::error::{self, Result};
 use crate::input::{check_name, opt_int, opt_str, opt_time_ms, req_str, seconds};
 use crate::records::{children_of, fetch, first_at, record_json};
 use crate::store::{self, Stream};
-use crate::{eventstream, seq, Kinesis};
+use crate::{seq, Kinesis};
+use nimbus_api::eventstream;
 
 const MAX_CONSUMERS: i64 = 20;
 /// How long a subscription waits for the first records (AWS keeps it open five minutes).

@@ -12,7 +12,6 @@
 
 mod consumers;
 mod error;
-mod eventstream;
 mod hash;
 mod input;
 mod limits;

@@ -40,6 +40,8 @@ pub struct Logs {
     subscriber: std::sync::OnceLock<Arc<dyn Subscriber>>,
     /// Logs Insights queries run on this node, newest last (at most 100 kept).
     queries: std::sync::Mutex<std::collections::VecDeque<(String, serde_json::Value)>>,
+    /// Events just ingested, for the live tail sessions on this node (bounded; see `ops::live`).
+    live: tokio::sync::broadcast::Sender<Arc<ops::live::Ingested>>,
 }
 
 /// Opens (or creates) the logs: the catalog of groups and streams in `database` (schema `logs`;
@@ -74,6 +76,7 @@ pub fn open_with_clock(
         identity,
         subscriber: std::sync::OnceLock::new(),
         queries: Default::default(),
+        live: tokio::sync::broadcast::channel(ops::live::BACKLOG).0,
     }))
 }
 
@@ -136,6 +139,12 @@ impl Service for Logs {
         Box::pin(async move {
             let target = request.header("x-amz-target").unwrap_or_default();
             let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_owned();
+            if operation == "StartLiveTail" {
+                return match self.start_live_tail(&request.body, &request.request_id).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(Protocol::Json),
+                };
+            }
             match self.dispatch(&operation, &request.body).await {
                 Ok(value) => {
                     let mut response = nimbus_api::json_response(value);
@@ -151,8 +160,10 @@ impl Service for Logs {
 
 impl LogSink for Logs {
     fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
-        if self.subscriber.get().is_some() {
-            let copies = events.iter().map(|e| (e.timestamp_ms, e.message.clone())).collect();
+        if self.subscriber.get().is_some() || self.live.receiver_count() > 0 {
+            let copies: Vec<(i64, String)> =
+                events.iter().map(|e| (e.timestamp_ms, e.message.clone())).collect();
+            self.offer_live(group, stream, &copies);
             self.deliver_subscriptions(group, stream, copies);
         }
         self.storage.sink(group, stream, events);
@@ -196,8 +207,10 @@ mod tests {
         assert_eq!(body["__type"], "ResourceNotFoundException");
         assert_eq!(body["message"], "The specified log group does not exist.");
         let (_, body) = call(&logs, "StartLiveTail", "{}").await;
+        assert_eq!(body["__type"], "InvalidParameterException");
+        let (_, body) = call(&logs, "GetLogAnomalyDetector", "{}").await;
         assert_eq!(body["__type"], "UnknownOperationException");
-        assert!(body["message"].as_str().unwrap().contains("StartLiveTail"));
+        assert!(body["message"].as_str().unwrap().contains("GetLogAnomalyDetector"));
         let (_, body) = call(&logs, "CreateLogGroup", "not json").await;
         assert_eq!(body["__type"], "SerializationException");
 

@@ -76,6 +76,18 @@ const MAX_HISTORY: usize = 1000;
 pub trait AlarmSink: Send + Sync + 'static {
     /// `notification` is the alarm's state change as AWS sends it to SNS (and, wrapped, to Lambda).
     fn notify(&self, action_arn: &str, subject: &str, notification: &Value) -> Result<(), String>;
+    /// An Auto Scaling policy action of `alarm` (in ALARM): `metric` is the latest data point,
+    /// `threshold` the alarm's threshold.
+    fn scale(
+        &self,
+        policy_arn: &str,
+        alarm: &str,
+        metric: Option<f64>,
+        threshold: Option<f64>,
+    ) -> Result<(), String> {
+        let _ = (alarm, metric, threshold);
+        Err(format!("nimbus does not take Auto Scaling actions here ({policy_arn})"))
+    }
 }
 
 #[derive(Default)]
@@ -195,6 +207,20 @@ impl Custom {
     pub fn put_alarm(&self, name: &str, alarm: Value) {
         self.lock().alarms.insert(name.to_owned(), alarm);
         self.save_now();
+    }
+
+    /// Replaces the alarm `name` with its evaluation only if it is still `before`: an alarm
+    /// deleted or changed meanwhile (by a request) is left as that request left it.
+    pub fn update_alarm(&self, name: &str, before: &Value, alarm: Value) -> bool {
+        {
+            let mut state = self.lock();
+            match state.alarms.get_mut(name) {
+                Some(stored) if stored == before => *stored = alarm,
+                _ => return false,
+            }
+        }
+        self.save_now();
+        true
     }
 
     pub fn delete_alarm(&self, name: &str) -> bool {

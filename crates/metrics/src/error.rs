@@ -7,6 +7,8 @@ pub enum ErrorKind {
     InvalidParameterValue,
     MissingParameter,
     InvalidParameterCombination,
+    /// A member outside its model constraint (an enum, a length): `ValidationError`.
+    Validation,
     InvalidNextToken,
     /// An alarm that does not exist.
     ResourceNotFound,
@@ -39,6 +41,40 @@ impl CwError {
     pub fn combination(message: impl Into<String>) -> CwError {
         CwError::new(ErrorKind::InvalidParameterCombination, message)
     }
+
+    /// AWS's `ValidationError` for a value outside an enum, at the Query `path` of the member
+    /// (`MetricData.member.1.Unit` is named `metricData.1.member.unit`, as AWS names it).
+    pub fn not_in_enum(value: &str, path: &str, set: &[&str]) -> CwError {
+        CwError::new(
+            ErrorKind::Validation,
+            format!(
+                "1 validation error detected: Value '{value}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                validation_path(path),
+                set.join(", ")
+            ),
+        )
+    }
+}
+
+/// A Query path as validation messages name it: `A.member.N.B` becomes `a.N.member.b`.
+fn validation_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        if parts[i] == "member" && i + 1 < parts.len() {
+            out.push(parts[i + 1].to_owned());
+            out.push("member".to_owned());
+            i += 2;
+            continue;
+        }
+        let mut chars = parts[i].chars();
+        out.push(
+            chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default(),
+        );
+        i += 1;
+    }
+    out.join(".")
 }
 
 impl ErrorKind {
@@ -56,6 +92,7 @@ impl ErrorKind {
             ErrorKind::InvalidParameterValue => "InvalidParameterValue",
             ErrorKind::MissingParameter => "MissingParameter",
             ErrorKind::InvalidParameterCombination => "InvalidParameterCombination",
+            ErrorKind::Validation => "ValidationError",
             ErrorKind::InvalidNextToken => "InvalidNextToken",
             ErrorKind::ResourceNotFound => "ResourceNotFound",
             ErrorKind::InvalidAction => "InvalidAction",
@@ -70,6 +107,7 @@ impl ErrorKind {
             ErrorKind::InvalidParameterValue => "InvalidParameterValueException",
             ErrorKind::MissingParameter => "MissingRequiredParameterException",
             ErrorKind::InvalidParameterCombination => "InvalidParameterCombinationException",
+            ErrorKind::Validation => "ValidationException",
             ErrorKind::InvalidNextToken => "InvalidNextToken",
             ErrorKind::ResourceNotFound => "ResourceNotFound",
             ErrorKind::InvalidAction => "UnknownOperationException",
@@ -114,3 +152,16 @@ impl std::fmt::Display for CwError {
 }
 
 impl std::error::Error for CwError {}
+
+#[cfg(test)]
+mod validation_tests {
+    #[test]
+    fn enum_errors_name_members_as_aws_does() {
+        let error = super::CwError::not_in_enum("GB", "MetricData.member.1.Unit", &["Bytes", "Count"]);
+        assert_eq!(error.kind.code(), "ValidationError");
+        assert_eq!(
+            error.message,
+            "1 validation error detected: Value 'GB' at 'metricData.1.member.unit' failed to satisfy constraint: Member must satisfy enum value set: [Bytes, Count]"
+        );
+    }
+}

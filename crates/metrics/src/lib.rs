@@ -12,6 +12,7 @@ mod error;
 mod histogram;
 mod ops;
 mod out;
+pub mod provider;
 mod query;
 mod service;
 mod snapshot;
@@ -219,6 +220,24 @@ impl Metrics {
                 .await;
             }
         });
+    }
+
+    /// Creates or replaces a metric alarm from `PutMetricAlarm`'s JSON input (Auto Scaling's
+    /// target tracking alarms); answers its ARN.
+    pub fn put_alarm(&self, document: &serde_json::Value) -> Result<String, String> {
+        let now = self.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let context = ops::Context { store: &self.store, now };
+        ops::custom::put_metric_alarm(&context, document).map_err(|e| e.message)?;
+        let name = document["AlarmName"].as_str().unwrap_or_default();
+        let alarm = self.store.custom.alarms().remove(name).unwrap_or_default();
+        Ok(alarm["AlarmArn"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Deletes the named alarms (those that exist).
+    pub fn delete_alarms(&self, names: &[String]) {
+        for name in names {
+            self.store.custom.delete_alarm(name);
+        }
     }
 
     /// Adds `count` samples summing to `sum` to a custom metric (CloudWatch Logs' metric filters).

@@ -1,10 +1,11 @@
 //! The operations, one file per resource: groups (and their retention), tags, streams,
-//! `PutLogEvents`, `GetLogEvents` and `FilterLogEvents`.
+//! `PutLogEvents`, `GetLogEvents` and `FilterLogEvents`, `StartLiveTail` (`live`).
 
 mod filter;
 mod get;
 mod groups;
 pub mod input;
+pub(crate) mod live;
 mod put;
 mod queries;
 mod streams;

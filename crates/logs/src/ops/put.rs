@@ -52,6 +52,7 @@ impl Logs {
         }
         if !accepted.is_empty() {
             self.storage.put(stream.id, accepted.to_vec(), now).await.map_err(|_| busy())?;
+            self.offer_live(group_name, stream_name, accepted);
             self.deliver_subscriptions(group_name, stream_name, accepted.to_vec());
         }
 

@@ -34,9 +34,7 @@ impl Pattern {
         }
         if trimmed.len() > 1 && trimmed.starts_with('%') && trimmed.ends_with('%') {
             let inner = &trimmed[1..trimmed.len() - 1];
-            return Regex::new(inner)
-                .map(Pattern::Regex)
-                .map_err(|_| PatternError(format!("Invalid regular expression: {trimmed}")));
+            return value::compile(inner).map(Pattern::Regex);
         }
         terms::Terms::parse(trimmed).map(Pattern::Terms)
     }
@@ -68,6 +66,17 @@ mod tests {
         assert!(matches("{ $.level = \"ERROR\" }", r#"{"level":"ERROR"}"#));
         assert!(matches("{$.level=ERROR}", r#"{"level":"ERROR"}"#));
         assert!(matches("[level = ERROR, ...]", "ERROR disk full"));
+    }
+
+    #[test]
+    fn regexes_are_held_to_what_aws_accepts() {
+        assert!(matches("%colou?r%", "the color red"));
+        assert!(matches("%^[hc]at%", "hat trick"));
+        assert!(matches("%a{3,5}%", "xaaay"));
+        assert!(Pattern::parse("%something!%").is_err());
+        assert!(Pattern::parse("%(a|b)%").is_err());
+        assert!(Pattern::parse("%é%").is_err());
+        assert!(Pattern::parse("{ $.x = %(a)% }").is_err());
     }
 
     #[test]

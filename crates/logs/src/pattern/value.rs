@@ -127,9 +127,20 @@ pub fn format_number(n: f64) -> String {
 }
 
 pub fn regex(inner: &str) -> Result<Value, PatternError> {
-    Regex::new(inner)
-        .map(Value::Regex)
-        .map_err(|_| PatternError(format!("Invalid regular expression: %{inner}%")))
+    compile(inner).map(Value::Regex)
+}
+
+/// A `%regex%` pattern's body, held to what CloudWatch Logs accepts: letters and digits, the
+/// symbols `: _ # = @ / ; , -`, the operators `^ $ ? [ ] { } | \ * + .` (and spaces). No `( )`
+/// groups and no multi-byte characters, as AWS documents.
+pub fn compile(inner: &str) -> Result<Regex, PatternError> {
+    const ALLOWED: &str = ":_#=@/;,-^$?[]{}|\\*+. ";
+    if let Some(bad) = inner.chars().find(|c| !(c.is_ascii_alphanumeric() || ALLOWED.contains(*c))) {
+        return Err(PatternError(format!(
+            "Invalid regular expression: %{inner}% (the character '{bad}' is not supported in filter pattern regular expressions)"
+        )));
+    }
+    Regex::new(inner).map_err(|_| PatternError(format!("Invalid regular expression: %{inner}%")))
 }
 
 /// Matches `text` against `pattern`, where each `*` matches any run of characters.

@@ -27,6 +27,7 @@ const ALARM_MEMBERS: &[(&str, Kind)] = &[
     ("InsufficientDataActions", Kind::Strs),
     ("StateValue", Kind::Str),
     ("StateReason", Kind::Str),
+    ("StateReasonData", Kind::Str),
     ("StateUpdatedTimestamp", Kind::Time),
     ("MetricName", Kind::Str),
     ("Namespace", Kind::Str),
@@ -88,6 +89,8 @@ fn render(alarm: &Value) -> Out {
     Out::Struct(members)
 }
 
+const STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
+
 const COMPARISONS: [&str; 7] = [
     "GreaterThanOrEqualToThreshold",
     "GreaterThanThreshold",
@@ -109,10 +112,7 @@ pub fn put_metric_alarm(context: &Context<'_>, document: &Value) -> Result<Out, 
     }
     let comparison = input::required_string(document, "ComparisonOperator", "ComparisonOperator")?;
     if !COMPARISONS.contains(&comparison.as_str()) {
-        return Err(CwError::invalid(format!(
-            "The parameter ComparisonOperator must be a value in the set [ {} ].",
-            COMPARISONS.join(", ")
-        )));
+        return Err(CwError::not_in_enum(&comparison, "ComparisonOperator", &COMPARISONS));
     }
     let evaluation_periods = input::integer(document, "EvaluationPeriods", "EvaluationPeriods")?
         .ok_or_else(|| CwError::missing("EvaluationPeriods"))?;
@@ -189,7 +189,7 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
     if context.now - updated < period {
         return; // evaluated (or set) within the current period
     }
-    let Some(statistic) = alarm["Statistic"].as_str() else { return };
+    let Some(statistic) = alarm["Statistic"].as_str().map(str::to_owned) else { return };
     let periods = alarm["EvaluationPeriods"].as_i64().unwrap_or(1).max(1);
     let needed = alarm["DatapointsToAlarm"].as_i64().unwrap_or(periods);
     let dimensions: Vec<(String, String)> =
@@ -213,7 +213,7 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
         "LessThanOrEqualToThreshold" => x <= threshold,
         _ => false,
     };
-    let values: Vec<f64> = points.iter().filter_map(|(_, p)| p.statistic(statistic)).collect();
+    let values: Vec<f64> = points.iter().filter_map(|(_, p)| p.statistic(&statistic)).collect();
     let breaching = values.iter().filter(|x| breaches(**x)).count() as i64;
     let (state, reason) = if values.is_empty() {
         match alarm["TreatMissingData"].as_str() {
@@ -232,6 +232,16 @@ fn evaluate(context: &Context<'_>, alarm: &mut Value) {
     if alarm["StateValue"] != state {
         alarm["StateTransitionedTimestamp"] = json!(context.now);
     }
+    // AWS's reason data: the evaluated data points, newest first.
+    alarm["StateReasonData"] = json!(json!({
+        "version": "1.0",
+        "queryDate": crate::out::Out::iso8601(context.now),
+        "statistic": statistic,
+        "period": period,
+        "recentDatapoints": values.iter().rev().collect::<Vec<_>>(),
+        "threshold": threshold,
+    })
+    .to_string());
     alarm["StateValue"] = json!(state);
     alarm["StateReason"] = json!(reason);
     alarm["StateUpdatedTimestamp"] = json!(context.now);
@@ -253,9 +263,15 @@ pub fn evaluated(context: &Context<'_>) -> Vec<Value> {
         }
         states.insert(name.clone(), alarm["StateValue"].as_str().unwrap_or_default().to_owned());
         if alarm != before {
-            context.store.custom.put_alarm(&name, alarm.clone());
+            if !context.store.custom.update_alarm(&name, &before, alarm.clone()) {
+                continue; // deleted or changed while this evaluation ran
+            }
             if alarm["StateValue"] != before["StateValue"] {
                 take_actions(context, &before, &alarm);
+            } else if alarm["StateValue"] == "ALARM" {
+                // Auto Scaling actions run again each period the alarm stays in ALARM (the
+                // policy's cooldown or warm-up paces them), as on AWS.
+                scale(context, &alarm);
             }
         }
         alarms.push(alarm);
@@ -387,8 +403,31 @@ fn take_actions(context: &Context<'_>, before: &Value, alarm: &Value) {
         region_name(&identity(context).0)
     );
     for action in actions {
+        if action.starts_with("arn:aws:autoscaling:") {
+            continue; // below
+        }
         if let Err(why) = sink.notify(&action, &subject, &notification) {
             eprintln!("nimbus: alarm action {action} not taken: {why}");
+        }
+    }
+    scale(context, alarm);
+}
+
+/// The alarm's Auto Scaling actions (in ALARM): each policy gets the latest data point.
+fn scale(context: &Context<'_>, alarm: &Value) {
+    let Some(sink) = context.store.custom.sink.get() else { return };
+    if alarm["ActionsEnabled"] == false || alarm["StateValue"] != "ALARM" {
+        return;
+    }
+    let reason: Value =
+        serde_json::from_str(alarm["StateReasonData"].as_str().unwrap_or_default()).unwrap_or_default();
+    let latest = reason["recentDatapoints"].get(0).and_then(Value::as_f64);
+    let threshold = alarm["Threshold"].as_f64();
+    let name = alarm["AlarmName"].as_str().unwrap_or_default();
+    let policies = alarm["AlarmActions"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    for policy in policies.filter(|a| a.starts_with("arn:aws:autoscaling:")) {
+        if let Err(why) = sink.scale(policy, name, latest, threshold) {
+            eprintln!("nimbus: alarm action {policy} not taken: {why}");
         }
     }
 }
@@ -397,6 +436,9 @@ pub fn describe_alarms(context: &Context<'_>, document: &Value) -> Result<Out, C
     let names = strings(document, "AlarmNames")?;
     let prefix = input::string(document, "AlarmNamePrefix", "AlarmNamePrefix")?;
     let state = input::string(document, "StateValue", "StateValue")?;
+    if let Some(state) = state.as_deref().filter(|s| !STATES.contains(s)) {
+        return Err(CwError::not_in_enum(state, "StateValue", &STATES));
+    }
     let action = input::string(document, "ActionPrefix", "ActionPrefix")?;
     let types = strings(document, "AlarmTypes")?;
     let metric_alarms = types.is_empty() || types.iter().any(|t| t == "MetricAlarm");
@@ -456,9 +498,7 @@ pub fn set_alarm_state(context: &Context<'_>, document: &Value) -> Result<Out, C
     let name = input::required_string(document, "AlarmName", "AlarmName")?;
     let state = input::required_string(document, "StateValue", "StateValue")?;
     if !["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&state.as_str()) {
-        return Err(CwError::invalid(
-            "The parameter StateValue must be a value in the set [ OK, ALARM, INSUFFICIENT_DATA ].",
-        ));
+        return Err(CwError::not_in_enum(&state, "StateValue", &STATES));
     }
     let reason = input::required_string(document, "StateReason", "StateReason")?;
     let mut alarm = context.store.custom.alarms().remove(&name).ok_or_else(|| not_found(&name))?;

@@ -104,10 +104,7 @@ pub fn dimensions(document: &Value, name: &str, path: &str) -> Result<Vec<(Strin
 pub fn unit(document: &Value, path: &str) -> Result<Option<String>, CwError> {
     let Some(unit) = string(document, "Unit", path)? else { return Ok(None) };
     if !UNITS.contains(&unit.as_str()) {
-        return Err(CwError::invalid(format!(
-            "The parameter {path} must be a value in the set [ {} ].",
-            UNITS.join(", ")
-        )));
+        return Err(CwError::not_in_enum(&unit, path, UNITS));
     }
     Ok(Some(unit))
 }

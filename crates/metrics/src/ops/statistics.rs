@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(run(no_namespace).unwrap_err(), CwError::missing("Namespace"));
         let mut bad_unit = request("Invocations", json!(["Sum"]), json!([]));
         bad_unit["Unit"] = json!("Parsecs");
-        assert_eq!(kind(bad_unit), ErrorKind::InvalidParameterValue);
+        assert_eq!(kind(bad_unit), ErrorKind::Validation);
         let mut bad_percentile = request("Duration", json!([]), json!([]));
         bad_percentile["ExtendedStatistics"] = json!(["p101"]);
         assert_eq!(kind(bad_percentile), ErrorKind::InvalidParameterValue);

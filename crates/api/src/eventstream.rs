@@ -1,6 +1,6 @@
 //! AWS's event-stream framing (`application/vnd.amazon.eventstream`): each message is a
 //! prelude (total length, headers length, CRC32 of both), string headers, the payload and a
-//! CRC32 of everything before it.
+//! CRC32 of everything before it. Kinesis (`SubscribeToShard`) and Logs (`StartLiveTail`) answer in it.
 
 pub const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 /// Header value type 7: a string with a 2-byte length.
