@@ -487,6 +487,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(opened.sts())
         })
     };
+    // CodeDeploy opens with the first stack that names it (or its first request).
+    let codedeploy = {
+        let (database, clock) = (database.clone(), clock.clone());
+        let targets =
+            Arc::new(cfn_wiring::CodeDeployTargets { lambda: lambda.clone(), metrics: metrics.clone() });
+        lazy::Lazy::new("codedeploy", Protocol::Json, move || {
+            nimbus_codedeploy::CodeDeploy::open(&database, clock.clone(), targets.clone()).map(Arc::new)
+        })
+    };
     // CloudFormation opens on its first request, or now when a stop interrupted a stack's
     // operation (it is then rolled back or finished). Its providers open their services on use.
     let cloudformation = cloudformation_service(CfnWiring {
@@ -496,6 +505,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         node: &node,
         lambda: lambda.clone(),
         s3: s3.clone(),
+        codedeploy: codedeploy.clone(),
         providers: vec![
             Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone())),
             Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
@@ -524,7 +534,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ),
             cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
-            Arc::new(cfn_wiring::CodeDeployRecords),
+            cfn_wiring::LazyProvider::new(codedeploy.clone(), nimbus_codedeploy::provider::RESOURCE_TYPES),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
@@ -555,6 +565,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ecr,
         stepfunctions.clone(),
         cloudformation,
+        codedeploy,
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());
@@ -636,12 +647,13 @@ struct CfnWiring<'a> {
     node: &'a str,
     lambda: Arc<nimbus_lambda::Lambda>,
     s3: Arc<nimbus_s3::S3>,
+    codedeploy: Arc<lazy::Lazy<nimbus_codedeploy::CodeDeploy>>,
     /// Every service's resource provider (a simple list; each opens its service on first use).
     providers: Vec<Arc<dyn nimbus_api::provider::ResourceProvider>>,
 }
 
 fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudformation::CloudFormation>> {
-    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, providers } = wiring;
+    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, codedeploy, providers } = wiring;
     let (database, endpoint_url, node) = (database.clone(), endpoint_url.to_owned(), node.to_owned());
     lazy::Lazy::with_paths("cloudformation", Protocol::Query, "/_nimbus/cloudformation/", move || {
         let opened = nimbus_cloudformation::CloudFormation::open(
@@ -655,6 +667,7 @@ fn cloudformation_service(wiring: CfnWiring<'_>) -> Arc<lazy::Lazy<nimbus_cloudf
         opened.set_templates(Arc::new(wiring::S3Templates(s3.clone())));
         opened.set_transforms(Arc::new(cfn_wiring::SamTransform));
         opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));
+        opened.set_deployments(Arc::new(cfn_wiring::CodeDeployShifts(codedeploy.clone())));
         opened.recover();
         Ok(opened)
     })

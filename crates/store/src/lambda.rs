@@ -332,6 +332,18 @@ impl Store for LambdaStore {
         }))
     }
 
+    fn import_layer(&self, row: &LayerRow) -> Result<(), StoreError> {
+        self.changed(self.db.write(|tx| {
+            tx.execute(
+                "INSERT INTO layer_versions (name, version, config, code_sha256) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name, version) DO UPDATE SET config = excluded.config,
+                 code_sha256 = excluded.code_sha256",
+                &params![row.name, row.version, row.config, row.code_sha256],
+            )?;
+            Ok(())
+        }))
+    }
+
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError> {
         self.changed(self.change_one(
             "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",

@@ -113,4 +113,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LayerRow, StoreError>;
     /// `NotFound` when that version does not exist.
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError>;
+    /// Stores (or replaces) a layer version under the number it already has: a layer published
+    /// in another account, imported under its own ARN (`name` is that ARN without the version).
+    fn import_layer(&self, row: &LayerRow) -> Result<(), StoreError>;
 }
