@@ -3,6 +3,7 @@
 mod admin;
 mod batch_wiring;
 mod cfn_wiring;
+mod cloudcontrol;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -496,6 +497,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             nimbus_codedeploy::CodeDeploy::open(&database, clock.clone(), targets.clone()).map(Arc::new)
         })
     };
+    let cloudcontrol = {
+        let lambda = lambda.clone();
+        lazy::Lazy::new("cloudcontrol", Protocol::Json, move || {
+            Ok(Arc::new(cloudcontrol::CloudControl { lambda: lambda.clone() }))
+        })
+    };
     // CloudFormation opens on its first request, or now when a stop interrupted a stack's
     // operation (it is then rolled back or finished). Its providers open their services on use.
     let cloudformation = cloudformation_service(CfnWiring {
@@ -566,6 +573,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         stepfunctions.clone(),
         cloudformation,
         codedeploy,
+        cloudcontrol,
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());

@@ -183,6 +183,9 @@ impl CodeDeploy {
         if let Some(hook) = &shift.before_hook {
             self.hook(id, hook, "BeforeAllowTraffic", alarms).await?;
         }
+        // Steps keep their schedule from the shift's start (a clock moved past several of them
+        // takes them all).
+        let started = self.clock.now_ms();
         for (index, percent) in routing.steps.iter().enumerate() {
             self.check(id, alarms).await?;
             let moved = if *percent >= 100.0 {
@@ -195,7 +198,7 @@ impl CodeDeploy {
             };
             moved.map_err(|e| Failure("INVALID_LAMBDA_CONFIGURATION", e))?;
             if index + 1 < routing.steps.len() {
-                let until = self.clock.now_ms() + routing.interval_ms;
+                let until = started + routing.interval_ms * (index as i64 + 1);
                 self.wait(id, alarms, until, None).await?;
             }
         }
