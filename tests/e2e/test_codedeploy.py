@@ -203,3 +203,17 @@ def test_stop_deployment_rolls_back_and_the_api_answers_aws_errors(clocked, tmp_
         cd.create_application(applicationName="x")
     assert error.value.response["Error"]["Code"] == "UnknownOperationException"
     assert "CreateApplication" in error.value.response["Error"]["Message"]
+
+
+def test_cancel_update_stack_mid_shift_puts_the_alias_back(clocked):
+    endpoint, stack = clocked.endpoint, unique_name("cancelled")
+    client, lam, name = deployed(endpoint, stack)
+    assert wait_for(lambda: weights(lam, name), timeout=60) == {"2": 0.1}
+    cd, deployment = deployment_of(endpoint, name)
+    client.cancel_update_stack(StackName=stack)
+    assert wait_status(client, stack, timeout=60) == "UPDATE_ROLLBACK_COMPLETE", failures(client, stack)
+    alias = lam.get_alias(FunctionName=name, Name="live")
+    assert alias["FunctionVersion"] == "1" and "RoutingConfig" not in alias
+    info = cd.get_deployment(deploymentId=deployment)["deploymentInfo"]
+    assert info["status"] == "Stopped" and info["errorInformation"]["code"] == "MANUAL_STOP"
+    delete(client, stack)

@@ -537,7 +537,14 @@ impl Engine {
                 let mut request = request;
                 if let Some(policy) = request.properties.remove(SHIFT_POLICY) {
                     if let Some(deployments) = self.hooks.deployments.get() {
-                        deployments.shift(&request, previous, &policy).await?;
+                        // A cancelled update stops the deployment (its rollback puts the alias
+                        // back); abandoned, it would go on moving the alias.
+                        tokio::select! {
+                            shifted = deployments.shift(&request, previous, &policy) => shifted?,
+                            () = self.until_cancelled(&request.stack_id) => {
+                                return Err("Resource update cancelled".into());
+                            }
+                        }
                     }
                 }
                 provider.update(request, physical.clone(), previous.clone()).await

@@ -149,7 +149,9 @@ impl CodeDeploy {
             "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": appspec(&shift)}},
         });
         self.store.insert_deployment(&id, &info, now).map_err(db)?;
+        let mut pending = Pending { cd: self, info: info.clone(), done: false };
         let outcome = self.run(&id, &shift, &routing, &alarms).await;
+        pending.done = true;
         let done = self.clock.now_ms();
         info["completeTime"] = json!(done as f64 / 1000.0);
         match outcome {
@@ -277,6 +279,27 @@ impl CodeDeploy {
             }
         }
         Ok(())
+    }
+}
+
+/// A running deployment: when the stack operation waiting for it is cancelled (the future
+/// dropped), it is recorded `Stopped` (the stack's rollback puts the alias back).
+struct Pending<'a> {
+    cd: &'a CodeDeploy,
+    info: Value,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let id = self.info["deploymentId"].as_str().unwrap_or_default().to_owned();
+        self.info["status"] = json!("Stopped");
+        self.info["completeTime"] = json!(self.cd.clock.now_ms() as f64 / 1000.0);
+        self.info["errorInformation"] = json!({"code": "MANUAL_STOP", "message": "The stack operation that started the deployment was cancelled"});
+        let _ = self.cd.store.save_deployment(&id, &self.info);
     }
 }
 

@@ -380,7 +380,13 @@ impl ResourceProvider for FunctionProvider {
                     let function = request.string("FunctionName").ok_or_else(|| missing("FunctionName"))?;
                     let name = request.string("Name").unwrap_or_default();
                     let path = format!("/2015-03-31/functions/{}/aliases/{name}", name_of(function));
-                    self.api(Method::PUT, &path, Some(alias_body(&request, false))).await?;
+                    let mut body = alias_body(&request, false);
+                    // A template without `RoutingConfig` wants none (an interrupted traffic
+                    // shift left some behind, say).
+                    if let Value::Object(body) = &mut body {
+                        body.entry("RoutingConfig").or_insert(json!({"AdditionalVersionWeights": {}}));
+                    }
+                    self.api(Method::PUT, &path, Some(body)).await?;
                     let mut attributes = Map::new();
                     attributes.insert("AliasArn".into(), physical_id.clone().into());
                     Ok(Provisioned { physical_id, attributes })
