@@ -136,8 +136,8 @@ impl Store {
         group: Option<&str>,
     ) -> Result<Vec<(String, String)>, DbError> {
         let rows = self.db.query(
-            "SELECT id, status FROM deployments WHERE (?1 IS NULL OR application = ?1) \
-             AND (?2 IS NULL OR grp = ?2) ORDER BY created_ms DESC, id",
+            "SELECT id, status FROM deployments WHERE (CAST(?1 AS TEXT) IS NULL OR application = ?1) \
+             AND (CAST(?2 AS TEXT) IS NULL OR grp = ?2) ORDER BY created_ms DESC, id",
             &params![application, group],
         )?;
         rows.iter().map(|r| Ok((r.get::<String>(0)?, r.get::<String>(1)?))).collect()

@@ -410,6 +410,23 @@ mod tests {
     }
 
     #[test]
+    fn imported_layers_keep_their_number_and_replace_on_import_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let name = "arn:aws:lambda:us-east-1:017000801446:layer:Powertools";
+        let row = |code: &str| LayerRow {
+            name: name.into(),
+            version: 7,
+            config: "{}".into(),
+            code_sha256: code.into(),
+        };
+        store.import_layer(&row("c1")).unwrap();
+        store.import_layer(&row("c2")).unwrap();
+        assert_eq!(store.load_layers().unwrap(), vec![row("c2")]);
+        assert!(!store.code_in_use("c1").unwrap() && store.code_in_use("c2").unwrap());
+    }
+
+    #[test]
     fn resources_upsert_and_go_with_their_function() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());

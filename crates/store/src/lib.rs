@@ -33,7 +33,8 @@ pub struct FunctionRow {
     pub code_sha256: String,
 }
 
-/// One version of one Lambda layer; the version number is the store's to allocate.
+/// One version of one Lambda layer; the version number is the store's to allocate (an imported
+/// layer of another account keeps its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRow {
     pub name: String,
