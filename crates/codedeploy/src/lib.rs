@@ -60,6 +60,17 @@ impl CodeDeploy {
         targets: Arc<dyn Targets>,
     ) -> Result<CodeDeploy, String> {
         let store = store::Store::open(database).map_err(|e| e.to_string())?;
+        // A lone node that restarts runs none of the deployments it left in progress (their
+        // stack updates roll back): they end `Stopped`. Nodes sharing a database leave them be.
+        if !database.is_shared() {
+            for (id, mut info) in store.unfinished().map_err(|e| e.to_string())? {
+                info["status"] = json!("Stopped");
+                info["completeTime"] = json!(clock.now_ms() as f64 / 1000.0);
+                info["errorInformation"] =
+                    json!({"code": "MANUAL_STOP", "message": "nimbus stopped while the deployment ran"});
+                store.save_deployment(&id, &info).map_err(|e| e.to_string())?;
+            }
+        }
         Ok(CodeDeploy { store, clock, targets })
     }
 

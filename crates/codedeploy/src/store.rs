@@ -143,6 +143,12 @@ impl Store {
         rows.iter().map(|r| Ok((r.get::<String>(0)?, r.get::<String>(1)?))).collect()
     }
 
+    /// Deployments still `InProgress`: after a restart of a lone node, ones nothing runs.
+    pub fn unfinished(&self) -> Result<Vec<(String, Value)>, DbError> {
+        let rows = self.db.query("SELECT id, info FROM deployments WHERE status = 'InProgress'", &[])?;
+        rows.iter().map(|r| Ok((r.get::<String>(0)?, json(r.get::<String>(1)?)))).collect()
+    }
+
     pub fn request_stop(&self, id: &str) -> Result<(), DbError> {
         self.db.execute("UPDATE deployments SET stop = 1 WHERE id = ?1", &params![id])?;
         Ok(())

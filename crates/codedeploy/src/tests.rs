@@ -73,3 +73,17 @@ async fn all_at_once_deployment_succeeds_and_is_listed() {
     let missing = cd.dispatch("GetDeployment", &json!({"deploymentId": "d-AAAAAAAAA"})).unwrap_err();
     assert_eq!(missing.code, "DeploymentDoesNotExistException");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_left_in_progress_is_stopped_when_a_lone_node_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cd = open(&dir);
+    let info = json!({"deploymentId": "d-AAAAAAAAA", "status": "InProgress",
+        "applicationName": "a", "deploymentGroupName": "g"});
+    cd.store.insert_deployment("d-AAAAAAAAA", &info, 0).unwrap();
+    drop(cd);
+    let cd = open(&dir);
+    let got = cd.dispatch("GetDeployment", &json!({"deploymentId": "d-AAAAAAAAA"})).unwrap();
+    assert_eq!(got["deploymentInfo"]["status"], "Stopped");
+    assert_eq!(got["deploymentInfo"]["errorInformation"]["code"], "MANUAL_STOP");
+}
