@@ -66,16 +66,18 @@ impl nimbus_cloudformation::Transforms for SamTransform {
     fn apply(
         &self,
         name: &str,
-        template: &Value,
-        region: &str,
-        account: &str,
-        stack: &str,
+        input: &nimbus_cloudformation::TransformInput<'_>,
     ) -> Option<Result<Value, String>> {
         if name != nimbus_sam::TRANSFORM_NAME {
             return None;
         }
-        let context = nimbus_sam::Context::new(region, account, stack);
-        Some(nimbus_sam::transform(template, &context).map_err(|error| error.to_string()))
+        let mut context = nimbus_sam::Context::new(input.region, input.account, input.stack);
+        context.parameters.extend(input.parameters.clone());
+        // YAML keeps its key order, which SAM's output follows in places.
+        for (path, keys) in nimbus_template::key_order(input.text) {
+            context.source_order.insert(path, keys);
+        }
+        Some(nimbus_sam::transform(input.template, &context).map_err(|error| error.to_string()))
     }
 }
 
@@ -139,56 +141,110 @@ impl ResourceProvider for S3Bodies {
     }
 }
 
-/// `AWS::CodeDeploy::Application` and `AWS::CodeDeploy::DeploymentGroup`, as the SAM transform
-/// emits them for `DeploymentPreference`. nimbus serves no CodeDeploy: the resources are
-/// accepted and kept as the stack's records (names as AWS gives them), and an alias's
-/// `CodeDeployLambdaAliasUpdate` shifts all traffic at once (no gradual shifting, hooks or
-/// alarms-driven rollback).
-pub struct CodeDeployRecords;
+/// CodeDeploy's traffic shifting for aliases whose update policy is
+/// `CodeDeployLambdaAliasUpdate` (the alias's update waits for the deployment).
+pub struct CodeDeployShifts(pub Arc<Lazy<nimbus_codedeploy::CodeDeploy>>);
 
-pub const CODEDEPLOY_TYPES: &[&str] = &["AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup"];
-
-const CODEDEPLOY_NOTE: &str =
-    "accepted and recorded: nimbus serves no CodeDeploy, so an alias update shifts all traffic at once";
-
-impl ResourceProvider for CodeDeployRecords {
-    fn resource_types(&self) -> &'static [&'static str] {
-        CODEDEPLOY_TYPES
-    }
-
-    fn replaces(&self, resource_type: &str, property: &str) -> bool {
-        match resource_type {
-            "AWS::CodeDeploy::Application" => matches!(property, "ApplicationName" | "ComputePlatform"),
-            _ => matches!(property, "ApplicationName" | "DeploymentGroupName"),
-        }
-    }
-
-    fn create(&self, request: ResourceRequest) -> ProviderFuture<'_, Provisioned> {
+impl nimbus_cloudformation::AliasDeployments for CodeDeployShifts {
+    fn shift<'a>(
+        &'a self,
+        request: &'a ResourceRequest,
+        previous: &'a Map<String, Value>,
+        policy: &'a Value,
+    ) -> nimbus_cloudformation::ShiftFuture<'a> {
         Box::pin(async move {
-            let given = if request.resource_type == "AWS::CodeDeploy::Application" {
-                "ApplicationName"
-            } else {
-                "DeploymentGroupName"
+            let codedeploy = self.0.get().await?;
+            let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+            let function = text(request.property("FunctionName")).unwrap_or_default();
+            // The function may be named by ARN; the alias belongs to its name.
+            let function = function.split(':').nth(6).map(str::to_owned).unwrap_or(function);
+            let shift = nimbus_codedeploy::AliasShift {
+                application: text(policy.get("ApplicationName")).unwrap_or_default(),
+                group: text(policy.get("DeploymentGroupName")).unwrap_or_default(),
+                function,
+                alias: text(request.property("Name")).unwrap_or_default(),
+                from: text(previous.get("FunctionVersion")).unwrap_or_default(),
+                to: text(request.property("FunctionVersion")).unwrap_or_default(),
+                before_hook: text(policy.get("BeforeAllowTrafficHook")),
+                after_hook: text(policy.get("AfterAllowTrafficHook")),
             };
-            let name = request
-                .string(given)
-                .map(str::to_owned)
-                .unwrap_or_else(|| request.generated_name(100, false));
-            Ok(Provisioned { physical_id: name, attributes: Map::new() }.with_note(CODEDEPLOY_NOTE))
+            codedeploy.shift_alias(shift).await.map(|_| ())
+        })
+    }
+}
+
+/// What CodeDeploy's deployments reach: Lambda's aliases and functions, CloudWatch's alarms.
+pub struct CodeDeployTargets {
+    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub metrics: Arc<dyn Service>,
+}
+
+impl nimbus_codedeploy::Targets for CodeDeployTargets {
+    fn route<'a>(
+        &'a self,
+        function: &'a str,
+        alias: &'a str,
+        version: &'a str,
+        extra: Option<(&'a str, f64)>,
+    ) -> nimbus_codedeploy::TargetFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let weights = match extra {
+                Some((other, weight)) => serde_json::json!({ other: weight }),
+                None => serde_json::json!({}),
+            };
+            let body = serde_json::json!({
+                "FunctionVersion": version,
+                "RoutingConfig": {"AdditionalVersionWeights": weights},
+            });
+            let path = format!("/2015-03-31/functions/{function}/aliases/{alias}");
+            let headers = [("content-type", "application/json")];
+            nimbus_api::provider::call(
+                self.lambda.as_ref(),
+                hyper::Method::PUT,
+                &path,
+                &headers,
+                body.to_string().into_bytes(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
         })
     }
 
-    fn update(
-        &self,
-        _request: ResourceRequest,
-        physical_id: String,
-        _previous: Map<String, Value>,
-    ) -> ProviderFuture<'_, Provisioned> {
-        Box::pin(async move { Ok(Provisioned { physical_id, attributes: Map::new() }) })
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        payload: Vec<u8>,
+    ) -> nimbus_codedeploy::TargetFuture<'a, Result<(), String>> {
+        use nimbus_cloudformation::Functions;
+        let functions = crate::wiring::CfnFunctions(self.lambda.clone());
+        Box::pin(async move { functions.invoke_async(function, payload).await })
     }
 
-    fn delete(&self, _request: ResourceRequest, _physical_id: String) -> ProviderFuture<'_, ()> {
-        Box::pin(async { Ok(()) })
+    fn alarms_in_alarm<'a>(
+        &'a self,
+        names: &'a [String],
+    ) -> nimbus_codedeploy::TargetFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let body = serde_json::json!({ "AlarmNames": names }).to_string().into_bytes();
+            let headers = [
+                ("x-amz-target", "GraniteServiceVersion20100801.DescribeAlarms"),
+                ("content-type", "application/x-amz-json-1.0"),
+            ];
+            let Ok(bytes) =
+                nimbus_api::provider::call(self.metrics.as_ref(), hyper::Method::POST, "/", &headers, body)
+                    .await
+            else {
+                return Vec::new();
+            };
+            let answer: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            ["MetricAlarms", "CompositeAlarms"]
+                .iter()
+                .flat_map(|kind| answer[kind].as_array().cloned().unwrap_or_default())
+                .filter(|alarm| alarm["StateValue"] == "ALARM")
+                .filter_map(|alarm| alarm["AlarmName"].as_str().map(str::to_owned))
+                .collect()
+        })
     }
 }
 

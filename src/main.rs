@@ -3,6 +3,7 @@
 mod admin;
 mod batch_wiring;
 mod cfn_wiring;
+mod cloudcontrol;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -534,6 +535,21 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(opened.sts())
         })
     };
+    // CodeDeploy opens with the first stack that names it (or its first request).
+    let codedeploy = {
+        let (database, clock) = (database.clone(), clock.clone());
+        let targets =
+            Arc::new(cfn_wiring::CodeDeployTargets { lambda: lambda.clone(), metrics: metrics.clone() });
+        lazy::Lazy::new("codedeploy", Protocol::Json, move || {
+            nimbus_codedeploy::CodeDeploy::open(&database, clock.clone(), targets.clone()).map(Arc::new)
+        })
+    };
+    let cloudcontrol = {
+        let lambda = lambda.clone();
+        lazy::Lazy::new("cloudcontrol", Protocol::Json, move || {
+            Ok(Arc::new(cloudcontrol::CloudControl { lambda: lambda.clone() }))
+        })
+    };
     // CloudFormation opens on its first request, or now when a stop interrupted a stack's
     // operation (it is then rolled back or finished). Its providers open their services on use.
     let cloudformation = cloudformation_service(CfnWiring {
@@ -543,6 +559,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         node: &node,
         lambda: lambda.clone(),
         s3: s3.clone(),
+        codedeploy: codedeploy.clone(),
         providers: vec![
             Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone())),
             Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
@@ -586,7 +603,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ),
             cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
             cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
-            Arc::new(cfn_wiring::CodeDeployRecords),
+            cfn_wiring::LazyProvider::new(codedeploy.clone(), nimbus_codedeploy::provider::RESOURCE_TYPES),
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
@@ -618,6 +635,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ecr,
         stepfunctions.clone(),
         cloudformation,
+        codedeploy,
+        cloudcontrol,
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());
@@ -700,6 +719,7 @@ struct CfnWiring<'a> {
     node: &'a str,
     lambda: Arc<nimbus_lambda::Lambda>,
     s3: Arc<nimbus_s3::S3>,
+    codedeploy: Arc<lazy::Lazy<nimbus_codedeploy::CodeDeploy>>,
     /// Every service's resource provider (a simple list; each opens its service on first use).
     providers: Vec<Arc<dyn nimbus_api::provider::ResourceProvider>>,
 }
@@ -707,7 +727,7 @@ struct CfnWiring<'a> {
 fn cloudformation_service(
     wiring: CfnWiring<'_>,
 ) -> Arc<regional::Regional<nimbus_cloudformation::CloudFormation>> {
-    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, providers } = wiring;
+    let CfnWiring { database, identity, endpoint_url, node, lambda, s3, codedeploy, providers } = wiring;
     let (endpoint_url, node) = (endpoint_url.to_owned(), node.to_owned());
     // Each region's stacks, made by the providers in that region.
     let open = move |database: &Database,
@@ -724,6 +744,7 @@ fn cloudformation_service(
         opened.set_templates(Arc::new(wiring::S3Templates(s3.clone())));
         opened.set_transforms(Arc::new(cfn_wiring::SamTransform));
         opened.set_functions(Arc::new(wiring::CfnFunctions(lambda.clone())));
+        opened.set_deployments(Arc::new(cfn_wiring::CodeDeployShifts(codedeploy.clone())));
         opened.recover();
         Ok(opened)
     };

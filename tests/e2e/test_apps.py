@@ -7,6 +7,7 @@ and a retained bucket outliving its stack."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 
 import pytest
@@ -257,3 +258,37 @@ def test_schedules_fire_on_the_virtual_clock(tool, nimbus_bin, server_factory, t
     deployer.delete(stack)
     scheduler = aws_client("scheduler", server.endpoint)
     assert scheduler.list_schedules()["Schedules"] == []
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_traffic_shifts_gradually_after_the_pre_traffic_hook(tool, nimbus_bin, server_factory, tmp_path):
+    server = server_factory(extra_args=["--clock", "virtual"])
+    deployer = Deployer(tool, nimbus_bin, server.endpoint, tmp_path)
+    app = copy_app("traffic-shift", tmp_path)
+    stack = unique_name("shift")
+    deployer.deploy(app, stack)
+    name = deployer.outputs(stack)["GreeterName"]
+    lam = aws_client("lambda", server.endpoint)
+    assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
+
+    # A code change: the hook checks version 2, then 10% more traffic a minute goes to it.
+    edit(app / "src/app.py", 'VERSION = "v1"', 'VERSION = "v2"')
+    update = threading.Thread(target=deployer.deploy, args=(app, stack))
+    update.start()
+
+    def weights():
+        routing = lam.get_alias(FunctionName=name, Name="live").get("RoutingConfig", {})
+        return routing.get("AdditionalVersionWeights")
+
+    assert wait_until(weights, timeout=120, what="traffic shifting") == {"2": 0.1}
+    assert deployer.stack(stack)["StackStatus"] == "UPDATE_IN_PROGRESS"
+    advance(server.endpoint, 120)
+    assert wait_until(lambda: weights() == {"2": 0.3}, timeout=30, what="30% on version 2")
+    advance(server.endpoint, 480)
+    update.join(timeout=300)
+    assert deployer.stack(stack)["StackStatus"] == "UPDATE_COMPLETE"
+    alias = lam.get_alias(FunctionName=name, Name="live")
+    assert alias["FunctionVersion"] == "2" and "RoutingConfig" not in alias
+    assert json.loads(lam.invoke(FunctionName=name, Qualifier="live")["Payload"].read()) == {"version": "v2"}
+    deployer.delete(stack)
+    assert gone(lam.get_function, FunctionName=name)

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cfn_support import cfn, delete, failures, outputs, resources, wait_status
-from support import aws_client, unique_name
+from support import ROLE, aws_client, make_zip, unique_name
 
 
 def create(client, stack, template):
@@ -462,3 +462,28 @@ def test_deployment_preference_stacks_deploy_and_move_the_alias(server):
     answer = lam.invoke(FunctionName=name, Qualifier="live")["Payload"].read()
     assert json.loads(answer) == "two"
     delete(client, stack)
+
+
+def test_cloud_control_reads_functions_and_their_urls(server):
+    lam, cc = aws_client("lambda", server.endpoint), aws_client("cloudcontrol", server.endpoint)
+    name = unique_name("cc")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Handler="index.handler", Role=ROLE,
+                        Code={"ZipFile": make_zip({"index.py": "def handler(e, c):\n    return 1\n"})})
+    with pytest.raises(cc.exceptions.ResourceNotFoundException):
+        cc.get_resource(TypeName="AWS::Lambda::Url", Identifier=name)
+    url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    got = cc.get_resource(TypeName="AWS::Lambda::Url", Identifier=name)["ResourceDescription"]
+    props = json.loads(got["Properties"])
+    assert props["FunctionUrl"] == url and props["AuthType"] == "NONE"
+    assert got["Identifier"] == props["FunctionArn"] and props["FunctionArn"].endswith(f":function:{name}")
+    function = json.loads(cc.get_resource(TypeName="AWS::Lambda::Function", Identifier=name)
+                          ["ResourceDescription"]["Properties"])
+    assert function["FunctionName"] == name and function["Runtime"] == "python3.12"
+    listed = cc.list_resources(TypeName="AWS::Lambda::Url")["ResourceDescriptions"]
+    assert url in [json.loads(d["Properties"])["FunctionUrl"] for d in listed]
+    with pytest.raises(cc.exceptions.UnsupportedActionException):
+        cc.get_resource(TypeName="AWS::SQS::Queue", Identifier="q")
+    with pytest.raises(ClientError) as error:
+        cc.create_resource(TypeName="AWS::Lambda::Url", DesiredState="{}")
+    assert error.value.response["Error"]["Code"] == "UnknownOperationException"
+    lam.delete_function(FunctionName=name)

@@ -4,13 +4,16 @@ Node.js), wait conditions, exports and imports, language extensions, layers of o
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
 from cfn_support import cfn, delete, failures, outputs, resources, wait_for, wait_status
-from support import aws_client, unique_name
+from support import aws_client, make_zip, unique_name
 
 
 CHILD = """
@@ -405,20 +408,51 @@ def test_every_provider_type_is_provisioned_by_its_service(server):
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket=bucket)
 
-def test_layers_of_other_accounts_missing_from_nimbus_are_left_out_and_named(server):
+LAYER_PROBE = """
+def handler(e, c):
+    try:
+        import powertools_marker
+        return powertools_marker.VALUE
+    except ImportError:
+        return "missing"
+"""
+
+
+def test_layers_of_other_accounts_are_named_until_imported(server, nimbus_bin, tmp_path):
     endpoint, stack = server.endpoint, unique_name("powertools")
     client, lam = cfn(endpoint), aws_client("lambda", endpoint)
-    powertools = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
+    # A version no other test imports (the layer store is the server's).
+    powertools = f"arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:{uuid.uuid4().int % 10**6}"
     client.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Fn": {
         "Type": "AWS::Lambda::Function", "Properties": {
             "Runtime": "python3.12", "Handler": "index.handler", "Role": "arn:aws:iam::000000000000:role/r",
-            "Layers": [powertools], "Code": {"ZipFile": "def handler(e, c):\n    return 'ok'\n"}}}},
+            "Layers": [powertools], "Code": {"ZipFile": LAYER_PROBE}}}},
         "Outputs": {"Name": {"Value": {"Ref": "Fn"}}}}))
     assert wait_status(client, stack) == "CREATE_COMPLETE", failures(client, stack)
     events = client.describe_stack_events(StackName=stack)["StackEvents"]
     done = next(e for e in events if e["LogicalResourceId"] == "Fn" and e["ResourceStatus"] == "CREATE_COMPLETE")
     assert powertools in done["ResourceStatusReason"]
-    assert json.loads(lam.invoke(FunctionName=outputs(client, stack)["Name"])["Payload"].read()) == "ok"
+    name = outputs(client, stack)["Name"]
+    assert [layer["Arn"] for layer in lam.get_function_configuration(FunctionName=name)["Layers"]] == [powertools]
+    # The function runs without it, and its first log line says which layer is missing.
+    reply = lam.invoke(FunctionName=name, LogType="Tail")
+    assert json.loads(reply["Payload"].read()) == "missing"
+    tail = base64.b64decode(reply["LogResult"]).decode()
+    assert f"nimbus: layer {powertools} is not in nimbus" in tail.splitlines()[0], tail
+    # `nimbus layers import ARN ZIP` brings it: the next environment has it at /opt.
+    zip_path = tmp_path / "powertools.zip"
+    zip_path.write_bytes(make_zip({"python/powertools_marker.py": "VALUE = 'present'\n"}))
+    out = subprocess.run([str(nimbus_bin), "layers", "import", powertools, str(zip_path), "--endpoint", endpoint],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and f"imported {powertools}" in out.stdout, out.stderr
+    assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "present"
+    got = lam.get_layer_version_by_arn(Arn=powertools)
+    assert got["LayerVersionArn"] == powertools and got["Version"] == int(powertools.rsplit(":", 1)[1])
+    # Not this account's layer: ListLayers does not show it.
+    assert all("017000801446" not in layer["LayerArn"] for layer in lam.list_layers()["Layers"])
+    bad = subprocess.run([str(nimbus_bin), "layers", "import", "arn:aws:lambda:us-east-1:000000000000:layer:mine:1",
+                          str(zip_path), "--endpoint", endpoint], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "not the ARN of a layer version of another account" in bad.stderr
     delete(client, stack)
 
 LOOPS = """

@@ -74,6 +74,7 @@ Resources:
       CodeUri: py/
       Handler: app.handler
       Runtime: python3.11
+      FunctionUrlConfig: {AuthType: NONE}
   NodeFn:
     Type: AWS::Serverless::Function
     Properties:
@@ -116,6 +117,10 @@ def test_sam_build_then_deploy_runs_functions_with_their_dependencies(sam_deploy
     assert out["PyName"] in listed
     resources = sam(sam_deployer, app, "list", "resources", "--stack-name", stack, "--output", "json")
     assert "PyFn" in resources
+    # `sam list endpoints` reads function URLs through Cloud Control's GetResource.
+    endpoints = sam(sam_deployer, app, "list", "endpoints", "--stack-name", stack, "--output", "json")
+    url = aws_client("lambda", server.endpoint).get_function_url_config(FunctionName=out["PyName"])["FunctionUrl"]
+    assert url in endpoints and "NodeFn" in endpoints, endpoints
     said = sam(sam_deployer, app, "remote", "invoke", "PyFn", "--stack-name", stack, "--event", "{}",
                "--output", "json")
     assert '\\"answer\\": 42' in said or '"answer": 42' in said, said

@@ -53,6 +53,8 @@ const KNOWN: &[Known] = &[
     known("apigateway", "apigateway", "", "", "Amazon API Gateway"),
     known("apigatewayv2", "apigateway", "", "", "AmazonApiGatewayV2"),
     known("cloudformation", "cloudformation", "", "2010-05-15", "AWS CloudFormation"),
+    known("codedeploy", "codedeploy", "CodeDeploy_20141006", "", "AWS CodeDeploy"),
+    known("cloudcontrol", "cloudcontrolapi", "CloudApiService", "", "AWS Cloud Control API"),
     known("ec2", "ec2", "", "2016-11-15", "Amazon Elastic Compute Cloud"),
     known("autoscaling", "autoscaling", "", "2011-01-01", "Auto Scaling"),
     known("batch", "batch", "", "", "AWS Batch"),

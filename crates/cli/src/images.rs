@@ -82,7 +82,7 @@ fn import(args: &ImagesArgs, client: &Client, file: &Path) -> Result<Value, Erro
 }
 
 /// Percent-encodes a query value (repository names hold `/`).
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -14,6 +14,7 @@ pub mod images;
 pub mod invoke;
 pub mod jobs;
 pub mod json;
+pub mod layers;
 pub mod logs;
 pub mod package;
 pub mod query;
@@ -49,6 +50,8 @@ pub enum ClientCommand {
     Streams(streams::StreamsArgs),
     /// EventBridge scheduled rules and Scheduler schedules with their next fire times.
     Schedules(schedules::SchedulesArgs),
+    /// `nimbus layers import ARN ZIP`: a layer version of another account, from its zip.
+    Layers(layers::LayersArgs),
     /// Images in nimbus's registry; `import FILE` brings in a docker save or OCI layout.
     Images(images::ImagesArgs),
     /// Print nimbus's clock; `nimbus clock advance 1h` moves a virtual one (`up --clock virtual`).
@@ -99,6 +102,7 @@ impl ClientCommand {
             ClientCommand::Streams(args) => &args.common,
             ClientCommand::Clock(args) => &args.common,
             ClientCommand::Images(args) => &args.common,
+            ClientCommand::Layers(args) => &args.common,
             ClientCommand::Apis(args) => &args.common,
             ClientCommand::Executions(args) => &args.common,
             ClientCommand::Instances(args) => &args.common,
@@ -128,6 +132,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             schedules::run_clock(args, &client, &console).map(|()| ExitCode::SUCCESS)
         }
         ClientCommand::Images(args) => images::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
+        ClientCommand::Layers(args) => layers::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Apis(args) => apis::run(args, &client, &console).map(|()| ExitCode::SUCCESS),
         ClientCommand::Executions(args) => {
             executions::run(args, &client, &console).map(|()| ExitCode::SUCCESS)

@@ -189,6 +189,17 @@ pub fn fetch_template(engine: &Engine, url: &str) -> std::result::Result<String,
 
 /// The template to run from a submitted text: parsed, transformed, checked.
 pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Result<Value, String> {
+    prepare_with(engine, text, stack_name, &[], None)
+}
+
+/// As [`prepare`], the transforms seeing the parameters' values (given, previous or default).
+pub fn prepare_with(
+    engine: &Engine,
+    text: &str,
+    stack_name: &str,
+    given: &[crate::params::Given],
+    previous: Option<&std::collections::BTreeMap<String, String>>,
+) -> std::result::Result<Value, String> {
     if text.len() > 1_048_576 {
         return Err("Template may not exceed 1048576 bytes in size.".into());
     }
@@ -197,11 +208,16 @@ pub fn prepare(engine: &Engine, text: &str, stack_name: &str) -> std::result::Re
         if name == "AWS::LanguageExtensions" {
             continue;
         }
-        let applied = engine
-            .hooks
-            .transforms
-            .get()
-            .and_then(|t| t.apply(&name, &template, &engine.region, &engine.account, stack_name));
+        let parameters = crate::params::for_transform(&template, given, previous);
+        let input = crate::TransformInput {
+            template: &template,
+            text,
+            region: &engine.region,
+            account: &engine.account,
+            stack: stack_name,
+            parameters: &parameters,
+        };
+        let applied = engine.hooks.transforms.get().and_then(|t| t.apply(&name, &input));
         match applied {
             Some(Ok(transformed)) => template = transformed,
             Some(Err(why)) => return Err(format!("Transform {name} failed with: {why}")),
@@ -341,7 +357,7 @@ fn create_stack(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
     }
     let text = template_text(engine, input)?
         .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?;
-    let template = prepare(engine, &text, name).map_err(validation)?;
+    let template = prepare_with(engine, &text, name, &given(input), None).map_err(validation)?;
     let parameters = params::resolve(&template, &given(input), None).map_err(validation)?;
     let template = expand(engine, template, &parameters).map_err(validation)?;
     let capabilities = strings(input, "Capabilities");
@@ -381,9 +397,9 @@ pub fn requested_version(engine: &Engine, stack: &Stack, input: &Value) -> Resul
         template_text(engine, input)?
             .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?
     };
-    let template = prepare(engine, &text, &stack.name).map_err(validation)?;
-    let parameters =
-        params::resolve(&template, &given(input), Some(&stack.current.parameters)).map_err(validation)?;
+    let previous = Some(&stack.current.parameters);
+    let template = prepare_with(engine, &text, &stack.name, &given(input), previous).map_err(validation)?;
+    let parameters = params::resolve(&template, &given(input), previous).map_err(validation)?;
     let template = expand(engine, template, &parameters).map_err(validation)?;
     check_capabilities(&template, &strings(input, "Capabilities"))?;
     Ok(Version { original: text, template, parameters })

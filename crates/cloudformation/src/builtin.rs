@@ -235,7 +235,7 @@ async fn nested(engine: Arc<Engine>, action: &Action, request: ResourceRequest) 
             let name =
                 nimbus_api::provider::generated_name(&request.stack_name, &request.logical_id, 128, false);
             let text = crate::api::fetch_template(&engine, &url)?;
-            let template = crate::api::prepare(&engine, &text, &name)?;
+            let template = crate::api::prepare_with(&engine, &text, &name, &given(&request), None)?;
             let parameters = crate::params::resolve(&template, &given(&request), None)?;
             let template = crate::api::expand(&engine, template, &parameters)?;
             let version = crate::model::Version { original: text, template, parameters };
@@ -261,7 +261,8 @@ async fn nested(engine: Arc<Engine>, action: &Action, request: ResourceRequest) 
             let url =
                 request.string("TemplateURL").ok_or("Property TemplateURL cannot be empty.")?.to_owned();
             let text = crate::api::fetch_template(&engine, &url)?;
-            let template = crate::api::prepare(&engine, &text, &child.name)?;
+            let previous = Some(&child.current.parameters);
+            let template = crate::api::prepare_with(&engine, &text, &child.name, &given(&request), previous)?;
             let parameters =
                 crate::params::resolve(&template, &given(&request), Some(&child.current.parameters))?;
             let template = crate::api::expand(&engine, template, &parameters)?;

@@ -60,7 +60,8 @@ pub fn create(engine: &Arc<Engine>, input: &Value) -> Result<Value> {
         ("CREATE", existing) => {
             let text = api::template_text(engine, input)?
                 .ok_or_else(|| validation("Either Template URL or Template Body must be specified."))?;
-            let template = api::prepare(engine, &text, stack_name).map_err(validation)?;
+            let template =
+                api::prepare_with(engine, &text, stack_name, &api::given(input), None).map_err(validation)?;
             let parameters = crate::params::resolve(&template, &api::given(input), None).map_err(validation)?;
             let template = api::expand(engine, template, &parameters).map_err(validation)?;
             api::check_capabilities(&template, &api::strings(input, "Capabilities"))?;

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::model::{Event, Resource, Stack};
 use crate::store::Store;
-use crate::{graph, resolve, Functions, Templates, Transforms};
+use crate::{graph, resolve, AliasDeployments, Functions, Templates, Transforms};
 
 pub const STACK_TYPE: &str = "AWS::CloudFormation::Stack";
 
@@ -19,7 +19,12 @@ pub struct Hooks {
     pub transforms: OnceLock<Arc<dyn Transforms>>,
     pub templates: OnceLock<Arc<dyn Templates>>,
     pub functions: OnceLock<Arc<dyn Functions>>,
+    pub deployments: OnceLock<Arc<dyn AliasDeployments>>,
 }
+
+/// Where `prepare` hands `execute` an alias's resolved `CodeDeployLambdaAliasUpdate` policy
+/// (in the request only; never stored with the resource's properties).
+const SHIFT_POLICY: &str = "nimbus:CodeDeployLambdaAliasUpdate";
 
 pub struct Engine {
     pub store: Store,
@@ -402,11 +407,16 @@ impl Engine {
             if !resolve::holds(scope, &declared)? {
                 return Ok(None);
             }
-            resolve::properties(scope, &declared).map(Some)
+            let policy = match declared.get("UpdatePolicy").and_then(|p| p.get("CodeDeployLambdaAliasUpdate"))
+            {
+                Some(policy) if kind == "AWS::Lambda::Alias" => Some(scope.value(policy)?),
+                _ => None,
+            };
+            Ok(Some((resolve::properties(scope, &declared)?, policy)))
         })?;
-        let Some(properties) = resolved else { return Ok(None) };
+        let Some((properties, policy)) = resolved else { return Ok(None) };
         let existing = stack.resources.get(id).filter(|r| r.physical_id.is_some()).cloned();
-        let request = self.request(stack, id, &kind, properties.clone());
+        let mut request = self.request(stack, id, &kind, properties.clone());
         let Some(existing) = existing else {
             let event = self.set_resource(stack, id, &kind, None, "CREATE_IN_PROGRESS", None);
             let resource = stack.resources.get_mut(id).expect("just set");
@@ -436,6 +446,11 @@ impl Engine {
         resource.replaced = replace;
         events.push(event);
         let physical = existing.physical_id.clone().unwrap_or_default();
+        let version = |props: &Map<String, Value>| props.get("FunctionVersion").cloned();
+        let moves = version(&existing.properties) != version(&request.properties);
+        if let Some(policy) = policy.filter(|_| !replace && moves) {
+            request.properties.insert(SHIFT_POLICY.into(), policy);
+        }
         Ok(Some(if replace {
             (Action::Replace, request)
         } else {
@@ -519,6 +534,19 @@ impl Engine {
         let result = match action {
             Action::Create | Action::Replace => provider.create(request).await,
             Action::Update { physical, previous } => {
+                let mut request = request;
+                if let Some(policy) = request.properties.remove(SHIFT_POLICY) {
+                    if let Some(deployments) = self.hooks.deployments.get() {
+                        // A cancelled update stops the deployment (its rollback puts the alias
+                        // back); abandoned, it would go on moving the alias.
+                        tokio::select! {
+                            shifted = deployments.shift(&request, previous, &policy) => shifted?,
+                            () = self.until_cancelled(&request.stack_id) => {
+                                return Err("Resource update cancelled".into());
+                            }
+                        }
+                    }
+                }
                 provider.update(request, physical.clone(), previous.clone()).await
             }
             Action::Delete { physical } => {

@@ -39,14 +39,18 @@ pub const NAMESPACE: &str = "http://cloudformation.amazonaws.com/doc/2010-05-15/
 /// Template transforms other crates implement (the SAM transform `AWS::Serverless-2016-10-31`);
 /// `None` when this one does not know the transform `name`.
 pub trait Transforms: Send + Sync {
-    fn apply(
-        &self,
-        name: &str,
-        template: &Value,
-        region: &str,
-        account: &str,
-        stack: &str,
-    ) -> Option<Result<Value, String>>;
+    fn apply(&self, name: &str, input: &TransformInput<'_>) -> Option<Result<Value, String>>;
+}
+
+/// What a transform is given: the template (and the text it was read from, whose key order
+/// the SAM transform follows), where the stack lives and its parameters' values.
+pub struct TransformInput<'a> {
+    pub template: &'a Value,
+    pub text: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub stack: &'a str,
+    pub parameters: &'a serde_json::Map<String, Value>,
 }
 
 /// Objects of nimbus's S3, for `TemplateURL`s.
@@ -59,6 +63,21 @@ pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Se
 /// Lambda, for custom resources: an asynchronous (`Event`) invocation.
 pub trait Functions: Send + Sync {
     fn invoke_async(&self, function: &str, payload: Vec<u8>) -> InvokeFuture<'_>;
+}
+
+pub type ShiftFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// CodeDeploy, for an alias whose `UpdatePolicy` is `CodeDeployLambdaAliasUpdate`: moves the
+/// alias from the version in `previous` to the request's, gradually and with its hooks, as
+/// the policy's deployment group says (the stack stays `UPDATE_IN_PROGRESS` meanwhile). An
+/// error (the alias then back on its old version) fails the alias's update.
+pub trait AliasDeployments: Send + Sync {
+    fn shift<'a>(
+        &'a self,
+        request: &'a nimbus_api::provider::ResourceRequest,
+        previous: &'a serde_json::Map<String, Value>,
+        policy: &'a Value,
+    ) -> ShiftFuture<'a>;
 }
 
 pub struct CloudFormation {
@@ -102,6 +121,10 @@ impl CloudFormation {
 
     pub fn set_functions(&self, functions: Arc<dyn Functions>) {
         let _ = self.engine.hooks.functions.set(functions);
+    }
+
+    pub fn set_deployments(&self, deployments: Arc<dyn AliasDeployments>) {
+        let _ = self.engine.hooks.deployments.set(deployments);
     }
 
     /// A function's (or wait condition's) answer PUT to the URL nimbus handed it.

@@ -79,6 +79,28 @@ pub fn resolve(
     Ok(values)
 }
 
+/// The values a transform sees (the SAM transform resolves some properties on them): each
+/// declared parameter's given, previous or default value, unchecked (`resolve` checks them
+/// after the transform).
+pub fn for_transform(
+    template: &Value,
+    given: &[Given],
+    previous: Option<&BTreeMap<String, String>>,
+) -> serde_json::Map<String, Value> {
+    let mut values = serde_json::Map::new();
+    for (name, decl) in declarations(template) {
+        let value = match given.iter().find(|g| g.key == name) {
+            Some(Given { use_previous: true, .. }) => previous.and_then(|p| p.get(&name)).cloned(),
+            Some(Given { value: Some(value), .. }) => Some(value.clone()),
+            _ => decl.get("Default").map(text),
+        };
+        if let Some(value) = value {
+            values.insert(name, Value::String(value));
+        }
+    }
+    values
+}
+
 /// A JSON scalar (or list, for list defaults) as CloudFormation's text.
 pub fn text(value: &Value) -> String {
     match value {

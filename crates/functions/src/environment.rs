@@ -217,6 +217,13 @@ impl Environment {
             stream: stream_name.clone(),
         });
         let output = Output::watch(format!("[{}] ", spec.name), cx.echo_output, cx.tail_log, log, streams);
+        for notice in &spec.notices {
+            let line = format!("{notice}\n");
+            output.log_platform_line(&line);
+            if cx.tail_log {
+                output.start_capture(&line);
+            }
+        }
 
         let child = Arc::new(started_child.child);
         let pid = child.pid;

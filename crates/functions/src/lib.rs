@@ -47,6 +47,8 @@ pub struct FunctionSpec {
     pub shared_mounts: Vec<(PathBuf, PathBuf)>,
     /// Layer contents merged at `/opt`, in the function's order (later ones win).
     pub layers: Vec<PathBuf>,
+    /// Lines each new environment logs first (a layer the function names that nimbus lacks).
+    pub notices: Vec<String>,
     /// No network but nimbus's API and the Runtime API (a function in a VPC without NAT).
     pub isolated_network: bool,
     /// `x86_64` or `arm64`, for billing.

@@ -256,7 +256,9 @@ impl Lambda {
             .await
     }
 
-    /// Resolves `Layers` (up to five existing layer versions, in order).
+    /// Resolves `Layers` (up to five existing layer versions, in order). A layer version of
+    /// another account that nimbus does not hold (AWS's Powertools, say) is kept: the function
+    /// runs without it, saying so in its log, until `nimbus layers import` brings it.
     fn apply_layers(
         &self,
         config: &mut FunctionConfiguration,
@@ -273,6 +275,9 @@ impl Lambda {
         config.layers = arns
             .iter()
             .map(|arn| {
+                if self.layers.is_missing_foreign(arn) {
+                    return Ok(LayerReference { arn: arn.clone(), code_size: 0 });
+                }
                 let layer = self.layers.by_arn(arn).ok_or_else(|| {
                     AwsError::invalid_parameter(format!("Layer version {arn} does not exist."))
                 })?;

@@ -91,11 +91,68 @@ impl Layers {
         self.versions.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A layer version by its ARN (`arn:aws:lambda:<region>:<account>:layer:<name>:<version>`).
+    /// A layer version by its ARN (`arn:aws:lambda:<region>:<account>:layer:<name>:<version>`);
+    /// layers of other accounts are found when they were imported.
     pub fn by_arn(&self, arn: &str) -> Option<Arc<Layer>> {
-        let rest = arn.strip_prefix(&self.arn_prefix)?;
-        let (name, version) = rest.rsplit_once(':')?;
+        let (name, version) = match arn.strip_prefix(&self.arn_prefix) {
+            Some(rest) => rest.rsplit_once(':')?,
+            None => foreign(arn)?,
+        };
         self.read().get(&(name.to_owned(), version.parse().ok()?)).cloned()
+    }
+
+    /// Whether `arn` names a layer version published in another account (or region) that
+    /// nimbus does not hold: a function may name it, and runs without it until it is imported.
+    pub fn is_missing_foreign(&self, arn: &str) -> bool {
+        !arn.starts_with(&self.arn_prefix) && foreign(arn).is_some() && self.by_arn(arn).is_none()
+    }
+
+    /// Stores `zip` as the layer version `arn` of another account (`nimbus layers import`), so
+    /// that functions naming it find it at `/opt`.
+    pub async fn import(&self, arn: &str, zip: Vec<u8>, endpoint: &str) -> Result<Value, AwsError> {
+        let Some((name, number)) = foreign(arn).filter(|_| !arn.starts_with(&self.arn_prefix)) else {
+            return Err(AwsError::invalid_parameter(format!(
+                "{arn} is not the ARN of a layer version of another account (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION); publish layers of this account with PublishLayerVersion"
+            )));
+        };
+        let number: u64 = number.parse().map_err(|_| not_found(arn))?;
+        let code = self.code.clone();
+        let package = match tokio::task::spawn_blocking(move || code.put_zip(&zip)).await {
+            Ok(Ok(package)) => package,
+            Ok(Err(CodeError::Io(error))) => return Err(AwsError::service(error.to_string())),
+            Ok(Err(error)) => return Err(AwsError::invalid_parameter(error.to_string())),
+            Err(join) => return Err(AwsError::service(join.to_string())),
+        };
+        let version = LayerVersion {
+            layer_version_arn: arn.to_owned(),
+            layer_arn: name.to_owned(),
+            description: "imported into nimbus".into(),
+            created_date: crate::functions::now(),
+            version: number,
+            compatible_runtimes: Vec::new(),
+            license_info: None,
+            compatible_architectures: Vec::new(),
+            code_sha256: package.sha256_base64.clone(),
+            code_size: package.size,
+            unzipped_size: package.unzipped_size,
+        };
+        let row = LayerRow {
+            name: name.to_owned(),
+            version: number,
+            config: serde_json::to_string(&version).unwrap_or_default(),
+            code_sha256: package.sha256_hex.clone(),
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.import_layer(&row))
+            .await
+            .map_err(|e| AwsError::service(e.to_string()))?
+            .map_err(|e| AwsError::service(e.to_string()))?;
+        let layer = Arc::new(Layer { version, code_hex: package.sha256_hex });
+        self.versions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((name.to_owned(), number), layer.clone());
+        Ok(shown(&layer, endpoint))
     }
 
     pub fn extracted_dir(&self, layer: &Layer) -> Option<std::path::PathBuf> {
@@ -212,7 +269,7 @@ impl Layers {
     pub fn list(&self, runtime: Option<&str>, architecture: Option<&str>) -> Value {
         let mut latest: BTreeMap<String, Arc<Layer>> = BTreeMap::new();
         for ((name, _), layer) in self.read().iter() {
-            if matches(layer, runtime, architecture) {
+            if matches(layer, runtime, architecture) && !name.starts_with("arn:") {
                 latest.insert(name.clone(), layer.clone());
             }
         }
@@ -283,6 +340,13 @@ fn shown(layer: &Layer, endpoint: &str) -> Value {
         );
     }
     out
+}
+
+/// A layer version ARN of any account: (the ARN without its version, the version).
+fn foreign(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let shaped = parts.len() == 8 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "layer";
+    shaped.then(|| arn.rsplit_once(':')).flatten()
 }
 
 fn not_found(arn: &str) -> AwsError {

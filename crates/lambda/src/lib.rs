@@ -47,6 +47,8 @@ const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
 /// nimbus's own inventory of functions with their environments and recent figures.
 const INVENTORY_PATH: &str = "/_nimbus/functions";
+/// `POST /_nimbus/layers/import?arn=ARN` with a zip: `nimbus layers import ARN ZIP`.
+const IMPORT_PATH: &str = "/_nimbus/layers/import";
 
 pub struct Lambda {
     /// Ourselves, for background work that outlives a request.
@@ -156,6 +158,15 @@ impl Lambda {
             .filter(|row| row.kind == "layer-policy")
             .filter_map(|row| Some((row.function, serde_json::from_str(&row.config).ok()?)))
             .collect())
+    }
+
+    /// `nimbus layers import ARN ZIP`: the layer version `arn` of another account, from its
+    /// zip; functions naming it run with it from their next new environment.
+    pub async fn import_layer(&self, arn: &str, zip: Vec<u8>) -> Result<serde_json::Value, AwsError> {
+        let shown = self.layers.import(arn, zip, &self.endpoint_url).await?;
+        tokio::task::block_in_place(|| self.registry.reload())
+            .map_err(|e| AwsError::service(e.to_string()))?;
+        Ok(shown)
     }
 
     /// Reads functions, layers and event source mappings again: another node sharing the
@@ -353,6 +364,7 @@ impl Service for Lambda {
         let path = uri.path();
         path.starts_with(CODE_PATH)
             || path == INVENTORY_PATH
+            || path == IMPORT_PATH
             || operations::operation_for(method.as_str(), path).is_some()
     }
 

@@ -86,28 +86,25 @@ impl FunctionProvider {
         Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    /// Layers published in other accounts (AWS's own, say) that nimbus does not hold are left
-    /// out, so that the deploy goes on; the returned note names them.
-    async fn without_missing_layers(&self, config: &mut Map<String, Value>, account: &str) -> Option<String> {
-        let Some(Value::Array(layers)) = config.get("Layers").cloned() else { return None };
-        let mut kept = Vec::new();
+    /// Layers published in other accounts (AWS's own, say) that nimbus does not hold: the
+    /// function keeps naming them and runs without them until they are imported; the returned
+    /// note (the resource's event) names them.
+    async fn missing_layers(&self, config: &Map<String, Value>, account: &str) -> Option<String> {
+        let Some(Value::Array(layers)) = config.get("Layers") else { return None };
         let mut missing = Vec::new();
         for layer in layers {
-            let arn = text(&layer);
+            let arn = text(layer);
             let foreign = arn.split(':').nth(4).is_some_and(|owner| owner != account);
             let path = format!("/2018-10-31/layers?find=LayerVersion&Arn={arn}");
             if foreign && self.api(Method::GET, &path, None).await.is_err() {
                 missing.push(arn);
-            } else {
-                kept.push(layer);
             }
         }
         if missing.is_empty() {
             return None;
         }
-        config.insert("Layers".into(), Value::Array(kept));
         Some(format!(
-            "Layers published in other accounts are not in nimbus and were left out: [{}]. Publish them into nimbus (aws lambda publish-layer-version) and point the template at the new ARNs",
+            "Layers published in other accounts are not in nimbus: [{}]. The function runs without them (its log says so) until `nimbus layers import ARN LAYER.zip` brings each in",
             missing.join(", ")
         ))
     }
@@ -118,7 +115,7 @@ impl FunctionProvider {
             .map(str::to_owned)
             .unwrap_or_else(|| request.generated_name(64, false));
         let mut body = configuration(&request.properties);
-        let note = self.without_missing_layers(&mut body, &request.account).await;
+        let note = self.missing_layers(&body, &request.account).await;
         body.insert("FunctionName".into(), name.clone().into());
         body.insert("Code".into(), code(&request.properties)?);
         for key in ["PackageType", "Architectures", "CodeSigningConfigArn"] {
@@ -170,9 +167,8 @@ impl FunctionProvider {
                 config.insert(key.into(), default);
             }
         }
-        let note = self.without_missing_layers(&mut config, &request.account).await;
-        let mut old_config = configuration(previous);
-        self.without_missing_layers(&mut old_config, &request.account).await;
+        let note = self.missing_layers(&config, &request.account).await;
+        let old_config = configuration(previous);
         if config != old_config {
             self.api(
                 Method::PUT,
@@ -384,7 +380,13 @@ impl ResourceProvider for FunctionProvider {
                     let function = request.string("FunctionName").ok_or_else(|| missing("FunctionName"))?;
                     let name = request.string("Name").unwrap_or_default();
                     let path = format!("/2015-03-31/functions/{}/aliases/{name}", name_of(function));
-                    self.api(Method::PUT, &path, Some(alias_body(&request, false))).await?;
+                    let mut body = alias_body(&request, false);
+                    // A template without `RoutingConfig` wants none (an interrupted traffic
+                    // shift left some behind, say).
+                    if let Value::Object(body) = &mut body {
+                        body.entry("RoutingConfig").or_insert(json!({"AdditionalVersionWeights": {}}));
+                    }
+                    self.api(Method::PUT, &path, Some(body)).await?;
                     let mut attributes = Map::new();
                     attributes.insert("AliasArn".into(), physical_id.clone().into());
                     Ok(Provisioned { physical_id, attributes })

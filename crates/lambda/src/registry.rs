@@ -23,6 +23,9 @@ pub const LATEST: &str = "$LATEST";
 const MISS_REFRESH_MS: i64 = 100;
 
 /// One function version, ready to invoke.
+/// Ends the spec revision of a version that names a layer nimbus does not hold.
+const MISSING_LAYERS: &str = "+missing-layers";
+
 pub struct Entry {
     pub stored: StoredFunction,
     pub code_hex: String,
@@ -111,7 +114,9 @@ impl Registry {
                 Ok(number) => function.versions.get(&number)?,
                 Err(_) => &function.latest,
             };
+            // A version missing a layer is built again: the layer may have been imported since.
             let same = entry.code_hex == row.code_sha256
+                && !entry.spec.revision.ends_with(MISSING_LAYERS)
                 && serde_json::to_string(&entry.stored).is_ok_and(|config| config == row.config);
             same.then(|| entry.clone())
         };
@@ -173,7 +178,12 @@ impl Registry {
         let spec = FunctionSpec {
             name: config.function_name.clone(),
             version: config.version.clone(),
-            revision: config.revision_id.clone(),
+            // A layer imported later changes what the environments run: new ones take it.
+            revision: if config.layers.iter().any(|l| self.layers.by_arn(&l.arn).is_none()) {
+                format!("{}{MISSING_LAYERS}", config.revision_id)
+            } else {
+                config.revision_id.clone()
+            },
             runtime: config.runtime.clone(),
             handler: config.handler.clone(),
             code_dir: self.code.extracted_dir(&code_hex).unwrap_or_else(|_| self.code.zip_path(&code_hex)),
@@ -200,6 +210,17 @@ impl Registry {
                 .layers
                 .iter()
                 .filter_map(|reference| self.layers.extracted_dir(&*self.layers.by_arn(&reference.arn)?))
+                .collect(),
+            notices: config
+                .layers
+                .iter()
+                .filter(|reference| self.layers.by_arn(&reference.arn).is_none())
+                .map(|reference| {
+                    format!(
+                        "nimbus: layer {} is not in nimbus (published in another account): running without it; `nimbus layers import {} LAYER.zip` brings it",
+                        reference.arn, reference.arn
+                    )
+                })
                 .collect(),
             architecture: config.architectures.first().cloned().unwrap_or_else(|| "x86_64".into()),
             reserved_concurrency: self.reserved_cell(&config.function_name),

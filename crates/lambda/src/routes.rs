@@ -6,7 +6,7 @@ use hyper::{Method, StatusCode};
 use nimbus_api::{json_response, percent_decode, ApiRequest, ApiResponse, AwsError, Body};
 use serde_json::Value;
 
-use crate::{operations, Lambda, CODE_PATH, INVENTORY_PATH, LAYERS_PATH};
+use crate::{operations, Lambda, CODE_PATH, IMPORT_PATH, INVENTORY_PATH, LAYERS_PATH};
 
 impl Lambda {
     pub(crate) async fn route(&self, request: ApiRequest) -> Result<ApiResponse, AwsError> {
@@ -16,6 +16,10 @@ impl Lambda {
         }
         if path == INVENTORY_PATH {
             return ok(self.inventory());
+        }
+        if path == IMPORT_PATH && request.method == hyper::Method::POST {
+            let arn = request.query("arn").ok_or_else(|| AwsError::invalid_parameter("arn is required"))?;
+            return ok(self.import_layer(&arn, request.body.to_vec()).await?);
         }
         if let Some(rest) = path.strip_prefix(LAYERS_PATH) {
             return self.route_layers(&request, rest).await;

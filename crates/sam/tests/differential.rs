@@ -183,6 +183,39 @@ fn corpus_matches_aws_sam_translator() {
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// The key order nimbus's YAML reader (`nimbus_template::key_order`, what CloudFormation hands
+/// the transform) gives is the source's: the transform's output with it is the translator's.
+#[test]
+fn yaml_reader_key_order_matches_the_translator() {
+    let results = match oracle() {
+        Ok(results) => results,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    let mut failures = Vec::new();
+    for file in corpus() {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let Some(result) = results.get(&name) else { continue };
+        let Some(want) = result.get("template") else { continue };
+        let text = std::fs::read_to_string(&file).expect("corpus file");
+        let mut context = Context::new("us-east-1", "123456789012", "sam-test");
+        for (path, keys) in nimbus_template::key_order(&text) {
+            context.source_order.insert(path, keys);
+        }
+        let mut lines = Vec::new();
+        match transform(&result["input"], &context) {
+            Ok(got) => diff("", &normalize(want, ""), &normalize(&got, ""), &mut lines),
+            Err(error) => lines.push(format!("  nimbus failed: {}", error.message)),
+        }
+        if !lines.is_empty() {
+            failures.push(format!("{name}:\n{}", lines.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
+}
+
 /// Every property of every SAM resource of the corpus replaced, one at a time, by values of the
 /// wrong shape: the transform answers (a template or an error), never panics.
 #[test]

@@ -332,6 +332,18 @@ impl Store for LambdaStore {
         }))
     }
 
+    fn import_layer(&self, row: &LayerRow) -> Result<(), StoreError> {
+        self.changed(self.db.write(|tx| {
+            tx.execute(
+                "INSERT INTO layer_versions (name, version, config, code_sha256) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name, version) DO UPDATE SET config = excluded.config,
+                 code_sha256 = excluded.code_sha256",
+                &params![row.name, row.version, row.config, row.code_sha256],
+            )?;
+            Ok(())
+        }))
+    }
+
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError> {
         self.changed(self.change_one(
             "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
@@ -395,6 +407,23 @@ mod tests {
         assert_eq!(store.insert_layer("deps", "c3", &|_| "{}".into()).unwrap().version, 3);
         assert!(store.code_in_use("c1").unwrap() && !store.code_in_use("c2").unwrap());
         assert_eq!(store.load_layers().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn imported_layers_keep_their_number_and_replace_on_import_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let name = "arn:aws:lambda:us-east-1:017000801446:layer:Powertools";
+        let row = |code: &str| LayerRow {
+            name: name.into(),
+            version: 7,
+            config: "{}".into(),
+            code_sha256: code.into(),
+        };
+        store.import_layer(&row("c1")).unwrap();
+        store.import_layer(&row("c2")).unwrap();
+        assert_eq!(store.load_layers().unwrap(), vec![row("c2")]);
+        assert!(!store.code_in_use("c1").unwrap() && store.code_in_use("c2").unwrap());
     }
 
     #[test]

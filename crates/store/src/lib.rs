@@ -33,7 +33,8 @@ pub struct FunctionRow {
     pub code_sha256: String,
 }
 
-/// One version of one Lambda layer; the version number is the store's to allocate.
+/// One version of one Lambda layer; the version number is the store's to allocate (an imported
+/// layer of another account keeps its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRow {
     pub name: String,
@@ -113,4 +114,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LayerRow, StoreError>;
     /// `NotFound` when that version does not exist.
     fn delete_layer(&self, name: &str, version: u64) -> Result<(), StoreError>;
+    /// Stores (or replaces) a layer version under the number it already has: a layer published
+    /// in another account, imported under its own ARN (`name` is that ARN without the version).
+    fn import_layer(&self, row: &LayerRow) -> Result<(), StoreError>;
 }

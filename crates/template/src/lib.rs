@@ -72,6 +72,58 @@ fn flow_depth(text: &str) -> usize {
     deepest
 }
 
+/// The keys of every mapping of a YAML template in source order, by path from the root (array
+/// items as `[i]`, short forms by their long names: `!Sub` → `Fn::Sub`), for consumers whose
+/// output follows the source's order (the SAM transform). Empty for JSON templates and text
+/// that does not parse.
+pub fn key_order(text: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    if looks_like_json(text) || flow_depth(text) > MAX_FLOW_DEPTH {
+        return Vec::new();
+    }
+    let Ok(yaml) = serde_norway::from_str::<serde_norway::Value>(text) else { return Vec::new() };
+    let mut out = Vec::new();
+    record_order(&mut Vec::new(), &yaml, &mut out);
+    out
+}
+
+fn record_order(
+    path: &mut Vec<String>,
+    value: &serde_norway::Value,
+    out: &mut Vec<(Vec<String>, Vec<String>)>,
+) {
+    use serde_norway::Value as Yaml;
+    match value {
+        Yaml::Mapping(entries) => {
+            let keys: Vec<(String, &Yaml)> =
+                entries.iter().filter_map(|(k, v)| key_text(k.clone()).ok().map(|k| (k, v))).collect();
+            out.push((path.clone(), keys.iter().map(|(k, _)| k.clone()).collect()));
+            for (key, value) in keys {
+                path.push(key);
+                record_order(path, value, out);
+                path.pop();
+            }
+        }
+        Yaml::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                record_order(path, item, out);
+                path.pop();
+            }
+        }
+        Yaml::Tagged(tagged) => {
+            let name = tagged.tag.to_string();
+            let name = name.trim_start_matches('!');
+            let key =
+                if matches!(name, "Ref" | "Condition") { name.to_owned() } else { format!("Fn::{name}") };
+            out.push((path.clone(), vec![key.clone()]));
+            path.push(key);
+            record_order(path, &tagged.value, out);
+            path.pop();
+        }
+        _ => {}
+    }
+}
+
 fn looks_like_json(text: &str) -> bool {
     text.trim_start_matches('\u{feff}').trim_start().starts_with('{')
 }

@@ -48,3 +48,17 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     let tags = format!("Resources: {}x\n", "!Not ".repeat(100_000));
     assert!(parse(&tags).is_err());
 }
+
+#[test]
+fn key_order_follows_the_yaml_source() {
+    let text = "Resources:\n  Zeta:\n    Properties:\n      Events:\n        B: {Type: Api}\n        A: {Type: Api}\n  Alpha:\n    Properties: {Code: !Sub \"x\"}\n";
+    let order = crate::key_order(text);
+    let keys = |path: &[&str]| {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        order.iter().find(|(p, _)| *p == path).map(|(_, k)| k.clone()).unwrap()
+    };
+    assert_eq!(keys(&["Resources"]), ["Zeta", "Alpha"]);
+    assert_eq!(keys(&["Resources", "Zeta", "Properties", "Events"]), ["B", "A"]);
+    assert_eq!(keys(&["Resources", "Alpha", "Properties", "Code"]), ["Fn::Sub"]);
+    assert!(crate::key_order("{\"Resources\": {}}").is_empty());
+}

@@ -1,0 +1,5 @@
+VERSION = "v1"
+
+
+def handler(event, context):
+    return {"version": VERSION}
