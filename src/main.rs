@@ -692,7 +692,8 @@ fn kinesis_service(
 fn ecr_service(state: &State<'_>, port: u16) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
     let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
     lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
-        let options = nimbus_images::Options::new(&identity.region, &identity.account);
+        let mut options = nimbus_images::Options::new(&identity.region, &identity.account);
+        options.port = Some(port);
         let images = nimbus_images::Images::open(&database, &blobs, options).map_err(|e| e.to_string())?;
         Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port))
     })

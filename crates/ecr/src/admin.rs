@@ -1,8 +1,9 @@
 //! nimbus's own image paths: `GET /_nimbus/images` (every image of every repository, what
 //! `nimbus images` prints), `POST /_nimbus/images/import` (a `docker save` or OCI layout tar
 //! as the body; `?repository=&tag=` override the names inside), `POST /_nimbus/images/gc`
-//! (`?grace=SECONDS`) and `POST /_nimbus/images/unpack?reference=&architecture=` (the root a
-//! function or job would get).
+//! (`?grace=SECONDS`), `POST /_nimbus/images/unpack?reference=&architecture=` (the root a
+//! function or job would get) and `POST /_nimbus/images/pull?reference=&architecture=` (the
+//! same, resolving a tag of another registry again now).
 
 use nimbus_api::{json_response, ApiRequest, ApiResponse, AwsError, Protocol};
 use nimbus_images::{ImageError, ImportTarget};
@@ -43,21 +44,25 @@ impl Ecr {
                     request.query("grace").and_then(|g| g.parse::<f64>().ok()).map(|s| (s * 1000.0) as i64);
                 self.images.gc(grace).map(|report| json!(report)).map_err(failed)
             }
-            ("POST", "/unpack") => {
+            ("POST", path @ ("/unpack" | "/pull")) => {
                 let reference = request.query("reference").unwrap_or_default();
-                let architecture = request.query("architecture").unwrap_or_else(|| "x86_64".into());
-                self.images
-                    .root_for(&reference, &architecture)
-                    .map(|root| {
-                        json!({
-                            "rootfs": root.rootfs,
-                            "digest": root.digest,
-                            "resolved": root.resolved,
-                            "architecture": root.architecture,
-                            "config": root.config,
-                        })
+                let architecture = request
+                    .query("architecture")
+                    .unwrap_or_else(|| nimbus_images::host_architecture().into());
+                let root = match path {
+                    "/pull" => self.images.pull(&reference, &architecture),
+                    _ => self.images.root_for(&reference, &architecture),
+                };
+                root.map(|root| {
+                    json!({
+                        "rootfs": root.rootfs,
+                        "digest": root.digest,
+                        "resolved": root.resolved,
+                        "architecture": root.architecture,
+                        "config": root.config,
                     })
-                    .map_err(failed)
+                })
+                .map_err(failed)
             }
             (method, path) => Err(AwsError::new(
                 405,

@@ -14,11 +14,13 @@ mod gc;
 mod import;
 mod manifests;
 pub mod oci;
+pub mod pull;
 pub mod reference;
 mod roots;
 mod schema;
 pub mod unpack;
 mod uploads;
+pub mod user;
 mod zstd;
 
 use std::collections::HashMap;
@@ -82,6 +84,10 @@ pub struct Options {
     pub limits: Limits,
     /// Blobs nothing refers to survive this long (a push uploads layers before its manifest).
     pub grace_ms: i64,
+    /// nimbus's own port: `localhost:<port>` is nimbus's registry, another port another one.
+    pub port: Option<u16>,
+    /// A pulled tag is resolved again at most this often (`nimbus images pull` forces it).
+    pub pull_refresh_ms: i64,
 }
 
 impl Options {
@@ -91,6 +97,8 @@ impl Options {
             account: account.to_owned(),
             limits: Limits::default(),
             grace_ms: 3_600_000,
+            port: None,
+            pull_refresh_ms: 10 * 60_000,
         }
     }
 }

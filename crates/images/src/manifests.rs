@@ -45,6 +45,20 @@ impl Images {
         bytes: &[u8],
         content_type: Option<&str>,
     ) -> Result<Pushed, ImageError> {
+        self.store_manifest(region, repo, tag, bytes, content_type, true)
+    }
+
+    /// [`Images::put_manifest`]; `check_refs: false` keeps an index whose other platforms'
+    /// manifests are not here (a pulled index: only the platforms run are fetched).
+    pub(crate) fn store_manifest(
+        &self,
+        region: &str,
+        repo: &str,
+        tag: Option<&str>,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        check_refs: bool,
+    ) -> Result<Pushed, ImageError> {
         let repository = self.repository(region, repo)?;
         if let Some(tag) = tag {
             if !crate::reference::valid_tag(tag) {
@@ -57,6 +71,7 @@ impl Images {
         for reference in parsed.references() {
             let known = match &parsed {
                 Parsed::Image { .. } => self.blob_in(region, repo, &reference.digest)?.is_some(),
+                Parsed::Index { .. } if !check_refs => true,
                 Parsed::Index { .. } => self.manifest_row(region, repo, &reference.digest)?.is_some(),
             };
             if !known {
@@ -130,7 +145,12 @@ impl Images {
         })
     }
 
-    fn manifest_row(&self, region: &str, repo: &str, digest: &str) -> Result<Option<Row>, ImageError> {
+    pub(crate) fn manifest_row(
+        &self,
+        region: &str,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<Row>, ImageError> {
         Ok(self.db.query_opt(
             "SELECT media_type FROM manifests WHERE region = ?1 AND repo = ?2 AND digest = ?3",
             &params![region, repo, digest],

@@ -293,7 +293,7 @@ impl Sandbox {
             root,
             hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
             // In a user namespace only nimbus's own user exists: it is root in there.
-            user: (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
+            user: (isolated && self.user_namespace.is_none()).then_some(spec.user.unwrap_or(SANDBOX_USER)),
             wait_for: user_ready_r.as_ref().map(|fd| fd.as_raw_fd()),
             cwd: cstring(&spec.cwd),
             program: cstring(&spec.program),

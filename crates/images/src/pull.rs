@@ -1,0 +1,507 @@
+//! Pulling from other registries (Docker Hub, public ECR, any OCI distribution registry) when a
+//! reference names another registry's host, or a bare name (`busybox`, Docker Hub's
+//! `library/busybox`) names no repository of nimbus's own (in nimbus's region).
+//!
+//! The manifest is fetched by tag or digest; for an index only the platform run (the job's or
+//! function's architecture) is fetched, with its config and layers by digest, each checked
+//! against its digest and size. Registries that answer `401` with `WWW-Authenticate: Bearer
+//! realm=…,service=…,scope=…` get an anonymous token from the realm (nimbus sends no
+//! credentials). HTTPS always, except for registries on this machine (`localhost`,
+//! `127.0.0.1`, `[::1]`, `*.localhost` with a port other than nimbus's own), which are spoken
+//! to in plain HTTP (as `insecure` registries).
+//!
+//! The cache: pulled images are stored in the image store under the hidden region
+//! [`PULLED_REGION`], repository `<registry>/<path>` (`docker.io/library/busybox`), with their
+//! tag. An image named by digest is fetched once; a tag is resolved again when its last
+//! resolution is older than [`crate::Options::pull_refresh_ms`] (and when the remote cannot be
+//! reached then, the cached image is used). `nimbus images pull REF` resolves it now.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use nimbus_store::params;
+use serde_json::json;
+
+use crate::digest::Hashing;
+use crate::oci::{self, Descriptor, Parsed};
+use crate::reference::Reference;
+use crate::{now_ms, ImageError, Images};
+
+/// The image store's region for pulled images (no AWS region: ECR's API never lists them).
+pub const PULLED_REGION: &str = "pulled";
+
+/// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// An image of another registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The registry as its images are named (`docker.io`, `public.ecr.aws`, `127.0.0.1:5001`).
+    pub registry: String,
+    /// Where its API is (`https://registry-1.docker.io`, `http://127.0.0.1:5001`).
+    pub base: String,
+    /// The repository's path there (`library/busybox`).
+    pub repository: String,
+    /// A tag or a digest.
+    pub version: String,
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]` or `*.localhost`, with its port when given.
+pub fn local_host(host: &str) -> (bool, Option<u16>) {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !port.contains(']') => (name, port.parse().ok()),
+        _ => (host, None),
+    };
+    let local = ["localhost", "127.0.0.1", "[::1]"].contains(&name) || name.ends_with(".localhost");
+    (local, port)
+}
+
+impl Remote {
+    /// Where `reference` is pulled from: its host, or Docker Hub for a bare name.
+    pub fn of(reference: &Reference) -> Remote {
+        let host = reference.host.as_deref().unwrap_or("docker.io");
+        let hub = matches!(host, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+        let repository = if hub && !reference.repository.contains('/') {
+            format!("library/{}", reference.repository)
+        } else {
+            reference.repository.clone()
+        };
+        let base = match local_host(host) {
+            _ if hub => "https://registry-1.docker.io".to_owned(),
+            (true, port) => format!("http://127.0.0.1:{}", port.unwrap_or(80)),
+            (false, _) => format!("https://{host}"),
+        };
+        let registry = if hub { "docker.io".to_owned() } else { host.to_owned() };
+        Remote { registry, base, repository, version: reference.version().to_owned() }
+    }
+
+    /// The repository in the store's pulled region.
+    pub fn cache_repository(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// `docker.io/library/busybox:latest` (what error messages name).
+    pub fn canonical(&self) -> String {
+        let separator = if self.version.starts_with("sha256:") { '@' } else { ':' };
+        format!("{}/{}{separator}{}", self.registry, self.repository, self.version)
+    }
+}
+
+fn cannot_pull(remote: &Remote, why: impl std::fmt::Display) -> ImageError {
+    let name = remote.canonical();
+    ImageError::CannotPull(format!(
+        "pull image manifest has been retried 1 time(s): failed to resolve ref {name}: {why}"
+    ))
+}
+
+/// One conversation with a registry: its anonymous token, once it asked for one.
+struct Client<'a> {
+    agent: ureq::Agent,
+    remote: &'a Remote,
+    token: Option<String>,
+}
+
+enum Failure {
+    NotFound,
+    Denied(String),
+    Other(String),
+}
+
+impl<'a> Client<'a> {
+    fn new(remote: &'a Remote) -> Client<'a> {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .user_agent(concat!("nimbus/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client { agent: ureq::Agent::new_with_config(config), remote, token: None }
+    }
+
+    /// GET `/v2/<repository>/<what>`, with a token when the registry asks for one.
+    fn get(&mut self, what: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>, Failure> {
+        let url = format!("{}/v2/{}/{what}", self.remote.base, self.remote.repository);
+        for attempt in 0..2 {
+            let mut request = self.agent.get(&url);
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            if let Some(token) = &self.token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            let response = request
+                .call()
+                .map_err(|e| Failure::Other(format!("failed to do request: Get \"{url}\": {e}")))?;
+            match response.status().as_u16() {
+                200..=299 => return Ok(response),
+                404 => return Err(Failure::NotFound),
+                401 if attempt == 0 && self.token.is_none() => {
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.token = Some(self.token_for(&challenge)?);
+                }
+                401 | 403 => {
+                    return Err(Failure::Denied(
+                        "pull access denied, repository does not exist or may require authorization".into(),
+                    ))
+                }
+                status => {
+                    return Err(Failure::Other(format!(
+                        "unexpected status from GET request to {url}: {status}"
+                    )))
+                }
+            }
+        }
+        Err(Failure::Denied(
+            "pull access denied, repository does not exist or may require authorization".into(),
+        ))
+    }
+
+    /// An anonymous token from a `Bearer` challenge's realm.
+    fn token_for(&self, challenge: &str) -> Result<String, Failure> {
+        let denied = |why: &str| Failure::Denied(format!("pull access denied: {why}"));
+        let Some(fields) = challenge.strip_prefix("Bearer ").or_else(|| challenge.strip_prefix("bearer "))
+        else {
+            return Err(denied("the registry asks for credentials (nimbus pulls anonymously)"));
+        };
+        let fields = challenge_fields(fields);
+        let field =
+            |key: &str| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
+        let realm = field("realm").ok_or_else(|| denied("the registry's challenge names no realm"))?;
+        // A token for a registry reached over HTTPS is fetched over HTTPS too.
+        let insecure_allowed = self.remote.base.starts_with("http://");
+        let acceptable = realm.starts_with("https://") || (insecure_allowed && realm.starts_with("http://"));
+        if !acceptable {
+            return Err(denied("the registry's token realm is not HTTPS"));
+        }
+        let scope = field("scope")
+            .map_or_else(|| format!("repository:{}:pull", self.remote.repository), str::to_owned);
+        let mut request = self.agent.get(realm).query("scope", &scope);
+        if let Some(service) = field("service") {
+            request = request.query("service", service);
+        }
+        let mut response =
+            request.call().map_err(|e| Failure::Other(format!("failed to fetch an anonymous token: {e}")))?;
+        if !response.status().is_success() {
+            return Err(denied(&format!("the token service answered {}", response.status().as_u16())));
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| Failure::Other(format!("failed to fetch an anonymous token: {e}")))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        answer["token"]
+            .as_str()
+            .or_else(|| answer["access_token"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Failure::Other("the token service answered no token".into()))
+    }
+}
+
+/// `realm="…",service="…",scope="…"` as pairs (quoted values may hold commas).
+fn challenge_fields(text: &str) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut rest = text.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_owned();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.split_once('"') {
+                Some((value, next)) => (value.to_owned(), next),
+                None => (quoted.to_owned(), ""),
+            },
+            None => match after.split_once(',') {
+                Some((value, next)) => (value.trim().to_owned(), next),
+                None => (after.trim().to_owned(), ""),
+            },
+        };
+        fields.push((key, value));
+        rest = next.trim_start_matches(',').trim();
+    }
+    fields
+}
+
+impl Images {
+    /// Whether a reference's host is another registry (pulled from) rather than nimbus's own
+    /// (its ECR hosts, or this machine at nimbus's port).
+    pub fn is_remote(&self, reference: &Reference) -> bool {
+        let Some(host) = &reference.host else { return false };
+        let (local, port) = local_host(host);
+        let own_port =
+            |port: Option<u16>| port.is_none() || self.options.port.is_none() || port == self.options.port;
+        if reference.region.is_some() {
+            return local && !own_port(port);
+        }
+        !(local && own_port(port))
+    }
+
+    /// Makes sure the image `remote` names (for `architecture`, when an index) is in the
+    /// cache, fetching what is missing; `force` resolves a tag again now. Returns the cached
+    /// repository and the digest the reference names.
+    pub(crate) fn pulled(
+        &self,
+        remote: &Remote,
+        architecture: &str,
+        force: bool,
+    ) -> Result<(String, String), ImageError> {
+        let repo = remote.cache_repository();
+        let lock = {
+            let mut unpacking = self.unpacking.lock().unwrap_or_else(|p| p.into_inner());
+            unpacking.entry(format!("pull {repo}")).or_default().clone()
+        };
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = self.cached(&repo, &remote.version, architecture)?;
+        if let Some((digest, resolved_ms)) = &cached {
+            let fresh = now_ms() - resolved_ms < self.options.pull_refresh_ms;
+            if remote.version.starts_with("sha256:") || (fresh && !force) {
+                return Ok((repo, digest.clone()));
+            }
+        }
+        match self.fetch(remote, &repo, architecture) {
+            Ok(digest) => Ok((repo, digest)),
+            Err(error) => match cached {
+                Some((digest, _)) if !force && !matches!(error, ImageError::Hostile { .. }) => {
+                    eprintln!(
+                        "nimbus: cannot resolve {} again, running the cached image: {error}",
+                        remote.canonical()
+                    );
+                    Ok((repo, digest))
+                }
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// The cached digest of a tag or digest (and when the tag was last resolved), when the
+    /// image is complete for `architecture`.
+    fn cached(
+        &self,
+        repo: &str,
+        version: &str,
+        architecture: &str,
+    ) -> Result<Option<(String, i64)>, ImageError> {
+        let row = if version.starts_with("sha256:") {
+            self.db.query_opt(
+                "SELECT digest, pushed_ms FROM manifests WHERE region = ?1 AND repo = ?2 AND digest = ?3",
+                &params![PULLED_REGION, repo, version],
+            )?
+        } else {
+            self.db.query_opt(
+                "SELECT digest, pushed_ms FROM tags WHERE region = ?1 AND repo = ?2 AND tag = ?3",
+                &params![PULLED_REGION, repo, version],
+            )?
+        };
+        let Some(row) = row else { return Ok(None) };
+        let (digest, at): (String, i64) = (row.get(0)?, row.get(1)?);
+        let Ok(manifest) = self.manifest(PULLED_REGION, repo, &digest) else { return Ok(None) };
+        if let Ok(Parsed::Index { manifests, .. }) = oci::parse(&manifest.bytes, Some(&manifest.media_type)) {
+            match oci::pick(&manifests, architecture) {
+                Some(chosen) if self.manifest_row(PULLED_REGION, repo, &chosen.digest)?.is_some() => {}
+                Some(_) => return Ok(None),
+                None => {} // the platform error comes from the caller, as for any index
+            }
+        }
+        Ok(Some((digest, at)))
+    }
+
+    /// Fetches the manifest `remote` names and what running it on `architecture` needs.
+    fn fetch(&self, remote: &Remote, repo: &str, architecture: &str) -> Result<String, ImageError> {
+        let mut client = Client::new(remote);
+        match self.create_repository(PULLED_REGION, repo, &json!({ "pulledFrom": remote.registry })) {
+            Ok(_) | Err(ImageError::RepositoryExists { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let failed = |failure: Failure| match failure {
+            Failure::NotFound => cannot_pull(remote, format!("{}: not found", remote.canonical())),
+            Failure::Denied(why) | Failure::Other(why) => cannot_pull(remote, why),
+        };
+        let (bytes, media_type) = fetch_manifest(&mut client, &remote.version).map_err(failed)?;
+        let digest = crate::digest::of(&bytes);
+        if remote.version.starts_with("sha256:") && digest != remote.version {
+            return Err(cannot_pull(
+                remote,
+                format!("the manifest's digest is {digest}, not {}", remote.version),
+            ));
+        }
+        let parsed = oci::parse(&bytes, media_type.as_deref()).map_err(|why| cannot_pull(remote, why))?;
+        if let Parsed::Index { manifests, .. } = &parsed {
+            if let Some(chosen) = oci::pick(manifests, architecture) {
+                if self.manifest_row(PULLED_REGION, repo, &chosen.digest)?.is_none() {
+                    let (child, child_type) = fetch_manifest(&mut client, &chosen.digest).map_err(failed)?;
+                    if crate::digest::of(&child) != chosen.digest {
+                        return Err(cannot_pull(
+                            remote,
+                            format!("the manifest {} does not match its digest", chosen.digest),
+                        ));
+                    }
+                    let document =
+                        oci::parse(&child, child_type.as_deref()).map_err(|why| cannot_pull(remote, why))?;
+                    self.fetch_blobs(&mut client, remote, repo, &document)?;
+                    self.store_manifest(PULLED_REGION, repo, None, &child, child_type.as_deref(), true)?;
+                }
+            }
+        } else {
+            self.fetch_blobs(&mut client, remote, repo, &parsed)?;
+        }
+        let tag = (!remote.version.starts_with("sha256:")).then_some(remote.version.as_str());
+        self.store_manifest(PULLED_REGION, repo, tag, &bytes, Some(parsed.media_type()), false)?;
+        // The tag's time is when it was last resolved.
+        let now = now_ms();
+        self.db.execute(
+            "UPDATE tags SET pushed_ms = ?4 WHERE region = ?1 AND repo = ?2 AND tag = ?3",
+            &params![PULLED_REGION, repo, remote.version, now],
+        )?;
+        Ok(digest)
+    }
+
+    /// An image manifest's config and layers, each fetched unless the store holds it.
+    fn fetch_blobs(
+        &self,
+        client: &mut Client<'_>,
+        remote: &Remote,
+        repo: &str,
+        document: &Parsed,
+    ) -> Result<(), ImageError> {
+        let Parsed::Image { layers, .. } = document else {
+            return Err(cannot_pull(remote, "an index inside an index is not supported"));
+        };
+        let total: u64 = layers.iter().map(|l| l.size).sum();
+        if total > self.options.limits.max_total_bytes {
+            return Err(cannot_pull(
+                remote,
+                format!(
+                    "the image's layers hold {total} bytes, over nimbus's limit of {}",
+                    self.options.limits.max_total_bytes
+                ),
+            ));
+        }
+        for descriptor in document.references() {
+            self.fetch_blob(client, remote, repo, descriptor)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_blob(
+        &self,
+        client: &mut Client<'_>,
+        remote: &Remote,
+        repo: &str,
+        descriptor: &Descriptor,
+    ) -> Result<(), ImageError> {
+        let target = self.blob_path(&descriptor.digest)?;
+        let known: Option<i64> = self
+            .db
+            .query_opt("SELECT size FROM blobs WHERE digest = ?1", &params![descriptor.digest])?
+            .map(|row| row.get(0))
+            .transpose()?;
+        if let Some(size) = known.filter(|_| target.is_file()) {
+            return self.record_blob(PULLED_REGION, repo, &descriptor.digest, size as u64);
+        }
+        let response =
+            client.get(&format!("blobs/{}", descriptor.digest), None).map_err(|failure| match failure {
+                Failure::NotFound => cannot_pull(remote, format!("blob {} not found", descriptor.digest)),
+                Failure::Denied(why) | Failure::Other(why) => cannot_pull(remote, why),
+            })?;
+        let partial = self.area.path(&format!("uploads/pull-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut reader = response.into_body().into_reader().take(descriptor.size + 1);
+            let mut hashing = Hashing::new(fs::File::create(&partial)?);
+            std::io::copy(&mut reader, &mut hashing)
+                .map_err(|e| cannot_pull(remote, format!("failed to copy {}: {e}", descriptor.digest)))?;
+            let written = hashing.written;
+            let (mut file, actual) = hashing.finish();
+            file.flush()?;
+            file.sync_data()?;
+            if written != descriptor.size || actual != descriptor.digest {
+                return Err(cannot_pull(
+                    remote,
+                    format!(
+                        "failed to copy {}: got {written} bytes hashing to {actual}, expected {} bytes",
+                        descriptor.digest, descriptor.size
+                    ),
+                ));
+            }
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&partial, &target)?;
+            if let Some(parent) = target.parent() {
+                nimbus_store::blobs::sync_dir(parent)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&partial);
+        }
+        result?;
+        self.record_blob(PULLED_REGION, repo, &descriptor.digest, descriptor.size)
+    }
+}
+
+/// A manifest's bytes and media type (the response's `Content-Type`).
+fn fetch_manifest(client: &mut Client<'_>, version: &str) -> Result<(Vec<u8>, Option<String>), Failure> {
+    let mut response = client.get(&format!("manifests/{version}"), Some(ACCEPT))?;
+    let media_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|v| oci::MANIFEST_TYPES.contains(&v.as_str()));
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_MANIFEST_BYTES)
+        .read_to_vec()
+        .map_err(|e| Failure::Other(format!("failed to read the manifest: {e}")))?;
+    Ok((bytes, media_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(text: &str) -> Remote {
+        Remote::of(&Reference::parse(text).unwrap())
+    }
+
+    #[test]
+    fn names_registries_as_docker_does() {
+        let hub = remote("busybox");
+        assert_eq!(
+            (hub.base.as_str(), hub.repository.as_str()),
+            ("https://registry-1.docker.io", "library/busybox")
+        );
+        assert_eq!(hub.canonical(), "docker.io/library/busybox:latest");
+        assert_eq!(remote("docker.io/bitnami/redis:7").cache_repository(), "docker.io/bitnami/redis");
+        let ecr = remote("public.ecr.aws/lambda/python:3.12");
+        assert_eq!((ecr.base.as_str(), ecr.version.as_str()), ("https://public.ecr.aws", "3.12"));
+        let local = remote("127.0.0.1:5001/team/app:v1");
+        assert_eq!(
+            (local.base.as_str(), local.cache_repository().as_str()),
+            ("http://127.0.0.1:5001", "127.0.0.1:5001/team/app")
+        );
+        assert_eq!(local_host("000000000000.dkr.ecr.us-east-1.localhost:4566"), (true, Some(4566)));
+        assert_eq!(local_host("ghcr.io"), (false, None));
+    }
+
+    #[test]
+    fn reads_bearer_challenges() {
+        let fields = challenge_fields(
+            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull,push""#,
+        );
+        assert_eq!(fields[0], ("realm".into(), "https://auth.docker.io/token".into()));
+        assert_eq!(fields[1].1, "registry.docker.io");
+        assert_eq!(fields[2].1, "repository:library/busybox:pull,push");
+    }
+}
