@@ -195,6 +195,25 @@ impl Images {
             .collect()
     }
 
+    /// Every repository of every region (pulled images' cache aside).
+    pub fn all_repositories(&self) -> Result<Vec<Repository>, ImageError> {
+        let rows = self.db.query(
+            "SELECT region, name, created_ms, config FROM repositories WHERE region <> ?1 ORDER BY region, name",
+            &params![pull::PULLED_REGION],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let config: String = row.get(3)?;
+                Ok(Repository {
+                    region: row.get(0)?,
+                    name: row.get(1)?,
+                    created_ms: row.get(2)?,
+                    config: serde_json::from_str(&config).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
     /// Replaces a repository's settings with what `change` makes of them.
     pub fn update_repository(
         &self,
