@@ -112,8 +112,15 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Rule>, AwsError> {
             .as_i64()
             .filter(|n| *n >= 1)
             .ok_or_else(|| policy_error("countNumber must be an integer of at least 1"))?;
-        if item["action"]["type"] != "expire" {
-            return Err(policy_error("action type must be expire"));
+        match item["action"]["type"].as_str() {
+            Some("expire") => {}
+            Some(other) => {
+                return Err(policy_error(format!("nimbus does not implement the action type {other}")))
+            }
+            None => return Err(policy_error("object has missing required properties ([\"action\"])")),
+        }
+        if selection.get("storageClass").is_some_and(|c| c != "standard") {
+            return Err(policy_error("nimbus does not implement storageClass archive"));
         }
         rules.push(Rule { priority, tag_status, prefixes, patterns, by_count, number });
     }
