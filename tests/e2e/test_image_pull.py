@@ -248,3 +248,44 @@ def test_a_function_runs_from_a_pulled_image(server, source):
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
         lam.create_function(FunctionName=name + "-gone", PackageType="Image", Code={"ImageUri": missing}, Role=ROLE)
     assert f"Source image {missing} does not exist. Provide a valid source image." in str(error.value)
+
+
+def test_blobs_that_do_not_match_their_digest_are_refused(server):
+    """A registry serving other bytes than a layer's digest names: the pull fails and nothing
+    of the layer is kept."""
+    image = Image([layer([("file", "honest", b"the real layer")])])
+    manifest = json.loads(image.manifest)
+    lie = layer([("file", "honest", b"something else entirely")])
+    served = {"/v2/evil/manifests/v1": (image.manifest, manifest["mediaType"])}
+    served[f"/v2/evil/blobs/{manifest['config']['digest']}"] = (image.config, "application/octet-stream")
+    served[f"/v2/evil/blobs/{manifest['layers'][0]['digest']}"] = (lie, "application/octet-stream")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body, kind = served.get(self.path, (b"{}", "application/json"))
+            self.send_response(200 if self.path in served else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    registry = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=registry.serve_forever, daemon=True).start()
+    try:
+        status, error = unpack(server, f"127.0.0.1:{registry.server_address[1]}/evil:v1")
+        assert status == 400
+        layer_digest = manifest["layers"][0]["digest"]
+        size = manifest["layers"][0]["size"]
+        assert f"failed to copy {layer_digest}: got " in error["message"], error
+        assert error["message"].endswith(f", expected {size} bytes")
+        # An honest registry later: the layer is fetched again, not taken from a bad copy.
+        served[f"/v2/evil/blobs/{layer_digest}"] = (image.blobs[layer_digest], "application/octet-stream")
+        status, root = unpack(server, f"127.0.0.1:{registry.server_address[1]}/evil:v1")
+        assert status == 200, root
+        assert (Path(root["rootfs"]) / "honest").read_bytes() == b"the real layer"
+    finally:
+        registry.shutdown()
+        registry.server_close()

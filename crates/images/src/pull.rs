@@ -33,6 +33,8 @@ pub const PULLED_REGION: &str = "pulled";
 
 /// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
 const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Image configs larger than this are refused (they are JSON read whole).
+const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -317,6 +319,7 @@ impl Images {
 
     /// Fetches the manifest `remote` names and what running it on `architecture` needs.
     fn fetch(&self, remote: &Remote, repo: &str, architecture: &str) -> Result<String, ImageError> {
+        eprintln!("nimbus: pulling {} ({architecture}) from {}", remote.canonical(), remote.base);
         let mut client = Client::new(remote);
         match self.create_repository(PULLED_REGION, repo, &json!({ "pulledFrom": remote.registry })) {
             Ok(_) | Err(ImageError::RepositoryExists { .. }) => {}
@@ -373,9 +376,15 @@ impl Images {
         repo: &str,
         document: &Parsed,
     ) -> Result<(), ImageError> {
-        let Parsed::Image { layers, .. } = document else {
+        let Parsed::Image { config, layers, .. } = document else {
             return Err(cannot_pull(remote, "an index inside an index is not supported"));
         };
+        if config.size > MAX_CONFIG_BYTES {
+            return Err(cannot_pull(
+                remote,
+                format!("the image's config of {} bytes is too large", config.size),
+            ));
+        }
         let total: u64 = layers.iter().map(|l| l.size).sum();
         if total > self.options.limits.max_total_bytes {
             return Err(cannot_pull(
