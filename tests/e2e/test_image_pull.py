@@ -151,6 +151,12 @@ def test_an_image_of_another_registry_is_pulled_once_and_cached(server, source):
     status, root = unpack(server, reference)
     assert status == 200 and root["digest"] != stored
     assert (Path(root["rootfs"]) / "version").read_bytes() == b"two"
+    # `nimbus images` lists pulled images by their registry's name; ECR does not.
+    with urllib.request.urlopen(f"{server.endpoint}/_nimbus/images", timeout=30) as response:
+        listed = [row for row in json.loads(response.read())["images"] if row["uri"] == f"{host(source)}/{name}"]
+    assert sorted(row["digest"] for row in listed) == sorted([stored, root["digest"]])
+    repositories = aws_client("ecr", server.endpoint).describe_repositories()["repositories"]
+    assert not [r for r in repositories if name in r["repositoryName"]]
     # By digest, the first image is still in the cache.
     status, root = unpack(server, f"{host(source)}/{name}@{stored}")
     assert (status, (Path(root["rootfs"]) / "version").read_bytes()) == (200, b"one")

@@ -6,6 +6,7 @@
 //! same, resolving a tag of another registry again now).
 
 use nimbus_api::{json_response, ApiRequest, ApiResponse, AwsError, Protocol};
+use nimbus_images::pull::PULLED_REGION;
 use nimbus_images::{ImageError, ImportTarget};
 use serde_json::{json, Value};
 
@@ -76,21 +77,39 @@ impl Ecr {
         }
     }
 
+    /// The region's images, then those pulled from other registries (named as pulled).
     fn inventory(&self, region: &str) -> Result<Value, AwsError> {
         let mut rows = Vec::new();
-        for repository in self.images.repositories(region).map_err(failed)? {
-            for image in self.images.images(region, &repository.name).map_err(failed)? {
-                rows.push(json!({
-                    "repository": repository.name,
-                    "uri": format!("{}/{}", self.registry_host(region), repository.name),
-                    "tags": image.tags,
-                    "digest": image.digest,
-                    "media_type": image.media_type,
-                    "size": image.size,
-                    "pushed_ms": image.pushed_ms,
-                }));
+        for (region, pulled) in [(region, false), (PULLED_REGION, true)] {
+            for repository in self.images.repositories(region).map_err(failed)? {
+                let uri = match pulled {
+                    true => repository.name.clone(),
+                    false => format!("{}/{}", self.registry_host(region), repository.name),
+                };
+                self.inventory_of(region, &repository.name, &uri, &mut rows)?;
             }
         }
         Ok(json!({ "images": rows, "roots": self.images.unpacked_roots() }))
+    }
+
+    fn inventory_of(
+        &self,
+        region: &str,
+        name: &str,
+        uri: &str,
+        rows: &mut Vec<Value>,
+    ) -> Result<(), AwsError> {
+        for image in self.images.images(region, name).map_err(failed)? {
+            rows.push(json!({
+                "repository": name,
+                "uri": uri,
+                "tags": image.tags,
+                "digest": image.digest,
+                "media_type": image.media_type,
+                "size": image.size,
+                "pushed_ms": image.pushed_ms,
+            }));
+        }
+        Ok(())
     }
 }
