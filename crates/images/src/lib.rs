@@ -16,6 +16,7 @@ mod manifests;
 pub mod oci;
 pub mod pull;
 pub mod reference;
+mod registry_client;
 mod roots;
 mod schema;
 pub mod unpack;
