@@ -57,6 +57,18 @@ pub fn local_host(host: &str) -> (bool, Option<u16>) {
     (local, port)
 }
 
+/// Whether `reference` names another registry than nimbus's own: nimbus's are its ECR hosts
+/// (`<account>.dkr.ecr.<region>.…`) and this machine at nimbus's port (or with none given).
+pub fn is_remote(reference: &Reference, own_port: Option<u16>) -> bool {
+    let Some(host) = &reference.host else { return false };
+    let (local, port) = local_host(host);
+    let own = port.is_none() || own_port.is_none() || port == own_port;
+    match reference.region {
+        Some(_) => local && !own,
+        None => !(local && own),
+    }
+}
+
 impl Remote {
     /// Where `reference` is pulled from: its host, or Docker Hub for a bare name.
     pub fn of(reference: &Reference) -> Remote {
@@ -96,17 +108,9 @@ fn cannot_pull(remote: &Remote, why: impl std::fmt::Display) -> ImageError {
 }
 
 impl Images {
-    /// Whether a reference's host is another registry (pulled from) rather than nimbus's own
-    /// (its ECR hosts, or this machine at nimbus's port).
+    /// Whether a reference's host is another registry (pulled from) rather than nimbus's own.
     pub fn is_remote(&self, reference: &Reference) -> bool {
-        let Some(host) = &reference.host else { return false };
-        let (local, port) = local_host(host);
-        let own_port =
-            |port: Option<u16>| port.is_none() || self.options.port.is_none() || port == self.options.port;
-        if reference.region.is_some() {
-            return local && !own_port(port);
-        }
-        !(local && own_port(port))
+        is_remote(reference, self.options.port)
     }
 
     /// Makes sure the image `remote` names (for `architecture`, when an index) is in the
@@ -345,5 +349,15 @@ mod tests {
         );
         assert_eq!(local_host("000000000000.dkr.ecr.us-east-1.localhost:4566"), (true, Some(4566)));
         assert_eq!(local_host("ghcr.io"), (false, None));
+    }
+
+    #[test]
+    fn tells_nimbus_from_other_registries() {
+        let remote = |text: &str| is_remote(&Reference::parse(text).unwrap(), Some(4566));
+        assert!(!remote("app:v1") && !remote("localhost/app") && !remote("127.0.0.1:4566/app"));
+        assert!(!remote("000000000000.dkr.ecr.us-east-1.localhost:4566/app"));
+        assert!(!remote("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"), "ECR is nimbus");
+        assert!(remote("127.0.0.1:5001/app") && remote("000000000000.dkr.ecr.us-east-1.localhost:5001/app"));
+        assert!(remote("docker.io/library/busybox") && remote("public.ecr.aws/lambda/python:3.12"));
     }
 }
