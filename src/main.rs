@@ -213,12 +213,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let identity = identity_of(&args);
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
-    let ecr = ecr_service(&state, address.port());
     let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
     let clock: Arc<dyn Clock> = match &virtual_clock {
         Some(clock) => clock.clone(),
         None => Arc::new(SystemClock),
     };
+    let ecr = ecr_service(&state, address.port(), clock.clone());
     let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
@@ -790,13 +790,25 @@ fn kinesis_service(
 
 /// ECR and its registry (`/v2/`), with the image store under them, opened by their first
 /// request (or a `nimbus images` command).
-fn ecr_service(state: &State<'_>, port: u16) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
+/// A nimbus whose store holds images opens it at start, for its lifecycle policies' sweep.
+fn ecr_service(state: &State<'_>, port: u16, clock: Arc<dyn Clock>) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
     let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
-    lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
-        let options = nimbus_images::Options::new(&identity.region, &identity.account);
+    let stored = database.has_schema(&nimbus_images::SCHEMA);
+    let ecr = lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+        let mut options = nimbus_images::Options::new(&identity.region, &identity.account);
+        options.port = Some(port);
         let images = nimbus_images::Images::open(&database, &blobs, options).map_err(|e| e.to_string())?;
-        Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port))
-    })
+        Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port, clock.clone()))
+    });
+    if stored {
+        let ecr = ecr.clone();
+        tokio::spawn(async move {
+            if let Err(error) = ecr.get().await {
+                eprintln!("nimbus: cannot open ECR for its lifecycle policies: {error}");
+            }
+        });
+    }
+    ecr
 }
 
 type Ec2Services = (Arc<lazy::Lazy<nimbus_ec2::Ec2>>, Arc<lazy::Lazy<nimbus_ec2::AutoScaling>>);

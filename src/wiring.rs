@@ -806,6 +806,8 @@ impl nimbus_lambda::images::ImageStore for LambdaImages {
         let ecr = self.0.get_blocking()?;
         let root = ecr.images().root_for(uri, architecture).map_err(|e| e.to_string())?;
         let config = root.config.clone();
+        let user = nimbus_images::user::resolve(&root.rootfs, config.user.as_deref().unwrap_or_default())
+            .map_err(|why| format!("CannotStartContainerError: {why}"))?;
         Ok(nimbus_lambda::images::ResolvedImage {
             rootfs: root.rootfs.clone(),
             resolved_uri: root.resolved.clone(),
@@ -815,6 +817,7 @@ impl nimbus_lambda::images::ImageStore for LambdaImages {
             env: config.env.unwrap_or_default(),
             working_dir: config.working_dir,
             architecture: root.architecture.clone(),
+            user,
             hold: Box::new(root),
         })
     }

@@ -1,17 +1,18 @@
 """Lambda functions from container images (`PackageType: Image`): a busybox image whose
 entrypoint speaks the Runtime API with wget, imported into nimbus's registry, run in its own
 root inside the sandbox; GetFunction's ImageUri and ResolvedImageUri; AWS's errors for a
-missing image and an architecture the image lacks."""
+missing image and an architecture the image lacks; the image's User."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 
 import pytest
 
-from oci_images import docker_save, have_busybox, lambda_image
+from oci_images import Image, busybox_layer, docker_save, have_busybox, lambda_image, layer
 from support import ROLE, aws_client, unique_name
 
 needs_busybox = pytest.mark.skipif(not have_busybox(), reason="/bin/busybox missing (apt-get install busybox-static)")
@@ -101,3 +102,37 @@ def test_missing_images_and_architectures_answer_as_aws(server):
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
         lam.create_function(FunctionName=name, PackageType="Image", Code={"ZipFile": b"x"}, Role=ROLE)
     assert "Please provide ImageUri" in str(error.value)
+
+
+# Answers each event with the uid and gid it runs as.
+WHOAMI = b"""#!/bin/sh
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+while true; do
+  wget -q -S -O /tmp/event "$api/invocation/next" 2> /tmp/headers
+  id=$(grep -i 'Lambda-Runtime-Aws-Request-Id' /tmp/headers | tr -d '\\r' | awk '{print $2}')
+  wget -q -O /dev/null --post-data "\\"$(/bin/busybox id -u):$(/bin/busybox id -g)\\"" "$api/invocation/$id/response"
+done
+"""
+
+
+@needs_busybox
+def test_the_images_user_runs_the_function(server):
+    if not server.health()["isolation"].startswith("namespaces") or os.geteuid() != 0:
+        pytest.skip("the image's User applies in the sandbox of a root nimbus")
+    lam = aws_client("lambda", server.endpoint)
+    app = layer([("dir", "app"), ("file", "app/bootstrap", WHOAMI, 0o755),
+                 ("file", "etc/passwd", b"root:x:0:0::/root:/bin/sh\napp:x:1234:1235::/app:/bin/sh\n"),
+                 ("file", "etc/group", b"root:x:0:\nstaff:x:50:\n")])
+    for user, expected in (("app", "1234:1235"), ("app:staff", "1234:50"), ("", "993:990")):
+        config = {"Entrypoint": ["/bin/sh", "/app/bootstrap"], "Env": ["PATH=/bin"], "User": user}
+        name = unique_name("imguser").lower()
+        import_image(server, name, Image([busybox_layer(), app], config=config))
+        lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": image_uri(server, name)}, Role=ROLE)
+        answer = lam.invoke(FunctionName=name, Payload=b"{}")
+        assert json.loads(answer["Payload"].read()) == expected, user
+    name = unique_name("imguser").lower()
+    config = {"Entrypoint": ["/bin/sh", "/app/bootstrap"], "Env": ["PATH=/bin"], "User": "nobody-here"}
+    import_image(server, name, Image([busybox_layer(), app], config=config))
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as error:
+        lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": image_uri(server, name)}, Role=ROLE)
+    assert "unable to find user nobody-here: no matching entries in passwd file" in str(error.value)

@@ -1,7 +1,8 @@
 //! `nimbus images`: the images in nimbus's registry (repository, tags, digest, size), and
 //! `nimbus images import FILE` for a `docker save` tarball or an OCI image layout (a directory
-//! or a tar of one), which the running nimbus stores and unpacks; `nimbus images gc` collects
-//! what no image uses any more.
+//! or a tar of one), which the running nimbus stores and unpacks; `nimbus images pull REF`
+//! fetches an image from another registry now (a tag resolved again even when cached);
+//! `nimbus images gc` collects what no image uses any more.
 
 use std::path::Path;
 
@@ -16,8 +17,8 @@ use crate::Common;
 pub struct ImagesArgs {
     #[command(flatten)]
     pub common: Common,
-    /// `import FILE` (a docker save tarball, an OCI layout directory or tar) or `gc`; without
-    /// it, list the images.
+    /// `import FILE` (a docker save tarball, an OCI layout directory or tar), `pull REF` or
+    /// `gc`; without it, list the images.
     #[arg(num_args = 0..=2, value_names = ["ACTION", "FILE"])]
     pub action: Vec<String>,
     /// The repository to import into (default: the image's own name).
@@ -26,21 +27,42 @@ pub struct ImagesArgs {
     /// The tag to give the imported image (default: its own).
     #[arg(long)]
     pub tag: Option<String>,
+    /// The architecture `pull` fetches from a multi-platform image (x86_64 or arm64; default:
+    /// this machine's).
+    #[arg(long)]
+    pub architecture: Option<String>,
 }
 
 pub const PATH: &str = "/_nimbus/images";
 
 pub fn run(args: &ImagesArgs, client: &Client, console: &Console) -> Result<(), Error> {
-    let raw = match args.action.as_slice() {
-        [] => client.get_json(PATH)?,
-        [verb, file] if verb == "import" => import(args, client, Path::new(file))?,
-        [verb] if verb == "gc" => answer(client.post(&format!("{PATH}/gc"), &[], b"")?)?,
-        _ => return Err(Error::Usage("nimbus images [import FILE [--repository R] [--tag T] | gc]".into())),
-    };
+    let raw =
+        match args.action.as_slice() {
+            [] => client.get_json(PATH)?,
+            [verb, file] if verb == "import" => import(args, client, Path::new(file))?,
+            [verb, reference] if verb == "pull" => {
+                let mut path = format!("{PATH}/pull?reference={}", encode(reference));
+                if let Some(architecture) = &args.architecture {
+                    path.push_str(&format!("&architecture={}", encode(architecture)));
+                }
+                answer(client.post(&path, &[], b"")?)?
+            }
+            [verb] if verb == "gc" => answer(client.post(&format!("{PATH}/gc"), &[], b"")?)?,
+            _ => return Err(Error::Usage(
+                "nimbus images [import FILE [--repository R] [--tag T] | pull REF [--architecture A] | gc]"
+                    .into(),
+            )),
+        };
     let text = if args.common.json {
         crate::pretty(&raw)
     } else if raw.get("imported").is_some() {
         imported(&raw, &console.stdout)
+    } else if raw.get("resolved").is_some() {
+        format!(
+            "pulled {} ({})\n",
+            raw["resolved"].as_str().unwrap_or("-"),
+            raw["architecture"].as_str().unwrap_or("-")
+        )
     } else if raw.get("images").is_some() {
         render(&raw, &console.stdout)
     } else {

@@ -237,6 +237,7 @@ impl Runner {
             },
             netns: netns.clone(),
             id: format!("ec2-{}-{}", boot.instance_id, uuid::Uuid::new_v4().simple()),
+            user: None,
         };
         let started =
             self.sandbox.spawn(spec).await.inspect_err(|_| servers.iter().for_each(|s| s.abort()))?;
@@ -340,6 +341,7 @@ impl Runner {
             },
             netns: live.netns.clone(),
             id: format!("ec2-{id}-exec-{}", uuid::Uuid::new_v4().simple()),
+            user: None,
         };
         let started = self.sandbox.spawn(spec).await?;
         let child = Arc::new(started.child);

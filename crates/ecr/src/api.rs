@@ -87,6 +87,8 @@ impl Ecr {
             "PutLifecyclePolicy" => self.put_lifecycle_policy(region, &input),
             "GetLifecyclePolicy" => self.get_lifecycle_policy(region, &input, false),
             "DeleteLifecyclePolicy" => self.get_lifecycle_policy(region, &input, true),
+            "StartLifecyclePolicyPreview" => self.start_lifecycle_policy_preview(region, &input),
+            "GetLifecyclePolicyPreview" => self.get_lifecycle_policy_preview(region, &input),
             "TagResource" | "UntagResource" | "ListTagsForResource" => self.tags(&input, operation),
             "BatchCheckLayerAvailability" => self.batch_check_layer_availability(region, &input),
             "GetDownloadUrlForLayer" => self.get_download_url_for_layer(region, &input),

@@ -8,6 +8,7 @@ mod api;
 mod dist;
 mod errors;
 mod layers;
+mod lifecycle;
 pub mod provider;
 mod repositories;
 
@@ -27,11 +28,21 @@ pub struct Ecr {
     identity: Identity,
     /// nimbus's port, for repository URIs (`<account>.dkr.ecr.<region>.localhost:<port>/name`).
     port: u16,
+    /// nimbus's clock, which lifecycle policies count days on.
+    clock: Arc<dyn nimbus_api::clock::Clock>,
 }
 
 impl Ecr {
-    pub fn new(images: Arc<Images>, identity: Identity, port: u16) -> Arc<Ecr> {
-        Arc::new(Ecr { images, identity, port })
+    /// ECR over `images`; its lifecycle sweep starts on `clock` (when a runtime is there).
+    pub fn new(
+        images: Arc<Images>,
+        identity: Identity,
+        port: u16,
+        clock: Arc<dyn nimbus_api::clock::Clock>,
+    ) -> Arc<Ecr> {
+        let ecr = Arc::new(Ecr { images, identity, port, clock });
+        lifecycle::run(ecr.clone());
+        ecr
     }
 
     /// The image store, for the services that run images (Lambda, Batch).

@@ -139,7 +139,12 @@ mod tests {
         let blobs = nimbus_store::Blobs::new(dir.path(), "local", false);
         let options = nimbus_images::Options::new("us-east-1", "000000000000");
         let images = nimbus_images::Images::open(&database, &blobs, options).unwrap();
-        let ecr = Ecr::new(images, nimbus_api::Identity::default(), 4566);
+        let ecr = Ecr::new(
+            images,
+            nimbus_api::Identity::default(),
+            4566,
+            std::sync::Arc::new(nimbus_api::clock::SystemClock),
+        );
         let created = ecr.create(request(json!({"ImageTagMutability": "IMMUTABLE"}))).await.unwrap();
         // Generated names are lower case, as ECR wants them.
         assert!(created.physical_id.starts_with("stack-repo-"), "{}", created.physical_id);

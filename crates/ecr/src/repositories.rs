@@ -1,5 +1,5 @@
-//! Repositories: create, describe, delete (`force` with images), lifecycle policies (stored and
-//! returned; nimbus does not expire images by them), and tags.
+//! Repositories: create, describe, delete (`force` with images), lifecycle policies (checked and
+//! stored here, enforced by [`crate::lifecycle`]), and tags.
 
 use nimbus_api::AwsError;
 use nimbus_images::{reference, Repository};
@@ -77,11 +77,7 @@ impl Ecr {
     pub(crate) fn put_lifecycle_policy(&self, region: &str, input: &Input) -> Result<Value, AwsError> {
         let name = input.repository_name()?;
         let text = input.required_str("lifecyclePolicyText")?;
-        let policy: Value =
-            serde_json::from_str(text).map_err(|_| invalid("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: Could not map policyString into LifecyclePolicy.'"))?;
-        if !policy.get("rules").is_some_and(Value::is_array) {
-            return Err(invalid("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: object has missing required properties ([\"rules\"])'"));
-        }
+        crate::lifecycle::parse(text)?;
         self.images
             .update_repository(region, name, |config| {
                 config["lifecyclePolicy"] = json!(text);

@@ -45,7 +45,12 @@ async fn pushes_through_the_distribution_api_and_reads_back_through_ecr() {
         nimbus_images::Options::new("us-east-1", "000000000000"),
     )
     .unwrap();
-    let ecr = super::Ecr::new(images, nimbus_api::Identity::default(), 4566);
+    let ecr = super::Ecr::new(
+        images,
+        nimbus_api::Identity::default(),
+        4566,
+        std::sync::Arc::new(nimbus_api::clock::SystemClock),
+    );
 
     let (status, body) = op(&ecr, "CreateRepository", r#"{"repositoryName":"app"}"#).await;
     assert_eq!(status, 200, "{body}");

@@ -75,6 +75,8 @@ pub struct PreparedImage {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The image's `User` as uid and gid (None: Lambda's own `sbx_user1051`).
+    pub user: Option<(u32, u32)>,
     /// Keeps the root from garbage collection while the environment lives.
     pub hold: Box<dyn std::any::Any + Send + Sync>,
 }

@@ -14,11 +14,14 @@ mod gc;
 mod import;
 mod manifests;
 pub mod oci;
+pub mod pull;
 pub mod reference;
+mod registry_client;
 mod roots;
 mod schema;
 pub mod unpack;
 mod uploads;
+pub mod user;
 mod zstd;
 
 use std::collections::HashMap;
@@ -82,6 +85,10 @@ pub struct Options {
     pub limits: Limits,
     /// Blobs nothing refers to survive this long (a push uploads layers before its manifest).
     pub grace_ms: i64,
+    /// nimbus's own port: `localhost:<port>` is nimbus's registry, another port another one.
+    pub port: Option<u16>,
+    /// A pulled tag is resolved again at most this often (`nimbus images pull` forces it).
+    pub pull_refresh_ms: i64,
 }
 
 impl Options {
@@ -91,6 +98,8 @@ impl Options {
             account: account.to_owned(),
             limits: Limits::default(),
             grace_ms: 3_600_000,
+            port: None,
+            pull_refresh_ms: 10 * 60_000,
         }
     }
 }
@@ -181,6 +190,25 @@ impl Images {
                     region: region.into(),
                     name: row.get(0)?,
                     created_ms: row.get(1)?,
+                    config: serde_json::from_str(&config).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every repository of every region (pulled images' cache aside).
+    pub fn all_repositories(&self) -> Result<Vec<Repository>, ImageError> {
+        let rows = self.db.query(
+            "SELECT region, name, created_ms, config FROM repositories WHERE region <> ?1 ORDER BY region, name",
+            &params![pull::PULLED_REGION],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let config: String = row.get(3)?;
+                Ok(Repository {
+                    region: row.get(0)?,
+                    name: row.get(1)?,
+                    created_ms: row.get(2)?,
                     config: serde_json::from_str(&config).unwrap_or_default(),
                 })
             })

@@ -45,6 +45,20 @@ impl Images {
         bytes: &[u8],
         content_type: Option<&str>,
     ) -> Result<Pushed, ImageError> {
+        self.store_manifest(region, repo, tag, bytes, content_type, true)
+    }
+
+    /// [`Images::put_manifest`]; `check_refs: false` keeps an index whose other platforms'
+    /// manifests are not here (a pulled index: only the platforms run are fetched).
+    pub(crate) fn store_manifest(
+        &self,
+        region: &str,
+        repo: &str,
+        tag: Option<&str>,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        check_refs: bool,
+    ) -> Result<Pushed, ImageError> {
         let repository = self.repository(region, repo)?;
         if let Some(tag) = tag {
             if !crate::reference::valid_tag(tag) {
@@ -57,6 +71,7 @@ impl Images {
         for reference in parsed.references() {
             let known = match &parsed {
                 Parsed::Image { .. } => self.blob_in(region, repo, &reference.digest)?.is_some(),
+                Parsed::Index { .. } if !check_refs => true,
                 Parsed::Index { .. } => self.manifest_row(region, repo, &reference.digest)?.is_some(),
             };
             if !known {
@@ -130,7 +145,12 @@ impl Images {
         })
     }
 
-    fn manifest_row(&self, region: &str, repo: &str, digest: &str) -> Result<Option<Row>, ImageError> {
+    pub(crate) fn manifest_row(
+        &self,
+        region: &str,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<Row>, ImageError> {
         Ok(self.db.query_opt(
             "SELECT media_type FROM manifests WHERE region = ?1 AND repo = ?2 AND digest = ?3",
             &params![region, repo, digest],
@@ -245,5 +265,40 @@ impl Images {
             )
         })?;
         Ok((digest, left.unwrap_or(0) > 0))
+    }
+
+    /// The manifests of `repo` an index of it refers to (platforms of a multi-platform image).
+    pub fn index_children(
+        &self,
+        region: &str,
+        repo: &str,
+    ) -> Result<std::collections::HashSet<String>, ImageError> {
+        let rows = self.db.query(
+            "SELECT DISTINCT r.digest FROM manifest_refs r JOIN manifests m \
+             ON m.region = r.region AND m.repo = r.repo AND m.digest = r.digest \
+             WHERE r.region = ?1 AND r.repo = ?2",
+            &params![region, repo],
+        )?;
+        rows.into_iter().map(|row| Ok(row.get(0)?)).collect()
+    }
+
+    /// Deletes an image (a manifest and its tags) and, for an index, its platforms' manifests
+    /// that nothing else in the repository refers to or tags.
+    pub fn delete_image(&self, region: &str, repo: &str, digest: &str) -> Result<(), ImageError> {
+        let manifest = self.manifest(region, repo, digest)?;
+        self.delete_manifest(region, repo, digest)?;
+        if let Ok(Parsed::Index { manifests, .. }) = oci::parse(&manifest.bytes, Some(&manifest.media_type)) {
+            let still = self.index_children(region, repo)?;
+            for child in manifests {
+                let tagged = self.db.query_opt(
+                    "SELECT 1 FROM tags WHERE region = ?1 AND repo = ?2 AND digest = ?3",
+                    &params![region, repo, child.digest],
+                )?;
+                if !still.contains(&child.digest) && tagged.is_none() {
+                    let _ = self.delete_manifest(region, repo, &child.digest);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::oci::{self, ConfigFile, Parsed, RunConfig};
+use crate::pull::{Remote, PULLED_REGION};
 use crate::reference::Reference;
 use crate::unpack::{self, Budget, UnpackError};
 use crate::{ImageError, Images};
@@ -62,27 +63,46 @@ impl Images {
         })
     }
 
+    /// [`Images::root_for`], resolving a pulled tag again now (`nimbus images pull`).
+    pub fn pull(&self, reference: &str, architecture: &str) -> Result<ImageRoot, ImageError> {
+        self.root_with(reference, architecture, true).map_err(|error| match error {
+            hostile @ ImageError::Hostile { .. } => ImageError::CannotPull(hostile.to_string()),
+            other => other,
+        })
+    }
+
     pub(crate) fn root_of(&self, reference: &str, architecture: &str) -> Result<ImageRoot, ImageError> {
+        self.root_with(reference, architecture, false)
+    }
+
+    fn root_with(&self, reference: &str, architecture: &str, force: bool) -> Result<ImageRoot, ImageError> {
         let parsed = Reference::parse(reference)
             .map_err(|why| ImageError::CannotPull(format!("invalid reference format: {why}")))?;
-        if let Some(host) = &parsed.host {
-            let local = ["localhost", "127.0.0.1", "[::1]"]
-                .contains(&host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h));
-            if parsed.region.is_none() && !local {
-                return Err(ImageError::CannotPull(format!(
-                    "nimbus does not pull from other registries ({host}): push the image into nimbus's registry or `nimbus images import` it"
-                )));
-            }
-        }
-        let region = parsed.region.clone().unwrap_or_else(|| self.options.region.clone());
-        let repo = &parsed.repository;
-        let asked = match self.resolve(&region, repo, parsed.version()) {
-            Ok(digest) => digest,
-            Err(ImageError::ManifestUnknown(_) | ImageError::RepositoryNotFound { .. }) => {
-                return Err(not_found(reference))
-            }
-            Err(other) => return Err(other),
+        let from_hub = |parsed: &Reference| -> Result<(String, String, String, String), ImageError> {
+            let remote = Remote::of(parsed);
+            let (repo, digest) = self.pulled(&remote, architecture, force)?;
+            let named = format!("{}/{}", remote.registry, remote.repository);
+            Ok((PULLED_REGION.to_owned(), repo, digest, named))
         };
+        let (region, repo, asked, named) = if self.is_remote(&parsed) {
+            from_hub(&parsed)?
+        } else {
+            let region = parsed.region.clone().unwrap_or_else(|| self.options.region.clone());
+            let named = match &parsed.host {
+                Some(host) => format!("{host}/{}", parsed.repository),
+                None => parsed.repository.clone(),
+            };
+            match self.resolve(&region, &parsed.repository, parsed.version()) {
+                Ok(digest) => (region, parsed.repository.clone(), digest, named),
+                // A bare name no repository of nimbus's has is Docker Hub's (`busybox`).
+                Err(ImageError::RepositoryNotFound { .. }) if parsed.host.is_none() => from_hub(&parsed)?,
+                Err(ImageError::ManifestUnknown(_) | ImageError::RepositoryNotFound { .. }) => {
+                    return Err(not_found(reference))
+                }
+                Err(other) => return Err(other),
+            }
+        };
+        let repo = &repo;
         let platform = oci::platform_of(architecture);
         let mut manifest = self.manifest(&region, repo, &asked)?;
         let mut document =
@@ -116,11 +136,7 @@ impl Images {
         let key = crate::digest::of(chain.join("\n").as_bytes()).trim_start_matches("sha256:").to_owned();
         let rootfs = self.unpacked(&key, &layers)?;
         *self.in_use.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default() += 1;
-        let registry = parsed.host.clone().unwrap_or_default();
-        let resolved = match registry.as_str() {
-            "" => format!("{repo}@{asked}"),
-            host => format!("{host}/{repo}@{asked}"),
-        };
+        let resolved = format!("{named}@{asked}");
         let architecture = match oci::platform_of(&config_file.architecture) {
             "arm64" => "arm64",
             _ => "x86_64",

@@ -2,7 +2,8 @@
 //! store (through [`ImageStore`], which the binary wires to the ECR service's store) when the
 //! function is created or its code updated, pinned by digest (`ResolvedImageUri`), and unpacked
 //! into a read-only root the function's environments run in, started as the image says unless
-//! `ImageConfig` overrides `EntryPoint`, `Command` or `WorkingDirectory`.
+//! `ImageConfig` overrides `EntryPoint`, `Command` or `WorkingDirectory`, as the image's `User`
+//! (Lambda's own `sbx_user1051` when it names none).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -25,6 +26,8 @@ pub struct ResolvedImage {
     pub working_dir: Option<String>,
     /// The image's architecture in AWS's words.
     pub architecture: String,
+    /// The image config's `User` as uid and gid (names resolved in the image's /etc/passwd).
+    pub user: Option<(u32, u32)>,
     /// Keeps the root while held.
     pub hold: Box<dyn std::any::Any + Send + Sync>,
 }
@@ -60,7 +63,7 @@ pub fn resolve(cell: &ImageCell, uri: &str, architecture: &str) -> Result<Resolv
                 "The image manifest, config or layer media type for the source image {uri} is not supported: {}",
                 why.trim_start_matches("CannotPullContainerError: ")
             ))
-        } else if why.contains("not found") {
+        } else if why.contains("not found") || why.contains("pull access denied") {
             AwsError::invalid_parameter(format!(
                 "Source image {uri} does not exist. Provide a valid source image."
             ))
@@ -135,6 +138,7 @@ impl ImageSource for FunctionImage {
             args: argv.collect(),
             env,
             cwd: PathBuf::from(cwd),
+            user: image.user,
             rootfs: image.rootfs,
             hold: image.hold,
         })

@@ -55,6 +55,10 @@ pub struct Spec {
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Unique name, used for the cgroup.
     pub id: String,
+    /// The uid and gid to run as when isolated by a root nimbus (a container image's `User`);
+    /// `None`: AWS's `sbx_user1051`. In a user namespace (nimbus not root) only nimbus's own
+    /// user exists, and this is ignored.
+    pub user: Option<(u32, u32)>,
 }
 
 /// Peak resident memory of a process in MiB (`VmHWM`), where no cgroup measures it.

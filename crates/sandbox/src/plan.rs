@@ -228,6 +228,40 @@ pub fn plan(root: &Path, fs: &Filesystem, host: &dyn HostView) -> Vec<Op> {
     ops
 }
 
+/// What Amazon Linux 2023 says in `/etc/os-release` (Lambda's `provided.al2023` and the newer
+/// runtimes, Batch's ECS-optimized AMIs run on it).
+pub const AL2023_OS_RELEASE: &str = r#"NAME="Amazon Linux"
+VERSION="2023"
+ID="amzn"
+ID_LIKE="fedora"
+VERSION_ID="2023"
+PLATFORM_ID="platform:al2023"
+PRETTY_NAME="Amazon Linux 2023"
+ANSI_COLOR="0;33"
+CPE_NAME="cpe:2.3:o:amazon:amazon_linux:2023"
+HOME_URL="https://aws.amazon.com/linux/amazon-linux-2023/"
+DOCUMENTATION_URL="https://docs.aws.amazon.com/linux/"
+SUPPORT_URL="https://aws.amazon.com/premiumsupport/"
+BUG_REPORT_URL="https://github.com/amazonlinux/amazon-linux-2023"
+VENDOR_NAME="AWS"
+VENDOR_URL="https://aws.amazon.com/"
+SUPPORT_END="2029-06-30"
+"#;
+
+/// A sandbox on the host's root looks like Amazon Linux 2023 to programs that read
+/// `/etc/os-release`: `file` (AL2023's text, written by the sandbox) is bound over the file
+/// `/etc/os-release` resolves to. Image roots keep their own.
+pub fn os_release(root: &Path, fs: &Filesystem, file: &Path, host: &dyn HostView) -> Vec<Op> {
+    let target = host.canonical(Path::new("/etc/os-release"));
+    match target {
+        Some(target) if fs.image_root.is_none() && SYSTEM_DIRS.iter().any(|dir| target.starts_with(dir)) => {
+            let inside = root.join(target.strip_prefix("/").unwrap_or(&target));
+            vec![Op::Bind { source: file.to_owned(), target: inside, writable: false }]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// On Amazon Linux `/bin/sh` is bash, and custom runtimes written as shell scripts rely on its
 /// bashisms; Debian's is dash. When the host has bash, it is bound over the file `/bin/sh`
 /// resolves to (mounting follows symlinks, so `/usr/bin/sh` and that shell's own name, `dash`,
@@ -322,6 +356,23 @@ mod tests {
         assert!(ops.contains(&bind("/img/marker", "/r/marker")));
         assert!(!ops.iter().any(|op| matches!(op, Op::Bind { source, .. } if source.starts_with("/usr") || source.starts_with("/etc") || source == Path::new("/img/dev"))));
         assert!(ops.contains(&Op::Proc("/r/proc".into())));
+    }
+
+    #[test]
+    fn the_hosts_os_release_reads_as_amazon_linux() {
+        let mut host = host();
+        host.files.push("/usr/lib/os-release".into());
+        host.resolved.insert("/etc/os-release".into(), "/usr/lib/os-release".into());
+        let ops = os_release(Path::new("/r"), &filesystem(), Path::new("/d/os-release"), &host);
+        let bind = Op::Bind {
+            source: "/d/os-release".into(),
+            target: "/r/usr/lib/os-release".into(),
+            writable: false,
+        };
+        assert_eq!(ops, [bind]);
+        let image = Filesystem { image_root: Some("/img".into()), ..filesystem() };
+        assert!(os_release(Path::new("/r"), &image, Path::new("/d/os-release"), &host).is_empty());
+        assert!(AL2023_OS_RELEASE.contains("ID=\"amzn\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"2023\"\n"));
     }
 
     fn filesystem() -> Filesystem {

@@ -48,6 +48,8 @@ pub struct Sandbox {
     live: Arc<AtomicUsize>,
     cgroups: Cgroups,
     root_dir: PathBuf,
+    /// Amazon Linux 2023's `/etc/os-release`, shown in sandboxes on the host's root.
+    os_release: PathBuf,
     spawner: mpsc::Sender<Job>,
 }
 
@@ -78,6 +80,8 @@ impl Sandbox {
     pub fn new(data_dir: &Path, forced: Option<Isolation>) -> io::Result<Sandbox> {
         let root_dir = data_dir.join("sandbox-root");
         std::fs::create_dir_all(&root_dir)?;
+        let os_release = data_dir.join("sandbox-os-release");
+        std::fs::write(&os_release, plan::AL2023_OS_RELEASE)?;
         let (spawner, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new().name("nimbus-spawner".into()).spawn(move || {
             for job in jobs {
@@ -93,6 +97,7 @@ impl Sandbox {
             live: Arc::new(AtomicUsize::new(0)),
             cgroups: Cgroups::default(),
             root_dir,
+            os_release,
             spawner,
         };
         if forced == Some(Isolation::Process) {
@@ -274,7 +279,8 @@ impl Sandbox {
             _ => (None, None),
         };
         let root = isolated.then(|| {
-            let ops = plan::plan(&self.root_dir, &spec.filesystem, &RealHost);
+            let mut ops = plan::plan(&self.root_dir, &spec.filesystem, &RealHost);
+            ops.extend(plan::os_release(&self.root_dir, &spec.filesystem, &self.os_release, &RealHost));
             Root {
                 dir: cstring(&self.root_dir),
                 old: cstring(&self.root_dir.join(".old")),
@@ -293,7 +299,7 @@ impl Sandbox {
             root,
             hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
             // In a user namespace only nimbus's own user exists: it is root in there.
-            user: (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
+            user: (isolated && self.user_namespace.is_none()).then_some(spec.user.unwrap_or(SANDBOX_USER)),
             wait_for: user_ready_r.as_ref().map(|fd| fd.as_raw_fd()),
             cwd: cstring(&spec.cwd),
             program: cstring(&spec.program),
