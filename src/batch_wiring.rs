@@ -46,6 +46,8 @@ pub fn service(
         lease_ms: cluster.map_or(0, |cluster| cluster.expiry().as_millis() as i64),
         announce,
         images: Some(Arc::new(BatchImages(ecr.clone())) as Arc<dyn nimbus_batch::JobImages>),
+        // Checked at start (`slurm_settings` in main).
+        slurm: slurm_settings(args.slurm.as_deref()).unwrap_or_default(),
     };
     let (database, identity) = (database.clone(), crate::identity_of(args));
     let batch = lazy::Lazy::with_paths("batch", Protocol::RestJson, nimbus_batch::ADMIN_PREFIX, move || {
@@ -86,6 +88,27 @@ pub fn service(
         });
     }
     batch
+}
+
+/// `--slurm partition=NAME,conf=PATH,spool=DIR`: the Slurm cluster UNMANAGED compute
+/// environments run their jobs on (each part optional; `--slurm default` alone enables it with the
+/// cluster's default partition).
+pub fn slurm_settings(arg: Option<&str>) -> anyhow::Result<nimbus_batch::SlurmSettings> {
+    use anyhow::Context;
+    let mut settings = nimbus_batch::SlurmSettings::default();
+    let Some(arg) = arg else { return Ok(settings) };
+    settings.partition = Some(String::new());
+    for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty() && *p != "default") {
+        let (key, value) =
+            part.split_once('=').context("--slurm takes partition=NAME,conf=PATH,spool=DIR")?;
+        match key.trim() {
+            "partition" => settings.partition = Some(value.trim().to_owned()),
+            "conf" => settings.conf = Some(value.trim().into()),
+            "spool" => settings.spool = Some(value.trim().into()),
+            other => anyhow::bail!("--slurm knows partition, conf and spool, not {other}"),
+        }
+    }
+    Ok(settings)
 }
 
 /// Batch's capacity is EC2's: instance types from its catalog, instances launched and
