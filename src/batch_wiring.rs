@@ -203,6 +203,12 @@ impl nimbus_batch::Capacity for BatchCapacity {
                         mounts,
                         image_root: exec.image_root,
                         cwd: exec.cwd.map(Into::into),
+                        user: exec.user,
+                        rlimits: exec
+                            .ulimits
+                            .iter()
+                            .map(|u| Ok((rlimit_of(&u.name)?, u.soft, u.hard)))
+                            .collect::<Result<_, String>>()?,
                     },
                 )
                 .await
@@ -251,6 +257,28 @@ impl nimbus_batch::Capacity for BatchCapacity {
             }
         }
     }
+}
+
+/// The `RLIMIT_*` resource of a ulimit as ECS names it.
+fn rlimit_of(name: &str) -> Result<i32, String> {
+    Ok(match name {
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        other => return Err(format!("unknown ulimit {other}")),
+    } as i32)
 }
 
 /// Jobs' container images come from ECR's image store (what is pushed to nimbus's registry or

@@ -14,6 +14,7 @@ mod hosts;
 mod image;
 mod jobdefs;
 mod jobs;
+mod limits;
 mod model;
 mod placement;
 pub mod provider;

@@ -204,6 +204,21 @@ impl Batch {
                 mounts.push((source.to_owned(), target.to_owned(), point["readOnly"] != json!(true)));
             }
         }
+        // The definition's user over the image's, resolved in the image's files (the host's).
+        let user = match job.container["user"].as_str().filter(|u| !u.is_empty()).or(launch.user.as_deref()) {
+            Some(user) => {
+                let root = launch.image_root.clone().unwrap_or_else(|| "/".into());
+                match crate::limits::resolve_user(user, &root) {
+                    Ok(ids) => Some(ids),
+                    Err(reason) => return Ending::failed_to_start(reason),
+                }
+            }
+            None => None,
+        };
+        let ulimits = match crate::limits::ulimits_of(&job.container) {
+            Ok(limits) => limits,
+            Err(reason) => return Ending::failed_to_start(reason),
+        };
         let exec = JobExec {
             program: launch.program,
             args: launch.args,
@@ -213,8 +228,8 @@ impl Batch {
             mounts,
             image_root: launch.image_root,
             cwd: launch.cwd,
-            user: None,
-            ulimits: Vec::new(),
+            user,
+            ulimits,
         };
         let mut terminated: Option<String> = None;
         let (process, mut ran, slurm_end) = if job.n.slurm.is_some() {

@@ -192,6 +192,11 @@ impl Slurm {
             format!("--cpus-per-task={}", exec.vcpus.ceil().max(1.0) as u64),
             format!("--comment=aws-batch-job {key}"),
         ];
+        if let Some((uid, gid)) = exec.user {
+            // Root's privilege (nimbus submits as root): the job runs as its definition's user.
+            args.push(format!("--uid={uid}"));
+            args.push(format!("--gid={gid}"));
+        }
         if exec.memory_mib > 0 {
             args.push(format!("--mem={}M", exec.memory_mib));
         }
@@ -428,7 +433,8 @@ fn script_of(exec: &JobExec) -> String {
     if !exec.ulimits.is_empty() {
         script.push_str(" prlimit");
         for limit in &exec.ulimits {
-            script.push_str(&format!(" --{}={}:{}", limit.name, limit.soft, limit.hard));
+            let value = |v: u64| if v == u64::MAX { "unlimited".to_owned() } else { v.to_string() };
+            script.push_str(&format!(" --{}={}:{}", limit.name, value(limit.soft), value(limit.hard)));
         }
         script.push_str(" --");
     }

@@ -194,6 +194,7 @@ impl Environment {
             limits: Limits { memory_mb: u64::from(spec.memory_mb), pids: MAX_PIDS, cpu_millis: 0 },
             netns,
             id: id.clone(),
+            ..Default::default()
         };
         let started_child = match cx.sandbox.spawn(sandbox_spec).await {
             Ok(started) => started,

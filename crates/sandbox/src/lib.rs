@@ -55,6 +55,11 @@ pub struct Spec {
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Unique name, used for the cgroup.
     pub id: String,
+    /// The user and group to run as instead of the sandbox's own (a Batch job's `user`);
+    /// honoured when nimbus is root, ignored in a user namespace (only nimbus's user exists).
+    pub user: Option<(u32, u32)>,
+    /// Resource limits (`RLIMIT_*`, soft, hard) set after the sandbox's own.
+    pub rlimits: Vec<(i32, u64, u64)>,
 }
 
 /// Peak resident memory of a process in MiB (`VmHWM`), where no cgroup measures it.
