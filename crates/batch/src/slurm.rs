@@ -516,7 +516,7 @@ mod tests {
         assert!(script.ends_with("exec '/bin/sh' '-c' 'echo '\\''it'\\'''\\''s'\\'' $X'\n"), "{script}");
         let out =
             std::process::Command::new("sh").arg("-c").arg(script.replace("exec ", "")).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "it''s a b'c\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "its a b'c\n");
     }
 
     #[test]
