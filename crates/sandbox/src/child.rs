@@ -164,7 +164,7 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
     unsafe {
         // The caller's own in their place: a hard limit lowered here could not be raised again
         // (that needs CAP_SYS_RESOURCE outside any user namespace).
-        let given = |resource: libc::c_int| setup.rlimits.iter().any(|&(r, _, _)| r == resource as i32);
+        let given = |resource: libc::c_int| setup.rlimits.iter().any(|&(r, _, _)| r == resource);
         if !given(libc::RLIMIT_NOFILE as _) {
             check(libc::setrlimit(libc::RLIMIT_NOFILE, &files).into()).map_err(at(Step::Limits))?;
         }
