@@ -62,7 +62,7 @@ class SlurmCluster:
 
     def _write_conf(self) -> None:
         for sub in ("state", "spool", "log"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            (self.root / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
         r = self.root
         self.conf.write_text("\n".join([
             "ClusterName=nimbustest",

@@ -6,8 +6,11 @@ job, timeouts — and an attempt outlives a kill -9 of nimbus."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,19 +23,28 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     if REASON:
         print(f"Slurm tests skipped: {REASON}")
         pytest.skip(REASON)
-    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
-    yield slurm
-    slurm.stop()
+    # Not under pytest's temp dirs, which are private to root: a job running as another user
+    # reads its script in slurmd's spool and writes its output in nimbus's.
+    root = Path(tempfile.mkdtemp(prefix="nimbus-slurm-"))
+    root.chmod(0o755)
+    slurm = SlurmCluster(root / "cluster")
+    # Jobs' output on a directory the "nodes" share, outside nimbus's data directory.
+    slurm.spool = root / "spool"
+    slurm.spool.mkdir(mode=0o755)
+    try:
+        slurm.start()
+        yield slurm
+    finally:
+        slurm.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def slurm_args(cluster):
-    # Output on a directory the "nodes" share, outside nimbus's data directory.
-    spool = cluster.root / "nimbus-spool"
-    return ["--slurm", f"conf={cluster.conf},spool={spool}"]
+    return ["--slurm", f"conf={cluster.conf},spool={cluster.spool}"]
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +215,13 @@ def test_a_slurm_job_outlives_a_kill_9_of_nimbus(server_factory, cluster):
         log_lines(srv.endpoint, done["container"]["logStreamName"])))
     assert lines == ["before", "after"]
     assert slurm_state(cluster, name) == ["COMPLETED"]
+
+
+def test_user_and_ulimits_reach_the_slurm_job(batch, queue, slurm_server):
+    definition = shell_def(batch, 'echo "$(id -un) $(ulimit -n)/$(ulimit -Hn)"', props={
+        "user": "nobody", "ulimits": [{"name": "nofile", "softLimit": 321, "hardLimit": 654}]})
+    done = finished(batch, batch.submit_job(jobName="who", jobQueue=queue, jobDefinition=definition)["jobId"],
+                    timeout=90)
+    assert done["status"] == "SUCCEEDED", json.dumps(done, indent=1)
+    lines = until("log", lambda: log_lines(slurm_server.endpoint, done["container"]["logStreamName"]))
+    assert lines == ["nobody 321/654"]

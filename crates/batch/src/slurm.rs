@@ -177,7 +177,13 @@ impl Slurm {
         timeout_seconds: Option<i64>,
     ) -> Result<(u64, PathBuf), String> {
         let dir = self.spool.join(key.replace([':', '/'], "-"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Slurm writes the output as the job's user (its definition's `user`, or nimbus's).
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+            })
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let script = dir.join(format!("{}.sh", uuid::Uuid::new_v4().simple()));
         let output = script.with_extension("log");
         std::fs::write(&script, script_of(exec)).map_err(|e| format!("{}: {e}", script.display()))?;
