@@ -225,3 +225,22 @@ def test_user_and_ulimits_reach_the_slurm_job(batch, queue, slurm_server):
     assert done["status"] == "SUCCEEDED", json.dumps(done, indent=1)
     lines = until("log", lambda: log_lines(slurm_server.endpoint, done["container"]["logStreamName"]))
     assert lines == ["nobody 321/654"]
+
+
+def test_terminate_while_slurm_still_queues_it_cancels_it_there(batch, queue, cluster):
+    # A job holding all eight CPUs of the node keeps the next one in Slurm's queue.
+    hog = shell_def(batch, "sleep 120", vcpus=8)
+    waiting_def = shell_def(batch, "echo never")
+    hog_name, waiting_name = f"hog-{uuid.uuid4().hex[:6]}", f"queued-{uuid.uuid4().hex[:6]}"
+    holding = batch.submit_job(jobName=hog_name, jobQueue=queue, jobDefinition=hog)["jobId"]
+    until("the hog RUNNING", lambda: job(batch, holding)["status"] == "RUNNING", timeout=60)
+    waiting = batch.submit_job(jobName=waiting_name, jobQueue=queue, jobDefinition=waiting_def)["jobId"]
+    until("queued in Slurm", lambda: slurm_state(cluster, waiting_name) == ["PENDING"], timeout=60)
+    assert job(batch, waiting)["status"] == "STARTING"
+    batch.terminate_job(jobId=waiting, reason="not needed")
+    done = finished(batch, waiting, timeout=60)
+    assert done["status"] == "FAILED" and done["statusReason"] == "not needed"
+    assert "startedAt" not in done
+    until("cancelled in Slurm", lambda: slurm_state(cluster, waiting_name) == ["CANCELLED"], timeout=30)
+    batch.terminate_job(jobId=holding, reason="done")
+    assert finished(batch, holding, timeout=60)["status"] == "FAILED"

@@ -231,15 +231,13 @@ impl Slurm {
         let ended = Arc::new(Mutex::new(None));
         tokio::spawn(self.clone().watch(id, output, lines_tx, started_tx, exit_tx, ended.clone()));
         let me = self.clone();
-        let signal = Box::new(move |signal: i32| {
+        let signal = Box::new(move |_signal: i32| {
             let me = me.clone();
             tokio::spawn(async move {
-                // SIGKILL: cancel (Slurm's own TERM, grace, KILL); else the signal to the job.
-                let mut args = vec![id.to_string()];
-                if signal != 9 {
-                    args.splice(0..0, [format!("--signal={signal}"), "--full".to_owned()]);
-                }
-                if let Err(error) = me.command("scancel", &args).await {
+                // Any stop cancels the job: Slurm's own SIGTERM, then SIGKILL after its
+                // `KillWait` (`scancel --signal=TERM` does not reliably reach a batch step's
+                // children: a shell's child outlived it in the tests).
+                if let Err(error) = me.command("scancel", &[id.to_string()]).await {
                     eprintln!("nimbus: batch: scancel {id}: {error}");
                 }
             });
