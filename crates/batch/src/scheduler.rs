@@ -74,7 +74,8 @@ impl Batch {
         let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.store.jobs_where("status IN ('STARTING','RUNNING')", &[])?;
         for job in started {
-            if job.n.slurm.as_ref().is_some_and(|s| s.id.is_some()) {
+            // On Slurm: followed on (or, submitted without its id stored, found by its comment).
+            if job.n.slurm.as_ref().is_some_and(|s| s.output.is_some()) {
                 self.clone().resume(job);
                 continue;
             }

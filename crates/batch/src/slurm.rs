@@ -82,14 +82,45 @@ impl crate::Batch {
         if let (Some(id), Some(output)) = (reference.id, reference.output.clone()) {
             return Ok(self.slurm.follow(id, output));
         }
-        let timeout = job.timeout.as_ref().and_then(|t| t["attemptDurationSeconds"].as_i64());
-        let (id, output) = self
-            .slurm
-            .submit(&reference.partition, &job.job_name, &job.job_id, exec, timeout)
-            .await
-            .map_err(|why| format!("CannotStartContainerError: sbatch: {why}"))?;
+        // Submitted before nimbus stopped, its id not stored yet: found by its comment.
+        let found = match &reference.output {
+            Some(output) => self.slurm.find(output).await,
+            None => None,
+        };
+        let (id, output) = match (found, reference.output.clone()) {
+            (Some(id), Some(output)) => (id, output),
+            _ => {
+                // Where its output goes is stored first, so that a restart finds the job.
+                let output = self
+                    .slurm
+                    .output_for(&job.job_id)
+                    .map_err(|why| format!("CannotStartContainerError: {why}"))?;
+                reference.output = Some(output.clone());
+                if !self.store_slurm(job, reference.clone()).await {
+                    return Err(
+                        "CannotStartContainerError: the job changed while it was being submitted".into()
+                    );
+                }
+                let timeout = job.timeout.as_ref().and_then(|t| t["attemptDurationSeconds"].as_i64());
+                let id = self
+                    .slurm
+                    .submit(&reference.partition, &job.job_name, &output, exec, timeout)
+                    .await
+                    .map_err(|why| format!("CannotStartContainerError: sbatch: {why}"))?;
+                (id, output)
+            }
+        };
         reference.id = Some(id);
-        reference.output = Some(output.clone());
+        let stored = self.store_slurm(job, reference).await;
+        let followed = self.slurm.follow(id, output);
+        if !stored {
+            (followed.process.signal)(9);
+        }
+        Ok(followed)
+    }
+
+    /// Stores the attempt's Slurm job with the Batch job, if it is still started.
+    async fn store_slurm(self: &Arc<Self>, job: &crate::model::Job, reference: SlurmRef) -> bool {
         let (me, key) = (self.clone(), job.job_id.clone());
         let stored = tokio::task::spawn_blocking(move || {
             let _guard = me.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,15 +129,11 @@ impl crate::Batch {
                     fresh.n.slurm = Some(reference);
                     me.store.save_jobs(&[&fresh])
                 }
-                _ => Ok(()),
+                _ => Err(crate::client("the job is no longer started")),
             }
         })
         .await;
-        let followed = self.slurm.follow(id, output);
-        if !matches!(stored, Ok(Ok(()))) {
-            (followed.process.signal)(9);
-        }
-        Ok(followed)
+        matches!(stored, Ok(Ok(())))
     }
 }
 
@@ -165,17 +192,8 @@ impl Slurm {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// Submits an attempt: its script (the job's variables, then `exec` of its command) and
-    /// Slurm's options from the job's vCPUs, memory and timeout. Returns the job id and where
-    /// its output goes.
-    pub(crate) async fn submit(
-        &self,
-        partition: &str,
-        name: &str,
-        key: &str,
-        exec: &JobExec,
-        timeout_seconds: Option<i64>,
-    ) -> Result<(u64, PathBuf), String> {
+    /// A fresh output file for an attempt of job `key` (its script beside it).
+    pub(crate) fn output_for(&self, key: &str) -> Result<PathBuf, String> {
         let dir = self.spool.join(key.replace([':', '/'], "-"));
         // Slurm writes the output as the job's user (its definition's `user`, or nimbus's).
         std::fs::create_dir_all(&dir)
@@ -184,8 +202,31 @@ impl Slurm {
                 std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
             })
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let script = dir.join(format!("{}.sh", uuid::Uuid::new_v4().simple()));
-        let output = script.with_extension("log");
+        Ok(dir.join(format!("{}.log", uuid::Uuid::new_v4().simple())))
+    }
+
+    /// The Slurm job submitted with `output` (by the comment naming it), if the cluster has it.
+    pub(crate) async fn find(&self, output: &Path) -> Option<u64> {
+        let comment = comment_of(output);
+        let args = ["-h", "-t", "all", "-o", "%A|%k"].map(str::to_owned);
+        let listed = self.command("squeue", &args).await.ok()?;
+        listed.lines().find_map(|l| {
+            let (id, k) = l.trim().split_once('|')?;
+            (k == comment).then(|| id.parse().ok()).flatten()
+        })
+    }
+
+    /// Submits an attempt whose output goes to `output`: its script (the job's variables, then
+    /// `exec` of its command) and Slurm's options from the job's vCPUs, memory and timeout.
+    pub(crate) async fn submit(
+        &self,
+        partition: &str,
+        name: &str,
+        output: &Path,
+        exec: &JobExec,
+        timeout_seconds: Option<i64>,
+    ) -> Result<u64, String> {
+        let script = output.with_extension("sh");
         std::fs::write(&script, script_of(exec)).map_err(|e| format!("{}: {e}", script.display()))?;
         let mut args = vec![
             "--parsable".to_owned(),
@@ -196,7 +237,7 @@ impl Slurm {
             "--no-requeue".into(),
             format!("--chdir={}", exec.cwd.as_deref().unwrap_or("/")),
             format!("--cpus-per-task={}", exec.vcpus.ceil().max(1.0) as u64),
-            format!("--comment=aws-batch-job {key}"),
+            format!("--comment={}", comment_of(output)),
         ];
         if let Some((uid, gid)) = exec.user {
             // Root's privilege (nimbus submits as root): the job runs as its definition's user.
@@ -216,8 +257,7 @@ impl Slurm {
         args.push(script.to_string_lossy().into_owned());
         let out = self.command("sbatch", &args).await?;
         let id = out.trim().split(';').next().unwrap_or_default();
-        let id = id.parse().map_err(|_| format!("sbatch answered {out:?}, not a job id"))?;
-        Ok((id, output))
+        id.parse().map_err(|_| format!("sbatch answered {out:?}, not a job id"))
     }
 
     /// Follows Slurm job `id` (just submitted, or found again after a restart): its output from
@@ -342,6 +382,11 @@ impl Slurm {
         };
         (state, exit)
     }
+}
+
+/// The comment an attempt's Slurm job carries: its output file's name, unique per attempt.
+fn comment_of(output: &Path) -> String {
+    format!("nimbus-batch-{}", output.file_stem().unwrap_or_default().to_string_lossy())
 }
 
 /// Slurm states after which the job does not run again (`GONE`: no longer known).
