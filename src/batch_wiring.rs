@@ -46,6 +46,8 @@ pub fn service(
         lease_ms: cluster.map_or(0, |cluster| cluster.expiry().as_millis() as i64),
         announce,
         images: Some(Arc::new(BatchImages(ecr.clone())) as Arc<dyn nimbus_batch::JobImages>),
+        // Checked at start (`slurm_settings` in main).
+        slurm: slurm_settings(args.slurm.as_deref()).unwrap_or_default(),
     };
     let (database, identity) = (database.clone(), crate::identity_of(args));
     let batch = lazy::Lazy::with_paths("batch", Protocol::RestJson, nimbus_batch::ADMIN_PREFIX, move || {
@@ -86,6 +88,27 @@ pub fn service(
         });
     }
     batch
+}
+
+/// `--slurm partition=NAME,conf=PATH,spool=DIR`: the Slurm cluster UNMANAGED compute
+/// environments run their jobs on (each part optional; `--slurm default` alone enables it with the
+/// cluster's default partition).
+pub fn slurm_settings(arg: Option<&str>) -> anyhow::Result<nimbus_batch::SlurmSettings> {
+    use anyhow::Context;
+    let mut settings = nimbus_batch::SlurmSettings::default();
+    let Some(arg) = arg else { return Ok(settings) };
+    settings.partition = Some(String::new());
+    for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty() && *p != "default") {
+        let (key, value) =
+            part.split_once('=').context("--slurm takes partition=NAME,conf=PATH,spool=DIR")?;
+        match key.trim() {
+            "partition" => settings.partition = Some(value.trim().to_owned()),
+            "conf" => settings.conf = Some(value.trim().into()),
+            "spool" => settings.spool = Some(value.trim().into()),
+            other => anyhow::bail!("--slurm knows partition, conf and spool, not {other}"),
+        }
+    }
+    Ok(settings)
 }
 
 /// Batch's capacity is EC2's: instance types from its catalog, instances launched and
@@ -180,6 +203,12 @@ impl nimbus_batch::Capacity for BatchCapacity {
                         mounts,
                         image_root: exec.image_root,
                         cwd: exec.cwd.map(Into::into),
+                        user: exec.user,
+                        rlimits: exec
+                            .ulimits
+                            .iter()
+                            .map(|u| Ok((rlimit_of(&u.name)?, u.soft, u.hard)))
+                            .collect::<Result<_, String>>()?,
                     },
                 )
                 .await
@@ -228,6 +257,28 @@ impl nimbus_batch::Capacity for BatchCapacity {
             }
         }
     }
+}
+
+/// The `RLIMIT_*` resource of a ulimit as ECS names it.
+fn rlimit_of(name: &str) -> Result<i32, String> {
+    Ok(match name {
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        other => return Err(format!("unknown ulimit {other}")),
+    } as i32)
 }
 
 /// Jobs' container images come from ECR's image store (what is pushed to nimbus's registry or

@@ -138,6 +138,12 @@ struct UpArgs {
     /// compute environment's `minvCpus` (unless `minScaleDownDelayMinutes` says otherwise).
     #[arg(long, default_value_t = 300)]
     batch_idle_seconds: u64,
+    /// Runs the jobs of UNMANAGED Batch compute environments on a Slurm cluster:
+    /// `partition=NAME` (environments without the `nimbus:slurm-partition` tag go there; empty:
+    /// the cluster's default), `conf=PATH` (SLURM_CONF for sbatch/squeue/scancel), `spool=DIR`
+    /// (jobs' scripts and output, on a file system the nodes share); `--slurm default` alone.
+    #[arg(long)]
+    slurm: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -492,6 +498,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EC2: {error}");
         }
     }
+    batch_wiring::slurm_settings(args.slurm.as_deref())?;
     let batch = batch_wiring::service(
         &args,
         &database,

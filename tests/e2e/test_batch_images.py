@@ -148,3 +148,52 @@ def test_a_missing_image_fails_with_cannot_pull_container_error(batch, batch_ser
         assert done["statusReason"] == "Task failed to start"
         reason = done["attempts"][0]["container"]["reason"]
         assert reason.startswith("CannotPullContainerError: "), reason
+
+
+def needs_root(server):
+    needs_namespaces(server)
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("running a job as another user needs nimbus to run as root")
+
+
+@needs_busybox
+def test_the_image_user_the_definitions_user_over_it_and_ulimits(batch, batch_server, queue):
+    needs_root(batch_server)
+    name = f"batchusr-{uuid.uuid4().hex[:8]}"
+    files = layer([("dir", "etc"), ("file", "etc/passwd", b"root:x:0:0::/:/bin/sh\nworker:x:1500:1600::/:/bin/sh\n"),
+                   ("file", "etc/group", b"root:x:0:\nworker:x:1600:\nstaff:x:50:\n")])
+    config = {"Entrypoint": ["/bin/sh", "-c"], "Env": ["PATH=/bin"], "User": "worker"}
+    import_image(batch_server, name, Image([busybox_layer(), files], config=config))
+    show = ['echo "$(id -u):$(id -g) files=$(ulimit -n)/$(ulimit -Hn) core=$(ulimit -c)"']
+    # The image's User, resolved in its own /etc/passwd.
+    done, lines = run(batch, batch_server, queue, definition(batch, f"{name}:v1", command=show))
+    assert done["status"] == "SUCCEEDED", done
+    assert lines[0].startswith("1500:1600 ")
+    # The definition's user goes over it (name:group, or numbers); its ulimits apply.
+    limits = [{"name": "nofile", "softLimit": 512, "hardLimit": 700},
+              {"name": "core", "softLimit": -1, "hardLimit": -1}]
+    done, lines = run(batch, batch_server, queue, definition(batch, f"{name}:v1", command=show, user="worker:staff",
+                                                             ulimits=limits))
+    assert done["status"] == "SUCCEEDED", (done["statusReason"], done["attempts"])
+    assert lines == ["1500:50 files=512/700 core=unlimited"]
+    done, lines = run(batch, batch_server, queue, definition(batch, f"{name}:v1", command=show, user="4321"))
+    assert lines[0].startswith("4321:0 ")
+    # A user the image does not know cannot start, as Docker says it.
+    done, _ = run(batch, batch_server, queue, definition(batch, f"{name}:v1", command=show, user="ghost"))
+    assert done["status"] == "FAILED" and done["statusReason"] == "Task failed to start"
+    assert done["attempts"][0]["container"]["reason"] == (
+        "CannotStartContainerError: Error response from daemon: unable to find user ghost: "
+        "no matching entries in passwd file")
+    bad = definition(batch, f"{name}:v1", command=show, ulimits=[{"name": "files", "softLimit": 1, "hardLimit": 1}])
+    done, _ = run(batch, batch_server, queue, bad)
+    assert done["attempts"][0]["container"]["reason"].endswith("invalid ulimit type: files")
+
+
+def test_a_host_job_runs_as_the_hosts_user(batch, batch_server, queue):
+    needs_root(batch_server)
+    done, lines = run(batch, batch_server, queue, definition(
+        batch, "nimbus/host", command=["sh", "-c", 'echo "$(id -un) $(ulimit -s)"'], user="nobody",
+        ulimits=[{"name": "stack", "softLimit": 4194304, "hardLimit": 8388608}]))
+    assert done["status"] == "SUCCEEDED", done
+    assert lines == ["nobody 4096"]

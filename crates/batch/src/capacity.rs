@@ -63,6 +63,19 @@ pub struct JobExec {
     pub image_root: Option<std::path::PathBuf>,
     /// The working directory inside (None: `/`).
     pub cwd: Option<String>,
+    /// The user and group the process runs as (None: nimbus's sandbox user).
+    pub user: Option<(u32, u32)>,
+    /// Resource limits (setrlimit) from the job definition's `ulimits`.
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// One of a job definition's `ulimits`, named as ECS and prlimit(1) name them (`nofile`,
+/// `nproc`, `core`, `stack`, `memlock` …), in their units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// How a job's process ended.

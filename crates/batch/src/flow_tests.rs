@@ -79,6 +79,7 @@ pub(crate) fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
         lease_ms: 0,
         announce: None,
         images: None,
+        slurm: Default::default(),
     };
     Batch::open(
         &Database::sqlite(dir),

@@ -20,6 +20,8 @@ pub(crate) struct Launch {
     pub env: Vec<(String, String)>,
     pub image_root: Option<PathBuf>,
     pub cwd: Option<String>,
+    /// The image config's `User` (the job definition's `user` goes over it).
+    pub user: Option<String>,
     /// The image's root stays in the store while this lives.
     pub hold: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -92,6 +94,7 @@ impl Batch {
                 env: Vec::new(),
                 image_root: None,
                 cwd: None,
+                user: None,
                 hold: None,
             });
         }
@@ -124,6 +127,7 @@ impl Batch {
             env,
             image_root: Some(resolved.root.clone()),
             cwd: resolved.workdir.clone().filter(|w| !w.is_empty()),
+            user: resolved.user.clone().filter(|u| !u.is_empty()),
             hold: Some(Box::new(resolved)),
         })
     }

@@ -14,6 +14,7 @@ mod hosts;
 mod image;
 mod jobdefs;
 mod jobs;
+mod limits;
 mod model;
 mod placement;
 pub mod provider;
@@ -21,6 +22,7 @@ mod queues;
 mod retry;
 mod run;
 mod scheduler;
+mod slurm;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -38,8 +40,9 @@ use tokio::sync::{watch, Notify};
 
 pub use crate::capacity::{
     Capacity, ExecFuture, Exit, Host, HostRequest, HostState, HostType, JobEvents, JobExec, JobImage,
-    JobImages, JobLogs, JobProcess, Nothing,
+    JobImages, JobLogs, JobProcess, Nothing, Ulimit,
 };
+pub use crate::slurm::{SlurmSettings, TAG as SLURM_TAG};
 use crate::store::Store;
 pub use crate::store::SCHEMA;
 
@@ -63,6 +66,8 @@ pub struct Options {
     pub announce: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Container images for jobs whose image is not `nimbus/host`; None: those fail to pull.
     pub images: Option<Arc<dyn JobImages>>,
+    /// The Slurm cluster UNMANAGED compute environments may be bound to.
+    pub slurm: SlurmSettings,
 }
 
 pub struct Batch {
@@ -95,6 +100,8 @@ pub struct Batch {
     docs_lock: Mutex<()>,
     /// Read-modify-write of jobs, one at a time on this node.
     jobs_lock: Mutex<()>,
+    /// Jobs of compute environments bound to Slurm.
+    slurm: Arc<slurm::Slurm>,
 }
 
 pub(crate) fn client(message: impl Into<String>) -> AwsError {
@@ -127,7 +134,9 @@ impl Batch {
                 }
             })
             .map_err(|e| e.to_string())?;
+        let slurm = Arc::new(slurm::Slurm::new(options.slurm.clone(), &options.data_dir));
         let batch = Arc::new(Batch {
+            slurm,
             outgoing,
             store: Store { db },
             identity,

@@ -92,6 +92,9 @@ pub struct Internal {
     /// When it last became RUNNABLE (`jobStateTimeLimitActions`).
     #[serde(default)]
     pub runnable_since: Option<i64>,
+    /// The attempt under way runs on Slurm: its partition and, once submitted, its job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::slurm::SlurmRef>,
 }
 
 impl Job {

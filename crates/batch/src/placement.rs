@@ -115,7 +115,9 @@ impl Batch {
         for (arn, queue) in &queues {
             let usable = queue["computeEnvironmentOrder"].as_array().into_iter().flatten().any(|o| {
                 o["computeEnvironment"].as_str().and_then(|c| ces.get(c)).is_some_and(|ce| {
-                    ce["status"] == "VALID" && ce["state"] == "ENABLED" && ce["type"] == "MANAGED"
+                    ce["status"] == "VALID"
+                        && ce["state"] == "ENABLED"
+                        && (ce["type"] == "MANAGED" || self.slurm_partition(ce).is_some())
                 })
             });
             if !usable {
@@ -152,6 +154,19 @@ impl Batch {
             let mut started = false;
             for ce_arn in &order {
                 let Some(ce) = ces.get(ce_arn) else { continue };
+                // Bound to Slurm: the job goes to the cluster, whose own queue holds it.
+                let partition = self.slurm_partition(ce);
+                if let (Some(partition), "VALID", "ENABLED") =
+                    (&partition, ce["status"].as_str().unwrap_or(""), ce["state"].as_str().unwrap_or(""))
+                {
+                    let mut job = job.clone();
+                    job.n.slurm =
+                        Some(crate::slurm::SlurmRef { partition: partition.clone(), ..Default::default() });
+                    self.clone().start(job, crate::slurm::INSTANCE.to_owned(), ce_arn.clone())?;
+                    placed = true;
+                    started = true;
+                    break;
+                }
                 if ce["status"] != "VALID" || ce["state"] != "ENABLED" || ce["type"] != "MANAGED" {
                     reason.get_or_insert_with(|| {
                         "ACTIVE_REQUIRED - CE(s) associated with the job queue are invalid or disabled."

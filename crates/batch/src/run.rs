@@ -81,6 +81,14 @@ impl Batch {
         Ok(())
     }
 
+    /// After a restart: an attempt on Slurm goes on where it was (its Slurm job is followed
+    /// again).
+    pub(crate) fn resume(self: Arc<Self>, job: Job) {
+        let (sender, receiver) = watch::channel(None);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.job_id.clone(), sender);
+        tokio::spawn(self.clone().attempt(job, receiver));
+    }
+
     /// Gives back what a job held on an instance (a Fargate instance ends with its job).
     fn release(&self, instance: &str, job: &Job) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,6 +145,15 @@ impl Batch {
             .map(str::to_owned)
             .collect();
         let command = crate::retry::substitute(&command, &job.parameters);
+        if let Some(reason) = unpullable_secret(&job.container) {
+            return Ending::failed_to_start(reason);
+        }
+        if job.n.slurm.is_some() && job.container["image"] != HOST_IMAGE {
+            return Ending::failed_to_start(format!(
+                "CannotStartContainerError: compute environment {} runs its jobs on Slurm, where only the image {HOST_IMAGE} (the nodes' own root) runs",
+                job.n.ce.as_deref().and_then(|c| c.rsplit('/').next()).unwrap_or_default()
+            ));
+        }
         let launch = match self.launch_of(job, command).await {
             Ok(launch) => launch,
             Err(reason) => return Ending::failed_to_start(reason),
@@ -187,6 +204,21 @@ impl Batch {
                 mounts.push((source.to_owned(), target.to_owned(), point["readOnly"] != json!(true)));
             }
         }
+        // The definition's user over the image's, resolved in the image's files (the host's).
+        let user = match job.container["user"].as_str().filter(|u| !u.is_empty()).or(launch.user.as_deref()) {
+            Some(user) => {
+                let root = launch.image_root.clone().unwrap_or_else(|| "/".into());
+                match crate::limits::resolve_user(user, &root) {
+                    Ok(ids) => Some(ids),
+                    Err(reason) => return Ending::failed_to_start(reason),
+                }
+            }
+            None => None,
+        };
+        let ulimits = match crate::limits::ulimits_of(&job.container) {
+            Ok(limits) => limits,
+            Err(reason) => return Ending::failed_to_start(reason),
+        };
         let exec = JobExec {
             program: launch.program,
             args: launch.args,
@@ -196,10 +228,37 @@ impl Batch {
             mounts,
             image_root: launch.image_root,
             cwd: launch.cwd,
+            user,
+            ulimits,
         };
-        let process = match self.capacity.exec(&instance, exec).await {
-            Ok(process) => process,
-            Err(error) => return Ending::failed_to_start(format!("CannotStartContainerError: {error}")),
+        let mut terminated: Option<String> = None;
+        let (process, mut ran, slurm_end) = if job.n.slurm.is_some() {
+            let followed = match self.slurm_attempt(job, &exec).await {
+                Ok(followed) => followed,
+                Err(reason) => return Ending::failed_to_start(reason),
+            };
+            // STARTING while Slurm queues the job; TerminateJob meanwhile cancels it there.
+            let mut started = followed.started;
+            let ran = loop {
+                tokio::select! {
+                    began = &mut started => break began.is_ok(),
+                    changed = stop.changed() => {
+                        if changed.is_err() {
+                            break (&mut started).await.is_ok();
+                        }
+                        if let Some(Stop::Terminate(reason)) = stop.borrow_and_update().clone() {
+                            terminated = Some(reason);
+                            (followed.process.signal)(9);
+                        }
+                    }
+                }
+            };
+            (followed.process, ran, Some(followed.ended))
+        } else {
+            match self.capacity.exec(&instance, exec).await {
+                Ok(process) => (process, true, None),
+                Err(error) => return Ending::failed_to_start(format!("CannotStartContainerError: {error}")),
+            }
         };
         // RUNNING, with the log stream.
         let prefix = job.container["logConfiguration"]["options"]["awslogs-stream-prefix"]
@@ -210,8 +269,9 @@ impl Batch {
             .unwrap_or(LOG_GROUP)
             .to_owned();
         let stream = format!("{prefix}/default/{}", job.n.task_id.clone().unwrap_or_default());
-        let started = self.now();
-        {
+        // Followed again after a restart: the attempt's clock started then.
+        let started = job.n.attempt_started.filter(|_| job.status == "RUNNING").unwrap_or_else(|| self.now());
+        if ran {
             let (me, id, stream) = (self.clone(), job.job_id.clone(), stream.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let _guard = me.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -240,14 +300,14 @@ impl Batch {
             self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(&instance).map(|h| h.life.clone());
         let (mut exit, signal) = (process.exit, process.signal);
         let mut kill_at: Option<tokio::time::Instant> = None;
-        let (mut host_gone, mut timed_out, mut terminated): (bool, bool, Option<String>) =
-            (false, false, None);
+        let (mut host_gone, mut timed_out) = (false, false);
+        ran &= terminated.is_none();
         let mut noticed = false;
         let clock = self.clock.clone();
         let outcome: Exit = loop {
             let timer = async {
                 match timeout_at {
-                    Some(at) if !timed_out => nimbus_api::clock::sleep_until(&*clock, at).await,
+                    Some(at) if !timed_out && ran => nimbus_api::clock::sleep_until(&*clock, at).await,
                     _ => std::future::pending().await,
                 }
             };
@@ -303,6 +363,27 @@ impl Batch {
         // Ended after the interruption notice (its SIGTERM): the instance's going is the cause.
         if noticed && code != Some(0) && terminated.is_none() && !timed_out {
             host_gone = true;
+        }
+        let slurm_end = slurm_end.and_then(|end| end.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        if let (Some(state), None, false) = (&slurm_end, &terminated, timed_out) {
+            let id = job.n.slurm.as_ref().and_then(|s| s.id).unwrap_or_default();
+            match state.as_str() {
+                "TIMEOUT" => timed_out = true,
+                "NODE_FAIL" | "BOOT_FAIL" | "PREEMPTED" | "GONE" | "REVOKED" | "DEADLINE" => {
+                    let why = if state == "GONE" {
+                        "no longer known to the cluster".to_owned()
+                    } else {
+                        state.clone()
+                    };
+                    return Ending {
+                        exit: None,
+                        reason: Some(format!("Slurm job {id}: {why}")),
+                        status_reason: format!("Slurm job {id} ended without an exit code ({why})"),
+                        retry: true,
+                    };
+                }
+                _ => {}
+            }
         }
         if host_gone {
             return Ending {
@@ -364,6 +445,7 @@ impl Batch {
             job.container["reason"] = json!(reason);
         }
         let stopping = job.n.stopping.take();
+        job.n.slurm = None;
         job.n.instance = None;
         job.n.attempt_started = None;
         if let Some(reason) = stopping {
@@ -391,6 +473,22 @@ impl Batch {
         }
         self.finish(&mut job, "FAILED", &ending.status_reason)
     }
+}
+
+/// nimbus has neither Secrets Manager nor SSM Parameter Store: a job whose definition asks for
+/// `secrets` fails to start as ECS words a secret it cannot retrieve, never runs without them.
+pub(crate) fn unpullable_secret(container: &Value) -> Option<String> {
+    let secret = container["secrets"].as_array()?.first()?;
+    let from = secret["valueFrom"].as_str().unwrap_or_default();
+    let (short, service) = if from.starts_with("arn:") && from.split(':').nth(2) == Some("secretsmanager") {
+        ("asm", "AWS Secrets Manager")
+    } else {
+        ("ssm", "AWS Systems Manager Parameter Store")
+    };
+    Some(format!(
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from {short}: nimbus does not implement {service}, so secret {} ({from}) cannot be injected",
+        secret["name"].as_str().unwrap_or_default()
+    ))
 }
 
 /// Output lines to the job's log stream, in batches.

@@ -66,7 +66,7 @@ impl Batch {
     /// After a restart: instances of the previous run are gone (EC2 ended them); jobs that were
     /// After a restart: instances of the previous run are gone (EC2 ended them); jobs that were
     /// starting or running there are found dead and retried by their strategy.
-    fn recover(&self) -> Result<(), AwsError> {
+    fn recover(self: &Arc<Self>) -> Result<(), AwsError> {
         for host in self.store.all::<HostDoc>("host")? {
             self.capacity.terminate(&host.instance_id);
             self.store.delete("host", &host.instance_id)?;
@@ -74,6 +74,11 @@ impl Batch {
         let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.store.jobs_where("status IN ('STARTING','RUNNING')", &[])?;
         for job in started {
+            // On Slurm: followed on (or, submitted without its id stored, found by its comment).
+            if job.n.slurm.as_ref().is_some_and(|s| s.output.is_some()) {
+                self.clone().resume(job);
+                continue;
+            }
             let instance = job.n.instance.clone().unwrap_or_default();
             let reason = format!("Host EC2 (instance {instance}) terminated.");
             self.end_attempt(

@@ -57,6 +57,10 @@ pub struct Exec {
     pub image_root: Option<PathBuf>,
     /// Working directory (inside the image's root when there is one); None: `/`.
     pub cwd: Option<PathBuf>,
+    /// The user and group to run as (honoured when nimbus is root); None: the sandbox's.
+    pub user: Option<(u32, u32)>,
+    /// Resource limits (`RLIMIT_*`, soft, hard).
+    pub rlimits: Vec<(i32, u64, u64)>,
 }
 
 /// A process started inside an instance: wait on `child` (then `release` it), read its output.
@@ -237,7 +241,7 @@ impl Runner {
             },
             netns: netns.clone(),
             id: format!("ec2-{}-{}", boot.instance_id, uuid::Uuid::new_v4().simple()),
-            user: None,
+            ..Default::default()
         };
         let started =
             self.sandbox.spawn(spec).await.inspect_err(|_| servers.iter().for_each(|s| s.abort()))?;
@@ -341,7 +345,8 @@ impl Runner {
             },
             netns: live.netns.clone(),
             id: format!("ec2-{id}-exec-{}", uuid::Uuid::new_v4().simple()),
-            user: None,
+            user: exec.user,
+            rlimits: exec.rlimits,
         };
         let started = self.sandbox.spawn(spec).await?;
         let child = Arc::new(started.child);

@@ -195,6 +195,7 @@ impl Environment {
             netns,
             id: id.clone(),
             user: cx.image.as_ref().and_then(|image| image.user),
+            ..Default::default()
         };
         let started_child = match cx.sandbox.spawn(sandbox_spec).await {
             Ok(started) => started,

@@ -29,6 +29,8 @@ pub struct Setup {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub open_files: u64,
+    /// The caller's limits (`RLIMIT_*`, soft, hard), after the two above.
+    pub rlimits: Vec<(i32, u64, u64)>,
     /// Compiled once per nimbus (see seccomp.rs); installed last, just before `execve`.
     pub seccomp: &'static [seccompiler::BpfProgram],
 }
@@ -160,8 +162,19 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
     let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: pointers to live locals.
     unsafe {
-        check(libc::setrlimit(libc::RLIMIT_NOFILE, &files).into()).map_err(at(Step::Limits))?;
-        check(libc::setrlimit(libc::RLIMIT_CORE, &no_core).into()).map_err(at(Step::Limits))?;
+        // The caller's own in their place: a hard limit lowered here could not be raised again
+        // (that needs CAP_SYS_RESOURCE outside any user namespace).
+        let given = |resource: libc::c_int| setup.rlimits.iter().any(|&(r, _, _)| r == resource);
+        if !given(libc::RLIMIT_NOFILE as _) {
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &files).into()).map_err(at(Step::Limits))?;
+        }
+        if !given(libc::RLIMIT_CORE as _) {
+            check(libc::setrlimit(libc::RLIMIT_CORE, &no_core).into()).map_err(at(Step::Limits))?;
+        }
+        for &(resource, soft, hard) in &setup.rlimits {
+            let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+            check(libc::setrlimit(resource as _, &limit).into()).map_err(at(Step::Limits))?;
+        }
     }
     if let Some((uid, gid)) = setup.user {
         // SAFETY: prctl and raw set*id system calls with integer arguments; setgroups with an

@@ -55,10 +55,12 @@ pub struct Spec {
     pub netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Unique name, used for the cgroup.
     pub id: String,
-    /// The uid and gid to run as when isolated by a root nimbus (a container image's `User`);
-    /// `None`: AWS's `sbx_user1051`. In a user namespace (nimbus not root) only nimbus's own
-    /// user exists, and this is ignored.
+    /// The user and group to run as instead of the sandbox's own (a Batch job's `user`, a
+    /// container image's `User`);
+    /// honoured when nimbus is root, ignored in a user namespace (only nimbus's user exists).
     pub user: Option<(u32, u32)>,
+    /// Resource limits (`RLIMIT_*`, soft, hard) set after the sandbox's own.
+    pub rlimits: Vec<(i32, u64, u64)>,
 }
 
 /// Peak resident memory of a process in MiB (`VmHWM`), where no cgroup measures it.

@@ -299,7 +299,11 @@ impl Sandbox {
             root,
             hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
             // In a user namespace only nimbus's own user exists: it is root in there.
-            user: (isolated && self.user_namespace.is_none()).then_some(spec.user.unwrap_or(SANDBOX_USER)),
+            // As root: the caller's user, else the sandbox's own when isolated.
+            user: match (spec.user, self.user_namespace.is_none() && is_root()) {
+                (Some(user), true) => Some(user),
+                _ => (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
+            },
             wait_for: user_ready_r.as_ref().map(|fd| fd.as_raw_fd()),
             cwd: cstring(&spec.cwd),
             program: cstring(&spec.program),
@@ -312,6 +316,7 @@ impl Sandbox {
                 .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
                 .collect(),
             open_files: OPEN_FILES,
+            rlimits: spec.rlimits.clone(),
             seccomp: crate::seccomp::programs()?,
         };
         let argv = pointers(&setup.argv);
@@ -547,4 +552,10 @@ fn map_user(pid: u32, uid: u32, gid: u32) -> io::Result<()> {
     std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
     std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {uid} 1"))?;
     std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {gid} 1"))
+}
+
+/// Whether nimbus runs as root (may take any user for its children).
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and has no arguments.
+    unsafe { libc::geteuid() == 0 }
 }
