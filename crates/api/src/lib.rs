@@ -9,6 +9,7 @@ pub mod provider;
 mod request;
 mod router;
 mod server;
+mod stream;
 mod target;
 pub mod xml;
 
@@ -16,6 +17,7 @@ pub use door::{raise_open_files_limit, Limits};
 pub use error::{AwsError, Protocol};
 pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
 pub use server::{json_response, Api, Health, Service, ServiceFuture};
+pub use stream::EventStream;
 pub use target::FrontDoor;
 
 /// Region and account every ARN and identity is built from.
