@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The console with many functions: first paint of the functions page (navigation start → the
 list's first rows drawn) with 1,000 functions, and a jump to the end of the list (scroll → the
-last rows drawn), in headless Chromium through Selenium.
+last rows drawn) and a 10,000-child array's grid drawn, in headless Chromium through Selenium.
 
     cargo build --bin nimbus && python3 bench/console.py [--functions 1000] [--rounds 5]
 
@@ -36,6 +36,18 @@ const done = arguments[arguments.length - 1];
 const check = () => document.querySelector('#function-list .row[data-function]')
   ? done(performance.now()) : requestAnimationFrame(check);
 check();
+"""
+
+GRID_10000 = """
+const done = arguments[arguments.length - 1];
+import('./charts.js').then(({ drawGrid }) => {
+  const canvas = document.createElement('canvas');
+  document.body.append(canvas);
+  const statuses = 'D'.repeat(6000) + 'U'.repeat(2000) + 'R'.repeat(2000);
+  const start = performance.now();
+  drawGrid(canvas, statuses);
+  requestAnimationFrame(() => done(performance.now() - start));
+});
 """
 
 SCROLL_TO_END = """
@@ -94,16 +106,22 @@ def main():
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         driver.set_script_timeout(60)
-        paints, scrolls = [], []
+        paints, scrolls, loaded = [], [], []
         for _ in range(args.rounds):
             driver.get("about:blank")
             driver.get(f"{endpoint}/_nimbus/ui/#/functions")
             paints.append(driver.execute_async_script(FIRST_ROWS))
+            loaded.append(driver.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"))
             scrolls.append(driver.execute_async_script(SCROLL_TO_END, names[-1]))
+        grids = [driver.execute_async_script(GRID_10000) for _ in range(args.rounds)]
         rows = driver.execute_script("return document.querySelectorAll('#function-list .row[data-function]').length")
+        print("rounds:", [round(p) for p in paints])
         print(f"first paint of the functions page, {args.functions} functions: "
               f"median {statistics.median(paints):.0f} ms (min {min(paints):.0f}, max {max(paints):.0f}, {args.rounds} rounds)")
+        print(f"  of which the page and its modules loaded (DOMContentLoaded): median {statistics.median(loaded):.0f} ms;"
+              " the rest is the feed's first answer of /_nimbus/functions and drawing")
         print(f"scroll to the end → last rows drawn: median {statistics.median(scrolls):.1f} ms")
+        print(f"a 10,000-child array grid drawn (canvas) → next frame: median {statistics.median(grids):.1f} ms")
         print(f"rows in the document at once: {rows} (of {args.functions})")
     finally:
         if driver:

@@ -96,6 +96,11 @@ def deploy_workload(endpoint: str) -> dict:
     ec2 = aws_client("ec2", endpoint)
     out["spot"] = ec2.run_instances(ImageId=X86_AMI, InstanceType="t3.micro", MinCount=1, MaxCount=1,
                                     InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
+    out["group"] = f"console-asg-{uuid.uuid4().hex[:6]}"
+    ec2.create_launch_template(LaunchTemplateName=out["group"], LaunchTemplateData={"ImageId": X86_AMI, "InstanceType": "t3.nano"})
+    aws_client("autoscaling", endpoint).create_auto_scaling_group(
+        AutoScalingGroupName=out["group"], MinSize=1, MaxSize=1, DesiredCapacity=1, AvailabilityZones=["us-east-1a"],
+        LaunchTemplate={"LaunchTemplateName": out["group"], "Version": "$Latest"})
     until("the spot instance running", lambda: ec2.describe_instances(InstanceIds=[out["spot"]])
           ["Reservations"][0]["Instances"][0]["State"]["Name"] == "running")
     return out

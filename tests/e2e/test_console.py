@@ -142,6 +142,7 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     wait_for(browser, "the interruption on the timeline",
              f"return (document.getElementById('spot-timeline').dataset.interruptions || '').includes('{workload['spot']}')")
     assert browser.execute_script("return document.querySelectorAll('#spot-timeline circle.interruption').length") >= 1
+    wait_for(browser, "the group's scaling activity", f"return document.getElementById('page').innerText.includes('{workload['group']}')")
     screenshot(browser, "capacity")
 
     visit(browser, endpoint, "/cost")

@@ -52,4 +52,8 @@ async function render() {
 
 document.getElementById('menu').addEventListener('click', () => document.getElementById('nav').classList.toggle('open'));
 window.addEventListener('hashchange', render);
+// Leaving the page ends its feed at once (a page kept in the back/forward cache would otherwise
+// hold a connection, and browsers allow only six per host).
+window.addEventListener('pagehide', () => { if (stop) { stop(); stop = null; } });
+window.addEventListener('pageshow', (event) => { if (event.persisted) render(); });
 render();

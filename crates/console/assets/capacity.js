@@ -1,7 +1,7 @@
 // Capacity (GET /_nimbus/ec2/instances and /_nimbus/ec2/events: instances by type, architecture
 // and market; state changes and spot interruptions on a timeline) and Cost (GET
 // /_nimbus/ec2/meter: the meter's ledger by purchase option and type, with what-if totals).
-import { h, put, live, fmt, badge, table, card } from './lib.js';
+import { h, put, live, every, query, xtext, xmembers, fmt, badge, table, card } from './lib.js';
 import { bars, timeline } from './charts.js';
 
 // Graviton families carry a `g` after the generation digit (m7g, c6gn, t4g).
@@ -22,12 +22,23 @@ export function page(main) {
   const byArch = h('div', { class: 'panel' });
   const line = h('div', { class: 'panel', id: 'spot-timeline' });
   const instances = h('div', { class: 'panel' });
+  const activities = h('div', { class: 'panel' });
   put(main, h('h1', {}, 'Capacity'), cards,
     h('div', { class: 'grid2' }, h('div', {}, h('h2', {}, 'By type'), byType), h('div', {}, h('h2', {}, 'By market'), byMarket, h('h2', {}, 'By architecture'), byArch)),
     h('h2', {}, 'Timeline: state changes and spot interruptions'),
     h('div', { class: 'legend' }, Object.entries(EVENT_COLORS).map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })),
-    line, h('h2', {}, 'Instances'), instances);
-  return live({ watch: ['/_nimbus/ec2/instances', '/_nimbus/ec2/events'] }, (path, body) => {
+    line, h('h2', {}, 'Instances'), instances, h('h2', {}, 'Auto scaling activities'), activities);
+  const stopActivities = every(3000, async () => {
+    // Group by group: nimbus's DescribeScalingActivities wants a group's name.
+    const groups = xmembers(await query('autoscaling', '2011-01-01', 'DescribeAutoScalingGroups'), 'AutoScalingGroups')
+      .map((m) => xtext(m, 'AutoScalingGroupName')).slice(0, 20);
+    const docs = await Promise.all(groups.map((name) => query('autoscaling', '2011-01-01', 'DescribeScalingActivities', { AutoScalingGroupName: name, MaxRecords: '20' })));
+    const rows = docs.flatMap((doc) => xmembers(doc, 'Activities')).map((m) => ({ group: xtext(m, 'AutoScalingGroupName'), status: xtext(m, 'StatusCode'),
+      description: xtext(m, 'Description'), cause: xtext(m, 'Cause'), start: xtext(m, 'StartTime') })).sort((a, b) => Date.parse(b.start) - Date.parse(a.start));
+    put(activities, table([['Time', (a) => fmt.time(a.start)], ['Group', (a) => a.group], ['Status', (a) => badge(a.status)],
+      ['Activity', (a) => a.description], ['Cause', (a) => a.cause]], rows, 'No auto scaling activities.'));
+  });
+  const stopFeed = live({ watch: ['/_nimbus/ec2/instances', '/_nimbus/ec2/events'] }, (path, body) => {
     if (path.endsWith('/instances')) {
       const list = body.instances || [];
       const running = list.filter((i) => i.state === 'running');
@@ -57,6 +68,7 @@ export function page(main) {
       line.dataset.interruptions = items.filter((i) => i.cls === 'interruption').map((i) => i.lane).join(' ');
     }
   });
+  return () => { stopFeed(); stopActivities(); };
 }
 
 export function cost(main) {

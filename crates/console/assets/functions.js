@@ -129,7 +129,8 @@ export async function detail(main, name) {
   });
   const iteratorAge = (uuid) => {
     const found = (streams.mappings || []).find((m) => m.uuid === uuid || m.UUID === uuid);
-    return found ? (found.iterator_age_ms ?? found.shards?.map((s) => s.iterator_age_ms).join(', ') ?? '–') : '–';
+    const ages = (found?.shards || []).map((s) => s.iterator_age_ms || 0);
+    return ages.length ? `${fmt.num(Math.max(...ages))} ms (${ages.length} shard${ages.length > 1 ? 's' : ''})` : '–';
   };
   put(main,
     h('h1', {}, name, ' ', badge(config.State || '')),

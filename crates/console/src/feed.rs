@@ -129,12 +129,15 @@ async fn run(reach: Arc<dyn Reach>, watching: Watching, sender: Sender<Bytes>) {
         for (path, last) in watching.paths.iter().zip(last.iter_mut()) {
             let body = get(&*reach, path).await;
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            body.to_string().hash(&mut hasher);
+            body.hash(&mut hasher);
             let hash = hasher.finish();
             if *last == Some(hash) {
                 continue;
             }
-            let frame = format!("event: update\ndata: {}\n\n", json!({ "path": path, "body": body }));
+            let frame = format!(
+                "event: update\ndata: {{\"path\":{},\"body\":{body}}}\n\n",
+                Value::from(path.as_str())
+            );
             match offer(&sender, frame) {
                 Ok(true) => (*last, sent) = (Some(hash), true),
                 Ok(false) => {}
@@ -172,18 +175,30 @@ fn internal(method: hyper::Method, uri: &str, body: Vec<u8>) -> Option<ApiReques
     })
 }
 
-/// The JSON answer of a `/_nimbus/…` path (an error document when it has none).
-async fn get(reach: &dyn Reach, path: &str) -> Value {
+/// The JSON answer of a `/_nimbus/…` path on one line, as sent (an error document when it has
+/// none). Services answer compact JSON, which goes out as it came.
+async fn get(reach: &dyn Reach, path: &str) -> String {
     let Some(request) = internal(hyper::Method::GET, path, Vec::new()) else {
-        return json!({ "error": "not a path" });
+        return json!({ "error": "not a path" }).to_string();
     };
     let response = reach.send(None, request).await;
     let status = response.status().as_u16();
     let body = body_of(response).await;
+    if status < 300 {
+        if let Ok(text) = std::str::from_utf8(&body) {
+            let text = text.trim();
+            if !text.contains('\n')
+                && text.starts_with('{')
+                && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+            {
+                return text.to_owned();
+            }
+        }
+    }
     match serde_json::from_slice::<Value>(&body) {
-        Ok(value) if status < 300 => value,
-        Ok(value) => json!({ "error": value, "status": status }),
-        Err(_) => json!({ "error": String::from_utf8_lossy(&body), "status": status }),
+        Ok(value) if status < 300 => value.to_string(),
+        Ok(value) => json!({ "error": value, "status": status }).to_string(),
+        Err(_) => json!({ "error": String::from_utf8_lossy(&body), "status": status }).to_string(),
     }
 }
 
