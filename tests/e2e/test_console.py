@@ -173,8 +173,7 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     # A phone's width: the menu folds away, nothing overflows sideways.
     browser.set_window_size(390, 844)
     for shot, route in (("overview", "/"), ("functions", "/functions"), ("batch-array", f"/batch/jobs/{workload['array_job']}")):
-        browser.get(f"{ui}#{route}")
-        wait_for(browser, f"{route} on a phone", "return document.getElementById('page').innerText.length > 20")
+        visit(browser, endpoint, route)
         assert browser.execute_script("return getComputedStyle(document.getElementById('menu')).display") != "none"
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{route} overflows a phone's width by {overflow}px"

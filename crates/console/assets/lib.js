@@ -132,7 +132,8 @@ export function table(columns, rows, empty = 'Nothing yet.') {
 }
 
 export function card(label, value, cls) {
-  return h('div', { class: 'card' }, h('div', { class: 'k' }, label), h('div', { class: `v ${cls || ''}` }, value));
+  const long = typeof value === 'string' && value.length > 16 ? 'long' : '';
+  return h('div', { class: 'card' }, h('div', { class: 'k' }, label), h('div', { class: `v ${cls || ''} ${long}` }, value));
 }
 
 export function kv(pairs) {

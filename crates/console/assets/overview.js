@@ -26,6 +26,7 @@ export function page(main) {
       ['State', (n) => badge(n.alive ? 'Active' : 'gone')], ['Heartbeat', (n) => `${Math.round((n.heartbeat_age_ms || 0) / 1000)} s ago`],
     ], list));
     put(services, h('div', { class: 'legend' }, (health.services || []).map((name) => h('span', { class: 'badge' }, name))));
+    main.dataset.loaded = 'true';
   };
   return live({ watch: ['/_nimbus/health'] }, (_, body) => show(body));
 }
