@@ -92,6 +92,8 @@ def deploy_workload(endpoint: str) -> dict:
     definition_name = shell_def(batch, "echo child $AWS_BATCH_JOB_ARRAY_INDEX done")
     out["array_job"] = batch.submit_job(jobName="console-array", jobQueue=queue, jobDefinition=definition_name,
                                         arrayProperties={"size": ARRAY_SIZE})["jobId"]
+    out["after_job"] = batch.submit_job(jobName="console-after", jobQueue=queue, jobDefinition=definition_name,
+                                        dependsOn=[{"jobId": out["array_job"]}])["jobId"]
 
     ec2 = aws_client("ec2", endpoint)
     out["spot"] = ec2.run_instances(ImageId=X86_AMI, InstanceType="t3.micro", MinCount=1, MaxCount=1,

@@ -127,12 +127,23 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     # Batch: the array job's grid fills as its children succeed.
     visit(browser, endpoint, "/batch")
     assert "console-array" in text_of(browser, "main")
+    # The dependant hangs under the array job in the dependency graph.
+    wait_for(browser, "the dependency graph",
+             f"return !!document.querySelector('#dependencies g[data-node=\"{workload['after_job']}\"]')"
+             f" && !!document.querySelector('#dependencies g[data-node=\"{workload['array_job']}\"]')")
     screenshot(browser, "batch")
     visit(browser, endpoint, f"/batch/jobs/{workload['array_job']}")
-    statuses = wait_for(browser, "every child to succeed",
-                        f"const s = document.getElementById('array-grid').dataset.statuses || '';"
-                        f"return s.length === {ARRAY_SIZE} && /^D+$/.test(s) && s", timeout=90)
+    done_counts = []
+
+    def grid_done():
+        statuses = browser.execute_script("return document.getElementById('array-grid').dataset.statuses || ''")
+        done_counts.append(statuses.count("D"))
+        return len(statuses) == ARRAY_SIZE and set(statuses) == {"D"} and statuses
+
+    statuses = wait_for(browser, "every child to succeed", grid_done, timeout=90)
     assert statuses == "D" * ARRAY_SIZE
+    # The grid only ever fills: no succeeded child goes back.
+    assert done_counts == sorted(done_counts), done_counts
     assert f"SUCCEEDED: {ARRAY_SIZE}" in text_of(browser, "#array-counts")
     wait_for(browser, "the array job's own status", "return document.querySelector('h1 .badge')?.innerText === 'SUCCEEDED'")
     screenshot(browser, "batch-array")
@@ -161,9 +172,9 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     visit(browser, endpoint, f"/states/{urllib.parse.quote(workload['machine'], safe='')}/"
                              f"{urllib.parse.quote(workload['execution'], safe='')}")
     wait_for(browser, "the execution's states",
-             "return document.querySelector('#execution-graph g[data-state=\"Done\"]')?.dataset.status === 'SUCCEEDED'")
+             "return document.querySelector('#execution-graph g[data-node=\"Done\"]')?.dataset.status === 'SUCCEEDED'")
     assert browser.execute_script(
-        "return document.querySelector('#execution-graph g[data-state=\"Stop\"]').dataset.status") == ""
+        "return document.querySelector('#execution-graph g[data-node=\"Stop\"]').dataset.status") == ""
     screenshot(browser, "execution")
 
     visit(browser, endpoint, "/streams")

@@ -399,6 +399,9 @@ impl Batch {
             .map(|j| {
                 let mut row = j.summary();
                 row["jobQueue"] = json!(j.n.queue_name);
+                if !j.depends_on.is_empty() {
+                    row["dependsOn"] = json!(j.depends_on);
+                }
                 if j.is_array_parent() {
                     row["arrayProperties"]["statusSummary"] =
                         status_summary(&self.store.child_counts(&j.job_id).unwrap_or_default());

@@ -2,7 +2,7 @@
 // attempts, dependencies and logs (Batch's DescribeJobs, the job's log stream live), and an array
 // job's children as a grid (GET /_nimbus/batch/array?job=…, drawn on a canvas).
 import { h, put, live, every, rest, fmt, badge, kv, table } from './lib.js';
-import { drawGrid, GRID_COLORS } from './charts.js';
+import { drawGrid, dag, GRID_COLORS } from './charts.js';
 
 const STATES = ['SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED'];
 
@@ -15,7 +15,9 @@ function progress(summary) {
 export function list(main) {
   const queues = h('div', { class: 'panel' });
   const jobs = h('div', { class: 'panel' });
-  put(main, h('h1', {}, 'Batch'), h('h2', {}, 'Queues'), queues, h('h2', {}, 'Recent jobs'), jobs);
+  const graph = h('div', { class: 'panel', id: 'dependencies' });
+  put(main, h('h1', {}, 'Batch'), h('h2', {}, 'Queues'), queues, h('h2', {}, 'Recent jobs'), jobs,
+    h('h2', {}, 'Dependencies'), graph);
   return live({ watch: ['/_nimbus/batch/jobs'] }, (_, body) => {
     const rows = Object.entries(body.queues || {}).map(([name, counts]) => ({ name, ...counts }));
     put(queues, table([['Queue', (q) => q.name], ...STATES.map((s) => [s, (q) => fmt.num(q[s] || 0), 'num'])], rows, 'No jobs submitted yet.'));
@@ -25,6 +27,13 @@ export function list(main) {
       ['Array', (j) => progress(j.arrayProperties?.statusSummary ? { size: j.arrayProperties.size, ...j.arrayProperties.statusSummary } : null)],
       ['Created', (j) => fmt.time(j.createdAt)], ['Reason', (j) => j.statusReason || ''],
     ], body.jobs || [], 'No jobs yet.'));
+    // Jobs that depend on others or are depended on, each pointing at its dependants.
+    const recent = body.jobs || [];
+    const edges = recent.flatMap((j) => (j.dependsOn || []).map((d) => [d.jobId, j.jobId]));
+    const linked = new Set(edges.flat());
+    const nodes = Object.fromEntries(recent.filter((j) => linked.has(j.jobId)).map((j) => [j.jobId, { label: j.jobName, sub: j.jobId.slice(0, 8), status: j.status }]));
+    const roots = Object.keys(nodes).filter((id) => !edges.some(([, b]) => b === id));
+    put(graph, Object.keys(nodes).length ? dag(nodes, edges, roots) : h('p', { class: 'muted' }, 'No dependencies among recent jobs.'));
     main.dataset.loaded = 'true';
   });
 }

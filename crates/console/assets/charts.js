@@ -116,53 +116,59 @@ export function drawGrid(canvas, statuses) {
   return { columns, cell };
 }
 
-// A state machine's states as boxes in layers (breadth first from StartAt), edges between them,
-// each box classed by its status.
-export function stateGraph(definition, statusOf = () => '') {
-  const states = definition.States || {};
-  const nextOf = (state) => {
-    const out = [];
-    if (state.Next) out.push(state.Next);
-    if (state.Default) out.push(state.Default);
-    for (const choice of state.Choices || []) if (choice.Next) out.push(choice.Next);
-    for (const c of state.Catch || []) if (c.Next) out.push(c.Next);
-    return out.filter((n) => n in states);
-  };
+// A directed graph in layers (breadth first from `roots`): nodes {id: {label, sub, status}},
+// edges [[from, to]]; each box is a <g data-node=id data-status=…>.
+export function dag(nodes, edges, roots) {
+  const out = {};
+  for (const [a, b] of edges) if (a in nodes && b in nodes) (out[a] = out[a] || []).push(b);
   const layer = {};
   const order = [];
-  const queue = [[definition.StartAt, 0]];
+  const queue = roots.filter((r) => r in nodes).map((r) => [r, 0]);
   while (queue.length) {
-    const [name, depth] = queue.shift();
-    if (!(name in states) || name in layer) continue;
-    layer[name] = depth;
-    order.push(name);
-    for (const next of nextOf(states[name])) queue.push([next, depth + 1]);
+    const [id, depth] = queue.shift();
+    if (id in layer) continue;
+    layer[id] = depth;
+    order.push(id);
+    for (const next of out[id] || []) queue.push([next, depth + 1]);
   }
-  for (const name of Object.keys(states)) if (!(name in layer)) { layer[name] = 0; order.push(name); }
+  for (const id of Object.keys(nodes)) if (!(id in layer)) { layer[id] = 0; order.push(id); }
   const perLayer = {};
   const pos = {};
   const boxW = 150; const boxH = 34; const gapY = 30; const gapX = 20;
-  for (const name of order) {
-    const d = layer[name];
-    const i = (perLayer[d] = (perLayer[d] || 0) + 1) - 1;
-    pos[name] = { x: 10 + i * (boxW + gapX), y: 10 + d * (boxH + gapY) };
+  for (const id of order) {
+    const i = (perLayer[layer[id]] = (perLayer[layer[id]] || 0) + 1) - 1;
+    pos[id] = { x: 10 + i * (boxW + gapX), y: 10 + layer[id] * (boxH + gapY) };
   }
   const width = Math.max(...Object.values(perLayer), 1) * (boxW + gapX) + 20;
   const height = (Math.max(...Object.values(layer), 0) + 1) * (boxH + gapY) + 10;
   const root = svg('svg', { class: 'graph', viewBox: `0 0 ${width} ${height}`, width: Math.min(width, 900), role: 'img' });
-  for (const name of order) {
-    for (const next of nextOf(states[name])) {
-      const a = pos[name]; const b = pos[next];
-      root.append(svg('path', { d: `M${a.x + boxW / 2},${a.y + boxH} C${a.x + boxW / 2},${a.y + boxH + 20} ${b.x + boxW / 2},${b.y - 20} ${b.x + boxW / 2},${b.y}` }));
+  for (const [a, targets] of Object.entries(out)) {
+    for (const b of targets) {
+      const p = pos[a]; const q = pos[b];
+      root.append(svg('path', { d: `M${p.x + boxW / 2},${p.y + boxH} C${p.x + boxW / 2},${p.y + boxH + 20} ${q.x + boxW / 2},${q.y - 20} ${q.x + boxW / 2},${q.y}` }));
     }
   }
-  for (const name of order) {
-    const { x, y } = pos[name];
-    const status = statusOf(name);
-    root.append(svg('g', { 'data-state': name, 'data-status': status },
-      svg('rect', { x, y, width: boxW, height: boxH, class: status }),
-      svg('text', { x: x + 8, y: y + 15 }, name.length > 20 ? `${name.slice(0, 19)}…` : name),
-      svg('text', { x: x + 8, y: y + 28, class: 'muted' }, `${states[name].Type}${status ? ` · ${status}` : ''}`)));
+  for (const id of order) {
+    const { x, y } = pos[id];
+    const { label, sub, status = '' } = nodes[id];
+    root.append(svg('g', { 'data-node': id, 'data-status': status },
+      svg('rect', { x, y, width: boxW, height: boxH, class: status }, svg('title', {}, label)),
+      svg('text', { x: x + 8, y: y + 15 }, label.length > 20 ? `${label.slice(0, 19)}…` : label),
+      svg('text', { x: x + 8, y: y + 28 }, `${sub}${status ? ` · ${status}` : ''}`)));
   }
   return root;
+}
+
+// A state machine's states (Next, Default, Choices and Catch edges), each classed by its status.
+export function stateGraph(definition, statusOf = () => '') {
+  const states = definition.States || {};
+  const nodes = {};
+  const edges = [];
+  for (const [name, state] of Object.entries(states)) {
+    nodes[name] = { label: name, sub: state.Type, status: statusOf(name) };
+    for (const next of [state.Next, state.Default, ...(state.Choices || []).map((c) => c.Next), ...(state.Catch || []).map((c) => c.Next)]) {
+      if (next) edges.push([name, next]);
+    }
+  }
+  return dag(nodes, edges, [definition.StartAt]);
 }

@@ -255,3 +255,45 @@ impl LogsCursor {
         fresh
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str) -> ApiRequest {
+        internal(hyper::Method::GET, &format!("/_nimbus/events?{query}"), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn a_client_watches_nimbus_paths_and_a_log_group() {
+        let watching = parse(&request(
+            "watch=%2F_nimbus%2Ffunctions&watch=/_nimbus/batch/array?job=x&logs=%2Faws%2Flambda%2Ff&stream=s",
+        ))
+        .unwrap();
+        assert_eq!(watching.paths, ["/_nimbus/functions", "/_nimbus/batch/array?job=x"]);
+        assert_eq!(watching.logs, Some(("/aws/lambda/f".to_owned(), Some("s".to_owned()))));
+    }
+
+    #[test]
+    fn only_nimbus_paths_other_than_the_console_are_watched() {
+        for refused in [
+            "watch=/2015-03-31/functions",
+            "watch=/_nimbus/events",
+            "watch=/_nimbus/ui/",
+            "watch=http://x/_nimbus/",
+        ] {
+            assert!(parse(&request(refused)).is_err(), "{refused}");
+        }
+        let many = vec!["watch=/_nimbus/health"; MAX_WATCHES + 1].join("&");
+        assert!(parse(&request(&many)).is_err());
+    }
+
+    #[test]
+    fn a_full_queue_skips_and_a_gone_client_ends() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        assert_eq!(offer(&sender, "a".into()), Ok(true));
+        assert_eq!(offer(&sender, "b".into()), Ok(false));
+        drop(receiver);
+        assert_eq!(offer(&sender, "c".into()), Err(()));
+    }
+}
