@@ -16,6 +16,8 @@ import urllib.request
 import pytest
 
 from batch_support import admin, until
+
+MAX_FEEDS = 64  # nimbus_console::MAX_CLIENTS
 from console_support import (ARRAY_SIZE, ERROR_MARKER, browser_or_skip, console_server_args, deploy_workload,
                              screenshot, severe_console_messages, wait_for)
 
@@ -63,6 +65,31 @@ def test_the_live_feed_pushes_watched_paths_and_refuses_others(server):
     assert seen["/_nimbus/health"]["status"] == "ready"
     assert "functions" in seen["/_nimbus/functions"]
     connection.close()  # the feed ends at its next tick; nimbus stops cleanly (checked at teardown)
+
+
+def test_feeds_are_bounded_and_a_client_that_goes_away_frees_its_place(server_factory):
+    server = server_factory()  # its own: no other test's feed holds a place
+    host, port = server.endpoint.removeprefix("http://").split(":")
+
+    def listen():
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/_nimbus/events?watch=/_nimbus/clock")
+        return connection, connection.getresponse()
+
+    held = [listen() for _ in range(MAX_FEEDS)]
+    assert all(response.status == 200 for _, response in held)
+    connection, response = listen()
+    assert response.status == 503 and b"at most 64 listen at once" in response.read()
+    connection.close()
+    for connection, _ in held:
+        connection.close()
+
+    def fresh_feed():
+        connection, response = listen()
+        connection.close()
+        return response.status == 200
+
+    until("a place freed by the clients that left", fresh_feed, timeout=10, every=0.2)
 
 
 @pytest.fixture(scope="module")
