@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from batch_support import admin, until
+from support import aws_client
 
 MAX_FEEDS = 64  # nimbus_console::MAX_CLIENTS
 from console_support import (ARRAY_SIZE, ERROR_MARKER, browser_or_skip, console_server_args, deploy_workload,
@@ -136,6 +137,14 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     assert int(errors) >= 3
     ok_errors = text_of(browser, f"[data-function=\"{workload['ok_fn']}\"] .errors")
     assert ok_errors == "0"
+    # Invocations made now show up without a reload, and the activity sparkline draws them.
+    lam = aws_client("lambda", endpoint)
+    for _ in range(4):
+        lam.invoke(FunctionName=workload["ok_fn"], Payload=b'{"n": 2}')
+    ok_row = f"[data-function=\"{workload['ok_fn']}\"]"
+    wait_for(browser, "the new invocations, live",
+             f"return document.querySelector('{ok_row} .num')?.innerText === '7'"
+             f" && document.querySelector('{ok_row} svg.spark polyline') !== null")
     screenshot(browser, "functions")
 
     # Its page: error count, the error line in the live logs, a test invoke after confirming.
@@ -222,5 +231,4 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
 
 
 def admin_stack_status(endpoint, stack):
-    from support import aws_client
     return aws_client("cloudformation", endpoint).describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]

@@ -2,7 +2,7 @@
 // and market; state changes and spot interruptions on a timeline) and Cost (GET
 // /_nimbus/ec2/meter: the meter's ledger by purchase option and type, with what-if totals).
 import { h, put, live, every, query, xtext, xmembers, fmt, badge, table, card } from './lib.js';
-import { bars, timeline } from './charts.js';
+import { bars, timeline, sparkline } from './charts.js';
 
 // Graviton families carry a `g` after the generation digit (m7g, c6gn, t4g).
 const arch = (type) => (/^[a-z]+\d+[a-z]*g[a-z]*\./.test(type) && !/^(g|p)\d/.test(type) ? 'arm64' : 'x86_64');
@@ -78,13 +78,19 @@ export function cost(main) {
   const whatIf = h('div', { class: 'panel', id: 'what-if' });
   const ledger = h('div', { class: 'panel' });
   const source = h('p', { class: 'muted' });
-  put(main, h('h1', {}, 'Cost'), cards,
+  const over = h('div', { class: 'panel', id: 'cost-over-time' });
+  // The metered total at each update since the page opened (the meter keeps segments, not a series).
+  const totals = [];
+  put(main, h('h1', {}, 'Cost'), cards, h('h2', {}, 'Metered total, as this page watched it'), over,
     h('div', { class: 'grid2' }, h('div', {}, h('h2', {}, 'By purchase option'), byMarket), h('div', {}, h('h2', {}, 'By instance type'), byType)),
     h('h2', {}, 'What if'), whatIf, h('h2', {}, 'Ledger'), ledger, source);
   return live({ watch: ['/_nimbus/ec2/meter'] }, (_, meter) => {
     const lines = meter.lines || [];
     const sum = (key) => lines.reduce((n, l) => n + (l[key] || 0), 0);
     const graviton = lines.reduce((n, l) => n + (l.graviton_usd ?? l.on_demand_usd ?? 0), 0);
+    totals.push(meter.total_usd || 0);
+    if (totals.length > 600) totals.shift();
+    put(over, sparkline(totals, { width: 600, height: 60, title: 'metered total per update' }), h('span', { class: 'muted' }, ` ${fmt.usd(meter.total_usd)} now`));
     put(cards, card('Metered cost', fmt.usd(meter.total_usd)), card('All on-demand', fmt.usd(meter.on_demand_usd)),
       card('Instance hours', (sum('billed_seconds') / 3600).toFixed(2)), card('Since', Date.parse(meter.since) > 0 ? fmt.date(meter.since) : 'the first instance'));
     const by = (key) => {

@@ -9,13 +9,18 @@ export function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-export function sparkline(values, { width = 100, height = 22, cls = '' } = {}) {
+// One or more series (`values`, or [[…], […]] with `classes` for each) on a shared scale.
+export function sparkline(values, { width = 100, height = 22, cls = '', classes = [], title } = {}) {
+  const series = Array.isArray(values[0]) ? values : [values];
   const root = svg('svg', { class: `spark ${cls}`, width, height, viewBox: `0 0 ${width} ${height}` });
-  if (values.length < 2) return root;
-  const max = Math.max(...values, 1e-9);
-  const step = width / (values.length - 1);
-  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`);
-  root.append(svg('polyline', { points: points.join(' ') }));
+  if (title) root.append(svg('title', {}, title));
+  const max = Math.max(...series.flat(), 1e-9);
+  series.forEach((list, n) => {
+    if (list.length < 2) return;
+    const step = width / (list.length - 1);
+    const points = list.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`);
+    root.append(svg('polyline', { points: points.join(' '), class: classes[n] || '' }));
+  });
   return root;
 }
 

@@ -12,11 +12,12 @@ const history = new Map();
 
 function remember(functions) {
   for (const f of functions) {
-    const seen = history.get(f.name) || { invocations: [], errors: [], throttles: [], p99: [], last: null };
+    const seen = history.get(f.name) || { invocations: [], errors: [], p50: [], p99: [], last: null };
     const push = (list, v) => { list.push(v || 0); if (list.length > SAMPLES) list.shift(); };
     const last = seen.last || f;
     push(seen.invocations, Math.max(0, (f.invocations || 0) - (last.invocations || 0)));
     push(seen.errors, Math.max(0, (f.errors || 0) - (last.errors || 0)));
+    push(seen.p50, f.p50_ms || 0);
     push(seen.p99, f.p99_ms || 0);
     seen.last = f;
     history.set(f.name, seen);
@@ -29,12 +30,12 @@ export function list(main) {
   const box = h('div', { class: 'vlist', id: 'function-list' });
   const head = h('div', { class: 'row head' },
     h('span', {}, 'Function'), h('span', {}, 'Invocations'), h('span', {}, 'Errors'), h('span', { class: 'wide' }, 'Throttles'),
-    h('span', {}, 'p50 / p99'), h('span', { class: 'wide' }, 'Activity'), h('span', { class: 'wide' }, 'Runtime'));
+    h('span', {}, 'p50 / p99'), h('span', { class: 'wide' }, 'Activity · duration'), h('span', { class: 'wide' }, 'Runtime'));
   const spacer = h('div');
   const rows = h('div');
   box.append(head, spacer, rows);
   put(main, h('h1', {}, 'Functions'), h('div', { class: 'toolbar' }, filter, count), box,
-    h('p', { class: 'muted' }, 'Activity: invocations per update (errors in red) since this console opened.'));
+    h('p', { class: 'muted' }, 'Activity since this console opened, one point per update: invocations (blue) and errors (red); duration p50 (green) and p99 (orange).'));
   let all = [];
   let shown = [];
   const draw = () => {
@@ -52,7 +53,9 @@ export function list(main) {
         h('span', { class: `num errors ${f.errors ? 'bad' : ''}` }, fmt.num(f.errors ?? 0)),
         h('span', { class: 'num wide' }, fmt.num(f.throttles ?? 0)),
         h('span', {}, `${f.p50_ms == null ? '–' : fmt.ms(f.p50_ms)} / ${f.p99_ms == null ? '–' : fmt.ms(f.p99_ms)}`),
-        h('span', { class: 'wide' }, sparkline(seen.invocations, { width: 50 }), sparkline(seen.errors, { width: 50, cls: 'err' })),
+        h('span', { class: 'wide' },
+          sparkline([seen.invocations, seen.errors], { width: 70, classes: ['', 'err'], title: 'invocations and errors per update' }), ' ',
+          sparkline([seen.p50 || [], seen.p99 || []], { width: 70, classes: ['p50', 'p99'], title: 'duration p50 and p99' })),
         h('span', { class: 'wide muted' }, f.runtime || ''));
       row.style.top = `${ROW + i * ROW}px`;
       out.push(row);
