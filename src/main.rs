@@ -574,6 +574,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let health_engine = engine.clone();
     let health_sandbox = sandbox.clone();
     let (health_database, health_node, health_cluster) = (database.label(), node.clone(), cluster.clone());
+    let health_ec2 = ec2.clone();
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
@@ -589,6 +590,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             // it claims no work then (others may be taking over its own).
             "database_reachable": health_cluster.as_ref().is_none_or(|cluster| cluster.healthy()),
             "nodes": nodes_now(&seen_nodes.lock().unwrap_or_else(|p| p.into_inner())),
+            // Instances running on this node; null while EC2 is unopened (asking does not open it).
+            "instances": health_ec2.opened().map(|ec2| ec2.live_instances()),
         })
     });
     let _ = console_reach.health.set(health.clone());

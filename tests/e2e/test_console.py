@@ -127,6 +127,9 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     browser.get(ui)
     wait_for(browser, "the overview", "return document.querySelector('.card .v.ok')?.innerText === 'ready'")
     assert "Memory in use" in text_of(browser, "main")
+    instances = wait_for(browser, "the instances running", "const card = [...document.querySelectorAll('.card')]"
+                         ".find((c) => c.querySelector('.k').innerText === 'Instances'); return Number(card?.querySelector('.v').innerText) || 0")
+    assert instances >= 2  # the spot instance (until its notice runs out), the group's, Batch's
     screenshot(browser, "overview")
 
     # Functions: the failing one shows its errors in the list.

@@ -19,7 +19,8 @@ export function page(main) {
       card('Database', health.database || '–'),
       card('Environments', fmt.num(env.environments)),
       card('Busy', fmt.num(env.busy)),
-      card('Memory in use', fmt.mib(env.memory_mb)));
+      card('Memory in use', fmt.mib(env.memory_mb)),
+      card('Instances', health.instances === null || health.instances === undefined ? 'none' : fmt.num(health.instances)));
     const list = health.nodes && health.nodes.length ? health.nodes : [{ name: health.node, address: location.host, alive: true, heartbeat_age_ms: 0 }];
     put(nodes, table([
       ['Node', (n) => n.name], ['Address', (n) => n.address || '–'],

@@ -166,6 +166,11 @@ impl Ec2 {
         Store { db }.count_live().unwrap_or(0) > 0
     }
 
+    /// Instances whose processes run on this node now (from memory: no disk read).
+    pub fn live_instances(&self) -> usize {
+        self.runner.live_ids().len()
+    }
+
     fn arc(&self) -> Arc<Ec2> {
         self.me.upgrade().expect("EC2 is alive while it serves")
     }
