@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from batch_support import admin, until
+from batch_support import until
 from support import aws_client
 
 MAX_FEEDS = 64  # nimbus_console::MAX_CLIENTS
@@ -122,7 +122,6 @@ def text_of(browser, selector):
 def test_a_person_sees_the_workload_on_every_page(browser, console_server, workload):
     endpoint = console_server.endpoint
     ui = f"{endpoint}/_nimbus/ui/"
-    admin(endpoint, f"/_nimbus/ec2/interrupt?instance={workload['spot']}", method="POST")
 
     browser.get(ui)
     wait_for(browser, "the overview", "return document.querySelector('.card .v.ok')?.innerText === 'ready'")
@@ -187,8 +186,12 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     wait_for(browser, "the array job's own status", "return document.querySelector('h1 .badge')?.innerText === 'SUCCEEDED'")
     screenshot(browser, "batch-array")
 
-    # Capacity: the interrupted spot instance is on the timeline.
+    # Capacity: a spot instance interrupted from its row (after confirming) lands on the timeline.
     visit(browser, endpoint, "/capacity")
+    button = f"button.interrupt[data-instance=\"{workload['spot']}\"]"
+    wait_for(browser, "the spot instance's interrupt button", f"return document.querySelector('{button}') !== null")
+    browser.execute_script(f"document.querySelector('{button}').click()")
+    browser.switch_to.alert.accept()
     wait_for(browser, "the interruption on the timeline",
              f"return (document.getElementById('spot-timeline').dataset.interruptions || '').includes('{workload['spot']}')")
     assert browser.execute_script("return document.querySelectorAll('#spot-timeline circle.interruption').length") >= 1

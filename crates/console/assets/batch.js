@@ -57,8 +57,20 @@ export async function job(main, id) {
       h('div', { class: 'line' }, h('span', { class: 'ts' }, fmt.time(l.timestamp)), l.message.trimEnd())));
   };
   filter.addEventListener('input', drawLogs);
+  const cancel = h('button', { type: 'button', class: 'ghost', id: 'cancel-job' }, 'Cancel job');
+  cancel.addEventListener('click', async () => {
+    if (!window.confirm(`Cancel ${job.jobName}? A job not yet running is cancelled; a running job is terminated.`)) return;
+    cancel.disabled = true;
+    try {
+      const now = await describe();
+      const operation = ['STARTING', 'RUNNING'].includes(now?.status) ? 'terminatejob' : 'canceljob';
+      await rest('batch', 'POST', `/v1/${operation}`, { jobId: id, reason: 'Cancelled from the nimbus console' });
+      cancel.textContent = 'Asked';
+    } catch (error) { cancel.textContent = String(error.message || error); }
+  });
   const show = (job) => {
-    put(head, job.jobName, ' ', badge(job.status));
+    const finished = ['SUCCEEDED', 'FAILED'].includes(job.status);
+    put(head, job.jobName, ' ', badge(job.status), ' ', finished ? null : cancel);
     put(facts, kv([['Job id', job.jobId], ['Queue', job.jobQueue], ['Definition', job.jobDefinition],
       ['Created', fmt.date(job.createdAt)], ['Started', fmt.date(job.startedAt)], ['Stopped', fmt.date(job.stoppedAt)],
       ['Reason', job.statusReason], ['Depends on', (job.dependsOn || []).map((d) => h('a', { href: `#/batch/jobs/${d.jobId}` }, `${d.jobId} `))]]));

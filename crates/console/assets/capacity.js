@@ -15,6 +15,19 @@ function groupCount(list, key) {
 
 const EVENT_COLORS = { running: '#16a34a', pending: '#93c5fd', 'shutting-down': '#d97706', terminated: '#6b7280', stopped: '#6b7280', interruption: '#dc2626' };
 
+// Interrupts a spot instance through nimbus's test switch (POST /_nimbus/ec2/interrupt), after
+// asking: the instance gets its notice and is then terminated.
+function interruptButton(id) {
+  return h('button', { type: 'button', class: 'ghost interrupt', 'data-instance': id, onclick: async (event) => {
+    if (!window.confirm(`Interrupt spot instance ${id}? It gets the interruption notice, then it is terminated.`)) return;
+    event.target.disabled = true;
+    try {
+      const response = await fetch(`/_nimbus/ec2/interrupt?instance=${encodeURIComponent(id)}`, { method: 'POST', headers: { 'x-nimbus-console': '1' } });
+      event.target.textContent = response.ok ? 'notice given' : `failed (${response.status})`;
+    } catch (error) { event.target.textContent = String(error); }
+  } }, 'Interrupt');
+}
+
 export function page(main) {
   const cards = h('div', { class: 'cards' });
   const byType = h('div', { class: 'panel' });
@@ -53,6 +66,7 @@ export function page(main) {
         ['Instance', (i) => i.instance_id], ['Type', (i) => i.instance_type], ['Arch', (i) => arch(i.instance_type)], ['Market', (i) => i.market],
         ['State', (i) => badge(i.state)], ['Zone', (i) => i.availability_zone], ['vCPUs', (i) => i.vcpus, 'num'], ['Memory', (i) => fmt.mib(i.memory_mib), 'num'],
         ['Peak memory', (i) => fmt.mib(i.memory_peak_mib), 'num'], ['$/h', (i) => fmt.usd(i.usd_per_hour), 'num'],
+        ['', (i) => (i.market === 'spot' && i.state === 'running' ? interruptButton(i.instance_id) : '')],
       ], list, 'No instances.'));
       main.dataset.loaded = 'true';
     } else {

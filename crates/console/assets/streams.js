@@ -34,8 +34,9 @@ export function page(main) {
         return { url, name: url.split('/').pop(), depth: a.ApproximateNumberOfMessages, inflight: a.ApproximateNumberOfMessagesNotVisible,
           delayed: a.ApproximateNumberOfMessagesDelayed, dlq: a.RedrivePolicy ? JSON.parse(a.RedrivePolicy).deadLetterTargetArn.split(':').pop() : '' };
       }));
+      const depthOf = Object.fromEntries(rows.map((q) => [q.name, q.depth]));
       put(queues, table([['Queue', (q) => q.name], ['Depth', (q) => fmt.num(q.depth), 'num'], ['In flight', (q) => fmt.num(q.inflight), 'num'],
-        ['Delayed', (q) => fmt.num(q.delayed), 'num'], ['Dead-letter queue', (q) => q.dlq]], rows, 'No queues.'));
+        ['Delayed', (q) => fmt.num(q.delayed), 'num'], ['Dead-letter queue', (q) => (q.dlq ? `${q.dlq} (${fmt.num(depthOf[q.dlq] ?? 0)} messages)` : '')]], rows, 'No queues.'));
     } catch (error) { put(queues, errorBox(error)); }
     if (!stopped) timer = setTimeout(refresh, 3000);
   };
