@@ -48,6 +48,27 @@ def test_the_console_is_served_with_a_strict_policy_and_only_to_local_names(serv
     assert f"console: {server.endpoint}/_nimbus/ui/" in server.log_text()
 
 
+def test_state_changing_nimbus_paths_refuse_other_sites(server):
+    host = server.endpoint.removeprefix("http://")
+
+    def post(headers):
+        request = urllib.request.Request(server.endpoint + "/_nimbus/clock/advance?seconds=1", method="POST", data=b"", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    status, body = post({"Origin": "http://attacker.example"})
+    assert status == 403 and b"other sites" in body
+    assert post({"Sec-Fetch-Site": "cross-site"})[0] == 403
+    # The console's own page (same origin) and clients that name no origin get through (this
+    # clock is real, so the answer is that it cannot move).
+    for headers in ({"Origin": f"http://{host}"}, {}):
+        status, body = post(headers)
+        assert status == 400 and b"clock is real time" in body, body
+
+
 def test_the_live_feed_pushes_watched_paths_and_refuses_others(server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         fetch(server.endpoint, "/_nimbus/events?watch=" + urllib.parse.quote("/2015-03-31/functions"))
