@@ -176,12 +176,14 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     wait_for(browser, "the error line in the logs",
              f"return document.getElementById('logs').innerText.includes('{ERROR_MARKER}')")
     assert browser.execute_script("return document.querySelector('#logs .line.error') !== null")
+    wait_for(browser, "the last hour from CloudWatch", "return /\\d+ minutes? with invocations/.test(document.getElementById('last-hour').innerText)")
+    screenshot(browser, "function")
     browser.find_element("id", "invoke").click()
     browser.switch_to.alert.accept()
     result = wait_for(browser, "the invoke's result",
                       "const t = document.getElementById('invoke-result').innerText; return t.includes('function error') && t")
     assert "Unhandled" in result and ERROR_MARKER in result
-    screenshot(browser, "function")
+    screenshot(browser, "function-invoke")
 
     # Batch: the array job's grid fills as its children succeed.
     visit(browser, endpoint, "/batch")

@@ -16,7 +16,11 @@ export function sparkline(values, { width = 100, height = 22, cls = '', classes 
   if (title) root.append(svg('title', {}, title));
   const max = Math.max(...series.flat(), 1e-9);
   series.forEach((list, n) => {
-    if (list.length < 2) return;
+    if (!list.length) return;
+    if (list.length === 1) {
+      root.append(svg('circle', { cx: width - 3, cy: height - 2 - (list[0] / max) * (height - 4), r: 2.5, class: `dot ${classes[n] || ''}` }));
+      return;
+    }
     const step = width / (list.length - 1);
     const points = list.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`);
     root.append(svg('polyline', { points: points.join(' '), class: classes[n] || '' }));

@@ -2,7 +2,7 @@
 // sparklines of what the live feed has shown since the console opened, and one function's page
 // (Lambda's API for configuration, versions, aliases and event sources; its log group streamed
 // live; a test invoke).
-import { h, put, live, rest, fmt, badge, kv, table, errorBox, getJson } from './lib.js';
+import { h, put, live, every, rest, json, fmt, badge, kv, table, errorBox, getJson } from './lib.js';
 import { sparkline, histogram } from './charts.js';
 
 const ROW = 34;
@@ -78,6 +78,15 @@ export function list(main) {
   });
 }
 
+// The last hour of one of the function's CloudWatch metrics, per minute.
+async function lastHour(name, metric, statistics) {
+  const now = Date.now() / 1000;
+  const input = { Namespace: 'AWS/Lambda', MetricName: metric, Dimensions: [{ Name: 'FunctionName', Value: name }],
+    StartTime: now - 3600, EndTime: now + 60, Period: 60, ...statistics };
+  const answer = await json('monitoring', 'GraniteServiceVersion20100801.GetMetricStatistics', input);
+  return (answer.Datapoints || []).sort((a, b) => a.Timestamp - b.Timestamp);
+}
+
 function parseReport(message) {
   const match = /REPORT RequestId:.*?\tDuration: ([\d.]+) ms/.exec(message) || /Duration: ([\d.]+) ms/.exec(message);
   return match ? Number(match[1]) : null;
@@ -135,9 +144,11 @@ export async function detail(main, name) {
     const ages = (found?.shards || []).map((s) => s.iterator_age_ms || 0);
     return ages.length ? `${fmt.num(Math.max(...ages))} ms (${ages.length} shard${ages.length > 1 ? 's' : ''})` : '–';
   };
+  const hour = h('div', { class: 'panel', id: 'last-hour' }, h('span', { class: 'muted' }, 'Loading…'));
   put(main,
     h('h1', {}, name, ' ', badge(config.State || '')),
     figures,
+    h('h2', {}, 'Last hour (CloudWatch, per minute)'), hour,
     h('div', { class: 'grid2' },
       h('div', {}, h('h2', {}, 'Configuration'), h('div', { class: 'panel' }, kv([
         ['Runtime', config.Runtime || config.PackageType], ['Handler', config.Handler], ['Memory', fmt.mib(config.MemorySize)],
@@ -153,7 +164,23 @@ export async function detail(main, name) {
       ['Iterator age', (m) => iteratorAge(m.UUID)], ['Last result', (m) => m.LastProcessingResult || '']], mappings.EventSourceMappings || [], 'No event sources.')),
     h('h2', {}, 'Logs (live)'), h('div', { class: 'toolbar' }, filter), logBox,
     h('h2', {}, 'Test invoke'), payload, h('div', { class: 'toolbar' }, invoke, h('span', { class: 'muted' }, 'Runs the function (asks first).')), result);
-  return live({ watch: ['/_nimbus/functions'], logs: `/aws/lambda/${name}` }, (_, body) => {
+  const stopHour = every(10000, async () => {
+    const [perMinute, counts] = await Promise.all([
+      lastHour(name, 'Duration', { ExtendedStatistics: ['p50', 'p99'] }),
+      lastHour(name, 'Invocations', { Statistics: ['Sum'] }),
+    ]);
+    const errors = await lastHour(name, 'Errors', { Statistics: ['Sum'] });
+    const errorsAt = Object.fromEntries(errors.map((d) => [d.Timestamp, d.Sum]));
+    put(hour,
+      h('div', { class: 'legend' }, h('span', {}, 'duration p50 (green), p99 (orange)'),
+        h('span', {}, `${perMinute.length} minute${perMinute.length === 1 ? '' : 's'} with invocations`)),
+      sparkline([perMinute.map((d) => d.ExtendedStatistics?.p50 || 0), perMinute.map((d) => d.ExtendedStatistics?.p99 || 0)],
+        { width: 480, height: 60, classes: ['p50', 'p99'], title: 'duration p50 and p99 per minute' }),
+      h('div', { class: 'legend' }, h('span', {}, 'invocations (blue), errors (red)')),
+      sparkline([counts.map((d) => d.Sum || 0), counts.map((d) => errorsAt[d.Timestamp] || 0)],
+        { width: 480, height: 40, classes: ['', 'err'], title: 'invocations and errors per minute' }));
+  });
+  const stopFeed = live({ watch: ['/_nimbus/functions'], logs: `/aws/lambda/${name}` }, (_, body) => {
     const f = (body.functions || []).find((x) => x.name === name) || {};
     put(figures, h('div', { class: 'card', id: 'fn-invocations' }, h('div', { class: 'k' }, 'Invocations'), h('div', { class: 'v' }, fmt.num(f.invocations ?? 0))),
       h('div', { class: 'card', id: 'fn-errors' }, h('div', { class: 'k' }, 'Errors'), h('div', { class: `v ${f.errors ? 'bad' : ''}` }, fmt.num(f.errors ?? 0))),
@@ -171,5 +198,6 @@ export async function detail(main, name) {
     put(histo, histogram(durations.slice(-2000)));
     drawLogs();
   });
+  return () => { stopFeed(); stopHour(); };
 }
 export { errorBox };
