@@ -4,6 +4,7 @@ mod admin;
 mod batch_wiring;
 mod cfn_wiring;
 mod cloudcontrol;
+mod console_wiring;
 mod dynamodb_open;
 mod home;
 mod lazy;
@@ -619,9 +620,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     cloudformation.resume(nimbus_cloudformation::CloudFormation::has_unfinished);
+    // The console: static assets, and a live feed that runs only while a browser listens.
+    let console_reach = Arc::new(console_wiring::ConsoleReach::default());
+    let console = Arc::new(nimbus_console::Console::new(console_reach.clone()));
     // S3 claims every request that looks like a path: it goes last.
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
+        console,
         lambda,
         sqs.clone(),
         logs.clone(),
@@ -647,6 +652,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         s3,
     ];
     let _ = sfn_services.services.set(services.clone());
+    let _ = console_reach.services.set(services.clone());
     if nimbus_stepfunctions::has_unfinished(&database) {
         if let Err(error) = stepfunctions.get().await {
             eprintln!("nimbus: cannot open Step Functions: {error}");
@@ -658,6 +664,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let health_engine = engine.clone();
     let health_sandbox = sandbox.clone();
     let (health_database, health_node, health_cluster) = (database.label(), node.clone(), cluster.clone());
+    let health_ec2 = ec2.clone();
     let health = Arc::new(move || {
         serde_json::json!({
             "status": "ready",
@@ -673,8 +680,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             // it claims no work then (others may be taking over its own).
             "database_reachable": health_cluster.as_ref().is_none_or(|cluster| cluster.healthy()),
             "nodes": nodes_now(&seen_nodes.lock().unwrap_or_else(|p| p.into_inner())),
+            // Instances running on this node; null while EC2 is unopened (asking does not open it).
+            "instances": health_ec2.opened().map(|ec2| ec2.live_instances()),
         })
     });
+    let _ = console_reach.health.set(health.clone());
     let open_files = nimbus_api::raise_open_files_limit();
     let api =
         Api::new(services, health).with_limits(nimbus_api::Limits::default().fit_open_files(open_files));
@@ -685,10 +695,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Database::Postgres(_) => format!(", database: {}, node: {node}", database.label()),
     };
     println!(
-        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {}{on_database})",
+        "nimbus listening on {endpoint_url} (data: {}, isolation: {}, network: {}{on_database}; console: {endpoint_url}{})",
         data_dir.display(),
         sandbox.label(),
-        sandbox.network_label()
+        sandbox.network_label(),
+        nimbus_console::UI_PATH,
     );
 
     let grace = Duration::from_secs(args.grace);

@@ -11,6 +11,7 @@ mod request;
 mod router;
 pub mod scope;
 mod server;
+mod stream;
 mod target;
 pub mod xml;
 
@@ -18,6 +19,7 @@ pub use door::{raise_open_files_limit, Limits};
 pub use error::{AwsError, Protocol};
 pub use request::{percent_decode, ApiRequest, ApiResponse, Body};
 pub use server::{json_response, Api, Health, Service, ServiceFuture};
+pub use stream::EventStream;
 pub use target::FrontDoor;
 
 /// Region and account every ARN and identity is built from.

@@ -48,6 +48,9 @@ impl Router {
         if head.uri.path() == "/_nimbus/health" {
             return json_response((self.health)());
         }
+        if let Some(refused) = cross_site(&head) {
+            return refused.into_response(Protocol::RestJson);
+        }
         let named = Target::of_head(&head.method, &head.uri, &head.headers);
         // A request that names no service goes to the one that claims it (nimbus's own paths,
         // anonymous S3); a body that cannot be read is answered in that service's shape.
@@ -91,6 +94,31 @@ impl Router {
             Err(()) => internal_error(&target).into_response(target.protocol),
         }
     }
+}
+
+/// nimbus's own paths that change state (`POST /_nimbus/ec2/interrupt`, the clock …) refuse a
+/// browser's request from another site: browsers name the page's origin on every such request,
+/// SDKs and the CLI send none. (The AWS APIs themselves are left open to browsers, as AWS's are:
+/// API Gateway and function URLs serve pages elsewhere.)
+fn cross_site(head: &hyper::http::request::Parts) -> Option<AwsError> {
+    if !head.uri.path().starts_with("/_nimbus/")
+        || matches!(head.method, hyper::Method::GET | hyper::Method::HEAD)
+    {
+        return None;
+    }
+    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    let foreign = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
+        (Some(_), None) => true,
+        (None, _) => header("sec-fetch-site") == Some("cross-site"),
+    };
+    foreign.then(|| {
+        AwsError::new(
+            403,
+            "CrossSiteRequestRefused",
+            "nimbus's own paths do not take state-changing requests from other sites",
+        )
+    })
 }
 
 fn not_served(target: Option<&Target>) -> AwsError {

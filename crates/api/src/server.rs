@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::door::{Gate, Limits, Ticket};
 use crate::router::Router;
+use crate::stream::{served, Served};
 use crate::{ApiRequest, ApiResponse, Body};
 
 pub type ServiceFuture<'a> = Pin<Box<dyn Future<Output = ApiResponse> + Send + 'a>>;
@@ -47,12 +48,19 @@ pub struct Api {
     router: Arc<Router>,
     limits: Limits,
     gate: Arc<Gate>,
+    /// Turned true when serving stops: streamed responses end then.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
     pub fn new(services: Vec<Arc<dyn Service>>, health: Health) -> Api {
         let limits = Limits::default();
-        Api { router: Arc::new(Router { services, health }), limits, gate: Gate::new(limits.max_connections) }
+        Api {
+            router: Arc::new(Router { services, health }),
+            limits,
+            gate: Gate::new(limits.max_connections),
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
     }
 
     pub fn with_limits(self, limits: Limits) -> Api {
@@ -80,6 +88,7 @@ impl Api {
             });
         }
         drop(listener);
+        self.stopping.send_replace(true);
         let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
     }
 
@@ -118,20 +127,22 @@ impl Api {
         TokioIo<TcpStream>,
         impl hyper::service::Service<
                 Request<Incoming>,
-                Response = ApiResponse,
+                Response = hyper::Response<Served>,
                 Error = Infallible,
                 Future = impl Send,
             > + use<>,
     > {
         let _ = stream.set_nodelay(true);
         let router = self.router.clone();
+        let stopping = self.stopping.subscribe();
         let service = service_fn(move |request| {
             let busy = ticket.busy();
             let router = router.clone();
+            let stopping = stopping.clone();
             async move {
                 let response = router.route(request).await;
                 drop(busy);
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(served(response, &stopping))
             }
         });
         http1::Builder::new()

@@ -399,6 +399,9 @@ impl Batch {
             .map(|j| {
                 let mut row = j.summary();
                 row["jobQueue"] = json!(j.n.queue_name);
+                if !j.depends_on.is_empty() {
+                    row["dependsOn"] = json!(j.depends_on);
+                }
                 if j.is_array_parent() {
                     row["arrayProperties"]["statusSummary"] =
                         status_summary(&self.store.child_counts(&j.job_id).unwrap_or_default());
@@ -413,5 +416,31 @@ impl Batch {
             .collect();
         let hosts: Vec<Value> = self.hosts_overview();
         Ok(json!({ "queues": queues, "jobs": recent, "instances": hosts }))
+    }
+
+    /// `GET /_nimbus/batch/array?job=<id>`: the children's statuses as one letter each by index
+    /// (S submitted, P pending, R runnable, T starting, U running, D succeeded, F failed; `.`
+    /// for an index with no child yet), with counts by status.
+    pub(crate) fn array_overview(&self, parent: &str) -> Result<Value, AwsError> {
+        let children = self.store.child_statuses(parent)?;
+        let size = children.iter().map(|(index, _)| index + 1).max().unwrap_or(0);
+        let mut letters = vec![b'.'; size];
+        let mut counts: Map<String, Value> = Map::new();
+        for (index, status) in &children {
+            letters[*index] = match status.as_str() {
+                "SUBMITTED" => b'S',
+                "PENDING" => b'P',
+                "RUNNABLE" => b'R',
+                "STARTING" => b'T',
+                "RUNNING" => b'U',
+                "SUCCEEDED" => b'D',
+                "FAILED" => b'F',
+                _ => b'?',
+            };
+            let n = counts.get(status).and_then(Value::as_i64).unwrap_or(0);
+            counts.insert(status.clone(), json!(n + 1));
+        }
+        let statuses = String::from_utf8(letters).unwrap_or_default();
+        Ok(json!({ "job": parent, "size": size, "statuses": statuses, "counts": counts }))
     }
 }

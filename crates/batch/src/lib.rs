@@ -46,7 +46,9 @@ pub use crate::slurm::{SlurmSettings, TAG as SLURM_TAG};
 use crate::store::Store;
 pub use crate::store::SCHEMA;
 
-/// nimbus's own paths: `GET /_nimbus/batch/jobs` (what `nimbus jobs` shows).
+/// nimbus's own paths: `GET /_nimbus/batch/jobs` (what `nimbus jobs` shows) and
+/// `GET /_nimbus/batch/array?job=<id>` (an array job's children's statuses, one letter each by
+/// index, for the console's grid).
 pub const ADMIN_PREFIX: &str = "/_nimbus/batch/";
 
 /// How Batch runs here.
@@ -306,9 +308,10 @@ impl Batch {
         Ok(if *method == Method::GET { json!({ "tags": tags }) } else { json!({}) })
     }
 
-    fn admin(&self, path: &str) -> Result<Value, AwsError> {
+    fn admin(&self, path: &str, job: Option<&str>) -> Result<Value, AwsError> {
         match path {
             "jobs" => self.jobs_overview(),
+            "array" => self.array_overview(job.unwrap_or_default()),
             other => Err(AwsError::new(404, "NotFound", format!("{ADMIN_PREFIX}{other} is not served"))),
         }
     }
@@ -363,7 +366,8 @@ impl Service for Batch {
         Box::pin(async move {
             let path = request.uri.path().to_owned();
             if let Some(admin) = path.strip_prefix(ADMIN_PREFIX) {
-                return match tokio::task::block_in_place(|| self.admin(admin)) {
+                let job = request.query("job");
+                return match tokio::task::block_in_place(|| self.admin(admin, job.as_deref())) {
                     Ok(value) => json_response(value),
                     Err(error) => error.into_response(Protocol::RestJson),
                 };

@@ -150,6 +150,20 @@ impl Store {
         rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<Result<_, DbError>>().map_err(db)
     }
 
+    /// Each child of an array job by index (`<parent>:<index>`) with its status.
+    pub fn child_statuses(&self, parent: &str) -> Result<Vec<(usize, String)>, AwsError> {
+        let rows =
+            self.db.query("SELECT id, status FROM jobs WHERE parent = ?1", &params![parent]).map_err(db)?;
+        let mut children = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (id, status): (String, String) = (row.get(0).map_err(db)?, row.get(1).map_err(db)?);
+            if let Some(index) = id.rsplit(':').next().and_then(|i| i.parse().ok()) {
+                children.push((index, status));
+            }
+        }
+        Ok(children)
+    }
+
     /// Whether any job is unfinished or any instance is Batch's (work from the start).
     pub fn has_work(&self) -> Result<bool, AwsError> {
         let sql = format!(

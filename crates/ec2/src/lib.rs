@@ -176,6 +176,11 @@ impl Ec2 {
         let _ = self.alarms.set(alarms);
     }
 
+    /// Instances whose processes run on this node now (from memory: no disk read).
+    pub fn live_instances(&self) -> usize {
+        self.runner.live_ids().len()
+    }
+
     fn arc(&self) -> Arc<Ec2> {
         self.me.upgrade().expect("EC2 is alive while it serves")
     }

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""The console with many functions: first paint of the functions page (navigation start → the
+list's first rows drawn) with 1,000 functions, and a jump to the end of the list (scroll → the
+last rows drawn) and a 10,000-child array's grid drawn, in headless Chromium through Selenium.
+
+    cargo build --bin nimbus && python3 bench/console.py [--functions 1000] [--rounds 5]
+
+Needs Debian's chromium and chromium-driver and the selenium package. Starts its own nimbus on a
+free port with a temporary data directory and stops it at the end. The debug build is the
+default (`--nimbus` for another).
+"""
+
+import argparse
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROLE = "arn:aws:iam::000000000000:role/r"
+
+FIRST_ROWS = """
+const done = arguments[arguments.length - 1];
+const check = () => document.querySelector('#function-list .row[data-function]')
+  ? done(performance.now()) : requestAnimationFrame(check);
+check();
+"""
+
+GRID_10000 = """
+const done = arguments[arguments.length - 1];
+import('./charts.js').then(({ drawGrid }) => {
+  const canvas = document.createElement('canvas');
+  document.body.append(canvas);
+  const statuses = 'D'.repeat(6000) + 'U'.repeat(2000) + 'R'.repeat(2000);
+  const start = performance.now();
+  drawGrid(canvas, statuses);
+  requestAnimationFrame(() => done(performance.now() - start));
+});
+"""
+
+SCROLL_TO_END = """
+const done = arguments[arguments.length - 1];
+const [box, last] = [document.getElementById('function-list'), arguments[0]];
+const start = performance.now();
+box.scrollTop = box.scrollHeight;
+const check = () => document.querySelector(`[data-function="${last}"]`)
+  ? requestAnimationFrame(() => done(performance.now() - start)) : requestAnimationFrame(check);
+check();
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nimbus", default=os.path.join(REPO, "target/debug/nimbus"))
+    parser.add_argument("--functions", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    data = tempfile.mkdtemp(prefix="nimbus-bench-console-")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = None
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(endpoint + "/_nimbus/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x", config=Config(max_pool_connections=8, retries={"total_max_attempts": 1}))
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as z:
+            z.writestr("app.py", "def handler(event, context):\n    return event\n")
+        code = package.getvalue()
+        names = [f"fn-{i:04d}" for i in range(args.functions)]
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: lam.create_function(FunctionName=n, Runtime="python3.12", Role=ROLE,
+                                                        Handler="app.handler", Code={"ZipFile": code}), names))
+        print(f"created {args.functions} functions in {time.monotonic() - started:.1f} s")
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver.set_script_timeout(60)
+        paints, scrolls, loaded = [], [], []
+        for _ in range(args.rounds):
+            driver.get("about:blank")
+            driver.get(f"{endpoint}/_nimbus/ui/#/functions")
+            paints.append(driver.execute_async_script(FIRST_ROWS))
+            loaded.append(driver.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"))
+            scrolls.append(driver.execute_async_script(SCROLL_TO_END, names[-1]))
+        grids = [driver.execute_async_script(GRID_10000) for _ in range(args.rounds)]
+        rows = driver.execute_script("return document.querySelectorAll('#function-list .row[data-function]').length")
+        print("rounds:", [round(p) for p in paints])
+        print(f"first paint of the functions page, {args.functions} functions: "
+              f"median {statistics.median(paints):.0f} ms (min {min(paints):.0f}, max {max(paints):.0f}, {args.rounds} rounds)")
+        print(f"  of which the page and its modules loaded (DOMContentLoaded): median {statistics.median(loaded):.0f} ms;"
+              " the rest is the feed's first answer of /_nimbus/functions and drawing")
+        print(f"scroll to the end → last rows drawn: median {statistics.median(scrolls):.1f} ms")
+        print(f"a 10,000-child array grid drawn (canvas) → next frame: median {statistics.median(grids):.1f} ms")
+        print(f"rows in the document at once: {rows} (of {args.functions})")
+    finally:
+        if driver:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
