@@ -23,6 +23,7 @@ mod seq;
 mod settings;
 mod shards;
 mod store;
+pub use store::SCHEMA;
 mod streams;
 mod tags;
 mod wire;
