@@ -329,7 +329,7 @@ pub struct SignedFor {
 impl SignedFor {
     pub fn wrap(service: Arc<dyn Service>, region: &str, account: &str) -> Result<Arc<dyn Service>, String> {
         let name = service.name();
-        let auth = format!("AWS4-HMAC-SHA256 Credential={account}/20240101/{region}/{name}/aws4_request");
+        let auth = nimbus_api::scope::authorization(account, region, name);
         let authorization = auth.parse().map_err(|_| format!("not a region: {region}"))?;
         Ok(Arc::new(SignedFor { service, authorization }))
     }

@@ -181,11 +181,8 @@ impl<S: Held> Home<S> {
             self.holder().ok_or_else(|| format!("no node serves {} right now", self.shape.lease))?;
         let mut headers = HeaderMap::new();
         if let Some(arn) = arn {
-            let mut parts = arn.split(':');
-            let (region, account) = (parts.nth(3).unwrap_or_default(), parts.next().unwrap_or_default());
-            let service = self.shape.lease;
-            let auth =
-                format!("AWS4-HMAC-SHA256 Credential={account}/20240101/{region}/{service}/aws4_request");
+            let (region, account) = nimbus_api::scope::arn_scope(arn);
+            let auth = nimbus_api::scope::authorization(account, region, self.shape.lease);
             headers.insert("authorization", auth.parse().map_err(|_| format!("bad ARN {arn}"))?);
         }
         headers.insert("x-amz-target", target.parse().map_err(|_| format!("bad target {target}"))?);

@@ -218,6 +218,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => Blobs::new(&data_dir, &node, false),
     };
     let identity = identity_of(&args);
+    // Which other regions and accounts hold state (one look at the data directory or the schema
+    // names): their services resume from it, and none is asked about otherwise.
+    let stored = regional::Stored::scan(&database, &identity);
     let state = State { args: &args, database: &database, blobs: &blobs, node: &node, identity: &identity };
     let Opened { store, code, sandbox, logs, sqs } = open_state(&state)?;
     let virtual_clock = (args.clock == ClockArg::Virtual).then(|| Arc::new(VirtualClock::default()));
@@ -227,6 +230,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let ecr = ecr_service(&state, address.port(), clock.clone());
     let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
+    kinesis.resume(&stored, &nimbus_kinesis::SCHEMA, regions::kinesis_streams);
     // With several nodes SQS and Logs are served by one node each (see `home`).
     let sqs = Arc::new(match (&cluster, sqs) {
         (None, Some(sqs)) => home::Home::alone(sqs_home::shape(), regions::sqs(&database, &identity, sqs)),
@@ -331,7 +335,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         });
         regional::Regional::new(home, &database, &identity_of(&args), open)
     };
-    sns.resume(regions::sns_pending);
+    sns.resume(&stored, &nimbus_sns::SCHEMA, regions::sns_pending);
     // Deliveries waiting from a previous run are made without waiting for a request; a nimbus
     // that never used SNS has nothing to ask (and starts no thread to ask it).
     if database.is_shared() || database.has_schema(&nimbus_sns::SCHEMA) {
@@ -374,7 +378,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let home = lazy::Lazy::new("events", Protocol::Json, move || home_open(&opening, &home_identity));
         regional::Regional::new(home, &database, &identity, open)
     };
-    events.resume(nimbus_eventbridge::has_state);
+    events.resume(&stored, &nimbus_eventbridge::SCHEMA, regions::any_state);
     let notifications = Arc::new(wiring::S3Notifications {
         lambda: lambda.clone(),
         sqs: sqs.clone(),
@@ -418,7 +422,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     // Rules and schedules stored earlier fire without waiting for a request.
     if nimbus_eventbridge::has_state(&database) {
-        if let Err(why) = events.get().await {
+        if let Err(why) = events.home().get().await {
             eprintln!("nimbus: cannot open EventBridge: {why}");
         }
     }
@@ -432,7 +436,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         dynamodb_open::services(&database, identity_of(&args), ttl_sweep),
     );
     dynamodb_open::resume_background(&database, dynamodb.home().clone());
-    dynamodb.resume(regions::dynamodb_background);
+    dynamodb.resume(&stored, &nimbus_dynamodb::SCHEMA, regions::dynamodb_background);
     lambda.set_streams(Arc::new(wiring::LambdaStreams {
         kinesis: kinesis.clone(),
         dynamodb: dynamodb.clone(),
@@ -440,8 +444,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         identity: identity_of(&args),
         woken: tokio::sync::watch::Sender::new(0),
-        forwarding: std::sync::OnceLock::new(),
-        forwarding_dynamodb: std::sync::OnceLock::new(),
+        forwarding: Default::default(),
     }));
     // API Gateway opens on its first call (its front door is told by host or path, so it needs
     // no open service to claim requests), or now when it holds APIs: their first request then
@@ -483,15 +486,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         served.metrics().set_clock(clock.clone());
         served.metrics().set_alarm_sink(actions.clone(), regions::ALARM_EVALUATION);
         let home = served.metrics().clone();
-        served.set_regions(regions::metrics(
-            &database,
-            &blobs,
-            &node,
-            &identity_of(&args),
-            home,
-            clock.clone(),
-            actions,
-        ));
+        let regional =
+            regions::metrics(&database, &blobs, &node, &identity_of(&args), home, clock.clone(), actions);
+        regions::resume_metrics(&regional, &stored, &blobs, &identity_of(&args));
+        served.set_regions(regional);
     }
     // Instances that were running when nimbus stopped are settled (and replaced) from the start.
     if nimbus_ec2::Ec2::has_instances(&database) {
@@ -527,7 +525,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     });
     // Streams already on disk: their retention sweep runs from the start.
     if !database.is_shared() && data_dir.join(nimbus_kinesis::SQLITE_FILE).exists() {
-        if let Err(error) = kinesis.get().await {
+        if let Err(error) = kinesis.home().get().await {
             eprintln!("nimbus: cannot open Kinesis: {error}");
         }
     }
@@ -615,11 +613,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ],
     });
     if nimbus_cloudformation::CloudFormation::has_unfinished(&database) {
-        if let Err(error) = cloudformation.get().await {
+        if let Err(error) = cloudformation.home().get().await {
             eprintln!("nimbus: cannot open CloudFormation: {error}");
         }
     }
-    cloudformation.resume(nimbus_cloudformation::CloudFormation::has_unfinished);
+    cloudformation.resume(
+        &stored,
+        &nimbus_cloudformation::SCHEMA,
+        nimbus_cloudformation::CloudFormation::has_unfinished,
+    );
     // The console: static assets, and a live feed that runs only while a browser listens.
     let console_reach = Arc::new(console_wiring::ConsoleReach::default());
     let console = Arc::new(nimbus_console::Console::new(console_reach.clone()));
@@ -654,11 +656,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let _ = sfn_services.services.set(services.clone());
     let _ = console_reach.services.set(services.clone());
     if nimbus_stepfunctions::has_unfinished(&database) {
-        if let Err(error) = stepfunctions.get().await {
+        if let Err(error) = stepfunctions.home().get().await {
             eprintln!("nimbus: cannot open Step Functions: {error}");
         }
     }
-    stepfunctions.resume(nimbus_stepfunctions::has_unfinished);
+    stepfunctions.resume(&stored, &nimbus_stepfunctions::SCHEMA, nimbus_stepfunctions::has_unfinished);
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -798,11 +800,10 @@ fn kinesis_service(
     let (home_open, opening, home_identity) = (open.clone(), database.clone(), identity.clone());
     let home =
         lazy::Lazy::new("kinesis", nimbus_api::Protocol::Json, move || home_open(&opening, &home_identity));
-    if let Some(cluster) = cluster {
-        wiring::wake_kinesis_readers(cluster, home.clone());
-    }
     let kinesis = regional::Regional::new(home, &database, &identity, open);
-    kinesis.resume(regions::kinesis_streams);
+    if let Some(cluster) = cluster {
+        wiring::wake_kinesis_readers(cluster, kinesis.clone());
+    }
     kinesis
 }
 

@@ -6,24 +6,63 @@
 //! `sqs_us_west_2`; `us-west-2/123456789012/…`, `sqs_us_west_2_123456789012`) and, like every
 //! [`Lazy`] service, costs nothing until its first request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hyper::{HeaderMap, Method, Uri};
-use nimbus_api::scope::{is_region, scope_of, REGIONS};
+use nimbus_api::scope::{arn_scope, is_account_id, is_region, scope_of, REGIONS};
 use nimbus_api::{ApiRequest, AwsError, Identity, Protocol, Service, ServiceFuture};
-use nimbus_store::Database;
+use nimbus_store::{Database, Schema};
 
 use crate::lazy::Lazy;
 
-/// Instances a service holds besides its default one; past it a new region/account pair is
-/// refused (each costs its own files and tasks).
-const MAX_INSTANCES: usize = 64;
+/// Regions and accounts served besides nimbus's own, all services together; past it a new
+/// region/account pair is refused (each costs its own files and tasks in every service it uses).
+const MAX_SCOPES: usize = 64;
+
+/// The region/account pairs admitted so far, one set shared by every service's [`Regional`].
+#[derive(Default)]
+struct Scopes(Mutex<HashSet<(String, String)>>);
+
+impl Scopes {
+    fn shared() -> Arc<Scopes> {
+        static SHARED: std::sync::OnceLock<Arc<Scopes>> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Arc::default).clone()
+    }
+
+    /// Admits `key` if it is known or there is room for it.
+    fn admit(&self, key: &(String, String)) -> bool {
+        let mut scopes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if scopes.contains(key) {
+            return true;
+        }
+        if scopes.len() >= MAX_SCOPES {
+            return false;
+        }
+        scopes.insert(key.clone());
+        true
+    }
+}
 
 /// An instance per (region, account).
 pub type Instances<T> = HashMap<(String, String), T>;
 
 type Opener<S> = Arc<dyn Fn(&Database, &Identity) -> Result<Arc<S>, String> + Send + Sync>;
+
+/// Why a region and account are not served.
+#[derive(Debug)]
+pub struct Refusal {
+    status: u16,
+    /// Error codes for JSON protocols and for Query/XML ones.
+    codes: (&'static str, &'static str),
+    message: String,
+}
+
+impl From<Refusal> for String {
+    fn from(refusal: Refusal) -> String {
+        refusal.message
+    }
+}
 
 pub struct Regional<S> {
     name: &'static str,
@@ -33,6 +72,7 @@ pub struct Regional<S> {
     database: Database,
     others: RwLock<Instances<Arc<Lazy<S>>>>,
     open: Opener<S>,
+    scopes: Arc<Scopes>,
 }
 
 impl<S: Service> Regional<S> {
@@ -52,34 +92,40 @@ impl<S: Service> Regional<S> {
             database: database.clone(),
             others: RwLock::default(),
             open: Arc::new(open),
+            scopes: Scopes::shared(),
         })
     }
 
-    /// The instance of nimbus's own region and account.
+    /// The instance of nimbus's own region and account (`--region`, `--account`); another
+    /// region's is [`Regional::at`] or [`Regional::for_arn`].
     pub fn home(&self) -> &Arc<Lazy<S>> {
         &self.home
     }
 
-    /// The default instance, opened now if it was not (see [`Lazy::get_blocking`]).
-    pub fn get_blocking(&self) -> Result<Arc<S>, String> {
-        self.home.get_blocking()
-    }
-
-    pub async fn get(&self) -> Result<Arc<S>, String> {
-        self.home.get().await
-    }
-
     /// The instance of `region` and `account` (not opened until used).
     pub fn at(&self, region: &str, account: &str) -> Result<Arc<Lazy<S>>, String> {
+        self.admit(region, account).map_err(String::from)
+    }
+
+    fn admit(&self, region: &str, account: &str) -> Result<Arc<Lazy<S>>, Refusal> {
         if region == self.default.region && account == self.default.account {
             return Ok(self.home.clone());
         }
-        if !is_region(region) {
-            return Err(format!("Credential should be scoped to a valid region, not '{region}'."));
+        // nimbus's own region is served whatever its name (`--region local`).
+        if region != self.default.region && !is_region(region) {
+            return Err(Refusal {
+                status: 403,
+                codes: ("InvalidSignatureException", "SignatureDoesNotMatch"),
+                message: format!("Credential should be scoped to a valid region, not '{region}'."),
+            });
         }
         // An account names a directory and a schema: twelve digits, nothing else.
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("'{account}' is not an account id (twelve digits)"));
+        if !is_account_id(account) {
+            return Err(Refusal {
+                status: 403,
+                codes: ("InvalidSignatureException", "SignatureDoesNotMatch"),
+                message: format!("'{account}' is not an account id (twelve digits)"),
+            });
         }
         let key = (region.to_owned(), account.to_owned());
         let known = self.others.read().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
@@ -90,11 +136,16 @@ impl<S: Service> Regional<S> {
         if let Some(instance) = others.get(&key) {
             return Ok(instance.clone());
         }
-        if others.len() >= MAX_INSTANCES {
-            return Err(format!(
-                "nimbus serves {} in at most {MAX_INSTANCES} regions and accounts besides its own",
-                self.name
-            ));
+        if !self.scopes.admit(&key) {
+            return Err(Refusal {
+                status: 400,
+                codes: ("LimitExceededException", "LimitExceeded"),
+                message: format!(
+                    "nimbus serves at most {MAX_SCOPES} regions and accounts besides its own \
+                     ({}, {}); region {region} with account {account} is one too many",
+                    self.default.region, self.default.account
+                ),
+            });
         }
         let identity = Identity { region: region.to_owned(), account: account.to_owned() };
         let database = self.database.scoped(&self.dir(&identity));
@@ -107,19 +158,18 @@ impl<S: Service> Regional<S> {
     /// The instance an ARN's region and account name (`arn:aws:sqs:us-west-2:123456789012:q`);
     /// the default one for an ARN without them.
     pub fn for_arn(&self, arn: &str) -> Result<Arc<Lazy<S>>, String> {
-        let mut parts = arn.split(':');
-        let (region, account) = (parts.nth(3).unwrap_or(""), parts.next().unwrap_or(""));
+        let (region, account) = arn_scope(arn);
         let region = if region.is_empty() { &self.default.region } else { region };
         let account = if account.is_empty() { &self.default.account } else { account };
         self.at(region, account)
     }
 
     /// The instance a request is for: its scope's region and account.
-    fn for_request(&self, request: &ApiRequest) -> Result<Arc<Lazy<S>>, String> {
+    fn for_request(&self, request: &ApiRequest) -> Result<Arc<Lazy<S>>, Refusal> {
         let scope = scope_of(&request.headers, &request.uri);
         let region = scope.as_ref().map(|s| s.region.as_str()).filter(|r| !r.is_empty());
         let account = scope.as_ref().and_then(|s| s.account());
-        self.at(region.unwrap_or(&self.default.region), account.unwrap_or(&self.default.account))
+        self.admit(region.unwrap_or(&self.default.region), account.unwrap_or(&self.default.account))
     }
 
     fn dir(&self, identity: &Identity) -> String {
@@ -134,77 +184,141 @@ impl<S: Service> Regional<S> {
         opened
     }
 
-    /// Opens, in the background, the instances of other regions and accounts whose stored state
-    /// `needs` work without a request (schedules, outboxes, sweeps).
-    pub fn resume(self: &Arc<Self>, needs: fn(&Database) -> bool)
+    /// Opens, in the background, the instances of other regions and accounts that hold `schema`
+    /// (per `stored`, found once at start) and whose state `needs` work without a request
+    /// (schedules, outboxes, sweeps). Nothing is spawned when no other region holds `schema`.
+    pub fn resume(self: &Arc<Self>, stored: &Stored, schema: &Schema, needs: fn(&Database) -> bool)
     where
         S: Send + Sync + 'static,
     {
+        let holding: Vec<Identity> = stored
+            .scopes()
+            .filter(|identity| stored.holds(&self.database, identity, schema))
+            .cloned()
+            .collect();
+        if holding.is_empty() {
+            return;
+        }
         let regional = self.clone();
         tokio::spawn(async move {
             let found = {
                 let regional = regional.clone();
-                let asked = tokio::task::spawn_blocking(move || regional.stored(needs));
+                let asked = tokio::task::spawn_blocking(move || {
+                    let scoped = |identity: &Identity| regional.database.scoped(&regional.dir(identity));
+                    holding.into_iter().filter(|identity| needs(&scoped(identity))).collect::<Vec<_>>()
+                });
                 asked.await.unwrap_or_default()
             };
             for identity in found {
-                let opened = match regional.at(&identity.region, &identity.account) {
-                    Ok(instance) => instance.get().await.map(drop),
-                    Err(why) => Err(why),
-                };
-                if let Err(why) = opened {
-                    eprintln!("nimbus: cannot open {} in {}: {why}", regional.name, identity.region);
-                }
+                regional.open_at(&identity).await;
             }
         });
     }
 
-    /// The other regions (and, on SQLite, accounts) whose stored state `needs` says yes to:
-    /// directories named after regions (and accounts) on SQLite, schemas
-    /// `<service>_<region>` on PostgreSQL (other accounts' are opened by their first request).
-    fn stored(&self, needs: fn(&Database) -> bool) -> Vec<Identity> {
-        let mut found = Vec::new();
-        // On PostgreSQL: only regions some service has a schema for are asked about.
-        let schemas = self.database.schema_names();
-        for region in REGIONS {
-            let mut scopes = Vec::new();
-            match &self.database {
-                Database::Sqlite { data_dir } => {
-                    let Ok(entries) = std::fs::read_dir(data_dir.join(region)) else { continue };
-                    scopes.push(self.default.account.clone());
-                    for entry in entries.flatten() {
-                        let account = entry.file_name().to_string_lossy().into_owned();
-                        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
-                            scopes.push(account);
-                        }
+    /// Opens the instance of `identity` now (what `resume` does), saying why it cannot.
+    pub async fn open_at(&self, identity: &Identity) {
+        let opened = match self.at(&identity.region, &identity.account) {
+            Ok(instance) => instance.get().await.map(drop),
+            Err(why) => Err(why),
+        };
+        if let Err(why) = opened {
+            eprintln!("nimbus: cannot open {} in {}: {why}", self.name, identity.region);
+        }
+    }
+}
+
+/// The regions and accounts besides nimbus's own that hold stored state, found once at start
+/// (one `read_dir` of the data directory on SQLite, one query of the schema names on
+/// PostgreSQL) and handed to every service's [`Regional::resume`].
+#[derive(Debug, Default)]
+pub struct Stored {
+    default: Identity,
+    scopes: Vec<Identity>,
+    /// On PostgreSQL, every schema's name.
+    schemas: HashSet<String>,
+}
+
+impl Stored {
+    pub fn scan(database: &Database, default: &Identity) -> Stored {
+        let mut stored = Stored { default: default.clone(), ..Stored::default() };
+        let is_scope_region = |name: &str| name == default.region || is_region(name);
+        match database {
+            Database::Sqlite { data_dir } => {
+                let Ok(entries) = std::fs::read_dir(data_dir) else { return stored };
+                for entry in entries.flatten() {
+                    let region = entry.file_name().to_string_lossy().into_owned();
+                    if !is_scope_region(&region) || !entry.path().is_dir() {
+                        continue;
                     }
-                }
-                Database::Postgres(_) => {
-                    let suffix = format!("_{}", region.replace('-', "_"));
-                    if schemas.iter().any(|name| name.ends_with(&suffix)) {
-                        scopes.push(self.default.account.clone());
+                    let Ok(accounts) = std::fs::read_dir(entry.path()) else { continue };
+                    if region != default.region {
+                        stored.add(&region, &default.account);
                     }
-                    // `<service>_<region>_<account>`: an account's.
-                    for name in &schemas {
-                        let Some((rest, account)) = name.rsplit_once('_') else { continue };
-                        let digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-                        if digits && rest.ends_with(&suffix) && !scopes.iter().any(|a| a == account) {
-                            scopes.push(account.to_owned());
+                    for account in accounts.flatten() {
+                        let account = account.file_name().to_string_lossy().into_owned();
+                        if is_account_id(&account) {
+                            stored.add(&region, &account);
                         }
                     }
                 }
             }
-            for account in scopes {
-                let identity = Identity { region: (*region).to_owned(), account };
-                let default =
-                    identity.region == self.default.region && identity.account == self.default.account;
-                if !default && needs(&self.database.scoped(&self.dir(&identity))) {
-                    found.push(identity);
+            Database::Postgres(_) => {
+                stored.schemas = database.schema_names().into_iter().collect();
+                let regions: Vec<String> = REGIONS
+                    .iter()
+                    .map(|r| (*r).to_owned())
+                    .chain((!is_region(&default.region)).then(|| default.region.clone()))
+                    .collect();
+                let names: Vec<String> = stored.schemas.iter().cloned().collect();
+                for name in names {
+                    for region in &regions {
+                        let suffix = format!("_{}", schema_part(region));
+                        if name.ends_with(&suffix) && region != &default.region {
+                            stored.add(region, &default.account);
+                        }
+                        // `<service>_<region>_<account>`: an account's.
+                        let Some((rest, account)) = name.rsplit_once('_') else { continue };
+                        if is_account_id(account) && rest.ends_with(&suffix) {
+                            stored.add(region, account);
+                        }
+                    }
                 }
             }
         }
-        found
+        stored
     }
+
+    fn add(&mut self, region: &str, account: &str) {
+        let identity = Identity { region: region.to_owned(), account: account.to_owned() };
+        let default = identity.region == self.default.region && identity.account == self.default.account;
+        if !default
+            && !self.scopes.iter().any(|s| s.region == identity.region && s.account == identity.account)
+        {
+            self.scopes.push(identity);
+        }
+    }
+
+    /// The regions and accounts found, nimbus's own not among them.
+    pub fn scopes(&self) -> impl Iterator<Item = &Identity> {
+        self.scopes.iter()
+    }
+
+    /// Whether `identity`'s storage holds `schema` (a file's existence on SQLite; the list of
+    /// schema names on PostgreSQL, no connection).
+    pub fn holds(&self, database: &Database, identity: &Identity, schema: &Schema) -> bool {
+        let dir = scope_dir(&self.default, identity);
+        match database {
+            Database::Sqlite { data_dir } => data_dir.join(&dir).join(schema.sqlite_file).exists(),
+            Database::Postgres(_) => {
+                self.schemas.contains(&format!("{}_{}", schema.service, schema_part(&dir)))
+            }
+        }
+    }
+}
+
+/// A scope directory as part of a schema name (as `Database::scoped` names it).
+fn schema_part(dir: &str) -> String {
+    dir.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 /// Where the instance of `identity` keeps its state, relative to the default one's (`us-west-2`,
@@ -229,12 +343,12 @@ impl<S: Service> Service for Regional<S> {
         Box::pin(async move {
             match self.for_request(&request) {
                 Ok(instance) => instance.call(request).await,
-                Err(why) => {
+                Err(Refusal { status, codes: (json, query), message }) => {
                     let code = match self.protocol {
-                        Protocol::Query | Protocol::RestXml | Protocol::Ec2 => "SignatureDoesNotMatch",
-                        _ => "InvalidSignatureException",
+                        Protocol::Query | Protocol::RestXml | Protocol::Ec2 => query,
+                        _ => json,
                     };
-                    AwsError::new(403, code, why).into_response(self.protocol)
+                    AwsError::new(status, code, message).into_response(self.protocol)
                 }
             }
         })
@@ -263,12 +377,19 @@ mod tests {
         }
     }
 
-    /// Its instances open nothing on disk.
-    fn regional() -> Arc<Regional<Echo>> {
+    /// Its instances open nothing on disk; it counts its scopes in `scopes`.
+    fn capped(scopes: &Arc<Scopes>) -> Arc<Regional<Echo>> {
         let default = Identity::default();
         let home = Lazy::ready("sqs", Protocol::Json, Arc::new(Echo(default.clone())));
         let database = Database::sqlite(std::path::Path::new("/nonexistent"));
-        Regional::new(home, &database, &default, |_, identity| Ok(Arc::new(Echo(identity.clone()))))
+        let mut regional =
+            Regional::new(home, &database, &default, |_, identity| Ok(Arc::new(Echo(identity.clone()))));
+        Arc::get_mut(&mut regional).unwrap().scopes = scopes.clone();
+        regional
+    }
+
+    fn regional() -> Arc<Regional<Echo>> {
+        capped(&Arc::default())
     }
 
     fn signed(auth: &str) -> ApiRequest {
@@ -313,17 +434,62 @@ mod tests {
     }
 
     #[test]
+    fn stored_state_is_found_in_one_look() {
+        let path = std::env::temp_dir().join(format!("nimbus-stored-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        let database = Database::sqlite(&path);
+        let default = Identity::default();
+        assert_eq!(Stored::scan(&database, &default).scopes().count(), 0, "nothing stored");
+        for made in ["us-west-2/sqs", "us-east-1/123456789012/sns", "eu-west-1/111122223333", "sqs", "tmp/x"]
+        {
+            std::fs::create_dir_all(path.join(made)).unwrap();
+        }
+        std::fs::write(path.join("us-west-2/sqs/sqs.db"), b"").unwrap();
+        let stored = Stored::scan(&database, &default);
+        let mut found: Vec<String> = stored.scopes().map(|i| format!("{}/{}", i.region, i.account)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "eu-west-1/000000000000",
+                "eu-west-1/111122223333",
+                "us-east-1/123456789012",
+                "us-west-2/000000000000"
+            ]
+        );
+        let schema = |sqlite_file| Schema { service: "sqs", sqlite_file, relaxed: false, migrations: &[] };
+        let west = Identity { region: "us-west-2".into(), account: default.account.clone() };
+        assert!(stored.holds(&database, &west, &schema("sqs/sqs.db")));
+        assert!(!stored.holds(&database, &west, &schema("sns/sns.db")));
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
     fn instances_are_bounded_and_placed_beside_the_default() {
-        let regional = regional();
-        for n in 0..MAX_INSTANCES {
+        let scopes = Arc::default();
+        let (regional, streams) = (capped(&scopes), capped(&scopes));
+        // One cap for every service: fill it and the next is refused.
+        for n in 0..MAX_SCOPES {
             regional.at("eu-west-1", &format!("{n:012}")).unwrap();
         }
-        assert!(regional.at("eu-west-1", "999999999999").is_err());
+        let refused = regional.at("eu-west-1", "999999999999").err().unwrap();
+        assert!(refused.contains("at most 64 regions and accounts"), "{refused}");
+        assert!(streams.at("eu-west-1", "999999999999").is_err(), "the cap is shared");
+        assert!(streams.at("eu-west-1", "000000000000").is_ok(), "a known scope is served by every service");
         assert!(regional.at("eu-west-1", "000000000001").is_ok(), "a known one is still served");
         assert!(
             regional.at("us-east-2", "../../etc").is_err()
                 && regional.for_arn("arn:aws:sqs:us-east-2:x:q").is_err()
         );
+        // nimbus's own region is served whatever its name, for any account.
+        let local = Identity { region: "local".into(), account: "000000000000".into() };
+        let home = Lazy::ready("sqs", Protocol::Json, Arc::new(Echo(local.clone())));
+        let database = Database::sqlite(std::path::Path::new("/nonexistent"));
+        let own = Regional::new(home, &database, &local, |_, identity| Ok(Arc::new(Echo(identity.clone()))));
+        assert!(Arc::ptr_eq(own.home(), &own.at("local", "000000000000").unwrap()));
+        assert!(own.for_arn("arn:aws:sqs:local:000000000000:q").is_ok());
+        assert!(own.at("moon-east-1", "000000000000").is_err());
         let default = Identity::default();
         let other = |region: &str, account: &str| Identity { region: region.into(), account: account.into() };
         assert_eq!(scope_dir(&default, &other("us-west-2", "000000000000")), "us-west-2");

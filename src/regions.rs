@@ -1,7 +1,7 @@
 //! Each region's (and account's) instances of the services that live per region (see
 //! `regional`): how another region's instance is opened, beside the default one main.rs opens.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nimbus_api::clock::Clock;
@@ -14,15 +14,13 @@ use nimbus_sqs::Sqs;
 use nimbus_store::{Blobs, Database};
 
 use crate::lazy::Lazy;
-use crate::regional::{scope_dir, Instances, Regional};
+use crate::regional::{scope_dir, Regional, Stored};
 
 /// SQS of every region, the default one opened already.
 pub fn sqs(database: &Database, identity: &Identity, sqs: Arc<Sqs>) -> Arc<Regional<Sqs>> {
     let home = Lazy::ready("sqs", Protocol::Json, sqs);
     Regional::new(home, database, identity, |database, identity| {
-        let sqs = Sqs::open(database, &identity.region, &identity.account).map_err(|e| e.to_string())?;
-        sqs.name_region_in_urls();
-        Ok(sqs)
+        Sqs::open(database, &identity.region, &identity.account).map_err(|e| e.to_string())
     })
 }
 
@@ -78,31 +76,22 @@ pub fn metrics(
 /// How often alarms are evaluated.
 pub const ALARM_EVALUATION: Duration = Duration::from_secs(10);
 
-/// DynamoDB and its Streams per region, the two of a region sharing one instance.
+/// DynamoDB and its Streams per region, the two of a region sharing one instance (Streams opens
+/// its region's DynamoDB, as the scheduler opens its region's EventBridge).
 pub fn dynamodb(
     database: &Database,
     identity: &Identity,
     ttl_sweep: Duration,
     (home, home_streams): (Arc<Lazy<DynamoDb>>, Arc<Lazy<StreamsService>>),
 ) -> (Arc<Regional<DynamoDb>>, Arc<Regional<StreamsService>>) {
-    let opened: Arc<Mutex<Instances<Arc<DynamoDb>>>> = Arc::default();
     let options = nimbus_dynamodb::Options { ttl_sweep };
-    let open = Arc::new(move |database: &Database, identity: &Identity| -> Result<Arc<DynamoDb>, String> {
-        let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (identity.region.clone(), identity.account.clone());
-        if let Some(dynamodb) = opened.get(&key) {
-            return Ok(dynamodb.clone());
-        }
-        let dynamodb =
-            DynamoDb::open(database, identity.clone(), options.clone()).map_err(|e| e.to_string())?;
-        opened.insert(key, dynamodb.clone());
-        Ok(dynamodb)
+    let dynamodb = Regional::new(home, database, identity, move |database, identity| {
+        DynamoDb::open(database, identity.clone(), options.clone()).map_err(|e| e.to_string())
     });
-    let for_streams = open.clone();
-    let dynamodb =
-        Regional::new(home, database, identity, move |database, identity| open(database, identity));
-    let streams = Regional::new(home_streams, database, identity, move |database, identity| {
-        for_streams(database, identity).map(|dynamodb| Arc::new(dynamodb.streams_service()))
+    let tables = dynamodb.clone();
+    let streams = Regional::new(home_streams, database, identity, move |_, identity| {
+        let dynamodb = tables.at(&identity.region, &identity.account)?.get_blocking()?;
+        Ok(Arc::new(dynamodb.streams_service()))
     });
     (dynamodb, streams)
 }
@@ -121,15 +110,40 @@ pub fn scheduler(
 }
 
 /// Whether another region's stored state needs its instance open from the start (see
-/// [`Regional::resume`]); each asks nothing of a database that never held the service.
+/// [`Regional::resume`], which asks only of a scope that holds the service's schema).
 pub fn sns_pending(database: &Database) -> bool {
-    database.has_schema(&nimbus_sns::SCHEMA) && nimbus_sns::Sns::has_pending(database)
+    nimbus_sns::Sns::has_pending(database)
 }
 
 pub fn dynamodb_background(database: &Database) -> bool {
-    database.has_schema(&nimbus_dynamodb::SCHEMA) && DynamoDb::needs_background(database)
+    DynamoDb::needs_background(database)
 }
 
+/// Kinesis readers and retention want their streams open (on a node alone).
 pub fn kinesis_streams(database: &Database) -> bool {
-    matches!(database, Database::Sqlite { data_dir } if data_dir.join(nimbus_kinesis::SQLITE_FILE).exists())
+    !database.is_shared()
+}
+
+/// Any stored state needs its instance open (EventBridge's rules and schedules fire).
+pub fn any_state(_: &Database) -> bool {
+    true
+}
+
+/// Opens, in the background, other regions' CloudWatch that holds figures or alarms (alarms are
+/// evaluated after a restart with no request); nothing is spawned when none does.
+pub fn resume_metrics(regional: &Arc<Regional<Metrics>>, stored: &Stored, blobs: &Blobs, default: &Identity) {
+    let holding: Vec<Identity> = stored
+        .scopes()
+        .filter(|identity| blobs.scoped(&scope_dir(default, identity)).has_area("metrics"))
+        .cloned()
+        .collect();
+    if holding.is_empty() {
+        return;
+    }
+    let regional = regional.clone();
+    tokio::spawn(async move {
+        for identity in holding {
+            regional.open_at(&identity).await;
+        }
+    });
 }

@@ -39,7 +39,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                     .map_err(|e| e.to_string())
             }
             nimbus_s3::NotificationTarget::EventBridge => {
-                let events = self.events.get_blocking()?;
+                let events = self.events.home().get_blocking()?;
                 let detail_type = event["detail-type"].as_str().unwrap_or_default();
                 let bucket = event["detail"]["bucket"]["name"].as_str().unwrap_or_default();
                 let resources = vec![format!("arn:aws:s3:::{bucket}")];
@@ -429,7 +429,7 @@ pub const KINESIS_TOPIC: &str = "kinesis";
 /// records; nothing to wake while Kinesis is not open here.
 pub fn wake_kinesis_readers(
     cluster: &Arc<nimbus_store::Cluster>,
-    kinesis: Arc<crate::lazy::Lazy<nimbus_kinesis::Kinesis>>,
+    kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
 ) {
     let mut changes = cluster.subscribe();
     tokio::spawn(async move {
@@ -441,7 +441,8 @@ pub fn wake_kinesis_readers(
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
-            if let Some(kinesis) = kinesis.opened() {
+            // Every region's instance opened here (the others have no readers to wake).
+            for kinesis in kinesis.opened() {
                 kinesis.records_written_elsewhere();
             }
         }
@@ -458,8 +459,8 @@ pub struct LambdaStreams {
     pub identity: nimbus_api::Identity,
     /// Bumped whenever a source says records were written.
     pub woken: tokio::sync::watch::Sender<u64>,
-    pub forwarding: std::sync::OnceLock<()>,
-    pub forwarding_dynamodb: std::sync::OnceLock<()>,
+    /// The instances (`kinesis:<region>:<account>`) whose wake-ups already feed `woken`.
+    pub forwarding: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Passes a source's own wake-ups on to the pollers' one.
@@ -476,17 +477,32 @@ fn is_dynamodb(source_arn: &str) -> bool {
 }
 
 impl LambdaStreams {
-    fn kinesis(&self) -> Result<Arc<nimbus_kinesis::Kinesis>, String> {
-        let kinesis = tokio::task::block_in_place(|| self.kinesis.get_blocking())?;
+    /// The Kinesis instance of the stream's region and account.
+    fn kinesis(&self, stream_arn: &str) -> Result<Arc<nimbus_kinesis::Kinesis>, String> {
+        let kinesis = tokio::task::block_in_place(|| self.kinesis.for_arn(stream_arn)?.get_blocking())?;
         // The first time: the stream's own wake-ups feed the pollers' one.
-        self.forwarding.get_or_init(|| forward(kinesis.written(), self.woken.clone()));
+        if self.first_use("kinesis", stream_arn) {
+            forward(kinesis.written(), self.woken.clone());
+        }
         Ok(kinesis)
     }
 
-    fn dynamodb(&self) -> Result<Arc<nimbus_dynamodb::DynamoDb>, String> {
-        let dynamodb = tokio::task::block_in_place(|| self.dynamodb.get_blocking())?;
-        self.forwarding_dynamodb.get_or_init(|| forward(dynamodb.stream_changes(), self.woken.clone()));
+    /// The DynamoDB instance of the table's (its stream's) region and account.
+    fn dynamodb(&self, stream_arn: &str) -> Result<Arc<nimbus_dynamodb::DynamoDb>, String> {
+        let dynamodb = tokio::task::block_in_place(|| self.dynamodb.for_arn(stream_arn)?.get_blocking())?;
+        if self.first_use("dynamodb", stream_arn) {
+            forward(dynamodb.stream_changes(), self.woken.clone());
+        }
         Ok(dynamodb)
+    }
+
+    /// Whether `service`'s instance for `arn` is used here for the first time.
+    fn first_use(&self, service: &str, arn: &str) -> bool {
+        let (region, account) = nimbus_api::scope::arn_scope(arn);
+        let region = if region.is_empty() { &self.identity.region } else { region };
+        let account = if account.is_empty() { &self.identity.account } else { account };
+        let mut forwarding = self.forwarding.lock().unwrap_or_else(|p| p.into_inner());
+        forwarding.insert(format!("{service}:{region}:{account}"))
     }
 
     /// Lambda's Kinesis event record, and what filters see (the data decoded as JSON).
@@ -531,7 +547,7 @@ impl LambdaStreams {
 impl nimbus_lambda::Streams for LambdaStreams {
     fn shards(&self, source_arn: &str) -> Result<Vec<nimbus_lambda::Shard>, String> {
         if is_dynamodb(source_arn) {
-            let shards = self.dynamodb()?.stream_shards(source_arn)?;
+            let shards = self.dynamodb(source_arn)?.stream_shards(source_arn)?;
             let shards = shards.into_iter().map(|s| nimbus_lambda::Shard {
                 id: s.shard_id,
                 parents: s.parent_shard_id.into_iter().collect(),
@@ -539,7 +555,7 @@ impl nimbus_lambda::Streams for LambdaStreams {
             });
             return Ok(shards.collect());
         }
-        let shards = self.kinesis()?.shards(source_arn)?;
+        let shards = self.kinesis(source_arn)?.shards(source_arn)?;
         Ok(shards
             .into_iter()
             .map(|s| nimbus_lambda::Shard {
@@ -558,7 +574,7 @@ impl nimbus_lambda::Streams for LambdaStreams {
         limit: usize,
     ) -> Result<Vec<nimbus_lambda::StreamRecord>, String> {
         if is_dynamodb(source_arn) {
-            let records = self.dynamodb()?.stream_read(source_arn, shard_id, after, limit)?;
+            let records = self.dynamodb(source_arn)?.stream_read(source_arn, shard_id, after, limit)?;
             return Ok(records
                 .into_iter()
                 .map(|r| nimbus_lambda::StreamRecord {
@@ -571,7 +587,7 @@ impl nimbus_lambda::Streams for LambdaStreams {
                 })
                 .collect());
         }
-        let records = self.kinesis()?.read(source_arn, shard_id, after, limit)?;
+        let records = self.kinesis(source_arn)?.read(source_arn, shard_id, after, limit)?;
         Ok(records.into_iter().map(|r| self.kinesis_record(source_arn, shard_id, r)).collect())
     }
 
@@ -585,12 +601,16 @@ impl nimbus_lambda::Streams for LambdaStreams {
             None => nimbus_kinesis::StartAt::Latest,
             Some(ms) => nimbus_kinesis::StartAt::Timestamp(ms),
         };
-        self.kinesis()?.position(source_arn, shard_id, at)
+        self.kinesis(source_arn)?.position(source_arn, shard_id, at)
     }
 
     fn changes(&self, source_arn: &str) -> tokio::sync::watch::Receiver<u64> {
         // The source's own wake-ups are passed on (once per source), opening it if need be.
-        let _ = if is_dynamodb(source_arn) { self.dynamodb().map(drop) } else { self.kinesis().map(drop) };
+        let _ = if is_dynamodb(source_arn) {
+            self.dynamodb(source_arn).map(drop)
+        } else {
+            self.kinesis(source_arn).map(drop)
+        };
         self.woken.subscribe()
     }
 

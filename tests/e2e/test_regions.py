@@ -48,8 +48,9 @@ def test_same_named_queues_in_two_regions_are_separate(server):
     name = unique_name("q")
     east_url = east.create_queue(QueueName=name)["QueueUrl"]
     west_url = west.create_queue(QueueName=name, Attributes={"DelaySeconds": "3"})["QueueUrl"]
-    assert "us-west-2" in west_url and west_url.endswith(f"/{ACCOUNT}/{name}")
-    assert "us-west-2" not in east_url
+    # Both on the host the client addressed; the signing region tells the two queues apart.
+    assert west_url == east_url and west_url.startswith(server.endpoint)
+    assert west_url.endswith(f"/{ACCOUNT}/{name}")
     west_arn = west.get_queue_attributes(QueueUrl=west_url, AttributeNames=["All"])["Attributes"]
     assert west_arn["QueueArn"] == f"arn:aws:sqs:us-west-2:{ACCOUNT}:{name}"
     assert west_arn["DelaySeconds"] == "3"
@@ -349,3 +350,16 @@ def test_another_regions_schedule_fires_after_a_restart_without_a_request(server
         assert time.time() < deadline, "the schedule did not fire after the restart"
     event = json.loads(got[0]["Body"])
     assert event["region"] == "ap-southeast-2" and event["detail-type"] == "Scheduled Event"
+
+
+def test_nimbus_own_region_is_served_whatever_its_name(server_factory):
+    local = server_factory(extra_args=["--region", "local"])
+    sqs = client("sqs", local.endpoint, "local")
+    url = sqs.create_queue(QueueName="here")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert arn == f"arn:aws:sqs:local:{ACCOUNT}:here"
+    # Another account in nimbus's own region, and a real region beside it.
+    other = client("sqs", local.endpoint, "local", key=OTHER_ACCOUNT)
+    other_url = other.create_queue(QueueName="here")["QueueUrl"]
+    assert other_url.endswith(f"/{OTHER_ACCOUNT}/here")
+    assert client("sqs", local.endpoint, "us-west-2").list_queues().get("QueueUrls") is None

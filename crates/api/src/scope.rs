@@ -53,14 +53,34 @@ pub struct Scope {
     pub access_key: String,
     /// Empty for SigV4a, whose scope names no region.
     pub region: String,
+    /// The signing name (`sqs`, `execute-api`).
+    pub service: String,
 }
 
 impl Scope {
     /// The account an access key id of twelve digits names (as LocalStack does).
     pub fn account(&self) -> Option<&str> {
         let key = self.access_key.as_str();
-        (key.len() == 12 && key.bytes().all(|b| b.is_ascii_digit())).then_some(key)
+        is_account_id(key).then_some(key)
     }
+}
+
+/// Whether `name` is an account id: twelve digits.
+pub fn is_account_id(name: &str) -> bool {
+    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An ARN's region and account (`arn:aws:sqs:us-west-2:123456789012:q`), each empty when the
+/// ARN names none.
+pub fn arn_scope(arn: &str) -> (&str, &str) {
+    let mut parts = arn.split(':');
+    (parts.nth(3).unwrap_or_default(), parts.next().unwrap_or_default())
+}
+
+/// An `Authorization` header value whose scope names `key`, `region` and `service` (for calls
+/// nimbus makes to itself as a client of that region would; the signature is not checked).
+pub fn authorization(key: &str, region: &str, service: &str) -> String {
+    format!("AWS4-HMAC-SHA256 Credential={key}/20240101/{region}/{service}/aws4_request")
 }
 
 /// The scope of a signed request, if it is signed.
@@ -69,7 +89,7 @@ pub fn scope_of(headers: &HeaderMap, uri: &Uri) -> Option<Scope> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|auth| auth.split("Credential=").nth(1))
-        .map(|c| c.split([',', ' ']).next().unwrap_or_default().to_owned());
+        .map(|c| crate::percent_decode(c.split([',', ' ']).next().unwrap_or_default()));
     let credential = from_header.or_else(|| {
         uri.query()?.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=')?;
@@ -78,12 +98,16 @@ pub fn scope_of(headers: &HeaderMap, uri: &Uri) -> Option<Scope> {
     })?;
     let parts: Vec<&str> = credential.split('/').collect();
     match parts.as_slice() {
-        [key, _date, region, _service, "aws4_request"] => {
-            Some(Scope { access_key: (*key).to_owned(), region: (*region).to_owned() })
-        }
-        [key, _date, _service, "aws4_request"] => {
-            Some(Scope { access_key: (*key).to_owned(), region: String::new() })
-        }
+        [key, _date, region, service, "aws4_request"] => Some(Scope {
+            access_key: (*key).to_owned(),
+            region: (*region).to_owned(),
+            service: (*service).to_owned(),
+        }),
+        [key, _date, service, "aws4_request"] => Some(Scope {
+            access_key: (*key).to_owned(),
+            region: String::new(),
+            service: (*service).to_owned(),
+        }),
         _ => None,
     }
 }
@@ -112,5 +136,19 @@ mod tests {
         assert_eq!((found.region.as_str(), found.account()), ("eu-west-1", None));
         assert_eq!(scope("", "/"), None);
         assert!(is_region("ap-southeast-7") && !is_region("moon-east-1"));
+        let forged = authorization("123456789012", "eu-west-1", "sns");
+        let found = scope(&forged, "/").unwrap();
+        assert_eq!((found.region.as_str(), found.account()), ("eu-west-1", Some("123456789012")));
+        assert_eq!(found.service, "sns");
+        let sigv4a = scope("AWS4-ECDSA-P256-SHA256 Credential=AKID/20240101/kinesis/aws4_request, S=x", "/");
+        assert_eq!(sigv4a.map(|s| (s.region, s.service)), Some((String::new(), "kinesis".to_owned())));
+    }
+
+    #[test]
+    fn reads_arns_and_account_ids() {
+        assert_eq!(arn_scope("arn:aws:sqs:us-west-2:123456789012:q"), ("us-west-2", "123456789012"));
+        assert_eq!(arn_scope("arn:aws:s3:::bucket"), ("", ""));
+        assert_eq!(arn_scope("nonsense"), ("", ""));
+        assert!(is_account_id("000000000000") && !is_account_id("test") && !is_account_id("1234567890123"));
     }
 }

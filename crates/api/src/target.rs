@@ -154,10 +154,7 @@ impl Target {
         }
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let json_target = header("x-amz-target").map(|t| t.split_once('.').map_or(t, |(prefix, _)| prefix));
-        let scope = header(AUTHORIZATION.as_str())
-            .and_then(|auth| auth.split("Credential=").nth(1))
-            .or_else(|| query_param(uri, "X-Amz-Credential"))
-            .and_then(scoped_service);
+        let scope = crate::scope::scope_of(headers, uri).map(|s| s.service).filter(|s| !s.is_empty());
         let service = json_target
             .and_then(|t| by(|k| !k.target.is_empty() && k.target == t))
             .or_else(|| scope.as_deref().map(|s| by(|k| k.signing == s).unwrap_or_else(|| other(s))))
@@ -283,16 +280,6 @@ fn other(name: &str) -> Named {
 fn by_version(version: &str) -> Named {
     by(|k| !k.version.is_empty() && k.version == version)
         .unwrap_or_else(|| Named::Other(format!("API version {version}")))
-}
-
-/// The service of a credential `AKID/20240101/us-east-1/kinesis/aws4_request` (SigV4a has no
-/// region: `AKID/20240101/kinesis/aws4_request`): the part before `aws4_request`.
-fn scoped_service(credential: &str) -> Option<String> {
-    let credential = credential.split([',', ' ']).next()?;
-    let credential = crate::percent_decode(credential);
-    let mut parts = credential.rsplit('/');
-    (parts.next()? == "aws4_request").then_some(())?;
-    parts.next().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// Smithy RPC v2 CBOR: `/service/<ServiceShape>/operation/<Operation>`.

@@ -21,14 +21,8 @@ pub const ADMIN_PREFIX: &str = "/_nimbus/ec2/";
 
 /// The region of a signed request (its credential scope), else nimbus's own.
 pub fn region_of(headers: &HeaderMap, default: &str) -> String {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    auth.split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split([',', ' ']).next())
-        .and_then(|c| {
-            let parts: Vec<&str> = c.split('/').collect();
-            (parts.len() == 5).then(|| parts[2].to_owned())
-        })
+    nimbus_api::scope::scope_of(headers, &hyper::Uri::from_static("/"))
+        .map(|scope| scope.region)
         .filter(|r| crate::catalog::REGIONS.iter().any(|(name, _)| name == r))
         .unwrap_or_else(|| default.to_owned())
 }

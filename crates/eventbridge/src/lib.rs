@@ -45,7 +45,7 @@ pub struct DeliveryOptions {
     pub attributes: Vec<(String, String)>,
 }
 
-const SCHEMA: Schema = Schema {
+pub const SCHEMA: Schema = Schema {
     service: "events",
     sqlite_file: "events/events.db",
     relaxed: false,

@@ -23,12 +23,7 @@ pub fn handler(action: &str) -> Option<Handler> {
 
 /// The access key id that signed the request (header or presigned query).
 pub fn access_key(request: &ApiRequest) -> Option<String> {
-    let from_header = request.header("authorization").and_then(|auth| {
-        let credential = auth.split("Credential=").nth(1)?;
-        Some(credential.split('/').next()?.to_owned())
-    });
-    from_header
-        .or_else(|| request.query("X-Amz-Credential").and_then(|c| c.split('/').next().map(str::to_owned)))
+    nimbus_api::scope::scope_of(&request.headers, &request.uri).map(|scope| scope.access_key)
 }
 
 /// An access key id of twelve digits names its account (as LocalStack does); else `--account`.
@@ -38,7 +33,7 @@ pub fn caller_account(core: &Core, request: &ApiRequest) -> String {
 }
 
 fn account_of(core: &Core, key: &str) -> String {
-    if key.len() == 12 && key.bytes().all(|b| b.is_ascii_digit()) {
+    if nimbus_api::scope::is_account_id(key) {
         key.to_owned()
     } else {
         core.account.clone()

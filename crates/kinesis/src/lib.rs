@@ -22,6 +22,7 @@ mod seq;
 mod settings;
 mod shards;
 mod store;
+pub use store::SCHEMA;
 mod streams;
 mod tags;
 mod wire;

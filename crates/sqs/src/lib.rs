@@ -57,8 +57,6 @@ pub struct Sqs {
     region: String,
     account: String,
     moves: ops::moves::Tasks,
-    /// Set for another region than nimbus's own: queue URLs name it (see [`Sqs::name_region_in_urls`]).
-    url_region: std::sync::OnceLock<String>,
     /// True once [`Sqs::close`] began: calls are refused and background tasks end.
     closed: watch::Sender<bool>,
 }
@@ -69,13 +67,6 @@ pub(crate) struct State {
 }
 
 impl Sqs {
-    /// Queue URLs name this instance's region in their host (`http://sqs.us-west-2.localhost:4566/
-    /// 000000000000/q`), as AWS's do: for the queues of a region other than nimbus's own, whose
-    /// URLs stay as they were.
-    pub fn name_region_in_urls(&self) {
-        let _ = self.url_region.set(self.region.clone());
-    }
-
     /// Opens (or creates) the queues stored in `at`: the storage layer (`&Database`), or — the
     /// old entry point, kept until the wiring moves — the SQS directory holding `sqs.db`. Call
     /// inside a tokio runtime: it starts the retention sweeper.
@@ -117,7 +108,6 @@ impl Sqs {
             region: region.to_owned(),
             account: account.to_owned(),
             moves: ops::moves::Tasks::default(),
-            url_region: std::sync::OnceLock::new(),
             closed: watch::Sender::new(false),
         });
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -35,6 +35,11 @@ impl Blobs {
         self.shared
     }
 
+    /// Whether the area `name` was ever created (a service stored something here).
+    pub fn has_area(&self, name: &str) -> bool {
+        self.root.join(name).is_dir()
+    }
+
     /// The area `name`, created if needed; this node's leftovers from a crash are cleared.
     pub fn area(&self, name: &str) -> io::Result<BlobArea> {
         let dir = self.root.join(name);

@@ -19,41 +19,31 @@ pub const XML_NAMESPACE: &str = "http://queue.amazonaws.com/doc/2012-11-05/";
 /// What operations need to know about the request beyond its input.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    /// `host:port` the caller addressed; queue URLs are built from it.
+    /// `host:port` the caller addressed (`[::1]:4566` too); queue URLs are built from it, so a
+    /// client reaches a queue where it reached nimbus. A queue of another region has the same
+    /// URL shape: its region is the one the request is signed for (see `regional` in nimbus).
     pub host: String,
     /// `SenderId`: the caller's access key id, or the account.
     pub sender: String,
-    /// The region queue URLs name in their host (`sqs.us-west-2.localhost:4566`), for the
-    /// queues of a region other than nimbus's own.
-    pub url_region: Option<String>,
 }
 
 impl Ctx {
-    fn of(request: &ApiRequest, account: &str, url_region: Option<String>) -> Ctx {
+    fn of(request: &ApiRequest, account: &str) -> Ctx {
         let host = request.header("host").unwrap_or("localhost:4566").to_owned();
-        let sender = request
-            .header("authorization")
-            .and_then(|auth| auth.split("Credential=").nth(1))
-            .and_then(|credential| credential.split('/').next())
+        let sender = nimbus_api::scope::scope_of(&request.headers, &request.uri)
+            .map(|scope| scope.access_key)
             .filter(|key| !key.is_empty())
-            .unwrap_or(account)
-            .to_owned();
-        Ctx { host, sender, url_region }
+            .unwrap_or_else(|| account.to_owned());
+        Ctx { host, sender }
     }
 
     pub fn queue_url(&self, account: &str, name: &str) -> String {
-        match &self.url_region {
-            None => format!("http://{}/{account}/{name}", self.host),
-            Some(region) => {
-                let port = self.host.rsplit_once(':').map(|(_, port)| port).unwrap_or("80");
-                format!("http://sqs.{region}.localhost:{port}/{account}/{name}")
-            }
-        }
+        format!("http://{}/{account}/{name}", self.host)
     }
 }
 
 pub async fn handle(sqs: &Sqs, request: ApiRequest) -> ApiResponse {
-    let ctx = Ctx::of(&request, &sqs.account, sqs.url_region.get().cloned());
+    let ctx = Ctx::of(&request, &sqs.account);
     if let Some(target) = request.header("x-amz-target") {
         let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_owned();
         let result = match serde_json::from_slice::<Value>(&request.body) {
