@@ -69,7 +69,7 @@ fn decode(segment: &str) -> String {
 
 pub enum Flavor {
     Rest(Vec<(Pattern, Value)>),
-    Http(Http),
+    Http(Box<Http>),
 }
 
 pub struct Http {
@@ -151,7 +151,7 @@ pub fn compile(docs: &Docs, api: &str, stage: &str, epoch: u64) -> Option<Compil
         binary_media_types: Vec::new(),
         cors: http_api.get("corsConfiguration").filter(|c| c.is_object()).cloned(),
         access_log: super::access::group_of(&stage_doc["accessLogSettings"]),
-        flavor: Flavor::Http(Http { routes, default, integrations, authorizers }),
+        flavor: Flavor::Http(Box::new(Http { routes, default, integrations, authorizers })),
     })
 }
 
