@@ -48,8 +48,12 @@ fn normalize(value: &Value, key: &str) -> Value {
     match value {
         // Arguments of intrinsic functions keep their order, all the way down.
         _ if key.starts_with("Fn::") => value.clone(),
+        // Keys in sorted order, so that sorting arrays by their text compares content whatever
+        // order the objects were written in.
         Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v, k))).collect::<Map<_, _>>())
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), normalize(&map[k], k))).collect::<Map<_, _>>())
         }
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(|v| normalize(v, "")).collect();

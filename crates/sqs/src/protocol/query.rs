@@ -343,7 +343,7 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(!text.contains("<Attributes>"));
         assert!(text.contains(
-            "<Message><Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute><Body>a&lt;b</Body></Message>"
+            "<Message><Body>a&lt;b</Body><Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute></Message>"
         ));
         assert!(text.contains("<RequestId>rid</RequestId>"));
     }
