@@ -202,6 +202,32 @@ def test_state_machines_live_per_region(server):
     assert error.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
 
 
+def test_state_machine_calls_services_as_its_own_account(server):
+    # A state machine of account 123456789012 sends to that account's queue (its calls are signed
+    # as its account, not as nimbus's default one).
+    account, name = "123456789012", unique_name("sfn-acct")
+    sqs = client("sqs", server.endpoint, "us-west-2", key=account)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    assert url.endswith(f"/{account}/{name}")
+    definition = json.dumps({"StartAt": "Send", "States": {"Send": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": url, "MessageBody.$": "$.body"}, "End": True}}})
+    sfn = client("stepfunctions", server.endpoint, "us-west-2", key=account)
+    machine = sfn.create_state_machine(name=name, definition=definition,
+                                       roleArn=f"arn:aws:iam::{account}:role/sfn")["stateMachineArn"]
+    assert machine == f"arn:aws:states:us-west-2:{account}:stateMachine:{name}"
+    execution = sfn.start_execution(stateMachineArn=machine, input='{"body": "hello"}')["executionArn"]
+    deadline = time.time() + 15
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.time() < deadline, "the execution did not finish"
+        time.sleep(0.1)
+    assert described["status"] == "SUCCEEDED", described
+    assert receive_one(sqs, url)["Body"] == "hello"
+    # The default account has no such queue.
+    with pytest.raises(ClientError):
+        client("sqs", server.endpoint, "us-west-2").get_queue_url(QueueName=name)
+
+
 def test_rule_in_one_region_targets_a_queue_in_another(server):
     name = unique_name("rule")
     events = client("events", server.endpoint, "eu-west-2")
