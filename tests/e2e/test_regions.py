@@ -241,6 +241,31 @@ def test_rule_in_one_region_targets_a_queue_in_another(server):
     assert event["region"] == "eu-west-2" and event["detail"] == {"from": "eu-west-2"}
 
 
+def test_bucket_events_go_to_the_buses_of_the_buckets_region(server):
+    # A bucket of eu-central-1 sends its object events to eu-central-1's default bus (the event's
+    # region is the bucket's), and its queue notifications' records name that region too.
+    name = unique_name("ebregion")
+    events = client("events", server.endpoint, "eu-central-1")
+    sqs = client("sqs", server.endpoint, "eu-central-1")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.s3"], "detail": {"bucket": {"name": [name]}}}))
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    s3 = client("s3", server.endpoint, "eu-central-1")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+        "EventBridgeConfiguration": {},
+        "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    # The test event S3 sends on configuration comes first.
+    assert json.loads(receive_one(sqs, url)["Body"])["Event"] == "s3:TestEvent"
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    bodies = [json.loads(receive_one(sqs, url)["Body"]) for _ in range(2)]
+    [event] = [b for b in bodies if "detail-type" in b]
+    assert event["region"] == "eu-central-1" and event["detail"]["object"]["key"] == "k"
+    [records] = [b for b in bodies if "Records" in b]
+    assert records["Records"][0]["awsRegion"] == "eu-central-1"
+
+
 def test_log_groups_live_per_region(server):
     group = "/regions/" + unique_name("g")
     west, east = client("logs", server.endpoint, "us-west-2"), client("logs", server.endpoint, "us-east-1")
