@@ -384,6 +384,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sqs: sqs.clone(),
         sns: sns.clone(),
         events: events.clone(),
+        account: account.clone(),
     });
     let s3 = nimbus_s3::S3::open_on(&database, &blobs, Some(notifications), &region, &account)
         .context("cannot open S3")?;

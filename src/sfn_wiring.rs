@@ -46,13 +46,20 @@ pub fn service(
 ) -> (Arc<Regional<nimbus_stepfunctions::StepFunctions>>, Arc<SfnServices>) {
     let Opening { database, identity, clock, cluster, node, sns } = opening;
     let services = Arc::new(SfnServices { services: OnceLock::new(), sns });
-    let (node, reach) = (node.to_owned(), services.clone());
+    let (node, all, home_account) = (node.to_owned(), services.clone(), identity.account.clone());
     let open = move |database: &nimbus_store::Database, identity: &nimbus_api::Identity| {
+        // Calls are signed as the instance's (so its executions') account: an access key id of
+        // twelve digits selects it; nimbus's own account needs none.
+        let key = match identity.account == home_account {
+            true => "nimbus".to_owned(),
+            false => identity.account.clone(),
+        };
+        let reach = Arc::new(Reach { all: all.clone(), key });
         let options = nimbus_stepfunctions::Options {
             identity: identity.clone(),
             clock: clock.clone(),
             services: reach.clone(),
-            batch: Some(Arc::new(SfnBatch(reach.clone())) as Arc<dyn nimbus_stepfunctions::BatchJobs>),
+            batch: Some(Arc::new(SfnBatch(reach)) as Arc<dyn nimbus_stepfunctions::BatchJobs>),
             cluster: cluster.clone(),
             node: node.clone(),
         };
@@ -78,7 +85,28 @@ impl SfnServices {
             .and_then(|all| all.iter().find(|s| s.name() == name).cloned())
             .ok_or_else(|| CallError::new("ServiceUnavailable", format!("nimbus does not serve {name}")))
     }
+}
 
+/// AWS's error code and message from an error response (JSON body or `x-amzn-errortype`).
+fn error_of(headers: &HeaderMap, body: &[u8]) -> CallError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = parsed["__type"]
+        .as_str()
+        .or_else(|| headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()))
+        .unwrap_or("ServiceException");
+    let code = code.rsplit('#').next().unwrap_or(code).split(':').next().unwrap_or(code);
+    let message = parsed["message"].as_str().or(parsed["Message"].as_str()).unwrap_or_default();
+    CallError::new(code, message)
+}
+
+/// The services as one Step Functions instance reaches them: signed with its account's key.
+struct Reach {
+    all: Arc<SfnServices>,
+    /// The access key id calls are signed with.
+    key: String,
+}
+
+impl Reach {
     async fn send(
         &self,
         service: &str,
@@ -88,10 +116,10 @@ impl SfnServices {
         headers: Vec<(&str, String)>,
         body: Vec<u8>,
     ) -> Result<(u16, HeaderMap, Bytes), CallError> {
-        let target = self.service(service)?;
+        let target = self.all.service(service)?;
         let mut map = HeaderMap::new();
         let signing = if service == "stepfunctions" { "states" } else { service };
-        let auth = format!("AWS4-HMAC-SHA256 Credential=nimbus/20240101/{region}/{signing}/aws4_request");
+        let auth = nimbus_api::scope::authorization(&self.key, region, signing);
         map.insert(
             "authorization",
             auth.parse().map_err(|_| CallError::new("InvalidParameter", "bad region"))?,
@@ -116,19 +144,7 @@ impl SfnServices {
     }
 }
 
-/// AWS's error code and message from an error response (JSON body or `x-amzn-errortype`).
-fn error_of(headers: &HeaderMap, body: &[u8]) -> CallError {
-    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = parsed["__type"]
-        .as_str()
-        .or_else(|| headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()))
-        .unwrap_or("ServiceException");
-    let code = code.rsplit('#').next().unwrap_or(code).split(':').next().unwrap_or(code);
-    let message = parsed["message"].as_str().or(parsed["Message"].as_str()).unwrap_or_default();
-    CallError::new(code, message)
-}
-
-impl nimbus_stepfunctions::Services for SfnServices {
+impl nimbus_stepfunctions::Services for Reach {
     fn invoke<'a>(
         &'a self,
         region: &'a str,
@@ -220,7 +236,7 @@ impl nimbus_stepfunctions::Services for SfnServices {
     }
 }
 
-impl SfnServices {
+impl Reach {
     async fn publish(&self, operation: &str, input: &Value) -> Result<Value, CallError> {
         if operation != "Publish" {
             return Err(CallError::new(
@@ -229,7 +245,7 @@ impl SfnServices {
             ));
         }
         let topic = input["TopicArn"].as_str().unwrap_or_default();
-        let sns = self.sns.for_arn(topic).map_err(|e| CallError::new("InvalidParameter", e))?;
+        let sns = self.all.sns.for_arn(topic).map_err(|e| CallError::new("InvalidParameter", e))?;
         let sns = sns.get().await.map_err(|e| CallError::new("ServiceException", e))?;
         let message = match &input["Message"] {
             Value::String(s) => s.clone(),
@@ -272,7 +288,7 @@ fn s3_path(bucket: &str, key: &str) -> String {
     format!("/{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEEP))
 }
 
-impl SfnServices {
+impl Reach {
     pub async fn s3_get_object(&self, region: &str, bucket: &str, key: &str) -> Result<Vec<u8>, CallError> {
         let (status, _, body) =
             self.send("s3", region, Method::GET, &s3_path(bucket, key), Vec::new(), Vec::new()).await?;
@@ -339,7 +355,7 @@ impl SfnServices {
 
 /// `batch:submitJob(.sync)`: SubmitJob through Batch's own handler, and the job followed through
 /// DescribeJobs until it ends (Step Functions polls Batch the same way on AWS).
-struct SfnBatch(Arc<SfnServices>);
+struct SfnBatch(Arc<Reach>);
 
 impl SfnBatch {
     async fn batch_call(&self, region: &str, path: &str, input: &Value) -> Result<Value, CallError> {

@@ -16,6 +16,8 @@ pub struct S3Notifications {
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
     pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
+    /// nimbus's account (`--account`), whose buckets these are.
+    pub account: String,
 }
 
 impl nimbus_s3::NotificationSink for S3Notifications {
@@ -38,8 +40,9 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
-            nimbus_s3::NotificationTarget::EventBridge => {
-                let events = self.events.home().get_blocking()?;
+            nimbus_s3::NotificationTarget::EventBridge { region } => {
+                // The default bus of the bucket's region (and nimbus's account, S3's).
+                let events = self.events.at(region, &self.account)?.get_blocking()?;
                 let detail_type = event["detail-type"].as_str().unwrap_or_default();
                 let bucket = event["detail"]["bucket"]["name"].as_str().unwrap_or_default();
                 let resources = vec![format!("arn:aws:s3:::{bucket}")];
@@ -61,7 +64,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
                 let sns = self.sns.for_arn(topic_arn).and_then(|sns| sns.get_blocking());
                 sns.is_ok_and(|sns| sns.topic_exists(topic_arn))
             }),
-            nimbus_s3::NotificationTarget::EventBridge => true,
+            nimbus_s3::NotificationTarget::EventBridge { .. } => true,
         }
     }
 }

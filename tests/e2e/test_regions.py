@@ -202,6 +202,32 @@ def test_state_machines_live_per_region(server):
     assert error.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
 
 
+def test_state_machine_calls_services_as_its_own_account(server):
+    # A state machine of account 123456789012 sends to that account's queue (its calls are signed
+    # as its account, not as nimbus's default one).
+    account, name = "123456789012", unique_name("sfn-acct")
+    sqs = client("sqs", server.endpoint, "us-west-2", key=account)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    assert url.endswith(f"/{account}/{name}")
+    definition = json.dumps({"StartAt": "Send", "States": {"Send": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": url, "MessageBody.$": "$.body"}, "End": True}}})
+    sfn = client("stepfunctions", server.endpoint, "us-west-2", key=account)
+    machine = sfn.create_state_machine(name=name, definition=definition,
+                                       roleArn=f"arn:aws:iam::{account}:role/sfn")["stateMachineArn"]
+    assert machine == f"arn:aws:states:us-west-2:{account}:stateMachine:{name}"
+    execution = sfn.start_execution(stateMachineArn=machine, input='{"body": "hello"}')["executionArn"]
+    deadline = time.time() + 15
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.time() < deadline, "the execution did not finish"
+        time.sleep(0.1)
+    assert described["status"] == "SUCCEEDED", described
+    assert receive_one(sqs, url)["Body"] == "hello"
+    # The default account has no such queue.
+    with pytest.raises(ClientError):
+        client("sqs", server.endpoint, "us-west-2").get_queue_url(QueueName=name)
+
+
 def test_rule_in_one_region_targets_a_queue_in_another(server):
     name = unique_name("rule")
     events = client("events", server.endpoint, "eu-west-2")
@@ -213,6 +239,31 @@ def test_rule_in_one_region_targets_a_queue_in_another(server):
     events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": json.dumps({"from": "eu-west-2"})}])
     event = json.loads(receive_one(sqs, url)["Body"])
     assert event["region"] == "eu-west-2" and event["detail"] == {"from": "eu-west-2"}
+
+
+def test_bucket_events_go_to_the_buses_of_the_buckets_region(server):
+    # A bucket of eu-central-1 sends its object events to eu-central-1's default bus (the event's
+    # region is the bucket's), and its queue notifications' records name that region too.
+    name = unique_name("ebregion")
+    events = client("events", server.endpoint, "eu-central-1")
+    sqs = client("sqs", server.endpoint, "eu-central-1")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.s3"], "detail": {"bucket": {"name": [name]}}}))
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    s3 = client("s3", server.endpoint, "eu-central-1")
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+        "EventBridgeConfiguration": {},
+        "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    # The test event S3 sends on configuration comes first.
+    assert json.loads(receive_one(sqs, url)["Body"])["Event"] == "s3:TestEvent"
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    bodies = [json.loads(receive_one(sqs, url)["Body"]) for _ in range(2)]
+    [event] = [b for b in bodies if "detail-type" in b]
+    assert event["region"] == "eu-central-1" and event["detail"]["object"]["key"] == "k"
+    [records] = [b for b in bodies if "Records" in b]
+    assert records["Records"][0]["awsRegion"] == "eu-central-1"
 
 
 def test_log_groups_live_per_region(server):

@@ -341,15 +341,10 @@ fn camel(value: &Value) -> Value {
 }
 
 /// The region of a signed request (its credential scope), else nimbus's own.
-fn region_of(headers: &HeaderMap, default: &str) -> String {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    auth.split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split([',', ' ']).next())
-        .and_then(|c| {
-            let parts: Vec<&str> = c.split('/').collect();
-            (parts.len() == 5).then(|| parts[2].to_owned())
-        })
+fn region_of(request: &ApiRequest, default: &str) -> String {
+    nimbus_api::scope::scope_of(&request.headers, &request.uri)
+        .map(|s| s.region)
+        .filter(|r| !r.is_empty())
         .unwrap_or_else(|| default.to_owned())
 }
 
@@ -405,7 +400,7 @@ impl Service for Batch {
                     }
                 }
             };
-            let region = region_of(&request.headers, &self.identity.region);
+            let region = region_of(&request, &self.identity.region);
             match tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)) {
                 Ok(value) => json_response(value),
                 Err(error) => error.into_response(Protocol::RestJson),

@@ -54,48 +54,12 @@ pub(crate) fn ulimits_of(container: &Value) -> Result<Vec<Ulimit>, String> {
 }
 
 /// `user` as Docker takes it (`name`, `uid`, `name:group`, `uid:gid`) resolved against the
-/// `/etc/passwd` and `/etc/group` under `root`: (uid, gid). A numeric uid not in passwd gets gid
-/// 0, as Docker gives it.
-pub(crate) fn resolve_user(user: &str, root: &Path) -> Result<(u32, u32), String> {
-    let read = |file: &str| std::fs::read_to_string(root.join("etc").join(file)).unwrap_or_default();
-    let (name, group) = match user.split_once(':') {
-        Some((name, group)) => (name, Some(group)),
-        None => (user, None),
-    };
-    let passwd = read("passwd");
-    // name:x:uid:gid:…
-    let entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 3 && (f[0] == name || name.parse::<u32>().is_ok() && f[2] == name));
-    let uid = match (name.parse::<u32>(), &entry) {
-        (Ok(uid), _) => uid,
-        (Err(_), Some(fields)) => fields[2].parse().map_err(|_| unknown_user(user))?,
-        (Err(_), None) => return Err(unknown_user(user)),
-    };
-    let gid = match group {
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => read("group")
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() > 2 && f[0] == group)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "CannotStartContainerError: Error response from daemon: unable to find group {group}: no matching entries in group file"
-                    )
-                })?,
-        },
-        None => entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
-    };
-    Ok((uid, gid))
-}
-
-fn unknown_user(user: &str) -> String {
-    format!(
-        "CannotStartContainerError: Error response from daemon: unable to find user {user}: no matching entries in passwd file"
-    )
+/// `/etc/passwd` and `/etc/group` under `root` (never through a link) by the resolver Lambda
+/// images use too: (uid, gid), `None` for a blank user (the default one), or the attempt's
+/// reason as Docker words it.
+pub(crate) fn resolve_user(user: &str, root: &Path) -> Result<Option<(u32, u32)>, String> {
+    nimbus_images::user::resolve(root, user)
+        .map_err(|why| format!("CannotStartContainerError: Error response from daemon: {why}"))
 }
 
 #[cfg(test)]
@@ -113,12 +77,17 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("etc/group"), "root:x:0:\nusers:x:100:\n").unwrap();
-        assert_eq!(resolve_user("nobody", dir.path()), Ok((65534, 65533)));
-        assert_eq!(resolve_user("65534", dir.path()), Ok((65534, 65533)));
-        assert_eq!(resolve_user("1234", dir.path()), Ok((1234, 0)));
-        assert_eq!(resolve_user("1234:55", dir.path()), Ok((1234, 55)));
-        assert_eq!(resolve_user("nobody:users", dir.path()), Ok((65534, 100)));
-        assert!(resolve_user("ghost", dir.path()).unwrap_err().contains("unable to find user ghost"));
+        assert_eq!(resolve_user("nobody", dir.path()), Ok(Some((65534, 65533))));
+        assert_eq!(resolve_user("65534", dir.path()), Ok(Some((65534, 65533))));
+        assert_eq!(resolve_user("1234", dir.path()), Ok(Some((1234, 0))));
+        assert_eq!(resolve_user("1234:55", dir.path()), Ok(Some((1234, 55))));
+        assert_eq!(resolve_user("nobody:users", dir.path()), Ok(Some((65534, 100))));
+        assert_eq!(
+            resolve_user("ghost", dir.path()).unwrap_err(),
+            "CannotStartContainerError: Error response from daemon: unable to find user ghost: \
+             no matching entries in passwd file"
+        );
+        assert_eq!(resolve_user(" ", dir.path()), Ok(None));
         assert!(resolve_user("nobody:ghosts", dir.path())
             .unwrap_err()
             .contains("unable to find group ghosts"));

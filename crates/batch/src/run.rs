@@ -209,7 +209,7 @@ impl Batch {
             Some(user) => {
                 let root = launch.image_root.clone().unwrap_or_else(|| "/".into());
                 match crate::limits::resolve_user(user, &root) {
-                    Ok(ids) => Some(ids),
+                    Ok(ids) => ids,
                     Err(reason) => return Ending::failed_to_start(reason),
                 }
             }

@@ -106,10 +106,7 @@ impl Service for Ecr {
 
 /// The region of a SigV4-signed request's credential scope.
 fn nimbus_region(request: &ApiRequest) -> Option<String> {
-    let auth = request.header("authorization")?;
-    let credential = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?;
-    let parts: Vec<&str> = credential.split('/').collect();
-    (parts.len() == 5).then(|| parts[2].to_owned())
+    nimbus_api::scope::scope_of(&request.headers, &request.uri).map(|s| s.region).filter(|r| !r.is_empty())
 }
 
 #[cfg(test)]

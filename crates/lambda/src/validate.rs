@@ -162,9 +162,7 @@ pub fn role(role: &str) -> Result<(), AwsError> {
         .strip_prefix("arn:")
         .and_then(|rest| rest.split_once(":iam::"))
         .and_then(|(_, rest)| rest.split_once(":role/"))
-        .is_some_and(|(account, name)| {
-            account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty()
-        });
+        .is_some_and(|(account, name)| nimbus_api::scope::is_account_id(account) && !name.is_empty());
     if shaped {
         Ok(())
     } else {

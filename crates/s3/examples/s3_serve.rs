@@ -20,7 +20,7 @@ impl NotificationSink for FileSink {
             NotificationTarget::Lambda { function_arn } => function_arn,
             NotificationTarget::Queue { queue_arn } => queue_arn,
             NotificationTarget::Topic { topic_arn } => topic_arn,
-            NotificationTarget::EventBridge => "default event bus",
+            NotificationTarget::EventBridge { .. } => "default event bus",
         };
         let line = serde_json::json!({ "target": target, "event": event });
         let _ = writeln!(self.0.lock().unwrap(), "{line}");

@@ -87,12 +87,8 @@ fn region_like(name: &str) -> bool {
 
 /// The region of the request's SigV4 credential scope (header or presigned query).
 fn scope_region(ctx: &Ctx) -> Option<String> {
-    let credential = ctx
-        .header("authorization")
-        .and_then(|a| a.split("Credential=").nth(1))
-        .or_else(|| ctx.param("X-Amz-Credential"))?;
-    let region = credential.split('/').nth(2)?;
-    region_like(region).then(|| region.to_owned())
+    let region = nimbus_api::scope::scope_of(&ctx.request.headers, &ctx.request.uri)?.region;
+    region_like(&region).then_some(region)
 }
 
 pub fn head(s3: &Inner, ctx: &mut Ctx) -> S3Result<Reply> {

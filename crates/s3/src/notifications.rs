@@ -26,9 +26,11 @@ pub enum NotificationTarget {
     Topic {
         topic_arn: String,
     },
-    /// The account's default event bus (`EventBridgeConfiguration`); the event is EventBridge's
-    /// "Object Created"/"Object Deleted" event, not a `Records` document.
-    EventBridge,
+    /// The account's default event bus of the bucket's region (`EventBridgeConfiguration`); the
+    /// event is EventBridge's "Object Created"/"Object Deleted" event, not a `Records` document.
+    EventBridge {
+        region: String,
+    },
 }
 
 /// Delivery of event documents (`{"Records":[…]}` or the test event). Called after the object
@@ -261,7 +263,7 @@ fn check_destinations(sink: &dyn NotificationSink, config: &Config) -> S3Result<
                 format!("{function_arn}, null"),
                 format!("Not authorized to invoke function [{function_arn}]"),
             ),
-            NotificationTarget::EventBridge => continue,
+            NotificationTarget::EventBridge { .. } => continue,
         };
         failed += 1;
         error =
@@ -310,14 +312,15 @@ pub fn deliver_events(s3: &Inner, ctx: &Ctx) {
     if ctx.events.is_empty() {
         return;
     }
-    let config = match s3.db.notification(ctx.bucket()) {
-        Ok(Some(text)) => from_json(&text),
+    let (config, region) = match s3.db.notification_and_region(ctx.bucket()) {
+        Ok(Some((text, region))) => (from_json(&text), region),
         _ => return,
     };
-    deliver(s3, sink, ctx, &config);
+    deliver(s3, sink, ctx, &config, &region);
 }
 
-fn deliver(s3: &Inner, sink: &Arc<dyn NotificationSink>, ctx: &Ctx, config: &Config) {
+/// Events of a bucket of `region` (their records' `awsRegion`, the event bus's region).
+fn deliver(s3: &Inner, sink: &Arc<dyn NotificationSink>, ctx: &Ctx, config: &Config, region: &str) {
     let source_ip = ctx
         .header("x-forwarded-for")
         .and_then(|f| f.split(',').next())
@@ -335,12 +338,12 @@ fn deliver(s3: &Inner, sink: &Arc<dyn NotificationSink>, ctx: &Ctx, config: &Con
                 &s3.account,
                 &source_ip,
             );
-            sink.deliver(&NotificationTarget::EventBridge, detail);
+            sink.deliver(&NotificationTarget::EventBridge { region: region.to_owned() }, detail);
         }
         for rule in config.rules.iter().filter(|r| r.matches(event)) {
             let Some(target) = rule.target() else { continue };
             let record = RecordContext {
-                region: &s3.region,
+                region,
                 account: &s3.account,
                 bucket: ctx.bucket(),
                 request_id: &ctx.request_id,

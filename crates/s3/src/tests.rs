@@ -26,7 +26,7 @@ impl NotificationSink for Recorder {
             NotificationTarget::Queue { queue_arn: arn }
             | NotificationTarget::Lambda { function_arn: arn }
             | NotificationTarget::Topic { topic_arn: arn } => !arn.contains("missing"),
-            NotificationTarget::EventBridge => true,
+            NotificationTarget::EventBridge { .. } => true,
         }
     }
 }

@@ -206,7 +206,5 @@ impl Service for StepFunctions {
 
 /// The region of the request's SigV4 credential scope.
 fn region_of(request: &ApiRequest) -> Option<String> {
-    let auth = request.header("authorization")?;
-    let scope = auth.split("Credential=").nth(1)?;
-    scope.split('/').nth(2).map(str::to_owned).filter(|r| !r.is_empty())
+    nimbus_api::scope::scope_of(&request.headers, &request.uri).map(|s| s.region).filter(|r| !r.is_empty())
 }

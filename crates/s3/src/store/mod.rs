@@ -216,6 +216,12 @@ impl Db {
         }
     }
 
+    /// The bucket's notification configuration (JSON) and region, if it has a configuration.
+    pub fn notification_and_region(&self, bucket: &str) -> Result<Option<(String, String)>, DbError> {
+        let sql = "SELECT notification, region FROM buckets WHERE name = ?1 AND notification IS NOT NULL";
+        self.db.query_opt(sql, &params![bucket])?.map(|row| Ok((row.get(0)?, row.get(1)?))).transpose()
+    }
+
     pub fn set_notification(&self, bucket: &str, config: &str) -> S3Result<()> {
         let sql = "UPDATE buckets SET notification = ?2 WHERE name = ?1";
         match self.db.execute(sql, &params![bucket, config])? {
