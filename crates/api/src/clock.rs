@@ -15,6 +15,24 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
+/// A sweeper's pause: `period`, or less when the clock jumps first (see [`Clock::jumps`]).
+/// False once the clock is gone: the sweeper stops.
+pub async fn pause(
+    jumps: &mut Option<tokio::sync::watch::Receiver<i64>>,
+    period: std::time::Duration,
+) -> bool {
+    match jumps.as_mut() {
+        Some(jumps) => tokio::select! {
+            _ = tokio::time::sleep(period) => true,
+            changed = jumps.changed() => changed.is_ok(),
+        },
+        None => {
+            tokio::time::sleep(period).await;
+            true
+        }
+    }
+}
+
 pub struct SystemClock;
 
 impl Clock for SystemClock {

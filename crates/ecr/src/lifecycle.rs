@@ -332,14 +332,8 @@ pub fn run(ecr: Arc<Ecr>) {
     handle.spawn(async move {
         let mut jumps = clock.jumps();
         loop {
-            match jumps.as_mut() {
-                Some(jumps) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(PERIOD) => {}
-                        changed = jumps.changed() => if changed.is_err() { return },
-                    }
-                }
-                None => tokio::time::sleep(PERIOD).await,
+            if !nimbus_api::clock::pause(&mut jumps, PERIOD).await {
+                return;
             }
             let (ecr, now) = (ecr.clone(), clock.now_ms());
             let _ = tokio::task::spawn_blocking(move || ecr.apply_lifecycle(now)).await;

@@ -207,14 +207,8 @@ pub fn run(s3: Arc<Inner>, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut jumps = clock.jumps();
         loop {
-            match jumps.as_mut() {
-                Some(jumps) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(PERIOD) => {}
-                        changed = jumps.changed() => if changed.is_err() { return },
-                    }
-                }
-                None => tokio::time::sleep(PERIOD).await,
+            if !nimbus_api::clock::pause(&mut jumps, PERIOD).await {
+                return;
             }
             let (s3, now) = (s3.clone(), clock.now_ms());
             let _ = tokio::task::spawn_blocking(move || sweep(&s3, now)).await;
