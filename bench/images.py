@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Container images: a 50 MB, 5-layer image pushed through the registry (monolithic blob
 uploads) and unpacked the first time, the same import as a `docker save` tarball (which unpacks
-too), and Lambda cold starts from that busybox image against a zip function with the same
-bootstrap (`provided.al2023`), in one run.
+too), Lambda cold starts from that busybox image against a zip function with the same
+bootstrap (`provided.al2023`), and Batch submit → RUNNING for a job in a pushed, unpacked
+busybox image against a `nimbus/host` job, interleaved on the same warm capacity, in one run.
 
-    cargo build --release --bin nimbus && python3 bench/images.py [--cold-starts 10]
+    cargo build --release --bin nimbus && python3 bench/images.py [--cold-starts 10] [--jobs 30]
 
 Starts its own nimbus on a free port with a temporary data directory and stops it at the end.
 Needs Debian's busybox-static (/bin/busybox).
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,9 @@ from botocore.config import Config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 from oci_images import BOOTSTRAP, Image, busybox_layer, docker_save, layer  # noqa: E402
+
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from batch import CAPACITY, submit_to_running, warm_queue  # noqa: E402
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
 
@@ -58,6 +63,15 @@ def big_image(total_mb=50, layers=5):
     return Image(made)
 
 
+def push(endpoint, repository, tag, image):
+    """The image's blobs (monolithic uploads) and manifest through the registry."""
+    for d, blob in image.blobs.items():
+        if d != image.digest:
+            http(endpoint, "POST", f"/v2/{repository}/blobs/uploads/?digest={d}", blob)
+    http(endpoint, "PUT", f"/v2/{repository}/manifests/{tag}", image.manifest,
+         {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+
+
 def client(service, endpoint):
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
                         aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}, read_timeout=120))
@@ -79,16 +93,46 @@ def cold_starts(lam, name, runs):
     return samples[len(samples) // 2]
 
 
+def job_starts(endpoint, runs):
+    """Batch submit → RUNNING: jobs of a `nimbus/host` definition and of a definition naming a
+    pushed, unpacked busybox image, taken in turns on the same warm compute environment; both run
+    the same `/bin/busybox sleep 0.3` (the host's busybox, the image's copy)."""
+    batch = client("batch", endpoint)
+    warm_queue(batch, endpoint, "jobs")
+    client("ecr", endpoint).create_repository(repositoryName="jobimage")
+    push(endpoint, "jobimage", "v1", Image([busybox_layer()], config={"Env": ["PATH=/bin"]}))
+    http(endpoint, "POST", "/_nimbus/images/unpack?reference=jobimage:v1")
+    command = ["/bin/busybox", "sleep", "0.3"]
+    for name, image in (("host", "nimbus/host"), ("image", "jobimage:v1")):
+        batch.register_job_definition(jobDefinitionName=name, type="container", containerProperties={
+            "image": image, "command": command, "vcpus": 1, "memory": 128})
+    samples = {"host": ([], []), "image": ([], [])}
+    for i in range(runs + 1):
+        for name in ("host", "image") if i % 2 else ("image", "host"):
+            server_ms, client_ms = submit_to_running(batch, "jobs", name)
+            if i:  # the first of each warms up (the image's root, the job definition)
+                samples[name][0].append(server_ms)
+                samples[name][1].append(client_ms)
+    rows = []
+    for label, index in (("createdAt → startedAt", 0), ("client polling, submit → RUNNING", 1)):
+        host, image = (statistics.median(samples[name][index]) for name in ("host", "image"))
+        rows += [(f"Batch job start, {label}, `nimbus/host`, p50 of {runs}", host),
+                 (f"Batch job start, {label}, cached image, p50 of {runs}", image),
+                 (f"Batch job start, {label}, image − host (budget ≤ 5 ms)", image - host)]
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--nimbus", default=os.path.join(REPO, "target/release/nimbus"))
     parser.add_argument("--cold-starts", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=30, help="Batch jobs of each kind for job start")
     args = parser.parse_args()
     if not os.path.exists("/bin/busybox"):
         raise SystemExit("needs /bin/busybox (apt-get install busybox-static)")
     port, data = free_port(), tempfile.mkdtemp(prefix="nimbus-bench-images-")
     endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet"],
+    server = subprocess.Popen([args.nimbus, "up", "--port", str(port), "--data-dir", data, "--quiet", *CAPACITY],
                               stdout=subprocess.DEVNULL)
     rows = []
     try:
@@ -107,11 +151,7 @@ def main():
 
         ecr.create_repository(repositoryName="bench")
         started = time.perf_counter()
-        for d, blob in image.blobs.items():
-            if d != image.digest:
-                http(endpoint, "POST", f"/v2/bench/blobs/uploads/?digest={d}", blob)
-        http(endpoint, "PUT", "/v2/bench/manifests/v1", image.manifest,
-             {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        push(endpoint, "bench", "v1", image)
         push_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         http(endpoint, "POST", "/_nimbus/images/unpack?reference=bench:v1")
@@ -149,6 +189,7 @@ def main():
                             Code={"ZipFile": buffer.getvalue()})
         rows.append(("Lambda cold start from the image, p50", cold_starts(lam, "from-image", args.cold_starts)))
         rows.append(("Lambda cold start from a zip (same bootstrap), p50", cold_starts(lam, "from-zip", args.cold_starts)))
+        rows += job_starts(endpoint, args.jobs)
     finally:
         server.terminate()
         server.wait(timeout=30)
