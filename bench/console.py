@@ -104,7 +104,10 @@ def main():
         options.binary_location = shutil.which("chromium")
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
             options.add_argument(arg)
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        # Chromium's profile and singleton socket under the bench's own directory (removed below).
+        options.add_argument(f"--user-data-dir={data}/chromium")
+        service = Service(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": str(data)})
+        driver = webdriver.Chrome(service=service, options=options)
         driver.set_script_timeout(60)
         paints, scrolls, loaded = [], [], []
         for _ in range(args.rounds):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -45,7 +46,25 @@ def browser_or_skip():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=options)
+    # Chromium's profile and the singleton socket it makes under TMPDIR live in a directory of
+    # the test's own, removed on quit (else each run leaves /tmp/org.chromium.Chromium.* behind).
+    root = tempfile.mkdtemp(prefix="nimbus-chromium-")
+    options.add_argument(f"--user-data-dir={root}/profile")
+    try:
+        browser = webdriver.Chrome(service=Service(driver, env={**os.environ, "TMPDIR": root}), options=options)
+    except Exception:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    quit_browser = browser.quit
+
+    def quit_and_clean():
+        try:
+            quit_browser()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    browser.quit = quit_and_clean
+    return browser
 
 
 def deploy_workload(endpoint: str) -> dict:
