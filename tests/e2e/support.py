@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 import zipfile
+from pathlib import Path
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -52,6 +53,11 @@ def aws_cli_env(endpoint: str | None, tmp_path) -> dict:
     )
     if endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint
+    # The tools' own temporary files (the SAM CLI leaves empty directories) go to the test's
+    # directory, which pytest removes, not to /tmp.
+    scratch = Path(tmp_path) / "tool-tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(scratch)
     return env
 
 
