@@ -173,8 +173,10 @@ pub fn aws_error(reply: &Reply) -> Option<Error> {
     let message = ["message", "Message", "errorMessage"]
         .iter()
         .find_map(|key| body.get(key).and_then(Value::as_str))
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
+    // Some messages already lead with their type (Batch's `CannotPullContainerError: …` wording):
+    // printed once.
+    let message = message.strip_prefix(&format!("{error_type}: ")).unwrap_or(message).to_string();
     Some(Error::Aws { error_type, message })
 }
 
@@ -206,5 +208,17 @@ mod tests {
             "ResourceNotFoundException: The specified log group does not exist."
         );
         assert!(aws_error(&reply(&[], "not found")).is_none());
+    }
+
+    #[test]
+    fn a_message_leading_with_its_type_names_it_once() {
+        let pull = reply(
+            &[("X-Amzn-Errortype", "CannotPullContainerError")],
+            r#"{"message":"CannotPullContainerError: failed to resolve ref r:x: not found"}"#,
+        );
+        assert_eq!(
+            aws_error(&pull).unwrap().to_string(),
+            "CannotPullContainerError: failed to resolve ref r:x: not found"
+        );
     }
 }
