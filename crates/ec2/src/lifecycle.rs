@@ -132,6 +132,8 @@ impl Ec2 {
                     _ => self.runner.kill(&id).await,
                 }
             }
+            // nimbus is stopping: the instance stays pending, settled at the next start.
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => {
                 eprintln!("nimbus: ec2: cannot boot {id}: {error}");
                 let now = self.now();

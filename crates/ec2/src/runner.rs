@@ -91,6 +91,8 @@ pub struct Runner {
     endpoint_url: String,
     acceptor: ApiAcceptor,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Set by [`Runner::shutdown`]: no instance boots after it (a boot in flight is undone).
+    closed: AtomicBool,
 }
 
 /// How an instance's main process ended on its own (not by nimbus).
@@ -98,7 +100,14 @@ pub type OnExit = Box<dyn FnOnce(String) + Send>;
 
 impl Runner {
     pub fn new(sandbox: Arc<Sandbox>, dir: PathBuf, endpoint_url: String, acceptor: ApiAcceptor) -> Runner {
-        Runner { sandbox, dir, endpoint_url, acceptor, live: Mutex::new(HashMap::new()) }
+        Runner {
+            sandbox,
+            dir,
+            endpoint_url,
+            acceptor,
+            live: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        }
     }
 
     fn instance_dir(&self, id: &str) -> PathBuf {
@@ -162,7 +171,11 @@ impl Runner {
 
     /// Boots the instance: resolves once its main process runs. `on_exit` is called if that
     /// process ends on its own (a shutdown from inside, or the memory limit).
+    /// Fails with [`std::io::ErrorKind::Interrupted`] when nimbus is stopping.
     pub async fn boot(self: &Arc<Self>, boot: Boot, on_exit: OnExit) -> std::io::Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(nimbus_stopping());
+        }
         let dir = self.instance_dir(&boot.instance_id);
         std::fs::create_dir_all(&dir)?;
         let sandboxed = self.sandbox.isolation() == Isolation::Namespaces;
@@ -264,7 +277,21 @@ impl Runner {
             stopping: stopping.clone(),
             exited,
         });
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(boot.instance_id.clone(), live);
+        {
+            let mut all = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked under the lock `shutdown` reads the live instances through: either this
+            // instance is among them, or it is undone here.
+            if !self.closed.load(Ordering::Acquire) {
+                all.insert(boot.instance_id.clone(), live);
+            } else {
+                drop(all);
+                live.servers.iter().for_each(|s| s.abort());
+                child.kill();
+                let _ = child.wait().await;
+                child.release();
+                return Err(nimbus_stopping());
+            }
+        }
         let runner = self.clone();
         let id = boot.instance_id.clone();
         tokio::spawn(async move {
@@ -365,6 +392,7 @@ impl Runner {
 
     /// Ends every instance's processes (nimbus is stopping).
     pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
         let ids: Vec<String> = self.live.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         for id in ids {
             self.kill(&id).await;
@@ -378,6 +406,10 @@ impl Live {
             child.kill();
         }
     }
+}
+
+fn nimbus_stopping() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Interrupted, "nimbus is stopping")
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

@@ -29,6 +29,24 @@ pub(crate) struct Fixture {
     events: Arc<Recorded>,
     sandbox: Arc<Sandbox>,
     config: Config,
+    /// Stopped when the fixture is dropped, before its directory goes: an instance still booting
+    /// would otherwise leave its processes and its directory behind.
+    opened: Mutex<Vec<Arc<Ec2>>>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap());
+        let stop = async {
+            for ec2 in opened {
+                ec2.shutdown().await;
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => tokio::task::block_in_place(|| runtime.block_on(stop)),
+            Err(_) => tokio::runtime::Runtime::new().unwrap().block_on(stop),
+        }
+    }
 }
 
 impl Fixture {
@@ -53,11 +71,12 @@ impl Fixture {
             events: Arc::default(),
             sandbox,
             config,
+            opened: Mutex::default(),
         }
     }
 
     pub(crate) fn open(&self) -> Arc<Ec2> {
-        Ec2::open(
+        let ec2 = Ec2::open(
             &self.database,
             Identity::default(),
             self.config.clone(),
@@ -66,7 +85,9 @@ impl Fixture {
             Arc::default(),
             self.events.clone(),
         )
-        .unwrap()
+        .unwrap();
+        self.opened.lock().unwrap().push(ec2.clone());
+        ec2
     }
 }
 
@@ -124,7 +145,8 @@ async fn an_instance_runs_its_user_data_and_is_metered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn capacity_is_refused_past_what_the_host_lends() {
-    let ec2 = Fixture::new(4).open();
+    let fixture = Fixture::new(4);
+    let ec2 = fixture.open();
     let error = run(&ec2, json!({ "InstanceType": "c5.2xlarge" })).unwrap_err();
     assert_eq!(error.code, "InsufficientInstanceCapacity");
     run(&ec2, json!({ "InstanceType": "c5.xlarge" })).unwrap();
@@ -165,7 +187,8 @@ async fn a_spot_interruption_waits_for_the_clock_then_terminates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_launches_the_cheapest_fitting_type_and_runs_a_process_in_it() {
-    let ec2 = Fixture::new(16).open();
+    let fixture = Fixture::new(16);
+    let ec2 = fixture.open();
     let launched = ec2
         .launch(Capacity { vcpus: 2, memory_mib: 4096, arch: Some("arm64".into()), ..Capacity::default() })
         .unwrap();
@@ -318,7 +341,8 @@ async fn a_scale_factor_lets_types_larger_than_the_host_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unfulfilled_spot_request_is_fulfilled_when_capacity_returns() {
-    let ec2 = Fixture::new(2).open();
+    let fixture = Fixture::new(2);
+    let ec2 = fixture.open();
     let request = json!({ "InstanceCount": "1", "LaunchSpecification": {
         "ImageId": crate::catalog::IMAGES[0].id, "InstanceType": "t3.micro" } });
     let first = ec2.request_spot_instances("us-east-1", &request).unwrap();
