@@ -123,16 +123,17 @@ async fn an_instance_runs_its_user_data_and_is_metered() {
         .unwrap();
     assert_eq!(launched.state, State::Pending);
     until_state(&ec2, &launched.id, State::Running).await;
-    for _ in 0..100 {
-        if String::from_utf8_lossy(&ec2.runner.console(&launched.id)).contains(&format!("up {}", launched.id))
-        {
+    // The last line the instance prints once its user data has run.
+    let mut console = String::new();
+    for _ in 0..400 {
+        console = String::from_utf8_lossy(&ec2.runner.console(&launched.id)).into_owned();
+        if console.contains("user data exited with status") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(
-        String::from_utf8_lossy(&ec2.runner.console(&launched.id)).contains("user data exited with status 0")
-    );
+    assert!(console.contains(&format!("up {}", launched.id)), "{console}");
+    assert!(console.contains("user data exited with status 0"), "{console}");
     ec2.terminate(&launched.id).unwrap();
     let ended = until_state(&ec2, &launched.id, State::Terminated).await;
     assert_eq!(ended.state_reason.unwrap().0, "Client.UserInitiatedShutdown");
