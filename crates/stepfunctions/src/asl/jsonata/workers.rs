@@ -35,6 +35,8 @@ const DEADLINE: Duration = Duration::from_millis(eval::TIMEOUT_MS + 2_000);
 /// The largest answer a worker hands back (JSON bytes): about AWS's memory limit, which refuses
 /// `MAX_SEQUENCE` + 1 numbers.
 const MAX_ANSWER: usize = eval::MAX_SEQUENCE * 8;
+/// How long an answer is waited for on the async runtime's own thread.
+const QUICK_MS: i32 = 5;
 /// What a worker that ran out of time is reported with (jsonata-core's own words for it).
 const TIMEOUT: &str = "D1012: Evaluation timeout after 5000 milliseconds. Check for infinite loop";
 
@@ -150,8 +152,9 @@ impl Worker {
     fn answer(&mut self, deadline: Duration) -> Result<Vec<u8>, Ended> {
         let until = Instant::now() + deadline;
         let fd = self.stdout.get_ref().as_raw_fd();
-        // Most answers come within a millisecond; a longer wait leaves the async runtime's thread.
-        if self.stdout.buffer().is_empty() && !readable(fd, 1) && !blocking(|| wait(fd, until)) {
+        // Most answers come within a millisecond, a few more on a busy machine; a longer wait
+        // leaves the async runtime's thread (handing it over costs more than that wait).
+        if self.stdout.buffer().is_empty() && !readable(fd, QUICK_MS) && !blocking(|| wait(fd, until)) {
             return Err(Ended::Late);
         }
         let mut line = Vec::new();
