@@ -35,6 +35,8 @@ const DEADLINE: Duration = Duration::from_millis(eval::TIMEOUT_MS + 2_000);
 /// The largest answer a worker hands back (JSON bytes): about AWS's memory limit, which refuses
 /// `MAX_SEQUENCE` + 1 numbers.
 const MAX_ANSWER: usize = eval::MAX_SEQUENCE * 8;
+/// What a request no worker could take is reported with.
+const NO_WORKER: &str = "U1002: The JSONata worker process could not be started";
 /// How long an answer is waited for on the async runtime's own thread.
 const QUICK_MS: i32 = 5;
 /// What a worker that ran out of time is reported with (jsonata-core's own words for it).
@@ -105,7 +107,7 @@ impl Pool {
         for _ in 0..2 {
             let worker = match slot.as_mut() {
                 Some(worker) => worker,
-                None => slot.insert(self.spawn().map_err(|_| "The JSONata evaluator could not start")?),
+                None => slot.insert(self.spawn().map_err(|_| NO_WORKER)?),
             };
             if worker.stdin.write_all(request).and_then(|()| worker.stdin.flush()).is_err() {
                 stop(slot.take(), Ended::Died);
@@ -116,7 +118,7 @@ impl Pool {
                 Err(ended) => Err(stop(slot.take(), ended)),
             };
         }
-        Err(MEMORY_LIMIT)
+        Err(NO_WORKER)
     }
 
     /// A free worker's slot, else (waiting off the async runtime) the next one in turn.

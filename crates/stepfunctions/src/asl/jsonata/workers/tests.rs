@@ -125,3 +125,16 @@ fn a_worker_that_exits_between_requests_is_started_again() {
         let _ = slot.as_mut().map(|w| w.child.wait());
     }
 }
+
+#[test]
+fn no_worker_fails_the_state_and_names_why() {
+    let pool = Pool::new("/nonexistent/nimbus".into(), vec![WORKER_ARG.into()], 1, Duration::from_secs(1));
+    let (input, context) = (json!({}), json!({}));
+    let failure = pool.fill(&json!("{% 1 %}"), &states_of(&input, &context), "Output").unwrap_err();
+    assert_eq!(failure.error, ERROR);
+    assert!(
+        failure.cause.ends_with(&format!("threw an error during evaluation. {NO_WORKER}")),
+        "{}",
+        failure.cause
+    );
+}
