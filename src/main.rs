@@ -161,6 +161,13 @@ enum IsolationArg {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    // Step Functions' JSONata worker: nimbus runs itself, bounded, to evaluate expressions.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == nimbus_stepfunctions::asl::jsonata::workers::WORKER_ARG)
+    {
+        return Ok(nimbus_stepfunctions::asl::jsonata::workers::serve());
+    }
     match Cli::parse().command {
         Command::Up(args) => {
             // SAFETY: geteuid has no arguments and cannot fail.
@@ -169,6 +176,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     eprintln!("nimbus: no mount namespace of its own ({error}); leftovers are cleared at the next start");
                 }
             }
+            nimbus_stepfunctions::asl::jsonata::workers::enable(PathBuf::from("/proc/self/exe"));
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             if let Err(error) = runtime.block_on(up(args)) {
                 eprintln!("nimbus: {error:#}");

@@ -5,16 +5,17 @@
 //! `$parse`; `$eval` is disabled as on AWS).
 //!
 //! The language itself is the `jsonata-core` crate (safe Rust, passes JSONata's 1,686 reference
-//! tests), with a time and depth budget so no expression can hold the server.
+//! tests), run in `eval` with AWS's budgets, inside worker processes (`workers`) whose memory,
+//! CPU and time are bounded, so no expression can exhaust or hold the server.
 
 use jsonata_core::ast::AstNode;
-use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions, HostFnResult};
-use jsonata_core::value::JValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{path, Failure};
+use super::Failure;
 
+pub mod eval;
 pub mod validate;
+pub mod workers;
 
 pub const ERROR: &str = "States.QueryEvaluationError";
 
@@ -62,118 +63,17 @@ pub struct States<'a> {
     pub context: &'a Value,
 }
 
-impl States<'_> {
-    fn bindings(&self) -> (JValue, Map<String, Value>) {
-        let mut context = self.context.clone();
-        let variables = match context.as_object_mut().and_then(|c| c.remove(path::VARIABLES)) {
-            Some(Value::Object(v)) => v,
-            _ => Map::new(),
-        };
-        let mut states = Map::new();
-        states.insert("input".into(), self.input.clone());
-        states.insert("context".into(), context);
-        if let Some(result) = self.result {
-            states.insert("result".into(), result.clone());
-        }
-        if let Some(error) = self.error_output {
-            states.insert("errorOutput".into(), error.clone());
-        }
-        (JValue::from(Value::Object(states)), variables)
-    }
-}
-
 /// `template` with every `{% … %}` string replaced by its value; `field` names where it is
-/// (`Output`, `Arguments/Payload`…) for error messages. One evaluator serves all its expressions.
+/// (`Output`, `Arguments/Payload`…) for error messages. Evaluated by a worker process when nimbus
+/// runs them (see `workers`), else here.
 pub fn fill(template: &Value, states: &States<'_>, field: &str) -> Result<Value, Failure> {
-    fill_with(template, states, field, &mut None)
-}
-
-fn fill_with(
-    template: &Value,
-    states: &States<'_>,
-    field: &str,
-    session: &mut Option<Evaluator>,
-) -> Result<Value, Failure> {
-    match template {
-        Value::String(text) => match expression(text) {
-            Some(expr) => evaluate_with(expr, states, field, session),
-            None => Ok(template.clone()),
-        },
-        Value::Object(fields) => {
-            let mut out = Map::new();
-            for (key, value) in fields {
-                out.insert(key.clone(), fill_with(value, states, &format!("{field}/{key}"), session)?);
-            }
-            Ok(Value::Object(out))
-        }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| fill_with(item, states, &format!("{field}[{i}]"), session))
-            .collect::<Result<_, _>>()
-            .map(Value::Array),
-        other => Ok(other.clone()),
-    }
-}
-
-/// One expression's value; nothing (undefined) is an error, as in AWS.
-pub fn evaluate(expr: &str, states: &States<'_>, field: &str) -> Result<Value, Failure> {
-    evaluate_with(expr, states, field, &mut None)
-}
-
-/// An evaluator with `$states`, the variables and Step Functions' functions bound, and the
-/// budgets that keep an expression from holding the server.
-fn evaluator(states: &States<'_>) -> Result<Evaluator, EvaluatorError> {
-    let (bound, variables) = states.bindings();
-    let mut context = Context::new();
-    context.bind("states".into(), bound);
-    for (name, value) in variables {
-        context.bind(name, JValue::from(value));
-    }
-    let options = EvaluatorOptions {
-        timeout_ms: Some(5_000),
-        max_stack_depth: Some(1_000),
-        max_sequence_length: Some(1_000_000),
-        ..EvaluatorOptions::default()
-    };
-    let mut evaluator = Evaluator::with_options(context, options);
-    functions(&mut evaluator)?;
-    Ok(evaluator)
-}
-
-fn evaluate_with(
-    expr: &str,
-    states: &States<'_>,
-    field: &str,
-    session: &mut Option<Evaluator>,
-) -> Result<Value, Failure> {
-    let failed = |message: String| {
-        Failure::new(
-            ERROR,
-            format!(
-                "The JSONata expression '{expr}' specified for the field '{field}' threw an error: {message}"
-            ),
-        )
-    };
-    let ast = jsonata_core::parser::parse(expr).map_err(|e| failed(e.to_string()))?;
-    let evaluator = match session {
-        Some(evaluator) => evaluator,
-        None => session.insert(evaluator(states).map_err(|e| failed(e.message().to_owned()))?),
-    };
-    let value = evaluator.evaluate(&ast, &JValue::Undefined).map_err(|e| failed(e.message().to_owned()))?;
-    if value.is_undefined() {
-        return Err(Failure::new(
-            ERROR,
-            format!("The JSONata expression '{expr}' specified for the field '{field}' returned nothing (undefined)."),
-        ));
-    }
-    serde_json::to_value(&value).map_err(|e| failed(e.to_string()))
+    workers::fill(template, states, field)
 }
 
 /// A `{% … %}` field that must give a boolean (a Choice rule's `Condition`).
 pub fn condition(text: &str, states: &States<'_>, field: &str) -> Result<bool, Failure> {
     let value = match expression(text) {
-        Some(expr) => evaluate(expr, states, field)?,
+        Some(_) => fill(&Value::String(text.to_owned()), states, field)?,
         None => serde_json::from_str(text).unwrap_or(Value::String(text.to_owned())),
     };
     value.as_bool().ok_or_else(|| {
@@ -238,82 +138,6 @@ fn top_level(node: &AstNode) -> Option<String> {
 
 fn first<'a>(mut nodes: impl Iterator<Item = &'a AstNode>) -> Option<String> {
     nodes.find_map(top_level)
-}
-
-fn argument_error(name: &str, message: &str) -> EvaluatorError {
-    EvaluatorError::TypeError(format!("{name}: {message}"))
-}
-
-fn number(name: &str, args: &[JValue], i: usize) -> Result<f64, EvaluatorError> {
-    args.get(i)
-        .and_then(JValue::as_f64)
-        .ok_or_else(|| argument_error(name, &format!("argument {} must be a number", i + 1)))
-}
-
-/// The functions Step Functions adds to JSONata's library.
-fn functions(evaluator: &mut Evaluator) -> Result<(), EvaluatorError> {
-    evaluator.register_fn("partition", |args: &[JValue]| -> HostFnResult {
-        let Some(items) = args.first().and_then(JValue::as_array) else {
-            return Err(argument_error("$partition", "argument 1 must be an array"));
-        };
-        let size = number("$partition", args, 1)?.trunc();
-        if size < 1.0 || items.is_empty() {
-            return Ok(JValue::Undefined);
-        }
-        let chunks = items.chunks(size as usize).map(|c| JValue::array(c.to_vec())).collect();
-        Ok(JValue::array(chunks))
-    })?;
-    evaluator.register_fn("range", |args: &[JValue]| -> HostFnResult {
-        let (start, end) = (number("$range", args, 0)?.trunc(), number("$range", args, 1)?.trunc());
-        let Some(step) = args.get(2).and_then(JValue::as_f64).map(f64::trunc) else {
-            return Ok(JValue::Undefined);
-        };
-        if step == 0.0 || (end - start) * step < 0.0 {
-            return Ok(JValue::Undefined);
-        }
-        if ((end - start) / step).abs() > 1_000_000.0 {
-            return Err(argument_error("$range", "the range holds more than 1,000,000 values"));
-        }
-        let mut values = Vec::new();
-        let mut v = start;
-        while (step > 0.0 && v <= end) || (step < 0.0 && v >= end) {
-            values.push(JValue::from(v));
-            v += step;
-        }
-        Ok(if values.len() == 1 { values.remove(0) } else { JValue::array(values) })
-    })?;
-    evaluator.register_fn("hash", |args: &[JValue]| -> HostFnResult {
-        let Some(text) = args.first().and_then(JValue::as_str) else {
-            return Err(argument_error("$hash", "argument 1 must be a string"));
-        };
-        let Some(algorithm) = args.get(1).and_then(JValue::as_str) else { return Ok(JValue::Undefined) };
-        super::intrinsic::hash(text.as_bytes(), algorithm)
-            .map(JValue::from)
-            .map_err(|m| argument_error("$hash", &m))
-    })?;
-    evaluator.register_fn("uuid", |_: &[JValue]| -> HostFnResult {
-        Ok(JValue::from(uuid::Uuid::new_v4().to_string()))
-    })?;
-    evaluator.register_fn("parse", |args: &[JValue]| -> HostFnResult {
-        let Some(text) = args.first().and_then(JValue::as_str) else {
-            return Err(argument_error("$parse", "argument 1 must be a string"));
-        };
-        serde_json::from_str::<Value>(text)
-            .map(JValue::from)
-            .map_err(|e| argument_error("$parse", &format!("the string is not JSON: {e}")))
-    })?;
-    evaluator.register_fn_override("random", |args: &[JValue]| -> HostFnResult {
-        Ok(JValue::from(match args.first().and_then(JValue::as_f64) {
-            Some(seed) => fastrand::Rng::with_seed(seed as i64 as u64).f64(),
-            None => fastrand::f64(),
-        }))
-    })?;
-    evaluator.register_fn_override("eval", |_: &[JValue]| -> HostFnResult {
-        Err(EvaluatorError::EvaluationError(
-            "The function $eval is not supported in Step Functions; use $parse".into(),
-        ))
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]

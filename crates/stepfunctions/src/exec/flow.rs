@@ -46,7 +46,11 @@ pub async fn run_with_policies(
             });
             match finished {
                 Ok(output) => return Ok((output, at.next())),
-                Err(failure) => query::located(&at, failure),
+                Err(failure) => {
+                    let failure = query::located(&at, failure);
+                    query::record_evaluation_failed(run, &at, &failure, cursor);
+                    failure
+                }
             }
         } else {
             let result = result.and_then(|r| match state.get("ResultSelector") {
@@ -73,7 +77,11 @@ pub async fn run_with_policies(
                 let error = failure.to_json();
                 let states = States { error_output: Some(&error), ..query::inputs(&input, &context) };
                 let output = query::finish(at.scope, catcher, &format!("Catch[{i}]"), &states, error.clone())
-                    .map_err(|f| query::located(&at, f))?;
+                    .map_err(|f| {
+                        let failure = query::located(&at, f);
+                        query::record_evaluation_failed(run, &at, &failure, cursor);
+                        failure
+                    })?;
                 return Ok((output, catcher["Next"].as_str().map(str::to_owned)));
             }
             if matches(&errors, &failure.error) {

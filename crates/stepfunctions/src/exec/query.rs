@@ -125,6 +125,16 @@ pub fn evaluation_failed(state: &str, entered_id: i64, failure: &Failure) -> Opt
     Some(details)
 }
 
+/// Records the `EvaluationFailed` event when `failure` is the state's own JSONata failure, at the
+/// point of failure: before a retry, a catcher or the execution's failure, as AWS records it.
+pub fn record_evaluation_failed(run: &Run, at: &Entered<'_>, failure: &Failure, cursor: &mut Cursor) {
+    if let Some(details) = evaluation_failed(at.name, at.entered_id, failure) {
+        if run.keeps_events() {
+            run.record(cursor, "EvaluationFailed", Some(("evaluationFailedEventDetails", details)));
+        }
+    }
+}
+
 pub async fn run_state(
     run: &Arc<Run>,
     kind: &str,

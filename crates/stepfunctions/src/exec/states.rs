@@ -113,14 +113,17 @@ pub fn run_machine<'a>(
             let (output, next) = match run_state(run, &kind, at, input, cursor).await {
                 Ok(step) => step,
                 Err(failure) => {
-                    if let Some(details) = super::query::evaluation_failed(&name, entered_id, &failure) {
-                        if run.keeps_events() {
-                            run.record(
-                                cursor,
-                                "EvaluationFailed",
-                                Some(("evaluationFailedEventDetails", details)),
-                            );
-                        }
+                    // Task, Parallel and Map record it themselves, before their Retry and Catch.
+                    if !matches!(kind.as_str(), "Task" | "Parallel" | "Map") {
+                        let at = Entered {
+                            name: &name,
+                            state: &state,
+                            entered,
+                            entered_id,
+                            scope: &scope,
+                            resume: None,
+                        };
+                        super::query::record_evaluation_failed(run, &at, &failure, cursor);
                     }
                     return Err(failure);
                 }

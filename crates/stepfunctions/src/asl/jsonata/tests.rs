@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::asl::path;
 
 /// The "Address" document the JSONata documentation's examples query.
 fn address() -> Value {
@@ -27,7 +28,7 @@ fn address() -> Value {
 fn run(expr: &str, input: &Value) -> Result<Value, Failure> {
     let context = json!({"Execution": {"Name": "e1"}, path::VARIABLES: {"total": 5, "names": ["a", "b"]}});
     let states = States { input, result: Some(&json!({"ok": true})), error_output: None, context: &context };
-    evaluate(expr, &states, "Output")
+    fill(&Value::String(format!("{{% {expr} %}}")), &states, "Output")
 }
 
 #[test]
@@ -128,6 +129,66 @@ fn failures_are_query_evaluation_errors() {
     // A runaway expression ends on the depth budget instead of holding the server.
     let runaway = run("($f := function($n){ 1 + $f($n + 1) }; $f(0))", &doc).unwrap_err();
     assert_eq!(runaway.error, ERROR);
+    // AWS leaves $eval unbound.
+    assert_eq!(
+        run("$eval('1+1')", &doc).unwrap_err().cause,
+        "The JSONata expression '$eval('1+1')' specified for the field 'Output' threw an error during evaluation. T1006: Attempted to invoke a non-function"
+    );
+}
+
+/// The limits AWS draws, at the last value AWS accepts and the first it refuses (measured on AWS
+/// by TestState; the causes are AWS's).
+#[test]
+fn limits_fall_where_aws_draws_them() {
+    let doc = json!({});
+    let stack = |expr: &str| {
+        format!("The JSONata expression '{expr}' specified for the field 'Output' threw an error during evaluation: {}", eval::STACK_LIMIT)
+    };
+    let memory = |expr: &str| {
+        format!("The JSONata expression '{expr}' specified for the field 'Output' threw an error during evaluation: {}", eval::MEMORY_LIMIT)
+    };
+    let nestings = |n: usize| {
+        [
+            format!("1{}", "+1".repeat(n)),
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+            format!("1{}", "~>$string".repeat(n)),
+        ]
+    };
+    // AWS accepts 99 of each; here a chain of `~>` stops one short of that.
+    let mut fine = nestings(99);
+    fine[3] = format!("1{}", "~>$string".repeat(98));
+    for fine in fine {
+        assert!(run(&fine, &doc).is_ok(), "{}: {:?}", &fine[..20], run(&fine, &doc));
+    }
+    for deep in nestings(100) {
+        assert_eq!(run(&deep, &doc).unwrap_err().cause, stack(&deep), "{}", &deep[..20]);
+    }
+    let recursion = |n: u32| format!("($f := function($x){{ $x <= 0 ? 0 : 1 + $f($x-1) }}; $f({n}))");
+    assert_eq!(run(&recursion(31), &doc).unwrap(), json!(31));
+    assert_eq!(run(&recursion(32), &doc).unwrap_err().cause, stack(&recursion(32)));
+    assert_eq!(run("[1..873782] ~> $count()", &doc).unwrap(), json!(873782));
+    assert_eq!(run("[1..873783] ~> $count()", &doc).unwrap_err().cause, memory("[1..873783] ~> $count()"));
+    assert_eq!(run("$sum([1..900000])", &doc).unwrap_err().cause, memory("$sum([1..900000])"));
+    assert_eq!(run("$count($range(1, 200000, 1))", &doc).unwrap(), json!(200000));
+    assert_eq!(run("$range(1, 900000, 1)", &doc).unwrap_err().cause, memory("$range(1, 900000, 1)"));
+}
+
+/// JSON has no non-finite numbers: AWS writes them as JavaScript names them, wherever they are.
+/// Used as an operand they are JSONata's D1001.
+#[test]
+fn non_finite_numbers_are_the_strings_aws_writes() {
+    let doc = json!({"zero": 0});
+    assert_eq!(run("1/$states.input.zero", &doc).unwrap(), json!("Infinity"));
+    assert_eq!(run("-1/0", &doc).unwrap(), json!("-Infinity"));
+    assert_eq!(run("0/0", &doc).unwrap(), json!("NaN"));
+    assert_eq!(run("[1/0, 2]", &doc).unwrap(), json!(["Infinity", 2]));
+    assert_eq!(run("{'k': 1e308 * 10}", &doc).unwrap(), json!({"k": "Infinity"}));
+    let failure = run("1/0 + 1", &doc).unwrap_err();
+    assert_eq!(
+        failure.cause,
+        "The JSONata expression '1/0 + 1' specified for the field 'Output' threw an error during evaluation. D1001: Number out of range"
+    );
 }
 
 #[test]
