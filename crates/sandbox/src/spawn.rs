@@ -526,6 +526,17 @@ impl Child {
         self.group.as_ref().and_then(Group::peak_memory_mib).or_else(|| crate::peak_memory_mib(self.pid))
     }
 
+    /// What the process (and what it started) uses now; zero once released.
+    pub fn usage(&self) -> crate::Usage {
+        if self.released.load(Ordering::Acquire) {
+            return crate::Usage::default();
+        }
+        self.group.as_ref().and_then(Group::usage).unwrap_or_else(|| crate::Usage {
+            cpu_seconds: crate::usage::process_cpu_seconds(self.pid).unwrap_or(0.0),
+            memory_mib: crate::usage::process_memory_mib(self.pid).unwrap_or(0),
+        })
+    }
+
     pub fn oom_killed(&self) -> bool {
         self.group.as_ref().is_some_and(Group::oom_killed)
     }
