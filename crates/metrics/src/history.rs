@@ -25,7 +25,7 @@ pub struct History {
     pub p99_ms: Vec<Option<f64>>,
 }
 
-/// Every function active in the window, by name, and the window's first minute (Unix minutes).
+/// Every function active in the window (idle ones are left out), by name, and the window's first minute (Unix minutes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Histories {
     pub start_minute: i64,
@@ -57,12 +57,15 @@ impl Metrics {
         // One function at a time: only its active minutes hold a histogram.
         let functions = by_function
             .into_iter()
-            .map(|(name, views)| {
+            .filter_map(|(name, views)| {
                 let mut active: BTreeMap<i64, (Stats, Histogram)> = BTreeMap::new();
                 for bucket in views.iter().flat_map(|view| view.buckets(start..now + 1)) {
                     let (stats, durations) = active.entry(bucket.minute).or_default();
                     stats.merge(&bucket.stats);
                     durations.merge_packed(&bucket.durations);
+                }
+                if active.is_empty() {
+                    return None;
                 }
                 let mut history = History::default();
                 for minute in start..=now {
@@ -74,7 +77,7 @@ impl Metrics {
                     let ms = |p: f64| durations.percentile(p, min, max).map(|us| (us / 10.0).round() / 100.0);
                     history.push(&stats, ms(50.0), ms(99.0));
                 }
-                (name, history)
+                Some((name, history))
             })
             .collect();
         Histories { start_minute: start, minutes, functions }
