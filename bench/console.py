@@ -180,8 +180,8 @@ def main():
             loaded.append(driver.execute_script("return performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"))
             scrolls.append(driver.execute_async_script(SCROLL_TO_END, names[-1]))
         grids = [driver.execute_async_script(GRID_10000) for _ in range(args.rounds)]
-        array = big_array(driver, endpoint, args.rounds)
         rows = driver.execute_script("return document.querySelectorAll('#function-list .row[data-function]').length")
+        array = big_array(driver, endpoint, args.rounds)
         print("rounds:", [round(p) for p in paints])
         print(f"first paint of the functions page, {args.functions} functions: "
               f"median {statistics.median(paints):.0f} ms (min {min(paints):.0f}, max {max(paints):.0f}, {args.rounds} rounds)")

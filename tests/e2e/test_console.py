@@ -237,7 +237,7 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
              f"return (document.getElementById('spot-timeline').dataset.interruptions || '').includes('{workload['spot']}')")
     assert browser.execute_script("return document.querySelectorAll('#spot-timeline circle.interruption').length") >= 1
     wait_for(browser, "the group's scaling activity", f"return document.getElementById('page').innerText.includes('{workload['group']}')")
-    screenshot(browser, "capacity")
+    screenshot(browser, "capacity", full=True)
 
     # Cost: the workload priced as Lambda and as Batch on each purchase option and architecture,
     # with the price sources and their dates.
@@ -251,7 +251,7 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     requests = browser.execute_script("const card = [...document.querySelectorAll('#what-if-workload .card')]"
                                       ".find((c) => c.querySelector('.k').innerText === 'Function requests'); return card?.querySelector('.v').innerText")
     assert int(requests.replace(",", "")) >= 6
-    screenshot(browser, "cost")
+    screenshot(browser, "cost", full=True)
 
     # Stacks: the stack's resource and output.
     cfn_done = until("the stack created", lambda: "CREATE_COMPLETE" in admin_stack_status(endpoint, workload["stack"]))

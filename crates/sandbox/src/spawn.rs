@@ -531,10 +531,7 @@ impl Child {
         if self.released.load(Ordering::Acquire) {
             return crate::Usage::default();
         }
-        self.group.as_ref().and_then(Group::usage).unwrap_or_else(|| crate::Usage {
-            cpu_seconds: crate::usage::process_cpu_seconds(self.pid).unwrap_or(0.0),
-            memory_mib: crate::usage::process_memory_mib(self.pid).unwrap_or(0),
-        })
+        self.group.as_ref().and_then(Group::usage).unwrap_or_else(|| crate::usage::tree_usage(self.pid))
     }
 
     pub fn oom_killed(&self) -> bool {

@@ -31,6 +31,34 @@ pub fn process_memory_mib(pid: u32) -> Option<u64> {
     Some(kib.div_ceil(1024))
 }
 
+/// A process and everything it started that is still running (`/proc/<pid>/task/*/children`),
+/// at most `MAX_TREE` of them.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    const MAX_TREE: usize = 4096;
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() && tree.len() < MAX_TREE {
+        let parent = tree[next];
+        next += 1;
+        let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else { continue };
+        for task in tasks.flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    tree.truncate(MAX_TREE);
+    tree
+}
+
+/// What a process and its running descendants use, where no cgroup counts it for them.
+pub fn tree_usage(pid: u32) -> Usage {
+    let tree = process_tree(pid);
+    Usage {
+        cpu_seconds: tree.iter().filter_map(|p| process_cpu_seconds(*p)).sum(),
+        memory_mib: tree.iter().filter_map(|p| process_memory_mib(*p)).sum(),
+    }
+}
+
 /// CPU seconds of the processes in a cgroup v1 directory now (with what they reaped): v1's cpu
 /// controller counts no usage, and nimbus does not mount cpuacct's groups.
 pub fn group_v1_cpu_seconds(dir: &Path) -> Option<f64> {
@@ -71,6 +99,16 @@ mod tests {
         assert!(process_cpu_seconds(pid).unwrap() >= start);
         assert!(process_memory_mib(pid).unwrap() > 0);
         assert_eq!(process_cpu_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_tree_counts_what_a_process_started() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let tree = process_tree(std::process::id());
+        assert!(tree.contains(&child.id()), "{tree:?}");
+        assert!(tree_usage(std::process::id()).memory_mib >= process_memory_mib(std::process::id()).unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]
