@@ -40,13 +40,13 @@ function timelineItem(e) {
 function cpuCell(i) {
   if (!i.usage) return '–';
   const of = i.host_share?.vcpus || i.vcpus || 1;
-  return meter(i.usage.cpus / of, `${i.usage.cpus.toFixed(2)} of ${of} vCPU`, 'cpu');
+  return meter(i.usage.cpus / of, `${i.usage.cpus.toFixed(2)} / ${of}`, 'cpu');
 }
 
 function memoryCell(i) {
   if (!i.usage) return '–';
   const of = i.host_share?.memory_mib || i.memory_mib || 1;
-  return meter(i.usage.memory_mib / of, `${fmt.num(i.usage.memory_mib)} of ${fmt.mib(of)}`, 'mem');
+  return meter(i.usage.memory_mib / of, `${fmt.num(i.usage.memory_mib)} / ${fmt.mib(of)}`, 'mem');
 }
 
 // Interrupts a spot instance through nimbus's test switch (POST /_nimbus/ec2/interrupt), after
@@ -99,7 +99,7 @@ export function page(main) {
       put(instances, table([
         ['Instance', (i) => i.instance_id], ['Type', (i) => i.instance_type], ['Arch', (i) => arch(i.instance_type)], ['Market', (i) => i.market],
         ['State', (i) => badge(i.state)], ['Zone', (i) => i.availability_zone], ['vCPUs', (i) => i.vcpus, 'num'], ['Memory', (i) => fmt.mib(i.memory_mib), 'num'],
-        ['CPU now', cpuCell], ['Memory now', memoryCell],
+        ['vCPUs busy now / its share', cpuCell], ['Memory now / its limit', memoryCell],
         ['Peak memory', (i) => fmt.mib(i.memory_peak_mib), 'num'], ['$/h', (i) => fmt.usd(i.usd_per_hour), 'num'],
         ['', (i) => (i.market === 'spot' && i.state === 'running' ? interruptButton(i.instance_id) : '')],
       ], list, 'No instances.'));

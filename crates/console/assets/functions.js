@@ -44,7 +44,8 @@ export function list(main) {
         h('span', { class: 'num wide' }, fmt.num(f.throttles ?? 0)),
         h('span', {}, `${f.p50_ms == null ? '–' : fmt.ms(f.p50_ms)} / ${f.p99_ms == null ? '–' : fmt.ms(f.p99_ms)}`),
         h('span', { class: 'wide' },
-          sparkline([seen.invocations, seen.errors], { width: 70, classes: ['', 'err'], title: 'invocations and errors per minute, last hour' }), ' ',
+          // Errors first: invocations are drawn over them where both are zero.
+          sparkline([seen.errors, seen.invocations], { width: 70, classes: ['err', ''], title: 'invocations and errors per minute, last hour' }), ' ',
           sparkline([seen.p50_ms.map((v) => v || 0), seen.p99_ms.map((v) => v || 0)], { width: 70, classes: ['p50', 'p99'], title: 'duration p50 and p99 per minute, last hour' })),
         h('span', { class: 'wide muted' }, f.runtime || ''));
       row.style.top = `${ROW + i * ROW}px`;

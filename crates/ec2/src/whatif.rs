@@ -152,7 +152,8 @@ impl Ec2 {
                     requests * LAMBDA_REQUEST_USD + billing.billed * gib * lambda_gb_second(arch);
             }
         }
-        let round = |v: f64| (v * 1e6).round() / 1e6;
+        // Nano-dollars: a test workload costs fractions of a micro-dollar.
+        let round = |v: f64| (v * 1e9).round() / 1e9;
         let mut options = Vec::new();
         for (a, arch) in ARCHES.iter().enumerate() {
             let functions_usd = requests as f64 * LAMBDA_REQUEST_USD + gb_seconds * lambda_gb_second(arch);
