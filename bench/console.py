@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The console with many functions: first paint of the functions page (navigation start → the
-list's first rows drawn) with 1,000 functions, and a jump to the end of the list (scroll → the
-last rows drawn) and a 10,000-child array's grid drawn, in headless Chromium through Selenium.
+"""The console at scale, in headless Chromium through Selenium: first paint of the functions page
+(navigation start → the list's first rows drawn) with 1,000 functions, a jump to the end of the
+list (scroll → the last rows drawn), a 10,000-child array's grid drawn (canvas alone), and a real
+10,000-child array job's page: navigation → all 10,000 children drawn, and while every child
+flips to FAILED (the parent terminated) the longest gap between frames and the time until the
+grid shows them all.
 
     cargo build --bin nimbus && python3 bench/console.py [--functions 1000] [--rounds 5]
 
@@ -12,6 +15,7 @@ default (`--nimbus` for another).
 
 import argparse
 import io
+import json
 import os
 import shutil
 import socket
@@ -50,6 +54,30 @@ import('./charts.js').then(({ drawGrid }) => {
 });
 """
 
+# Frames while the page lives: the longest gap between two, from now on.
+WATCH_FRAMES = """
+window.__gaps = { last: performance.now(), longest: 0, frames: 0 };
+const tick = (now) => {
+  const g = window.__gaps;
+  g.longest = Math.max(g.longest, now - g.last); g.last = now; g.frames += 1;
+  requestAnimationFrame(tick);
+};
+requestAnimationFrame(tick);
+"""
+
+GRID_IS = """
+const done = arguments[arguments.length - 1];
+const [want, size] = [arguments[0], arguments[1]];
+const start = performance.now();
+const check = () => {
+  const grid = document.getElementById('array-grid');
+  // [ms since this call, ms since the navigation started], at the frame after the grid is drawn.
+  if (grid && grid.dataset.statuses === want.repeat(size)) requestAnimationFrame(() => done([performance.now() - start, performance.now()]));
+  else setTimeout(check, 5);
+};
+check();
+"""
+
 SCROLL_TO_END = """
 const done = arguments[arguments.length - 1];
 const [box, last] = [document.getElementById('function-list'), arguments[0]];
@@ -65,6 +93,41 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def big_array(driver, endpoint, rounds, size=10_000):
+    """Each round: a fresh 10,000-child array (its environment disabled: the children wait
+    RUNNABLE), its page opened, then the parent terminated so that every child fails live."""
+    batch = boto3.client("batch", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
+                         aws_secret_access_key="x")
+    batch.create_compute_environment(computeEnvironmentName="bench-off", type="MANAGED", state="DISABLED", computeResources={
+        "type": "EC2", "minvCpus": 0, "maxvCpus": 16, "instanceTypes": ["optimal"], "subnets": ["subnet-1"],
+        "securityGroupIds": ["sg-1"], "instanceRole": "ecsInstanceRole"})
+    while batch.describe_compute_environments(computeEnvironments=["bench-off"])["computeEnvironments"][0]["status"] != "VALID":
+        time.sleep(0.1)
+    batch.create_job_queue(jobQueueName="bench-q", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "bench-off"}])
+    while batch.describe_job_queues(jobQueues=["bench-q"])["jobQueues"][0]["status"] != "VALID":
+        time.sleep(0.1)
+    batch.register_job_definition(jobDefinitionName="bench-def", type="container", containerProperties={
+        "image": "nimbus/host", "command": ["true"], "vcpus": 1, "memory": 128})
+    out = {"open": [], "flip": [], "gap": [], "elements": 0}
+    for _ in range(rounds):
+        job = batch.submit_job(jobName="bench-10k", jobQueue="bench-q", jobDefinition="bench-def",
+                               arrayProperties={"size": size})["jobId"]
+        while True:  # every child stored before the page is timed
+            with urllib.request.urlopen(f"{endpoint}/_nimbus/batch/array?job={job}", timeout=30) as answer:
+                if json.load(answer)["statuses"] == "R" * size:
+                    break
+            time.sleep(0.2)
+        driver.get("about:blank")
+        driver.get(f"{endpoint}/_nimbus/ui/#/batch/jobs/{job}")
+        out["open"].append(driver.execute_async_script(GRID_IS, "R", size)[1])
+        out["elements"] = driver.execute_script("return document.getElementsByTagName('*').length")
+        driver.execute_script(WATCH_FRAMES)
+        batch.terminate_job(jobId=job, reason="bench")
+        out["flip"].append(driver.execute_async_script(GRID_IS, "F", size)[0])
+        out["gap"].append(driver.execute_script("return window.__gaps.longest"))
+    return out
 
 
 def main():
@@ -108,7 +171,7 @@ def main():
         options.add_argument(f"--user-data-dir={data}/chromium")
         service = Service(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": str(data)})
         driver = webdriver.Chrome(service=service, options=options)
-        driver.set_script_timeout(60)
+        driver.set_script_timeout(300)
         paints, scrolls, loaded = [], [], []
         for _ in range(args.rounds):
             driver.get("about:blank")
@@ -118,6 +181,7 @@ def main():
             scrolls.append(driver.execute_async_script(SCROLL_TO_END, names[-1]))
         grids = [driver.execute_async_script(GRID_10000) for _ in range(args.rounds)]
         rows = driver.execute_script("return document.querySelectorAll('#function-list .row[data-function]').length")
+        array = big_array(driver, endpoint, args.rounds)
         print("rounds:", [round(p) for p in paints])
         print(f"first paint of the functions page, {args.functions} functions: "
               f"median {statistics.median(paints):.0f} ms (min {min(paints):.0f}, max {max(paints):.0f}, {args.rounds} rounds)")
@@ -126,6 +190,11 @@ def main():
         print(f"scroll to the end → last rows drawn: median {statistics.median(scrolls):.1f} ms")
         print(f"a 10,000-child array grid drawn (canvas) → next frame: median {statistics.median(grids):.1f} ms")
         print(f"rows in the document at once: {rows} (of {args.functions})")
+        print(f"a 10,000-child array job's page: navigation → every child drawn: median {statistics.median(array['open']):.0f} ms"
+              f" (min {min(array['open']):.0f}, max {max(array['open']):.0f})")
+        print(f"  every child flipping to FAILED live: grid complete after median {statistics.median(array['flip']):.0f} ms;"
+              f" longest gap between frames meanwhile: median {statistics.median(array['gap']):.0f} ms"
+              f" (max {max(array['gap']):.0f}); elements in the page: {array['elements']}")
     finally:
         if driver:
             driver.quit()

@@ -486,6 +486,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         acceptor: &api_acceptor,
         events: events.home(),
         alarms: Arc::new(wiring::ScalingAlarms(metrics.clone())),
+        function_usage: Arc::new(wiring::FunctionUsage(metrics.clone())),
     })?;
     // CloudWatch alarms take their actions (on a node alone; see the README).
     if let Some(served) = metrics.local() {
@@ -854,10 +855,23 @@ struct Ec2Wiring<'a> {
     events: &'a Arc<lazy::Lazy<EventBridge>>,
     /// Where target tracking policies keep their alarms (CloudWatch).
     alarms: Arc<dyn nimbus_ec2::ScalingAlarms>,
+    /// What functions used, for the meter's what-if comparison (CloudWatch's figures).
+    function_usage: Arc<dyn nimbus_ec2::FunctionUsage>,
 }
 
 fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
-    let Ec2Wiring { args, database, node, endpoint_url, clock, sandbox, acceptor, events, alarms } = wiring;
+    let Ec2Wiring {
+        args,
+        database,
+        node,
+        endpoint_url,
+        clock,
+        sandbox,
+        acceptor,
+        events,
+        alarms,
+        function_usage,
+    } = wiring;
     let (vcpus, memory_mib, scale) = capacity_of(args.capacity.as_deref())?;
     let config = nimbus_ec2::Config {
         vcpus,
@@ -885,6 +899,7 @@ fn ec2_services(wiring: Ec2Wiring<'_>) -> anyhow::Result<Ec2Services> {
             sink,
         )?;
         ec2.set_alarms(alarms.clone());
+        ec2.set_function_usage(function_usage.clone());
         Ok(ec2)
     });
     let over = ec2.clone();

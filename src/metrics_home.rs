@@ -20,6 +20,9 @@ use crate::home::{Closing, Held, Home, Shape};
 /// nodes' secret: the port is public, and functions reach it too.
 const INTAKE: &str = "/_nimbus/metrics/records";
 const SECRET: &str = "x-nimbus-node-secret";
+/// Every function's recent minutes (`?minutes=N`, default 60, at most a day), for the console's
+/// sparklines and any client: `GET /_nimbus/metrics/functions`.
+pub const HISTORY: &str = "/_nimbus/metrics/functions";
 /// Records waiting to be sent; beyond this they are dropped, as figures, not data.
 const WAITING: usize = 65_536;
 /// How often the figures are swept of old data and saved.
@@ -59,7 +62,9 @@ pub fn shape() -> Shape {
     Shape {
         lease: "cloudwatch",
         claims: |method, uri, headers| {
-            (method == Method::POST && uri.path() == INTAKE) || nimbus_metrics::claims(method, uri, headers)
+            (method == Method::POST && uri.path() == INTAKE)
+                || (method == Method::GET && uri.path() == HISTORY)
+                || nimbus_metrics::claims(method, uri, headers)
         },
         claims_body: nimbus_metrics::claims_body,
         unavailable: nimbus_metrics::unavailable,
@@ -88,6 +93,11 @@ impl Service for Served {
                     false => refusal(hyper::StatusCode::FORBIDDEN, "only nimbus nodes post here"),
                 }
             });
+        }
+        if request.method == Method::GET && request.uri.path() == HISTORY {
+            let minutes = request.query("minutes").and_then(|m| m.parse::<u64>().ok()).unwrap_or(60);
+            let history = self.metrics.history(Duration::from_secs(minutes.saturating_mul(60)));
+            return Box::pin(async move { nimbus_api::json_response(serde_json::json!(history)) });
         }
         match self.regions.get() {
             Some(regions) => regions.call(request),

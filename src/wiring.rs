@@ -861,3 +861,31 @@ impl nimbus_ec2::ScalingAlarms for ScalingAlarms {
         }
     }
 }
+
+/// Functions' billed use for the meter's what-if comparison, from CloudWatch's figures.
+pub struct FunctionUsage(pub Arc<crate::metrics_home::MetricsHome>);
+
+impl nimbus_ec2::FunctionUsage for FunctionUsage {
+    fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<nimbus_ec2::FunctionUse>, String> {
+        let served = self.0.local().ok_or("CloudWatch's figures are kept by another node")?;
+        let at = |ms: i64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+        // To the end of the current minute: figures are kept per minute.
+        let until = at(until_ms) + std::time::Duration::from_secs(60);
+        let mut by_arch: Vec<nimbus_ec2::FunctionUse> = Vec::new();
+        for usage in served.metrics().usage(at(since_ms), until) {
+            let architecture = usage.architecture.as_str();
+            match by_arch.iter_mut().find(|u| u.architecture == architecture) {
+                Some(found) => {
+                    found.requests += usage.requests;
+                    found.gb_seconds += usage.gb_seconds;
+                }
+                None => by_arch.push(nimbus_ec2::FunctionUse {
+                    architecture: architecture.to_owned(),
+                    requests: usage.requests,
+                    gb_seconds: usage.gb_seconds,
+                }),
+            }
+        }
+        Ok(by_arch)
+    }
+}

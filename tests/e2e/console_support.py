@@ -149,8 +149,18 @@ def severe_console_messages(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def screenshot(driver, name: str) -> Path:
+def screenshot(driver, name: str, full: bool = False) -> Path:
+    """The window as it is; `full`: the whole page (the window made as tall, then put back)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    if not full:
+        driver.save_screenshot(str(path))
+        return path
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(int(height) + 140, 4000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path

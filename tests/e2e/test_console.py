@@ -2,8 +2,10 @@
 HTTP, and a tour of every page in a real browser (Chromium through Selenium) against a nimbus
 with a sample workload: a failing function's errors and its error line in the live logs, an
 array job's grid filling, an interrupted spot instance on the capacity timeline, a stack, a state
-machine's execution drawn as its graph, a queue's depth and the cost meter. Screenshots of each
-page land in target/console-screenshots (or $NIMBUS_CONSOLE_SCREENSHOTS)."""
+machine's execution drawn as its graph, a queue's depth, the cost meter with its what-if
+comparison; a 10,000-child array's grid; the capacity timeline and the functions' sparklines
+after a restart. Screenshots of each page land in target/console-screenshots (or
+$NIMBUS_CONSOLE_SCREENSHOTS)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,19 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 
-from batch_support import until
-from support import aws_client
+from batch_support import make_env, make_queue, shell_def, until
+from console_support import (ARRAY_SIZE, ERROR_MARKER, X86_AMI, browser_or_skip, console_server_args, deploy_workload,
+                             screenshot, severe_console_messages, wait_for)
+from support import ROLE, aws_client, make_zip
 
 MAX_FEEDS = 64  # nimbus_console::MAX_CLIENTS
-from console_support import (ARRAY_SIZE, ERROR_MARKER, browser_or_skip, console_server_args, deploy_workload,
-                             screenshot, severe_console_messages, wait_for)
+BIG_ARRAY = 10_000
+WHAT_IF_OPTIONS = ["Lambda/x86_64/on-demand", "Lambda/arm64/on-demand"] + [
+    f"Batch/{arch}/{market}" for arch in ("x86_64", "arm64") for market in ("on-demand", "spot", "reserved")]
 
 
 def fetch(endpoint, path, headers=None):
@@ -160,6 +166,10 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     assert int(errors) >= 3
     ok_errors = text_of(browser, f"[data-function=\"{workload['ok_fn']}\"] .errors")
     assert ok_errors == "0"
+    # The sparklines come from CloudWatch's per-minute figures: the errors made before the page
+    # opened are drawn at once.
+    wait_for(browser, "the last hour's history", "return Number(document.getElementById('function-list').dataset.history) >= 2")
+    assert browser.execute_script(f"return document.querySelector('[data-function=\"{failing}\"] svg.spark polyline.err') !== null")
     # Invocations made now show up without a reload, and the activity sparkline draws them.
     lam = aws_client("lambda", endpoint)
     for _ in range(4):
@@ -209,8 +219,16 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     wait_for(browser, "the array job's own status", "return document.querySelector('h1 .badge')?.innerText === 'SUCCEEDED'")
     screenshot(browser, "batch-array")
 
-    # Capacity: a spot instance interrupted from its row (after confirming) lands on the timeline.
+    # Capacity: the timeline holds what happened before the page opened (kept in nimbus's store);
+    # each running instance shows the CPU and memory it uses now.
     visit(browser, endpoint, "/capacity")
+    wait_for(browser, "the spot instance's launch on the timeline",
+             f"return (document.querySelector('#spot-timeline svg')?.textContent || '').includes('{workload['spot']}')")
+    wait_for(browser, "the spot instance's CPU and memory",
+             f"return document.querySelectorAll('tr[data-instance=\"{workload['spot']}\"] .meter-cell').length === 2")
+    cpu = text_of(browser, f"tr[data-instance=\"{workload['spot']}\"] .meter-cell")
+    assert " / " in cpu, cpu
+    # A spot instance interrupted from its row (after confirming) lands on the timeline.
     button = f"button.interrupt[data-instance=\"{workload['spot']}\"]"
     wait_for(browser, "the spot instance's interrupt button", f"return document.querySelector('{button}') !== null")
     browser.execute_script(f"document.querySelector('{button}').click()")
@@ -219,11 +237,21 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
              f"return (document.getElementById('spot-timeline').dataset.interruptions || '').includes('{workload['spot']}')")
     assert browser.execute_script("return document.querySelectorAll('#spot-timeline circle.interruption').length") >= 1
     wait_for(browser, "the group's scaling activity", f"return document.getElementById('page').innerText.includes('{workload['group']}')")
-    screenshot(browser, "capacity")
+    screenshot(browser, "capacity", full=True)
 
+    # Cost: the workload priced as Lambda and as Batch on each purchase option and architecture,
+    # with the price sources and their dates.
     visit(browser, endpoint, "/cost")
-    assert "Metered cost" in text_of(browser, "main") and "all spot" in text_of(browser, "#what-if")
-    screenshot(browser, "cost")
+    assert "Metered cost" in text_of(browser, "main")
+    options = browser.execute_script("return [...document.querySelectorAll('#what-if-table tr[data-option]')].map((r) => r.dataset.option)")
+    assert sorted(options) == sorted(WHAT_IF_OPTIONS), options
+    assert browser.execute_script("return document.querySelectorAll('#what-if-table tr.best').length") == 1
+    sources = text_of(browser, "#price-sources")
+    assert "2026-07-20" in sources and "Lambda" in sources and "karpenter" in sources, sources
+    requests = browser.execute_script("const card = [...document.querySelectorAll('#what-if-workload .card')]"
+                                      ".find((c) => c.querySelector('.k').innerText === 'Function requests'); return card?.querySelector('.v').innerText")
+    assert int(requests.replace(",", "")) >= 6
+    screenshot(browser, "cost", full=True)
 
     # Stacks: the stack's resource and output.
     cfn_done = until("the stack created", lambda: "CREATE_COMPLETE" in admin_stack_status(endpoint, workload["stack"]))
@@ -261,3 +289,82 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
 
 def admin_stack_status(endpoint, stack):
     return aws_client("cloudformation", endpoint).describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+
+
+def test_the_what_if_comparison_prices_the_workload_seen(console_server, workload):
+    status, _, body = fetch(console_server.endpoint, "/_nimbus/ec2/what-if")
+    answer = json.loads(body)
+    functions = answer["workload"]["functions"]
+    assert functions["unknown"] is None and functions["requests"] >= 6 and functions["gb_seconds"] > 0
+    assert answer["workload"]["instances"]["billed_seconds"] > 0
+    options = {f"{o['service']}/{o['architecture']}/{o['market']}": o for o in answer["options"]}
+    assert sorted(options) == sorted(WHAT_IF_OPTIONS)
+    for option in options.values():
+        assert abs(option["usd"] - option["functions_usd"] - option["instances_usd"]) < 1e-5, option
+    # Graviton's GB-second is cheaper; spot and reserved capacity cost less than on demand.
+    assert options["Lambda/arm64/on-demand"]["functions_usd"] < options["Lambda/x86_64/on-demand"]["functions_usd"]
+    for arch in ("x86_64", "arm64"):
+        on_demand = options[f"Batch/{arch}/on-demand"]["instances_usd"]
+        assert options[f"Batch/{arch}/spot"]["instances_usd"] < on_demand
+        assert options[f"Batch/{arch}/reserved"]["instances_usd"] < on_demand
+    assert {s["date"] for s in answer["sources"]} >= {"2026-07-20"} and all(s["source"] for s in answer["sources"])
+    assert answer["as_metered"]["usd"] >= answer["as_metered"]["instances_usd"] > 0
+
+
+def test_a_ten_thousand_child_array_grid_stays_responsive(browser, console_server):
+    """The issue's scale: an array of 10,000 children drawn as one canvas, redrawn live as every
+    child changes state, while the page keeps answering."""
+    endpoint = console_server.endpoint
+    batch = aws_client("batch", endpoint)
+    # A disabled environment: the children wait RUNNABLE (nothing runs 10,000 processes here).
+    queue = make_queue(batch, make_env(batch, f"console-off-{uuid.uuid4().hex[:6]}", state="DISABLED"))
+    definition = shell_def(batch, "true")
+    job_id = batch.submit_job(jobName="console-10k", jobQueue=queue, jobDefinition=definition,
+                              arrayProperties={"size": BIG_ARRAY})["jobId"]
+    visit(browser, endpoint, f"/batch/jobs/{job_id}")
+    wait_for(browser, "10,000 runnable children in the grid",
+             f"return document.getElementById('array-grid').dataset.statuses === 'R'.repeat({BIG_ARRAY})", timeout=60)
+    # One canvas, not a node per child: the page stays small.
+    assert browser.execute_script("return document.getElementsByTagName('*').length") < 1000
+    assert f"RUNNABLE: {BIG_ARRAY:,}" in text_of(browser, "#array-counts")
+    screenshot(browser, "batch-array-10000")
+    # Terminating the parent fails every child; the grid follows live, and the page still answers
+    # a navigation at once after the last redraw.
+    batch.terminate_job(jobId=job_id, reason="console test: done looking")
+    wait_for(browser, "every child failed in the grid",
+             f"return document.getElementById('array-grid').dataset.statuses === 'F'.repeat({BIG_ARRAY})", timeout=120)
+    browser.execute_script("location.hash = '#/batch'")
+    wait_for(browser, "the batch page after the big grid", "return document.getElementById('page').dataset.loaded === 'true'")
+    assert severe_console_messages(browser) == []
+
+
+def test_the_capacity_timeline_and_sparklines_outlive_a_restart(browser, server_factory):
+    server = server_factory(extra_args=console_server_args())
+    endpoint = server.endpoint
+    ec2 = aws_client("ec2", endpoint)
+    spot = ec2.run_instances(ImageId=X86_AMI, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
+    until("the spot instance running", lambda: ec2.describe_instances(InstanceIds=[spot])
+          ["Reservations"][0]["Instances"][0]["State"]["Name"] == "running")
+    request = urllib.request.Request(f"{endpoint}/_nimbus/ec2/interrupt?instance={spot}", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    lam = aws_client("lambda", endpoint)
+    name = f"console-restart-{uuid.uuid4().hex[:6]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    return event\n"})}, Timeout=10)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    for _ in range(3):
+        lam.invoke(FunctionName=name, Payload=b"{}")
+    server.stop()
+    server.start()
+    endpoint = server.endpoint
+
+    visit(browser, endpoint, "/capacity")
+    wait_for(browser, "the interruption from before the restart",
+             f"return (document.getElementById('spot-timeline').dataset.interruptions || '').includes('{spot}')")
+    visit(browser, endpoint, "/functions")
+    wait_for(browser, "the invocations from before the restart in the sparkline",
+             f"return document.querySelector('[data-function=\"{name}\"] svg.spark polyline, [data-function=\"{name}\"] svg.spark circle') !== null"
+             " && Number(document.getElementById('function-list').dataset.history) >= 1")
+    assert severe_console_messages(browser) == []

@@ -343,6 +343,11 @@ def test_the_nimbus_cli_lists_instances_prices_them_and_interrupts_spot(ec2, ec2
     until("terminated", lambda: state(ec2, iid) == "terminated", timeout=NOTICE_SECONDS + 30)
     cost = nimbus("cost", "--since", "1h")
     assert "t3.nano" in cost and "spot" in cost and "total " in cost
+    # The what-if comparison: every option, with the price lists' dates.
+    what_if = nimbus("cost", "--what-if")
+    assert what_if.count("Batch") == 6 and what_if.count("Lambda") >= 2 and "(2026-07-20)" in what_if, what_if
+    answer = json.loads(nimbus("cost", "--what-if", "--since", "1h", "--json"))
+    assert answer["workload"]["instances"]["billed_seconds"] >= 60 and len(answer["options"]) == 8
 
 
 def test_instances_running_when_nimbus_stops_come_back_stopped(server_factory):

@@ -22,6 +22,10 @@ pub struct CostArgs {
     /// Only the last DURATION (90s, 15m, 1h, 2d); default: everything metered.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// The workload (functions and instances) priced as Lambda and as Batch on on-demand, spot
+    /// and reserved capacity, x86_64 and Graviton (`GET /_nimbus/ec2/what-if`).
+    #[arg(long)]
+    pub what_if: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -81,16 +85,21 @@ pub fn render_instances(listing: &Value, style: &Style) -> String {
 }
 
 pub fn run_cost(args: &CostArgs, client: &Client, console: &Console) -> Result<(), Error> {
+    let base = if args.what_if { "/_nimbus/ec2/what-if" } else { "/_nimbus/ec2/meter" };
     let path = match &args.since {
-        None => "/_nimbus/ec2/meter".to_owned(),
+        None => base.to_owned(),
         Some(since) => {
             let seconds = crate::schedules::seconds(since)
                 .ok_or_else(|| Error::Usage(format!("not a duration: {since} (try 90s, 15m, 1h, 2d)")))?;
-            format!("/_nimbus/ec2/meter?since={seconds}")
+            format!("{base}?since={seconds}")
         }
     };
     let raw = client.get_json(&path)?;
-    let out = if args.common.json { crate::pretty(&raw) } else { render_cost(&raw, &console.stdout) };
+    let out = match (args.common.json, args.what_if) {
+        (true, _) => crate::pretty(&raw),
+        (false, true) => render_what_if(&raw, &console.stdout),
+        (false, false) => render_cost(&raw, &console.stdout),
+    };
     crate::write_stdout(&out)
 }
 
@@ -141,6 +150,48 @@ pub fn render_cost(meter: &Value, style: &Style) -> String {
     out
 }
 
+/// The what-if comparison: one row per service, architecture and purchase option.
+pub fn render_what_if(answer: &Value, style: &Style) -> String {
+    let usd = |v: &Value| v.as_f64().map_or("-".into(), |p| format!("{p:.6}"));
+    let mut table = Table::new(&[
+        ("AS", Align::Left),
+        ("ARCH", Align::Left),
+        ("MARKET", Align::Left),
+        ("FUNCTIONS USD", Align::Right),
+        ("INSTANCES USD", Align::Right),
+        ("USD", Align::Right),
+    ]);
+    for row in answer["options"].as_array().into_iter().flatten() {
+        table.push(vec![
+            Cell::new(text(&row["service"])),
+            Cell::new(text(&row["architecture"])),
+            Cell::new(text(&row["market"])),
+            Cell::new(usd(&row["functions_usd"])),
+            Cell::new(usd(&row["instances_usd"])),
+            Cell::painted(usd(&row["usd"]), Some(Paint::Bold)),
+        ]);
+    }
+    let workload = &answer["workload"];
+    let mut out = format!(
+        "functions: {} requests, {} GB-s; instances: {} billed s; as metered {} USD, since {}\n",
+        text(&workload["functions"]["requests"]),
+        text(&workload["functions"]["gb_seconds"]),
+        text(&workload["instances"]["billed_seconds"]),
+        usd(&answer["as_metered"]["usd"]),
+        text(&answer["since"]),
+    );
+    out.push_str(&table.render(style));
+    for source in answer["sources"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}: {} ({})\n",
+            text(&source["prices"]),
+            text(&source["source"]),
+            text(&source["date"])
+        ));
+    }
+    out
+}
+
 pub fn run_spot(args: &SpotArgs, client: &Client, console: &Console) -> Result<(), Error> {
     let [verb, id] = args.action.as_slice() else {
         return Err(Error::Usage("nimbus spot interrupt i-…".into()));
@@ -173,5 +224,19 @@ mod tests {
         let out = render_cost(&meter, &Style::PLAIN);
         assert!(out.contains("m5.large") && out.contains("m7g.large 0.001360"), "{out}");
         assert!(out.contains("total 0.001600 USD"), "{out}");
+    }
+
+    #[test]
+    fn what_if_renders_each_option_and_the_sources() {
+        let answer = serde_json::json!({"options": [{"service": "Batch", "architecture": "arm64", "market": "spot",
+            "functions_usd": 0.0001, "instances_usd": 0.002, "usd": 0.0021}],
+            "workload": {"functions": {"requests": 3, "gb_seconds": 1.5}, "instances": {"billed_seconds": 60.0}},
+            "as_metered": {"usd": 0.01}, "since": "1970-01-01T00:00:00.000Z",
+            "sources": [{"prices": "EC2 on-demand", "source": "karpenter", "date": "2026-07-20"}]});
+        let out = render_what_if(&answer, &Style::PLAIN);
+        assert!(
+            out.contains("Batch") && out.contains("0.002100") && out.contains("karpenter (2026-07-20)"),
+            "{out}"
+        );
     }
 }

@@ -7,6 +7,7 @@ import * as functions from './functions.js';
 import * as stacks from './stacks.js';
 import * as batch from './batch.js';
 import * as capacity from './capacity.js';
+import * as cost from './cost.js';
 import * as states from './states.js';
 import * as streams from './streams.js';
 
@@ -20,7 +21,7 @@ const routes = [
   [/^\/batch$/, 'batch', batch.list],
   [/^\/batch\/jobs\/([^/]+)$/, 'batch', batch.job],
   [/^\/capacity$/, 'capacity', capacity.page],
-  [/^\/cost$/, 'cost', capacity.cost],
+  [/^\/cost$/, 'cost', cost.page],
   [/^\/states$/, 'states', states.list],
   [/^\/states\/([^/]+)$/, 'states', states.machine],
   [/^\/states\/([^/]+)\/([^/]+)$/, 'states', states.execution],

@@ -28,6 +28,19 @@ export function sparkline(values, { width = 100, height = 22, cls = '', classes 
   return root;
 }
 
+// A share (0–1) as a small bar with its text beside it: CPU or memory of an instance.
+export function meter(share, text, cls = '') {
+  const width = 60;
+  const filled = Math.max(0, Math.min(1, Number(share) || 0)) * width;
+  const root = svg('svg', { class: `meter ${cls}`, width, height: 10, viewBox: `0 0 ${width} 10` },
+    svg('rect', { x: 0, y: 0, width, height: 10, class: 'track' }),
+    svg('rect', { x: 0, y: 0, width: filled, height: 10, class: share > 0.9 ? 'fill hot' : 'fill' }));
+  const out = document.createElement('span');
+  out.className = 'meter-cell';
+  out.append(root, ` ${text}`);
+  return out;
+}
+
 // Horizontal bars: items [{label, value, color}].
 export function bars(items, { width = 480, format = String } = {}) {
   const row = 22;

@@ -1,28 +1,16 @@
-// Functions: the list (GET /_nimbus/functions, virtualised so 1,000 functions stay smooth) with
-// sparklines of what the live feed has shown since the console opened, and one function's page
+// Functions: the list (GET /_nimbus/functions, live, virtualised so 1,000 functions stay
+// smooth) with sparklines of each function's last hour per minute from CloudWatch's figures
+// (GET /_nimbus/metrics/functions: history from before the page opened), and one function's page
 // (Lambda's API for configuration, versions, aliases and event sources; its log group streamed
 // live; a test invoke).
 import { h, put, live, every, rest, json, fmt, badge, kv, table, errorBox, getJson } from './lib.js';
 import { sparkline, histogram } from './charts.js';
 
 const ROW = 34;
-const SAMPLES = 60;
-// name → { invocations: [], errors: [], p50: [], p99: [] }, kept across pages.
-const history = new Map();
-
-function remember(functions) {
-  for (const f of functions) {
-    const seen = history.get(f.name) || { invocations: [], errors: [], p50: [], p99: [], last: null };
-    const push = (list, v) => { list.push(v || 0); if (list.length > SAMPLES) list.shift(); };
-    const last = seen.last || f;
-    push(seen.invocations, Math.max(0, (f.invocations || 0) - (last.invocations || 0)));
-    push(seen.errors, Math.max(0, (f.errors || 0) - (last.errors || 0)));
-    push(seen.p50, f.p50_ms || 0);
-    push(seen.p99, f.p99_ms || 0);
-    seen.last = f;
-    history.set(f.name, seen);
-  }
-}
+const HISTORY_MINUTES = 60;
+// How often the per-minute history is asked again (its newest minute fills as it goes).
+const HISTORY_EVERY_MS = 10000;
+const IDLE = { invocations: [], errors: [], p50_ms: [], p99_ms: [] };
 
 export function list(main) {
   const filter = h('input', { type: 'search', placeholder: 'Filter by name', 'aria-label': 'filter functions' });
@@ -35,7 +23,9 @@ export function list(main) {
   const rows = h('div');
   box.append(head, spacer, rows);
   put(main, h('h1', {}, 'Functions'), h('div', { class: 'toolbar' }, filter, count), box,
-    h('p', { class: 'muted' }, 'Activity since this console opened, one point per update: invocations (blue) and errors (red); duration p50 (green) and p99 (orange).'));
+    h('p', { class: 'muted' }, `The last ${HISTORY_MINUTES} minutes from CloudWatch, per minute: invocations (blue) and errors (red); duration p50 (green) and p99 (orange).`));
+  // name → per-minute series of the last hour (functions idle all hour are absent).
+  let history = {};
   let all = [];
   let shown = [];
   const draw = () => {
@@ -46,7 +36,7 @@ export function list(main) {
     const out = [];
     for (let i = first; i < last; i++) {
       const f = shown[i];
-      const seen = history.get(f.name) || { invocations: [], errors: [] };
+      const seen = history[f.name] || IDLE;
       const row = h('div', { class: 'row', 'data-function': f.name },
         h('span', {}, h('a', { href: `#/functions/${encodeURIComponent(f.name)}` }, f.name)),
         h('span', { class: 'num' }, fmt.num(f.invocations ?? 0)),
@@ -54,8 +44,9 @@ export function list(main) {
         h('span', { class: 'num wide' }, fmt.num(f.throttles ?? 0)),
         h('span', {}, `${f.p50_ms == null ? '–' : fmt.ms(f.p50_ms)} / ${f.p99_ms == null ? '–' : fmt.ms(f.p99_ms)}`),
         h('span', { class: 'wide' },
-          sparkline([seen.invocations, seen.errors], { width: 70, classes: ['', 'err'], title: 'invocations and errors per update' }), ' ',
-          sparkline([seen.p50 || [], seen.p99 || []], { width: 70, classes: ['p50', 'p99'], title: 'duration p50 and p99' })),
+          // Errors first: invocations are drawn over them where both are zero.
+          sparkline([seen.errors, seen.invocations], { width: 70, classes: ['err', ''], title: 'invocations and errors per minute, last hour' }), ' ',
+          sparkline([seen.p50_ms.map((v) => v || 0), seen.p99_ms.map((v) => v || 0)], { width: 70, classes: ['p50', 'p99'], title: 'duration p50 and p99 per minute, last hour' })),
         h('span', { class: 'wide muted' }, f.runtime || ''));
       row.style.top = `${ROW + i * ROW}px`;
       out.push(row);
@@ -70,12 +61,17 @@ export function list(main) {
   };
   box.addEventListener('scroll', () => requestAnimationFrame(draw));
   filter.addEventListener('input', refilter);
-  return live({ watch: ['/_nimbus/functions'] }, (_, body) => {
+  const stopHistory = every(HISTORY_EVERY_MS, async () => {
+    history = (await getJson(`/_nimbus/metrics/functions?minutes=${HISTORY_MINUTES}`)).functions || {};
+    box.dataset.history = String(Object.keys(history).length);
+    draw();
+  });
+  const stopFeed = live({ watch: ['/_nimbus/functions'] }, (_, body) => {
     all = (body.functions || []).slice().sort((a, b) => a.name.localeCompare(b.name));
-    remember(all);
     refilter();
     main.dataset.loaded = 'true';
   });
+  return () => { stopFeed(); stopHistory(); };
 }
 
 // The last hour of one of the function's CloudWatch metrics, per minute.

@@ -109,7 +109,13 @@ export function live({ watch = [], logs, stream }, onUpdate, onLogs) {
 export const fmt = {
   num: (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US')),
   ms: (n) => (n === null || n === undefined ? '–' : `${Number(n) < 10 ? Number(n).toFixed(2) : Math.round(n)} ms`),
-  usd: (n) => (n === null || n === undefined ? '–' : `$${Number(n).toFixed(Number(n) < 1 ? 4 : 2)}`),
+  usd: (n) => {
+    if (n === null || n === undefined) return '–';
+    const v = Number(n);
+    // Fractions of a cent keep two significant digits (a test workload costs micro-dollars).
+    if (v > 0 && v < 0.0001) return `$${v.toFixed(Math.min(10, 1 - Math.floor(Math.log10(v))))}`;
+    return `$${v.toFixed(v < 1 ? 4 : 2)}`;
+  },
   mib: (n) => (n === null || n === undefined ? '–' : `${Number(n).toLocaleString('en-US')} MiB`),
   time: (t) => (t ? new Date(typeof t === 'number' ? t : Date.parse(t)).toLocaleTimeString() : '–'),
   date: (t) => (t ? new Date(typeof t === 'number' ? t : Date.parse(t)).toLocaleString() : '–'),

@@ -27,6 +27,7 @@ assets! {
     "stacks.js" => "text/javascript; charset=utf-8",
     "batch.js" => "text/javascript; charset=utf-8",
     "capacity.js" => "text/javascript; charset=utf-8",
+    "cost.js" => "text/javascript; charset=utf-8",
     "states.js" => "text/javascript; charset=utf-8",
     "streams.js" => "text/javascript; charset=utf-8",
     "favicon.svg" => "image/svg+xml",

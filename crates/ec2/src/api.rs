@@ -112,9 +112,15 @@ impl Ec2 {
                 let since = request.query("since").and_then(|s| s.parse::<f64>().ok());
                 self.meter(since)
             }
+            ("GET", "what-if") => {
+                let since = request.query("since").and_then(|s| s.parse::<f64>().ok());
+                self.what_if(since)
+            }
             ("GET", "events") => {
-                let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                Ok(json!({ "events": recent.iter().cloned().collect::<Vec<_>>() }))
+                let limit = request.query("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(200);
+                self.store
+                    .recent_events(limit.clamp(1, crate::EVENTS_KEPT))
+                    .map(|events| json!({ "events": events }))
             }
             ("GET", "instances") => self.instances_summary(),
             (method, path) => {
@@ -149,6 +155,16 @@ impl Ec2 {
                     "vcpus": kind.map(|k| k.vcpus), "memory_mib": kind.map(|k| k.memory_mib), "usd_per_hour": price,
                     "live": self.runner.is_live(&i.id),
                     "memory_peak_mib": self.runner.peak_memory_mib(&i.id),
+                    // What the instance holds on this host (its type's, scaled by `--capacity`).
+                    "host_share": kind.map(|k| {
+                        let (vcpus, memory_mib) = self.config.footprint(k);
+                        json!({ "vcpus": vcpus, "memory_mib": memory_mib })
+                    }),
+                    "usage": self.runner.usage(&i.id).map(|u| json!({
+                        "cpu_seconds": (u.cpu_seconds * 100.0).round() / 100.0,
+                        "cpus": (u.cpus * 1000.0).round() / 1000.0,
+                        "memory_mib": u.memory_mib,
+                    })),
                 })
             })
             .collect();

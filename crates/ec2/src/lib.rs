@@ -34,9 +34,10 @@ mod store;
 mod templates;
 #[cfg(test)]
 mod tests;
+mod whatif;
 mod xml;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -54,6 +55,7 @@ pub use crate::model::{Instance, State};
 pub use crate::policies::ScalingAlarms;
 pub use crate::runner::{ApiAcceptor, Exec, Process};
 use crate::store::{Store, SCHEMA};
+pub use crate::whatif::{FunctionUsage, FunctionUse};
 
 /// Where EC2 sends the events AWS puts on the default event bus (source `aws.ec2`): the spot
 /// interruption warning, state-change notifications. The integrator wires it to EventBridge.
@@ -94,6 +96,9 @@ pub struct Config {
     pub market: bool,
 }
 
+/// Events kept for the capacity timeline (`GET /_nimbus/ec2/events`).
+pub const EVENTS_KEPT: i64 = 1000;
+
 pub struct Ec2 {
     store: Store,
     identity: Identity,
@@ -107,12 +112,12 @@ pub struct Ec2 {
     launching: Mutex<()>,
     /// Auto Scaling groups are brought to their desired capacity one at a time.
     scaling: Mutex<()>,
-    /// The last events sent, for `GET /_nimbus/ec2/events`.
-    recent: Mutex<VecDeque<Value>>,
     watchers: Mutex<HashMap<String, watch::Sender<Lifecycle>>>,
     tokens: imds::Tokens,
     /// Where target tracking policies keep their CloudWatch alarms (set by the integrator).
     alarms: std::sync::OnceLock<Arc<dyn ScalingAlarms>>,
+    /// Where the what-if comparison reads functions' use (set by the integrator).
+    function_usage: std::sync::OnceLock<Arc<dyn FunctionUsage>>,
     me: Weak<Ec2>,
 }
 
@@ -145,10 +150,10 @@ impl Ec2 {
             docs: Mutex::new(()),
             launching: Mutex::new(()),
             scaling: Mutex::new(()),
-            recent: Mutex::new(VecDeque::new()),
             watchers: Mutex::new(HashMap::new()),
             tokens: imds::Tokens::default(),
             alarms: std::sync::OnceLock::new(),
+            function_usage: std::sync::OnceLock::new(),
             me: me.clone(),
         });
         ec2.recover().map_err(|e| e.message)?;
@@ -189,7 +194,8 @@ impl Ec2 {
         self.clock.now_ms()
     }
 
-    /// Sends an `aws.ec2` event (and keeps it for `GET /_nimbus/ec2/events`).
+    /// Sends an `aws.ec2` event (and keeps it in the store for `GET /_nimbus/ec2/events`: the
+    /// newest [`EVENTS_KEPT`]).
     fn emit(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
         self.emit_from("aws.ec2", detail_type, resources, detail);
     }
@@ -203,12 +209,8 @@ impl Ec2 {
             "resources": resources,
             "detail": detail,
         });
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if recent.len() >= 200 {
-                recent.pop_front();
-            }
-            recent.push_back(event);
+        if let Err(error) = self.store.record_event(&self.identity.region, &event, self.now()) {
+            eprintln!("nimbus: ec2: cannot keep an event for the timeline: {}", error.message);
         }
         let events = self.events.clone();
         let detail_type = detail_type.to_owned();

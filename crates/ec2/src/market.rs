@@ -136,6 +136,9 @@ impl Ec2 {
             self.fulfil_persistent();
             self.run_schedules();
             self.forget_terminated(now);
+            if let Err(error) = self.store.prune_events(crate::EVENTS_KEPT) {
+                eprintln!("nimbus: ec2: cannot prune the timeline's events: {}", error.message);
+            }
         }
         let Ok(instances) = self.store.all::<Instance>("instance", None) else { return };
         let now = self.now();

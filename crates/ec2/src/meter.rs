@@ -30,6 +30,29 @@ pub fn graviton_equivalent(type_name: &str) -> Option<String> {
     Catalog::get().instance_type(&candidate).filter(|t| t.arch() == "arm64").map(|t| t.name.clone())
 }
 
+/// A segment's time inside a window.
+pub(crate) struct Billing {
+    /// Seconds it ran inside the window.
+    pub seconds: f64,
+    /// Seconds billed: with the minimum, once, for a stretch that began inside the window.
+    pub billed: f64,
+    /// Seconds of the whole stretch (inside the window or not).
+    pub whole: f64,
+}
+
+pub(crate) fn billing_of(segment: &Segment, since: i64, now: i64) -> Billing {
+    let end = segment.end_ms.unwrap_or(now).min(now);
+    let start = segment.start_ms.max(since);
+    let seconds = ((end - start).max(0)) as f64 / 1000.0;
+    let whole = ((end - segment.start_ms).max(0)) as f64 / 1000.0;
+    let billed = if segment.start_ms >= since && segment.end_ms.is_some() {
+        seconds.max(MINIMUM_SECONDS)
+    } else {
+        seconds
+    };
+    Billing { seconds, billed, whole }
+}
+
 #[derive(Default)]
 struct Line {
     instances: std::collections::BTreeSet<String>,
@@ -52,15 +75,8 @@ impl Ec2 {
         let mut lines: BTreeMap<(String, String, String, String), Line> = BTreeMap::new();
         let catalog = Catalog::get();
         for segment in &segments {
-            let Segment { instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted, .. } =
-                segment;
-            let end = end_ms.unwrap_or(now).min(now);
-            let start = (*start_ms).max(since);
-            let seconds = ((end - start).max(0)) as f64 / 1000.0;
-            let whole = ((end - start_ms).max(0)) as f64 / 1000.0;
-            // The minimum applies once, to the stretch that began inside the window.
-            let billed =
-                if *start_ms >= since && end_ms.is_some() { seconds.max(MINIMUM_SECONDS) } else { seconds };
+            let Segment { instance_type, zone, arch, billing, rate, start_ms, interrupted, .. } = segment;
+            let Billing { seconds, billed, whole } = billing_of(segment, since, now);
             let market = billing.split(':').next().unwrap_or(billing).to_owned();
             let free = market == "spot" && *interrupted && whole < 3600.0;
             let usd = if free { 0.0 } else { billed / 3600.0 * rate };

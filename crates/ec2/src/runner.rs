@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Network, NetworkKey, Reach, Sandbox};
 use tokio::io::AsyncReadExt;
@@ -83,6 +83,18 @@ struct Live {
     /// Set when nimbus ends the instance (stop, terminate, interruption).
     stopping: Arc<AtomicBool>,
     exited: watch::Receiver<bool>,
+    /// The last CPU reading: when, the CPU seconds, and the share of a CPU since the one before.
+    sampled: Mutex<Option<(Instant, f64, f64)>>,
+}
+
+/// What a running instance uses now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceUsage {
+    /// CPU seconds of the processes running in it now (what ended has left the count).
+    pub cpu_seconds: f64,
+    /// CPUs busy since the previous reading (1.0 = one CPU), averaged over at least a second.
+    pub cpus: f64,
+    pub memory_mib: u64,
 }
 
 pub struct Runner {
@@ -134,6 +146,34 @@ impl Runner {
     pub fn peak_memory_mib(&self, id: &str) -> Option<u64> {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
         live.and_then(|live| live.child.peak_memory_mib())
+    }
+
+    /// What the instance's processes (its main one and those started in it) use now, from their
+    /// cgroups; None when it does not run on this node.
+    pub fn usage(&self, id: &str) -> Option<InstanceUsage> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()?;
+        let mut total = live.child.usage();
+        for extra in live.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let usage = extra.usage();
+            total.cpu_seconds += usage.cpu_seconds;
+            total.memory_mib += usage.memory_mib;
+        }
+        let now = Instant::now();
+        let mut sampled = live.sampled.lock().unwrap_or_else(|p| p.into_inner());
+        let cpus = match *sampled {
+            // Readings closer than a second apart keep the last share (several viewers at once).
+            Some((at, _, cpus)) if now.duration_since(at) < Duration::from_secs(1) => cpus,
+            Some((at, before, _)) => {
+                let share = (total.cpu_seconds - before).max(0.0) / now.duration_since(at).as_secs_f64();
+                *sampled = Some((now, total.cpu_seconds, share));
+                share
+            }
+            None => {
+                *sampled = Some((now, total.cpu_seconds, 0.0));
+                0.0
+            }
+        };
+        Some(InstanceUsage { cpu_seconds: total.cpu_seconds, cpus, memory_mib: total.memory_mib })
     }
 
     /// The instances whose processes run on this node.
@@ -276,6 +316,7 @@ impl Runner {
             _network: network,
             stopping: stopping.clone(),
             exited,
+            sampled: Mutex::new(None),
         });
         {
             let mut all = self.live.lock().unwrap_or_else(|p| p.into_inner());

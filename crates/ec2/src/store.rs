@@ -161,6 +161,39 @@ impl Store {
             > 0)
     }
 
+    /// Keeps an event sent (`aws.ec2`, `aws.autoscaling`) for the capacity timeline: the history
+    /// outlives a restart and is the same on every node.
+    pub fn record_event(&self, region: &str, event: &serde_json::Value, now: i64) -> Result<(), AwsError> {
+        let id = format!("{now:013}-{}", uuid::Uuid::new_v4().simple());
+        self.put("event", &id, region, event, now)
+    }
+
+    /// The newest `limit` events kept, oldest first.
+    pub fn recent_events(&self, limit: i64) -> Result<Vec<serde_json::Value>, AwsError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT body FROM docs WHERE kind = 'event' ORDER BY created DESC, id DESC LIMIT ?1",
+                &params![limit],
+            )
+            .map_err(db)?;
+        let mut events = rows.iter().map(parse).collect::<Result<Vec<_>, _>>().map_err(db)?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// Drops all but the newest `keep` events.
+    pub fn prune_events(&self, keep: i64) -> Result<(), AwsError> {
+        self.db
+            .execute(
+                "DELETE FROM docs WHERE kind = 'event' AND id NOT IN \
+                 (SELECT id FROM docs WHERE kind = 'event' ORDER BY created DESC, id DESC LIMIT ?1)",
+                &params![keep],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Records that need EC2 open from the start: instances whose processes were running (or
     /// about to), Auto Scaling groups and scheduled actions, open spot requests — counted
     /// without parsing every document.

@@ -379,3 +379,89 @@ async fn terminated_instances_are_forgotten_after_an_hour() {
     assert!(ec2.instance(&launched.id).unwrap().is_none());
     assert_eq!(ec2.meter(None).unwrap()["lines"][0]["instances"], 1, "the meter keeps its usage");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_shows_its_cpu_and_memory_and_its_events_outlive_a_restart() {
+    let fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    let busy = user_data("#!/bin/sh\nwhile :; do :; done\n");
+    let launched = run(&ec2, json!({ "InstanceType": "m5.large", "UserData": busy })).unwrap();
+    until_state(&ec2, &launched.id, State::Running).await;
+    let first = ec2.runner.usage(&launched.id).unwrap();
+    let mut busy_cpus = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        busy_cpus = ec2.runner.usage(&launched.id).unwrap().cpus;
+        if busy_cpus > 0.05 {
+            break;
+        }
+    }
+    assert!(busy_cpus > 0.05, "the user data's loop keeps a CPU busy: {busy_cpus}");
+    let now = ec2.runner.usage(&launched.id).unwrap();
+    assert!(now.cpu_seconds > first.cpu_seconds && now.memory_mib > 0, "{first:?} → {now:?}");
+    ec2.terminate(&launched.id).unwrap();
+    until_state(&ec2, &launched.id, State::Terminated).await;
+    assert_eq!(ec2.runner.usage(&launched.id), None);
+    ec2.shutdown().await;
+    drop(ec2);
+
+    let ec2 = fixture.open();
+    let states: Vec<Value> =
+        ec2.store.recent_events(100).unwrap().iter().map(|e| e["detail"]["state"].clone()).collect();
+    assert_eq!(states, [json!("running"), json!("shutting-down"), json!("terminated")]);
+    ec2.store.prune_events(1).unwrap();
+    let kept = ec2.store.recent_events(100).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["detail"]["state"], "terminated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_what_if_prices_instance_seconds_on_each_option() {
+    struct Functions;
+    impl crate::FunctionUsage for Functions {
+        fn usage(&self, _since: i64, _until: i64) -> Result<Vec<crate::FunctionUse>, String> {
+            Ok(vec![crate::FunctionUse {
+                architecture: "x86_64".into(),
+                requests: 1_000_000,
+                gb_seconds: 3600.0,
+            }])
+        }
+    }
+    let fixture = Fixture::new(8);
+    let ec2 = fixture.open();
+    let unknown = ec2.what_if(None).unwrap();
+    assert!(unknown["workload"]["functions"]["unknown"].is_string());
+    ec2.set_function_usage(Arc::new(Functions));
+    let launched = run(&ec2, json!({ "InstanceType": "m5.large" })).unwrap();
+    until_state(&ec2, &launched.id, State::Running).await;
+    fixture.clock.advance_ms(3_600_000);
+    let answer = ec2.what_if(None).unwrap();
+    let option = |service: &str, arch: &str, market: &str| {
+        answer["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["service"] == service && o["architecture"] == arch && o["market"] == market)
+            .cloned()
+            .unwrap()
+    };
+    // One hour of m5.large on demand is its hourly price; as Graviton, m7g.large's.
+    let m5 = crate::Catalog::get().instance_type("m5.large").unwrap().price.unwrap();
+    let m7g = crate::Catalog::get().instance_type("m7g.large").unwrap().price.unwrap();
+    let on_demand = option("Batch", "x86_64", "on-demand")["instances_usd"].as_f64().unwrap();
+    assert!((on_demand - m5).abs() < 0.001, "{on_demand} vs {m5}");
+    let graviton = option("Batch", "arm64", "on-demand")["instances_usd"].as_f64().unwrap();
+    assert!((graviton - m7g).abs() < 0.001, "{graviton} vs {m7g}");
+    assert!(
+        (option("Batch", "x86_64", "reserved")["instances_usd"].as_f64().unwrap() - m5 * 0.64).abs() < 0.001
+    );
+    // A million requests and an hour of 1 GB as Lambda on x86: $0.20 + 3600 × $0.0000166667.
+    let lambda = option("Lambda", "x86_64", "on-demand")["functions_usd"].as_f64().unwrap();
+    assert!((lambda - (0.20 + 0.06)).abs() < 0.0001, "{lambda}");
+    // The instance's hour as Lambda: 8 GiB × 3600 s, four 15-minute requests.
+    let as_lambda = option("Lambda", "x86_64", "on-demand")["instances_usd"].as_f64().unwrap();
+    assert!((as_lambda - (8.0 * 3600.0 * 0.0000166667 + 4.0 * 0.2e-6)).abs() < 0.001, "{as_lambda}");
+    assert_eq!(answer["sources"].as_array().unwrap().len(), 4);
+    ec2.terminate(&launched.id).unwrap();
+    ec2.shutdown().await;
+}

@@ -10,6 +10,7 @@ mod catalog;
 mod custom;
 mod error;
 mod histogram;
+mod history;
 mod ops;
 mod out;
 pub mod provider;
@@ -34,6 +35,7 @@ pub use bucket::Architecture;
 pub use catalog::{LAMBDA_NAMESPACE, NIMBUS_NAMESPACE};
 pub use custom::AlarmSink;
 pub use error::{CwError, ErrorKind};
+pub use history::{Histories, History, MAX_HISTORY};
 pub use summary::{Summary, Usage, SUMMARY_WINDOW};
 
 use bucket::Sample;

@@ -288,6 +288,19 @@ impl Group {
         Some(bytes.div_ceil(1 << 20))
     }
 
+    /// What the group's processes use now: memory the group is charged, CPU seconds (see
+    /// [`crate::usage`]).
+    pub fn usage(&self) -> Option<crate::Usage> {
+        use crate::usage::{group_v1_cpu_seconds, group_v2_cpu_seconds};
+        let (version, dir) = self.memory.as_ref()?;
+        let (file, cpu) = match version {
+            Version::V1 => ("memory.usage_in_bytes", group_v1_cpu_seconds(dir)),
+            Version::V2 => ("memory.current", group_v2_cpu_seconds(dir)),
+        };
+        let bytes: u64 = fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()?;
+        Some(crate::Usage { cpu_seconds: cpu.unwrap_or(0.0), memory_mib: bytes.div_ceil(1 << 20) })
+    }
+
     /// Whether the kernel's OOM killer has killed a process of this group.
     pub fn oom_killed(&self) -> bool {
         let Some((version, dir)) = self.memory.as_ref() else { return false };

@@ -12,6 +12,7 @@ mod pool;
 mod scratch;
 mod seccomp;
 mod spawn;
+mod usage;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use cgroup::{Cgroups, Limits};
 pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
 pub use spawn::{Child, Sandbox, Started};
+pub use usage::Usage;
 
 /// How strongly environments are isolated on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

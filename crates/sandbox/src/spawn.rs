@@ -526,6 +526,14 @@ impl Child {
         self.group.as_ref().and_then(Group::peak_memory_mib).or_else(|| crate::peak_memory_mib(self.pid))
     }
 
+    /// What the process (and what it started) uses now; zero once released.
+    pub fn usage(&self) -> crate::Usage {
+        if self.released.load(Ordering::Acquire) {
+            return crate::Usage::default();
+        }
+        self.group.as_ref().and_then(Group::usage).unwrap_or_else(|| crate::usage::tree_usage(self.pid))
+    }
+
     pub fn oom_killed(&self) -> bool {
         self.group.as_ref().is_some_and(Group::oom_killed)
     }
