@@ -44,6 +44,16 @@ def until(check, timeout=600.0):
     raise SystemExit("timed out")
 
 
+def cpu_seconds(pid):
+    """CPU time of a process and of its reaped children (the jobs' sandboxes, set-up included)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / ticks
+    children = (int(fields[13]) + int(fields[14])) / ticks
+    return own, children
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))]
@@ -122,24 +132,20 @@ def main():
 
         warm_run("(empty backlog)")
 
-        started = time.perf_counter()
-        ids = [batch.submit_job(jobName="t", jobQueue="q", jobDefinition="true")["jobId"] for _ in range(args.throughput)]
-        submitted = time.perf_counter() - started
-        for chunk in range(0, len(ids), 100):
-            until(lambda: all(j["status"] in ("SUCCEEDED", "FAILED") for j in batch.describe_jobs(jobs=ids[chunk:chunk + 100])["jobs"]))
-        elapsed = time.perf_counter() - started
-        print(f"throughput: {args.throughput} trivial jobs in {elapsed:.2f} s = {args.throughput / elapsed:.0f} jobs/s "
-              f"(SubmitJob alone {args.throughput / submitted:.0f}/s; anchor: Slurm ~500 jobs/s)")
+        if args.throughput:
+            throughput(batch, server, args.throughput)
+        if args.array:
+            started = time.perf_counter()
+            parent = batch.submit_job(jobName="arr", jobQueue="q", jobDefinition="true",
+                                      arrayProperties={"size": args.array})["jobId"]
+            until(lambda: describe(parent)["status"] in ("SUCCEEDED", "FAILED"))
+            print(f"array of {args.array}: submit → all SUCCEEDED {time.perf_counter() - started:.2f} s")
 
-        started = time.perf_counter()
-        parent = batch.submit_job(jobName="arr", jobQueue="q", jobDefinition="true",
-                                  arrayProperties={"size": args.array})["jobId"]
-        until(lambda: describe(parent)["status"] in ("SUCCEEDED", "FAILED"))
-        print(f"array of {args.array}: submit → all SUCCEEDED {time.perf_counter() - started:.2f} s")
-
-        batch.submit_job(jobName="deep", jobQueue="backlog", jobDefinition="true", arrayProperties={"size": args.backlog})
-        until(lambda: batch.list_jobs(jobQueue="backlog", jobStatus="PENDING")["jobSummaryList"])
-        warm_run(f"({args.backlog} jobs waiting in another queue)")
+        if args.backlog:
+            batch.submit_job(jobName="deep", jobQueue="backlog", jobDefinition="true",
+                             arrayProperties={"size": args.backlog})
+            until(lambda: batch.list_jobs(jobQueue="backlog", jobStatus="PENDING")["jobSummaryList"])
+            warm_run(f"({args.backlog} jobs waiting in another queue)")
     finally:
         server.terminate()
         try:
@@ -147,6 +153,24 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def throughput(batch, server, count):
+    """`count` trivial jobs submitted one after the other and waited for until all ended; with the
+    CPU time nimbus and its jobs' processes (sandbox set-up included) spent per job."""
+    started = time.perf_counter()
+    cpu_before = cpu_seconds(server.pid)
+    ids = [batch.submit_job(jobName="t", jobQueue="q", jobDefinition="true")["jobId"] for _ in range(count)]
+    submitted = time.perf_counter() - started
+    for chunk in range(0, len(ids), 100):
+        until(lambda: all(j["status"] in ("SUCCEEDED", "FAILED")
+                          for j in batch.describe_jobs(jobs=ids[chunk:chunk + 100])["jobs"]))
+    elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(server.pid)
+    own, children = ((after - before) * 1000 / count for before, after in zip(cpu_before, cpu_after))
+    print(f"throughput: {count} trivial jobs in {elapsed:.2f} s = {count / elapsed:.0f} jobs/s "
+          f"(SubmitJob alone {count / submitted:.0f}/s; anchor: Slurm ~500 jobs/s); CPU per job: "
+          f"nimbus {own:.1f} ms, its jobs' processes {children:.1f} ms")
 
 
 def _healthy(endpoint):

@@ -141,6 +141,8 @@ impl Batch {
         let mut demand: HashMap<String, f64> = HashMap::new();
         let mut retry_at = None;
         let mut placed_any = false;
+        // Stored STARTING together at the end of the placements.
+        let mut starts: Vec<(Job, String, String)> = Vec::new();
         for job in ordered {
             let Some(queue) = queues.get(&job.job_queue) else { continue };
             let order: Vec<String> = queue["computeEnvironmentOrder"]
@@ -162,7 +164,7 @@ impl Batch {
                     let mut job = job.clone();
                     job.n.slurm =
                         Some(crate::slurm::SlurmRef { partition: partition.clone(), ..Default::default() });
-                    self.clone().start(job, crate::slurm::INSTANCE.to_owned(), ce_arn.clone())?;
+                    starts.push((job, crate::slurm::INSTANCE.to_owned(), ce_arn.clone()));
                     placed = true;
                     started = true;
                     break;
@@ -177,7 +179,7 @@ impl Batch {
                 let resources = &ce["computeResources"];
                 let fargate = resources["type"].as_str().is_some_and(|t| t.starts_with("FARGATE"));
                 if let Some(instance) = self.room_on(ce_arn, &job) {
-                    self.clone().start(job.clone(), instance, ce_arn.clone())?;
+                    starts.push((job.clone(), instance, ce_arn.clone()));
                     placed = true;
                     started = true;
                     break;
@@ -242,6 +244,7 @@ impl Batch {
                 }
             }
         }
+        self.start_all(starts)?;
         if !waiting.is_empty() {
             let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
             // Unless cancelled meanwhile.

@@ -46,38 +46,55 @@ impl Ending {
 }
 
 impl Batch {
-    /// RUNNABLE → STARTING on `instance`; the attempt then runs in a task of its own.
-    pub(crate) fn start(self: Arc<Self>, job: Job, instance: String, ce: String) -> Result<(), AwsError> {
-        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
-        // RUNNABLE, or SUBMITTED in the store when it became RUNNABLE this very turn.
-        let stored = self.store.job(&job.job_id)?;
-        let Some(mut job) =
-            stored.filter(|j| j.status == "RUNNABLE" || j.status == "SUBMITTED").map(|_| job.clone())
-        else {
-            self.release(&instance, &job);
+    /// RUNNABLE → STARTING, each job on its instance (with its compute environment), all in
+    /// one transaction (one disk sync for a turn's placements, not one per job); each attempt
+    /// then runs in a task of its own.
+    pub(crate) fn start_all(self: &Arc<Self>, starts: Vec<(Job, String, String)>) -> Result<(), AwsError> {
+        if starts.is_empty() {
             return Ok(());
-        };
-        let task_id = uuid::Uuid::new_v4().simple().to_string();
-        let (region, account) = (job.n.region.clone(), self.identity.account.clone());
-        let cluster = format!("AWSBatch-{}", ce.rsplit('/').next().unwrap_or_default());
-        job.status = "STARTING".into();
-        job.status_reason = None;
-        job.n.attempt += 1;
-        job.n.instance = Some(instance.clone());
-        job.n.ce = Some(ce);
-        job.n.task_id = Some(task_id.clone());
-        job.n.stopping = None;
-        job.n.log_stream = None;
-        job.container["taskArn"] = json!(format!("arn:aws:ecs:{region}:{account}:task/{cluster}/{task_id}"));
-        job.container["containerInstanceArn"] = json!(format!(
-            "arn:aws:ecs:{region}:{account}:container-instance/{cluster}/{}",
-            instance.trim_start_matches("i-")
-        ));
-        self.store.save_jobs(&[&job])?;
-        self.emit(&job);
-        let (sender, receiver) = watch::channel(None);
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.job_id.clone(), sender);
-        tokio::spawn(self.clone().attempt(job, receiver));
+        }
+        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // RUNNABLE, or SUBMITTED in the store when it became RUNNABLE this very turn; not
+        // cancelled meanwhile.
+        let ids: Vec<String> = starts.iter().map(|(job, _, _)| job.job_id.clone()).collect();
+        let statuses = self.statuses(&ids)?;
+        let mut starting = Vec::with_capacity(starts.len());
+        for (mut job, instance, ce) in starts {
+            if !statuses.get(&job.job_id).is_some_and(|s| s == "RUNNABLE" || s == "SUBMITTED") {
+                self.release(&instance, &job);
+                continue;
+            }
+            let task_id = uuid::Uuid::new_v4().simple().to_string();
+            let (region, account) = (job.n.region.clone(), self.identity.account.clone());
+            let cluster = format!("AWSBatch-{}", ce.rsplit('/').next().unwrap_or_default());
+            job.status = "STARTING".into();
+            job.status_reason = None;
+            job.n.attempt += 1;
+            job.n.instance = Some(instance.clone());
+            job.n.ce = Some(ce);
+            job.n.task_id = Some(task_id.clone());
+            job.n.stopping = None;
+            job.n.log_stream = None;
+            job.container["taskArn"] =
+                json!(format!("arn:aws:ecs:{region}:{account}:task/{cluster}/{task_id}"));
+            job.container["containerInstanceArn"] = json!(format!(
+                "arn:aws:ecs:{region}:{account}:container-instance/{cluster}/{}",
+                instance.trim_start_matches("i-")
+            ));
+            starting.push(job);
+        }
+        if let Err(error) = self.store.save_jobs(&starting.iter().collect::<Vec<_>>()) {
+            for job in &starting {
+                self.release(job.n.instance.as_deref().unwrap_or_default(), job);
+            }
+            return Err(error);
+        }
+        for job in starting {
+            self.emit(&job);
+            let (sender, receiver) = watch::channel(None);
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.job_id.clone(), sender);
+            tokio::spawn(self.clone().attempt(job, receiver));
+        }
         Ok(())
     }
 

@@ -156,6 +156,7 @@ impl Environment {
                 opt_layers: spec.layers.clone(),
                 tmp_size_mb: u64::from(spec.ephemeral_mb),
                 tmp_volume: None,
+                tmp_under: None,
                 resolv_conf: own.as_ref().and_then(|n: &Network| n.resolv_conf.clone()),
                 image_root: None,
             };

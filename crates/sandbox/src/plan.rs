@@ -90,6 +90,10 @@ pub struct Filesystem {
     pub tmp_size_mb: u64,
     /// A prepared scratch volume for `/tmp`; without one `/tmp` is a tmpfs of `tmp_size_mb`.
     pub tmp_volume: Option<PathBuf>,
+    /// `/tmp` a fresh directory made under this one at spawn and deleted at release, instead of
+    /// a volume of `tmp_size_mb` (a process in an instance: its disk, shared, as containers'
+    /// writable layers share an ECS instance's volume).
+    pub tmp_under: Option<PathBuf>,
     /// A host file shown as `/etc/resolv.conf` (see [`crate::Network::resolv_conf`]).
     pub resolv_conf: Option<PathBuf>,
     /// A container image's root file system: the sandbox's `/` is built from it (each top-level
@@ -386,6 +390,7 @@ mod tests {
             opt_layers: vec!["/data/layers/1".into(), "/data/layers/2".into()],
             tmp_size_mb: 512,
             tmp_volume: None,
+            tmp_under: None,
             resolv_conf: None,
             image_root: None,
         }

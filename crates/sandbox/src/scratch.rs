@@ -16,7 +16,8 @@ const READY_PER_SIZE: usize = 2;
 
 pub struct Volume {
     pub dir: PathBuf,
-    image: PathBuf,
+    /// The loop-mounted image; None for a plain directory (see [`Volume::directory`]).
+    image: Option<PathBuf>,
 }
 
 pub struct ScratchPool {
@@ -76,15 +77,15 @@ impl Maker for Volumes {
         let dir = self.root.join(&id);
         // ext4 keeps ~2% plus a little for itself: size the image so the free space is the request.
         let image_mb = size_mb + size_mb / 50 + 2;
-        let volume = Volume { dir, image };
+        let volume = Volume { dir, image: Some(image.clone()) };
         let result = (|| {
-            std::fs::File::create(&volume.image)?.set_len(image_mb << 20)?;
+            std::fs::File::create(&image)?.set_len(image_mb << 20)?;
             run(Command::new("mkfs.ext4")
                 .args(["-q", "-F", "-m", "0", "-N", "4096", "-O", "^has_journal,^resize_inode"])
                 .args(["-E", "root_owner=0:0,nodiscard"])
-                .arg(&volume.image))?;
+                .arg(&image))?;
             std::fs::create_dir(&volume.dir)?;
-            run(Command::new("mount").args(["-o", "loop,nosuid,nodev"]).arg(&volume.image).arg(&volume.dir))?;
+            run(Command::new("mount").args(["-o", "loop,nosuid,nodev"]).arg(&image).arg(&volume.dir))?;
             let _ = std::fs::remove_dir(volume.dir.join("lost+found"));
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&volume.dir, std::fs::Permissions::from_mode(0o1777))
@@ -104,11 +105,32 @@ impl Maker for Volumes {
 }
 
 impl Volume {
-    /// Unmounts (the loop device detaches itself) and deletes the image. Blocking.
+    /// A fresh directory `name` under `parent` (made here, world-writable and sticky as `/tmp`
+    /// is): disk-backed but unsized, sharing its file system's space — a container's writable
+    /// layer on an ECS instance's volume. Made in microseconds where a volume takes a mkfs and
+    /// a mount. Blocking.
+    pub fn directory(parent: &Path, name: &str) -> io::Result<Volume> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(parent)?;
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+        Ok(Volume { dir, image: None })
+    }
+
+    /// Unmounts (the loop device detaches itself) and deletes the image; a directory is
+    /// deleted with what it holds. Blocking.
     pub fn destroy(self) {
-        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&self.dir);
-        let _ = std::fs::remove_file(&self.image);
+        match self.image {
+            Some(image) => {
+                let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir(&self.dir);
+                let _ = std::fs::remove_file(&image);
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
     }
 }
 

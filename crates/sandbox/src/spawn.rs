@@ -1,6 +1,8 @@
 //! Starting sandboxed processes: the host's capabilities probed once, every clone made on one
 //! long-lived thread (a child's death signal is tied to the thread that created it), and the
-//! child's exit watched through a pidfd.
+//! child's exit watched through a pidfd. The thread only clones: each child's set-up (its
+//! mounts, ~10-100 ms by the host's load) is waited for by its caller, so children set up side
+//! by side instead of one after the other.
 
 use std::ffi::CString;
 use std::io;
@@ -14,6 +16,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use nix::sched::CloneFlags;
 use tokio::io::unix::AsyncFd;
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use crate::cgroup::{self, Cgroups, Group};
@@ -170,8 +173,13 @@ impl Sandbox {
         let spec =
             Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
         let started = self.start_blocking(&spec)?;
-        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(started.pid as i32), None)
-            .map_err(io::Error::from)?;
+        let pid = nix::unistd::Pid::from_raw(started.pid as i32);
+        let mut report = [0u8; 5];
+        let read = nix::unistd::read(started.error.as_raw_fd(), &mut report).unwrap_or(0);
+        let status = nix::sys::wait::waitpid(pid, None).map_err(io::Error::from)?;
+        if read > 0 {
+            return Err(setup_failure(&report));
+        }
         match status {
             nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
             other => Err(io::Error::other(format!("probe ended with {other:?}"))),
@@ -180,8 +188,17 @@ impl Sandbox {
 
     /// Starts `spec`; resolves once the program has been exec'd (or setup failed).
     pub async fn spawn(self: &Arc<Self>, mut spec: Spec) -> io::Result<Started> {
-        let volume = match &self.scratch {
-            Some(pool) if self.isolation == Isolation::Namespaces && spec.filesystem.tmp_size_mb > 0 => {
+        let isolated = self.isolation == Isolation::Namespaces;
+        let volume = match (&self.scratch, spec.filesystem.tmp_under.clone()) {
+            (_, Some(parent)) if isolated => {
+                let name = spec.id.replace('/', "_");
+                let volume = tokio::task::spawn_blocking(move || Volume::directory(&parent, &name))
+                    .await
+                    .map_err(io::Error::other)??;
+                spec.filesystem.tmp_volume = Some(volume.dir.clone());
+                Some(volume)
+            }
+            (Some(pool), None) if isolated && spec.filesystem.tmp_size_mb > 0 => {
                 let (pool, size) = (pool.clone(), spec.filesystem.tmp_size_mb);
                 let volume =
                     tokio::task::spawn_blocking(move || pool.take(size)).await.map_err(io::Error::other)?;
@@ -217,18 +234,50 @@ impl Sandbox {
         self.live.fetch_add(1, Ordering::AcqRel);
         // Registering with the reactor needs the runtime, which the spawner thread is not in.
         // SAFETY: the pidfd is owned by the AsyncFd from here on and never replaced.
-        let pidfd = unsafe { AsyncFd::register(raw.pidfd) }.map_err(|e| e.into_parts().1)?;
-        Ok(Started {
-            child: Child {
-                pid: raw.pid,
-                live: self.live.clone(),
-                released: AtomicBool::new(false),
-                final_peak_mib: AtomicU64::new(0),
-                volume: Mutex::new(None),
-                pidfd,
-                group: raw.group,
-                isolation: self.isolation,
+        let pidfd = unsafe { AsyncFd::register(raw.pidfd) };
+        let child = Child {
+            pid: raw.pid,
+            live: self.live.clone(),
+            released: AtomicBool::new(false),
+            final_peak_mib: AtomicU64::new(0),
+            volume: Mutex::new(None),
+            pidfd: match pidfd {
+                Ok(pidfd) => pidfd,
+                Err(error) => {
+                    // Unwatchable: killed and reaped here, its group removed.
+                    let pid = nix::unistd::Pid::from_raw(raw.pid as i32);
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                    if let Some(group) = &raw.group {
+                        group.remove();
+                    }
+                    self.live.fetch_sub(1, Ordering::AcqRel);
+                    return Err(error.into_parts().1);
+                }
             },
+            group: raw.group,
+            isolation: self.isolation,
+        };
+        // The child closes its copy of the error pipe by exec'ing; anything read is a failure.
+        let mut report = [0u8; 5];
+        let mut read = 0;
+        let mut error = pipe::Receiver::from_owned_fd(raw.error)?;
+        while read < report.len() {
+            match error.read(&mut report[read..]).await {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if read > 0 {
+            // The child exits right after reporting.
+            let _ = child.wait().await;
+            child.release();
+            return Err(setup_failure(&report));
+        }
+        Ok(Started {
+            child,
             stdout: pipe::Receiver::from_owned_fd(raw.stdout)?,
             stderr: pipe::Receiver::from_owned_fd(raw.stderr)?,
         })
@@ -250,7 +299,7 @@ impl Sandbox {
         };
         let joining = if joins { group.as_ref() } else { None };
         match self.clone_child(spec, joining) {
-            Ok((pid, pidfd, stdout, stderr)) => Ok(Raw { pid, pidfd, stdout, stderr, group }),
+            Ok((pid, pidfd, stdout, stderr, error)) => Ok(Raw { pid, pidfd, stdout, stderr, error, group }),
             Err(error) => {
                 if let Some(group) = group {
                     group.remove();
@@ -264,7 +313,7 @@ impl Sandbox {
         &self,
         spec: &Spec,
         group: Option<&Group>,
-    ) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd)> {
+    ) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd, OwnedFd)> {
         let isolated = self.isolation == Isolation::Namespaces;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -366,19 +415,8 @@ impl Sandbox {
         }
         // SAFETY: a fresh descriptor from pidfd_open, owned from here on.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-        // The child closes its copy of the error pipe by exec'ing; anything read is a failure.
-        let mut report = [0u8; 5];
-        let read = nix::unistd::read(error_r.as_raw_fd(), &mut report).unwrap_or(0);
-        if read > 0 {
-            let _ = nix::sys::wait::waitpid(pid, None);
-            let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
-            let cause = io::Error::from_raw_os_error(errno);
-            return Err(io::Error::new(
-                cause.kind(),
-                format!("sandbox setup failed while {}: {cause}", Step::from_u8(report[0])),
-            ));
-        }
-        Ok((pid_u32, pidfd, stdout_r, stderr_r))
+        // The child's set-up goes on without this thread: the caller reads `error_r`.
+        Ok((pid_u32, pidfd, stdout_r, stderr_r, error_r))
     }
 }
 
@@ -446,13 +484,22 @@ impl Sandbox {
     }
 }
 
-/// A started child before its descriptors are registered with the runtime.
+/// A cloned child before its descriptors are registered with the runtime, still setting up.
 struct Raw {
     pid: u32,
     pidfd: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    /// Closed by the child's exec; `[step, errno]` if its set-up failed.
+    error: OwnedFd,
     group: Option<Group>,
+}
+
+/// The error of a child whose set-up failed, from its `[step, errno]` report.
+fn setup_failure(report: &[u8; 5]) -> io::Error {
+    let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
+    let cause = io::Error::from_raw_os_error(errno);
+    io::Error::new(cause.kind(), format!("sandbox setup failed while {}: {cause}", Step::from_u8(report[0])))
 }
 
 /// NULL-terminated pointer array over `strings` (which must outlive it).
@@ -536,6 +583,11 @@ impl Child {
 
     pub fn oom_killed(&self) -> bool {
         self.group.as_ref().is_some_and(Group::oom_killed)
+    }
+
+    /// Whether [`Child::release`] was called (the process is gone and reaped).
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
     }
 
     /// Removes the child's cgroup; call after [`Child::wait`] returned.

@@ -122,3 +122,47 @@ async fn sh_is_bash_and_seccomp_denies_new_namespaces() {
     assert!(out.contains("forked=ok"), "{out}");
     sandbox.close(std::time::Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn tmp_under_is_a_fresh_directory_gone_at_release_and_setup_failures_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandbox) = sandbox(dir.path()) else { return };
+    let task = dir.path().join("task");
+    std::fs::create_dir(&task).unwrap();
+    let parent = dir.path().join("instance-disk");
+    let on_disk = || Filesystem { tmp_under: Some(parent.clone()), ..fs_with_task(&task) };
+    let limits = Limits { memory_mb: 128, pids: 64, cpu_millis: 0 };
+    // Not the 1 MB tmpfs of `fs_with_task`: 4 MB fit on the instance's disk.
+    let fill = "ls /tmp | wc -l; dd if=/dev/zero of=/tmp/big bs=1M count=4 2>/dev/null; echo dd=$?";
+    // Several started side by side (their set-ups overlap), one of which cannot start.
+    let failing = Spec {
+        program: "/no/such/program".into(),
+        cwd: "/".into(),
+        filesystem: on_disk(),
+        limits,
+        id: uuid_like(),
+        ..Spec::default()
+    };
+    let (a, b, failed) = tokio::join!(
+        run(&sandbox, fill, on_disk(), limits),
+        run(&sandbox, fill, on_disk(), limits),
+        sandbox.spawn(failing)
+    );
+    for (code, out) in [a, b] {
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            ["0", "dd=0"],
+            "each /tmp starts empty: {out}"
+        );
+    }
+    let error = failed.err().expect("a missing program fails the spawn").to_string();
+    assert!(error.contains("sandbox setup failed while exec"), "{error}");
+    // Released children's directories are deleted (in the background).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&parent).unwrap().count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 0, "every /tmp directory is gone");
+    sandbox.close(std::time::Duration::from_secs(2)).await;
+}
