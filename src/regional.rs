@@ -49,6 +49,10 @@ pub type Instances<T> = HashMap<(String, String), T>;
 
 type Opener<S> = Arc<dyn Fn(&Database, &Identity) -> Result<Arc<S>, String> + Send + Sync>;
 
+/// The region and account a request names itself, before its signature's (Lambda's function
+/// ARN in the path); None: its signature's.
+pub type Router = fn(&ApiRequest) -> Option<(String, String)>;
+
 /// Why a region and account are not served.
 #[derive(Debug)]
 pub struct Refusal {
@@ -73,6 +77,7 @@ pub struct Regional<S> {
     others: RwLock<Instances<Arc<Lazy<S>>>>,
     open: Opener<S>,
     scopes: Arc<Scopes>,
+    route: Option<Router>,
 }
 
 impl<S: Service> Regional<S> {
@@ -93,7 +98,24 @@ impl<S: Service> Regional<S> {
             others: RwLock::default(),
             open: Arc::new(open),
             scopes: Scopes::shared(),
+            route: None,
         })
+    }
+
+    /// As [`Regional::new`], for a service whose requests may name their region and account
+    /// themselves (`route`), which then wins over their signature's.
+    pub fn routed(
+        home: Arc<Lazy<S>>,
+        database: &Database,
+        default: &Identity,
+        route: Router,
+        open: impl Fn(&Database, &Identity) -> Result<Arc<S>, String> + Send + Sync + 'static,
+    ) -> Arc<Regional<S>> {
+        let mut regional = Regional::new(home, database, default, open);
+        if let Some(made) = Arc::get_mut(&mut regional) {
+            made.route = Some(route);
+        }
+        regional
     }
 
     /// The instance of nimbus's own region and account (`--region`, `--account`); another
@@ -166,6 +188,9 @@ impl<S: Service> Regional<S> {
 
     /// The instance a request is for: its scope's region and account.
     fn for_request(&self, request: &ApiRequest) -> Result<Arc<Lazy<S>>, Refusal> {
+        if let Some((region, account)) = self.route.and_then(|route| route(request)) {
+            return self.admit(&region, &account);
+        }
         let scope = scope_of(&request.headers, &request.uri);
         let region = scope.as_ref().map(|s| s.region.as_str()).filter(|r| !r.is_empty());
         let account = scope.as_ref().and_then(|s| s.account());

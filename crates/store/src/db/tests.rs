@@ -56,8 +56,9 @@ fn both_backends_store_read_and_refuse_alike() {
         assert_eq!(row.get::<Vec<u8>>(1).unwrap(), vec![0, 255]);
         assert_eq!(row.get::<Option<String>>(2).unwrap().as_deref(), Some("upserted"));
         // Counted by name: on PostgreSQL the tests share one schema and run at once.
-        let count: Option<i64> =
-            db.read(|tx| tx.query_value("SELECT COUNT(*) FROM items WHERE name = ?1", &params!["a"])).unwrap();
+        let count: Option<i64> = db
+            .read(|tx| tx.query_value("SELECT COUNT(*) FROM items WHERE name = ?1", &params!["a"]))
+            .unwrap();
         assert_eq!(count, Some(1), "the refused insert and the upsert left one row");
     }
 }
