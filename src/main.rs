@@ -12,6 +12,7 @@ mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;
+mod probes;
 mod regional;
 mod regions;
 mod sfn_wiring;
@@ -269,6 +270,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
+    // So are the stand-ins that answered read-only calls to regions that hold nothing.
+    regional::set_probe_root(tmp_root.join("probes"));
     let api_acceptor: ApiAcceptor = Arc::default();
     // With several nodes one node keeps the figures (one snapshot); the others send it theirs.
     let metrics = Arc::new(match &cluster {

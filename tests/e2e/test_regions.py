@@ -586,3 +586,42 @@ def test_another_regions_functions_survive_a_restart(server_factory):
         client("lambda", srv.endpoint, "us-east-1").get_function(FunctionName=name)
     if not conftest.TEST_DATABASE:
         assert (srv.data_dir / "ap-south-1" / "nimbus.db").exists()
+
+
+def test_reads_of_an_unused_region_or_account_store_nothing(server_factory):
+    # List/Describe/Get calls to a region (or account) nothing was ever made in answer as AWS does
+    # with nothing there, and leave no state behind; the first write makes the region's state.
+    srv = server_factory()
+    for region, key in (("ap-southeast-2", "test"), ("ca-central-1", "444455556666")):
+        def c(service: str):
+            return client(service, srv.endpoint, region, key=key)
+
+        def code(call, **args) -> str:
+            with pytest.raises(ClientError) as error:
+                call(**args)
+            return error.value.response["Error"]["Code"]
+
+        assert c("sqs").list_queues().get("QueueUrls", []) == []
+        assert code(c("sqs").get_queue_url, QueueName="nope") in ("QueueDoesNotExist",
+                                                                  "AWS.SimpleQueueService.NonExistentQueue")
+        assert c("sns").list_topics()["Topics"] == []
+        assert c("dynamodb").list_tables()["TableNames"] == []
+        assert code(c("dynamodb").describe_table, TableName="nope") == "ResourceNotFoundException"
+        assert c("dynamodbstreams").list_streams()["Streams"] == []
+        assert c("lambda").list_functions()["Functions"] == []
+        assert code(c("lambda").get_function, FunctionName="nope") == "ResourceNotFoundException"
+        assert c("logs").describe_log_groups()["logGroups"] == []
+        assert c("kinesis").list_streams()["StreamNames"] == []
+        assert c("events").list_rules()["Rules"] == []
+        assert c("scheduler").list_schedules()["Schedules"] == []
+        assert c("stepfunctions").list_state_machines()["stateMachines"] == []
+        assert c("cloudformation").list_stacks()["StackSummaries"] == []
+        assert c("cloudwatch").list_metrics()["Metrics"] == []
+        if not conftest.TEST_DATABASE:
+            assert not (srv.data_dir / region).exists(), sorted(p.name for p in (srv.data_dir / region).iterdir())
+        # A write opens the real state; what it made is read back at once.
+        url = c("sqs").create_queue(QueueName="made")["QueueUrl"]
+        assert c("sqs").list_queues()["QueueUrls"] == [url]
+        assert c("sns").list_topics()["Topics"] == []
+        if not conftest.TEST_DATABASE:
+            assert (srv.data_dir / region).exists()
