@@ -124,7 +124,7 @@ impl Functions {
 
     /// As [`Lambda::function_exists`], in the function's region.
     pub fn function_exists(&self, arn: &str) -> bool {
-        self.for_arn(arn).is_ok_and(|lambda| lambda.function_exists(arn))
+        !self.0.holds_nothing(arn) && self.for_arn(arn).is_ok_and(|lambda| lambda.function_exists(arn))
     }
 }
 

@@ -288,6 +288,24 @@ impl<S: Service> Regional<S> {
         Some(probe.clone())
     }
 
+    /// Whether the instance an ARN names holds nothing and is not open (asking opens nothing):
+    /// another service checking that a function exists need not make the region's state.
+    pub fn holds_nothing(&self, arn: &str) -> bool {
+        let Ok(instance) = self.for_arn(arn) else { return false };
+        if instance.opened().is_some()
+            || Arc::ptr_eq(&instance, &self.home)
+            || self.scopes.probe_root.get().is_none()
+        {
+            return false;
+        }
+        let (region, account) = arn_scope(arn);
+        let region = if region.is_empty() { &self.default.region } else { region };
+        let account = if account.is_empty() { &self.default.account } else { account };
+        let key = (region.to_owned(), account.to_owned());
+        let identity = Identity { region: key.0.clone(), account: key.1.clone() };
+        !self.scopes.is_used(&key) && !crate::probes::scope_used(&self.database, &self.dir(&identity))
+    }
+
     /// Whether `database` is a stand-in's (see [`Regional::probe_at`]).
     pub fn is_probe(database: &Database) -> bool {
         crate::probes::probe_database(database, Scopes::shared().probe_root.get().map(|p| p.as_path()))

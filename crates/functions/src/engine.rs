@@ -142,11 +142,12 @@ impl Engine {
         Engine { inner: self.inner.clone(), scope: Arc::from(scope), log_sink, metrics }
     }
 
-    /// A function's name as the engine keys it.
-    fn key(&self, function_name: &str) -> String {
+    /// A function's name as the engine keys it (borrowed for nimbus's own region: the warm
+    /// path allocates nothing more for it than before regions).
+    fn key<'a>(&self, function_name: &'a str) -> std::borrow::Cow<'a, str> {
         match self.scope.is_empty() {
-            true => function_name.to_owned(),
-            false => format!("{}{function_name}", self.scope),
+            true => std::borrow::Cow::Borrowed(function_name),
+            false => std::borrow::Cow::Owned(format!("{}{function_name}", self.scope)),
         }
     }
 
@@ -283,7 +284,7 @@ impl Engine {
     /// Stops keeping environments of a function version warm.
     pub fn unprovision(&self, function_name: &str, version: &str) {
         let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = pools.get(&(self.key(function_name), version.to_owned())) {
+        if let Some(pool) = pools.get(&(self.key(function_name).into_owned(), version.to_owned())) {
             pool.keep_warm.store(0, Ordering::Release);
         }
     }
@@ -292,12 +293,13 @@ impl Engine {
     pub fn function_stats(&self, function_name: &str) -> FunctionStats {
         let key = self.key(function_name);
         let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
-        pools.iter().filter(|((name, _), _)| *name == key).fold(FunctionStats::default(), |acc, (_, pool)| {
-            FunctionStats {
+        pools.iter().filter(|((name, _), _)| *name == *key).fold(
+            FunctionStats::default(),
+            |acc, (_, pool)| FunctionStats {
                 warm: acc.warm + lock(&pool.idle).len(),
                 busy: acc.busy + pool.busy.load(Ordering::Relaxed),
-            }
-        })
+            },
+        )
     }
 
     /// Stops a function's environments: idle ones now, busy ones when their invocation ends.
@@ -305,7 +307,7 @@ impl Engine {
         let key = self.key(function_name);
         let retired: Vec<Arc<Pool>> = {
             let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<_> = pools.keys().filter(|(name, _)| *name == key).cloned().collect();
+            let keys: Vec<_> = pools.keys().filter(|(name, _)| *name == *key).cloned().collect();
             keys.iter().filter_map(|key| pools.remove(key)).collect()
         };
         for pool in retired {
@@ -327,7 +329,7 @@ impl Engine {
     pub fn retire_version(&self, function_name: &str, version: &str) {
         let removed = {
             let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
-            pools.remove(&(self.key(function_name), version.to_owned()))
+            pools.remove(&(self.key(function_name).into_owned(), version.to_owned()))
         };
         if let Some(pool) = removed {
             pool.retire();
@@ -366,7 +368,7 @@ impl Engine {
     }
 
     fn pool_for(&self, spec: &Arc<FunctionSpec>) -> Arc<Pool> {
-        let key = (self.key(&spec.name), spec.version.clone());
+        let key = (self.key(&spec.name).into_owned(), spec.version.clone());
         {
             let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
             if let Some(pool) = pools.get(&key) {
