@@ -175,7 +175,8 @@ impl nimbus_cloudformation::AliasDeployments for CodeDeployShifts {
 
 /// What CodeDeploy's deployments reach: Lambda's aliases and functions, CloudWatch's alarms.
 pub struct CodeDeployTargets {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    /// Lambda of every region (a function named by ARN is found in its region).
+    pub lambda: Arc<dyn Service>,
     pub metrics: Arc<dyn Service>,
 }
 

@@ -158,18 +158,9 @@ impl<S: Held> Home<S> {
     }
 
     /// A JSON-protocol call (`target` = `X-Amz-Target`) to the node serving the service, for
-    /// this node's own needs; the error is the service's `__type` and message.
-    pub async fn call_holder(
-        &self,
-        target: &str,
-        content_type: &'static str,
-        input: &Value,
-    ) -> Result<Value, String> {
-        self.call_holder_in(target, content_type, input, None).await
-    }
-
-    /// As [`Home::call_holder`], for the instance of a region and account (`arn`'s): the call is
-    /// signed for them, as a client's would be (see `regional`).
+    /// this node's own needs, for the instance of a region and account (`arn`'s; None:
+    /// nimbus's own): the call is signed for them, as a client's would be (see `regional`). The
+    /// error is the service's `__type` and message.
     pub async fn call_holder_in(
         &self,
         target: &str,

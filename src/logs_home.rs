@@ -51,6 +51,8 @@ struct Batch {
     group: String,
     stream: String,
     events: Vec<LogEvent>,
+    /// The region and account whose logs these are; None: nimbus's own.
+    scope: Option<(String, String)>,
 }
 
 /// Where functions' output goes on this node: the local writer when this node serves Logs,
@@ -83,32 +85,71 @@ impl LogSink for LogsSink {
         if let Some(logs) = self.home.local().and_then(|regional| regional.home().opened().cloned()) {
             return logs.append(group, stream, events);
         }
-        let batch = Batch { group: group.to_owned(), stream: stream.to_owned(), events };
+        self.send(Batch { group: group.to_owned(), stream: stream.to_owned(), events, scope: None });
+    }
+}
+
+impl LogsSink {
+    fn send(&self, batch: Batch) {
         if self.outgoing.try_send(batch).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             eprintln!(
                 "nimbus: log output is arriving faster than the node serving Logs takes it; dropping some"
             );
         }
     }
+
+    /// Where the output of another region's (and account's) functions goes: that region's Logs.
+    pub fn scoped(self: &Arc<Self>, region: &str, account: &str) -> Arc<dyn LogSink> {
+        Arc::new(ScopedLogsSink {
+            sink: self.clone(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+}
+
+struct ScopedLogsSink {
+    sink: Arc<LogsSink>,
+    region: String,
+    account: String,
+}
+
+impl LogSink for ScopedLogsSink {
+    fn append(&self, group: &str, stream: &str, events: Vec<LogEvent>) {
+        let local = self.sink.home.local().and_then(|regional| regional.at(&self.region, &self.account).ok());
+        if let Some(logs) = local.as_ref().and_then(|logs| logs.opened()) {
+            return logs.append(group, stream, events);
+        }
+        // Not open yet (opening waits on the disk), or served by another node: by the sender.
+        let scope = Some((self.region.clone(), self.account.clone()));
+        self.sink.send(Batch { group: group.to_owned(), stream: stream.to_owned(), events, scope });
+    }
 }
 
 /// `PutLogEvents` on the serving node, making the group and stream first when they are missing
 /// (as the local writer does).
 async fn put(home: &LogsHome, batch: &Batch) -> Result<(), String> {
+    let arn = batch.scope.as_ref().map(|(region, account)| format!("arn:aws:logs:{region}:{account}:"));
+    if let (Some((region, account)), Some(regional)) = (&batch.scope, home.local()) {
+        let logs = regional.at(region, account)?.get().await?;
+        logs.append(&batch.group, &batch.stream, batch.events.clone());
+        return Ok(());
+    }
+    let arn = arn.as_deref();
     let events: Vec<_> =
         batch.events.iter().map(|e| json!({ "timestamp": e.timestamp_ms, "message": e.message })).collect();
     let input = json!({ "logGroupName": batch.group, "logStreamName": batch.stream, "logEvents": events });
-    match home.call_holder("Logs_20140328.PutLogEvents", JSON, &input).await {
+    match home.call_holder_in("Logs_20140328.PutLogEvents", JSON, &input, arn).await {
         Err(error) if error.contains("ResourceNotFoundException") => {
             let group = json!({ "logGroupName": batch.group });
             let stream = json!({ "logGroupName": batch.group, "logStreamName": batch.stream });
             for (operation, input) in [("CreateLogGroup", group), ("CreateLogStream", stream)] {
-                match home.call_holder(&format!("Logs_20140328.{operation}"), JSON, &input).await {
+                match home.call_holder_in(&format!("Logs_20140328.{operation}"), JSON, &input, arn).await {
                     Err(error) if !error.contains("ResourceAlreadyExistsException") => return Err(error),
                     _ => {}
                 }
             }
-            home.call_holder("Logs_20140328.PutLogEvents", JSON, &input).await.map(drop)
+            home.call_holder_in("Logs_20140328.PutLogEvents", JSON, &input, arn).await.map(drop)
         }
         other => other.map(drop),
     }

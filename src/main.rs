@@ -7,10 +7,12 @@ mod cloudcontrol;
 mod console_wiring;
 mod dynamodb_open;
 mod home;
+mod lambda_regions;
 mod lazy;
 mod lock;
 mod logs_home;
 mod metrics_home;
+mod probes;
 mod regional;
 mod regions;
 mod sfn_wiring;
@@ -276,6 +278,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Environments' private directories from a previous run are garbage now.
     let tmp_root = data_dir.join("tmp");
     let _ = std::fs::remove_dir_all(&tmp_root);
+    // So are the stand-ins that answered read-only calls to regions that hold nothing.
+    regional::set_probe_root(tmp_root.join("probes"));
     let api_acceptor: ApiAcceptor = Arc::default();
     // With several nodes one node keeps the figures (one snapshot); the others send it theirs.
     let metrics = Arc::new(match &cluster {
@@ -321,11 +325,31 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(announcer) = cluster.clone() {
         store.on_change(move || announcer.notify(&format!("lambda:{}", announcer.node())));
     }
+    // Other regions' (and accounts') Lambda, opened on first use, is made with these parts.
+    let lambda_parts = Arc::new(lambda_regions::Parts {
+        node: node.clone(),
+        code: code.clone(),
+        engine: engine.clone(),
+        endpoint_url: endpoint_url.clone(),
+        file_systems: options.file_systems.clone(),
+        retry_delay_scale: options.retry_delay_scale,
+        queues: options.queues.clone(),
+        logs: log_sink.clone(),
+        metrics: metrics.clone(),
+        shared: cluster.is_some(),
+        objects: Default::default(),
+        images: Default::default(),
+        destinations: Default::default(),
+        streams: Default::default(),
+    });
     let lambda = Lambda::start(store.clone(), code, engine.clone(), options)?;
+    let lambda_regions =
+        lambda_regions::regions(&database, &identity_of(&args), lambda.clone(), lambda_parts.clone());
+    let functions = Arc::new(lambda_regions::Functions(lambda_regions.clone()));
     // SNS opens on its first request, or now when HTTP/S deliveries wait in its outbox.
     let sns = {
         let deliveries: Arc<dyn nimbus_sns::Deliver> =
-            Arc::new(wiring::SnsDeliveries { lambda: lambda.clone(), sqs: sqs.clone() });
+            Arc::new(wiring::SnsDeliveries { lambda: functions.clone(), sqs: sqs.clone() });
         let (opening, endpoint_url) = (database.clone(), endpoint_url.clone());
         let (region, account) = (region.clone(), account.clone());
         let open = move |database: &Database, identity: &Identity| {
@@ -367,7 +391,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sns: sns.clone(),
     });
     let event_targets = Arc::new(wiring::EventTargets {
-        lambda: lambda.clone(),
+        lambda: functions.clone(),
         sqs: sqs.clone(),
         sns: sns.clone(),
         kinesis: kinesis.clone(),
@@ -388,7 +412,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     events.resume(&stored, &nimbus_eventbridge::SCHEMA, regions::any_state);
     let notifications = Arc::new(wiring::S3Notifications {
-        lambda: lambda.clone(),
+        lambda: functions.clone(),
         sqs: sqs.clone(),
         sns: sns.clone(),
         events: events.clone(),
@@ -406,12 +430,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         seen_nodes.clone(),
         events.home().clone(),
     );
-    lambda.set_objects(Arc::new(wiring::S3Objects(s3.clone())));
-    lambda.set_images(Arc::new(wiring::LambdaImages(ecr.clone())));
+    let objects: Arc<dyn nimbus_lambda::Objects> = Arc::new(wiring::S3Objects(s3.clone()));
+    let images: Arc<dyn nimbus_lambda::images::ImageStore> = Arc::new(wiring::LambdaImages(ecr.clone()));
+    lambda.set_objects(objects.clone());
+    lambda.set_images(images.clone());
+    let _ = (lambda_parts.objects.set(objects), lambda_parts.images.set(images));
     // Logs subscription filters invoke functions (on a node alone; see the README).
     if let Some(regional) = logs.local() {
         let subscriptions: Arc<dyn nimbus_logs::Subscriber> = Arc::new(wiring::LogSubscriptions {
-            lambda: lambda.clone(),
+            lambda: functions.clone(),
             s3: s3.clone(),
             kinesis: kinesis.clone(),
             metrics: metrics.clone(),
@@ -435,8 +462,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("nimbus: cannot open EventBridge: {why}");
         }
     }
-    lambda
-        .set_destinations(Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() }));
+    let destinations: Arc<dyn nimbus_lambda::Destinations> =
+        Arc::new(wiring::LambdaDestinations { events: events.clone(), sns: sns.clone() });
+    lambda.set_destinations(destinations.clone());
+    let _ = lambda_parts.destinations.set(destinations);
     let ttl_sweep = Duration::from_secs(args.dynamodb_ttl_sweep_seconds.max(1));
     let (dynamodb, dynamodb_streams) = regions::dynamodb(
         &database,
@@ -446,7 +475,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     dynamodb_open::resume_background(&database, dynamodb.home().clone());
     dynamodb.resume(&stored, &nimbus_dynamodb::SCHEMA, regions::dynamodb_background);
-    lambda.set_streams(Arc::new(wiring::LambdaStreams {
+    let streams: Arc<dyn nimbus_lambda::Streams> = Arc::new(wiring::LambdaStreams {
         kinesis: kinesis.clone(),
         dynamodb: dynamodb.clone(),
         sqs: sqs.clone(),
@@ -454,14 +483,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         identity: identity_of(&args),
         woken: tokio::sync::watch::Sender::new(0),
         forwarding: Default::default(),
-    }));
+    });
+    lambda.set_streams(streams.clone());
+    let _ = lambda_parts.streams.set(streams);
     // API Gateway opens on its first call (its front door is told by host or path, so it needs
     // no open service to claim requests), or now when it holds APIs: their first request then
     // pays no opening.
     let apigateway = {
         let (database, identity) = (database.clone(), identity_of(&args));
         let functions: Arc<dyn nimbus_apigateway::Functions> =
-            Arc::new(wiring::GatewayFunctions(lambda.clone()));
+            Arc::new(wiring::GatewayFunctions(lambda_regions.clone()));
         let access_logs: Arc<dyn nimbus_apigateway::AccessLogs> =
             Arc::new(wiring::GatewayLogs(log_sink.clone()));
         lazy::Lazy::new("apigateway", Protocol::RestJson, move || {
@@ -491,7 +522,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // CloudWatch alarms take their actions (on a node alone; see the README).
     if let Some(served) = metrics.local() {
         let actions =
-            Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: lambda.clone(), ec2: ec2.clone() });
+            Arc::new(wiring::AlarmActions { sns: sns.clone(), lambda: functions.clone(), ec2: ec2.clone() });
         served.metrics().set_identity(&region, &account);
         served.metrics().set_clock(clock.clone());
         served.metrics().set_alarm_sink(actions.clone(), regions::ALARM_EVALUATION);
@@ -554,8 +585,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // CodeDeploy opens with the first stack that names it (or its first request).
     let codedeploy = {
         let (database, clock) = (database.clone(), clock.clone());
-        let targets =
-            Arc::new(cfn_wiring::CodeDeployTargets { lambda: lambda.clone(), metrics: metrics.clone() });
+        let targets = Arc::new(cfn_wiring::CodeDeployTargets {
+            lambda: lambda_regions.clone(),
+            metrics: metrics.clone(),
+        });
         lazy::Lazy::new("codedeploy", Protocol::Json, move || {
             nimbus_codedeploy::CodeDeploy::open(&database, clock.clone(), targets.clone()).map(Arc::new)
         })
@@ -573,11 +606,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         identity: identity_of(&args),
         endpoint_url: &endpoint_url,
         node: &node,
-        lambda: lambda.clone(),
+        lambda: lambda_regions.clone(),
         s3: s3.clone(),
         codedeploy: codedeploy.clone(),
         providers: vec![
-            Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone())),
+            {
+                let regions = lambda_regions.clone();
+                let home = Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda.clone()));
+                cfn_wiring::PerRegion::new(home, move |region, account| {
+                    let lambda: Arc<dyn Service> = regions.at(region, account)?;
+                    Ok(Arc::new(nimbus_lambda::provider::FunctionProvider::new(lambda)))
+                })
+            },
             Arc::new(nimbus_s3::provider::BucketProvider::new(s3.clone())),
             {
                 let (sqs, host) = (sqs.clone(), address.to_string());
@@ -639,7 +679,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
         console,
-        lambda,
+        lambda_regions.clone(),
         sqs.clone(),
         logs.clone(),
         metrics.clone(),
@@ -671,6 +711,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     stepfunctions.resume(&stored, &nimbus_stepfunctions::SCHEMA, nimbus_stepfunctions::has_unfinished);
+    // Other regions' functions: their pending asynchronous invocations, pollers and URLs.
+    lambda_regions.resume(&stored, &nimbus_store::LAMBDA_SCHEMA, regions::any_state);
 
     let names: Vec<&'static str> = services.iter().map(|s| s.name()).collect();
     let health_engine = engine.clone();
@@ -747,7 +789,8 @@ struct CfnWiring<'a> {
     identity: Identity,
     endpoint_url: &'a str,
     node: &'a str,
-    lambda: Arc<nimbus_lambda::Lambda>,
+    /// Lambda of every region.
+    lambda: Arc<dyn Service>,
     s3: Arc<nimbus_s3::S3>,
     codedeploy: Arc<lazy::Lazy<nimbus_codedeploy::CodeDeploy>>,
     /// Every service's resource provider (a simple list; each opens its service on first use).

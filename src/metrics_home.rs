@@ -161,6 +161,21 @@ struct RemoteInvocation {
 }
 
 impl Remote {
+    fn of(record: &InvocationRecord<'_>) -> Remote {
+        Remote {
+            function: record.function.to_owned(),
+            version: record.version.to_owned(),
+            invocation: Some(RemoteInvocation {
+                duration_us: u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
+                billed_ms: record.billed_ms,
+                memory_mb: record.memory_mb,
+                architecture: record.architecture.to_owned(),
+                error: record.error,
+                concurrent: record.concurrent,
+            }),
+        }
+    }
+
     fn apply(&self, metrics: &dyn MetricsSink) {
         let Some(run) = &self.invocation else {
             return metrics.throttle(&self.function, &self.version);
@@ -224,18 +239,7 @@ impl MetricsSink for MetricsSinkHome {
         if let Some(served) = self.home.local() {
             return served.metrics.invocation(record);
         }
-        self.send(Remote {
-            function: record.function.to_owned(),
-            version: record.version.to_owned(),
-            invocation: Some(RemoteInvocation {
-                duration_us: u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
-                billed_ms: record.billed_ms,
-                memory_mb: record.memory_mb,
-                architecture: record.architecture.to_owned(),
-                error: record.error,
-                concurrent: record.concurrent,
-            }),
-        });
+        self.send(Remote::of(record));
     }
 
     fn throttle(&self, function: &str, version: &str) {
@@ -247,5 +251,53 @@ impl MetricsSink for MetricsSinkHome {
 
     fn summary(&self, function: &str) -> Option<MetricsSummary> {
         MetricsSink::summary(&*self.home.local()?.metrics, function)
+    }
+}
+
+/// Where the figures of another region's (and account's) functions go: that region's
+/// CloudWatch, on a node alone (with several nodes only nimbus's own region keeps them; see the
+/// README).
+pub struct ScopedMetricsSink {
+    home: Arc<MetricsHome>,
+    region: String,
+    account: String,
+}
+
+impl ScopedMetricsSink {
+    pub fn sink(home: Arc<MetricsHome>, region: &str, account: &str) -> Arc<dyn MetricsSink> {
+        Arc::new(ScopedMetricsSink { home, region: region.to_owned(), account: account.to_owned() })
+    }
+
+    /// Applies `remote` to the region's figures: at once when they are open, otherwise once a
+    /// task has opened them (opening reads the disk; the engine's hot path must not).
+    fn apply(&self, remote: Remote) {
+        let Some(served) = self.home.local() else { return };
+        let Some(regions) = served.regions.get() else { return };
+        let Ok(lazy) = regions.at(&self.region, &self.account) else { return };
+        if let Some(metrics) = lazy.opened() {
+            return remote.apply(&**metrics);
+        }
+        tokio::spawn(async move {
+            match lazy.get().await {
+                Ok(metrics) => remote.apply(&*metrics),
+                Err(why) => eprintln!("nimbus: invocation figures lost: {why}"),
+            }
+        });
+    }
+}
+
+impl MetricsSink for ScopedMetricsSink {
+    fn invocation(&self, record: &InvocationRecord<'_>) {
+        self.apply(Remote::of(record));
+    }
+
+    fn throttle(&self, function: &str, version: &str) {
+        self.apply(Remote { function: function.to_owned(), version: version.to_owned(), invocation: None });
+    }
+
+    fn summary(&self, function: &str) -> Option<MetricsSummary> {
+        let served = self.home.local()?;
+        let metrics = served.regions.get()?.at(&self.region, &self.account).ok()?.opened()?.clone();
+        MetricsSink::summary(&*metrics, function)
     }
 }

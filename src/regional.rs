@@ -22,7 +22,13 @@ const MAX_SCOPES: usize = 64;
 
 /// The region/account pairs admitted so far, one set shared by every service's [`Regional`].
 #[derive(Default)]
-struct Scopes(Mutex<HashSet<(String, String)>>);
+struct Scopes {
+    admitted: Mutex<HashSet<(String, String)>>,
+    /// Those known to hold state (see `probes`): their read-only calls open the real instances.
+    used: Mutex<HashSet<(String, String)>>,
+    /// Where stand-ins for unused scopes keep their throwaway state; unset: no stand-ins.
+    probe_root: std::sync::OnceLock<std::path::PathBuf>,
+}
 
 impl Scopes {
     fn shared() -> Arc<Scopes> {
@@ -32,7 +38,7 @@ impl Scopes {
 
     /// Admits `key` if it is known or there is room for it.
     fn admit(&self, key: &(String, String)) -> bool {
-        let mut scopes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scopes = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
         if scopes.contains(key) {
             return true;
         }
@@ -42,12 +48,44 @@ impl Scopes {
         scopes.insert(key.clone());
         true
     }
+
+    fn is_used(&self, key: &(String, String)) -> bool {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
+    }
+
+    fn mark_used(&self, key: (String, String)) {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    }
+}
+
+/// Read-only calls to a region and account that hold nothing are answered by stand-ins keeping
+/// their throwaway state under `root` (see `probes`); call once, at start.
+pub fn set_probe_root(root: std::path::PathBuf) {
+    let _ = Scopes::shared().probe_root.set(root);
+}
+
+/// Another region's blobs: under its scope directory, or a stand-in's own (see `probes`).
+pub fn blobs_for(
+    blobs: &nimbus_store::Blobs,
+    database: &Database,
+    default: &Identity,
+    identity: &Identity,
+) -> nimbus_store::Blobs {
+    let root = Scopes::shared().probe_root.get().cloned();
+    match crate::probes::probe_database(database, root.as_deref()) {
+        Some(dir) => nimbus_store::Blobs::new(&dir, "local", false),
+        None => blobs.scoped(&scope_dir(default, identity)),
+    }
 }
 
 /// An instance per (region, account).
 pub type Instances<T> = HashMap<(String, String), T>;
 
 type Opener<S> = Arc<dyn Fn(&Database, &Identity) -> Result<Arc<S>, String> + Send + Sync>;
+
+/// The region and account a request names itself, before its signature's (Lambda's function
+/// ARN in the path); None: its signature's.
+pub type Router = fn(&ApiRequest) -> Option<(String, String)>;
 
 /// Why a region and account are not served.
 #[derive(Debug)]
@@ -73,6 +111,9 @@ pub struct Regional<S> {
     others: RwLock<Instances<Arc<Lazy<S>>>>,
     open: Opener<S>,
     scopes: Arc<Scopes>,
+    route: Option<Router>,
+    /// Stand-ins answering read-only calls for scopes that hold nothing (see `probes`).
+    probes: RwLock<Instances<Arc<Lazy<S>>>>,
 }
 
 impl<S: Service> Regional<S> {
@@ -93,7 +134,25 @@ impl<S: Service> Regional<S> {
             others: RwLock::default(),
             open: Arc::new(open),
             scopes: Scopes::shared(),
+            route: None,
+            probes: RwLock::default(),
         })
+    }
+
+    /// As [`Regional::new`], for a service whose requests may name their region and account
+    /// themselves (`route`), which then wins over their signature's.
+    pub fn routed(
+        home: Arc<Lazy<S>>,
+        database: &Database,
+        default: &Identity,
+        route: Router,
+        open: impl Fn(&Database, &Identity) -> Result<Arc<S>, String> + Send + Sync + 'static,
+    ) -> Arc<Regional<S>> {
+        let mut regional = Regional::new(home, database, default, open);
+        if let Some(made) = Arc::get_mut(&mut regional) {
+            made.route = Some(route);
+        }
+        regional
     }
 
     /// The instance of nimbus's own region and account (`--region`, `--account`); another
@@ -164,12 +223,93 @@ impl<S: Service> Regional<S> {
         self.at(region, account)
     }
 
-    /// The instance a request is for: its scope's region and account.
+    /// The instance a request is for: its scope's region and account; for a read-only call to
+    /// a scope that holds nothing, a stand-in (see `probes`).
     fn for_request(&self, request: &ApiRequest) -> Result<Arc<Lazy<S>>, Refusal> {
-        let scope = scope_of(&request.headers, &request.uri);
-        let region = scope.as_ref().map(|s| s.region.as_str()).filter(|r| !r.is_empty());
-        let account = scope.as_ref().and_then(|s| s.account());
-        self.admit(region.unwrap_or(&self.default.region), account.unwrap_or(&self.default.account))
+        let routed = self.route.and_then(|route| route(request));
+        let scope = match routed {
+            Some(_) => None,
+            None => scope_of(&request.headers, &request.uri),
+        };
+        let (region, account) = match &routed {
+            Some((region, account)) => (region.as_str(), account.as_str()),
+            None => (
+                scope
+                    .as_ref()
+                    .map(|s| s.region.as_str())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or(&self.default.region),
+                scope.as_ref().and_then(|s| s.account()).unwrap_or(&self.default.account),
+            ),
+        };
+        let instance = self.admit(region, account)?;
+        if instance.opened().is_some() || Arc::ptr_eq(&instance, &self.home) {
+            return Ok(instance);
+        }
+        Ok(self.stand_in(region, account, request).unwrap_or(instance))
+    }
+
+    /// A stand-in for a read-only `request` to a scope that holds nothing; None: the real
+    /// instance serves it (and the scope counts as used from now on).
+    fn stand_in(&self, region: &str, account: &str, request: &ApiRequest) -> Option<Arc<Lazy<S>>> {
+        self.scopes.probe_root.get()?;
+        let key = (region.to_owned(), account.to_owned());
+        if self.scopes.is_used(&key) {
+            return None;
+        }
+        let identity = Identity { region: key.0.clone(), account: key.1.clone() };
+        let used = !crate::probes::is_read_only(request, self.protocol)
+            || tokio::task::block_in_place(|| {
+                crate::probes::scope_used(&self.database, &self.dir(&identity))
+            });
+        if used {
+            self.probes.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            self.scopes.mark_used(key);
+            return None;
+        }
+        self.probe_at(&identity)
+    }
+
+    /// The stand-in of `identity`'s scope (made on first use; its state thrown away at the next
+    /// start). Services opened over another's (Streams over DynamoDB) open that one's stand-in.
+    pub fn probe_at(&self, identity: &Identity) -> Option<Arc<Lazy<S>>> {
+        let root = self.scopes.probe_root.get()?;
+        let key = (identity.region.clone(), identity.account.clone());
+        if let Some(probe) = self.probes.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Some(probe.clone());
+        }
+        let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+        let dir = crate::probes::probe_dir(root, self.name, &self.dir(identity));
+        let (open, identity) = (self.open.clone(), identity.clone());
+        let database = Database::sqlite(&dir);
+        let probe = probes
+            .entry(key)
+            .or_insert_with(|| Lazy::new(self.name, self.protocol, move || open(&database, &identity)));
+        Some(probe.clone())
+    }
+
+    /// Whether the instance an ARN names holds nothing and is not open (asking opens nothing):
+    /// another service checking that a function exists need not make the region's state.
+    pub fn holds_nothing(&self, arn: &str) -> bool {
+        let Ok(instance) = self.for_arn(arn) else { return false };
+        if instance.opened().is_some()
+            || Arc::ptr_eq(&instance, &self.home)
+            || self.scopes.probe_root.get().is_none()
+        {
+            return false;
+        }
+        let (region, account) = arn_scope(arn);
+        let region = if region.is_empty() { &self.default.region } else { region };
+        let account = if account.is_empty() { &self.default.account } else { account };
+        let key = (region.to_owned(), account.to_owned());
+        let identity = Identity { region: key.0.clone(), account: key.1.clone() };
+        !self.scopes.is_used(&key) && !crate::probes::scope_used(&self.database, &self.dir(&identity))
+    }
+
+    /// Whether `database` is a stand-in's (see [`Regional::probe_at`]).
+    pub fn is_probe(database: &Database) -> bool {
+        crate::probes::probe_database(database, Scopes::shared().probe_root.get().map(|p| p.as_path()))
+            .is_some()
     }
 
     fn dir(&self, identity: &Identity) -> String {
@@ -317,7 +457,7 @@ impl Stored {
 }
 
 /// A scope directory as part of a schema name (as `Database::scoped` names it).
-fn schema_part(dir: &str) -> String {
+pub fn schema_part(dir: &str) -> String {
     dir.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 

@@ -14,7 +14,7 @@ use nimbus_sqs::Sqs;
 use nimbus_store::{Blobs, Database};
 
 use crate::lazy::Lazy;
-use crate::regional::{scope_dir, Regional, Stored};
+use crate::regional::{blobs_for, scope_dir, Regional, Stored};
 
 /// SQS of every region, the default one opened already.
 pub fn sqs(database: &Database, identity: &Identity, sqs: Arc<Sqs>) -> Arc<Regional<Sqs>> {
@@ -39,7 +39,7 @@ pub fn logs(
     let home = Lazy::ready("logs", Protocol::Json, logs);
     let (blobs, default) = (blobs.clone(), identity.clone());
     Regional::new(home, database, identity, move |database, identity| {
-        let blobs = blobs.scoped(&scope_dir(&default, identity));
+        let blobs = blobs_for(&blobs, database, &default, identity);
         let logs = nimbus_logs::open(database, &blobs, identity.clone()).map_err(|e| e.to_string())?;
         if let Some(subscriber) = subscriber.get() {
             logs.set_subscriber(subscriber.clone());
@@ -61,8 +61,8 @@ pub fn metrics(
 ) -> Arc<Regional<Metrics>> {
     let home = Lazy::ready("cloudwatch", Protocol::Query, home);
     let (blobs, node, default) = (blobs.clone(), node.to_owned(), identity.clone());
-    Regional::new(home, database, identity, move |_, identity| {
-        let blobs = blobs.scoped(&scope_dir(&default, identity));
+    Regional::new(home, database, identity, move |database, identity| {
+        let blobs = blobs_for(&blobs, database, &default, identity);
         let metrics = Metrics::open(&blobs, &node).map_err(|e| e.to_string())?;
         metrics.set_identity(&identity.region, &identity.account);
         metrics.set_clock(clock.clone());
@@ -89,8 +89,11 @@ pub fn dynamodb(
         DynamoDb::open(database, identity.clone(), options.clone()).map_err(|e| e.to_string())
     });
     let tables = dynamodb.clone();
-    let streams = Regional::new(home_streams, database, identity, move |_, identity| {
-        let dynamodb = tables.at(&identity.region, &identity.account)?.get_blocking()?;
+    let streams = Regional::new(home_streams, database, identity, move |database, identity| {
+        let dynamodb = match Regional::<DynamoDb>::is_probe(database) {
+            true => tables.probe_at(identity).ok_or("no stand-in for DynamoDB")?.get_blocking()?,
+            false => tables.at(&identity.region, &identity.account)?.get_blocking()?,
+        };
         Ok(Arc::new(dynamodb.streams_service()))
     });
     (dynamodb, streams)
@@ -103,8 +106,11 @@ pub fn scheduler(
     home: Arc<Lazy<Scheduler>>,
     events: Arc<Regional<EventBridge>>,
 ) -> Arc<Regional<Scheduler>> {
-    Regional::new(home, database, identity, move |_, identity| {
-        let events = events.at(&identity.region, &identity.account)?.get_blocking()?;
+    Regional::new(home, database, identity, move |database, identity| {
+        let events = match Regional::<EventBridge>::is_probe(database) {
+            true => events.probe_at(identity).ok_or("no stand-in for EventBridge")?.get_blocking()?,
+            false => events.at(&identity.region, &identity.account)?.get_blocking()?,
+        };
         Ok(events.scheduler())
     })
 }

@@ -12,7 +12,7 @@ use crate::sqs_home::SqsHome;
 /// queue target an SQS message — both stored before `deliver` returns, so an acknowledged
 /// object never loses its event.
 pub struct S3Notifications {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub lambda: Arc<crate::lambda_regions::Functions>,
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
     pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
@@ -72,7 +72,7 @@ impl nimbus_s3::NotificationSink for S3Notifications {
 /// SNS deliveries: to SQS queues (stored before `to_queue` returns) and Lambda functions
 /// (durable asynchronous invocations), as S3's notifications are made.
 pub struct SnsDeliveries {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub lambda: Arc<crate::lambda_regions::Functions>,
     pub sqs: Arc<SqsHome>,
 }
 
@@ -142,7 +142,8 @@ impl nimbus_cloudformation::Templates for S3Templates {
 }
 
 /// Custom resources' requests, sent to their functions as asynchronous invocations.
-pub struct CfnFunctions(pub Arc<nimbus_lambda::Lambda>);
+/// Lambda of every region: a function named by ARN is found in its region (see `lambda_regions`).
+pub struct CfnFunctions(pub Arc<dyn nimbus_api::Service>);
 
 impl nimbus_cloudformation::Functions for CfnFunctions {
     fn invoke_async(&self, function: &str, payload: Vec<u8>) -> nimbus_cloudformation::InvokeFuture<'_> {
@@ -307,7 +308,7 @@ impl<S: crate::home::Held> Balanced for crate::home::Home<S> {
 /// invocation, a queue an SQS message (with its FIFO group and attributes) — both stored before
 /// `deliver` returns, which is when the outbox lets the delivery go.
 pub struct EventTargets {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub lambda: Arc<crate::lambda_regions::Functions>,
     pub sqs: Arc<SqsHome>,
     pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
     pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
@@ -626,8 +627,9 @@ impl nimbus_lambda::Streams for LambdaStreams {
     }
 }
 
-/// API Gateway's and function URLs' front door invokes functions synchronously through Lambda.
-pub struct GatewayFunctions(pub Arc<nimbus_lambda::Lambda>);
+/// API Gateway's and function URLs' front door invokes functions synchronously through Lambda,
+/// in the region and account of the function's ARN.
+pub struct GatewayFunctions(pub Arc<crate::lambda_regions::LambdaRegions>);
 
 impl nimbus_apigateway::Functions for GatewayFunctions {
     fn invoke<'a>(
@@ -637,7 +639,9 @@ impl nimbus_apigateway::Functions for GatewayFunctions {
         request_id: &'a str,
     ) -> nimbus_apigateway::InvokeFuture<'a> {
         Box::pin(async move {
-            match self.0.invoke_sync(function, payload, request_id).await {
+            let failed = nimbus_apigateway::InvokeError::Failed;
+            let lambda = self.0.for_arn(function).map_err(failed)?.get().await.map_err(failed)?;
+            match lambda.invoke_sync(function, payload, request_id).await {
                 Ok((payload, function_error)) => Ok(nimbus_apigateway::Invoked { payload, function_error }),
                 Err(nimbus_lambda::SyncFailure::Throttled) => Err(nimbus_apigateway::InvokeError::Throttled),
                 Err(nimbus_lambda::SyncFailure::Failed(why)) => {
@@ -647,11 +651,15 @@ impl nimbus_apigateway::Functions for GatewayFunctions {
         })
     }
 
+    /// Any region's URL (their ids are unique); a region is looked in once its Lambda is open
+    /// (at start when it holds functions).
     fn url(&self, url_id: &str) -> Option<nimbus_apigateway::FunctionUrl> {
-        self.0.function_url(url_id).map(|target| nimbus_apigateway::FunctionUrl {
-            function: target.function,
-            auth_type: target.auth_type,
-            cors: target.cors,
+        self.0.opened().iter().find_map(|lambda| lambda.function_url(url_id)).map(|target| {
+            nimbus_apigateway::FunctionUrl {
+                function: target.function,
+                auth_type: target.auth_type,
+                cors: target.cors,
+            }
         })
     }
 }
@@ -704,7 +712,7 @@ impl nimbus_ec2::Ec2Events for Ec2Events {
 /// Logs subscription filters whose destination is a Lambda function: the function gets AWS's
 /// `{"awslogs": {"data": …}}` event, asynchronously.
 pub struct LogSubscriptions {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub lambda: Arc<crate::lambda_regions::Functions>,
     pub s3: Arc<nimbus_s3::S3>,
     pub kinesis: Arc<crate::regional::Regional<nimbus_kinesis::Kinesis>>,
     pub metrics: Arc<crate::metrics_home::MetricsHome>,
@@ -751,7 +759,7 @@ impl nimbus_logs::Subscriber for LogSubscriptions {
 /// the alarm's `InstanceId` dimension.
 pub struct AlarmActions {
     pub sns: Arc<crate::regional::Regional<nimbus_sns::Sns>>,
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    pub lambda: Arc<crate::lambda_regions::Functions>,
     pub ec2: Arc<Lazy<nimbus_ec2::Ec2>>,
 }
 

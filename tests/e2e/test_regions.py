@@ -1,11 +1,12 @@
 """Regions and accounts end to end with boto3 and the aws CLI: a request's region is its SigV4
-scope's, so same-named queues, topics, tables, streams and event buses in two regions are
+scope's, so same-named functions, queues, topics, tables, streams and event buses in two regions are
 separate resources with their region in ARNs and URLs; an access key id of twelve digits names
 the account; an SNS topic delivers to a queue in another region; each region keeps its state
 across a restart, and nimbus's own region keeps its data where it always was."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -17,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import conftest
-from support import aws_cli_env, unique_name
+from support import ROLE, aws_cli_env, make_zip, unique_name
 
 ACCOUNT = "000000000000"
 OTHER_ACCOUNT = "111122223333"
@@ -414,3 +415,213 @@ def test_nimbus_own_region_is_served_whatever_its_name(server_factory):
     other_url = other.create_queue(QueueName="here")["QueueUrl"]
     assert other_url.endswith(f"/{OTHER_ACCOUNT}/here")
     assert client("sqs", local.endpoint, "us-west-2").list_queues().get("QueueUrls") is None
+
+
+# What the function saw and where it ran; its output names its region (for the logs check).
+WHERE = r'''
+import os
+def handler(event, context):
+    print("ran in " + os.environ["AWS_REGION"])
+    return {"region": os.environ["AWS_REGION"], "arn": context.invoked_function_arn,
+            "key": os.environ["AWS_ACCESS_KEY_ID"], "where": os.environ.get("WHERE")}
+'''
+
+# Sends every event it gets to the queue RECORD (in its own region and account, as its SDK signs).
+RECORDER = r'''
+import json, os, boto3
+def handler(event, context):
+    boto3.client("sqs").send_message(QueueUrl=os.environ["RECORD"], MessageBody=json.dumps(event))
+    return {"statusCode": 200, "body": "recorded in " + os.environ["AWS_REGION"]}
+'''
+
+
+def make_function(lam, name: str, code: str = WHERE, **extra) -> str:
+    arn = lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                              Code={"ZipFile": make_zip({"app.py": code})}, **extra)["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return arn
+
+
+def invoke(lam, function: str) -> dict:
+    response = lam.invoke(FunctionName=function, Payload=b"{}")
+    assert "FunctionError" not in response, response["Payload"].read()
+    return json.loads(response["Payload"].read())
+
+
+def test_functions_live_per_region(server):
+    name = unique_name("fn")
+    east, west = client("lambda", server.endpoint, "us-east-1"), client("lambda", server.endpoint, "eu-west-1")
+    arns = {}
+    for region, lam in (("us-east-1", east), ("eu-west-1", west)):
+        arns[region] = make_function(lam, name, Environment={"Variables": {"WHERE": region}})
+        assert arns[region] == f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+    for region, lam in (("us-east-1", east), ("eu-west-1", west)):
+        ran = invoke(lam, name)
+        assert (ran["region"], ran["where"], ran["arn"]) == (region, region, arns[region])
+    # A function named by ARN runs in the ARN's region, whichever region the client signs for.
+    assert invoke(east, arns["eu-west-1"])["where"] == "eu-west-1"
+    # A function made in one region only is invisible from the other.
+    only_west = unique_name("only-west")
+    make_function(west, only_west)
+    with pytest.raises(ClientError) as error:
+        east.get_function(FunctionName=only_west)
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert only_west not in [f["FunctionName"] for f in east.list_functions()["Functions"]]
+    assert only_west in [f["FunctionName"] for f in west.list_functions()["Functions"]]
+    # Its output goes to its own region's logs.
+    assert invoke(west, only_west)["region"] == "eu-west-1"
+    west_logs, east_logs = client("logs", server.endpoint, "eu-west-1"), client("logs", server.endpoint, "us-east-1")
+    deadline = time.time() + 15
+    while not [e for e in west_logs.filter_log_events(logGroupName=f"/aws/lambda/{only_west}")["events"]
+               if "ran in eu-west-1" in e["message"]]:
+        assert time.time() < deadline, "the function's output did not reach eu-west-1's logs"
+        time.sleep(0.2)
+    assert east_logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{only_west}")["logGroups"] == []
+    # Deleting one region's function leaves the other's code (the same package) in place: a new
+    # environment of the east one still starts.
+    west.delete_function(FunctionName=name)
+    east.update_function_configuration(FunctionName=name, Environment={"Variables": {"WHERE": "still east"}})
+    east.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert invoke(east, name)["where"] == "still east"
+
+
+def test_functions_live_per_account(server):
+    # An access key id of twelve digits names the account: its functions' ARNs carry it, and the
+    # SDK inside the function signs as that account.
+    name = unique_name("acct-fn")
+    mine = client("lambda", server.endpoint, "eu-west-1", key=OTHER_ACCOUNT)
+    arn = make_function(mine, name)
+    assert arn == f"arn:aws:lambda:eu-west-1:{OTHER_ACCOUNT}:function:{name}"
+    ran = invoke(mine, name)
+    assert (ran["arn"], ran["key"]) == (arn, OTHER_ACCOUNT)
+    # Named by ARN, it is found from the default account's client too.
+    assert invoke(client("lambda", server.endpoint, "us-east-1"), arn)["arn"] == arn
+    with pytest.raises(ClientError):
+        client("lambda", server.endpoint, "eu-west-1").get_function(FunctionName=name)
+
+
+def test_triggers_reach_the_function_in_the_region_its_arn_names(server):
+    region, name = "eu-west-1", unique_name("trig")
+    lam, sqs = client("lambda", server.endpoint, region), client("sqs", server.endpoint, region)
+    record = sqs.create_queue(QueueName=f"{name}-record")["QueueUrl"]
+    function = make_function(lam, name, RECORDER, Environment={"Variables": {"RECORD": record}})
+    assert function.startswith(f"arn:aws:lambda:{region}:")
+    seen: list[str] = []
+
+    def arrives(marker: str, deadline_s: float = 30) -> None:
+        deadline = time.time() + deadline_s
+        while not [body for body in seen if marker in body]:
+            assert time.time() < deadline, f"{marker} did not reach the function; it saw {seen}"
+            got = sqs.receive_message(QueueUrl=record, WaitTimeSeconds=1, MaxNumberOfMessages=10)
+            for message in got.get("Messages", []):
+                seen.append(message["Body"])
+                sqs.delete_message(QueueUrl=record, ReceiptHandle=message["ReceiptHandle"])
+
+    # SNS of another region delivers to it.
+    sns = client("sns", server.endpoint, "us-east-1")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=function)
+    sns.publish(TopicArn=topic, Message="from-sns")
+    arrives("from-sns")
+    # Its region's SQS queue, through an event source mapping of its region.
+    source = sqs.create_queue(QueueName=f"{name}-source")["QueueUrl"]
+    source_arn = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(EventSourceArn=source_arn, FunctionName=name, BatchSize=1)
+    sqs.send_message(QueueUrl=source, MessageBody="from-sqs")
+    arrives("from-sqs")
+    # An EventBridge rule of its region.
+    events = client("events", server.endpoint, region)
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": [name]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "fn", "Arn": function}])
+    events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": json.dumps({"m": "from-events"})}])
+    arrives("from-events")
+    # A bucket's notifications.
+    s3 = client("s3", server.endpoint, region)
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{"LambdaFunctionArn": function, "Events": ["s3:ObjectCreated:*"]}]})
+    s3.put_object(Bucket=name, Key="from-s3", Body=b"x")
+    arrives("from-s3")
+    # A Step Functions task of its region.
+    sfn = client("stepfunctions", server.endpoint, region)
+    definition = json.dumps({"StartAt": "Call", "States": {"Call": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function, "Payload": {"m": "from-sfn"}}, "End": True}}})
+    machine = sfn.create_state_machine(name=name, definition=definition,
+                                       roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+    sfn.start_execution(stateMachineArn=machine)
+    arrives("from-sfn")
+    # A Kinesis stream of its region, through a mapping.
+    kinesis = client("kinesis", server.endpoint, region)
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=name, StartingPosition="LATEST",
+                                    BatchSize=1)
+    deadline = time.time() + 30
+    while True:
+        # LATEST: records put before the mapping's poller has its position may be passed over.
+        kinesis.put_record(StreamName=name, Data=b"from-kinesis", PartitionKey="k")
+        try:
+            arrives(base64.b64encode(b"from-kinesis").decode(), deadline_s=2)
+            break
+        except AssertionError:
+            assert time.time() < deadline, "the stream's records did not reach the function"
+    # An HTTP API (in nimbus's own region) integrated with the function by ARN.
+    api = client("apigatewayv2", server.endpoint, "us-east-1").create_api(Name=name, ProtocolType="HTTP",
+                                                                          Target=function)
+    url = f"{server.endpoint}/_aws/execute-api/{api['ApiId']}/from-api"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"recorded in eu-west-1"
+    arrives("from-api")
+
+
+def test_another_regions_functions_survive_a_restart(server_factory):
+    srv = server_factory()
+    name = unique_name("keep-fn")
+    make_function(client("lambda", srv.endpoint, "ap-south-1"), name, Environment={"Variables": {"WHERE": "kept"}})
+    srv.stop()
+    srv.start()
+    assert invoke(client("lambda", srv.endpoint, "ap-south-1"), name)["where"] == "kept"
+    with pytest.raises(ClientError):
+        client("lambda", srv.endpoint, "us-east-1").get_function(FunctionName=name)
+    if not conftest.TEST_DATABASE:
+        assert (srv.data_dir / "ap-south-1" / "nimbus.db").exists()
+
+
+def test_reads_of_an_unused_region_or_account_store_nothing(server_factory):
+    # List/Describe/Get calls to a region (or account) nothing was ever made in answer as AWS does
+    # with nothing there, and leave no state behind; the first write makes the region's state.
+    srv = server_factory()
+    for region, key in (("ap-southeast-2", "test"), ("ca-central-1", "444455556666")):
+        def c(service: str):
+            return client(service, srv.endpoint, region, key=key)
+
+        def code(call, **args) -> str:
+            with pytest.raises(ClientError) as error:
+                call(**args)
+            return error.value.response["Error"]["Code"]
+
+        assert c("sqs").list_queues().get("QueueUrls", []) == []
+        assert code(c("sqs").get_queue_url, QueueName="nope") in ("QueueDoesNotExist",
+                                                                  "AWS.SimpleQueueService.NonExistentQueue")
+        assert c("sns").list_topics()["Topics"] == []
+        assert c("dynamodb").list_tables()["TableNames"] == []
+        assert code(c("dynamodb").describe_table, TableName="nope") == "ResourceNotFoundException"
+        assert c("dynamodbstreams").list_streams()["Streams"] == []
+        assert c("lambda").list_functions()["Functions"] == []
+        assert code(c("lambda").get_function, FunctionName="nope") == "ResourceNotFoundException"
+        assert c("logs").describe_log_groups()["logGroups"] == []
+        assert c("kinesis").list_streams()["StreamNames"] == []
+        assert c("events").list_rules()["Rules"] == []
+        assert c("scheduler").list_schedules()["Schedules"] == []
+        assert c("stepfunctions").list_state_machines()["stateMachines"] == []
+        assert c("cloudformation").list_stacks()["StackSummaries"] == []
+        assert c("cloudwatch").list_metrics()["Metrics"] == []
+        if not conftest.TEST_DATABASE:
+            assert not (srv.data_dir / region).exists(), sorted(p.name for p in (srv.data_dir / region).iterdir())
+        # A write opens the real state; what it made is read back at once.
+        url = c("sqs").create_queue(QueueName="made")["QueueUrl"]
+        assert c("sqs").list_queues()["QueueUrls"] == [url]
+        assert c("sns").list_topics()["Topics"] == []
+        if not conftest.TEST_DATABASE:
+            assert (srv.data_dir / region).exists()

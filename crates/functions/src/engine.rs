@@ -55,9 +55,16 @@ pub struct FunctionStats {
     pub busy: usize,
 }
 
+/// A handle on the engine for one region and account's functions: its environments are keyed
+/// apart from another region's function of the same name, and their output and figures go to
+/// that region's logs and metrics. Handles share one engine (one concurrency and memory budget).
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Prefixes function names in the engine's keys: empty for nimbus's own region and account.
+    scope: Arc<str>,
+    log_sink: Option<Arc<dyn LogSink>>,
+    metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 pub(crate) struct Inner {
@@ -120,7 +127,28 @@ impl Engine {
         });
         inner.sandbox.prepare_ahead();
         tokio::spawn(reap_idle(Arc::downgrade(&inner)));
-        Ok(Engine { inner })
+        let (log_sink, metrics) = (inner.config.log_sink.clone(), inner.config.metrics.clone());
+        Ok(Engine { inner, scope: Arc::from(""), log_sink, metrics })
+    }
+
+    /// The same engine for the functions of another region and account (`scope`, such as
+    /// `eu-west-1/000000000000/`), reporting to their own sinks.
+    pub fn scoped(
+        &self,
+        scope: &str,
+        log_sink: Option<Arc<dyn LogSink>>,
+        metrics: Option<Arc<dyn MetricsSink>>,
+    ) -> Engine {
+        Engine { inner: self.inner.clone(), scope: Arc::from(scope), log_sink, metrics }
+    }
+
+    /// A function's name as the engine keys it (borrowed for nimbus's own region: the warm
+    /// path allocates nothing more for it than before regions).
+    fn key<'a>(&self, function_name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.scope.is_empty() {
+            true => std::borrow::Cow::Borrowed(function_name),
+            false => std::borrow::Cow::Owned(format!("{}{function_name}", self.scope)),
+        }
     }
 
     /// Checks that the host can run `runtime`, resolving its interpreter once (blocking work
@@ -151,7 +179,7 @@ impl Engine {
         if inner.draining.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
-        let function_busy = self.function_counter(&spec.name);
+        let function_busy = self.function_counter(&self.key(&spec.name));
         let concurrent = function_busy.fetch_add(1, Ordering::AcqRel) + 1;
         let _function_busy = CountGuard(&function_busy);
         let reserved = spec.reserved_concurrency.load(Ordering::Acquire);
@@ -194,23 +222,23 @@ impl Engine {
         Ok(result)
     }
 
-    fn function_counter(&self, name: &str) -> Arc<AtomicUsize> {
-        if let Some(counter) = self.inner.function_busy.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+    fn function_counter(&self, key: &str) -> Arc<AtomicUsize> {
+        if let Some(counter) = self.inner.function_busy.read().unwrap_or_else(|p| p.into_inner()).get(key) {
             return counter.clone();
         }
         let mut counters = self.inner.function_busy.write().unwrap_or_else(|p| p.into_inner());
-        counters.entry(name.to_owned()).or_default().clone()
+        counters.entry(key.to_owned()).or_default().clone()
     }
 
     fn throttled(&self, spec: &FunctionSpec, reason: &'static str) -> EngineError {
-        if let Some(metrics) = &self.inner.config.metrics {
+        if let Some(metrics) = &self.metrics {
             metrics.throttle(&spec.name, &spec.version);
         }
         EngineError::Throttled { reason }
     }
 
     fn record(&self, spec: &FunctionSpec, result: &InvokeResult, concurrent: usize) {
-        let Some(metrics) = &self.inner.config.metrics else { return };
+        let Some(metrics) = &self.metrics else { return };
         metrics.invocation(&InvocationRecord {
             function: &spec.name,
             version: &spec.version,
@@ -256,15 +284,16 @@ impl Engine {
     /// Stops keeping environments of a function version warm.
     pub fn unprovision(&self, function_name: &str, version: &str) {
         let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = pools.get(&(function_name.to_owned(), version.to_owned())) {
+        if let Some(pool) = pools.get(&(self.key(function_name).into_owned(), version.to_owned())) {
             pool.keep_warm.store(0, Ordering::Release);
         }
     }
 
     /// Warm and busy environments of a function, across its versions.
     pub fn function_stats(&self, function_name: &str) -> FunctionStats {
+        let key = self.key(function_name);
         let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
-        pools.iter().filter(|((name, _), _)| name == function_name).fold(
+        pools.iter().filter(|((name, _), _)| *name == *key).fold(
             FunctionStats::default(),
             |acc, (_, pool)| FunctionStats {
                 warm: acc.warm + lock(&pool.idle).len(),
@@ -275,9 +304,10 @@ impl Engine {
 
     /// Stops a function's environments: idle ones now, busy ones when their invocation ends.
     pub fn retire(&self, function_name: &str) {
+        let key = self.key(function_name);
         let retired: Vec<Arc<Pool>> = {
             let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<_> = pools.keys().filter(|(name, _)| name == function_name).cloned().collect();
+            let keys: Vec<_> = pools.keys().filter(|(name, _)| *name == *key).cloned().collect();
             keys.iter().filter_map(|key| pools.remove(key)).collect()
         };
         for pool in retired {
@@ -287,7 +317,7 @@ impl Engine {
 
     /// Recent invocation figures of a function, where metrics are kept.
     pub fn metrics_summary(&self, function_name: &str) -> Option<crate::telemetry::MetricsSummary> {
-        self.inner.config.metrics.as_ref()?.summary(function_name)
+        self.metrics.as_ref()?.summary(function_name)
     }
 
     /// The account concurrency limit (`--max-concurrency`).
@@ -299,7 +329,7 @@ impl Engine {
     pub fn retire_version(&self, function_name: &str, version: &str) {
         let removed = {
             let mut pools = self.inner.pools.write().unwrap_or_else(|p| p.into_inner());
-            pools.remove(&(function_name.to_owned(), version.to_owned()))
+            pools.remove(&(self.key(function_name).into_owned(), version.to_owned()))
         };
         if let Some(pool) = removed {
             pool.retire();
@@ -338,7 +368,7 @@ impl Engine {
     }
 
     fn pool_for(&self, spec: &Arc<FunctionSpec>) -> Arc<Pool> {
-        let key = (spec.name.clone(), spec.version.clone());
+        let key = (self.key(&spec.name).into_owned(), spec.version.clone());
         {
             let pools = self.inner.pools.read().unwrap_or_else(|p| p.into_inner());
             if let Some(pool) = pools.get(&key) {
@@ -427,7 +457,7 @@ impl Engine {
             echo_output: inner.config.echo_output,
             request_id: &invocation.request_id,
             tail_log: invocation.tail_log,
-            log_sink: inner.config.log_sink.as_ref(),
+            log_sink: self.log_sink.as_ref(),
         };
         match Environment::start(pool.spec.clone(), cx).await {
             Ok(environment) => {

@@ -68,11 +68,17 @@ pub fn lambda_variables(
         );
         set("NODE_PATH", &node_path);
     }
-    // Any credentials are accepted by nimbus; these make SDKs inside the function sign requests.
-    set("AWS_ACCESS_KEY_ID", "nimbus");
+    // Any credentials are accepted by nimbus; these make SDKs inside the function sign requests,
+    // as the function's account (an access key id of twelve digits names it).
+    let key = if is_account(&spec.account) { spec.account.as_str() } else { "nimbus" };
+    set("AWS_ACCESS_KEY_ID", key);
     set("AWS_SECRET_ACCESS_KEY", "nimbus");
     set("AWS_SESSION_TOKEN", "nimbus");
     // The environment's own /tmp: a sized tmpfs in a sandbox, a private directory otherwise.
     set("TMPDIR", &tmp);
     vars
+}
+
+fn is_account(name: &str) -> bool {
+    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
 }

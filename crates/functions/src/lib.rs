@@ -41,6 +41,8 @@ pub struct FunctionSpec {
     pub environment: Vec<(String, String)>,
     pub log_group: String,
     pub region: String,
+    /// The account the function belongs to: SDKs inside it sign as that account.
+    pub account: String,
     /// nimbus's own API, for SDKs inside the function.
     pub endpoint_url: String,
     /// Shared directories (the function's `FileSystemConfigs`): host directory, mount path.

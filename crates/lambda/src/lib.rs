@@ -117,7 +117,7 @@ impl Lambda {
         let registry = Registry::load(
             store.clone(),
             code,
-            identity.region.clone(),
+            identity.clone(),
             endpoint_url.clone(),
             file_systems,
             layers.clone(),

@@ -61,7 +61,8 @@ pub struct Registry {
     store: Arc<dyn Store>,
     pub code: Arc<CodeStore>,
     functions: RwLock<BTreeMap<String, Arc<Function>>>,
-    region: String,
+    /// The region and account the functions live in.
+    identity: nimbus_api::Identity,
     endpoint_url: String,
     /// Shared file systems' directories, one per access point.
     file_systems: PathBuf,
@@ -82,16 +83,17 @@ impl Registry {
     pub fn load(
         store: Arc<dyn Store>,
         code: Arc<CodeStore>,
-        region: String,
+        identity: nimbus_api::Identity,
         endpoint_url: String,
         file_systems: PathBuf,
         layers: Arc<Layers>,
     ) -> Result<Registry, StoreError> {
+        code.add_user(&store);
         let registry = Registry {
             store,
             code,
             functions: RwLock::new(BTreeMap::new()),
-            region,
+            identity,
             endpoint_url,
             file_systems,
             layers,
@@ -195,7 +197,8 @@ impl Registry {
                 .map(|env| env.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
             log_group: config.logging_config.log_group.clone(),
-            region: self.region.clone(),
+            region: self.identity.region.clone(),
+            account: self.identity.account.clone(),
             endpoint_url: self.endpoint_url.clone(),
             ephemeral_mb: config.ephemeral_storage.size,
             shared_mounts: config
@@ -404,7 +407,8 @@ impl Registry {
         blocking(move || {
             store.delete_function(&name)?;
             for package in packages {
-                if !store.code_in_use(&package)? {
+                // Another region's functions may run from it too.
+                if !store.code_in_use(&package)? && !code.in_use(&package)? {
                     let _ = code.remove(&package);
                 }
             }

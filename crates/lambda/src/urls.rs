@@ -90,14 +90,15 @@ impl Lambda {
         Ok(json!({ "FunctionUrlConfigs": configs }))
     }
 
-    /// The function URL whose id is `url_id` (from memory).
+    /// The function URL whose id is `url_id` (from memory), its function named by ARN (the
+    /// front door serves every region's URLs).
     pub fn function_url(&self, url_id: &str) -> Option<UrlTarget> {
         self.registry.all().iter().find_map(|function| {
             function.resources_of("url").find(|(_, c)| c["UrlId"] == url_id).map(|(key, config)| UrlTarget {
                 function: if key.is_empty() {
-                    function.name().to_owned()
+                    self.function_arn(function.name())
                 } else {
-                    format!("{}:{key}", function.name())
+                    format!("{}:{key}", self.function_arn(function.name()))
                 },
                 auth_type: config["AuthType"].as_str().unwrap_or("NONE").to_owned(),
                 cors: config.get("Cors").filter(|c| c.is_object()).cloned(),

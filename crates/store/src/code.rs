@@ -67,6 +67,9 @@ pub struct CodeStore {
     /// Where packages are staged before their rename: this node's own staging directory in a
     /// blob area (other nodes sharing the directory keep theirs), or the root itself.
     scratch: PathBuf,
+    /// The stores whose functions run from these packages (each region's Lambda): a package
+    /// one region no longer uses may still be another's.
+    users: std::sync::Mutex<Vec<std::sync::Weak<dyn crate::Store>>>,
 }
 
 impl CodeStore {
@@ -82,7 +85,7 @@ impl CodeStore {
                 let _ = remove_any(&item.path());
             }
         }
-        Ok(CodeStore { root: root.to_path_buf(), scratch: root.to_path_buf() })
+        Ok(CodeStore { root: root.to_path_buf(), scratch: root.to_path_buf(), users: Default::default() })
     }
 
     /// The store in a blob area (`code`), which may be shared by several nodes: scratch goes to
@@ -91,7 +94,29 @@ impl CodeStore {
         let root = area.dir();
         fs::create_dir_all(root.join("zips"))?;
         fs::create_dir_all(root.join("extracted"))?;
-        Ok(CodeStore { root: root.to_path_buf(), scratch: area.staging().to_path_buf() })
+        Ok(CodeStore {
+            root: root.to_path_buf(),
+            scratch: area.staging().to_path_buf(),
+            users: Default::default(),
+        })
+    }
+
+    /// Counts `store`'s functions among the packages' users (see [`CodeStore::in_use`]).
+    pub fn add_user(&self, store: &std::sync::Arc<dyn crate::Store>) {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users.retain(|user| user.strong_count() > 0);
+        users.push(std::sync::Arc::downgrade(store));
+    }
+
+    /// Whether a function of any user store runs from package `sha256_hex`.
+    pub fn in_use(&self, sha256_hex: &str) -> Result<bool, crate::StoreError> {
+        let users: Vec<_> = self.users.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for store in users.iter().filter_map(std::sync::Weak::upgrade) {
+            if store.code_in_use(sha256_hex)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Validates and stores a zip with the standard 250 MB unzipped limit.

@@ -7,7 +7,7 @@ use crate::params;
 use crate::{EventRow, FunctionRow, LayerRow, ResourceRow, Store, StoreError};
 
 /// Each entry moves the schema one version forward; never edit a released entry, append one.
-const SCHEMA: Schema = Schema {
+pub const SCHEMA: Schema = Schema {
     service: "lambda",
     sqlite_file: "nimbus.db",
     relaxed: false,

@@ -11,7 +11,7 @@ pub use blobs::{BlobArea, Blobs};
 pub use cluster::Cluster;
 pub use db::{Database, DbError, Migration, Row, Schema, ServiceDb, Tx, Value};
 
-pub use lambda::LambdaStore;
+pub use lambda::{LambdaStore, SCHEMA as LAMBDA_SCHEMA};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
