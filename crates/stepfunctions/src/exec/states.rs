@@ -102,28 +102,14 @@ pub fn run_machine<'a>(
             if scope.top {
                 *run.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind.clone());
             }
-            let at = Entered {
-                name: &name,
-                state: &state,
-                entered,
-                entered_id,
-                scope: &scope,
-                resume: resume.take(),
-            };
-            let (output, next) = match run_state(run, &kind, at, input, cursor).await {
+            let at =
+                |resume| Entered { name: &name, state: &state, entered, entered_id, scope: &scope, resume };
+            let (output, next) = match run_state(run, &kind, at(resume.take()), input, cursor).await {
                 Ok(step) => step,
                 Err(failure) => {
                     // Task, Parallel and Map record it themselves, before their Retry and Catch.
                     if !matches!(kind.as_str(), "Task" | "Parallel" | "Map") {
-                        let at = Entered {
-                            name: &name,
-                            state: &state,
-                            entered,
-                            entered_id,
-                            scope: &scope,
-                            resume: None,
-                        };
-                        super::query::record_evaluation_failed(run, &at, &failure, cursor);
+                        super::query::record_evaluation_failed(run, &at(None), &failure, cursor);
                     }
                     return Err(failure);
                 }
