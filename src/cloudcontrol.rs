@@ -1,6 +1,6 @@
 //! Cloud Control (`CloudApiService`, JSON 1.0), as much as `sam list endpoints` needs:
 //! `GetResource` and `ListResources` of `AWS::Lambda::Function` and `AWS::Lambda::Url`, read
-//! from Lambda. Other types answer `UnsupportedActionException`, other operations
+//! from Lambda in the region and account the request is signed for. Other types answer `UnsupportedActionException`, other operations
 //! `UnknownOperationException`, each naming what was asked.
 
 use std::sync::Arc;
@@ -14,12 +14,21 @@ const TARGET_PREFIX: &str = "CloudApiService.";
 const TYPES: &[&str] = &["AWS::Lambda::Function", "AWS::Lambda::Url"];
 
 pub struct CloudControl {
-    pub lambda: Arc<nimbus_lambda::Lambda>,
+    /// Lambda of every region (it picks one by the signature passed on).
+    pub lambda: Arc<dyn Service>,
 }
 
-impl CloudControl {
+/// One request's reads of Lambda, signed as the request was (its region and account).
+struct Reads<'a> {
+    lambda: &'a dyn Service,
+    authorization: Option<&'a str>,
+}
+
+impl Reads<'_> {
     async fn lambda(&self, path: &str) -> Result<Option<Value>, AwsError> {
-        match nimbus_api::provider::call(self.lambda.as_ref(), Method::GET, path, &[], Vec::new()).await {
+        let headers: Vec<(&str, &str)> =
+            self.authorization.map(|a| ("authorization", a)).into_iter().collect();
+        match nimbus_api::provider::call(self.lambda, Method::GET, path, &headers, Vec::new()).await {
             Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_default())),
             Err(error) if error.message.contains("Status Code: 404") => Ok(None),
             Err(error) => Err(AwsError::new(500, "GeneralServiceException", error.message)),
@@ -79,8 +88,10 @@ impl CloudControl {
         };
         Ok(Some(json!({"Identifier": identifier, "Properties": Value::Object(properties).to_string()})))
     }
+}
 
-    async fn dispatch(&self, operation: &str, input: &Value) -> Result<Value, AwsError> {
+impl CloudControl {
+    async fn dispatch(&self, operation: &str, input: &Value, reads: &Reads<'_>) -> Result<Value, AwsError> {
         let kind = input["TypeName"].as_str().unwrap_or_default();
         if matches!(operation, "GetResource" | "ListResources") && !TYPES.contains(&kind) {
             return Err(AwsError::new(
@@ -95,7 +106,7 @@ impl CloudControl {
         match operation {
             "GetResource" => {
                 let identifier = input["Identifier"].as_str().unwrap_or_default();
-                match self.describe(kind, identifier).await? {
+                match reads.describe(kind, identifier).await? {
                     Some(description) => Ok(json!({"TypeName": kind, "ResourceDescription": description})),
                     None => Err(AwsError::new(
                         404,
@@ -105,11 +116,11 @@ impl CloudControl {
                 }
             }
             "ListResources" => {
-                let listed = self.lambda("/2015-03-31/functions/?MaxItems=10000").await?.unwrap_or_default();
+                let listed = reads.lambda("/2015-03-31/functions/?MaxItems=10000").await?.unwrap_or_default();
                 let mut descriptions = Vec::new();
                 for function in listed["Functions"].as_array().into_iter().flatten() {
                     let name = function["FunctionName"].as_str().unwrap_or_default();
-                    if let Some(description) = self.describe(kind, name).await? {
+                    if let Some(description) = reads.describe(kind, name).await? {
                         descriptions.push(description);
                     }
                 }
@@ -150,7 +161,9 @@ impl Service for CloudControl {
                     }
                 }
             };
-            match self.dispatch(&operation, &input).await {
+            let reads =
+                Reads { lambda: self.lambda.as_ref(), authorization: request.header("authorization") };
+            match self.dispatch(&operation, &input, &reads).await {
                 Ok(value) => {
                     let mut response = nimbus_api::json_response(value);
                     let json = HeaderValue::from_static("application/x-amz-json-1.0");

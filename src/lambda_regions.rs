@@ -4,8 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use hyper::{HeaderMap, Method, Uri};
 use nimbus_api::scope::arn_scope;
-use nimbus_api::{percent_decode, ApiRequest, Identity, Protocol};
+use nimbus_api::{percent_decode, ApiRequest, Identity, Protocol, Service, ServiceFuture};
 use nimbus_functions::Engine;
 use nimbus_lambda::{Lambda, LambdaOptions};
 use nimbus_store::code::CodeStore;
@@ -101,6 +102,35 @@ fn function_arn_scope(request: &ApiRequest) -> Option<(String, String)> {
     let (region, account) = arn_scope(&reference);
     (reference.starts_with("arn:aws:lambda:") && !region.is_empty() && !account.is_empty())
         .then(|| (region.to_owned(), account.to_owned()))
+}
+
+/// Lambda as the front door serves it: `GET /_nimbus/functions` lists every open region's
+/// functions (each row names its region and account; `nimbus functions` and the console read
+/// it); every other request goes to the region and account it is for.
+pub struct LambdaFront(pub Arc<LambdaRegions>);
+
+impl Service for LambdaFront {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn claims(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.0.claims(method, uri, headers)
+    }
+
+    fn call(&self, request: ApiRequest) -> ServiceFuture<'_> {
+        if request.method != Method::GET || request.uri.path() != nimbus_lambda::INVENTORY_PATH {
+            return self.0.call(request);
+        }
+        let functions: Vec<serde_json::Value> = self
+            .0
+            .opened()
+            .iter()
+            .flat_map(|lambda| lambda.inventory()["functions"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let response = nimbus_api::json_response(serde_json::json!({ "functions": functions }));
+        Box::pin(async move { response })
+    }
 }
 
 /// Functions as other services reach them: in the region and account of the ARN they name (a

@@ -594,7 +594,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         })
     };
     let cloudcontrol = {
-        let lambda = lambda.clone();
+        let lambda: Arc<dyn Service> = lambda_regions.clone();
         lazy::Lazy::new("cloudcontrol", Protocol::Json, move || {
             Ok(Arc::new(cloudcontrol::CloudControl { lambda: lambda.clone() }))
         })
@@ -679,7 +679,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let services: Vec<Arc<dyn Service>> = vec![
         admin,
         console,
-        lambda_regions.clone(),
+        Arc::new(lambda_regions::LambdaFront(lambda_regions.clone())),
         sqs.clone(),
         logs.clone(),
         metrics.clone(),

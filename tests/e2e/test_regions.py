@@ -458,8 +458,14 @@ def test_functions_live_per_region(server):
     for region, lam in (("us-east-1", east), ("eu-west-1", west)):
         ran = invoke(lam, name)
         assert (ran["region"], ran["where"], ran["arn"]) == (region, region, arns[region])
-    # A function named by ARN runs in the ARN's region, whichever region the client signs for.
-    assert invoke(east, arns["eu-west-1"])["where"] == "eu-west-1"
+    # Named by ARN from a client of another region, it is not reachable, as on AWS.
+    for call in (lambda: east.invoke(FunctionName=arns["eu-west-1"], Payload=b"{}"),
+                 lambda: east.get_function(FunctionName=arns["eu-west-1"])):
+        with pytest.raises(east.exceptions.ResourceNotFoundException) as refused:
+            call()
+        message = refused.value.response["Error"]["Message"]
+        assert message == "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')"
+    assert invoke(west, arns["eu-west-1"])["where"] == "eu-west-1"
     # A function made in one region only is invisible from the other.
     only_west = unique_name("only-west")
     make_function(west, only_west)
@@ -485,6 +491,36 @@ def test_functions_live_per_region(server):
     assert invoke(east, name)["where"] == "still east"
 
 
+def test_every_regions_functions_are_listed_and_read_in_their_region(server):
+    name = unique_name("inv")
+    east, west = client("lambda", server.endpoint, "us-east-1"), client("lambda", server.endpoint, "eu-west-2")
+    arns = {region: make_function(lam, name) for region, lam in (("us-east-1", east), ("eu-west-2", west))}
+    # nimbus's inventory (`nimbus functions`, the console) lists both, each with its region.
+    with urllib.request.urlopen(f"{server.endpoint}/_nimbus/functions", timeout=10) as response:
+        listed = [f for f in json.load(response)["functions"] if f["name"] == name]
+    assert sorted((f["region"], f["arn"]) for f in listed) == sorted(arns.items())
+    shown = subprocess.run([str(server.binary), "functions", "--endpoint", server.endpoint],
+                           capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0, shown.stderr
+    assert "REGION" in shown.stdout.splitlines()[0]
+    assert [line.split()[1] for line in shown.stdout.splitlines() if line.startswith(name + " ")] \
+        == ["eu-west-2", "us-east-1"]
+    # Cloud Control (what `sam list endpoints` reads) answers in the region it is signed for.
+    for region, arn in arns.items():
+        control = client("cloudcontrol", server.endpoint, region)
+        found = control.get_resource(TypeName="AWS::Lambda::Function", Identifier=name)
+        assert json.loads(found["ResourceDescription"]["Properties"])["Arn"] == arn
+        names = [json.loads(d["Properties"])["FunctionName"]
+                 for d in control.list_resources(TypeName="AWS::Lambda::Function")["ResourceDescriptions"]]
+        assert name in names
+    only_west = unique_name("inv-west")
+    make_function(west, only_west)
+    with pytest.raises(ClientError) as missing:
+        client("cloudcontrol", server.endpoint, "us-east-1").get_resource(
+            TypeName="AWS::Lambda::Function", Identifier=only_west)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
 def test_functions_live_per_account(server):
     # An access key id of twelve digits names the account: its functions' ARNs carry it, and the
     # SDK inside the function signs as that account.
@@ -494,8 +530,8 @@ def test_functions_live_per_account(server):
     assert arn == f"arn:aws:lambda:eu-west-1:{OTHER_ACCOUNT}:function:{name}"
     ran = invoke(mine, name)
     assert (ran["arn"], ran["key"]) == (arn, OTHER_ACCOUNT)
-    # Named by ARN, it is found from the default account's client too.
-    assert invoke(client("lambda", server.endpoint, "us-east-1"), arn)["arn"] == arn
+    # Named by ARN, it is found from another account's client of its region too.
+    assert invoke(client("lambda", server.endpoint, "eu-west-1"), arn)["arn"] == arn
     with pytest.raises(ClientError):
         client("lambda", server.endpoint, "eu-west-1").get_function(FunctionName=name)
 

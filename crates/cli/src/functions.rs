@@ -18,6 +18,8 @@ pub struct FunctionsArgs {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct FunctionRow {
     pub name: String,
+    /// The function's region (nimbus lists every region's functions).
+    pub region: Option<String>,
     pub runtime: Option<String>,
     pub memory: Option<u64>,
     pub state: Option<String>,
@@ -51,13 +53,19 @@ pub fn run(args: &FunctionsArgs, client: &Client, console: &Console) -> Result<(
     crate::write_stdout(&text)
 }
 
-/// The table, sorted by name.
+/// The table, sorted by name (by region, then name, when there are several regions).
 pub fn render(rows: &[FunctionRow], style: &Style) -> String {
     if rows.is_empty() {
         return "no functions yet (create one with `aws lambda create-function` or `sam deploy`)\n".into();
     }
-    let mut table = Table::new(&[
-        ("NAME", Align::Left),
+    // A region column only when the functions live in more than one region.
+    let regions: std::collections::BTreeSet<&str> = rows.iter().filter_map(|r| r.region.as_deref()).collect();
+    let by_region = regions.len() > 1;
+    let mut columns = vec![("NAME", Align::Left)];
+    if by_region {
+        columns.push(("REGION", Align::Left));
+    }
+    columns.extend([
         ("RUNTIME", Align::Left),
         ("MEMORY", Align::Right),
         ("STATE", Align::Left),
@@ -67,8 +75,10 @@ pub fn render(rows: &[FunctionRow], style: &Style) -> String {
         ("ERRORS", Align::Right),
         ("P50", Align::Right),
     ]);
+    let mut table = Table::new(&columns);
     let mut rows: Vec<&FunctionRow> = rows.iter().collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let key = |row: &&FunctionRow| (if by_region { row.region.clone() } else { None }, row.name.clone());
+    rows.sort_by_key(key);
     for row in rows {
         let state_paint = match row.state.as_deref() {
             Some("Active") => Some(Paint::Green),
@@ -78,8 +88,11 @@ pub fn render(rows: &[FunctionRow], style: &Style) -> String {
             _ => None,
         };
         let error_paint = row.errors.filter(|&errors| errors > 0).map(|_| Paint::Red);
-        table.push(vec![
-            Cell::painted(&row.name, Some(Paint::Bold)),
+        let mut cells = vec![Cell::painted(&row.name, Some(Paint::Bold))];
+        if by_region {
+            cells.push(Cell::new(or_dash(row.region.clone())));
+        }
+        cells.extend([
             Cell::new(or_dash(row.runtime.clone())),
             Cell::new(or_dash(row.memory.map(|mb| format!("{mb} MB")))),
             Cell::painted(or_dash(row.state.clone()), state_paint),
@@ -89,6 +102,7 @@ pub fn render(rows: &[FunctionRow], style: &Style) -> String {
             Cell::painted(or_dash(row.errors), error_paint),
             Cell::new(or_dash(row.p50_ms.map(milliseconds))),
         ]);
+        table.push(cells);
     }
     table.render(style)
 }
@@ -116,6 +130,23 @@ mod tests {
         let listing: Listing =
             serde_json::from_str(r#"{"functions":[{"name":"f","runtime":null,"p50_ms":null}]}"#).unwrap();
         assert_eq!(listing.functions, vec![FunctionRow { name: "f".into(), ..FunctionRow::default() }]);
+    }
+
+    #[test]
+    fn a_region_column_only_when_functions_span_regions() {
+        let row = |name: &str, region: &str| FunctionRow {
+            name: name.into(),
+            region: Some(region.into()),
+            ..FunctionRow::default()
+        };
+        let plain = Style::PLAIN;
+        let one = render(&[row("a", "us-east-1"), row("b", "us-east-1")], &plain);
+        assert!(!one.contains("REGION"), "{one}");
+        let two = render(&[row("b", "us-east-1"), row("a", "eu-west-1")], &plain);
+        let lines: Vec<&str> = two.lines().collect();
+        assert!(lines[0].starts_with("NAME  REGION"), "{two}");
+        assert!(lines[1].starts_with("a     eu-west-1"), "{two}");
+        assert!(lines[2].starts_with("b     us-east-1"), "{two}");
     }
 
     #[test]

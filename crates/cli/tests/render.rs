@@ -10,6 +10,7 @@ use nimbus_cli::{render_error, Console, Error, Style};
 fn row(name: &str) -> FunctionRow {
     FunctionRow {
         name: name.into(),
+        region: Some("us-east-1".into()),
         runtime: Some("python3.12".into()),
         memory: Some(128),
         state: Some("Active".into()),

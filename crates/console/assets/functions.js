@@ -3,7 +3,7 @@
 // (GET /_nimbus/metrics/functions: history from before the page opened), and one function's page
 // (Lambda's API for configuration, versions, aliases and event sources; its log group streamed
 // live; a test invoke).
-import { h, put, live, every, rest, json, fmt, badge, kv, table, errorBox, getJson } from './lib.js';
+import { h, put, live, every, rest, json, fmt, badge, kv, table, errorBox, getJson, region } from './lib.js';
 import { sparkline, histogram } from './charts.js';
 
 const ROW = 34;
@@ -38,7 +38,8 @@ export function list(main) {
       const f = shown[i];
       const seen = history[f.name] || IDLE;
       const row = h('div', { class: 'row', 'data-function': f.name },
-        h('span', {}, h('a', { href: `#/functions/${encodeURIComponent(f.name)}` }, f.name)),
+        h('span', {}, h('a', { href: `#/functions/${encodeURIComponent(link(f))}` }, f.name),
+          f.region && f.region !== region() ? h('span', { class: 'muted' }, ` ${f.region}`) : ''),
         h('span', { class: 'num' }, fmt.num(f.invocations ?? 0)),
         h('span', { class: `num errors ${f.errors ? 'bad' : ''}` }, fmt.num(f.errors ?? 0)),
         h('span', { class: 'num wide' }, fmt.num(f.throttles ?? 0)),
@@ -88,7 +89,16 @@ function parseReport(message) {
   return match ? Number(match[1]) : null;
 }
 
-export async function detail(main, name) {
+// A function of the console's region by name; another region's by ARN (its page then switches
+// the console to that region, whose API holds it).
+function link(f) {
+  return f.region && f.region !== region() && f.arn ? f.arn : f.name;
+}
+
+export async function detail(main, reference) {
+  const arn = /^arn:aws:lambda:([^:]+):\d{12}:function:([^:]+)$/.exec(reference);
+  if (arn) localStorage.setItem('nimbus.region', arn[1]);
+  const name = arn ? arn[2] : reference;
   const base = `/2015-03-31/functions/${encodeURIComponent(name)}`;
   put(main, h('h1', {}, name), h('p', { class: 'muted' }, 'Loading…'));
   const [fn, versions, aliases, mappings, streams] = await Promise.all([

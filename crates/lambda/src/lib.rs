@@ -46,7 +46,7 @@ pub use crate::urls::{SyncFailure, UrlTarget};
 const LAYERS_PATH: &str = "/2018-10-31/layers";
 const CODE_PATH: &str = "/_nimbus/code/";
 /// nimbus's own inventory of functions with their environments and recent figures.
-const INVENTORY_PATH: &str = "/_nimbus/functions";
+pub const INVENTORY_PATH: &str = "/_nimbus/functions";
 /// `POST /_nimbus/layers/import?arn=ARN` with a zip: `nimbus layers import ARN ZIP`.
 const IMPORT_PATH: &str = "/_nimbus/layers/import";
 
@@ -302,8 +302,9 @@ impl Lambda {
         }
     }
 
-    /// `GET /_nimbus/functions`: every function with its environments and recent figures.
-    pub(crate) fn inventory(&self) -> serde_json::Value {
+    /// `GET /_nimbus/functions`: every function of this region and account with its
+    /// environments and recent figures (nimbus's front joins every region's).
+    pub fn inventory(&self) -> serde_json::Value {
         let functions: Vec<serde_json::Value> = self
             .registry
             .all()
@@ -314,6 +315,9 @@ impl Lambda {
                 let figures = self.engine.metrics_summary(function.name());
                 serde_json::json!({
                     "name": config.function_name,
+                    "region": self.identity.region,
+                    "account": self.identity.account,
+                    "arn": self.function_arn(function.name()),
                     // Container image functions have no runtime: `nimbus functions` says image.
                     "runtime": if config.package_type == "Image" { "image" } else { config.runtime.as_str() },
                     "memory": config.memory_size,

@@ -26,6 +26,9 @@ impl Lambda {
         }
         let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let Some(reference) = segments.get(2).filter(|_| segments[1] == "functions") {
+            self.refuse_other_regions(&request, reference)?;
+        }
         let qualifier = request.query("Qualifier");
         let qualifier = qualifier.as_deref();
         let query = |name| request.query(name);
@@ -198,4 +201,25 @@ fn query_all(request: &ApiRequest, name: &str) -> Vec<String> {
         .filter(|(key, _)| *key == name)
         .map(|(_, value)| percent_decode(value))
         .collect()
+}
+
+impl Lambda {
+    /// A function named by the ARN of another region than the request is signed for. The
+    /// request reached the ARN's region (the router sends it there); AWS does not reach across
+    /// regions and says so, whatever the account. Unsigned requests (nimbus's own) pass.
+    fn refuse_other_regions(&self, request: &ApiRequest, reference: &str) -> Result<(), AwsError> {
+        if !reference.starts_with("arn:") {
+            return Ok(());
+        }
+        let Some(scope) = nimbus_api::scope::scope_of(&request.headers, &request.uri) else {
+            return Ok(());
+        };
+        if scope.region.is_empty() || scope.region == self.identity.region {
+            return Ok(());
+        }
+        Err(AwsError::not_found(format!(
+            "Functions from '{}' are not reachable in this region ('{}')",
+            self.identity.region, scope.region
+        )))
+    }
 }
