@@ -20,5 +20,6 @@ fn main() {
         let order = std::path::Path::new(&target("CARGO_MANIFEST_DIR")).join("startup.order");
         println!("cargo:rustc-link-arg-bin=nimbus=-Wl,--symbol-ordering-file={}", order.display());
         println!("cargo:rustc-link-arg-bin=nimbus=-Wl,--no-warn-symbol-ordering");
+        println!("cargo:rustc-link-arg-bin=nimbus=-Wl,-z,pack-relative-relocs");
     }
 }

@@ -96,7 +96,11 @@ impl Service for Served {
         }
         if request.method == Method::GET && request.uri.path() == HISTORY {
             let minutes = request.query("minutes").and_then(|m| m.parse::<u64>().ok()).unwrap_or(60);
-            let history = self.metrics.history(Duration::from_secs(minutes.saturating_mul(60)));
+            let span = Duration::from_secs(minutes.saturating_mul(60));
+            let history = match self.scoped(&request) {
+                Some(metrics) => metrics.history(span),
+                None => self.metrics.history(span),
+            };
             return Box::pin(async move { nimbus_api::json_response(serde_json::json!(history)) });
         }
         match self.regions.get() {
@@ -107,6 +111,18 @@ impl Service for Served {
 }
 
 impl Served {
+    /// The CloudWatch of the region and account a signed request is for, when that is not this
+    /// node's own (an unopened one holds no history: an empty one answers).
+    fn scoped(&self, request: &ApiRequest) -> Option<Arc<Metrics>> {
+        let scope = nimbus_api::scope::scope_of(&request.headers, &request.uri)?;
+        let regions = self.regions.get()?;
+        let at = regions.for_scope(&scope).ok()?;
+        if Arc::ptr_eq(&at, regions.home()) {
+            return None;
+        }
+        Some(at.opened().cloned().unwrap_or_else(|| Metrics::new(None)))
+    }
+
     fn intake(&self, body: &[u8]) -> ApiResponse {
         let Ok(records) = serde_json::from_slice::<Vec<Remote>>(body) else {
             return refusal(hyper::StatusCode::BAD_REQUEST, "not records");

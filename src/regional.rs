@@ -214,6 +214,13 @@ impl<S: Service> Regional<S> {
         Ok(instance)
     }
 
+    /// The instance a signing scope names (its region, else nimbus's; its account, else
+    /// nimbus's), as a request signed with it reaches.
+    pub fn for_scope(&self, scope: &nimbus_api::scope::Scope) -> Result<Arc<Lazy<S>>, String> {
+        let region = if scope.region.is_empty() { &self.default.region } else { &scope.region };
+        self.at(region, scope.account().unwrap_or(&self.default.account))
+    }
+
     /// The instance an ARN's region and account name (`arn:aws:sqs:us-west-2:123456789012:q`);
     /// the default one for an ARN without them.
     pub fn for_arn(&self, arn: &str) -> Result<Arc<Lazy<S>>, String> {

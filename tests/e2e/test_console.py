@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import boto3
 import pytest
 
 from batch_support import make_env, make_queue, shell_def, until
@@ -368,3 +369,27 @@ def test_the_capacity_timeline_and_sparklines_outlive_a_restart(browser, server_
              f"return document.querySelector('[data-function=\"{name}\"] svg.spark polyline, [data-function=\"{name}\"] svg.spark circle') !== null"
              " && Number(document.getElementById('function-list').dataset.history) >= 1")
     assert severe_console_messages(browser) == []
+
+
+def test_another_regions_function_is_listed_and_opens_in_its_region(browser, console_server):
+    endpoint = console_server.endpoint
+    name = f"console-west-{uuid.uuid4().hex[:8]}"
+    west = boto3.client("lambda", endpoint_url=endpoint, region_name="eu-west-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    arn = west.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return e\n"})})["FunctionArn"]
+    assert ":eu-west-1:" in arn
+    try:
+        visit(browser, endpoint, "/functions")
+        row = f"[data-function=\"{name}\"]"
+        shown = wait_for(browser, "the other region's function in the list",
+                         f"return document.querySelector('{row}')?.innerText")
+        assert "eu-west-1" in shown
+        browser.execute_script(f"document.querySelector('{row} a').click()")
+        wait_for(browser, "its page, read in its region",
+                 f"return document.getElementById('page').innerText.includes({json.dumps(arn)})")
+        assert browser.execute_script("return localStorage.getItem('nimbus.region')") == "eu-west-1"
+        assert not severe_console_messages(browser)
+    finally:
+        browser.execute_script("localStorage.removeItem('nimbus.region')")
+        west.delete_function(FunctionName=name)

@@ -519,6 +519,20 @@ def test_every_regions_functions_are_listed_and_read_in_their_region(server):
         client("cloudcontrol", server.endpoint, "us-east-1").get_resource(
             TypeName="AWS::Lambda::Function", Identifier=only_west)
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # The per-minute history the console's sparklines draw is the signing region's.
+    invoke(west, only_west)
+
+    def history(region: str) -> dict:
+        request = urllib.request.Request(f"{server.endpoint}/_nimbus/metrics/functions?minutes=5", headers={
+            "authorization": f"AWS4-HMAC-SHA256 Credential=test/20240101/{region}/monitoring/aws4_request"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["functions"]
+
+    deadline = time.time() + 30
+    while only_west not in history("eu-west-2"):
+        assert time.time() < deadline, "eu-west-2's history never showed its function"
+        time.sleep(0.5)
+    assert only_west not in history("us-east-1")
 
 
 def test_functions_live_per_account(server):

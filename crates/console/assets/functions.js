@@ -36,7 +36,7 @@ export function list(main) {
     const out = [];
     for (let i = first; i < last; i++) {
       const f = shown[i];
-      const seen = history[f.name] || IDLE;
+      const seen = (!f.region || f.region === region()) && history[f.name] || IDLE;
       const row = h('div', { class: 'row', 'data-function': f.name },
         h('span', {}, h('a', { href: `#/functions/${encodeURIComponent(link(f))}` }, f.name),
           f.region && f.region !== region() ? h('span', { class: 'muted' }, ` ${f.region}`) : ''),
@@ -63,7 +63,9 @@ export function list(main) {
   box.addEventListener('scroll', () => requestAnimationFrame(draw));
   filter.addEventListener('input', refilter);
   const stopHistory = every(HISTORY_EVERY_MS, async () => {
-    history = (await getJson(`/_nimbus/metrics/functions?minutes=${HISTORY_MINUTES}`)).functions || {};
+    // The console's region's figures (the request is signed for it); rows of other regions
+    // draw none.
+    history = (await rest('monitoring', 'GET', `/_nimbus/metrics/functions?minutes=${HISTORY_MINUTES}`)).functions || {};
     box.dataset.history = String(Object.keys(history).length);
     draw();
   });
