@@ -13,7 +13,7 @@ const SERVICE_COLORS = { EC2: '#0891b2', Batch: '#db2777', Lambda: '#16a34a' };
 const WINDOWS = [['all', 'everything metered'], ['3600', 'the last hour'], ['86400', 'the last day'], ['604800', 'the last week']];
 
 // One stacked chart with its legend: each layer's colour and its total over the window.
-function overTime(series, key, colors, id) {
+function overTime(series, key, colors, id, width) {
   const starts = (series.buckets || []).map((t) => Date.parse(t));
   const columns = series[key] || {};
   const layers = Object.keys(colors).filter((name) => name in columns).map((name) => ({ label: name, values: columns[name], color: colors[name] }));
@@ -23,12 +23,14 @@ function overTime(series, key, colors, id) {
     return h('span', { 'data-series': l.label, 'data-usd': series.totals[key][l.label] }, swatch, `${l.label} ${fmt.usd(series.totals[key][l.label])}`);
   }));
   const span = ` + ${series.bucket_seconds} s`;
-  return h('div', { class: 'panel', id }, stacked(starts, layers, { format: fmt.usd, span }), legend);
+  return h('div', { class: 'panel', id }, stacked(starts, layers, { format: fmt.usd, span, width }), legend);
 }
 
 function drawSeries(series, { byService, byMarket, note }) {
-  put(byService, overTime(series, 'by_service', SERVICE_COLORS, 'cost-by-service'));
-  put(byMarket, overTime(series, 'by_market', MARKET_COLORS, 'cost-by-market'));
+  // Drawn at the width the column has (a phone's or a desktop's), so text keeps its size.
+  const width = (el) => Math.max(240, Math.min(900, (el.clientWidth || 640) - 24));
+  put(byService, overTime(series, 'by_service', SERVICE_COLORS, 'cost-by-service', width(byService)));
+  put(byMarket, overTime(series, 'by_market', MARKET_COLORS, 'cost-by-market', width(byMarket)));
   const bucket = series.bucket_seconds >= 3600 ? `${series.bucket_seconds / 3600} h` : series.bucket_seconds >= 60 ? `${series.bucket_seconds / 60} min` : `${series.bucket_seconds} s`;
   const lambda = series.lambda && series.lambda.known === false ? ` Lambda unknown: ${series.lambda.why}.` : '';
   note.textContent = `${series.buckets.length} buckets of ${bucket} on nimbus's clock, ${fmt.date(series.since)} → ${fmt.date(series.until)}; total ${fmt.usd(series.totals.total_usd)} (instances ${fmt.usd(series.totals.instances_usd)}, Lambda ${fmt.usd(series.totals.lambda_usd)}).${lambda}`;
@@ -81,15 +83,24 @@ export function page(main) {
   const windowPick = h('select', { id: 'cost-window', 'aria-label': 'window' }, WINDOWS.map(([value, text]) => h('option', { value }, text)));
   put(main, h('h1', {}, 'Cost'), cards,
     h('h2', {}, 'Over time: ', windowPick), over.note,
-    h('div', { class: 'grid2', id: 'cost-over-time' }, h('div', {}, h('h3', {}, 'By service'), over.byService), h('div', {}, h('h3', {}, 'By purchase option'), over.byMarket)),
-    h('div', { class: 'grid2' }, h('div', {}, h('h2', {}, 'By purchase option'), byMarket), h('div', {}, h('h2', {}, 'By instance type'), byType)),
+    h('div', { class: 'grid2', id: 'cost-over-time' }, h('div', {}, h('h3', {}, 'By service, over time'), over.byService), h('div', {}, h('h3', {}, 'By purchase option, over time'), over.byMarket)),
+    h('div', { class: 'grid2' }, h('div', {}, h('h2', {}, 'Totals by purchase option'), byMarket), h('div', {}, h('h2', {}, 'Totals by instance type'), byType)),
     h('h2', {}, 'What if: this workload as Lambda or as Batch, on each purchase option and architecture'), parts.workload, parts.chart, parts.matrix,
     h('h2', {}, 'Price sources'), parts.sources, parts.assumptions,
     h('h2', {}, 'Ledger'), ledger, span);
+  // The charts are drawn at their column's width: a window resized or a phone turned redraws them.
+  let lastSeries = null;
+  let resizing = 0;
+  const onResize = () => {
+    cancelAnimationFrame(resizing);
+    resizing = requestAnimationFrame(() => lastSeries && drawSeries(lastSeries, over));
+  };
+  window.addEventListener('resize', onResize);
   const seen = new Set();
   const loaded = (kind) => { seen.add(kind); if (seen.size === 3) main.dataset.loaded = 'true'; };
   const onUpdate = (path, body) => {
     if (path.startsWith('/_nimbus/ec2/meter/series')) {
+      lastSeries = body;
       drawSeries(body, over);
       loaded('series');
       return;
@@ -128,5 +139,8 @@ export function page(main) {
   };
   windowPick.addEventListener('change', watch);
   watch();
-  return () => stop && stop();
+  return () => {
+    window.removeEventListener('resize', onResize);
+    if (stop) stop();
+  };
 }

@@ -199,7 +199,7 @@ impl Ec2 {
             // Figures are kept per minute: a minute is counted in the bucket it begins in (the
             // first bucket also takes the minute the window begins in, as the what-if does).
             let (start, end) = series.bucket(n);
-            let start = if n == 0 { start } else { start.div_ceil(60_000) * 60_000 };
+            let start = if n == 0 { start } else { (start + 59_999).div_euclid(60_000) * 60_000 };
             match source.usage(start, end.max(start)) {
                 Ok(list) => {
                     *slot = list
