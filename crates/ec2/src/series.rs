@@ -23,6 +23,8 @@ const BATCH_TAG: &str = "aws:batch:compute-environment";
 /// [`AUTO_BUCKETS`] buckets (an hour by minutes, a day by 15 minutes, a week by hours).
 const WIDTHS_MS: [i64; 7] = [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000, 604_800_000];
 const AUTO_BUCKETS: i64 = 180;
+/// The window when none is asked for reaches back at least this far.
+const DEFAULT_MS: i64 = 3_600_000;
 /// The most buckets one answer holds.
 pub const MAX_BUCKETS: i64 = 2_000;
 pub const MARKETS: [&str; 3] = ["on-demand", "spot", "reserved"];
@@ -139,7 +141,8 @@ fn columns(values: &BTreeMap<String, Vec<f64>>) -> Value {
 }
 
 impl Ec2 {
-    /// The meter over the last `since_seconds` (since the first segment when None), per bucket
+    /// The meter over the last `since_seconds` (since the first segment, or the last hour if that
+    /// is longer, when None), per bucket
     /// of `bucket_seconds` (chosen from the window when None).
     pub fn meter_series(&self, since_seconds: Option<f64>, bucket_seconds: Option<f64>) -> Result<Value, AwsError> {
         let now = self.now();
@@ -147,7 +150,8 @@ impl Ec2 {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| now.saturating_sub((s * 1000.0) as i64).max(0));
         let segments = self.store.segments(since.unwrap_or(0), None)?;
-        let from = since.unwrap_or_else(|| segments.iter().map(|s| s.start_ms).min().unwrap_or(now));
+        // Everything: since the first stretch, and at least the last hour (functions' recent work).
+        let from = since.unwrap_or_else(|| segments.iter().map(|s| s.start_ms).fold(now - DEFAULT_MS, i64::min).max(0));
         let bucket_ms = match bucket_seconds {
             None => auto_bucket(now - from),
             Some(s) if s.is_finite() && s >= 1.0 => (s * 1000.0) as i64,
