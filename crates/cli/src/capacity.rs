@@ -198,7 +198,11 @@ pub fn render_series(series: &Value, style: &Style) -> String {
         row.push(Cell::painted(usd(Some(total)), Some(Paint::Bold)));
         table.push(row);
     }
-    let mut out = if buckets.len() == quiet { "nothing charged in this window\n".to_owned() } else { table.render(style) };
+    let mut out = if buckets.len() == quiet {
+        "nothing charged in this window\n".to_owned()
+    } else {
+        table.render(style)
+    };
     let totals = &series["totals"];
     out.push_str(&format!(
         "{} buckets of {} s ({quiet} charged nothing, not shown) since {}\ntotal {} USD: instances {} USD, Lambda {} USD\n",

@@ -144,24 +144,35 @@ impl Ec2 {
     /// The meter over the last `since_seconds` (since the first segment, or the last hour if that
     /// is longer, when None), per bucket
     /// of `bucket_seconds` (chosen from the window when None).
-    pub fn meter_series(&self, since_seconds: Option<f64>, bucket_seconds: Option<f64>) -> Result<Value, AwsError> {
+    pub fn meter_series(
+        &self,
+        since_seconds: Option<f64>,
+        bucket_seconds: Option<f64>,
+    ) -> Result<Value, AwsError> {
         let now = self.now();
         let since = since_seconds
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| now.saturating_sub((s * 1000.0) as i64).max(0));
         let segments = self.store.segments(since.unwrap_or(0), None)?;
         // Everything: since the first stretch, and at least the last hour (functions' recent work).
-        let from = since.unwrap_or_else(|| segments.iter().map(|s| s.start_ms).fold(now - DEFAULT_MS, i64::min).max(0));
+        let from = since
+            .unwrap_or_else(|| segments.iter().map(|s| s.start_ms).fold(now - DEFAULT_MS, i64::min).max(0));
         let bucket_ms = match bucket_seconds {
             None => auto_bucket(now - from),
             Some(s) if s.is_finite() && s >= 1.0 => (s * 1000.0) as i64,
-            Some(_) => return Err(AwsError::new(400, "InvalidParameter", "bucket must be a number of seconds ≥ 1")),
+            Some(_) => {
+                return Err(AwsError::new(400, "InvalidParameter", "bucket must be a number of seconds ≥ 1"))
+            }
         };
         if (now - from) / bucket_ms >= MAX_BUCKETS {
             return Err(AwsError::new(
                 400,
                 "InvalidParameter",
-                format!("{} s buckets over {} s make more than {MAX_BUCKETS}: ask for wider buckets", bucket_ms / 1000, (now - from) / 1000),
+                format!(
+                    "{} s buckets over {} s make more than {MAX_BUCKETS}: ask for wider buckets",
+                    bucket_ms / 1000,
+                    (now - from) / 1000
+                ),
             ));
         }
         let mut series = Series::new(from, now, bucket_ms);
@@ -209,8 +220,11 @@ impl Ec2 {
                     *slot = list
                         .iter()
                         .map(|f| {
-                            let per_gb_second =
-                                if f.architecture == "arm64" { LAMBDA_GB_SECOND_ARM_USD } else { LAMBDA_GB_SECOND_X86_USD };
+                            let per_gb_second = if f.architecture == "arm64" {
+                                LAMBDA_GB_SECOND_ARM_USD
+                            } else {
+                                LAMBDA_GB_SECOND_X86_USD
+                            };
                             f.requests as f64 * LAMBDA_REQUEST_USD + f.gb_seconds * per_gb_second
                         })
                         .sum()
