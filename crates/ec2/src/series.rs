@@ -25,6 +25,8 @@ const WIDTHS_MS: [i64; 7] = [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86
 const AUTO_BUCKETS: i64 = 180;
 /// The window when none is asked for reaches back at least this far.
 const DEFAULT_MS: i64 = 3_600_000;
+/// The widest bucket (a year).
+const MAX_BUCKET_SECONDS: f64 = 31_536_000.0;
 /// The most buckets one answer holds.
 pub const MAX_BUCKETS: i64 = 2_000;
 pub const MARKETS: [&str; 3] = ["on-demand", "spot", "reserved"];
@@ -142,8 +144,7 @@ fn columns(values: &BTreeMap<String, Vec<f64>>) -> Value {
 
 impl Ec2 {
     /// The meter over the last `since_seconds` (since the first segment, or the last hour if that
-    /// is longer, when None), per bucket
-    /// of `bucket_seconds` (chosen from the window when None).
+    /// is longer, when None), per bucket of `bucket_seconds` (chosen from the window when None).
     pub fn meter_series(
         &self,
         since_seconds: Option<f64>,
@@ -159,9 +160,10 @@ impl Ec2 {
             .unwrap_or_else(|| segments.iter().map(|s| s.start_ms).fold(now - DEFAULT_MS, i64::min).max(0));
         let bucket_ms = match bucket_seconds {
             None => auto_bucket(now - from),
-            Some(s) if s.is_finite() && s >= 1.0 => (s * 1000.0) as i64,
+            Some(s) if (1.0..=MAX_BUCKET_SECONDS).contains(&s) => (s * 1000.0) as i64,
             Some(_) => {
-                return Err(AwsError::new(400, "InvalidParameter", "bucket must be a number of seconds ≥ 1"))
+                let why = format!("bucket must be a number of seconds from 1 to {MAX_BUCKET_SECONDS}");
+                return Err(AwsError::new(400, "InvalidParameter", why));
             }
         };
         if (now - from) / bucket_ms >= MAX_BUCKETS {
