@@ -877,8 +877,9 @@ impl nimbus_ec2::FunctionUsage for FunctionUsage {
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<nimbus_ec2::FunctionUse>, String> {
         let served = self.0.local().ok_or("CloudWatch's figures are kept by another node")?;
         let at = |ms: i64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-        // To the end of the current minute: figures are kept per minute.
-        let until = at(until_ms) + std::time::Duration::from_secs(60);
+        // To the end of the minute `until_ms` falls in (figures are kept per minute); a minute's
+        // boundary stays one, so the meter's buckets do not count a minute twice.
+        let until = at(((until_ms.max(0) as u64).div_ceil(60_000) * 60_000) as i64);
         let mut by_arch: Vec<nimbus_ec2::FunctionUse> = Vec::new();
         for usage in served.metrics().usage(at(since_ms), until) {
             let architecture = usage.architecture.as_str();

@@ -252,6 +252,10 @@ def test_a_person_sees_the_workload_on_every_page(browser, console_server, workl
     requests = browser.execute_script("const card = [...document.querySelectorAll('#what-if-workload .card')]"
                                       ".find((c) => c.querySelector('.k').innerText === 'Function requests'); return card?.querySelector('.v').innerText")
     assert int(requests.replace(",", "")) >= 6
+    # Over time: the functions' GB-seconds (CloudWatch's figures) and the spot instance, stacked.
+    wait_for(browser, "Lambda and spot over time",
+             "return document.querySelector('#cost-by-service rect[data-series=\"Lambda\"]') !== null"
+             " && document.querySelector('#cost-by-market rect[data-series=\"spot\"]') !== null")
     screenshot(browser, "cost", full=True)
 
     # Stacks: the stack's resource and output.

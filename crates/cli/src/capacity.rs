@@ -1,5 +1,6 @@
 //! `nimbus instances` (EC2 instances with their type, market, state and price), `nimbus cost`
-//! (what the instance time so far would cost on AWS, and on the other purchase options) and
+//! (what the instance time so far would cost on AWS, and on the other purchase options; with
+//! `--over-time`, per bucket of time by service and purchase option) and
 //! `nimbus spot interrupt i-…` (a spot interruption, with its two-minute notice).
 
 use serde_json::Value;
@@ -24,8 +25,15 @@ pub struct CostArgs {
     pub since: Option<String>,
     /// The workload (functions and instances) priced as Lambda and as Batch on on-demand, spot
     /// and reserved capacity, x86_64 and Graviton (`GET /_nimbus/ec2/what-if`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "over_time")]
     pub what_if: bool,
+    /// What the meter charged per bucket of time, by service and by purchase option
+    /// (`GET /_nimbus/ec2/meter/series`).
+    #[arg(long)]
+    pub over_time: bool,
+    /// With --over-time: the bucket's width (60s, 5m, 1h); default: chosen from the window.
+    #[arg(long, value_name = "DURATION", requires = "over_time")]
+    pub bucket: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -85,20 +93,29 @@ pub fn render_instances(listing: &Value, style: &Style) -> String {
 }
 
 pub fn run_cost(args: &CostArgs, client: &Client, console: &Console) -> Result<(), Error> {
-    let base = if args.what_if { "/_nimbus/ec2/what-if" } else { "/_nimbus/ec2/meter" };
-    let path = match &args.since {
-        None => base.to_owned(),
-        Some(since) => {
-            let seconds = crate::schedules::seconds(since)
-                .ok_or_else(|| Error::Usage(format!("not a duration: {since} (try 90s, 15m, 1h, 2d)")))?;
-            format!("{base}?since={seconds}")
-        }
+    let base = match (args.what_if, args.over_time) {
+        (true, _) => "/_nimbus/ec2/what-if",
+        (_, true) => "/_nimbus/ec2/meter/series",
+        _ => "/_nimbus/ec2/meter",
     };
+    let duration = |text: &String| {
+        crate::schedules::seconds(text)
+            .ok_or_else(|| Error::Usage(format!("not a duration: {text} (try 90s, 15m, 1h, 2d)")))
+    };
+    let mut query = Vec::new();
+    if let Some(since) = &args.since {
+        query.push(format!("since={}", duration(since)?));
+    }
+    if let Some(bucket) = &args.bucket {
+        query.push(format!("bucket={}", duration(bucket)?));
+    }
+    let path = if query.is_empty() { base.to_owned() } else { format!("{base}?{}", query.join("&")) };
     let raw = client.get_json(&path)?;
-    let out = match (args.common.json, args.what_if) {
-        (true, _) => crate::pretty(&raw),
-        (false, true) => render_what_if(&raw, &console.stdout),
-        (false, false) => render_cost(&raw, &console.stdout),
+    let out = match (args.common.json, args.what_if, args.over_time) {
+        (true, _, _) => crate::pretty(&raw),
+        (false, true, _) => render_what_if(&raw, &console.stdout),
+        (false, _, true) => render_series(&raw, &console.stdout),
+        (false, false, false) => render_cost(&raw, &console.stdout),
     };
     crate::write_stdout(&out)
 }
@@ -147,6 +164,58 @@ pub fn render_cost(meter: &Value, style: &Style) -> String {
         text(&meter["since"]),
         text(&meter["source"])
     ));
+    out
+}
+
+/// The meter over time: one row per bucket that charged anything, by service and purchase option.
+pub fn render_series(series: &Value, style: &Style) -> String {
+    let usd = |v: Option<f64>| v.map_or("-".into(), |p| format!("{p:.6}"));
+    let at = |column: &Value, n: usize| column.as_array().and_then(|c| c.get(n)).and_then(Value::as_f64);
+    let services = ["EC2", "Batch", "Lambda"];
+    let markets = ["on-demand", "spot", "reserved"];
+    let mut table = Table::new(&[
+        ("BUCKET", Align::Left),
+        ("EC2", Align::Right),
+        ("BATCH", Align::Right),
+        ("LAMBDA", Align::Right),
+        ("ON-DEMAND", Align::Right),
+        ("SPOT", Align::Right),
+        ("RESERVED", Align::Right),
+        ("TOTAL", Align::Right),
+    ]);
+    let buckets = series["buckets"].as_array().cloned().unwrap_or_default();
+    let mut quiet = 0;
+    for (n, start) in buckets.iter().enumerate() {
+        let by_service: Vec<Option<f64>> = services.iter().map(|s| at(&series["by_service"][s], n)).collect();
+        let total: f64 = by_service.iter().flatten().sum();
+        if total == 0.0 {
+            quiet += 1;
+            continue;
+        }
+        let mut row = vec![Cell::new(text(start))];
+        row.extend(by_service.into_iter().map(|v| Cell::new(usd(v))));
+        row.extend(markets.iter().map(|m| Cell::new(usd(at(&series["by_market"][m], n)))));
+        row.push(Cell::painted(usd(Some(total)), Some(Paint::Bold)));
+        table.push(row);
+    }
+    let mut out = if buckets.len() == quiet {
+        "nothing charged in this window\n".to_owned()
+    } else {
+        table.render(style)
+    };
+    let totals = &series["totals"];
+    out.push_str(&format!(
+        "{} buckets of {} s ({quiet} charged nothing, not shown) since {}\ntotal {} USD: instances {} USD, Lambda {} USD\n",
+        buckets.len(),
+        text(&series["bucket_seconds"]),
+        text(&series["since"]),
+        usd(totals["total_usd"].as_f64()),
+        usd(totals["instances_usd"].as_f64()),
+        usd(totals["lambda_usd"].as_f64()),
+    ));
+    if series["lambda"]["known"] == false {
+        out.push_str(&format!("Lambda unknown: {}\n", text(&series["lambda"]["why"])));
+    }
     out
 }
 
@@ -224,6 +293,18 @@ mod tests {
         let out = render_cost(&meter, &Style::PLAIN);
         assert!(out.contains("m5.large") && out.contains("m7g.large 0.001360"), "{out}");
         assert!(out.contains("total 0.001600 USD"), "{out}");
+    }
+
+    #[test]
+    fn series_renders_the_buckets_that_charged_and_the_totals() {
+        let series = serde_json::json!({"buckets": ["2026-12-07T10:00:00.000Z", "2026-12-07T10:01:00.000Z"],
+            "bucket_seconds": 60.0, "since": "2026-12-07T10:00:30.000Z",
+            "by_service": {"EC2": [0.0, 0.002], "Batch": [0.0, 0.001], "Lambda": [0.0, 0.0]},
+            "by_market": {"on-demand": [0.0, 0.002], "spot": [0.0, 0.001], "reserved": [0.0, 0.0]},
+            "totals": {"total_usd": 0.003, "instances_usd": 0.003, "lambda_usd": 0.0}, "lambda": {"known": true}});
+        let out = render_series(&series, &Style::PLAIN);
+        assert!(!out.contains("10:00:00") && out.contains("2026-12-07T10:01:00.000Z"), "{out}");
+        assert!(out.contains("0.003000") && out.contains("2 buckets of 60.0 s (1 charged nothing"), "{out}");
     }
 
     #[test]

@@ -60,6 +60,43 @@ export function bars(items, { width = 480, format = String } = {}) {
   return root;
 }
 
+// Stacked columns over time: `starts` (ms, one per bucket) and `layers` [{label, values, color}],
+// each bucket's layers stacked bottom-up in order. Every column part is a <rect data-series=label
+// data-bucket=n> with its amount in a <title>; the axis shows the first, middle and last bucket.
+export function stacked(starts, layers, { width = 640, height = 180, format = String, span = '' } = {}) {
+  const root = svg('svg', { class: 'stacked', viewBox: `0 0 ${width} ${height}`, width: '100%', height, role: 'img', preserveAspectRatio: 'xMinYMin meet' });
+  const top = 14; const bottom = 18; const left = 4;
+  const totals = starts.map((_, n) => layers.reduce((sum, l) => sum + (l.values[n] || 0), 0));
+  const max = Math.max(...totals, 0);
+  if (!starts.length || max <= 0) {
+    root.append(svg('text', { x: 8, y: 20 }, 'nothing charged in this window yet'));
+    return root;
+  }
+  const step = (width - left) / starts.length;
+  const scale = (height - top - bottom) / max;
+  starts.forEach((start, n) => {
+    let y = height - bottom;
+    for (const layer of layers) {
+      const value = layer.values[n] || 0;
+      if (value <= 0) continue;
+      const h = Math.max(value * scale, 0.5);
+      y -= h;
+      root.append(svg('rect', { x: left + n * step, y, width: Math.max(step - (step > 4 ? 1 : 0), 0.5), height: h, fill: layer.color, 'data-series': layer.label, 'data-bucket': n },
+        svg('title', {}, `${new Date(start).toLocaleString()}${span}: ${layer.label} ${format(value)}`)));
+    }
+  });
+  const when = (n) => new Date(starts[n]).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  const last = starts.length - 1;
+  root.append(
+    svg('line', { class: 'axis', x1: left, x2: width, y1: height - bottom, y2: height - bottom }),
+    svg('text', { x: left, y: 10 }, `${format(max)} per bucket at most`),
+    svg('text', { x: left, y: height - 4 }, when(0)),
+    last > 1 ? svg('text', { x: left + (last / 2 + 0.5) * step, y: height - 4, 'text-anchor': 'middle' }, when(Math.floor(last / 2))) : null,
+    last > 0 ? svg('text', { x: width, y: height - 4, 'text-anchor': 'end' }, when(last)) : null,
+  );
+  return root;
+}
+
 // A histogram of values (ms) in `bins` buckets.
 export function histogram(values, { bins = 20, width = 480, height = 140 } = {}) {
   const root = svg('svg', { class: 'histogram', viewBox: `0 0 ${width} ${height}`, width: '100%', height, role: 'img', preserveAspectRatio: 'xMinYMin meet' });

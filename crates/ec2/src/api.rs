@@ -112,6 +112,10 @@ impl Ec2 {
                 let since = request.query("since").and_then(|s| s.parse::<f64>().ok());
                 self.meter(since)
             }
+            ("GET", "meter/series") => {
+                let number = |name: &str| request.query(name).and_then(|s| s.parse::<f64>().ok());
+                self.meter_series(number("since"), number("bucket"))
+            }
             ("GET", "what-if") => {
                 let since = request.query("since").and_then(|s| s.parse::<f64>().ok());
                 self.what_if(since)

@@ -29,6 +29,7 @@ mod records;
 mod reserved;
 mod runner;
 pub(crate) mod schedule;
+mod series;
 pub(crate) mod spot;
 mod store;
 mod templates;

@@ -172,6 +172,7 @@ impl Ec2 {
             start_ms: now,
             end_ms: None,
             interrupted: false,
+            service: crate::series::service_of(instance).to_owned(),
         };
         self.store.open_segment(&instance.region, &segment)
     }

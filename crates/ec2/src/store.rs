@@ -24,6 +24,8 @@ pub const SCHEMA: Schema = Schema {
              interrupted BIGINT NOT NULL DEFAULT 0)",
         ),
         Migration::both("CREATE INDEX usage_open ON usage (instance_id, end_ms)"),
+        // Which service launched the instance, for the meter's series (`EC2` or `Batch`).
+        Migration::both("ALTER TABLE usage ADD COLUMN service TEXT NOT NULL DEFAULT 'EC2'"),
     ],
 };
 
@@ -64,6 +66,8 @@ pub struct Segment {
     pub end_ms: Option<i64>,
     /// Ended by a spot interruption.
     pub interrupted: bool,
+    /// `EC2`, or `Batch` for a compute environment's instance.
+    pub service: String,
 }
 
 pub struct Store {
@@ -214,8 +218,8 @@ impl Store {
     /// Opens a usage segment (the instance entered `running`).
     pub fn open_segment(&self, region: &str, segment: &Segment) -> Result<(), AwsError> {
         self.db.execute(
-            "INSERT INTO usage (id, instance_id, region, instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, 0)",
+            "INSERT INTO usage (id, instance_id, region, instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted, service) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, 0, ?10)",
             &params![
                 uuid::Uuid::new_v4().to_string(),
                 segment.instance_id,
@@ -225,7 +229,8 @@ impl Store {
                 segment.arch,
                 segment.billing,
                 segment.rate,
-                segment.start_ms
+                segment.start_ms,
+                segment.service
             ],
         ).map_err(db)?;
         Ok(())
@@ -245,7 +250,7 @@ impl Store {
     /// Segments that overlap `[since_ms, ∞)`, of one region (all when None).
     pub fn segments(&self, since_ms: i64, region: Option<&str>) -> Result<Vec<Segment>, AwsError> {
         let rows = self.db.query(
-            "SELECT instance_id, instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted FROM usage \
+            "SELECT instance_id, instance_type, zone, arch, billing, rate, start_ms, end_ms, interrupted, service FROM usage \
              WHERE (end_ms IS NULL OR end_ms >= ?1) AND (?2 = '' OR region = ?2) ORDER BY start_ms",
             &params![since_ms, region.unwrap_or("")],
         ).map_err(db)?;
@@ -261,6 +266,7 @@ impl Store {
                     start_ms: row.get(6)?,
                     end_ms: row.get(7)?,
                     interrupted: row.get::<i64>(8)? != 0,
+                    service: row.get(9)?,
                 })
             })
             .collect::<Result<_, DbError>>()

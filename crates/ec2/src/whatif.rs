@@ -41,7 +41,8 @@ pub struct FunctionUse {
 /// Where the meter reads what functions used (the consumer's trait: CloudWatch's figures
 /// implement it where nimbus is wired).
 pub trait FunctionUsage: Send + Sync + 'static {
-    /// Billed use from `since_ms` to `until_ms`, per architecture; Err says why it is unknown.
+    /// Billed use from the minute `since_ms` falls in to the end of the minute `until_ms` falls
+    /// in (a minute's boundary ends the span there), per architecture; Err says why it is unknown.
     fn usage(&self, since_ms: i64, until_ms: i64) -> Result<Vec<FunctionUse>, String>;
 }
 
