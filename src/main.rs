@@ -1,6 +1,7 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod apigateway_regions;
 mod batch_wiring;
 mod cfn_wiring;
 mod cloudcontrol;
@@ -487,26 +488,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda.set_streams(streams.clone());
     let _ = lambda_parts.streams.set(streams);
     // API Gateway opens on its first call (its front door is told by host or path, so it needs
-    // no open service to claim requests), or now when it holds APIs: their first request then
-    // pays no opening.
-    let apigateway = {
-        let (database, identity) = (database.clone(), identity_of(&args));
-        let functions: Arc<dyn nimbus_apigateway::Functions> =
-            Arc::new(wiring::GatewayFunctions(lambda_regions.clone()));
-        let access_logs: Arc<dyn nimbus_apigateway::AccessLogs> =
-            Arc::new(wiring::GatewayLogs(log_sink.clone()));
-        lazy::Lazy::new("apigateway", Protocol::RestJson, move || {
-            let gateway =
-                nimbus_apigateway::ApiGateway::open(&database, identity.clone(), functions.clone())?;
-            gateway.set_access_logs(access_logs.clone());
-            Ok(gateway)
-        })
-    };
-    if nimbus_apigateway::has_state(&database) {
-        if let Err(why) = apigateway.get().await {
-            eprintln!("nimbus: cannot open API Gateway: {why}");
-        }
-    }
+    // no open service to claim requests), or now in every region that holds APIs: their first
+    // request then pays no opening, and the front door knows every API id.
+    let apigateway =
+        apigateway_regions::regions(&database, &identity_of(&args), lambda_regions.clone(), log_sink.clone());
+    apigateway.resume(&stored).await;
     let (ec2, autoscaling) = ec2_services(Ec2Wiring {
         args: &args,
         database: &database,
@@ -646,8 +632,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 nimbus_stepfunctions::provider::RESOURCE_TYPES,
             ),
             cfn_wiring::S3Bodies::new(
-                cfn_wiring::LazyProvider::new(
-                    apigateway.clone(),
+                cfn_wiring::PerRegion::lazy(
+                    apigateway.regional().clone(),
                     nimbus_apigateway::provider::RESOURCE_TYPES,
                 ),
                 s3.clone(),
@@ -690,7 +676,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events,
         scheduler,
         apigateway.clone(),
-        Arc::new(wiring::GatewayV2(apigateway)),
+        Arc::new(apigateway_regions::GatewayV2(apigateway)),
         ec2.clone(),
         autoscaling,
         batch.clone(),
