@@ -7,6 +7,7 @@ mod cfn_wiring;
 mod cloudcontrol;
 mod console_wiring;
 mod dynamodb_open;
+mod ecr_accounts;
 mod home;
 mod lambda_regions;
 mod lazy;
@@ -239,7 +240,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(clock) => clock.clone(),
         None => Arc::new(SystemClock),
     };
-    let ecr = ecr_service(&state, address.port(), clock.clone());
+    let ecr = ecr_service(&state, &stored, address.port(), clock.clone());
     let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
     kinesis.resume(&stored, &nimbus_kinesis::SCHEMA, regions::kinesis_streams);
     // With several nodes SQS and Logs are served by one node each (see `home`).
@@ -644,7 +645,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 nimbus_ec2::provider::AUTOSCALING_RESOURCE_TYPES,
             ),
             cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
+            {
+                // Repositories are made in the stack's region (ECR's own) of the stack's account.
+                let (ecr, types) = (ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES);
+                let home = cfn_wiring::LazyProvider::new(ecr.home().clone(), types);
+                cfn_wiring::PerRegion::new(home, move |_region, account| {
+                    Ok(cfn_wiring::LazyProvider::new(ecr.for_account(account)?, types))
+                })
+            },
             cfn_wiring::LazyProvider::new(codedeploy.clone(), nimbus_codedeploy::provider::RESOURCE_TYPES),
         ],
     });
@@ -847,25 +855,39 @@ fn kinesis_service(
 }
 
 /// ECR and its registry (`/v2/`), with the image store under them, opened by their first
-/// request (or a `nimbus images` command).
-/// A nimbus whose store holds images opens it at start, for its lifecycle policies' sweep.
-fn ecr_service(state: &State<'_>, port: u16, clock: Arc<dyn Clock>) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
-    let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
-    let stored = database.has_schema(&nimbus_images::SCHEMA);
-    let ecr = lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+/// request (or a `nimbus images` command); one per account (see `ecr_accounts`).
+/// An account whose store holds images opens it at start, for its lifecycle policies' sweep.
+fn ecr_service(
+    state: &State<'_>,
+    stored: &regional::Stored,
+    port: u16,
+    clock: Arc<dyn Clock>,
+) -> Arc<ecr_accounts::Registries> {
+    let images = move |database: &Database, blobs: &Blobs, identity: &Identity| {
         let mut options = nimbus_images::Options::new(&identity.region, &identity.account);
         options.port = Some(port);
-        let images = nimbus_images::Images::open(&database, &blobs, options).map_err(|e| e.to_string())?;
+        let images = nimbus_images::Images::open(database, blobs, options).map_err(|e| e.to_string())?;
         Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port, clock.clone()))
+    };
+    let (home_images, blobs, default) = (images.clone(), state.blobs.clone(), state.identity.clone());
+    // Another account's blobs under its scope directory, as its database.
+    let open = move |database: &Database, identity: &Identity| {
+        images(database, &regional::blobs_for(&blobs, database, &default, identity), identity)
+    };
+    let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
+    let home = lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+        home_images(&database, &blobs, &identity)
     });
-    if stored {
-        let ecr = ecr.clone();
+    let ecr = ecr_accounts::Registries::new(home, state.database, state.identity, open);
+    if state.database.has_schema(&nimbus_images::SCHEMA) {
+        let home = ecr.home().clone();
         tokio::spawn(async move {
-            if let Err(error) = ecr.get().await {
+            if let Err(error) = home.get().await {
                 eprintln!("nimbus: cannot open ECR for its lifecycle policies: {error}");
             }
         });
     }
+    ecr.resume(stored);
     ecr
 }
 

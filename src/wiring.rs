@@ -765,12 +765,13 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
     }
 }
 
-/// Lambda's container image functions run from the image store under ECR (opened on first use).
-pub struct LambdaImages(pub Arc<crate::lazy::Lazy<nimbus_ecr::Ecr>>);
+/// Lambda's container image functions run from the image store under ECR (opened on first use),
+/// the image URI's account's.
+pub struct LambdaImages(pub Arc<crate::ecr_accounts::Registries>);
 
 impl nimbus_lambda::images::ImageStore for LambdaImages {
     fn resolve(&self, uri: &str, architecture: &str) -> Result<nimbus_lambda::images::ResolvedImage, String> {
-        let ecr = self.0.get_blocking()?;
+        let ecr = self.0.for_image(uri)?;
         let root = ecr.images().root_for(uri, architecture).map_err(|e| e.to_string())?;
         let config = root.config.clone();
         let user = nimbus_images::user::resolve(&root.rootfs, config.user.as_deref().unwrap_or_default())
