@@ -26,6 +26,8 @@ pub struct Admin {
     pub virtual_clock: Option<Arc<VirtualClock>>,
     pub events: Arc<Lazy<EventBridge>>,
     pub lambda: Arc<nimbus_lambda::Lambda>,
+    /// Lambda of every region (their function URLs).
+    pub lambda_regions: Arc<crate::lambda_regions::LambdaRegions>,
     /// API Gateway of every region.
     pub apigateway: Arc<crate::apigateway_regions::Gateways>,
     /// nimbus's port, for the local URLs of APIs.
@@ -73,10 +75,13 @@ impl Admin {
     /// and URLs.
     fn apis(&self) -> serde_json::Value {
         let mut rows = self.apigateway.inventory(self.port);
-        for (function, url) in self.lambda.function_urls() {
-            rows.push(
-                json!({ "kind": "function URL", "name": function, "id": null, "stage": null, "url": url }),
-            );
+        for lambda in self.lambda_regions.opened() {
+            for (function, url) in lambda.function_urls() {
+                let region = lambda.identity().region.clone();
+                rows.push(json!({
+                    "kind": "function URL", "name": function, "id": null, "stage": null, "region": region, "url": url,
+                }));
+            }
         }
         json!({ "apis": rows })
     }

@@ -549,6 +549,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events: events.home().clone(),
         apigateway: apigateway.clone(),
         lambda: lambda.clone(),
+        lambda_regions: lambda_regions.clone(),
         port: address.port(),
     });
     // Streams already on disk: their retention sweep runs from the start.

@@ -103,6 +103,8 @@ def test_same_named_apis_of_two_regions_each_invoke_their_own_regions_function(s
         assert (status, json.loads(body)) == (200, {"region": region, "path": "/where"})
         status, body = call(server, f"/_aws/execute-api/{api}/prod/here")
         assert (status, json.loads(body)) == (200, {"region": region, "path": "/here"})
+        status, body = call(server, f"/restapis/{api}/prod/_user_request_/there")
+        assert (status, json.loads(body)) == (200, {"region": region, "path": "/there"})
     west, east = client("apigateway", server.endpoint, "us-west-2"), client("apigateway", server.endpoint, "us-east-1")
     assert west.get_rest_api(restApiId=apis["us-west-2"])["name"] == name
     with pytest.raises(ClientError) as error:

@@ -3,7 +3,8 @@
 //! Lambda function URLs, on nimbus's own port:
 //!
 //! - `http://{api-id}.execute-api.localhost:{port}/{stage}/{path}` (any host
-//!   `{api-id}.execute-api.…`), or without DNS `/_aws/execute-api/{api-id}/{stage}/{path}`;
+//!   `{api-id}.execute-api.…`), or without DNS `/_aws/execute-api/{api-id}/{stage}/{path}` (and
+//!   LocalStack's `/restapis/{api-id}/{stage}/_user_request_/{path}`);
 //! - `http://{url-id}.lambda-url.{region}.localhost:{port}/{path}`, or
 //!   `/_aws/lambda-url/{url-id}/{path}`.
 //!
