@@ -101,7 +101,8 @@ impl Gateways {
         tokio::task::block_in_place(|| {
             let stored = Stored::scan(&self.database, &self.default);
             let schema = nimbus_apigateway::SCHEMA;
-            for identity in stored.scopes().filter(|identity| stored.holds(&self.database, identity, &schema)) {
+            for identity in stored.scopes().filter(|identity| stored.holds(&self.database, identity, &schema))
+            {
                 if let Ok(instance) = self.regional.at(&identity.region, &identity.account) {
                     let _ = instance.get_blocking();
                 }

@@ -61,7 +61,8 @@ impl Registries {
     /// The account a request is for.
     fn account_of(&self, request: &ApiRequest) -> String {
         let path = request.uri.path();
-        let registry = request.header("x-amz-target").is_none() && (path == "/v2" || path.starts_with("/v2/"));
+        let registry =
+            request.header("x-amz-target").is_none() && (path == "/v2" || path.starts_with("/v2/"));
         let named = match registry {
             true => request.header("host").and_then(host_account).map(str::to_owned),
             false => scope_of(&request.headers, &request.uri).and_then(|s| s.account().map(str::to_owned)),
