@@ -233,3 +233,16 @@ def test_aws_cli_lists_the_apis_of_the_region_it_names(server, tmp_path):
     assert south.returncode == 0 and east.returncode == 0, south.stderr + east.stderr
     assert api in [a["id"] for a in json.loads(south.stdout)["items"]]
     assert api not in [a["id"] for a in json.loads(east.stdout)["items"]]
+
+
+@pytest.mark.skipif(not conftest.TEST_DATABASE, reason="several nodes need PostgreSQL: set NIMBUS_TEST_DATABASE")
+def test_an_api_made_on_another_node_in_another_region_is_served(server_factory, tmp_path_factory):
+    url = conftest.fresh_database_url("apigw_regions_nodes")
+    shared = tmp_path_factory.mktemp("shared")
+    args = lambda name: ["--database", url, "--shared-dir", str(shared), "--node", name]
+    a, b = server_factory(extra_args=args("a")), server_factory(extra_args=args("b"))
+    api = mock_api(client("apigateway", a.endpoint, "eu-central-1"), '{"made": "on a"}')
+    # Node b never opened eu-central-1: its front door finds the API in the database.
+    status, body = call(b, f"/_aws/execute-api/{api}/s/m")
+    assert (status, json.loads(body)) == (200, {"made": "on a"})
+    assert client("apigateway", b.endpoint, "eu-central-1").get_rest_api(restApiId=api)["id"] == api
