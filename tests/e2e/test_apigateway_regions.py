@@ -114,10 +114,15 @@ def test_same_named_apis_of_two_regions_each_invoke_their_own_regions_function(s
         client("apigateway", server.endpoint, "eu-north-1").get_stage(restApiId=apis["us-west-2"], stageName="prod")
     assert error.value.response["Error"]["Code"] == "NotFoundException"
     assert [a["id"] for a in west.get_rest_apis()["items"] if a["name"] == name] == [apis["us-west-2"]]
+    exported = json.loads(west.get_export(restApiId=apis["us-west-2"], stageName="prod", exportType="oas30")["body"].read())
+    assert exported["servers"][0]["url"].startswith(f"https://{apis['us-west-2']}.execute-api.us-west-2.amazonaws.com/")
     assert [a["id"] for a in east.get_rest_apis()["items"] if a["name"] == name] == [apis["us-east-1"]]
+    url = client("lambda", server.endpoint, "us-west-2").create_function_url_config(FunctionName=name, AuthType="NONE")
     listed = json.load(urllib.request.urlopen(f"{server.endpoint}/_nimbus/apis"))["apis"]
-    regions = {row["id"]: row["region"] for row in listed if row["name"] == name}
+    regions = {row["id"]: row["region"] for row in listed if row["name"] == name and row["kind"] == "REST API"}
     assert regions == {apis["us-east-1"]: "us-east-1", apis["us-west-2"]: "us-west-2"}
+    urls = [(row["url"], row["region"]) for row in listed if row["kind"] == "function URL" and row["name"] == name]
+    assert urls == [(url["FunctionUrl"], "us-west-2")]
 
 
 def test_http_api_endpoint_names_its_region_and_logs_go_there(server):
