@@ -26,7 +26,10 @@ pub struct Admin {
     pub virtual_clock: Option<Arc<VirtualClock>>,
     pub events: Arc<Lazy<EventBridge>>,
     pub lambda: Arc<nimbus_lambda::Lambda>,
-    pub apigateway: Arc<Lazy<nimbus_apigateway::ApiGateway>>,
+    /// Lambda of every region (their function URLs).
+    pub lambda_regions: Arc<crate::lambda_regions::LambdaRegions>,
+    /// API Gateway of every region.
+    pub apigateway: Arc<crate::apigateway_regions::Gateways>,
     /// nimbus's port, for the local URLs of APIs.
     pub port: u16,
 }
@@ -68,14 +71,17 @@ impl Service for Admin {
 }
 
 impl Admin {
-    /// APIs (opened at start when they exist, so an unopened API Gateway has none) and URLs.
+    /// Every region's APIs (opened at start where they exist, so an unopened region has none)
+    /// and URLs.
     fn apis(&self) -> serde_json::Value {
-        let mut rows =
-            self.apigateway.opened().map(|gateway| gateway.inventory(self.port)).unwrap_or_default();
-        for (function, url) in self.lambda.function_urls() {
-            rows.push(
-                json!({ "kind": "function URL", "name": function, "id": null, "stage": null, "url": url }),
-            );
+        let mut rows = self.apigateway.inventory(self.port);
+        for lambda in self.lambda_regions.opened() {
+            for (function, url) in lambda.function_urls() {
+                let region = lambda.identity().region.clone();
+                rows.push(json!({
+                    "kind": "function URL", "name": function, "id": null, "stage": null, "region": region, "url": url,
+                }));
+            }
         }
         json!({ "apis": rows })
     }

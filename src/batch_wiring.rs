@@ -25,7 +25,7 @@ pub fn service(
     ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
     log_sink: &Arc<logs_home::LogsSink>,
     events: &Arc<lazy::Lazy<EventBridge>>,
-    ecr: &Arc<lazy::Lazy<nimbus_ecr::Ecr>>,
+    ecr: &Arc<crate::ecr_accounts::Registries>,
 ) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
     let capacity: Arc<dyn nimbus_batch::Capacity> =
         Arc::new(BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
@@ -283,11 +283,11 @@ fn rlimit_of(name: &str) -> Result<i32, String> {
 
 /// Jobs' container images come from ECR's image store (what is pushed to nimbus's registry or
 /// imported), unpacked once and shared.
-pub struct BatchImages(pub Arc<Lazy<nimbus_ecr::Ecr>>);
+pub struct BatchImages(pub Arc<crate::ecr_accounts::Registries>);
 
 impl nimbus_batch::JobImages for BatchImages {
     fn resolve(&self, image: &str, arch: &str) -> Result<nimbus_batch::JobImage, String> {
-        let ecr = self.0.get_blocking()?;
+        let ecr = self.0.for_image(image)?;
         let root = ecr.images().root_for(image, arch).map_err(|e| e.to_string())?;
         let config = root.config.clone();
         Ok(nimbus_batch::JobImage {

@@ -1,11 +1,13 @@
 //! The `nimbus` binary: argument parsing and wiring. Everything else lives in the crates.
 
 mod admin;
+mod apigateway_regions;
 mod batch_wiring;
 mod cfn_wiring;
 mod cloudcontrol;
 mod console_wiring;
 mod dynamodb_open;
+mod ecr_accounts;
 mod home;
 mod lambda_regions;
 mod lazy;
@@ -238,7 +240,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(clock) => clock.clone(),
         None => Arc::new(SystemClock),
     };
-    let ecr = ecr_service(&state, address.port(), clock.clone());
+    let ecr = ecr_service(&state, &stored, address.port(), clock.clone());
     let kinesis = kinesis_service(&state, cluster.as_ref(), clock.clone());
     kinesis.resume(&stored, &nimbus_kinesis::SCHEMA, regions::kinesis_streams);
     // With several nodes SQS and Logs are served by one node each (see `home`).
@@ -487,26 +489,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     lambda.set_streams(streams.clone());
     let _ = lambda_parts.streams.set(streams);
     // API Gateway opens on its first call (its front door is told by host or path, so it needs
-    // no open service to claim requests), or now when it holds APIs: their first request then
-    // pays no opening.
-    let apigateway = {
-        let (database, identity) = (database.clone(), identity_of(&args));
-        let functions: Arc<dyn nimbus_apigateway::Functions> =
-            Arc::new(wiring::GatewayFunctions(lambda_regions.clone()));
-        let access_logs: Arc<dyn nimbus_apigateway::AccessLogs> =
-            Arc::new(wiring::GatewayLogs(log_sink.clone()));
-        lazy::Lazy::new("apigateway", Protocol::RestJson, move || {
-            let gateway =
-                nimbus_apigateway::ApiGateway::open(&database, identity.clone(), functions.clone())?;
-            gateway.set_access_logs(access_logs.clone());
-            Ok(gateway)
-        })
-    };
-    if nimbus_apigateway::has_state(&database) {
-        if let Err(why) = apigateway.get().await {
-            eprintln!("nimbus: cannot open API Gateway: {why}");
-        }
-    }
+    // no open service to claim requests), or now in every region that holds APIs: their first
+    // request then pays no opening, and the front door knows every API id.
+    let apigateway =
+        apigateway_regions::regions(&database, &identity_of(&args), lambda_regions.clone(), log_sink.clone());
+    apigateway.resume(&stored).await;
     let (ec2, autoscaling) = ec2_services(Ec2Wiring {
         args: &args,
         database: &database,
@@ -562,6 +549,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events: events.home().clone(),
         apigateway: apigateway.clone(),
         lambda: lambda.clone(),
+        lambda_regions: lambda_regions.clone(),
         port: address.port(),
     });
     // Streams already on disk: their retention sweep runs from the start.
@@ -646,8 +634,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 nimbus_stepfunctions::provider::RESOURCE_TYPES,
             ),
             cfn_wiring::S3Bodies::new(
-                cfn_wiring::LazyProvider::new(
-                    apigateway.clone(),
+                cfn_wiring::PerRegion::lazy(
+                    apigateway.regional().clone(),
                     nimbus_apigateway::provider::RESOURCE_TYPES,
                 ),
                 s3.clone(),
@@ -658,7 +646,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 nimbus_ec2::provider::AUTOSCALING_RESOURCE_TYPES,
             ),
             cfn_wiring::LazyProvider::new(batch.clone(), nimbus_batch::provider::RESOURCE_TYPES),
-            cfn_wiring::LazyProvider::new(ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES),
+            {
+                // Repositories are made in the stack's region (ECR's own) of the stack's account.
+                let (ecr, types) = (ecr.clone(), nimbus_ecr::provider::RESOURCE_TYPES);
+                let home = cfn_wiring::LazyProvider::new(ecr.home().clone(), types);
+                cfn_wiring::PerRegion::new(home, move |_region, account| {
+                    Ok(cfn_wiring::LazyProvider::new(ecr.for_account(account)?, types))
+                })
+            },
             cfn_wiring::LazyProvider::new(codedeploy.clone(), nimbus_codedeploy::provider::RESOURCE_TYPES),
         ],
     });
@@ -690,7 +685,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         events,
         scheduler,
         apigateway.clone(),
-        Arc::new(wiring::GatewayV2(apigateway)),
+        Arc::new(apigateway_regions::GatewayV2(apigateway)),
         ec2.clone(),
         autoscaling,
         batch.clone(),
@@ -861,25 +856,39 @@ fn kinesis_service(
 }
 
 /// ECR and its registry (`/v2/`), with the image store under them, opened by their first
-/// request (or a `nimbus images` command).
-/// A nimbus whose store holds images opens it at start, for its lifecycle policies' sweep.
-fn ecr_service(state: &State<'_>, port: u16, clock: Arc<dyn Clock>) -> Arc<lazy::Lazy<nimbus_ecr::Ecr>> {
-    let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
-    let stored = database.has_schema(&nimbus_images::SCHEMA);
-    let ecr = lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+/// request (or a `nimbus images` command); one per account (see `ecr_accounts`).
+/// An account whose store holds images opens it at start, for its lifecycle policies' sweep.
+fn ecr_service(
+    state: &State<'_>,
+    stored: &regional::Stored,
+    port: u16,
+    clock: Arc<dyn Clock>,
+) -> Arc<ecr_accounts::Registries> {
+    let images = move |database: &Database, blobs: &Blobs, identity: &Identity| {
         let mut options = nimbus_images::Options::new(&identity.region, &identity.account);
         options.port = Some(port);
-        let images = nimbus_images::Images::open(&database, &blobs, options).map_err(|e| e.to_string())?;
+        let images = nimbus_images::Images::open(database, blobs, options).map_err(|e| e.to_string())?;
         Ok(nimbus_ecr::Ecr::new(images, identity.clone(), port, clock.clone()))
+    };
+    let (home_images, blobs, default) = (images.clone(), state.blobs.clone(), state.identity.clone());
+    // Another account's blobs under its scope directory, as its database.
+    let open = move |database: &Database, identity: &Identity| {
+        images(database, &regional::blobs_for(&blobs, database, &default, identity), identity)
+    };
+    let (database, blobs, identity) = (state.database.clone(), state.blobs.clone(), state.identity.clone());
+    let home = lazy::Lazy::with_paths("ecr", Protocol::Json, nimbus_ecr::ADMIN_PREFIX, move || {
+        home_images(&database, &blobs, &identity)
     });
-    if stored {
-        let ecr = ecr.clone();
+    let ecr = ecr_accounts::Registries::new(home, state.database, state.identity, open);
+    if state.database.has_schema(&nimbus_images::SCHEMA) {
+        let home = ecr.home().clone();
         tokio::spawn(async move {
-            if let Err(error) = ecr.get().await {
+            if let Err(error) = home.get().await {
                 eprintln!("nimbus: cannot open ECR for its lifecycle policies: {error}");
             }
         });
     }
+    ecr.resume(stored);
     ecr
 }
 

@@ -627,70 +627,6 @@ impl nimbus_lambda::Streams for LambdaStreams {
     }
 }
 
-/// API Gateway's and function URLs' front door invokes functions synchronously through Lambda,
-/// in the region and account of the function's ARN.
-pub struct GatewayFunctions(pub Arc<crate::lambda_regions::LambdaRegions>);
-
-impl nimbus_apigateway::Functions for GatewayFunctions {
-    fn invoke<'a>(
-        &'a self,
-        function: &'a str,
-        payload: bytes::Bytes,
-        request_id: &'a str,
-    ) -> nimbus_apigateway::InvokeFuture<'a> {
-        Box::pin(async move {
-            let failed = nimbus_apigateway::InvokeError::Failed;
-            let lambda = self.0.for_arn(function).map_err(failed)?.get().await.map_err(failed)?;
-            match lambda.invoke_sync(function, payload, request_id).await {
-                Ok((payload, function_error)) => Ok(nimbus_apigateway::Invoked { payload, function_error }),
-                Err(nimbus_lambda::SyncFailure::Throttled) => Err(nimbus_apigateway::InvokeError::Throttled),
-                Err(nimbus_lambda::SyncFailure::Failed(why)) => {
-                    Err(nimbus_apigateway::InvokeError::Failed(why))
-                }
-            }
-        })
-    }
-
-    /// Any region's URL (their ids are unique); a region is looked in once its Lambda is open
-    /// (at start when it holds functions).
-    fn url(&self, url_id: &str) -> Option<nimbus_apigateway::FunctionUrl> {
-        self.0.opened().iter().find_map(|lambda| lambda.function_url(url_id)).map(|target| {
-            nimbus_apigateway::FunctionUrl {
-                function: target.function,
-                auth_type: target.auth_type,
-                cors: target.cors,
-            }
-        })
-    }
-}
-
-/// API Gateway stages' access logs go to CloudWatch Logs like functions' output.
-pub struct GatewayLogs(pub Arc<crate::logs_home::LogsSink>);
-
-impl nimbus_apigateway::AccessLogs for GatewayLogs {
-    fn write(&self, group: &str, stream: &str, timestamp_ms: i64, line: String) {
-        use nimbus_functions::telemetry::{LogEvent, LogSink};
-        self.0.append(group, stream, vec![LogEvent { timestamp_ms, message: line }]);
-    }
-}
-
-/// HTTP APIs (`apigatewayv2`) are served by the API Gateway service: one state, one cache.
-pub struct GatewayV2(pub Arc<Lazy<nimbus_apigateway::ApiGateway>>);
-
-impl nimbus_api::Service for GatewayV2 {
-    fn name(&self) -> &'static str {
-        "apigatewayv2"
-    }
-
-    fn claims(&self, _method: &hyper::Method, _uri: &hyper::Uri, _headers: &hyper::HeaderMap) -> bool {
-        false
-    }
-
-    fn call(&self, request: nimbus_api::ApiRequest) -> nimbus_api::ServiceFuture<'_> {
-        self.0.call(request)
-    }
-}
-
 /// EC2's events (spot interruption warnings, state changes) on the default event bus, as AWS
 /// sends them (source `aws.ec2`).
 pub struct Ec2Events {
@@ -829,12 +765,13 @@ impl nimbus_metrics::AlarmSink for AlarmActions {
     }
 }
 
-/// Lambda's container image functions run from the image store under ECR (opened on first use).
-pub struct LambdaImages(pub Arc<crate::lazy::Lazy<nimbus_ecr::Ecr>>);
+/// Lambda's container image functions run from the image store under ECR (opened on first use),
+/// the image URI's account's.
+pub struct LambdaImages(pub Arc<crate::ecr_accounts::Registries>);
 
 impl nimbus_lambda::images::ImageStore for LambdaImages {
     fn resolve(&self, uri: &str, architecture: &str) -> Result<nimbus_lambda::images::ResolvedImage, String> {
-        let ecr = self.0.get_blocking()?;
+        let ecr = self.0.for_image(uri)?;
         let root = ecr.images().root_for(uri, architecture).map_err(|e| e.to_string())?;
         let config = root.config.clone();
         let user = nimbus_images::user::resolve(&root.rootfs, config.user.as_deref().unwrap_or_default())

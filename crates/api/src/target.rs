@@ -223,6 +223,17 @@ impl FrontDoor {
             let domain = format!("{id}.execute-api.localhost");
             return (!id.is_empty()).then(|| FrontDoor::Api { id: id.to_owned(), path, domain });
         }
+        // LocalStack's path form: `/restapis/{id}/{stage}/_user_request_/{path}`.
+        if let Some(rest) = path.strip_prefix("/restapis/") {
+            let mut parts = rest.splitn(4, '/');
+            if let (Some(id), Some(stage), Some("_user_request_")) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                let path = format!("/{stage}/{}", parts.next().unwrap_or_default());
+                let domain = format!("{id}.execute-api.localhost");
+                return (!id.is_empty()).then(|| FrontDoor::Api { id: id.to_owned(), path, domain });
+            }
+        }
         if let Some(rest) = path.strip_prefix("/_aws/lambda-url/") {
             let (id, path) =
                 rest.split_once('/').map_or((rest, "/".to_owned()), |(id, p)| (id, format!("/{p}")));
@@ -422,6 +433,14 @@ mod tests {
                 domain: "abc.execute-api.localhost".into()
             }
         );
+        let uri: Uri = "/restapis/abc/prod/_user_request_/a/b?x=1".parse().unwrap();
+        assert!(
+            matches!(FrontDoor::of(&uri, &HeaderMap::new()), Some(FrontDoor::Api { id, path, .. }) if id == "abc" && path == "/prod/a/b")
+        );
+        let control =
+            head(Method::GET, "/restapis/abc/stages/prod", &[("authorization", &signed("apigateway"))]);
+        assert_eq!(name(control), Some(("apigateway".into(), Protocol::RestJson)));
+        assert_eq!(FrontDoor::of(&"/restapis/abc/stages/prod".parse().unwrap(), &HeaderMap::new()), None);
         let uri: Uri = "/_aws/lambda-url/u1".parse().unwrap();
         assert!(
             matches!(FrontDoor::of(&uri, &HeaderMap::new()), Some(FrontDoor::Url { path, .. }) if path == "/")

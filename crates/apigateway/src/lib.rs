@@ -3,7 +3,8 @@
 //! Lambda function URLs, on nimbus's own port:
 //!
 //! - `http://{api-id}.execute-api.localhost:{port}/{stage}/{path}` (any host
-//!   `{api-id}.execute-api.…`), or without DNS `/_aws/execute-api/{api-id}/{stage}/{path}`;
+//!   `{api-id}.execute-api.…`), or without DNS `/_aws/execute-api/{api-id}/{stage}/{path}` (and
+//!   LocalStack's `/restapis/{api-id}/{stage}/_user_request_/{path}`);
 //! - `http://{url-id}.lambda-url.{region}.localhost:{port}/{path}`, or
 //!   `/_aws/lambda-url/{url-id}/{path}`.
 //!
@@ -72,12 +73,17 @@ pub trait Functions: Send + Sync + 'static {
     fn url(&self, url_id: &str) -> Option<FunctionUrl>;
 }
 
+/// Whether an API id is taken by another region's or account's API Gateway (API ids are unique
+/// across them: the front door finds an API by its id alone).
+pub type TakenElsewhere = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub struct ApiGateway {
     docs: store::Docs,
     identity: Identity,
     functions: Arc<dyn Functions>,
     front: data::Cache,
     access_logs: std::sync::OnceLock<Arc<dyn AccessLogs>>,
+    taken_elsewhere: std::sync::OnceLock<TakenElsewhere>,
     edits: std::sync::Mutex<()>,
 }
 
@@ -101,8 +107,37 @@ impl ApiGateway {
             functions,
             front: data::Cache::default(),
             access_logs,
+            taken_elsewhere: std::sync::OnceLock::new(),
             edits,
         }))
+    }
+
+    /// The region and account this instance serves.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Where new API ids are checked against the other regions' and accounts' APIs.
+    pub fn set_taken_elsewhere(&self, taken: TakenElsewhere) {
+        let _ = self.taken_elsewhere.set(taken);
+    }
+
+    /// Whether a REST or HTTP API of this id is here (from memory; with several nodes, after
+    /// the once-a-second check for other nodes' changes).
+    pub fn holds_api(&self, id: &str) -> bool {
+        self.docs.refresh();
+        self.docs.contains("", "restapi", id) || self.docs.contains("", "httpapi", id)
+    }
+
+    /// A new API id (ten letters and digits, as AWS's) that no region or account uses.
+    pub(crate) fn new_api_id(&self) -> String {
+        loop {
+            let id = store::new_id(10);
+            let elsewhere = self.taken_elsewhere.get().is_some_and(|taken| taken(&id));
+            if !elsewhere && !self.holds_api(&id) {
+                return id;
+            }
+        }
     }
 
     /// Where stages' access logs go (CloudWatch Logs).
@@ -126,6 +161,7 @@ impl ApiGateway {
                         "name": api["name"],
                         "id": id,
                         "stage": name,
+                        "region": self.identity.region,
                         "url": format!("http://{id}.execute-api.localhost:{port}/{path}"),
                     }));
                 }

@@ -109,6 +109,11 @@ impl Docs {
         docs.get(&(api.to_owned(), kind.to_owned(), id.to_owned())).cloned()
     }
 
+    pub fn contains(&self, api: &str, kind: &str, id: &str) -> bool {
+        let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());
+        docs.contains_key(&(api.to_owned(), kind.to_owned(), id.to_owned()))
+    }
+
     /// Every document of `kind` under `api`, in id order.
     pub fn list(&self, api: &str, kind: &str) -> Vec<Value> {
         let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());

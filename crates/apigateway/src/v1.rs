@@ -305,7 +305,7 @@ impl ApiGateway {
             .as_str()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| bad_request("Invalid REST API name specified"))?;
-        let (api, root) = (new_id(10), new_id(10));
+        let (api, root) = (self.new_api_id(), new_id(10));
         let mut doc = json!({
             "id": api,
             "name": name,

@@ -184,7 +184,7 @@ impl ApiGateway {
         if protocol != "HTTP" {
             return Err(bad_request(format!("nimbus serves HTTP APIs only, not protocol type {protocol}")));
         }
-        let id = new_id(10);
+        let id = self.new_api_id();
         let mut doc = json!({
             "apiId": id,
             "name": name,

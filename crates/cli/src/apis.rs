@@ -32,6 +32,7 @@ pub fn render(listing: &Value, style: &Style) -> String {
         ("NAME", Align::Left),
         ("ID", Align::Left),
         ("STAGE", Align::Left),
+        ("REGION", Align::Left),
         ("URL", Align::Left),
     ]);
     let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
@@ -41,6 +42,7 @@ pub fn render(listing: &Value, style: &Style) -> String {
             Cell::painted(text(&row["name"]), Some(Paint::Bold)),
             Cell::new(text(&row["id"])),
             Cell::new(text(&row["stage"])),
+            Cell::new(text(&row["region"])),
             Cell::new(text(&row["url"])),
         ]);
     }
@@ -54,11 +56,12 @@ mod tests {
     #[test]
     fn lists_apis_and_urls() {
         let listing = serde_json::json!({ "apis": [
-            { "kind": "HTTP API", "name": "shop", "id": "abc123", "stage": "$default", "url": "http://abc123.execute-api.localhost:4566/" },
+            { "kind": "HTTP API", "name": "shop", "id": "abc123", "stage": "$default", "region": "eu-west-1", "url": "http://abc123.execute-api.localhost:4566/" },
             { "kind": "function URL", "name": "fn", "id": null, "stage": null, "url": "http://u.lambda-url.us-east-1.localhost:4566/" },
         ] });
         let text = render(&listing, &Style::PLAIN);
         assert!(text.contains("http://abc123.execute-api.localhost:4566/"));
+        assert!(text.lines().nth(1).unwrap().contains("eu-west-1"));
         assert!(text.lines().nth(2).unwrap().starts_with("function URL"));
         assert!(render(&serde_json::json!({ "apis": [] }), &Style::PLAIN).starts_with("no APIs"));
     }

@@ -232,6 +232,11 @@ impl Lambda {
         let _ = self.objects.set(objects);
     }
 
+    /// The region and account this instance serves.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     fn function_arn(&self, name: &str) -> String {
         format!("arn:aws:lambda:{}:{}:function:{name}", self.identity.region, self.identity.account)
     }
