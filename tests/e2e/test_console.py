@@ -397,3 +397,16 @@ def test_another_regions_function_is_listed_and_opens_in_its_region(browser, con
     finally:
         browser.execute_script("localStorage.removeItem('nimbus.region')")
         west.delete_function(FunctionName=name)
+
+
+def test_a_page_left_while_loading_does_not_draw_over_the_next(browser, console_server, workload):
+    endpoint = console_server.endpoint
+    visit(browser, endpoint, "/")
+    failing = workload["failing_fn"]
+    # The function's page is still fetching when the overview opens.
+    browser.execute_script(f"location.hash = '#/functions/{failing}'; setTimeout(() => {{ location.hash = '#/'; }}, 5);")
+    wait_for(browser, "the overview", "return location.hash === '#/' && document.getElementById('page').dataset.loaded === 'true'")
+    # Long enough for the function's page to have answered had it drawn anyway.
+    browser.execute_script("return new Promise((done) => setTimeout(done, 1500))")
+    heading = text_of(browser, "#page h1")
+    assert heading == "Overview", heading

@@ -32,9 +32,13 @@ let stop = null;
 async function render() {
   if (stop) { try { stop(); } catch (_) { /* already stopped */ } stop = null; }
   const path = (location.hash || '#/').slice(1).split('?')[0];
-  const main = document.getElementById('page');
+  // Each page draws into an element of its own: a page still loading when the next one opens
+  // draws into its element, no longer in the document, and is stopped as soon as it returns.
+  const old = document.getElementById('page');
+  const main = old.cloneNode(false);
   // Set again by the new page once its data has arrived (tests and benchmarks wait for it).
   delete main.dataset.loaded;
+  old.replaceWith(main);
   document.getElementById('nav').classList.remove('open');
   for (const [pattern, section, page] of routes) {
     const match = path.match(pattern);
@@ -42,7 +46,9 @@ async function render() {
     for (const link of document.querySelectorAll('#nav a')) link.classList.toggle('active', link.dataset.route === section);
     const args = match.slice(1).map(decodeURIComponent);
     try {
-      stop = (await page(main, ...args)) || null;
+      const stopping = (await page(main, ...args)) || null;
+      if (main.isConnected) stop = stopping;
+      else if (stopping) stopping();
     } catch (error) {
       put(main, h('h1', {}, 'Something went wrong'), errorBox(error));
     }
