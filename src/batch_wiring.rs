@@ -24,7 +24,7 @@ pub fn service(
     clock: Arc<dyn Clock>,
     ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
     log_sink: &Arc<logs_home::LogsSink>,
-    events: &Arc<lazy::Lazy<EventBridge>>,
+    events: &Arc<crate::regional::Regional<EventBridge>>,
     ecr: &Arc<lazy::Lazy<nimbus_ecr::Ecr>>,
 ) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
     let capacity: Arc<dyn nimbus_batch::Capacity> =
@@ -314,16 +314,17 @@ impl nimbus_batch::JobLogs for BatchLogs {
     }
 }
 
-/// "Batch Job State Change" events on the default bus (source `aws.batch`).
+/// "Batch Job State Change" events on the default bus of the job's region (source `aws.batch`).
 pub struct BatchEvents {
-    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_batch::JobEvents for BatchEvents {
     fn put(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
         let put = self
             .events
-            .get_blocking()
+            .for_arn(resources.first().map_or("", String::as_str))
+            .and_then(|events| events.get_blocking())
             .and_then(|events| events.put_event("default", "aws.batch", detail_type, detail, resources));
         if let Err(error) = put {
             eprintln!("nimbus: batch: event {detail_type} not delivered to EventBridge: {error}");

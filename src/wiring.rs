@@ -691,17 +691,19 @@ impl nimbus_api::Service for GatewayV2 {
     }
 }
 
-/// EC2's events (spot interruption warnings, state changes) on the default event bus, as AWS
-/// sends them (source `aws.ec2`).
+/// EC2's events (spot interruption warnings, state changes) on the default event bus of the
+/// region of the instance or group they are about (their first resource's ARN), as AWS sends them
+/// (source `aws.ec2`, `aws.autoscaling`).
 pub struct Ec2Events {
-    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_ec2::Ec2Events for Ec2Events {
     fn put(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) {
         let put = self
             .events
-            .get_blocking()
+            .for_arn(resources.first().map_or("", String::as_str))
+            .and_then(|events| events.get_blocking())
             .and_then(|events| events.put_event("default", source, detail_type, detail, resources));
         if let Err(error) = put {
             eprintln!("nimbus: ec2: event {detail_type} not delivered to EventBridge: {error}");

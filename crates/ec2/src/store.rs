@@ -24,6 +24,12 @@ pub const SCHEMA: Schema = Schema {
              interrupted BIGINT NOT NULL DEFAULT 0)",
         ),
         Migration::both("CREATE INDEX usage_open ON usage (instance_id, end_ms)"),
+        // Auto Scaling groups' names (and so their policies' and scheduled actions' ids) are
+        // unique per region, as on AWS: their ids gain their region (`asg::group_key`).
+        Migration::both(
+            "UPDATE docs SET id = region || '/' || id \
+             WHERE kind IN ('asg', 'scaling-policy', 'scheduled-action')",
+        ),
     ],
 };
 
