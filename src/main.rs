@@ -516,7 +516,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sandbox: sandbox.clone(),
         acceptor: &api_acceptor,
         events: &events,
-        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone())),
+        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone(), account.clone())),
         function_usage: Arc::new(wiring::FunctionUsage(metrics.clone())),
     })?;
     // CloudWatch alarms take their actions (on a node alone; see the README).

@@ -856,18 +856,20 @@ impl nimbus_lambda::images::ImageStore for LambdaImages {
     }
 }
 
-/// Auto Scaling's target tracking alarms, kept in CloudWatch.
-pub struct ScalingAlarms(pub Arc<crate::metrics_home::MetricsHome>);
+/// Auto Scaling's target tracking alarms, kept in the CloudWatch of the group's region (and of
+/// nimbus's `--account`, EC2's).
+pub struct ScalingAlarms(pub Arc<crate::metrics_home::MetricsHome>, pub String);
 
 impl nimbus_ec2::ScalingAlarms for ScalingAlarms {
-    fn put_alarm(&self, alarm: &Value) -> Result<String, String> {
+    fn put_alarm(&self, region: &str, alarm: &Value) -> Result<String, String> {
         let served = self.0.local().ok_or("CloudWatch is served by another node")?;
-        served.metrics().put_alarm(alarm)
+        served.metrics_in(region, &self.1)?.put_alarm(alarm)
     }
 
-    fn delete_alarms(&self, names: &[String]) {
-        if let Some(served) = self.0.local() {
-            served.metrics().delete_alarms(names);
+    fn delete_alarms(&self, region: &str, names: &[String]) {
+        let local = self.0.local().map(|served| served.metrics_in(region, &self.1));
+        if let Some(Ok(metrics)) = local {
+            metrics.delete_alarms(names);
         }
     }
 }

@@ -45,6 +45,15 @@ def state(ec2, iid):
     return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
+def log_lines(logs, stream):
+    try:
+        events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True)["events"]
+    except ClientError as error:  # not written (yet, or in this region)
+        assert error.response["Error"]["Code"] == "ResourceNotFoundException"
+        return []
+    return [e["message"] for e in events]
+
+
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"], excinfo.value.response["Error"]["Message"]
 
@@ -167,7 +176,26 @@ def test_an_auto_scaling_group_launches_in_its_region(srv):
         east.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=1,
                                        AvailabilityZones=["us-east-1a"], LaunchTemplate={"LaunchTemplateName": name})
     assert error_code(excinfo)[0] == "ValidationError"
+    # A group of the same name in us-east-1 is another group.
+    client("ec2", srv.endpoint, "us-east-1").create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": X86_AMI, "InstanceType": "t3.nano"})
+    east.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=1, DesiredCapacity=0,
+                                   AvailabilityZones=["us-east-1a"], LaunchTemplate={"LaunchTemplateName": name})
+    [east_group] = east.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert east_group["AutoScalingGroupARN"].startswith("arn:aws:autoscaling:us-east-1:")
+    assert east_group["DesiredCapacity"] == 0 and east_group["Instances"] == []
+    # A target tracking policy's alarms are in the group's region's CloudWatch.
+    scaling.put_scaling_policy(AutoScalingGroupName=name, PolicyName="cpu", PolicyType="TargetTrackingScaling",
+                               TargetTrackingConfiguration={"TargetValue": 50.0, "PredefinedMetricSpecification": {
+                                   "PredefinedMetricType": "ASGAverageCPUUtilization"}})
+    prefix = f"TargetTracking-{name}-"
+    alarms = client("cloudwatch", srv.endpoint, "us-west-2").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    assert len(alarms) == 2 and all(a["AlarmArn"].startswith("arn:aws:cloudwatch:us-west-2:") for a in alarms)
+    assert client("cloudwatch", srv.endpoint, "us-east-1").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"] == []
     scaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    assert client("cloudwatch", srv.endpoint, "us-west-2").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"] == []
+    assert east.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"] == [east_group]
+    east.delete_auto_scaling_group(AutoScalingGroupName=name)
 
 
 def test_a_stack_makes_its_ec2_resources_in_its_region(srv):
@@ -228,12 +256,16 @@ def test_a_batch_job_in_another_region_runs_on_that_regions_instances(server_fac
     batch, ec2 = client("batch", host.endpoint, "us-west-2"), client("ec2", host.endpoint, "us-west-2")
     env = make_env(batch, f"west-{uuid.uuid4().hex[:6]}", max_vcpus=4)
     queue = make_queue(batch, env)
-    definition = shell_def(batch, 'echo "$AWS_REGION"')
+    definition = shell_def(batch, 'echo "in $AWS_REGION"')
     submitted = batch.submit_job(jobName="west", jobQueue=queue, jobDefinition=definition)
     assert submitted["jobArn"].startswith(f"arn:aws:batch:us-west-2:{ACCOUNT}:job/")
     done = finished(batch, submitted["jobId"])
     assert done["status"] == "SUCCEEDED", done
     [attempt] = done["attempts"]
+    # Its output is in us-west-2's CloudWatch Logs.
+    stream = attempt["container"]["logStreamName"]
+    assert until("the output", lambda: log_lines(client("logs", host.endpoint, "us-west-2"), stream)) == ["in us-west-2"]
+    assert log_lines(client("logs", host.endpoint, "us-east-1"), stream) == []
     assert attempt["container"]["taskArn"].startswith(f"arn:aws:ecs:us-west-2:{ACCOUNT}:task/")
     instance = attempt["container"]["containerInstanceArn"]
     assert instance.startswith(f"arn:aws:ecs:us-west-2:{ACCOUNT}:container-instance/")

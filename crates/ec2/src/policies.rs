@@ -15,9 +15,10 @@ use crate::Ec2;
 /// Where target tracking policies create and delete their CloudWatch alarms (the integrator
 /// implements it over CloudWatch).
 pub trait ScalingAlarms: Send + Sync + 'static {
-    /// Creates or replaces a metric alarm from `PutMetricAlarm`'s input; answers its ARN.
-    fn put_alarm(&self, alarm: &Value) -> Result<String, String>;
-    fn delete_alarms(&self, names: &[String]);
+    /// Creates or replaces a metric alarm from `PutMetricAlarm`'s input in `region`'s CloudWatch
+    /// (the group's); answers its ARN.
+    fn put_alarm(&self, region: &str, alarm: &Value) -> Result<String, String>;
+    fn delete_alarms(&self, region: &str, names: &[String]);
 }
 
 const KIND: &str = "scaling-policy";
@@ -277,7 +278,7 @@ impl Ec2 {
         let disable_in = config.bool("DisableScaleIn") == Some(true);
         let old: Vec<String> = policy.alarms.iter().map(|(n, _)| n.clone()).collect();
         if !old.is_empty() {
-            sink.delete_alarms(&old);
+            sink.delete_alarms(&policy.region, &old);
         }
         let mut made = Vec::new();
         let mut wanted = vec![("AlarmHigh", "GreaterThanThreshold", target, 3)];
@@ -295,7 +296,7 @@ impl Ec2 {
             alarm["Period"] = json!(60);
             alarm["EvaluationPeriods"] = json!(periods);
             alarm["AlarmActions"] = json!([policy.arn]);
-            let arn = sink.put_alarm(&alarm).map_err(|why| AwsError::new(500, "InternalFailure", why))?;
+            let arn = sink.put_alarm(&policy.region, &alarm).map_err(|why| AwsError::new(500, "InternalFailure", why))?;
             made.push((name, arn));
         }
         Ok(made)
@@ -339,7 +340,7 @@ impl Ec2 {
         let policy = self.policy(input.str("AutoScalingGroupName"), input.required("PolicyName")?, region)?;
         if !policy.alarms.is_empty() {
             if let Some(sink) = self.alarms.get() {
-                sink.delete_alarms(&policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(&policy.region, &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
             }
         }
         self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name))?;
@@ -461,7 +462,7 @@ impl Ec2 {
         let Ok(all) = self.store.all::<Policy>(KIND, Some(region)) else { return };
         for policy in all.into_iter().filter(|p| p.group == group) {
             if let (Some(sink), false) = (self.alarms.get(), policy.alarms.is_empty()) {
-                sink.delete_alarms(&policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(&policy.region, &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
             }
             let _ = self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name));
         }
