@@ -125,6 +125,12 @@ def test_a_region_ec2_does_not_serve_is_refused(srv):
     with pytest.raises(ClientError) as excinfo:
         client("ec2", srv.endpoint, "ap-east-1").describe_instances()
     assert error_code(excinfo)[0] == "AuthFailure" and "ap-east-1 is not one of them" in error_code(excinfo)[1]
+    with pytest.raises(ClientError) as excinfo:
+        client("autoscaling", srv.endpoint, "moon-east-1").describe_auto_scaling_groups()
+    assert error_code(excinfo)[0] == "SignatureDoesNotMatch"
+    with pytest.raises(ClientError) as excinfo:
+        client("batch", srv.endpoint, "moon-east-1").describe_job_queues()
+    assert error_code(excinfo) == ("InvalidSignatureException", "Credential should be scoped to a valid region, not 'moon-east-1'.")
 
 
 def test_state_change_events_reach_the_instances_region(srv):

@@ -355,12 +355,19 @@ fn camel(value: &Value) -> Value {
     }
 }
 
-/// The region of a signed request (its credential scope), else nimbus's own.
-fn region_of(request: &ApiRequest, default: &str) -> String {
-    nimbus_api::scope::scope_of(&request.headers, &request.uri)
-        .map(|s| s.region)
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// The region of a signed request (its credential scope), else nimbus's own; a name that is no
+/// AWS region is refused as AWS refuses its signature.
+fn region_of(request: &ApiRequest, default: &str) -> Result<String, AwsError> {
+    let signed = nimbus_api::scope::scope_of(&request.headers, &request.uri).map(|s| s.region);
+    match signed.filter(|r| !r.is_empty()) {
+        Some(region) if region != default && !nimbus_api::scope::is_region(&region) => Err(AwsError::new(
+            403,
+            "InvalidSignatureException",
+            format!("Credential should be scoped to a valid region, not '{region}'."),
+        )),
+        Some(region) => Ok(region),
+        None => Ok(default.to_owned()),
+    }
 }
 
 impl Service for Batch {
@@ -415,8 +422,9 @@ impl Service for Batch {
                     }
                 }
             };
-            let region = region_of(&request, &self.identity.region);
-            match tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)) {
+            let answer = region_of(&request, &self.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)));
+            match answer {
                 Ok(value) => json_response(value),
                 Err(error) => error.into_response(Protocol::RestJson),
             }

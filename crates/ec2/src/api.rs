@@ -26,11 +26,18 @@ pub fn region_of(request: &ApiRequest, default: &str) -> Result<String, AwsError
     let signed = nimbus_api::scope::scope_of(&request.headers, &request.uri)
         .map(|scope| scope.region)
         .filter(|region| !region.is_empty());
-    let Some(region) = signed.filter(|region| region != default) else { return Ok(default.to_owned()) };
-    if crate::catalog::REGIONS.iter().any(|(name, _)| *name == region) {
-        return Ok(region);
+    match signed {
+        Some(region) => served_region(&region, default),
+        None => Ok(default.to_owned()),
     }
-    if !nimbus_api::scope::is_region(&region) {
+}
+
+/// `region` if EC2 serves it (its catalog's, or nimbus's own), else why not.
+pub(crate) fn served_region(region: &str, default: &str) -> Result<String, AwsError> {
+    if region == default || crate::catalog::REGIONS.iter().any(|(name, _)| *name == region) {
+        return Ok(region.to_owned());
+    }
+    if !nimbus_api::scope::is_region(region) {
         return Err(AwsError::new(
             403,
             "SignatureDoesNotMatch",
@@ -319,6 +326,7 @@ impl Ec2 {
             input["TagSpecification"] = json!([{ "ResourceType": "instance", "Tag": tags }]);
         }
         let region = capacity.region.clone().unwrap_or_else(|| self.identity.region.clone());
+        let region = served_region(&region, &self.identity.region)?;
         let (_, mut instances) = self.run_instances(Launch { region: &region, input })?;
         let instance = instances.pop().ok_or_else(|| crate::internal("no instance launched"))?;
         Ok(Launched {
