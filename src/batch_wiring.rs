@@ -29,7 +29,8 @@ pub fn service(
 ) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
     let capacity: Arc<dyn nimbus_batch::Capacity> =
         Arc::new(BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
-    let logs: Arc<dyn nimbus_batch::JobLogs> = Arc::new(BatchLogs(log_sink.clone(), crate::identity_of(args)));
+    let logs: Arc<dyn nimbus_batch::JobLogs> =
+        Arc::new(BatchLogs(log_sink.clone(), crate::identity_of(args)));
     let sink: Arc<dyn nimbus_batch::JobEvents> = Arc::new(BatchEvents { events: events.clone() });
     let leader = cluster.cloned().map(|cluster| {
         let expiry = cluster.expiry();

@@ -254,7 +254,8 @@ impl Batch {
                 self.submit_job(region, input)
             }
             "describejobs" => self.describe_jobs(input).map(|mut found| {
-                let elsewhere = |job: &Value| job["jobArn"].as_str().and_then(|a| a.split(':').nth(3)) != Some(region);
+                let elsewhere =
+                    |job: &Value| job["jobArn"].as_str().and_then(|a| a.split(':').nth(3)) != Some(region);
                 if let Some(jobs) = found["jobs"].as_array_mut() {
                     jobs.retain(|job| !elsewhere(job));
                 }

@@ -220,9 +220,8 @@ impl Service for Ec2 {
                 Ok(parsed) => parsed,
                 Err(error) => return error.into_response(Protocol::Ec2),
             };
-            let answer = region_of(&request, &self.identity.region).and_then(|region| {
-                tokio::task::block_in_place(|| self.dispatch(&action, &region, &input))
-            });
+            let answer = region_of(&request, &self.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&action, &region, &input)));
             match answer {
                 Ok(result) => xml::ec2(&action, &result, &request.request_id),
                 Err(error) => error.into_response(Protocol::Ec2),

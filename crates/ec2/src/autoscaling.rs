@@ -311,7 +311,9 @@ impl AutoScaling {
             self.0.store.all::<crate::schedule::Scheduled>("scheduled-action", Some(&group.region))?
         {
             if action.group == group.name {
-                self.0.store.delete("scheduled-action", &crate::schedule::key(region, &action.group, &action.name))?;
+                self.0
+                    .store
+                    .delete("scheduled-action", &crate::schedule::key(region, &action.group, &action.name))?;
             }
         }
         self.0.delete_group_policies(region, &group.name);
@@ -363,7 +365,8 @@ impl AutoScaling {
                 "Instance Id not found - No managed instance found for instance ID: {id}"
             )));
         };
-        let mut group = self.0.group(region, &group_name)?.ok_or_else(|| validation("AutoScalingGroup not found"))?;
+        let mut group =
+            self.0.group(region, &group_name)?.ok_or_else(|| validation("AutoScalingGroup not found"))?;
         let now = self.0.now();
         let before = group.desired;
         if decrement {
@@ -426,9 +429,8 @@ impl Service for AutoScaling {
                 Ok(parsed) => parsed,
                 Err(error) => return error.into_response(Protocol::Query),
             };
-            let answer = crate::api::region_of(&request, &self.0.identity.region).and_then(|region| {
-                tokio::task::block_in_place(|| self.dispatch(&action, &region, &input))
-            });
+            let answer = crate::api::region_of(&request, &self.0.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&action, &region, &input)));
             match answer {
                 Ok(result) => xml::query(&action, result.as_ref(), &request.request_id),
                 Err(error) => error.into_response(Protocol::Query),

@@ -158,7 +158,9 @@ fn tracked_metric(group: &str, config: &Value) -> Result<Value, AwsError> {
 impl Ec2 {
     fn policy(&self, group: Option<&str>, name: &str, region: &str) -> Result<Policy, AwsError> {
         let found = match group {
-            Some(group) if !name.starts_with("arn:") => self.store.get::<Policy>(KIND, &key(region, group, name))?,
+            Some(group) if !name.starts_with("arn:") => {
+                self.store.get::<Policy>(KIND, &key(region, group, name))?
+            }
             _ => self
                 .store
                 .all::<Policy>(KIND, Some(region))?
@@ -296,7 +298,9 @@ impl Ec2 {
             alarm["Period"] = json!(60);
             alarm["EvaluationPeriods"] = json!(periods);
             alarm["AlarmActions"] = json!([policy.arn]);
-            let arn = sink.put_alarm(&policy.region, &alarm).map_err(|why| AwsError::new(500, "InternalFailure", why))?;
+            let arn = sink
+                .put_alarm(&policy.region, &alarm)
+                .map_err(|why| AwsError::new(500, "InternalFailure", why))?;
             made.push((name, arn));
         }
         Ok(made)
@@ -340,7 +344,10 @@ impl Ec2 {
         let policy = self.policy(input.str("AutoScalingGroupName"), input.required("PolicyName")?, region)?;
         if !policy.alarms.is_empty() {
             if let Some(sink) = self.alarms.get() {
-                sink.delete_alarms(&policy.region, &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(
+                    &policy.region,
+                    &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                );
             }
         }
         self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name))?;
@@ -452,7 +459,13 @@ impl Ec2 {
         group.desired = desired;
         self.save_group(&group)?;
         policy.last_ms = Some(now);
-        self.store.put(KIND, &key(&policy.region, &policy.group, &policy.name), &policy.region.clone(), &policy, now)?;
+        self.store.put(
+            KIND,
+            &key(&policy.region, &policy.group, &policy.name),
+            &policy.region.clone(),
+            &policy,
+            now,
+        )?;
         self.reconcile(&group.region, &group.name, Some(cause(current, desired)))?;
         Ok(true)
     }
@@ -462,7 +475,10 @@ impl Ec2 {
         let Ok(all) = self.store.all::<Policy>(KIND, Some(region)) else { return };
         for policy in all.into_iter().filter(|p| p.group == group) {
             if let (Some(sink), false) = (self.alarms.get(), policy.alarms.is_empty()) {
-                sink.delete_alarms(&policy.region, &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(
+                    &policy.region,
+                    &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                );
             }
             let _ = self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name));
         }
