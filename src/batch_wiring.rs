@@ -24,12 +24,13 @@ pub fn service(
     clock: Arc<dyn Clock>,
     ec2: &Arc<lazy::Lazy<nimbus_ec2::Ec2>>,
     log_sink: &Arc<logs_home::LogsSink>,
-    events: &Arc<lazy::Lazy<EventBridge>>,
+    events: &Arc<crate::regional::Regional<EventBridge>>,
     ecr: &Arc<crate::ecr_accounts::Registries>,
 ) -> Arc<lazy::Lazy<nimbus_batch::Batch>> {
     let capacity: Arc<dyn nimbus_batch::Capacity> =
         Arc::new(BatchCapacity { ec2: ec2.clone(), clock: clock.clone() });
-    let logs: Arc<dyn nimbus_batch::JobLogs> = Arc::new(BatchLogs(log_sink.clone()));
+    let logs: Arc<dyn nimbus_batch::JobLogs> =
+        Arc::new(BatchLogs(log_sink.clone(), crate::identity_of(args)));
     let sink: Arc<dyn nimbus_batch::JobEvents> = Arc::new(BatchEvents { events: events.clone() });
     let leader = cluster.cloned().map(|cluster| {
         let expiry = cluster.expiry();
@@ -302,28 +303,33 @@ impl nimbus_batch::JobImages for BatchImages {
     }
 }
 
-/// Batch jobs' output goes to CloudWatch Logs like functions' output.
-pub struct BatchLogs(pub Arc<crate::logs_home::LogsSink>);
+/// Batch jobs' output goes to CloudWatch Logs like functions' output: the job's region's (and
+/// `--account`'s, Batch's).
+pub struct BatchLogs(pub Arc<crate::logs_home::LogsSink>, pub nimbus_api::Identity);
 
 impl nimbus_batch::JobLogs for BatchLogs {
-    fn write(&self, group: &str, stream: &str, events: Vec<(i64, String)>) {
+    fn write(&self, region: &str, group: &str, stream: &str, events: Vec<(i64, String)>) {
         use nimbus_functions::telemetry::{LogEvent, LogSink};
         let events =
             events.into_iter().map(|(timestamp_ms, message)| LogEvent { timestamp_ms, message }).collect();
-        self.0.append(group, stream, events);
+        match region == self.1.region || region.is_empty() {
+            true => self.0.append(group, stream, events),
+            false => self.0.scoped(region, &self.1.account).append(group, stream, events),
+        }
     }
 }
 
-/// "Batch Job State Change" events on the default bus (source `aws.batch`).
+/// "Batch Job State Change" events on the default bus of the job's region (source `aws.batch`).
 pub struct BatchEvents {
-    pub events: Arc<Lazy<nimbus_eventbridge::EventBridge>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_batch::JobEvents for BatchEvents {
     fn put(&self, detail_type: &str, resources: Vec<String>, detail: Value) {
         let put = self
             .events
-            .get_blocking()
+            .for_arn(resources.first().map_or("", String::as_str))
+            .and_then(|events| events.get_blocking())
             .and_then(|events| events.put_event("default", "aws.batch", detail_type, detail, resources));
         if let Err(error) = put {
             eprintln!("nimbus: batch: event {detail_type} not delivered to EventBridge: {error}");

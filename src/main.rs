@@ -502,8 +502,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         sandbox: sandbox.clone(),
         acceptor: &api_acceptor,
-        events: events.home(),
-        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone())),
+        events: &events,
+        alarms: Arc::new(wiring::ScalingAlarms(metrics.clone(), account.clone())),
         function_usage: Arc::new(wiring::FunctionUsage(metrics.clone())),
     })?;
     // CloudWatch alarms take their actions (on a node alone; see the README).
@@ -533,7 +533,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         clock.clone(),
         &ec2,
         &log_sink,
-        events.home(),
+        &events,
         &ecr,
     );
     let _ = event_targets.batch.set(batch.clone());
@@ -904,7 +904,7 @@ struct Ec2Wiring<'a> {
     clock: Arc<dyn Clock>,
     sandbox: Arc<Sandbox>,
     acceptor: &'a ApiAcceptor,
-    events: &'a Arc<lazy::Lazy<EventBridge>>,
+    events: &'a Arc<regional::Regional<EventBridge>>,
     /// Where target tracking policies keep their alarms (CloudWatch).
     alarms: Arc<dyn nimbus_ec2::ScalingAlarms>,
     /// What functions used, for the meter's what-if comparison (CloudWatch's figures).

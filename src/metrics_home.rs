@@ -50,6 +50,15 @@ impl Served {
         Arc::new(Served { maintenance, metrics, secret, regions: Default::default() })
     }
 
+    /// The CloudWatch of `region` and `account` (opened if need be; this one's until every
+    /// region's is wired).
+    pub fn metrics_in(&self, region: &str, account: &str) -> Result<Arc<Metrics>, String> {
+        match self.regions.get() {
+            Some(regions) => regions.at(region, account)?.get_blocking(),
+            None => Ok(self.metrics.clone()),
+        }
+    }
+
     /// Requests go to the CloudWatch of their region from now on.
     pub fn set_regions(&self, regions: Arc<crate::regional::Regional<Metrics>>) {
         let _ = self.regions.set(regions);

@@ -627,17 +627,19 @@ impl nimbus_lambda::Streams for LambdaStreams {
     }
 }
 
-/// EC2's events (spot interruption warnings, state changes) on the default event bus, as AWS
-/// sends them (source `aws.ec2`).
+/// EC2's events (spot interruption warnings, state changes) on the default event bus of the
+/// region of the instance or group they are about (their first resource's ARN), as AWS sends them
+/// (source `aws.ec2`, `aws.autoscaling`).
 pub struct Ec2Events {
-    pub events: Arc<crate::lazy::Lazy<nimbus_eventbridge::EventBridge>>,
+    pub events: Arc<crate::regional::Regional<nimbus_eventbridge::EventBridge>>,
 }
 
 impl nimbus_ec2::Ec2Events for Ec2Events {
     fn put(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) {
         let put = self
             .events
-            .get_blocking()
+            .for_arn(resources.first().map_or("", String::as_str))
+            .and_then(|events| events.get_blocking())
             .and_then(|events| events.put_event("default", source, detail_type, detail, resources));
         if let Err(error) = put {
             eprintln!("nimbus: ec2: event {detail_type} not delivered to EventBridge: {error}");
@@ -791,18 +793,20 @@ impl nimbus_lambda::images::ImageStore for LambdaImages {
     }
 }
 
-/// Auto Scaling's target tracking alarms, kept in CloudWatch.
-pub struct ScalingAlarms(pub Arc<crate::metrics_home::MetricsHome>);
+/// Auto Scaling's target tracking alarms, kept in the CloudWatch of the group's region (and of
+/// nimbus's `--account`, EC2's).
+pub struct ScalingAlarms(pub Arc<crate::metrics_home::MetricsHome>, pub String);
 
 impl nimbus_ec2::ScalingAlarms for ScalingAlarms {
-    fn put_alarm(&self, alarm: &Value) -> Result<String, String> {
+    fn put_alarm(&self, region: &str, alarm: &Value) -> Result<String, String> {
         let served = self.0.local().ok_or("CloudWatch is served by another node")?;
-        served.metrics().put_alarm(alarm)
+        served.metrics_in(region, &self.1)?.put_alarm(alarm)
     }
 
-    fn delete_alarms(&self, names: &[String]) {
-        if let Some(served) = self.0.local() {
-            served.metrics().delete_alarms(names);
+    fn delete_alarms(&self, region: &str, names: &[String]) {
+        let local = self.0.local().map(|served| served.metrics_in(region, &self.1));
+        if let Some(Ok(metrics)) = local {
+            metrics.delete_alarms(names);
         }
     }
 }

@@ -128,9 +128,9 @@ pub trait JobImages: Send + Sync + 'static {
     fn resolve(&self, image: &str, arch: &str) -> Result<JobImage, String>;
 }
 
-/// Jobs' output: CloudWatch Logs `/aws/batch/job`.
+/// Jobs' output: CloudWatch Logs `/aws/batch/job` of the job's region.
 pub trait JobLogs: Send + Sync + 'static {
-    fn write(&self, group: &str, stream: &str, events: Vec<(i64, String)>);
+    fn write(&self, region: &str, group: &str, stream: &str, events: Vec<(i64, String)>);
 }
 
 /// "Batch Job State Change" events for EventBridge's default bus.
@@ -142,7 +142,7 @@ pub trait JobEvents: Send + Sync + 'static {
 pub struct Nothing;
 
 impl JobLogs for Nothing {
-    fn write(&self, _: &str, _: &str, _: Vec<(i64, String)>) {}
+    fn write(&self, _: &str, _: &str, _: &str, _: Vec<(i64, String)>) {}
 }
 
 impl JobEvents for Nothing {

@@ -210,6 +210,15 @@ impl Batch {
         Ok(submitted["jobId"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// A job lives in the region it was submitted in: another region's is not found from here.
+    fn job_in(&self, region: &str, input: &Value) -> Result<(), AwsError> {
+        let id = input["jobId"].as_str().unwrap_or_default();
+        match self.store.job(id)? {
+            Some(job) if job.n.region != region => Err(client(format!("Job {id} does not exist"))),
+            _ => Ok(()),
+        }
+    }
+
     fn dispatch(&self, op: &str, region: &str, input: &Value) -> Result<Value, AwsError> {
         match op {
             "createcomputeenvironment" => self.create_compute_environment(region, input),
@@ -244,10 +253,17 @@ impl Batch {
                 let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
                 self.submit_job(region, input)
             }
-            "describejobs" => self.describe_jobs(input),
+            "describejobs" => self.describe_jobs(input).map(|mut found| {
+                let elsewhere =
+                    |job: &Value| job["jobArn"].as_str().and_then(|a| a.split(':').nth(3)) != Some(region);
+                if let Some(jobs) = found["jobs"].as_array_mut() {
+                    jobs.retain(|job| !elsewhere(job));
+                }
+                found
+            }),
             "listjobs" => self.list_jobs(region, input),
-            "canceljob" => self.cancel_job(input, false),
-            "terminatejob" => self.cancel_job(input, true),
+            "canceljob" => self.job_in(region, input).and_then(|()| self.cancel_job(input, false)),
+            "terminatejob" => self.job_in(region, input).and_then(|()| self.cancel_job(input, true)),
             other => Err(client(format!(
                 "nimbus does not implement the Batch operation {other} (see the README's Batch section)"
             ))),
@@ -340,12 +356,19 @@ fn camel(value: &Value) -> Value {
     }
 }
 
-/// The region of a signed request (its credential scope), else nimbus's own.
-fn region_of(request: &ApiRequest, default: &str) -> String {
-    nimbus_api::scope::scope_of(&request.headers, &request.uri)
-        .map(|s| s.region)
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// The region of a signed request (its credential scope), else nimbus's own; a name that is no
+/// AWS region is refused as AWS refuses its signature.
+fn region_of(request: &ApiRequest, default: &str) -> Result<String, AwsError> {
+    let signed = nimbus_api::scope::scope_of(&request.headers, &request.uri).map(|s| s.region);
+    match signed.filter(|r| !r.is_empty()) {
+        Some(region) if region != default && !nimbus_api::scope::is_region(&region) => Err(AwsError::new(
+            403,
+            "InvalidSignatureException",
+            format!("Credential should be scoped to a valid region, not '{region}'."),
+        )),
+        Some(region) => Ok(region),
+        None => Ok(default.to_owned()),
+    }
 }
 
 impl Service for Batch {
@@ -400,8 +423,9 @@ impl Service for Batch {
                     }
                 }
             };
-            let region = region_of(&request, &self.identity.region);
-            match tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)) {
+            let answer = region_of(&request, &self.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&op, &region, &input)));
+            match answer {
                 Ok(value) => json_response(value),
                 Err(error) => error.into_response(Protocol::RestJson),
             }

@@ -307,7 +307,8 @@ impl Batch {
             })
             .await;
         }
-        let logs = tokio::spawn(forward_logs(self.clone(), process.lines, group, stream));
+        let region = job.n.region.clone();
+        let logs = tokio::spawn(forward_logs(self.clone(), process.lines, region, group, stream));
         let timeout_at = job
             .timeout
             .as_ref()
@@ -512,6 +513,7 @@ pub(crate) fn unpullable_secret(container: &Value) -> Option<String> {
 async fn forward_logs(
     batch: Arc<Batch>,
     mut lines: tokio::sync::mpsc::Receiver<String>,
+    region: String,
     group: String,
     stream: String,
 ) {
@@ -525,7 +527,7 @@ async fn forward_logs(
                 Err(_) => break,
             }
         }
-        let (batch, group, stream) = (batch.clone(), group.clone(), stream.clone());
-        let _ = tokio::task::spawn_blocking(move || batch.logs.write(&group, &stream, events)).await;
+        let (batch, region, group, stream) = (batch.clone(), region.clone(), group.clone(), stream.clone());
+        let _ = tokio::task::spawn_blocking(move || batch.logs.write(&region, &group, &stream, events)).await;
     }
 }

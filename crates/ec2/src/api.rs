@@ -19,12 +19,40 @@ use crate::{query, xml, Ec2};
 
 pub const ADMIN_PREFIX: &str = "/_nimbus/ec2/";
 
-/// The region of a signed request (its credential scope), else nimbus's own.
-pub fn region_of(headers: &HeaderMap, default: &str) -> String {
-    nimbus_api::scope::scope_of(headers, &hyper::Uri::from_static("/"))
+/// The region of a signed request (its credential scope), else nimbus's own (served whatever its
+/// name). Every region's instances, groups and records live in one store, told apart by region;
+/// a region outside EC2's catalog is refused rather than served as another.
+pub fn region_of(request: &ApiRequest, default: &str) -> Result<String, AwsError> {
+    let signed = nimbus_api::scope::scope_of(&request.headers, &request.uri)
         .map(|scope| scope.region)
-        .filter(|r| crate::catalog::REGIONS.iter().any(|(name, _)| name == r))
-        .unwrap_or_else(|| default.to_owned())
+        .filter(|region| !region.is_empty());
+    match signed {
+        Some(region) => served_region(&region, default),
+        None => Ok(default.to_owned()),
+    }
+}
+
+/// `region` if EC2 serves it (its catalog's, or nimbus's own), else why not.
+pub(crate) fn served_region(region: &str, default: &str) -> Result<String, AwsError> {
+    if region == default || crate::catalog::REGIONS.iter().any(|(name, _)| *name == region) {
+        return Ok(region.to_owned());
+    }
+    if !nimbus_api::scope::is_region(region) {
+        return Err(AwsError::new(
+            403,
+            "SignatureDoesNotMatch",
+            format!("Credential should be scoped to a valid region, not '{region}'."),
+        ));
+    }
+    // An AWS region nimbus's EC2 has no zones for: as AWS answers a region not enabled.
+    Err(AwsError::new(
+        401,
+        "AuthFailure",
+        format!(
+            "AWS was not able to validate the provided access credentials (nimbus's EC2 serves the regions \
+             DescribeRegions lists and {default}; {region} is not one of them)"
+        ),
+    ))
 }
 
 /// Operations of the EC2 API outside what nimbus serves are refused by name.
@@ -196,8 +224,8 @@ impl Service for Ec2 {
                 Ok(parsed) => parsed,
                 Err(error) => return error.into_response(Protocol::Ec2),
             };
-            let region = region_of(&request.headers, &self.identity.region);
-            let answer = tokio::task::block_in_place(|| self.dispatch(&action, &region, &input));
+            let answer = region_of(&request, &self.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&action, &region, &input)));
             match answer {
                 Ok(result) => xml::ec2(&action, &result, &request.request_id),
                 Err(error) => error.into_response(Protocol::Ec2),
@@ -301,6 +329,7 @@ impl Ec2 {
             input["TagSpecification"] = json!([{ "ResourceType": "instance", "Tag": tags }]);
         }
         let region = capacity.region.clone().unwrap_or_else(|| self.identity.region.clone());
+        let region = served_region(&region, &self.identity.region)?;
         let (_, mut instances) = self.run_instances(Launch { region: &region, input })?;
         let instance = instances.pop().ok_or_else(|| crate::internal("no instance launched"))?;
         Ok(Launched {

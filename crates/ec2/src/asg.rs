@@ -99,24 +99,31 @@ fn counts(group: &Group, instance: &Instance) -> bool {
     healthy(instance) && !(group.capacity_rebalance && instance.interruption.is_some())
 }
 
+/// The document id of a group (its region's: a name is unique per region). Stored ids were the
+/// name alone before groups lived per region: see the store's migration.
+pub(crate) fn group_key(region: &str, name: &str) -> String {
+    format!("{region}/{name}")
+}
+
 fn at(ms: i64) -> String {
     crate::iso_seconds(ms)
 }
 
 impl Ec2 {
-    pub(crate) fn group(&self, name: &str) -> Result<Option<Group>, AwsError> {
-        self.store.get::<Group>("asg", name)
+    /// Group `name` of `region`: names are unique per region, as on AWS.
+    pub(crate) fn group(&self, region: &str, name: &str) -> Result<Option<Group>, AwsError> {
+        self.store.get::<Group>("asg", &group_key(region, name))
     }
 
     pub(crate) fn save_group(&self, group: &Group) -> Result<(), AwsError> {
-        self.store.put("asg", &group.name, &group.region, group, group.created_ms)
+        self.store.put("asg", &group_key(&group.region, &group.name), &group.region, group, group.created_ms)
     }
 
     /// Brings the group to its desired capacity; `cause` opens the first activity's cause
     /// (e.g. "a user request created an AutoScalingGroup changing the desired capacity from 0 to 2.").
-    pub(crate) fn reconcile(&self, name: &str, cause: Option<String>) -> Result<(), AwsError> {
+    pub(crate) fn reconcile(&self, region: &str, name: &str, cause: Option<String>) -> Result<(), AwsError> {
         let _held = self.scaling.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut group) = self.group(name)? else { return Ok(()) };
+        let Some(mut group) = self.group(region, name)? else { return Ok(()) };
         let first_before = group.activities.first().map(|a| a.id.clone());
         let all = self.store.all::<Instance>("instance", Some(&group.region))?;
         let now = self.now();
@@ -291,12 +298,13 @@ impl Ec2 {
         launched.pop().ok_or_else(|| crate::internal("no instance launched"))
     }
 
-    /// A member of group `name` ended: the group launches a replacement if it is short.
-    pub(crate) fn asg_member_ended(&self, name: &str) {
+    /// A member of group `name` (of the member's `region`) ended: the group launches a
+    /// replacement if it is short.
+    pub(crate) fn asg_member_ended(&self, region: &str, name: &str) {
         let ec2 = self.arc();
-        let name = name.to_owned();
+        let (region, name) = (region.to_owned(), name.to_owned());
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = ec2.reconcile(&name, None) {
+            if let Err(error) = ec2.reconcile(&region, &name, None) {
                 eprintln!("nimbus: autoscaling {name}: {}", error.message);
             }
         });
@@ -305,7 +313,7 @@ impl Ec2 {
     /// After a restart: every group back to its desired capacity.
     pub(crate) fn reconcile_all(&self) -> Result<(), AwsError> {
         for group in self.store.all::<Group>("asg", None)? {
-            self.reconcile(&group.name, None)?;
+            self.reconcile(&group.region, &group.name, None)?;
         }
         Ok(())
     }

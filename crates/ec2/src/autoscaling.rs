@@ -58,15 +58,15 @@ impl AutoScaling {
         match action {
             "CreateAutoScalingGroup" => self.create(region, input).map(|()| None),
             "DescribeAutoScalingGroups" => self.describe(region, input).map(Some),
-            "UpdateAutoScalingGroup" => self.update(input).map(|()| None),
-            "SetDesiredCapacity" => self.set_desired(input).map(|()| None),
-            "DeleteAutoScalingGroup" => self.delete(input).map(|()| None),
+            "UpdateAutoScalingGroup" => self.update(region, input).map(|()| None),
+            "SetDesiredCapacity" => self.set_desired(region, input).map(|()| None),
+            "DeleteAutoScalingGroup" => self.delete(region, input).map(|()| None),
             "DescribeAutoScalingInstances" => self.instances(region, input).map(Some),
-            "DescribeScalingActivities" => self.activities(input).map(Some),
+            "DescribeScalingActivities" => self.activities(region, input).map(Some),
             "TerminateInstanceInAutoScalingGroup" => self.terminate(region, input).map(Some),
             "PutScheduledUpdateGroupAction" => ec2.put_scheduled(region, input).map(|()| None),
             "DescribeScheduledActions" => ec2.describe_scheduled(region, input).map(Some),
-            "DeleteScheduledAction" => ec2.delete_scheduled(input).map(|()| None),
+            "DeleteScheduledAction" => ec2.delete_scheduled(region, input).map(|()| None),
             "PutScalingPolicy" => ec2.put_policy(region, input).map(Some),
             "DescribePolicies" => ec2.describe_policies(region, input).map(Some),
             "DeletePolicy" => ec2.delete_policy(region, input).map(|()| None),
@@ -83,9 +83,9 @@ impl AutoScaling {
         }
     }
 
-    fn named(&self, input: &Value) -> Result<Group, AwsError> {
+    fn named(&self, region: &str, input: &Value) -> Result<Group, AwsError> {
         let name = input.required("AutoScalingGroupName")?;
-        self.0.group(name)?.ok_or_else(|| {
+        self.0.group(region, name)?.ok_or_else(|| {
             validation(format!("AutoScalingGroup name not found - AutoScalingGroup '{name}' not found"))
         })
     }
@@ -93,7 +93,7 @@ impl AutoScaling {
     fn create(&self, region: &str, input: &Value) -> Result<(), AwsError> {
         let ec2 = &self.0;
         let name = input.required("AutoScalingGroupName")?.to_owned();
-        if ec2.group(&name)?.is_some() {
+        if ec2.group(region, &name)?.is_some() {
             return Err(AwsError::new(
                 400,
                 "AlreadyExists",
@@ -179,6 +179,7 @@ impl AutoScaling {
         };
         ec2.save_group(&group)?;
         ec2.reconcile(
+            region,
             &name,
             Some(format!("a user request created an AutoScalingGroup changing the desired capacity from 0 to {desired}.")),
         )
@@ -249,8 +250,8 @@ impl AutoScaling {
         value
     }
 
-    fn update(&self, input: &Value) -> Result<(), AwsError> {
-        let mut group = self.named(input)?;
+    fn update(&self, region: &str, input: &Value) -> Result<(), AwsError> {
+        let mut group = self.named(region, input)?;
         let before = group.desired;
         let min = uint(input, "MinSize")?.unwrap_or(group.min);
         let max = uint(input, "MaxSize")?.unwrap_or(group.max);
@@ -268,11 +269,11 @@ impl AutoScaling {
         let cause = (before != desired).then(|| {
             format!("a user request update of AutoScalingGroup constraints to min: {min}, max: {max}, desired: {desired} changing the desired capacity from {before} to {desired}.")
         });
-        self.0.reconcile(&group.name, cause)
+        self.0.reconcile(region, &group.name, cause)
     }
 
-    fn set_desired(&self, input: &Value) -> Result<(), AwsError> {
-        let mut group = self.named(input)?;
+    fn set_desired(&self, region: &str, input: &Value) -> Result<(), AwsError> {
+        let mut group = self.named(region, input)?;
         let desired =
             uint(input, "DesiredCapacity")?.ok_or_else(|| crate::query::missing("DesiredCapacity"))?;
         if desired > group.max {
@@ -291,11 +292,11 @@ impl AutoScaling {
         group.desired = desired;
         self.0.save_group(&group)?;
         let cause = format!("a user request explicitly set group desired capacity changing the desired capacity from {before} to {desired}.");
-        self.0.reconcile(&group.name, (before != desired).then_some(cause))
+        self.0.reconcile(region, &group.name, (before != desired).then_some(cause))
     }
 
-    fn delete(&self, input: &Value) -> Result<(), AwsError> {
-        let group = self.named(input)?;
+    fn delete(&self, region: &str, input: &Value) -> Result<(), AwsError> {
+        let group = self.named(region, input)?;
         let all = self.0.store.all::<Instance>("instance", Some(&group.region))?;
         let members: Vec<String> = group.members(&all).iter().map(|i| i.id.clone()).collect();
         if !members.is_empty() && input.bool("ForceDelete") != Some(true) {
@@ -305,15 +306,17 @@ impl AutoScaling {
                 "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.",
             ));
         }
-        self.0.store.delete("asg", &group.name)?;
+        self.0.store.delete("asg", &crate::asg::group_key(region, &group.name))?;
         for action in
             self.0.store.all::<crate::schedule::Scheduled>("scheduled-action", Some(&group.region))?
         {
             if action.group == group.name {
-                self.0.store.delete("scheduled-action", &format!("{}/{}", action.group, action.name))?;
+                self.0
+                    .store
+                    .delete("scheduled-action", &crate::schedule::key(region, &action.group, &action.name))?;
             }
         }
-        self.0.delete_group_policies(&group.name);
+        self.0.delete_group_policies(region, &group.name);
         for id in members {
             self.0.start_end(&id, State::Terminated, USER_SHUTDOWN, false)?;
         }
@@ -340,8 +343,8 @@ impl AutoScaling {
         Ok(json!({ "AutoScalingInstances": set }))
     }
 
-    fn activities(&self, input: &Value) -> Result<Value, AwsError> {
-        let group = self.named(input)?;
+    fn activities(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
+        let group = self.named(region, input)?;
         let list: Vec<Value> = group.activities.iter().map(|a| activity_xml(&group, a)).collect();
         let paged = json!({ "MaxRecords": input.str("MaxRecords"), "NextToken": input.str("NextToken") });
         let (page, next) = page(&paged, list, 1, 100)?;
@@ -362,7 +365,8 @@ impl AutoScaling {
                 "Instance Id not found - No managed instance found for instance ID: {id}"
             )));
         };
-        let mut group = self.0.group(&group_name)?.ok_or_else(|| validation("AutoScalingGroup not found"))?;
+        let mut group =
+            self.0.group(region, &group_name)?.ok_or_else(|| validation("AutoScalingGroup not found"))?;
         let now = self.0.now();
         let before = group.desired;
         if decrement {
@@ -425,8 +429,8 @@ impl Service for AutoScaling {
                 Ok(parsed) => parsed,
                 Err(error) => return error.into_response(Protocol::Query),
             };
-            let region = crate::api::region_of(&request.headers, &self.0.identity.region);
-            let answer = tokio::task::block_in_place(|| self.dispatch(&action, &region, &input));
+            let answer = crate::api::region_of(&request, &self.0.identity.region)
+                .and_then(|region| tokio::task::block_in_place(|| self.dispatch(&action, &region, &input)));
             match answer {
                 Ok(result) => xml::query(&action, result.as_ref(), &request.request_id),
                 Err(error) => error.into_response(Protocol::Query),

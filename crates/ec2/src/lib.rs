@@ -201,16 +201,24 @@ impl Ec2 {
         self.emit_from("aws.ec2", detail_type, resources, detail);
     }
 
+    /// An event is in the region of the instance or group it is about (its first resource's
+    /// ARN), as the integrator puts it on that region's bus.
     fn emit_from(&self, source: &'static str, detail_type: &str, resources: Vec<String>, detail: Value) {
+        let region = resources
+            .first()
+            .map(|arn| nimbus_api::scope::arn_scope(arn).0)
+            .filter(|region| !region.is_empty())
+            .unwrap_or(&self.identity.region)
+            .to_owned();
         let event = serde_json::json!({
             "detail-type": detail_type,
             "source": source,
             "time": iso_seconds(self.now()),
-            "region": self.identity.region,
+            "region": region,
             "resources": resources,
             "detail": detail,
         });
-        if let Err(error) = self.store.record_event(&self.identity.region, &event, self.now()) {
+        if let Err(error) = self.store.record_event(&region, &event, self.now()) {
             eprintln!("nimbus: ec2: cannot keep an event for the timeline: {}", error.message);
         }
         let events = self.events.clone();

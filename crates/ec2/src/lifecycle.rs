@@ -237,7 +237,7 @@ impl Ec2 {
         if let Ok(Some(instance)) = updated {
             self.state_event(&instance);
             if let Some(asg) = instance.tags.iter().find(|(k, _)| k == "aws:autoscaling:groupName") {
-                self.asg_member_ended(&asg.1);
+                self.asg_member_ended(&instance.region, &asg.1);
             }
         }
     }

@@ -69,7 +69,7 @@ impl Ec2 {
         );
         if let Some((_, group)) = instance.tags.iter().find(|(k, _)| k == crate::asg::GROUP_TAG) {
             // A group that rebalances capacity launches the replacement at the notice.
-            self.asg_member_ended(group);
+            self.asg_member_ended(&instance.region, group);
         }
         let ec2 = self.arc();
         let id = id.to_owned();

@@ -15,9 +15,10 @@ use crate::Ec2;
 /// Where target tracking policies create and delete their CloudWatch alarms (the integrator
 /// implements it over CloudWatch).
 pub trait ScalingAlarms: Send + Sync + 'static {
-    /// Creates or replaces a metric alarm from `PutMetricAlarm`'s input; answers its ARN.
-    fn put_alarm(&self, alarm: &Value) -> Result<String, String>;
-    fn delete_alarms(&self, names: &[String]);
+    /// Creates or replaces a metric alarm from `PutMetricAlarm`'s input in `region`'s CloudWatch
+    /// (the group's); answers its ARN.
+    fn put_alarm(&self, region: &str, alarm: &Value) -> Result<String, String>;
+    fn delete_alarms(&self, region: &str, names: &[String]);
 }
 
 const KIND: &str = "scaling-policy";
@@ -55,8 +56,9 @@ pub struct Policy {
     pub last_ms: Option<i64>,
 }
 
-fn key(group: &str, name: &str) -> String {
-    format!("{group}/{name}")
+/// A policy's document id: its group's (see `asg::group_key`) and its name.
+fn key(region: &str, group: &str, name: &str) -> String {
+    format!("{}/{name}", crate::asg::group_key(region, group))
 }
 
 fn validation(message: impl Into<String>) -> AwsError {
@@ -156,7 +158,9 @@ fn tracked_metric(group: &str, config: &Value) -> Result<Value, AwsError> {
 impl Ec2 {
     fn policy(&self, group: Option<&str>, name: &str, region: &str) -> Result<Policy, AwsError> {
         let found = match group {
-            Some(group) if !name.starts_with("arn:") => self.store.get::<Policy>(KIND, &key(group, name))?,
+            Some(group) if !name.starts_with("arn:") => {
+                self.store.get::<Policy>(KIND, &key(region, group, name))?
+            }
             _ => self
                 .store
                 .all::<Policy>(KIND, Some(region))?
@@ -169,7 +173,7 @@ impl Ec2 {
     pub(crate) fn put_policy(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
         let group = input.required("AutoScalingGroupName")?.to_owned();
         let name = input.required("PolicyName")?.to_owned();
-        if self.group(&group)?.is_none() {
+        if self.group(region, &group)?.is_none() {
             return Err(validation(format!("AutoScalingGroup name not found - {group}")));
         }
         let kind = input.str("PolicyType").unwrap_or("SimpleScaling").to_owned();
@@ -225,7 +229,7 @@ impl Ec2 {
             }
             other => return Err(validation(format!("Invalid policy type {other}"))),
         }
-        let previous = self.store.get::<Policy>(KIND, &key(&group, &name))?;
+        let previous = self.store.get::<Policy>(KIND, &key(region, &group, &name))?;
         let arn = previous.as_ref().map(|p| p.arn.clone()).unwrap_or_else(|| {
             format!(
                 "arn:aws:autoscaling:{region}:{}:scalingPolicy:{}:autoScalingGroupName/{group}:policyName/{name}",
@@ -254,7 +258,7 @@ impl Ec2 {
         if policy.kind == "TargetTrackingScaling" {
             policy.alarms = self.target_alarms(&policy)?;
         }
-        self.store.put(KIND, &key(&group, &name), region, &policy, self.now())?;
+        self.store.put(KIND, &key(region, &group, &name), region, &policy, self.now())?;
         let alarms: Vec<Value> =
             policy.alarms.iter().map(|(n, a)| json!({ "AlarmName": n, "AlarmARN": a })).collect();
         Ok(json!({ "PolicyARN": policy.arn, "Alarms": alarms }))
@@ -276,7 +280,7 @@ impl Ec2 {
         let disable_in = config.bool("DisableScaleIn") == Some(true);
         let old: Vec<String> = policy.alarms.iter().map(|(n, _)| n.clone()).collect();
         if !old.is_empty() {
-            sink.delete_alarms(&old);
+            sink.delete_alarms(&policy.region, &old);
         }
         let mut made = Vec::new();
         let mut wanted = vec![("AlarmHigh", "GreaterThanThreshold", target, 3)];
@@ -294,7 +298,9 @@ impl Ec2 {
             alarm["Period"] = json!(60);
             alarm["EvaluationPeriods"] = json!(periods);
             alarm["AlarmActions"] = json!([policy.arn]);
-            let arn = sink.put_alarm(&alarm).map_err(|why| AwsError::new(500, "InternalFailure", why))?;
+            let arn = sink
+                .put_alarm(&policy.region, &alarm)
+                .map_err(|why| AwsError::new(500, "InternalFailure", why))?;
             made.push((name, arn));
         }
         Ok(made)
@@ -338,10 +344,13 @@ impl Ec2 {
         let policy = self.policy(input.str("AutoScalingGroupName"), input.required("PolicyName")?, region)?;
         if !policy.alarms.is_empty() {
             if let Some(sink) = self.alarms.get() {
-                sink.delete_alarms(&policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(
+                    &policy.region,
+                    &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                );
             }
         }
-        self.store.delete(KIND, &key(&policy.group, &policy.name))?;
+        self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name))?;
         Ok(())
     }
 
@@ -409,7 +418,7 @@ impl Ec2 {
         honor_cooldown: bool,
         cause: &dyn Fn(u32, u32) -> String,
     ) -> Result<bool, AwsError> {
-        let Some(mut group) = self.group(&policy.group)? else { return Ok(false) };
+        let Some(mut group) = self.group(&policy.region, &policy.group)? else { return Ok(false) };
         let now = self.now();
         let wait = match policy.kind.as_str() {
             "SimpleScaling" => policy.cooldown.unwrap_or(group.cooldown),
@@ -450,19 +459,28 @@ impl Ec2 {
         group.desired = desired;
         self.save_group(&group)?;
         policy.last_ms = Some(now);
-        self.store.put(KIND, &key(&policy.group, &policy.name), &policy.region.clone(), &policy, now)?;
-        self.reconcile(&group.name, Some(cause(current, desired)))?;
+        self.store.put(
+            KIND,
+            &key(&policy.region, &policy.group, &policy.name),
+            &policy.region.clone(),
+            &policy,
+            now,
+        )?;
+        self.reconcile(&group.region, &group.name, Some(cause(current, desired)))?;
         Ok(true)
     }
 
     /// A group's policies go with it (and their alarms).
-    pub(crate) fn delete_group_policies(&self, group: &str) {
-        let Ok(all) = self.store.all::<Policy>(KIND, None) else { return };
+    pub(crate) fn delete_group_policies(&self, region: &str, group: &str) {
+        let Ok(all) = self.store.all::<Policy>(KIND, Some(region)) else { return };
         for policy in all.into_iter().filter(|p| p.group == group) {
             if let (Some(sink), false) = (self.alarms.get(), policy.alarms.is_empty()) {
-                sink.delete_alarms(&policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+                sink.delete_alarms(
+                    &policy.region,
+                    &policy.alarms.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                );
             }
-            let _ = self.store.delete(KIND, &key(&policy.group, &policy.name));
+            let _ = self.store.delete(KIND, &key(&policy.region, &policy.group, &policy.name));
         }
     }
 }

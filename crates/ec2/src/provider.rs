@@ -71,8 +71,10 @@ fn gone(error: &ProviderError) -> bool {
 }
 
 impl Ec2 {
+    /// `action` in the stack's region; one EC2 does not serve is refused, as a request signed for it.
     fn run(&self, action: &str, region: &str, input: Value) -> Result<Value, ProviderError> {
-        tokio::task::block_in_place(|| self.dispatch(action, region, &input)).map_err(fail)
+        let region = crate::api::served_region(region, &self.identity.region).map_err(fail)?;
+        tokio::task::block_in_place(|| self.dispatch(action, &region, &input)).map_err(fail)
     }
 
     fn cfn_create(&self, request: &ResourceRequest) -> Result<Provisioned, ProviderError> {
@@ -321,7 +323,8 @@ impl Ec2 {
 
 impl AutoScaling {
     fn run(&self, action: &str, region: &str, input: Value) -> Result<Option<Value>, ProviderError> {
-        tokio::task::block_in_place(|| self.dispatch(action, region, &input)).map_err(fail)
+        let region = crate::api::served_region(region, &self.0.identity.region).map_err(fail)?;
+        tokio::task::block_in_place(|| self.dispatch(action, &region, &input)).map_err(fail)
     }
 
     /// The group's parameters: CloudFormation's property names are the API's.

@@ -30,8 +30,9 @@ pub struct Scheduled {
     pub checked_ms: i64,
 }
 
-fn key(group: &str, name: &str) -> String {
-    format!("{group}/{name}")
+/// A scheduled action's document id: its group's (see `asg::group_key`) and its name.
+pub(crate) fn key(region: &str, group: &str, name: &str) -> String {
+    format!("{}/{name}", crate::asg::group_key(region, group))
 }
 
 /// A five-field cron (`minute hour day-of-month month day-of-week`, UTC): `*`, numbers,
@@ -88,7 +89,7 @@ impl Ec2 {
     pub(crate) fn put_scheduled(&self, region: &str, input: &Value) -> Result<(), AwsError> {
         let group = input.required("AutoScalingGroupName")?.to_owned();
         let name = input.required("ScheduledActionName")?.to_owned();
-        if self.group(&group)?.is_none() {
+        if self.group(region, &group)?.is_none() {
             return Err(AwsError::new(400, "ValidationError", "AutoScalingGroup name not found - null"));
         }
         let time_of = |field: &str| -> Result<Option<i64>, AwsError> {
@@ -145,7 +146,7 @@ impl Ec2 {
             desired,
             checked_ms: self.now(),
         };
-        self.store.put("scheduled-action", &key(&group, &name), region, &scheduled, self.now())
+        self.store.put("scheduled-action", &key(region, &group, &name), region, &scheduled, self.now())
     }
 
     pub(crate) fn describe_scheduled(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
@@ -168,10 +169,10 @@ impl Ec2 {
         Ok(json!({ "ScheduledUpdateGroupActions": set }))
     }
 
-    pub(crate) fn delete_scheduled(&self, input: &Value) -> Result<(), AwsError> {
+    pub(crate) fn delete_scheduled(&self, region: &str, input: &Value) -> Result<(), AwsError> {
         let group = input.required("AutoScalingGroupName")?;
         let name = input.required("ScheduledActionName")?;
-        if !self.store.delete("scheduled-action", &key(group, name))? {
+        if !self.store.delete("scheduled-action", &key(region, group, name))? {
             return Err(AwsError::new(
                 400,
                 "ValidationError",
@@ -197,7 +198,7 @@ impl Ec2 {
                         .any(|minute| window.contains(&minute) && cron_matches(cron, minute) == Some(true))
                 }
             };
-            let id = key(&action.group, &action.name);
+            let id = key(&action.region, &action.group, &action.name);
             // A one-time action goes once it ran (as on AWS); a recurrence until its end time.
             let over = action.recurrence.is_none() || action.end_ms.is_some_and(|end| end <= now);
             if over && (due || action.recurrence.is_some()) {
@@ -215,7 +216,7 @@ impl Ec2 {
     }
 
     fn apply_scheduled(&self, action: &Scheduled) -> Result<(), AwsError> {
-        let Some(mut group) = self.group(&action.group)? else { return Ok(()) };
+        let Some(mut group) = self.group(&action.region, &action.group)? else { return Ok(()) };
         let before = group.desired;
         group.min = action.min.unwrap_or(group.min);
         group.max = action.max.unwrap_or(group.max).max(group.min);
@@ -225,7 +226,7 @@ impl Ec2 {
             "a scheduled action update of AutoScalingGroup constraints to min: {}, max: {}, desired: {} changing the desired capacity from {before} to {}.",
             group.min, group.max, group.desired, group.desired
         );
-        self.reconcile(&group.name, (before != group.desired).then_some(cause))
+        self.reconcile(&group.region, &group.name, (before != group.desired).then_some(cause))
     }
 }
 

@@ -26,6 +26,12 @@ pub const SCHEMA: Schema = Schema {
         Migration::both("CREATE INDEX usage_open ON usage (instance_id, end_ms)"),
         // Which service launched the instance, for the meter's series (`EC2` or `Batch`).
         Migration::both("ALTER TABLE usage ADD COLUMN service TEXT NOT NULL DEFAULT 'EC2'"),
+        // Auto Scaling groups' names (and so their policies' and scheduled actions' ids) are
+        // unique per region, as on AWS: their ids gain their region (`asg::group_key`).
+        Migration::both(
+            "UPDATE docs SET id = region || '/' || id \
+             WHERE kind IN ('asg', 'scaling-policy', 'scheduled-action')",
+        ),
     ],
 };
 
@@ -271,5 +277,38 @@ impl Store {
             })
             .collect::<Result<_, DbError>>()
             .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// Groups stored before they lived per region (their ids their names alone) are found in
+    /// their region after the migration, with their policies and scheduled actions.
+    #[test]
+    fn group_ids_gain_their_region() {
+        let dir = std::env::temp_dir().join(format!("nimbus-ec2-group-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let database = nimbus_store::Database::sqlite(&dir);
+        let before = Schema { migrations: &SCHEMA.migrations[..3], ..SCHEMA };
+        let old = Store { db: database.open(&before).unwrap() };
+        for (kind, id) in [
+            ("asg", "web"),
+            ("scaling-policy", "web/cpu"),
+            ("scheduled-action", "web/night"),
+            ("instance", "i-0a"),
+        ] {
+            old.put(kind, id, "eu-west-1", &json!({ "id": id }), 1).unwrap();
+        }
+        drop(old);
+        let store = Store { db: database.open(&SCHEMA).unwrap() };
+        let found = |kind: &str, id: &str| store.get::<Value>(kind, id).unwrap().is_some();
+        assert!(found("asg", &crate::asg::group_key("eu-west-1", "web")) && !found("asg", "web"));
+        assert!(found("scaling-policy", "eu-west-1/web/cpu"));
+        assert!(found("scheduled-action", &crate::schedule::key("eu-west-1", "web", "night")));
+        assert!(found("instance", "i-0a"), "ids unique in every region keep theirs");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
