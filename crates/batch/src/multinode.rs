@@ -226,8 +226,11 @@ impl Batch {
             };
             if !main.is_finished() {
                 let mut changed = Vec::new();
-                if parent.status != main.status {
+                // Why the main node waits (no room, an environment refusing nodes) is the job's.
+                let reason = main.status_reason.clone().filter(|_| main.status == "RUNNABLE");
+                if parent.status != main.status || reason.is_some() && parent.status_reason != reason {
                     parent.status = main.status.clone();
+                    parent.status_reason = reason.or(parent.status_reason.take());
                     parent.started_at = main.started_at.or(parent.started_at);
                     changed.push(parent.clone());
                 }
@@ -311,7 +314,10 @@ impl Batch {
             self.stop_job(node, reason, terminate)?;
         }
         match parent.status.as_str() {
-            "SUBMITTED" | "PENDING" | "RUNNABLE" => self.stop_job(parent, reason, terminate),
+            "SUBMITTED" | "PENDING" | "RUNNABLE" => {
+                self.node_nets.lock().unwrap_or_else(|p| p.into_inner()).remove(&parent.job_id);
+                self.stop_job(parent, reason, terminate)
+            }
             "STARTING" | "RUNNING" if terminate => {
                 let mut parent = parent;
                 parent.n.stopping = Some(reason.to_owned());
