@@ -16,8 +16,10 @@ use crate::jobdefs::{check_container, resources_of};
 use crate::model::Job;
 use crate::{client, Batch, NodeNetwork};
 
-/// nimbus's bound on a job's nodes (each is an instance).
+/// AWS's default bound on a job's nodes (the instances of an ECS cluster).
 const MAX_NODES: u64 = 1000;
+/// AWS's bound on a job's node groups (ranges).
+const MAX_RANGES: usize = 5;
 
 fn invalid(message: impl std::fmt::Display) -> AwsError {
     client(format!("Error executing request, Exception : {message}, RequestId: nimbus"))
@@ -67,8 +69,8 @@ pub fn check_node_properties(properties: &Value) -> Result<(), AwsError> {
         return Err(invalid("mainNode must be less than numNodes"));
     }
     let ranges = properties["nodeRangeProperties"].as_array().cloned().unwrap_or_default();
-    if ranges.is_empty() {
-        return Err(invalid("nodeRangeProperties must contain at least one node range"));
+    if ranges.is_empty() || ranges.len() > MAX_RANGES {
+        return Err(invalid(format!("nodeRangeProperties must hold between 1 and {MAX_RANGES} node ranges")));
     }
     let mut covered = vec![false; num_nodes as usize];
     for range in &ranges {

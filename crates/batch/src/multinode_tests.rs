@@ -176,3 +176,32 @@ async fn a_failing_main_node_stops_the_others_and_the_job_is_retried() {
     let live = call(&batch, "listjobs", json!({"multiNodeJobId": id, "jobStatus": "RUNNING"}));
     assert_eq!(live["jobSummaryList"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_range_names_its_instance_type_and_the_job_shows_why_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = open(dir.path(), Arc::new(Fake::default()));
+    setup(&batch).await;
+    let mut wanted = container("exit 0");
+    wanted["instanceType"] = json!("m7i.large");
+    call(&batch, "registerjobdefinition", definition(2, 0, json!([{"targetNodes": "0:", "container": wanted}])));
+    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The fake sells only c6i.large: the main node waits, and the job says why.
+    for _ in 0..400 {
+        let job = call(&batch, "describejobs", json!({"jobs": [id]}))["jobs"][0].clone();
+        if let Some(reason) = job["statusReason"].as_str() {
+            assert_eq!(job["status"], "RUNNABLE");
+            assert!(reason.starts_with("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"), "{reason}");
+            call(&batch, "canceljob", json!({"jobId": id, "reason": "no such type"}));
+            let done = settled(&batch, &id, &["FAILED"]).await;
+            assert_eq!(done["isCancelled"], true);
+            settled(&batch, &format!("{id}#0"), &["FAILED"]).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the job never said why it waits");
+}
