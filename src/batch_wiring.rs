@@ -130,8 +130,10 @@ struct NodeSwitch {
 
 impl nimbus_batch::NodeNetwork for NodeSwitch {
     fn join(&self, instance_id: &str) -> Result<String, String> {
-        let (netns, address) =
-            self.ec2.network_of(instance_id).ok_or_else(|| format!("instance {instance_id} is not running"))?;
+        let (netns, address) = self
+            .ec2
+            .network_of(instance_id)
+            .ok_or_else(|| format!("instance {instance_id} is not running"))?;
         let Some(netns) = netns else { return Ok("127.0.0.1".into()) };
         let switch = match self.switch.get() {
             Some(switch) => switch,

@@ -72,7 +72,11 @@ impl Capacity for Fake {
             self.started.lock().unwrap().push(exec.env.clone());
             let exit_tx = std::sync::Mutex::new(Some(exit_tx));
             if let Some(code) = code {
-                let _ = exit_tx.lock().unwrap().take().unwrap().send(Exit { code: Some(code), signal: None, oom: false });
+                let _ = exit_tx.lock().unwrap().take().unwrap().send(Exit {
+                    code: Some(code),
+                    signal: None,
+                    oom: false,
+                });
             }
             drop(_lines_tx);
             let signal = Box::new(move |signal: i32| {

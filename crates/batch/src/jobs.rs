@@ -118,7 +118,9 @@ impl Batch {
             (Value::Null, Some(crate::multinode::submitted(&definition, input)?))
         } else {
             if input.get("nodeOverrides").is_some() {
-                return Err(client("nodeOverrides can be used only with a multi-node parallel job definition"));
+                return Err(client(
+                    "nodeOverrides can be used only with a multi-node parallel job definition",
+                ));
             }
             let container = overridden(&definition["containerProperties"], &input["containerOverrides"]);
             check_container(&container, fargate)?;

@@ -82,9 +82,7 @@ pub fn check_node_properties(properties: &Value) -> Result<(), AwsError> {
             )));
         };
         if range.get("ecsProperties").is_some() || range.get("eksProperties").is_some() {
-            return Err(client(
-                "nimbus runs container node ranges only (no ecsProperties or eksProperties)",
-            ));
+            return Err(client("nimbus runs container node ranges only (no ecsProperties or eksProperties)"));
         }
         check_container(&range["container"], false)?;
         covered[start as usize..=end as usize].iter_mut().for_each(|c| *c = true);
@@ -251,7 +249,8 @@ impl Batch {
                 continue;
             }
             // The main node has exited: the others are stopped, then the attempt is settled.
-            let reason = format!("Main node {} of the multi-node parallel job exited", main_index.unwrap_or(0));
+            let reason =
+                format!("Main node {} of the multi-node parallel job exited", main_index.unwrap_or(0));
             let live: Vec<Job> = nodes.iter().filter(|n| !n.is_finished()).cloned().collect();
             if !live.is_empty() {
                 let unstopped: Vec<Job> = live.into_iter().filter(|n| n.n.stopping.is_none()).collect();
@@ -372,7 +371,8 @@ impl Batch {
         ];
         if !is_main {
             let address = main_address.ok_or_else(|| {
-                "CannotStartContainerError: the main node's address is not known (it has not started)".to_owned()
+                "CannotStartContainerError: the main node's address is not known (it has not started)"
+                    .to_owned()
             })?;
             variables.push(("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS".to_owned(), address));
         }

@@ -53,7 +53,8 @@ async fn definitions_and_overrides_are_checked_as_aws_checks_them() {
     let uncovered = definition(3, 0, json!([{"targetNodes": "0:1", "container": container("exit 0")}]));
     assert!(refused(&batch, "registerjobdefinition", uncovered).contains("node 2 is in no range"));
     let main_outside = definition(2, 2, json!([{"targetNodes": "0:", "container": container("exit 0")}]));
-    assert!(refused(&batch, "registerjobdefinition", main_outside).contains("mainNode must be less than numNodes"));
+    assert!(refused(&batch, "registerjobdefinition", main_outside)
+        .contains("mainNode must be less than numNodes"));
     let range_outside = definition(2, 0, json!([{"targetNodes": "0:5", "container": container("exit 0")}]));
     assert!(refused(&batch, "registerjobdefinition", range_outside).contains("Invalid targetNodes 0:5"));
     let mut both = definition(2, 0, json!([{"targetNodes": "0:", "container": container("exit 0")}]));
@@ -71,7 +72,8 @@ async fn definitions_and_overrides_are_checked_as_aws_checks_them() {
     assert!(described.get("containerProperties").is_none());
 
     let submit = |overrides: Value| json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp", "nodeOverrides": overrides});
-    let message = refused(&batch, "submitjob", submit(json!({"nodePropertyOverrides": [{"targetNodes": "0:0"}]})));
+    let message =
+        refused(&batch, "submitjob", submit(json!({"nodePropertyOverrides": [{"targetNodes": "0:0"}]})));
     assert_eq!(message, "NodeOverride targets should match job definition. Non matching targets - 0:0");
     refused(&batch, "submitjob", submit(json!({"numNodes": 0})));
     let mut with_container = submit(json!({}));
@@ -84,7 +86,9 @@ async fn definitions_and_overrides_are_checked_as_aws_checks_them() {
     let accepted = call(
         &batch,
         "submitjob",
-        submit(json!({"numNodes": 3, "nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": {"command": ["sh", "-c", "exit 0"], "environment": [{"name": "X", "value": "1"}]}}]})),
+        submit(
+            json!({"numNodes": 3, "nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": {"command": ["sh", "-c", "exit 0"], "environment": [{"name": "X", "value": "1"}]}}]}),
+        ),
     );
     let id = accepted["jobId"].as_str().unwrap();
     let job = &call(&batch, "describejobs", json!({"jobs": [id]}))["jobs"][0];
@@ -104,7 +108,8 @@ async fn the_main_node_starts_first_and_the_job_follows_it() {
         {"targetNodes": "1", "container": container("hang")},
     ]);
     call(&batch, "registerjobdefinition", definition(3, 1, ranges));
-    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))["jobId"]
+    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))
+        ["jobId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -117,9 +122,8 @@ async fn the_main_node_starts_first_and_the_job_follows_it() {
     assert_eq!(main["nodeDetails"], json!({"nodeIndex": 1, "isMainNode": true}));
     let started = fake.started.lock().unwrap().clone();
     assert_eq!(started.len(), 3);
-    let var = |env: &Vec<(String, String)>, name: &str| {
-        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    };
+    let var =
+        |env: &Vec<(String, String)>, name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(var(&started[0], "AWS_BATCH_JOB_NODE_INDEX").as_deref(), Some("1"), "the main node first");
     assert_eq!(var(&started[0], "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"), None);
     for env in &started[1..] {
@@ -128,7 +132,8 @@ async fn the_main_node_starts_first_and_the_job_follows_it() {
         assert_eq!(var(env, "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS").as_deref(), Some("10.0.0.1"));
     }
     let nodes = call(&batch, "listjobs", json!({"multiNodeJobId": id}))["jobSummaryList"].clone();
-    let indexes: Vec<Value> = nodes.as_array().unwrap().iter().map(|n| n["nodeProperties"]["nodeIndex"].clone()).collect();
+    let indexes: Vec<Value> =
+        nodes.as_array().unwrap().iter().map(|n| n["nodeProperties"]["nodeIndex"].clone()).collect();
     assert_eq!(indexes, vec![json!(0), json!(1), json!(2)]);
     // Terminating the job stops its main node, and the job ends FAILED with the reason.
     call(&batch, "terminatejob", json!({"jobId": id, "reason": "enough"}));
@@ -151,7 +156,8 @@ async fn a_failing_main_node_stops_the_others_and_the_job_is_retried() {
     let mut input = definition(2, 0, ranges);
     input["retryStrategy"] = json!({"attempts": 2});
     call(&batch, "registerjobdefinition", input);
-    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))["jobId"]
+    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))
+        ["jobId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -184,8 +190,13 @@ async fn a_node_range_names_its_instance_type_and_the_job_shows_why_it_waits() {
     setup(&batch).await;
     let mut wanted = container("exit 0");
     wanted["instanceType"] = json!("m7i.large");
-    call(&batch, "registerjobdefinition", definition(2, 0, json!([{"targetNodes": "0:", "container": wanted}])));
-    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))["jobId"]
+    call(
+        &batch,
+        "registerjobdefinition",
+        definition(2, 0, json!([{"targetNodes": "0:", "container": wanted}])),
+    );
+    let id = call(&batch, "submitjob", json!({"jobName": "m", "jobQueue": "q", "jobDefinition": "mnp"}))
+        ["jobId"]
         .as_str()
         .unwrap()
         .to_owned();

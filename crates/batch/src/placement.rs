@@ -200,7 +200,8 @@ impl Batch {
                 }
                 let held = self.held_vcpus(ce_arn) as f64;
                 let max = resources["maxvCpus"].as_f64().unwrap_or(0.0);
-                let mut pool = if fargate { fargate_types(&catalog) } else { candidates(&catalog, resources) };
+                let mut pool =
+                    if fargate { fargate_types(&catalog) } else { candidates(&catalog, resources) };
                 // A node range may name its instance type.
                 if let Some(wanted) = job.container["instanceType"].as_str().filter(|_| job.is_node()) {
                     pool.retain(|t| t.name == wanted);

@@ -49,7 +49,8 @@ impl Switch {
 
     /// Runs `ip ARGS` inside the network namespace `namespace`.
     fn ip_in(&self, namespace: &OwnedFd, args: &[&str]) -> io::Result<()> {
-        let mut command = Command::new(ip_program().ok_or_else(|| io::Error::other("iproute2's ip is not installed"))?);
+        let mut command =
+            Command::new(ip_program().ok_or_else(|| io::Error::other("iproute2's ip is not installed"))?);
         command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let fd = namespace.as_raw_fd();
         // SAFETY: setns(2) is async-signal-safe; it changes only the child's own namespace.
@@ -80,7 +81,10 @@ fn fd_path(namespace: &OwnedFd) -> String {
 }
 
 fn ip_program() -> Option<std::path::PathBuf> {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].map(std::path::PathBuf::from).into_iter().find(|p| p.is_file())
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
