@@ -89,7 +89,11 @@ def test_workers_reach_the_main_node_over_tcp(batch, batch_server, mnp_queue):
     assert described["type"] == "multinode" and described["nodeProperties"]["numNodes"] == 3
     submitted = batch.submit_job(jobName="mnp", jobQueue=mnp_queue, jobDefinition=definition)
     job_id = submitted["jobId"]
-    done = finished(batch, job_id, timeout=120)
+    try:
+        done = finished(batch, job_id, timeout=60)
+    except AssertionError:
+        found = batch.describe_jobs(jobs=[job_id] + [f"{job_id}#{i}" for i in range(3)])["jobs"]
+        raise AssertionError(json.dumps([{k: j.get(k) for k in ("jobId", "status", "statusReason", "attempts", "container")} for j in found], indent=1))
     assert done["status"] == "SUCCEEDED", done
     assert done["nodeProperties"]["mainNode"] == 1
     nodes = {n["jobId"]: n for n in nodes_of(batch, job_id)}
@@ -111,6 +115,7 @@ def test_workers_reach_the_main_node_over_tcp(batch, batch_server, mnp_queue):
     assert sorted(line.split("'")[1] for line in main_lines) == ["hello from 0", "hello from 2"]
     main_address = until("node 0's output", lambda: log_lines(batch_server.endpoint, stream(details[0])))[0].rsplit(" ", 1)[1]
     assert main_address.startswith("172.31.")
+    assert details[1]["container"]["networkInterfaces"] == [{"privateIpv4Address": main_address}]
     # The workers connected from their own private addresses, not the main node's.
     peers = {line.rsplit(" ", 1)[1] for line in main_lines}
     assert len(peers) == 2 and main_address not in peers
@@ -138,6 +143,19 @@ def test_a_failing_main_node_fails_the_job_and_stops_the_others(batch, mnp_queue
     worker = finished(batch, f"{job_id}#1")
     assert worker["status"] == "FAILED"
     assert worker["statusReason"] == "Main node 0 of the multi-node parallel job exited"
+
+
+def test_terminating_the_job_ends_every_node(batch, mnp_queue):
+    needs_root()
+    definition = register(batch, ["sleep", "600"], num_nodes=2)
+    job_id = batch.submit_job(jobName="mnp-stop", jobQueue=mnp_queue, jobDefinition=definition)["jobId"]
+    until("both nodes running", lambda: node_statuses(batch, job_id, 2) == ["RUNNING", "RUNNING"], timeout=60)
+    assert job(batch, job_id)["status"] == "RUNNING"
+    batch.terminate_job(jobId=job_id, reason="stopped by the test")
+    done = finished(batch, job_id)
+    assert done["status"] == "FAILED" and done["isTerminated"], done
+    assert done["statusReason"] == "stopped by the test"
+    assert node_statuses(batch, job_id, 2) == ["FAILED", "FAILED"]
 
 
 def test_definitions_and_overrides_are_refused_as_aws_refuses_them(batch, mnp_queue):
@@ -179,6 +197,7 @@ def test_spot_environments_do_not_run_nodes(batch):
         (j for j in batch.describe_jobs(jobs=[f"{job_id}#0"])["jobs"] if j.get("statusReason")), None))
     assert main["status"] == "RUNNABLE"
     assert "aren't supported on compute environments that use Spot Instances" in main["statusReason"]
+    until("the job's reason", lambda: job(batch, job_id).get("statusReason") == main["statusReason"])
     batch.terminate_job(jobId=job_id, reason="spot")
     assert finished(batch, job_id)["status"] == "FAILED"
     assert finished(batch, f"{job_id}#0")["status"] == "FAILED"

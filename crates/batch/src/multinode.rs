@@ -328,6 +328,16 @@ impl Batch {
         }
     }
 
+    /// A node's address as DescribeJobs shows it (`container.networkInterfaces`, as for AWS's
+    /// `awsvpc` tasks).
+    fn show_interface(&self, node_id: &str, address: &str) {
+        let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(Some(mut node)) = self.store.job(node_id) {
+            node.container["networkInterfaces"] = json!([{ "privateIpv4Address": address }]);
+            let _ = self.store.save_jobs(&[&node]);
+        }
+    }
+
     /// A node's own variables (AWS's), its instance joined to its job's network first.
     pub(crate) async fn node_variables(
         self: &Arc<Self>,
@@ -338,7 +348,7 @@ impl Batch {
         let index = node.n.index.unwrap_or(0);
         let is_main = node.node_details.as_ref().is_some_and(|d| d["isMainNode"] == json!(true));
         let (me, id, instance) = (self.clone(), parent.clone(), instance.to_owned());
-        let attempt = node.n.attempt;
+        let (attempt, node_id) = (node.n.attempt, node.job_id.clone());
         let joined = tokio::task::spawn_blocking(move || {
             let network = {
                 let mut nets = me.node_nets.lock().unwrap_or_else(|p| p.into_inner());
@@ -353,6 +363,7 @@ impl Batch {
                 }
             };
             let address = network.join(&instance)?;
+            me.show_interface(&node_id, &address);
             let mut nets = me.node_nets.lock().unwrap_or_else(|p| p.into_inner());
             let net = nets.get_mut(&id).ok_or("the job's network is gone")?;
             if is_main {

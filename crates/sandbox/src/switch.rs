@@ -38,11 +38,14 @@ impl Switch {
     /// [`MEMBER_INTERFACE`]. Blocking.
     pub fn join(&self, member: &OwnedFd, address: &str) -> io::Result<()> {
         let n = self.members.fetch_add(1, Ordering::Relaxed);
-        let port = format!("port{n}");
+        // Named apart while both ends are here (members may join at the same time), renamed in
+        // the member's namespace.
+        let (port, end) = (format!("port{n}"), format!("end{n}"));
         let here = &self.namespace;
-        self.ip_in(here, &["link", "add", &port, "type", "veth", "peer", "name", MEMBER_INTERFACE])?;
-        self.ip_in(here, &["link", "set", MEMBER_INTERFACE, "netns", &fd_path(member)])?;
+        self.ip_in(here, &["link", "add", &port, "type", "veth", "peer", "name", &end])?;
+        self.ip_in(here, &["link", "set", &end, "netns", &fd_path(member)])?;
         self.ip_in(here, &["link", "set", &port, "master", "br0", "up"])?;
+        self.ip_in(member, &["link", "set", &end, "name", MEMBER_INTERFACE])?;
         self.ip_in(member, &["addr", "add", address, "dev", MEMBER_INTERFACE])?;
         self.ip_in(member, &["link", "set", MEMBER_INTERFACE, "up"])
     }
@@ -107,8 +110,12 @@ mod tests {
         let (b, _) = namespace_with_listeners(&[]).unwrap();
         let (outsider, _) = namespace_with_listeners(&[]).unwrap();
         let switch = Switch::new().unwrap();
-        switch.join(&a, "172.31.9.10/16").unwrap();
-        switch.join(&b, "172.31.9.11/16").unwrap();
+        // Members join at the same time (a job's nodes start together).
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| switch.join(&a, "172.31.9.10/16"));
+            switch.join(&b, "172.31.9.11/16").unwrap();
+            first.join().unwrap().unwrap();
+        });
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut text = String::new();
