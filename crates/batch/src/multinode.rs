@@ -309,6 +309,10 @@ impl Batch {
     /// CancelJob and TerminateJob of a multi-node parallel job: every node that has not ended,
     /// then the job itself.
     pub(crate) fn stop_multinode(&self, parent: Job, reason: &str, terminate: bool) -> Result<(), AwsError> {
+        // CancelJob leaves a started job alone, as AWS does (its queued nodes too).
+        if !terminate && matches!(parent.status.as_str(), "STARTING" | "RUNNING") {
+            return Ok(());
+        }
         let nodes = self.store.jobs_where("parent = ?1", &params![parent.job_id.as_str()])?;
         for node in nodes.into_iter().filter(|n| !n.is_finished()) {
             // A queued node of a cancelled job ends now; a started one only by TerminateJob.

@@ -135,7 +135,10 @@ async fn the_main_node_starts_first_and_the_job_follows_it() {
     let indexes: Vec<Value> =
         nodes.as_array().unwrap().iter().map(|n| n["nodeProperties"]["nodeIndex"].clone()).collect();
     assert_eq!(indexes, vec![json!(0), json!(1), json!(2)]);
-    // Terminating the job stops its main node, and the job ends FAILED with the reason.
+    // CancelJob leaves a started job alone; TerminateJob stops its main node, and the job ends
+    // FAILED with the reason.
+    call(&batch, "canceljob", json!({"jobId": id, "reason": "too late"}));
+    assert_eq!(call(&batch, "describejobs", json!({"jobs": [id]}))["jobs"][0]["status"], "RUNNING");
     call(&batch, "terminatejob", json!({"jobId": id, "reason": "enough"}));
     let done = settled(&batch, &id, &["FAILED", "SUCCEEDED"]).await;
     assert_eq!(done["status"], "FAILED");
