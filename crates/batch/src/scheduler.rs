@@ -164,12 +164,14 @@ impl Batch {
             });
             if let Some(action) = due {
                 let why = action["reason"].as_str().unwrap_or_default();
+                let reason = format!("Canceled by JobStateTimeLimit action due to reason: {why}");
+                if head.is_multinode_parent() {
+                    // With its nodes.
+                    self.stop_multinode(head, &reason, false)?;
+                    continue;
+                }
                 head.is_cancelled = true;
-                self.finish(
-                    &mut head,
-                    "FAILED",
-                    &format!("Canceled by JobStateTimeLimit action due to reason: {why}"),
-                )?;
+                self.finish(&mut head, "FAILED", &reason)?;
             }
         }
         Ok(())
