@@ -258,6 +258,10 @@ impl Batch {
                 if let Some(mut fresh) = self.store.job(&job.job_id)?.filter(|j| j.status == "RUNNABLE") {
                     fresh.status_reason = reason;
                     self.store.save_jobs(&[&fresh])?;
+                    // A main node's reason is its job's, shown at the next turn.
+                    if fresh.is_node() {
+                        self.wake();
+                    }
                 }
             }
         }
