@@ -1,7 +1,7 @@
 """AWS Batch multi-node parallel jobs end to end: a 3-node job whose nodes run on instances of
 their own, the workers connecting over TCP to the main node at
-AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS; a failing main node failing the job (the others
-stopped); definitions and overrides refused as AWS refuses them; Spot refused; a kill -9 of
+AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS, and no other job reaching the main node there;
+a failing main node failing the job (the others stopped); TerminateJob ending every node; definitions and overrides refused as AWS refuses them; Spot refused; a kill -9 of
 nimbus while the nodes run."""
 
 from __future__ import annotations
@@ -141,12 +141,49 @@ def test_a_failing_main_node_fails_the_job_and_stops_the_others(batch, mnp_queue
     assert worker["statusReason"] == "Main node 0 of the multi-node parallel job exited"
 
 
-def test_terminating_the_job_ends_every_node(batch, mnp_queue):
+# The main node greets whoever connects, until stopped; the other node waits. (A job's first
+# process is its PID namespace's init: SIGTERM reaches it only through a handler.)
+LISTEN = r"""
+import os, signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+if os.environ["AWS_BATCH_JOB_NODE_INDEX"] == os.environ["AWS_BATCH_JOB_MAIN_NODE_INDEX"]:
+    server = socket.create_server(("0.0.0.0", 7777))
+    while True:
+        peer = server.accept()[0]
+        peer.sendall(b"main node here\n")
+        peer.close()
+time.sleep(600)
+"""
+
+# An ordinary job: exits 3 when the main node at argv[1] greets it, 0 otherwise. (A connection
+# alone proves nothing: the network outside may accept any connection.)
+PROBE = r"""
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 7777), timeout=3) as peer:
+        greeting = peer.makefile().readline()
+except OSError as error:
+    greeting = f"unreachable: {error}"
+print(greeting.strip())
+sys.exit(3 if greeting == "main node here\n" else 0)
+"""
+
+
+def test_terminating_the_job_ends_every_node_and_no_other_job_reaches_them(batch, mnp_queue):
     needs_root()
-    definition = register(batch, ["sleep", "600"], num_nodes=2)
+    definition = register(batch, ["python3", "-c", LISTEN], num_nodes=2)
     job_id = batch.submit_job(jobName="mnp-stop", jobQueue=mnp_queue, jobDefinition=definition)["jobId"]
     until("both nodes running", lambda: node_statuses(batch, job_id, 2) == ["RUNNING", "RUNNING"], timeout=60)
     assert job(batch, job_id)["status"] == "RUNNING"
+    # The nodes' network is theirs: a job of the same queue, on another instance, cannot reach
+    # the main node at its address.
+    [interface] = job(batch, f"{job_id}#0")["container"]["networkInterfaces"]
+    probe = f"probe-{uuid.uuid4().hex[:8]}"
+    batch.register_job_definition(jobDefinitionName=probe, type="container", containerProperties={
+        "image": "nimbus/host", "command": ["python3", "-c", PROBE, interface["privateIpv4Address"]],
+        "vcpus": 1, "memory": 256})
+    probed = finished(batch, batch.submit_job(jobName="probe", jobQueue=mnp_queue, jobDefinition=probe)["jobId"])
+    assert probed["status"] == "SUCCEEDED", (probed["statusReason"], probed["container"].get("exitCode"), probed["container"].get("reason"))
     batch.terminate_job(jobId=job_id, reason="stopped by the test")
     done = finished(batch, job_id)
     assert done["status"] == "FAILED" and done["isTerminated"], done
