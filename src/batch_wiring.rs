@@ -120,6 +120,34 @@ pub struct BatchCapacity {
     pub clock: Arc<dyn nimbus_api::clock::Clock>,
 }
 
+/// A multi-node parallel job's network: its instances' own network namespaces joined by a
+/// switch of their own (`nimbus_sandbox::Switch`), each at its EC2 private address within the
+/// VPC's /16. Instances that run plain processes share the host's network: there the nodes
+/// reach each other on the host's loopback.
+struct NodeSwitch {
+    ec2: Arc<nimbus_ec2::Ec2>,
+    switch: std::sync::OnceLock<nimbus_sandbox::Switch>,
+}
+
+impl nimbus_batch::NodeNetwork for NodeSwitch {
+    fn join(&self, instance_id: &str) -> Result<String, String> {
+        let (netns, address) = self
+            .ec2
+            .network_of(instance_id)
+            .ok_or_else(|| format!("instance {instance_id} is not running"))?;
+        let Some(netns) = netns else { return Ok("127.0.0.1".into()) };
+        let switch = match self.switch.get() {
+            Some(switch) => switch,
+            None => {
+                let made = nimbus_sandbox::Switch::new().map_err(|e| e.to_string())?;
+                self.switch.get_or_init(|| made)
+            }
+        };
+        switch.join(&netns, &format!("{address}/16")).map_err(|e| e.to_string())?;
+        Ok(address)
+    }
+}
+
 fn host_state(lifecycle: &nimbus_ec2::Lifecycle) -> nimbus_batch::HostState {
     match lifecycle {
         nimbus_ec2::Lifecycle::Pending => nimbus_batch::HostState::Pending,
@@ -245,6 +273,11 @@ impl nimbus_batch::Capacity for BatchCapacity {
             });
             Ok(nimbus_batch::JobProcess { lines, exit, signal })
         })
+    }
+
+    fn node_network(&self) -> Result<Box<dyn nimbus_batch::NodeNetwork>, String> {
+        let ec2 = self.ec2.get_blocking()?;
+        Ok(Box::new(NodeSwitch { ec2, switch: std::sync::OnceLock::new() }))
     }
 
     fn terminate(&self, instance_id: &str) {

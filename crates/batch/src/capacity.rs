@@ -105,6 +105,19 @@ pub trait Capacity: Send + Sync + 'static {
     fn exec<'a>(&'a self, instance_id: &'a str, exec: JobExec) -> ExecFuture<'a>;
     /// Terminates an instance (ignores one already gone).
     fn terminate(&self, instance_id: &str);
+    /// A new private network for the nodes of one multi-node parallel job; dropping it takes
+    /// it apart. Blocking.
+    fn node_network(&self) -> Result<Box<dyn NodeNetwork>, String> {
+        Err("this nimbus makes no network between instances".into())
+    }
+}
+
+/// The private network of one multi-node parallel job's nodes: they reach each other at the
+/// addresses [`NodeNetwork::join`] gives, and nothing else reaches them through it.
+pub trait NodeNetwork: Send + Sync {
+    /// Puts a running instance on the network; returns its private IPv4 address there.
+    /// Blocking.
+    fn join(&self, instance_id: &str) -> Result<String, String>;
 }
 
 /// A job's container image, resolved in nimbus's image store: its root file system (held

@@ -1,5 +1,5 @@
 //! The scheduler and state machine over a fake capacity: instances run at once, a job's
-//! "process" ends with the exit code its command names (`exit N`), or never (`hang`).
+//! "process" ends with the exit code its command names (`exit N`), or at a signal (`hang`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,17 @@ use crate::{
 #[derive(Default)]
 pub(crate) struct Fake {
     launched: AtomicUsize,
+    /// Each process's variables, in the order they started.
+    pub(crate) started: std::sync::Mutex<Vec<Vec<(String, String)>>>,
+}
+
+/// A network whose members get 10.0.0.1, 10.0.0.2 …
+struct FakeNetwork(AtomicUsize);
+
+impl crate::NodeNetwork for FakeNetwork {
+    fn join(&self, _: &str) -> Result<String, String> {
+        Ok(format!("10.0.0.{}", self.0.fetch_add(1, Ordering::SeqCst) + 1))
+    }
 }
 
 impl Capacity for Fake {
@@ -58,17 +69,30 @@ impl Capacity for Fake {
                 }
                 _ => None,
             };
+            self.started.lock().unwrap().push(exec.env.clone());
+            let exit_tx = std::sync::Mutex::new(Some(exit_tx));
             if let Some(code) = code {
-                let _ = exit_tx.send(Exit { code: Some(code), signal: None, oom: false });
-            } else {
-                std::mem::forget(exit_tx);
+                let _ = exit_tx.lock().unwrap().take().unwrap().send(Exit {
+                    code: Some(code),
+                    signal: None,
+                    oom: false,
+                });
             }
             drop(_lines_tx);
-            Ok(JobProcess { lines, exit, signal: Box::new(|_| {}) })
+            let signal = Box::new(move |signal: i32| {
+                if let Some(exit) = exit_tx.lock().unwrap().take() {
+                    let _ = exit.send(Exit { code: None, signal: Some(signal), oom: false });
+                }
+            });
+            Ok(JobProcess { lines, exit, signal })
         })
     }
 
     fn terminate(&self, _: &str) {}
+
+    fn node_network(&self) -> Result<Box<dyn crate::NodeNetwork>, String> {
+        Ok(Box::new(FakeNetwork(AtomicUsize::new(0))))
+    }
 }
 
 pub(crate) fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
@@ -93,12 +117,12 @@ pub(crate) fn open(dir: &std::path::Path, capacity: Arc<Fake>) -> Arc<Batch> {
     .unwrap()
 }
 
-fn call(batch: &Batch, op: &str, input: Value) -> Value {
+pub(crate) fn call(batch: &Batch, op: &str, input: Value) -> Value {
     tokio::task::block_in_place(|| batch.dispatch(op, "us-east-1", &input))
         .unwrap_or_else(|e| panic!("{op}: {}", e.message))
 }
 
-async fn setup(batch: &Batch) {
+pub(crate) async fn setup(batch: &Batch) {
     call(
         batch,
         "createcomputeenvironment",
@@ -129,7 +153,7 @@ fn submit(batch: &Batch, script: &str, extra: Value) -> String {
     call(batch, "submitjob", input)["jobId"].as_str().unwrap().to_owned()
 }
 
-async fn settled(batch: &Batch, id: &str, wanted: &[&str]) -> Value {
+pub(crate) async fn settled(batch: &Batch, id: &str, wanted: &[&str]) -> Value {
     let mut job = Value::Null;
     for _ in 0..400 {
         job = call(batch, "describejobs", json!({"jobs": [id]}))["jobs"][0].clone();

@@ -112,13 +112,11 @@ impl Batch {
         if !valid_name(name) {
             return Err(client("jobDefinitionName must be 1-128 letters, numbers, hyphens and underscores"));
         }
-        match input["type"].as_str() {
-            Some("container") => {}
-            Some("multinode") => {
-                return Err(client("nimbus does not run multi-node parallel jobs yet (type multinode)"))
-            }
+        let multinode = match input["type"].as_str() {
+            Some("container") => false,
+            Some("multinode") => true,
             _ => return Err(client("type must be container or multinode")),
-        }
+        };
         if input.get("ecsProperties").is_some() || input.get("eksProperties").is_some() {
             return Err(client(
                 "nimbus runs container job definitions only (no ecsProperties or eksProperties)",
@@ -128,7 +126,22 @@ impl Batch {
             input["platformCapabilities"].as_array().cloned().unwrap_or_else(|| vec![json!("EC2")]);
         let fargate = capabilities.iter().any(|c| c == "FARGATE");
         let container = &input["containerProperties"];
-        check_container(container, fargate)?;
+        if multinode {
+            if fargate {
+                return Err(client(
+                    "Error executing request, Exception : Fargate doesn't support multi-node parallel jobs, RequestId: nimbus",
+                ));
+            }
+            if !container.is_null() {
+                return Err(client("Error executing request, Exception : containerProperties can't be specified for a multinode job definition; use nodeProperties, RequestId: nimbus"));
+            }
+            crate::multinode::check_node_properties(&input["nodeProperties"])?;
+        } else {
+            if input.get("nodeProperties").is_some() {
+                return Err(client("Error executing request, Exception : nodeProperties can be specified only for a multinode job definition, RequestId: nimbus"));
+            }
+            check_container(container, fargate)?;
+        }
         check_retry(&input["retryStrategy"])?;
         check_timeout(&input["timeout"])?;
         let existing: Vec<Value> = self.store.all(KIND)?;
@@ -145,11 +158,17 @@ impl Batch {
         let arn = self.arn(region, "job-definition", &format!("{name}:{revision}"));
         let mut definition = json!({
             "jobDefinitionName": name, "jobDefinitionArn": arn, "revision": revision, "status": "ACTIVE",
-            "type": "container", "parameters": input.get("parameters").cloned().unwrap_or_else(|| json!({})),
-            "containerProperties": container, "tags": input.get("tags").cloned().unwrap_or_else(|| json!({})),
+            "type": if multinode { "multinode" } else { "container" },
+            "parameters": input.get("parameters").cloned().unwrap_or_else(|| json!({})),
+            "tags": input.get("tags").cloned().unwrap_or_else(|| json!({})),
             "propagateTags": input["propagateTags"].as_bool().unwrap_or(false),
             "platformCapabilities": capabilities, "containerOrchestrationType": "ECS",
         });
+        if multinode {
+            definition["nodeProperties"] = input["nodeProperties"].clone();
+        } else {
+            definition["containerProperties"] = container.clone();
+        }
         for key in ["retryStrategy", "timeout", "schedulingPriority"] {
             if let Some(value) = input.get(key) {
                 definition[key] = value.clone();

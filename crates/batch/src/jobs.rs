@@ -26,6 +26,31 @@ fn merge_env(base: &Value, over: &Value) -> Value {
     Value::Array(merged)
 }
 
+/// Container properties with a submission's `containerOverrides` applied.
+pub(crate) fn overridden(base: &Value, overrides: &Value) -> Value {
+    let mut container = base.clone();
+    if let Some(command) = overrides.get("command") {
+        container["command"] = command.clone();
+    }
+    if overrides.get("environment").is_some() {
+        container["environment"] = merge_env(&container["environment"], &overrides["environment"]);
+    }
+    for key in ["vcpus", "memory", "instanceType"] {
+        if let Some(value) = overrides.get(key) {
+            container[key] = value.clone();
+        }
+    }
+    if let Some(requirements) = overrides["resourceRequirements"].as_array() {
+        let mut merged = container["resourceRequirements"].as_array().cloned().unwrap_or_default();
+        for requirement in requirements {
+            merged.retain(|r| r["type"] != requirement["type"]);
+            merged.push(requirement.clone());
+        }
+        container["resourceRequirements"] = Value::Array(merged);
+    }
+    container
+}
+
 impl Batch {
     pub(crate) fn submit_job(&self, region: &str, input: &Value) -> Result<Value, AwsError> {
         let name = input["jobName"].as_str().unwrap_or_default();
@@ -86,31 +111,21 @@ impl Batch {
                 }
             }
         }
-        // Container properties with the submission's overrides.
-        let mut container = definition["containerProperties"].clone();
-        let overrides = &input["containerOverrides"];
-        if let Some(command) = overrides.get("command") {
-            container["command"] = command.clone();
-        }
-        if overrides.get("environment").is_some() {
-            container["environment"] = merge_env(&container["environment"], &overrides["environment"]);
-        }
-        for key in ["vcpus", "memory", "instanceType"] {
-            if let Some(value) = overrides.get(key) {
-                container[key] = value.clone();
-            }
-        }
-        if let Some(requirements) = overrides["resourceRequirements"].as_array() {
-            let mut merged = container["resourceRequirements"].as_array().cloned().unwrap_or_default();
-            for requirement in requirements {
-                merged.retain(|r| r["type"] != requirement["type"]);
-                merged.push(requirement.clone());
-            }
-            container["resourceRequirements"] = Value::Array(merged);
-        }
         let fargate =
             definition["platformCapabilities"].as_array().is_some_and(|c| c.iter().any(|c| c == "FARGATE"));
-        check_container(&container, fargate)?;
+        // A multi-node parallel job has no container of its own: its nodes have theirs.
+        let (container, node_properties) = if definition["type"] == "multinode" {
+            (Value::Null, Some(crate::multinode::submitted(&definition, input)?))
+        } else {
+            if input.get("nodeOverrides").is_some() {
+                return Err(client(
+                    "nodeOverrides can be used only with a multi-node parallel job definition",
+                ));
+            }
+            let container = overridden(&definition["containerProperties"], &input["containerOverrides"]);
+            check_container(&container, fargate)?;
+            (container, None)
+        };
         let (vcpus, memory) = resources_of(&container);
         let retry = input.get("retryStrategy").or(definition.get("retryStrategy")).cloned();
         if let Some(retry) = &retry {
@@ -154,6 +169,8 @@ impl Batch {
             job_definition: definition["jobDefinitionArn"].as_str().unwrap_or_default().to_owned(),
             parameters,
             container,
+            node_properties,
+            node_details: None,
             array_properties: size.map(|s| json!({ "size": s })),
             timeout,
             tags: (!tags.is_empty()).then_some(tags),
@@ -226,8 +243,13 @@ impl Batch {
             } else {
                 self.store.jobs_where("queue = ?1 AND parent = ''", &params![arn.as_str()])?
             }
-        } else if input["multiNodeJobId"].as_str().is_some() {
-            Vec::new()
+        } else if let Some(parent) = input["multiNodeJobId"].as_str() {
+            let mut nodes = self.store.jobs_where("parent = ?1", &params![parent])?;
+            if input.get("jobStatus").is_some() {
+                nodes.retain(|j| j.status == status);
+            }
+            nodes.sort_by_key(|j| j.n.index);
+            nodes
         } else {
             return Err(client(
                 "Error executing request, Exception : A jobQueue, arrayJobId or multiNodeJobId is required",
@@ -310,6 +332,8 @@ impl Batch {
             {
                 self.stop_job(job, reason, terminate)?;
             }
+        } else if job.is_multinode_parent() {
+            self.stop_multinode(job, reason, terminate)?;
         } else {
             self.stop_job(job, reason, terminate)?;
         }

@@ -16,6 +16,9 @@ mod jobdefs;
 mod jobs;
 mod limits;
 mod model;
+mod multinode;
+#[cfg(test)]
+mod multinode_tests;
 mod placement;
 pub mod provider;
 mod queues;
@@ -40,7 +43,7 @@ use tokio::sync::{watch, Notify};
 
 pub use crate::capacity::{
     Capacity, ExecFuture, Exit, Host, HostRequest, HostState, HostType, JobEvents, JobExec, JobImage,
-    JobImages, JobLogs, JobProcess, Nothing, Ulimit,
+    JobImages, JobLogs, JobProcess, NodeNetwork, Nothing, Ulimit,
 };
 pub use crate::slurm::{SlurmSettings, TAG as SLURM_TAG};
 use crate::store::Store;
@@ -104,6 +107,8 @@ pub struct Batch {
     jobs_lock: Mutex<()>,
     /// Jobs of compute environments bound to Slurm.
     slurm: Arc<slurm::Slurm>,
+    /// The networks of running multi-node parallel jobs.
+    node_nets: multinode::NodeNets,
 }
 
 pub(crate) fn client(message: impl Into<String>) -> AwsError {
@@ -156,6 +161,7 @@ impl Batch {
             parents_to_count: Mutex::new(None),
             passes: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            node_nets: Default::default(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(scheduler::run(Arc::downgrade(&batch)));

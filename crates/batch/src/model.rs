@@ -35,8 +35,15 @@ pub struct Job {
     pub job_definition: String,
     #[serde(default)]
     pub parameters: Map<String, Value>,
-    #[serde(default)]
+    /// Null for a multi-node parallel job (its nodes have containers).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub container: Value,
+    /// A multi-node parallel job's `nodeProperties` (as submitted, overrides applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_properties: Option<Value>,
+    /// A node's `nodeDetails` (`nodeIndex`, `isMainNode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_details: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_properties: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,12 +68,20 @@ pub struct Internal {
     pub region: String,
     pub queue_name: String,
     pub definition_name: String,
+    /// An array child's parent, or a node's multi-node parallel job.
     #[serde(default)]
     pub parent: Option<String>,
+    /// An array child's index, or a node's.
     #[serde(default)]
     pub index: Option<u32>,
     #[serde(default)]
     pub size: Option<u32>,
+    /// A node's: how many nodes its job has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_nodes: Option<u32>,
+    /// A node's: its job's main node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_node: Option<u32>,
     pub vcpus: f64,
     pub memory: u64,
     /// The attempt under way (1-based), or the number made when none is.
@@ -106,6 +121,16 @@ impl Job {
         self.n.size.is_some() && self.n.index.is_none()
     }
 
+    /// A multi-node parallel job (its nodes are jobs `<id>#<index>`).
+    pub fn is_multinode_parent(&self) -> bool {
+        self.node_properties.is_some()
+    }
+
+    /// A node of a multi-node parallel job.
+    pub fn is_node(&self) -> bool {
+        self.node_details.is_some()
+    }
+
     /// AWS's `JobDetail`.
     pub fn detail(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -127,6 +152,7 @@ impl Job {
             ("stoppedAt", self.stopped_at.map(|t| json!(t))),
             ("shareIdentifier", self.share_identifier.as_ref().map(|s| json!(s))),
             ("arrayProperties", self.array_properties.clone()),
+            ("nodeProperties", self.node_summary()),
         ] {
             if let Some(value) = value {
                 summary[key] = value;
@@ -142,6 +168,20 @@ impl Job {
             summary["container"] = Value::Object(container);
         }
         summary
+    }
+}
+
+impl Job {
+    /// AWS's `NodePropertiesSummary`: the job's number of nodes, and a node's index.
+    fn node_summary(&self) -> Option<Value> {
+        if let Some(properties) = &self.node_properties {
+            return Some(json!({ "numNodes": properties["numNodes"] }));
+        }
+        let details = self.node_details.as_ref()?;
+        Some(json!({
+            "isMainNode": details["isMainNode"], "nodeIndex": details["nodeIndex"],
+            "numNodes": self.n.num_nodes,
+        }))
     }
 }
 

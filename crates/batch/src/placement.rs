@@ -145,6 +145,10 @@ impl Batch {
         let mut starts: Vec<(Job, String, String)> = Vec::new();
         for job in ordered {
             let Some(queue) = queues.get(&job.job_queue) else { continue };
+            // A multi-node parallel job is placed node by node.
+            if job.is_multinode_parent() {
+                continue;
+            }
             let order: Vec<String> = queue["computeEnvironmentOrder"]
                 .as_array()
                 .into_iter()
@@ -156,6 +160,12 @@ impl Batch {
             let mut started = false;
             for ce_arn in &order {
                 let Some(ce) = ces.get(ce_arn) else { continue };
+                if job.is_node() {
+                    if let Some(why) = refuses_nodes(ce) {
+                        reason.get_or_insert(why);
+                        continue;
+                    }
+                }
                 // Bound to Slurm: the job goes to the cluster, whose own queue holds it.
                 let partition = self.slurm_partition(ce);
                 if let (Some(partition), "VALID", "ENABLED") =
@@ -190,7 +200,12 @@ impl Batch {
                 }
                 let held = self.held_vcpus(ce_arn) as f64;
                 let max = resources["maxvCpus"].as_f64().unwrap_or(0.0);
-                let pool = if fargate { fargate_types(&catalog) } else { candidates(&catalog, resources) };
+                let mut pool =
+                    if fargate { fargate_types(&catalog) } else { candidates(&catalog, resources) };
+                // A node range may name its instance type.
+                if let Some(wanted) = job.container["instanceType"].as_str().filter(|_| job.is_node()) {
+                    pool.retain(|t| t.name == wanted);
+                }
                 *demand.entry(ce_arn.clone()).or_default() += job.n.vcpus;
                 let mut fit_resources = resources.clone();
                 if fargate {
@@ -206,7 +221,9 @@ impl Batch {
                 ) {
                     Ok(kind) => {
                         let spot = matches!(resources["type"].as_str(), Some("SPOT" | "FARGATE_SPOT"));
-                        match self.launch(ce_arn, &kind, spot, fargate.then(|| job.job_id.clone()), &job) {
+                        // Fargate tasks and multi-node parallel jobs' nodes are single-tenant.
+                        let dedicated = (fargate || job.is_node()).then(|| job.job_id.clone());
+                        match self.launch(ce_arn, &kind, spot, dedicated, &job) {
                             Ok(()) => {
                                 placed = true;
                                 break;
@@ -241,6 +258,10 @@ impl Batch {
                 if let Some(mut fresh) = self.store.job(&job.job_id)?.filter(|j| j.status == "RUNNABLE") {
                     fresh.status_reason = reason;
                     self.store.save_jobs(&[&fresh])?;
+                    // A main node's reason is its job's, shown at the next turn.
+                    if fresh.is_node() {
+                        self.wake();
+                    }
                 }
             }
         }
@@ -318,7 +339,10 @@ impl Batch {
         let best = hosts
             .values_mut()
             .filter(|h| h.doc.ce == ce && h.state == HostState::Running)
-            .filter(|h| h.doc.dedicated.as_ref().is_none_or(|d| *d == job.job_id))
+            .filter(|h| match &h.doc.dedicated {
+                Some(owner) => *owner == job.job_id,
+                None => !job.is_node(),
+            })
             .filter(|h| {
                 let (vcpus, memory) = h.free();
                 vcpus >= job.n.vcpus && memory >= job.n.memory
@@ -340,7 +364,10 @@ impl Batch {
                 && h.state == HostState::Pending
                 && vcpus >= job.n.vcpus
                 && memory >= job.n.memory
-                && h.doc.dedicated.as_ref().is_none_or(|d| *d == job.job_id)
+                && match &h.doc.dedicated {
+                    Some(owner) => *owner == job.job_id,
+                    None => !job.is_node(),
+                }
         });
         match host {
             Some(host) => {
@@ -394,6 +421,24 @@ impl Batch {
         tokio::spawn(follow(Arc::downgrade(self), host.instance_id, host.state));
         Ok(())
     }
+}
+
+/// Why a compute environment cannot run multi-node parallel jobs' nodes (AWS runs them on
+/// on-demand EC2 only: not on Spot, Fargate or unmanaged environments).
+fn refuses_nodes(ce: &Value) -> Option<String> {
+    let kind = ce["computeResources"]["type"].as_str().unwrap_or_default();
+    let refused = if ce["type"] != "MANAGED" {
+        "UNMANAGED compute environments"
+    } else if kind == "SPOT" {
+        "compute environments that use Spot Instances"
+    } else if kind.starts_with("FARGATE") {
+        "Fargate compute environments"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - Multi-node parallel jobs aren't supported on {refused}."
+    ))
 }
 
 /// Fargate's sizes: the cheapest current x86_64 types stand in for tasks.

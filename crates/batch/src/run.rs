@@ -206,6 +206,12 @@ impl Batch {
             env.push(("AWS_BATCH_JOB_ARRAY_INDEX".into(), index.to_string()));
             env.push(("AWS_BATCH_JOB_ARRAY_SIZE".into(), size.to_string()));
         }
+        if job.is_node() {
+            match self.node_variables(job, &instance).await {
+                Ok(variables) => env.extend(variables),
+                Err(reason) => return Ending::failed_to_start(reason),
+            }
+        }
         for variable in job.container["environment"].as_array().into_iter().flatten() {
             if let (Some(name), Some(value)) = (variable["name"].as_str(), variable["value"].as_str()) {
                 env.push((name.to_owned(), value.to_owned()));
@@ -301,6 +307,10 @@ impl Batch {
                         fresh.container["logStreamName"] = json!(stream);
                         if me.store.save_jobs(&[&fresh]).is_ok() {
                             me.emit(&fresh);
+                            // A main node running lets the other nodes start.
+                            if fresh.is_node() {
+                                me.wake();
+                            }
                         }
                     }
                 }

@@ -74,6 +74,10 @@ impl Batch {
         let _guard = self.jobs_lock.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.store.jobs_where("status IN ('STARTING','RUNNING')", &[])?;
         for job in started {
+            // A multi-node parallel job follows its nodes (settled at the next turn).
+            if job.is_multinode_parent() {
+                continue;
+            }
             // On Slurm: followed on (or, submitted without its id stored, found by its comment).
             if job.n.slurm.as_ref().is_some_and(|s| s.output.is_some()) {
                 self.clone().resume(job);
@@ -104,6 +108,7 @@ impl Batch {
             }
             fresh
         };
+        self.settle_multinode()?;
         self.pass_on_stops()?;
         self.apply_time_limits(now)?;
         if let Some(at) = self.place(fresh)? {
@@ -159,12 +164,14 @@ impl Batch {
             });
             if let Some(action) = due {
                 let why = action["reason"].as_str().unwrap_or_default();
+                let reason = format!("Canceled by JobStateTimeLimit action due to reason: {why}");
+                if head.is_multinode_parent() {
+                    // With its nodes.
+                    self.stop_multinode(head, &reason, false)?;
+                    continue;
+                }
                 head.is_cancelled = true;
-                self.finish(
-                    &mut head,
-                    "FAILED",
-                    &format!("Canceled by JobStateTimeLimit action due to reason: {why}"),
-                )?;
+                self.finish(&mut head, "FAILED", &reason)?;
             }
         }
         Ok(())
@@ -225,6 +232,11 @@ impl Batch {
                 job.status = "RUNNABLE".into();
                 job.n.runnable_since = Some(self.now());
                 self.emit(&job);
+                if job.is_multinode_parent() {
+                    // Its nodes are made this turn; they are what is placed.
+                    self.store.save_jobs(&[&job])?;
+                    continue;
+                }
                 fresh.push(job);
             } else {
                 job.status = "PENDING".into();
@@ -303,6 +315,10 @@ impl Batch {
         let statuses = self.statuses(&wanted)?;
         let mut changed = Vec::new();
         for mut job in pending {
+            // A node waits for its main node (see `settle_multinode`), not for dependencies.
+            if job.is_node() {
+                continue;
+            }
             if job.is_array_parent() {
                 if to_count.as_ref().is_some_and(|parents| !parents.contains(&job.job_id)) {
                     continue;

@@ -353,6 +353,14 @@ impl Ec2 {
         self.runner.exec(id, exec).await
     }
 
+    /// A running instance's network namespace (None inside: it runs plain processes on the
+    /// host's network) and its private IPv4 address.
+    pub fn network_of(&self, id: &str) -> Option<(Option<std::sync::Arc<std::os::fd::OwnedFd>>, String)> {
+        let netns = self.runner.netns(id)?;
+        let instance = self.instance(id).ok().flatten()?;
+        Some((netns, instance.private_ip))
+    }
+
     /// How much of its type an instance holds on this host (`--capacity scale=F`): a process's
     /// own limits are divided by it as the instance's are.
     pub fn scale(&self) -> f64 {

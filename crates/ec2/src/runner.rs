@@ -425,6 +425,12 @@ impl Runner {
         Ok(Process { child, stdout: started.stdout, stderr: started.stderr })
     }
 
+    /// The network namespace of the running instance `id` (None inside: plain processes on the
+    /// host's network); None when it is not running.
+    pub fn netns(&self, id: &str) -> Option<Option<Arc<std::os::fd::OwnedFd>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|live| live.netns.clone())
+    }
+
     /// Registers a process started by [`Runner::exec`] so that it ends with the instance.
     fn adopt(&self, id: &str, child: Arc<Child>) {
         if let Some(live) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(id) {

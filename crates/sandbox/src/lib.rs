@@ -12,6 +12,7 @@ mod pool;
 mod scratch;
 mod seccomp;
 mod spawn;
+mod switch;
 mod usage;
 
 use std::ffi::OsString;
@@ -21,6 +22,7 @@ pub use cgroup::{Cgroups, Limits};
 pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
 pub use spawn::{Child, Sandbox, Started};
+pub use switch::{Switch, MEMBER_INTERFACE};
 pub use usage::Usage;
 
 /// How strongly environments are isolated on this host.
