@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub use cgroup::{Cgroups, Limits};
 pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
-pub use spawn::{Child, Sandbox, Started};
+pub use spawn::{Child, Sandbox, Spare, Started};
 pub use usage::Usage;
 
 /// How strongly environments are isolated on this host.
