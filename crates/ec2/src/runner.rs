@@ -141,6 +141,14 @@ impl Runner {
         }
     }
 
+    /// Removes the `/tmp` directories its processes left behind when nimbus was killed -9
+    /// (none of them runs any more: they ended with that nimbus).
+    pub fn remove_leftover_tmp(&self, id: &str) {
+        if !id.is_empty() && !id.contains('/') {
+            let _ = std::fs::remove_dir_all(self.instance_dir(id).join("tmp"));
+        }
+    }
+
     /// The last 64 KiB of the instance's console output.
     pub fn console(&self, id: &str) -> Vec<u8> {
         std::fs::read(self.console_path(id)).unwrap_or_default()
@@ -221,9 +229,6 @@ impl Runner {
             return Err(nimbus_stopping());
         }
         let dir = self.instance_dir(&boot.instance_id);
-        // Its processes' /tmp directories that a nimbus killed -9 left behind (recovered at
-        // start, the instance boots again): none of its processes runs yet.
-        let _ = std::fs::remove_dir_all(dir.join("tmp"));
         std::fs::create_dir_all(&dir)?;
         let sandboxed = self.sandbox.isolation() == Isolation::Namespaces;
         let user_data = dir.join("user-data");
