@@ -241,6 +241,8 @@ def test_after_kill_9_queued_jobs_run_and_running_ones_are_retried(server_factor
     quick = shell_def(batch, "echo quick", vcpus=2, memory=1024)
     queued = batch.submit_job(jobName="queued", jobQueue=name, jobDefinition=quick)["jobId"]
     until("queued runnable", lambda: job(batch, queued)["status"] == "RUNNABLE")
+    # The running job's /tmp, and its instance's next job's made ahead, on the instance's disk.
+    left = until("job /tmp directories", lambda: list(srv.data_dir.glob("**/instances/i-*/tmp/*")))
     srv.kill()
     srv.start()
     batch = aws_client("batch", srv.endpoint)
@@ -248,3 +250,4 @@ def test_after_kill_9_queued_jobs_run_and_running_ones_are_retried(server_factor
     assert done["status"] == "SUCCEEDED", done
     assert done["attempts"][0]["statusReason"].startswith("Host EC2 (instance i-")
     assert finished(batch, queued)["status"] == "SUCCEEDED"
+    assert not [path for path in left if path.exists()], "what the killed nimbus's jobs left in /tmp is removed"

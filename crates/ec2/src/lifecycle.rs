@@ -266,6 +266,7 @@ impl Ec2 {
             if !instance.state.holds_capacity() || instance.node != self.config.node {
                 continue;
             }
+            self.runner.remove_leftover_tmp(&instance.id);
             let target = if instance.is_spot() && instance.interruption_behavior == "terminate" {
                 State::Terminated
             } else {

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nimbus_sandbox::{Child, Filesystem, Isolation, Limits, Mount, Network, NetworkKey, Reach, Sandbox};
+use nimbus_sandbox::{
+    Child, Filesystem, Isolation, Limits, Mount, Network, NetworkKey, Reach, Sandbox, Spare,
+};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
@@ -78,6 +80,8 @@ struct Live {
     base_env: Vec<(String, String)>,
     /// Processes started later with [`Runner::exec`]: killed with the instance.
     extra: Mutex<Vec<Arc<Child>>>,
+    /// The sandbox of the next process started in it, made ahead (gone with the instance).
+    spare: Arc<Spare>,
     servers: Vec<tokio::task::JoinHandle<()>>,
     _network: Option<Network>,
     /// Set when nimbus ends the instance (stop, terminate, interruption).
@@ -134,6 +138,14 @@ impl Runner {
     pub fn forget(&self, id: &str) {
         if !id.is_empty() && !id.contains('/') {
             let _ = std::fs::remove_dir_all(self.instance_dir(id));
+        }
+    }
+
+    /// Removes the `/tmp` directories its processes left behind when nimbus was killed -9
+    /// (none of them runs any more: they ended with that nimbus).
+    pub fn remove_leftover_tmp(&self, id: &str) {
+        if !id.is_empty() && !id.contains('/') {
+            let _ = std::fs::remove_dir_all(self.instance_dir(id).join("tmp"));
         }
     }
 
@@ -312,6 +324,7 @@ impl Runner {
             netns,
             base_env: env,
             extra: Mutex::new(Vec::new()),
+            spare: Arc::default(),
             servers,
             _network: network,
             stopping: stopping.clone(),
@@ -419,7 +432,7 @@ impl Runner {
             user: exec.user,
             rlimits: exec.rlimits,
         };
-        let started = self.sandbox.spawn(spec).await?;
+        let started = self.sandbox.spawn_in(&live.spare, spec).await?;
         let child = Arc::new(started.child);
         self.adopt(id, child.clone());
         Ok(Process { child, stdout: started.stdout, stderr: started.stderr })

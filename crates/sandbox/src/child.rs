@@ -33,6 +33,55 @@ pub struct Setup {
     pub rlimits: Vec<(i32, u64, u64)>,
     /// Compiled once per nimbus (see seccomp.rs); installed last, just before `execve`.
     pub seccomp: &'static [seccompiler::BpfProgram],
+    /// A sandbox made ahead: it waits here for its job (see [`Gate`]).
+    pub gate: Option<Gate>,
+}
+
+/// A sandbox made ahead (spare.rs) stops once its root's common part is built and reads one
+/// byte from `fd`; by then the parent has written the job into `handoff`, memory it shares with
+/// this child (mapped before the clone, so at the same address in both).
+#[derive(Clone, Copy)]
+pub struct Gate {
+    pub fd: RawFd,
+    pub handoff: *const Handoff,
+}
+
+// SAFETY: the pointer is only read by the cloned child, after the parent wrote what it points to.
+unsafe impl Send for Gate {}
+
+/// The job's own part of a sandbox made ahead, laid out by the parent in the shared memory:
+/// every pointer points into it.
+#[repr(C)]
+pub struct Handoff {
+    pub program: *const libc::c_char,
+    pub cwd: *const libc::c_char,
+    /// NULL-terminated, as `execve` takes them.
+    pub argv: *const *const libc::c_char,
+    pub envp: *const *const libc::c_char,
+    pub user: Option<(u32, u32)>,
+    pub rlimits: *const (i32, u64, u64),
+    pub rlimit_count: usize,
+    /// The job's mounts, applied before `pivot_root` (while the host's tree is still visible).
+    pub ops: *const RawOp,
+    pub op_count: usize,
+}
+
+/// A mount point made (`source` NULL) or a host directory bound (see [`crate::plan::Op`]).
+#[repr(C)]
+pub struct RawOp {
+    pub source: *const libc::c_char,
+    pub target: *const libc::c_char,
+    pub writable: bool,
+}
+
+/// What the child finally runs, as it runs it: from [`Setup`], or from the [`Handoff`].
+struct Task<'a> {
+    program: *const libc::c_char,
+    cwd: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    user: Option<(u32, u32)>,
+    rlimits: &'a [(i32, u64, u64)],
 }
 
 pub struct Root {
@@ -63,11 +112,12 @@ pub enum Step {
     Chdir,
     Exec,
     Seccomp = 18,
+    Gate = 19,
 }
 
 impl Step {
     pub fn from_u8(value: u8) -> &'static str {
-        const NAMES: [&str; 19] = [
+        const NAMES: [&str; 20] = [
             "unknown",
             "joining cgroups",
             "entering the network namespace",
@@ -87,6 +137,7 @@ impl Step {
             "exec",
             "waiting for the user namespace",
             "installing the seccomp filter",
+            "waiting for its job",
         ];
         NAMES.get(usize::from(value)).copied().unwrap_or("unknown")
     }
@@ -102,11 +153,19 @@ fn check(result: libc::c_long) -> Result<(), i32> {
 
 /// The child's entry point. Returns only on failure, after reporting it.
 pub fn run(setup: &Setup, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> isize {
-    let (step, errno) = match prepare(setup) {
-        Ok(()) => {
+    let task = Task {
+        program: setup.program.as_ptr(),
+        cwd: setup.cwd.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        user: setup.user,
+        rlimits: &setup.rlimits,
+    };
+    let (step, errno) = match prepare(setup, task) {
+        Ok(task) => {
             // SAFETY: program, argv and envp are NUL-terminated strings and NULL-terminated
-            // pointer arrays built by the parent and alive in this (copied) address space.
-            unsafe { libc::execve(setup.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            // pointer arrays built by the parent, alive in this (copied or shared) memory.
+            unsafe { libc::execve(task.program, task.argv, task.envp) };
             (Step::Exec, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
         }
         Err(failure) => failure,
@@ -122,7 +181,7 @@ pub fn run(setup: &Setup, argv: &[*const libc::c_char], envp: &[*const libc::c_c
     }
 }
 
-fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
+fn prepare<'a>(setup: &'a Setup, mut task: Task<'a>) -> Result<Task<'a>, (Step, i32)> {
     let at = |step: Step| move |errno: i32| (step, errno);
     if let Some(fd) = setup.wait_for {
         let mut byte = [0u8; 1];
@@ -150,8 +209,17 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
         // Dies with nimbus even if nimbus is killed with SIGKILL.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    if let Some(gate) = setup.gate {
+        keep_only(&[gate.fd, setup.error]);
+    }
     if let Some(root) = &setup.root {
-        build_root(root)?;
+        assemble_root(root)?;
+    }
+    if let Some(gate) = setup.gate {
+        task = take_job(gate)?;
+    }
+    if let Some(root) = &setup.root {
+        enter_root(root)?;
     }
     if let Some(hostname) = &setup.hostname {
         // SAFETY: a valid string and its length.
@@ -164,19 +232,19 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
     unsafe {
         // The caller's own in their place: a hard limit lowered here could not be raised again
         // (that needs CAP_SYS_RESOURCE outside any user namespace).
-        let given = |resource: libc::c_int| setup.rlimits.iter().any(|&(r, _, _)| r == resource);
+        let given = |resource: libc::c_int| task.rlimits.iter().any(|&(r, _, _)| r == resource);
         if !given(libc::RLIMIT_NOFILE as _) {
             check(libc::setrlimit(libc::RLIMIT_NOFILE, &files).into()).map_err(at(Step::Limits))?;
         }
         if !given(libc::RLIMIT_CORE as _) {
             check(libc::setrlimit(libc::RLIMIT_CORE, &no_core).into()).map_err(at(Step::Limits))?;
         }
-        for &(resource, soft, hard) in &setup.rlimits {
+        for &(resource, soft, hard) in task.rlimits {
             let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
             check(libc::setrlimit(resource as _, &limit).into()).map_err(at(Step::Limits))?;
         }
     }
-    if let Some((uid, gid)) = setup.user {
+    if let Some((uid, gid)) = task.user {
         // SAFETY: prctl and raw set*id system calls with integer arguments; setgroups with an
         // empty list. Raw syscalls on purpose: glibc's wrappers would try to change the IDs of
         // every thread of the parent it still believes exist here, and wait for them forever.
@@ -197,13 +265,65 @@ fn prepare(setup: &Setup) -> Result<(), (Step, i32)> {
     check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())
         .map_err(at(Step::NoNewPrivileges))?;
     // SAFETY: a valid string.
-    check(unsafe { libc::chdir(setup.cwd.as_ptr()) }.into()).map_err(at(Step::Chdir))?;
+    check(unsafe { libc::chdir(task.cwd) }.into()).map_err(at(Step::Chdir))?;
     // Last: the setup above needs calls the filter denies (mount, pivot_root, setns, sethostname).
     seccomp::install(setup.seccomp).map_err(at(Step::Seccomp))?;
-    Ok(())
+    Ok(task)
 }
 
-fn build_root(root: &Root) -> Result<(), (Step, i32)> {
+/// A sandbox made ahead holds no descriptor of nimbus's but its own while it waits (a copy of a
+/// pipe's write end or of a listener would keep it open): closes all from 3 up but `keep`.
+fn keep_only(keep: &[RawFd; 2]) {
+    let (low, high) = (keep[0].min(keep[1]) as u32, keep[0].max(keep[1]) as u32);
+    for (first, last) in [(3, low.wrapping_sub(1)), (low + 1, high.wrapping_sub(1)), (high + 1, u32::MAX)] {
+        if first <= last {
+            // SAFETY: closes descriptor ranges of this (copied) process; none is used below.
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        }
+    }
+}
+
+/// Waits for the job, then mounts its directories (see [`Gate`]).
+fn take_job<'a>(gate: Gate) -> Result<Task<'a>, (Step, i32)> {
+    let mut byte = [0u8; 1];
+    // SAFETY: reads one byte into a local buffer from the gate's pipe.
+    if unsafe { libc::read(gate.fd, byte.as_mut_ptr().cast(), 1) } != 1 {
+        return Err((Step::Gate, libc::ECANCELED));
+    }
+    // SAFETY: the parent wrote the handoff, and everything it points to, before the byte.
+    let handoff = unsafe { &*gate.handoff };
+    // SAFETY: `op_count` entries written by the parent in the shared memory.
+    let ops = unsafe { std::slice::from_raw_parts(handoff.ops, handoff.op_count) };
+    let mut real = RealOs;
+    use os::Os;
+    for op in ops {
+        // SAFETY: NUL-terminated strings in the shared memory.
+        let target = unsafe { CStr::from_ptr(op.target) };
+        let done = if op.source.is_null() {
+            match real.mkdir(target, 0o755) {
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            }
+        } else {
+            // SAFETY: as above.
+            let source = unsafe { CStr::from_ptr(op.source) };
+            os::bind(&mut real, source, target, op.writable)
+        };
+        done.map_err(errno).map_err(|errno| (Step::Mounts, errno))?;
+    }
+    Ok(Task {
+        program: handoff.program,
+        cwd: handoff.cwd,
+        argv: handoff.argv,
+        envp: handoff.envp,
+        user: handoff.user,
+        // SAFETY: `rlimit_count` entries written by the parent in the shared memory.
+        rlimits: unsafe { std::slice::from_raw_parts(handoff.rlimits, handoff.rlimit_count) },
+    })
+}
+
+/// The root's common part, on the tmpfs at `root.dir`.
+fn assemble_root(root: &Root) -> Result<(), (Step, i32)> {
     let at = |step: Step| move |errno: i32| (step, errno);
     let mut real = RealOs;
     use os::Os;
@@ -215,6 +335,15 @@ fn build_root(root: &Root) -> Result<(), (Step, i32)> {
         .map_err(at(Step::RootTmpfs))?;
     os::apply(&root.ops, &mut real)
         .map_err(|(_, error)| (Step::Mounts, error.raw_os_error().unwrap_or(0)))?;
+    Ok(())
+}
+
+/// Into the assembled root, the host's tree left behind, the root made read-only.
+fn enter_root(root: &Root) -> Result<(), (Step, i32)> {
+    let at = |step: Step| move |errno: i32| (step, errno);
+    let mut real = RealOs;
+    use os::Os;
+    let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
     real.mkdir(&root.old, 0o700).map_err(errno).map_err(at(Step::PivotRoot))?;
     // SAFETY: valid strings; pivot_root has no libc wrapper, hence the raw syscall.
     unsafe {

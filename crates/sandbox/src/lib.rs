@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub use cgroup::{Cgroups, Limits};
 pub use network::{Network, NetworkKey, Reach, HOST_ADDRESS_INSIDE};
 pub use plan::{Filesystem, Mount};
-pub use spawn::{Child, Sandbox, Started};
+pub use spawn::{Child, Sandbox, Spare, Started};
 pub use switch::{Switch, MEMBER_INTERFACE};
 pub use usage::Usage;
 

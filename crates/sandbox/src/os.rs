@@ -96,17 +96,7 @@ pub fn apply(ops: &[PreparedOp], os: &mut impl Os) -> Result<(), (usize, io::Err
             Kind::Proc => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_NOEXEC, NONE),
             Kind::Overlay => os.mount(&op.b, &op.a, &op.b, nosuid | libc::MS_RDONLY, &op.data),
             Kind::Device => os.mount(&op.a, &op.b, NONE, libc::MS_BIND, NONE),
-            Kind::Bind { writable } => {
-                let bind = libc::MS_BIND | libc::MS_REC;
-                os.mount(&op.a, &op.b, NONE, bind, NONE).and_then(|()| {
-                    // Bind mounts ignore flags on creation; a remount applies them.
-                    let mut flags = bind | libc::MS_REMOUNT | nosuid;
-                    if !writable {
-                        flags |= libc::MS_RDONLY;
-                    }
-                    os.mount(NONE, &op.b, NONE, flags, NONE)
-                })
-            }
+            Kind::Bind { writable } => bind(os, &op.a, &op.b, writable),
         };
         result.map_err(|error| (index, error))?;
     }
@@ -114,6 +104,19 @@ pub fn apply(ops: &[PreparedOp], os: &mut impl Os) -> Result<(), (usize, io::Err
 }
 
 /// The real system calls.
+/// A bind mount, nosuid and nodev, read-only unless `writable`.
+pub fn bind(os: &mut impl Os, source: &CStr, target: &CStr, writable: bool) -> io::Result<()> {
+    let bind = libc::MS_BIND | libc::MS_REC;
+    os.mount(source, target, NONE, bind, NONE).and_then(|()| {
+        // Bind mounts ignore flags on creation; a remount applies them.
+        let mut flags = bind | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+        if !writable {
+            flags |= libc::MS_RDONLY;
+        }
+        os.mount(NONE, target, NONE, flags, NONE)
+    })
+}
+
 pub struct RealOs;
 
 fn check(result: libc::c_int) -> io::Result<()> {

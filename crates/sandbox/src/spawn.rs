@@ -27,6 +27,9 @@ use crate::plan::{self, HostView};
 use crate::scratch::{ScratchPool, Volume};
 use crate::{Isolation, Spec};
 
+mod spare;
+pub use spare::Spare;
+
 /// AWS runs functions as `sbx_user1051`: uid 993, gid 990.
 const SANDBOX_USER: (u32, u32) = (993, 990);
 /// AWS's limit on open files per environment.
@@ -172,7 +175,7 @@ impl Sandbox {
     fn probe(&self) -> io::Result<()> {
         let spec =
             Spec { program: "/bin/true".into(), cwd: "/".into(), id: "probe".into(), ..Spec::default() };
-        let started = self.start_blocking(&spec)?;
+        let started = self.start_blocking(&spec, None)?;
         let pid = nix::unistd::Pid::from_raw(started.pid as i32);
         let mut report = [0u8; 5];
         let read = nix::unistd::read(started.error.as_raw_fd(), &mut report).unwrap_or(0);
@@ -225,13 +228,18 @@ impl Sandbox {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sandbox = self.clone();
         let job: Job = Box::new(move || {
-            let _ = reply.send(sandbox.start_blocking(&spec));
+            let _ = reply.send(sandbox.start_blocking(&spec, None));
             // After answering: the next environment's group is prepared while this one starts.
             sandbox.refill_slot();
         });
         self.spawner.send(job).map_err(|_| io::Error::other("spawner thread is gone"))?;
         let raw = answer.await.map_err(|_| io::Error::other("spawner thread is gone"))??;
         self.live.fetch_add(1, Ordering::AcqRel);
+        self.adopt(raw).await
+    }
+
+    /// A cloned child (counted live) watched from here on; resolves once it exec'd.
+    async fn adopt(&self, raw: Raw) -> io::Result<Started> {
         // Registering with the reactor needs the runtime, which the spawner thread is not in.
         // SAFETY: the pidfd is owned by the AsyncFd from here on and never replaced.
         let pidfd = unsafe { AsyncFd::register(raw.pidfd) };
@@ -283,7 +291,7 @@ impl Sandbox {
         })
     }
 
-    fn start_blocking(&self, spec: &Spec) -> io::Result<Raw> {
+    fn start_blocking(&self, spec: &Spec, gate: Option<child::Gate>) -> io::Result<Raw> {
         let isolated = self.isolation == Isolation::Namespaces;
         let wants_group = isolated && !self.cgroups.is_empty() && spec.limits.memory_mb > 0;
         let slot =
@@ -298,7 +306,7 @@ impl Sandbox {
             None => (None, false),
         };
         let joining = if joins { group.as_ref() } else { None };
-        match self.clone_child(spec, joining) {
+        match self.clone_child(spec, joining, gate) {
             Ok((pid, pidfd, stdout, stderr, error)) => Ok(Raw { pid, pidfd, stdout, stderr, error, group }),
             Err(error) => {
                 if let Some(group) = group {
@@ -313,6 +321,7 @@ impl Sandbox {
         &self,
         spec: &Spec,
         group: Option<&Group>,
+        gate: Option<child::Gate>,
     ) -> io::Result<(u32, OwnedFd, OwnedFd, OwnedFd, OwnedFd)> {
         let isolated = self.isolation == Isolation::Namespaces;
         let (stdout_r, stdout_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -347,12 +356,7 @@ impl Sandbox {
             error: error_w.as_raw_fd(),
             root,
             hostname: isolated.then(|| CString::new("nimbus").unwrap_or_default()),
-            // In a user namespace only nimbus's own user exists: it is root in there.
-            // As root: the caller's user, else the sandbox's own when isolated.
-            user: match (spec.user, self.user_namespace.is_none() && is_root()) {
-                (Some(user), true) => Some(user),
-                _ => (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
-            },
+            user: self.user_of(spec),
             wait_for: user_ready_r.as_ref().map(|fd| fd.as_raw_fd()),
             cwd: cstring(&spec.cwd),
             program: cstring(&spec.program),
@@ -367,6 +371,7 @@ impl Sandbox {
             open_files: OPEN_FILES,
             rlimits: spec.rlimits.clone(),
             seccomp: crate::seccomp::programs()?,
+            gate,
         };
         let argv = pointers(&setup.argv);
         let envp = pointers(&setup.envp);
@@ -421,6 +426,16 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// The user a spec's process runs as. In a user namespace only nimbus's own user exists:
+    /// it is root in there. As root: the caller's user, else the sandbox's own when isolated.
+    fn user_of(&self, spec: &Spec) -> Option<(u32, u32)> {
+        let isolated = self.isolation == Isolation::Namespaces;
+        match (spec.user, self.user_namespace.is_none() && is_root()) {
+            (Some(user), true) => Some(user),
+            _ => (isolated && self.user_namespace.is_none()).then_some(SANDBOX_USER),
+        }
+    }
+
     /// Prepares the first environment's cgroup in the background (see [`Sandbox::refill_slot`]).
     pub fn prepare_ahead(self: &Arc<Self>) {
         let sandbox = self.clone();

@@ -166,3 +166,98 @@ async fn tmp_under_is_a_fresh_directory_gone_at_release_and_setup_failures_are_e
     assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 0, "every /tmp directory is gone");
     sandbox.close(std::time::Duration::from_secs(2)).await;
 }
+
+/// Runs `spec` through `spare` (see [`Sandbox::spawn_in`]); (exit code, output, OOM-killed).
+async fn run_in(
+    sandbox: &Arc<Sandbox>,
+    spare: &Arc<nimbus_sandbox::Spare>,
+    spec: Spec,
+) -> (i32, String, bool) {
+    let mut started = sandbox.spawn_in(spare, spec).await.expect("spawn");
+    let mut out = String::new();
+    let (a, status) = tokio::join!(started.stdout.read_to_string(&mut out), started.child.wait());
+    a.unwrap();
+    let status = status.unwrap();
+    let oom = started.child.oom_killed();
+    started.child.release();
+    (
+        status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+        out,
+        oom,
+    )
+}
+
+async fn until_ready(spare: &nimbus_sandbox::Spare) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !spare.is_ready() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(spare.is_ready(), "a spare sandbox is made behind each start");
+}
+
+#[tokio::test]
+async fn a_spare_sandbox_serves_one_process_with_its_own_mounts_user_limits_and_fresh_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sandbox) = sandbox(dir.path()) else { return };
+    let spare = Arc::new(nimbus_sandbox::Spare::default());
+    let parent = dir.path().join("instance-disk");
+    let data = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("file"), format!("{name}\n")).unwrap();
+        // Writable by the job's user, as a Batch job's checkpoint directory is.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        path
+    };
+    let job = |script: &str, source: &std::path::Path, memory_mb: u64| Spec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), format!("exec 2>&1; {script}").into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("MARK".into(), source.display().to_string())],
+        cwd: "/mnt/data".into(),
+        filesystem: Filesystem {
+            tmp_under: Some(parent.clone()),
+            mounts: vec![Mount { source: source.into(), target: "/mnt/data".into(), writable: true }],
+            ..Filesystem::default()
+        },
+        limits: Limits { memory_mb, pids: 64, cpu_millis: 0 },
+        id: uuid_like(),
+        user: Some((1234, 1234)),
+        rlimits: vec![(libc::RLIMIT_NOFILE as i32, 77, 77)],
+        ..Spec::default()
+    };
+    // The first start finds no spare (it makes one behind it).
+    let (code, out, _) = run_in(&sandbox, &spare, job("true", &data("first"), 128)).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+    until_ready(&spare).await;
+    let a = data("a");
+    let script =
+        "echo secret > /tmp/left-by-a; echo $MARK; id -u; ulimit -n; pwd; cat file; echo new > made-by-a";
+    let (code, out, _) = run_in(&sandbox, &spare, job(script, &a, 128)).await;
+    assert_eq!(code, 0, "{out}");
+    let expected = format!("{}\n1234\n77\n/mnt/data\na\n", a.display());
+    assert_eq!(out, expected, "the job's own environment, user, rlimits, cwd and mount");
+    assert_eq!(std::fs::read_to_string(a.join("made-by-a")).unwrap(), "new\n", "its mount is writable");
+    until_ready(&spare).await;
+    let (code, out, _) =
+        run_in(&sandbox, &spare, job("ls -A /tmp | wc -l; ls /mnt/data", &data("b"), 128)).await;
+    assert_eq!((code, out.as_str()), (0, "0\nfile\n"), "the next one sees nothing the previous left: {out}");
+    // The memory limit is the job's, not the one the spare was made with.
+    until_ready(&spare).await;
+    let (code, out, oom) =
+        run_in(&sandbox, &spare, job("head -c 200m /dev/zero | tail", &data("c"), 32)).await;
+    assert!(oom && code == 137, "{code} {oom} {out}");
+    // A program that cannot start is the spawn's error, as without a spare.
+    until_ready(&spare).await;
+    let failing = Spec { program: "/no/such/program".into(), ..job("", &data("d"), 128) };
+    let error = sandbox.spawn_in(&spare, failing).await.err().expect("a missing program fails").to_string();
+    assert!(error.contains("sandbox setup failed while exec"), "{error}");
+    // An unused spare is ended with its owner, and its /tmp directory removed.
+    until_ready(&spare).await;
+    drop(spare);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&parent).unwrap().count() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 0, "every /tmp directory is gone");
+    sandbox.close(std::time::Duration::from_secs(2)).await;
+}
