@@ -38,6 +38,22 @@ def aws_client(service: str, endpoint: str, **config):
         config=Config(retries={"mode": "standard", "total_max_attempts": 1}, **config),
     )
 
+def regional_client(service: str, endpoint: str, region: str, key: str = "test"):
+    """As `aws_client`, signed for `region` with access key `key` (twelve digits name an
+    account), with a read timeout long enough for a region's first call (it opens its state)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=60),
+    )
+
+
 def aws_cli_env(endpoint: str | None, tmp_path) -> dict:
     """The environment for an `aws` CLI subprocess: test credentials, no user config, no retries,
     no pager, and `AWS_ENDPOINT_URL` when given."""

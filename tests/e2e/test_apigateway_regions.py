@@ -15,13 +15,11 @@ import time
 import urllib.parse
 import urllib.request
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import conftest
-from support import ROLE, aws_cli_env, make_zip, unique_name
+from support import ROLE, aws_cli_env, make_zip, regional_client, unique_name
 
 ACCOUNT = "000000000000"
 OTHER_ACCOUNT = "111122223333"
@@ -34,16 +32,7 @@ def handler(event, context):
     return {"statusCode": 200, "body": json.dumps({"region": os.environ["AWS_REGION"], "path": path})}
 '''
 
-
-def client(service: str, endpoint: str, region: str, key: str = "test"):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=60),
-    )
+client = regional_client
 
 
 def call(server, path: str, host: str | None = None):

@@ -14,28 +14,17 @@ import subprocess
 import time
 import urllib.parse
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import conftest
 from oci_images import OCI_MANIFEST, Image, have_busybox, lambda_image, layer
-from support import ROLE, aws_cli_env, unique_name
+from support import ROLE, aws_cli_env, regional_client, unique_name
 
 ACCOUNT = "000000000000"
 OTHER_ACCOUNT = "111122223333"
 
-
-def client(service: str, endpoint: str, region: str, key: str = "test"):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=60),
-    )
+client = regional_client
 
 
 def port(server) -> str:

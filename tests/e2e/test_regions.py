@@ -12,27 +12,16 @@ import subprocess
 import time
 import urllib.request
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import conftest
-from support import ROLE, aws_cli_env, make_zip, unique_name
+from support import ROLE, aws_cli_env, make_zip, regional_client, unique_name
 
 ACCOUNT = "000000000000"
 OTHER_ACCOUNT = "111122223333"
 
-
-def client(service: str, endpoint: str, region: str, key: str = "test"):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key="test",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=30),
-    )
+client = regional_client
 
 
 def receive_one(sqs, url: str, deadline_s: float = 15) -> dict:
