@@ -125,7 +125,8 @@ impl Served {
     fn scoped(&self, request: &ApiRequest) -> Option<Arc<Metrics>> {
         let scope = nimbus_api::scope::scope_of(&request.headers, &request.uri)?;
         let regions = self.regions.get()?;
-        let at = regions.for_scope(&scope).ok()?;
+        // A scope nimbus does not serve (not a region, past the cap) holds no history.
+        let Ok(at) = regions.for_scope(&scope) else { return Some(Metrics::new(None)) };
         if Arc::ptr_eq(&at, regions.home()) {
             return None;
         }

@@ -284,8 +284,18 @@ fn keep_only(keep: &[RawFd; 2]) {
 }
 
 /// Waits for the job, then mounts its directories (see [`Gate`]).
+/// A child made ahead keeps a copy of nimbus's memory (copy-on-write, growing as nimbus's
+/// changes): one no job came for within this long ends, and frees it. The parent stops
+/// handing jobs to a spare well before (`spawn::spare::FRESH`).
+pub const GATE_WAIT_MS: i32 = 30_000;
+
 fn take_job<'a>(gate: Gate) -> Result<Task<'a>, (Step, i32)> {
     let mut byte = [0u8; 1];
+    let mut waiting = libc::pollfd { fd: gate.fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: polls one descriptor of this process described by a local struct.
+    if unsafe { libc::poll(&mut waiting, 1, GATE_WAIT_MS) } != 1 {
+        return Err((Step::Gate, libc::ETIMEDOUT));
+    }
     // SAFETY: reads one byte into a local buffer from the gate's pipe.
     if unsafe { libc::read(gate.fd, byte.as_mut_ptr().cast(), 1) } != 1 {
         return Err((Step::Gate, libc::ECANCELED));

@@ -21,6 +21,10 @@ use crate::{Isolation, Spec};
 /// limit for both together is about 2 MiB); a larger one starts a sandbox of its own.
 const HANDOFF_BYTES: usize = 4 << 20;
 
+/// How long a spare is handed jobs: its child gives up waiting at
+/// [`crate::child::GATE_WAIT_MS`], well after, so a job never meets a child that just left.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Where one kind of process keeps its next sandbox (see [`Sandbox::spawn_in`]).
 #[derive(Default)]
 pub struct Spare {
@@ -57,6 +61,7 @@ impl Shape {
 /// A child waiting at its gate.
 struct Ready {
     shape: Shape,
+    made: std::time::Instant,
     /// Taken when launched; an unused spare's child is killed and reaped when it is dropped.
     raw: Option<Raw>,
     gate: OwnedFd,
@@ -68,8 +73,9 @@ struct Ready {
 impl Spare {
     fn take(&self, shape: &Shape) -> Option<Ready> {
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        // One of another kind (another image, say) is of no use to what comes next either.
-        ready.take().filter(|r| r.shape.fits(shape))
+        // One of another kind (another image, say) is of no use to what comes next either, nor
+        // one about to give up waiting.
+        ready.take().filter(|r| r.shape.fits(shape) && r.made.elapsed() < FRESH)
     }
 
     /// Whether a spare is waiting (for tests and the console).
@@ -145,7 +151,15 @@ impl Sandbox {
         };
         match cloned.await {
             Ok((raw, gate, handoff)) => {
-                Ok(Ready { shape, raw: Some(raw), gate, handoff, volume, live: self.live.clone() })
+                Ok(Ready {
+                    shape,
+                    made: std::time::Instant::now(),
+                    raw: Some(raw),
+                    gate,
+                    handoff,
+                    volume,
+                    live: self.live.clone(),
+                })
             }
             Err(error) => {
                 if let Some(volume) = volume {
