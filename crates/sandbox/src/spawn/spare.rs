@@ -150,17 +150,15 @@ impl Sandbox {
             Ok::<_, io::Error>((raw, gate_w, handoff))
         };
         match cloned.await {
-            Ok((raw, gate, handoff)) => {
-                Ok(Ready {
-                    shape,
-                    made: std::time::Instant::now(),
-                    raw: Some(raw),
-                    gate,
-                    handoff,
-                    volume,
-                    live: self.live.clone(),
-                })
-            }
+            Ok((raw, gate, handoff)) => Ok(Ready {
+                shape,
+                made: std::time::Instant::now(),
+                raw: Some(raw),
+                gate,
+                handoff,
+                volume,
+                live: self.live.clone(),
+            }),
             Err(error) => {
                 if let Some(volume) = volume {
                     tokio::task::spawn_blocking(move || volume.destroy());
