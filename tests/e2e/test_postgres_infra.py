@@ -45,7 +45,7 @@ def test_scripts_postgres_prints_one_url_and_stop_removes_everything():
     lines = started.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("postgres://nimbus@127.0.0.1:") and lines[0].endswith("/postgres")
     port = int(lines[0].split(":")[2].split("/")[0])
-    assert psql(lines[0], "SHOW max_connections") == "1000"
+    assert psql(lines[0], "SHOW max_connections") == "2000"
     assert psql(lines[0], "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == "t"
     again = subprocess.run([SCRIPT, "start", work], capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "not empty" in again.stderr
