@@ -467,8 +467,16 @@ def test_functions_live_per_region(server):
     assert invoke(west, only_west)["region"] == "eu-west-1"
     west_logs, east_logs = client("logs", server.endpoint, "eu-west-1"), client("logs", server.endpoint, "us-east-1")
     deadline = time.time() + 15
-    while not [e for e in west_logs.filter_log_events(logGroupName=f"/aws/lambda/{only_west}")["events"]
-               if "ran in eu-west-1" in e["message"]]:
+
+    def logged_in_west() -> bool:
+        # The group is made when the function's first output is shipped, after the invoke answers.
+        try:
+            events = west_logs.filter_log_events(logGroupName=f"/aws/lambda/{only_west}")["events"]
+        except west_logs.exceptions.ResourceNotFoundException:
+            return False
+        return any("ran in eu-west-1" in e["message"] for e in events)
+
+    while not logged_in_west():
         assert time.time() < deadline, "the function's output did not reach eu-west-1's logs"
         time.sleep(0.2)
     assert east_logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{only_west}")["logGroups"] == []
