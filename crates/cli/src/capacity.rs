@@ -169,7 +169,9 @@ pub fn render_cost(meter: &Value, style: &Style) -> String {
 
 /// The meter over time: one row per bucket that charged anything, by service and purchase option.
 pub fn render_series(series: &Value, style: &Style) -> String {
-    let usd = |v: Option<f64>| v.map_or("-".into(), |p| format!("{p:.6}"));
+    // A sum of rounded figures can be a hair below zero: it prints as 0, not -0.000000.
+    let usd =
+        |v: Option<f64>| v.map_or("-".into(), |p| format!("{:.6}", if p.abs() < 5e-7 { 0.0 } else { p }));
     let at = |column: &Value, n: usize| column.as_array().and_then(|c| c.get(n)).and_then(Value::as_f64);
     let services = ["EC2", "Batch", "Lambda"];
     let markets = ["on-demand", "spot", "reserved"];
